@@ -1,0 +1,1 @@
+"""Qt-free core: types, events, errors, tokens, pricing, usage, secrets, settings, history."""

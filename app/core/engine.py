@@ -1,0 +1,241 @@
+"""The engine runs one generation through a provider and owns what every provider shares:
+parameter validation, timing (time to first token, tokens/s), usage, cost and the ledger.
+
+Used by the CLI, the ``LLMModel`` facade and the UI's backend manager alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from app.core.errors import AppError, StreamInterrupted, redact
+from app.core.events import Finished, Progress, StreamEvent, TextDelta, UsageReport
+from app.core.provider import ProviderRegistry
+from app.core.types import GenerationRecord, GenerationRequest, ModelRef
+
+
+class PriceLookup(Protocol):
+    """What the engine needs from the price table."""
+
+    def cost(self, model: ModelRef, usage: UsageReport) -> Decimal | None:
+        """Exact USD cost, 0 for free models, None when the price is unknown."""
+        ...
+
+
+class LedgerSink(Protocol):
+    """What the engine needs from the usage ledger."""
+
+    def record(self, rec: GenerationRecord) -> int:
+        """Append one record; return its row id."""
+        ...
+
+
+@dataclass
+class LiveStats:
+    """Figures that tick while a stream runs (read them from ``on_event`` callbacks)."""
+
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    chunks: int = 0
+    chars: int = 0
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Time to first token so far."""
+        return None if self.first_token_at is None else self.first_token_at - self.started
+
+    def tokens_per_s(self, tokens: int | None = None, now: float | None = None) -> float | None:
+        """Decode speed since the first token (``tokens`` defaults to chunks so far)."""
+        if self.first_token_at is None:
+            return None
+        n = self.chunks if tokens is None else tokens
+        elapsed = (now or time.perf_counter()) - self.first_token_at
+        if n <= 1 or elapsed <= 0:
+            return None
+        return (n - 1) / elapsed
+
+
+@dataclass
+class GenerationResult:
+    """The outcome of :meth:`Engine.run`."""
+
+    request: GenerationRequest
+    text: str
+    usage: UsageReport
+    cost_usd: Decimal | None
+    ttft_s: float | None
+    duration_s: float
+    tokens_per_s: float | None
+    finish_reason: str
+    record: GenerationRecord
+    record_id: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The CLI's ``--json`` object."""
+        return {
+            "model": str(self.request.model),
+            "text": self.text,
+            "usage": {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+                "estimated": self.usage.estimated,
+            },
+            "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
+            "ttft_s": self.ttft_s,
+            "tokens_per_s": self.tokens_per_s,
+            "finish_reason": self.finish_reason,
+        }
+
+
+EventCallback = Callable[[StreamEvent, LiveStats], None]
+
+
+class Engine:
+    """Runs generations; records every one (finished, failed or cancelled) in the ledger."""
+
+    def __init__(self, registry: ProviderRegistry, prices: PriceLookup, ledger: LedgerSink | None = None) -> None:
+        self.registry = registry
+        self.prices = prices
+        self.ledger = ledger
+
+    async def run(
+        self,
+        request: GenerationRequest,
+        on_event: EventCallback | None = None,
+        *,
+        conversation_id: str | None = None,
+    ) -> GenerationResult:
+        """Stream ``request``; call ``on_event`` for each event; return the result.
+
+        Errors propagate as :class:`AppError` (a failure after some text raises
+        :class:`StreamInterrupted` carrying ``partial_text``); cancellation propagates too.
+        Either way a ledger record is written.
+        """
+        request.params.validated()
+        provider = self.registry.get(request.model.provider)
+        stats = LiveStats()
+        parts: list[str] = []
+        usage: UsageReport | None = None
+        reason = "stop"
+        error: BaseException | None = None
+        stream: AsyncIterator[StreamEvent] = provider.stream(request)
+        try:
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    if not event.text:
+                        continue
+                    now = time.perf_counter()
+                    if stats.first_token_at is None:
+                        stats.first_token_at = now
+                    stats.chunks += 1
+                    stats.chars += len(event.text)
+                    parts.append(event.text)
+                elif isinstance(event, UsageReport):
+                    usage = event
+                elif isinstance(event, Finished):
+                    reason = event.reason
+                elif isinstance(event, Progress) and stats.first_token_at is None:
+                    pass
+                if on_event is not None:
+                    on_event(event, stats)
+        except asyncio.CancelledError as exc:
+            error, reason = exc, "cancelled"
+            raise
+        except StreamInterrupted as exc:
+            error, reason = exc, "error"
+            if not exc.partial_text:
+                exc.partial_text = "".join(parts)
+            raise
+        except AppError as exc:
+            error, reason = exc, "error"
+            if parts:
+                raise StreamInterrupted(exc.message, hint=exc.hint, partial_text="".join(parts)) from exc
+            raise
+        except Exception as exc:  # a provider bug must not leave the caller stuck
+            error, reason = exc, "error"
+            raise StreamInterrupted(
+                f"The generation failed unexpectedly: {type(exc).__name__}: {exc}",
+                partial_text="".join(parts),
+            ) from exc
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None and error is not None:
+                try:
+                    await asyncio.shield(aclose())
+                except (Exception, asyncio.CancelledError):
+                    pass
+            result = self._finish(request, provider, parts, usage, reason, stats, conversation_id, error)
+        return result
+
+    def _finish(
+        self,
+        request: GenerationRequest,
+        provider: object,
+        parts: list[str],
+        usage: UsageReport | None,
+        reason: str,
+        stats: LiveStats,
+        conversation_id: str | None,
+        error: BaseException | None,
+    ) -> GenerationResult:
+        end = time.perf_counter()
+        text = "".join(parts)
+        if usage is None:
+            usage = self._estimate_usage(request, provider, text)
+        cost = self.prices.cost(request.model, usage)
+        tps = stats.tokens_per_s(usage.completion_tokens, now=end) if usage.completion_tokens else None
+        adapter = ",".join(f"{a.name or a.path}:{a.scale:g}" for a in request.adapters) or None
+        err_text = None
+        if error is not None and not isinstance(error, asyncio.CancelledError):
+            err_text = redact(str(error))
+        rec = GenerationRecord(
+            started_at=time.time() - (end - stats.started),
+            provider=request.model.provider,
+            model=request.model.name,
+            endpoint=request.endpoint,
+            adapter=adapter,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_prompt_tokens=usage.cached_prompt_tokens,
+            estimated=usage.estimated,
+            cost_usd=None if cost is None else str(cost),
+            ttft_s=stats.ttft_s,
+            duration_s=end - stats.started,
+            tokens_per_s=tps,
+            finish_reason=reason,
+            conversation_id=conversation_id,
+            error=err_text,
+        )
+        rec_id = self.ledger.record(rec) if self.ledger is not None else None
+        return GenerationResult(
+            request=request,
+            text=text,
+            usage=usage,
+            cost_usd=cost,
+            ttft_s=stats.ttft_s,
+            duration_s=rec.duration_s,
+            tokens_per_s=tps,
+            finish_reason=reason,
+            record=rec,
+            record_id=rec_id,
+        )
+
+    @staticmethod
+    def _estimate_usage(request: GenerationRequest, provider: object, text: str) -> UsageReport:
+        """Usage counted locally (labelled estimated) when the provider sent none."""
+        count = getattr(provider, "count_tokens")
+        from app.core.types import ChatMessage
+
+        prompt = count(request.model.name, list(request.messages))
+        completion = count(request.model.name, [ChatMessage("assistant", text)]) if text else None
+        comp_tokens = 0
+        if completion is not None:
+            # count_tokens includes per-message overhead; remove the overhead of one empty message
+            empty = count(request.model.name, [ChatMessage("assistant", "")]).tokens
+            comp_tokens = max(0, completion.tokens - empty)
+        return UsageReport(prompt.tokens, comp_tokens, estimated=True)

@@ -1,0 +1,144 @@
+"""One error tree. Every error carries a message and a hint telling the user what to do.
+
+Messages must never contain API keys: :func:`redact` is applied to every message.
+"""
+
+from __future__ import annotations
+
+import re
+
+_KEY_PATTERNS = [
+    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-\.]{8,}"),
+    re.compile(r"(?i)(api[_-]?key['\"]?\s*[:=]\s*['\"]?)[A-Za-z0-9_\-\.]{8,}"),
+]
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret value so that :func:`redact` removes it from any text."""
+    if value and len(value) >= 4:
+        _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Replace anything that looks like an API key (or a registered secret) by ``***``."""
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    for pat in _KEY_PATTERNS:
+        text = pat.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
+    return text
+
+
+class AppError(Exception):
+    """Base of every error the app raises on purpose."""
+
+    default_hint = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = redact(message)
+        self.hint = redact(hint if hint is not None else self.default_hint)
+        super().__init__(self.user_message())
+
+    def user_message(self) -> str:
+        """Message plus hint, as shown to the user."""
+        return f"{self.message} {self.hint}".strip()
+
+
+class InvalidParams(AppError):
+    """A generation parameter is out of range (raised before anything is sent)."""
+
+
+class InvalidModelId(AppError):
+    """A model id is malformed or names an unknown provider."""
+
+
+class ConfigError(AppError):
+    """Settings, endpoints or pricing data are wrong."""
+
+
+class ProviderError(AppError):
+    """Anything a provider reports. ``retryable`` marks errors a retry may fix."""
+
+    retryable = False
+
+
+class AuthError(ProviderError):
+    """The key is missing, wrong or lacks permission."""
+
+    default_hint = "Check the API key (python -m app keys set PROVIDER, or the Keys dialog)."
+
+
+class RateLimited(ProviderError):
+    """Too many requests or quota exceeded."""
+
+    retryable = True
+    default_hint = "Wait a moment and try again, or check your plan's limits."
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, hint=hint)
+
+
+class Unreachable(ProviderError):
+    """The server could not be reached or timed out."""
+
+    retryable = True
+    default_hint = "Check that the server is running and the base URL is right, and your network."
+
+
+class ServerError(ProviderError):
+    """The server failed (5xx)."""
+
+    retryable = True
+    default_hint = "The server had a problem; try again in a moment."
+
+
+class ModelNotFound(ProviderError):
+    """The model does not exist on that provider/endpoint, or is not downloaded."""
+
+    default_hint = "Pick a model from the list (python -m app models)."
+
+
+class ContextTooLong(ProviderError):
+    """The request does not fit the model's context window."""
+
+    default_hint = "Shorten the conversation or the prompt, or lower max tokens."
+
+
+class BadRequest(ProviderError):
+    """The server rejected the request as malformed."""
+
+    default_hint = "Check the parameters; some servers do not support every option."
+
+
+class StreamInterrupted(ProviderError):
+    """The stream was cut mid-way. The text received so far is in ``partial_text``."""
+
+    default_hint = "The text received so far was kept. Regenerate to try again."
+
+    def __init__(self, message: str, *, hint: str | None = None, partial_text: str = "") -> None:
+        self.partial_text = partial_text
+        super().__init__(message, hint=hint)
+
+
+class ModelLoadError(ProviderError):
+    """A local model could not be loaded; the previously loaded model stays usable."""
+
+
+class AdapterError(AppError):
+    """A LoRA adapter is missing, corrupt, or does not fit the loaded model."""
+
+
+class SecretsError(AppError):
+    """The secret store failed."""
+
+
+class NoKeyringError(SecretsError):
+    """No secure OS keyring is available."""
+
+    default_hint = (
+        "Install and unlock a Secret Service (e.g. gnome-keyring or KWallet), or choose "
+        "'session only' to keep the key in memory until the app closes."
+    )

@@ -1,0 +1,46 @@
+"""Stream events: what a provider's ``stream()`` yields, as frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of generated text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Model loading or conversion progress. ``fraction`` is 0..1, or None when unknown."""
+
+    phase: str
+    fraction: float | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Token usage of one generation. ``estimated`` is True when counted locally."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_prompt_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The stream ended. ``reason``: stop, length, cancelled, stop_sequence, ..."""
+
+    reason: str
+
+
+StreamEvent = TextDelta | Progress | UsageReport | Finished

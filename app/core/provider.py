@@ -1,0 +1,117 @@
+"""The provider contract and the registry that builds providers lazily by id."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from app.core.errors import InvalidModelId
+from app.core.events import StreamEvent
+from app.core.types import ChatMessage, GenerationRequest, ModelInfo, TokenCount
+
+if TYPE_CHECKING:
+    from app.core.paths import AppPaths
+    from app.core.secrets import SecretStore
+    from app.core.settings import Settings
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What every provider implements. Heavy imports happen inside the provider module.
+
+    - ``stream`` raises :mod:`app.core.errors` types out of the iterator.
+    - Cancelling the consuming task releases sockets/threads in ``finally``.
+    - A finished stream ends with a ``UsageReport`` and then ``Finished(reason)``.
+    """
+
+    id: str
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Models this provider can serve now (remote: from the server)."""
+        ...
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        """Stream one answer as events."""
+        ...
+
+    def count_tokens(self, model: str, messages: list[ChatMessage]) -> TokenCount:
+        """Token count of a whole chat request (with per-message overhead)."""
+        ...
+
+    def model_info(self, model: str) -> ModelInfo:
+        """Static info about one model."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, threads and model memory."""
+        ...
+
+
+@dataclass
+class ProviderContext:
+    """What a provider factory receives: settings, secrets and paths (no globals)."""
+
+    settings: Settings
+    secrets: SecretStore
+    paths: AppPaths
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+ProviderFactory = Callable[[ProviderContext], Provider]
+
+# provider id -> "module:attribute"; modules import lazily so heavy libraries load on first use.
+DEFAULT_FACTORIES: dict[str, str] = {
+    "mock": "app.providers.mock:MockProvider",
+    "openai": "app.providers.openai:OpenAIProvider",
+    "huggingface": "app.providers.transformers:HuggingFaceProvider",
+    "local": "app.providers.transformers:LocalProvider",
+}
+
+
+class ProviderRegistry:
+    """Builds each provider once, on first use, and closes them all on ``aclose``."""
+
+    def __init__(self, context: ProviderContext, factories: dict[str, str | ProviderFactory] | None = None) -> None:
+        self.context = context
+        self._factories: dict[str, str | ProviderFactory] = dict(DEFAULT_FACTORIES)
+        if factories:
+            self._factories.update(factories)
+        self._instances: dict[str, Provider] = {}
+
+    @property
+    def ids(self) -> list[str]:
+        """Registered provider ids."""
+        return list(self._factories)
+
+    def register(self, provider_id: str, factory: str | ProviderFactory) -> None:
+        """Register (or replace) a provider factory."""
+        self._factories[provider_id] = factory
+        self._instances.pop(provider_id, None)
+
+    def get(self, provider_id: str) -> Provider:
+        """The provider for ``provider_id``, built on first call."""
+        if provider_id in self._instances:
+            return self._instances[provider_id]
+        factory = self._factories.get(provider_id)
+        if factory is None:
+            raise InvalidModelId(
+                f"No provider '{provider_id}'.", hint="Use one of: " + ", ".join(self._factories) + "."
+            )
+        if isinstance(factory, str):
+            module_name, _, attr = factory.partition(":")
+            factory = getattr(importlib.import_module(module_name), attr)
+        provider = factory(self.context)  # type: ignore[operator]
+        self._instances[provider_id] = provider
+        return provider
+
+    def loaded(self) -> dict[str, Provider]:
+        """Providers built so far."""
+        return dict(self._instances)
+
+    async def aclose(self) -> None:
+        """Close every provider built so far."""
+        for provider in list(self._instances.values()):
+            await provider.aclose()
+        self._instances.clear()

@@ -1,0 +1,178 @@
+"""Typed, versioned settings in one JSON file under the user config dir, written atomically.
+
+A corrupt file is moved aside (``settings.json.corrupt-<time>``) with a warning, never a crash.
+Keys are never stored here: :class:`EndpointConfig` only says whether a key is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+log = logging.getLogger(__name__)
+
+SETTINGS_VERSION = 1
+
+
+class RetryPolicy(BaseModel):
+    """One retry policy for remote providers (the SDK's own retries are switched off)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    max_attempts: int = Field(3, ge=1, le=10)
+    base_delay_s: float = Field(0.5, ge=0.0, le=60.0)
+    max_delay_s: float = Field(8.0, ge=0.0, le=600.0)
+    jitter: float = Field(0.25, ge=0.0, le=1.0)
+    respect_retry_after: bool = True
+    max_retry_after_s: float = Field(60.0, ge=0.0, le=3600.0)
+
+
+EndpointKind = Literal["openai", "ollama", "lmstudio", "llamacpp", "vllm", "custom"]
+
+
+class EndpointConfig(BaseModel):
+    """A named OpenAI-compatible endpoint. Its key (if any) lives in the keyring under
+    ``endpoint:<name>`` (the built-in OpenAI endpoint uses ``openai``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    base_url: str
+    kind: EndpointKind = "custom"
+    needs_key: bool = False
+    enabled: bool = True
+    timeout_s: float = Field(600.0, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    send_stream_options: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not (v.startswith("http://") or v.startswith("https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return v
+
+    @property
+    def secret_name(self) -> str:
+        """The keyring entry name of this endpoint's key."""
+        return "openai" if self.kind == "openai" else f"endpoint:{self.name}"
+
+
+def default_endpoints() -> list[EndpointConfig]:
+    """The built-in profiles: OpenAI plus the common local servers."""
+    return [
+        EndpointConfig(name="OpenAI", base_url="https://api.openai.com/v1", kind="openai", needs_key=True),
+        EndpointConfig(name="Ollama", base_url="http://localhost:11434/v1", kind="ollama", enabled=False),
+        EndpointConfig(name="LM Studio", base_url="http://localhost:1234/v1", kind="lmstudio", enabled=False),
+        EndpointConfig(name="llama.cpp server", base_url="http://localhost:8080/v1", kind="llamacpp", enabled=False),
+        EndpointConfig(name="vLLM", base_url="http://localhost:8000/v1", kind="vllm", enabled=False),
+    ]
+
+
+class PriceOverride(BaseModel):
+    """USD per 1M tokens for one model id (overrides resources/pricing.json)."""
+
+    input: str
+    cached_input: str | None = None
+    output: str
+
+
+class LocalModelSettings(BaseModel):
+    """Device, dtype and safety options for in-process models."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    threads: int | None = Field(None, ge=1, le=256)
+    trust_remote_code: list[str] = Field(default_factory=list)
+
+
+class Preset(BaseModel):
+    """A saved set of generation parameters (see GenerationParams.to_dict)."""
+
+    name: str
+    params: dict[str, Any]
+    system_prompt: str = ""
+
+
+class Settings(BaseModel):
+    """All user settings. Bump SETTINGS_VERSION and migrate in :func:`_migrate` on changes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: int = SETTINGS_VERSION
+    default_model: str | None = None
+    endpoints: list[EndpointConfig] = Field(default_factory=default_endpoints)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    price_overrides: dict[str, PriceOverride] = Field(default_factory=dict)
+    local: LocalModelSettings = Field(default_factory=LocalModelSettings)
+    presets: list[Preset] = Field(default_factory=list)
+    session_only_secrets: bool = False
+    last_conversation_id: str | None = None
+    recent_local_models: list[str] = Field(default_factory=list)
+
+    def endpoint(self, name: str) -> EndpointConfig | None:
+        """The endpoint called ``name`` (case-insensitive), or None."""
+        for ep in self.endpoints:
+            if ep.name.lower() == name.lower():
+                return ep
+        return None
+
+
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    version = int(data.get("version", 0) or 0)
+    if version < 1:
+        data["version"] = 1
+    return data
+
+
+class SettingsStore:
+    """Loads and saves :class:`Settings` at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.warnings: list[str] = []
+
+    def load(self) -> Settings:
+        """Load settings; missing file -> defaults; corrupt file -> moved aside + defaults."""
+        if not self.path.exists():
+            return Settings()
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict):
+                raise ValueError("top level is not an object")
+            return Settings.model_validate(_migrate(raw))
+        except (OSError, ValueError, ValidationError) as exc:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            try:
+                os.replace(self.path, aside)
+            except OSError:
+                aside = self.path
+            msg = f"Settings file {self.path} could not be read ({type(exc).__name__}); it was moved to {aside} and defaults are used."
+            log.warning(msg)
+            self.warnings.append(msg)
+            return Settings()
+
+    def save(self, settings: Settings) -> None:
+        """Write atomically: temp file in the same folder, fsync, then rename."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = settings.model_dump(mode="json")
+        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=2, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

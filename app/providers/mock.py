@@ -1,0 +1,213 @@
+"""The deterministic, scriptable mock provider (tests and demos).
+
+Model names (``mock:<name>[?opt=value&...]``):
+
+- ``echo``: answers with the last user message.
+- ``fixed?text=...``: answers with the given text.
+- ``lorem?n=200``: ``n`` deterministic words (the seed picks the words).
+- ``markdown``: a short Markdown answer with a list and a code block (the demo).
+- ``tokens?n=10000``: ``n`` tokens as fast as possible.
+- any model accepts ``rate=<tokens per second>``, ``delay=<seconds before the first token>``,
+  ``fail=before|mid``, ``fail_after=<tokens>``, ``error=rate_limit|unreachable|server|auth``.
+
+Tests can also script answers with :meth:`MockProvider.enqueue`.
+A mock token is one whitespace-separated word (with its leading space); counts are exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from app.core.errors import (
+    AuthError,
+    InvalidParams,
+    ModelNotFound,
+    ProviderError,
+    RateLimited,
+    ServerError,
+    StreamInterrupted,
+    Unreachable,
+)
+from app.core.events import Finished, StreamEvent, TextDelta, UsageReport
+from app.core.provider import ProviderContext
+from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
+
+MOCK_MODELS = ("echo", "fixed", "lorem", "markdown", "tokens")
+_WORDS = (
+    "alpha beta gamma delta model token stream latency cost adapter prompt answer "
+    "context window sample seed rank scale layer cache vector tensor"
+).split()
+DEMO_MARKDOWN = """Here is a **quick answer** with a list and some code:
+
+1. Tokens stream as they arrive.
+2. Cost and speed show per message.
+
+```python
+def fib(n: int) -> int:
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+```
+
+Ask me anything else!"""
+
+_TOKEN_RE = re.compile(r"\s*\S+|\s+$")
+
+
+def split_tokens(text: str) -> list[str]:
+    """Split text into mock tokens (a word with its leading whitespace)."""
+    return _TOKEN_RE.findall(text)
+
+
+def count_mock_tokens(text: str) -> int:
+    """Mock token count of ``text``."""
+    return len(text.split())
+
+
+@dataclass(frozen=True)
+class MockScript:
+    """A scripted answer for :meth:`MockProvider.enqueue`."""
+
+    text: str
+    rate: float | None = None
+    fail_after: int | None = None
+    error: str = "server"
+
+
+def _error(kind: str, message: str) -> ProviderError:
+    if kind == "rate_limit":
+        return RateLimited(message, retry_after=1.0)
+    if kind == "unreachable":
+        return Unreachable(message)
+    if kind == "auth":
+        return AuthError(message)
+    return ServerError(message)
+
+
+class MockProvider:
+    """Deterministic provider with scriptable speed and faults."""
+
+    id = "mock"
+
+    def __init__(self, context: ProviderContext | None = None) -> None:
+        self.context = context
+        self._queue: deque[MockScript] = deque()
+        self.requests: list[GenerationRequest] = []
+
+    def enqueue(self, items: Iterable[str | MockScript]) -> None:
+        """Queue answers; each request takes the next one before falling back to its model."""
+        for item in items:
+            self._queue.append(item if isinstance(item, MockScript) else MockScript(item))
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The built-in mock models."""
+        return [self.model_info(name) for name in MOCK_MODELS]
+
+    def model_info(self, model: str) -> ModelInfo:
+        """Info for ``model`` (options after ``?`` are allowed)."""
+        base, _ = _parse(model)
+        if base not in MOCK_MODELS:
+            raise ModelNotFound(f"There is no mock model '{base}'.", hint="Use one of: " + ", ".join(MOCK_MODELS) + ".")
+        return ModelInfo(
+            ref=ModelRef("mock", model),
+            display_name=f"Mock: {base}",
+            context_length=1_000_000,
+            is_local=True,
+            supports_adapters=False,
+            state="ready",
+            description="Deterministic test model (free).",
+            tokenizer="mock-words",
+        )
+
+    def count_tokens(self, model: str, messages: list[ChatMessage]) -> TokenCount:
+        """Words in all messages plus 3 per message (a fixed chat overhead)."""
+        n = sum(count_mock_tokens(m.content) + 3 for m in messages)
+        return TokenCount(n, exact=True, method="mock-words")
+
+    def _answer(self, request: GenerationRequest) -> tuple[str, dict[str, str], MockScript | None]:
+        base, opts = _parse(request.model.name)
+        if base not in MOCK_MODELS:
+            self.model_info(request.model.name)
+        script = self._queue.popleft() if self._queue else None
+        if script is not None:
+            return script.text, opts, script
+        if base == "echo":
+            users = [m.content for m in request.messages if m.role == "user"]
+            return (users[-1] if users else ""), opts, None
+        if base == "fixed":
+            return opts.get("text", "OK"), opts, None
+        if base == "markdown":
+            return DEMO_MARKDOWN, opts, None
+        n = int(opts.get("n", "200" if base == "lorem" else "1000"))
+        if base == "tokens":
+            return "".join(f" tok{i}" for i in range(n)).lstrip(), opts, None
+        rng = random.Random(request.params.seed if request.params.seed is not None else 0)
+        return " ".join(rng.choice(_WORDS) for _ in range(n)), opts, None
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        """Stream the answer token by token, honouring rate, delay, stop, max_tokens and faults."""
+        request.params.validated()
+        self.requests.append(request)
+        text, opts, script = self._answer(request)
+        try:
+            rate = float(script.rate if script and script.rate else opts.get("rate", 0) or 0)
+            delay = float(opts.get("delay", 0) or 0)
+            fail = opts.get("fail")
+            fail_after = int(script.fail_after if script and script.fail_after is not None else opts.get("fail_after", 3))
+        except ValueError as exc:
+            raise InvalidParams(f"Bad mock option in '{request.model.name}': {exc}") from exc
+        kind = script.error if script else opts.get("error", "server")
+        if script and script.fail_after is not None:
+            fail = "mid" if script.fail_after > 0 else "before"
+        if delay:
+            await asyncio.sleep(delay)
+        if fail == "before":
+            raise _error(kind, "Mock failure before the first token.")
+        tokens = split_tokens(text)
+        limit = request.params.max_tokens
+        reason = "stop"
+        sent: list[str] = []
+        interval = 1.0 / rate if rate > 0 else 0.0
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i, tok in enumerate(tokens):
+            if fail == "mid" and i == fail_after:
+                raise StreamInterrupted("Mock stream cut mid-way.", partial_text="".join(sent))
+            if limit is not None and i >= limit:
+                reason = "length"
+                break
+            candidate = "".join(sent) + tok
+            hit = next((s for s in request.params.stop if s in candidate), None)
+            if hit is not None:
+                cut = candidate.index(hit)
+                rest = candidate[len("".join(sent)) : cut]
+                if rest:
+                    sent.append(rest)
+                    yield TextDelta(rest)
+                reason = "stop"
+                break
+            sent.append(tok)
+            yield TextDelta(tok)
+            if interval:
+                wait = start + (i + 1) * interval - loop.time()
+                await asyncio.sleep(max(0.0, wait))
+            elif i % 64 == 63:
+                await asyncio.sleep(0)
+        prompt = self.count_tokens(request.model.name, list(request.messages)).tokens
+        yield UsageReport(prompt_tokens=prompt, completion_tokens=count_mock_tokens("".join(sent)))
+        yield Finished(reason)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def _parse(model: str) -> tuple[str, dict[str, str]]:
+    base, _, query = model.partition("?")
+    return base.strip(), dict(parse_qsl(query, keep_blank_values=True))
