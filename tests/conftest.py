@@ -1,0 +1,87 @@
+"""Shared fixtures. Qt runs offscreen; every test gets its own app home (settings, DBs)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+
+@pytest.fixture(autouse=True)
+def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private LLM_PLAYGROUND_HOME per test; OPENAI_API_KEY removed from the environment."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("LLM_PLAYGROUND_HOME", str(home))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    return home
+
+
+@pytest.fixture
+def run() -> Callable[..., Any]:
+    """Run a coroutine to completion on a fresh asyncio loop, with a timeout (default 30 s)."""
+
+    def _run(coro: Awaitable[T], timeout: float = 30.0) -> T:
+        async def _wrapped() -> T:
+            return await asyncio.wait_for(coro, timeout)
+
+        return asyncio.run(_wrapped())
+
+    return _run
+
+
+@pytest.fixture
+def qloop(qapp: Any) -> Iterator[Any]:
+    """A qasync loop on the test QApplication, set as the current loop.
+
+    Use ``qloop.run_until_complete(asyncio.wait_for(scenario(), timeout))`` to drive a whole
+    UI scenario (click, then await a signal via a future). Errors from tasks fail the test.
+    """
+    import PySide6  # noqa: F401  (import PySide6 before qasync)
+    import qasync
+
+    loop = qasync.QEventLoop(qapp, already_running=False)
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=5))
+        asyncio.set_event_loop(None)
+        loop.close()
+    if errors:
+        pytest.fail(f"asyncio errors during the test: {errors!r}")
+
+
+async def wait_signal(signal: Any, timeout: float = 10.0) -> tuple[Any, ...]:
+    """Await the next emission of a Qt signal (inside a qasync-driven coroutine)."""
+    fut: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+
+    def _slot(*args: Any) -> None:
+        if not fut.done():
+            fut.set_result(args)
+
+    signal.connect(_slot)
+    try:
+        return await asyncio.wait_for(fut, timeout)
+    finally:
+        try:
+            signal.disconnect(_slot)
+        except (RuntimeError, TypeError):
+            pass
