@@ -1,0 +1,60 @@
+"""Entry point of ``python -m app`` and the ``llm-playground`` console script.
+
+Dispatches to the headless CLI, the self-test or the GUI. Each is imported lazily, so the
+CLI never imports PySide6 (nor torch, unless a local model is used).
+"""
+
+from __future__ import annotations
+
+import sys
+
+CLI_COMMANDS: tuple[str, ...] = ("ask", "models", "count", "keys", "usage")
+
+USAGE = """\
+usage: python -m app [--demo] [--screenshot PATH]      open the window
+       python -m app --self-test [...]                 check the installation, headless
+       python -m app COMMAND [options]                 headless commands
+       python -m app --version | -h
+
+Window options:
+  --demo               start with the mock provider and a demo conversation (no key needed)
+  --screenshot PATH    render the main window offscreen to PATH (PNG) and exit
+  --self-test          run the built-in checks without a window and exit (0 = all passed)
+
+Commands:
+  ask      stream one answer:      python -m app ask -m mock:echo "hello"
+  models   list models:            python -m app models [--base-url URL]
+  count    count tokens:           python -m app count -m openai:gpt-4o "some text"
+  keys     manage API keys:        python -m app keys set|delete|list [openai|ENDPOINT]
+  usage    usage and cost totals:  python -m app usage [--by model|day]
+
+Run 'python -m app COMMAND -h' for a command's options.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch on the arguments; return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in CLI_COMMANDS:
+        from app.cli import main as cli_main
+
+        return cli_main(args)
+    if "--version" in args:
+        from app import __version__
+
+        sys.stdout.write(f"llm-playground {__version__}\n")
+        return 0
+    if "-h" in args or "--help" in args:
+        sys.stdout.write(USAGE)
+        return 0
+    if "--self-test" in args:
+        from app.selftest import main as selftest_main
+
+        return int(selftest_main(args))
+    from app.ui.launch import main as gui_main
+
+    return int(gui_main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The headless command line: ``ask``, ``models``, ``count``, ``keys`` and ``usage``.
+
+Imports no Qt and no heavy library up front; every command goes through
+:class:`app.core.services.Services`, so generations land in the usage ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app.cli import ask, count, keys, models, usage
+from app.cli.common import EXIT_INTERRUPTED, exit_code_for, print_error
+from app.core.errors import AppError
+
+COMMANDS: tuple[str, ...] = ("ask", "models", "count", "keys", "usage")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description="LLM Playground, headless. Run without a command to open the window.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    ask.add_parser(sub)
+    models.add_parser(sub)
+    count.add_parser(sub)
+    keys.add_parser(sub)
+    usage.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one CLI command; return its exit code (0 ok, 1 provider error, 2 bad input, 130 Ctrl+C)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    try:
+        return int(args.func(args))
+    except AppError as exc:
+        print_error(exc)
+        return exit_code_for(exc)
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.write("\nCancelled.\n")
+        return EXIT_INTERRUPTED

@@ -1,0 +1,81 @@
+"""Shared helpers of the CLI commands: exit codes, error printing, model ids, masking."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TextIO, TypeVar
+
+from app.core.errors import AppError, InvalidParams, ProviderError, SecretsError
+from app.core.types import PROVIDER_IDS, ModelRef
+
+if TYPE_CHECKING:
+    from app.core.services import Services
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_PROVIDER = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def exit_code_for(exc: AppError) -> int:
+    """1 for provider and secret-store failures, 2 for bad input (params, model ids, config)."""
+    if isinstance(exc, ProviderError | SecretsError):
+        return EXIT_PROVIDER
+    return EXIT_BAD_INPUT
+
+
+def print_error(exc: AppError, stream: TextIO | None = None) -> None:
+    """Print the error's user message (never a traceback) on stderr."""
+    out = stream or sys.stderr
+    out.write(f"error: {exc.user_message()}\n")
+    out.flush()
+
+
+def resolve_model_id(text: str, endpoint: str | None) -> ModelRef:
+    """Parse ``provider:model``. With an endpoint, a bare server model name (which may itself
+    contain a colon, like Ollama's ``llama3.2:1b``) means ``openai:<name>``."""
+    if endpoint:
+        prefix, sep, _ = text.partition(":")
+        if not sep or prefix.strip().lower() not in PROVIDER_IDS:
+            return ModelRef("openai", text.strip())
+    ref = ModelRef.parse(text)
+    if endpoint and ref.provider != "openai":
+        raise InvalidParams(
+            f"--endpoint/--base-url only apply to OpenAI-compatible models, not '{ref}'.",
+            hint="Drop the endpoint option, or name the server's model (e.g. -m openai:llama3).",
+        )
+    return ref
+
+
+def mask_secret(value: str) -> str:
+    """Show only the last 4 characters (and a short known prefix): ``sk-…abcd``."""
+    if not value:
+        return "(empty)"
+    tail = value[-4:] if len(value) > 8 else ""
+    prefix = "sk-" if value.startswith("sk-") and len(value) > 8 else ""
+    return f"{prefix}…{tail}" if tail else "…"
+
+
+def read_text_arg(value: str, stdin: TextIO | None = None) -> str:
+    """The argument itself, or all of stdin when it is ``-``."""
+    if value == "-":
+        return (stdin or sys.stdin).read()
+    return value
+
+
+def run_with_services(body: Callable[[Services], Awaitable[T]]) -> T:
+    """Build :class:`Services`, run ``body`` on a fresh event loop and close them after."""
+    from app.core.services import Services
+
+    async def _main() -> T:
+        services = Services.create()
+        try:
+            return await body(services)
+        finally:
+            await services.aclose()
+
+    return asyncio.run(_main())

@@ -1,0 +1,84 @@
+"""``count``: the token count of a text, or of a one-message chat request with its overhead."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from app.cli.common import EXIT_OK, read_text_arg, run_with_services
+from app.core.types import ChatMessage, ModelRef, TokenCount
+
+if TYPE_CHECKING:
+    from app.core.services import Services
+
+IN_PROCESS_PROVIDERS = ("local", "huggingface", "mock")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register the ``count`` subcommand."""
+    p = sub.add_parser(
+        "count", help="count tokens", description="Count the tokens of a text for a model."
+    )
+    p.add_argument("text", metavar="TEXT", help="the text; '-' reads it from stdin")
+    p.add_argument("-m", "--model", help="provider:model (default: the settings' default model)")
+    p.add_argument(
+        "--chat",
+        action="store_true",
+        help="count a one-message user chat request, with its overhead",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_count)
+
+
+def count_for(services: Services, ref: ModelRef, text: str, chat: bool) -> TokenCount:
+    """Count with the model's own tokenizer where the app has it, else a labelled estimate."""
+    from app.core import tokens
+
+    messages = [ChatMessage("user", text)]
+    if ref.provider in IN_PROCESS_PROVIDERS:
+        provider = services.registry.get(ref.provider)
+        full = provider.count_tokens(ref.name, messages)
+        if chat:
+            return full
+        # the text alone: the request minus the overhead of an empty message
+        empty = provider.count_tokens(ref.name, [ChatMessage("user", "")])
+        return TokenCount(max(0, full.tokens - empty.tokens), full.exact, full.method)
+    if chat:
+        return tokens.count_chat(ref.name, messages)
+    return tokens.count_text(ref.name, text)
+
+
+def describe(count: TokenCount) -> str:
+    """``N tokens (exact, o200k_base)`` or ``N tokens (estimate, ...)``."""
+    unit = "token" if count.tokens == 1 else "tokens"
+    method = count.method
+    if method.startswith("estimate (") and method.endswith(")"):
+        method = method[len("estimate (") : -1]
+    label = "exact" if count.exact else "estimate"
+    return f"{count.tokens} {unit} ({label}, {method})"
+
+
+def run_count(args: argparse.Namespace) -> int:
+    """Run ``count``; return the exit code."""
+    text = read_text_arg(args.text)
+
+    async def body(services: Services) -> tuple[ModelRef, TokenCount]:
+        ref = ModelRef.parse(args.model or services.default_model())
+        return ref, count_for(services, ref, text, args.chat)
+
+    ref, count = run_with_services(body)
+    if args.json:
+        payload = {
+            "model": str(ref),
+            "tokens": count.tokens,
+            "exact": count.exact,
+            "method": count.method,
+            "chat": bool(args.chat),
+        }
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        sys.stdout.write(describe(count) + "\n")
+    sys.stdout.flush()
+    return EXIT_OK

@@ -1,0 +1,238 @@
+"""``python -m app ask``: the real CLI in-process (capsys) and as a subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.core.paths import AppPaths
+
+JSON_KEYS = {"model", "text", "usage", "cost_usd", "ttft_s", "tokens_per_s", "finish_reason"}
+
+
+def ledger_rows() -> list[sqlite3.Row]:
+    """Every row of every table in the usage ledger that looks like a generation record."""
+    db = AppPaths.default().usage_db
+    if not db.exists():
+        return []
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+        rows: list[sqlite3.Row] = []
+        for table in tables:
+            cols = [r[1] for r in con.execute(f"pragma table_info({table})")]
+            if "completion_tokens" in cols:
+                rows.extend(con.execute(f"select * from {table}"))
+        return rows
+    finally:
+        con.close()
+
+
+def test_ask_streams_the_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ask", "-m", "mock:echo", "hello there world"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out == "hello there world\n"
+    assert err == ""
+    rows = ledger_rows()
+    assert len(rows) == 1
+    assert rows[0]["provider"] == "mock" and rows[0]["completion_tokens"] == 3
+
+
+def test_ask_flushes_each_delta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every delta is written and flushed before the next one arrives."""
+
+    class Recorder(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.flushed: list[str] = []
+
+        def flush(self) -> None:
+            self.flushed.append(self.getvalue())
+
+    out = Recorder()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["ask", "-m", "mock:fixed?text=one two three", "x"]) == 0
+    assert out.getvalue() == "one two three\n"
+    assert "one" in out.flushed and "one two" in out.flushed and "one two three" in out.flushed
+
+
+def test_ask_json_last_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ask", "-m", "mock:lorem?n=12", "--seed", "3", "--json", "go"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2
+    data = json.loads(lines[-1])
+    assert set(data) == JSON_KEYS
+    assert data["model"] == "mock:lorem?n=12"
+    assert data["text"] == lines[0]
+    assert len(data["text"].split()) == 12
+    assert data["usage"] == {"prompt_tokens": 4, "completion_tokens": 12, "estimated": False}
+    assert data["finish_reason"] == "stop"
+    assert data["cost_usd"] == 0.0 or data["cost_usd"] is None
+
+
+def test_ask_reads_prompt_from_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("piped prompt text"))
+    assert main(["ask", "-m", "mock:echo", "-"]) == 0
+    assert capsys.readouterr().out == "piped prompt text\n"
+
+
+def test_ask_params_reach_the_provider(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["ask", "-m", "mock:echo", "--max-tokens", "2", "--system", "be brief", "--json", "a b c d"]
+    )
+    out, _ = capsys.readouterr()
+    assert code == 0
+    data = json.loads(out.splitlines()[-1])
+    assert data["text"] == "a b"
+    assert data["finish_reason"] == "length"
+    assert data["usage"]["prompt_tokens"] == (2 + 3) + (4 + 3)  # system + user, 3 overhead each
+
+
+def test_ask_stop_sequence(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "-m", "mock:echo", "--stop", "STOP", "one two STOP three"]) == 0
+    assert capsys.readouterr().out == "one two \n"
+
+
+def test_bad_temperature_exits_2_and_sends_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ask", "-m", "mock:echo", "--temperature", "5", "hi"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert "temperature must be between 0 and 2" in err
+    assert "Traceback" not in err
+    assert ledger_rows() == []
+
+
+def test_unparseable_number_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "-m", "mock:echo", "--max-tokens", "lots", "hi"]) == 2
+    assert "--max-tokens" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("model", "needle", "code"),
+    [
+        ("nonsense", "is not a model id", 2),
+        ("acme:gpt", "Unknown provider 'acme'", 2),
+        ("mock:nope", "There is no mock model 'nope'", 1),
+    ],
+)
+def test_unknown_model_is_a_clear_message(
+    capsys: pytest.CaptureFixture[str], model: str, needle: str, code: int
+) -> None:
+    assert main(["ask", "-m", model, "hi"]) == code
+    out, err = capsys.readouterr()
+    assert needle in err
+    assert out == ""
+    assert "Traceback" not in err
+
+
+def test_failure_mid_stream_keeps_partial_text(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ask", "-m", "mock:lorem?n=20&fail=mid&fail_after=5", "go"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert len(out.split()) == 5  # the five tokens sent before the cut stay on stdout
+    assert "Mock stream cut mid-way" in err
+    assert "partial" in err
+    rows = ledger_rows()
+    assert len(rows) == 1 and rows[0]["finish_reason"] == "error"
+
+
+def test_failure_before_first_token(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "-m", "mock:echo?fail=before&error=auth", "hi"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "Mock failure before the first token." in err and "keys set" in err
+
+
+def test_endpoint_with_a_non_openai_model_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "-m", "mock:echo", "--base-url", "http://127.0.0.1:9/v1", "hi"]) == 2
+    assert "only apply to OpenAI-compatible models" in capsys.readouterr().err
+
+
+def test_subprocess_ask_streams_without_qt_or_torch(tmp_path: Path) -> None:
+    """The real entry point; the CLI never imports PySide6 or torch for a mock answer."""
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['app', 'ask', '-m', 'mock:echo', 'hello from a subprocess']\n"
+        "try:\n"
+        "    runpy.run_module('app', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    heavy = sorted(m for m in ('PySide6', 'torch', 'transformers', 'openai') if m in sys.modules)\n"
+        "    sys.stderr.write('HEAVY=' + ','.join(heavy) + '\\n')\n"
+        "    raise\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "hello from a subprocess\n"
+    assert "HEAVY=\n" in proc.stderr
+
+
+def test_subprocess_json_and_error_exit_codes() -> None:
+    root = Path(__file__).resolve().parents[2]
+    ok = subprocess.run(
+        [sys.executable, "-m", "app", "ask", "-m", "mock:echo", "--json", "hi"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert set(json.loads(ok.stdout.splitlines()[-1])) == JSON_KEYS
+    bad = subprocess.run(
+        [sys.executable, "-m", "app", "ask", "-m", "mock:echo", "--top-p", "0", "hi"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+    )
+    assert bad.returncode == 2
+    assert "top_p must be greater than 0" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child differs on Windows")
+def test_ctrl_c_exits_130_and_records_the_cancel() -> None:
+    import signal
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "app", "ask", "-m", "mock:tokens?n=100000&rate=20", "go"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=root,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.read(4)  # blocks until streaming has started
+        assert first == "tok0"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Cancelled." in err and "Traceback" not in err
+    rows = ledger_rows()
+    assert len(rows) == 1 and rows[0]["finish_reason"] == "cancelled"
