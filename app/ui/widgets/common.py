@@ -1,0 +1,194 @@
+"""Small helpers shared by the dashboard, history, keys, settings and LoRA widgets.
+
+Formatting of figures (cost, tokens, seconds, speed), a "tile" widget for big live numbers,
+an inline message label, and :func:`spawn` to run a coroutine as an asyncio task whose
+errors end up in a callback instead of being lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from app.core.errors import AppError, redact
+
+log = logging.getLogger(__name__)
+
+FREE_PROVIDERS = frozenset({"local", "huggingface", "mock"})
+DASH = "\u2014"
+
+
+def to_decimal(value: Decimal | str | float | int | None) -> Decimal | None:
+    """``value`` as a Decimal, or None when missing or unparsable."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def format_cost(value: Decimal | str | float | None, *, provider: str | None = None) -> str:
+    """A USD amount with enough precision for tiny costs.
+
+    ``0`` -> ``free``; unknown (None) -> an em dash, or ``free`` for a local/mock ``provider``;
+    ``0.000123`` -> ``$0.000123``; ``0.0123`` -> ``$0.0123``; ``12.5`` -> ``$12.50``.
+    """
+    amount = to_decimal(value)
+    if amount is None:
+        return "free" if provider in FREE_PROVIDERS else DASH
+    if amount == 0:
+        return "free"
+    if amount >= 1:
+        return f"${amount:,.2f}"
+    if amount >= Decimal("0.01"):
+        return f"${amount:.4f}"
+    if amount < Decimal("0.000001"):
+        return "<$0.000001"
+    return f"${amount:.6f}"
+
+
+def format_tokens(count: int | None, *, estimated: bool = False) -> str:
+    """``1,234``, or ``~1,234`` for a labelled estimate; an em dash when unknown."""
+    if count is None:
+        return DASH
+    return f"{'~' if estimated else ''}{count:,}"
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``0.42 s`` / ``12.3 s`` / ``3 min 4 s``; an em dash when unknown."""
+    if seconds is None:
+        return DASH
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest} s"
+
+
+def format_rate(tokens_per_s: float | None) -> str:
+    """``42.1 tok/s``; an em dash when unknown."""
+    if tokens_per_s is None:
+        return DASH
+    if tokens_per_s >= 1000:
+        return f"{tokens_per_s:,.0f} tok/s"
+    return f"{tokens_per_s:,.1f} tok/s"
+
+
+def error_text(exc: BaseException) -> str:
+    """A user-facing message for ``exc`` (keys redacted)."""
+    if isinstance(exc, AppError):
+        return exc.user_message()
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+def spawn(
+    coro: Coroutine[Any, Any, Any],
+    on_error: Callable[[str], None] | None = None,
+) -> asyncio.Task[Any]:
+    """Run ``coro`` as a task on the running (qasync) loop; report failures to ``on_error``.
+
+    Cancellation is silent. Without ``on_error`` the failure is logged.
+    """
+    task = asyncio.ensure_future(coro)
+
+    def _done(t: asyncio.Task[Any]) -> None:
+        if t.cancelled():
+            return
+        exc = t.exception()
+        if exc is None:
+            return
+        message = error_text(exc)
+        if on_error is not None:
+            on_error(message)
+        else:
+            log.error("background task failed: %s", message)
+
+    task.add_done_callback(_done)
+    return task
+
+
+class Tile(QFrame):
+    """A rounded card showing a caption and one big value (a live dashboard figure)."""
+
+    def __init__(self, caption: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("tile")
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 8)
+        layout.setSpacing(2)
+        self._caption = QLabel(caption.upper())
+        self._caption.setObjectName("tileCaption")
+        self._value = QLabel(DASH)
+        self._value.setObjectName("tileValue")
+        self._value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self._caption)
+        layout.addWidget(self._value)
+
+    def set_value(self, text: str) -> None:
+        """Show ``text`` as the value (skips the repaint when unchanged)."""
+        if self._value.text() != text:
+            self._value.setText(text)
+
+    def value(self) -> str:
+        """The value shown."""
+        return self._value.text()
+
+
+TILE_STYLE = """
+QFrame#tile { background: palette(base); border: 1px solid palette(midlight); border-radius: 8px; }
+QLabel#tileCaption { color: palette(placeholder-text); font-size: 8pt; font-weight: 600;
+                     letter-spacing: 0.5px; }
+QLabel#tileValue { font-size: 15pt; font-weight: 600; }
+"""
+
+MESSAGE_STYLES = {
+    "error": "color: #c62828; background: rgba(198,40,40,0.08); border: 1px solid rgba(198,40,40,0.35);",
+    "warning": "color: #8a5a00; background: rgba(255,179,0,0.12); border: 1px solid rgba(255,179,0,0.45);",
+    "info": "color: palette(text); background: rgba(30,136,229,0.08); border: 1px solid rgba(30,136,229,0.35);",
+    "ok": "color: #2e7d32; background: rgba(46,125,50,0.08); border: 1px solid rgba(46,125,50,0.35);",
+}
+
+
+class MessageLabel(QLabel):
+    """An inline, word-wrapped banner for errors, warnings and hints (hidden when empty)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setVisible(False)
+        self._kind = ""
+
+    def show_message(self, text: str, kind: str = "error") -> None:
+        """Show ``text`` styled as ``kind`` (error, warning, info, ok); empty text hides it."""
+        if not text:
+            self.clear_message()
+            return
+        self._kind = kind
+        self.setStyleSheet(
+            f"QLabel {{ {MESSAGE_STYLES.get(kind, MESSAGE_STYLES['info'])} border-radius: 6px; padding: 6px 8px; }}"
+        )
+        self.setText(text)
+        self.setVisible(True)
+
+    def clear_message(self) -> None:
+        """Hide the banner."""
+        self._kind = ""
+        self.setText("")
+        self.setVisible(False)
+
+    def kind(self) -> str:
+        """The kind of message shown ('' when hidden)."""
+        return self._kind

@@ -1,0 +1,149 @@
+"""Dashboard dock: live tiles tick while streaming, ledger views refresh after, CSV export."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.core.secrets import MemoryKeyring, SecretStore
+from app.core.services import Services
+from app.core.types import ChatMessage, GenerationParams
+from app.ui.widgets import dashboard as dashboard_mod
+from app.ui.widgets.common import format_cost
+from app.ui.widgets.dashboard import DashboardDock
+from tests.conftest import wait_signal
+from tests.ui.fakes import FakeBackend
+
+
+@pytest.fixture
+def services() -> Iterator[Services]:
+    svc = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
+    yield svc
+    svc.ledger.close()
+    svc.history.close()
+
+
+def _backend(services: Services, model: str) -> Any:
+    """The real BackendManager when it exists, else the FakeBackend (same signals)."""
+    try:
+        from app.ui.backend_manager import BackendManager
+    except ImportError:
+        return FakeBackend(services, model)
+    backend = BackendManager(services)
+    backend.set_model(model)
+    return backend
+
+
+def test_costs_are_shown_with_precision_for_tiny_amounts() -> None:
+    assert format_cost("0.000123") == "$0.000123"
+    assert format_cost("0.0123") == "$0.0123"
+    assert format_cost("12.5") == "$12.50"
+    assert format_cost("0") == "free"
+    assert format_cost(None) == "\u2014"
+    assert format_cost(None, provider="mock") == "free"
+
+
+def test_live_figures_tick_while_streaming_and_tables_fill_after(qtbot: Any, qloop: Any, services: Services) -> None:
+    backend = _backend(services, "mock:lorem?n=60&rate=400")
+    dock = DashboardDock(backend)
+    qtbot.addWidget(dock)
+    conv = services.history.create_conversation("Dash test", model="mock:lorem")
+    dock.set_conversation(conv.id)
+    assert dock.message_rows() == 0
+    seen_live: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        finished = asyncio.ensure_future(wait_signal(backend.generation_finished, 15))
+        ledger = asyncio.ensure_future(wait_signal(backend.ledger_changed, 15))
+
+        def on_stats(_gen: str, _live: object) -> None:
+            seen_live.append(dock.live_figures())
+
+        backend.stats_updated.connect(on_stats)
+        backend.generate(
+            [ChatMessage("user", "hello there")], GenerationParams(seed=1), conversation_id=conv.id
+        )
+        await finished
+        await ledger
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+    # the tiles ticked during the stream: token counts grew
+    assert len(seen_live) >= 2
+    assert seen_live[-1]["tokens"] > seen_live[0]["tokens"] > 0
+    final = dock.live_figures()
+    assert final["tokens"] == 60
+    assert final["ttft_s"] is not None and final["tokens_per_s"] is not None
+    assert dock.message_rows() == 1
+    totals = dock.totals_text()
+    assert totals["conversation"].startswith("1 request")
+    assert "free" in totals["conversation"]
+    assert totals["today"].startswith("1 request") and totals["all_time"].startswith("1 request")
+    assert dock.model_rows() == 1
+    dock.show_chart()
+    assert dock.chart_points() == 1
+
+    # another conversation has its own table; the all-time totals include both
+    other = services.history.create_conversation("Other")
+
+    async def second() -> None:
+        done = asyncio.ensure_future(wait_signal(backend.ledger_changed, 15))
+        backend.generate([ChatMessage("user", "again")], GenerationParams(), conversation_id=other.id)
+        await done
+
+    qloop.run_until_complete(asyncio.wait_for(second(), 20))
+    assert dock.message_rows() == 1  # still showing the first conversation
+    assert dock.totals_text()["all_time"].startswith("2 requests")
+    assert dock.chart_points() == 2  # the visible chart refreshed from the ledger
+    dock.set_conversation(None)
+    assert dock.message_rows() == 2
+
+
+def test_failed_generation_is_listed_with_its_finish_reason(qtbot: Any, qloop: Any, services: Services) -> None:
+    backend = _backend(services, "mock:lorem?n=50&fail=mid&fail_after=5")
+    dock = DashboardDock(backend)
+    qtbot.addWidget(dock)
+
+    async def scenario() -> tuple[Any, ...]:
+        failed = asyncio.ensure_future(wait_signal(backend.generation_failed, 15))
+        backend.generate([ChatMessage("user", "x")], GenerationParams())
+        return await failed
+
+    _gen, message, partial = qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+    assert "cut" in message.lower() and partial
+    assert dock.message_rows() == 1
+    assert "error" in dock._messages.item(0, len(dashboard_mod.MESSAGE_COLUMNS) - 1).text()
+
+
+def test_export_csv_writes_the_ledger_rows(
+    qtbot: Any, qloop: Any, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = _backend(services, "mock:echo")
+    dock = DashboardDock(backend)
+    qtbot.addWidget(dock)
+
+    async def scenario() -> None:
+        for text in ("one", "two"):
+            done = asyncio.ensure_future(wait_signal(backend.ledger_changed, 15))
+            backend.generate([ChatMessage("user", text)], GenerationParams())
+            await done
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+    target = tmp_path / "out" / "usage.csv"
+    monkeypatch.setattr(dashboard_mod, "choose_csv_path", lambda parent: str(target))
+    dock._export.click()
+    with target.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2
+    assert {r["model"] for r in rows} == {"echo"}
+    assert "Exported 2 rows" in dock._notice.text()
+
+    # cancelling the file dialog writes nothing
+    monkeypatch.setattr(dashboard_mod, "choose_csv_path", lambda parent: None)
+    target.unlink()
+    dock._export.click()
+    assert not target.exists()
