@@ -1,0 +1,127 @@
+"""History sidebar with a real HistoryStore: new, select, rename, delete, search, restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from app.core.history import HistoryStore
+from app.ui.widgets.history_sidebar import HistorySidebar
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[HistoryStore]:
+    history = HistoryStore(tmp_path / "history.sqlite3")
+    yield history
+    history.close()
+
+
+def _sidebar(qtbot: Any, store: HistoryStore) -> HistorySidebar:
+    sidebar = HistorySidebar(store)
+    qtbot.addWidget(sidebar)
+    return sidebar
+
+
+def test_lists_newest_first_and_emits_selection(qtbot: Any, store: HistoryStore) -> None:
+    a = store.create_conversation("Alpha")
+    b = store.create_conversation("Beta")
+    sidebar = _sidebar(qtbot, store)
+    assert sidebar.conversation_ids() == [b.id, a.id]
+    selected: list[str] = []
+    sidebar.conversation_selected.connect(selected.append)
+    sidebar.select(a.id)  # programmatic: no signal
+    assert selected == [] and sidebar.current_id() == a.id
+    # a user click on Beta emits
+    lst = sidebar._list
+    item = sidebar._item_for(b.id)
+    rect = lst.visualItemRect(item)
+    qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert selected == [b.id]
+
+
+def test_new_button_asks_the_window(qtbot: Any, store: HistoryStore) -> None:
+    sidebar = _sidebar(qtbot, store)
+    assert sidebar.conversation_ids() == []
+    assert "No conversations yet" in sidebar._empty.text()
+    with qtbot.waitSignal(sidebar.new_conversation_requested, timeout=1000):
+        qtbot.mouseClick(sidebar._new, Qt.MouseButton.LeftButton)
+    conv = store.create_conversation("Fresh")
+    sidebar.refresh()
+    sidebar.select(conv.id)
+    assert sidebar.conversation_ids() == [conv.id]
+
+
+def test_rename_inline_writes_the_store(qtbot: Any, store: HistoryStore) -> None:
+    conv = store.create_conversation("Old name")
+    sidebar = _sidebar(qtbot, store)
+    renamed: list[tuple[str, str]] = []
+    sidebar.conversation_renamed.connect(lambda cid, title: renamed.append((cid, title)))
+    item = sidebar._item_for(conv.id)
+    item.setText("  New   name ")  # what the inline editor commits
+    qtbot.waitUntil(lambda: bool(renamed), timeout=2000)
+    assert renamed == [(conv.id, "New name")]
+    assert store.get_conversation(conv.id).title == "New name"
+    assert sidebar.title_of(conv.id) == "New name"
+    # an empty name is refused with a plain message and the old title stays
+    assert sidebar.rename(conv.id, "   ") is False
+    assert "needs a name" in sidebar._error.text()
+    assert store.get_conversation(conv.id).title == "New name"
+
+
+def test_delete_asks_first_and_only_deletes_on_yes(qtbot: Any, store: HistoryStore) -> None:
+    keep = store.create_conversation("Keep me")
+    drop = store.create_conversation("Drop me")
+    sidebar = _sidebar(qtbot, store)
+    deleted: list[str] = []
+    sidebar.conversation_deleted.connect(deleted.append)
+
+    box = sidebar.confirm_delete(drop.id)
+    assert "Drop me" in box.text()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert deleted == [] and store.get_conversation(drop.id) is not None
+
+    box = sidebar.confirm_delete(drop.id)
+    box.button(QMessageBox.StandardButton.Yes).click()
+    assert deleted == [drop.id]
+    assert store.get_conversation(drop.id) is None
+    assert sidebar.conversation_ids() == [keep.id]
+
+
+def test_search_filters_titles_and_messages(qtbot: Any, store: HistoryStore) -> None:
+    rust = store.create_conversation("Rust lifetimes")
+    lora = store.create_conversation("Adapters")
+    store.add_message(lora.id, "user", "How do I train a LoRA on SmolLM2?")
+    store.create_conversation("Pricing")
+    sidebar = _sidebar(qtbot, store)
+    assert len(sidebar.conversation_ids()) == 3
+    # typing is debounced, then filters
+    sidebar._search.setText("rust")
+    qtbot.waitUntil(lambda: sidebar.conversation_ids() == [rust.id], timeout=2000)
+    sidebar.set_search("smollm2")
+    assert sidebar.conversation_ids() == [lora.id]
+    sidebar.set_search("nothing like this")
+    assert sidebar.conversation_ids() == []
+    assert "No conversation matches" in sidebar._empty.text()
+    sidebar.set_search("")
+    assert len(sidebar.conversation_ids()) == 3
+
+
+def test_history_survives_a_new_sidebar_on_a_reopened_store(qtbot: Any, tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    first = HistoryStore(path)
+    conv = first.create_conversation("Persisted")
+    sidebar = _sidebar(qtbot, first)
+    sidebar.rename(conv.id, "Persisted and renamed")
+    first.close()
+    second = HistoryStore(path)
+    try:
+        again = _sidebar(qtbot, second)
+        assert again.conversation_ids() == [conv.id]
+        assert again.title_of(conv.id) == "Persisted and renamed"
+    finally:
+        second.close()
