@@ -103,7 +103,9 @@ def test_retries_retryable_errors_then_succeeds(run: Callable[..., Any]) -> None
 def test_gives_up_after_max_attempts_with_last_error(run: Callable[..., Any]) -> None:
     sleep = FakeSleep()
     policy = RetryPolicy(max_attempts=3, base_delay_s=0.1, jitter=0.0)
-    start = Flaky([ServerError("one"), ServerError("two"), ServerError("three"), ServerError("four")])
+    start = Flaky(
+        [ServerError("one"), ServerError("two"), ServerError("three"), ServerError("four")]
+    )
     with pytest.raises(ServerError, match="three"):
         run(with_retries(policy, start, sleep=sleep))
     assert start.calls == 3
@@ -112,7 +114,13 @@ def test_gives_up_after_max_attempts_with_last_error(run: Callable[..., Any]) ->
 
 @pytest.mark.parametrize(
     "error",
-    [AuthError("bad key"), BadRequest("bad"), ModelNotFound("nope"), ContextTooLong("long"), ProviderError("x")],
+    [
+        AuthError("bad key"),
+        BadRequest("bad"),
+        ModelNotFound("nope"),
+        ContextTooLong("long"),
+        ProviderError("x"),
+    ],
 )
 def test_never_retries_non_retryable(run: Callable[..., Any], error: ProviderError) -> None:
     sleep = FakeSleep()

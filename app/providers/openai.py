@@ -1,0 +1,522 @@
+"""The ``openai`` provider: OpenAI and any OpenAI-compatible server (Ollama, LM Studio, vLLM,
+llama.cpp, ...) over Chat Completions streaming.
+
+- ``openai:<model>`` uses ``request.endpoint``: a configured endpoint's name, an ad-hoc base
+  URL (``http://...``, the CLI's ``--base-url``), or None for the built-in "OpenAI" endpoint.
+- One ``AsyncOpenAI`` client per endpoint, with the SDK's own retries off (``max_retries=0``):
+  :mod:`app.core.retry` retries opening the stream, never once text has been yielded.
+- Errors are translated to :mod:`app.core.errors` at this boundary (see :func:`translate`);
+  keys never appear in messages (they are registered with ``redact``).
+- ``openai`` is imported lazily, on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.core.errors import (
+    AuthError,
+    BadRequest,
+    ConfigError,
+    ContextTooLong,
+    ModelNotFound,
+    ProviderError,
+    RateLimited,
+    SecretsError,
+    ServerError,
+    StreamInterrupted,
+    Unreachable,
+    register_secret,
+)
+from app.core.events import Finished, StreamEvent, TextDelta, UsageReport
+from app.core.provider import ProviderContext
+from app.core.retry import RetryCallback, with_retries
+from app.core.settings import EndpointConfig
+from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "OpenAI"
+NO_KEY = "not-needed"
+"""Sent as the key to servers that need none (the SDK insists on some value)."""
+
+# Context windows of well-known OpenAI chat models (longest prefix wins).
+KNOWN_CONTEXT: dict[str, int] = {
+    "gpt-5": 400_000, "gpt-5-chat": 128_000, "gpt-4.1": 1_047_576, "gpt-4o": 128_000,
+    "chatgpt-4o": 128_000, "gpt-4-turbo": 128_000, "gpt-4": 8_192, "gpt-3.5-turbo": 16_385,
+    "o1": 200_000, "o3": 200_000, "o4-mini": 200_000,
+}  # fmt: skip
+_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+_NON_CHAT = ("embedding", "tts", "whisper", "dall-e", "moderation", "davinci", "babbage",
+             "transcribe", "realtime", "audio", "image", "sora", "search", "computer-use")  # fmt: skip
+_UNSUPPORTED_BY_OPENAI = ("top_k", "repetition_penalty")
+
+
+def _base_model(model: str) -> str:
+    name = model.strip().lower()
+    return name[3:] if name.startswith("ft:") else name
+
+
+def is_reasoning_model(model: str) -> bool:
+    """True for o-series and gpt-5 models (max_completion_tokens; no temperature/top_p)."""
+    name = _base_model(model)
+    return any(
+        name == p or name.startswith(p + "-") or name.startswith(p + ".")
+        for p in _REASONING_PREFIXES
+    ) and not name.startswith("gpt-5-chat")
+
+
+def context_length(model: str) -> int | None:
+    """The context window of a known OpenAI model, else None."""
+    name = _base_model(model)
+    best = max(
+        (p for p in KNOWN_CONTEXT if name == p or name.startswith(p + "-")), key=len, default=None
+    )
+    return KNOWN_CONTEXT[best] if best else None
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _server_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        msg = inner.get("message") if isinstance(inner, dict) else None
+        if isinstance(msg, str) and msg:
+            return msg[:400]
+    return str(getattr(exc, "message", "") or exc)[:400]
+
+
+def translate(
+    exc: BaseException, endpoint: EndpointConfig, model: str | None = None
+) -> ProviderError:
+    """The :mod:`app.core.errors` error for an ``openai`` SDK exception (keys redacted)."""
+    import openai
+
+    where = f"{endpoint.name} ({endpoint.base_url})"
+    keys_hint = (
+        f"Check the key: python -m app keys set {endpoint.secret_name} (or the Keys dialog)."
+    )
+    if isinstance(exc, openai.APITimeoutError):
+        return Unreachable(f"{where} did not answer within {endpoint.timeout_s:g} s.",
+                           hint="Check that the server is running and not overloaded, or raise the endpoint's timeout in Settings.")  # fmt: skip
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        detail = f": {type(cause).__name__}: {cause}" if cause else ""
+        return Unreachable(f"Could not connect to {where}{detail}.",
+                           hint="Check that the server is running, the base URL is right (it usually ends in /v1) and your network.")  # fmt: skip
+    if not isinstance(exc, openai.APIError):
+        return ServerError(f"{where} failed: {type(exc).__name__}: {exc}")
+    msg = _server_message(exc)
+    code = str(getattr(exc, "code", "") or "")
+    status = getattr(exc, "status_code", None)
+    low = msg.lower()
+    if (
+        code == "context_length_exceeded"
+        or "context length" in low
+        or "context_length" in low
+        or "maximum context" in low
+    ):
+        return ContextTooLong(
+            f"The request does not fit the context window of {model or 'the model'}: {msg}"
+        )
+    if status in (401, 403):
+        return AuthError(f"{where} refused the request ({status}): {msg}", hint=keys_hint)
+    if status == 404 or code == "model_not_found":
+        return ModelNotFound(f"{where} has no model '{model}' ({status}): {msg}",
+                             hint=f"List the models it serves with: python -m app models --endpoint \"{endpoint.name}\"; "
+                             "also check that the base URL ends in /v1.")  # fmt: skip
+    if status == 429:
+        err = RateLimited(f"{where} is rate limiting requests (429): {msg}",
+                          retry_after=parse_retry_after(getattr(getattr(exc, "response", None), "headers", None)))  # fmt: skip
+        if code == "insufficient_quota":
+            err.retryable = False
+            err.hint = "Your quota is used up: check your plan and billing details."
+        return err
+    if status in (400, 422) or (
+        status is not None and 400 <= status < 500 and status not in (408, 409)
+    ):
+        return BadRequest(f"{where} rejected the request ({status}): {msg}")
+    return ServerError(f"{where} failed ({status or 'error event'}): {msg}")
+
+
+@dataclass
+class _Opened:
+    """A stream opened and read up to its first meaningful chunk."""
+
+    stream: Any
+    chunks: Any  # the SDK's async iterator of ChatCompletionChunk
+    buffered: list[Any]
+    ended: bool
+
+
+class OpenAIProvider:
+    """Chat Completions over any OpenAI-compatible endpoint. ``on_retry`` (optional) is told
+    about each retry; ``retry_sleep`` is what waits between attempts (tests swap it)."""
+
+    id = "openai"
+
+    def __init__(self, context: ProviderContext) -> None:
+        self.context = context
+        self.on_retry: RetryCallback | None = None
+        self.retry_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
+        self.list_errors: dict[str, str] = {}
+        """Endpoint name -> error text from the last :meth:`list_models` (others still listed)."""
+        self._clients: dict[str, tuple[tuple[Any, ...], Any]] = {}
+        self._no_stream_options: set[str] = set()
+
+    # ------------------------------------------------------------------ endpoints and clients
+    def endpoint(self, name_or_url: str | None) -> EndpointConfig:
+        """The endpoint for a request: by name, an ad-hoc ``http(s)://`` base URL, or the default."""
+        settings = self.context.settings
+        if name_or_url is None or not name_or_url.strip():
+            ep = settings.endpoint(DEFAULT_ENDPOINT) or next(
+                (e for e in settings.endpoints if e.kind == "openai"), None
+            )
+            if ep is None:
+                raise ConfigError(
+                    "No OpenAI endpoint is configured.",
+                    hint="Add one in Settings > Endpoints, or pass --base-url.",
+                )
+            return ep
+        value = name_or_url.strip()
+        if value.startswith(("http://", "https://")):
+            url = value.rstrip("/")
+            for ep in settings.endpoints:
+                if ep.base_url == url:
+                    return ep
+            return EndpointConfig(name=url, base_url=url, kind="custom", needs_key=False)
+        ep = settings.endpoint(value)
+        if ep is None:
+            names = ", ".join(e.name for e in settings.endpoints) or "none"
+            raise ConfigError(f"There is no endpoint called '{value}'.",
+                              hint=f"Use one of: {names}; or pass a base URL such as http://localhost:8080/v1.")  # fmt: skip
+        return ep
+
+    def _key(self, ep: EndpointConfig) -> str:
+        try:
+            key = self.context.secrets.get(ep.secret_name)
+        except SecretsError:
+            if ep.needs_key:
+                raise
+            key = None
+        if key:
+            register_secret(key)
+            return key
+        if ep.needs_key:
+            raise AuthError(f"No API key is set for {ep.name}.",
+                            hint=f"Set it with: python -m app keys set {ep.secret_name} (or in the Keys dialog).")  # fmt: skip
+        return NO_KEY
+
+    async def client(self, ep: EndpointConfig) -> Any:
+        """The cached ``AsyncOpenAI`` client of ``ep`` (rebuilt when its key or URL changed)."""
+        key = self._key(ep)
+        fingerprint = (ep.base_url, key, ep.timeout_s, ep.connect_timeout_s)
+        cached = self._clients.get(ep.name)
+        if cached is not None:
+            if cached[0] == fingerprint:
+                return cached[1]
+            await cached[1].close()
+        import openai
+
+        client = openai.AsyncOpenAI(
+            api_key=key,
+            base_url=ep.base_url,
+            max_retries=0,
+            timeout=openai.Timeout(ep.timeout_s, connect=ep.connect_timeout_s),
+        )
+        self._clients[ep.name] = (fingerprint, client)
+        return client
+
+    # ------------------------------------------------------------------ request body
+    def build_body(self, request: GenerationRequest, ep: EndpointConfig) -> dict[str, Any]:
+        """The ``chat.completions.create`` arguments for ``request`` (without stream_options)."""
+        model = request.model.name
+        p = request.params
+        official = ep.kind == "openai"
+        reasoning = is_reasoning_model(model)
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": True,
+        }
+        if not (official and reasoning):  # o-series / gpt-5 reject sampling parameters
+            body["temperature"] = p.temperature
+            body["top_p"] = p.top_p
+        if p.max_tokens is not None:
+            body["max_completion_tokens" if official or reasoning else "max_tokens"] = p.max_tokens
+        if p.seed is not None:
+            body["seed"] = p.seed
+        if p.stop:
+            body["stop"] = list(p.stop)
+        extra: dict[str, Any] = {}
+        if p.top_k is not None:
+            extra["top_k"] = p.top_k
+        if p.repetition_penalty is not None:
+            extra["repetition_penalty"] = p.repetition_penalty
+        if official:
+            for name in _UNSUPPORTED_BY_OPENAI:
+                if extra.pop(name, None) is not None:
+                    log.debug("%s is not supported by OpenAI's API; not sent", name)
+        extra.update(p.extras)
+        if extra:
+            body["extra_body"] = extra
+        return body
+
+    # ------------------------------------------------------------------ streaming
+    async def _create(self, client: Any, ep: EndpointConfig, body: dict[str, Any]) -> Any:
+        """Open the HTTP stream (errors translated); fall back once without stream_options."""
+        import openai
+
+        use_options = ep.send_stream_options and ep.name not in self._no_stream_options
+        try:
+            if use_options:
+                return await client.chat.completions.create(
+                    **body, stream_options={"include_usage": True}
+                )
+            return await client.chat.completions.create(**body)
+        except openai.BadRequestError as exc:
+            if use_options and "stream_options" in (_server_message(exc) + str(exc.param or "")):
+                log.info("%s rejects stream_options; usage will be counted locally", ep.name)
+                self._no_stream_options.add(ep.name)
+                try:
+                    return await client.chat.completions.create(**body)
+                except openai.OpenAIError as again:
+                    raise translate(again, ep, body["model"]) from again
+            raise translate(exc, ep, body["model"]) from exc
+        except openai.OpenAIError as exc:
+            raise translate(exc, ep, body["model"]) from exc
+
+    async def _open(self, client: Any, ep: EndpointConfig, body: dict[str, Any]) -> _Opened:
+        """Open the stream and read up to the first content, finish or usage chunk."""
+        import openai
+
+        stream = await self._create(client, ep, body)
+        chunks = stream.__aiter__()
+        buffered: list[Any] = []
+        try:
+            async for chunk in chunks:
+                buffered.append(chunk)
+                choices = chunk.choices
+                if chunk.usage is not None or (
+                    choices and (choices[0].delta.content or choices[0].finish_reason)
+                ):
+                    return _Opened(stream, chunks, buffered, ended=False)
+            return _Opened(stream, chunks, buffered, ended=True)
+        except BaseException as exc:
+            await _close_quietly(stream)
+            if isinstance(exc, openai.OpenAIError):
+                raise translate(exc, ep, body["model"]) from exc
+            if isinstance(exc, ValueError | AttributeError | TypeError):
+                raise StreamInterrupted(f"{ep.name} sent a malformed chunk before any text: {exc}",
+                                        hint="The server does not speak the OpenAI streaming format correctly.") from exc  # fmt: skip
+            raise
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        """Stream one answer: TextDelta..., UsageReport, Finished (errors as app errors)."""
+        import openai
+
+        request.params.validated()
+        ep = self.endpoint(request.endpoint)
+        client = await self.client(ep)
+        body = self.build_body(request, ep)
+        opened = await with_retries(
+            self.context.settings.retry,
+            lambda: self._open(client, ep, body),
+            sleep=self.retry_sleep,
+            on_retry=self.on_retry,
+        )
+        parts: list[str] = []
+        finish: str | None = None
+        usage: Any = None
+        try:
+            for chunk in opened.buffered:
+                choices = chunk.choices
+                if choices:
+                    choice = choices[0]
+                    content = choice.delta.content
+                    if content:
+                        parts.append(content)
+                        yield TextDelta(content)
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                if chunk.usage is not None:
+                    usage = chunk.usage
+            if not opened.ended:
+                append = parts.append
+                async for chunk in opened.chunks:
+                    choices = chunk.choices
+                    if choices:
+                        choice = choices[0]
+                        content = choice.delta.content
+                        if content:
+                            append(content)
+                            yield TextDelta(content)
+                        if choice.finish_reason:
+                            finish = choice.finish_reason
+                    chunk_usage = chunk.usage
+                    if chunk_usage is not None:
+                        usage = chunk_usage
+        except openai.OpenAIError as exc:
+            err = translate(exc, ep, body["model"])
+            raise StreamInterrupted(
+                f"The stream from {ep.name} was cut: {err.message}", partial_text="".join(parts)
+            ) from exc
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise StreamInterrupted(f"{ep.name} sent a malformed chunk: {exc}", partial_text="".join(parts),
+                                    hint="The text received so far was kept. The server does not speak the "
+                                    "OpenAI streaming format correctly; try again or another server.") from exc  # fmt: skip
+        finally:
+            await _close_quietly(opened.stream)
+        text = "".join(parts)
+        if finish is None:
+            raise StreamInterrupted(f"The stream from {ep.name} ended before the answer was finished (no finish reason).",
+                                    partial_text=text)  # fmt: skip
+        yield self._usage(request, usage, text)
+        yield Finished(finish)
+
+    def _usage(self, request: GenerationRequest, usage: Any, text: str) -> UsageReport:
+        if usage is not None and usage.prompt_tokens is not None:
+            details = getattr(usage, "prompt_tokens_details", None)
+            cached = getattr(details, "cached_tokens", None) or 0
+            return UsageReport(
+                int(usage.prompt_tokens), int(usage.completion_tokens or 0), int(cached)
+            )
+        from app.core.tokens import count_chat, count_text
+
+        model = request.model.name
+        prompt = count_chat(model, request.messages).tokens
+        completion = count_text(model, text).tokens if text else 0
+        return UsageReport(prompt, completion, estimated=True)
+
+    # ------------------------------------------------------------------ models
+    def model_info(
+        self, model: str, endpoint: str | None = None, state: str = "available"
+    ) -> ModelInfo:
+        """Static info: context window of known OpenAI models and the tokenizer used to count."""
+        from app.core.tokens import encoding_name_for
+
+        enc = encoding_name_for(model)
+        return ModelInfo(
+            ref=ModelRef("openai", model),
+            display_name=model if endpoint in (None, DEFAULT_ENDPOINT) else f"{model} ({endpoint})",
+            endpoint=endpoint,
+            context_length=context_length(model),
+            state=state,  # type: ignore[arg-type]
+            description=f"via {endpoint}" if endpoint else "",
+            tokenizer=enc or "estimate",
+        )
+
+    def count_tokens(self, model: str, messages: list[ChatMessage]) -> TokenCount:
+        """Token count of a chat request (exact for known OpenAI models, else an estimate)."""
+        from app.core.tokens import count_chat
+
+        return count_chat(model, messages)
+
+    async def list_endpoint_models(self, endpoint_name_or_url: str | None) -> list[ModelInfo]:
+        """Models served by one endpoint (GET /models); raises translated errors."""
+        import openai
+
+        ep = self.endpoint(endpoint_name_or_url)
+        client = await self.client(ep)
+        try:
+            page = await client.models.list()
+        except openai.OpenAIError as exc:
+            err = translate(exc, ep, None)
+            if isinstance(err, ModelNotFound):
+                raise Unreachable(f"{ep.name} ({ep.base_url}) does not list models (404).",
+                                  hint="Check the base URL: it usually ends in /v1.") from exc  # fmt: skip
+            raise err from exc
+        ids = sorted(m.id for m in page.data)
+        if ep.kind == "openai":
+            ids = [i for i in ids if not any(word in i for word in _NON_CHAT)]
+        return [self.model_info(i, ep.name, "ready") for i in ids]
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Models of every enabled endpoint. An endpoint that needs a key and has none lists
+        the priced OpenAI chat models as ``needs_key``; failures go to :attr:`list_errors`."""
+        self.list_errors = {}
+        models: list[ModelInfo] = []
+        for ep in self.context.settings.endpoints:
+            if not ep.enabled:
+                continue
+            try:
+                self._key(ep)
+            except (AuthError, SecretsError):
+                models.extend(
+                    self.model_info(m, ep.name, "needs_key") for m in _priced_chat_models()
+                )
+                continue
+            try:
+                models.extend(await self.list_endpoint_models(ep.name))
+            except ProviderError as exc:
+                self.list_errors[ep.name] = str(exc)
+        if not models and self.list_errors:
+            name, text = next(iter(self.list_errors.items()))
+            raise Unreachable(f"No endpoint answered: {name}: {text}")
+        return models
+
+    async def test_connection(self, endpoint_name: str) -> str:
+        """List the endpoint's models and return a one-line summary (raises translated errors)."""
+        ep = self.endpoint(endpoint_name)
+        started = time.perf_counter()
+        models = await self.list_endpoint_models(endpoint_name)
+        ms = (time.perf_counter() - started) * 1000
+        sample = ", ".join(m.ref.name for m in models[:3]) + (", ..." if len(models) > 3 else "")
+        return f"Connected to {ep.name} in {ms:.0f} ms: {len(models)} models" + (
+            f" ({sample})." if models else "."
+        )
+
+    async def aclose(self) -> None:
+        """Close every client's connection pool."""
+        clients, self._clients = self._clients, {}
+        for _, client in clients.values():
+            await client.close()
+
+
+def _priced_chat_models() -> Sequence[str]:
+    from app.core.pricing import PriceTable
+
+    try:
+        names = PriceTable.load().models()
+    except Exception:  # a broken price table must not hide the endpoint
+        log.warning(
+            "price table unreadable; listing no models for endpoints without a key", exc_info=True
+        )
+        return []
+    return sorted(n for n in names if ":" not in n and not any(word in n for word in _NON_CHAT))
+
+
+async def _close_quietly(stream: Any) -> None:
+    try:
+        await stream.close()
+    except Exception:
+        log.debug("closing the HTTP stream failed", exc_info=True)
