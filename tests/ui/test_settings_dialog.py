@@ -1,0 +1,133 @@
+"""Settings dialog: endpoint validation, retry policy / prices / defaults saved and reloaded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.core.events import UsageReport
+from app.core.secrets import MemoryKeyring, SecretStore
+from app.core.services import Services
+from app.core.settings import SettingsStore
+from app.core.types import ModelRef
+from app.ui.widgets.settings_dialog import SettingsDialog
+from tests.ui.fakes import FakeBackend
+
+
+@pytest.fixture
+def services() -> Iterator[Services]:
+    svc = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
+    yield svc
+    svc.ledger.close()
+    svc.history.close()
+
+
+def _dialog(qtbot: Any, services: Services) -> SettingsDialog:
+    dialog = SettingsDialog(FakeBackend(services))
+    qtbot.addWidget(dialog)
+    dialog.open()
+    return dialog
+
+
+def _reload(services: Services) -> Any:
+    return SettingsStore(services.paths.settings_file).load()
+
+
+def test_adding_an_endpoint_validates_the_url_inline(qtbot: Any, services: Services) -> None:
+    dialog = _dialog(qtbot, services)
+    before = len(services.settings.endpoints)
+    qtbot.mouseClick(dialog._ep_add, Qt.MouseButton.LeftButton)
+    dialog._ep_name.clear()
+    qtbot.keyClicks(dialog._ep_name, "Box under the desk")
+    dialog._ep_url.clear()
+    qtbot.keyClicks(dialog._ep_url, "localhost:9000/v1")
+    assert "http://" in dialog.endpoint_error_text()
+    # OK refuses, says what to fix, and nothing is saved
+    dialog._ok.click()
+    assert dialog.isVisible()
+    assert "Box under the desk" in dialog.error_text()
+    assert not services.paths.settings_file.exists()
+    # a duplicate name is refused too
+    dialog._ep_url.clear()
+    qtbot.keyClicks(dialog._ep_url, "http://127.0.0.1:9000/v1/")
+    assert dialog.endpoint_error_text() == ""
+    dialog._ep_name.clear()
+    qtbot.keyClicks(dialog._ep_name, "ollama")
+    assert "already called" in dialog.endpoint_error_text()
+    dialog._ep_name.clear()
+    qtbot.keyClicks(dialog._ep_name, "Box under the desk")
+    saved: list[bool] = []
+    dialog.settings_changed.connect(lambda: saved.append(True))
+    dialog._ok.click()
+    assert saved == [True] and not dialog.isVisible()
+    reloaded = _reload(services)
+    assert len(reloaded.endpoints) == before + 1
+    ep = reloaded.endpoint("Box under the desk")
+    assert ep is not None and ep.base_url == "http://127.0.0.1:9000/v1"
+    # the live settings object (shared with the providers) was updated in place
+    assert services.settings.endpoint("Box under the desk") is not None
+
+
+def test_retry_policy_is_saved_and_reloaded(qtbot: Any, services: Services) -> None:
+    dialog = _dialog(qtbot, services)
+    dialog._retry_attempts.setValue(5)
+    dialog._retry_base.setValue(1.5)
+    dialog._retry_max.setValue(20)
+    dialog._retry_after.setChecked(False)
+    dialog._ok.click()
+    retry = _reload(services).retry
+    assert (retry.max_attempts, retry.base_delay_s, retry.max_delay_s, retry.respect_retry_after) == (
+        5, 1.5, 20.0, False,
+    )
+    # a new dialog shows the saved values
+    again = _dialog(qtbot, services)
+    assert again._retry_attempts.value() == 5 and not again._retry_after.isChecked()
+
+
+def test_retry_delays_must_make_sense(qtbot: Any, services: Services) -> None:
+    dialog = _dialog(qtbot, services)
+    dialog._retry_base.setValue(30)
+    dialog._retry_max.setValue(2)
+    dialog._ok.click()
+    assert dialog.isVisible() and "longest delay" in dialog.error_text().lower()
+    assert dialog._tabs.currentIndex() == 1
+
+
+def test_price_overrides_validate_and_apply_to_the_engine(qtbot: Any, services: Services) -> None:
+    dialog = _dialog(qtbot, services)
+    row = dialog.add_price_row("openai:my-finetune", "abc", "", "4")
+    dialog._ok.click()
+    assert dialog.isVisible() and "not a price" in dialog.error_text()
+    dialog._prices.item(row, 1).setText("2.50")
+    dialog._ok.click()
+    assert not dialog.isVisible()
+    assert _reload(services).price_overrides["openai:my-finetune"].input == "2.50"
+    cost = services.engine.prices.cost(ModelRef("openai", "my-finetune"), UsageReport(1_000_000, 1_000_000))
+    assert cost == Decimal("6.50")
+
+
+def test_default_model_and_local_device(qtbot: Any, services: Services) -> None:
+    dialog = _dialog(qtbot, services)
+    dialog._default_model.setEditText("nonsense")
+    dialog._ok.click()
+    assert dialog.isVisible() and "not a model id" in dialog.error_text()
+    dialog._default_model.setEditText("mock:echo")
+    dialog._device.setCurrentText("cpu")
+    dialog._threads.setValue(1)
+    dialog._ok.click()
+    reloaded = _reload(services)
+    assert reloaded.default_model == "mock:echo"
+    assert (reloaded.local.device, reloaded.local.threads) == ("cpu", 1)
+    assert services.default_model() == "mock:echo"
+
+
+def test_cancel_changes_nothing(qtbot: Any, services: Services) -> None:
+    dialog = _dialog(qtbot, services)
+    dialog._retry_attempts.setValue(9)
+    dialog.reject()
+    assert services.settings.retry.max_attempts == 3
+    assert not services.paths.settings_file.exists()
