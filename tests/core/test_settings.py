@@ -1,0 +1,82 @@
+"""Settings: defaults, roundtrip, atomic writes, corrupt files moved aside."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from app.core.settings import EndpointConfig, PriceOverride, Settings, SettingsStore
+
+
+def test_defaults_when_missing(tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path / "settings.json")
+    s = store.load()
+    assert s == Settings()
+    assert s.endpoint("openai") is not None and s.endpoint("OPENAI").needs_key  # type: ignore[union-attr]
+    assert {e.kind for e in s.endpoints} >= {"openai", "ollama", "lmstudio", "llamacpp", "vllm"}
+    assert s.endpoint("nope") is None
+    assert store.warnings == []
+    assert not (tmp_path / "settings.json").exists()  # loading never writes
+
+
+def test_roundtrip(tmp_path: Path) -> None:
+    path = tmp_path / "cfg" / "settings.json"
+    store = SettingsStore(path)
+    s = Settings(default_model="mock:echo", session_only_secrets=True)
+    s.endpoints.append(EndpointConfig(name="Mine", base_url="http://127.0.0.1:9999/v1/", needs_key=True))
+    s.price_overrides["gpt-4o"] = PriceOverride(input="1.00", output="2.00")
+    s.retry.max_attempts = 5
+    store.save(s)
+    loaded = SettingsStore(path).load()
+    assert loaded == s
+    mine = loaded.endpoint("mine")
+    assert mine is not None and mine.base_url == "http://127.0.0.1:9999/v1"
+    assert mine.secret_name == "endpoint:Mine"
+    assert "key" not in path.read_text().lower().replace("needs_key", "")  # no secrets in the file
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path / "settings.json")
+    for i in range(3):
+        store.save(Settings(default_model=f"mock:echo{i}"))
+    assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]
+    assert json.loads((tmp_path / "settings.json").read_text())["default_model"] == "mock:echo2"
+
+
+def test_failed_write_keeps_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SettingsStore(tmp_path / "settings.json")
+    store.save(Settings(default_model="mock:echo"))
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("app.core.settings.os.replace", boom)
+    with pytest.raises(OSError):
+        store.save(Settings(default_model="mock:lorem"))
+    assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]
+    assert SettingsStore(tmp_path / "settings.json").load().default_model == "mock:echo"
+
+
+@pytest.mark.parametrize("content", ["{broken", "[1, 2]", json.dumps({"retry": {"max_attempts": 99}})])
+def test_corrupt_file_moved_aside_with_warning(tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(content)
+    store = SettingsStore(path)
+    with caplog.at_level(logging.WARNING, logger="app.core.settings"):
+        s = store.load()
+    assert s == Settings()
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("settings.json.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_text() == content
+    assert not path.exists()
+    assert len(store.warnings) == 1 and str(aside[0]) in store.warnings[0]
+    assert any("moved" in r.getMessage() for r in caplog.records)
+
+
+def test_unknown_keys_ignored_and_old_version_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"default_model": "mock:echo", "future_option": 1}))
+    s = SettingsStore(path).load()
+    assert s.default_model == "mock:echo" and s.version == 1
