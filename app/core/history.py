@@ -8,6 +8,7 @@ never a key (every exported string goes through :func:`app.core.errors.redact`).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from app.core.errors import ConfigError, redact
+from app.core.usage import move_aside
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 INTERRUPTED = "interrupted (app closed)"
@@ -149,14 +153,20 @@ class HistoryStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self.warnings: list[str] = []
+        """What went wrong on open (a damaged file moved aside), as user messages."""
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(
-                f"The history database {path} is damaged or not a database ({exc}).",
-                hint="Move the file away to start a new history (keep it if you want to recover it).",
-            ) from exc
+            aside = move_aside(path)
+            msg = (
+                f"The history database {path} was damaged ({exc}); it was moved to {aside} "
+                "(kept for recovery) and a new history was started."
+            )
+            log.warning(msg)
+            self.warnings.append(msg)
+            self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -246,7 +256,8 @@ class HistoryStore:
         params: Mapping[str, Any] = _UNSET,
     ) -> None:
         """Change only the given fields."""
-        sets, values = ["updated_at = ?"], [time.time()]
+        sets: list[str] = ["updated_at = ?"]
+        values: list[Any] = [time.time()]
         if model is not _UNSET:
             sets.append("model = ?")
             values.append(model)

@@ -93,15 +93,23 @@ class PriceTable:
         """The date (YYYY-MM-DD) the bundled prices were checked."""
         self.source = source
         """Where the bundled prices come from."""
+        self.warnings: list[str] = []
+        """Overrides skipped by a non-strict :meth:`load`, as user messages."""
 
     @classmethod
     def load(
-        cls, overrides: Mapping[str, PriceOverride] | None = None, path: Path | None = None
+        cls,
+        overrides: Mapping[str, PriceOverride] | None = None,
+        path: Path | None = None,
+        *,
+        strict: bool = True,
     ) -> PriceTable:
         """Read the table (default: resources/pricing.json) and apply ``overrides``.
 
         ``overrides`` are keyed by model name (``gpt-4o``) or full id (``openai:gpt-4o``).
-        A bad file or override raises :class:`ConfigError` that says what to fix.
+        A bad file raises :class:`ConfigError` that says what to fix; so does a bad override,
+        unless ``strict`` is False: then it is skipped and described in ``warnings`` (use that
+        at app start so one typo in the settings cannot stop the app).
         """
         path = path or default_pricing_path()
         file_hint = f"Fix or restore {path} (reinstalling the app restores it)."
@@ -117,14 +125,22 @@ class PriceTable:
             raise ConfigError(f"The price table {path} must be in USD per 1M tokens.", hint=file_hint)
         models = {name: _price(entry, f"Price of '{name}' in {path.name}", file_hint) for name, entry in raw["models"].items()}
         parsed: dict[str, ModelPrice] = {}
+        warnings: list[str] = []
         for key, ov in (overrides or {}).items():
             data = ov.model_dump() if hasattr(ov, "model_dump") else dict(ov)  # type: ignore[call-overload]
-            parsed[key] = _price(
-                data,
-                f"Your price override for '{key}'",
-                "Fix it in Settings > Prices: write prices as numbers like 2.50 (USD per 1M tokens).",
-            )
-        return cls(models, checked=str(raw.get("checked", "")), source=str(raw.get("source", "")), overrides=parsed)
+            try:
+                parsed[key] = _price(
+                    data,
+                    f"Your price override for '{key}'",
+                    "Fix it in Settings > Prices: write prices as numbers like 2.50 (USD per 1M tokens).",
+                )
+            except ConfigError as exc:
+                if strict:
+                    raise
+                warnings.append(exc.user_message())
+        table = cls(models, checked=str(raw.get("checked", "")), source=str(raw.get("source", "")), overrides=parsed)
+        table.warnings = warnings
+        return table
 
     def models(self) -> dict[str, ModelPrice]:
         """The bundled prices by model name (overrides not applied)."""

@@ -88,6 +88,16 @@ class _DecimalSum:
         return str(self.total)
 
 
+def move_aside(path: Path) -> Path:
+    """Rename a damaged SQLite file (and its -wal/-shm files) to ``<name>.corrupt-<time>``."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        src = path.with_name(path.name + suffix)
+        if src.exists():
+            src.replace(aside.with_name(aside.name + suffix))
+    return aside
+
+
 def _totals(row: tuple[Any, ...]) -> UsageTotals:
     return UsageTotals(
         requests=int(row[0]),
@@ -116,14 +126,20 @@ class UsageLedger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self.warnings: list[str] = []
+        """What went wrong on open (a damaged file moved aside), as user messages."""
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(
-                f"The usage database {path} is damaged or not a database ({exc}).",
-                hint="Move it away (or delete it) to start a new ledger; your conversations are not in it.",
-            ) from exc
+            aside = move_aside(path)
+            msg = (
+                f"The usage database {path} was damaged ({exc}); it was moved to {aside} "
+                "and a new ledger was started."
+            )
+            log.warning(msg)
+            self.warnings.append(msg)
+            self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -165,7 +181,8 @@ class UsageLedger:
     ) -> UsageTotals:
         """Totals over all rows, or those of one conversation / model (``provider:model`` or
         a bare name) / since a Unix time."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if conversation_id is not None:
             where.append("conversation_id = ?")
             params.append(conversation_id)

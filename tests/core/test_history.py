@@ -167,10 +167,27 @@ def test_export_json_and_markdown(store: HistoryStore) -> None:
         store.export_json("missing")
 
 
-def test_garbage_file_is_a_config_error(tmp_path: Path) -> None:
+def test_damaged_file_is_moved_aside_and_kept(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
-    path.write_bytes(b"not sqlite at all" * 200)
-    with pytest.raises(ConfigError, match="damaged"):
+    junk = b"not sqlite at all" * 200
+    path.write_bytes(junk)
+    store = HistoryStore(path)
+    try:
+        assert store.list_conversations() == []
+        store.create_conversation("fresh")
+        [aside] = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+        assert aside.read_bytes() == junk
+        assert "kept for recovery" in store.warnings[0]
+    finally:
+        store.close()
+
+
+def test_newer_schema_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(ConfigError, match="newer version"):
         HistoryStore(path)
 
 

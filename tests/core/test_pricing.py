@@ -105,6 +105,16 @@ def test_bad_override_is_a_config_error(bad: str) -> None:
     assert "Settings" in info.value.hint
 
 
+def test_non_strict_load_skips_bad_overrides_with_a_warning() -> None:
+    table = PriceTable.load(
+        {"gpt-4o": PriceOverride(input="two", output="1"), "gpt-4o-mini": PriceOverride(input="9", output="9")},
+        strict=False,
+    )
+    assert table.price_for(ref("openai:gpt-4o")) == PriceTable.load().price_for(ref("openai:gpt-4o"))
+    assert table.price_for(ref("openai:gpt-4o-mini")) == ModelPrice(Decimal(9), None, Decimal(9))
+    assert len(table.warnings) == 1 and "gpt-4o" in table.warnings[0] and "Settings" in table.warnings[0]
+
+
 @pytest.mark.parametrize(
     "content",
     [

@@ -157,18 +157,31 @@ def test_survives_reopen_and_sets_schema(tmp_path: Path) -> None:
         db.close()
 
 
-def test_newer_schema_and_garbage_file_are_config_errors(tmp_path: Path) -> None:
+def test_newer_schema_is_a_config_error(tmp_path: Path) -> None:
     newer = tmp_path / "newer.sqlite3"
     db = sqlite3.connect(newer)
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.close()
-    with pytest.raises(ConfigError, match="newer version"):
+    with pytest.raises(ConfigError, match="newer version") as info:
         UsageLedger(newer)
-    garbage = tmp_path / "garbage.sqlite3"
-    garbage.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ConfigError, match="damaged") as info:
-        UsageLedger(garbage)
-    assert "Move it away" in info.value.hint
+    assert "Update the app" in info.value.hint
+    assert newer.exists()  # left alone
+
+
+def test_damaged_file_is_moved_aside_with_a_warning(tmp_path: Path) -> None:
+    garbage = tmp_path / "usage.sqlite3"
+    junk = b"this is not a database" * 100
+    garbage.write_bytes(junk)
+    led = UsageLedger(garbage)
+    try:
+        assert led.totals().requests == 0
+        led.record(rec())
+        assert led.totals().requests == 1
+        [aside] = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+        assert aside.read_bytes() == junk
+        assert len(led.warnings) == 1 and str(aside) in led.warnings[0]
+    finally:
+        led.close()
 
 
 def test_concurrent_writers(ledger: UsageLedger) -> None:
