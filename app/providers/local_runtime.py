@@ -1,0 +1,133 @@
+"""The state that lives on the model worker thread: one loaded model, its adapters.
+
+Every method runs on the worker thread (the providers submit jobs that call them).
+Reading :attr:`LocalRuntime.loaded_id` / :attr:`LocalRuntime.context_length` from
+another thread is safe (plain attribute reads).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from app.core.errors import AdapterError
+from app.core.settings import LocalModelSettings
+from app.core.types import AdapterSpec, ChatMessage, GenerationParams
+from app.providers.local_generation import CancelFlag, generate, prompt_ids
+from app.providers.local_loading import (
+    LoadedModel,
+    ModelSource,
+    ProgressFn,
+    free_memory,
+    load_model,
+)
+from app.providers.lora import AdapterInfo, AdapterSet
+
+log = logging.getLogger(__name__)
+
+RUNTIME_KEY = "runtime"
+
+
+class LocalRuntime:
+    """One loaded model (with tokenizer and adapters) owned by the model worker."""
+
+    def __init__(self, settings: LocalModelSettings, cache_root: Path) -> None:
+        self.settings = settings
+        self.cache_root = cache_root
+        self.loaded: LoadedModel | None = None
+        self.adapters: AdapterSet | None = None
+        self.loaded_id: str | None = None
+        self.context_length: int | None = None
+        self.threads: int | None = None
+
+    def load(self, source: ModelSource, progress: ProgressFn | None = None) -> LoadedModel:
+        """Load ``source`` unless it is already loaded; the old model is freed after success."""
+        if self.loaded is not None and self.loaded.source.model_id == source.model_id:
+            return self.loaded
+        new = load_model(source, self.settings, self.cache_root, progress)  # raises: old stays
+        self.unload()
+        self.loaded = new
+        self.adapters = AdapterSet(new.model, _model_hint(new))
+        self.loaded_id = source.model_id
+        self.context_length = new.context_length
+        return new
+
+    def unload(self) -> None:
+        """Drop the model and its adapters and free their memory."""
+        device = self.loaded.device if self.loaded is not None else None
+        self.loaded = None
+        self.adapters = None
+        self.loaded_id = None
+        self.context_length = None
+        free_memory(device)
+
+    def _require(self) -> tuple[LoadedModel, AdapterSet]:
+        if self.loaded is None or self.adapters is None:
+            raise AdapterError("No local model is loaded.", hint="Load a local or huggingface model first.")
+        return self.loaded, self.adapters
+
+    def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
+        """Validate and load an adapter onto the loaded model (inactive until activated)."""
+        return self._require()[1].load(path, name)
+
+    def unload_adapter(self, name: str) -> None:
+        """Delete one loaded adapter."""
+        self._require()[1].unload(name)
+
+    def list_adapters(self) -> list[AdapterInfo]:
+        """The loaded adapters (empty when no model is loaded)."""
+        return [] if self.adapters is None else self.adapters.infos()
+
+    def set_active(self, weights: dict[str, float]) -> None:
+        """Activate exactly ``weights`` ({} = base model)."""
+        self._require()[1].set_active(weights)
+
+    def apply_request_adapters(self, specs: Sequence[AdapterSpec]) -> None:
+        """Make exactly the request's adapters active (loading by path once, then cached)."""
+        if not specs:
+            if self.adapters is not None and self.adapters.active:
+                self.adapters.set_active({})
+            return
+        _, adapters = self._require()
+        weights: dict[str, float] = {}
+        for spec in specs:
+            name = adapters.find(spec.path)
+            if name is None:
+                name = adapters.load(spec.path, spec.name if spec.name and spec.name not in {i.name for i in adapters.infos()} else None).name
+            weights[name] = weights.get(name, 0.0) + spec.scale
+        if weights != adapters.active:
+            adapters.set_active(weights)
+
+    def generate(
+        self, messages: Sequence[ChatMessage], params: GenerationParams, emit: Callable[[str], None], flag: CancelFlag
+    ) -> tuple[int, int, str]:
+        """Generate with the loaded model; return (prompt tokens, completion tokens, reason)."""
+        loaded = self._require()[0]
+        self._set_threads()
+        return generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length)
+
+    def count(self, messages: Sequence[ChatMessage]) -> int:
+        """Exact prompt tokens of ``messages`` with the loaded tokenizer's chat template."""
+        loaded = self._require()[0]
+        return len(prompt_ids(loaded.tokenizer, messages))
+
+    def _set_threads(self) -> None:
+        if self.loaded is None or self.loaded.device != "cpu":
+            return
+        from app.providers.worker import default_threads
+
+        want = default_threads(self.settings.threads)
+        if want != self.threads:
+            import torch
+
+            torch.set_num_threads(want)
+            self.threads = want
+
+
+def _model_hint(loaded: LoadedModel) -> str:
+    """The name adapters' base_model_name_or_path is compared with."""
+    src = loaded.source
+    name: Any = getattr(loaded.model.config, "_name_or_path", "") or ""
+    return src.location if src.kind == "hub" else (src.display_name or str(name))

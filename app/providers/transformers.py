@@ -1,0 +1,307 @@
+"""In-process models with transformers: ``huggingface:<repo id>`` and ``local:<path|smollm2>``.
+
+Both providers share one :class:`~app.providers.worker.ModelWorker` per provider context
+(``context.extra["model_worker"]``); it owns the loaded model, tokenizer and LoRA adapters
+(:class:`~app.providers.local_runtime.LocalRuntime`). Generation never runs on the asyncio
+loop's thread. torch / transformers / peft are imported only when a model is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from app.core.errors import AppError, ModelNotFound, ProviderError
+from app.core.events import Finished, Progress, StreamEvent, TextDelta, UsageReport
+from app.core.provider import ProviderContext
+from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
+from app.providers.bundled import BUNDLED_ALIAS, BUNDLED_DISPLAY_NAME, bundled_status
+from app.providers.local_loading import ModelSource, gguf_cache_dir, resolve_source
+from app.providers.worker import LoopSink, ModelWorker, worker_for
+
+if TYPE_CHECKING:  # never imported at runtime (keeps torch out of app start)
+    from app.providers.local_generation import GenStats
+    from app.providers.local_runtime import LocalRuntime
+    from app.providers.lora import AdapterInfo
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_DONE = object()
+MAX_RECENT = 10
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, AppError | asyncio.CancelledError):
+        return exc
+    return ProviderError(f"Local generation failed: {type(exc).__name__}: {exc}", hint="Try again, or load the model again.")
+
+
+class _LocalBase:
+    """What the ``huggingface`` and ``local`` providers share."""
+
+    id = "local"
+
+    def __init__(self, context: ProviderContext) -> None:
+        self.context = context
+        self.last_stats: GenStats | None = None
+        self._tokenizers: dict[str, Any] = {}
+        self._token_dirs: dict[str, str] = {}
+
+    # --- the worker ---------------------------------------------------------------------
+    @property
+    def worker(self) -> ModelWorker:
+        """The shared model worker of this provider context."""
+        return worker_for(self.context.extra, self.context.settings.local.threads)
+
+    def _runtime(self) -> LocalRuntime:
+        """The worker's runtime (call on the worker thread only)."""
+        from app.providers.local_runtime import RUNTIME_KEY, LocalRuntime
+
+        rt = self.worker.state.get(RUNTIME_KEY)
+        if rt is None:
+            rt = LocalRuntime(self.context.settings.local, self.context.paths.cache_dir)
+            self.worker.state[RUNTIME_KEY] = rt
+        return rt  # type: ignore[no-any-return]
+
+    async def _on_worker(self, fn: Callable[[LocalRuntime], T]) -> T:
+        return await self.worker.submit(lambda: fn(self._runtime()))
+
+    def _loaded_id(self) -> str | None:
+        from app.providers.worker import WORKER_KEY
+
+        worker = self.context.extra.get(WORKER_KEY)
+        rt = worker.state.get("runtime") if isinstance(worker, ModelWorker) else None
+        return getattr(rt, "loaded_id", None)
+
+    def _source(self, model: str) -> ModelSource:
+        return resolve_source(self.id, model)
+
+    # --- explicit model management ----------------------------------------------------
+    async def load(self, model: str, on_progress: Callable[[Progress], None] | None = None) -> ModelInfo:
+        """Load ``model`` on the worker (unloading the previous one after success)."""
+        source = self._source(model)
+        loop = asyncio.get_running_loop()
+
+        def progress(phase: str, fraction: float | None, message: str) -> None:
+            if on_progress is not None:
+                try:
+                    loop.call_soon_threadsafe(on_progress, Progress(phase, fraction, message))
+                except RuntimeError:
+                    pass
+
+        loaded = await self._on_worker(lambda rt: rt.load(source, progress))
+        self._after_load(source, loaded.folder)
+        return self.model_info(model)
+
+    async def loaded_model(self) -> str | None:
+        """The id of the loaded model (``local:...`` / ``huggingface:...``), or None."""
+        return await self._on_worker(lambda rt: rt.loaded_id)
+
+    async def unload(self) -> None:
+        """Unload the model and free its memory."""
+        await self._on_worker(lambda rt: rt.unload())
+
+    async def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
+        """Validate and load a LoRA adapter onto the loaded model (not activated)."""
+        return await self._on_worker(lambda rt: rt.load_adapter(path, name))
+
+    async def unload_adapter(self, name: str) -> None:
+        """Delete a loaded adapter."""
+        await self._on_worker(lambda rt: rt.unload_adapter(name))
+
+    async def list_adapters(self) -> list[AdapterInfo]:
+        """Loaded adapters with scale and active flag."""
+        return await self._on_worker(lambda rt: rt.list_adapters())
+
+    async def set_active_adapters(self, weights: dict[str, float]) -> None:
+        """Activate exactly these adapters with these scales ({} = base model)."""
+        await self._on_worker(lambda rt: rt.set_active(dict(weights)))
+
+    def _after_load(self, source: ModelSource, folder: str) -> None:
+        """Remember where the tokenizer is (for count_tokens) and the recent local models."""
+        if folder:
+            self._token_dirs[source.model_id] = folder
+        if self.id == "local" and source.model_id != f"local:{BUNDLED_ALIAS}":
+            recent = self.context.settings.recent_local_models
+            if source.model_id in recent:
+                recent.remove(source.model_id)
+            recent.insert(0, source.model_id)
+            del recent[MAX_RECENT:]
+
+    # --- the provider contract ----------------------------------------------------------
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        """Load the model if needed (yielding Progress), then stream tokens from the worker."""
+        from app.providers.local_generation import CancelFlag, GenStats
+
+        request.params.validated()
+        source = self._source(request.model.name)
+        sink = LoopSink(asyncio.get_running_loop())
+        stats = GenStats()
+        flag = CancelFlag(stats)
+        self.last_stats = stats
+
+        folder: list[str] = []
+
+        def job() -> None:
+            try:
+                if flag.is_set():
+                    return
+                rt = self._runtime()
+                folder.append(rt.load(source, lambda p, f, m: sink.put(Progress(p, f, m))).folder)
+                rt.apply_request_adapters(request.adapters)
+                prompt, completion, reason = rt.generate(
+                    request.messages, request.params, lambda text: sink.put(TextDelta(text)), flag
+                )
+                sink.put(UsageReport(prompt, completion))
+                sink.put(Finished(reason))
+            except BaseException as exc:  # delivered to the consumer
+                sink.put(_Failure(exc))
+            finally:
+                sink.put(_DONE)
+
+        self.worker.submit(job)
+        finished = False
+        loaded_before = self._loaded_id()
+        try:
+            while True:
+                item = await sink.queue.get()
+                if item is _DONE:
+                    finished = True
+                    break
+                if isinstance(item, _Failure):
+                    finished = True
+                    raise _translate(item.error) from item.error
+                yield item
+        finally:
+            if not finished:
+                flag.set()
+        if folder and (loaded_before != source.model_id or source.model_id not in self._token_dirs):
+            self._after_load(source, folder[0])
+
+    def count_tokens(self, model: str, messages: list[ChatMessage]) -> TokenCount:
+        """Exact count with the model's tokenizer and chat template, else a labelled estimate."""
+        tok = self._tokenizer_for(model)
+        if tok is not None:
+            from app.providers.local_generation import prompt_ids
+
+            return TokenCount(len(prompt_ids(tok, messages)), exact=True, method=f"tokenizer:{model}")
+        chars = sum(len(m.content) for m in messages)
+        return TokenCount(chars // 4 + 4 * len(messages), exact=False, method="estimate (4 chars per token)")
+
+    def _tokenizer_for(self, model: str) -> Any:
+        """A private tokenizer copy (not the worker's), loaded only when that is cheap."""
+        try:
+            source = self._source(model)
+        except AppError:
+            return None
+        if source.model_id in self._tokenizers:
+            return self._tokenizers[source.model_id]
+        location = self._token_dirs.get(source.model_id)
+        if location is None and source.kind == "folder":
+            location = source.location
+        if location is None or "transformers" not in sys.modules:
+            return None  # not loaded yet: importing transformers here would stall the caller
+        try:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(location, local_files_only=True)
+        except Exception:  # an estimate is better than an error here
+            log.debug("no tokenizer for %s", model, exc_info=True)
+            return None
+        self._tokenizers[source.model_id] = tok
+        return tok
+
+    def model_info(self, model: str) -> ModelInfo:
+        """Static info; ``context_length`` is known once the model is loaded."""
+        source = self._source(model)
+        ref = ModelRef(self.id, model)
+        loaded = self._loaded_id() == source.model_id
+        rt_ctx = None
+        if loaded:
+            worker = self.context.extra.get("model_worker")
+            rt_ctx = getattr(worker.state.get("runtime"), "context_length", None) if isinstance(worker, ModelWorker) else None
+        display = BUNDLED_DISPLAY_NAME if source.model_id == f"local:{BUNDLED_ALIAS}" else source.display_name
+        return ModelInfo(
+            ref=ref, display_name=display, context_length=rt_ctx, is_local=True, supports_adapters=True,
+            state="ready" if loaded else "available", description=source.location, tokenizer=f"{source.kind} tokenizer",
+        )
+
+    async def aclose(self) -> None:
+        """Stop the shared worker (unloading the model); another provider starts a new one."""
+        from app.providers.worker import WORKER_KEY
+
+        worker = self.context.extra.pop(WORKER_KEY, None)
+        if isinstance(worker, ModelWorker):
+            await asyncio.to_thread(worker.close)
+
+
+class LocalProvider(_LocalBase):
+    """``local:<folder | file.gguf | smollm2>``."""
+
+    id = "local"
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The bundled model plus recently used local models."""
+        ok, reason = bundled_status()
+        if ok:
+            models = [self.model_info(BUNDLED_ALIAS)]
+        else:
+            models = [ModelInfo(ModelRef("local", BUNDLED_ALIAS), BUNDLED_DISPLAY_NAME, is_local=True,
+                                supports_adapters=True, state="unavailable", description=reason)]
+        for mid in self.context.settings.recent_local_models:
+            name = mid.split(":", 1)[1] if mid.startswith("local:") else mid
+            try:
+                models.append(self.model_info(name))
+            except AppError as exc:
+                models.append(ModelInfo(ModelRef("local", name), Path(name).name, is_local=True,
+                                        supports_adapters=True, state="unavailable", description=exc.message))
+        return models
+
+
+class HuggingFaceProvider(_LocalBase):
+    """``huggingface:<repo id>`` from the Hugging Face Hub cache."""
+
+    id = "huggingface"
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Text-generation models found in the Hub cache."""
+        repos = await asyncio.to_thread(_cached_causal_lms)
+        return [self.model_info(r) for r in repos]
+
+
+def _cached_causal_lms() -> list[str]:
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        info = scan_cache_dir()
+    except Exception:  # no cache yet
+        return []
+    found = []
+    for repo in info.repos:
+        if repo.repo_type != "model" or not repo.revisions:
+            continue
+        rev = max(repo.revisions, key=lambda r: r.last_modified)
+        cfg = next((f.file_path for f in rev.files if f.file_name == "config.json"), None)
+        if cfg is None:
+            continue
+        try:
+            archs = json.loads(Path(cfg).read_text(encoding="utf-8")).get("architectures") or []
+        except (OSError, ValueError):
+            continue
+        if any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+            found.append(repo.repo_id)
+    return sorted(found)
+
+
+__all__ = ["HuggingFaceProvider", "LocalProvider", "ModelNotFound", "gguf_cache_dir"]
