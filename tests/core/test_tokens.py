@@ -85,6 +85,22 @@ def test_count_text_exact(model: str, text: str, n: int) -> None:
     assert count.method == tokens.encoding_name_for(model)
 
 
+def test_preload_from_threads_builds_each_encoding_once() -> None:
+    import threading
+
+    tokens.get_encoding.cache_clear()
+    try:
+        threads = [threading.Thread(target=tokens.preload) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert tokens._build_encoding.cache_info().misses == len(tokens.ENCODINGS)
+        assert tokens.get_encoding("o200k_base") is tokens.get_encoding("o200k_base")
+    finally:
+        tokens.get_encoding.cache_clear()
+
+
 def test_special_token_text_is_counted_not_rejected() -> None:
     count = tokens.count_text("gpt-4o", "<|endoftext|>")
     assert count.tokens > 1  # counted as plain text, not as the single special token
