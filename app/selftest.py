@@ -41,6 +41,7 @@ TOKEN_PROBE: tuple[tuple[str, str], ...] = (
 )
 TOKEN_EXPECTED: dict[str, int] = {"gpt-4o": 29, "gpt-4": 30}
 MOCK_TEXT = "self test ok"
+KEYRING_PROBE_SERVICE = "llm-playground-selftest"
 
 
 class CheckFailed(Exception):
@@ -209,6 +210,21 @@ async def check_keyring(ctx: SelfTestContext) -> str:
             f"no secure keyring ({name}); keys can only be kept for the session. "
             "Install and unlock a Secret Service (gnome-keyring or KWallet) to store them.",
         )
+    # A write/read/delete round trip under a service name of its own (no user entry touched).
+    import secrets as _random
+
+    backend = secrets.backend
+    probe = _random.token_hex(8)
+    try:
+        backend.set_password(KEYRING_PROBE_SERVICE, "probe", probe)
+        try:
+            read = backend.get_password(KEYRING_PROBE_SERVICE, "probe")
+        finally:
+            backend.delete_password(KEYRING_PROBE_SERVICE, "probe")
+    except Exception as exc:
+        raise CheckFailed(f"keyring {name} is present but a write/read/delete failed: {type(exc).__name__}") from exc
+    if read != probe:
+        raise CheckFailed(f"keyring {name} gave back a different value than was stored")
     return name
 
 

@@ -130,3 +130,40 @@ def test_bad_argument_is_a_usage_error(qapp: Any) -> None:
 def test_format_report() -> None:
     results = [CheckResult("a", "ok", "ok"), CheckResult("b", "skip", "skipped(lite)")]
     assert format_report("lite", results, 1.234) == "self-test: OK flavour=lite a=ok b=skipped(lite) 1.2s"
+
+
+def _ctx_with_backend(tmp_path: Path, backend: Any) -> SelfTestContext:
+    from app.core.paths import AppPaths
+    from app.core.secrets import SecretStore
+    from app.core.services import Services
+
+    root = tmp_path / "kr-home"
+    services = Services.create(
+        AppPaths(root / "config", root / "data", root / "cache"), secrets=SecretStore(backend, environ={})
+    )
+    return SelfTestContext(flavour="lite", frozen=False, quick=True, home=root, services=services)
+
+
+def test_no_secure_keyring_is_a_warning(tmp_path: Path, run: Any) -> None:
+    from keyring.backends.fail import Keyring as FailKeyring
+
+    ctx = _ctx_with_backend(tmp_path, FailKeyring())
+    [result] = run(selftest.run_checks(ctx, [Check("keyring", selftest.check_keyring)]))
+    assert (result.status, result.value) == ("warn", "none(warning)")
+    assert "Secret Service" in result.message
+
+
+@pytest.mark.keyring_real
+@pytest.mark.skipif(
+    os.environ.get("LLM_PLAYGROUND_REAL_KEYRING") != "1",
+    reason="needs a real Secret Service: set LLM_PLAYGROUND_REAL_KEYRING=1 under dbus-run-session "
+    "with an unlocked gnome-keyring-daemon (scripts/test.sh does)",
+)
+def test_real_keyring_round_trip_leaves_nothing_behind(tmp_path: Path, run: Any) -> None:
+    from keyring.backends.SecretService import Keyring
+
+    backend = Keyring()
+    ctx = _ctx_with_backend(tmp_path, backend)
+    [result] = run(selftest.run_checks(ctx, [Check("keyring", selftest.check_keyring)]))
+    assert (result.status, result.value) == ("ok", "SecretServiceKeyring"), result.message
+    assert backend.get_password(selftest.KEYRING_PROBE_SERVICE, "probe") is None
