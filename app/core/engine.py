@@ -187,7 +187,7 @@ class Engine:
         text = "".join(parts)
         if usage is None:
             usage = self._estimate_usage(request, provider, text)
-        cost = self.prices.cost(request.model, usage)
+        cost = self._cost(request, usage)
         tps = stats.tokens_per_s(usage.completion_tokens, now=end) if usage.completion_tokens else None
         adapter = ",".join(f"{a.name or a.path}:{a.scale:g}" for a in request.adapters) or None
         err_text = None
@@ -225,6 +225,36 @@ class Engine:
             record_id=rec_id,
         )
 
+    def _cost(self, request: GenerationRequest, usage: UsageReport) -> Decimal | None:
+        """OpenAI's price table applies to OpenAI's own endpoint only. Another OpenAI-compatible
+        server is free when it runs on this machine, unknown (None) elsewhere, unless the user
+        set an override for the full model id."""
+        if request.model.provider == "openai" and not self._is_openai_endpoint(request.endpoint):
+            override = getattr(self.prices, "override_for", None)
+            price = override(request.model) if override is not None else None
+            if price is not None:
+                return price.cost(usage)
+            return Decimal(0) if _is_loopback(self._endpoint_url(request.endpoint)) else None
+        return self.prices.cost(request.model, usage)
+
+    def _endpoint_url(self, endpoint: str | None) -> str:
+        if endpoint is None:
+            return ""
+        if endpoint.startswith(("http://", "https://")):
+            return endpoint
+        settings = getattr(self.registry.context, "settings", None)
+        ep = settings.endpoint(endpoint) if settings is not None else None
+        return ep.base_url if ep is not None else ""
+
+    def _is_openai_endpoint(self, endpoint: str | None) -> bool:
+        if endpoint is None:
+            return True
+        if endpoint.startswith(("http://", "https://")):
+            return "api.openai.com" in endpoint
+        settings = getattr(self.registry.context, "settings", None)
+        ep = settings.endpoint(endpoint) if settings is not None else None
+        return ep is None or ep.kind == "openai"
+
     @staticmethod
     def _estimate_usage(request: GenerationRequest, provider: object, text: str) -> UsageReport:
         """Usage counted locally (labelled estimated) when the provider sent none."""
@@ -239,3 +269,11 @@ class Engine:
             empty = count(request.model.name, [ChatMessage("assistant", "")]).tokens
             comp_tokens = max(0, completion.tokens - empty)
         return UsageReport(prompt.tokens, comp_tokens, estimated=True)
+
+
+def _is_loopback(url: str) -> bool:
+    """True for http(s) URLs on this machine (localhost, 127.0.0.0/8, ::1)."""
+    from urllib.parse import urlparse
+
+    host = (urlparse(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")

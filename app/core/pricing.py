@@ -146,6 +146,11 @@ class PriceTable:
         """The bundled prices by model name (overrides not applied)."""
         return dict(self._models)
 
+    def override_for(self, model: ModelRef) -> ModelPrice | None:
+        """The user's override for ``model`` (by full id, then by model name), or None."""
+        full = f"{model.provider}:{model.name}".lower()
+        return self._overrides.get(full) or self._overrides.get(model.name.strip().lower())
+
     def price_for(self, model: ModelRef) -> ModelPrice | None:
         """The price of ``model``: a full-id override, else (openai only) the model name in
         overrides then the table, exact first, then a dated snapshot of a known name."""

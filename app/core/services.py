@@ -53,11 +53,18 @@ class Services:
         settings = store.load()
         secrets = secrets or SecretStore(session_only=settings.session_only_secrets)
         registry = ProviderRegistry(ProviderContext(settings=settings, secrets=secrets, paths=paths))
-        prices = PriceTable.load(settings.price_overrides)
+        prices = PriceTable.load(settings.price_overrides, strict=False)
         ledger = UsageLedger(paths.usage_db)
         history = HistoryStore(paths.history_db)
         engine = Engine(registry, prices, ledger)
         return cls(paths, store, settings, secrets, registry, prices, ledger, history, engine)
+
+    def warnings(self) -> list[str]:
+        """Problems found at start (corrupt files moved aside, bad price overrides)."""
+        found: list[str] = list(self.settings_store.warnings)
+        for part in (self.prices, self.ledger, self.history):
+            found.extend(getattr(part, "warnings", []) or [])
+        return found
 
     def save_settings(self) -> None:
         """Persist the current settings atomically."""

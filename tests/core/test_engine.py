@@ -221,3 +221,32 @@ def test_tokens_per_second_is_computed_for_long_answers(run: Run, ctx: ProviderC
     assert result.usage.completion_tokens == 50
     assert result.tokens_per_s is not None and result.tokens_per_s > 0
     assert ledger.recent()[0].tokens_per_s == result.tokens_per_s
+
+
+def test_cost_of_openai_compatible_endpoints_follows_where_they_run() -> None:
+    """OpenAI's prices apply to OpenAI only: loopback servers are free, other hosts unknown."""
+    from decimal import Decimal as D
+
+    from app.core.engine import Engine
+    from app.core.events import UsageReport
+    from app.core.pricing import PriceTable
+    from app.core.provider import ProviderContext, ProviderRegistry
+    from app.core.settings import EndpointConfig, PriceOverride, Settings
+    from app.core.types import ChatMessage, GenerationRequest, ModelRef
+
+    settings = Settings()
+    settings.endpoints.append(EndpointConfig(name="Remote vLLM", base_url="https://gpu.example.com/v1", kind="vllm"))
+    engine = Engine(ProviderRegistry(ProviderContext(settings, None, None)), PriceTable.load())  # type: ignore[arg-type]
+    usage = UsageReport(1_000_000, 0)
+
+    def cost(endpoint: str | None, model: str = "gpt-4o") -> D | None:
+        req = GenerationRequest(ModelRef("openai", model), (ChatMessage("user", "x"),), endpoint=endpoint)
+        return engine._cost(req, usage)
+
+    assert cost(None) == D("2.50")
+    assert cost("OpenAI") == D("2.50")
+    assert cost("Ollama") == D(0)
+    assert cost("http://127.0.0.1:9999/v1") == D(0)
+    assert cost("Remote vLLM") is None
+    engine.prices = PriceTable.load({"openai:gpt-4o": PriceOverride(input="1", output="2")})
+    assert cost("Remote vLLM") == D("1")
