@@ -1,0 +1,221 @@
+"""LoRA adapters on a tiny Llama: validation, activation, scale, combination, unload."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.core.errors import AdapterError
+from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest, ModelRef
+from app.providers.transformers import LocalProvider
+
+PROMPT = (ChatMessage("user", "the quick brown fox"),)
+
+
+def logits(provider: LocalProvider) -> Any:
+    """Last-position logits of the worker's model (with whatever adapters are active)."""
+    import torch
+
+    from app.providers.local_generation import prompt_ids
+
+    def job() -> Any:
+        loaded = provider._runtime().loaded
+        ids = torch.tensor([prompt_ids(loaded.tokenizer, PROMPT)])
+        with torch.no_grad():
+            return loaded.model(ids).logits[0, -1].clone()
+
+    return provider.worker.call(job, timeout=30)
+
+
+def merged_logits(model_dir: Path, adapters: dict[str, tuple[Path, float]]) -> Any:
+    """Reference: a separate copy with the adapters (scaled) merged into the weights."""
+    import torch
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from app.providers.local_generation import prompt_ids
+
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    peft_model = None
+    for name, (path, scale) in adapters.items():
+        if peft_model is None:
+            peft_model = PeftModel.from_pretrained(base, str(path), adapter_name=name)
+        else:
+            peft_model.load_adapter(str(path), adapter_name=name)
+        for m in peft_model.modules():
+            if isinstance(m, LoraLayer) and name in m.scaling:
+                m.scaling[name] *= scale
+    assert peft_model is not None
+    merged = peft_model.merge_and_unload(adapter_names=list(adapters))
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    with torch.no_grad():
+        return merged(torch.tensor([prompt_ids(tok, PROMPT)])).logits[0, -1]
+
+
+@pytest.fixture
+def loaded(local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> LocalProvider:
+    provider = LocalProvider(local_ctx)
+    run(provider.load(str(tiny_model)))
+    return provider
+
+
+def close(a: Any, b: Any) -> bool:
+    import torch
+
+    return bool(torch.allclose(a, b, atol=1e-4, rtol=1e-4))
+
+
+def test_adapter_changes_output_matches_merged_and_switches_off(
+    loaded: LocalProvider, tiny_model: Path, adapters: dict[str, Path], run: Callable[..., Any]
+) -> None:
+    base = logits(loaded)
+    info = run(loaded.load_adapter(str(adapters["a"] / "adapter_config.json")))
+    assert (info.name, info.rank, info.alpha, info.active) == ("ada", 4, 8.0, False)
+    assert set(info.target_modules) == {"q_proj", "v_proj"} and len(info.sha256) == 64
+    assert close(logits(loaded), base)  # loaded but not active
+    run(loaded.set_active_adapters({"ada": 1.0}))
+    on = logits(loaded)
+    assert not close(on, base)
+    assert close(on, merged_logits(tiny_model, {"ada": (adapters["a"], 1.0)}))
+    assert [(i.name, i.active, i.scale) for i in run(loaded.list_adapters())] == [("ada", True, 1.0)]
+    run(loaded.set_active_adapters({}))
+    assert close(logits(loaded), base)
+
+
+def test_scale_changes_output(loaded: LocalProvider, tiny_model: Path, adapters: dict[str, Path], run: Callable[..., Any]) -> None:
+    run(loaded.load_adapter(str(adapters["a"]), "ada"))
+    run(loaded.set_active_adapters({"ada": 1.0}))
+    full = logits(loaded)
+    run(loaded.set_active_adapters({"ada": 0.5}))
+    half = logits(loaded)
+    assert not close(half, full)
+    assert close(half, merged_logits(tiny_model, {"ada": (adapters["a"], 0.5)}))
+    run(loaded.set_active_adapters({"ada": 1.0}))
+    assert close(logits(loaded), full)
+
+
+def test_two_adapters_and_a_weighted_combination(
+    loaded: LocalProvider, tiny_model: Path, adapters: dict[str, Path], run: Callable[..., Any]
+) -> None:
+    base_ref = loaded.worker.call(lambda: loaded._runtime().loaded.model)
+    run(loaded.load_adapter(str(adapters["a"])))
+    run(loaded.load_adapter(str(adapters["b"]), "second"))
+    run(loaded.set_active_adapters({"ada": 1.0}))
+    a = logits(loaded)
+    run(loaded.set_active_adapters({"second": 1.0}))
+    b = logits(loaded)
+    assert not close(a, b)
+    run(loaded.set_active_adapters({"ada": 0.7, "second": 0.5}))  # unequal ranks (4 and 8)
+    combo = logits(loaded)
+    expected = merged_logits(tiny_model, {"ada": (adapters["a"], 0.7), "second": (adapters["b"], 0.5)})
+    assert close(combo, expected)
+    infos = {i.name: i for i in run(loaded.list_adapters())}
+    assert set(infos) == {"ada", "second"} and infos["ada"].scale == 0.7 and infos["second"].active
+    run(loaded.set_active_adapters({"ada": 1.0}))  # switching back: same numbers, base never reloaded
+    assert close(logits(loaded), a)
+    assert loaded.worker.call(lambda: loaded._runtime().loaded.model) is base_ref
+    run(loaded.unload_adapter("ada"))
+    assert [i.name for i in run(loaded.list_adapters())] == ["second"]
+    run(loaded.unload_adapter("second"))
+    run(loaded.set_active_adapters({}))
+    assert run(loaded.list_adapters()) == []
+
+
+def test_wrong_shape_adapter_is_rejected_and_the_base_is_intact(
+    loaded: LocalProvider, adapters: dict[str, Path], run: Callable[..., Any]
+) -> None:
+    run(loaded.load_adapter(str(adapters["a"])))
+    run(loaded.set_active_adapters({"ada": 1.0}))
+    with_a = logits(loaded)
+    with pytest.raises(AdapterError, match="does not fit this model.*shape"):
+        run(loaded.load_adapter(str(adapters["wide"])))
+    assert close(logits(loaded), with_a)
+    assert [i.name for i in run(loaded.list_adapters())] == ["ada"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("no_weights", "has no adapter_model.safetensors"),
+        ("no_config", "has no adapter_config.json"),
+        ("bad_json", "not valid JSON"),
+        ("corrupt", "corrupt or unreadable"),
+        ("wrong_targets", "does not have: nonexistent_proj"),
+        ("missing", "No adapter at"),
+    ],
+)
+def test_bad_adapters_get_plain_errors(
+    loaded: LocalProvider, adapters: dict[str, Path], tmp_path: Path, run: Callable[..., Any], damage: str, message: str
+) -> None:
+    base = logits(loaded)
+    bad = tmp_path / "bad"
+    shutil.copytree(adapters["a"], bad)
+    cfg = bad / "adapter_config.json"
+    if damage == "no_weights":
+        (bad / "adapter_model.safetensors").unlink()
+    elif damage == "no_config":
+        cfg.unlink()
+    elif damage == "bad_json":
+        cfg.write_text("{not json")
+    elif damage == "corrupt":
+        (bad / "adapter_model.safetensors").write_bytes(b"\x00\x01garbage" * 10)
+    elif damage == "wrong_targets":
+        data = json.loads(cfg.read_text())
+        data["target_modules"] = ["q_proj", "nonexistent_proj"]
+        cfg.write_text(json.dumps(data))
+    else:
+        bad = tmp_path / "missing"
+    with pytest.raises(AdapterError, match=message):
+        run(loaded.load_adapter(str(bad)))
+    assert close(logits(loaded), base)
+    assert run(loaded.list_adapters()) == []
+
+
+def test_base_model_mismatch_is_a_warning(loaded: LocalProvider, adapters: dict[str, Path], tmp_path: Path, run: Callable[..., Any]) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(adapters["a"], other)
+    cfg = other / "adapter_config.json"
+    data = json.loads(cfg.read_text())
+    data["base_model_name_or_path"] = "meta-llama/Llama-3.1-8B"
+    cfg.write_text(json.dumps(data))
+    info = run(loaded.load_adapter(str(other)))
+    assert info.base_model_hint == "meta-llama/Llama-3.1-8B"
+    assert len(info.warnings) == 1 and "trained on 'meta-llama/Llama-3.1-8B'" in info.warnings[0]
+
+
+def test_adapter_names_are_checked(loaded: LocalProvider, adapters: dict[str, Path], run: Callable[..., Any]) -> None:
+    with pytest.raises(AdapterError, match="cannot be an adapter name"):
+        run(loaded.load_adapter(str(adapters["a"]), "lora"))
+    run(loaded.load_adapter(str(adapters["a"]), "mine"))
+    with pytest.raises(AdapterError, match="already loaded"):
+        run(loaded.load_adapter(str(adapters["b"]), "mine"))
+    with pytest.raises(AdapterError, match="No adapter named"):
+        run(loaded.set_active_adapters({"nope": 1.0}))
+
+
+def test_request_adapters_are_authoritative_and_cached(
+    loaded: LocalProvider, tiny_model: Path, adapters: dict[str, Path], run: Callable[..., Any]
+) -> None:
+    def req(*specs: AdapterSpec) -> GenerationRequest:
+        return GenerationRequest(ModelRef("local", str(tiny_model)), PROMPT, GenerationParams(temperature=0.0, max_tokens=12), adapters=specs)
+
+    async def text(r: GenerationRequest) -> str:
+        return "".join([getattr(e, "text", "") async for e in loaded.stream(r)])
+
+    base = run(text(req()))
+    with_a = run(text(req(AdapterSpec(str(adapters["a"]), 1.0))))
+    assert with_a != base
+    sha = [i.sha256 for i in run(loaded.list_adapters())]
+    assert run(text(req(AdapterSpec(str(adapters["a"]), 1.0)))) == with_a
+    assert [i.sha256 for i in run(loaded.list_adapters())] == sha  # not loaded twice
+    assert run(text(req())) == base  # empty = base model
+    both = run(text(req(AdapterSpec(str(adapters["a"]), 0.5), AdapterSpec(str(adapters["b"]), 1.0, name="bee"))))
+    infos = {i.name: i for i in run(loaded.list_adapters())}
+    assert set(infos) == {"ada", "bee"} and infos["ada"].scale == 0.5 and infos["bee"].active
+    assert both not in (base, with_a)
