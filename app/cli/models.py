@@ -65,6 +65,18 @@ def format_listing(models: list[ModelInfo], errors: dict[str, str]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def key_notes(services: Services, models: list[ModelInfo]) -> dict[str, str]:
+    """One note per endpoint whose models need a key, saying how to set it."""
+    notes: dict[str, str] = {}
+    for m in models:
+        if m.state != "needs_key" or not m.endpoint:
+            continue
+        ep = services.settings.endpoint(m.endpoint)
+        secret = ep.secret_name if ep is not None else "openai"
+        notes.setdefault(m.endpoint, f"needs a key - python -m app keys set {secret}")
+    return notes
+
+
 def run_models(args: argparse.Namespace) -> int:
     """Run ``models``; return the exit code (errors propagate to the CLI's handler)."""
     endpoint = args.endpoint or args.base_url
@@ -74,7 +86,12 @@ def run_models(args: argparse.Namespace) -> int:
             provider: Any = services.registry.get("openai")
             return list(await provider.list_endpoint_models(endpoint)), {}
         listing = await services.list_all_models()
-        return listing.models, listing.errors
+        errors = dict(listing.errors)
+        openai = services.registry.loaded().get("openai")
+        for name, text in (getattr(openai, "list_errors", None) or {}).items():
+            errors.setdefault(f"openai ({name})", text)
+        errors.update(key_notes(services, listing.models))
+        return listing.models, errors
 
     models, errors = run_with_services(body)
     if args.json:

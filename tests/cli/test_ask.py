@@ -236,3 +236,29 @@ def test_ctrl_c_exits_130_and_records_the_cancel() -> None:
     assert "Cancelled." in err and "Traceback" not in err
     rows = ledger_rows()
     assert len(rows) == 1 and rows[0]["finish_reason"] == "cancelled"
+
+
+def test_default_model_from_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.core.settings import Settings, SettingsStore
+
+    SettingsStore(AppPaths.default().ensure().settings_file).save(
+        Settings(default_model="mock:fixed?text=default")
+    )
+    assert main(["ask", "anything"]) == 0
+    assert capsys.readouterr().out == "default\n"
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "scale"),
+    [
+        ("/a/b", "/a/b", 1.0),
+        ("/a/b:0.5", "/a/b", 0.5),
+        ("C:\\adapters\\x", "C:\\adapters\\x", 1.0),
+        ("C:\\adapters\\x:2", "C:\\adapters\\x", 2.0),
+    ],
+)
+def test_lora_spec_parsing(spec: str, path: str, scale: float) -> None:
+    from app.cli.ask import parse_lora
+
+    parsed = parse_lora(spec)
+    assert (parsed.path, parsed.scale) == (path, scale)

@@ -1,0 +1,361 @@
+"""``LLMModel``: the seed's small synchronous API, as a thin facade over the same core.
+
+Every call runs through :class:`app.core.engine.Engine` on a private event loop, so usage
+and cost land in the usage ledger exactly as they do for the CLI and the window::
+
+    with LLMModel("echo", "mock") as llm:
+        print(llm.generate_response("hello"))
+        print(llm.get_token_usage_stats())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Coroutine
+from enum import StrEnum
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from app.core.errors import AdapterError, ModelNotFound, register_secret
+from app.core.provider import ProviderContext, ProviderRegistry
+from app.core.types import (
+    PROVIDER_IDS,
+    AdapterSpec,
+    ChatMessage,
+    GenerationParams,
+    GenerationRequest,
+    ModelRef,
+)
+
+if TYPE_CHECKING:
+    from app.core.engine import Engine, GenerationResult
+    from app.core.services import Services
+
+T = TypeVar("T")
+
+
+class ModelType(StrEnum):
+    """The kinds of model the facade can drive (the provider ids)."""
+
+    openai = "openai"
+    huggingface = "huggingface"
+    local = "local"
+    mock = "mock"
+
+
+class SessionKeySecrets:
+    """A secret store that answers every lookup with one in-memory key (never persisted).
+
+    Only this facade's private providers see it; writes go nowhere (the key lives in memory).
+    """
+
+    def __init__(self, api_key: str, base: Any = None) -> None:
+        self._key = api_key
+        self._base = base
+        register_secret(api_key)
+
+    def get(self, name: str) -> str | None:
+        """The instance's key, whatever the name."""
+        return self._key
+
+    def set(self, name: str, value: str) -> None:
+        """Replace the in-memory key (never written to the keyring or disk)."""
+        register_secret(value)
+        self._key = value
+
+    def delete(self, name: str) -> None:
+        """Forget nothing persistent; the in-memory key stays for this instance."""
+
+    def names(self) -> list[str]:
+        """No stored names: the key is session-only."""
+        return []
+
+    def available(self) -> bool:
+        """Always usable (memory)."""
+        return True
+
+    def source(self, name: str) -> str:
+        """Where the key comes from."""
+        return "session"
+
+    def __getattr__(self, attr: str) -> Any:  # anything else: the real store, if any
+        if self._base is None:
+            raise AttributeError(attr)
+        return getattr(self._base, attr)
+
+
+class LLMModel:
+    """A model you can call synchronously: generate, count tokens, switch, load LoRA, usage.
+
+    ``model_name`` is the provider's model name (``gpt-4o-mini``, ``echo``, ``smollm2``,
+    a hub id or a path); ``model_type`` the provider. ``endpoint`` (a settings endpoint name
+    or a base URL) points OpenAI models at any OpenAI-compatible server. ``api_key`` is kept
+    in memory for this instance only. ``services`` defaults to a private
+    :meth:`Services.create`, closed by :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        model_type: ModelType | str,
+        api_key: str | None = None,
+        *,
+        services: Services | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        self._type = _model_type(model_type)
+        self._loop = asyncio.new_event_loop()
+        self._own_services = services is None
+        if services is None:
+            from app.core.services import Services
+
+            services = Services.create()
+        self.services: Services = services
+        self.endpoint = endpoint
+        self._results: list[GenerationResult] = []
+        self._adapters: tuple[AdapterSpec, ...] = ()
+        self._closed = False
+        if api_key:
+            self.registry, self.engine = self._private_engine(api_key)
+        else:
+            self.registry, self.engine = services.registry, services.engine
+        self.ref = self._ref(model_name)
+
+    # -- model selection -------------------------------------------------------------------
+
+    @property
+    def model_id(self) -> str:
+        """The current model as ``provider:model``."""
+        return str(self.ref)
+
+    def switch_model(self, model_name: str) -> None:
+        """Use ``model_name`` from now on (``provider:model`` switches provider too).
+
+        A local model that was loaded is unloaded first; active adapters are dropped.
+        """
+        new = self._ref(model_name)
+        if new == self.ref:
+            return
+        old = self.ref
+        self._unload(old)
+        self.ref = new
+        self._type = ModelType(new.provider)
+        self._adapters = ()
+
+    def load_model(self) -> None:
+        """Local models: load now (instead of on the first answer). Remote: check it exists."""
+        provider = self._provider()
+        load = getattr(provider, "load", None)
+        if self.ref.provider in ("local", "huggingface") and load is not None:
+            self._run(load(self.ref.name))
+            return
+        if self.ref.provider == "openai":
+            models = self._run(self._list_remote(provider))
+            if models is not None and self.ref.name not in models:
+                raise ModelNotFound(
+                    f"The server has no model '{self.ref.name}'.",
+                    hint="Pick one of: " + ", ".join(sorted(models)[:20]) + ".",
+                )
+            return
+        provider.model_info(self.ref.name)  # raises ModelNotFound for unknown models
+
+    async def _list_remote(self, provider: Any) -> set[str] | None:
+        lister = getattr(provider, "list_endpoint_models", None)
+        if self.endpoint and lister is not None:
+            return {m.ref.name for m in await lister(self.endpoint)}
+        return {m.ref.name for m in await provider.list_models()}
+
+    # -- generation ------------------------------------------------------------------------
+
+    def generate_response(
+        self,
+        prompt: str,
+        max_new_tokens: int = 256,
+        temperature: float = 0.7,
+        model_name: str | None = None,
+    ) -> str:
+        """The model's answer to ``prompt`` (recorded in the usage ledger).
+
+        ``model_name`` uses another model for this one call. Raises :class:`AppError`
+        subclasses with a clear message (e.g. :class:`InvalidParams`, :class:`AuthError`).
+        """
+        ref = self._ref(model_name) if model_name else self.ref
+        params = GenerationParams(temperature=temperature, max_tokens=max_new_tokens).validated()
+        request = GenerationRequest(
+            model=ref,
+            messages=(ChatMessage("user", prompt),),
+            params=params,
+            endpoint=self.endpoint if ref.provider == "openai" else None,
+            adapters=self._adapters if ref == self.ref else (),
+        )
+        result = self._run(self.engine.run(request))
+        self._results.append(result)
+        return result.text
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` for the current model (exact where the tokenizer is known)."""
+        from app.core.tokens import count_text
+
+        if self.ref.provider == "openai":
+            return count_text(self.ref.name, text).tokens
+        provider = self._provider()
+        full = provider.count_tokens(self.ref.name, [ChatMessage("user", text)]).tokens
+        empty = provider.count_tokens(self.ref.name, [ChatMessage("user", "")]).tokens
+        return max(0, full - empty)
+
+    def get_model_info(self) -> dict[str, Any]:
+        """The current model's info: the same keys for every provider."""
+        info = self._provider().model_info(self.ref.name)
+        data = info.to_dict()
+        if data.get("endpoint") is None and self.ref.provider == "openai" and self.endpoint:
+            data["endpoint"] = self.endpoint
+        return data
+
+    # -- adapters --------------------------------------------------------------------------
+
+    def apply_lora_adapter(self, adapter_path: str, scale: float = 1.0) -> dict[str, Any]:
+        """Load a LoRA adapter and use it for later answers (local models only).
+
+        Returns what the provider reports about the adapter. Raises :class:`AdapterError`
+        for remote models or an adapter that does not fit.
+        """
+        provider = self._provider()
+        loader = getattr(provider, "load_adapter", None)
+        if self.ref.provider not in ("local", "huggingface") or loader is None:
+            raise AdapterError(
+                f"LoRA adapters cannot be applied to {self.ref} ({self.ref.provider} models run "
+                "remotely or do not support adapters).",
+                hint="Use a local or Hugging Face model (e.g. LLMModel('smollm2', 'local')).",
+            )
+        self.load_model()  # adapters attach to the loaded model
+        info = self._run(loader(str(adapter_path)))
+        spec = AdapterSpec(
+            getattr(info, "path", str(adapter_path)), scale=scale, name=getattr(info, "name", None)
+        )
+        self._adapters = (*(a for a in self._adapters if a.path != spec.path), spec)
+        data: dict[str, Any] = {"path": spec.path, "name": spec.name}
+        if dataclasses.is_dataclass(info) and not isinstance(info, type):
+            data = dataclasses.asdict(info)
+        data.update(scale=scale, active=True)
+        return data
+
+    @property
+    def active_adapters(self) -> tuple[AdapterSpec, ...]:
+        """The adapters used for this instance's next answers (local models)."""
+        return self._adapters
+
+    # -- usage -----------------------------------------------------------------------------
+
+    def get_token_usage_stats(self) -> dict[str, Any]:
+        """Requests, tokens and cost of this instance's session and of all time (ledger).
+
+        The top-level figures are this instance's answered requests (what the ledger
+        recorded for them); ``all_time`` holds the ledger's totals over every generation.
+        """
+        ledger = self.services.ledger
+        # this instance's rows, exactly as the engine wrote them to the ledger
+        session = _sum_records([r.record for r in self._results])
+        totals = ledger.totals()
+        all_time = {
+            "requests": int(totals.requests),
+            "prompt_tokens": int(totals.prompt_tokens),
+            "completion_tokens": int(totals.completion_tokens),
+            "total_tokens": int(totals.prompt_tokens) + int(totals.completion_tokens),
+            "cost_usd": float(totals.cost_usd or 0),
+        }
+        return {"model": self.model_id, **session, "session": dict(session), "all_time": all_time}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close this instance's providers (unloading local models) and the services it built.
+
+        Shared ``services`` passed in stay open (and keep their models) for their owner.
+        """
+        if self._closed:
+            return
+        try:
+            if self.registry is not self.services.registry:
+                self._loop.run_until_complete(self.registry.aclose())
+            if self._own_services:
+                self._loop.run_until_complete(self.services.aclose())
+        finally:
+            self._closed = True
+            self._loop.close()
+
+    def __enter__(self) -> LLMModel:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _ref(self, model_name: str) -> ModelRef:
+        prefix, sep, rest = model_name.partition(":")
+        if sep and prefix.strip().lower() in PROVIDER_IDS and rest.strip():
+            return ModelRef.parse(model_name)
+        return ModelRef(self._type.value, model_name.strip())
+
+    def _provider(self) -> Any:
+        return self.registry.get(self.ref.provider)
+
+    def _unload(self, ref: ModelRef) -> None:
+        if ref.provider not in ("local", "huggingface"):
+            return
+        provider = self.registry.loaded().get(ref.provider)
+        unload = getattr(provider, "unload", None)
+        if unload is not None:
+            outcome = unload()
+            if asyncio.iscoroutine(outcome):
+                self._run(outcome)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coro.close()
+            raise RuntimeError("This LLMModel is closed.")
+        return self._loop.run_until_complete(coro)
+
+    def _private_engine(self, api_key: str) -> tuple[ProviderRegistry, Engine]:
+        from app.core.engine import Engine
+
+        base = self.services.registry.context
+        context = ProviderContext(
+            settings=base.settings,
+            secrets=SessionKeySecrets(api_key, base.secrets),  # type: ignore[arg-type]
+            paths=base.paths,
+            extra=dict(base.extra),
+        )
+        registry = ProviderRegistry(context)
+        return registry, Engine(registry, self.services.prices, self.services.ledger)
+
+
+def _model_type(value: ModelType | str) -> ModelType:
+    try:
+        return value if isinstance(value, ModelType) else ModelType(str(value).strip().lower())
+    except ValueError:
+        from app.core.errors import InvalidModelId
+
+        raise InvalidModelId(
+            f"Unknown model type '{value}'.",
+            hint="Use one of: " + ", ".join(t.value for t in ModelType) + ".",
+        ) from None
+
+
+def _sum_records(records: list[Any]) -> dict[str, Any]:
+    prompt = sum(int(r.prompt_tokens) for r in records)
+    completion = sum(int(r.completion_tokens) for r in records)
+    cost = sum(float(r.cost_usd) for r in records if r.cost_usd is not None)
+    return {
+        "requests": len(records),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "cost_usd": cost,
+    }

@@ -1,0 +1,65 @@
+"""``ask`` with an in-process model: progress on stderr, --lora changes the answer, ledger row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from tests.cli.test_ask import ledger_rows
+
+
+@pytest.fixture(scope="module")
+def tiny_local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny random Llama folder and a non-zero LoRA adapter for it (no network)."""
+    from tests.providers.local_fixtures import build_adapter, build_tiny_llama
+
+    model = build_tiny_llama(tmp_path_factory.mktemp("cli-tiny") / "tiny-llama")
+    adapter = build_adapter(model, tmp_path_factory.mktemp("cli-lora") / "ada", r=4, seed=1)
+    return model, adapter
+
+
+def ask_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, object], str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out.splitlines()[-1]), err
+
+
+def test_local_ask_with_and_without_lora(
+    tiny_local: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir, adapter_dir = tiny_local
+    base_argv = [
+        "ask",
+        "-m",
+        f"local:{model_dir}",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "8",
+        "--json",
+    ]
+    base, err = ask_json([*base_argv, "hello world"], capsys)
+    assert "\r" in err  # the loading progress line on stderr
+    assert base["text"] and base["usage"]["estimated"] is False  # type: ignore[index]
+    tuned, _ = ask_json([*base_argv, "--lora", f"{adapter_dir}:1.0", "hello world"], capsys)
+    assert tuned["text"] != base["text"]
+    half, _ = ask_json([*base_argv, "--lora", f"{adapter_dir}:0", "hello world"], capsys)
+    assert half["text"] == base["text"]  # scale 0 is the base model
+    rows = ledger_rows()
+    assert [r["adapter"] is not None for r in rows] == [False, True, True]
+    assert all(r["provider"] == "local" for r in rows)
+
+
+def test_bad_lora_scale_and_missing_adapter(
+    tiny_local: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir, adapter_dir = tiny_local
+    assert main(["ask", "-m", f"local:{model_dir}", "--lora", f"{adapter_dir}:50", "hi"]) == 2
+    assert "LoRA scale must be between 0 and 10" in capsys.readouterr().err
+    assert main(["ask", "-m", f"local:{model_dir}", "--lora", str(tmp_path / "nothing"), "hi"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "error:" in err and "Traceback" not in err
