@@ -1,0 +1,186 @@
+"""GUI entry point: QApplication -> qasync loop -> Services -> MainWindow.
+
+``python -m app [--demo] [--screenshot PATH]``. The window is shown before any heavy library
+(torch, transformers, peft, openai) is imported; the model list loads in a task after show.
+With ``LLM_PLAYGROUND_STARTUP_PROBE=1`` the process prints ``STARTUP_SHOWN <unix time>``
+and the heavy modules already imported once the window is shown, then exits (benchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.core.services import Services
+    from app.ui.main_window import MainWindow
+
+HEAVY_MODULES = ("torch", "transformers", "peft", "openai")
+PROBE_ENV = "LLM_PLAYGROUND_STARTUP_PROBE"
+DEMO_TURNS = (
+    ("What can this playground do?",
+     "It streams answers from **OpenAI**, any OpenAI-compatible server (Ollama, LM Studio, vLLM, "
+     "llama.cpp) and models running **in-process** with optional LoRA adapters.\n\n"
+     "Every answer shows its tokens, cost, time to first token and speed, and the dashboard "
+     "keeps the totals per model."),
+    ("Show me a small Python function, please.", None),
+)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The window's options (unknown ones are ignored so Qt options pass through)."""
+    p = argparse.ArgumentParser(prog="llm-playground", add_help=False)
+    p.add_argument("--screenshot", metavar="PATH")
+    p.add_argument("--demo", action="store_true")
+    args, _ = p.parse_known_args(argv)
+    return args
+
+
+def create_main_window(services: Services, **kwargs: Any) -> MainWindow:
+    """Build the main window on ``services`` (a QApplication must exist)."""
+    from app.ui.main_window import MainWindow
+
+    return MainWindow(services, **kwargs)
+
+
+def _app_icon() -> Any:
+    from PySide6.QtGui import QIcon
+
+    from app.core.paths import resources_dir
+
+    icon = QIcon()
+    folder = resources_dir() / "icons"
+    for size in (16, 24, 32, 48, 64, 128, 256, 512):
+        png = folder / f"llm-playground-{size}.png"
+        if png.exists():
+            icon.addFile(str(png))
+    return icon
+
+
+async def play_demo(window: MainWindow, timeout: float = 20.0) -> None:
+    """A short scripted conversation on the mock model (Markdown and a code block)."""
+    from app.providers.mock import DEMO_MARKDOWN, MockScript
+
+    mock = window.services.registry.get("mock")
+    window.backend.set_model("mock:markdown")
+    window.editor.set_system_prompt("You are a concise, friendly assistant.")
+    for question, answer in DEMO_TURNS:
+        mock.enqueue([MockScript(answer or DEMO_MARKDOWN, rate=300)])  # type: ignore[attr-defined]
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def _on_done(_gen: str, status: str, fut: asyncio.Future[str] = done) -> None:
+            if not fut.done():
+                fut.set_result(status)
+
+        window.session.answer_done.connect(_on_done)
+        try:
+            window.editor.set_message(question)
+            if window.send() is None:
+                return
+            await asyncio.wait_for(done, timeout)
+        finally:
+            window.session.answer_done.disconnect(_on_done)
+    window.editor.set_message("Can you explain how the cost is computed?")
+    await asyncio.sleep(0.3)  # let the debounced counter and the dashboard catch up for the picture
+
+
+def _heavy_loaded() -> list[str]:
+    return [m for m in HEAVY_MODULES if m in sys.modules]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the GUI; return the exit code."""
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    probe = os.environ.get(PROBE_ENV) == "1"
+    demo_home: tempfile.TemporaryDirectory[str] | None = None
+    if args.screenshot or probe:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.demo and not os.environ.get("LLM_PLAYGROUND_HOME"):
+        demo_home = tempfile.TemporaryDirectory(prefix="llm-playground-demo-")  # keep real history clean
+        os.environ["LLM_PLAYGROUND_HOME"] = demo_home.name
+
+    from PySide6.QtWidgets import QApplication
+
+    import qasync  # after PySide6, so qasync picks it
+
+    from app.core.services import Services
+    from app.ui import theme
+    from app.ui.excepthook import ErrorReporter, setup_logging
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("LLM Playground")
+    app.setOrganizationName("llm-playground")
+    app.setDesktopFileName("llm-playground")
+    app.setWindowIcon(_app_icon())
+    app.setQuitOnLastWindowClosed(False)
+    theme.apply(app)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+
+    secrets = None
+    if args.demo:
+        from app.core.secrets import MemoryKeyring, SecretStore
+
+        secrets = SecretStore(backend=MemoryKeyring())
+    services = Services.create(secrets=secrets)
+    setup_logging(services.paths.log_file)
+    reporter = ErrorReporter(app)
+    reporter.install(loop)
+    window = create_main_window(services, restore=not args.demo)
+    reporter.add_recovery(window.recover)
+    reporter.error_reported.connect(lambda msg: window.show_status(msg, error=True))
+    for warning in services.settings_store.warnings + services.history.warnings:
+        window.show_status(warning, error=True)
+    window.show()
+
+    if probe:
+        app.processEvents()
+        sys.stdout.write(f"STARTUP_SHOWN {time.time():.6f}\nHEAVY {','.join(_heavy_loaded()) or '-'}\n")
+        sys.stdout.flush()
+        window.close()
+        loop.run_until_complete(_shutdown(window, services))
+        loop.close()
+        return 0
+
+    async def run() -> int:
+        closed: asyncio.Future[None] = loop.create_future()
+        window.closed.connect(lambda: closed.done() or closed.set_result(None))
+        window.backend.refresh_models()
+        code = 0
+        if args.demo:
+            await play_demo(window)
+        if args.screenshot:
+            await asyncio.sleep(0.2)
+            app.processEvents()
+            ok = window.grab().save(str(Path(args.screenshot)), "PNG")
+            sys.stdout.write(f"screenshot {'saved to' if ok else 'FAILED:'} {args.screenshot}\n")
+            code = 0 if ok else 1
+            window.close()
+        else:
+            await closed
+        await _shutdown(window, services)
+        return code
+
+    try:
+        with loop:
+            return loop.run_until_complete(run())
+    finally:
+        reporter.uninstall()
+        if demo_home is not None:
+            demo_home.cleanup()
+
+
+async def _shutdown(window: MainWindow, services: Services) -> None:
+    """Cancel running work, close providers and databases."""
+    try:
+        await asyncio.wait_for(window.backend.aclose(), 10)
+    finally:
+        window.session.save_partials()
+        await services.aclose()

@@ -1,0 +1,502 @@
+"""The main window: toolbar with the model picker, history sidebar, streaming transcript,
+prompt editor, and docks for the live dashboard and the LoRA panel. Talks only to the
+:class:`BackendManager`; conversation persistence lives in :class:`ChatSession`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.errors import AppError
+from app.core.services import Services
+from app.core.types import ModelRef
+from app.ui import theme as theme_mod
+from app.ui.backend_manager import BackendManager
+from app.ui.session import ChatSession
+from app.ui.widgets.model_picker import ModelPicker
+from app.ui.widgets.prompt_editor import PromptEditor
+from app.ui.widgets.transcript import TranscriptView
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    """The app window. ``restore`` reopens the last conversation.
+
+    Signals:
+        closed(): the window was closed (launch then shuts the services down).
+    """
+
+    closed = Signal()
+
+    def __init__(self, services: Services, *, backend: BackendManager | None = None, restore: bool = True,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.theme = theme_mod.current()
+        self.backend = backend or BackendManager(services, self)
+        self.setWindowTitle("LLM Playground")
+        self.resize(1360, 860)
+        self.dashboard: Any = None
+        self.sidebar: Any = None
+        self.lora_panel: Any = None
+        self._dialogs: dict[str, Any] = {}
+
+        self.transcript = TranscriptView(self, self.theme.code)
+        self.editor = PromptEditor(self)
+        self.session = ChatSession(self.backend, self.transcript, self)
+        central = QWidget(self)
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.transcript, 1)
+        lay.addWidget(self.editor)
+        self.setCentralWidget(central)
+
+        self.picker = ModelPicker(self)
+        self.picker.set_current(self.backend.current_model(), self.backend.current_endpoint())
+        self._build_actions()
+        self._build_status()
+        self._build_docks()
+        self._wire()
+        self.editor.set_presets(services.settings.presets)
+        self.editor.set_counter(self._count_request)
+        if restore and services.settings.last_conversation_id:
+            self.open_conversation(services.settings.last_conversation_id)
+
+    # -- building -------------------------------------------------------------------------------
+    def _action(self, text: str, slot: Any, shortcut: str | QKeySequence | None = None, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        act.triggered.connect(slot)
+        if shortcut:
+            act.setShortcut(QKeySequence(shortcut))
+        if tip:
+            act.setToolTip(tip)
+        return act
+
+    def _build_actions(self) -> None:
+        self.new_action = self._action("New chat", self.new_conversation, QKeySequence.StandardKey.New,
+                                       "Start a new conversation (Ctrl+N)")
+        self.regen_action = self._action("Regenerate", self.regenerate, "Ctrl+R", "Answer the last message again")
+        self.stop_action = self._action("Stop", self.stop, None, "Stop the answer (Esc)")
+        self.stop_action.setEnabled(False)
+        self.export_md_action = self._action("Export Markdown…", self.export_markdown)
+        self.export_json_action = self._action("Export JSON…", self.export_json)
+        self.keys_action = self._action("API keys…", self.show_keys)
+        self.settings_action = self._action("Settings…", self.show_settings, QKeySequence.StandardKey.Preferences)
+        self.open_model_action = self._action("Open model file/folder…", self.open_model_file)
+        self.add_endpoint_action = self._action("Add endpoint…", self.add_endpoint)
+        self.refresh_action = self._action("Refresh models", self.backend.refresh_models, "F5")
+        quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for a in (self.new_action, None, self.export_md_action, self.export_json_action, None, quit_action):
+            file_menu.addSeparator() if a is None else file_menu.addAction(a)
+        model_menu = bar.addMenu("&Model")
+        for a in (self.refresh_action, self.open_model_action, self.add_endpoint_action, None, self.keys_action,
+                  self.settings_action):
+            model_menu.addSeparator() if a is None else model_menu.addAction(a)
+        chat_menu = bar.addMenu("&Chat")
+        chat_menu.addAction(self.regen_action)
+        chat_menu.addAction(self.stop_action)
+        self.view_menu = bar.addMenu("&View")
+
+        tb = self.addToolBar("Main")
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        tb.addAction(self.new_action)
+        tb.addSeparator()
+        model_label = QLabel(" Model ")
+        tb.addWidget(model_label)
+        tb.addWidget(self.picker)
+        tb.addSeparator()
+        tb.addAction(self.regen_action)
+        tb.addAction(self.stop_action)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        tb.addWidget(spacer)
+        tb.addAction(self.keys_action)
+        tb.addAction(self.settings_action)
+        self.toolbar = tb
+
+    def _build_status(self) -> None:
+        self.status_label = QLabel("")
+        self.progress = QProgressBar(self)
+        self.progress.setFixedWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.setVisible(False)
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+
+    def _build_docks(self) -> None:
+        """B's widgets (history, dashboard, LoRA) as docks; each is optional at import time."""
+        try:
+            from app.ui.widgets.history_sidebar import HistorySidebar
+
+            self.sidebar = HistorySidebar(self.services.history, self)
+            self._dock("History", self.sidebar, Qt.DockWidgetArea.LeftDockWidgetArea)
+        except ImportError as exc:
+            log.warning("history sidebar unavailable: %s", exc)
+        try:
+            from app.ui.widgets.dashboard import DashboardDock
+
+            self.dashboard = DashboardDock(self.backend, self)
+            self.dashboard.setObjectName("dashboardDock")
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dashboard)
+            self.view_menu.addAction(self.dashboard.toggleViewAction())
+        except ImportError as exc:
+            log.warning("dashboard unavailable: %s", exc)
+        try:
+            from app.ui.widgets.lora_panel import LoraPanel
+
+            self.lora_panel = LoraPanel(self.backend, self)
+            dock = self._dock("LoRA adapters", self.lora_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+            if self.dashboard is not None:
+                self.tabifyDockWidget(dock, self.dashboard)
+                self.dashboard.raise_()
+            if hasattr(self.lora_panel, "compare_requested"):
+                self.lora_panel.compare_requested.connect(self.show_compare)
+        except ImportError as exc:
+            log.warning("LoRA panel unavailable: %s", exc)
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.replace(" ", "") + "Dock")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        self.view_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def _wire(self) -> None:
+        b = self.backend
+        self.editor.send_requested.connect(self.send)
+        self.editor.stop_requested.connect(self.stop)
+        self.editor.preset_saved.connect(self._on_preset_saved)
+        self.editor.preset_deleted.connect(self._on_preset_deleted)
+        self.transcript.regenerate_requested.connect(self.regenerate)
+        self.transcript.edit_requested.connect(self.edit_message)
+        self.transcript.copied.connect(lambda _t: self.show_status("Copied to the clipboard."))
+        self.picker.model_selected.connect(self._on_model_selected)
+        self.picker.add_endpoint_requested.connect(self.add_endpoint)
+        self.picker.open_model_requested.connect(self.open_model_file)
+        b.busy_changed.connect(self._on_busy)
+        b.model_changed.connect(self._on_model_changed)
+        b.model_loading.connect(self._on_model_loading)
+        b.model_loaded.connect(self._on_model_loaded)
+        b.model_load_failed.connect(self._on_model_load_failed)
+        b.models_listed.connect(self.picker.set_listing)
+        b.generation_failed.connect(lambda _g, msg, _p: self.show_status(msg, error=True))
+        b.adapter_failed.connect(lambda msg: self.show_status(msg, error=True))
+        b.error_occurred.connect(lambda msg: self.show_status(msg, error=True))
+        self.session.conversation_changed.connect(self._on_conversation_changed)
+        if self.sidebar is not None:
+            self.sidebar.conversation_selected.connect(self.open_conversation)
+            self.sidebar.new_conversation_requested.connect(self.new_conversation)
+            self.sidebar.conversation_deleted.connect(self._on_conversation_deleted)
+
+    # -- conversation ---------------------------------------------------------------------------
+    def send(self) -> str | None:
+        """Send the editor's message; return the generation id (None when nothing was sent)."""
+        text = self.editor.message()
+        if not text.strip() or self.backend.is_busy():
+            return None
+        try:
+            params = self.editor.params()
+        except AppError as exc:
+            self.show_status(exc.user_message(), error=True)
+            return None
+        self.editor.set_message("")
+        return self.session.send(text, params, self.editor.system_prompt())
+
+    def stop(self) -> None:
+        """Stop the running answer (the partial text is kept)."""
+        self.backend.stop()
+
+    def regenerate(self) -> str | None:
+        """Answer the last user message again."""
+        try:
+            params = self.editor.params()
+        except AppError as exc:
+            self.show_status(exc.user_message(), error=True)
+            return None
+        return self.session.regenerate(params, self.editor.system_prompt())
+
+    def edit_message(self, message_id: int) -> None:
+        """Put a user message back in the editor and drop it (and what followed) from the chat."""
+        text = self.session.edit(message_id)
+        if text is not None:
+            self.editor.set_message(text)
+            self.show_status("Edit the message and send it again.")
+
+    def new_conversation(self) -> None:
+        """Start an empty conversation."""
+        if self.backend.is_busy():
+            self.backend.stop()
+        self.session.open(None)
+        self.editor.set_message("")
+        self.editor.message_edit.setFocus()
+
+    def open_conversation(self, conversation_id: str) -> None:
+        """Show a saved conversation (its system prompt and parameters too)."""
+        if self.session.is_streaming():
+            self.backend.stop()
+        conv = self.session.open(conversation_id)
+        if conv is None:
+            return
+        self.editor.set_system_prompt(conv.system_prompt or "")
+        if conv.params:
+            try:
+                from app.core.types import GenerationParams
+
+                self.editor.set_params(GenerationParams.from_dict(conv.params))
+            except (TypeError, ValueError):
+                log.debug("stored params not usable", exc_info=True)
+
+    def _on_conversation_changed(self, conversation_id: str | None) -> None:
+        self.services.settings.last_conversation_id = conversation_id
+        self._save_settings()
+        title = "LLM Playground"
+        if conversation_id:
+            conv = self.services.history.get_conversation(conversation_id)
+            if conv is not None:
+                title = f"{conv.title} — LLM Playground"
+        self.setWindowTitle(title)
+        if self.dashboard is not None:
+            self.dashboard.set_conversation(conversation_id)
+        if self.sidebar is not None:
+            self.sidebar.refresh()
+            self.sidebar.select(conversation_id)
+        self.editor.schedule_count()
+
+    def _on_conversation_deleted(self, conversation_id: str) -> None:
+        if conversation_id == self.session.conversation_id:
+            self.session.open(None)
+
+    # -- models ---------------------------------------------------------------------------------
+    def _on_model_selected(self, model_id: str, endpoint: Any) -> None:
+        self.backend.set_model(model_id, endpoint=endpoint)
+
+    def _on_model_changed(self, model_id: str) -> None:
+        self.picker.set_current(model_id, self.backend.current_endpoint())
+        self.show_status(f"Model: {model_id}. The next answer uses it.")
+        self.editor.schedule_count()
+
+    def _on_model_loading(self, model_id: str, phase: str, fraction: float) -> None:
+        self.picker.set_state(model_id, "loading")
+        self.progress.setVisible(True)
+        if fraction < 0:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(fraction * 1000))
+        self.progress.setFormat(f"{phase} %p%" if fraction >= 0 else phase)
+        self.show_status(f"Loading {model_id}: {phase}…")
+
+    def _on_model_loaded(self, model_id: str) -> None:
+        self.progress.setVisible(False)
+        self.picker.set_state(model_id, "ready")
+        self.show_status(f"{model_id} is ready.")
+
+    def _on_model_load_failed(self, model_id: str, message: str) -> None:
+        self.progress.setVisible(False)
+        self.picker.set_state(model_id, None)
+        self.picker.set_current(self.backend.current_model(), self.backend.current_endpoint())
+        self.show_status(f"Could not load {model_id}: {message} The previous model is still active.", error=True)
+
+    def open_model_file(self) -> None:
+        """Pick a .gguf file or a model folder (a file inside it) and switch to it."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open model file or folder", str(Path.home()),
+                                              "Models (*.gguf *.safetensors config.json);;All files (*)")
+        if not path:
+            return
+        p = Path(path)
+        target = p if p.suffix == ".gguf" else p.parent
+        model_id = f"local:{target}"
+        recent = self.services.settings.recent_local_models
+        if str(target) not in recent:
+            recent.insert(0, str(target))
+            del recent[10:]
+            self._save_settings()
+        self.backend.set_model(model_id)
+
+    # -- dialogs --------------------------------------------------------------------------------
+    def _dialog(self, name: str) -> Any:
+        dlg = self._dialogs.get(name)
+        if dlg is None:
+            if name == "keys":
+                from app.ui.widgets.keys_dialog import KeysDialog
+
+                dlg = KeysDialog(self.backend, self)
+            else:
+                from app.ui.widgets.settings_dialog import SettingsDialog
+
+                dlg = SettingsDialog(self.backend, self)
+                dlg.settings_changed.connect(self._on_settings_changed)
+            dlg.finished.connect(lambda _r, n=name: self._dialogs.pop(n, None))
+            self._dialogs[name] = dlg
+        return dlg
+
+    def show_keys(self) -> None:
+        """Open the API keys dialog (non-modal-blocking: open(), never exec())."""
+        self._dialog("keys").open()
+
+    def show_settings(self) -> None:
+        """Open the settings dialog."""
+        self._dialog("settings").open()
+
+    def add_endpoint(self) -> None:
+        """Open the settings dialog with a new endpoint row."""
+        dlg = self._dialog("settings")
+        dlg.open()
+        if hasattr(dlg, "add_endpoint"):
+            dlg.add_endpoint()
+
+    def _on_settings_changed(self) -> None:
+        self.backend.refresh_models()
+        self.show_status("Settings saved.")
+
+    def show_compare(self) -> None:
+        """Show the base-vs-adapter comparison (LoRA panel's compare action)."""
+        try:
+            from app.ui.widgets.compare_view import CompareView
+        except ImportError:
+            self.show_status("The comparison view is not available in this build.", error=True)
+            return
+        view = self._dialogs.get("compare")
+        if view is None:
+            view = CompareView(self.backend, self)
+            self._dialogs["compare"] = view
+        if hasattr(view, "start"):
+            view.start(self.session.request_messages(self.editor.system_prompt())
+                       + self._draft_message(), self.editor.params())
+        view.show()
+        view.raise_()
+
+    def _draft_message(self) -> list[Any]:
+        from app.core.types import ChatMessage
+
+        text = self.editor.message()
+        return [ChatMessage("user", text)] if text.strip() else []
+
+    # -- export ---------------------------------------------------------------------------------
+    def export_markdown(self) -> None:
+        """Save the open conversation as Markdown."""
+        self._export("Markdown (*.md)", ".md", lambda cid: self.services.history.export_markdown(cid))
+
+    def export_json(self) -> None:
+        """Save the open conversation as JSON."""
+        self._export("JSON (*.json)", ".json",
+                     lambda cid: json.dumps(self.services.history.export_json(cid), indent=2, ensure_ascii=False))
+
+    def _export(self, filt: str, suffix: str, render: Any) -> None:
+        cid = self.session.conversation_id
+        if cid is None:
+            self.show_status("Nothing to export yet: send a message first.", error=True)
+            return
+        self.session.save_partials()
+        path, _ = QFileDialog.getSaveFileName(self, "Export conversation", f"conversation{suffix}", filt)
+        if not path:
+            return
+        if not path.endswith(suffix):
+            path += suffix
+        try:
+            Path(path).write_text(render(cid), encoding="utf-8")
+        except OSError as exc:
+            self.show_status(f"Could not write {path}: {exc.strerror}. Pick another folder.", error=True)
+            return
+        self.show_status(f"Exported to {path}.")
+
+    # -- misc -----------------------------------------------------------------------------------
+    def _count_request(self, system_prompt: str, draft: str) -> str:
+        """Token count and cost estimate of the whole next request (runs on a worker thread)."""
+        from app.core.types import ChatMessage
+
+        model = self.backend.current_model()
+        ref = ModelRef.parse(model)
+        msgs = self.session.request_messages(system_prompt)
+        if draft.strip():
+            msgs.append(ChatMessage("user", draft))
+        try:
+            count = self.services.registry.get(ref.provider).count_tokens(ref.name, msgs)
+        except Exception:  # e.g. a local model's tokenizer not loaded yet: estimate
+            from app.core.tokens import count_chat
+
+            count = count_chat(ref.name, msgs)
+        text = f"{'' if count.exact else '~'}{count.tokens:,} tokens"
+        price = self.services.prices.price_for(ref)
+        if price is not None:
+            cost_in = Decimal(count.tokens) * price.input / Decimal(1_000_000)
+            text += f"  ·  ≈ ${cost_in:.5f} in"
+            max_out = self.editor.max_tokens.value()
+            if max_out:
+                text += f" + ≤ ${Decimal(max_out) * price.output / Decimal(1_000_000):.5f} out"
+        elif ref.provider in ("mock", "local", "huggingface"):
+            text += "  ·  free"
+        return text
+
+    def _on_busy(self, busy: bool) -> None:
+        self.editor.set_busy(busy)
+        self.stop_action.setEnabled(busy)
+        self.regen_action.setEnabled(not busy)
+        self.picker.setEnabled(True)
+        if not busy:
+            self.editor.schedule_count()
+
+    def recover(self) -> None:
+        """After an unexpected error: never stay in a "generating" state."""
+        self.session.recover()
+        self._on_busy(self.backend.is_busy())
+        self.progress.setVisible(False)
+
+    def show_status(self, message: str, *, error: bool = False) -> None:
+        """Show a message in the status bar (errors in the theme's error colour)."""
+        self.status_label.setStyleSheet(f"color: {self.theme.error};" if error else "")
+        self.status_label.setText(message)
+        self.status_label.setToolTip(message)
+
+    def _on_preset_saved(self, name: str, params: Any, system_prompt: str) -> None:
+        from app.core.settings import Preset
+
+        presets = [p for p in self.services.settings.presets if p.name != name]
+        presets.append(Preset(name=name, params=dict(params), system_prompt=system_prompt))
+        self.services.settings.presets = presets
+        self._save_settings()
+
+    def _on_preset_deleted(self, name: str) -> None:
+        self.services.settings.presets = [p for p in self.services.settings.presets if p.name != name]
+        self._save_settings()
+
+    def _save_settings(self) -> None:
+        try:
+            self.services.save_settings()
+        except OSError as exc:
+            self.show_status(f"Settings could not be saved: {exc}", error=True)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        """Stop streaming (the partial answer is saved), stop the counter thread, save settings."""
+        self.backend.stop()
+        self.session.save_partials()
+        self.editor.shutdown()
+        self._save_settings()
+        super().closeEvent(event)
+        self.closed.emit()

@@ -1,0 +1,108 @@
+"""Light/dark theme that follows the OS colour scheme: Fusion style, a palette and a stylesheet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, CodeStyle
+
+
+@dataclass(frozen=True)
+class Theme:
+    """Colours used by the stylesheet and by widgets that paint themselves."""
+
+    dark: bool
+    window: str
+    base: str
+    text: str
+    muted: str
+    accent: str
+    accent_text: str
+    border: str
+    user_bubble: str
+    assistant_bubble: str
+    error: str
+    code: CodeStyle
+
+
+LIGHT = Theme(False, "#f3f4f6", "#ffffff", "#1f2328", "#6b7280", "#2563eb", "#ffffff",
+              "#d9dde3", "#e8f0fe", "#ffffff", "#b42318", LIGHT_CODE)
+DARK = Theme(True, "#1b1d21", "#24272c", "#e6e8eb", "#9aa1ab", "#4f8cff", "#ffffff",
+             "#383c43", "#233049", "#24272c", "#ff7b72", DARK_CODE)
+
+
+def os_prefers_dark() -> bool:
+    """True when the OS colour scheme is dark."""
+    hints = QGuiApplication.styleHints()
+    return hints.colorScheme() == Qt.ColorScheme.Dark
+
+
+def current() -> Theme:
+    """The theme for the OS scheme right now."""
+    return DARK if os_prefers_dark() else LIGHT
+
+
+def stylesheet(t: Theme) -> str:
+    """The application stylesheet for ``t``."""
+    return f"""
+    QMainWindow, QDialog {{ background: {t.window}; }}
+    QToolBar {{ background: {t.base}; border: none; border-bottom: 1px solid {t.border};
+               padding: 4px 8px; spacing: 6px; }}
+    QToolBar QToolButton {{ padding: 5px 10px; border-radius: 6px; }}
+    QToolBar QToolButton:hover {{ background: {t.window}; }}
+    QStatusBar {{ background: {t.base}; border-top: 1px solid {t.border}; color: {t.muted}; }}
+    QDockWidget {{ color: {t.text}; }}
+    QDockWidget::title {{ background: {t.base}; padding: 6px 8px; border-bottom: 1px solid {t.border}; }}
+    QScrollArea#transcript, QWidget#transcriptInner {{ background: {t.window}; border: none; }}
+    QFrame#card_user {{ background: {t.user_bubble}; border: 1px solid {t.border}; border-radius: 12px; }}
+    QFrame#card_assistant {{ background: {t.assistant_bubble}; border: 1px solid {t.border};
+                            border-radius: 12px; }}
+    QFrame#card_user QTextBrowser, QFrame#card_assistant QTextBrowser {{ background: transparent;
+                            border: none; color: {t.text}; }}
+    QLabel#cardRole {{ font-weight: 600; color: {t.text}; }}
+    QLabel#cardModel, QLabel#cardFigures {{ color: {t.muted}; }}
+    QLabel#cardError {{ color: {t.error}; }}
+    QLabel#emptyState {{ color: {t.muted}; font-size: 15px; }}
+    QToolButton#cardAction {{ border: none; color: {t.muted}; padding: 2px 6px; border-radius: 4px; }}
+    QToolButton#cardAction:hover {{ background: {t.window}; color: {t.text}; }}
+    QFrame#promptPanel {{ background: {t.base}; border-top: 1px solid {t.border}; }}
+    QPlainTextEdit#messageEdit {{ background: {t.base}; border: 1px solid {t.border};
+                                  border-radius: 8px; padding: 6px; color: {t.text}; }}
+    QPlainTextEdit#systemEdit {{ background: {t.window}; border: 1px solid {t.border};
+                                 border-radius: 8px; padding: 4px; color: {t.text}; }}
+    QPushButton#sendButton {{ background: {t.accent}; color: {t.accent_text}; border: none;
+                              border-radius: 8px; padding: 8px 18px; font-weight: 600; }}
+    QPushButton#sendButton:disabled {{ background: {t.border}; color: {t.muted}; }}
+    QPushButton#stopButton {{ border: 1px solid {t.error}; color: {t.error}; border-radius: 8px;
+                              padding: 8px 14px; background: {t.base}; }}
+    QPushButton#stopButton:disabled {{ border-color: {t.border}; color: {t.muted}; }}
+    QLabel#tokenCounter {{ color: {t.muted}; }}
+    QComboBox#modelPicker {{ min-width: 260px; padding: 4px 8px; }}
+    """
+
+
+def apply(app: QApplication) -> Theme:
+    """Apply the Fusion style, a palette and the stylesheet for the OS scheme; return it."""
+    t = current()
+    app.setStyle("Fusion")
+    pal = QPalette()
+    pal.setColor(QPalette.ColorRole.Window, QColor(t.window))
+    pal.setColor(QPalette.ColorRole.Base, QColor(t.base))
+    pal.setColor(QPalette.ColorRole.AlternateBase, QColor(t.window))
+    pal.setColor(QPalette.ColorRole.Text, QColor(t.text))
+    pal.setColor(QPalette.ColorRole.WindowText, QColor(t.text))
+    pal.setColor(QPalette.ColorRole.Button, QColor(t.base))
+    pal.setColor(QPalette.ColorRole.ButtonText, QColor(t.text))
+    pal.setColor(QPalette.ColorRole.Highlight, QColor(t.accent))
+    pal.setColor(QPalette.ColorRole.HighlightedText, QColor(t.accent_text))
+    pal.setColor(QPalette.ColorRole.Link, QColor(t.accent))
+    pal.setColor(QPalette.ColorRole.PlaceholderText, QColor(t.muted))
+    pal.setColor(QPalette.ColorRole.ToolTipBase, QColor(t.base))
+    pal.setColor(QPalette.ColorRole.ToolTipText, QColor(t.text))
+    app.setPalette(pal)
+    app.setStyleSheet(stylesheet(t))
+    return t

@@ -1,0 +1,361 @@
+"""The prompt editor: system prompt, message, sampling parameters, presets and a live token
+count (debounced, counted on a worker thread so typing never lags).
+
+Signals:
+    send_requested(): Ctrl+Enter or the Send button.
+    stop_requested(): Esc or the Stop button.
+    preset_saved(str name, object params_dict, str system_prompt)
+    preset_deleted(str name)
+    count_updated(str text): the counter label changed (tests and the status bar).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFrame,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.errors import AppError
+from app.core.types import GenerationParams
+
+log = logging.getLogger(__name__)
+DEBOUNCE_MS = 150
+Counter = Callable[[str, str], str]
+
+
+class MessageEdit(QPlainTextEdit):
+    """Multi-line input: Ctrl+Enter submits, Esc stops."""
+
+    submitted = Signal()
+    escaped = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+        """Ctrl+Enter -> submitted, Esc -> escaped, anything else types."""
+        key = event.key()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.submitted.emit()
+            return
+        if key == Qt.Key.Key_Escape:
+            self.escaped.emit()
+            return
+        super().keyPressEvent(event)
+
+
+def parse_stop(text: str) -> tuple[str, ...]:
+    """Stop sequences from the field: comma separated; ``\\n`` and ``\\,`` are escapes."""
+    items, cur, i = [], [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            cur.append({"n": "\n", "t": "\t", ",": ",", "\\": "\\"}.get(nxt, "\\" + nxt))
+            i += 2
+            continue
+        if ch == ",":
+            items.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    items.append("".join(cur))
+    return tuple(s for s in (x.strip(" ") for x in items) if s)
+
+
+def format_stop(stop: tuple[str, ...]) -> str:
+    """Inverse of :func:`parse_stop`."""
+    return ", ".join(s.replace("\\", "\\\\").replace(",", "\\,").replace("\n", "\\n").replace("\t", "\\t")
+                     for s in stop)
+
+
+class PromptEditor(QFrame):
+    """System prompt, message, parameters, presets, token counter, Send and Stop."""
+
+    send_requested = Signal()
+    stop_requested = Signal()
+    preset_saved = Signal(str, object, str)
+    preset_deleted = Signal(str)
+    count_updated = Signal(str)
+    _counted = Signal(int, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("promptPanel")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(24, 10, 24, 12)
+        lay.setSpacing(8)
+
+        sys_row = QHBoxLayout()
+        self.system_toggle = QToolButton(self)
+        self.system_toggle.setText("System prompt")
+        self.system_toggle.setCheckable(True)
+        self.system_toggle.setChecked(True)
+        self.system_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.system_toggle.setArrowType(Qt.ArrowType.DownArrow)
+        self.system_toggle.setAutoRaise(True)
+        sys_row.addWidget(self.system_toggle)
+        sys_row.addStretch(1)
+        sys_row.addWidget(QLabel("Preset"))
+        self.preset_box = QComboBox(self)
+        self.preset_box.setMinimumWidth(140)
+        self.preset_box.addItem("(none)")
+        sys_row.addWidget(self.preset_box)
+        self.save_preset_button = QToolButton(self)
+        self.save_preset_button.setText("Save")
+        self.delete_preset_button = QToolButton(self)
+        self.delete_preset_button.setText("Delete")
+        sys_row.addWidget(self.save_preset_button)
+        sys_row.addWidget(self.delete_preset_button)
+        lay.addLayout(sys_row)
+
+        self.system_edit = QPlainTextEdit(self)
+        self.system_edit.setObjectName("systemEdit")
+        self.system_edit.setPlaceholderText("You are a helpful assistant.")
+        self.system_edit.setFixedHeight(42)
+        lay.addWidget(self.system_edit)
+
+        self.message_edit = MessageEdit(self)
+        self.message_edit.setObjectName("messageEdit")
+        self.message_edit.setPlaceholderText("Type a message…  (Ctrl+Enter to send, Esc to stop)")
+        self.message_edit.setMinimumHeight(64)
+        self.message_edit.setMaximumHeight(110)
+        lay.addWidget(self.message_edit)
+
+        row = QHBoxLayout()
+        row.setSpacing(6)
+        self.temperature = self._dspin(0.0, 2.0, 0.7, 0.1, "Temperature: randomness (0 = greedy)")
+        self.top_p = self._dspin(0.01, 1.0, 1.0, 0.05, "Top-p: nucleus sampling")
+        self.max_tokens = QSpinBox(self)
+        self.max_tokens.setRange(0, 1_000_000)
+        self.max_tokens.setValue(512)
+        self.max_tokens.setSpecialValueText("no limit")
+        self.max_tokens.setToolTip("Max tokens of the answer (0 = no limit)")
+        self.seed = QLineEdit(self)
+        self.seed.setPlaceholderText("random")
+        self.seed.setFixedWidth(80)
+        self.seed.setToolTip("Seed: a whole number for repeatable sampling; empty = random")
+        self.stop_field = QLineEdit(self)
+        self.stop_field.setPlaceholderText("stop sequences, comma separated")
+        self.stop_field.setMinimumWidth(150)
+        for label, widget in (("Temp", self.temperature), ("Top-p", self.top_p), ("Max", self.max_tokens),
+                              ("Seed", self.seed), ("Stop", self.stop_field)):
+            lab = QLabel(label)
+            lab.setObjectName("paramLabel")
+            row.addWidget(lab)
+            row.addWidget(widget)
+        row.addStretch(1)
+        self.counter_label = QLabel("0 tokens")
+        self.counter_label.setObjectName("tokenCounter")
+        row.addWidget(self.counter_label)
+        self.stop_button = QPushButton("Stop", self)
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.setEnabled(False)
+        self.send_button = QPushButton("Send", self)
+        self.send_button.setObjectName("sendButton")
+        self.send_button.setToolTip("Send (Ctrl+Enter)")
+        row.addWidget(self.stop_button)
+        row.addWidget(self.send_button)
+        lay.addLayout(row)
+
+        self._presets: dict[str, tuple[dict[str, Any], str]] = {}
+        self._counter: Counter | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._seq = itertools.count(1)
+        self._latest = 0
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self._count_now)
+        self._counted.connect(self._on_counted)
+
+        self.system_toggle.toggled.connect(self._on_system_toggled)
+        self.message_edit.submitted.connect(self.send_requested.emit)
+        self.message_edit.escaped.connect(self.stop_requested.emit)
+        self.send_button.clicked.connect(self.send_requested.emit)
+        self.stop_button.clicked.connect(self.stop_requested.emit)
+        self.message_edit.textChanged.connect(self.schedule_count)
+        self.system_edit.textChanged.connect(self.schedule_count)
+        self.max_tokens.valueChanged.connect(self.schedule_count)
+        self.preset_box.activated.connect(self._on_preset_chosen)
+        self.save_preset_button.clicked.connect(self._on_save_preset)
+        self.delete_preset_button.clicked.connect(self._on_delete_preset)
+
+    def _dspin(self, lo: float, hi: float, value: float, step: float, tip: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox(self)
+        box.setRange(lo, hi)
+        box.setDecimals(2)
+        box.setSingleStep(step)
+        box.setValue(value)
+        box.setToolTip(tip)
+        return box
+
+    def _on_system_toggled(self, on: bool) -> None:
+        self.system_edit.setVisible(on)
+        self.system_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+
+    # -- values ---------------------------------------------------------------------------------
+    def message(self) -> str:
+        """The message being typed."""
+        return self.message_edit.toPlainText()
+
+    def set_message(self, text: str) -> None:
+        """Replace the message (Edit and resend)."""
+        self.message_edit.setPlainText(text)
+        self.message_edit.setFocus()
+
+    def system_prompt(self) -> str:
+        """The system prompt."""
+        return self.system_edit.toPlainText()
+
+    def set_system_prompt(self, text: str) -> None:
+        """Replace the system prompt."""
+        self.system_edit.setPlainText(text)
+
+    def params(self) -> GenerationParams:
+        """The parameters; raises InvalidParams (AppError) with a plain message when wrong."""
+        seed_text = self.seed.text().strip()
+        seed: int | None = None
+        if seed_text:
+            try:
+                seed = int(seed_text)
+            except ValueError:
+                raise AppError(f"The seed must be a whole number (got '{seed_text}').",
+                               hint="Type a number such as 42, or leave it empty for random.") from None
+        params = GenerationParams(
+            temperature=round(self.temperature.value(), 2),
+            top_p=round(self.top_p.value(), 2),
+            max_tokens=self.max_tokens.value() or None,
+            seed=seed,
+            stop=parse_stop(self.stop_field.text()),
+        )
+        return params.validated()
+
+    def set_params(self, params: GenerationParams) -> None:
+        """Show ``params``."""
+        self.temperature.setValue(params.temperature)
+        self.top_p.setValue(params.top_p)
+        self.max_tokens.setValue(params.max_tokens or 0)
+        self.seed.setText("" if params.seed is None else str(params.seed))
+        self.stop_field.setText(format_stop(params.stop))
+
+    def set_busy(self, busy: bool) -> None:
+        """Swap Send/Stop while generating."""
+        self.send_button.setEnabled(not busy)
+        self.stop_button.setEnabled(busy)
+
+    # -- presets --------------------------------------------------------------------------------
+    def set_presets(self, presets: list[Any]) -> None:
+        """Show presets (objects with name, params dict and system_prompt)."""
+        self._presets = {p.name: (dict(p.params), p.system_prompt) for p in presets}
+        self.preset_box.clear()
+        self.preset_box.addItem("(none)")
+        for name in self._presets:
+            self.preset_box.addItem(name)
+
+    def apply_preset(self, name: str) -> None:
+        """Load a preset's parameters and system prompt."""
+        if name not in self._presets:
+            return
+        params, system = self._presets[name]
+        self.set_params(GenerationParams.from_dict(params))
+        if system:
+            self.set_system_prompt(system)
+        self.preset_box.setCurrentText(name)
+
+    def save_preset(self, name: str) -> None:
+        """Save the current parameters and system prompt as ``name``."""
+        name = name.strip()
+        if not name:
+            return
+        params = self.params().to_dict()
+        self._presets[name] = (params, self.system_prompt())
+        if self.preset_box.findText(name) < 0:
+            self.preset_box.addItem(name)
+        self.preset_box.setCurrentText(name)
+        self.preset_saved.emit(name, params, self.system_prompt())
+
+    def _on_preset_chosen(self, index: int) -> None:
+        if index > 0:
+            self.apply_preset(self.preset_box.itemText(index))
+
+    def _on_save_preset(self) -> None:
+        current = self.preset_box.currentText() if self.preset_box.currentIndex() > 0 else ""
+        name, ok = QInputDialog.getText(self, "Save preset", "Preset name:", text=current)
+        if ok:
+            try:
+                self.save_preset(name)
+            except AppError as exc:
+                self.counter_label.setText(exc.user_message())
+
+    def _on_delete_preset(self) -> None:
+        idx = self.preset_box.currentIndex()
+        if idx > 0:
+            name = self.preset_box.itemText(idx)
+            self._presets.pop(name, None)
+            self.preset_box.removeItem(idx)
+            self.preset_box.setCurrentIndex(0)
+            self.preset_deleted.emit(name)
+
+    # -- token counter --------------------------------------------------------------------------
+    def set_counter(self, counter: Counter | None) -> None:
+        """``counter(system_prompt, message) -> label`` runs on a worker thread."""
+        self._counter = counter
+        self.schedule_count()
+
+    def schedule_count(self) -> None:
+        """Recount after a short pause in typing."""
+        if self._counter is not None:
+            self._debounce.start()
+
+    def _count_now(self) -> None:
+        if self._counter is None:
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-count")
+        seq = next(self._seq)
+        self._latest = seq
+        counter, system, message = self._counter, self.system_prompt(), self.message()
+
+        def work() -> None:
+            try:
+                text = counter(system, message)
+            except Exception as exc:  # show it in the label, never crash the editor
+                log.debug("token count failed", exc_info=True)
+                text = f"count unavailable ({exc})"
+            try:
+                self._counted.emit(seq, text)
+            except RuntimeError:  # the editor was deleted meanwhile
+                pass
+
+        self._executor.submit(work)
+
+    def _on_counted(self, seq: int, text: str) -> None:
+        if seq == self._latest:
+            self.counter_label.setText(text)
+            self.count_updated.emit(text)
+
+    def shutdown(self) -> None:
+        """Stop the counting thread (called when the window closes)."""
+        self._debounce.stop()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None

@@ -1,0 +1,383 @@
+"""The streaming transcript: one card (with its own QTextDocument) per message.
+
+Streamed deltas are buffered and flushed on one ~30 ms timer; each flush appends to the
+message's document through :class:`StreamRenderer` (finished Markdown blocks are rendered
+once, only the tail is re-drawn), so long answers stay linear and the GUI stays smooth.
+
+Signals:
+    regenerate_requested(): the user asked to regenerate the last answer.
+    edit_requested(int message_id): the user wants to edit and resend a user message.
+    copied(str text): text was copied to the clipboard.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextOption
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRenderer
+
+FLUSH_MS = 30
+
+
+def format_figures(meta: dict[str, Any]) -> str:
+    """One line of per-message figures: tokens, cost, time to first token, tokens/s."""
+    parts: list[str] = []
+    pt, ct = meta.get("prompt_tokens"), meta.get("completion_tokens")
+    if pt is not None or ct is not None:
+        est = "~" if meta.get("estimated") else ""
+        parts.append(f"{est}{pt or 0:,} in / {est}{ct or 0:,} out tokens")
+    elif meta.get("tokens") is not None:
+        parts.append(f"{meta['tokens']:,} tokens")
+    cost = meta.get("cost_usd")
+    if cost is not None and cost != "":
+        value = Decimal(str(cost))
+        parts.append("free" if value == 0 else f"${value:.6f}".rstrip("0").rstrip("."))
+    if meta.get("ttft_s") is not None:
+        parts.append(f"TTFT {float(meta['ttft_s']):.2f} s")
+    if meta.get("tokens_per_s") is not None:
+        parts.append(f"{float(meta['tokens_per_s']):.1f} tok/s")
+    return "  ·  ".join(parts)
+
+
+class MessageBody(QTextBrowser):
+    """A read-only rich-text view that grows to fit its document (no inner scrollbar)."""
+
+    copy_code = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.document().setDocumentMargin(2)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit)
+        self.anchorClicked.connect(self._on_anchor)
+        self.setFixedHeight(24)
+
+    def _fit(self, size: Any) -> None:
+        h = int(size.height()) + 4
+        if h != self.height():
+            self.setFixedHeight(max(24, h))
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """Width follows the card; height follows the document."""
+        return QSize(400, self.height())
+
+    def _on_anchor(self, url: QUrl) -> None:
+        if url.scheme() == "copy":
+            try:
+                self.copy_code.emit(int(url.path() or url.toString().split(":", 1)[1]))
+            except ValueError:
+                pass
+        elif url.scheme() in ("http", "https", "mailto"):
+            QDesktopServices.openUrl(url)
+
+
+class MessageCard(QFrame):
+    """One message: header (role, model, actions), body, figures and error line."""
+
+    regenerate_clicked = Signal()
+    edit_clicked = Signal(int)
+    copied = Signal(str)
+
+    def __init__(self, role: str, *, title: str = "", message_id: int | None = None,
+                 code_style: CodeStyle = LIGHT_CODE, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.role = role
+        self.message_id = message_id
+        self.setObjectName("card_user" if role == "user" else "card_assistant")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(14, 10, 14, 10)
+        lay.setSpacing(4)
+        head = QHBoxLayout()
+        head.setSpacing(8)
+        self.role_label = QLabel("You" if role == "user" else ("System" if role == "system" else "Assistant"))
+        self.role_label.setObjectName("cardRole")
+        self.model_label = QLabel(title)
+        self.model_label.setObjectName("cardModel")
+        head.addWidget(self.role_label)
+        head.addWidget(self.model_label)
+        head.addStretch(1)
+        self.copy_button = self._action("Copy", self.copy_text)
+        head.addWidget(self.copy_button)
+        if role == "user":
+            self.edit_button: QToolButton | None = self._action("Edit", self._on_edit)
+            head.addWidget(self.edit_button)
+        else:
+            self.edit_button = None
+        self.regen_button = self._action("Regenerate", self.regenerate_clicked.emit)
+        self.regen_button.setVisible(False)
+        head.addWidget(self.regen_button)
+        lay.addLayout(head)
+        self.body = MessageBody(self)
+        self.renderer = StreamRenderer(self.body.document(), code_style)
+        self.body.copy_code.connect(self._copy_code)
+        lay.addWidget(self.body)
+        self.figures = QLabel("")
+        self.figures.setObjectName("cardFigures")
+        self.figures.setVisible(False)
+        self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.figures)
+        self.error_label = QLabel("")
+        self.error_label.setObjectName("cardError")
+        self.error_label.setWordWrap(True)
+        self.error_label.setVisible(False)
+        lay.addWidget(self.error_label)
+        self._pending: list[str] = []
+        self.streaming = False
+        self.status = "complete"
+
+    def _action(self, text: str, slot: Any) -> QToolButton:
+        b = QToolButton(self)
+        b.setText(text)
+        b.setObjectName("cardAction")
+        b.setCursor(Qt.CursorShape.PointingHandCursor)
+        b.clicked.connect(slot)
+        return b
+
+    @property
+    def text(self) -> str:
+        """The message text so far (including text not yet flushed)."""
+        return self.renderer.text + "".join(self._pending)
+
+    def set_text(self, text: str) -> None:
+        """Show a complete message."""
+        self.renderer.set_text(text)
+
+    def queue(self, delta: str) -> None:
+        """Buffer a streamed delta (drawn on the next flush)."""
+        self._pending.append(delta)
+
+    def flush(self) -> bool:
+        """Draw buffered deltas; True when something was drawn."""
+        if not self._pending:
+            return False
+        text = "".join(self._pending)
+        self._pending.clear()
+        self.renderer.feed(text)
+        return True
+
+    def finish(self, *, status: str = "complete", error: str | None = None,
+               meta: dict[str, Any] | None = None) -> None:
+        """End streaming: render the tail, show figures and any error."""
+        self.flush()
+        self.renderer.finish()
+        self.streaming = False
+        self.status = status
+        if meta:
+            self.set_meta(meta)
+        if error:
+            self.error_label.setText(("Stopped. " if status == "cancelled" else "Error: ") + error)
+            self.error_label.setVisible(True)
+        elif status == "cancelled":
+            self.error_label.setText("Stopped by you.")
+            self.error_label.setVisible(True)
+
+    def set_meta(self, meta: dict[str, Any]) -> None:
+        """Show model/adapter in the header and the figures line."""
+        model = meta.get("model")
+        if model:
+            adapter = meta.get("adapter")
+            self.model_label.setText(f"{model}" + (f"  +  LoRA {adapter}" if adapter else ""))
+        line = format_figures(meta)
+        self.figures.setText(line)
+        self.figures.setVisible(bool(line))
+
+    def set_live(self, live: dict[str, Any]) -> None:
+        """Figures that tick while streaming."""
+        self.set_meta({k: v for k, v in live.items() if k != "model"})
+
+    def copy_text(self) -> None:
+        """Copy the whole message as Markdown."""
+        QGuiApplication.clipboard().setText(self.text)
+        self.copied.emit(self.text)
+
+    def _copy_code(self, index: int) -> None:
+        blocks = self.renderer.code_blocks
+        if 0 <= index < len(blocks):
+            QGuiApplication.clipboard().setText(blocks[index])
+            self.copied.emit(blocks[index])
+
+    def _on_edit(self) -> None:
+        if self.message_id is not None:
+            self.edit_clicked.emit(self.message_id)
+
+
+class TranscriptView(QScrollArea):
+    """A scrolling list of :class:`MessageCard`s with coalesced streaming."""
+
+    regenerate_requested = Signal()
+    edit_requested = Signal(int)
+    copied = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None, code_style: CodeStyle = LIGHT_CODE) -> None:
+        super().__init__(parent)
+        self.setObjectName("transcript")
+        self.code_style = code_style
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        inner = QWidget()
+        inner.setObjectName("transcriptInner")
+        self._layout = QVBoxLayout(inner)
+        self._layout.setContentsMargins(24, 16, 24, 16)
+        self._layout.setSpacing(12)
+        self.empty_label = QLabel("Start a conversation: pick a model, type a message and press Ctrl+Enter.")
+        self.empty_label.setObjectName("emptyState")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self._layout.addWidget(self.empty_label)
+        self._layout.addStretch(1)
+        self.setWidget(inner)
+        self._cards: dict[str, MessageCard] = {}
+        self._order: list[str] = []
+        self._streaming: set[str] = set()
+        self._stick = True
+        self._timer = QTimer(self)
+        self._timer.setInterval(FLUSH_MS)
+        self._timer.timeout.connect(self.flush)
+        bar = self.verticalScrollBar()
+        bar.rangeChanged.connect(self._on_range_changed)
+        bar.valueChanged.connect(self._on_scrolled)
+
+    # -- cards --------------------------------------------------------------------------------
+    def clear(self) -> None:
+        """Remove every message."""
+        for key in list(self._order):
+            card = self._cards.pop(key)
+            card.setParent(None)
+            card.deleteLater()
+        self._order.clear()
+        self._streaming.clear()
+        self._timer.stop()
+        self.empty_label.setVisible(True)
+
+    def _add_card(self, key: str, card: MessageCard) -> MessageCard:
+        if key in self._cards:
+            self.remove(key)
+        card.regenerate_clicked.connect(self.regenerate_requested.emit)
+        card.edit_clicked.connect(self.edit_requested.emit)
+        card.copied.connect(self.copied.emit)
+        self._layout.insertWidget(self._layout.count() - 1, card)
+        self._cards[key] = card
+        self._order.append(key)
+        self.empty_label.setVisible(False)
+        self._stick = True
+        self._update_regen()
+        return card
+
+    def add_message(self, key: str, role: str, text: str, *, message_id: int | None = None,
+                    meta: dict[str, Any] | None = None, status: str = "complete",
+                    error: str | None = None) -> MessageCard:
+        """Add a finished message."""
+        card = MessageCard(role, message_id=message_id, code_style=self.code_style)
+        card.set_text(text)
+        if meta:
+            card.set_meta(meta)
+        if status != "complete" or error:
+            card.finish(status=status, error=error)
+        card.status = status
+        return self._add_card(key, card)
+
+    def start_stream(self, key: str, *, title: str = "", message_id: int | None = None) -> MessageCard:
+        """Add an assistant card that will receive streamed text."""
+        card = MessageCard("assistant", title=title, message_id=message_id, code_style=self.code_style)
+        card.streaming = True
+        card.status = "streaming"
+        self._add_card(key, card)
+        self._streaming.add(key)
+        self._update_regen()
+        return card
+
+    def append(self, key: str, delta: str) -> None:
+        """Buffer a delta for a streaming card; the timer draws it."""
+        card = self._cards.get(key)
+        if card is None:
+            return
+        card.queue(delta)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Draw every buffered delta now."""
+        drew = False
+        for key in list(self._streaming):
+            card = self._cards.get(key)
+            if card is not None:
+                drew = card.flush() or drew
+        if not drew and not self._streaming:
+            self._timer.stop()
+
+    def finish_stream(self, key: str, *, status: str = "complete", error: str | None = None,
+                      meta: dict[str, Any] | None = None) -> None:
+        """End a streaming card."""
+        card = self._cards.get(key)
+        self._streaming.discard(key)
+        if card is not None:
+            card.finish(status=status, error=error, meta=meta)
+        self._update_regen()
+
+    def rekey(self, old: str, new: str) -> None:
+        """Rename a card's key (e.g. from a generation id to a message id)."""
+        if old in self._cards and old != new:
+            self._cards[new] = self._cards.pop(old)
+            self._order[self._order.index(old)] = new
+            if old in self._streaming:
+                self._streaming.discard(old)
+                self._streaming.add(new)
+
+    def remove(self, key: str) -> None:
+        """Remove one card."""
+        card = self._cards.pop(key, None)
+        if card is None:
+            return
+        self._order.remove(key)
+        self._streaming.discard(key)
+        card.setParent(None)
+        card.deleteLater()
+        self.empty_label.setVisible(not self._order)
+        self._update_regen()
+
+    def card(self, key: str) -> MessageCard | None:
+        """The card for ``key``."""
+        return self._cards.get(key)
+
+    def cards(self) -> list[MessageCard]:
+        """All cards, top to bottom."""
+        return [self._cards[k] for k in self._order]
+
+    def is_streaming(self) -> bool:
+        """True while some card is streaming."""
+        return bool(self._streaming)
+
+    def _update_regen(self) -> None:
+        last_assistant = next((k for k in reversed(self._order) if self._cards[k].role == "assistant"), None)
+        for key in self._order:
+            card = self._cards[key]
+            card.regen_button.setVisible(key == last_assistant and not card.streaming)
+
+    # -- scrolling ----------------------------------------------------------------------------
+    def _on_scrolled(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._stick = value >= bar.maximum() - 4
+
+    def _on_range_changed(self, _lo: int, hi: int) -> None:
+        if self._stick:
+            self.verticalScrollBar().setValue(hi)

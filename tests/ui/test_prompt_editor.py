@@ -1,0 +1,98 @@
+"""The prompt editor: parameters, presets, shortcuts and the debounced token counter."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.core.errors import AppError, InvalidParams
+from app.core.settings import Preset
+from app.core.types import GenerationParams
+from app.ui.widgets.prompt_editor import PromptEditor, format_stop, parse_stop
+from tests.conftest import wait_signal
+
+
+def test_params_round_trip(qapp: Any) -> None:
+    ed = PromptEditor()
+    p = GenerationParams(temperature=0.2, top_p=0.9, max_tokens=64, seed=7, stop=("###", "a,b", "\n\n"))
+    ed.set_params(p)
+    got = ed.params()
+    assert (got.temperature, got.top_p, got.max_tokens, got.seed, got.stop) == (0.2, 0.9, 64, 7, p.stop)
+    ed.max_tokens.setValue(0)
+    assert ed.params().max_tokens is None
+
+
+def test_bad_seed_is_a_plain_message(qapp: Any) -> None:
+    ed = PromptEditor()
+    ed.seed.setText("abc")
+    with pytest.raises(AppError, match="seed must be a whole number"):
+        ed.params()
+    ed.seed.setText("-1")
+    with pytest.raises(InvalidParams, match="seed"):
+        ed.params()
+
+
+def test_stop_field_escapes() -> None:
+    assert parse_stop(r"END, \n\n, a\,b") == ("END", "\n\n", "a,b")
+    assert parse_stop(format_stop(("x\\y", "1,2"))) == ("x\\y", "1,2")
+
+
+def test_ctrl_enter_sends_and_escape_stops(qtbot: Any) -> None:
+    ed = PromptEditor()
+    qtbot.addWidget(ed)
+    sent, stopped = [], []
+    ed.send_requested.connect(lambda: sent.append(1))
+    ed.stop_requested.connect(lambda: stopped.append(1))
+    qtbot.keyClicks(ed.message_edit, "hello")
+    qtbot.keyClick(ed.message_edit, Qt.Key.Key_Return)  # plain Enter types a newline
+    assert sent == [] and ed.message() == "hello\n"
+    qtbot.keyClick(ed.message_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(ed.message_edit, Qt.Key.Key_Escape)
+    assert sent == [1] and stopped == [1]
+
+
+def test_presets_save_and_apply(qapp: Any) -> None:
+    ed = PromptEditor()
+    saved: list[tuple[str, Any, str]] = []
+    ed.preset_saved.connect(lambda n, p, s: saved.append((n, p, s)))
+    ed.set_presets([Preset(name="precise", params={"temperature": 0.0, "top_p": 1.0}, system_prompt="Be exact.")])
+    ed.apply_preset("precise")
+    assert ed.temperature.value() == 0.0 and ed.system_prompt() == "Be exact."
+    ed.temperature.setValue(1.3)
+    ed.set_system_prompt("Be creative.")
+    ed.save_preset("creative")
+    assert saved and saved[0][0] == "creative" and saved[0][1]["temperature"] == 1.3
+    ed.apply_preset("precise")
+    assert ed.temperature.value() == 0.0
+    ed.apply_preset("creative")
+    assert ed.temperature.value() == 1.3 and ed.system_prompt() == "Be creative."
+
+
+def test_counter_is_debounced_and_updates(qloop: Any, qapp: Any) -> None:
+    ed = PromptEditor()
+    calls: list[tuple[str, str]] = []
+
+    def counter(system: str, message: str) -> str:
+        calls.append((system, message))
+        return f"{len((system + ' ' + message).split())} tokens"
+
+    async def scenario() -> None:
+        ed.set_counter(counter)
+        await wait_signal(ed.count_updated, 5)
+        calls.clear()
+        for ch in "one two three":  # typing fast: one count after the pause
+            ed.message_edit.insertPlainText(ch)
+        (text,) = await wait_signal(ed.count_updated, 5)
+        assert text == "3 tokens"
+        assert len(calls) == 1
+        ed.set_system_prompt("sys")
+        (text,) = await wait_signal(ed.count_updated, 5)
+        assert text == "4 tokens" and ed.counter_label.text() == "4 tokens"
+
+    try:
+        qloop.run_until_complete(asyncio.wait_for(scenario(), 10))
+    finally:
+        ed.shutdown()

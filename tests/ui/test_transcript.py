@@ -1,0 +1,122 @@
+"""The streaming transcript: incremental Markdown rendering, code copy, coalesced flushes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QGuiApplication, QTextDocument
+
+from app.providers.mock import DEMO_MARKDOWN, split_tokens
+from app.ui.widgets.transcript import TranscriptView, format_figures
+from app.ui.widgets.transcript_render import BIG_BLOCK, RAW_RUN, BlockSplitter, StreamRenderer
+
+
+def _render_streamed(text: str, piece: int = 1) -> tuple[QTextDocument, StreamRenderer]:
+    doc = QTextDocument()
+    r = StreamRenderer(doc)
+    toks = split_tokens(text)
+    for i in range(0, len(toks), piece):
+        r.feed("".join(toks[i : i + piece]))
+    r.finish()
+    return doc, r
+
+
+def test_streamed_markdown_renders_like_whole_text(qapp: Any) -> None:
+    whole = QTextDocument()
+    StreamRenderer(whole).set_text(DEMO_MARKDOWN)
+    streamed, r = _render_streamed(DEMO_MARKDOWN)
+    assert streamed.toPlainText() == whole.toPlainText()
+    assert "**" not in streamed.toPlainText()  # bold was rendered, not shown raw
+    assert "def fib(n: int) -> int:" in streamed.toPlainText()
+    assert r.code_blocks == [DEMO_MARKDOWN.split("```python\n")[1].split("```")[0]]
+    assert r.text == DEMO_MARKDOWN
+
+
+def test_code_is_highlighted_with_inline_colours(qapp: Any) -> None:
+    doc, _ = _render_streamed("```python\ndef f():\n    return 1\n```\n")
+    html = doc.toHtml()
+    assert "color:#" in html.replace(" ", "")  # Pygments inline styles survived
+    assert "copy:0" in html
+
+
+def test_finished_blocks_are_never_touched_again(qapp: Any) -> None:
+    doc = QTextDocument()
+    doc.documentLayout()  # change notifications need a layout
+    r = StreamRenderer(doc)
+    changes: list[tuple[int, int, int]] = []
+    doc.contentsChange.connect(lambda pos, removed, added: changes.append((pos, removed, added)))
+    r.feed("First paragraph with **bold**.\n\n")
+    frozen = doc.characterCount() - 1
+    first = doc.toPlainText()
+    changes.clear()
+    for tok in split_tokens("Second paragraph streams in many pieces " * 20):
+        r.feed(tok)
+    assert changes and min(pos for pos, _, _ in changes) >= frozen - 1
+    assert doc.toPlainText().startswith(first)
+
+
+def test_long_tail_switches_to_plain_appends_in_bounded_paragraphs(qapp: Any) -> None:
+    doc = QTextDocument()
+    r = StreamRenderer(doc)
+    text = "".join(f" tok{i}" for i in range(8000))  # one paragraph, ~60k chars
+    for i in range(0, len(text), 300):
+        r.feed(text[i : i + 300])
+    r.finish()
+    assert len(text) > BIG_BLOCK
+    plain = doc.toPlainText()
+    assert plain.replace("\n", " ").split() == text.split()
+    longest = max(doc.findBlockByNumber(i).length() for i in range(doc.blockCount()))
+    assert longest <= RAW_RUN + 20  # no paragraph grows without bound (Qt relayouts it per append)
+
+
+def test_block_splitter_handles_fences_and_blank_lines() -> None:
+    s = BlockSplitter()
+    assert s.feed_line("para one") is None
+    block = s.feed_line("")
+    assert block is not None and block.text == "para one\n" and not block.code
+    assert s.feed_line("```py") is None
+    assert s.feed_line("") is None  # blank lines inside a fence do not end it
+    assert s.feed_line("x = 1") is None
+    code = s.feed_line("```")
+    assert code is not None and code.code and code.language == "py" and code.body == "\nx = 1\n"
+
+
+def test_transcript_coalesces_and_copies(qloop: Any, qapp: Any) -> None:
+    view = TranscriptView()
+    view.resize(700, 500)
+    view.show()
+    card = view.start_stream("g1", title="mock:echo")
+    for tok in split_tokens(DEMO_MARKDOWN):
+        view.append("g1", tok)
+    assert card.body.toPlainText() == ""  # nothing drawn until the timer flushes
+    view.flush()
+    assert "quick answer" in card.body.toPlainText()
+    view.finish_stream("g1", meta={"model": "mock:echo", "prompt_tokens": 3, "completion_tokens": 7,
+                                   "cost_usd": "0", "ttft_s": 0.01, "tokens_per_s": 50.0})
+    assert not view.is_streaming()
+    assert "3 in / 7 out tokens" in card.figures.text() and "free" in card.figures.text()
+    assert card.regen_button.isVisibleTo(card)
+    card.body.anchorClicked.emit(QUrl("copy:0"))
+    assert QGuiApplication.clipboard().text().startswith("def fib(n: int) -> int:")
+    card.copy_text()
+    assert QGuiApplication.clipboard().text() == DEMO_MARKDOWN
+    view.clear()
+    assert view.cards() == []
+
+
+def test_error_and_cancel_are_shown_on_the_card(qapp: Any) -> None:
+    view = TranscriptView()
+    view.start_stream("a")
+    view.append("a", "partial text")
+    view.finish_stream("a", status="error", error="Server failed.")
+    card = view.card("a")
+    assert card is not None
+    assert card.body.toPlainText() == "partial text"
+    assert "Server failed." in card.error_label.text() and card.error_label.isVisibleTo(card)
+
+
+def test_format_figures_marks_estimates() -> None:
+    line = format_figures({"prompt_tokens": 1200, "completion_tokens": 5, "estimated": True,
+                           "cost_usd": "0.000125", "ttft_s": 0.5, "tokens_per_s": 12.34})
+    assert line == "~1,200 in / ~5 out tokens  ·  $0.000125  ·  TTFT 0.50 s  ·  12.3 tok/s"
