@@ -245,7 +245,15 @@ def load_model(
         if progress:
             progress("loading" if cached else "downloading", None, source.location)
     elif source.kind == "gguf":
-        location, _ = gguf_folder(Path(source.location), cache_root, progress)
+        try:
+            location, _ = gguf_folder(Path(source.location), cache_root, progress)
+        except ModelLoadError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(
+                f"Could not convert '{Path(source.location).name}' into the model cache: {type(exc).__name__}: {exc}",
+                hint=f"Check free disk space in {cache_root}; nothing half-written was kept. Try again.",
+            ) from exc
     if progress:
         progress("loading", None, source.display_name)
     try:

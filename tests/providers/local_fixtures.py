@@ -98,3 +98,66 @@ def build_adapter(
     data["base_model_name_or_path"] = "tiny-llama"
     cfg_file.write_text(json.dumps(data))
     return out
+
+
+def _permute(w: Any, n_head: int) -> Any:
+    """llama.cpp's Q/K row order for rotary embeddings (transformers undoes it on load)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def build_tiny_gguf(model_folder: Path, out: Path) -> Path:
+    """Write the tiny Llama at ``model_folder`` as a llama.cpp GGUF file (f32, gpt2 BPE tokenizer)."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    cfg = json.loads((model_folder / "config.json").read_text())
+    tok_json = json.loads((model_folder / "tokenizer.json").read_text())
+    tok_cfg = json.loads((model_folder / "tokenizer_config.json").read_text())
+    vocab = tok_json["model"]["vocab"]
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tok_json["model"]["merges"]]
+    specials = set(SPECIALS)
+    n_head, n_kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+
+    w = gguf.GGUFWriter(str(out), "llama")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_rope_freq_base(cfg.get("rope_theta") or cfg.get("rope_parameters", {}).get("rope_theta", 10000.0))
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_vocab_size(len(tokens))
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types([3 if t in specials else 1 for t in tokens])
+    w.add_token_merges(merges)
+    w.add_bos_token_id(cfg["bos_token_id"])
+    w.add_eos_token_id(cfg["eos_token_id"])
+    w.add_pad_token_id(cfg["pad_token_id"])
+    w.add_add_bos_token(False)
+    w.add_chat_template(tok_cfg.get("chat_template") or CHAT_TEMPLATE)
+    sd = load_file(str(model_folder / "model.safetensors"))
+    names = {
+        "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+        "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+        "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+    }
+    w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
+    for i in range(cfg["num_hidden_layers"]):
+        for hf, gg in names.items():
+            t = sd[f"model.layers.{i}.{hf}.weight"]
+            if gg == "attn_q":
+                t = _permute(t, n_head)
+            elif gg == "attn_k":
+                t = _permute(t, n_kv)
+            w.add_tensor(f"blk.{i}.{gg}.weight", t)
+    w.add_tensor("output_norm.weight", sd["model.norm.weight"])
+    w.add_tensor("output.weight", sd["lm_head.weight"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out

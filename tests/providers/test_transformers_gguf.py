@@ -1,0 +1,122 @@
+"""GGUF models: converted once into a safetensors cache; the bundled SmolLM2 answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.core.errors import ModelLoadError
+from app.core.events import Finished, Progress, TextDelta
+from app.core.provider import ProviderContext
+from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
+from app.providers import local_loading
+from app.providers.transformers import LocalProvider
+from tests.providers.local_fixtures import build_tiny_gguf
+
+MSGS = (ChatMessage("user", "hello world"),)
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_gguf(tiny_model, tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+def fresh(ctx: Any) -> ProviderContext:
+    """A second context on the same folders (a new worker, as after an app restart)."""
+    return ProviderContext(settings=ctx.settings, secrets=None, paths=ctx.paths)  # type: ignore[arg-type]
+
+
+async def answer(provider: LocalProvider, model: str, max_tokens: int = 12) -> tuple[str, list[Any]]:
+    req = GenerationRequest(ModelRef("local", model), MSGS, GenerationParams(temperature=0.0, max_tokens=max_tokens))
+    events = [e async for e in provider.stream(req)]
+    return "".join(e.text for e in events if isinstance(e, TextDelta)), events
+
+
+def test_gguf_is_converted_once_then_loaded_from_the_cache(
+    local_ctx: Any, tiny_model: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Any]
+) -> None:
+    provider = LocalProvider(local_ctx)
+    text, events = run(answer(provider, str(tiny_gguf)))
+    phases = [e.phase for e in events if isinstance(e, Progress)]
+    assert "converting" in phases and phases[-1] == "ready"
+    sha = local_loading.file_sha256(tiny_gguf)
+    cache = local_loading.gguf_cache_dir(local_ctx.paths.cache_dir, sha)
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in cache.iterdir()}
+    assert [p.name for p in cache.parent.iterdir()] == [sha]  # no temp folder left behind
+    assert text == run(answer(provider, str(tiny_model)))[0]  # same weights as the folder model
+
+    def no_conversion(*_a: Any, **_k: Any) -> Path:
+        raise AssertionError("the GGUF was parsed again")
+
+    monkeypatch.setattr(local_loading, "convert_gguf", no_conversion)
+    ctx2 = fresh(local_ctx)
+    second = LocalProvider(ctx2)
+    try:
+        text2, events2 = run(answer(second, str(tiny_gguf)))
+    finally:
+        ctx2.extra["model_worker"].close()  # type: ignore[attr-defined]
+    assert text2 == text
+    assert "converting" not in [e.phase for e in events2 if isinstance(e, Progress)]
+    count = second.count_tokens(str(tiny_gguf), list(MSGS))
+    assert count.exact
+
+
+def test_interrupted_conversion_leaves_no_cache(
+    local_ctx: Any, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Any]
+) -> None:
+    import safetensors.torch
+
+    real = safetensors.torch.save_file
+
+    def full_disk(*_a: Any, **_k: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    provider = LocalProvider(local_ctx)
+    with pytest.raises(ModelLoadError, match="Could not convert.*No space left"):
+        run(answer(provider, str(tiny_gguf)))
+    gguf_dir = local_ctx.paths.cache_dir / "gguf"
+    assert list(gguf_dir.iterdir()) == []
+    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    text, events = run(answer(provider, str(tiny_gguf)))
+    assert text and events[-1] == Finished("length")
+
+
+class _Free:
+    def cost(self, model: ModelRef, usage: Any) -> Decimal:
+        return Decimal(0)
+
+
+@pytest.mark.slow
+def test_bundled_smollm2_knows_the_capital_of_france(local_ctx: Any, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Any]) -> None:
+    from app.core.engine import Engine
+    from app.core.provider import ProviderRegistry
+    from app.core.settings import LocalModelSettings
+
+    local_ctx.settings.local = LocalModelSettings(threads=1)  # the shipped defaults (device/dtype auto)
+    registry = ProviderRegistry(local_ctx)
+    engine = Engine(registry, _Free())
+    req = GenerationRequest(
+        ModelRef("local", "smollm2"),
+        (ChatMessage("user", "What is the capital of France?"),),
+        GenerationParams(temperature=0.0, max_tokens=30),
+    )
+    try:
+        result = run(engine.run(req), timeout=240)
+        assert "Paris" in result.text
+        assert not result.usage.estimated and result.usage.completion_tokens > 0
+        assert result.cost_usd == 0
+    finally:
+        run(registry.aclose())
+    # a restart loads from the safetensors cache (tied lm_head dropped and restored) without parsing the GGUF
+    monkeypatch.setattr(local_loading, "convert_gguf", lambda *a, **k: (_ for _ in ()).throw(AssertionError("parsed again")))
+    registry2 = ProviderRegistry(fresh(local_ctx))
+    try:
+        again = run(Engine(registry2, _Free()).run(req), timeout=120)
+    finally:
+        run(registry2.aclose())
+    assert again.text == result.text
