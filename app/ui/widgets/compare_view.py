@@ -1,0 +1,282 @@
+"""Side-by-side comparison: the same prompt answered by the base model and with the active
+LoRA adapters (``backend.compare`` runs them one after the other).
+
+Streamed text is buffered per pane and fed on a ~30 ms timer to the transcript's incremental
+Markdown renderer (finished blocks rendered once, code highlighted; never a full re-render).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.types import ChatMessage, GenerationParams
+from app.ui.widgets.common import (
+    MessageLabel,
+    error_text,
+    format_rate,
+    format_seconds,
+    format_tokens,
+)
+from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, StreamRenderer
+
+FLUSH_MS = 30
+SIDES = ("base", "adapter")
+
+
+@dataclass
+class _PaneState:
+    parts: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    state: str = "idle"  # idle, waiting, streaming, done, failed, stopped
+
+
+class _Pane(QFrame):
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.setObjectName("comparePane")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 8)
+        self.title = QLabel(title)
+        self.title.setStyleSheet("font-weight: 600; font-size: 11pt;")
+        self.title.setWordWrap(True)
+        self.stats = QLabel("\u2014")
+        self.stats.setStyleSheet("color: palette(placeholder-text);")
+        self.text = QTextBrowser()
+        self.text.setOpenLinks(False)  # code "Copy" links and web links are handled below
+        self.text.anchorClicked.connect(self._on_text_anchor_clicked)
+        self.text.setFrameShape(QFrame.Shape.NoFrame)
+        self.error = MessageLabel()
+        self.renderer = StreamRenderer(self.text.document())
+        layout.addWidget(self.title)
+        layout.addWidget(self.stats)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.error)
+
+    def _on_text_anchor_clicked(self, url: QUrl) -> None:
+        if url.scheme() == "copy":
+            try:
+                index = int(url.path() or url.toString().split(":", 1)[1])
+                QGuiApplication.clipboard().setText(self.renderer.code_blocks[index])
+            except (ValueError, IndexError):
+                pass
+        elif url.scheme() in ("http", "https", "mailto"):
+            QDesktopServices.openUrl(url)
+
+    def reset(self) -> None:
+        """Empty the pane for a new answer."""
+        self.text.clear()
+        dark = self.palette().color(QPalette.ColorRole.Base).lightness() < 128
+        self.renderer = StreamRenderer(self.text.document(), DARK_CODE if dark else LIGHT_CODE)
+        self.error.clear_message()
+
+
+class CompareView(QWidget):
+    """Two panes, base model vs. adapters, filled from the backend's signals."""
+
+    def __init__(self, backend: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("compareView")
+        self.setWindowTitle("Compare: base model vs. adapters")
+        self._backend = backend
+        self._ids: dict[str, str] = {}
+        self._state = {side: _PaneState() for side in SIDES}
+        self.setStyleSheet(
+            "QFrame#comparePane { background: palette(base); border: 1px solid palette(midlight);"
+            " border-radius: 8px; }"
+        )
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self._prompt = QLabel("")
+        self._prompt.setWordWrap(True)
+        self._prompt.setStyleSheet("color: palette(placeholder-text);")
+        top.addWidget(self._prompt, 1)
+        self._stop = QPushButton("Stop")
+        self._stop.setEnabled(False)
+        self._stop.clicked.connect(backend.stop)
+        top.addWidget(self._stop, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(top)
+        self._error = MessageLabel()
+        layout.addWidget(self._error)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        self._panes = {"base": _Pane("Base model"), "adapter": _Pane("With adapters")}
+        for pane in self._panes.values():
+            splitter.addWidget(pane)
+        splitter.setChildrenCollapsible(False)
+        layout.addWidget(splitter, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(FLUSH_MS)
+        self._timer.timeout.connect(self._flush)
+
+        backend.generation_started.connect(self._on_backend_generation_started)
+        backend.token_received.connect(self._on_backend_token_received)
+        backend.stats_updated.connect(self._on_backend_stats_updated)
+        backend.generation_finished.connect(self._on_backend_generation_finished)
+        backend.generation_failed.connect(self._on_backend_generation_failed)
+        backend.generation_cancelled.connect(self._on_backend_generation_cancelled)
+
+    # public API
+    def start(self, messages: list[ChatMessage], params: GenerationParams) -> tuple[str, str] | None:
+        """Ask the backend for both answers; returns the two generation ids (None on error)."""
+        self._error.clear_message()
+        for side in SIDES:
+            self._state[side] = _PaneState(state="waiting")
+            pane = self._panes[side]
+            pane.reset()
+            pane.stats.setText("waiting\u2026")
+        last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        short = " ".join(last_user.split())
+        if len(short) > 160:
+            short = short[:160] + "\u2026"
+        self._prompt.setText(f"Prompt: \u201c{short}\u201d")
+        self._panes["base"].title.setText(f"Base model \u00b7 {self._backend.current_model()}")
+        adapters = self._backend.active_adapters()
+        names = ", ".join(f"{a.name or a.path} \u00d7{a.scale:g}" for a in adapters) or "none active"
+        self._panes["adapter"].title.setText(f"With adapters \u00b7 {names}")
+        try:
+            base_id, adapter_id = self._backend.compare(list(messages), params)
+        except Exception as exc:
+            self._error.show_message(error_text(exc))
+            for side in SIDES:
+                self._state[side].state = "idle"
+                self._panes[side].stats.setText("\u2014")
+            return None
+        self._ids = {base_id: "base", adapter_id: "adapter"}
+        self._stop.setEnabled(True)
+        return base_id, adapter_id
+
+    def pane_text(self, side: str) -> str:
+        """The raw text received so far for ``side`` ('base' or 'adapter')."""
+        return "".join(self._state[side].parts)
+
+    def pane_stats(self, side: str) -> dict[str, Any]:
+        """The last figures of ``side``: tokens, tokens_per_s, ttft_s (and state)."""
+        return {**self._state[side].stats, "state": self._state[side].state}
+
+    def pane_error(self, side: str) -> str:
+        """The error shown in ``side`` ('' when none)."""
+        return self._panes[side].error.text()
+
+    def is_running(self) -> bool:
+        """True until both answers ended."""
+        return any(self._state[s].state in ("waiting", "streaming") for s in SIDES)
+
+    # backend signals
+    def _side(self, gen_id: str) -> str | None:
+        return self._ids.get(gen_id)
+
+    def _on_backend_generation_started(self, gen_id: str, info: Any) -> None:
+        side = self._side(gen_id)
+        if side is None:
+            return
+        self._state[side].state = "streaming"
+        self._panes[side].stats.setText("waiting for the first token\u2026")
+        if side == "adapter" and isinstance(info, dict) and info.get("adapters"):
+            names = ", ".join(f"{a.get('name') or a.get('path')} \u00d7{float(a.get('scale', 1)):g}" for a in info["adapters"])
+            self._panes[side].title.setText(f"With adapters \u00b7 {names}")
+
+    def _on_backend_token_received(self, gen_id: str, text: str) -> None:
+        side = self._side(gen_id)
+        if side is None:
+            return
+        st = self._state[side]
+        st.parts.append(text)
+        st.pending.append(text)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _on_backend_stats_updated(self, gen_id: str, live: Any) -> None:
+        side = self._side(gen_id)
+        if side is None or not isinstance(live, dict):
+            return
+        self._state[side].stats = {k: live.get(k) for k in ("tokens", "tokens_per_s", "ttft_s")}
+        self._show_stats(side)
+
+    def _on_backend_generation_finished(self, gen_id: str, result: Any) -> None:
+        side = self._side(gen_id)
+        if side is None:
+            return
+        rec = result.record
+        st = self._state[side]
+        st.stats = {"tokens": rec.completion_tokens, "tokens_per_s": rec.tokens_per_s, "ttft_s": rec.ttft_s,
+                    "estimated": rec.estimated}
+        self._end(side, "done", result.text)
+
+    def _on_backend_generation_failed(self, gen_id: str, message: str, partial_text: str) -> None:
+        side = self._side(gen_id)
+        if side is None:
+            return
+        self._end(side, "failed", partial_text)
+        self._panes[side].error.show_message(message)
+        if side == "base":  # the backend does not run the second answer after a failure
+            self._end("adapter", "stopped")
+            self._panes["adapter"].error.show_message("Not run, because the base answer failed.", "warning")
+
+    def _on_backend_generation_cancelled(self, gen_id: str, partial_text: str) -> None:
+        side = self._side(gen_id)
+        if side is None:
+            return
+        self._end(side, "stopped", partial_text)
+        if side == "base":
+            self._end("adapter", "stopped")
+
+    def _end(self, side: str, state: str, final_text: str | None = None) -> None:
+        self._flush()
+        st = self._state[side]
+        pane = self._panes[side]
+        shown = "".join(st.parts)
+        if final_text is not None and final_text != shown:
+            if final_text.startswith(shown):  # deltas the signals did not carry
+                pane.renderer.feed(final_text[len(shown):])
+                st.parts = [final_text]
+            elif len(final_text) > len(shown):
+                pane.reset()
+                pane.renderer.feed(final_text)
+                st.parts = [final_text]
+        pane.renderer.finish()
+        st.state = state
+        self._show_stats(side)
+        if not self.is_running():
+            self._stop.setEnabled(False)
+            self._timer.stop()
+
+    def _show_stats(self, side: str) -> None:
+        st = self._state[side]
+        s = st.stats
+        parts = []
+        if s:
+            parts = [
+                f"{format_tokens(s.get('tokens'), estimated=bool(s.get('estimated')))} tokens",
+                format_rate(s.get("tokens_per_s")),
+                f"first token {format_seconds(s.get('ttft_s'))}",
+            ]
+        label = {"stopped": "stopped", "failed": "failed"}.get(st.state)
+        if label:
+            parts.append(label)
+        self._panes[side].stats.setText(" \u00b7 ".join(parts) or "\u2014")
+
+    def _flush(self) -> None:
+        for side in SIDES:
+            st = self._state[side]
+            if not st.pending:
+                continue
+            chunk = "".join(st.pending)
+            st.pending.clear()
+            self._panes[side].renderer.feed(chunk)
+        if not any(self._state[s].pending for s in SIDES) and not self.is_running():
+            self._timer.stop()
