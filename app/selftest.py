@@ -150,7 +150,9 @@ async def check_mock(ctx: SelfTestContext) -> str:
     """A whole generation through the engine (usage, cost and ledger included)."""
     result = await _generate(ctx, f"mock:fixed?text={MOCK_TEXT.replace(' ', '+')}", "ping", 16)
     if result.text != MOCK_TEXT or result.finish_reason != "stop":
-        raise CheckFailed(f"mock answered {result.text!r} ({result.finish_reason}), expected {MOCK_TEXT!r}")
+        raise CheckFailed(
+            f"mock answered {result.text!r} ({result.finish_reason}), expected {MOCK_TEXT!r}"
+        )
     if result.usage.completion_tokens != len(MOCK_TEXT.split()):
         raise CheckFailed(f"mock usage is {result.usage.completion_tokens} tokens, expected 3")
     return "ok"
@@ -196,7 +198,9 @@ async def check_tokens(ctx: SelfTestContext) -> str:
     for model, expected in TOKEN_EXPECTED.items():
         got = count_chat(model, messages)
         if got.tokens != expected or not got.exact:
-            raise CheckFailed(f"count_chat({model}) = {got.tokens} ({got.method}), expected {expected} exact")
+            raise CheckFailed(
+                f"count_chat({model}) = {got.tokens} ({got.method}), expected {expected} exact"
+            )
     return "ok"
 
 
@@ -222,7 +226,9 @@ async def check_keyring(ctx: SelfTestContext) -> str:
         finally:
             backend.delete_password(KEYRING_PROBE_SERVICE, "probe")
     except Exception as exc:
-        raise CheckFailed(f"keyring {name} is present but a write/read/delete failed: {type(exc).__name__}") from exc
+        raise CheckFailed(
+            f"keyring {name} is present but a write/read/delete failed: {type(exc).__name__}"
+        ) from exc
     if read != probe:
         raise CheckFailed(f"keyring {name} gave back a different value than was stored")
     return name
@@ -233,15 +239,12 @@ async def check_window(ctx: SelfTestContext) -> str:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()
-    if app is None:
+    if not isinstance(app, QApplication):
         raise CheckFailed("no QApplication")
-    try:
-        from app.ui.launch import create_main_window
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("app.ui"):
-            raise CheckWarning("skipped(no-ui)", f"the UI is not built yet: {exc}") from exc
-        raise
-    window = create_main_window(_services(ctx))
+    from app.ui.launch import create_main_window
+
+    app.setQuitOnLastWindowClosed(False)  # closing the window must not stop the loop
+    window = create_main_window(_services(ctx), restore=False)
     try:
         window.show()
         for _ in range(5):
@@ -251,6 +254,9 @@ async def check_window(ctx: SelfTestContext) -> str:
             raise CheckFailed("the main window did not show")
     finally:
         window.close()
+        backend = getattr(window, "backend", None)
+        if backend is not None:
+            await asyncio.wait_for(backend.aclose(), 10)
         window.deleteLater()
         app.processEvents()
     return "ok"
@@ -267,24 +273,40 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
 )
 
 
-async def run_checks(ctx: SelfTestContext, checks: tuple[Check, ...] | list[Check]) -> list[CheckResult]:
-    """Run every check in order (a failure does not stop the others); close the services."""
-    results: list[CheckResult] = []
+async def run_checks(
+    ctx: SelfTestContext,
+    checks: tuple[Check, ...] | list[Check],
+    results: list[CheckResult] | None = None,
+) -> list[CheckResult]:
+    """Run every check in order (a failure does not stop the others); close the services.
+
+    Results are appended to ``results`` (when given) as they come, so they survive a loop
+    that dies mid-way."""
+    results = [] if results is None else results
     try:
         for check in checks:
             try:
                 value = await asyncio.wait_for(check.run(ctx), check.timeout_s)
-                results.append(CheckResult(check.name, "skip" if value.startswith("skipped") else "ok", value))
+                results.append(
+                    CheckResult(check.name, "skip" if value.startswith("skipped") else "ok", value)
+                )
             except CheckWarning as warn:
                 results.append(CheckResult(check.name, "warn", warn.value, str(warn)))
             except TimeoutError:
-                results.append(CheckResult(check.name, "fail", "FAIL", f"timed out after {check.timeout_s:g} s"))
+                results.append(
+                    CheckResult(
+                        check.name, "fail", "FAIL", f"timed out after {check.timeout_s:g} s"
+                    )
+                )
             except Exception as exc:  # a failed check is reported by name, never raised
-                message = str(exc) if isinstance(exc, CheckFailed) else f"{type(exc).__name__}: {exc}"
+                message = (
+                    str(exc) if isinstance(exc, CheckFailed) else f"{type(exc).__name__}: {exc}"
+                )
                 results.append(CheckResult(check.name, "fail", "FAIL", message))
     finally:
         if ctx.services is not None:
             await ctx.services.aclose()
+            ctx.services = None
     return results
 
 
@@ -300,26 +322,48 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="llm-playground --self-test", add_help=True)
     parser.add_argument("--self-test", action="store_true")
     parser.add_argument("--quick", action="store_true", help="skip the bundled-model generation")
-    parser.add_argument("--self-test-home", metavar="DIR", help="app home to use (default: a temporary one)")
+    parser.add_argument(
+        "--self-test-home", metavar="DIR", help="app home to use (default: a temporary one)"
+    )
     return parser.parse_args(argv)
 
 
 def _run_in_qt(ctx: SelfTestContext, checks: tuple[Check, ...] | list[Check]) -> list[CheckResult]:
-    """Run the checks on a qasync loop over a QApplication, as the app itself runs."""
-    import PySide6.QtWidgets as QtWidgets  # PySide6 before qasync
-    import qasync
+    """Run the checks on a qasync loop over a QApplication, as the app itself runs.
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0] or "llm-playground"])
-    loop = qasync.QEventLoop(app, already_running=False)
-    asyncio.set_event_loop(loop)
+    If Qt or the loop breaks, the checks not yet reported fail with that error."""
+    results: list[CheckResult] = []
     try:
-        return loop.run_until_complete(run_checks(ctx, checks))
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+        import PySide6.QtWidgets as QtWidgets  # PySide6 before qasync
+        import qasync
+
+        app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(
+            [sys.argv[0] or "llm-playground"]
+        )
+        loop = qasync.QEventLoop(app, already_running=False)
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(run_checks(ctx, checks, results))
+        finally:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:  # a loop stopped mid-way: let run_checks close the services
+                task.cancel()
+            if pending and not loop.is_closed():
+                loop.run_until_complete(asyncio.wait(pending, timeout=10))
+            asyncio.set_event_loop(None)
+            loop.close()
+    except Exception as exc:  # Qt or qasync itself is broken
+        done = {r.name for r in results}
+        message = f"Qt/event loop failed: {type(exc).__name__}: {exc}"
+        results += [
+            CheckResult(c.name, "fail", "FAIL", message) for c in checks if c.name not in done
+        ]
+    return results
 
 
-def main(argv: list[str] | None = None, checks: tuple[Check, ...] | list[Check] | None = None) -> int:
+def main(
+    argv: list[str] | None = None, checks: tuple[Check, ...] | list[Check] | None = None
+) -> int:
     """Run the self-test; print the report line; return 0 (passed), 1 (failed) or 2 (usage)."""
     try:
         args = _parse(list(sys.argv[1:] if argv is None else argv))
@@ -333,7 +377,9 @@ def main(argv: list[str] | None = None, checks: tuple[Check, ...] | list[Check] 
     if args.self_test_home:
         home = Path(args.self_test_home).expanduser()
     else:
-        tmp = tempfile.TemporaryDirectory(prefix="llm-playground-selftest-", ignore_cleanup_errors=True)
+        tmp = tempfile.TemporaryDirectory(
+            prefix="llm-playground-selftest-", ignore_cleanup_errors=True
+        )
         home = Path(tmp.name)
     old_home = os.environ.get("LLM_PLAYGROUND_HOME")
     os.environ["LLM_PLAYGROUND_HOME"] = str(home)
@@ -344,11 +390,7 @@ def main(argv: list[str] | None = None, checks: tuple[Check, ...] | list[Check] 
             flavour, frozen = f"unknown({type(exc).__name__})", False
         ctx = SelfTestContext(flavour=flavour, frozen=frozen, quick=args.quick, home=home)
         chosen = DEFAULT_CHECKS if checks is None else checks
-        try:
-            results = _run_in_qt(ctx, chosen)
-        except Exception as exc:  # Qt or qasync itself is broken: run headless, fail the window
-            results = asyncio.run(run_checks(ctx, [c for c in chosen if c.name != "window"]))
-            results.append(CheckResult("window", "fail", "FAIL", f"Qt could not start: {type(exc).__name__}: {exc}"))
+        results = _run_in_qt(ctx, chosen)
     finally:
         if old_home is None:
             os.environ.pop("LLM_PLAYGROUND_HOME", None)

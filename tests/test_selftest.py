@@ -24,7 +24,7 @@ from app.selftest import (
 ROOT = Path(__file__).resolve().parent.parent
 REPORT_RE = re.compile(
     r"^self-test: OK flavour=(lite|full) settings=ok models=(\d+) mock=ok "
-    r"smollm2=skipped\((quick|lite)\) tokens=ok keyring=(\S+) window=(\S+) (\d+\.\d)s$"
+    r"smollm2=skipped\((quick|lite)\) tokens=ok keyring=(\S+) window=ok (\d+\.\d)s$"
 )
 
 
@@ -123,13 +123,38 @@ def test_unusable_home_fails_settings_and_the_checks_that_need_it(
     assert "self-test: models failed: not run: the services could not be built" in err
 
 
+async def _stop_loop(ctx: SelfTestContext) -> str:
+    import asyncio
+
+    asyncio.get_running_loop().stop()
+    await asyncio.Event().wait()
+    return "never"
+
+
+def test_a_dying_event_loop_fails_the_checks_not_yet_reported(
+    capsys: pytest.CaptureFixture[str], qapp: Any
+) -> None:
+    checks = [
+        Check("tokens", selftest.check_tokens),
+        Check("stopper", _stop_loop),
+        Check("later", selftest.check_tokens),
+    ]
+    assert selftest.main(["--self-test"], checks=checks) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("self-test: FAILED(stopper,later) ") and "tokens=ok" in out
+    assert "self-test: later failed: Qt/event loop failed: RuntimeError" in err
+
+
 def test_bad_argument_is_a_usage_error(qapp: Any) -> None:
     assert selftest.main(["--self-test", "--no-such-flag"]) == 2
 
 
 def test_format_report() -> None:
     results = [CheckResult("a", "ok", "ok"), CheckResult("b", "skip", "skipped(lite)")]
-    assert format_report("lite", results, 1.234) == "self-test: OK flavour=lite a=ok b=skipped(lite) 1.2s"
+    assert (
+        format_report("lite", results, 1.234)
+        == "self-test: OK flavour=lite a=ok b=skipped(lite) 1.2s"
+    )
 
 
 def _ctx_with_backend(tmp_path: Path, backend: Any) -> SelfTestContext:
@@ -139,7 +164,8 @@ def _ctx_with_backend(tmp_path: Path, backend: Any) -> SelfTestContext:
 
     root = tmp_path / "kr-home"
     services = Services.create(
-        AppPaths(root / "config", root / "data", root / "cache"), secrets=SecretStore(backend, environ={})
+        AppPaths(root / "config", root / "data", root / "cache"),
+        secrets=SecretStore(backend, environ={}),
     )
     return SelfTestContext(flavour="lite", frozen=False, quick=True, home=root, services=services)
 

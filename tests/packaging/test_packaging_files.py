@@ -31,7 +31,9 @@ def _spec_list(name: str) -> list[str]:
     """A list literal assigned at the top level of the .spec file."""
     tree = ast.parse(SPEC.read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
             return list(ast.literal_eval(node.value))
     raise AssertionError(f"{name} not found in {SPEC}")
 
@@ -101,10 +103,26 @@ def test_linux_build_script_makes_the_deb_with_root_owner_group() -> None:
 
 def test_control_file_depends_on_what_qt_needs() -> None:
     text = (PACKAGING / "linux" / "control.in").read_text(encoding="utf-8")
-    fields = dict(line.split(": ", 1) for line in text.splitlines() if line and not line.startswith(" "))
+    fields = dict(
+        line.split(": ", 1) for line in text.splitlines() if line and not line.startswith(" ")
+    )
     depends = {d.strip().split(" ")[0] for d in fields["Depends"].split(",")}
-    assert {"libgl1", "libegl1", "libxkbcommon0", "libfontconfig1", "libdbus-1-3", "libxcb-cursor0"} <= depends
-    for key in ("Package", "Version", "Architecture", "Maintainer", "Installed-Size", "Description"):
+    assert {
+        "libgl1",
+        "libegl1",
+        "libxkbcommon0",
+        "libfontconfig1",
+        "libdbus-1-3",
+        "libxcb-cursor0",
+    } <= depends
+    for key in (
+        "Package",
+        "Version",
+        "Architecture",
+        "Maintainer",
+        "Installed-Size",
+        "Description",
+    ):
         assert key in fields
 
 
@@ -133,13 +151,22 @@ def test_workflow_builds_every_os_and_flavour() -> None:
     assert {o.split("-")[0] for o in matrix["os"]} == {"ubuntu", "windows", "macos"}
     assert set(matrix["flavour"]) == {"lite", "full"}
     steps = wf["jobs"]["bundle"]["steps"]
-    assert any(s.get("uses", "").startswith("actions/setup-python") and s["with"]["python-version"] == "3.11" for s in steps)
+    assert any(
+        s.get("uses", "").startswith("actions/setup-python")
+        and s["with"]["python-version"] == "3.11"
+        for s in steps
+    )
     assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in steps)
 
 
 def _png(size: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)
-    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    chunk = (
+        struct.pack(">I", len(ihdr))
+        + b"IHDR"
+        + ihdr
+        + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    )
     return b"\x89PNG\r\n\x1a\n" + chunk
 
 
@@ -154,6 +181,10 @@ def test_install_icons_sorts_pngs_into_hicolor_sizes(tmp_path: Path) -> None:
     dest = tmp_path / "hicolor"
     assert icons.main([str(dest), str(tmp_path / "missing"), str(src)]) == 0
     got = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
-    assert got == ["256x256/apps/llm-playground.png", "48x48/apps/llm-playground.png", "scalable/apps/llm-playground.svg"]
+    assert got == [
+        "256x256/apps/llm-playground.png",
+        "48x48/apps/llm-playground.png",
+        "scalable/apps/llm-playground.svg",
+    ]
     shutil.rmtree(dest)
     assert icons.main([str(dest), str(tmp_path / "missing")]) == 1
