@@ -320,7 +320,8 @@ class OpenAIProvider:
         import openai
 
         stream = await self._create(client, ep, body)
-        chunks = stream.__aiter__()
+        # The SDK's inner generator, when present, spares one generator layer per chunk.
+        chunks = getattr(stream, "_iterator", None) or stream.__aiter__()
         buffered: list[Any] = []
         try:
             async for chunk in chunks:
