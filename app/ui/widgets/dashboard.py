@@ -151,7 +151,7 @@ class DashboardDock(QDockWidget):
         self._tabs.addTab(self._messages, "Messages")
         self._tabs.addTab(self._build_totals_tab(), "Totals")
         self._chart_tab = QWidget()
-        chart_layout = QVBoxLayout(self._chart_tab)
+        self._chart_layout = chart_layout = QVBoxLayout(self._chart_tab)
         chart_layout.setContentsMargins(0, 4, 0, 0)
         self._chart_mode = QComboBox()
         self._chart_mode.addItem(f"Last {CHART_REQUESTS} requests", "requests")
@@ -403,7 +403,7 @@ class DashboardDock(QDockWidget):
             self._chart_view = QChartView()
             self._chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
             self._chart_view.setMinimumHeight(180)
-            self._chart_tab.layout().addWidget(self._chart_view, 1)
+            self._chart_layout.addWidget(self._chart_view, 1)
         chart = QChart()
         dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
         chart.setTheme(QChart.ChartTheme.ChartThemeDark if dark else QChart.ChartTheme.ChartThemeLight)

@@ -188,7 +188,7 @@ class HistorySidebar(QWidget):
         self._filling = True
         if item is None:
             self._list.clearSelection()
-            self._list.setCurrentItem(None)
+            self._list.setCurrentRow(-1)
         else:
             self._list.setCurrentItem(item)
             self._list.scrollToItem(item)

@@ -344,17 +344,17 @@ class LoraPanel(QWidget):
         names = [str(a.name) for a in adapters]
         for name in list(self._rows):
             if name not in names:
-                row = self._rows.pop(name)
-                self._rows_box.removeWidget(row)
-                row.deleteLater()
+                old = self._rows.pop(name)
+                self._rows_box.removeWidget(old)
+                old.deleteLater()
         for info in adapters:
-            row = self._rows.get(str(info.name))
-            if row is None:
+            existing = self._rows.get(str(info.name))
+            if existing is None:
                 row = AdapterRow(self, info)
                 self._rows[row.name] = row
                 self._rows_box.addWidget(row)
             else:
-                row.update_from(info)
+                existing.update_from(info)
 
     def _show_status(self, text: str) -> None:
         self._status.setText(text)

@@ -373,7 +373,8 @@ class SettingsDialog(QDialog):
         )
         overrides: dict[str, PriceOverride] = {}
         for r in range(self._prices.rowCount()):
-            cells = [(self._prices.item(r, c).text().strip() if self._prices.item(r, c) else "") for c in range(4)]
+            items = [self._prices.item(r, c) for c in range(4)]
+            cells = [item.text().strip() if item is not None else "" for item in items]
             if not any(cells):
                 continue
             model, inp, cached, out = cells
