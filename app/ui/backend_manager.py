@@ -76,6 +76,7 @@ class BackendManager(QObject):
         self._adapters: dict[str, Any] = {}
         self._busy = False
         self._loading: str | None = None
+        self._started: set[str] = set()
 
     # -- tasks ---------------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -209,10 +210,14 @@ class BackendManager(QObject):
         task = self._spawn(self._run_all(runs, messages, params, conversation_id, message_id))
         self._gen_task = task
 
-        def done(_t: asyncio.Task[Any]) -> None:  # also runs when cancelled before it started
+        def done(t: asyncio.Task[Any]) -> None:  # also runs when cancelled before it started
             if self._gen_task is task:
                 self._gen_task = None
                 self._set_busy(False)
+            if t.cancelled() and runs[0][0] not in self._started:  # stopped before it began
+                self.generation_cancelled.emit(runs[0][0], "")
+            for r in runs:
+                self._started.discard(r[0])
 
         task.add_done_callback(done)
 
@@ -245,6 +250,7 @@ class BackendManager(QObject):
             "conversation_id": conversation_id,
             "message_id": message_id,
         }
+        self._started.add(gen_id)
         self.generation_started.emit(gen_id, info)
         try:
             ref = ModelRef.parse(model_id)

@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     demo_home: tempfile.TemporaryDirectory[str] | None = None
     if args.screenshot or probe:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    if args.demo and not os.environ.get("LLM_PLAYGROUND_HOME"):
-        demo_home = tempfile.TemporaryDirectory(prefix="llm-playground-demo-")  # keep real history clean
+    if args.demo:  # a throwaway home: the demo never touches the user's history or settings
+        demo_home = tempfile.TemporaryDirectory(prefix="llm-playground-demo-")
         os.environ["LLM_PLAYGROUND_HOME"] = demo_home.name
 
     from PySide6.QtWidgets import QApplication

@@ -194,11 +194,13 @@ class ChatSession(QObject):
         base = {"model": gen.model, "endpoint": gen.endpoint, "adapter": gen.adapter,
                 "adapter_sha256": gen.adapter_sha256, "params": gen.params}
         meta = {**base, **(meta or {})}
-        self.history.update_message(gen.message_id, content=text, status=status, error=error, meta=meta)
-        self.transcript.finish_stream(gen.key, status=status, error=error, meta=meta)
-        if text and self.conversation_id == gen.conversation_id:
-            self.chat.append(ChatMessage("assistant", text))
-        self.answer_done.emit(gen_id, status)
+        try:
+            self.history.update_message(gen.message_id, content=text, status=status, error=error, meta=meta)
+        finally:  # the card must end even when saving fails (the error goes to the excepthook)
+            self.transcript.finish_stream(gen.key, status=status, error=error, meta=meta)
+            if text and self.conversation_id == gen.conversation_id:
+                self.chat.append(ChatMessage("assistant", text))
+            self.answer_done.emit(gen_id, status)
 
     def _on_finished(self, gen_id: str, result: Any) -> None:
         rec = result.record
@@ -218,9 +220,15 @@ class ChatSession(QObject):
         """After an unexpected error: end any answer the backend is no longer running."""
         if self.backend.is_busy():
             return
+        message = "Interrupted by an internal error (see the log)."
         for gen_id in list(self._gens):
             gen = self._gens[gen_id]
-            self._end(gen_id, "".join(gen.parts), "error", "Interrupted by an internal error (see the log).", None)
+            try:
+                self._end(gen_id, "".join(gen.parts), "error", message, None)
+            except Exception:  # saving failed again: the card is ended anyway
+                log.exception("could not save the interrupted answer")
+        for key in self.transcript.streaming_keys():
+            self.transcript.finish_stream(key, status="error", error=message)
 
     def is_streaming(self) -> bool:
         """True while an answer of this session streams."""

@@ -363,6 +363,10 @@ class TranscriptView(QScrollArea):
         """All cards, top to bottom."""
         return [self._cards[k] for k in self._order]
 
+    def streaming_keys(self) -> list[str]:
+        """Keys of the cards still streaming."""
+        return list(self._streaming)
+
     def is_streaming(self) -> bool:
         """True while some card is streaming."""
         return bool(self._streaming)

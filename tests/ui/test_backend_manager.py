@@ -1,0 +1,209 @@
+"""The BackendManager against the real Engine, ledger and mock provider (qasync loop)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app.core.errors import ModelLoadError
+from app.core.events import Progress, StreamEvent
+from app.core.provider import ProviderContext
+from app.core.secrets import MemoryKeyring, SecretStore
+from app.core.services import Services
+from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelInfo, ModelRef, TokenCount
+from app.ui.backend_manager import BackendManager
+from tests.conftest import wait_signal
+
+HI = [ChatMessage("user", "hello there")]
+
+
+@pytest.fixture
+def services() -> Any:
+    s = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
+    yield s
+    s.ledger.close()
+    s.history.close()
+
+
+class FakeLocal:
+    """An in-process provider stand-in: loads with progress, or fails for the name 'broken'."""
+
+    id = "local"
+
+    def __init__(self, context: ProviderContext) -> None:
+        self.loads: list[str] = []
+
+    async def load(self, model: str, on_progress: Any = None) -> ModelInfo:
+        self.loads.append(model)
+        if on_progress:
+            on_progress(Progress("reading weights", 0.5))
+        await asyncio.sleep(0)
+        if model == "broken":
+            raise ModelLoadError("The weights file is damaged.", hint="Download it again.")
+        return self.model_info(model)
+
+    async def list_models(self) -> list[ModelInfo]:
+        return []
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        raise NotImplementedError
+
+    def count_tokens(self, model: str, messages: list[ChatMessage]) -> TokenCount:
+        return TokenCount(1, False, "fake")
+
+    def model_info(self, model: str) -> ModelInfo:
+        return ModelInfo(ModelRef("local", model), model, is_local=True, supports_adapters=True)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _collect(backend: BackendManager) -> dict[str, list[Any]]:
+    seen: dict[str, list[Any]] = {}
+    for name in ("generation_started", "token_received", "stats_updated", "generation_finished",
+                 "generation_failed", "generation_cancelled", "busy_changed", "ledger_changed",
+                 "model_changed", "model_loading", "model_loaded", "model_load_failed", "adapter_failed"):
+        getattr(backend, name).connect(lambda *a, n=name: seen.setdefault(n, []).append(a))
+    return seen
+
+
+def test_generate_streams_and_records(qloop: Any, services: Services) -> None:
+    backend = BackendManager(services, model_id="mock:echo")
+    seen = _collect(backend)
+
+    async def scenario() -> None:
+        gen = backend.generate(HI, GenerationParams(), conversation_id="c1", message_id=5)
+        assert backend.is_busy()
+        gid, result = await wait_signal(backend.generation_finished, 10)
+        assert gid == gen and result.text == "hello there"
+        assert not backend.is_busy()
+        started = seen["generation_started"][0]
+        assert started[0] == gen and started[1]["model"] == "mock:echo"
+        assert started[1]["conversation_id"] == "c1" and started[1]["message_id"] == 5
+        assert "".join(t for g, t in seen["token_received"]) == "hello there"
+        assert seen["stats_updated"][-1][1]["tokens"] == 2
+        assert [b for (b,) in seen["busy_changed"]] == [True, False]
+        await asyncio.sleep(0)
+        assert len(seen["ledger_changed"]) == 1
+        rec = services.ledger.recent(5)[0]
+        assert rec.model == "echo" and rec.conversation_id == "c1" and rec.completion_tokens == 2
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+
+
+def test_stop_mid_stream_reports_partial(qloop: Any, services: Services) -> None:
+    backend = BackendManager(services, model_id="mock:lorem?n=5000&rate=200")
+    seen = _collect(backend)
+
+    async def scenario() -> None:
+        gen = backend.generate(HI, GenerationParams(max_tokens=None))
+        for _ in range(3):
+            await wait_signal(backend.token_received, 5)
+        backend.stop()
+        gid, partial = await wait_signal(backend.generation_cancelled, 5)
+        assert gid == gen and len(partial.split()) >= 3
+        assert not backend.is_busy()
+        assert "generation_finished" not in seen
+        assert services.ledger.recent(1)[0].finish_reason == "cancelled"
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+
+
+def test_error_mid_stream_keeps_partial(qloop: Any, services: Services) -> None:
+    backend = BackendManager(services, model_id="mock:lorem?n=50&fail=mid&fail_after=5")
+
+    async def scenario() -> None:
+        gen = backend.generate(HI, GenerationParams())
+        gid, message, partial = await wait_signal(backend.generation_failed, 5)
+        assert gid == gen and "cut mid-way" in message
+        assert len(partial.split()) == 5
+        assert not backend.is_busy()
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+
+
+def test_bad_params_fail_cleanly(qloop: Any, services: Services) -> None:
+    backend = BackendManager(services, model_id="mock:echo")
+
+    async def scenario() -> None:
+        backend.generate(HI, GenerationParams(temperature=5.0))
+        _, message, partial = await wait_signal(backend.generation_failed, 5)
+        assert "temperature" in message and partial == ""
+        assert not backend.is_busy()
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+
+
+def test_second_generate_while_busy_is_refused(qloop: Any, services: Services) -> None:
+    backend = BackendManager(services, model_id="mock:lorem?n=100&rate=100")
+
+    async def scenario() -> None:
+        backend.generate(HI, GenerationParams())
+        from app.core.errors import AppError
+
+        with pytest.raises(AppError, match="already running"):
+            backend.generate(HI, GenerationParams())
+        backend.stop()
+        await wait_signal(backend.generation_cancelled, 5)
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+
+
+def test_switch_model_and_failed_load_keeps_previous(qloop: Any, services: Services) -> None:
+    services.registry.register("local", FakeLocal)
+    backend = BackendManager(services, model_id="mock:echo")
+    seen = _collect(backend)
+
+    async def scenario() -> None:
+        backend.set_model("mock:markdown")
+        assert backend.current_model() == "mock:markdown"
+        backend.set_model("local:broken")
+        mid, message = await wait_signal(backend.model_load_failed, 5)
+        assert mid == "local:broken" and "damaged" in message
+        assert backend.current_model() == "mock:markdown"
+        assert ("local:broken", "reading weights", 0.5) in seen["model_loading"]
+        backend.set_model("local:good")
+        (mid,) = await wait_signal(backend.model_changed, 5)
+        assert mid == "local:good" and backend.current_model() == "local:good"
+        assert seen["model_loaded"] == [("local:good",)]
+        assert not backend.is_remote() and backend.is_remote("openai:gpt-4o-mini")
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+
+
+def test_default_local_model_is_not_loaded_eagerly(qloop: Any, services: Services) -> None:
+    services.registry.register("local", FakeLocal)
+    backend = BackendManager(services, model_id="local:smollm2")
+    assert backend.current_model() == "local:smollm2" and backend.needs_load()
+    assert "local" not in services.registry.loaded()
+
+
+def test_adapters_refused_for_remote_models(qloop: Any, services: Services) -> None:
+    backend = BackendManager(services, model_id="openai:gpt-4o-mini")
+
+    async def scenario() -> None:
+        backend.load_adapter("/nowhere/adapter")
+        (message,) = await wait_signal(backend.adapter_failed, 5)
+        assert "local models only" in message
+        assert backend.adapters() == [] and backend.active_adapters() == ()
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+
+
+def test_compare_runs_base_then_adapters(qloop: Any, services: Services) -> None:
+    backend = BackendManager(services, model_id="mock:echo")
+    finished: list[str] = []
+    backend.generation_finished.connect(lambda g, r: finished.append(g))
+
+    async def scenario() -> None:
+        a, b = backend.compare(HI, GenerationParams())
+        await wait_signal(backend.generation_finished, 5)
+        if len(finished) < 2:
+            await wait_signal(backend.generation_finished, 5)
+        assert finished == [a, b]
+        assert not backend.is_busy()
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))

@@ -1,0 +1,49 @@
+"""``python -m app`` as a user runs it: window before heavy imports, screenshot with --demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"LLM_PLAYGROUND_HOME": str(home), "QT_QPA_PLATFORM": "offscreen", **extra})
+    env.pop("OPENAI_API_KEY", None)
+    return env
+
+
+@pytest.mark.parametrize("default_model", ["local:smollm2", "openai:gpt-4o-mini"])
+def test_window_shows_before_heavy_imports(app_home: Path, default_model: str) -> None:
+    (app_home / "config").mkdir(parents=True, exist_ok=True)
+    (app_home / "config" / "settings.json").write_text(json.dumps({"version": 1, "default_model": default_model}))
+    out = subprocess.run(
+        [sys.executable, "-m", "app"], cwd=ROOT, env=_env(app_home, LLM_PLAYGROUND_STARTUP_PROBE="1"),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+    assert "STARTUP_SHOWN" in lines
+    assert lines["HEAVY"] == "-", f"imported before the window showed: {lines['HEAVY']}"
+
+
+def test_screenshot_with_demo(app_home: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "shot.png"
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "--screenshot", str(shot), "--demo"], cwd=ROOT, env=_env(app_home),
+        capture_output=True, text=True, timeout=90,
+    )
+    assert out.returncode == 0, out.stderr
+    from PySide6.QtGui import QImage
+
+    img = QImage(str(shot))
+    assert not img.isNull() and img.width() >= 1000 and img.height() >= 700
+    # --demo uses its own throwaway home: the user's history stays untouched
+    assert not (app_home / "data" / "history.sqlite3").exists()

@@ -1,0 +1,248 @@
+"""The main window end to end (offscreen, qasync loop, mock provider, real history/ledger)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QFileDialog
+
+from app.core.secrets import MemoryKeyring, SecretStore
+from app.core.services import Services
+from app.ui.backend_manager import BackendManager
+from app.ui.excepthook import ErrorReporter
+from app.ui.main_window import MainWindow
+from tests.conftest import wait_signal
+
+
+def _services() -> Services:
+    return Services.create(secrets=SecretStore(backend=MemoryKeyring()))
+
+
+@pytest.fixture
+def window(qloop: Any, qapp: Any) -> Any:
+    services = _services()
+    backend = BackendManager(services, model_id="mock:echo")
+    win = MainWindow(services, backend=backend)
+    win.show()
+    yield win
+    win.close()
+    qloop.run_until_complete(backend.aclose())
+    services.ledger.close()
+    services.history.close()
+
+
+def _run(qloop: Any, coro: Any, timeout: float = 20) -> None:
+    qloop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+async def _send(win: MainWindow, text: str) -> tuple[str, str]:
+    done = asyncio.get_running_loop().create_future()
+    win.session.answer_done.connect(lambda g, s: done.done() or done.set_result((g, s)))
+    win.editor.set_message(text)
+    win.editor.send_button.click()
+    return await asyncio.wait_for(done, 10)
+
+
+def _stored(win: MainWindow) -> list[Any]:
+    cid = win.session.conversation_id
+    assert cid is not None
+    return win.services.history.messages(cid)
+
+
+def test_send_streams_and_updates_dashboard(window: MainWindow, qloop: Any) -> None:
+    async def scenario() -> None:
+        gen, status = await _send(window, "hello from the test")
+        assert status == "complete"
+        user, answer = _stored(window)
+        assert (user.role, user.content) == ("user", "hello from the test")
+        assert (answer.role, answer.content, answer.status, answer.model) == (
+            "assistant", "hello from the test", "complete", "mock:echo")
+        assert answer.meta["completion_tokens"] == 4 and answer.meta["params"]["temperature"] == 0.7
+        card = window.transcript.cards()[-1]
+        assert card.body.toPlainText() == "hello from the test"
+        assert "4 out tokens" in card.figures.text()
+        assert window.editor.send_button.isEnabled() and not window.editor.stop_button.isEnabled()
+        assert window.editor.message() == ""
+        dash = window.dashboard
+        if dash is not None:
+            await asyncio.sleep(0)
+            dash.refresh()
+            assert dash.message_rows() >= 1
+            assert dash.live_figures().get("tokens") == 4
+        assert window.services.ledger.recent(1)[0].conversation_id == window.session.conversation_id
+
+    _run(qloop, scenario())
+
+
+def test_stop_mid_stream_keeps_partial(window: MainWindow, qloop: Any) -> None:
+    async def scenario() -> None:
+        window.backend.set_model("mock:lorem?n=5000&rate=200")
+        done = asyncio.get_running_loop().create_future()
+        window.session.answer_done.connect(lambda g, s: done.done() or done.set_result(s))
+        window.editor.set_message("go on and on")
+        window.send()
+        assert window.editor.stop_button.isEnabled()
+        await wait_signal(window.session._save_timer.timeout, 5)  # a partial save happened
+        saved = _stored(window)[-1]
+        assert saved.status == "streaming" and saved.content
+        window.editor.stop_button.click()
+        assert await asyncio.wait_for(done, 5) == "cancelled"
+        answer = _stored(window)[-1]
+        assert answer.status == "cancelled" and len(answer.content.split()) >= len(saved.content.split())
+        card = window.transcript.cards()[-1]
+        assert card.body.toPlainText().split() == answer.content.split()
+        assert "Stopped" in card.error_label.text()
+        assert window.editor.send_button.isEnabled()
+
+    _run(qloop, scenario())
+
+
+def test_error_mid_stream_keeps_partial_and_shows_error(window: MainWindow, qloop: Any) -> None:
+    async def scenario() -> None:
+        window.backend.set_model("mock:lorem?n=40&fail=mid&fail_after=6")
+        _, status = await _send(window, "break please")
+        assert status == "error"
+        answer = _stored(window)[-1]
+        assert answer.status == "error" and len(answer.content.split()) == 6 and "cut mid-way" in answer.error
+        card = window.transcript.cards()[-1]
+        assert len(card.body.toPlainText().split()) == 6
+        assert card.error_label.isVisibleTo(card) and "cut mid-way" in card.error_label.text()
+        assert "cut mid-way" in window.status_label.text()
+        assert window.editor.send_button.isEnabled()
+
+    _run(qloop, scenario())
+
+
+def test_switch_model_mid_conversation(window: MainWindow, qloop: Any) -> None:
+    async def scenario() -> None:
+        await _send(window, "first")
+        from app.core.services import ModelListing
+
+        mock_models = await window.services.registry.get("mock").list_models()
+        window.backend.models_listed.emit(ModelListing(mock_models, {}))
+        assert "mock:markdown" in window.picker.model_ids()
+        assert window.picker.select_model("mock:markdown")  # as if the user picked it
+        assert window.backend.current_model() == "mock:markdown"
+        assert window.picker.current_model() == "mock:markdown"
+        await _send(window, "second")
+        answers = [m for m in _stored(window) if m.role == "assistant"]
+        assert [a.model for a in answers] == ["mock:echo", "mock:markdown"]
+        assert "quick answer" in window.transcript.cards()[-1].body.toPlainText()
+        assert "mock:markdown" in window.transcript.cards()[-1].model_label.text()
+
+    _run(qloop, scenario())
+
+
+def test_regenerate_and_edit_resend(window: MainWindow, qloop: Any) -> None:
+    async def scenario() -> None:
+        await _send(window, "one")
+        await _send(window, "two")
+        window.backend.set_model("mock:fixed?text=again")
+        done = asyncio.get_running_loop().create_future()
+        window.session.answer_done.connect(lambda g, s: done.done() or done.set_result(s))
+        window.regenerate()
+        await asyncio.wait_for(done, 5)
+        msgs = _stored(window)
+        assert [(m.role, m.content) for m in msgs] == [
+            ("user", "one"), ("assistant", "one"), ("user", "two"), ("assistant", "again")]
+        window.edit_message(msgs[2].id)
+        assert window.editor.message() == "two"
+        assert [(m.role, m.content) for m in _stored(window)] == [("user", "one"), ("assistant", "one")]
+        assert len(window.transcript.cards()) == 2
+        window.backend.set_model("mock:echo")
+        await _send(window, "two, edited")
+        assert [m.content for m in _stored(window)][-2:] == ["two, edited", "two, edited"]
+        sent = window.services.registry.get("mock").requests[-1]  # type: ignore[attr-defined]
+        assert [m.content for m in sent.messages] == ["one", "one", "two, edited"]
+
+    _run(qloop, scenario())
+
+
+def test_history_survives_restart(qloop: Any, qapp: Any) -> None:
+    services = _services()
+    win = MainWindow(services, backend=BackendManager(services, model_id="mock:echo"))
+    win.show()
+
+    async def first() -> None:
+        win.editor.set_system_prompt("Be brief.")
+        await _send(win, "remember me")
+
+    _run(qloop, first())
+    cid = win.session.conversation_id
+    win.close()
+    qloop.run_until_complete(win.backend.aclose())
+    qloop.run_until_complete(services.aclose())
+
+    services2 = _services()
+    win2 = MainWindow(services2, backend=BackendManager(services2, model_id="mock:echo"))
+    try:
+        assert services2.settings.last_conversation_id == cid
+        assert win2.session.conversation_id == cid
+        texts = [c.body.toPlainText() for c in win2.transcript.cards()]
+        assert texts == ["remember me", "remember me"]
+        assert win2.editor.system_prompt() == "Be brief."
+        assert "2 out tokens" in win2.transcript.cards()[-1].figures.text()
+    finally:
+        win2.close()
+        qloop.run_until_complete(services2.aclose())
+
+
+def test_prompt_token_counter_updates(window: MainWindow, qloop: Any) -> None:
+    async def scenario() -> None:
+        window.editor.set_message("one two three")
+        (text,) = await wait_signal(window.editor.count_updated, 5)
+        assert text.startswith("6 tokens")  # mock: 3 words + 3 per message
+        window.editor.set_system_prompt("be nice")
+        (text,) = await wait_signal(window.editor.count_updated, 5)
+        assert text.startswith("11 tokens") and "free" in text
+
+    _run(qloop, scenario())
+
+
+def test_excepthook_leaves_no_stuck_generating_state(window: MainWindow, qloop: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    reporter = ErrorReporter()
+    reporter.add_recovery(window.recover)
+    reporter.install()
+    original = window.services.history.update_message
+
+    def broken(message_id: int, **kw: Any) -> None:
+        if kw.get("status") == "complete":
+            raise RuntimeError("disk on fire")
+        original(message_id, **kw)
+
+    monkeypatch.setattr(window.services.history, "update_message", broken)
+
+    async def scenario() -> None:
+        window.editor.set_message("trigger")
+        window.send()
+        (message,) = await wait_signal(reporter.error_reported, 5)
+        assert "disk on fire" in message
+        assert not window.backend.is_busy() and not window.session.is_streaming()
+        assert not window.transcript.is_streaming()
+        assert window.editor.send_button.isEnabled() and not window.editor.stop_button.isEnabled()
+
+    try:
+        _run(qloop, scenario())
+    finally:
+        reporter.uninstall()
+
+
+def test_export_markdown_and_json(window: MainWindow, qloop: Any, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        window.editor.seed.setText("42")
+        await _send(window, "export me")
+
+    _run(qloop, scenario())
+    md_path, json_path = tmp_path / "c.md", tmp_path / "c"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(md_path), "")))
+    window.export_markdown()
+    assert "export me" in md_path.read_text(encoding="utf-8")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(json_path), "")))
+    window.export_json()
+    data = (tmp_path / "c.json").read_text(encoding="utf-8")
+    assert '"seed": 42' in data and "mock:echo" in data
