@@ -37,6 +37,11 @@ def count_for(services: Services, ref: ModelRef, text: str, chat: bool) -> Token
     from app.core import tokens
 
     messages = [ChatMessage("user", text)]
+    if ref.provider in ("local", "huggingface"):
+        from app.core.services import local_models_available
+
+        if local_models_available():  # a one-shot command may pay for an exact tokenizer
+            import transformers  # noqa: F401
     if ref.provider in IN_PROCESS_PROVIDERS:
         provider = services.registry.get(ref.provider)
         full = provider.count_tokens(ref.name, messages)

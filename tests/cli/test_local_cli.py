@@ -63,3 +63,27 @@ def test_bad_lora_scale_and_missing_adapter(
     assert main(["ask", "-m", f"local:{model_dir}", "--lora", str(tmp_path / "nothing"), "hi"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "error:" in err and "Traceback" not in err
+
+
+def test_count_with_the_local_tokenizer(
+    tiny_local: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transformers import AutoTokenizer
+
+    model_dir, _ = tiny_local
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    plain = len(tok("hello world, what is the capital", add_special_tokens=False)["input_ids"])
+    assert (
+        main(["count", "-m", f"local:{model_dir}", "--json", "hello world, what is the capital"])
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["exact"] is True and data["method"].startswith("tokenizer:")
+    assert data["tokens"] == plain
+    assert (
+        main(["count", "-m", f"local:{model_dir}", "--chat", "hello world, what is the capital"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    chat = int(out.split()[0])
+    assert chat > plain and "(exact, tokenizer:" in out
