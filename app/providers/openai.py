@@ -13,7 +13,6 @@ llama.cpp, ...) over Chat Completions streaming.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -22,14 +21,10 @@ from typing import Any
 
 from app.core.errors import (
     AuthError,
-    BadRequest,
     ConfigError,
-    ContextTooLong,
     ModelNotFound,
     ProviderError,
-    RateLimited,
     SecretsError,
-    ServerError,
     StreamInterrupted,
     Unreachable,
     register_secret,
@@ -39,133 +34,29 @@ from app.core.provider import ProviderContext
 from app.core.retry import RetryCallback, with_retries
 from app.core.settings import EndpointConfig
 from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
+from app.providers.openai_support import (
+    NON_CHAT,
+    UNSUPPORTED_BY_OPENAI,
+    context_length,
+    is_reasoning_model,
+    parse_retry_after,
+    server_message,
+    translate,
+)
+
+__all__ = [
+    "OpenAIProvider",
+    "context_length",
+    "is_reasoning_model",
+    "parse_retry_after",
+    "translate",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "OpenAI"
 NO_KEY = "not-needed"
 """Sent as the key to servers that need none (the SDK insists on some value)."""
-
-# Context windows of well-known OpenAI chat models (longest prefix wins).
-KNOWN_CONTEXT: dict[str, int] = {
-    "gpt-5": 400_000, "gpt-5-chat": 128_000, "gpt-4.1": 1_047_576, "gpt-4o": 128_000,
-    "chatgpt-4o": 128_000, "gpt-4-turbo": 128_000, "gpt-4": 8_192, "gpt-3.5-turbo": 16_385,
-    "o1": 200_000, "o3": 200_000, "o4-mini": 200_000,
-}  # fmt: skip
-_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
-_NON_CHAT = ("embedding", "tts", "whisper", "dall-e", "moderation", "davinci", "babbage",
-             "transcribe", "realtime", "audio", "image", "sora", "search", "computer-use")  # fmt: skip
-_UNSUPPORTED_BY_OPENAI = ("top_k", "repetition_penalty")
-
-
-def _base_model(model: str) -> str:
-    name = model.strip().lower()
-    return name[3:] if name.startswith("ft:") else name
-
-
-def is_reasoning_model(model: str) -> bool:
-    """True for o-series and gpt-5 models (max_completion_tokens; no temperature/top_p)."""
-    name = _base_model(model)
-    return any(
-        name == p or name.startswith(p + "-") or name.startswith(p + ".")
-        for p in _REASONING_PREFIXES
-    ) and not name.startswith("gpt-5-chat")
-
-
-def context_length(model: str) -> int | None:
-    """The context window of a known OpenAI model, else None."""
-    name = _base_model(model)
-    best = max(
-        (p for p in KNOWN_CONTEXT if name == p or name.startswith(p + "-")), key=len, default=None
-    )
-    return KNOWN_CONTEXT[best] if best else None
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date)."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _server_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        msg = inner.get("message") if isinstance(inner, dict) else None
-        if isinstance(msg, str) and msg:
-            return msg[:400]
-    return str(getattr(exc, "message", "") or exc)[:400]
-
-
-def translate(
-    exc: BaseException, endpoint: EndpointConfig, model: str | None = None
-) -> ProviderError:
-    """The :mod:`app.core.errors` error for an ``openai`` SDK exception (keys redacted)."""
-    import openai
-
-    where = f"{endpoint.name} ({endpoint.base_url})"
-    keys_hint = (
-        f"Check the key: python -m app keys set {endpoint.secret_name} (or the Keys dialog)."
-    )
-    if isinstance(exc, openai.APITimeoutError):
-        return Unreachable(f"{where} did not answer within {endpoint.timeout_s:g} s.",
-                           hint="Check that the server is running and not overloaded, or raise the endpoint's timeout in Settings.")  # fmt: skip
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        detail = f": {type(cause).__name__}: {cause}" if cause else ""
-        return Unreachable(f"Could not connect to {where}{detail}.",
-                           hint="Check that the server is running, the base URL is right (it usually ends in /v1) and your network.")  # fmt: skip
-    if not isinstance(exc, openai.APIError):
-        return ServerError(f"{where} failed: {type(exc).__name__}: {exc}")
-    msg = _server_message(exc)
-    code = str(getattr(exc, "code", "") or "")
-    status = getattr(exc, "status_code", None)
-    low = msg.lower()
-    if (
-        code == "context_length_exceeded"
-        or "context length" in low
-        or "context_length" in low
-        or "maximum context" in low
-    ):
-        return ContextTooLong(
-            f"The request does not fit the context window of {model or 'the model'}: {msg}"
-        )
-    if status in (401, 403):
-        return AuthError(f"{where} refused the request ({status}): {msg}", hint=keys_hint)
-    if status == 404 or code == "model_not_found":
-        return ModelNotFound(f"{where} has no model '{model}' ({status}): {msg}",
-                             hint=f"List the models it serves with: python -m app models --endpoint \"{endpoint.name}\"; "
-                             "also check that the base URL ends in /v1.")  # fmt: skip
-    if status == 429:
-        err = RateLimited(f"{where} is rate limiting requests (429): {msg}",
-                          retry_after=parse_retry_after(getattr(getattr(exc, "response", None), "headers", None)))  # fmt: skip
-        if code == "insufficient_quota":
-            err.retryable = False
-            err.hint = "Your quota is used up: check your plan and billing details."
-        return err
-    if status in (400, 422) or (
-        status is not None and 400 <= status < 500 and status not in (408, 409)
-    ):
-        return BadRequest(f"{where} rejected the request ({status}): {msg}")
-    return ServerError(f"{where} failed ({status or 'error event'}): {msg}")
 
 
 @dataclass
@@ -283,7 +174,7 @@ class OpenAIProvider:
         if p.repetition_penalty is not None:
             extra["repetition_penalty"] = p.repetition_penalty
         if official:
-            for name in _UNSUPPORTED_BY_OPENAI:
+            for name in UNSUPPORTED_BY_OPENAI:
                 if extra.pop(name, None) is not None:
                     log.debug("%s is not supported by OpenAI's API; not sent", name)
         extra.update(p.extras)
@@ -304,7 +195,7 @@ class OpenAIProvider:
                 )
             return await client.chat.completions.create(**body)
         except openai.BadRequestError as exc:
-            if use_options and "stream_options" in (_server_message(exc) + str(exc.param or "")):
+            if use_options and "stream_options" in (server_message(exc) + str(exc.param or "")):
                 log.info("%s rejects stream_options; usage will be counted locally", ep.name)
                 self._no_stream_options.add(ep.name)
                 try:
@@ -458,7 +349,7 @@ class OpenAIProvider:
             raise err from exc
         ids = sorted(m.id for m in page.data)
         if ep.kind == "openai":
-            ids = [i for i in ids if not any(word in i for word in _NON_CHAT)]
+            ids = [i for i in ids if not any(word in i for word in NON_CHAT)]
         return [self.model_info(i, ep.name, "ready") for i in ids]
 
     async def list_models(self) -> list[ModelInfo]:
@@ -513,7 +404,7 @@ def _priced_chat_models() -> Sequence[str]:
             "price table unreadable; listing no models for endpoints without a key", exc_info=True
         )
         return []
-    return sorted(n for n in names if ":" not in n and not any(word in n for word in _NON_CHAT))
+    return sorted(n for n in names if ":" not in n and not any(word in n for word in NON_CHAT))
 
 
 async def _close_quietly(stream: Any) -> None:
