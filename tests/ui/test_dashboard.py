@@ -147,3 +147,32 @@ def test_export_csv_writes_the_ledger_rows(
     target.unlink()
     dock._export.click()
     assert not target.exists()
+
+
+def test_stop_mid_stream_is_recorded_and_the_chart_has_a_per_day_view(
+    qtbot: Any, qloop: Any, services: Services
+) -> None:
+    backend = _backend(services, "mock:lorem?n=500&rate=100")
+    dock = DashboardDock(backend)
+    qtbot.addWidget(dock)
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(wait_signal(backend.stats_updated, 15))
+        backend.generate([ChatMessage("user", "x")], GenerationParams())
+        await first
+        assert dock._status.text().startswith("\u25cf Streaming")
+        cancelled = asyncio.ensure_future(wait_signal(backend.generation_cancelled, 15))
+        ledger = asyncio.ensure_future(wait_signal(backend.ledger_changed, 15))
+        backend.stop()
+        await cancelled
+        await ledger
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+    assert dock._status.text() == "Stopped"
+    assert dock.message_rows() == 1
+    assert dock._messages.item(0, len(dashboard_mod.MESSAGE_COLUMNS) - 1).text() == "cancelled"
+    assert 0 < dock.live_figures()["tokens"] < 500
+    dock.show_chart()
+    assert dock.chart_points() == 1
+    dock._chart_mode.setCurrentIndex(dock._chart_mode.findData("days"))
+    assert dock.chart_points() == 30  # one point per day, today included

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.core.errors import AppError, redact
@@ -153,12 +154,34 @@ QLabel#tileCaption { color: palette(placeholder-text); font-size: 8pt; font-weig
 QLabel#tileValue { font-size: 15pt; font-weight: 600; }
 """
 
-MESSAGE_STYLES = {
-    "error": "color: #c62828; background: rgba(198,40,40,0.08); border: 1px solid rgba(198,40,40,0.35);",
-    "warning": "color: #8a5a00; background: rgba(255,179,0,0.12); border: 1px solid rgba(255,179,0,0.45);",
-    "info": "color: palette(text); background: rgba(30,136,229,0.08); border: 1px solid rgba(30,136,229,0.35);",
-    "ok": "color: #2e7d32; background: rgba(46,125,50,0.08); border: 1px solid rgba(46,125,50,0.35);",
+MESSAGE_COLOURS = {  # kind: (text on light, text on dark, rgb of the tint)
+    "error": ("#b42318", "#ff8a80", "198,40,40"),
+    "warning": ("#8a5a00", "#ffc266", "255,179,0"),
+    "info": ("", "", "30,136,229"),
+    "ok": ("#2e7d32", "#8fd694", "46,125,50"),
 }
+
+
+def message_style(kind: str, dark: bool) -> str:
+    """The banner stylesheet for ``kind`` on a light or dark palette."""
+    light_fg, dark_fg, rgb = MESSAGE_COLOURS.get(kind, MESSAGE_COLOURS["info"])
+    fg = (dark_fg if dark else light_fg) or "palette(text)"
+    alpha = (0.16, 0.5) if dark else (0.08, 0.35)
+    return (
+        f"QLabel {{ color: {fg}; background: rgba({rgb},{alpha[0]}); border: 1px solid rgba({rgb},{alpha[1]});"
+        " border-radius: 6px; padding: 6px 8px; }"
+    )
+
+
+def is_dark(widget: QWidget) -> bool:
+    """True when ``widget``'s palette is dark."""
+    return widget.palette().color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def tone(kind: str, widget: QWidget) -> str:
+    """A text colour for ``kind`` (error, warning, ok) that reads well on ``widget``'s palette."""
+    light_fg, dark_fg, _rgb = MESSAGE_COLOURS.get(kind, MESSAGE_COLOURS["info"])
+    return (dark_fg if is_dark(widget) else light_fg) or widget.palette().color(QPalette.ColorRole.Text).name()
 
 
 class MessageLabel(QLabel):
@@ -177,9 +200,7 @@ class MessageLabel(QLabel):
             self.clear_message()
             return
         self._kind = kind
-        self.setStyleSheet(
-            f"QLabel {{ {MESSAGE_STYLES.get(kind, MESSAGE_STYLES['info'])} border-radius: 6px; padding: 6px 8px; }}"
-        )
+        self.setStyleSheet(message_style(kind, is_dark(self)))
         self.setText(text)
         self.setVisible(True)
 

@@ -42,6 +42,7 @@ from app.ui.widgets.common import (
     format_rate,
     format_seconds,
     format_tokens,
+    tone,
 )
 
 MESSAGE_COLUMNS = ("Time", "Model", "Adapter", "Prompt", "Completion", "Cost", "TTFT", "Speed", "Finish")
@@ -279,7 +280,7 @@ class DashboardDock(QDockWidget):
         self._live_provider = model.partition(":")[0] or None
         self._set_live(0, None, None, None)
         self._status.setText(f"\u25cf Streaming \u00b7 {model}" if model else "\u25cf Streaming")
-        self._status.setStyleSheet("color: #2e7d32; font-weight: 600;")
+        self._status.setStyleSheet(f"color: {tone('ok', self)}; font-weight: 600;")
         self._notice.clear_message()
 
     def _on_backend_stats_updated(self, gen_id: str, live: Any) -> None:
@@ -296,10 +297,10 @@ class DashboardDock(QDockWidget):
         self._end_live(f"Done in {format_seconds(rec.duration_s)} \u00b7 {rec.provider}:{rec.model}", "")
 
     def _on_backend_generation_failed(self, gen_id: str, message: str, partial_text: str) -> None:
-        self._end_live("Failed", "color: #c62828; font-weight: 600;")
+        self._end_live("Failed", f"color: {tone('error', self)}; font-weight: 600;")
 
     def _on_backend_generation_cancelled(self, gen_id: str, partial_text: str) -> None:
-        self._end_live("Stopped", "color: #8a5a00; font-weight: 600;")
+        self._end_live("Stopped", f"color: {tone('warning', self)}; font-weight: 600;")
 
     def _end_live(self, text: str, style: str) -> None:
         self._live_gen = None
@@ -330,7 +331,7 @@ class DashboardDock(QDockWidget):
                 _item(finish, tooltip=rec.error or ""),
             ]
             if rec.error:
-                cells[-1].setForeground(QColor("#c62828"))
+                cells[-1].setForeground(QColor(tone("error", self)))
             for col, cell in enumerate(cells):
                 table.setItem(row, col, cell)
         table.setUpdatesEnabled(True)
