@@ -194,7 +194,7 @@ class OpenAIProvider:
                     **body, stream_options={"include_usage": True}
                 )
             return await client.chat.completions.create(**body)
-        except openai.BadRequestError as exc:
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
             if use_options and "stream_options" in (server_message(exc) + str(exc.param or "")):
                 log.info("%s rejects stream_options; usage will be counted locally", ep.name)
                 self._no_stream_options.add(ep.name)
