@@ -116,7 +116,7 @@ def test_failed_generation_is_listed_with_its_finish_reason(qtbot: Any, qloop: A
     _gen, message, partial = qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
     assert "cut" in message.lower() and partial
     assert dock.message_rows() == 1
-    assert "error" in dock._messages.item(0, len(dashboard_mod.MESSAGE_COLUMNS) - 1).text()
+    assert "error" in dock.message_cell(0, "Finish")
 
 
 def test_export_csv_writes_the_ledger_rows(
@@ -170,7 +170,7 @@ def test_stop_mid_stream_is_recorded_and_the_chart_has_a_per_day_view(
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
     assert dock._status.text() == "Stopped"
     assert dock.message_rows() == 1
-    assert dock._messages.item(0, len(dashboard_mod.MESSAGE_COLUMNS) - 1).text() == "cancelled"
+    assert dock.message_cell(0, "Finish") == "cancelled"
     assert 0 < dock.live_figures()["tokens"] < 500
     dock.show_chart()
     assert dock.chart_points() == 1

@@ -39,6 +39,7 @@ def test_lists_newest_first_and_emits_selection(qtbot: Any, store: HistoryStore)
     # a user click on Beta emits
     lst = sidebar._list
     item = sidebar._item_for(b.id)
+    assert item is not None
     rect = lst.visualItemRect(item)
     qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert selected == [b.id]
@@ -62,15 +63,18 @@ def test_rename_inline_writes_the_store(qtbot: Any, store: HistoryStore) -> None
     renamed: list[tuple[str, str]] = []
     sidebar.conversation_renamed.connect(lambda cid, title: renamed.append((cid, title)))
     item = sidebar._item_for(conv.id)
+    assert item is not None
     item.setText("  New   name ")  # what the inline editor commits
     qtbot.waitUntil(lambda: bool(renamed), timeout=2000)
     assert renamed == [(conv.id, "New name")]
-    assert store.get_conversation(conv.id).title == "New name"
+    stored = store.get_conversation(conv.id)
+    assert stored is not None and stored.title == "New name"
     assert sidebar.title_of(conv.id) == "New name"
     # an empty name is refused with a plain message and the old title stays
     assert sidebar.rename(conv.id, "   ") is False
     assert "needs a name" in sidebar._error.text()
-    assert store.get_conversation(conv.id).title == "New name"
+    stored = store.get_conversation(conv.id)
+    assert stored is not None and stored.title == "New name"
 
 
 def test_delete_asks_first_and_only_deletes_on_yes(qtbot: Any, store: HistoryStore) -> None:

@@ -102,7 +102,9 @@ def test_price_overrides_validate_and_apply_to_the_engine(qtbot: Any, services: 
     row = dialog.add_price_row("openai:my-finetune", "abc", "", "4")
     dialog._ok.click()
     assert dialog.isVisible() and "not a price" in dialog.error_text()
-    dialog._prices.item(row, 1).setText("2.50")
+    cell = dialog._prices.item(row, 1)
+    assert cell is not None
+    cell.setText("2.50")
     dialog._ok.click()
     assert not dialog.isVisible()
     assert _reload(services).price_overrides["openai:my-finetune"].input == "2.50"

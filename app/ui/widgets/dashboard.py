@@ -222,6 +222,11 @@ class DashboardDock(QDockWidget):
         """Rows in the per-message table."""
         return self._messages.rowCount()
 
+    def message_cell(self, row: int, column: str) -> str:
+        """The text of one cell of the per-message table (``column`` as in MESSAGE_COLUMNS)."""
+        item = self._messages.item(row, MESSAGE_COLUMNS.index(column))
+        return "" if item is None else item.text()
+
     def totals_text(self) -> dict[str, str]:
         """The totals lines shown: keys conversation, today, all_time."""
         return dict(self._totals)
