@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QWidget
 
 from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
@@ -134,6 +135,11 @@ def test_busy_backend_is_reported_not_raised(qtbot: Any, qloop: Any, services: S
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 30))
     assert "already running" in view._error.text()
+    assert view.start([ChatMessage("system", "be brief")], GenerationParams()) is None
+    assert "Type a prompt" in view._error.text()
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    assert CompareView(backend, parent).isWindow()  # a window of its own, not a child overlay
     _close(qloop, backend, services)
 
 

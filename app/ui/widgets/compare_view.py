@@ -92,6 +92,8 @@ class CompareView(QWidget):
         super().__init__(parent)
         self.setObjectName("compareView")
         self.setWindowTitle("Compare: base model vs. adapters")
+        self.setWindowFlag(Qt.WindowType.Window, True)  # its own window, even with a parent
+        self.resize(960, 560)
         self._backend = backend
         self._ids: dict[str, str] = {}
         self._state = {side: _PaneState() for side in SIDES}
@@ -134,6 +136,9 @@ class CompareView(QWidget):
     def start(self, messages: list[ChatMessage], params: GenerationParams) -> tuple[str, str] | None:
         """Ask the backend for both answers; returns the two generation ids (None on error)."""
         self._error.clear_message()
+        if not any(m.role == "user" and m.content.strip() for m in messages):
+            self._error.show_message("Type a prompt in the message box first, then press Compare again.", "warning")
+            return None
         for side in SIDES:
             self._state[side] = _PaneState(state="waiting")
             pane = self._panes[side]
