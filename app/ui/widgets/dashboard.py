@@ -45,7 +45,7 @@ from app.ui.widgets.common import (
     tone,
 )
 
-MESSAGE_COLUMNS = ("Time", "Model", "Adapter", "Prompt", "Completion", "Cost", "TTFT", "Speed", "Finish")
+MESSAGE_COLUMNS = ("Time", "Model", "Prompt", "Completion", "Cost", "Speed", "TTFT", "Adapter", "Finish")
 MODEL_COLUMNS = ("Model", "Requests", "Prompt", "Completion", "Cost", "Avg speed")
 RECENT_LIMIT = 200
 CHART_REQUESTS = 50
@@ -322,23 +322,23 @@ class DashboardDock(QDockWidget):
             when = dt.datetime.fromtimestamp(rec.started_at)
             cost = format_cost(rec.cost_usd, provider=rec.provider)
             finish = rec.finish_reason + (" \u26a0" if rec.error else "")
-            cells = [
-                _item(when.strftime("%H:%M:%S"), tooltip=when.strftime("%Y-%m-%d %H:%M:%S")),
-                _item(f"{rec.provider}:{rec.model.partition('?')[0]}",
-                      tooltip=f"{rec.provider}:{rec.model}" + (f" @ {rec.endpoint}" if rec.endpoint else "")),
-                _item(rec.adapter or DASH),
-                _item(format_tokens(rec.prompt_tokens, estimated=rec.estimated), align_right=True,
-                      tooltip="~ = counted locally (estimate)" if rec.estimated else "exact (reported)"),
-                _item(format_tokens(rec.completion_tokens, estimated=rec.estimated), align_right=True),
-                _item(cost, align_right=True),
-                _item(format_seconds(rec.ttft_s), align_right=True),
-                _item(format_rate(rec.tokens_per_s), align_right=True),
-                _item(finish, tooltip=rec.error or ""),
-            ]
+            cells = {
+                "Time": _item(when.strftime("%H:%M:%S"), tooltip=when.strftime("%Y-%m-%d %H:%M:%S")),
+                "Model": _item(f"{rec.provider}:{rec.model.partition('?')[0]}",
+                               tooltip=f"{rec.provider}:{rec.model}" + (f" @ {rec.endpoint}" if rec.endpoint else "")),
+                "Prompt": _item(format_tokens(rec.prompt_tokens, estimated=rec.estimated), align_right=True,
+                                tooltip="~ = counted locally (estimate)" if rec.estimated else "exact (reported)"),
+                "Completion": _item(format_tokens(rec.completion_tokens, estimated=rec.estimated), align_right=True),
+                "Cost": _item(cost, align_right=True),
+                "Speed": _item(format_rate(rec.tokens_per_s), align_right=True),
+                "TTFT": _item(format_seconds(rec.ttft_s), align_right=True),
+                "Adapter": _item(rec.adapter or DASH),
+                "Finish": _item(finish, tooltip=rec.error or ""),
+            }
             if rec.error:
-                cells[-1].setForeground(QColor(tone("error", self)))
-            for col, cell in enumerate(cells):
-                table.setItem(row, col, cell)
+                cells["Finish"].setForeground(QColor(tone("error", self)))
+            for col, name in enumerate(MESSAGE_COLUMNS):
+                table.setItem(row, col, cells[name])
         table.setUpdatesEnabled(True)
 
     def _refresh_totals(self) -> None:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -75,6 +76,7 @@ class HistorySidebar(QWidget):
     def __init__(self, history: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("historySidebar")
+        self.setMinimumWidth(210)
         self._history = history
         self._current: str | None = None
         self._titles: dict[str, str] = {}
@@ -91,6 +93,7 @@ class HistorySidebar(QWidget):
         self._search.textChanged.connect(self._on_search_text_changed)
         top.addWidget(self._search, 1)
         self._new = QPushButton("+ New")
+        self._new.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self._new.setToolTip("Start a new conversation (Ctrl+N)")
         self._new.clicked.connect(self.new_conversation_requested.emit)
         top.addWidget(self._new)
@@ -102,6 +105,9 @@ class HistorySidebar(QWidget):
         self._list.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
         self._list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self._list.setUniformItemSizes(False)
+        self._list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self._list.setWordWrap(False)
         self._list.setStyleSheet(
             "QListWidget#historyList { border: none; background: transparent; }"
             "QListWidget#historyList::item { padding: 6px 6px; border-radius: 6px; }"
