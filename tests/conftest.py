@@ -18,6 +18,8 @@ import pytest
 
 T = TypeVar("T")
 
+pytest_plugins = ["tests.support.openai_server"]
+
 
 @pytest.fixture(autouse=True)
 def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
