@@ -176,3 +176,33 @@ def test_stop_mid_stream_is_recorded_and_the_chart_has_a_per_day_view(
     assert dock.chart_points() == 1
     dock._chart_mode.setCurrentIndex(dock._chart_mode.findData("days"))
     assert dock.chart_points() == 30  # one point per day, today included
+
+
+def test_tiny_costs_and_estimates_are_shown_precisely(qtbot: Any, services: Services) -> None:
+    import time
+
+    from app.core.types import GenerationRecord
+
+    backend = FakeBackend(services)
+    dock = DashboardDock(backend)
+    qtbot.addWidget(dock)
+    services.ledger.record(GenerationRecord(
+        started_at=time.time(), provider="openai", model="gpt-4o-mini", endpoint="OpenAI", adapter=None,
+        prompt_tokens=120, completion_tokens=175, cached_prompt_tokens=0, estimated=True, cost_usd="0.000123",
+        ttft_s=0.31, duration_s=2.0, tokens_per_s=87.5, finish_reason="stop",
+    ))
+    services.ledger.record(GenerationRecord(
+        started_at=time.time(), provider="openai", model="my-finetune", endpoint="OpenAI", adapter=None,
+        prompt_tokens=10, completion_tokens=5, cached_prompt_tokens=0, estimated=False, cost_usd=None,
+        ttft_s=None, duration_s=1.0, tokens_per_s=None, finish_reason="stop",
+    ))
+    backend.ledger_changed.emit()
+    assert dock.message_rows() == 2
+    rows = {dock.message_cell(r, "Model"): r for r in range(2)}
+    mini = rows["openai:gpt-4o-mini"]
+    assert dock.message_cell(mini, "Cost") == "$0.000123"
+    assert dock.message_cell(mini, "Prompt") == "~120" and dock.message_cell(mini, "Completion") == "~175"
+    assert dock.message_cell(mini, "Speed") == "87.5 tok/s"
+    assert dock.message_cell(rows["openai:my-finetune"], "Cost") == "\u2014"  # unknown price, not a guess
+    all_time = dock.totals_text()["all_time"]
+    assert "$0.000123 + 1 unpriced" in all_time and "~310 tokens" in all_time
