@@ -1,4 +1,5 @@
-"""Dashboard dock: live tiles tick while streaming, ledger views refresh after, CSV export."""
+"""Dashboard dock through the real BackendManager: live tiles tick while streaming, ledger views
+refresh after, CSV export."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
 from app.core.types import ChatMessage, GenerationParams
+from app.ui.backend_manager import BackendManager
 from app.ui.widgets import dashboard as dashboard_mod
 from app.ui.widgets.common import format_cost
 from app.ui.widgets.dashboard import DashboardDock
@@ -28,15 +30,9 @@ def services() -> Iterator[Services]:
     svc.history.close()
 
 
-def _backend(services: Services, model: str) -> Any:
-    """The real BackendManager when it exists, else the FakeBackend (same signals)."""
-    try:
-        from app.ui.backend_manager import BackendManager
-    except ImportError:
-        return FakeBackend(services, model)
-    backend = BackendManager(services)
-    backend.set_model(model)
-    return backend
+def _backend(services: Services, model: str) -> BackendManager:
+    """The real BackendManager on a mock model (real Engine and ledger underneath)."""
+    return BackendManager(services, model_id=model)
 
 
 def test_costs_are_shown_with_precision_for_tiny_amounts() -> None:
