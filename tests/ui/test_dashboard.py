@@ -19,7 +19,6 @@ from app.ui.widgets import dashboard as dashboard_mod
 from app.ui.widgets.common import format_cost
 from app.ui.widgets.dashboard import DashboardDock
 from tests.conftest import wait_signal
-from tests.ui.fakes import FakeBackend
 
 
 @pytest.fixture
@@ -179,7 +178,7 @@ def test_tiny_costs_and_estimates_are_shown_precisely(qtbot: Any, services: Serv
 
     from app.core.types import GenerationRecord
 
-    backend = FakeBackend(services)
+    backend = _backend(services, "mock:echo")
     dock = DashboardDock(backend)
     qtbot.addWidget(dock)
     services.ledger.record(GenerationRecord(

@@ -14,8 +14,8 @@ from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
 from app.core.settings import SettingsStore
 from app.core.types import ModelRef
+from app.ui.backend_manager import BackendManager
 from app.ui.widgets.settings_dialog import SettingsDialog
-from tests.ui.fakes import FakeBackend
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def services() -> Iterator[Services]:
 
 
 def _dialog(qtbot: Any, services: Services) -> SettingsDialog:
-    dialog = SettingsDialog(FakeBackend(services))
+    dialog = SettingsDialog(BackendManager(services, model_id="mock:echo"))
     qtbot.addWidget(dialog)
     dialog.open()
     return dialog
