@@ -228,6 +228,7 @@ def load_model(
             f"Local models need torch and transformers ({exc}).",
             hint="Install the full flavour: pip install 'llm-playground[local]'.",
         ) from exc
+    quiet_progress_bars()
     device = pick_device(settings)
     dtype_name = pick_dtype(settings, device)
     trust = source.model_id in settings.trust_remote_code or source.location in settings.trust_remote_code
@@ -284,6 +285,13 @@ def load_model(
     if progress:
         progress("ready", 1.0, source.display_name)
     return LoadedModel(source, model, tokenizer, device, dtype_name, ctx if isinstance(ctx, int) else None, str(location))
+
+
+def quiet_progress_bars() -> None:
+    """Silence transformers' console progress bars: loading reports Progress events instead."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def free_memory(device: str | None) -> None:
