@@ -4,6 +4,7 @@ shown, and on a tiny local model the adapter really changes the answer."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ PROMPT = [ChatMessage("user", "Tell me a story about cats")]
 def services() -> Iterator[Services]:
     svc = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
     svc.settings.local = LocalModelSettings(device="cpu", dtype="float32", threads=1)
+    # Qt objects left as cyclic garbage by earlier tests must be freed here, on the GUI thread:
+    # the model worker calls gc.collect() on its own thread when it swaps models, and a
+    # QWidget finalised there crashes the process.
+    gc.collect()
     yield svc
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def services() -> Iterator[Services]:
     svc = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
     svc.settings.local = LocalModelSettings(device="cpu", dtype="float32", threads=1)
+    # Qt objects left as cyclic garbage by earlier tests must be freed here, on the GUI thread:
+    # the model worker calls gc.collect() on its own thread when it swaps models, and a
+    # QWidget finalised there crashes the process.
+    gc.collect()
     yield svc
 
 
