@@ -183,8 +183,10 @@ class MockProvider:
             if limit is not None and i >= limit:
                 reason = "length"
                 break
-            candidate = "".join(sent) + tok
-            hit = next((s for s in request.params.stop if s in candidate), None)
+            hit = None
+            if request.params.stop:  # joining only when needed keeps long streams linear
+                candidate = "".join(sent) + tok
+                hit = next((s for s in request.params.stop if s in candidate), None)
             if hit is not None:
                 cut = candidate.index(hit)
                 rest = candidate[len("".join(sent)) : cut]

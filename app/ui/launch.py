@@ -3,16 +3,15 @@
 ``python -m app [--demo] [--screenshot PATH]``. The window is shown before any heavy library
 (torch, transformers, peft, openai) is imported; the model list loads in a task after show.
 With ``LLM_PLAYGROUND_STARTUP_PROBE=1`` the process prints ``STARTUP_SHOWN <unix time>``
-and the heavy modules already imported once the window is shown, then exits (benchmarks).
+and the heavy modules already imported once the window is shown, then exits (benchmarks);
+with ``=idle`` it first lets the model listing run for 3 s and prints the idle RSS.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +64,8 @@ def _app_icon() -> Any:
 
 async def play_demo(window: MainWindow, timeout: float = 20.0) -> None:
     """A short scripted conversation on the mock model (Markdown and a code block)."""
+    import asyncio
+
     from app.providers.mock import DEMO_MARKDOWN, MockScript
 
     mock = window.services.registry.get("mock")
@@ -90,6 +91,17 @@ async def play_demo(window: MainWindow, timeout: float = 20.0) -> None:
     await asyncio.sleep(0.3)  # let the debounced counter and the dashboard catch up for the picture
 
 
+def _rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux /proc; 0 elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def _heavy_loaded() -> list[str]:
     return [m for m in HEAVY_MODULES if m in sys.modules]
 
@@ -97,21 +109,20 @@ def _heavy_loaded() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the GUI; return the exit code."""
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    probe = os.environ.get(PROBE_ENV) == "1"
-    demo_home: tempfile.TemporaryDirectory[str] | None = None
+    probe = os.environ.get(PROBE_ENV) in ("1", "idle")
+    demo_home: Any = None
     if args.screenshot or probe:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.demo:  # a throwaway home: the demo never touches the user's history or settings
+        import tempfile
+
         demo_home = tempfile.TemporaryDirectory(prefix="llm-playground-demo-")
         os.environ["LLM_PLAYGROUND_HOME"] = demo_home.name
 
     from PySide6.QtWidgets import QApplication
 
-    import qasync  # after PySide6, so qasync picks it
-
-    from app.core.services import Services
     from app.ui import theme
-    from app.ui.excepthook import ErrorReporter, setup_logging
+    from app.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
@@ -121,9 +132,25 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(_app_icon())
     app.setQuitOnLastWindowClosed(False)
     theme.apply(app)
+    window = MainWindow(build=False)  # the frame shows at once; widgets and services follow
+    window.show()
+    if probe:
+        app.processEvents()
+        shown_at = time.time()
+    window.build()
+    if probe:
+        app.processEvents()
+        built_at = time.time()
+
+    import asyncio
+
+    import qasync  # after PySide6, so qasync picks it
+
+    from app.core.services import Services
+    from app.ui.excepthook import ErrorReporter, setup_logging
+
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-
     secrets = None
     if args.demo:
         from app.core.secrets import MemoryKeyring, SecretStore
@@ -133,20 +160,29 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(services.paths.log_file)
     reporter = ErrorReporter(app)
     reporter.install(loop)
-    window = create_main_window(services, restore=not args.demo)
+    window.attach(services, restore=not args.demo)
     reporter.add_recovery(window.recover)
     reporter.error_reported.connect(lambda msg: window.show_status(msg, error=True))
     for warning in services.settings_store.warnings + services.history.warnings:
         window.show_status(warning, error=True)
-    window.show()
 
     if probe:
         app.processEvents()
-        sys.stdout.write(f"STARTUP_SHOWN {time.time():.6f}\nHEAVY {','.join(_heavy_loaded()) or '-'}\n")
+        heavy = ",".join(_heavy_loaded()) or "-"
+        sys.stdout.write(f"STARTUP_SHOWN {shown_at:.6f}\nBUILT {built_at:.6f}\nREADY {time.time():.6f}\n"
+                         f"HEAVY {heavy}\n")
         sys.stdout.flush()
-        window.close()
-        loop.run_until_complete(_shutdown(window, services))
-        loop.close()
+
+        async def idle() -> None:  # "idle": let the background listing run, then report memory
+            if os.environ.get(PROBE_ENV) == "idle":
+                window.backend.refresh_models()
+                await asyncio.sleep(3.0)
+                sys.stdout.write(f"IDLE_RSS_MB {_rss_mb():.1f}\nIDLE_HEAVY {','.join(_heavy_loaded()) or '-'}\n")
+            window.close()
+            await _shutdown(window, services)
+
+        with loop:
+            loop.run_until_complete(idle())
         return 0
 
     async def run() -> int:
@@ -179,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _shutdown(window: MainWindow, services: Services) -> None:
     """Cancel running work, close providers and databases."""
+    import asyncio
+
     try:
         await asyncio.wait_for(window.backend.aclose(), 10)
     finally:

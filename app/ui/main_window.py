@@ -9,7 +9,7 @@ import json
 import logging
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -25,14 +25,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AppError
-from app.core.services import Services
 from app.core.types import ModelRef
 from app.ui import theme as theme_mod
-from app.ui.backend_manager import BackendManager
-from app.ui.session import ChatSession
-from app.ui.widgets.model_picker import ModelPicker
-from app.ui.widgets.prompt_editor import PromptEditor
-from app.ui.widgets.transcript import TranscriptView
+
+if TYPE_CHECKING:
+    from app.core.services import Services
+    from app.ui.backend_manager import BackendManager
+    from app.ui.session import ChatSession
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +45,36 @@ class MainWindow(QMainWindow):
 
     closed = Signal()
 
-    def __init__(self, services: Services, *, backend: BackendManager | None = None, restore: bool = True,
-                 parent: QWidget | None = None) -> None:
+    def __init__(self, services: Services | None = None, *, backend: BackendManager | None = None,
+                 restore: bool = True, build: bool = True, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.services = services
         self.theme = theme_mod.current()
-        self.backend = backend or BackendManager(services, self)
         self.setWindowTitle("LLM Playground")
         self.resize(1360, 860)
+        self.services: Services = None  # type: ignore[assignment]  # set by attach()
+        self.backend: BackendManager = None  # type: ignore[assignment]
+        self.session: ChatSession = None  # type: ignore[assignment]
         self.dashboard: Any = None
         self.sidebar: Any = None
         self.lora_panel: Any = None
         self._dialogs: dict[str, Any] = {}
+        self._built = False
+        if build or services is not None:
+            self.build()
+        if services is not None:
+            self.attach(services, backend=backend, restore=restore)
+
+    def build(self) -> None:
+        """Create the widgets (launch shows the bare frame first and builds right after)."""
+        if self._built:
+            return
+        self._built = True
+        from app.ui.widgets.model_picker import ModelPicker
+        from app.ui.widgets.prompt_editor import PromptEditor
+        from app.ui.widgets.transcript import TranscriptView
 
         self.transcript = TranscriptView(self, self.theme.code)
         self.editor = PromptEditor(self)
-        self.session = ChatSession(self.backend, self.transcript, self)
         central = QWidget(self)
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -69,15 +82,35 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.transcript, 1)
         lay.addWidget(self.editor)
         self.setCentralWidget(central)
-
         self.picker = ModelPicker(self)
-        self.picker.set_current(self.backend.current_model(), self.backend.current_endpoint())
         self._build_actions()
         self._build_status()
+        if self.services is None:  # until attach(): visible but not clickable
+            central.setEnabled(False)
+            self.picker.setEnabled(False)
+            for act in self._service_actions:
+                act.setEnabled(False)
+            self.show_status("Starting…")
+
+    def attach(self, services: Services, *, backend: BackendManager | None = None, restore: bool = True) -> None:
+        """Connect the window to the services (the shell is usable from here on)."""
+        self.build()
+        from app.ui.backend_manager import BackendManager
+        from app.ui.session import ChatSession
+
+        self.services = services
+        self.backend = backend or BackendManager(services, self)
+        self.session = ChatSession(self.backend, self.transcript, self)
+        self.picker.set_current(self.backend.current_model(), self.backend.current_endpoint())
         self._build_docks()
         self._wire()
         self.editor.set_presets(services.settings.presets)
         self.editor.set_counter(self._count_request)
+        self.centralWidget().setEnabled(True)
+        self.picker.setEnabled(True)
+        for act in self._service_actions:
+            act.setEnabled(act is not self.stop_action)
+        self.show_status("")
         if restore and services.settings.last_conversation_id:
             self.open_conversation(services.settings.last_conversation_id)
 
@@ -103,8 +136,11 @@ class MainWindow(QMainWindow):
         self.settings_action = self._action("Settings…", self.show_settings, QKeySequence.StandardKey.Preferences)
         self.open_model_action = self._action("Open model file/folder…", self.open_model_file)
         self.add_endpoint_action = self._action("Add endpoint…", self.add_endpoint)
-        self.refresh_action = self._action("Refresh models", self.backend.refresh_models, "F5")
+        self.refresh_action = self._action("Refresh models", lambda: self.backend.refresh_models(), "F5")
         quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._service_actions = [self.new_action, self.regen_action, self.stop_action, self.export_md_action,
+                                 self.export_json_action, self.keys_action, self.settings_action,
+                                 self.open_model_action, self.add_endpoint_action, self.refresh_action]
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -464,6 +500,8 @@ class MainWindow(QMainWindow):
 
     def recover(self) -> None:
         """After an unexpected error: never stay in a "generating" state."""
+        if self.session is None:
+            return
         self.session.recover()
         self._on_busy(self.backend.is_busy())
         self.progress.setVisible(False)
@@ -494,9 +532,11 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         """Stop streaming (the partial answer is saved), stop the counter thread, save settings."""
-        self.backend.stop()
-        self.session.save_partials()
-        self.editor.shutdown()
-        self._save_settings()
+        if self._built:
+            self.editor.shutdown()
+        if self.session is not None:
+            self.backend.stop()
+            self.session.save_partials()
+            self._save_settings()
         super().closeEvent(event)
         self.closed.emit()

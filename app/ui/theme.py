@@ -8,7 +8,19 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
-from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, CodeStyle
+
+@dataclass
+class CodeStyle:
+    """Colours for code blocks (light or dark theme)."""
+
+    pygments_style: str = "friendly"
+    background: str = "#f6f8fa"
+    header: str = "#57606a"
+    link: str = "#0969da"
+
+
+LIGHT_CODE = CodeStyle()
+DARK_CODE = CodeStyle("github-dark", "#161b22", "#8b949e", "#58a6ff")
 
 
 @dataclass(frozen=True)

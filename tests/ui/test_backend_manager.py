@@ -13,7 +13,14 @@ from app.core.events import Progress, StreamEvent
 from app.core.provider import ProviderContext
 from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
-from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelInfo, ModelRef, TokenCount
+from app.core.types import (
+    ChatMessage,
+    GenerationParams,
+    GenerationRequest,
+    ModelInfo,
+    ModelRef,
+    TokenCount,
+)
 from app.ui.backend_manager import BackendManager
 from tests.conftest import wait_signal
 

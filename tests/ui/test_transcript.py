@@ -120,3 +120,30 @@ def test_format_figures_marks_estimates() -> None:
     line = format_figures({"prompt_tokens": 1200, "completion_tokens": 5, "estimated": True,
                            "cost_usd": "0.000125", "ttft_s": 0.5, "tokens_per_s": 12.34})
     assert line == "~1,200 in / ~5 out tokens  ·  $0.000125  ·  TTFT 0.50 s  ·  12.3 tok/s"
+
+
+def test_fast_stream_is_drawn_in_bounded_chunks_before_finishing(qloop: Any, qapp: Any) -> None:
+    import asyncio
+
+    from app.ui.widgets.transcript import FLUSH_CHUNK
+    from tests.conftest import wait_signal
+
+    view = TranscriptView()
+    view.show()
+    card = view.start_stream("k")
+    text = "".join(f" tok{i}" for i in range(5000))  # ~39k chars arrive at once
+    view.append("k", text)
+    drawn: list[int] = []
+    card.body.document().contentsChange.connect(lambda _p, _r, added: drawn.append(added))
+    view.finish_stream("k", meta={"tokens": 5000})
+    assert view.is_streaming()  # still draining: the end is drawn in bounded chunks
+
+    async def scenario() -> None:
+        (key,) = await wait_signal(view.stream_finished, 10)
+        assert key == "k"
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 15))
+    assert not view.is_streaming() and card.status == "complete"
+    assert card.body.toPlainText().split() == text.split()
+    assert len(drawn) > 3 and max(drawn) <= FLUSH_CHUNK + 200
+    assert "5,000 tokens" in card.figures.text()

@@ -14,8 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
@@ -37,6 +36,9 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import AppError
 from app.core.types import GenerationParams
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 150
@@ -330,6 +332,8 @@ class PromptEditor(QFrame):
         if self._counter is None:
             return
         if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-count")
         seq = next(self._seq)
         self._latest = seq

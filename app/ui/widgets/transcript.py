@@ -8,6 +8,7 @@ Signals:
     regenerate_requested(): the user asked to regenerate the last answer.
     edit_requested(int message_id): the user wants to edit and resend a user message.
     copied(str text): text was copied to the clipboard.
+    stream_finished(str key): a streamed card has drawn all its text and ended.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRenderer
 
 FLUSH_MS = 30
+FLUSH_CHUNK = 6000
 
 
 def format_figures(meta: dict[str, Any]) -> str:
@@ -166,14 +168,21 @@ class MessageCard(QFrame):
         """Buffer a streamed delta (drawn on the next flush)."""
         self._pending.append(delta)
 
-    def flush(self) -> bool:
-        """Draw buffered deltas; True when something was drawn."""
+    def pending_chars(self) -> int:
+        """Characters buffered but not drawn yet."""
+        return sum(len(p) for p in self._pending)
+
+    def flush(self, max_chars: int | None = None) -> bool:
+        """Draw buffered deltas (at most ``max_chars`` of them); True when text is still pending."""
         if not self._pending:
             return False
         text = "".join(self._pending)
         self._pending.clear()
+        if max_chars is not None and len(text) > max_chars:
+            self._pending.append(text[max_chars:])
+            text = text[:max_chars]
         self.renderer.feed(text)
-        return True
+        return bool(self._pending)
 
     def finish(self, *, status: str = "complete", error: str | None = None,
                meta: dict[str, Any] | None = None) -> None:
@@ -227,6 +236,7 @@ class TranscriptView(QScrollArea):
     regenerate_requested = Signal()
     edit_requested = Signal(int)
     copied = Signal(str)
+    stream_finished = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, code_style: CodeStyle = LIGHT_CODE) -> None:
         super().__init__(parent)
@@ -249,6 +259,7 @@ class TranscriptView(QScrollArea):
         self._cards: dict[str, MessageCard] = {}
         self._order: list[str] = []
         self._streaming: set[str] = set()
+        self._finishing: dict[str, dict[str, Any]] = {}
         self._stick = True
         self._timer = QTimer(self)
         self._timer.setInterval(FLUSH_MS)
@@ -261,11 +272,10 @@ class TranscriptView(QScrollArea):
     def clear(self) -> None:
         """Remove every message."""
         for key in list(self._order):
-            card = self._cards.pop(key)
-            card.setParent(None)
-            card.deleteLater()
+            self._dispose(self._cards.pop(key))
         self._order.clear()
         self._streaming.clear()
+        self._finishing.clear()
         self._timer.stop()
         self.empty_label.setVisible(True)
 
@@ -316,32 +326,48 @@ class TranscriptView(QScrollArea):
             self._timer.start()
 
     def flush(self) -> None:
-        """Draw every buffered delta now."""
-        drew = False
+        """Draw buffered deltas: at most FLUSH_CHUNK characters per card per tick, so a very fast
+        stream never stalls the event loop; with more pending the next tick comes at once."""
+        more = False
         for key in list(self._streaming):
             card = self._cards.get(key)
             if card is not None:
-                drew = card.flush() or drew
-        if not drew and not self._streaming:
+                more = card.flush(FLUSH_CHUNK) or more
+        for key, kwargs in list(self._finishing.items()):
+            card = self._cards.get(key)
+            if card is None or not card.pending_chars():
+                del self._finishing[key]
+                self._end_card(key, **kwargs)
+        if not self._streaming:
             self._timer.stop()
+        else:
+            self._timer.setInterval(0 if more else FLUSH_MS)
+
+    def flush_all(self) -> None:
+        """Draw everything buffered now (tests, benchmarks)."""
+        for key in list(self._streaming):
+            card = self._cards.get(key)
+            if card is not None:
+                card.flush()
 
     def finish_stream(self, key: str, *, status: str = "complete", error: str | None = None,
                       meta: dict[str, Any] | None = None) -> None:
         """End a streaming card."""
         card = self._cards.get(key)
+        if card is not None and card.pending_chars() > FLUSH_CHUNK and key in self._streaming:
+            self._finishing[key] = {"status": status, "error": error, "meta": meta}  # drain first
+            card.status = status
+            return
+        self._end_card(key, status=status, error=error, meta=meta)
+
+    def _end_card(self, key: str, *, status: str, error: str | None, meta: dict[str, Any] | None) -> None:
+        card = self._cards.get(key)
         self._streaming.discard(key)
+        self._finishing.pop(key, None)
         if card is not None:
             card.finish(status=status, error=error, meta=meta)
         self._update_regen()
-
-    def rekey(self, old: str, new: str) -> None:
-        """Rename a card's key (e.g. from a generation id to a message id)."""
-        if old in self._cards and old != new:
-            self._cards[new] = self._cards.pop(old)
-            self._order[self._order.index(old)] = new
-            if old in self._streaming:
-                self._streaming.discard(old)
-                self._streaming.add(new)
+        self.stream_finished.emit(key)
 
     def remove(self, key: str) -> None:
         """Remove one card."""
@@ -350,10 +376,16 @@ class TranscriptView(QScrollArea):
             return
         self._order.remove(key)
         self._streaming.discard(key)
-        card.setParent(None)
-        card.deleteLater()
+        self._finishing.pop(key, None)
+        self._dispose(card)
         self.empty_label.setVisible(not self._order)
         self._update_regen()
+
+    def _dispose(self, card: MessageCard) -> None:
+        """Delete a card on the GUI thread (it keeps its Qt parent until deleteLater runs)."""
+        self._layout.removeWidget(card)
+        card.hide()
+        card.deleteLater()
 
     def card(self, key: str) -> MessageCard | None:
         """The card for ``key``."""

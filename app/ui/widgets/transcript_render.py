@@ -28,24 +28,14 @@ from PySide6.QtGui import (
     QTextDocumentFragment,
 )
 
+from app.ui.theme import DARK_CODE, LIGHT_CODE, CodeStyle  # noqa: F401  (re-exported)
+
 TAIL_RENDER_LIMIT = 4000
 BIG_BLOCK = 20000
 RAW_RUN = 1500
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)")
 
 
-@dataclass
-class CodeStyle:
-    """Colours for code blocks (light or dark theme)."""
-
-    pygments_style: str = "friendly"
-    background: str = "#f6f8fa"
-    header: str = "#57606a"
-    link: str = "#0969da"
-
-
-LIGHT_CODE = CodeStyle()
-DARK_CODE = CodeStyle("github-dark", "#161b22", "#8b949e", "#58a6ff")
 
 
 def highlight_html(code: str, language: str, style: CodeStyle) -> str:
