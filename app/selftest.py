@@ -165,15 +165,21 @@ async def check_smollm2(ctx: SelfTestContext) -> str:
 
     if ctx.flavour != "full":
         try:
-            await _services(ctx).registry.get("local").list_models()
-        except AppError:
-            pass
+            models = await _services(ctx).registry.get("local").list_models()
+            listed = [m for m in models if str(m.ref) == "local:smollm2"]
+            if listed and (listed[0].state != "unavailable" or not listed[0].description):
+                raise CheckFailed("without torch, local:smollm2 must be listed as unavailable with a reason")
+            await _generate(ctx, "local:smollm2", "Say hello.", 4)
+        except AppError:  # the expected outcome: a clear error, not a crash
+            return "skipped(lite)"
+        except CheckFailed:
+            raise
         except Exception as exc:
             raise CheckFailed(
                 f"the local provider crashes without torch instead of saying it is unavailable: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        return "skipped(lite)"
+        raise CheckFailed("local:smollm2 generated text in the lite flavour, which has no torch")
     if ctx.quick:
         return "skipped(quick)"
     from app.providers.bundled import bundled_status
