@@ -187,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> int:
         closed: asyncio.Future[None] = loop.create_future()
-        window.closed.connect(lambda: closed.done() or closed.set_result(None))
+        def on_closed() -> None:
+            if not closed.done():
+                closed.set_result(None)
+
+        window.closed.connect(on_closed)
         window.backend.refresh_models()
         code = 0
         if args.demo:

@@ -106,7 +106,9 @@ class MainWindow(QMainWindow):
         self._wire()
         self.editor.set_presets(services.settings.presets)
         self.editor.set_counter(self._count_request)
-        self.centralWidget().setEnabled(True)
+        central = self.centralWidget()
+        if central is not None:
+            central.setEnabled(True)
         self.picker.setEnabled(True)
         for act in self._service_actions:
             act.setEnabled(act is not self.stop_action)
@@ -115,7 +117,8 @@ class MainWindow(QMainWindow):
             self.open_conversation(services.settings.last_conversation_id)
 
     # -- building -------------------------------------------------------------------------------
-    def _action(self, text: str, slot: Any, shortcut: str | QKeySequence | None = None, tip: str = "") -> QAction:
+    def _action(self, text: str, slot: Any, shortcut: str | QKeySequence | QKeySequence.StandardKey | None = None,
+                tip: str = "") -> QAction:
         act = QAction(text, self)
         act.triggered.connect(slot)
         if shortcut:

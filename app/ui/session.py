@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.errors import AppError
+from app.core.history import MessageStatus
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets.transcript import TranscriptView
@@ -187,7 +188,8 @@ class ChatSession(QObject):
         if not self._gens:
             self._save_timer.stop()
 
-    def _end(self, gen_id: str, text: str, status: str, error: str | None, meta: dict[str, Any] | None) -> None:
+    def _end(self, gen_id: str, text: str, status: MessageStatus, error: str | None,
+             meta: dict[str, Any] | None) -> None:
         gen = self._gens.pop(gen_id, None)
         if gen is None:
             return

@@ -246,3 +246,28 @@ def test_export_markdown_and_json(window: MainWindow, qloop: Any, tmp_path: Path
     window.export_json()
     data = (tmp_path / "c.json").read_text(encoding="utf-8")
     assert '"seed": 42' in data and "mock:echo" in data
+
+
+def test_model_load_shows_progress_and_failure_keeps_previous(window: MainWindow, qloop: Any) -> None:
+    from tests.ui.test_backend_manager import FakeLocal
+
+    window.services.registry.register("local", FakeLocal)
+    seen: list[tuple[bool, int]] = []
+    window.backend.model_loading.connect(
+        lambda *_: seen.append((window.progress.isVisibleTo(window), window.progress.value())))
+
+    async def scenario() -> None:
+        window.backend.set_model("local:broken")
+        await wait_signal(window.backend.model_load_failed, 5)
+        assert seen and all(visible for visible, _ in seen)
+        assert (True, 500) in seen  # "reading weights" at 0.5
+        assert not window.progress.isVisibleTo(window)
+        assert window.backend.current_model() == "mock:echo" == window.picker.current_model()
+        assert "damaged" in window.status_label.text() and "previous model" in window.status_label.text()
+        _, status = await _send(window, "still works")
+        assert status == "complete" and _stored(window)[-1].model == "mock:echo"
+        window.backend.set_model("local:tiny")
+        await wait_signal(window.backend.model_loaded, 5)
+        assert window.picker.current_model() == "local:tiny" and not window.progress.isVisibleTo(window)
+
+    _run(qloop, scenario())

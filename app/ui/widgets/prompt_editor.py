@@ -139,7 +139,7 @@ class PromptEditor(QFrame):
         self.message_edit.setObjectName("messageEdit")
         self.message_edit.setPlaceholderText("Type a message…  (Ctrl+Enter to send, Esc to stop)")
         self.message_edit.setMinimumHeight(64)
-        self.message_edit.setMaximumHeight(110)
+        self.message_edit.setMaximumHeight(96)
         lay.addWidget(self.message_edit)
 
         row = QHBoxLayout()

@@ -34,6 +34,7 @@ from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRender
 
 FLUSH_MS = 30
 FLUSH_CHUNK = 6000
+CARD_MAX_WIDTH = 940
 
 
 def format_figures(meta: dict[str, Any]) -> str:
@@ -246,8 +247,14 @@ class TranscriptView(QScrollArea):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         inner = QWidget()
         inner.setObjectName("transcriptInner")
-        self._layout = QVBoxLayout(inner)
-        self._layout.setContentsMargins(24, 16, 24, 16)
+        outer = QHBoxLayout(inner)  # cards in a centred column of readable width
+        outer.setContentsMargins(24, 16, 24, 16)
+        column = QWidget(inner)
+        column.setObjectName("transcriptInner")
+        column.setMaximumWidth(CARD_MAX_WIDTH)
+        outer.addWidget(column)
+        self._layout = QVBoxLayout(column)
+        self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(12)
         self.empty_label = QLabel("Start a conversation: pick a model, type a message and press Ctrl+Enter.")
         self.empty_label.setObjectName("emptyState")
@@ -285,6 +292,7 @@ class TranscriptView(QScrollArea):
         card.regenerate_clicked.connect(self.regenerate_requested.emit)
         card.edit_clicked.connect(self.edit_requested.emit)
         card.copied.connect(self.copied.emit)
+        card.setMaximumWidth(CARD_MAX_WIDTH)
         self._layout.insertWidget(self._layout.count() - 1, card)
         self._cards[key] = card
         self._order.append(key)

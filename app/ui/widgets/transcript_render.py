@@ -33,6 +33,7 @@ from app.ui.theme import DARK_CODE, LIGHT_CODE, CodeStyle  # noqa: F401  (re-exp
 TAIL_RENDER_LIMIT = 4000
 BIG_BLOCK = 20000
 RAW_RUN = 1500
+PARAGRAPH_GAP = 6.0
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)")
 
 
@@ -279,7 +280,20 @@ class StreamRenderer:
         if len(text) > BIG_BLOCK:
             self._insert_plain(cursor, text)
         else:
+            start = cursor.position()
             cursor.insertFragment(QTextDocumentFragment.fromMarkdown(text))
+            self._space_paragraphs(start, cursor.position())
+
+    def _space_paragraphs(self, start: int, end: int) -> None:
+        """Give the paragraphs just inserted some room below (Qt's Markdown sets none)."""
+        block = self.doc.findBlock(start)
+        while block.isValid() and block.position() <= end:
+            if block.textList() is None:
+                fmt = block.blockFormat()
+                if fmt.bottomMargin() < PARAGRAPH_GAP:
+                    fmt.setBottomMargin(PARAGRAPH_GAP)
+                    QTextCursor(block).setBlockFormat(fmt)
+            block = block.next()
 
     def _draw_tail(self, cursor: QTextCursor) -> None:
         tail = self._split.tail_text()
