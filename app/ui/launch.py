@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(_app_icon())
     app.setQuitOnLastWindowClosed(False)
     theme.apply(app)
-    window = MainWindow(build=False)  # the frame shows at once; widgets and services follow
+    window = MainWindow(build=False)
+    app.styleHints().colorSchemeChanged.connect(lambda _scheme: window.set_theme(theme.apply(app)))  # the frame shows at once; widgets and services follow
     window.show()
     if probe:
         app.processEvents()

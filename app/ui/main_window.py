@@ -509,6 +509,13 @@ class MainWindow(QMainWindow):
         self._on_busy(self.backend.is_busy())
         self.progress.setVisible(False)
 
+    def set_theme(self, theme: theme_mod.Theme) -> None:
+        """The OS switched light/dark: new cards and status colours follow (launch applies the
+        palette and stylesheet app-wide)."""
+        self.theme = theme
+        if self._built:
+            self.transcript.code_style = theme.code
+
     def show_status(self, message: str, *, error: bool = False) -> None:
         """Show a message in the status bar (errors in the theme's error colour)."""
         self.status_label.setStyleSheet(f"color: {self.theme.error};" if error else "")

@@ -271,3 +271,31 @@ def test_model_load_shows_progress_and_failure_keeps_previous(window: MainWindow
         assert window.picker.current_model() == "local:tiny" and not window.progress.isVisibleTo(window)
 
     _run(qloop, scenario())
+
+
+def test_error_reporter_redacts_keys_in_message_and_log(qapp: Any, tmp_path: Path) -> None:
+    import logging
+
+    from app.ui.excepthook import setup_logging
+
+    log_file = tmp_path / "app.log"
+    setup_logging(log_file)
+    reporter = ErrorReporter()
+    shown: list[str] = []
+    recovered: list[int] = []
+    reporter.error_reported.connect(shown.append)
+    reporter.add_recovery(lambda: recovered.append(1))
+    try:
+        raise RuntimeError("upstream said: invalid key sk-abcdefghijklmnop1234")
+    except RuntimeError as exc:
+        reporter.excepthook(type(exc), exc, exc.__traceback__)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    assert shown and "sk-abcdefghijklmnop1234" not in shown[0] and "***" in shown[0]
+    assert recovered == [1]
+    text = log_file.read_text(encoding="utf-8")
+    assert "RuntimeError" in text and "sk-abcdefghijklmnop1234" not in text
+    for handler in list(logging.getLogger().handlers):
+        if getattr(handler, "_llm_playground", False):
+            logging.getLogger().removeHandler(handler)
+            handler.close()

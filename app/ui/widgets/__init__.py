@@ -1,0 +1,1 @@
+"""Widgets of the main window (transcript, prompt editor, model picker, docks and dialogs)."""
