@@ -415,27 +415,37 @@ class MainWindow(QMainWindow):
         self.show_status("Settings saved.")
 
     def show_compare(self) -> None:
-        """Show the base-vs-adapter comparison (LoRA panel's compare action)."""
+        """Answer the draft (or the last user message) with the base model and with the active
+        adapters, side by side in the comparison window."""
         try:
             from app.ui.widgets.compare_view import CompareView
         except ImportError:
             self.show_status("The comparison view is not available in this build.", error=True)
             return
+        try:
+            params = self.editor.params()
+        except AppError as exc:
+            self.show_status(exc.user_message(), error=True)
+            return
         view = self._dialogs.get("compare")
         if view is None:
             view = CompareView(self.backend, self)
             self._dialogs["compare"] = view
-        if hasattr(view, "start"):
-            view.start(self.session.request_messages(self.editor.system_prompt())
-                       + self._draft_message(), self.editor.params())
         view.show()
         view.raise_()
+        view.start(self.compare_messages(), params)
 
-    def _draft_message(self) -> list[Any]:
+    def compare_messages(self) -> list[Any]:
+        """The conversation plus the draft; without a draft, up to the last user message."""
         from app.core.types import ChatMessage
 
-        text = self.editor.message()
-        return [ChatMessage("user", text)] if text.strip() else []
+        msgs = self.session.request_messages(self.editor.system_prompt())
+        draft = self.editor.message()
+        if draft.strip():
+            return [*msgs, ChatMessage("user", draft)]
+        while msgs and msgs[-1].role == "assistant":
+            msgs.pop()
+        return msgs
 
     # -- export ---------------------------------------------------------------------------------
     def export_markdown(self) -> None:

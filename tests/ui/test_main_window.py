@@ -299,3 +299,63 @@ def test_error_reporter_redacts_keys_in_message_and_log(qapp: Any, tmp_path: Pat
         if getattr(handler, "_llm_playground", False):
             logging.getLogger().removeHandler(handler)
             handler.close()
+
+
+def test_compare_action_answers_draft_twice(window: MainWindow, qloop: Any) -> None:
+    if window.lora_panel is None or not hasattr(window.lora_panel, "compare_requested"):
+        pytest.fail("the LoRA panel (with its compare action) is part of the main window")
+    finished: list[str] = []
+    window.backend.generation_finished.connect(lambda g, r: finished.append(r.text))
+
+    async def scenario() -> None:
+        window.editor.set_message("compare me")
+        window.lora_panel.compare_requested.emit()
+        view = window._dialogs["compare"]
+        assert view.isVisible()
+        while len(finished) < 2:
+            await wait_signal(window.backend.generation_finished, 5)
+        assert finished == ["compare me", "compare me"]
+        assert view.pane_text("base") == "compare me" == view.pane_text("adapter")
+        assert window.session.conversation_id is None  # a comparison is not saved as chat
+
+    _run(qloop, scenario())
+
+
+def test_sidebar_switches_conversations(window: MainWindow, qloop: Any) -> None:
+    async def scenario() -> None:
+        await _send(window, "first chat")
+        first = window.session.conversation_id
+        window.new_action.trigger()
+        assert window.transcript.cards() == [] and window.session.conversation_id is None
+        await _send(window, "second chat")
+        assert window.sidebar is not None
+        window.sidebar.conversation_selected.emit(first)
+        assert window.session.conversation_id == first
+        assert [c.body.toPlainText() for c in window.transcript.cards()] == ["first chat", "first chat"]
+        assert window.services.settings.last_conversation_id == first
+        await _send(window, "more")  # continues the reopened conversation with its history
+        sent = window.services.registry.get("mock").requests[-1]  # type: ignore[attr-defined]
+        assert [m.content for m in sent.messages] == ["first chat", "first chat", "more"]
+
+    _run(qloop, scenario())
+
+
+def test_open_model_file_switches_to_local_model(window: MainWindow, qloop: Any, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.ui.test_backend_manager import FakeLocal
+
+    window.services.registry.register("local", FakeLocal)
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(folder / "config.json"), "")))
+
+    async def scenario() -> None:
+        window.open_model_action.trigger()
+        (model_id,) = await wait_signal(window.backend.model_changed, 5)
+        assert model_id == f"local:{folder}" == window.picker.current_model()
+        assert window.services.settings.recent_local_models[0] == str(folder)
+        assert window.services.registry.get("local").loads == [str(folder)]  # type: ignore[attr-defined]
+
+    _run(qloop, scenario())
