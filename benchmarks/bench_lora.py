@@ -25,8 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_local import LONG, close, make, stream_once  # noqa: E402
 
-from app.providers.transformers import LocalProvider  # noqa: E402
-
 
 def make_adapter(folder: str, out: Path, seed: int) -> Path:
     """An r=16 LoRA on q/k/v/o with small non-zero weights (a plausible trained adapter)."""
@@ -48,16 +46,6 @@ def make_adapter(folder: str, out: Path, seed: int) -> Path:
 
 
 REPEATS = 3
-
-
-def tps(provider: LocalProvider, tokens: int) -> tuple[float, str]:
-    """Median tokens/s of REPEATS greedy generations (after a warm-up) and the text."""
-    asyncio.run(stream_once(provider, LONG, 4))  # warm-up
-    speeds = []
-    for _ in range(REPEATS):
-        text, n, dt = asyncio.run(stream_once(provider, LONG, tokens))
-        speeds.append(n / dt)
-    return statistics.median(speeds), text
 
 
 def main() -> None:
@@ -92,24 +80,36 @@ def main() -> None:
             switches.append(time.perf_counter() - start)
         print(f"switch between loaded adapters: median {statistics.median(switches) * 1000:.1f} ms (10 switches)")
 
-        asyncio.run(provider.set_active_adapters({}))
-        base, _ = tps(provider, args.tokens)
-        asyncio.run(provider.set_active_adapters({"first": 1.0}))
-        unmerged, text_unmerged = tps(provider, args.tokens)
+        peft = provider.worker.call(lambda: provider._runtime().adapters.peft)  # type: ignore[union-attr]
+        speeds: dict[str, list[float]] = {"base": [], "unmerged": [], "merged": [], "cat of two": []}
+        texts: dict[str, str] = {}
+        merge_ms: list[float] = []
 
-        def merge() -> float:
-            start = time.perf_counter()
-            provider._runtime().adapters.peft.merge_adapter()  # type: ignore[union-attr]
-            return time.perf_counter() - start
+        def merge() -> None:
+            t0 = time.perf_counter()
+            peft.merge_adapter()
+            merge_ms.append((time.perf_counter() - t0) * 1000)
 
-        merge_s = provider.worker.call(merge)
-        merged, text_merged = tps(provider, args.tokens)
-        provider.worker.call(lambda: provider._runtime().adapters.peft.unmerge_adapter())  # type: ignore[union-attr]
-        asyncio.run(provider.set_active_adapters({"first": 0.5, "second": 0.5}))
-        combo, _ = tps(provider, args.tokens)
-        print(f"generation ({args.tokens} tokens, greedy, median of {REPEATS}): base {base:.1f} tok/s; adapter unmerged {unmerged:.1f} "
-              f"(x{unmerged / base:.2f}); merged {merged:.1f} (x{merged / base:.2f}, merge took {merge_s * 1000:.0f} ms, "
-              f"same text as unmerged: {text_merged == text_unmerged}); cat of two {combo:.1f} (x{combo / base:.2f})")
+        asyncio.run(stream_once(provider, LONG, 4))  # warm-up
+        for _ in range(REPEATS):  # interleaved, so background load hits every variant alike
+            for label in speeds:
+                if label == "base":
+                    asyncio.run(provider.set_active_adapters({}))
+                elif label == "cat of two":
+                    asyncio.run(provider.set_active_adapters({"first": 0.5, "second": 0.5}))
+                else:
+                    asyncio.run(provider.set_active_adapters({"first": 1.0}))
+                    if label == "merged":
+                        provider.worker.call(merge)
+                text, n, dt = asyncio.run(stream_once(provider, LONG, args.tokens))
+                if label == "merged":
+                    provider.worker.call(peft.unmerge_adapter)
+                speeds[label].append(n / dt)
+                texts[label] = text
+        med = {k: statistics.median(v) for k, v in speeds.items()}
+        print(f"generation ({args.tokens} tokens, greedy, median of {REPEATS}, interleaved): "
+              + ", ".join(f"{k} {v:.1f} tok/s (x{v / med['base']:.2f})" for k, v in med.items()))
+        print(f"merge took {statistics.median(merge_ms):.0f} ms; merged text == unmerged text: {texts['merged'] == texts['unmerged']}")
         close(ctx)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 

@@ -9,6 +9,7 @@ folder and renamed, so an interrupted conversion never leaves a half cache).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -204,9 +205,35 @@ def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -
     return target
 
 
+def _known_sha(gguf: Path, cache_root: Path, progress: ProgressFn | None) -> str:
+    """sha256 of ``gguf``, remembered in ``<cache>/gguf/index.json`` by path, size and mtime."""
+    index_file = cache_root / "gguf" / "index.json"
+    st = gguf.stat()
+    key = f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    try:
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+        if not isinstance(index, dict):
+            index = {}
+    except (OSError, ValueError):
+        index = {}
+    sha = index.get(key)
+    if isinstance(sha, str) and len(sha) == 64:
+        return sha
+    sha = file_sha256(gguf, progress)
+    index[key] = sha
+    try:
+        index_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index_file.with_name(f".index-{os.getpid()}.json")
+        tmp.write_text(json.dumps(index), encoding="utf-8")
+        os.replace(tmp, index_file)
+    except OSError:  # only a speed-up
+        log.debug("could not write %s", index_file, exc_info=True)
+    return sha
+
+
 def gguf_folder(gguf: Path, cache_root: Path, progress: ProgressFn | None = None) -> tuple[Path, bool]:
     """The safetensors folder for ``gguf`` and whether it was already cached."""
-    sha = file_sha256(gguf, progress)
+    sha = _known_sha(gguf, cache_root, progress)
     target = gguf_cache_dir(cache_root, sha)
     if (target / "config.json").is_file():
         return target, True
@@ -277,7 +304,7 @@ def load_model(
             f"Could not load '{source.model_id}': {type(exc).__name__}: {exc}",
             hint="The previously loaded model (if any) is still loaded.",
         ) from exc
-    model.to(device)
+    model.to(torch.device(device))  # type: ignore[arg-type]  # transformers types .to oddly
     model.eval()
     if getattr(tokenizer, "chat_template", None) is None:
         log.warning("%s has no chat template; a plain template is used", source.model_id)

@@ -22,6 +22,8 @@ from app.providers.local_loading import (
     ProgressFn,
     free_memory,
     load_model,
+    pick_device,
+    pick_dtype,
 )
 from app.providers.lora import AdapterInfo, AdapterSet
 
@@ -45,7 +47,9 @@ class LocalRuntime:
     def load(self, source: ModelSource, progress: ProgressFn | None = None) -> LoadedModel:
         """Load ``source`` unless it is already loaded; the old model is freed after success."""
         if self.loaded is not None and self.loaded.source.model_id == source.model_id:
-            return self.loaded
+            device = pick_device(self.settings)
+            if (self.loaded.device, self.loaded.dtype) == (device, pick_dtype(self.settings, device)):
+                return self.loaded
         new = load_model(source, self.settings, self.cache_root, progress)  # raises: old stays
         self.unload()
         self.loaded = new

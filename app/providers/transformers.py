@@ -26,7 +26,7 @@ from app.providers.local_loading import ModelSource, gguf_cache_dir, resolve_sou
 from app.providers.worker import LoopSink, ModelWorker, worker_for
 
 if TYPE_CHECKING:  # never imported at runtime (keeps torch out of app start)
-    from app.providers.local_generation import GenStats
+    from app.providers.local_generation import CancelFlag, GenStats
     from app.providers.local_runtime import LocalRuntime
     from app.providers.lora import AdapterInfo
 
@@ -57,6 +57,7 @@ class _LocalBase:
         self.last_stats: GenStats | None = None
         self._tokenizers: dict[str, Any] = {}
         self._token_dirs: dict[str, str] = {}
+        self._flags: set[CancelFlag] = set()
 
     # --- the worker ---------------------------------------------------------------------
     @property
@@ -150,6 +151,7 @@ class _LocalBase:
         stats = GenStats()
         flag = CancelFlag(stats)
         self.last_stats = stats
+        self._flags.add(flag)
 
         folder: list[str] = []
 
@@ -181,9 +183,13 @@ class _LocalBase:
                     break
                 if isinstance(item, _Failure):
                     finished = True
-                    raise _translate(item.error) from item.error
+                    error = _translate(item.error)
+                    if error is item.error:
+                        raise error
+                    raise error from item.error
                 yield item
         finally:
+            self._flags.discard(flag)
             if not finished:
                 flag.set()
         if folder and (loaded_before != source.model_id or source.model_id not in self._token_dirs):
@@ -210,6 +216,10 @@ class _LocalBase:
         location = self._token_dirs.get(source.model_id)
         if location is None and source.kind == "folder":
             location = source.location
+        if location is None and source.kind == "hub" and "transformers" in sys.modules:
+            from app.providers.local_loading import hub_cached
+
+            location = source.location if hub_cached(source.location) else None
         if location is None or "transformers" not in sys.modules:
             return None  # not loaded yet: importing transformers here would stall the caller
         try:
@@ -241,6 +251,8 @@ class _LocalBase:
         """Stop the shared worker (unloading the model); another provider starts a new one."""
         from app.providers.worker import WORKER_KEY
 
+        for flag in list(self._flags):  # stop running generations so the worker can exit
+            flag.set()
         worker = self.context.extra.pop(WORKER_KEY, None)
         if isinstance(worker, ModelWorker):
             await asyncio.to_thread(worker.close)

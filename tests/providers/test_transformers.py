@@ -274,3 +274,36 @@ def test_local_list_models_has_the_bundled_model_and_recent_ones(local_ctx: Any,
 def test_count_tokens_estimates_when_no_tokenizer_is_at_hand(local_ctx: Any) -> None:
     count = LocalProvider(local_ctx).count_tokens("smollm2", [ChatMessage("user", "x" * 40)])
     assert not count.exact and count.tokens == 14 and "estimate" in count.method
+
+
+def test_changing_the_dtype_setting_reloads_the_model(local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> None:
+    provider = LocalProvider(local_ctx)
+    run(provider.load(str(tiny_model)))
+    local_ctx.settings.local.dtype = "bfloat16"
+    text, events = run(collect(provider, request(tiny_model, max_tokens=4)))
+    assert text and events[-1] == Finished("length")
+    assert provider.worker.call(lambda: str(next(provider._runtime().loaded.model.parameters()).dtype)) == "torch.bfloat16"
+
+
+def test_aclose_stops_a_running_generation(local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> None:
+    provider = LocalProvider(local_ctx)
+    run(provider.load(str(tiny_model)))
+
+    async def scenario() -> list[Any]:
+        first = asyncio.Event()
+        events: list[Any] = []
+
+        async def consume() -> None:
+            async for event in provider.stream(request(tiny_model, max_tokens=450)):
+                events.append(event)
+                first.set()
+
+        task = asyncio.create_task(consume())
+        await first.wait()
+        await provider.aclose()
+        await task
+        return events
+
+    events = run(scenario(), timeout=30)
+    assert events[-1] == Finished("cancelled")
+    assert "model_worker" not in local_ctx.extra
