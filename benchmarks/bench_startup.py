@@ -1,7 +1,7 @@
 """Start-up: process start -> main window shown, against a bare QApplication + QMainWindow
 script measured in the same run; plus resident memory at idle.
 
-Each side runs ``--runs`` times (default 5) as a fresh process; the start time is taken just
+Each side runs ``--runs`` times (default 9) as a fresh process; the start time is taken just
 before the process is spawned, the end is the time the process prints once its window is
 shown (``LLM_PLAYGROUND_STARTUP_PROBE=1``). Target: median ratio <= 1.5. The launcher shows
 the themed main window frame first, then builds its widgets (reported as "built") and then
@@ -54,7 +54,7 @@ def _one(cmd: list[str], env: dict[str, str]) -> tuple[float, dict[str, str]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=9)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as home:
         env = _env(home, "1")

@@ -3,15 +3,12 @@ adapter comparison, exports, presets and the live request counter (a mixin of Ma
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from app.core.errors import AppError
-from app.core.types import ModelRef
 
 if TYPE_CHECKING:
     from app.core.services import Services
@@ -129,6 +126,8 @@ class WindowActions:
 
     def export_json(self) -> None:
         """Save the open conversation as JSON."""
+        import json
+
         self._export("JSON (*.json)", ".json",
                      lambda cid: json.dumps(self.services.history.export_json(cid), indent=2, ensure_ascii=False))
 
@@ -153,7 +152,9 @@ class WindowActions:
     # -- misc -----------------------------------------------------------------------------------
     def _count_request(self, system_prompt: str, draft: str) -> str:
         """Token count and cost estimate of the whole next request (runs on a worker thread)."""
-        from app.core.types import ChatMessage
+        from decimal import Decimal
+
+        from app.core.types import ChatMessage, ModelRef
 
         model = self.backend.current_model()
         ref = ModelRef.parse(model)
