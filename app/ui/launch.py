@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 closed.set_result(None)
 
         window.closed.connect(on_closed)
+        app.aboutToQuit.connect(on_closed)  # logout / system quit: shut down cleanly too
         window.backend.refresh_models()
         code = 0
         if args.demo:
