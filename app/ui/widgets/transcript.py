@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRenderer
 
 FLUSH_MS = 30
-FLUSH_CHUNK = 6000
+FLUSH_CHUNK = 4000
 CARD_MAX_WIDTH = 940
 
 
