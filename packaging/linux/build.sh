@@ -127,7 +127,8 @@ if [[ "$MAKE_DEB" == 1 ]]; then
   else
     PKG=llm-playground-full; SUMMARY="Desktop LLM playground (full: local models with LoRA, OpenAI-compatible servers)"
   fi
-  sed -e "s|@PACKAGE@|$PKG|" -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" \
+  GLIBC="$("$VENV/bin/python" packaging/linux/glibc_floor.py "$BUNDLE")"
+  sed -e "s|@PACKAGE@|$PKG|" -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@GLIBC@|$GLIBC|" \
       -e "s|@INSTALLED_SIZE@|$INSTALLED_KB|" -e "s|@SUMMARY@|$SUMMARY|" \
       packaging/linux/control.in > "$STAGE/DEBIAN/control"
   DEB="$OUT/${PKG}_${VERSION}_${ARCH}.deb"

@@ -188,3 +188,15 @@ def test_install_icons_sorts_pngs_into_hicolor_sizes(tmp_path: Path) -> None:
     ]
     shutil.rmtree(dest)
     assert icons.main([str(dest), str(tmp_path / "missing")]) == 1
+
+
+def test_glibc_floor_reads_the_newest_version_of_elf_files_only(tmp_path: Path) -> None:
+    floor = _load(PACKAGING / "linux" / "glibc_floor.py")
+    (tmp_path / "a.so").write_bytes(b"\x7fELF" + b"\x00GLIBC_2.17\x00GLIBC_2.34\x00")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.so").write_bytes(b"\x7fELF" + b"junk GLIBC_2.35\x00")
+    (tmp_path / "notes.txt").write_bytes(b"GLIBC_2.99\x00")  # not an ELF file
+    assert floor.glibc_floor(tmp_path) == "2.35"
+    assert floor.glibc_floor(tmp_path / "sub" / "none") == "2.28"
+    text = (PACKAGING / "linux" / "control.in").read_text(encoding="utf-8")
+    assert "libc6 (>= @GLIBC@)" in text
