@@ -4,12 +4,13 @@ Checks, in order: ``settings`` (services build, settings load and save), ``model
 provider lists or reports its models), ``mock`` (a generation through the engine),
 ``smollm2`` (a short generation with the bundled model; full flavour only, skipped with
 ``--quick``), ``tokens`` (count_chat gives the known values for gpt-4o and gpt-4, offline),
-``keyring`` (the backend's name; no secure keyring is a warning, not a failure) and
+``keyring`` (the backend's name and a write/read/delete round trip under its own service
+name; no secure keyring is a warning, not a failure) and
 ``window`` (QApplication offscreen, the real main window built, shown and closed).
 
 Example report::
 
-    self-test: OK flavour=lite settings=ok models=7 mock=ok smollm2=skipped(lite) tokens=ok keyring=SecretService window=ok 1.8s
+    self-test: OK flavour=lite settings=ok models=34 mock=ok smollm2=skipped(lite) tokens=ok keyring=SecretServiceKeyring window=ok 0.9s
 
 Exit status 0 when every check passed, 1 when one failed (the line starts
 ``self-test: FAILED(<check>,...)`` and each failure's message goes to stderr), 2 for bad
