@@ -125,9 +125,12 @@ def test_cancel_stops_within_a_token_and_frees_the_worker(local_ctx: Any, tiny_m
 
         task = asyncio.create_task(consume())
         await first.wait()
+        cancelled = provider.last_stats
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await provider.worker.submit(lambda: None)  # the generation job has ended
+        assert cancelled is not None and cancelled.tokens_at_cancel is not None
+        assert cancelled.tokens - cancelled.tokens_at_cancel <= 2
         text, events = await collect(provider, request(tiny_model, max_tokens=3))
         assert events[-1] == Finished("length")
         return text
@@ -306,4 +309,7 @@ def test_aclose_stops_a_running_generation(local_ctx: Any, tiny_model: Path, run
 
     events = run(scenario(), timeout=30)
     assert events[-1] == Finished("cancelled")
+    stats = provider.last_stats
+    assert stats is not None and stats.tokens_at_cancel is not None
+    assert stats.tokens - stats.tokens_at_cancel <= 2
     assert "model_worker" not in local_ctx.extra
