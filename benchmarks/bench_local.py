@@ -4,8 +4,9 @@ Prints, all measured in this run:
 - the bundled model's first load (GGUF -> safetensors conversion) and later loads, in seconds;
 - tokens/s of plain ``model.generate`` and of the provider's stream on the same model object
   with the same settings (greedy, N new tokens), and their ratio (target >= 0.95);
-- variants: float32 vs bfloat16 weights, int8 dynamic quantisation, static KV cache,
-  1 vs 2 torch threads - each with an answer-quality check ("Paris").
+- variants: float32 vs bfloat16 weights, int8 dynamic quantisation (per tensor, and per
+  channel = the ``dtype: int8`` setting), static KV cache, 1 vs 2 torch threads - each with
+  an answer-quality check ("Paris"); ``--quality`` adds five prompts per dtype.
 
 Usage: python benchmarks/bench_local.py [--tokens 256] [--repeats 3] [--threads 1] [--quick]
 """
@@ -122,19 +123,18 @@ def bench_variants(root: Path, tokens: int, base_tps: float) -> None:
         ("float32", "float32", 1, None, ""),
         ("bfloat16", "bfloat16", 1, None, ""),
         ("int8 dynamic per-tensor", "float32", 1, None, "tensor"),
-        ("int8 dynamic per-channel", "float32", 1, None, "channel"),
+        ("int8 per-channel (dtype=int8)", "int8", 1, None, ""),
         ("float32 + static cache", "float32", 1, {"cache_implementation": "static"}, ""),
         ("bfloat16, 2 threads", "bfloat16", 2, None, ""),
     ]:
         provider, ctx = make(root, dtype, threads)
         asyncio.run(provider.load("smollm2"))
         if quant:
-            def q(per: str = quant, provider: LocalProvider = provider) -> None:
-                from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+            def q(provider: LocalProvider = provider) -> None:
+                from torch.ao.quantization import quantize_dynamic
 
                 rt = provider._runtime()
-                spec: Any = {torch.nn.Linear: per_channel_dynamic_qconfig} if per == "channel" else {torch.nn.Linear}
-                rt.loaded.model = quantize_dynamic(rt.loaded.model, spec, dtype=torch.qint8)
+                rt.loaded.model = quantize_dynamic(rt.loaded.model, {torch.nn.Linear}, dtype=torch.qint8)
             provider.worker.call(q)
         asyncio.run(stream_once(provider, LONG, 8, extras))  # warm-up
         _, n, dt = asyncio.run(stream_once(provider, LONG, tokens, extras))
@@ -143,12 +143,36 @@ def bench_variants(root: Path, tokens: int, base_tps: float) -> None:
         close(ctx)
 
 
+QUALITY_PROMPTS = (
+    "What is the capital of France?",
+    "What is 12 plus 7?",
+    "Name three primary colors.",
+    "Translate 'good morning' into Spanish.",
+    "Who wrote Romeo and Juliet?",
+)
+
+
+def bench_quality(root: Path) -> None:
+    """Greedy answers (40 tokens) of each dtype to the same five prompts, side by side."""
+    answers: dict[str, list[str]] = {}
+    for dtype in ("float32", "bfloat16", "int8"):
+        provider, ctx = make(root, dtype, 1)
+        answers[dtype] = [asyncio.run(stream_once(provider, (ChatMessage("user", p),), 40))[0] for p in QUALITY_PROMPTS]
+        close(ctx)
+    for i, prompt in enumerate(QUALITY_PROMPTS):
+        print(f"  {prompt}")
+        for dtype, texts in answers.items():
+            same = "" if dtype == "float32" else ("  (= float32)" if texts[i] == answers["float32"][i] else "  (differs)")
+            print(f"    {dtype:>8}: {texts[i][:80]!r}{same}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="skip the variants")
+    ap.add_argument("--quality", action="store_true", help="also compare answers of each dtype")
     args = ap.parse_args()
     print(f"CPU cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f} (other work on the machine skews figures)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,6 +183,9 @@ def main() -> None:
         if not args.quick:
             print(f"variants ({args.tokens} new tokens, greedy, provider stream):")
             bench_variants(root, args.tokens, base)
+        if args.quality:
+            print("answer quality (greedy, 40 tokens):")
+            bench_quality(root)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 

@@ -91,7 +91,7 @@ class LocalModelSettings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"  # int8: CPU only, no LoRA
     threads: int | None = Field(None, ge=1, le=256)
     trust_remote_code: list[str] = Field(default_factory=list)
 

@@ -134,7 +134,14 @@ CPU_DEFAULT_DTYPE = "bfloat16"
 
 
 def pick_dtype(settings: LocalModelSettings, device: str) -> str:
-    """The user's dtype, else bf16 on CUDA, fp16 on MPS and :data:`CPU_DEFAULT_DTYPE` on CPU."""
+    """The user's dtype, else bf16 on CUDA, fp16 on MPS and :data:`CPU_DEFAULT_DTYPE` on CPU.
+
+    ``int8`` (CPU only) loads float32 weights and quantises every Linear layer to int8
+    per channel (torch dynamic quantisation): ~2x faster than bf16 here, but LoRA adapters
+    cannot attach to int8 layers.
+    """
+    if settings.dtype == "int8" and device != "cpu":
+        raise ModelLoadError("int8 weights run on the CPU only.", hint="Set the device to cpu, or the dtype to auto.")
     if settings.dtype != "auto":
         return settings.dtype
     return {"cuda": "bfloat16", "mps": "float16"}.get(device, CPU_DEFAULT_DTYPE)
@@ -286,7 +293,8 @@ def load_model(
         progress("loading", None, source.display_name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=getattr(torch, dtype_name), **kwargs)
+        weights_dtype = torch.float32 if dtype_name == "int8" else getattr(torch, dtype_name)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=weights_dtype, **kwargs)
     except (OSError, ValueError) as exc:
         text = str(exc).lower()
         if source.kind == "hub" and ("offline" in text or "couldn't connect" in text):
@@ -306,12 +314,28 @@ def load_model(
         ) from exc
     model.to(torch.device(device))  # type: ignore[arg-type]  # transformers types .to oddly
     model.eval()
+    if dtype_name == "int8":
+        if progress:
+            progress("quantizing", None, "int8 weights")
+        model = quantize_int8(model)
     if getattr(tokenizer, "chat_template", None) is None:
         log.warning("%s has no chat template; a plain template is used", source.model_id)
     ctx = getattr(model.config, "max_position_embeddings", None)
     if progress:
         progress("ready", 1.0, source.display_name)
     return LoadedModel(source, model, tokenizer, device, dtype_name, ctx if isinstance(ctx, int) else None, str(location))
+
+
+def quantize_int8(model: Any) -> Any:
+    """Quantise every Linear layer to int8 weights, per output channel (CPU inference only)."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():  # torch.ao deprecation notices; the API works in torch 2.13
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
 
 
 def quiet_progress_bars() -> None:

@@ -35,14 +35,19 @@ RUNTIME_KEY = "runtime"
 class LocalRuntime:
     """One loaded model (with tokenizer and adapters) owned by the model worker."""
 
-    def __init__(self, settings: LocalModelSettings, cache_root: Path) -> None:
-        self.settings = settings
+    def __init__(self, settings: Callable[[], LocalModelSettings], cache_root: Path) -> None:
+        self._settings = settings
         self.cache_root = cache_root
         self.loaded: LoadedModel | None = None
         self.adapters: AdapterSet | None = None
         self.loaded_id: str | None = None
         self.context_length: int | None = None
         self.threads: int | None = None
+
+    @property
+    def settings(self) -> LocalModelSettings:
+        """The current local-model settings (read on every use, so changes apply)."""
+        return self._settings()
 
     def load(self, source: ModelSource, progress: ProgressFn | None = None) -> LoadedModel:
         """Load ``source`` unless it is already loaded; the old model is freed after success."""
@@ -72,9 +77,18 @@ class LocalRuntime:
             raise AdapterError("No local model is loaded.", hint="Load a local or huggingface model first.")
         return self.loaded, self.adapters
 
+    def _require_float(self) -> AdapterSet:
+        loaded, adapters = self._require()
+        if loaded.dtype == "int8":
+            raise AdapterError(
+                "LoRA adapters cannot attach to int8 weights.",
+                hint="Set the local dtype to auto, bfloat16 or float32 in the settings to use adapters.",
+            )
+        return adapters
+
     def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
         """Validate and load an adapter onto the loaded model (inactive until activated)."""
-        return self._require()[1].load(path, name)
+        return self._require_float().load(path, name)
 
     def unload_adapter(self, name: str) -> None:
         """Delete one loaded adapter."""
@@ -94,7 +108,7 @@ class LocalRuntime:
             if self.adapters is not None and self.adapters.active:
                 self.adapters.set_active({})
             return
-        _, adapters = self._require()
+        adapters = self._require_float()
         weights: dict[str, float] = {}
         for spec in specs:
             name = adapters.find(spec.path)

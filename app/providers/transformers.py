@@ -71,7 +71,7 @@ class _LocalBase:
 
         rt = self.worker.state.get(RUNTIME_KEY)
         if rt is None:
-            rt = LocalRuntime(self.context.settings.local, self.context.paths.cache_dir)
+            rt = LocalRuntime(lambda: self.context.settings.local, self.context.paths.cache_dir)
             self.worker.state[RUNTIME_KEY] = rt
         return rt  # type: ignore[no-any-return]
 

@@ -313,3 +313,26 @@ def test_aclose_stops_a_running_generation(local_ctx: Any, tiny_model: Path, run
     assert stats is not None and stats.tokens_at_cancel is not None
     assert stats.tokens - stats.tokens_at_cancel <= 2
     assert "model_worker" not in local_ctx.extra
+
+
+def test_int8_setting_quantises_linear_layers_and_refuses_adapters(
+    local_ctx: Any, tiny_model: Path, adapters: dict[str, Path], run: Callable[..., Any]
+) -> None:
+    from app.core.errors import AdapterError
+    from app.core.settings import LocalModelSettings
+    from app.core.types import AdapterSpec
+    from app.providers.local_loading import pick_dtype
+
+    local_ctx.settings.local.dtype = "int8"
+    provider = LocalProvider(local_ctx)
+    text, events = run(collect(provider, request(tiny_model, max_tokens=6)))
+    assert text and events[-1] == Finished("length")
+    kinds = provider.worker.call(lambda: {type(m).__module__ for m in provider._runtime().loaded.model.modules()})
+    assert any("quantized.dynamic" in k for k in kinds)
+    with pytest.raises(AdapterError, match="int8"):
+        run(provider.load_adapter(str(adapters["a"])))
+    req = GenerationRequest(ModelRef("local", str(tiny_model)), MSGS, GenerationParams(max_tokens=3), adapters=(AdapterSpec(str(adapters["a"])),))
+    with pytest.raises(AdapterError, match="int8"):
+        run(collect(provider, req))
+    with pytest.raises(ModelLoadError, match="CPU only"):
+        pick_dtype(LocalModelSettings(dtype="int8"), "cuda")
