@@ -117,6 +117,9 @@ if [[ "$MAKE_DEB" == 1 ]]; then
   sed -e 's|^Exec=.*|Exec=llm-playground|' -e 's|^TryExec=.*|TryExec=llm-playground|' \
       -e 's|^Icon=.*|Icon=llm-playground|' "$DESKTOP" > "$STAGE/usr/share/applications/llm-playground.desktop"
   chmod 0644 "$STAGE/usr/share/applications/llm-playground.desktop"
+  if command -v desktop-file-validate >/dev/null; then
+    desktop-file-validate "$STAGE/usr/share/applications/llm-playground.desktop"
+  fi
 
   "$VENV/bin/python" packaging/linux/install_icons.py "$STAGE/usr/share/icons/hicolor" \
     resources/icons packaging/linux/icons
