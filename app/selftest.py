@@ -169,7 +169,9 @@ async def check_smollm2(ctx: SelfTestContext) -> str:
             models = await _services(ctx).registry.get("local").list_models()
             listed = [m for m in models if str(m.ref) == "local:smollm2"]
             if listed and (listed[0].state != "unavailable" or not listed[0].description):
-                raise CheckFailed("without torch, local:smollm2 must be listed as unavailable with a reason")
+                raise CheckFailed(
+                    "without torch, local:smollm2 must be listed as unavailable with a reason"
+                )
             await _generate(ctx, "local:smollm2", "Say hello.", 4)
         except AppError:  # the expected outcome: a clear error, not a crash
             return "skipped(lite)"

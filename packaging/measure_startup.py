@@ -30,7 +30,9 @@ def measure(command: list[str], runs: int) -> list[tuple[float, float | None]]:
             proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
             shown = [ln for ln in proc.stdout.splitlines() if ln.startswith("STARTUP_SHOWN ")]
             if proc.returncode != 0 or not shown:
-                raise SystemExit(f"no STARTUP_SHOWN line (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+                raise SystemExit(
+                    f"no STARTUP_SHOWN line (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+                )
             ready = [ln for ln in proc.stdout.splitlines() if ln.startswith("READY ")]
             ready_s = float(ready[0].split()[1]) - started if ready else None
             times.append((float(shown[0].split()[1]) - started, ready_s))
@@ -39,17 +41,23 @@ def measure(command: list[str], runs: int) -> list[tuple[float, float | None]]:
 
 def main(argv: list[str]) -> int:
     """Command-line entry."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("command", nargs="+")
     args = parser.parse_args(argv)
     times = measure(args.command, args.runs)
     shown = [t[0] for t in times]
     print("window shown: " + " ".join(f"{t:.2f}s" for t in shown))
-    print(f"median start-up to first window: {statistics.median(shown):.2f}s ({' '.join(args.command)})")
+    print(
+        f"median start-up to first window: {statistics.median(shown):.2f}s ({' '.join(args.command)})"
+    )
     ready = [t[1] for t in times if t[1] is not None]
     if ready:
-        print(f"median start-up to ready (widgets built, services attached): {statistics.median(ready):.2f}s")
+        print(
+            f"median start-up to ready (widgets built, services attached): {statistics.median(ready):.2f}s"
+        )
     return 0
 
 

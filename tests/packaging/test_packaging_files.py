@@ -76,7 +76,8 @@ def test_deps_lite_has_no_torch_and_full_pins_it() -> None:
 
 
 def test_desktop_file_has_the_required_keys() -> None:
-    path = ROOT / "resources" / "llm-playground.desktop"  # build.sh installs it (Exec/Icon rewritten)
+    # build.sh installs this file (with Exec/Icon rewritten)
+    path = ROOT / "resources" / "llm-playground.desktop"
     parser = configparser.ConfigParser(interpolation=None, strict=True)
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
     parser.read(path, encoding="utf-8")
