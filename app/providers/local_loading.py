@@ -346,11 +346,27 @@ def quiet_progress_bars() -> None:
 
 
 def free_memory(device: str | None) -> None:
-    """Collect garbage and empty the CUDA cache after a model was dropped."""
-    import gc
+    """Empty the CUDA cache after a model was dropped (runs on the worker thread).
 
-    gc.collect()
+    No ``gc.collect()`` here: a collection on this thread may destroy unrelated Qt objects
+    caught in reference cycles off the GUI thread, which crashes the process. The provider
+    collects on the event-loop thread instead (``collect_garbage``).
+    """
     if device == "cuda":
         import torch
 
+        torch.cuda.empty_cache()
+
+
+def collect_garbage() -> None:
+    """Collect reference cycles (a dropped model's) and release cached CUDA memory.
+
+    Call it on the thread that owns the UI objects (the asyncio loop / GUI thread).
+    """
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.empty_cache()

@@ -43,6 +43,7 @@ class LocalRuntime:
         self.loaded_id: str | None = None
         self.context_length: int | None = None
         self.threads: int | None = None
+        self.garbage = False  # set when a model was dropped; collected on the loop thread
 
     @property
     def settings(self) -> LocalModelSettings:
@@ -70,6 +71,7 @@ class LocalRuntime:
         self.adapters = None
         self.loaded_id = None
         self.context_length = None
+        self.garbage = True  # the provider runs collect_garbage() on the loop thread
         free_memory(device)
 
     def _require(self) -> tuple[LoadedModel, AdapterSet]:

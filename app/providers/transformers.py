@@ -78,6 +78,19 @@ class _LocalBase:
     async def _on_worker(self, fn: Callable[[LocalRuntime], T]) -> T:
         return await self.worker.submit(lambda: fn(self._runtime()))
 
+    def _collect_garbage(self) -> None:
+        """After the worker dropped a model, collect cycles here, on the loop thread."""
+        from app.providers.local_runtime import RUNTIME_KEY
+        from app.providers.worker import WORKER_KEY
+
+        worker = self.context.extra.get(WORKER_KEY)  # never start a worker just for this
+        rt = worker.state.get(RUNTIME_KEY) if isinstance(worker, ModelWorker) else None
+        if rt is not None and getattr(rt, "garbage", False):
+            rt.garbage = False
+            from app.providers.local_loading import collect_garbage
+
+            collect_garbage()
+
     def _loaded_id(self) -> str | None:
         from app.providers.worker import WORKER_KEY
 
@@ -101,7 +114,10 @@ class _LocalBase:
                 except RuntimeError:
                     pass
 
-        loaded = await self._on_worker(lambda rt: rt.load(source, progress))
+        try:
+            loaded = await self._on_worker(lambda rt: rt.load(source, progress))
+        finally:
+            self._collect_garbage()
         self._after_load(source, loaded.folder)
         return self.model_info(model)
 
@@ -112,6 +128,7 @@ class _LocalBase:
     async def unload(self) -> None:
         """Unload the model and free its memory."""
         await self._on_worker(lambda rt: rt.unload())
+        self._collect_garbage()
 
     async def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
         """Validate and load a LoRA adapter onto the loaded model (not activated)."""
@@ -192,6 +209,7 @@ class _LocalBase:
             self._flags.discard(flag)
             if not finished:
                 flag.set()
+            self._collect_garbage()
         if folder and (loaded_before != source.model_id or source.model_id not in self._token_dirs):
             self._after_load(source, folder[0])
 
@@ -294,9 +312,9 @@ class HuggingFaceProvider(_LocalBase):
 
 def _cached_causal_lms() -> list[str]:
     try:
-        from huggingface_hub import scan_cache_dir
+        from huggingface_hub import constants, scan_cache_dir
 
-        info = scan_cache_dir()
+        info = scan_cache_dir(constants.HF_HUB_CACHE)  # read now: HF_HUB_CACHE may change
     except Exception:  # no cache yet
         return []
     found = []
