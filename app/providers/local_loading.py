@@ -21,7 +21,7 @@ from typing import Any
 
 from app.core.errors import ModelLoadError, ModelNotFound
 from app.core.settings import LocalModelSettings
-from app.providers.bundled import BUNDLED_ALIAS, bundled_gguf_path
+from app.providers.bundled import BUNDLED_ALIAS, bundled_gguf_path, local_install_hint
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def load_model(
     except ImportError as exc:
         raise ModelLoadError(
             f"Local models need torch and transformers ({exc}).",
-            hint="Install the full flavour: pip install 'llm-playground[local]'.",
+            hint=local_install_hint(),
         ) from exc
     quiet_progress_bars()
     device = pick_device(settings)
