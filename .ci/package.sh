@@ -17,6 +17,8 @@ echo "package: installed to /opt/llm-playground ($(du -sh /opt/llm-playground | 
 
 cd /tmp  # run from outside the source tree: only the installed bundle is used
 QT_QPA_PLATFORM=offscreen dbus-run-session -- bash -c '
+  # a private keyring folder: never the login keyring of the user, whose password is unknown
+  export XDG_DATA_HOME="$(mktemp -d)"
   echo -n "ci-self-test" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
   llm-playground --self-test
 '
