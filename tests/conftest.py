@@ -30,6 +30,28 @@ def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def isolated_keyring(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests never touch the OS keyring: an in-memory backend in-process and in subprocesses.
+
+    Only tests marked ``keyring_real`` talk to the real Secret Service (under scripts/test.sh).
+    """
+    if request.node.get_closest_marker("keyring_real"):
+        yield
+        return
+    import keyring
+
+    from app.core.secrets import MemoryKeyring
+
+    before = keyring.get_keyring()
+    keyring.set_keyring(MemoryKeyring())
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "app.core.secrets.MemoryKeyring")
+    try:
+        yield
+    finally:
+        keyring.set_keyring(before)
+
+
 @pytest.fixture
 def run() -> Callable[..., Any]:
     """Run a coroutine to completion on a fresh asyncio loop, with a timeout (default 30 s)."""
