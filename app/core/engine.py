@@ -15,8 +15,8 @@ from typing import Protocol
 
 from app.core.errors import AppError, StreamInterrupted, redact
 from app.core.events import Finished, Progress, StreamEvent, TextDelta, UsageReport
-from app.core.provider import ProviderRegistry
-from app.core.types import GenerationRecord, GenerationRequest, ModelRef
+from app.core.provider import Provider, ProviderRegistry
+from app.core.types import ChatMessage, GenerationRecord, GenerationRequest, ModelRef
 
 
 class PriceLookup(Protocol):
@@ -175,7 +175,7 @@ class Engine:
     def _finish(
         self,
         request: GenerationRequest,
-        provider: object,
+        provider: Provider,
         parts: list[str],
         usage: UsageReport | None,
         reason: str,
@@ -256,11 +256,9 @@ class Engine:
         return ep is None or ep.kind == "openai"
 
     @staticmethod
-    def _estimate_usage(request: GenerationRequest, provider: object, text: str) -> UsageReport:
+    def _estimate_usage(request: GenerationRequest, provider: Provider, text: str) -> UsageReport:
         """Usage counted locally (labelled estimated) when the provider sent none."""
-        count = getattr(provider, "count_tokens")
-        from app.core.types import ChatMessage
-
+        count = provider.count_tokens
         prompt = count(request.model.name, list(request.messages))
         completion = count(request.model.name, [ChatMessage("assistant", text)]) if text else None
         comp_tokens = 0

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from app.core.errors import InvalidParams, InvalidModelId
+from app.core.errors import InvalidModelId, InvalidParams
 
 Role = Literal["system", "user", "assistant"]
 PROVIDER_IDS: tuple[str, ...] = ("openai", "huggingface", "local", "mock")
