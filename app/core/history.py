@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from app.core.errors import ConfigError, redact
-from app.core.usage import move_aside
+from app.core.sqlite_db import open_database
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,11 @@ def _redacted(value: Any) -> Any:
     return value
 
 
+def _mark_interrupted(db: sqlite3.Connection) -> None:
+    """Answers left 'streaming' by a crash keep their text and become errors."""
+    db.execute("UPDATE messages SET status = 'error', error = ? WHERE status = 'streaming'", (INTERRUPTED,))
+
+
 class HistoryStore:
     """Conversations and messages. Thread-safe (one connection guarded by a lock)."""
 
@@ -155,43 +160,18 @@ class HistoryStore:
         self._lock = threading.Lock()
         self.warnings: list[str] = []
         """What went wrong on open (a damaged file moved aside), as user messages."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            aside = move_aside(path)
-            msg = (
-                f"The history database {path} was damaged ({exc}); it was moved to {aside} "
-                "(kept for recovery) and a new history was started."
-            )
-            log.warning(msg)
-            self.warnings.append(msg)
-            self._db = self._open()
-
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        try:
-            db.row_factory = sqlite3.Row
-            db.create_function("contains_ci", 2, _contains, deterministic=True)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"The history database {self.path} was written by a newer version of the app.",
-                    hint="Update the app to open it.",
-                )
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            db.execute(
-                "UPDATE messages SET status = 'error', error = ? WHERE status = 'streaming'",
-                (INTERRUPTED,),
-            )
-        except BaseException:
-            db.close()
-            raise
-        return db
+        self._db, found = open_database(
+            path,
+            what="history",
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            newer_hint="Update the app to open it.",
+            fresh_note="a new history was started (the old file is kept for recovery)",
+            before_schema=lambda db: db.create_function("contains_ci", 2, _contains, deterministic=True),
+            after_schema=_mark_interrupted,
+            pragmas=("foreign_keys=ON",),
+        )
+        self.warnings.extend(found)
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from app.core.errors import ConfigError
+from app.core.sqlite_db import open_database
 from app.core.types import GenerationRecord
 
 log = logging.getLogger(__name__)
@@ -88,16 +88,6 @@ class _DecimalSum:
         return str(self.total)
 
 
-def move_aside(path: Path) -> Path:
-    """Rename a damaged SQLite file (and its -wal/-shm files) to ``<name>.corrupt-<time>``."""
-    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-    for suffix in ("", "-wal", "-shm"):
-        src = path.with_name(path.name + suffix)
-        if src.exists():
-            src.replace(aside.with_name(aside.name + suffix))
-    return aside
-
-
 def _totals(row: tuple[Any, ...]) -> UsageTotals:
     return UsageTotals(
         requests=int(row[0]),
@@ -128,38 +118,16 @@ class UsageLedger:
         self._lock = threading.Lock()
         self.warnings: list[str] = []
         """What went wrong on open (a damaged file moved aside), as user messages."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            aside = move_aside(path)
-            msg = (
-                f"The usage database {path} was damaged ({exc}); it was moved to {aside} "
-                "and a new ledger was started."
-            )
-            log.warning(msg)
-            self.warnings.append(msg)
-            self._db = self._open()
-
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        try:
-            db.row_factory = sqlite3.Row
-            db.create_aggregate("decsum", 1, _DecimalSum)  # type: ignore[arg-type]
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"The usage database {self.path} was written by a newer version of the app.",
-                    hint="Update the app, or move the file away to start a new ledger.",
-                )
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except BaseException:
-            db.close()
-            raise
-        return db
+        self._db, found = open_database(
+            path,
+            what="usage",
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            newer_hint="Update the app, or move the file away to start a new ledger.",
+            fresh_note="a new ledger was started",
+            before_schema=lambda db: db.create_aggregate("decsum", 1, _DecimalSum),  # type: ignore[arg-type]
+        )
+        self.warnings.extend(found)
 
     def record(self, rec: GenerationRecord) -> int:
         """Append one generation; return its row id."""
