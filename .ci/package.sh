@@ -9,9 +9,13 @@ bash packaging/linux/build.sh --lite
 deb=$(ls packaging/out/llm-playground-lite_*_amd64.deb | head -n 1)
 echo "package: built $deb ($(du -h "$deb" | cut -f1)) in $(( $(date +%s) - t0 )) s"
 
-# apt-get resolves the Qt/xcb libraries the .deb depends on (dpkg -i alone would stop on them).
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "./$deb" >/dev/null
+# dpkg -i installs the package; on a bare Debian it stops on missing Qt/xcb libraries, which
+# apt-get -f then installs (finishing the package's configuration).
+if ! $sudo dpkg -i "$deb"; then
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -f -y -qq >/dev/null
+fi
+dpkg -s llm-playground-lite | grep -q "^Status: install ok installed"
 trap 'DEBIAN_FRONTEND=noninteractive $sudo apt-get remove -y -qq llm-playground-lite >/dev/null || true' EXIT
 echo "package: installed to /opt/llm-playground ($(du -sh /opt/llm-playground | cut -f1)); launcher $(command -v llm-playground)"
 
