@@ -115,6 +115,10 @@ def apply(app: QApplication) -> Theme:
     pal.setColor(QPalette.ColorRole.PlaceholderText, QColor(t.muted))
     pal.setColor(QPalette.ColorRole.ToolTipBase, QColor(t.base))
     pal.setColor(QPalette.ColorRole.ToolTipText, QColor(t.text))
+    disabled = QPalette.ColorGroup.Disabled  # (setColor(role, c) above set every group)
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
+        pal.setColor(disabled, role, QColor(t.muted))
+    pal.setColor(disabled, QPalette.ColorRole.Button, QColor(t.window))
     app.setPalette(pal)
     app.setStyleSheet(stylesheet(t))
     return t
