@@ -133,3 +133,17 @@ def test_cancel_changes_nothing(qtbot: Any, services: Services) -> None:
     dialog.reject()
     assert services.settings.retry.max_attempts == 3
     assert not services.paths.settings_file.exists()
+
+
+def test_renaming_an_endpoint_moves_its_key(qtbot: Any, services: Services) -> None:
+    services.secrets.set("endpoint:Ollama", "ollama-key-123456")
+    dialog = _dialog(qtbot, services)
+    row = next(i for i, e in enumerate(dialog._endpoints) if e["name"] == "Ollama")
+    dialog._ep_list.setCurrentRow(row)
+    dialog._ep_name.clear()
+    qtbot.keyClicks(dialog._ep_name, "Ollama on the desk")
+    dialog._ok.click()
+    assert not dialog.isVisible(), dialog.error_text()
+    assert services.secrets.get("endpoint:Ollama on the desk") == "ollama-key-123456"
+    assert services.secrets.get("endpoint:Ollama") is None
+    assert b"ollama-key-123456" not in services.paths.settings_file.read_bytes()

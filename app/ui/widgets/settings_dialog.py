@@ -88,6 +88,8 @@ class SettingsDialog(QDialog):
         self._services = backend.services
         settings = self._services.settings
         self._endpoints: list[dict[str, Any]] = [ep.model_dump() for ep in settings.endpoints]
+        # keyring entry of each endpoint as opened (None: added here), to move keys on rename
+        self._key_names: list[str | None] = [ep.secret_name for ep in settings.endpoints]
         self._loading_form = False
 
         layout = QVBoxLayout(self)
@@ -226,6 +228,7 @@ class SettingsDialog(QDialog):
             n += 1
             name = f"{base} {n}"
         self._endpoints.append(EndpointConfig(name=name, base_url="http://localhost:8000/v1").model_dump())
+        self._key_names.append(None)
         self._refresh_endpoint_list(len(self._endpoints) - 1)
         self._ep_name.setFocus()
         self._ep_name.selectAll()
@@ -234,6 +237,7 @@ class SettingsDialog(QDialog):
         index = self._ep_list.currentRow()
         if 0 <= index < len(self._endpoints):
             del self._endpoints[index]
+            del self._key_names[index]
             self._refresh_endpoint_list(max(0, index - 1))
 
     # other tabs
@@ -417,9 +421,29 @@ class SettingsDialog(QDialog):
             return
         services.prices = prices
         services.engine.prices = prices
+        problem = self._move_renamed_keys(settings.endpoints)
+        if problem:
+            self._error.show_message(problem)
+            return
         self._error.clear_message()
         self.settings_changed.emit()
         super().accept()
+
+    def _move_renamed_keys(self, endpoints: list[EndpointConfig]) -> str:
+        """Keys follow renamed endpoints (``endpoint:<old>`` -> ``endpoint:<new>``)."""
+        secrets = self._services.secrets
+        for old, ep in zip(self._key_names, endpoints, strict=True):
+            if old is None or old == ep.secret_name:
+                continue
+            try:
+                key = secrets.get(old) if secrets.source(old) in ("keyring", "session") else None
+                if key:
+                    secrets.set(ep.secret_name, key)
+                    secrets.delete(old)
+            except AppError as exc:
+                return f"The key of '{ep.name}' could not be moved from its old name: {exc.user_message()}"
+        self._key_names = [ep.secret_name for ep in endpoints]
+        return ""
 
     def error_text(self) -> str:
         """The problem shown at the bottom ('' when none)."""
