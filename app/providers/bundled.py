@@ -6,7 +6,6 @@ through the package metadata, never by importing the package.
 
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 
 from app.core.errors import ModelNotFound
@@ -41,6 +40,8 @@ def local_install_hint() -> str:
 
 def bundled_gguf_path() -> Path:
     """The bundled GGUF file; raise :class:`ModelNotFound` saying how to install it."""
+    import importlib.metadata  # (slow to import: only when the file is looked for)
+
     try:
         dist = importlib.metadata.distribution(BUNDLED_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError as exc:
