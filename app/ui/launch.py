@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(services.paths.log_file)
     reporter = ErrorReporter(app)
     reporter.install(loop)
+    from app.ui.gc_guard import GuiThreadCollector
+
+    collector = GuiThreadCollector(parent=app)  # no gc on the model worker thread
     window.attach(services, restore=not args.demo)
     reporter.add_recovery(window.recover)
     reporter.error_reported.connect(lambda msg: window.show_status(msg, error=True))
@@ -184,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with loop:
             loop.run_until_complete(idle())
+        collector.stop()
         return 0
 
     async def run() -> int:
@@ -214,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         with loop:
             return loop.run_until_complete(run())
     finally:
+        collector.stop()
         reporter.uninstall()
         if demo_home is not None:
             demo_home.cleanup()

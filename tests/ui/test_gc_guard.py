@@ -1,0 +1,54 @@
+"""Cyclic garbage is collected on the GUI thread, never by the model worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import weakref
+from typing import Any
+
+from app.ui.gc_guard import GuiThreadCollector
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cyclic collector frees it
+
+
+def test_collection_happens_on_the_gui_thread_only(qloop: Any) -> None:
+    was_enabled = gc.isenabled()
+    threads: set[str] = set()
+
+    def _seen(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            threads.add(threading.current_thread().name)
+
+    collector = GuiThreadCollector(interval_ms=10)
+    gc.callbacks.append(_seen)
+    try:
+        assert not gc.isenabled()
+
+        def worker() -> None:  # allocates far past gen-0's threshold, as generation does
+            junk = [[_Node()] for _ in range(5 * gc.get_threshold()[0])]
+            del junk
+
+        t = threading.Thread(target=worker, name="model-worker")
+        t.start()
+        t.join(10)
+        node = _Node()
+        ref = weakref.ref(node)
+        del node
+        assert "model-worker" not in threads
+
+        async def until_collected() -> None:
+            while ref() is not None or gc.get_count()[0] > gc.get_threshold()[0]:
+                await asyncio.sleep(0.01)
+
+        qloop.run_until_complete(asyncio.wait_for(until_collected(), 10))
+        assert ref() is None and collector.collections > 0
+        assert threads == {threading.main_thread().name}
+    finally:
+        gc.callbacks.remove(_seen)
+        collector.stop()
+    assert gc.isenabled() == was_enabled
