@@ -201,3 +201,18 @@ def test_tiny_costs_and_estimates_are_shown_precisely(qtbot: Any, services: Serv
     assert dock.message_cell(rows["openai:my-finetune"], "Cost") == "\u2014"  # unknown price, not a guess
     all_time = dock.totals_text()["all_time"]
     assert "$0.000123 + 1 unpriced" in all_time and "~310 tokens" in all_time
+
+
+def test_long_live_values_never_widen_the_dock(qtbot: Any, services: Services) -> None:
+    """Seen under Xvfb: '32.5 tok/s' in the big tile font pushed the window past the screen."""
+    dock = DashboardDock(_backend(services, "mock:echo"))
+    qtbot.addWidget(dock)
+    dock.show()
+    def widths() -> list[int]:
+        return [w.minimumSizeHint().width() for w in (*dock._tiles.values(), dock.widget())]
+
+    before = widths()
+    for tile in dock._tiles.values():
+        tile.set_value("123,456.7 tok/s (estimated)")
+    dock._status.setText("\u25cf Streaming \u00b7 openai:a-very-long-model-name-from-a-custom-endpoint")
+    assert widths() == before

@@ -134,6 +134,9 @@ class Tile(QFrame):
         self._value = QLabel(DASH)
         self._value.setObjectName("tileValue")
         self._value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for label in (self._caption, self._value):  # a long live value must never widen the window
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            label.setMinimumWidth(0)
         layout.addWidget(self._caption)
         layout.addWidget(self._value)
 

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -132,6 +133,7 @@ class DashboardDock(QDockWidget):
         root.setSpacing(8)
         self._status = QLabel("Idle")
         self._status.setObjectName("dashStatus")
+        self._status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         root.addWidget(self._status)
 
         grid = QGridLayout()
