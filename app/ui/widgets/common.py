@@ -80,7 +80,7 @@ def format_rate(tokens_per_s: float | None) -> str:
     """``42.1 tok/s``; an em dash when unknown."""
     if tokens_per_s is None:
         return DASH
-    if tokens_per_s >= 1000:
+    if tokens_per_s >= 100:
         return f"{tokens_per_s:,.0f} tok/s"
     return f"{tokens_per_s:,.1f} tok/s"
 

@@ -110,6 +110,9 @@ def _table(columns: tuple[str, ...]) -> QTableWidget:
     return table
 
 
+MIN_WIDTH = 300
+
+
 class DashboardDock(QDockWidget):
     """Live figures while streaming, plus ledger-backed tables, totals and a chart."""
 
@@ -173,6 +176,7 @@ class DashboardDock(QDockWidget):
         self._export.clicked.connect(self.export_csv)
         bottom.addWidget(self._export, 0, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         root.addLayout(bottom)
+        body.setMinimumWidth(MIN_WIDTH)  # room for the tiles' values; never grows with them
         self.setWidget(body)
 
         backend.generation_started.connect(self._on_backend_generation_started)
