@@ -85,10 +85,28 @@ def server_message(exc: Any) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
-        msg = inner.get("message") if isinstance(inner, dict) else None
+        msg = inner.get("message") if isinstance(inner, dict) else inner
         if isinstance(msg, str) and msg:
             return msg[:400]
+    if isinstance(body, str) and body.strip():  # {"error": "text"} sent inside a stream
+        return body.strip()[:400]
     return str(getattr(exc, "message", "") or exc)[:400]
+
+
+def _error_type(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    value = inner.get("type") if isinstance(inner, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _status(exc: Any, code: str) -> int | None:
+    """The HTTP status, or for an error event inside a 200 stream (no status) the numeric
+    ``code`` that llama.cpp and vLLM put in it."""
+    status = getattr(exc, "status_code", None)
+    if status is None and code.isdigit() and 400 <= int(code) < 600:
+        return int(code)
+    return status
 
 
 def translate(
@@ -113,13 +131,15 @@ def translate(
         return ServerError(f"{where} failed: {type(exc).__name__}: {exc}")
     msg = server_message(exc)
     code = str(getattr(exc, "code", "") or "")
-    status = getattr(exc, "status_code", None)
+    status = _status(exc, code)
     low = msg.lower()
     if (
         code == "context_length_exceeded"
+        or _error_type(exc) == "exceed_context_size_error"  # llama.cpp server
         or "context length" in low
         or "context_length" in low
         or "maximum context" in low
+        or "context size" in low  # llama.cpp, LM Studio: "...exceeds the available context size"
     ):
         return ContextTooLong(
             f"The request does not fit the context window of {model or 'the model'}: {msg}"

@@ -35,7 +35,9 @@ from tests.support.openai_server import (
     model_not_found,
     provider_context,
     rate_limited,
+    raw,
     server_error,
+    sse,
     text,
     tokens,
 )
@@ -363,3 +365,48 @@ def test_unreachable_server_names_the_url_and_is_retried(run: Run) -> None:
     exc = run(failure(provider, request()))
     assert isinstance(exc, Unreachable) and server.base_url in str(exc)
     assert sleep.delays == [0.1]
+
+
+LLAMACPP_CONTEXT = {"code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": 4390,
+                    "n_ctx": 4096, "message": "request (4390 tokens) exceeds the available context size (4096 tokens), try increasing it"}  # fmt: skip
+
+
+def test_llamacpp_context_error_event_in_a_200_stream_is_not_retried(
+    server: OpenAIServer, run: Run
+) -> None:
+    """llama.cpp sends the context overflow as an error event inside an HTTP 200 stream."""
+    server.enqueue(raw(*sse({"error": LLAMACPP_CONTEXT})), text("never used"))
+    provider, sleep = make_provider(server)
+    exc = run(failure(provider, request()))
+    assert isinstance(exc, ContextTooLong) and "4096 tokens" in str(exc)
+    assert sleep.delays == [] and len(server.chat_requests) == 1
+
+
+def test_context_size_500_from_llamacpp_is_not_retried(server: OpenAIServer, run: Run) -> None:
+    server.enqueue(error(500, "Context size has been exceeded.", type="server_error"), text("x"))
+    provider, sleep = make_provider(server)
+    exc = run(failure(provider, request()))
+    assert isinstance(exc, ContextTooLong) and "Shorten" in exc.hint
+    assert sleep.delays == [] and len(server.chat_requests) == 1
+
+
+def test_error_event_with_a_4xx_code_is_a_bad_request(server: OpenAIServer, run: Run) -> None:
+    """vLLM: {"error": {"object": "error", "type": "BadRequestError", "code": 400, ...}}."""
+    vllm = {"object": "error", "message": "top_k must be -1 or at least 1, got 0.",
+            "type": "BadRequestError", "param": None, "code": 400}  # fmt: skip
+    server.enqueue(raw(*sse({"error": vllm})), text("never used"))
+    provider, sleep = make_provider(server)
+    exc = run(failure(provider, request()))
+    assert isinstance(exc, BadRequest) and "top_k must be" in str(exc) and "(400)" in str(exc)
+    assert sleep.delays == [] and len(server.chat_requests) == 1
+
+
+def test_error_event_with_a_plain_string_keeps_the_servers_words(
+    server: OpenAIServer, run: Run
+) -> None:
+    server.enqueue(raw(*sse({"choices": [{"index": 0, "delta": {"content": "par"}}]}),
+                       *sse({"error": "CUDA out of memory on worker 3"})))  # fmt: skip
+    provider, _ = make_provider(server)
+    exc = run(failure(provider, request()))
+    assert isinstance(exc, StreamInterrupted) and exc.partial_text == "par"
+    assert "CUDA out of memory on worker 3" in str(exc)

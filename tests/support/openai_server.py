@@ -53,6 +53,9 @@ class Behaviour:
     - ``malformed_after=K``: send ``data: {not json`` after K chunks, then end the body.
     - ``error_after=K``: send an ``{"error": {...}}`` event (``error_message``) after K chunks.
     - ``finish_reason=None, send_done=False``: clean end of body with no finish and no [DONE].
+    - ``raw=[...]``: send these body pieces verbatim (one HTTP chunk each) instead of the
+      generated events, with ``content_type``: any wire quirk a real server has (``data:``
+      without a space, CRLF, ``: ping`` comments, odd chunks; see :func:`sse`).
     """
 
     chunks: Sequence[str] = ("Hello", " from", " the", " loopback", " server.")
@@ -74,6 +77,8 @@ class Behaviour:
     error_code: str | None = None
     error_param: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    raw: Sequence[str | bytes] | None = None
+    content_type: str = "text/event-stream"
 
     @property
     def is_error(self) -> bool:
@@ -89,6 +94,28 @@ def text(*chunks: str, **options: Any) -> Behaviour:
 def tokens(n: int, **options: Any) -> Behaviour:
     """``n`` one-token chunks: ``tok0 tok1 ...``."""
     return Behaviour(chunks=["tok0", *(f" tok{i}" for i in range(1, n))], **options)
+
+
+def raw(*pieces: str | bytes, content_type: str = "text/event-stream") -> Behaviour:
+    """A 200 answer whose body is ``pieces`` sent verbatim, one HTTP chunk each."""
+    return Behaviour(raw=pieces, content_type=content_type)
+
+
+def sse(*payloads: Any, sep: str = "\n\n", prefix: str = "data: ") -> list[str]:
+    """SSE events: each payload (a dict/list is JSON-encoded, a str sent as is) as
+    ``prefix + payload + sep``."""
+    return [prefix + (p if isinstance(p, str) else json.dumps(p)) + sep for p in payloads]
+
+
+def chunk(
+    content: str | None = None, finish_reason: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A minimal ``chat.completion.chunk`` (``fields`` added or replacing top-level keys)."""
+    delta = {} if content is None else {"content": content}
+    out: dict[str, Any] = {"id": "chatcmpl-raw", "object": "chat.completion.chunk", "created": 1700000000,
+                           "model": "raw", "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}  # fmt: skip
+    out.update(fields)
+    return out
 
 
 def error(status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
@@ -151,13 +178,20 @@ class OpenAIServer:
     Server-wide switches: ``send_usage=False`` (like LM Studio / llama.cpp: never a usage
     chunk), ``reject_stream_options=True`` (400 for any request carrying stream_options),
     ``require_key="sk-..."`` (401 unless ``Authorization: Bearer <key>``; the message
-    echoes the key it got, as a worst case for redaction tests).
+    echoes the key it got, as a worst case for redaction tests), ``models_body`` (the
+    GET /models answer verbatim: a str/bytes body, or anything else JSON-encoded; sent with
+    ``models_content_type``), ``models_hold=True`` (GET /models answers only after
+    :meth:`release`, like a server that accepts and never answers).
     """
 
     def __init__(self, *, models: Sequence[str] = ("gpt-4o-mini", "test-model"), send_usage: bool = True,
                  reject_stream_options: bool = False, require_key: str | None = None,
-                 default: Behaviour | None = None) -> None:  # fmt: skip
+                 default: Behaviour | None = None, models_body: Any = None,
+                 models_content_type: str = "application/json", models_hold: bool = False) -> None:  # fmt: skip
         self.models = list(models)
+        self.models_body = models_body
+        self.models_content_type = models_content_type
+        self.models_hold = models_hold
         self.send_usage = send_usage
         self.reject_stream_options = reject_stream_options
         self.require_key = require_key
@@ -310,6 +344,25 @@ class OpenAIServer:
             if b is not None:
                 await _send_error(writer, b)
                 return True
+            if self.models_hold:
+                assert self._release is not None
+                gone = asyncio.ensure_future(reader.read(1))
+                held = asyncio.ensure_future(self._release.wait())
+                await asyncio.wait({gone, held}, return_when=asyncio.FIRST_COMPLETED)
+                for fut in (gone, held):
+                    fut.cancel()
+                await asyncio.gather(gone, held, return_exceptions=True)
+                if not self._release.is_set():
+                    return self._gone()
+            if self.models_body is not None:
+                body = self.models_body
+                if not isinstance(body, str | bytes):
+                    body = json.dumps(body)
+                data_bytes = body.encode() if isinstance(body, str) else body
+                writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {self.models_content_type}\r\n"
+                             f"Content-Length: {len(data_bytes)}\r\n\r\n".encode() + data_bytes)  # fmt: skip
+                await writer.drain()
+                return True
             data = [
                 {"id": m, "object": "model", "created": 1700000000, "owned_by": "loopback"}
                 for m in self.models
@@ -337,6 +390,16 @@ class OpenAIServer:
     async def _stream(self, b: Behaviour, body: dict[str, Any], reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> bool:  # fmt: skip
         assert self._release is not None
+        if b.raw is not None:
+            writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {b.content_type}\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n".encode())  # fmt: skip
+            for piece in b.raw:
+                data = piece.encode() if isinstance(piece, str) else piece
+                if data:
+                    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            return True
         model = json.dumps(str(body.get("model", "")))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         usage_null = ',"usage":null' if include_usage else ""
