@@ -326,6 +326,8 @@ class MainWindow(QMainWindow, WindowActions):
         self.editor.schedule_count()
 
     def _on_conversation_deleted(self, conversation_id: str) -> None:
+        if self.session.is_streaming(conversation_id):  # no answer keeps running (and costing) for nothing
+            self.backend.stop()
         if conversation_id == self.session.conversation_id:
             self.session.open(None)
 

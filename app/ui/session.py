@@ -232,6 +232,8 @@ class ChatSession(QObject):
         for key in self.transcript.streaming_keys():
             self.transcript.finish_stream(key, status="error", error=message)
 
-    def is_streaming(self) -> bool:
-        """True while an answer of this session streams."""
-        return bool(self._gens)
+    def is_streaming(self, conversation_id: str | None = None) -> bool:
+        """True while an answer of this session streams (of ``conversation_id`` when given)."""
+        if conversation_id is None:
+            return bool(self._gens)
+        return any(g.conversation_id == conversation_id for g in self._gens.values())

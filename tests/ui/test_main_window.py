@@ -359,3 +359,23 @@ def test_open_model_file_switches_to_local_model(window: MainWindow, qloop: Any,
         assert window.services.registry.get("local").loads == [str(folder)]  # type: ignore[attr-defined]
 
     _run(qloop, scenario())
+
+
+def test_deleting_the_streaming_conversation_stops_its_answer(window: MainWindow, qloop: Any) -> None:
+    async def scenario() -> None:
+        window.backend.set_model("mock:lorem?n=5000&rate=200")
+        done = asyncio.get_running_loop().create_future()
+        window.session.answer_done.connect(lambda g, s: done.done() or done.set_result(s))
+        window.editor.set_message("a long one")
+        window.send()
+        cid = window.session.conversation_id
+        await wait_signal(window.session._save_timer.timeout, 5)
+        assert window.sidebar is not None
+        window.sidebar.delete(cid)
+        assert await asyncio.wait_for(done, 5) == "cancelled"
+        assert not window.backend.is_busy() and window.editor.send_button.isEnabled()
+        assert window.session.conversation_id is None and window.transcript.cards() == []
+        assert window.services.history.get_conversation(cid) is None
+        assert window.services.history.list_conversations() == []
+
+    _run(qloop, scenario())
