@@ -9,7 +9,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -391,6 +391,15 @@ class MainWindow(QMainWindow, WindowActions):
         self.status_label.setStyleSheet(f"color: {self.theme.error};" if error else "")
         self.status_label.setText(message)
         self.status_label.setToolTip(message)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+        """Esc stops the answer wherever the focus is (widgets that use Esc themselves, such as
+        an open editor or popup, keep it)."""
+        if event.key() == Qt.Key.Key_Escape and self.backend is not None and self.backend.is_busy():
+            self.stop()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         """Stop streaming (the partial answer is saved), stop the counter thread, save settings."""

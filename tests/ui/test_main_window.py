@@ -379,3 +379,22 @@ def test_deleting_the_streaming_conversation_stops_its_answer(window: MainWindow
         assert window.services.history.list_conversations() == []
 
     _run(qloop, scenario())
+
+
+def test_esc_stops_with_the_focus_outside_the_message_box(window: MainWindow, qloop: Any) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    async def scenario() -> None:
+        window.backend.set_model("mock:lorem?n=5000&rate=200")
+        done = asyncio.get_running_loop().create_future()
+        window.session.answer_done.connect(lambda g, s: done.done() or done.set_result(s))
+        window.editor.set_message("go")
+        QTest.keyClick(window.editor.message_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        assert window.backend.is_busy()
+        await wait_signal(window.session._save_timer.timeout, 5)
+        QTest.keyClick(window.editor.temperature, Qt.Key.Key_Escape)  # focus on a parameter
+        assert await asyncio.wait_for(done, 5) == "cancelled"
+        assert _stored(window)[-1].content  # the partial answer is kept
+
+    _run(qloop, scenario())
