@@ -286,8 +286,8 @@ class MainWindow(QMainWindow, WindowActions):
             self.show_status("Edit the message and send it again.")
 
     def new_conversation(self) -> None:
-        """Start an empty conversation."""
-        if self.backend.is_busy():
+        """Start an empty conversation (a running comparison goes on in its own window)."""
+        if self.session.is_streaming():
             self.backend.stop()
         self.session.open(None)
         self.editor.set_message("")

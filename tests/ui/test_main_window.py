@@ -398,3 +398,23 @@ def test_esc_stops_with_the_focus_outside_the_message_box(window: MainWindow, ql
         assert _stored(window)[-1].content  # the partial answer is kept
 
     _run(qloop, scenario())
+
+
+def test_new_chat_leaves_a_running_comparison_alone(window: MainWindow, qloop: Any) -> None:
+    finished: list[str] = []
+    cancelled: list[str] = []
+    window.backend.generation_finished.connect(lambda g, r: finished.append(r.text))
+    window.backend.generation_cancelled.connect(lambda g, p: cancelled.append(g))
+
+    async def scenario() -> None:
+        window.backend.set_model("mock:lorem?n=20&rate=100")
+        window.editor.set_message("compare me")
+        window.lora_panel.compare_requested.emit()
+        assert window.backend.is_busy()
+        window.new_action.trigger()  # the main chat has nothing streaming
+        while len(finished) < 2 and not cancelled:
+            await wait_signal(window.backend.ledger_changed, 5)
+        assert cancelled == [] and len(finished) == 2
+        assert window.session.conversation_id is None
+
+    _run(qloop, scenario())
