@@ -262,8 +262,9 @@ class MainWindow(QMainWindow, WindowActions):
         except AppError as exc:
             self.show_status(exc.user_message(), error=True)
             return None
-        self.editor.set_message("")
-        return self.session.send(text, params, self.editor.system_prompt())
+        gen_id = self.session.send(text, params, self.editor.system_prompt())
+        self.editor.set_message("")  # only now: when saving the message fails, the text stays
+        return gen_id
 
     def stop(self) -> None:
         """Stop the running answer (the partial text is kept)."""

@@ -418,3 +418,17 @@ def test_new_chat_leaves_a_running_comparison_alone(window: MainWindow, qloop: A
         assert window.session.conversation_id is None
 
     _run(qloop, scenario())
+
+
+def test_typed_text_survives_a_failed_save(window: MainWindow, qloop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    def full_disk(*_a: Any, **_k: Any) -> Any:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(window.services.history, "add_message", full_disk)
+    window.editor.set_message("a long message I typed with care")
+    with pytest.raises(sqlite3.OperationalError):
+        window.send()
+    assert window.editor.message() == "a long message I typed with care"
+    assert not window.backend.is_busy()
