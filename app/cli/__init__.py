@@ -10,7 +10,13 @@ import argparse
 import sys
 
 from app.cli import ask, count, keys, models, usage
-from app.cli.common import EXIT_INTERRUPTED, exit_code_for, print_error
+from app.cli.common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    exit_code_for,
+    print_error,
+    silence_stdout,
+)
 from app.core.errors import AppError
 
 COMMANDS: tuple[str, ...] = ("ask", "models", "count", "keys", "usage")
@@ -32,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one CLI command; return its exit code (0 ok, 1 provider error, 2 bad input, 130 Ctrl+C)."""
+    """Run one CLI command; return its exit code (0 ok, 1 provider error, 2 bad input, 130 Ctrl+C,
+    141 when the reader of stdout went away, e.g. ``| head``)."""
     parser = build_parser()
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -43,7 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     except AppError as exc:
         print_error(exc)
         return exit_code_for(exc)
+    except BrokenPipeError:  # stdout's reader is gone: stop quietly, no traceback
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence_stdout()
         sys.stderr.write("\nCancelled.\n")
         return EXIT_INTERRUPTED

@@ -8,13 +8,16 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from app.cli.common import (
+    EXIT_BROKEN_PIPE,
     EXIT_OK,
     EXIT_PROVIDER,
+    OutputClosed,
     exit_code_for,
     print_error,
     read_text_arg,
     resolve_model_id,
     run_with_services,
+    silence_stdout,
 )
 from app.core.errors import AppError, InvalidParams, StreamInterrupted
 from app.core.events import Progress, StreamEvent, TextDelta
@@ -120,6 +123,8 @@ class StreamPrinter:
         self.out = out
         self.err = err
         self.printed = ""
+        self.closed = False
+        """True once stdout's reader went away (a broken pipe); nothing more is written."""
         self._progress_len = 0
         self._last_progress = ""
 
@@ -127,8 +132,13 @@ class StreamPrinter:
         """Engine callback."""
         if isinstance(event, TextDelta):
             self.end_progress()
-            self.out.write(event.text)
-            self.out.flush()
+            try:
+                self.out.write(event.text)
+                self.out.flush()
+            except BrokenPipeError:  # ``ask ... | head``: stop generating, quietly
+                self.closed = True
+                silence_stdout()
+                raise OutputClosed("stdout was closed by its reader; the generation was stopped.") from None
             self.printed += event.text
         elif isinstance(event, Progress):
             self._progress(event)
@@ -153,7 +163,7 @@ class StreamPrinter:
 
     def end_text(self) -> None:
         """End the streamed text with a newline when it lacks one."""
-        if self.printed and not self.printed.endswith("\n"):
+        if self.printed and not self.printed.endswith("\n") and not self.closed:
             self.out.write("\n")
             self.out.flush()
 
@@ -176,6 +186,8 @@ def run_ask(args: argparse.Namespace) -> int:
         finally:
             printer.end_progress()
     except StreamInterrupted as exc:
+        if printer.closed:
+            return EXIT_BROKEN_PIPE
         printer.end_text()
         print_error(exc, err)
         if printer.printed:
@@ -184,6 +196,8 @@ def run_ask(args: argparse.Namespace) -> int:
             )
         return EXIT_PROVIDER
     except AppError as exc:
+        if printer.closed:
+            return EXIT_BROKEN_PIPE
         printer.end_text()
         print_error(exc, err)
         return exit_code_for(exc)

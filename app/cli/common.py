@@ -19,6 +19,25 @@ EXIT_OK = 0
 EXIT_PROVIDER = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""The reader of stdout went away (``... | head``): 128 + SIGPIPE, as the shell reports it."""
+
+
+class OutputClosed(AppError):
+    """stdout was closed by its reader (a broken pipe); raised to stop a generation."""
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device, so nothing more (not even the flush at exit) fails
+    on a closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a real descriptor (tests)
+        pass
 
 
 def exit_code_for(exc: AppError) -> int:

@@ -275,3 +275,60 @@ def test_default_temperature_is_greedy_for_the_bundled_model_only() -> None:
         assert build_request(args, model, "hi").params.temperature == expected
     args = parser.parse_args(["ask", "-m", "local:smollm2", "--temperature", "0.5", "hi"])
     assert build_request(args, "local:smollm2", "hi").params.temperature == 0.5
+
+
+class ClosedPipe(io.StringIO):
+    """A stdout whose reader goes away after ``keep`` writes (like ``... | head``)."""
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def write(self, text: str) -> int:
+        if self.keep <= 0:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.keep -= 1
+        return super().write(text)
+
+
+def test_closed_stdout_stops_the_generation_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ask ... | head``: no traceback, no error text, exit 141, the stop is in the ledger."""
+    pipe = ClosedPipe(keep=3)
+    monkeypatch.setattr(sys, "stdout", pipe)
+    code = main(["ask", "-m", "mock:tokens?n=100000", "go"])
+    err = capsys.readouterr().err
+    assert code == 141
+    assert err == ""
+    rows = ledger_rows()
+    assert len(rows) == 1 and rows[0]["finish_reason"] == "error"
+    assert rows[0]["completion_tokens"] < 100  # stopped, not generated to the end
+    assert "stdout was closed" in rows[0]["error"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["ask", "-m", "mock:tokens?n=100000", "go"], ["usage", "--by", "day"], ["models"]],
+)
+def test_subprocess_closed_pipe_has_no_traceback(args: list[str]) -> None:
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=root,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away before the first line
+    try:
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert proc.returncode == 141, err
