@@ -58,6 +58,7 @@ class WindowActions:
                 from app.ui.widgets.keys_dialog import KeysDialog
 
                 dlg = KeysDialog(self.backend, self._as_widget())
+                dlg.finished.connect(lambda _r: self.backend.refresh_models())  # "needs key" goes away
             else:
                 from app.ui.widgets.settings_dialog import SettingsDialog
 

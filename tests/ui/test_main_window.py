@@ -432,3 +432,32 @@ def test_typed_text_survives_a_failed_save(window: MainWindow, qloop: Any, monke
         window.send()
     assert window.editor.message() == "a long message I typed with care"
     assert not window.backend.is_busy()
+
+
+def test_closing_the_keys_dialog_relists_the_models(window: MainWindow, qloop: Any) -> None:
+    from tests.support.openai_server import OpenAIServer
+
+    key = "sk-loopback-test-key-0123456789"
+    with OpenAIServer(require_key=key, models=("test-model",)) as server:
+        window.services.settings.endpoints.append(server.endpoint("Loopback", needs_key=True))
+
+        def labels() -> list[str]:
+            return [window.picker.itemText(i) for i in range(window.picker.count()) if "test-model" in
+                    window.picker.itemText(i) or "needs key" in window.picker.itemText(i)]
+
+        async def scenario() -> None:
+            window.backend.refresh_models()
+            await wait_signal(window.backend.models_listed, 10)
+            assert not any("test-model" in t for t in labels())  # no key yet: the priced list, "needs key"
+            window.show_keys()
+            dlg = window._dialogs["keys"]
+            dlg.key_input("endpoint:Loopback").setText(key)
+            assert dlg.save_key("endpoint:Loopback")
+            dlg.reject()
+            await wait_signal(window.backend.models_listed, 10)
+            assert any("test-model" in t for t in labels())
+
+        try:
+            _run(qloop, scenario(), 30)
+        finally:
+            qloop.run_until_complete(asyncio.wait_for(window.services.registry.aclose(), 10))
