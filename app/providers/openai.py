@@ -39,6 +39,7 @@ from app.providers.openai_support import (
     UNSUPPORTED_BY_OPENAI,
     context_length,
     is_reasoning_model,
+    model_ids,
     parse_retry_after,
     server_message,
     translate,
@@ -57,6 +58,10 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "OpenAI"
 NO_KEY = "not-needed"
 """Sent as the key to servers that need none (the SDK insists on some value)."""
+LIST_TIMEOUT_S = 30.0
+"""The most a GET /models may take (the endpoint's own timeout, meant for long generations,
+is the limit when it is shorter): a server that accepts and never answers must not hold
+up the model list or the Test button for ten minutes."""
 
 
 @dataclass
@@ -335,42 +340,64 @@ class OpenAIProvider:
 
     async def list_endpoint_models(self, endpoint_name_or_url: str | None) -> list[ModelInfo]:
         """Models served by one endpoint (GET /models); raises translated errors."""
+        import json
+
         import openai
 
         ep = self.endpoint(endpoint_name_or_url)
         client = await self.client(ep)
+        limit = min(ep.timeout_s, LIST_TIMEOUT_S)
         try:
-            page = await client.models.list()
+            response = await client.models.with_raw_response.list(
+                timeout=openai.Timeout(limit, connect=min(ep.connect_timeout_s, limit))
+            )
+            raw = response.http_response
+            body = await raw.aread()
+        except openai.APITimeoutError as exc:
+            raise Unreachable(f"{ep.name} ({ep.base_url}) did not list its models within {limit:g} s.",
+                              hint="Check that the server is running and not stuck, and that the base URL is right.") from exc  # fmt: skip
         except openai.OpenAIError as exc:
             err = translate(exc, ep, None)
             if isinstance(err, ModelNotFound):
                 raise Unreachable(f"{ep.name} ({ep.base_url}) does not list models (404).",
                                   hint="Check the base URL: it usually ends in /v1.") from exc  # fmt: skip
             raise err from exc
-        ids = sorted(m.id for m in page.data)
+        try:
+            ids = model_ids(json.loads(body))
+        except ValueError:  # not JSON (or not UTF-8): a web page, a proxy's notice, ...
+            ids = None
+        if ids is None:
+            kind = raw.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+            sample = " ".join(body[:80].decode("utf-8", "replace").split())
+            raise Unreachable(f"{ep.name} ({ep.base_url}) did not answer GET /models with a model list "
+                              f"({kind}: {sample!r}).",
+                              hint="Check the base URL: it should point at the OpenAI-compatible API "
+                              "(it usually ends in /v1), not at a web page.")  # fmt: skip
         if ep.kind == "openai":
             ids = [i for i in ids if not any(word in i for word in NON_CHAT)]
         return [self.model_info(i, ep.name, "ready") for i in ids]
 
     async def list_models(self) -> list[ModelInfo]:
-        """Models of every enabled endpoint. An endpoint that needs a key and has none lists
-        the priced OpenAI chat models as ``needs_key``; failures go to :attr:`list_errors`."""
-        self.list_errors = {}
-        models: list[ModelInfo] = []
-        for ep in self.context.settings.endpoints:
-            if not ep.enabled:
-                continue
+        """Models of every enabled endpoint, asked at once (one slow or dead endpoint does not
+        hold up the others). An endpoint that needs a key and has none lists the priced
+        OpenAI chat models as ``needs_key``; failures go to :attr:`list_errors`."""
+        errors: dict[str, str] = {}
+
+        async def one(ep: EndpointConfig) -> list[ModelInfo]:
             try:
                 self._key(ep)
             except (AuthError, SecretsError):
-                models.extend(
-                    self.model_info(m, ep.name, "needs_key") for m in _priced_chat_models()
-                )
-                continue
+                return [self.model_info(m, ep.name, "needs_key") for m in _priced_chat_models()]
             try:
-                models.extend(await self.list_endpoint_models(ep.name))
+                return await self.list_endpoint_models(ep.name)
             except ProviderError as exc:
-                self.list_errors[ep.name] = str(exc)
+                errors[ep.name] = str(exc)
+                return []
+
+        enabled = [ep for ep in self.context.settings.endpoints if ep.enabled]
+        results = await asyncio.gather(*(one(ep) for ep in enabled))
+        self.list_errors = {ep.name: errors[ep.name] for ep in enabled if ep.name in errors}
+        models = [m for listed in results for m in listed]
         if not models and self.list_errors:
             name, text = next(iter(self.list_errors.items()))
             raise Unreachable(f"No endpoint answered: {name}: {text}")

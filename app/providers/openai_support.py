@@ -34,6 +34,34 @@ NON_CHAT = ("embedding", "tts", "whisper", "dall-e", "moderation", "davinci", "b
 UNSUPPORTED_BY_OPENAI = ("top_k", "repetition_penalty")
 
 
+def model_ids(payload: Any) -> list[str] | None:
+    """The model ids in a GET /models answer, sorted and without duplicates; None when the
+    payload has no list of models at all. Besides OpenAI's ``{"data": [{"id": ...}]}`` this
+    takes a bare list, ``{"models": [...]}``, a single model object, entries that are plain
+    strings or name themselves ``name``/``model``; entries without a usable name are skipped."""
+    items: Any = None
+    if isinstance(payload, list):
+        items = payload
+    elif isinstance(payload, dict):
+        items = payload.get("data")
+        if not isinstance(items, list):
+            items = payload.get("models")
+        if not isinstance(items, list) and isinstance(payload.get("id"), str):
+            items = [payload]
+        if items is None and "data" in payload:  # Go servers (Ollama) send "data": null for none
+            items = []
+    if not isinstance(items, list):
+        return None
+    ids: set[str] = set()
+    for item in items:
+        name = item
+        if isinstance(item, dict):
+            name = next((item[k] for k in ("id", "name", "model") if isinstance(item.get(k), str) and item[k].strip()), None)  # fmt: skip
+        if isinstance(name, str) and name.strip():
+            ids.add(name.strip())
+    return sorted(ids)
+
+
 def _base_model(model: str) -> str:
     name = model.strip().lower()
     return name[3:] if name.startswith("ft:") else name

@@ -282,3 +282,76 @@ def test_server_supports_concurrent_streams(server: OpenAIServer, run: Run) -> N
             await provider.aclose()
 
     assert run(scenario(), timeout=15) == ("held then", "quick")
+
+
+@pytest.mark.parametrize(
+    ("payload", "names"),
+    [
+        ([{"id": "b"}, {"id": "a"}], ["a", "b"]),  # a bare list
+        ({"models": [{"name": "qwen3:8b", "model": "qwen3:8b"}]}, ["qwen3:8b"]),
+        ({"id": "tgi", "object": "model"}, ["tgi"]),  # one model object
+        ({"object": "list", "data": ["x", "y"]}, ["x", "y"]),  # plain strings
+        ({"object": "list", "data": [{"object": "model"}, {"id": None}, {"id": 5}, {"id": "ok"}]}, ["ok"]),
+        ({"object": "list", "data": [{"id": "b"}, {"id": "b"}, {"id": "a"}]}, ["a", "b"]),
+        ({"object": "list", "data": None}, []),  # a Go server with no models
+    ],
+    ids=["bare-list", "models-key", "single-object", "strings", "bad-ids", "duplicates", "data-null"],
+)  # fmt: skip
+def test_unusual_models_payloads_are_listed(payload: Any, names: list[str], run: Run) -> None:
+    with OpenAIServer(models_body=payload) as server:
+        provider = OpenAIProvider(provider_context([server.endpoint("Local")]))
+
+        async def scenario() -> list[str]:
+            try:
+                return [m.ref.name for m in await provider.list_models()]
+            finally:
+                await provider.aclose()
+
+        assert run(scenario()) == names
+        assert provider.list_errors == {}
+
+
+def test_a_web_page_instead_of_the_api_is_a_clear_error_and_others_still_list(
+    server: OpenAIServer, run: Run
+) -> None:
+    html = "<!doctype html><html><head><title>Open WebUI</title></head><body></body></html>"
+    with OpenAIServer(models_body=html, models_content_type="text/html") as web:
+        endpoints = [web.endpoint("Web UI"), server.endpoint("Local")]
+        provider = OpenAIProvider(provider_context(endpoints))
+
+        async def scenario() -> tuple[list[str], BaseException]:
+            try:
+                names = [m.ref.name for m in await provider.list_models()]
+                with pytest.raises(Unreachable) as info:
+                    await provider.test_connection("Web UI")
+                return names, info.value
+            finally:
+                await provider.aclose()
+
+        names, exc = run(scenario())
+    assert names == ["gpt-4o-mini", "llama-3-8b", "text-embedding-3-small"]
+    assert set(provider.list_errors) == {"Web UI"}
+    assert "text/html" in str(exc) and "Open WebUI" in str(exc) and "/v1" in exc.hint
+
+
+def test_a_server_that_never_answers_the_model_list_times_out(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint's 600 s generation timeout is not what listing waits for."""
+    import app.providers.openai as module
+
+    monkeypatch.setattr(module, "LIST_TIMEOUT_S", 0.3)
+    with OpenAIServer(models_hold=True) as silent, OpenAIServer() as good:
+        endpoints = [silent.endpoint("Silent"), good.endpoint("Local")]
+        assert endpoints[0].timeout_s == 600
+        provider = OpenAIProvider(provider_context(endpoints))
+
+        async def scenario() -> list[str]:
+            try:
+                return [m.ref.name for m in await provider.list_models()]
+            finally:
+                await provider.aclose()
+
+        assert run(scenario(), timeout=10) == ["gpt-4o-mini", "test-model"]
+        assert "did not list its models within 0.3 s" in provider.list_errors["Silent"]
+        assert silent.wait_disconnected(5)
