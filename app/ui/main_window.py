@@ -250,6 +250,7 @@ class MainWindow(QMainWindow, WindowActions):
             self.sidebar.conversation_selected.connect(self.open_conversation)
             self.sidebar.new_conversation_requested.connect(self.new_conversation)
             self.sidebar.conversation_deleted.connect(self._on_conversation_deleted)
+            self.sidebar.conversation_renamed.connect(self._on_conversation_renamed)
 
     # -- conversation ---------------------------------------------------------------------------
     def send(self) -> str | None:
@@ -325,6 +326,10 @@ class MainWindow(QMainWindow, WindowActions):
             self.sidebar.refresh()
             self.sidebar.select(conversation_id)
         self.editor.schedule_count()
+
+    def _on_conversation_renamed(self, conversation_id: str, title: str) -> None:
+        if conversation_id == self.session.conversation_id:
+            self.setWindowTitle(f"{title} — LLM Playground")
 
     def _on_conversation_deleted(self, conversation_id: str) -> None:
         if self.session.is_streaming(conversation_id):  # no answer keeps running (and costing) for nothing

@@ -461,3 +461,11 @@ def test_closing_the_keys_dialog_relists_the_models(window: MainWindow, qloop: A
             _run(qloop, scenario(), 30)
         finally:
             qloop.run_until_complete(asyncio.wait_for(window.services.registry.aclose(), 10))
+
+
+def test_renaming_the_open_conversation_retitles_the_window(window: MainWindow, qloop: Any) -> None:
+    _run(qloop, _send(window, "hello"))
+    assert window.windowTitle() == "hello — LLM Playground"
+    assert window.sidebar is not None
+    assert window.sidebar.rename(window.session.conversation_id, "Greetings")
+    assert window.windowTitle() == "Greetings — LLM Playground"
