@@ -39,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         from app.cli import main as cli_main
 
         return cli_main(args)
+    if args and not args[0].startswith("-"):  # a typo or a bare prompt must not open the window
+        import difflib
+
+        close = difflib.get_close_matches(args[0], CLI_COMMANDS, n=1)
+        hint = f"Did you mean '{close[0]}'? " if close else ""
+        sys.stderr.write(
+            f"error: unknown command '{args[0]}'. {hint}Commands: {', '.join(CLI_COMMANDS)} "
+            "(e.g. python -m app ask \"your prompt\"); run 'python -m app -h' for help.\n"
+        )
+        return 2
     if "--version" in args:
         from app import __version__
 

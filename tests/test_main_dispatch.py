@@ -80,3 +80,19 @@ def test_help_in_a_subprocess_imports_no_qt() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("NOQT")
+
+
+def test_unknown_command_is_an_error_not_the_window(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo (``askk``) or a bare prompt exits 2 with a hint instead of opening the window."""
+    gui_calls: list[list[str]] = []
+    monkeypatch.setitem(sys.modules, "app.ui.launch", fake_module("app.ui.launch", gui_calls, 0))
+    assert main(["askk", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'askk'" in err and "Did you mean 'ask'?" in err
+    assert main(["What is the capital of France?"]) == 2
+    assert "unknown command" in capsys.readouterr().err
+    assert gui_calls == []
+    assert main(["-platform", "offscreen"]) == 0  # Qt's own options still reach the window
+    assert gui_calls == [["-platform", "offscreen"]]
