@@ -15,6 +15,7 @@ from app.core.errors import (
     SecretsError,
     register_secret,
 )
+from app.core.secrets import ENV_FALLBACK
 
 if TYPE_CHECKING:
     from app.core.services import Services
@@ -105,8 +106,14 @@ def run_keys(args: argparse.Namespace) -> int:
             return [
                 f"Saved the key for {name} ({mask_secret(value)}) in the {store.source(name) or 'keyring'}."
             ]
-        if store.get(name) is None:
+        if store.get(name) is None:  # raises when there is no keyring at all
             return [f"No key stored for {name}."]
+        if store.source(name) == "environment":  # nothing stored; the variable stays in use
+            var = ENV_FALLBACK.get(name, "the environment")
+            return [
+                f"No key stored for {name}. The key in {var} comes from the environment and "
+                f"is still used; unset {var} to stop using it."
+            ]
         store.delete(name)
         return [f"Deleted the key for {name}."]
 

@@ -123,3 +123,17 @@ def test_no_keyring_is_a_clear_error_and_writes_no_file(app_home: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert KEY not in proc.stdout + proc.stderr
     assert KEY not in all_files_text(app_home)
+
+
+def test_delete_with_only_an_environment_key_says_it_stays_in_use(
+    memory_keyring: MemoryKeyring,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing is stored, so nothing is 'deleted': the environment key is still used."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    assert main(["keys", "delete", "openai"]) == 0
+    out, err = capsys.readouterr()
+    assert "Deleted" not in out
+    assert "No key stored for openai" in out and "OPENAI_API_KEY" in out
+    assert KEY not in out + err
