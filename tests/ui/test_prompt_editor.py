@@ -107,3 +107,12 @@ def test_model_default_temperature_never_overrides_the_users_choice(qapp: Any) -
     ed.temperature.setValue(1.3)  # the user's own choice stays
     ed.suggest_temperature(0.0)
     assert ed.params().temperature == 1.3
+
+
+def test_a_preset_cannot_take_the_no_preset_name(qapp: Any) -> None:
+    ed = PromptEditor()
+    saved: list[str] = []
+    ed.preset_saved.connect(lambda n, p, s: saved.append(n))
+    with pytest.raises(AppError, match="reserved"):
+        ed.save_preset(" (none) ")
+    assert saved == [] and [ed.preset_box.itemText(i) for i in range(ed.preset_box.count())] == ["(none)"]

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 150
+NO_PRESET = "(none)"
 Counter = Callable[[str, str], str]
 
 
@@ -119,7 +120,7 @@ class PromptEditor(QFrame):
         sys_row.addWidget(QLabel("Preset"))
         self.preset_box = QComboBox(self)
         self.preset_box.setMinimumWidth(140)
-        self.preset_box.addItem("(none)")
+        self.preset_box.addItem(NO_PRESET)
         sys_row.addWidget(self.preset_box)
         self.save_preset_button = QToolButton(self)
         self.save_preset_button.setText("Save")
@@ -276,7 +277,7 @@ class PromptEditor(QFrame):
         """Show presets (objects with name, params dict and system_prompt)."""
         self._presets = {p.name: (dict(p.params), p.system_prompt) for p in presets}
         self.preset_box.clear()
-        self.preset_box.addItem("(none)")
+        self.preset_box.addItem(NO_PRESET)
         for name in self._presets:
             self.preset_box.addItem(name)
 
@@ -295,6 +296,8 @@ class PromptEditor(QFrame):
         name = name.strip()
         if not name:
             return
+        if name == NO_PRESET:  # the combo's "no preset" entry: such a preset could never be picked
+            raise AppError(f"'{NO_PRESET}' is reserved. Give the preset another name.")
         params = self.params().to_dict()
         self._presets[name] = (params, self.system_prompt())
         if self.preset_box.findText(name) < 0:
