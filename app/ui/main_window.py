@@ -282,6 +282,9 @@ class MainWindow(QMainWindow, WindowActions):
 
     def edit_message(self, message_id: int) -> None:
         """Put a user message back in the editor and drop it (and what followed) from the chat."""
+        if self.backend.is_busy():  # the Edit buttons stay clickable while an answer streams
+            self.show_status("Stop the answer first (Esc or Stop), then edit the message.", error=True)
+            return
         text = self.session.edit(message_id)
         if text is not None:
             self.editor.set_message(text)

@@ -469,3 +469,19 @@ def test_renaming_the_open_conversation_retitles_the_window(window: MainWindow, 
     assert window.sidebar is not None
     assert window.sidebar.rename(window.session.conversation_id, "Greetings")
     assert window.windowTitle() == "Greetings — LLM Playground"
+
+
+def test_edit_while_an_answer_streams_says_what_to_do(window: MainWindow, qloop: Any) -> None:
+    async def scenario() -> None:
+        window.backend.set_model("mock:lorem?n=5000&rate=200")
+        window.editor.set_message("first")
+        window.send()
+        user_card = window.transcript.cards()[0]
+        assert user_card.edit_button is not None
+        user_card.edit_button.click()
+        assert "Stop the answer first" in window.status_label.text()
+        assert window.backend.is_busy() and len(_stored(window)) == 2  # nothing was dropped
+        window.stop()
+        await wait_signal(window.session.answer_done, 5)
+
+    _run(qloop, scenario())
