@@ -224,9 +224,19 @@ class OpenAIProvider:
                 buffered.append(chunk)
                 choices = chunk.choices
                 if chunk.usage is not None or (
-                    choices and (choices[0].delta.content or choices[0].finish_reason)
+                    choices
+                    and (getattr(choices[0].delta, "content", None) or choices[0].finish_reason)
                 ):
                     return _Opened(stream, chunks, buffered, ended=False)
+            kind = stream.response.headers.get("content-type", "")
+            if not buffered and "text/event-stream" not in kind:
+                await _close_quietly(stream)
+                err = Unreachable(f"{ep.name} ({ep.base_url}) answered with {kind.split(';')[0] or 'no content type'}, "
+                                  "not an event stream, and sent no answer.",
+                                  hint="Check the base URL: it should point at the OpenAI-compatible API (it "
+                                  "usually ends in /v1), not at a web page; the server must support streaming.")  # fmt: skip
+                err.retryable = False
+                raise err
             return _Opened(stream, chunks, buffered, ended=True)
         except BaseException as exc:
             await _close_quietly(stream)
@@ -259,7 +269,7 @@ class OpenAIProvider:
                 choices = chunk.choices
                 if choices:
                     choice = choices[0]
-                    content = choice.delta.content
+                    content = getattr(choice.delta, "content", None)
                     if content:
                         parts.append(content)
                         yield TextDelta(content)
@@ -273,7 +283,7 @@ class OpenAIProvider:
                     choices = chunk.choices
                     if choices:
                         choice = choices[0]
-                        content = choice.delta.content
+                        content = getattr(choice.delta, "content", None)  # no delta: a bare finish
                         if content:
                             append(content)
                             yield TextDelta(content)

@@ -410,3 +410,57 @@ def test_error_event_with_a_plain_string_keeps_the_servers_words(
     exc = run(failure(provider, request()))
     assert isinstance(exc, StreamInterrupted) and exc.partial_text == "par"
     assert "CUDA out of memory on worker 3" in str(exc)
+
+
+def delta(content: str | None = None, finish: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A bare chunk as local servers send it: no id, model or created."""
+    return {"choices": [{"index": 0, "delta": {} if content is None else {"content": content},
+                         "finish_reason": finish}], **fields}  # fmt: skip
+
+
+def test_a_finish_chunk_without_delta_ends_the_answer(server: OpenAIServer, run: Run) -> None:
+    server.enqueue(
+        raw(*sse(delta("Hi"), {"choices": [{"index": 0, "finish_reason": "stop"}]}, "[DONE]"))
+    )
+    provider, _ = make_provider(server)
+    events = run(collect(provider, request()))
+    assert texts(events) == "Hi" and events[-1] == Finished("stop")
+
+
+def test_a_web_page_instead_of_a_stream_is_a_clear_error(server: OpenAIServer, run: Run) -> None:
+    server.enqueue(raw("<html><body>Welcome</body></html>", content_type="text/html"), text("x"))
+    provider, sleep = make_provider(server)
+    exc = run(failure(provider, request()))
+    assert isinstance(exc, Unreachable) and "text/html" in str(exc) and "/v1" in exc.hint
+    assert "no finish reason" not in str(exc)
+    assert sleep.delays == [] and len(server.chat_requests) == 1
+
+
+USAGE = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+WIRE_QUIRKS = {
+    "data-without-space": sse(delta("Hi"), delta(" you"), delta(None, "stop"), "[DONE]", prefix="data:"),
+    "crlf": sse(delta("Hi"), delta(" you"), delta(None, "stop"), "[DONE]", sep="\r\n\r\n"),
+    "ping-comments": [": ping\n\n", *sse(delta("Hi")), ": ping\n\n", *sse(delta(" you", "stop"), "[DONE]")],
+    "event-line": ["event: message\n", *sse(delta("Hi"), delta(" you"), delta(None, "stop"), "[DONE]")],
+    "split-mid-event": ['data: {"choices": [{"index": 0, "del', 'ta": {"content": "Hi"}}]}\n', "\n",
+                        *sse(delta(" you", "stop"))],
+    "usage-in-every-chunk": sse(delta("Hi", usage={**USAGE, "completion_tokens": 1}),
+                                delta(" you", "stop", usage=USAGE), "[DONE]"),
+    "empty-finish-reason-then-stop": sse(delta("Hi", ""), delta(" you", ""), delta(None, "stop"), "[DONE]"),
+    "choices-null-usage-chunk": sse(delta("Hi"), delta(" you", "stop"), {"choices": None, "usage": USAGE}),
+    "reasoning-content": sse({"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}}]},
+                             delta("Hi"), delta(" you", "stop"), "[DONE]"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("quirk", list(WIRE_QUIRKS))
+def test_wire_quirks_of_local_servers(quirk: str, server: OpenAIServer, run: Run) -> None:
+    server.enqueue(raw(*WIRE_QUIRKS[quirk]))
+    provider, sleep = make_provider(server)
+    events = run(collect(provider, request()))
+    assert texts(events) == "Hi you" and events[-1] == Finished("stop")
+    usage = events[-2]
+    assert isinstance(usage, UsageReport)
+    if "usage" in quirk:
+        assert (usage.prompt_tokens, usage.completion_tokens, usage.estimated) == (9, 2, False)
+    assert sleep.delays == []
