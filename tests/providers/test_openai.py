@@ -464,3 +464,11 @@ def test_wire_quirks_of_local_servers(quirk: str, server: OpenAIServer, run: Run
     if "usage" in quirk:
         assert (usage.prompt_tokens, usage.completion_tokens, usage.estimated) == (9, 2, False)
     assert sleep.delays == []
+
+
+def test_503_with_retry_after_waits_as_told(server: OpenAIServer, run: Run) -> None:
+    busy = error(503, "Server busy, try later.", type="server_error", headers={"Retry-After": "3"})
+    server.enqueue(busy, text("ok"))
+    provider, sleep = make_provider(server)
+    assert texts(run(collect(provider, request()))) == "ok"
+    assert sleep.delays == [3.0]
