@@ -239,6 +239,15 @@ class AdapterSet:
         except Exception as exc:
             self._drop_partial(name)
             raise AdapterError(f"peft could not load the adapter '{files.folder}': {type(exc).__name__}: {exc}", hint="Check that it is a LoRA adapter for this model.") from exc
+        missing = self._missing_weights(name, files.weights)
+        if missing:
+            self._drop_partial(name)
+            raise AdapterError(
+                f"The adapter weights in '{files.weights}' have no LoRA weights for {len(missing)} of the layers "
+                f"its config targets (e.g. '{missing[0]}'): those layers would run with "
+                f"{'random' if files.config.get('init_lora_weights') is False else 'empty'} values instead of trained ones.",
+                hint="The file is incomplete or saved in a layout this app cannot read: re-export the adapter with peft's save_pretrained.",
+            )
         self._orig_scaling[name] = [(m, m.scaling[name]) for m in self._lora_layers() if name in m.scaling]
         info = AdapterInfo(name, str(files.folder), files.sha256, files.rank, files.alpha,
                            files.targets if isinstance(files.targets, tuple) else (files.targets,),
@@ -246,6 +255,30 @@ class AdapterSet:
         self._infos[name] = info
         self._apply()  # keep the previous activation (the new adapter stays inactive)
         return info
+
+    def _missing_weights(self, name: str, weights: Path) -> list[str]:
+        """Layers that peft gave adapter ``name`` but the weights file has no lora_A/lora_B for.
+
+        peft only warns about such missing keys and leaves those layers at their init values
+        (random when the config says ``init_lora_weights: false``), so the adapter would
+        silently do nothing or produce garbage.
+        """
+        found: dict[str, set[str]] = {}
+        for key in _tensor_shapes(weights):
+            m = _KEY_RE.match(key[len(_PREFIX):] if key.startswith(_PREFIX) else key)
+            if m is not None:
+                found.setdefault(m.group("module"), set()).add(m.group("part"))
+        missing = []
+        for module_name, module in self.base.named_modules():
+            if name in getattr(module, "lora_A", {}):
+                need = {"lora_A", "lora_B"}
+            elif name in getattr(module, "lora_embedding_A", {}):
+                need = {"lora_embedding_A", "lora_embedding_B"}
+            else:
+                continue
+            if not need <= found.get(module_name, set()):
+                missing.append(module_name)
+        return missing
 
     def _drop_partial(self, name: str) -> None:
         if self.peft is None:

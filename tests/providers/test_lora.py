@@ -148,6 +148,8 @@ def test_wrong_shape_adapter_is_rejected_and_the_base_is_intact(
         ("corrupt", "corrupt or unreadable"),
         ("wrong_targets", "does not have: nonexistent_proj"),
         ("missing", "No adapter at"),
+        ("missing_layers", "no LoRA weights for 2 of the layers"),
+        ("renamed_keys", "no LoRA weights for 4 of the layers"),
     ],
 )
 def test_bad_adapters_get_plain_errors(
@@ -169,6 +171,16 @@ def test_bad_adapters_get_plain_errors(
         data = json.loads(cfg.read_text())
         data["target_modules"] = ["q_proj", "nonexistent_proj"]
         cfg.write_text(json.dumps(data))
+    elif damage in ("missing_layers", "renamed_keys"):  # peft only warns and leaves those layers at init
+        from safetensors.torch import load_file, save_file
+
+        weights = bad / "adapter_model.safetensors"
+        state = load_file(weights)
+        if damage == "missing_layers":
+            state = {k: v for k, v in state.items() if "v_proj" not in k}
+        else:  # a layout with the adapter name in the key, which peft does not map
+            state = {k.replace(".weight", ".default.weight"): v for k, v in state.items()}
+        save_file(state, weights)
     else:
         bad = tmp_path / "missing"
     with pytest.raises(AdapterError, match=message):
