@@ -186,7 +186,12 @@ class Engine:
         end = time.perf_counter()
         text = "".join(parts)
         if usage is None:
-            usage = self._estimate_usage(request, provider, text)
+            if isinstance(error, AppError) and not isinstance(error, StreamInterrupted) and not text:
+                # refused or unreachable before any output (no key, 401, 429, 5xx, bad model):
+                # nothing was processed, so nothing is counted or charged
+                usage = UsageReport(0, 0, estimated=True)
+            else:
+                usage = self._estimate_usage(request, provider, text)
         cost = self._cost(request, usage)
         tps = stats.tokens_per_s(usage.completion_tokens, now=end) if usage.completion_tokens else None
         adapter = ",".join(f"{a.name or a.path}:{a.scale:g}" for a in request.adapters) or None

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from app.core.engine import Engine, LiveStats
-from app.core.errors import InvalidParams, ServerError, StreamInterrupted
+from app.core.errors import (
+    AuthError,
+    InvalidParams,
+    RateLimited,
+    ServerError,
+    StreamInterrupted,
+    Unreachable,
+)
 from app.core.events import Finished, StreamEvent, TextDelta, UsageReport
 from app.core.paths import AppPaths
 from app.core.pricing import PriceTable
@@ -250,3 +257,33 @@ def test_cost_of_openai_compatible_endpoints_follows_where_they_run() -> None:
     assert cost("Remote vLLM") is None
     engine.prices = PriceTable.load({"openai:gpt-4o": PriceOverride(input="1", output="2")})
     assert cost("Remote vLLM") == D("1")
+
+
+class RefusingOpenAI(FakeOpenAI):
+    """Fails before any output, the way a 401 / 429 / unreachable server does."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        raise self.error
+        yield TextDelta("never")  # pragma: no cover - makes this an async generator
+
+
+@pytest.mark.parametrize(
+    "error",
+    [AuthError("No API key is set for OpenAI."), Unreachable("Could not connect."), RateLimited("429")],
+)
+def test_request_refused_before_any_output_costs_nothing(
+    run: Run, ctx: ProviderContext, ledger: UsageLedger, mock: MockProvider, error: Exception
+) -> None:
+    """A priced model that never answered must not show up as spent money or tokens."""
+    engine = make_engine(ctx, ledger, mock, RefusingOpenAI(error))
+    with pytest.raises(type(error)):
+        run(engine.run(request("openai:gpt-4o", "a long prompt " * 50)))
+    [rec] = ledger.recent()
+    assert rec.finish_reason == "error" and rec.error
+    assert (rec.prompt_tokens, rec.completion_tokens) == (0, 0)
+    assert Decimal(rec.cost_usd or "0") == 0
+    assert ledger.totals().cost_usd == 0
