@@ -135,6 +135,50 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _drop(data: Any, loc: tuple[int | str, ...]) -> bool:
+    """Remove the value at ``loc`` (or the nearest enclosing dict entry / list item)."""
+    path = list(loc)
+    while path:
+        parent = data
+        try:
+            for part in path[:-1]:
+                parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            path.pop()
+            continue
+        last = path[-1]
+        if isinstance(parent, dict) and last in parent:
+            del parent[last]
+            return True
+        if isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
+            del parent[last]
+            return True
+        path.pop()
+    return False
+
+
+def _salvage(raw: Any, exc: ValidationError) -> tuple[Settings, list[str]] | None:
+    """Settings from ``raw`` with each invalid value removed (so it takes its default), and the
+    dotted names of what was removed; None when nothing valid can be kept."""
+    if not isinstance(raw, dict):
+        return None
+    import copy
+
+    data = copy.deepcopy(raw)
+    dropped: list[str] = []
+    for _ in range(100):  # one invalid value per round: list indexes shift as items go
+        errors = exc.errors()
+        loc = tuple(errors[0]["loc"]) if errors else ()
+        if not loc or not _drop(data, loc):
+            return None
+        dropped.append(".".join(str(part) for part in loc))
+        try:
+            return Settings.model_validate(_migrate(data)), dropped
+        except ValidationError as again:
+            exc = again
+    return None
+
+
 class SettingsStore:
     """Loads and saves :class:`Settings` at ``path``."""
 
@@ -143,24 +187,54 @@ class SettingsStore:
         self.warnings: list[str] = []
 
     def load(self) -> Settings:
-        """Load settings; missing file -> defaults; corrupt file -> moved aside + defaults."""
+        """Load settings; missing file -> defaults; corrupt file -> moved aside + defaults.
+
+        A file that parses but holds invalid values (one out of range, one bad endpoint) keeps
+        every valid setting: only the invalid ones fall back to their defaults; the original
+        is moved aside for reference and the repaired settings are written back.
+        """
         if not self.path.exists():
             return Settings()
+        raw: Any = None
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(raw, dict):
                 raise ValueError("top level is not an object")
             return Settings.model_validate(_migrate(raw))
-        except (OSError, ValueError, ValidationError) as exc:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-            try:
-                os.replace(self.path, aside)
-            except OSError:
-                aside = self.path
-            msg = f"Settings file {self.path} could not be read ({type(exc).__name__}); it was moved to {aside} and defaults are used."
-            log.warning(msg)
-            self.warnings.append(msg)
-            return Settings()
+        except ValidationError as exc:
+            salvaged = _salvage(raw, exc)
+            if salvaged is not None:
+                settings, dropped = salvaged
+                aside = self._move_aside()
+                msg = (
+                    f"Settings file {self.path} had invalid values ({', '.join(dropped)}); those were reset "
+                    f"to their defaults and the other settings kept. The original was moved to {aside}."
+                )
+                log.warning(msg)
+                self.warnings.append(msg)
+                try:
+                    self.save(settings)
+                except OSError:
+                    log.warning("could not write the repaired settings to %s", self.path, exc_info=True)
+                return settings
+            return self._reset(exc)
+        except (OSError, ValueError) as exc:
+            return self._reset(exc)
+
+    def _move_aside(self) -> Path:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(self.path, aside)
+        except OSError:
+            aside = self.path
+        return aside
+
+    def _reset(self, exc: Exception) -> Settings:
+        aside = self._move_aside()
+        msg = f"Settings file {self.path} could not be read ({type(exc).__name__}); it was moved to {aside} and defaults are used."
+        log.warning(msg)
+        self.warnings.append(msg)
+        return Settings()
 
     def save(self, settings: Settings) -> None:
         """Write atomically: temp file in the same folder, fsync, then rename."""

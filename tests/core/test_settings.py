@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.settings import EndpointConfig, PriceOverride, Settings, SettingsStore
+from app.core.settings import EndpointConfig, PriceOverride, RetryPolicy, Settings, SettingsStore
 
 
 def test_defaults_when_missing(tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_failed_write_keeps_old_file_and_no_temp(tmp_path: Path, monkeypatch: py
     assert SettingsStore(tmp_path / "settings.json").load().default_model == "mock:echo"
 
 
-@pytest.mark.parametrize("content", ["{broken", "[1, 2]", json.dumps({"retry": {"max_attempts": 99}})])
+@pytest.mark.parametrize("content", ["{broken", "[1, 2]", "null"])
 def test_corrupt_file_moved_aside_with_warning(tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "settings.json"
     path.write_text(content)
@@ -80,3 +80,31 @@ def test_unknown_keys_ignored_and_old_version_migrated(tmp_path: Path) -> None:
     path.write_text(json.dumps({"default_model": "mock:echo", "future_option": 1}))
     s = SettingsStore(path).load()
     assert s.default_model == "mock:echo" and s.version == 1
+
+
+def test_invalid_values_fall_back_alone_and_the_rest_is_kept(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One out-of-range value or one bad endpoint must not wipe the user's other settings."""
+    path = tmp_path / "settings.json"
+    good_ep = {"name": "box", "base_url": "http://10.0.0.5:8000/v1", "kind": "vllm"}
+    content = json.dumps(
+        {
+            "version": 1,
+            "default_model": "openai:gpt-4o",
+            "retry": {"max_attempts": 99, "base_delay_s": 2.0},
+            "endpoints": [{"name": "broken", "base_url": "ftp://nope"}, good_ep, {"base_url": "http://x/v1"}],
+            "price_overrides": {"openai:my-ft": {"input": "1.5", "output": "3"}},
+        }
+    )
+    path.write_text(content)
+    store = SettingsStore(path)
+    with caplog.at_level(logging.WARNING, logger="app.core.settings"):
+        s = store.load()
+    assert s.default_model == "openai:gpt-4o"
+    assert (s.retry.max_attempts, s.retry.base_delay_s) == (RetryPolicy().max_attempts, 2.0)
+    assert [e.name for e in s.endpoints] == ["box"]
+    assert s.price_overrides["openai:my-ft"].input == "1.5"
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("settings.json.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_text() == content  # the original, for reference
+    assert len(store.warnings) == 1 and "retry.max_attempts" in store.warnings[0] and str(aside[0]) in store.warnings[0]
+    again = SettingsStore(path)  # the repaired file was written back: the next start is clean
+    assert again.load() == s and again.warnings == []
