@@ -7,7 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
-from app.core.errors import AppError, InvalidParams, ProviderError, SecretsError
+from app.core.errors import AppError, InvalidParams, NoKeyringError, ProviderError, SecretsError
 from app.core.types import PROVIDER_IDS, ModelRef
 
 if TYPE_CHECKING:
@@ -51,6 +51,11 @@ def print_error(exc: AppError, stream: TextIO | None = None) -> None:
     """Print the error's user message (never a traceback) on stderr."""
     out = stream or sys.stderr
     out.write(f"error: {exc.user_message()}\n")
+    if isinstance(exc, NoKeyringError):  # 'session only' means nothing to a one-shot command
+        out.write(
+            "note: on the command line without a keyring, give the OpenAI key in the environment "
+            "for the run (read, never stored): OPENAI_API_KEY=... python -m app ask ...\n"
+        )
     out.flush()
 
 

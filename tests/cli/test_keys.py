@@ -137,3 +137,20 @@ def test_delete_with_only_an_environment_key_says_it_stays_in_use(
     assert "Deleted" not in out
     assert "No key stored for openai" in out and "OPENAI_API_KEY" in out
     assert KEY not in out + err
+
+
+def test_no_keyring_error_on_the_command_line_says_to_use_the_environment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """'Choose session only' is a window option; the CLI user is told about OPENAI_API_KEY."""
+    from keyring.backends import fail
+
+    before = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        assert main(["ask", "-m", "openai:gpt-4o", "hi"]) == 1
+    finally:
+        keyring.set_keyring(before)
+    err = capsys.readouterr().err
+    assert "No secure keyring is available" in err
+    assert "OPENAI_API_KEY=" in err and "Traceback" not in err
