@@ -200,9 +200,10 @@ class LLMModel:
         if self.ref.provider == "openai":
             return count_text(self.ref.name, text).tokens
         provider = self._provider()
-        full = provider.count_tokens(self.ref.name, [ChatMessage("user", text)]).tokens
+        full = provider.count_tokens(self.ref.name, [ChatMessage("user", text)])
         empty = provider.count_tokens(self.ref.name, [ChatMessage("user", "")]).tokens
-        return max(0, full - empty)
+        tokens = max(0, full.tokens - empty)
+        return max(1, tokens) if text and not full.exact else tokens  # an estimate is never 0
 
     def get_model_info(self) -> dict[str, Any]:
         """The current model's info: the same keys for every provider."""

@@ -223,3 +223,9 @@ def test_local_lora_that_does_not_exist(tiny_local: tuple[Path, Path], tmp_path:
         with pytest.raises(AdapterError):
             llm.apply_lora_adapter(str(tmp_path / "missing"))
         assert llm.active_adapters == ()
+
+
+def test_count_tokens_estimate_of_a_short_text_is_not_zero() -> None:
+    with LLMModel("/nonexistent/model", ModelType.local) as llm:
+        assert llm.count_tokens("abc") == 1
+        assert llm.count_tokens("") == 0

@@ -57,3 +57,11 @@ def test_count_in_process_provider_uses_its_tokenizer(capsys: pytest.CaptureFixt
 def test_count_bad_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["count", "-m", "gpt-4o", "hi"]) == 2
     assert "is not a model id" in capsys.readouterr().err
+
+
+def test_short_text_is_never_estimated_at_zero_tokens(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without the model's tokenizer (a folder that is not there) the estimate rounds down;
+    a non-empty text still counts at least one token."""
+    assert main(["count", "-m", "local:/nonexistent/model", "--json", "abc"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["exact"] is False and payload["tokens"] == 1
