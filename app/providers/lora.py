@@ -181,9 +181,17 @@ def check_fit(model: Any, files: AdapterFiles, model_hint: str) -> list[str]:
     return warnings
 
 
+def _model_key(name: str) -> str:
+    """``name``'s last path part, lower case, without a file extension, "-instruct" or punctuation."""
+    parts = [p for p in re.split(r"[/\\]", name.strip().lower()) if p]
+    last = re.sub(r"\.(gguf|safetensors|bin|pt)$", "", parts[-1]) if parts else ""
+    return re.sub(r"[^a-z0-9]", "", last.replace("-instruct", ""))
+
+
 def _same_model(a: str, b: str) -> bool:
-    norm = lambda s: re.sub(r"[^a-z0-9]", "", s.lower().rsplit("/", 1)[-1].replace("-instruct", "").split(".")[0])  # noqa: E731
-    return norm(a) == norm(b) or norm(a) in norm(b) or norm(b) in norm(a)
+    """Loose comparison of two model names (a hint only; unknown names count as the same)."""
+    ka, kb = _model_key(a), _model_key(b)
+    return not ka or not kb or ka in kb or kb in ka
 
 
 def safe_adapter_name(stem: str, taken: set[str]) -> str:

@@ -189,16 +189,29 @@ def test_bad_adapters_get_plain_errors(
     assert run(loaded.list_adapters()) == []
 
 
-def test_base_model_mismatch_is_a_warning(loaded: LocalProvider, adapters: dict[str, Path], tmp_path: Path, run: Callable[..., Any]) -> None:
+@pytest.mark.parametrize("hint", ["meta-llama/Llama-3.1-8B", "/models/Mistral-7B/", "C:\\models\\Qwen2.5-0.5B\\"])
+def test_base_model_mismatch_is_a_warning(
+    loaded: LocalProvider, adapters: dict[str, Path], tmp_path: Path, run: Callable[..., Any], hint: str
+) -> None:
     other = tmp_path / "other"
     shutil.copytree(adapters["a"], other)
     cfg = other / "adapter_config.json"
     data = json.loads(cfg.read_text())
-    data["base_model_name_or_path"] = "meta-llama/Llama-3.1-8B"
+    data["base_model_name_or_path"] = hint  # a local path with a trailing slash used to match any model
     cfg.write_text(json.dumps(data))
     info = run(loaded.load_adapter(str(other)))
-    assert info.base_model_hint == "meta-llama/Llama-3.1-8B"
-    assert len(info.warnings) == 1 and "trained on 'meta-llama/Llama-3.1-8B'" in info.warnings[0]
+    assert info.base_model_hint == hint
+    assert len(info.warnings) == 1 and f"trained on '{hint}'" in info.warnings[0]
+
+
+def test_same_base_model_names_give_no_warning() -> None:
+    from app.providers.lora import _same_model
+
+    assert _same_model("HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct (bundled)")
+    assert _same_model("HuggingFaceTB/SmolLM2-135M", "SmolLM2-135M-Instruct-Q4_K_M")
+    assert _same_model("/models/tiny-llama/", "tiny-llama")
+    assert not _same_model("HuggingFaceTB/SmolLM2-1.7B", "SmolLM2-135M-Instruct (bundled)")
+    assert not _same_model("meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.2-1B")
 
 
 def test_adapter_names_are_checked(loaded: LocalProvider, adapters: dict[str, Path], run: Callable[..., Any]) -> None:
