@@ -189,7 +189,7 @@ def translate(
         status is not None and 400 <= status < 500 and status not in (408, 409)
     ):
         return BadRequest(f"{where} rejected the request ({status}): {msg}")
-    err = ServerError(f"{where} failed ({status or 'error event'}): {msg}")
+    failed = ServerError(f"{where} failed ({status or 'error event'}): {msg}")
     # 503 / 408 with Retry-After (vLLM, proxies, overloaded servers): with_retries honours it
-    err.retry_after = parse_retry_after(getattr(getattr(exc, "response", None), "headers", None))  # type: ignore[attr-defined]
-    return err
+    failed.retry_after = parse_retry_after(getattr(getattr(exc, "response", None), "headers", None))  # type: ignore[attr-defined]
+    return failed
