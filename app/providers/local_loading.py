@@ -112,6 +112,46 @@ def hub_cached(repo_id: str) -> bool:
     return isinstance(found, str)
 
 
+HUB_PROBE_TIMEOUT = 10.0
+_NETWORK_ERRORS = {"TransportError", "TimeoutException", "NetworkError", "ConnectError", "ConnectionError"}
+
+
+def check_hub_reachable(repo_id: str) -> None:
+    """Ask the Hub about ``repo_id`` once, quickly, before a download.
+
+    Without this, a machine without network (and without HF_HUB_OFFLINE) waits through
+    huggingface_hub's five retries with backoff (~50 s) before any error. Unknown, private
+    and gated repositories also get a plain error at once. Other answers (a server error,
+    a mirror without the API) fall through to the download, which reports its own errors.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(repo_id, timeout=HUB_PROBE_TIMEOUT)
+    except GatedRepoError as exc:
+        raise ModelNotFound(
+            f"The model '{repo_id}' is gated on the Hugging Face Hub.",
+            hint=f"Accept its terms on https://huggingface.co/{repo_id}, log in with: hf auth login, "
+            f"then download it with: hf download {repo_id}",
+        ) from exc
+    except RepositoryNotFoundError as exc:
+        raise ModelNotFound(
+            f"There is no model '{repo_id}' on the Hugging Face Hub (or it is private).",
+            hint="Check the spelling (owner/name). For a private model log in first with: hf auth login",
+        ) from exc
+    except Exception as exc:
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        network = bool(names & _NETWORK_ERRORS) or isinstance(exc, OSError | TimeoutError)
+        if isinstance(exc, HfHubHTTPError) or not network:  # the Hub answered (e.g. 5xx)
+            log.debug("Hub probe of %s failed; trying the download anyway", repo_id, exc_info=True)
+            return
+        raise ModelNotFound(
+            f"The model '{repo_id}' is not downloaded and the Hugging Face Hub cannot be reached ({exc}).",
+            hint=f"Check the internet connection, or download it on a connected machine with: hf download {repo_id}",
+        ) from exc
+
+
 def pick_device(settings: LocalModelSettings) -> str:
     """The user's device, else CUDA, then MPS, then CPU."""
     import torch
@@ -276,6 +316,8 @@ def load_model(
                 hint=f"Download it first: hf download {source.location} (or huggingface-cli download "
                 f"{source.location}), or unset HF_HUB_OFFLINE.",
             )
+        if not cached:
+            check_hub_reachable(source.location)  # fails in seconds, not after ~50 s of retries
         kwargs["local_files_only"] = cached
         if progress:
             progress("loading" if cached else "downloading", None, source.location)

@@ -336,3 +336,19 @@ def test_int8_setting_quantises_linear_layers_and_refuses_adapters(
         run(collect(provider, req))
     with pytest.raises(ModelLoadError, match="CPU only"):
         pick_dtype(LocalModelSettings(dtype="int8"), "cuda")
+
+
+def test_huggingface_model_without_network_fails_fast(
+    local_ctx: Any, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Any]
+) -> None:
+    """Not offline by setting, but no network: a clear error in seconds, not after ~50 s of retries."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
+    provider = HuggingFaceProvider(local_ctx)
+    with pytest.raises(ModelNotFound) as err:
+        run(provider.load("nobody-here/not-a-real-model-xyz"), timeout=15)
+    assert "cannot be reached" in str(err.value) and "hf download nobody-here/not-a-real-model-xyz" in str(err.value)
