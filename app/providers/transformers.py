@@ -179,6 +179,9 @@ class _LocalBase:
                 rt = self._runtime()
                 folder.append(rt.load(source, lambda p, f, m: sink.put(Progress(p, f, m))).folder)
                 rt.apply_request_adapters(request.adapters)
+                if flag.is_set():  # stopped while loading: no prefill, the worker is free at once
+                    sink.put(Finished("cancelled"))
+                    return
                 prompt, completion, reason = rt.generate(
                     request.messages, request.params, lambda text: sink.put(TextDelta(text)), flag
                 )

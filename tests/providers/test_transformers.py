@@ -352,3 +352,37 @@ def test_huggingface_model_without_network_fails_fast(
     with pytest.raises(ModelNotFound) as err:
         run(provider.load("nobody-here/not-a-real-model-xyz"), timeout=15)
     assert "cannot be reached" in str(err.value) and "hf download nobody-here/not-a-real-model-xyz" in str(err.value)
+
+
+def test_cancel_while_loading_skips_generation(
+    local_ctx: Any, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Any]
+) -> None:
+    """Stop pressed during the load: the model still loads, but no prompt is processed after it."""
+    import threading
+
+    from app.providers import local_runtime
+
+    real_load = local_runtime.load_model
+    loaded, release = threading.Event(), threading.Event()
+
+    def load_then_wait(*args: Any, **kwargs: Any) -> Any:
+        result = real_load(*args, **kwargs)
+        loaded.set()
+        release.wait(10)  # the user presses Stop now
+        return result
+
+    monkeypatch.setattr(local_runtime, "load_model", load_then_wait)
+    provider = LocalProvider(local_ctx)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(collect(provider, request(tiny_model, max_tokens=450)))
+        assert await asyncio.to_thread(loaded.wait, 10)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        release.set()
+        await provider.worker.submit(lambda: None)  # the stream's job has ended
+
+    run(scenario(), timeout=30)
+    stats = provider.last_stats
+    assert stats is not None and stats.tokens == 0 and stats.prompt_tokens == 0
+    assert run(provider.loaded_model()) == f"local:{tiny_model}"
