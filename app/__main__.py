@@ -61,9 +61,32 @@ def main(argv: list[str] | None = None) -> int:
         from app.selftest import main as selftest_main
 
         return int(selftest_main(args))
+    problem = display_problem(args)
+    if problem:
+        sys.stderr.write(problem)
+        return 2
     from app.ui.launch import main as gui_main
 
     return int(gui_main(args))
+
+
+def display_problem(args: list[str], environ: dict[str, str] | None = None, platform: str | None = None) -> str:
+    """Why the window cannot open here ('' when it can): Qt aborts the process without one."""
+    import os
+
+    env = os.environ if environ is None else environ
+    if not (platform or sys.platform).startswith("linux") or "--screenshot" in args:
+        return ""
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM"):
+        return ""
+    if env.get("LLM_PLAYGROUND_STARTUP_PROBE"):  # benchmarks: launch renders offscreen
+        return ""
+    return (
+        "error: no display found (DISPLAY and WAYLAND_DISPLAY are not set), so the window cannot open.\n"
+        "Run it in a desktop session, or on a virtual display: xvfb-run -a python -m app\n"
+        "Without a display: python -m app ask \"your prompt\" (the headless CLI), "
+        "python -m app --screenshot out.png --demo, or python -m app --self-test.\n"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -96,3 +97,23 @@ def test_unknown_command_is_an_error_not_the_window(
     assert gui_calls == []
     assert main(["-platform", "offscreen"]) == 0  # Qt's own options still reach the window
     assert gui_calls == [["-platform", "offscreen"]]
+
+
+def test_no_display_is_a_clear_error_not_a_qt_abort() -> None:
+    """Without DISPLAY/WAYLAND_DISPLAY Qt aborts the process (exit 134); say what to do instead."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.run([sys.executable, "-m", "app"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "no display" in proc.stderr and "xvfb-run" in proc.stderr and "ask" in proc.stderr
+    assert "PySide6" not in proc.stderr
+
+
+def test_display_check_lets_real_sessions_and_other_platforms_through() -> None:
+    from app.__main__ import display_problem
+
+    assert display_problem([], {"DISPLAY": ":0"}, "linux") == ""
+    assert display_problem([], {"WAYLAND_DISPLAY": "wayland-0"}, "linux") == ""
+    assert display_problem([], {"QT_QPA_PLATFORM": "offscreen"}, "linux") == ""
+    assert display_problem(["--screenshot", "x.png"], {}, "linux") == ""
+    assert display_problem([], {}, "win32") == ""
+    assert display_problem([], {}, "linux") != ""
