@@ -246,7 +246,10 @@ class _LocalBase:
         try:
             from transformers import AutoTokenizer
 
-            tok = AutoTokenizer.from_pretrained(location, local_files_only=True)
+            trusted = self.context.settings.local.trust_remote_code
+            trust = source.model_id in trusted or source.location in trusted  # as when loading: off by default
+            # an explicit False also stops transformers from asking on stdin (15 s on this thread)
+            tok = AutoTokenizer.from_pretrained(location, local_files_only=True, trust_remote_code=trust)
         except Exception:  # an estimate is better than an error here
             log.debug("no tokenizer for %s", model, exc_info=True)
             return None

@@ -386,3 +386,32 @@ def test_cancel_while_loading_skips_generation(
     stats = provider.last_stats
     assert stats is not None and stats.tokens == 0 and stats.prompt_tokens == 0
     assert run(provider.loaded_model()) == f"local:{tiny_model}"
+
+
+def test_token_counting_never_runs_a_models_custom_code(
+    local_ctx: Any, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trust_remote_code is off unless the model is listed in the settings (no stdin prompt either)."""
+    import builtins
+    import shutil
+
+    import transformers  # noqa: F401  (count_tokens only loads tokenizers once transformers is imported)
+
+    folder = tmp_path / "custom-code"
+    shutil.copytree(tiny_model, folder)
+    marker = tmp_path / "custom-code-ran"
+    (folder / "custom_tok.py").write_text(
+        "from pathlib import Path\n"
+        f"Path({str(marker)!r}).write_text('ran')\n"
+        "from transformers import PreTrainedTokenizerFast\n"
+        "class CustomTok(PreTrainedTokenizerFast):\n    pass\n"
+    )
+    cfg_file = folder / "tokenizer_config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["auto_map"] = {"AutoTokenizer": [None, "custom_tok.CustomTok"]}
+    cfg["tokenizer_class"] = "CustomTok"  # no class of that name in transformers: only the custom code has it
+    cfg_file.write_text(json.dumps(cfg))
+    monkeypatch.setattr(builtins, "input", lambda *_a: "y")  # someone at the terminal would say yes
+    count = LocalProvider(local_ctx).count_tokens(str(folder), list(MSGS))
+    assert not marker.exists()
+    assert not count.exact
