@@ -227,6 +227,7 @@ def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -
     if progress:
         progress("converting", 0.8, "Writing the safetensors cache")
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name[:16]}-", dir=target.parent))
     try:
         state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
@@ -250,6 +251,26 @@ def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+STALE_TEMP_S = 3600.0
+
+
+def remove_stale_temp(folder: Path, older_than: float = STALE_TEMP_S) -> None:
+    """Delete conversion temp folders left by a killed app (each one a full model copy).
+
+    A conversion interrupted by closing the app never reaches its cleanup. Recent temp
+    folders are kept: another app instance may be writing one right now.
+    """
+    import time
+
+    now = time.time()
+    for entry in folder.glob(".tmp-*"):
+        try:
+            if entry.is_dir() and now - entry.stat().st_mtime > older_than:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _known_sha(gguf: Path, cache_root: Path, progress: ProgressFn | None) -> str:

@@ -120,3 +120,23 @@ def test_bundled_smollm2_knows_the_capital_of_france(local_ctx: Any, monkeypatch
     finally:
         run(registry2.aclose())
     assert again.text == result.text
+
+
+def test_conversion_removes_temp_folders_left_by_a_killed_app(
+    local_ctx: Any, tiny_gguf: Path, run: Callable[..., Any]
+) -> None:
+    import os
+    import time
+
+    gguf_dir = local_ctx.paths.cache_dir / "gguf"
+    stale, recent = gguf_dir / ".tmp-0123456789abcdef-dead", gguf_dir / ".tmp-0123456789abcdef-busy"
+    for folder in (stale, recent):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"half written")
+    old = time.time() - 2 * local_loading.STALE_TEMP_S
+    os.utime(stale, (old, old))
+    provider = LocalProvider(local_ctx)
+    text, _ = run(answer(provider, str(tiny_gguf)))
+    assert text
+    assert not stale.exists()  # the app was killed while writing it
+    assert recent.exists()  # may belong to another running conversion
