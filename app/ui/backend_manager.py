@@ -136,9 +136,15 @@ class BackendManager(QObject):
             self.model_changed.emit(model_id)
 
     def _adapters_for_model(self) -> None:
-        if self._adapters and (self.is_remote() or ModelRef.parse(self._model).provider not in LOCAL_PROVIDERS):
+        """Adapters belong to the base model they were loaded on: another model drops them."""
+        if self._adapters:
+            names = ", ".join(self._adapters)
             self._adapters.clear()
             self.adapters_changed.emit([])
+            self.error_occurred.emit(
+                f"LoRA adapters {names} were unloaded: they were made for the previous model. "
+                "Load adapters for this model in the LoRA panel."
+            )
 
     async def _load(self, model_id: str, endpoint: str | None) -> bool:
         ref = ModelRef.parse(model_id)

@@ -30,6 +30,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     wide = build_tiny_llama(root / "tiny-llama-wide", hidden=48, seed=3)
     return {
         "model": model,
+        "wide_model": wide,
         "adapter": build_adapter(model, root / "style-a", r=4, seed=1),
         "wide": build_adapter(wide, root / "wide-adapter", r=4, seed=3),
     }
@@ -105,6 +106,33 @@ def test_load_scale_toggle_and_unload_on_a_tiny_local_model(
 
         qloop.run_until_complete(asyncio.wait_for(unload(), 40))
         assert panel.adapter_names() == [] and backend.adapters() == []
+    finally:
+        _close(qloop, backend, services)
+
+
+def test_switching_to_another_local_model_drops_the_adapters(
+    qtbot: Any, qloop: Any, services: Services, tiny: dict[str, Path]
+) -> None:
+    """An adapter belongs to its base model: another local model must not run with it."""
+    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
+    panel = LoraPanel(backend)
+    qtbot.addWidget(panel)
+    messages: list[str] = []
+    backend.error_occurred.connect(messages.append)
+    try:
+        async def scenario() -> None:
+            changed = asyncio.ensure_future(wait_signal(backend.adapters_changed, 60))
+            assert panel.load_path(str(tiny["adapter"]))
+            await changed
+            assert panel.adapter_names() == ["style_a"]
+            loaded = asyncio.ensure_future(wait_signal(backend.model_changed, 60))
+            backend.set_model(f"local:{tiny['wide_model']}")
+            await loaded
+
+        qloop.run_until_complete(asyncio.wait_for(scenario(), 90))
+        assert backend.adapters() == [] and backend.active_adapters() == ()
+        assert panel.adapter_names() == []
+        assert any("style_a" in m and "previous model" in m for m in messages)
     finally:
         _close(qloop, backend, services)
 
