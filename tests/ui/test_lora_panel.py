@@ -40,9 +40,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def services() -> Iterator[Services]:
     svc = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
     svc.settings.local = LocalModelSettings(device="cpu", dtype="float32", threads=1)
-    # Qt objects left as cyclic garbage by earlier tests must be freed here, on the GUI thread:
-    # the model worker calls gc.collect() on its own thread when it swaps models, and a
-    # QWidget finalised there crashes the process.
+    # Qt objects left as cyclic garbage by earlier tests are freed here, on the GUI thread
+    # (tests/ui/conftest.py keeps automatic collection off the model worker thread).
     gc.collect()
     yield svc
 
