@@ -49,10 +49,10 @@ def count_for(services: Services, ref: ModelRef, text: str, chat: bool) -> Token
             return full
         # the text alone: the request minus the overhead of an empty message
         empty = provider.count_tokens(ref.name, [ChatMessage("user", "")])
-        tokens = max(0, full.tokens - empty.tokens)
+        n = max(0, full.tokens - empty.tokens)
         if text and not full.exact:  # a rounded-down estimate must not call a text 0 tokens
-            tokens = max(1, tokens)
-        return TokenCount(tokens, full.exact, full.method)
+            n = max(1, n)
+        return TokenCount(n, full.exact, full.method)
     if chat:
         return tokens.count_chat(ref.name, messages)
     return tokens.count_text(ref.name, text)
