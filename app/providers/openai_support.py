@@ -148,8 +148,17 @@ def translate(
         f"Check the key: python -m app keys set {endpoint.secret_name} (or the Keys dialog)."
     )
     if isinstance(exc, openai.APITimeoutError):
-        return Unreachable(f"{where} did not answer within {endpoint.timeout_s:g} s.",
-                           hint="Check that the server is running and not overloaded, or raise the endpoint's timeout in Settings.")  # fmt: skip
+        cause = exc.__cause__ or exc.__context__
+        kinds = {k.__name__ for k in type(cause).__mro__} if cause is not None else set()
+        if kinds & {"ConnectTimeout", "PoolTimeout"}:  # never got through (httpx/httpx2): retry
+            return Unreachable(f"Could not connect to {where} within {endpoint.connect_timeout_s:g} s.",
+                               hint="Check that the server is running, the base URL is right and your network.")  # fmt: skip
+        # the server took the request and then sent nothing for the whole timeout: a retry
+        # would wait that long again (3 attempts of 600 s = 30 minutes), so it is not retried
+        err = Unreachable(f"{where} did not answer within {endpoint.timeout_s:g} s.",
+                          hint="Check that the server is running and not overloaded, or raise the endpoint's timeout in Settings.")  # fmt: skip
+        err.retryable = False
+        return err
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         detail = f": {type(cause).__name__}: {cause}" if cause else ""

@@ -472,3 +472,12 @@ def test_503_with_retry_after_waits_as_told(server: OpenAIServer, run: Run) -> N
     provider, sleep = make_provider(server)
     assert texts(run(collect(provider, request()))) == "ok"
     assert sleep.delays == [3.0]
+
+
+def test_a_server_silent_for_the_whole_timeout_is_not_retried(server: OpenAIServer, run: Run) -> None:
+    """Each attempt would wait the whole timeout again (3 x 600 s by default)."""
+    server.enqueue(text("never", hold_after=0))
+    provider, _ = make_provider(server, timeout_s=0.3, retry=RetryPolicy(max_attempts=3, base_delay_s=0.0))
+    exc = run(failure(provider, request()))
+    assert isinstance(exc, Unreachable) and "did not answer within 0.3 s" in str(exc)
+    assert len(server.chat_requests) == 1
