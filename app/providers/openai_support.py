@@ -155,10 +155,10 @@ def translate(
                                hint="Check that the server is running, the base URL is right and your network.")  # fmt: skip
         # the server took the request and then sent nothing for the whole timeout: a retry
         # would wait that long again (3 attempts of 600 s = 30 minutes), so it is not retried
-        err = Unreachable(f"{where} did not answer within {endpoint.timeout_s:g} s.",
-                          hint="Check that the server is running and not overloaded, or raise the endpoint's timeout in Settings.")  # fmt: skip
-        err.retryable = False
-        return err
+        silent = Unreachable(f"{where} did not answer within {endpoint.timeout_s:g} s.",
+                             hint="Check that the server is running and not overloaded, or raise the endpoint's timeout in Settings.")  # fmt: skip
+        silent.retryable = False
+        return silent
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         detail = f": {type(cause).__name__}: {cause}" if cause else ""
