@@ -20,7 +20,7 @@ from app.cli.common import (
     silence_stdout,
 )
 from app.core.errors import AppError, InvalidParams, StreamInterrupted
-from app.core.events import Progress, StreamEvent, TextDelta
+from app.core.events import Progress, ReasoningDelta, StreamEvent, TextDelta
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
 
 if TYPE_CHECKING:
@@ -116,8 +116,13 @@ def build_request(args: argparse.Namespace, model_id: str, prompt: str) -> Gener
     return GenerationRequest(ref, tuple(messages), params, endpoint=endpoint, adapters=adapters)
 
 
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+
 class StreamPrinter:
-    """Writes text deltas to stdout (flushed per delta) and progress as one stderr line."""
+    """Writes text deltas to stdout (flushed per delta), progress as one stderr line and a
+    thinking model's reasoning to stderr ("thinking: ...", dimmed on a terminal), so stdout
+    is only ever the answer."""
 
     def __init__(self, out: TextIO, err: TextIO) -> None:
         self.out = out
@@ -127,6 +132,12 @@ class StreamPrinter:
         """True once stdout's reader went away (a broken pipe); nothing more is written."""
         self._progress_len = 0
         self._last_progress = ""
+        self.reasoning_chars = 0
+        self._thinking = False  # a "thinking: ..." line is open on stderr
+        try:
+            self._dim = err.isatty()
+        except (AttributeError, ValueError):
+            self._dim = False
 
     def __call__(self, event: StreamEvent, stats: LiveStats) -> None:
         """Engine callback."""
@@ -140,8 +151,19 @@ class StreamPrinter:
                 silence_stdout()
                 raise OutputClosed("stdout was closed by its reader; the generation was stopped.") from None
             self.printed += event.text
+        elif isinstance(event, ReasoningDelta):
+            self._reasoning(event.text)
         elif isinstance(event, Progress):
             self._progress(event)
+
+    def _reasoning(self, text: str) -> None:
+        self.reasoning_chars += len(text)
+        if not self._thinking:
+            self.end_progress()
+            text = "thinking: " + text.lstrip()
+            self._thinking = True
+        self.err.write(f"{DIM}{text}{RESET}" if self._dim else text)
+        self.err.flush()
 
     def _progress(self, event: Progress) -> None:
         pct = f" {event.fraction * 100:3.0f}%" if event.fraction is not None else ""
@@ -155,7 +177,11 @@ class StreamPrinter:
         self._progress_len = len(line)
 
     def end_progress(self) -> None:
-        """Finish the progress line (if any) so later stderr output starts on a new line."""
+        """Finish the progress or thinking line (if any) so later output starts on a new line."""
+        if self._thinking:
+            self._thinking = False
+            self.err.write("\n")
+            self.err.flush()
         if self._progress_len:
             self.err.write("\n")
             self.err.flush()
@@ -202,6 +228,12 @@ def run_ask(args: argparse.Namespace) -> int:
         print_error(exc, err)
         return exit_code_for(exc)
     printer.end_text()
+    if result.finish_reason == "length" and result.reasoning and not result.text:
+        err.write(
+            f"note: the model spent all its tokens thinking ({args.max_tokens} max) and gave no answer; "
+            "raise --max-tokens.\n"
+        )
+        err.flush()
     if args.json:
         out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         out.flush()

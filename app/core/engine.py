@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from app.core.errors import AppError, StreamInterrupted, redact
-from app.core.events import Finished, Progress, StreamEvent, TextDelta, UsageReport
+from app.core.events import Finished, Progress, ReasoningDelta, StreamEvent, TextDelta, UsageReport
 from app.core.provider import Provider, ProviderRegistry
 from app.core.types import ChatMessage, GenerationRecord, GenerationRequest, ModelRef
 
@@ -37,24 +37,46 @@ class LedgerSink(Protocol):
 
 @dataclass
 class LiveStats:
-    """Figures that tick while a stream runs (read them from ``on_event`` callbacks)."""
+    """Figures that tick while a stream runs (read them from ``on_event`` callbacks).
+
+    ``first_token_at`` / :attr:`ttft_s` are the first token of the ANSWER (a ``TextDelta``):
+    a thinking model's reasoning does not count, so its time to first token includes the
+    whole thinking phase; :attr:`ttfr_s` is the time to its first reasoning token."""
 
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
     chunks: int = 0
     chars: int = 0
+    first_reasoning_at: float | None = None
+    reasoning_chunks: int = 0
+    reasoning_chars: int = 0
 
     @property
     def ttft_s(self) -> float | None:
-        """Time to first token so far."""
+        """Time to the first answer token so far (reasoning excluded)."""
         return None if self.first_token_at is None else self.first_token_at - self.started
 
+    @property
+    def ttfr_s(self) -> float | None:
+        """Time to the first reasoning token so far (None when the model has not reasoned)."""
+        return None if self.first_reasoning_at is None else self.first_reasoning_at - self.started
+
+    @property
+    def thinking(self) -> bool:
+        """True while reasoning has arrived and the answer has not started."""
+        return self.first_reasoning_at is not None and self.first_token_at is None
+
     def tokens_per_s(self, tokens: int | None = None, now: float | None = None) -> float | None:
-        """Decode speed since the first token (``tokens`` defaults to chunks so far)."""
+        """Decode speed since the first generated token, reasoning or answer (``tokens``
+        defaults to the chunks of both so far; a server's completion tokens include the
+        reasoning). None before the answer starts."""
         if self.first_token_at is None:
             return None
-        n = self.chunks if tokens is None else tokens
-        elapsed = (now or time.perf_counter()) - self.first_token_at
+        first = self.first_token_at
+        if self.first_reasoning_at is not None and self.first_reasoning_at < first:
+            first = self.first_reasoning_at
+        n = self.chunks + self.reasoning_chunks if tokens is None else tokens
+        elapsed = (now or time.perf_counter()) - first
         if n <= 1 or elapsed <= 0:
             return None
         return (n - 1) / elapsed
@@ -74,6 +96,8 @@ class GenerationResult:
     finish_reason: str
     record: GenerationRecord
     record_id: int | None = None
+    reasoning: str = ""
+    """A thinking model's reasoning (not part of ``text``)."""
 
     def to_json(self) -> dict[str, object]:
         """The CLI's ``--json`` object."""
@@ -89,6 +113,7 @@ class GenerationResult:
             "ttft_s": self.ttft_s,
             "tokens_per_s": self.tokens_per_s,
             "finish_reason": self.finish_reason,
+            "reasoning_chars": len(self.reasoning),
         }
 
 
@@ -120,6 +145,7 @@ class Engine:
         provider = self.registry.get(request.model.provider)
         stats = LiveStats()
         parts: list[str] = []
+        thoughts: list[str] = []  # reasoning: passed on, never part of the answer text
         usage: UsageReport | None = None
         reason = "stop"
         error: BaseException | None = None
@@ -135,6 +161,14 @@ class Engine:
                     stats.chunks += 1
                     stats.chars += len(event.text)
                     parts.append(event.text)
+                elif isinstance(event, ReasoningDelta):
+                    if not event.text:
+                        continue
+                    if stats.first_reasoning_at is None:
+                        stats.first_reasoning_at = time.perf_counter()
+                    stats.reasoning_chunks += 1
+                    stats.reasoning_chars += len(event.text)
+                    thoughts.append(event.text)
                 elif isinstance(event, UsageReport):
                     usage = event
                 elif isinstance(event, Finished):
@@ -170,6 +204,7 @@ class Engine:
                 except (Exception, asyncio.CancelledError):
                     pass
             result = self._finish(request, provider, parts, usage, reason, stats, conversation_id, error)
+        result.reasoning = "".join(thoughts)
         return result
 
     def _finish(

@@ -13,6 +13,14 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of a thinking model's reasoning (``reasoning_content`` / ``reasoning``),
+    streamed before (or between) the answer's :class:`TextDelta` s; never part of the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Progress:
     """Model loading or conversion progress. ``fraction`` is 0..1, or None when unknown."""
 
@@ -43,4 +51,4 @@ class Finished:
     reason: str
 
 
-StreamEvent = TextDelta | Progress | UsageReport | Finished
+StreamEvent = TextDelta | ReasoningDelta | Progress | UsageReport | Finished

@@ -8,7 +8,10 @@ Model names (``mock:<name>[?opt=value&...]``):
 - ``markdown``: a short Markdown answer with a list and a code block (the demo).
 - ``tokens?n=10000``: ``n`` tokens as fast as possible.
 - any model accepts ``rate=<tokens per second>``, ``delay=<seconds before the first token>``,
-  ``fail=before|mid``, ``fail_after=<tokens>``, ``error=rate_limit|unreachable|server|auth``.
+  ``fail=before|mid``, ``fail_after=<tokens>``, ``error=rate_limit|unreachable|server|auth``,
+  ``think=<tokens>``: that many reasoning tokens (``ReasoningDelta``) before the answer, as a
+  thinking model streams them (at ``rate``; they count as completion tokens and against
+  ``max_tokens``, so ``think=50`` with ``max_tokens=10`` ends with "length" and no answer).
 
 Tests can also script answers with :meth:`MockProvider.enqueue`.
 A mock token is one whitespace-separated word (with its leading space); counts are exact.
@@ -34,7 +37,7 @@ from app.core.errors import (
     StreamInterrupted,
     Unreachable,
 )
-from app.core.events import Finished, StreamEvent, TextDelta, UsageReport
+from app.core.events import Finished, ReasoningDelta, StreamEvent, TextDelta, UsageReport
 from app.core.provider import ProviderContext
 from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
 
@@ -161,6 +164,7 @@ class MockProvider:
             delay = float(opts.get("delay", 0) or 0)
             fail = opts.get("fail")
             fail_after = int(script.fail_after if script and script.fail_after is not None else opts.get("fail_after", 3))
+            think = int(opts.get("think", 0) or 0)
         except ValueError as exc:
             raise InvalidParams(f"Bad mock option in '{request.model.name}': {exc}") from exc
         kind = script.error if script else opts.get("error", "server")
@@ -177,6 +181,17 @@ class MockProvider:
         interval = 1.0 / rate if rate > 0 else 0.0
         loop = asyncio.get_running_loop()
         start = loop.time()
+        thought = min(max(0, think), limit) if limit is not None else max(0, think)
+        for j in range(thought):
+            yield ReasoningDelta(f"{' ' if j else ''}{_WORDS[j % len(_WORDS)]}")
+            if interval:
+                wait = start + (j + 1) * interval - loop.time()
+                await asyncio.sleep(max(0.0, wait))
+            elif j % 64 == 63:
+                await asyncio.sleep(0)
+        start += thought * interval
+        if limit is not None:
+            limit -= thought
         for i, tok in enumerate(tokens):
             if fail == "mid" and i == fail_after:
                 raise StreamInterrupted("Mock stream cut mid-way.", partial_text="".join(sent))
@@ -203,7 +218,7 @@ class MockProvider:
             elif i % 64 == 63:
                 await asyncio.sleep(0)
         prompt = self.count_tokens(request.model.name, list(request.messages)).tokens
-        yield UsageReport(prompt_tokens=prompt, completion_tokens=count_mock_tokens("".join(sent)))
+        yield UsageReport(prompt_tokens=prompt, completion_tokens=thought + count_mock_tokens("".join(sent)))
         yield Finished(reason)
 
     async def aclose(self) -> None:

@@ -29,7 +29,7 @@ from app.core.errors import (
     Unreachable,
     register_secret,
 )
-from app.core.events import Finished, StreamEvent, TextDelta, UsageReport
+from app.core.events import Finished, ReasoningDelta, StreamEvent, TextDelta, UsageReport
 from app.core.provider import ProviderContext
 from app.core.retry import RetryCallback, with_retries
 from app.core.settings import EndpointConfig
@@ -41,6 +41,7 @@ from app.providers.openai_support import (
     is_reasoning_model,
     model_ids,
     parse_retry_after,
+    reasoning_text,
     server_message,
     translate,
 )
@@ -212,7 +213,8 @@ class OpenAIProvider:
             raise translate(exc, ep, body["model"]) from exc
 
     async def _open(self, client: Any, ep: EndpointConfig, body: dict[str, Any]) -> _Opened:
-        """Open the stream and read up to the first content, finish or usage chunk."""
+        """Open the stream and read up to the first content, reasoning, finish or usage chunk
+        (a retry is possible only up to there: nothing has been yielded yet)."""
         import openai
 
         stream = await self._create(client, ep, body)
@@ -225,7 +227,11 @@ class OpenAIProvider:
                 choices = chunk.choices
                 if chunk.usage is not None or (
                     choices
-                    and (getattr(choices[0].delta, "content", None) or choices[0].finish_reason)
+                    and (
+                        getattr(choices[0].delta, "content", None)
+                        or choices[0].finish_reason
+                        or reasoning_text(getattr(choices[0].delta, "__pydantic_extra__", None))
+                    )
                 ):
                     return _Opened(stream, chunks, buffered, ended=False)
             kind = stream.response.headers.get("content-type", "")
@@ -248,7 +254,8 @@ class OpenAIProvider:
             raise
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
-        """Stream one answer: TextDelta..., UsageReport, Finished (errors as app errors)."""
+        """Stream one answer: ReasoningDelta... (thinking models), TextDelta..., UsageReport,
+        Finished (errors as app errors)."""
         import openai
 
         request.params.validated()
@@ -262,6 +269,7 @@ class OpenAIProvider:
             on_retry=self.on_retry,
         )
         parts: list[str] = []
+        thoughts: list[str] = []
         finish: str | None = None
         usage: Any = None
         try:
@@ -269,6 +277,10 @@ class OpenAIProvider:
                 choices = chunk.choices
                 if choices:
                     choice = choices[0]
+                    thought = reasoning_text(getattr(choice.delta, "__pydantic_extra__", None))
+                    if thought:
+                        thoughts.append(thought)
+                        yield ReasoningDelta(thought)
                     content = getattr(choice.delta, "content", None)
                     if content:
                         parts.append(content)
@@ -283,7 +295,16 @@ class OpenAIProvider:
                     choices = chunk.choices
                     if choices:
                         choice = choices[0]
-                        content = getattr(choice.delta, "content", None)  # no delta: a bare finish
+                        delta = choice.delta  # None: a bare finish
+                        # fields the SDK does not declare (reasoning_content, reasoning) are kept
+                        # in the model's extras; an empty dict for plain answer chunks
+                        extra = getattr(delta, "__pydantic_extra__", None)
+                        if extra:
+                            thought = reasoning_text(extra)
+                            if thought:
+                                thoughts.append(thought)
+                                yield ReasoningDelta(thought)
+                        content = getattr(delta, "content", None)
                         if content:
                             append(content)
                             yield TextDelta(content)
@@ -307,8 +328,9 @@ class OpenAIProvider:
         if finish is None:
             raise StreamInterrupted(f"The stream from {ep.name} ended before the answer was finished (no finish reason).",
                                     partial_text=text)  # fmt: skip
-        yield self._usage(request, usage, text)
-        yield Finished(finish)
+        # an estimate counts the reasoning too: servers bill and limit it as completion tokens
+        yield self._usage(request, usage, "".join(thoughts) + text)
+        yield Finished(finish)  # "length" with only reasoning: the budget ran out while thinking
 
     def _usage(self, request: GenerationRequest, usage: Any, text: str) -> UsageReport:
         if usage is not None and usage.prompt_tokens is not None:

@@ -34,6 +34,23 @@ NON_CHAT = ("embedding", "tts", "whisper", "dall-e", "moderation", "davinci", "b
 UNSUPPORTED_BY_OPENAI = ("top_k", "repetition_penalty")
 
 
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+"""Delta fields carrying a thinking model's reasoning: ``reasoning_content`` (vLLM, llama.cpp
+``--reasoning-format``, DeepSeek), ``reasoning`` (Ollama, OpenRouter, gpt-oss servers)."""
+
+
+def reasoning_text(extra: Any) -> str | None:
+    """The reasoning in a delta's undeclared fields (the SDK keeps them in the pydantic model's
+    ``__pydantic_extra__`` dict), or None. Only non-empty strings count."""
+    if not extra:
+        return None
+    for name in REASONING_FIELDS:
+        value = extra.get(name)
+        if value and isinstance(value, str):
+            return value
+    return None
+
+
 def model_ids(payload: Any) -> list[str] | None:
     """The model ids in a GET /models answer, sorted and without duplicates; None when the
     payload has no list of models at all. Besides OpenAI's ``{"data": [{"id": ...}]}`` this

@@ -15,7 +15,7 @@ import pytest
 from app.cli import main
 from app.core.paths import AppPaths
 
-JSON_KEYS = {"model", "text", "usage", "cost_usd", "ttft_s", "tokens_per_s", "finish_reason"}
+JSON_KEYS = {"model", "text", "usage", "cost_usd", "ttft_s", "tokens_per_s", "finish_reason", "reasoning_chars"}
 
 
 def ledger_rows() -> list[sqlite3.Row]:
@@ -332,3 +332,39 @@ def test_subprocess_closed_pipe_has_no_traceback(args: list[str]) -> None:
         proc.stderr.close()
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert proc.returncode == 141, err
+
+
+def test_reasoning_goes_to_stderr_and_the_answer_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ask", "-m", "mock:fixed?text=The answer is 4.&think=3", "--json", "2+2?"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "The answer is 4." and len(lines) == 2
+    data = json.loads(lines[1])
+    assert data["text"] == "The answer is 4." and data["reasoning_chars"] == len("alpha beta gamma")
+    assert err == "thinking: alpha beta gamma\n"  # not a terminal: no colour codes
+
+
+def test_reasoning_is_dimmed_on_a_terminal() -> None:
+    from app.cli.ask import StreamPrinter
+    from app.core.engine import LiveStats
+    from app.core.events import ReasoningDelta, TextDelta
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out, err = io.StringIO(), Tty()
+    printer = StreamPrinter(out, err)
+    for event in (ReasoningDelta("hmm"), ReasoningDelta(" ok"), TextDelta("Four.")):
+        printer(event, LiveStats())
+    assert out.getvalue() == "Four."
+    assert err.getvalue() == "\x1b[2mthinking: hmm\x1b[0m\x1b[2m ok\x1b[0m\n"
+
+
+def test_thinking_until_the_token_limit_explains_the_empty_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ask", "-m", "mock:fixed?text=never&think=50", "--max-tokens", "5", "--json", "go"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert len(out.splitlines()) == 1 and json.loads(out)["finish_reason"] == "length"
+    assert err.startswith("thinking: alpha") and "gave no answer" in err and "--max-tokens" in err

@@ -287,3 +287,45 @@ def test_request_refused_before_any_output_costs_nothing(
     assert (rec.prompt_tokens, rec.completion_tokens) == (0, 0)
     assert Decimal(rec.cost_usd or "0") == 0
     assert ledger.totals().cost_usd == 0
+
+
+def test_reasoning_is_passed_on_counted_and_kept_out_of_the_answer(run: Run, ctx: ProviderContext, ledger: UsageLedger, mock: MockProvider) -> None:
+    engine = make_engine(ctx, ledger, mock)
+    seen: list[tuple[str, int, int, bool]] = []
+
+    def on_event(e: StreamEvent, s: LiveStats) -> None:
+        seen.append((type(e).__name__, s.reasoning_chunks, s.chunks, s.first_token_at is None))
+
+    result = run(engine.run(request("mock:fixed?text=four is the answer&think=5"), on_event))
+    assert result.text == "four is the answer"
+    assert result.reasoning == "alpha beta gamma delta model"
+    assert result.to_json()["reasoning_chars"] == len(result.reasoning)
+    assert seen[:5] == [("ReasoningDelta", i, 0, True) for i in range(1, 6)]
+    assert seen[5] == ("TextDelta", 5, 1, False)
+    assert result.usage.completion_tokens == 5 + 4  # reasoning counts as completion tokens
+
+
+def test_ttft_is_the_first_answer_token_and_ttfr_the_first_reasoning_token(run: Run, ctx: ProviderContext, ledger: UsageLedger, mock: MockProvider) -> None:
+    engine = make_engine(ctx, ledger, mock)
+    last: list[LiveStats] = []
+    result = run(engine.run(request("mock:fixed?text=ok&think=4&rate=200"), lambda e, s: last.append(s)))
+    stats = last[-1]
+    assert stats.ttfr_s is not None and stats.ttft_s is not None
+    assert stats.ttft_s - stats.ttfr_s >= 3 / 200 * 0.9  # the thinking phase is in the ttft
+    assert result.ttft_s == stats.ttft_s and result.record.ttft_s == stats.ttft_s
+    assert (stats.reasoning_chunks, stats.reasoning_chars) == (4, len("alpha beta gamma delta"))
+    assert not stats.thinking
+
+
+def test_failure_after_only_reasoning_has_no_partial_text(run: Run, ctx: ProviderContext, ledger: UsageLedger, mock: MockProvider) -> None:
+    engine = make_engine(ctx, ledger, mock)
+    with pytest.raises(StreamInterrupted) as info:
+        run(engine.run(request("mock:fixed?text=a b c&think=3&fail=mid&fail_after=0")))
+    assert info.value.partial_text == ""
+
+
+def test_running_out_of_tokens_while_thinking_keeps_length(run: Run, ctx: ProviderContext, ledger: UsageLedger, mock: MockProvider) -> None:
+    engine = make_engine(ctx, ledger, mock)
+    result = run(engine.run(request("mock:fixed?text=never said&think=20", max_tokens=6)))
+    assert (result.text, result.finish_reason, result.usage.completion_tokens) == ("", "length", 6)
+    assert len(result.reasoning.split()) == 6 and result.ttft_s is None

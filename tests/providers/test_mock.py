@@ -17,7 +17,7 @@ from app.core.errors import (
     StreamInterrupted,
     Unreachable,
 )
-from app.core.events import Finished, StreamEvent, TextDelta, UsageReport
+from app.core.events import Finished, ReasoningDelta, StreamEvent, TextDelta, UsageReport
 from app.core.provider import Provider
 from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
 from app.providers.mock import DEMO_MARKDOWN, MOCK_MODELS, MockProvider, MockScript, split_tokens
@@ -165,3 +165,26 @@ def test_split_and_count_tokens() -> None:
     assert split_tokens("a  b\nc") == ["a", "  b", "\nc"]
     count = MockProvider().count_tokens("echo", [ChatMessage("user", "one two")])
     assert (count.tokens, count.exact, count.method) == (5, True, "mock-words")
+
+
+def test_think_streams_reasoning_tokens_before_the_answer(run: Run) -> None:
+    events = run(collect(MockProvider(), req("fixed?text=the answer&think=3")))
+    assert [type(e) for e in events] == [ReasoningDelta] * 3 + [TextDelta] * 2 + [UsageReport, Finished]
+    assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == "alpha beta gamma"
+    assert text_of(events) == "the answer"
+    usage = events[-2]
+    assert isinstance(usage, UsageReport) and usage.completion_tokens == 5
+
+
+def test_think_respects_rate_and_max_tokens(run: Run) -> None:
+    async def timed() -> tuple[float, list[StreamEvent]]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        events = await collect(MockProvider(), req("fixed?text=a b c&think=4&rate=100"))
+        return loop.time() - start, events
+
+    elapsed, events = run(timed())
+    assert elapsed >= 6 / 100 * 0.9  # 7 tokens at 100/s: the thinking is paced too
+    cut = run(collect(MockProvider(), req("fixed?text=a b c&think=4", max_tokens=5)))
+    assert sum(isinstance(e, ReasoningDelta) for e in cut) == 4 and text_of(cut) == "a"
+    assert cut[-1] == Finished("length")

@@ -21,7 +21,7 @@ from app.core.errors import (
     StreamInterrupted,
     Unreachable,
 )
-from app.core.events import Finished, StreamEvent, TextDelta, UsageReport
+from app.core.events import Finished, ReasoningDelta, StreamEvent, TextDelta, UsageReport
 from app.core.pricing import PriceTable
 from app.core.provider import ProviderRegistry
 from app.core.settings import RetryPolicy
@@ -30,6 +30,7 @@ from app.core.types import ChatMessage, GenerationParams, GenerationRequest, Mod
 from app.providers.openai import OpenAIProvider
 from tests.support.openai_server import (
     OpenAIServer,
+    chunk,
     context_too_long,
     error,
     model_not_found,
@@ -481,3 +482,47 @@ def test_a_server_silent_for_the_whole_timeout_is_not_retried(server: OpenAIServ
     exc = run(failure(provider, request()))
     assert isinstance(exc, Unreachable) and "did not answer within 0.3 s" in str(exc)
     assert len(server.chat_requests) == 1
+
+
+def thinking(text: str, field: str = "reasoning_content") -> dict[str, Any]:
+    """A reasoning chunk as thinking models send it (content null)."""
+    return chunk(None, choices=[{"index": 0, "delta": {"content": None, field: text}, "finish_reason": None}])
+
+
+def test_reasoning_streams_before_the_answer_as_reasoning_deltas(server: OpenAIServer, run: Run) -> None:
+    server.enqueue(raw(*sse(thinking("Let me"), thinking(" think."), thinking(" Ok", "reasoning"),
+                            chunk("The answer"), chunk(" is 4.", "stop"), "[DONE]")))  # fmt: skip
+    provider, _ = make_provider(server)
+    events = run(collect(provider, request()))
+    kinds = [type(e) for e in events]
+    assert kinds == [ReasoningDelta] * 3 + [TextDelta] * 2 + [UsageReport, Finished]
+    assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == "Let me think. Ok"
+    assert texts(events) == "The answer is 4." and events[-1] == Finished("stop")
+    usage = events[-2]  # no usage from the server: the estimate counts the reasoning too
+    assert isinstance(usage, UsageReport) and usage.estimated
+    assert usage.completion_tokens == count_text("test-model", "Let me think. OkThe answer is 4.").tokens
+
+
+def test_reasoning_without_an_answer_still_reaches_the_caller(server: OpenAIServer, run: Run) -> None:
+    server.enqueue(raw(*sse(thinking("hmm, still thinking"))))  # the body ends: no answer, no finish
+    provider, _ = make_provider(server)
+    exc = run(failure(provider, request()))
+    assert isinstance(exc, StreamInterrupted) and exc.partial_text == "" and "no finish reason" in str(exc)
+    assert exc.seen == [ReasoningDelta("hmm, still thinking")]  # type: ignore[attr-defined]
+
+
+def test_a_failure_after_reasoning_is_not_retried_and_keeps_no_answer_text(server: OpenAIServer, run: Run) -> None:
+    server.enqueue(raw(*sse(thinking("hmm"), {"error": "worker crashed"})), text("never used"))
+    provider, sleep = make_provider(server)
+    exc = run(failure(provider, request()))
+    assert isinstance(exc, StreamInterrupted) and exc.partial_text == ""
+    assert exc.seen == [ReasoningDelta("hmm")]  # type: ignore[attr-defined]
+    assert sleep.delays == [] and len(server.chat_requests) == 1
+
+
+def test_running_out_of_tokens_while_thinking_finishes_with_length(server: OpenAIServer, run: Run) -> None:
+    server.enqueue(raw(*sse(thinking("a long"), thinking(" thought"), chunk(None, "length"), "[DONE]")))
+    provider, _ = make_provider(server)
+    events = run(collect(provider, request(max_tokens=2)))
+    assert texts(events) == "" and events[-1] == Finished("length")
+    assert [e for e in events if isinstance(e, ReasoningDelta)] == [ReasoningDelta("a long"), ReasoningDelta(" thought")]
