@@ -356,7 +356,11 @@ class HistoryStore:
         if conv["system_prompt"]:
             lines += ["## System prompt", "", conv["system_prompt"], ""]
         for m in data["messages"]:
-            lines += [f"## {m['role'].capitalize()}", "", m["content"], ""]
+            lines += [f"## {m['role'].capitalize()}", ""]
+            reasoning = (m["meta"] or {}).get("reasoning")
+            if reasoning and isinstance(reasoning, str):  # a thinking model's reasoning, folded
+                lines += ["<details><summary>Thinking</summary>", "", reasoning.strip(), "", "</details>", ""]
+            lines += [m["content"], ""]
             details = _details(m)
             if details:
                 lines += [f"> {d}" for d in details] + [""]
@@ -377,7 +381,9 @@ def _details(m: Mapping[str, Any]) -> list[str]:
     if m["params"]:
         out.append(f"parameters: `{json.dumps(m['params'], sort_keys=True)}`")
     if m["meta"]:
-        out.append("figures: " + ", ".join(f"{k} {v}" for k, v in sorted(m["meta"].items())))
+        figures = {k: v for k, v in m["meta"].items() if k != "reasoning"}
+        if figures:
+            out.append("figures: " + ", ".join(f"{k} {v}" for k, v in sorted(figures.items())))
     if m["status"] != "complete":
         out.append(f"status: {m['status']}" + (f" ({m['error']})" if m["error"] else ""))
     return out

@@ -5,8 +5,12 @@ Signals:
     generation_started(str gen_id, object info): info = dict(model, endpoint, adapters,
         conversation_id, message_id).
     token_received(str gen_id, str text): raw deltas (consumers coalesce).
+    reasoning_received(str gen_id, str text): a thinking model's raw reasoning deltas (before or
+        between the answer's; never part of the answer text; consumers coalesce).
     stats_updated(str gen_id, object live): dict(tokens, tokens_per_s, ttft_s, cost_usd,
-        elapsed_s), at most ~10 per second, plus one final update.
+        elapsed_s, reasoning_tokens), at most ~10 per second, plus one final update. While
+        streaming ``tokens`` are answer tokens (reasoning_tokens apart; ttft_s is the first
+        answer token); the final update carries the usage's completion tokens (reasoning included).
     generation_finished(str gen_id, object result): an ``app.core.engine.GenerationResult``.
     generation_failed(str gen_id, str message, str partial_text)
     generation_cancelled(str gen_id, str partial_text)
@@ -36,7 +40,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.core.engine import GenerationResult, LiveStats
 from app.core.errors import AppError, StreamInterrupted, redact
-from app.core.events import Progress, StreamEvent, TextDelta, UsageReport
+from app.core.events import Progress, ReasoningDelta, StreamEvent, TextDelta, UsageReport
 from app.core.services import Services
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest, ModelRef
 
@@ -50,6 +54,7 @@ class BackendManager(QObject):
 
     generation_started = Signal(str, object)
     token_received = Signal(str, str)
+    reasoning_received = Signal(str, str)
     stats_updated = Signal(str, object)
     generation_finished = Signal(str, object)
     generation_failed = Signal(str, str, str)
@@ -267,7 +272,8 @@ class BackendManager(QObject):
             result = await self.services.engine.run(
                 request, lambda ev, st: live.on_event(ev, st, parts), conversation_id=conversation_id
             )
-            live.emit(result.ttft_s, result.tokens_per_s, result.usage.completion_tokens, result.cost_usd)
+            live.emit(result.ttft_s, result.tokens_per_s, result.usage.completion_tokens, result.cost_usd,
+                      live.reasoning_tokens)
         except asyncio.CancelledError:
             partial = "".join(parts)
             return False, lambda: self._final(self.generation_cancelled.emit, gen_id, partial)
@@ -378,22 +384,29 @@ class _LiveCost:
             log.debug("prompt count failed", exc_info=True)
         self.started = time.perf_counter()
         self.last = 0.0
+        self.reasoning_tokens = 0
 
     def on_event(self, event: StreamEvent, stats: LiveStats, parts: list[str]) -> None:
         if isinstance(event, TextDelta):
             parts.append(event.text)
             self.backend.token_received.emit(self.gen_id, event.text)
-            now = time.perf_counter()
-            if now - self.last >= STATS_INTERVAL_S:
-                self.last = now
-                cost = self.backend.services.prices.cost(self.request.model,
-                                                         UsageReport(self.prompt_tokens, stats.chunks, estimated=True))
-                self.emit(stats.ttft_s, stats.tokens_per_s(), stats.chunks, cost)
+        elif isinstance(event, ReasoningDelta):
+            self.reasoning_tokens = stats.reasoning_chunks
+            self.backend.reasoning_received.emit(self.gen_id, event.text)
+        else:
+            return
+        now = time.perf_counter()
+        if now - self.last >= STATS_INTERVAL_S:
+            self.last = now
+            generated = stats.chunks + stats.reasoning_chunks  # reasoning is billed as completion
+            cost = self.backend.services.prices.cost(self.request.model,
+                                                     UsageReport(self.prompt_tokens, generated, estimated=True))
+            self.emit(stats.ttft_s, stats.tokens_per_s(), stats.chunks, cost, stats.reasoning_chunks)
 
-    def emit(self, ttft: float | None, tps: float | None, tokens: int, cost: Any) -> None:
+    def emit(self, ttft: float | None, tps: float | None, tokens: int, cost: Any, reasoning_tokens: int = 0) -> None:
         self.backend.stats_updated.emit(self.gen_id, {
             "tokens": tokens, "tokens_per_s": tps, "ttft_s": ttft, "cost_usd": cost,
-            "elapsed_s": time.perf_counter() - self.started,
+            "elapsed_s": time.perf_counter() - self.started, "reasoning_tokens": reasoning_tokens,
         })
 
 

@@ -36,7 +36,18 @@ class _Gen:
     params: dict[str, Any]
     conversation_id: str
     parts: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     dirty: bool = False
+    reasoning_dirty: bool = False
+
+    def base_meta(self) -> dict[str, Any]:
+        """What the message's meta always holds (and the reasoning of a thinking model)."""
+        meta: dict[str, Any] = {"model": self.model, "endpoint": self.endpoint, "adapter": self.adapter,
+                "adapter_sha256": self.adapter_sha256, "params": self.params}
+        if self.reasoning:
+            meta["reasoning"] = "".join(self.reasoning)
+            meta["reasoning_tokens"] = len(self.reasoning)
+        return meta
 
 
 def _key(message_id: int) -> str:
@@ -61,6 +72,7 @@ class ChatSession(QObject):
         self._save_timer.setInterval(SAVE_INTERVAL_MS)
         self._save_timer.timeout.connect(self.save_partials)
         backend.token_received.connect(self._on_token)
+        backend.reasoning_received.connect(self._on_reasoning)
         backend.stats_updated.connect(self._on_stats)
         backend.generation_finished.connect(self._on_finished)
         backend.generation_failed.connect(self._on_failed)
@@ -173,6 +185,13 @@ class ChatSession(QObject):
             gen.dirty = True
             self.transcript.append(gen.key, text)
 
+    def _on_reasoning(self, gen_id: str, text: str) -> None:
+        gen = self._gens.get(gen_id)
+        if gen is not None:
+            gen.reasoning.append(text)
+            gen.reasoning_dirty = True
+            self.transcript.append_reasoning(gen.key, text)
+
     def _on_stats(self, gen_id: str, live: Any) -> None:
         gen = self._gens.get(gen_id)
         card = self.transcript.card(gen.key) if gen else None
@@ -182,6 +201,9 @@ class ChatSession(QObject):
     def save_partials(self) -> None:
         """Write the partial answers to history (the save timer calls this)."""
         for gen in self._gens.values():
+            if gen.reasoning_dirty:  # the reasoning lives in meta (it is not the answer)
+                gen.reasoning_dirty = False
+                self.history.update_message(gen.message_id, meta=gen.base_meta())
             if gen.dirty:
                 gen.dirty = False
                 self.history.update_message(gen.message_id, content="".join(gen.parts))
@@ -193,9 +215,7 @@ class ChatSession(QObject):
         gen = self._gens.pop(gen_id, None)
         if gen is None:
             return
-        base = {"model": gen.model, "endpoint": gen.endpoint, "adapter": gen.adapter,
-                "adapter_sha256": gen.adapter_sha256, "params": gen.params}
-        meta = {**base, **(meta or {})}
+        meta = {**gen.base_meta(), **(meta or {})}
         try:
             self.history.update_message(gen.message_id, content=text, status=status, error=error, meta=meta)
         finally:  # the card must end even when saving fails (the error goes to the excepthook)

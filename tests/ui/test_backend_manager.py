@@ -214,3 +214,24 @@ def test_compare_runs_base_then_adapters(qloop: Any, services: Services) -> None
         assert not backend.is_busy()
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+
+
+def test_reasoning_is_signalled_apart_from_the_answer(qloop: Any, services: Services) -> None:
+    backend = BackendManager(services, model_id="mock:echo?think=4")
+    reasoning: list[tuple[str, str]] = []
+    tokens: list[str] = []
+    stats: list[dict[str, Any]] = []
+    backend.reasoning_received.connect(lambda g, t: reasoning.append((g, t)))
+    backend.token_received.connect(lambda g, t: tokens.append(t))
+    backend.stats_updated.connect(lambda g, live: stats.append(live))
+
+    async def scenario() -> None:
+        gen = backend.generate(HI, GenerationParams())
+        gid, result = await wait_signal(backend.generation_finished, 10)
+        assert gid == gen and result.text == "hello there" == "".join(tokens)
+        assert [g for g, _ in reasoning] == [gen] * 4
+        assert "".join(t for _, t in reasoning) == result.reasoning == "alpha beta gamma delta"
+        assert stats[0]["reasoning_tokens"] == 1 and stats[0]["tokens"] == 0  # thinking, no answer yet
+        assert stats[-1]["reasoning_tokens"] == 4
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 15))

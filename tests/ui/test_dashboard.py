@@ -216,3 +216,20 @@ def test_long_live_values_never_widen_the_dock(qtbot: Any, services: Services) -
         tile.set_value("123,456.7 tok/s (estimated)")
     dock._status.setText("\u25cf Streaming \u00b7 openai:a-very-long-model-name-from-a-custom-endpoint")
     assert widths() == before
+
+
+def test_speed_tile_says_thinking_until_the_answer_starts(qtbot: Any, qloop: Any, services: Services) -> None:
+    backend = _backend(services, "mock:fixed?text=four&think=3")
+    dock = DashboardDock(backend)
+    qtbot.addWidget(dock)
+    speeds: list[str] = []
+    backend.stats_updated.connect(lambda _g, _live: speeds.append(dock._tiles["tokens_per_s"].value()))
+
+    async def scenario() -> None:
+        finished = asyncio.ensure_future(wait_signal(backend.generation_finished, 15))
+        backend.generate([ChatMessage("user", "2+2?")], GenerationParams())
+        await finished
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+    assert speeds[0] == "thinking\u2026"  # the first update comes with the first reasoning token
+    assert dock._tiles["tokens_per_s"].value() != "thinking\u2026"  # the final figures replace it

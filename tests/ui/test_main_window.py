@@ -485,3 +485,48 @@ def test_edit_while_an_answer_streams_says_what_to_do(window: MainWindow, qloop:
         await wait_signal(window.session.answer_done, 5)
 
     _run(qloop, scenario())
+
+
+def test_a_thinking_answer_shows_its_reasoning_and_history_restores_it(
+    qloop: Any, qapp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = _services()
+    win = MainWindow(services, backend=BackendManager(services, model_id="mock:echo?think=5&rate=500"))
+    win.show()
+    seen_thinking: list[bool] = []
+
+    def on_stats(gen: str, live: Any) -> None:  # while only reasoning has arrived
+        card = win.transcript.cards()[-1]
+        if live.get("reasoning_tokens") and not live.get("tokens"):
+            win.transcript.flush()
+            seen_thinking.append(card.thinking is not None and card.thinking.is_expanded())
+
+    win.backend.stats_updated.connect(on_stats)
+    try:
+        _run(qloop, _send(win, "think about it"))
+        answer = _stored(win)[-1]
+        assert answer.content == "think about it" and answer.status == "complete"
+        assert answer.meta["reasoning"] == "alpha beta gamma delta model" and answer.meta["reasoning_tokens"] == 5
+        card = win.transcript.cards()[-1]
+        assert seen_thinking and all(seen_thinking)
+        assert card.body.toPlainText() == "think about it"
+        assert card.thinking is not None and not card.thinking.is_expanded()
+        assert card.thinking.text == "alpha beta gamma delta model"
+        md_path = tmp_path / "t.md"
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(md_path), "")))
+        win.export_markdown()
+        md = md_path.read_text(encoding="utf-8")
+        assert "<details><summary>Thinking</summary>" in md and "alpha beta gamma delta model" in md
+        assert "figures: " in md and "reasoning alpha" not in md  # not dumped among the figures
+        cid = win.session.conversation_id
+        win.session.open(None)
+        win.session.open(cid)
+        restored = win.transcript.cards()[-1]
+        assert restored.body.toPlainText() == "think about it"
+        assert restored.thinking is not None and not restored.thinking.is_expanded()
+        assert restored.thinking.text == "alpha beta gamma delta model"
+        assert win.session.chat[-1].content == "think about it"  # reasoning is not sent back
+    finally:
+        win.close()
+        qloop.run_until_complete(win.backend.aclose())
+        qloop.run_until_complete(services.aclose())

@@ -149,3 +149,34 @@ def test_fast_stream_is_drawn_in_bounded_chunks_before_finishing(qloop: Any, qap
     # one draw is at most a chunk plus the small rendered tail it replaces when going plain
     assert len(drawn) > 3 and max(drawn) <= FLUSH_CHUNK + TAIL_RENDER_LIMIT + 200
     assert "5,000 tokens" in card.figures.text()
+
+
+def test_reasoning_streams_into_a_collapsible_thinking_section(qloop: Any, qapp: Any) -> None:
+    view = TranscriptView()
+    view.resize(700, 500)
+    view.show()
+    card = view.start_stream("g1", title="mock:echo")
+    for tok in ("Let", " me", " think."):
+        view.append_reasoning("g1", tok)
+    assert card.thinking is None and card.reasoning == "Let me think."  # drawn on the next flush
+    view.flush()
+    section = card.thinking
+    assert section is not None and section.is_expanded() and section.thinking
+    assert section.text == "Let me think." and "Thinking\u2026 \u00b7 3 tokens" in section.toggle.text()
+    assert card.body.toPlainText() == ""
+    doc_before = section.view.document()
+    view.append_reasoning("g1", " Done")
+    view.append("g1", "Four.")
+    view.flush()  # the answer starts: the reasoning folds away, appended in the same document
+    assert section.view.document() is doc_before and section.text == "Let me think. Done"
+    assert not section.is_expanded() and "\u00b7 4 tokens" in section.toggle.text()
+    assert card.body.toPlainText() == "Four." and card.text == "Four."
+    section.toggle.click()
+    assert section.is_expanded() and section.view.isVisibleTo(card)
+    view.finish_stream("g1", meta={"reasoning": "Let me think. Done", "reasoning_tokens": 4})
+    assert section.is_expanded()  # the user's choice stands
+    restored = view.add_message("m2", "assistant", "Four.", meta={"model": "x", "reasoning": "old", "reasoning_tokens": 7})
+    assert restored.thinking is not None and not restored.thinking.is_expanded()
+    assert restored.thinking.text == "old" and "7 tokens" in restored.thinking.toggle.text()
+    plain = view.add_message("m3", "assistant", "No thoughts.", meta={"model": "x"})
+    assert plain.thinking is None

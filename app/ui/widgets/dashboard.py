@@ -297,9 +297,14 @@ class DashboardDock(QDockWidget):
     def _on_backend_stats_updated(self, gen_id: str, live: Any) -> None:
         if gen_id != self._live_gen or not isinstance(live, dict):
             return
-        self._set_live(
-            int(live.get("tokens") or 0), live.get("tokens_per_s"), live.get("ttft_s"), live.get("cost_usd")
-        )
+        tokens = int(live.get("tokens") or 0)
+        self._set_live(tokens, live.get("tokens_per_s"), live.get("ttft_s"), live.get("cost_usd"))
+        thought = int(live.get("reasoning_tokens") or 0)
+        if thought and not tokens:  # a thinking model before its answer: not stuck, thinking
+            self._tiles["tokens_per_s"].set_value("thinking\u2026")
+            self._tiles["tokens_per_s"].setToolTip(f"{thought:,} reasoning tokens so far; the answer has not started")
+        else:
+            self._tiles["tokens_per_s"].setToolTip("")
 
     def _on_backend_generation_finished(self, gen_id: str, result: Any) -> None:
         rec: GenerationRecord = result.record

@@ -3,6 +3,9 @@
 Streamed deltas are buffered and flushed on one ~30 ms timer; each flush appends to the
 message's document through :class:`StreamRenderer` (finished Markdown blocks are rendered
 once, only the tail is re-drawn), so long answers stay linear and the GUI stays smooth.
+A thinking model's reasoning is coalesced the same way into a muted, collapsible
+:class:`ThinkingSection` at the top of the card (plain text appended at the end, never
+re-rendered); it collapses when the answer starts.
 
 Signals:
     regenerate_requested(): the user asked to regenerate the last answer.
@@ -17,7 +20,15 @@ from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextOption
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QGuiApplication,
+    QPalette,
+    QTextCharFormat,
+    QTextCursor,
+    QTextOption,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -94,6 +105,103 @@ class MessageBody(QTextBrowser):
             QDesktopServices.openUrl(url)
 
 
+class ThinkingSection(QFrame):
+    """A thinking model's reasoning: a toggle ("Thinking… · N tokens") over muted plain text,
+    expanded while the model thinks, collapsed once the answer starts (unless the user opened
+    or closed it), at most :attr:`MAX_HEIGHT` pixels tall (it scrolls beyond)."""
+
+    MAX_HEIGHT = 220
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("cardThinking")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 4)
+        lay.setSpacing(2)
+        self.toggle = QToolButton(self)
+        self.toggle.setObjectName("cardAction")
+        self.toggle.setCheckable(True)
+        self.toggle.setChecked(True)
+        self.toggle.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.toggle.clicked.connect(self._on_clicked)
+        self.toggle.toggled.connect(self._on_toggled)
+        lay.addWidget(self.toggle, 0, Qt.AlignmentFlag.AlignLeft)
+        self.view = QTextBrowser(self)
+        self.view.setFrameShape(QFrame.Shape.NoFrame)
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        self.view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.view.document().setDocumentMargin(2)
+        self.view.document().documentLayout().documentSizeChanged.connect(self._fit)
+        self.view.setFixedHeight(24)
+        lay.addWidget(self.view)
+        pal = self.palette()
+        text, base = pal.color(QPalette.ColorRole.Text), pal.color(QPalette.ColorRole.Base)
+        muted = QColor((text.red() + base.red() * 2) // 3, (text.green() + base.green() * 2) // 3,
+                       (text.blue() + base.blue() * 2) // 3)  # fmt: skip
+        self._format = QTextCharFormat()
+        self._format.setForeground(muted)
+        self._format.setFontItalic(True)
+        self.tokens = 0
+        self.thinking = True
+        self._user_chose = False
+        self._chars = 0
+        self._update_label()
+
+    @property
+    def text(self) -> str:
+        """The reasoning shown."""
+        return self.view.document().toPlainText()
+
+    def append(self, text: str, tokens: int) -> None:
+        """Add reasoning at the end (linear: no re-render of what is there)."""
+        if not text and not tokens:
+            return
+        cursor = QTextCursor(self.view.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(text, self._format)
+        self.tokens += tokens
+        self._chars += len(text)
+        self._update_label()
+        if self.thinking:  # follow the newest reasoning
+            bar = self.view.verticalScrollBar()
+            bar.setValue(bar.maximum())
+
+    def end_thinking(self) -> None:
+        """The answer started (or the message ended): collapse unless the user chose."""
+        if not self.thinking:
+            return
+        self.thinking = False
+        if not self._user_chose:
+            self.toggle.setChecked(False)
+        self._update_label()
+
+    def is_expanded(self) -> bool:
+        """True when the reasoning text is shown."""
+        return self.toggle.isChecked()
+
+    def _on_clicked(self) -> None:
+        self._user_chose = True
+
+    def _on_toggled(self, on: bool) -> None:
+        self.view.setVisible(on)
+        self._update_label()
+
+    def _update_label(self) -> None:
+        arrow = "\u25be" if self.toggle.isChecked() else "\u25b8"
+        word = "Thinking\u2026" if self.thinking else "Thinking"
+        count = f" \u00b7 {self.tokens:,} token{'s' if self.tokens != 1 else ''}" if self.tokens else ""
+        self.toggle.setText(f"{arrow} {word}{count}")
+
+    def _fit(self, size: Any) -> None:
+        h = min(self.MAX_HEIGHT, int(size.height()) + 4)
+        if h != self.view.height():
+            self.view.setFixedHeight(max(24, h))
+        self.view.setVerticalScrollBarPolicy(
+            Qt.ScrollBarPolicy.ScrollBarAsNeeded if h >= self.MAX_HEIGHT else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        )
+
+
 class MessageCard(QFrame):
     """One message: header (role, model, actions), body, figures and error line."""
 
@@ -130,6 +238,10 @@ class MessageCard(QFrame):
         self.regen_button.setVisible(False)
         head.addWidget(self.regen_button)
         lay.addLayout(head)
+        self._lay = lay
+        self.thinking: ThinkingSection | None = None
+        """The reasoning of a thinking model (created when the first reasoning arrives)."""
+        self._pending_reasoning: list[str] = []
         self.body = MessageBody(self)
         self.renderer = StreamRenderer(self.body.document(), code_style)
         self.body.copy_code.connect(self._copy_code)
@@ -165,18 +277,45 @@ class MessageCard(QFrame):
         """Show a complete message."""
         self.renderer.set_text(text)
 
+    @property
+    def reasoning(self) -> str:
+        """The reasoning so far (including reasoning not yet flushed)."""
+        return (self.thinking.text if self.thinking is not None else "") + "".join(self._pending_reasoning)
+
     def queue(self, delta: str) -> None:
         """Buffer a streamed delta (drawn on the next flush)."""
         self._pending.append(delta)
 
+    def queue_reasoning(self, delta: str) -> None:
+        """Buffer a streamed reasoning delta (one token; drawn on the next flush)."""
+        self._pending_reasoning.append(delta)
+
     def pending_chars(self) -> int:
         """Characters buffered but not drawn yet."""
-        return sum(len(p) for p in self._pending)
+        return sum(len(p) for p in self._pending) + sum(len(p) for p in self._pending_reasoning)
+
+    def _thinking_section(self) -> ThinkingSection:
+        if self.thinking is None:
+            self.thinking = ThinkingSection(self)
+            self._lay.insertWidget(1, self.thinking)  # under the header, above the answer
+        return self.thinking
+
+    def set_reasoning(self, text: str, tokens: int | None = None) -> None:
+        """Show the reasoning of a finished message (collapsed)."""
+        section = self._thinking_section()
+        section.append(text, tokens if tokens is not None else len(text.split()))
+        section.end_thinking()
 
     def flush(self, max_chars: int | None = None) -> bool:
         """Draw buffered deltas (at most ``max_chars`` of them); True when text is still pending."""
+        if self._pending_reasoning:
+            thought = "".join(self._pending_reasoning)
+            self._thinking_section().append(thought, len(self._pending_reasoning))
+            self._pending_reasoning.clear()
         if not self._pending:
             return False
+        if self.thinking is not None:
+            self.thinking.end_thinking()  # the answer starts: fold the reasoning away
         text = "".join(self._pending)
         self._pending.clear()
         if max_chars is not None and len(text) > max_chars:
@@ -190,6 +329,8 @@ class MessageCard(QFrame):
         """End streaming: render the tail, show figures and any error."""
         self.flush()
         self.renderer.finish()
+        if self.thinking is not None:
+            self.thinking.end_thinking()
         self.streaming = False
         self.status = status
         if meta:
@@ -207,6 +348,10 @@ class MessageCard(QFrame):
         if model:
             adapter = meta.get("adapter")
             self.model_label.setText(f"{model}" + (f"  +  LoRA {adapter}" if adapter else ""))
+        reasoning = meta.get("reasoning")
+        if reasoning and isinstance(reasoning, str) and self.thinking is None and not self._pending_reasoning:
+            tokens = meta.get("reasoning_tokens")
+            self.set_reasoning(reasoning, tokens if isinstance(tokens, int) else None)
         line = format_figures(meta)
         self.figures.setText(line)
         self.figures.setVisible(bool(line))
@@ -330,6 +475,15 @@ class TranscriptView(QScrollArea):
         if card is None:
             return
         card.queue(delta)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def append_reasoning(self, key: str, delta: str) -> None:
+        """Buffer a reasoning delta for a streaming card; the timer draws it."""
+        card = self._cards.get(key)
+        if card is None or not delta:
+            return
+        card.queue_reasoning(delta)
         if not self._timer.isActive():
             self._timer.start()
 
