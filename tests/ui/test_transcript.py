@@ -180,3 +180,15 @@ def test_reasoning_streams_into_a_collapsible_thinking_section(qloop: Any, qapp:
     assert restored.thinking.text == "old" and "7 tokens" in restored.thinking.toggle.text()
     plain = view.add_message("m3", "assistant", "No thoughts.", meta={"model": "x"})
     assert plain.thinking is None
+
+
+def test_an_answer_cut_while_thinking_says_why_it_is_empty(qapp: Any) -> None:
+    view = TranscriptView()
+    card = view.start_stream("g1")
+    view.append_reasoning("g1", "so many thoughts")
+    view.finish_stream("g1", meta={"finish_reason": "length", "reasoning": "so many thoughts"})
+    assert "spent all its tokens thinking" in card.error_label.text() and card.error_label.isVisibleTo(card)
+    restored = view.add_message("m1", "assistant", "", meta={"finish_reason": "length", "reasoning": "x"})
+    assert "Max tokens" in restored.error_label.text()
+    answered = view.add_message("m2", "assistant", "Yes.", meta={"finish_reason": "length", "reasoning": "x"})
+    assert answered.error_label.text() == ""

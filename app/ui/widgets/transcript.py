@@ -341,6 +341,15 @@ class MessageCard(QFrame):
         elif status == "cancelled":
             self.error_label.setText("Stopped by you.")
             self.error_label.setVisible(True)
+        else:
+            self.explain_length(meta)
+
+    def explain_length(self, meta: dict[str, Any] | None) -> None:
+        """Say why a thinking model's answer is empty when its token budget ran out."""
+        if meta and meta.get("finish_reason") == "length" and self.thinking is not None and not self.text.strip():
+            self.error_label.setText("The model spent all its tokens thinking and gave no answer: "
+                                     "raise Max tokens and regenerate.")
+            self.error_label.setVisible(True)
 
     def set_meta(self, meta: dict[str, Any]) -> None:
         """Show model/adapter in the header and the figures line."""
@@ -456,6 +465,8 @@ class TranscriptView(QScrollArea):
             card.set_meta(meta)
         if status != "complete" or error:
             card.finish(status=status, error=error)
+        else:
+            card.explain_length(meta)
         card.status = status
         return self._add_card(key, card)
 
