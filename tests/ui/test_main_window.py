@@ -530,3 +530,10 @@ def test_a_thinking_answer_shows_its_reasoning_and_history_restores_it(
         win.close()
         qloop.run_until_complete(win.backend.aclose())
         qloop.run_until_complete(services.aclose())
+
+
+def test_the_window_fits_a_1366_pixel_wide_laptop_screen(window: Any) -> None:
+    """The parameter row once made the window at least 1,439 px wide, docks included."""
+    assert window.minimumSizeHint().width() <= 1366
+    window.editor.counter_label.setText("~123,456 tokens · $12.345678 (estimated, gpt-4o)")
+    assert window.minimumSizeHint().width() <= 1366

@@ -110,7 +110,7 @@ def _table(columns: tuple[str, ...]) -> QTableWidget:
     return table
 
 
-MIN_WIDTH = 300
+MIN_WIDTH = 280
 
 
 class DashboardDock(QDockWidget):

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -144,7 +145,7 @@ class PromptEditor(QFrame):
         lay.addWidget(self.message_edit)
 
         row = QHBoxLayout()
-        row.setSpacing(6)
+        row.setSpacing(4)
         self.temperature = self._dspin(0.0, 2.0, 0.7, 0.1, "Temperature: randomness (0 = greedy)")
         self._suggested_temperature = 0.7
         self.top_p = self._dspin(0.01, 1.0, 1.0, 0.05, "Top-p: nucleus sampling")
@@ -155,11 +156,11 @@ class PromptEditor(QFrame):
         self.max_tokens.setToolTip("Max tokens of the answer (0 = no limit)")
         self.seed = QLineEdit(self)
         self.seed.setPlaceholderText("random")
-        self.seed.setFixedWidth(80)
+        self.seed.setFixedWidth(64)
         self.seed.setToolTip("Seed: a whole number for repeatable sampling; empty = random")
         self.stop_field = QLineEdit(self)
         self.stop_field.setPlaceholderText("stop sequences, comma separated")
-        self.stop_field.setMinimumWidth(150)
+        self.stop_field.setMinimumWidth(60)
         for label, widget in (("Temp", self.temperature), ("Top-p", self.top_p), ("Max", self.max_tokens),
                               ("Seed", self.seed), ("Stop", self.stop_field)):
             lab = QLabel(label)
@@ -169,6 +170,9 @@ class PromptEditor(QFrame):
         row.addStretch(1)
         self.counter_label = QLabel("0 tokens")
         self.counter_label.setObjectName("tokenCounter")
+        # the count and cost may be long; they must not set the window's minimum width
+        self.counter_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.counter_label.setMinimumWidth(60)
         row.addWidget(self.counter_label)
         self.stop_button = QPushButton("Stop", self)
         self.stop_button.setObjectName("stopButton")
