@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -42,12 +42,21 @@ class MainWindow(QMainWindow, WindowActions):
 
     closed = Signal()
 
+    @staticmethod
+    def _default_size() -> QSize:
+        """1480 x 900, or the screen's free area when that is smaller (a laptop)."""
+        size = QSize(1480, 900)
+        screen = QGuiApplication.primaryScreen()
+        if screen is not None and QGuiApplication.platformName() != "offscreen":
+            size = size.boundedTo(screen.availableGeometry().size())
+        return size
+
     def __init__(self, services: Services | None = None, *, backend: BackendManager | None = None,
                  restore: bool = True, build: bool = True, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.theme = theme_mod.current()
         self.setWindowTitle("LLM Playground")
-        self.resize(1360, 860)
+        self.resize(self._default_size())
         self.services: Services = None  # type: ignore[assignment]  # set by attach()
         self.backend: BackendManager = None  # type: ignore[assignment]
         self.session: ChatSession = None  # type: ignore[assignment]

@@ -13,8 +13,8 @@ from collections.abc import Callable, Coroutine
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QPalette
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.core.errors import AppError, redact
@@ -216,3 +216,30 @@ class MessageLabel(QLabel):
     def kind(self) -> str:
         """The kind of message shown ('' when hidden)."""
         return self._kind
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shrinks to ``min_chars`` and elides its text ("…") when narrow,
+    with the whole text as its tooltip; its text never sets the window's minimum width."""
+
+    def __init__(self, text: str = "", min_width: int = 60, parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._min_width = min_width
+        self.setToolTip(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
+        """Set the text (and the tooltip that shows it whole)."""
+        super().setText(text)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """Narrow: the layout may shrink the label down to ``min_width``."""
+        return QSize(self._min_width, super().minimumSizeHint().height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt override)
+        """Draw the text elided to the width the layout gave."""
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(rect, int(self.alignment() | Qt.AlignmentFlag.AlignVCenter), text)

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -37,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import AppError
 from app.core.types import GenerationParams
+from app.ui.widgets.common import ElidedLabel
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -168,11 +168,9 @@ class PromptEditor(QFrame):
             row.addWidget(lab)
             row.addWidget(widget)
         row.addStretch(1)
-        self.counter_label = QLabel("0 tokens")
+        # the count, cost or a problem may be long: elided, never setting the window's width
+        self.counter_label = ElidedLabel("0 tokens", min_width=60)
         self.counter_label.setObjectName("tokenCounter")
-        # the count and cost may be long; they must not set the window's minimum width
-        self.counter_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.counter_label.setMinimumWidth(60)
         row.addWidget(self.counter_label)
         self.stop_button = QPushButton("Stop", self)
         self.stop_button.setObjectName("stopButton")
