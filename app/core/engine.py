@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from app.core.errors import AppError, StreamInterrupted, redact
-from app.core.events import Finished, Progress, ReasoningDelta, StreamEvent, TextDelta, UsageReport
+from app.core.events import Finished, ReasoningDelta, StreamEvent, TextDelta, UsageReport
 from app.core.provider import Provider, ProviderRegistry
 from app.core.types import ChatMessage, GenerationRecord, GenerationRequest, ModelRef
 
@@ -155,9 +155,8 @@ class Engine:
                 if isinstance(event, TextDelta):
                     if not event.text:
                         continue
-                    now = time.perf_counter()
                     if stats.first_token_at is None:
-                        stats.first_token_at = now
+                        stats.first_token_at = time.perf_counter()
                     stats.chunks += 1
                     stats.chars += len(event.text)
                     parts.append(event.text)
@@ -173,8 +172,6 @@ class Engine:
                     usage = event
                 elif isinstance(event, Finished):
                     reason = event.reason
-                elif isinstance(event, Progress) and stats.first_token_at is None:
-                    pass
                 if on_event is not None:
                     on_event(event, stats)
         except asyncio.CancelledError as exc:
@@ -227,7 +224,7 @@ class Engine:
                 usage = UsageReport(0, 0, estimated=True)
             else:
                 usage = self._estimate_usage(request, provider, text)
-        cost = self._cost(request, usage)
+        cost = self.cost(request.model, usage, request.endpoint)
         tps = stats.tokens_per_s(usage.completion_tokens, now=end) if usage.completion_tokens else None
         adapter = ",".join(f"{a.name or a.path}:{a.scale:g}" for a in request.adapters) or None
         err_text = None
@@ -265,17 +262,20 @@ class Engine:
             record_id=rec_id,
         )
 
-    def _cost(self, request: GenerationRequest, usage: UsageReport) -> Decimal | None:
-        """OpenAI's price table applies to OpenAI's own endpoint only. Another OpenAI-compatible
-        server is free when it runs on this machine, unknown (None) elsewhere, unless the user
-        set an override for the full model id."""
-        if request.model.provider == "openai" and not self._is_openai_endpoint(request.endpoint):
+    def cost(self, model: ModelRef, usage: UsageReport, endpoint: str | None = None) -> Decimal | None:
+        """Exact USD cost of ``usage`` on ``model`` at ``endpoint`` (None: unknown price).
+
+        OpenAI's price table applies to OpenAI's own endpoint only. Another OpenAI-compatible
+        server is free when it runs on this machine, unknown elsewhere, unless the user set an
+        override for the full model id. The UI's live and before-sending estimates use this too.
+        """
+        if model.provider == "openai" and not self._is_openai_endpoint(endpoint):
             override = getattr(self.prices, "override_for", None)
-            price = override(request.model) if override is not None else None
+            price = override(model) if override is not None else None
             if price is not None:
                 return price.cost(usage)
-            return Decimal(0) if _is_loopback(self._endpoint_url(request.endpoint)) else None
-        return self.prices.cost(request.model, usage)
+            return Decimal(0) if _is_loopback(self._endpoint_url(endpoint)) else None
+        return self.prices.cost(model, usage)
 
     def _endpoint_url(self, endpoint: str | None) -> str:
         if endpoint is None:

@@ -399,8 +399,9 @@ class _LiveCost:
         if now - self.last >= STATS_INTERVAL_S:
             self.last = now
             generated = stats.chunks + stats.reasoning_chunks  # reasoning is billed as completion
-            cost = self.backend.services.prices.cost(self.request.model,
-                                                     UsageReport(self.prompt_tokens, generated, estimated=True))
+            cost = self.backend.services.engine.cost(
+                self.request.model, UsageReport(self.prompt_tokens, generated, estimated=True), self.request.endpoint
+            )
             self.emit(stats.ttft_s, stats.tokens_per_s(), stats.chunks, cost, stats.reasoning_chunks)
 
     def emit(self, ttft: float | None, tps: float | None, tokens: int, cost: Any, reasoning_tokens: int = 0) -> None:

@@ -151,10 +151,9 @@ class WindowActions:
         self.show_status(f"Exported to {path}.")
 
     # -- misc -----------------------------------------------------------------------------------
-    def _count_request(self, system_prompt: str, draft: str) -> str:
+    def _count_request(self, system_prompt: str, draft: str, max_out: int) -> str:
         """Token count and cost estimate of the whole next request (runs on a worker thread)."""
-        from decimal import Decimal
-
+        from app.core.events import UsageReport
         from app.core.types import ChatMessage, ModelRef
 
         model = self.backend.current_model()
@@ -169,15 +168,16 @@ class WindowActions:
 
             count = count_chat(ref.name, msgs)
         text = f"{'' if count.exact else '~'}{count.tokens:,} tokens"
-        price = self.services.prices.price_for(ref)
-        if price is not None:
-            cost_in = Decimal(count.tokens) * price.input / Decimal(1_000_000)
-            text += f"  ·  ≈ ${cost_in:.5f} in"
-            max_out = self.editor.max_tokens.value()
-            if max_out:
-                text += f" + ≤ ${Decimal(max_out) * price.output / Decimal(1_000_000):.5f} out"
-        elif ref.provider in ("mock", "local", "huggingface"):
-            text += "  ·  free"
+        endpoint, engine = self.backend.current_endpoint(), self.services.engine
+        cost_in = engine.cost(ref, UsageReport(count.tokens, 0), endpoint)
+        if cost_in is None:  # unknown price: tokens only
+            return text
+        cost_out = engine.cost(ref, UsageReport(0, max_out), endpoint) if max_out else None
+        if not cost_in and not cost_out:
+            return text + "  ·  free"
+        text += f"  ·  ≈ ${cost_in:.5f} in"
+        if cost_out is not None:
+            text += f" + ≤ ${cost_out:.5f} out"
         return text
 
     def _on_preset_saved(self, name: str, params: Any, system_prompt: str) -> None:

@@ -248,7 +248,7 @@ def test_cost_of_openai_compatible_endpoints_follows_where_they_run() -> None:
 
     def cost(endpoint: str | None, model: str = "gpt-4o") -> D | None:
         req = GenerationRequest(ModelRef("openai", model), (ChatMessage("user", "x"),), endpoint=endpoint)
-        return engine._cost(req, usage)
+        return engine.cost(req.model, usage, req.endpoint)
 
     assert cost(None) == D("2.50")
     assert cost("OpenAI") == D("2.50")

@@ -75,7 +75,7 @@ def test_counter_is_debounced_and_updates(qloop: Any, qapp: Any) -> None:
     ed = PromptEditor()
     calls: list[tuple[str, str]] = []
 
-    def counter(system: str, message: str) -> str:
+    def counter(system: str, message: str, max_tokens: int) -> str:
         calls.append((system, message))
         return f"{len((system + ' ' + message).split())} tokens"
 

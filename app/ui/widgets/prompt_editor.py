@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 150
 NO_PRESET = "(none)"
-Counter = Callable[[str, str], str]
+Counter = Callable[[str, str, int], str]
 
 
 class MessageEdit(QPlainTextEdit):
@@ -331,7 +331,8 @@ class PromptEditor(QFrame):
 
     # -- token counter --------------------------------------------------------------------------
     def set_counter(self, counter: Counter | None) -> None:
-        """``counter(system_prompt, message) -> label`` runs on a worker thread."""
+        """``counter(system_prompt, message, max_tokens) -> label`` runs on a worker thread
+        (the values are read here, on the GUI thread)."""
         self._counter = counter
         self.schedule_count()
 
@@ -350,10 +351,11 @@ class PromptEditor(QFrame):
         seq = next(self._seq)
         self._latest = seq
         counter, system, message = self._counter, self.system_prompt(), self.message()
+        max_out = self.max_tokens.value()
 
         def work() -> None:
             try:
-                text = counter(system, message)
+                text = counter(system, message, max_out)
             except Exception as exc:  # show it in the label, never crash the editor
                 log.debug("token count failed", exc_info=True)
                 text = f"count unavailable ({exc})"
