@@ -1,7 +1,8 @@
 """``LLMModel``: the seed's small synchronous API, as a thin facade over the same core.
 
-Every call runs through :class:`app.core.engine.Engine` on a private event loop, so usage
-and cost land in the usage ledger exactly as they do for the CLI and the window::
+Every call runs through the run scheduler (:class:`app.core.runs.RunScheduler`) and the
+engine on a private event loop, so usage and cost land in the usage ledger exactly as they do
+for the CLI and the window::
 
     with LLMModel("echo", "mock") as llm:
         print(llm.generate_response("hello"))
@@ -15,10 +16,16 @@ import dataclasses
 from collections.abc import Coroutine
 from enum import StrEnum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from app.core.errors import AdapterError, ModelNotFound, register_secret
-from app.core.provider import ProviderContext, ProviderRegistry
+from app.core.provider import (
+    LocalModelProvider,
+    Provider,
+    ProviderContext,
+    ProviderRegistry,
+    as_local,
+)
 from app.core.types import (
     PROVIDER_IDS,
     AdapterSpec,
@@ -29,7 +36,9 @@ from app.core.types import (
 )
 
 if TYPE_CHECKING:
-    from app.core.engine import Engine, GenerationResult
+    from app.core.engine import GenerationResult
+    from app.core.runs import RunScheduler
+    from app.core.secrets import SecretStore
     from app.core.services import Services
 
 T = TypeVar("T")
@@ -117,9 +126,9 @@ class LLMModel:
         self._adapters: tuple[AdapterSpec, ...] = ()
         self._closed = False
         if api_key:
-            self.registry, self.engine = self._private_engine(api_key)
+            self.registry, self.scheduler = self._private_scheduler(api_key)
         else:
-            self.registry, self.engine = services.registry, services.engine
+            self.registry, self.scheduler = services.registry, services.scheduler
         self.ref = self._ref(model_name)
 
     # -- model selection -------------------------------------------------------------------
@@ -146,9 +155,9 @@ class LLMModel:
     def load_model(self) -> None:
         """Local models: load now (instead of on the first answer). Remote: check it exists."""
         provider = self._provider()
-        load = getattr(provider, "load", None)
-        if self.ref.provider in ("local", "huggingface") and load is not None:
-            self._run(load(self.ref.name))
+        local = as_local(provider)
+        if local is not None:
+            self._run(local.load(self.ref.name))
             return
         if self.ref.provider == "openai":
             models = self._run(self._list_remote(provider))
@@ -160,10 +169,11 @@ class LLMModel:
             return
         provider.model_info(self.ref.name)  # raises ModelNotFound for unknown models
 
-    async def _list_remote(self, provider: Any) -> set[str] | None:
-        lister = getattr(provider, "list_endpoint_models", None)
-        if self.endpoint and lister is not None:
-            return {m.ref.name for m in await lister(self.endpoint)}
+    async def _list_remote(self, provider: Provider) -> set[str] | None:
+        from app.providers.openai import OpenAIProvider
+
+        if self.endpoint and isinstance(provider, OpenAIProvider):
+            return {m.ref.name for m in await provider.list_endpoint_models(self.endpoint)}
         return {m.ref.name for m in await provider.list_models()}
 
     # -- generation ------------------------------------------------------------------------
@@ -189,7 +199,7 @@ class LLMModel:
             endpoint=self.endpoint if ref.provider == "openai" else None,
             adapters=self._adapters if ref == self.ref else (),
         )
-        result = self._run(self.engine.run(request))
+        result = self._run(self.scheduler.run(request))
         self._results.append(result)
         return result.text
 
@@ -221,23 +231,18 @@ class LLMModel:
         Returns what the provider reports about the adapter. Raises :class:`AdapterError`
         for remote models or an adapter that does not fit.
         """
-        provider = self._provider()
-        loader = getattr(provider, "load_adapter", None)
-        if self.ref.provider not in ("local", "huggingface") or loader is None:
+        local = self._local()
+        if local is None:
             raise AdapterError(
                 f"LoRA adapters cannot be applied to {self.ref} ({self.ref.provider} models run "
                 "remotely or do not support adapters).",
                 hint="Use a local or Hugging Face model (e.g. LLMModel('smollm2', 'local')).",
             )
         self.load_model()  # adapters attach to the loaded model
-        info = self._run(loader(str(adapter_path)))
-        spec = AdapterSpec(
-            getattr(info, "path", str(adapter_path)), scale=scale, name=getattr(info, "name", None)
-        )
+        info = self._run(local.load_adapter(str(adapter_path)))
+        spec = dataclasses.replace(info.spec(), scale=scale)
         self._adapters = (*(a for a in self._adapters if a.path != spec.path), spec)
-        data: dict[str, Any] = {"path": spec.path, "name": spec.name}
-        if dataclasses.is_dataclass(info) and not isinstance(info, type):
-            data = dataclasses.asdict(info)
+        data: dict[str, Any] = dataclasses.asdict(info)
         data.update(scale=scale, active=True)
         return data
 
@@ -278,6 +283,7 @@ class LLMModel:
             return
         try:
             if self.registry is not self.services.registry:
+                self._loop.run_until_complete(self.scheduler.aclose())
                 self._loop.run_until_complete(self.registry.aclose())
             if self._own_services:
                 self._loop.run_until_complete(self.services.aclose())
@@ -304,18 +310,17 @@ class LLMModel:
             return ModelRef.parse(model_name)
         return ModelRef(self._type.value, model_name.strip())
 
-    def _provider(self) -> Any:
+    def _provider(self) -> Provider:
         return self.registry.get(self.ref.provider)
 
+    def _local(self) -> LocalModelProvider | None:
+        return as_local(self._provider()) if self.ref.takes_adapters else None
+
     def _unload(self, ref: ModelRef) -> None:
-        if ref.provider not in ("local", "huggingface"):
-            return
         provider = self.registry.loaded().get(ref.provider)
-        unload = getattr(provider, "unload", None)
-        if unload is not None:
-            outcome = unload()
-            if asyncio.iscoroutine(outcome):
-                self._run(outcome)
+        local = as_local(provider) if provider is not None else None
+        if local is not None:
+            self._run(local.unload())
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._closed:
@@ -323,18 +328,19 @@ class LLMModel:
             raise RuntimeError("This LLMModel is closed.")
         return self._loop.run_until_complete(coro)
 
-    def _private_engine(self, api_key: str) -> tuple[ProviderRegistry, Engine]:
+    def _private_scheduler(self, api_key: str) -> tuple[ProviderRegistry, RunScheduler]:
         from app.core.engine import Engine
+        from app.core.runs import RunScheduler
 
         base = self.services.registry.context
         context = ProviderContext(
             settings=base.settings,
-            secrets=SessionKeySecrets(api_key, base.secrets),  # type: ignore[arg-type]
+            secrets=cast("SecretStore", SessionKeySecrets(api_key, base.secrets)),
             paths=base.paths,
             extra=dict(base.extra),
         )
         registry = ProviderRegistry(context)
-        return registry, Engine(registry, self.services.prices, self.services.ledger)
+        return registry, RunScheduler(Engine(registry, self.services.prices, self.services.ledger))
 
 
 def _model_type(value: ModelType | str) -> ModelType:

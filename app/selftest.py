@@ -144,7 +144,7 @@ async def _generate(ctx: SelfTestContext, model: str, prompt: str, max_tokens: i
         messages=(ChatMessage("user", prompt),),
         params=GenerationParams(temperature=0.0, max_tokens=max_tokens, seed=0),
     )
-    return await _services(ctx).engine.run(request)
+    return await _services(ctx).scheduler.run(request)
 
 
 async def check_mock(ctx: SelfTestContext) -> str:

@@ -20,11 +20,12 @@ from app.cli.common import (
     silence_stdout,
 )
 from app.core.errors import AppError, InvalidParams, StreamInterrupted
-from app.core.events import Progress, ReasoningDelta, StreamEvent, TextDelta
+from app.core.events import Progress
+from app.core.run_events import RunEvent, RunProgress, RunReasoning, RunRetrying, RunText
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
 
 if TYPE_CHECKING:
-    from app.core.engine import GenerationResult, LiveStats
+    from app.core.engine import GenerationResult
     from app.core.services import Services
 
 
@@ -139,9 +140,9 @@ class StreamPrinter:
         except (AttributeError, ValueError):
             self._dim = False
 
-    def __call__(self, event: StreamEvent, stats: LiveStats) -> None:
-        """Engine callback."""
-        if isinstance(event, TextDelta):
+    def __call__(self, event: RunEvent) -> None:
+        """The run's event callback."""
+        if isinstance(event, RunText):
             self.end_progress()
             try:
                 self.out.write(event.text)
@@ -151,10 +152,12 @@ class StreamPrinter:
                 silence_stdout()
                 raise OutputClosed("stdout was closed by its reader; the generation was stopped.") from None
             self.printed += event.text
-        elif isinstance(event, ReasoningDelta):
+        elif isinstance(event, RunReasoning):
             self._reasoning(event.text)
-        elif isinstance(event, Progress):
-            self._progress(event)
+        elif isinstance(event, RunProgress):
+            self._progress(event.progress)
+        elif isinstance(event, RunRetrying):
+            self._progress(Progress("retrying", None, f"{event.message} (attempt {event.attempt + 1} in {event.delay_s:.0f} s)"))
 
     def _reasoning(self, text: str) -> None:
         self.reasoning_chars += len(text)
@@ -204,7 +207,7 @@ def run_ask(args: argparse.Namespace) -> int:
 
     async def body(services: Services) -> GenerationResult:
         request = build_request(args, args.model or services.default_model(), prompt)
-        return await services.engine.run(request, printer)
+        return await services.scheduler.run(request, on_event=printer)
 
     try:
         try:

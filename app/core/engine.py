@@ -13,17 +13,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
-from app.core.errors import AppError, StreamInterrupted, redact
-from app.core.events import Finished, ReasoningDelta, StreamEvent, TextDelta, UsageReport
+from app.core.errors import AppError, ConfigError, StreamInterrupted, redact
+from app.core.events import Finished, Progress, ReasoningDelta, StreamEvent, TextDelta, UsageReport
+from app.core.figures import MessageFigures
 from app.core.provider import Provider, ProviderRegistry
-from app.core.types import ChatMessage, GenerationRecord, GenerationRequest, ModelRef
+from app.core.settings import EndpointConfig
+from app.core.types import ChatMessage, GenerationRecord, GenerationRequest, ModelRef, adapter_label
 
 
 class PriceLookup(Protocol):
     """What the engine needs from the price table."""
 
-    def cost(self, model: ModelRef, usage: UsageReport) -> Decimal | None:
-        """Exact USD cost, 0 for free models, None when the price is unknown."""
+    def cost(self, model: ModelRef, usage: UsageReport, endpoint: EndpointConfig | None = None) -> Decimal | None:
+        """Exact USD cost at ``endpoint`` (None: OpenAI's own), 0 when free, None when unknown."""
         ...
 
 
@@ -44,6 +46,9 @@ class LiveStats:
     whole thinking phase; :attr:`ttfr_s` is the time to its first reasoning token."""
 
     started: float = field(default_factory=time.perf_counter)
+    """When the request was sent (after a model load, when the load ended)."""
+    created: float = field(default_factory=time.perf_counter)
+    """When the generation began (a model load included)."""
     first_token_at: float | None = None
     chunks: int = 0
     chars: int = 0
@@ -98,6 +103,27 @@ class GenerationResult:
     record_id: int | None = None
     reasoning: str = ""
     """A thinking model's reasoning (not part of ``text``)."""
+    load_s: float | None = None
+    """Seconds spent loading the model for this answer (None: it was loaded already)."""
+    reasoning_tokens: int = 0
+    """Reasoning chunks streamed (a thinking model's; each is about one token)."""
+
+    def figures(self) -> MessageFigures:
+        """The answer's figures as the history keeps them."""
+        rec = self.record
+        return MessageFigures(
+            prompt_tokens=rec.prompt_tokens,
+            completion_tokens=rec.completion_tokens,
+            estimated=rec.estimated,
+            cost_usd=rec.cost_usd,
+            ttft_s=rec.ttft_s,
+            tokens_per_s=rec.tokens_per_s,
+            duration_s=rec.duration_s,
+            finish_reason=rec.finish_reason,
+            seed=self.request.params.seed,
+            load_s=self.load_s,
+            reasoning_tokens=self.reasoning_tokens or None,
+        )
 
     def to_json(self) -> dict[str, object]:
         """The CLI's ``--json`` object."""
@@ -120,6 +146,34 @@ class GenerationResult:
 EventCallback = Callable[[StreamEvent, LiveStats], None]
 
 
+class Generation:
+    """One generation while it streams: the ONE place its text and reasoning accumulate.
+
+    The scheduler keeps it, so a cancelled or failed run still has its partial text."""
+
+    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s")
+
+    def __init__(self, request: GenerationRequest) -> None:
+        self.request = request
+        self.stats = LiveStats()
+        self.parts: list[str] = []
+        self.thoughts: list[str] = []  # reasoning: passed on, never part of the answer text
+        self.usage: UsageReport | None = None
+        self.reason = "stop"
+        self.load_s: float | None = None
+        """Time the provider spent loading the model (until its last ``Progress``)."""
+
+    @property
+    def text(self) -> str:
+        """The answer text so far."""
+        return "".join(self.parts)
+
+    @property
+    def reasoning(self) -> str:
+        """A thinking model's reasoning so far."""
+        return "".join(self.thoughts)
+
+
 class Engine:
     """Runs generations; records every one (finished, failed or cancelled) in the ledger."""
 
@@ -134,64 +188,70 @@ class Engine:
         on_event: EventCallback | None = None,
         *,
         conversation_id: str | None = None,
+        generation: Generation | None = None,
     ) -> GenerationResult:
         """Stream ``request``; call ``on_event`` for each event; return the result.
 
         Errors propagate as :class:`AppError` (a failure after some text raises
         :class:`StreamInterrupted` carrying ``partial_text``); cancellation propagates too.
-        Either way a ledger record is written.
+        Either way a ledger record is written. Pass ``generation`` to read the text while
+        it streams (and after a cancellation).
         """
         request.params.validated()
         provider = self.registry.get(request.model.provider)
-        stats = LiveStats()
-        parts: list[str] = []
-        thoughts: list[str] = []  # reasoning: passed on, never part of the answer text
-        usage: UsageReport | None = None
-        reason = "stop"
+        gen = generation if generation is not None else Generation(request)
+        stats, parts, thoughts = gen.stats, gen.parts, gen.thoughts
         error: BaseException | None = None
         stream: AsyncIterator[StreamEvent] = provider.stream(request)
         try:
             async for event in stream:
                 if isinstance(event, TextDelta):
-                    if not event.text:
+                    text = event.text
+                    if not text:
                         continue
                     if stats.first_token_at is None:
                         stats.first_token_at = time.perf_counter()
                     stats.chunks += 1
-                    stats.chars += len(event.text)
-                    parts.append(event.text)
+                    stats.chars += len(text)
+                    parts.append(text)
                 elif isinstance(event, ReasoningDelta):
-                    if not event.text:
+                    text = event.text
+                    if not text:
                         continue
                     if stats.first_reasoning_at is None:
                         stats.first_reasoning_at = time.perf_counter()
                     stats.reasoning_chunks += 1
-                    stats.reasoning_chars += len(event.text)
-                    thoughts.append(event.text)
+                    stats.reasoning_chars += len(text)
+                    thoughts.append(text)
+                elif isinstance(event, Progress):
+                    # a model load is shown apart: time to first token counts from its end
+                    now = time.perf_counter()
+                    gen.load_s = now - stats.created
+                    stats.started = now
                 elif isinstance(event, UsageReport):
-                    usage = event
+                    gen.usage = event
                 elif isinstance(event, Finished):
-                    reason = event.reason
+                    gen.reason = event.reason
                 if on_event is not None:
                     on_event(event, stats)
         except asyncio.CancelledError as exc:
-            error, reason = exc, "cancelled"
+            error, gen.reason = exc, "cancelled"
             raise
         except StreamInterrupted as exc:
-            error, reason = exc, "error"
+            error, gen.reason = exc, "error"
             if not exc.partial_text:
-                exc.partial_text = "".join(parts)
+                exc.partial_text = gen.text
             raise
         except AppError as exc:
-            error, reason = exc, "error"
+            error, gen.reason = exc, "error"
             if parts:
-                raise StreamInterrupted(exc.message, hint=exc.hint, partial_text="".join(parts)) from exc
+                raise StreamInterrupted(exc.message, hint=exc.hint, partial_text=gen.text) from exc
             raise
         except Exception as exc:  # a provider bug must not leave the caller stuck
-            error, reason = exc, "error"
+            error, gen.reason = exc, "error"
             raise StreamInterrupted(
                 f"The generation failed unexpectedly: {type(exc).__name__}: {exc}",
-                partial_text="".join(parts),
+                partial_text=gen.text,
             ) from exc
         finally:
             aclose = getattr(stream, "aclose", None)
@@ -200,23 +260,16 @@ class Engine:
                     await asyncio.shield(aclose())
                 except (Exception, asyncio.CancelledError):
                     pass
-            result = self._finish(request, provider, parts, usage, reason, stats, conversation_id, error)
-        result.reasoning = "".join(thoughts)
+            result = self._finish(gen, provider, conversation_id, error)
         return result
 
     def _finish(
-        self,
-        request: GenerationRequest,
-        provider: Provider,
-        parts: list[str],
-        usage: UsageReport | None,
-        reason: str,
-        stats: LiveStats,
-        conversation_id: str | None,
-        error: BaseException | None,
+        self, gen: Generation, provider: Provider, conversation_id: str | None, error: BaseException | None
     ) -> GenerationResult:
+        request, stats = gen.request, gen.stats
         end = time.perf_counter()
-        text = "".join(parts)
+        text = gen.text
+        usage = gen.usage
         if usage is None:
             if isinstance(error, AppError) and not isinstance(error, StreamInterrupted) and not text:
                 # refused or unreachable before any output (no key, 401, 429, 5xx, bad model):
@@ -226,25 +279,24 @@ class Engine:
                 usage = self._estimate_usage(request, provider, text)
         cost = self.cost(request.model, usage, request.endpoint)
         tps = stats.tokens_per_s(usage.completion_tokens, now=end) if usage.completion_tokens else None
-        adapter = ",".join(f"{a.name or a.path}:{a.scale:g}" for a in request.adapters) or None
         err_text = None
         if error is not None and not isinstance(error, asyncio.CancelledError):
             err_text = redact(str(error))
         rec = GenerationRecord(
-            started_at=time.time() - (end - stats.started),
+            started_at=time.time() - (end - stats.created),
             provider=request.model.provider,
             model=request.model.name,
             endpoint=request.endpoint,
-            adapter=adapter,
+            adapter=adapter_label(request.adapters),
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cached_prompt_tokens=usage.cached_prompt_tokens,
             estimated=usage.estimated,
             cost_usd=None if cost is None else str(cost),
             ttft_s=stats.ttft_s,
-            duration_s=end - stats.started,
+            duration_s=end - stats.created,
             tokens_per_s=tps,
-            finish_reason=reason,
+            finish_reason=gen.reason,
             conversation_id=conversation_id,
             error=err_text,
         )
@@ -257,43 +309,30 @@ class Engine:
             ttft_s=stats.ttft_s,
             duration_s=rec.duration_s,
             tokens_per_s=tps,
-            finish_reason=reason,
+            finish_reason=gen.reason,
             record=rec,
             record_id=rec_id,
+            reasoning=gen.reasoning,
+            load_s=gen.load_s,
+            reasoning_tokens=stats.reasoning_chunks,
         )
 
     def cost(self, model: ModelRef, usage: UsageReport, endpoint: str | None = None) -> Decimal | None:
-        """Exact USD cost of ``usage`` on ``model`` at ``endpoint`` (None: unknown price).
+        """Exact USD cost of ``usage`` on ``model`` at ``endpoint`` (a settings endpoint name,
+        a base URL, or None for the default); None when the price is unknown. The pricing
+        rules live in :meth:`app.core.pricing.PriceTable.cost`; the UI's live and
+        before-sending estimates use this too."""
+        return self.prices.cost(model, usage, self.endpoint_config(model, endpoint))
 
-        OpenAI's price table applies to OpenAI's own endpoint only. Another OpenAI-compatible
-        server is free when it runs on this machine, unknown elsewhere, unless the user set an
-        override for the full model id. The UI's live and before-sending estimates use this too.
-        """
-        if model.provider == "openai" and not self._is_openai_endpoint(endpoint):
-            override = getattr(self.prices, "override_for", None)
-            price = override(model) if override is not None else None
-            if price is not None:
-                return price.cost(usage)
-            return Decimal(0) if _is_loopback(self._endpoint_url(endpoint)) else None
-        return self.prices.cost(model, usage)
-
-    def _endpoint_url(self, endpoint: str | None) -> str:
-        if endpoint is None:
-            return ""
-        if endpoint.startswith(("http://", "https://")):
-            return endpoint
-        settings = getattr(self.registry.context, "settings", None)
-        ep = settings.endpoint(endpoint) if settings is not None else None
-        return ep.base_url if ep is not None else ""
-
-    def _is_openai_endpoint(self, endpoint: str | None) -> bool:
-        if endpoint is None:
-            return True
-        if endpoint.startswith(("http://", "https://")):
-            return "api.openai.com" in endpoint
-        settings = getattr(self.registry.context, "settings", None)
-        ep = settings.endpoint(endpoint) if settings is not None else None
-        return ep is None or ep.kind == "openai"
+    def endpoint_config(self, model: ModelRef, endpoint: str | None) -> EndpointConfig | None:
+        """Where an ``openai:`` request with ``endpoint`` goes (None for other providers, and
+        for a name the settings do not know: the request itself will say so)."""
+        if model.provider != "openai" or endpoint is None:
+            return None
+        try:
+            return self.registry.context.settings.resolve_endpoint(endpoint)
+        except ConfigError:
+            return None
 
     @staticmethod
     def _estimate_usage(request: GenerationRequest, provider: Provider, text: str) -> UsageReport:
@@ -307,11 +346,3 @@ class Engine:
             empty = count(request.model.name, [ChatMessage("assistant", "")]).tokens
             comp_tokens = max(0, completion.tokens - empty)
         return UsageReport(prompt.tokens, comp_tokens, estimated=True)
-
-
-def _is_loopback(url: str) -> bool:
-    """True for http(s) URLs on this machine (localhost, 127.0.0.0/8, ::1)."""
-    from urllib.parse import urlparse
-
-    host = (urlparse(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")

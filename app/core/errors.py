@@ -59,9 +59,26 @@ class ConfigError(AppError):
 
 
 class ProviderError(AppError):
-    """Anything a provider reports. ``retryable`` marks errors a retry may fix."""
+    """Anything a provider reports.
 
-    retryable = False
+    ``retryable`` marks errors a retry may fix (each class has its default; a particular
+    error may say otherwise, e.g. a timeout on a server that answered nothing for minutes).
+    ``retry_after`` is the wait in seconds a server asked for (``Retry-After``), or None.
+    """
+
+    default_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retryable: bool = self.default_retryable if retryable is None else retryable
+        self.retry_after: float | None = retry_after
+        super().__init__(message, hint=hint)
 
 
 class AuthError(ProviderError):
@@ -73,25 +90,21 @@ class AuthError(ProviderError):
 class RateLimited(ProviderError):
     """Too many requests or quota exceeded."""
 
-    retryable = True
+    default_retryable = True
     default_hint = "Wait a moment and try again, or check your plan's limits."
-
-    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, hint=hint)
 
 
 class Unreachable(ProviderError):
     """The server could not be reached or timed out."""
 
-    retryable = True
+    default_retryable = True
     default_hint = "Check that the server is running and the base URL is right, and your network."
 
 
 class ServerError(ProviderError):
     """The server failed (5xx)."""
 
-    retryable = True
+    default_retryable = True
     default_hint = "The server had a problem; try again in a moment."
 
 

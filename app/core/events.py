@@ -30,6 +30,18 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class Retrying:
+    """The request failed before any text and will be sent again after ``delay_s`` seconds
+    (``attempt`` is the attempt that failed). ``rate_limited``: the server said 429, so the
+    scheduler holds back other requests to the same endpoint too."""
+
+    attempt: int
+    delay_s: float
+    message: str
+    rate_limited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class UsageReport:
     """Token usage of one generation. ``estimated`` is True when counted locally."""
 
@@ -51,4 +63,4 @@ class Finished:
     reason: str
 
 
-StreamEvent = TextDelta | ReasoningDelta | Progress | UsageReport | Finished
+StreamEvent = TextDelta | ReasoningDelta | Progress | Retrying | UsageReport | Finished

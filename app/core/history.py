@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 
 from app.core.errors import ConfigError, redact
 from app.core.sqlite_db import open_database
+from app.core.types import Role
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class StoredMessage:
 
     id: int
     conversation_id: str
-    role: str
+    role: Role
     content: str
     created_at: float
     model: str | None
@@ -254,7 +255,7 @@ class HistoryStore:
     def add_message(
         self,
         conversation_id: str,
-        role: str,
+        role: Role,
         content: str,
         *,
         model: str | None = None,

@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any
 from app.core.errors import ConfigError
 from app.core.events import UsageReport
 from app.core.paths import resources_dir
-from app.core.types import ModelRef
+from app.core.types import FREE_PROVIDER_IDS, ModelRef
 
 if TYPE_CHECKING:
-    from app.core.settings import PriceOverride
+    from app.core.settings import EndpointConfig, PriceOverride
 
 PRICED_PROVIDERS = frozenset({"openai"})
-FREE_PROVIDERS = frozenset({"mock", "local", "huggingface"})
 PER_TOKENS = Decimal(1_000_000)
 # What may follow a known name and still mean the same model: dates, -MMDD, -latest, -preview.
 _SNAPSHOT_SUFFIX = re.compile(r"^(?:-(?:\d{4}-\d{2}-\d{2}|\d{4}|latest|preview))+$")
@@ -173,11 +172,35 @@ class PriceTable:
                 return table[best]
         return None
 
-    def cost(self, model: ModelRef, usage: UsageReport) -> Decimal | None:
-        """Exact USD cost: 0 for free providers, None when the price is unknown."""
+    def cost(self, model: ModelRef, usage: UsageReport, endpoint: EndpointConfig | None = None) -> Decimal | None:
+        """Exact USD cost of ``usage`` on ``model`` served at ``endpoint`` (None: OpenAI's own
+        API): 0 for free providers, None when the price is unknown.
+
+        OpenAI's price table applies to OpenAI's own endpoint only. Another OpenAI-compatible
+        server is free when it runs on this machine and unknown elsewhere, unless the user
+        set an override for the full model id (or the model name).
+        """
+        if model.provider in PRICED_PROVIDERS and endpoint is not None and not is_openai_endpoint(endpoint):
+            override = self.override_for(model)
+            if override is not None:
+                return override.cost(usage)
+            return Decimal(0) if is_loopback(endpoint.base_url) else None
         price = self.price_for(model)
         if price is not None:
             return price.cost(usage)
-        if model.provider in FREE_PROVIDERS:
+        if model.provider in FREE_PROVIDER_IDS:
             return Decimal(0)
         return None
+
+
+def is_openai_endpoint(endpoint: EndpointConfig) -> bool:
+    """True for OpenAI's own API (the built-in profile, or a base URL on api.openai.com)."""
+    return endpoint.kind == "openai" or "api.openai.com" in endpoint.base_url
+
+
+def is_loopback(url: str) -> bool:
+    """True for http(s) URLs on this machine (localhost, 127.0.0.0/8, ::1)."""
+    from urllib.parse import urlparse
+
+    host = (urlparse(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")

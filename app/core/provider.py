@@ -5,11 +5,18 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from app.core.errors import InvalidModelId
-from app.core.events import StreamEvent
-from app.core.types import ChatMessage, GenerationRequest, ModelInfo, TokenCount
+from app.core.events import Progress, StreamEvent
+from app.core.types import (
+    PROVIDERS,
+    AdapterInfo,
+    ChatMessage,
+    GenerationRequest,
+    ModelInfo,
+    TokenCount,
+)
 
 if TYPE_CHECKING:
     from app.core.paths import AppPaths
@@ -49,6 +56,48 @@ class Provider(Protocol):
         ...
 
 
+ProgressCallback = Callable[[Progress], None]
+
+
+@runtime_checkable
+class LocalModelProvider(Provider, Protocol):
+    """What in-process providers (``local``, ``huggingface``) add to :class:`Provider`:
+    one loaded model on the model worker, and LoRA adapters loaded onto it by name.
+
+    ``stream`` loads the request's model when it is not loaded (yielding ``Progress``) and
+    makes exactly the request's adapters active (hot-swapped, never reloading the base).
+    """
+
+    async def load(self, model: str, on_progress: ProgressCallback | None = None) -> ModelInfo:
+        """Load ``model`` (the previous one is unloaded only after success)."""
+        ...
+
+    async def loaded_model(self) -> str | None:
+        """The id of the loaded model (``local:...``), or None."""
+        ...
+
+    async def unload(self) -> None:
+        """Unload the model and free its memory."""
+        ...
+
+    async def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
+        """Validate ``path`` against the loaded model and load it (not activated)."""
+        ...
+
+    async def unload_adapter(self, name: str) -> None:
+        """Delete a loaded adapter."""
+        ...
+
+    async def list_adapters(self) -> list[AdapterInfo]:
+        """The loaded adapters."""
+        ...
+
+
+def as_local(provider: Provider) -> LocalModelProvider | None:
+    """``provider`` as a :class:`LocalModelProvider`, or None when it is a remote one."""
+    return provider if isinstance(provider, LocalModelProvider) else None
+
+
 @dataclass
 class ProviderContext:
     """What a provider factory receives: settings, secrets and paths (no globals)."""
@@ -62,12 +111,7 @@ class ProviderContext:
 ProviderFactory = Callable[[ProviderContext], Provider]
 
 # provider id -> "module:attribute"; modules import lazily so heavy libraries load on first use.
-DEFAULT_FACTORIES: dict[str, str] = {
-    "mock": "app.providers.mock:MockProvider",
-    "openai": "app.providers.openai:OpenAIProvider",
-    "huggingface": "app.providers.transformers:HuggingFaceProvider",
-    "local": "app.providers.transformers:LocalProvider",
-}
+DEFAULT_FACTORIES: dict[str, str] = {p.id: p.factory for p in PROVIDERS}
 
 
 class ProviderRegistry:
@@ -101,8 +145,8 @@ class ProviderRegistry:
             )
         if isinstance(factory, str):
             module_name, _, attr = factory.partition(":")
-            factory = getattr(importlib.import_module(module_name), attr)
-        provider = factory(self.context)  # type: ignore[operator]
+            factory = cast(ProviderFactory, getattr(importlib.import_module(module_name), attr))
+        provider: Provider = factory(self.context)
         self._instances[provider_id] = provider
         return provider
 

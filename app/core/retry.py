@@ -55,6 +55,16 @@ def compute_delay(
     return max(0.0, min(delay, policy.max_delay_s))
 
 
+def next_delay(policy: RetryPolicy, attempt: int, exc: ProviderError, rng: UniformSource | None = None) -> float:
+    """Seconds to wait before retrying after failed attempt ``attempt`` with ``exc``; raises
+    ``exc`` itself when it must not be retried (not retryable, or no attempts left)."""
+    if not exc.retryable or attempt >= policy.max_attempts:
+        raise exc
+    delay = compute_delay(policy, attempt, exc.retry_after, rng)
+    log.info("attempt %d/%d failed (%s); retrying in %.2f s", attempt, policy.max_attempts, type(exc).__name__, delay)
+    return delay
+
+
 async def with_retries(
     policy: RetryPolicy,
     start: Callable[[], Awaitable[T]],
@@ -72,16 +82,7 @@ async def with_retries(
         try:
             return await start()
         except ProviderError as exc:
-            if not exc.retryable or attempt >= policy.max_attempts:
-                raise
-            delay = compute_delay(policy, attempt, getattr(exc, "retry_after", None), rng)
-            log.info(
-                "attempt %d/%d failed (%s); retrying in %.2f s",
-                attempt,
-                policy.max_attempts,
-                type(exc).__name__,
-                delay,
-            )
+            delay = next_delay(policy, attempt, exc, rng)
             if on_retry is not None:
                 on_retry(attempt, exc, delay)
             await sleep(delay)

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from app.core.engine import Engine
 from app.core.history import HistoryStore
 from app.core.paths import AppPaths
 from app.core.pricing import PriceTable
 from app.core.provider import ProviderContext, ProviderRegistry
+from app.core.runs import RunScheduler
 from app.core.secrets import SecretStore
 from app.core.settings import Settings, SettingsStore
-from app.core.types import ModelInfo
+from app.core.types import PROVIDER_IDS, ModelInfo
 from app.core.usage import UsageLedger
+
+if TYPE_CHECKING:
+    from app.providers.openai import OpenAIProvider
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ class Services:
     ledger: UsageLedger
     history: HistoryStore
     engine: Engine
+    scheduler: RunScheduler
 
     @classmethod
     def create(cls, paths: AppPaths | None = None, *, secrets: SecretStore | None = None) -> Services:
@@ -57,7 +63,12 @@ class Services:
         ledger = UsageLedger(paths.usage_db)
         history = HistoryStore(paths.history_db)
         engine = Engine(registry, prices, ledger)
-        return cls(paths, store, settings, secrets, registry, prices, ledger, history, engine)
+        scheduler = RunScheduler(engine)
+        return cls(paths, store, settings, secrets, registry, prices, ledger, history, engine, scheduler)
+
+    def openai(self) -> OpenAIProvider:
+        """The ``openai`` provider (endpoint tests, model lists per endpoint)."""
+        return cast("OpenAIProvider", self.registry.get("openai"))
 
     def warnings(self) -> list[str]:
         """Problems found at start (corrupt files moved aside, bad price overrides)."""
@@ -85,7 +96,7 @@ class Services:
         """Ask every provider for its models; a provider that fails is reported, not raised."""
         models: list[ModelInfo] = []
         errors: dict[str, str] = {}
-        for pid in ("mock", "local", "huggingface", "openai"):
+        for pid in reversed(PROVIDER_IDS):  # the offline, in-process ones first
             try:
                 provider = self.registry.get(pid)
                 models.extend(await provider.list_models())
@@ -94,7 +105,8 @@ class Services:
         return ModelListing(models, errors)
 
     async def aclose(self) -> None:
-        """Close providers and databases."""
+        """Stop every run, then close providers and databases."""
+        await self.scheduler.aclose()
         await self.registry.aclose()
         self.ledger.close()
         self.history.close()

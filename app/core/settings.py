@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 SETTINGS_VERSION = 1
@@ -64,6 +66,10 @@ class EndpointConfig(BaseModel):
     def secret_name(self) -> str:
         """The keyring entry name of this endpoint's key."""
         return "openai" if self.kind == "openai" else f"endpoint:{self.name}"
+
+
+DEFAULT_ENDPOINT_NAME = "OpenAI"
+"""The built-in endpoint that ``openai:`` models use when no endpoint is named."""
 
 
 def default_endpoints() -> list[EndpointConfig]:
@@ -119,6 +125,8 @@ class Settings(BaseModel):
     session_only_secrets: bool = False
     last_conversation_id: str | None = None
     recent_local_models: list[str] = Field(default_factory=list)
+    max_concurrent_per_endpoint: int = Field(4, ge=1, le=64)
+    """How many requests the run scheduler sends to one remote endpoint at once."""
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         """The endpoint called ``name`` (case-insensitive), or None."""
@@ -126,6 +134,30 @@ class Settings(BaseModel):
             if ep.name.lower() == name.lower():
                 return ep
         return None
+
+    def resolve_endpoint(self, name_or_url: str | None) -> EndpointConfig:
+        """Where an ``openai:`` request goes: a configured endpoint by name, an ad-hoc
+        ``http(s)://`` base URL (a configured endpoint with that URL when there is one), or
+        the built-in OpenAI endpoint for None. Raises :class:`ConfigError` for unknown names."""
+        if name_or_url is None or not name_or_url.strip():
+            ep = self.endpoint(DEFAULT_ENDPOINT_NAME) or next((e for e in self.endpoints if e.kind == "openai"), None)
+            if ep is None:
+                raise ConfigError("No OpenAI endpoint is configured.",
+                                  hint="Add one in Settings > Endpoints, or pass --base-url.")  # fmt: skip
+            return ep
+        value = name_or_url.strip()
+        if value.startswith(("http://", "https://")):
+            url = value.rstrip("/")
+            for ep in self.endpoints:
+                if ep.base_url == url:
+                    return ep
+            return EndpointConfig(name=url, base_url=url, kind="custom", needs_key=False)
+        found = self.endpoint(value)
+        if found is None:
+            names = ", ".join(e.name for e in self.endpoints) or "none"
+            raise ConfigError(f"There is no endpoint called '{value}'.",
+                              hint=f"Use one of: {names}; or pass a base URL such as http://localhost:8080/v1.")  # fmt: skip
+        return found
 
 
 def _migrate(data: dict[str, Any]) -> dict[str, Any]:

@@ -3,14 +3,51 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from app.core.errors import InvalidModelId, InvalidParams
 
 Role = Literal["system", "user", "assistant"]
-PROVIDER_IDS: tuple[str, ...] = ("openai", "huggingface", "local", "mock")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """One provider id and what the rest of the app needs to know about it.
+
+    ``factory`` is ``"module:attribute"`` (imported on first use, so heavy libraries load
+    lazily); ``in_process`` providers run on this machine's model worker and take LoRA
+    adapters when ``takes_adapters``; ``free`` ones never cost money.
+    """
+
+    id: str
+    factory: str
+    in_process: bool = False
+    takes_adapters: bool = False
+    free: bool = False
+    label: str = ""
+
+
+PROVIDERS: tuple[ProviderSpec, ...] = (
+    ProviderSpec("openai", "app.providers.openai:OpenAIProvider", label="OpenAI-compatible"),
+    ProviderSpec("huggingface", "app.providers.transformers:HuggingFaceProvider", in_process=True,
+                 takes_adapters=True, free=True, label="Hugging Face"),
+    ProviderSpec("local", "app.providers.transformers:LocalProvider", in_process=True, takes_adapters=True,
+                 free=True, label="Local"),
+    ProviderSpec("mock", "app.providers.mock:MockProvider", free=True, label="Mock"),
+)
+"""THE registry of provider ids: every other list of providers derives from it."""
+
+PROVIDER_IDS: tuple[str, ...] = tuple(p.id for p in PROVIDERS)
+LOCAL_PROVIDER_IDS: tuple[str, ...] = tuple(p.id for p in PROVIDERS if p.in_process)
+"""Providers whose models run in-process on the model worker (loaded, with adapters)."""
+FREE_PROVIDER_IDS: frozenset[str] = frozenset(p.id for p in PROVIDERS if p.free)
+
+
+def provider_spec(provider_id: str) -> ProviderSpec | None:
+    """The spec of ``provider_id`` (None when unknown)."""
+    return next((p for p in PROVIDERS if p.id == provider_id), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +85,17 @@ class ModelRef:
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.name}"
+
+    @property
+    def in_process(self) -> bool:
+        """True for models that run on this machine's model worker (local, huggingface)."""
+        return self.provider in LOCAL_PROVIDER_IDS
+
+    @property
+    def takes_adapters(self) -> bool:
+        """True when LoRA adapters can be applied to this model."""
+        spec = provider_spec(self.provider)
+        return spec is not None and spec.takes_adapters
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +188,48 @@ def _check(ok: bool, message: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class AdapterSpec:
-    """A LoRA adapter to have active for a request (local models only)."""
+    """A LoRA adapter to have active for a request (local models only). ``sha256`` (of the
+    weights, when known) is carried for the records; it does not select anything."""
 
     path: str
     scale: float = 1.0
     name: str | None = None
+    sha256: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``name:scale`` (the path when it has no name yet)."""
+        return f"{self.name or self.path}:{self.scale:g}"
+
+
+def adapter_label(adapters: Sequence[AdapterSpec]) -> str | None:
+    """How a set of adapters is named in records and titles: ``a:1,b:0.5`` (None: none)."""
+    return ",".join(a.label for a in adapters) or None
+
+
+def adapter_hashes(adapters: Sequence[AdapterSpec]) -> str | None:
+    """The adapters' sha256 values in the same order as :func:`adapter_label` (None: none)."""
+    return ",".join(a.sha256 or "" for a in adapters) or None
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterInfo:
+    """A loaded (or inspected) LoRA adapter, as a local provider reports it."""
+
+    name: str
+    path: str
+    sha256: str
+    rank: int
+    alpha: float
+    target_modules: tuple[str, ...]
+    base_model_hint: str | None = None
+    warnings: tuple[str, ...] = ()
+    scale: float = 1.0
+    active: bool = False
+
+    def spec(self) -> AdapterSpec:
+        """The request-side spec of this adapter at its current scale."""
+        return AdapterSpec(self.path, self.scale, self.name, self.sha256)
 
 
 @dataclass(frozen=True, slots=True)

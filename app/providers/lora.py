@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import AdapterError
+from app.core.types import AdapterInfo
+
+__all__ = ["AdapterInfo", "AdapterSet", "read_adapter_files", "check_fit"]
 
 log = logging.getLogger(__name__)
 
@@ -24,22 +27,6 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 _PREFIX = "base_model.model."
 _KEY_RE = re.compile(r"^(?P<module>.+)\.(?P<part>lora_A|lora_B|lora_embedding_A|lora_embedding_B)(?:\.weight)?$")
-
-
-@dataclass(frozen=True)
-class AdapterInfo:
-    """A loaded (or inspected) LoRA adapter."""
-
-    name: str
-    path: str
-    sha256: str
-    rank: int
-    alpha: float
-    target_modules: tuple[str, ...]
-    base_model_hint: str | None = None
-    warnings: tuple[str, ...] = ()
-    scale: float = 1.0
-    active: bool = False
 
 
 @dataclass(frozen=True)

@@ -21,18 +21,18 @@ from typing import Any
 
 from app.core.errors import (
     AuthError,
-    ConfigError,
     ModelNotFound,
     ProviderError,
+    RateLimited,
     SecretsError,
     StreamInterrupted,
     Unreachable,
     register_secret,
 )
-from app.core.events import Finished, ReasoningDelta, StreamEvent, TextDelta, UsageReport
+from app.core.events import Finished, ReasoningDelta, Retrying, StreamEvent, TextDelta, UsageReport
 from app.core.provider import ProviderContext
-from app.core.retry import RetryCallback, with_retries
-from app.core.settings import EndpointConfig
+from app.core.retry import RetryCallback, next_delay
+from app.core.settings import DEFAULT_ENDPOINT_NAME, EndpointConfig
 from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
 from app.providers.openai_support import (
     NON_CHAT,
@@ -56,7 +56,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENDPOINT = "OpenAI"
+DEFAULT_ENDPOINT = DEFAULT_ENDPOINT_NAME
 NO_KEY = "not-needed"
 """Sent as the key to servers that need none (the SDK insists on some value)."""
 LIST_TIMEOUT_S = 30.0
@@ -67,12 +67,11 @@ up the model list or the Test button for ten minutes."""
 
 @dataclass
 class _Opened:
-    """A stream opened and read up to its first meaningful chunk."""
+    """A stream opened and read up to its first meaningful chunk (None: it ended before one)."""
 
     stream: Any
-    chunks: Any  # the SDK's async iterator of ChatCompletionChunk
-    buffered: list[Any]
-    ended: bool
+    chunks: Any  # the stream's async iterator of ChatCompletionChunk
+    first: Any
 
 
 class OpenAIProvider:
@@ -93,30 +92,7 @@ class OpenAIProvider:
     # ------------------------------------------------------------------ endpoints and clients
     def endpoint(self, name_or_url: str | None) -> EndpointConfig:
         """The endpoint for a request: by name, an ad-hoc ``http(s)://`` base URL, or the default."""
-        settings = self.context.settings
-        if name_or_url is None or not name_or_url.strip():
-            ep = settings.endpoint(DEFAULT_ENDPOINT) or next(
-                (e for e in settings.endpoints if e.kind == "openai"), None
-            )
-            if ep is None:
-                raise ConfigError(
-                    "No OpenAI endpoint is configured.",
-                    hint="Add one in Settings > Endpoints, or pass --base-url.",
-                )
-            return ep
-        value = name_or_url.strip()
-        if value.startswith(("http://", "https://")):
-            url = value.rstrip("/")
-            for ep in settings.endpoints:
-                if ep.base_url == url:
-                    return ep
-            return EndpointConfig(name=url, base_url=url, kind="custom", needs_key=False)
-        ep = settings.endpoint(value)
-        if ep is None:
-            names = ", ".join(e.name for e in settings.endpoints) or "none"
-            raise ConfigError(f"There is no endpoint called '{value}'.",
-                              hint=f"Use one of: {names}; or pass a base URL such as http://localhost:8080/v1.")  # fmt: skip
-        return ep
+        return self.context.settings.resolve_endpoint(name_or_url)
 
     def _key(self, ep: EndpointConfig) -> str:
         try:
@@ -214,16 +190,16 @@ class OpenAIProvider:
 
     async def _open(self, client: Any, ep: EndpointConfig, body: dict[str, Any]) -> _Opened:
         """Open the stream and read up to the first content, reasoning, finish or usage chunk
-        (a retry is possible only up to there: nothing has been yielded yet)."""
+        (a retry is possible only up to there: nothing has been yielded yet). The chunks
+        before it carry nothing the answer needs (the role)."""
         import openai
 
         stream = await self._create(client, ep, body)
-        # The SDK's inner generator, when present, spares one generator layer per chunk.
-        chunks = getattr(stream, "_iterator", None) or stream.__aiter__()
-        buffered: list[Any] = []
+        chunks = stream.__aiter__()
+        seen = False
         try:
             async for chunk in chunks:
-                buffered.append(chunk)
+                seen = True
                 choices = chunk.choices
                 if chunk.usage is not None or (
                     choices
@@ -233,17 +209,15 @@ class OpenAIProvider:
                         or reasoning_text(getattr(choices[0].delta, "__pydantic_extra__", None))
                     )
                 ):
-                    return _Opened(stream, chunks, buffered, ended=False)
+                    return _Opened(stream, chunks, chunk)
             kind = stream.response.headers.get("content-type", "")
-            if not buffered and "text/event-stream" not in kind:
+            if not seen and "text/event-stream" not in kind:
                 await _close_quietly(stream)
-                err = Unreachable(f"{ep.name} ({ep.base_url}) answered with {kind.split(';')[0] or 'no content type'}, "
-                                  "not an event stream, and sent no answer.",
+                raise Unreachable(f"{ep.name} ({ep.base_url}) answered with {kind.split(';')[0] or 'no content type'}, "
+                                  "not an event stream, and sent no answer.", retryable=False,
                                   hint="Check the base URL: it should point at the OpenAI-compatible API (it "
                                   "usually ends in /v1), not at a web page; the server must support streaming.")  # fmt: skip
-                err.retryable = False
-                raise err
-            return _Opened(stream, chunks, buffered, ended=True)
+            return _Opened(stream, chunks, None)
         except BaseException as exc:
             await _close_quietly(stream)
             if isinstance(exc, openai.OpenAIError):
@@ -253,66 +227,77 @@ class OpenAIProvider:
                                         hint="The server does not speak the OpenAI streaming format correctly.") from exc  # fmt: skip
             raise
 
+    async def _open_with_retries(
+        self, client: Any, ep: EndpointConfig, body: dict[str, Any]
+    ) -> AsyncIterator[_Opened | Retrying]:
+        """Open the stream, retrying by the settings' policy; yields a :class:`Retrying` before
+        each wait (so the scheduler and the user see it), then the opened stream."""
+        policy = self.context.settings.retry
+        attempt = 1
+        while True:
+            try:
+                opened = await self._open(client, ep, body)
+            except ProviderError as exc:
+                delay = next_delay(policy, attempt, exc)
+                if self.on_retry is not None:
+                    self.on_retry(attempt, exc, delay)
+                yield Retrying(attempt, delay, exc.user_message(), rate_limited=isinstance(exc, RateLimited))
+                await self.retry_sleep(delay)
+                attempt += 1
+                continue
+            yield opened
+            return
+
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
-        """Stream one answer: ReasoningDelta... (thinking models), TextDelta..., UsageReport,
-        Finished (errors as app errors)."""
+        """Stream one answer: Retrying... (failed attempts), ReasoningDelta... (thinking
+        models), TextDelta..., UsageReport, Finished (errors as app errors)."""
         import openai
 
         request.params.validated()
         ep = self.endpoint(request.endpoint)
         client = await self.client(ep)
         body = self.build_body(request, ep)
-        opened = await with_retries(
-            self.context.settings.retry,
-            lambda: self._open(client, ep, body),
-            sleep=self.retry_sleep,
-            on_retry=self.on_retry,
-        )
+        opened: _Opened | None = None
+        async for step in self._open_with_retries(client, ep, body):
+            if isinstance(step, Retrying):
+                yield step
+            else:
+                opened = step
+        assert opened is not None
         parts: list[str] = []
         thoughts: list[str] = []
         finish: str | None = None
         usage: Any = None
+        chunk = opened.first
+        chunks = opened.chunks
+        append = parts.append
         try:
-            for chunk in opened.buffered:
+            while chunk is not None:
                 choices = chunk.choices
                 if choices:
                     choice = choices[0]
-                    thought = reasoning_text(getattr(choice.delta, "__pydantic_extra__", None))
-                    if thought:
-                        thoughts.append(thought)
-                        yield ReasoningDelta(thought)
-                    content = getattr(choice.delta, "content", None)
+                    delta = choice.delta  # None: a bare finish
+                    # fields the SDK does not declare (reasoning_content, reasoning) are kept
+                    # in the model's extras; an empty dict for plain answer chunks
+                    extra = getattr(delta, "__pydantic_extra__", None)
+                    if extra:
+                        thought = reasoning_text(extra)
+                        if thought:
+                            thoughts.append(thought)
+                            yield ReasoningDelta(thought)
+                    content = getattr(delta, "content", None)
                     if content:
-                        parts.append(content)
+                        append(content)
                         yield TextDelta(content)
                     if choice.finish_reason:
                         finish = choice.finish_reason
-                if chunk.usage is not None:
-                    usage = chunk.usage
-            if not opened.ended:
-                append = parts.append
-                async for chunk in opened.chunks:
-                    choices = chunk.choices
-                    if choices:
-                        choice = choices[0]
-                        delta = choice.delta  # None: a bare finish
-                        # fields the SDK does not declare (reasoning_content, reasoning) are kept
-                        # in the model's extras; an empty dict for plain answer chunks
-                        extra = getattr(delta, "__pydantic_extra__", None)
-                        if extra:
-                            thought = reasoning_text(extra)
-                            if thought:
-                                thoughts.append(thought)
-                                yield ReasoningDelta(thought)
-                        content = getattr(delta, "content", None)
-                        if content:
-                            append(content)
-                            yield TextDelta(content)
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
-                    chunk_usage = chunk.usage
-                    if chunk_usage is not None:
-                        usage = chunk_usage
+                chunk_usage = chunk.usage
+                if chunk_usage is not None:
+                    usage = chunk_usage
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    chunk = None
         except openai.OpenAIError as exc:
             err = translate(exc, ep, body["model"])
             raise StreamInterrupted(

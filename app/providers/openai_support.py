@@ -172,10 +172,8 @@ def translate(
                                hint="Check that the server is running, the base URL is right and your network.")  # fmt: skip
         # the server took the request and then sent nothing for the whole timeout: a retry
         # would wait that long again (3 attempts of 600 s = 30 minutes), so it is not retried
-        silent = Unreachable(f"{where} did not answer within {endpoint.timeout_s:g} s.",
-                             hint="Check that the server is running and not overloaded, or raise the endpoint's timeout in Settings.")  # fmt: skip
-        silent.retryable = False
-        return silent
+        return Unreachable(f"{where} did not answer within {endpoint.timeout_s:g} s.", retryable=False,
+                           hint="Check that the server is running and not overloaded, or raise the endpoint's timeout in Settings.")  # fmt: skip
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         detail = f": {type(cause).__name__}: {cause}" if cause else ""
@@ -204,18 +202,15 @@ def translate(
         return ModelNotFound(f"{where} has no model '{model}' ({status}): {msg}",
                              hint=f"List the models it serves with: python -m app models --endpoint \"{endpoint.name}\"; "
                              "also check that the base URL ends in /v1.")  # fmt: skip
+    retry_after = parse_retry_after(getattr(getattr(exc, "response", None), "headers", None))
     if status == 429:
-        err = RateLimited(f"{where} is rate limiting requests (429): {msg}",
-                          retry_after=parse_retry_after(getattr(getattr(exc, "response", None), "headers", None)))  # fmt: skip
         if code == "insufficient_quota":
-            err.retryable = False
-            err.hint = "Your quota is used up: check your plan and billing details."
-        return err
+            return RateLimited(f"{where} is rate limiting requests (429): {msg}", retryable=False, retry_after=retry_after,
+                               hint="Your quota is used up: check your plan and billing details.")  # fmt: skip
+        return RateLimited(f"{where} is rate limiting requests (429): {msg}", retry_after=retry_after)
     if status in (400, 422) or (
         status is not None and 400 <= status < 500 and status not in (408, 409)
     ):
         return BadRequest(f"{where} rejected the request ({status}): {msg}")
-    failed = ServerError(f"{where} failed ({status or 'error event'}): {msg}")
     # 503 / 408 with Retry-After (vLLM, proxies, overloaded servers): with_retries honours it
-    failed.retry_after = parse_retry_after(getattr(getattr(exc, "response", None), "headers", None))  # type: ignore[attr-defined]
-    return failed
+    return ServerError(f"{where} failed ({status or 'error event'}): {msg}", retry_after=retry_after)

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from app.core.errors import AppError, ModelNotFound, ProviderError
 from app.core.events import Finished, Progress, StreamEvent, TextDelta, UsageReport
 from app.core.provider import ProviderContext
-from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
+from app.core.types import (
+    AdapterInfo,
+    ChatMessage,
+    GenerationRequest,
+    ModelInfo,
+    ModelRef,
+    TokenCount,
+)
 from app.providers.bundled import BUNDLED_ALIAS, BUNDLED_DISPLAY_NAME, bundled_status
 from app.providers.local_loading import ModelSource, gguf_cache_dir, resolve_source
 from app.providers.worker import LoopSink, ModelWorker, worker_for
@@ -28,7 +35,6 @@ from app.providers.worker import LoopSink, ModelWorker, worker_for
 if TYPE_CHECKING:  # never imported at runtime (keeps torch out of app start)
     from app.providers.local_generation import CancelFlag, GenStats
     from app.providers.local_runtime import LocalRuntime
-    from app.providers.lora import AdapterInfo
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AppError
+from app.core.events import Progress
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
 from app.ui.window_actions import WindowActions
@@ -359,16 +360,18 @@ class MainWindow(QMainWindow, WindowActions):
         self.show_status(f"Model: {model_id}. The next answer uses it.")
         self.editor.schedule_count()
 
-    def _on_model_loading(self, model_id: str, phase: str, fraction: float) -> None:
+    def _on_model_loading(self, model_id: str, progress: Progress) -> None:
         self.picker.set_state(model_id, "loading")
         self.progress.setVisible(True)
-        if fraction < 0:
+        phase, fraction = progress.phase, progress.fraction
+        if fraction is None:
             self.progress.setRange(0, 0)
         else:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(fraction * 1000))
-        self.progress.setFormat(f"{phase} %p%" if fraction >= 0 else phase)
-        self.show_status(f"Loading {model_id}: {phase}…")
+        self.progress.setFormat(f"{phase} %p%" if fraction is not None else phase)
+        detail = f" ({progress.message})" if progress.message else ""
+        self.show_status(f"Loading {model_id}: {phase}{detail}…")
 
     def _on_model_loaded(self, model_id: str) -> None:
         self.progress.setVisible(False)
@@ -379,7 +382,9 @@ class MainWindow(QMainWindow, WindowActions):
         self.progress.setVisible(False)
         self.picker.set_state(model_id, None)
         self.picker.set_current(self.backend.current_model(), self.backend.current_endpoint())
-        self.show_status(f"Could not load {model_id}: {message} The previous model is still active.", error=True)
+        current = self.backend.current_model()
+        still = f" The previous model ({current}) is still active." if current != model_id else ""
+        self.show_status(f"Could not load {model_id}: {message}{still}", error=True)
 
     def _on_busy(self, busy: bool) -> None:
         self.editor.set_busy(busy)

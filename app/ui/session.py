@@ -15,9 +15,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from app.core.engine import GenerationResult
 from app.core.errors import AppError
-from app.core.history import MessageStatus
-from app.core.types import ChatMessage, GenerationParams
+from app.core.history import Conversation, MessageStatus, StoredMessage
+from app.core.run_events import LiveFigures
+from app.core.types import ChatMessage, GenerationParams, adapter_hashes, adapter_label
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets.transcript import TranscriptView
 
@@ -79,7 +81,7 @@ class ChatSession(QObject):
         backend.generation_cancelled.connect(self._on_cancelled)
 
     # -- conversations --------------------------------------------------------------------------
-    def open(self, conversation_id: str | None) -> Any:
+    def open(self, conversation_id: str | None) -> Conversation | None:
         """Show a saved conversation (None: start a new one). Returns the Conversation or None."""
         conv = self.history.get_conversation(conversation_id) if conversation_id else None
         self.transcript.clear()
@@ -91,7 +93,7 @@ class ChatSession(QObject):
         self.conversation_changed.emit(self.conversation_id)
         return conv
 
-    def _show_stored(self, m: Any) -> None:
+    def _show_stored(self, m: StoredMessage) -> None:
         meta = dict(m.meta or {})
         meta.setdefault("model", m.model)
         if m.adapter:
@@ -129,10 +131,8 @@ class ChatSession(QObject):
     def _answer(self, params: GenerationParams, system_prompt: str) -> str | None:
         assert self.conversation_id is not None
         model, endpoint = self.backend.current_model(), self.backend.current_endpoint()
-        adapters = self.backend.active_adapters() if not self.backend.is_remote(model) else ()
-        infos = {a.name: a for a in self.backend.adapters()}
-        adapter = ",".join(f"{a.name}:{a.scale:g}" for a in adapters) or None
-        sha = ",".join(getattr(infos.get(a.name), "sha256", "") or "" for a in adapters) or None
+        adapters = self.backend.active_adapters()
+        adapter, sha = adapter_label(adapters), adapter_hashes(adapters)
         row = self.history.add_message(self.conversation_id, "assistant", "", model=model, endpoint=endpoint,
                                        adapter=adapter, adapter_sha256=sha, params=params.to_dict(),
                                        status="streaming")
@@ -142,7 +142,7 @@ class ChatSession(QObject):
         try:
             gen_id = self.backend.generate(self.request_messages(system_prompt), params,
                                            conversation_id=self.conversation_id, endpoint=endpoint,
-                                           model_id=model, message_id=row.id)
+                                           model_id=model, message_id=row.id, adapters=adapters)
         except AppError as exc:
             self.history.update_message(row.id, status="error", error=exc.user_message())
             self.transcript.finish_stream(key, status="error", error=exc.user_message())
@@ -192,7 +192,7 @@ class ChatSession(QObject):
             gen.reasoning_dirty = True
             self.transcript.append_reasoning(gen.key, text)
 
-    def _on_stats(self, gen_id: str, live: Any) -> None:
+    def _on_stats(self, gen_id: str, live: LiveFigures) -> None:
         gen = self._gens.get(gen_id)
         card = self.transcript.card(gen.key) if gen else None
         if card is not None and card.streaming:
@@ -224,13 +224,8 @@ class ChatSession(QObject):
                 self.chat.append(ChatMessage("assistant", text))
             self.answer_done.emit(gen_id, status)
 
-    def _on_finished(self, gen_id: str, result: Any) -> None:
-        rec = result.record
-        meta = {"prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
-                "estimated": rec.estimated, "cost_usd": rec.cost_usd, "ttft_s": rec.ttft_s,
-                "tokens_per_s": rec.tokens_per_s, "duration_s": rec.duration_s,
-                "finish_reason": rec.finish_reason, "seed": result.request.params.seed}
-        self._end(gen_id, result.text, "complete", None, meta)
+    def _on_finished(self, gen_id: str, result: GenerationResult) -> None:
+        self._end(gen_id, result.text, "complete", None, result.figures().to_meta())
 
     def _on_failed(self, gen_id: str, message: str, partial: str) -> None:
         self._end(gen_id, partial, "error", message, None)

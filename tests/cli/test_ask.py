@@ -347,8 +347,7 @@ def test_reasoning_goes_to_stderr_and_the_answer_to_stdout(capsys: pytest.Captur
 
 def test_reasoning_is_dimmed_on_a_terminal() -> None:
     from app.cli.ask import StreamPrinter
-    from app.core.engine import LiveStats
-    from app.core.events import ReasoningDelta, TextDelta
+    from app.core.run_events import RunReasoning, RunText
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
@@ -356,8 +355,8 @@ def test_reasoning_is_dimmed_on_a_terminal() -> None:
 
     out, err = io.StringIO(), Tty()
     printer = StreamPrinter(out, err)
-    for event in (ReasoningDelta("hmm"), ReasoningDelta(" ok"), TextDelta("Four.")):
-        printer(event, LiveStats())
+    for event in (RunReasoning("r", "hmm"), RunReasoning("r", " ok"), RunText("r", "Four.")):
+        printer(event)
     assert out.getvalue() == "Four."
     assert err.getvalue() == "\x1b[2mthinking: hmm\x1b[0m\x1b[2m ok\x1b[0m\n"
 

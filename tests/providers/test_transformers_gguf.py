@@ -87,7 +87,7 @@ def test_interrupted_conversion_leaves_no_cache(
 
 
 class _Free:
-    def cost(self, model: ModelRef, usage: Any) -> Decimal:
+    def cost(self, model: ModelRef, usage: Any, endpoint: Any = None) -> Decimal:
         return Decimal(0)
 
 

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
-from app.core.errors import ModelLoadError
+from app.core.errors import AdapterError, ModelLoadError
 from app.core.events import Progress, StreamEvent
 from app.core.provider import ProviderContext
+from app.core.run_events import LiveFigures
 from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
 from app.core.types import (
+    AdapterInfo,
     ChatMessage,
     GenerationParams,
     GenerationRequest,
@@ -52,6 +54,21 @@ class FakeLocal:
             raise ModelLoadError("The weights file is damaged.", hint="Download it again.")
         return self.model_info(model)
 
+    async def loaded_model(self) -> str | None:
+        return self.loads[-1] if self.loads else None
+
+    async def unload(self) -> None:
+        return None
+
+    async def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
+        raise AdapterError("This fake takes no adapters.")
+
+    async def unload_adapter(self, name: str) -> None:
+        return None
+
+    async def list_adapters(self) -> list[AdapterInfo]:
+        return []
+
     async def list_models(self) -> list[ModelInfo]:
         return []
 
@@ -88,10 +105,10 @@ def test_generate_streams_and_records(qloop: Any, services: Services) -> None:
         assert gid == gen and result.text == "hello there"
         assert not backend.is_busy()
         started = seen["generation_started"][0]
-        assert started[0] == gen and started[1]["model"] == "mock:echo"
-        assert started[1]["conversation_id"] == "c1" and started[1]["message_id"] == 5
+        assert started[0] == gen and started[1].model == "mock:echo"
+        assert started[1].conversation_id == "c1" and started[1].message_id == 5
         assert "".join(t for g, t in seen["token_received"]) == "hello there"
-        assert seen["stats_updated"][-1][1]["tokens"] == 2
+        assert seen["stats_updated"][-1][1].tokens == 2
         assert [b for (b,) in seen["busy_changed"]] == [True, False]
         await asyncio.sleep(0)
         assert len(seen["ledger_changed"]) == 1
@@ -171,11 +188,13 @@ def test_switch_model_and_failed_load_keeps_previous(qloop: Any, services: Servi
         mid, message = await wait_signal(backend.model_load_failed, 5)
         assert mid == "local:broken" and "damaged" in message
         assert backend.current_model() == "mock:markdown"
-        assert ("local:broken", "reading weights", 0.5) in seen["model_loading"]
+        assert ("local:broken", Progress("reading weights", 0.5)) in seen["model_loading"]
         backend.set_model("local:good")
-        (mid,) = await wait_signal(backend.model_changed, 5)
+        assert backend.current_model() == "local:good"  # the choice counts at once, before the load
+        (mid,) = await wait_signal(backend.model_loaded, 5)
         assert mid == "local:good" and backend.current_model() == "local:good"
         assert seen["model_loaded"] == [("local:good",)]
+        assert seen["model_changed"][-1] == ("local:good",)
         assert not backend.is_remote() and backend.is_remote("openai:gpt-4o-mini")
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
@@ -220,7 +239,7 @@ def test_reasoning_is_signalled_apart_from_the_answer(qloop: Any, services: Serv
     backend = BackendManager(services, model_id="mock:echo?think=4")
     reasoning: list[tuple[str, str]] = []
     tokens: list[str] = []
-    stats: list[dict[str, Any]] = []
+    stats: list[LiveFigures] = []
     backend.reasoning_received.connect(lambda g, t: reasoning.append((g, t)))
     backend.token_received.connect(lambda g, t: tokens.append(t))
     backend.stats_updated.connect(lambda g, live: stats.append(live))
@@ -231,7 +250,7 @@ def test_reasoning_is_signalled_apart_from_the_answer(qloop: Any, services: Serv
         assert gid == gen and result.text == "hello there" == "".join(tokens)
         assert [g for g, _ in reasoning] == [gen] * 4
         assert "".join(t for _, t in reasoning) == result.reasoning == "alpha beta gamma delta"
-        assert stats[0]["reasoning_tokens"] == 1 and stats[0]["tokens"] == 0  # thinking, no answer yet
-        assert stats[-1]["reasoning_tokens"] == 4
+        assert stats[0].reasoning_tokens == 1 and stats[0].tokens == 0  # thinking, no answer yet
+        assert stats[-1].reasoning_tokens == 4
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 15))

@@ -69,10 +69,10 @@ def test_live_figures_tick_while_streaming_and_tables_fill_after(qtbot: Any, qlo
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
     # the tiles ticked during the stream: token counts grew
     assert len(seen_live) >= 2
-    assert seen_live[-1]["tokens"] > seen_live[0]["tokens"] > 0
+    assert seen_live[-1].tokens > seen_live[0].tokens > 0
     final = dock.live_figures()
-    assert final["tokens"] == 60
-    assert final["ttft_s"] is not None and final["tokens_per_s"] is not None
+    assert final.tokens == 60
+    assert final.ttft_s is not None and final.tokens_per_s is not None
     assert dock.message_rows() == 1
     totals = dock.totals_text()
     assert totals["conversation"].startswith("1 request")
@@ -166,7 +166,7 @@ def test_stop_mid_stream_is_recorded_and_the_chart_has_a_per_day_view(
     assert dock._status.text() == "Stopped"
     assert dock.message_rows() == 1
     assert dock.message_cell(0, "Finish") == "cancelled"
-    assert 0 < dock.live_figures()["tokens"] < 500
+    assert 0 < dock.live_figures().tokens < 500
     dock.show_chart()
     assert dock.chart_points() == 1
     dock._chart_mode.setCurrentIndex(dock._chart_mode.findData("days"))

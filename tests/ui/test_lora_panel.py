@@ -63,7 +63,7 @@ def test_load_scale_toggle_and_unload_on_a_tiny_local_model(
     assert not panel.is_usable() and "mock" in panel.explanation_text()
     try:
         async def load_model() -> None:
-            loaded = asyncio.ensure_future(wait_signal(backend.model_changed, 60))
+            loaded = asyncio.ensure_future(wait_signal(backend.model_loaded, 60))
             backend.set_model(f"local:{tiny['model']}")
             await loaded
 
@@ -124,7 +124,7 @@ def test_switching_to_another_local_model_drops_the_adapters(
             assert panel.load_path(str(tiny["adapter"]))
             await changed
             assert panel.adapter_names() == ["style_a"]
-            loaded = asyncio.ensure_future(wait_signal(backend.model_changed, 60))
+            loaded = asyncio.ensure_future(wait_signal(backend.model_loaded, 60))
             backend.set_model(f"local:{tiny['wide_model']}")
             await loaded
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
+from app.core.run_events import LiveFigures
 from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
 from app.ui.backend_manager import BackendManager
@@ -71,7 +72,7 @@ def test_send_streams_and_updates_dashboard(window: MainWindow, qloop: Any) -> N
             await asyncio.sleep(0)
             dash.refresh()
             assert dash.message_rows() >= 1
-            assert dash.live_figures().get("tokens") == 4
+            assert dash.live_figures().tokens == 4
         assert window.services.ledger.recent(1)[0].conversation_id == window.session.conversation_id
 
     _run(qloop, scenario())
@@ -352,8 +353,9 @@ def test_open_model_file_switches_to_local_model(window: MainWindow, qloop: Any,
                         staticmethod(lambda *a, **k: (str(folder / "config.json"), "")))
 
     async def scenario() -> None:
+        loaded = asyncio.ensure_future(wait_signal(window.backend.model_loaded, 5))
         window.open_model_action.trigger()
-        (model_id,) = await wait_signal(window.backend.model_changed, 5)
+        (model_id,) = await loaded
         assert model_id == f"local:{folder}" == window.picker.current_model()
         assert window.services.settings.recent_local_models[0] == str(folder)
         assert window.services.registry.get("local").loads == [str(folder)]  # type: ignore[attr-defined]
@@ -495,9 +497,9 @@ def test_a_thinking_answer_shows_its_reasoning_and_history_restores_it(
     win.show()
     seen_thinking: list[bool] = []
 
-    def on_stats(gen: str, live: Any) -> None:  # while only reasoning has arrived
+    def on_stats(gen: str, live: LiveFigures) -> None:  # while only reasoning has arrived
         card = win.transcript.cards()[-1]
-        if live.get("reasoning_tokens") and not live.get("tokens"):
+        if live.thinking:
             win.transcript.flush()
             seen_thinking.append(card.thinking is not None and card.thinking.is_expanded())
 

@@ -119,7 +119,7 @@ def test_error_and_cancel_are_shown_on_the_card(qapp: Any) -> None:
 def test_format_figures_marks_estimates() -> None:
     line = format_figures({"prompt_tokens": 1200, "completion_tokens": 5, "estimated": True,
                            "cost_usd": "0.000125", "ttft_s": 0.5, "tokens_per_s": 12.34})
-    assert line == "~1,200 in / ~5 out tokens  ·  $0.000125  ·  TTFT 0.50 s  ·  12.3 tok/s"
+    assert line == "~1,200 in / ~5 out tokens · $0.000125 · first token 0.50 s · 12.3 tok/s"
 
 
 def test_fast_stream_is_drawn_in_bounded_chunks_before_finishing(qloop: Any, qapp: Any) -> None:
@@ -136,7 +136,7 @@ def test_fast_stream_is_drawn_in_bounded_chunks_before_finishing(qloop: Any, qap
     view.append("k", text)
     drawn: list[int] = []
     card.body.document().contentsChange.connect(lambda _p, _r, added: drawn.append(added))
-    view.finish_stream("k", meta={"tokens": 5000})
+    view.finish_stream("k", meta={"prompt_tokens": 9, "completion_tokens": 5000})
     assert view.is_streaming()  # still draining: the end is drawn in bounded chunks
 
     async def scenario() -> None:
@@ -148,7 +148,7 @@ def test_fast_stream_is_drawn_in_bounded_chunks_before_finishing(qloop: Any, qap
     assert card.body.toPlainText().split() == text.split()
     # one draw is at most a chunk plus the small rendered tail it replaces when going plain
     assert len(drawn) > 3 and max(drawn) <= FLUSH_CHUNK + TAIL_RENDER_LIMIT + 200
-    assert "5,000 tokens" in card.figures.text()
+    assert "5,000 out tokens" in card.figures.text()
 
 
 def test_reasoning_streams_into_a_collapsible_thinking_section(qloop: Any, qapp: Any) -> None:

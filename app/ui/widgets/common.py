@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt
@@ -18,71 +17,21 @@ from PySide6.QtGui import QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.core.errors import AppError, redact
+from app.core.figures import (
+    DASH,
+    format_cost,
+    format_rate,
+    format_seconds,
+    format_tokens,
+    to_decimal,
+)
 
 log = logging.getLogger(__name__)
 
-FREE_PROVIDERS = frozenset({"local", "huggingface", "mock"})
-DASH = "\u2014"
-
-
-def to_decimal(value: Decimal | str | float | int | None) -> Decimal | None:
-    """``value`` as a Decimal, or None when missing or unparsable."""
-    if value is None:
-        return None
-    if isinstance(value, Decimal):
-        return value
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-
-
-def format_cost(value: Decimal | str | float | None, *, provider: str | None = None) -> str:
-    """A USD amount with enough precision for tiny costs.
-
-    ``0`` -> ``free``; unknown (None) -> an em dash, or ``free`` for a local/mock ``provider``;
-    ``0.000123`` -> ``$0.000123``; ``0.0123`` -> ``$0.0123``; ``12.5`` -> ``$12.50``.
-    """
-    amount = to_decimal(value)
-    if amount is None:
-        return "free" if provider in FREE_PROVIDERS else DASH
-    if amount == 0:
-        return "free"
-    if amount >= 1:
-        return f"${amount:,.2f}"
-    if amount >= Decimal("0.01"):
-        return f"${amount:.4f}"
-    if amount < Decimal("0.000001"):
-        return "<$0.000001"
-    return f"${amount:.6f}"
-
-
-def format_tokens(count: int | None, *, estimated: bool = False) -> str:
-    """``1,234``, or ``~1,234`` for a labelled estimate; an em dash when unknown."""
-    if count is None:
-        return DASH
-    return f"{'~' if estimated else ''}{count:,}"
-
-
-def format_seconds(seconds: float | None) -> str:
-    """``0.42 s`` / ``12.3 s`` / ``3 min 4 s``; an em dash when unknown."""
-    if seconds is None:
-        return DASH
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {rest} s"
-
-
-def format_rate(tokens_per_s: float | None) -> str:
-    """``42.1 tok/s``; an em dash when unknown."""
-    if tokens_per_s is None:
-        return DASH
-    if tokens_per_s >= 100:
-        return f"{tokens_per_s:,.0f} tok/s"
-    return f"{tokens_per_s:,.1f} tok/s"
+__all__ = [  # the figure formatters live in the Qt-free core; re-exported for the widgets
+    "DASH", "ElidedLabel", "MessageLabel", "Tile", "error_text", "format_cost", "format_rate", "format_seconds",
+    "format_tokens", "is_dark", "message_style", "spawn", "to_decimal", "tone",
+]
 
 
 def error_text(exc: BaseException) -> str:

@@ -1,5 +1,6 @@
 """Side-by-side comparison: the same prompt answered by the base model and with the active
-LoRA adapters (``backend.compare`` runs them one after the other).
+LoRA adapters (``backend.compare`` submits both; the model worker runs them one after the
+other, and the adapter answer is stopped when the base answer fails).
 
 Streamed text is buffered per pane and fed on a ~30 ms timer to the transcript's incremental
 Markdown renderer (finished blocks rendered once, code highlighted; never a full re-render).
@@ -7,8 +8,9 @@ Markdown renderer (finished blocks rendered once, code highlighted; never a full
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette
@@ -23,7 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.types import ChatMessage, GenerationParams
+from app.core.engine import GenerationResult
+from app.core.run_events import LiveFigures, RunInfo
+from app.core.types import AdapterSpec, ChatMessage, GenerationParams
 from app.ui.widgets.common import (
     MessageLabel,
     error_text,
@@ -33,15 +37,23 @@ from app.ui.widgets.common import (
 )
 from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, StreamRenderer
 
+if TYPE_CHECKING:
+    from app.ui.backend_manager import BackendManager
+
 FLUSH_MS = 30
 SIDES = ("base", "adapter")
+
+
+def _adapter_names(adapters: Sequence[AdapterSpec]) -> str:
+    return ", ".join(f"{a.name or a.path} \u00d7{a.scale:g}" for a in adapters)
 
 
 @dataclass
 class _PaneState:
     parts: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: LiveFigures | None = None
+    estimated: bool = False
     state: str = "idle"  # idle, waiting, streaming, done, failed, stopped
 
 
@@ -88,7 +100,7 @@ class _Pane(QFrame):
 class CompareView(QWidget):
     """Two panes, base model vs. adapters, filled from the backend's signals."""
 
-    def __init__(self, backend: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, backend: BackendManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("compareView")
         self.setWindowTitle("Compare: base model vs. adapters")
@@ -151,7 +163,7 @@ class CompareView(QWidget):
         self._prompt.setText(f"Prompt: \u201c{short}\u201d")
         self._panes["base"].title.setText(f"Base model \u00b7 {self._backend.current_model()}")
         adapters = self._backend.active_adapters()
-        names = ", ".join(f"{a.name or a.path} \u00d7{a.scale:g}" for a in adapters) or "none active"
+        names = _adapter_names(adapters) or "none active"
         self._panes["adapter"].title.setText(f"With adapters \u00b7 {names}")
         try:
             base_id, adapter_id = self._backend.compare(list(messages), params)
@@ -169,9 +181,12 @@ class CompareView(QWidget):
         """The raw text received so far for ``side`` ('base' or 'adapter')."""
         return "".join(self._state[side].parts)
 
-    def pane_stats(self, side: str) -> dict[str, Any]:
+    def pane_stats(self, side: str) -> dict[str, object]:
         """The last figures of ``side``: tokens, tokens_per_s, ttft_s (and state)."""
-        return {**self._state[side].stats, "state": self._state[side].state}
+        st = self._state[side]
+        live = st.stats or LiveFigures()
+        return {"tokens": live.tokens, "tokens_per_s": live.tokens_per_s, "ttft_s": live.ttft_s,
+                "estimated": st.estimated, "state": st.state}
 
     def pane_error(self, side: str) -> str:
         """The error shown in ``side`` ('' when none)."""
@@ -185,15 +200,14 @@ class CompareView(QWidget):
     def _side(self, gen_id: str) -> str | None:
         return self._ids.get(gen_id)
 
-    def _on_backend_generation_started(self, gen_id: str, info: Any) -> None:
+    def _on_backend_generation_started(self, gen_id: str, info: RunInfo) -> None:
         side = self._side(gen_id)
         if side is None:
             return
         self._state[side].state = "streaming"
         self._panes[side].stats.setText("waiting for the first token\u2026")
-        if side == "adapter" and isinstance(info, dict) and info.get("adapters"):
-            names = ", ".join(f"{a.get('name') or a.get('path')} \u00d7{float(a.get('scale', 1)):g}" for a in info["adapters"])
-            self._panes[side].title.setText(f"With adapters \u00b7 {names}")
+        if side == "adapter" and info.adapters:
+            self._panes[side].title.setText(f"With adapters \u00b7 {_adapter_names(info.adapters)}")
 
     def _on_backend_token_received(self, gen_id: str, text: str) -> None:
         side = self._side(gen_id)
@@ -205,21 +219,21 @@ class CompareView(QWidget):
         if not self._timer.isActive():
             self._timer.start()
 
-    def _on_backend_stats_updated(self, gen_id: str, live: Any) -> None:
+    def _on_backend_stats_updated(self, gen_id: str, live: LiveFigures) -> None:
         side = self._side(gen_id)
-        if side is None or not isinstance(live, dict):
+        if side is None:
             return
-        self._state[side].stats = {k: live.get(k) for k in ("tokens", "tokens_per_s", "ttft_s")}
+        self._state[side].stats = live
         self._show_stats(side)
 
-    def _on_backend_generation_finished(self, gen_id: str, result: Any) -> None:
+    def _on_backend_generation_finished(self, gen_id: str, result: GenerationResult) -> None:
         side = self._side(gen_id)
         if side is None:
             return
         rec = result.record
         st = self._state[side]
-        st.stats = {"tokens": rec.completion_tokens, "tokens_per_s": rec.tokens_per_s, "ttft_s": rec.ttft_s,
-                    "estimated": rec.estimated}
+        st.stats = LiveFigures(rec.completion_tokens, rec.tokens_per_s, rec.ttft_s, result.cost_usd, final=True)
+        st.estimated = rec.estimated
         self._end(side, "done", result.text)
 
     def _on_backend_generation_failed(self, gen_id: str, message: str, partial_text: str) -> None:
@@ -228,8 +242,8 @@ class CompareView(QWidget):
             return
         self._end(side, "failed", partial_text)
         self._panes[side].error.show_message(message)
-        if side == "base":  # the backend does not run the second answer after a failure
-            self._end("adapter", "stopped")
+        if side == "base":  # the same failure would follow: the adapter answer is not run
+            self._stop_side("adapter")
             self._panes["adapter"].error.show_message("Not run, because the base answer failed.", "warning")
 
     def _on_backend_generation_cancelled(self, gen_id: str, partial_text: str) -> None:
@@ -238,7 +252,15 @@ class CompareView(QWidget):
             return
         self._end(side, "stopped", partial_text)
         if side == "base":
-            self._end("adapter", "stopped")
+            self._stop_side("adapter")
+
+    def _stop_side(self, side: str) -> None:
+        """Stop the other answer (it ends as stopped; its signals are ignored from here on)."""
+        run_id = next((rid for rid, s in self._ids.items() if s == side), None)
+        if run_id is not None:
+            self._ids.pop(run_id)
+            self._backend.cancel(run_id)
+        self._end(side, "stopped")
 
     def _end(self, side: str, state: str, final_text: str | None = None) -> None:
         self._flush()
@@ -264,11 +286,11 @@ class CompareView(QWidget):
         st = self._state[side]
         s = st.stats
         parts = []
-        if s:
+        if s is not None:
             parts = [
-                f"{format_tokens(s.get('tokens'), estimated=bool(s.get('estimated')))} tokens",
-                format_rate(s.get("tokens_per_s")),
-                f"first token {format_seconds(s.get('ttft_s'))}",
+                f"{format_tokens(s.tokens, estimated=st.estimated)} tokens",
+                format_rate(s.tokens_per_s),
+                f"first token {format_seconds(s.ttft_s)}",
             ]
         label = {"stopped": "stopped", "failed": "failed"}.get(st.state)
         if label:

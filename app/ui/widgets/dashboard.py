@@ -8,9 +8,8 @@ per token). The QtCharts chart is built on first show, so QtCharts loads only wh
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMargins, Qt
 from PySide6.QtGui import QColor, QPainter, QPalette
@@ -32,7 +31,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.types import GenerationRecord
+from app.core.engine import GenerationResult
+from app.core.run_events import LiveFigures, RunInfo
+from app.core.usage import UsageTotals
+
+if TYPE_CHECKING:
+    from PySide6.QtCharts import QChartView
+
+    from app.ui.backend_manager import BackendManager
 from app.ui.widgets.common import (
     DASH,
     TILE_STYLE,
@@ -64,15 +70,15 @@ def _today_start() -> float:
     return dt.datetime(now.year, now.month, now.day).timestamp()
 
 
-def _summary(totals: Any) -> str:
+def _summary(totals: UsageTotals) -> str:
     """'3 requests · 1,234 tokens · $0.0012' for a UsageTotals."""
     n = int(totals.requests)
     if n == 0:
         return "No requests yet"
     tokens = int(totals.prompt_tokens) + int(totals.completion_tokens)
-    approx = getattr(totals, "estimated_requests", 0) > 0
+    approx = totals.estimated_requests > 0
     cost = format_cost(totals.cost_usd)
-    unpriced = int(getattr(totals, "unknown_cost_requests", 0))
+    unpriced = totals.unknown_cost_requests
     if unpriced:
         cost = f"{cost} + {unpriced} unpriced" if totals.cost_usd else f"{unpriced} unpriced"
     parts = [
@@ -116,17 +122,17 @@ MIN_WIDTH = 280
 class DashboardDock(QDockWidget):
     """Live figures while streaming, plus ledger-backed tables, totals and a chart."""
 
-    def __init__(self, backend: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, backend: BackendManager, parent: QWidget | None = None) -> None:
         super().__init__("Usage", parent)
         self.setObjectName("dashboardDock")
         self._backend = backend
         self._ledger = backend.services.ledger
         self._conversation_id: str | None = None
         self._live_gen: str | None = None
-        self._live: dict[str, Any] = {"tokens": 0, "tokens_per_s": None, "ttft_s": None, "cost_usd": None}
+        self._live = LiveFigures()
         self._live_provider: str | None = None
         self._totals: dict[str, str] = {"conversation": DASH, "today": DASH, "all_time": DASH}
-        self._chart_view: Any = None
+        self._chart_view: QChartView | None = None
         self._chart_dirty = True
 
         body = QWidget()
@@ -220,9 +226,9 @@ class DashboardDock(QDockWidget):
         self._conversation_id = conversation_id
         self.refresh()
 
-    def live_figures(self) -> dict[str, Any]:
-        """The live figures shown: tokens, tokens_per_s, ttft_s, cost_usd (raw values)."""
-        return dict(self._live)
+    def live_figures(self) -> LiveFigures:
+        """The live figures shown (raw values)."""
+        return self._live
 
     def message_rows(self) -> int:
         """Rows in the per-message table."""
@@ -278,38 +284,37 @@ class DashboardDock(QDockWidget):
         self._notice.show_message(f"Exported {rows:,} rows to {path}", "ok")
 
     # live figures
-    def _set_live(self, tokens: int, tps: float | None, ttft: float | None, cost: Any, *, estimated: bool = False) -> None:
-        self._live = {"tokens": tokens, "tokens_per_s": tps, "ttft_s": ttft, "cost_usd": cost}
-        self._tiles["tokens"].set_value(format_tokens(tokens, estimated=estimated))
-        self._tiles["tokens_per_s"].set_value(format_rate(tps))
-        self._tiles["ttft_s"].set_value(format_seconds(ttft))
-        self._tiles["cost_usd"].set_value(format_cost(cost, provider=self._live_provider))
+    def _set_live(self, live: LiveFigures, *, estimated: bool = False) -> None:
+        self._live = live
+        self._tiles["tokens"].set_value(format_tokens(live.tokens, estimated=estimated))
+        self._tiles["tokens_per_s"].set_value(format_rate(live.tokens_per_s))
+        self._tiles["ttft_s"].set_value(format_seconds(live.ttft_s))
+        self._tiles["cost_usd"].set_value(format_cost(live.cost_usd, provider=self._live_provider))
 
-    def _on_backend_generation_started(self, gen_id: str, info: Any) -> None:
+    def _on_backend_generation_started(self, gen_id: str, info: RunInfo) -> None:
         self._live_gen = gen_id
-        model = str((info or {}).get("model") or "")
-        self._live_provider = model.partition(":")[0] or None
-        self._set_live(0, None, None, None)
+        model = info.model
+        self._live_provider = info.request.model.provider
+        self._set_live(LiveFigures())
         self._status.setText(f"\u25cf Streaming \u00b7 {model}" if model else "\u25cf Streaming")
         self._status.setStyleSheet(f"color: {tone('ok', self)}; font-weight: 600;")
         self._notice.clear_message()
 
-    def _on_backend_stats_updated(self, gen_id: str, live: Any) -> None:
-        if gen_id != self._live_gen or not isinstance(live, dict):
+    def _on_backend_stats_updated(self, gen_id: str, live: LiveFigures) -> None:
+        if gen_id != self._live_gen:
             return
-        tokens = int(live.get("tokens") or 0)
-        self._set_live(tokens, live.get("tokens_per_s"), live.get("ttft_s"), live.get("cost_usd"))
-        thought = int(live.get("reasoning_tokens") or 0)
-        if thought and not tokens:  # a thinking model before its answer: not stuck, thinking
+        self._set_live(live)
+        if live.thinking:  # a thinking model before its answer: not stuck, thinking
             self._tiles["tokens_per_s"].set_value("thinking\u2026")
-            self._tiles["tokens_per_s"].setToolTip(f"{thought:,} reasoning tokens so far; the answer has not started")
+            self._tiles["tokens_per_s"].setToolTip(
+                f"{live.reasoning_tokens:,} reasoning tokens so far; the answer has not started")
         else:
             self._tiles["tokens_per_s"].setToolTip("")
 
-    def _on_backend_generation_finished(self, gen_id: str, result: Any) -> None:
-        rec: GenerationRecord = result.record
-        cost = None if rec.cost_usd is None else Decimal(rec.cost_usd)
-        self._set_live(rec.completion_tokens, rec.tokens_per_s, rec.ttft_s, cost, estimated=rec.estimated)
+    def _on_backend_generation_finished(self, gen_id: str, result: GenerationResult) -> None:
+        rec = result.record
+        self._set_live(LiveFigures(rec.completion_tokens, rec.tokens_per_s, rec.ttft_s, result.cost_usd,
+                                   final=True), estimated=rec.estimated)
         self._end_live(f"Done in {format_seconds(rec.duration_s)} \u00b7 {rec.provider}:{rec.model}", "")
 
     def _on_backend_generation_failed(self, gen_id: str, message: str, partial_text: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -30,6 +30,9 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import NoKeyringError
 from app.ui.widgets.common import MessageLabel, error_text, spawn
+
+if TYPE_CHECKING:
+    from app.ui.backend_manager import BackendManager
 
 BULLETS = "\u2022" * 8
 
@@ -102,7 +105,7 @@ class _KeyRow:
 class KeysDialog(QDialog):
     """Manage API keys. Show it with ``open()`` or ``show()`` (never ``exec()``)."""
 
-    def __init__(self, backend: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, backend: BackendManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("API keys")
         self.setObjectName("keysDialog")
@@ -236,8 +239,7 @@ class KeysDialog(QDialog):
         return task
 
     async def _test(self, secret_name: str) -> None:
-        provider = self._services.registry.get("openai")
-        message = await provider.test_connection(self._rows[secret_name].entry.endpoint_name)
+        message = await self._services.openai().test_connection(self._rows[secret_name].entry.endpoint_name)
         self._show_test_result(secret_name, str(message) or "Connected.", True)
 
     def _show_test_result(self, secret_name: str, message: str, ok: bool) -> None:

@@ -8,8 +8,9 @@ explanation, while the current model cannot take adapters (remote or mock models
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
@@ -28,11 +29,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AppError
-from app.core.types import ModelRef
+from app.core.types import AdapterInfo, ModelRef
 from app.ui.widgets.common import MessageLabel
 
+if TYPE_CHECKING:
+    from app.ui.backend_manager import BackendManager
+
 CONFIG_FILE = "adapter_config.json"
-ADAPTER_PROVIDERS = ("local", "huggingface")
 MAX_SCALE_PERCENT = 200
 
 
@@ -63,19 +66,19 @@ def adapter_path_problem(path: str) -> tuple[str | None, str]:
     return None, str(p)
 
 
-def _tooltip(info: Any) -> str:
-    targets = ", ".join(getattr(info, "target_modules", ()) or ()) or "?"
+def _tooltip(info: AdapterInfo) -> str:
+    targets = ", ".join(info.target_modules) or "?"
     lines = [
         f"<b>{info.name}</b>",
         f"Folder: {info.path}",
-        f"Rank {getattr(info, 'rank', '?')}, alpha {getattr(info, 'alpha', '?')}",
+        f"Rank {info.rank}, alpha {info.alpha:g}",
         f"Targets: {targets}",
     ]
-    if getattr(info, "base_model_hint", None):
+    if info.base_model_hint:
         lines.append(f"Trained on: {info.base_model_hint}")
-    if getattr(info, "sha256", None):
+    if info.sha256:
         lines.append(f"SHA-256: {info.sha256[:16]}\u2026")
-    for w in getattr(info, "warnings", ()) or ():
+    for w in info.warnings:
         lines.append(f"\u26a0 {w}")
     return "<br>".join(lines)
 
@@ -83,7 +86,7 @@ def _tooltip(info: Any) -> str:
 class AdapterRow(QFrame):
     """One adapter: on/off, scale slider (0-200 %), unload."""
 
-    def __init__(self, panel: LoraPanel, info: Any) -> None:
+    def __init__(self, panel: LoraPanel, info: AdapterInfo) -> None:
         super().__init__()
         self.setObjectName("adapterRow")
         self.name = str(info.name)
@@ -122,11 +125,11 @@ class AdapterRow(QFrame):
         layout.addLayout(bottom)
         self.update_from(info)
 
-    def update_from(self, info: Any) -> None:
+    def update_from(self, info: AdapterInfo) -> None:
         """Show ``info``'s state (without echoing it back to the backend)."""
         self.setToolTip(_tooltip(info))
-        self.warning.setVisible(bool(getattr(info, "warnings", ())))
-        self.warning.setToolTip("<br>".join(getattr(info, "warnings", ()) or ()))
+        self.warning.setVisible(bool(info.warnings))
+        self.warning.setToolTip("<br>".join(info.warnings))
         for w in (self.checkbox, self.slider):
             w.blockSignals(True)
         self.checkbox.setChecked(bool(info.active))
@@ -162,7 +165,7 @@ class LoraPanel(QWidget):
 
     compare_requested = Signal()
 
-    def __init__(self, backend: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, backend: BackendManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("loraPanel")
         self.backend = backend
@@ -291,10 +294,10 @@ class LoraPanel(QWidget):
             self.load_path(p)
 
     # backend signals
-    def _on_backend_adapters_changed(self, adapters: Any) -> None:
+    def _on_backend_adapters_changed(self, adapters: Sequence[AdapterInfo]) -> None:
         self._pending = 0
         self._show_status("")
-        self._sync_rows(list(adapters or []))
+        self._sync_rows(list(adapters))
         self._update_enabled()
 
     def _on_backend_adapter_failed(self, message: str) -> None:
@@ -320,7 +323,7 @@ class LoraPanel(QWidget):
         if self.backend.is_remote(model):
             return (f"LoRA adapters change a model's weights, so they work only with models that run on this "
                     f"computer. {ref.name} runs on a server. Pick a local or Hugging Face model to use adapters.")
-        if ref.provider not in ADAPTER_PROVIDERS:
+        if not ref.takes_adapters:
             return (f"The {ref.provider} model has no weights to adapt. Pick a local or Hugging Face model "
                     "to use adapters.")
         return None
@@ -340,7 +343,7 @@ class LoraPanel(QWidget):
             if active else "Switch on an adapter to compare it with the base model"
         )
 
-    def _sync_rows(self, adapters: list[Any]) -> None:
+    def _sync_rows(self, adapters: list[AdapterInfo]) -> None:
         names = [str(a.name) for a in adapters]
         for name in list(self._rows):
             if name not in names:

@@ -7,7 +7,7 @@ a reference to the same object), saves them atomically and emits ``settings_chan
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from PySide6.QtCore import Signal
@@ -37,6 +37,9 @@ from app.core.pricing import PriceTable
 from app.core.settings import EndpointConfig, LocalModelSettings, PriceOverride, RetryPolicy
 from app.core.types import ModelRef
 from app.ui.widgets.common import MessageLabel, error_text
+
+if TYPE_CHECKING:
+    from app.ui.backend_manager import BackendManager
 
 KINDS = ("custom", "openai", "ollama", "lmstudio", "llamacpp", "vllm")
 PRICE_COLUMNS = ("Model id", "Input", "Cached input", "Output")
@@ -80,7 +83,7 @@ class SettingsDialog(QDialog):
 
     settings_changed = Signal()
 
-    def __init__(self, backend: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, backend: BackendManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setObjectName("settingsDialog")

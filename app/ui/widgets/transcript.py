@@ -16,10 +16,10 @@ Signals:
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QSize, QSizeF, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
@@ -41,6 +41,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.figures import MessageFigures
+from app.core.run_events import LiveFigures
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRenderer
 
 FLUSH_MS = 30
@@ -48,24 +50,13 @@ FLUSH_CHUNK = 4000
 CARD_MAX_WIDTH = 940
 
 
-def format_figures(meta: dict[str, Any]) -> str:
+Meta = Mapping[str, object]
+"""A message's stored meta: model, endpoint, adapter, params, reasoning and its figures."""
+
+
+def format_figures(meta: Meta) -> str:
     """One line of per-message figures: tokens, cost, time to first token, tokens/s."""
-    parts: list[str] = []
-    pt, ct = meta.get("prompt_tokens"), meta.get("completion_tokens")
-    if pt is not None or ct is not None:
-        est = "~" if meta.get("estimated") else ""
-        parts.append(f"{est}{pt or 0:,} in / {est}{ct or 0:,} out tokens")
-    elif meta.get("tokens") is not None:
-        parts.append(f"{meta['tokens']:,} tokens")
-    cost = meta.get("cost_usd")
-    if cost is not None and cost != "":
-        value = Decimal(str(cost))
-        parts.append("free" if value == 0 else f"${value:.6f}".rstrip("0").rstrip("."))
-    if meta.get("ttft_s") is not None:
-        parts.append(f"TTFT {float(meta['ttft_s']):.2f} s")
-    if meta.get("tokens_per_s") is not None:
-        parts.append(f"{float(meta['tokens_per_s']):.1f} tok/s")
-    return "  ·  ".join(parts)
+    return MessageFigures.from_meta(meta).sentence()
 
 
 class MessageBody(QTextBrowser):
@@ -86,7 +77,7 @@ class MessageBody(QTextBrowser):
         self.anchorClicked.connect(self._on_anchor)
         self.setFixedHeight(24)
 
-    def _fit(self, size: Any) -> None:
+    def _fit(self, size: QSizeF) -> None:
         h = int(size.height()) + 4
         if h != self.height():
             self.setFixedHeight(max(24, h))
@@ -193,7 +184,7 @@ class ThinkingSection(QFrame):
         count = f" \u00b7 {self.tokens:,} token{'s' if self.tokens != 1 else ''}" if self.tokens else ""
         self.toggle.setText(f"{arrow} {word}{count}")
 
-    def _fit(self, size: Any) -> None:
+    def _fit(self, size: QSizeF) -> None:
         h = min(self.MAX_HEIGHT, int(size.height()) + 4)
         if h != self.view.height():
             self.view.setFixedHeight(max(24, h))
@@ -260,7 +251,7 @@ class MessageCard(QFrame):
         self.streaming = False
         self.status = "complete"
 
-    def _action(self, text: str, slot: Any) -> QToolButton:
+    def _action(self, text: str, slot: Callable[[], object]) -> QToolButton:
         b = QToolButton(self)
         b.setText(text)
         b.setObjectName("cardAction")
@@ -324,8 +315,7 @@ class MessageCard(QFrame):
         self.renderer.feed(text)
         return bool(self._pending)
 
-    def finish(self, *, status: str = "complete", error: str | None = None,
-               meta: dict[str, Any] | None = None) -> None:
+    def finish(self, *, status: str = "complete", error: str | None = None, meta: Meta | None = None) -> None:
         """End streaming: render the tail, show figures and any error."""
         self.flush()
         self.renderer.finish()
@@ -344,14 +334,14 @@ class MessageCard(QFrame):
         else:
             self.explain_length(meta)
 
-    def explain_length(self, meta: dict[str, Any] | None) -> None:
+    def explain_length(self, meta: Meta | None) -> None:
         """Say why a thinking model's answer is empty when its token budget ran out."""
         if meta and meta.get("finish_reason") == "length" and self.thinking is not None and not self.text.strip():
             self.error_label.setText("The model spent all its tokens thinking and gave no answer: "
                                      "raise Max tokens and regenerate.")
             self.error_label.setVisible(True)
 
-    def set_meta(self, meta: dict[str, Any]) -> None:
+    def set_meta(self, meta: Meta) -> None:
         """Show model/adapter in the header and the figures line."""
         model = meta.get("model")
         if model:
@@ -361,13 +351,15 @@ class MessageCard(QFrame):
         if reasoning and isinstance(reasoning, str) and self.thinking is None and not self._pending_reasoning:
             tokens = meta.get("reasoning_tokens")
             self.set_reasoning(reasoning, tokens if isinstance(tokens, int) else None)
-        line = format_figures(meta)
+        self._show_figures(format_figures(meta))
+
+    def _show_figures(self, line: str) -> None:
         self.figures.setText(line)
         self.figures.setVisible(bool(line))
 
-    def set_live(self, live: dict[str, Any]) -> None:
+    def set_live(self, live: LiveFigures) -> None:
         """Figures that tick while streaming."""
-        self.set_meta({k: v for k, v in live.items() if k != "model"})
+        self._show_figures(live.sentence())
 
     def copy_text(self) -> None:
         """Copy the whole message as Markdown."""
@@ -383,6 +375,15 @@ class MessageCard(QFrame):
     def _on_edit(self) -> None:
         if self.message_id is not None:
             self.edit_clicked.emit(self.message_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """How a card ends once its buffered text is drawn."""
+
+    status: str
+    error: str | None
+    meta: Meta | None
 
 
 class TranscriptView(QScrollArea):
@@ -420,7 +421,7 @@ class TranscriptView(QScrollArea):
         self._cards: dict[str, MessageCard] = {}
         self._order: list[str] = []
         self._streaming: set[str] = set()
-        self._finishing: dict[str, dict[str, Any]] = {}
+        self._finishing: dict[str, _Ending] = {}
         self._stick = True
         self._timer = QTimer(self)
         self._timer.setInterval(FLUSH_MS)
@@ -456,7 +457,7 @@ class TranscriptView(QScrollArea):
         return card
 
     def add_message(self, key: str, role: str, text: str, *, message_id: int | None = None,
-                    meta: dict[str, Any] | None = None, status: str = "complete",
+                    meta: Meta | None = None, status: str = "complete",
                     error: str | None = None) -> MessageCard:
         """Add a finished message."""
         card = MessageCard(role, message_id=message_id, code_style=self.code_style)
@@ -506,11 +507,11 @@ class TranscriptView(QScrollArea):
             card = self._cards.get(key)
             if card is not None:
                 more = card.flush(FLUSH_CHUNK) or more
-        for key, kwargs in list(self._finishing.items()):
+        for key, ending in list(self._finishing.items()):
             card = self._cards.get(key)
             if card is None or not card.pending_chars():
                 del self._finishing[key]
-                self._end_card(key, **kwargs)
+                self._end_card(key, status=ending.status, error=ending.error, meta=ending.meta)
         if not self._streaming:
             self._timer.stop()
         else:
@@ -524,16 +525,16 @@ class TranscriptView(QScrollArea):
                 card.flush()
 
     def finish_stream(self, key: str, *, status: str = "complete", error: str | None = None,
-                      meta: dict[str, Any] | None = None) -> None:
+                      meta: Meta | None = None) -> None:
         """End a streaming card."""
         card = self._cards.get(key)
         if card is not None and card.pending_chars() > FLUSH_CHUNK and key in self._streaming:
-            self._finishing[key] = {"status": status, "error": error, "meta": meta}  # drain first
+            self._finishing[key] = _Ending(status, error, meta)  # drain first
             card.status = status
             return
         self._end_card(key, status=status, error=error, meta=meta)
 
-    def _end_card(self, key: str, *, status: str, error: str | None, meta: dict[str, Any] | None) -> None:
+    def _end_card(self, key: str, *, status: str, error: str | None, meta: Meta | None) -> None:
         card = self._cards.get(key)
         self._streaming.discard(key)
         self._finishing.pop(key, None)

@@ -1,0 +1,283 @@
+"""The model a front end talks to: the chosen model and endpoint, its load, and the LoRA
+adapters loaded onto it (with their scale and on/off state). Qt-free: the window's
+``BackendManager`` turns its events into signals.
+
+The choice is authoritative at once: :meth:`ModelSelection.select` makes the model current
+before it has loaded, so a request built meanwhile goes to it (and waits for its load on the
+model worker), never to the previous model. When the load fails, the previous model comes
+back and a :class:`ModelLoadFailed` says why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from app.core.errors import AdapterError, AppError, redact
+from app.core.events import Progress
+from app.core.provider import LocalModelProvider, ProviderRegistry, as_local
+from app.core.types import (
+    AdapterInfo,
+    AdapterSpec,
+    ChatMessage,
+    GenerationParams,
+    GenerationRequest,
+    ModelRef,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChanged:
+    """The current model (or its endpoint) changed."""
+
+    model_id: str
+    endpoint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLoading:
+    """The current model is loading (``progress.fraction`` None: unknown)."""
+
+    model_id: str
+    progress: Progress
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLoaded:
+    """The model finished loading, in ``seconds``."""
+
+    model_id: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLoadFailed:
+    """The model could not be loaded; the previous one is current again."""
+
+    model_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptersChanged:
+    """The loaded adapters (with their scale and on/off state) changed."""
+
+    adapters: tuple[AdapterInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterFailed:
+    """Loading or unloading an adapter failed."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SelectionNotice:
+    """Something worth telling the user (e.g. adapters dropped with their base model)."""
+
+    message: str
+
+
+SelectionEvent = ModelChanged | ModelLoading | ModelLoaded | ModelLoadFailed | AdaptersChanged | AdapterFailed | SelectionNotice
+SelectionListener = Callable[[SelectionEvent], None]
+
+
+def _message(exc: BaseException) -> str:
+    return exc.user_message() if isinstance(exc, AppError) else redact(f"{type(exc).__name__}: {exc}")
+
+
+class ModelSelection:
+    """The current model, its load and its adapters; reports changes to ``listener``."""
+
+    def __init__(self, registry: ProviderRegistry, model_id: str, listener: SelectionListener | None = None) -> None:
+        self.registry = registry
+        self.model_id = model_id
+        self.endpoint: str | None = None
+        self.listener = listener
+        self.loading: str | None = None
+        """The model being loaded now, or None."""
+        self._loaded: set[str] = set()
+        self._adapters: dict[str, AdapterInfo] = {}
+
+    def _tell(self, event: SelectionEvent) -> None:
+        if self.listener is not None:
+            self.listener(event)
+
+    # -- the model ---------------------------------------------------------------------------
+    def ref(self, model_id: str | None = None) -> ModelRef:
+        """The parsed id of ``model_id`` (default: the current model)."""
+        return ModelRef.parse(model_id or self.model_id)
+
+    def is_remote(self, model_id: str | None = None) -> bool:
+        """True for models served over HTTP (adapters do not apply)."""
+        try:
+            return self.ref(model_id).provider == "openai"
+        except AppError:
+            return False
+
+    def needs_load(self, model_id: str | None = None) -> bool:
+        """True when ``model_id`` is an in-process model that is not loaded yet."""
+        mid = model_id or self.model_id
+        return self.ref(mid).in_process and mid not in self._loaded
+
+    def choose(self, model_id: str, endpoint: str | None = None) -> tuple[str, str | None] | None:
+        """Make ``model_id`` current now. Returns the previous (model, endpoint) when the new
+        model still has to be loaded (then call :meth:`finish_choice`), else None. A malformed
+        id changes nothing (a :class:`ModelLoadFailed` says why)."""
+        try:
+            ref = ModelRef.parse(model_id)
+        except AppError as exc:
+            self._tell(ModelLoadFailed(model_id, exc.user_message()))
+            return None
+        previous = (self.model_id, self.endpoint)
+        self._make_current(model_id, endpoint)
+        if not ref.in_process or model_id in self._loaded:
+            return None
+        return previous
+
+    async def finish_choice(self, model_id: str, previous: tuple[str, str | None]) -> bool:
+        """Load the chosen ``model_id``; when that fails, ``previous`` is current again (unless
+        another model was chosen meanwhile), then :class:`ModelLoadFailed` says why."""
+        problem = await self._load(model_id)
+        if problem is None:
+            return True
+        if self.model_id == model_id:
+            self._make_current(*previous)
+        self._tell(ModelLoadFailed(model_id, problem))
+        return False
+
+    async def select(self, model_id: str, endpoint: str | None = None) -> bool:
+        """:meth:`choose` and, for an in-process model, load it. False when the id is bad or
+        the load failed (the previous model is current again)."""
+        previous = self.choose(model_id, endpoint)
+        if previous is None:
+            return self.model_id == model_id
+        return await self.finish_choice(model_id, previous)
+
+    async def load(self, model_id: str | None = None) -> bool:
+        """Load an in-process model now (progress as :class:`ModelLoading`; a failure as
+        :class:`ModelLoadFailed`)."""
+        mid = model_id or self.model_id
+        problem = await self._load(mid)
+        if problem is not None:
+            self._tell(ModelLoadFailed(mid, problem))
+        return problem is None
+
+    async def _load(self, mid: str) -> str | None:
+        """Load ``mid``; the user message of what went wrong, or None."""
+        provider = self._local_for(mid)
+        if provider is None:
+            return None
+        self.loading = mid
+        started = time.perf_counter()
+        self._tell(ModelLoading(mid, Progress("starting")))
+        try:
+            await provider.load(self.ref(mid).name, on_progress=lambda p: self._tell(ModelLoading(mid, p)))
+        except Exception as exc:  # a failed load keeps the previous model
+            message = _message(exc)
+            log.warning("loading %s failed: %s", mid, message)
+            return message
+        finally:
+            self.loading = None
+        self._loaded = {mid}
+        self._tell(ModelLoaded(mid, time.perf_counter() - started))
+        return None
+
+    def mark_loaded(self, model_id: str) -> None:
+        """A run loaded ``model_id`` on the worker (the worker holds one model at a time)."""
+        if self.ref(model_id).in_process:
+            self._loaded = {model_id}
+
+    def _make_current(self, model_id: str, endpoint: str | None) -> None:
+        if (model_id, endpoint) == (self.model_id, self.endpoint):
+            return
+        base_changed = model_id != self.model_id
+        self.model_id, self.endpoint = model_id, endpoint
+        if base_changed and self._adapters:  # adapters belong to the base they were loaded on
+            names = ", ".join(self._adapters)
+            self._adapters.clear()
+            self._tell(AdaptersChanged(()))
+            self._tell(SelectionNotice(f"LoRA adapters {names} were unloaded: they were made for the previous "
+                                       "model. Load adapters for this model in the LoRA panel."))
+        self._tell(ModelChanged(model_id, endpoint))
+
+    def _local_for(self, model_id: str) -> LocalModelProvider | None:
+        ref = self.ref(model_id)
+        return as_local(self.registry.get(ref.provider)) if ref.in_process else None
+
+    # -- adapters ----------------------------------------------------------------------------
+    def adapters(self) -> list[AdapterInfo]:
+        """Loaded adapters with their current scale and on/off state."""
+        return list(self._adapters.values())
+
+    def active_adapters(self) -> tuple[AdapterSpec, ...]:
+        """The adapters the next request of the current model uses."""
+        if self.is_remote():
+            return ()
+        return tuple(a.spec() for a in self._adapters.values() if a.active)
+
+    def _require_local(self) -> LocalModelProvider:
+        provider = self._local_for(self.model_id) if self.ref().takes_adapters else None
+        if provider is None:
+            raise AdapterError("Adapters work with local models only.",
+                               hint="Pick a Hugging Face or local model first; remote models cannot take a LoRA.")  # fmt: skip
+        return provider
+
+    async def load_adapter(self, path: str) -> AdapterInfo | None:
+        """Validate and load an adapter onto the current model (loading it first) and switch it
+        on; None (and an :class:`AdapterFailed`) when that fails."""
+        try:
+            provider = self._require_local()
+            if self.needs_load() and not await self.load():
+                raise AdapterError("The model could not be loaded, so the adapter was not loaded.")
+            info = await provider.load_adapter(path)
+        except Exception as exc:  # unexpected ones too: plain words, the app stays usable
+            if not isinstance(exc, AppError):
+                log.exception("loading adapter %s failed", path)
+            self._tell(AdapterFailed(_message(exc) if isinstance(exc, AppError)
+                                     else redact(f"The adapter could not be loaded: {exc}")))
+            return None
+        info = dataclasses.replace(info, active=True)
+        self._adapters[info.name] = info
+        self._tell(AdaptersChanged(tuple(self._adapters.values())))
+        return info
+
+    async def unload_adapter(self, name: str) -> None:
+        """Unload an adapter from the model."""
+        self._adapters.pop(name, None)
+        try:
+            await self._require_local().unload_adapter(name)
+        except AppError as exc:
+            self._tell(AdapterFailed(exc.user_message()))
+        self._tell(AdaptersChanged(tuple(self._adapters.values())))
+
+    def set_adapter(self, name: str, *, enabled: bool | None = None, scale: float | None = None) -> None:
+        """Switch an adapter on/off and/or set its scale, for the next requests."""
+        info = self._adapters.get(name)
+        if info is None:
+            return
+        if enabled is not None:
+            info = dataclasses.replace(info, active=bool(enabled))
+        if scale is not None:
+            info = dataclasses.replace(info, scale=float(scale))
+        self._adapters[name] = info
+        self._tell(AdaptersChanged(tuple(self._adapters.values())))
+
+    # -- requests ----------------------------------------------------------------------------
+    def request(self, messages: Sequence[ChatMessage], params: GenerationParams, *, model_id: str | None = None,
+                endpoint: str | None = None, adapters: Sequence[AdapterSpec] | None = None) -> GenerationRequest:
+        """A request for ``model_id`` (default: the current model, at its endpoint, with the active
+        adapters). Raises :class:`AppError` for a malformed id."""
+        mid = model_id or self.model_id
+        ref = self.ref(mid)
+        ep = endpoint if endpoint is not None else (self.endpoint if mid == self.model_id else None)
+        if adapters is None:
+            adapters = self.active_adapters() if mid == self.model_id else ()
+        return GenerationRequest(ref, tuple(messages), params, ep if ref.provider == "openai" else None,
+                                 tuple(adapters) if ref.takes_adapters else ())
