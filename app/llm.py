@@ -45,12 +45,19 @@ T = TypeVar("T")
 
 
 class ModelType(StrEnum):
-    """The kinds of model the facade can drive (the provider ids)."""
+    """The kinds of model the facade can drive (the provider ids).
+
+    The seed's upper-case names (``ModelType.MOCK``, ...) are aliases of the same members:
+    ``ModelType.MOCK is ModelType.mock``."""
 
     openai = "openai"
     huggingface = "huggingface"
     local = "local"
     mock = "mock"
+    OPENAI = "openai"
+    HUGGINGFACE = "huggingface"
+    LOCAL = "local"
+    MOCK = "mock"
 
 
 class SessionKeySecrets:
@@ -272,6 +279,10 @@ class LLMModel:
         }
         return {"model": self.model_id, **session, "session": dict(session), "all_time": all_time}
 
+    def _get_token_usage_stats(self) -> dict[str, Any]:
+        """The seed's name of :meth:`get_token_usage_stats` (kept for its callers)."""
+        return self.get_token_usage_stats()
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -289,7 +300,10 @@ class LLMModel:
                 self._loop.run_until_complete(self.services.aclose())
         finally:
             self._closed = True
-            self._loop.close()
+            try:
+                _drain_loop(self._loop)
+            finally:
+                self._loop.close()
 
     def __enter__(self) -> LLMModel:
         return self
@@ -341,6 +355,23 @@ class LLMModel:
         )
         registry = ProviderRegistry(context)
         return registry, RunScheduler(Engine(registry, self.services.prices, self.services.ledger))
+
+
+def _drain_loop(loop: asyncio.AbstractEventLoop, timeout: float = 5.0) -> None:
+    """Before the private loop closes, do what :func:`asyncio.run` does: let pending tasks
+    finish (the openai SDK leaves its HTTP stream's async generators suspended; their
+    finalisers schedule ``aclose()`` tasks that would otherwise be destroyed pending), cancel
+    what is left after ``timeout``, close the remaining async generators and the executor."""
+    pending = asyncio.all_tasks(loop)
+    if pending:
+        loop.run_until_complete(asyncio.wait(pending, timeout=timeout))
+        leftover = [t for t in pending if not t.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())
 
 
 def _model_type(value: ModelType | str) -> ModelType:

@@ -5,8 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: Qt's runtime libraries, a Secret Service (keyring) and D-Bus.
-pkgs=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 gnome-keyring dbus)
+# Debian packages: Qt's runtime libraries, a Secret Service (keyring) and D-Bus. The xcb ones
+# are every library Qt's X11 platform plugin links (tests/ui/test_qt_platform.py checks it
+# with ldd; packaging/linux/control.in's Depends lists the same).
+pkgs=(libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libdbus-1-3
+  libxkbcommon0 libxkbcommon-x11-0 libx11-6 libx11-xcb1 libxcb1 libxcb-cursor0 libxcb-glx0
+  libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render0 libxcb-render-util0
+  libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0 libxcb-xkb1
+  gnome-keyring dbus)
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -229,3 +229,53 @@ def test_count_tokens_estimate_of_a_short_text_is_not_zero() -> None:
     with LLMModel("/nonexistent/model", ModelType.local) as llm:
         assert llm.count_tokens("abc") == 1
         assert llm.count_tokens("") == 0
+
+
+def test_the_seeds_upper_case_model_types_are_aliases() -> None:
+    assert ModelType.MOCK is ModelType.mock and ModelType.OPENAI is ModelType.openai
+    assert ModelType.HUGGINGFACE is ModelType.huggingface and ModelType.LOCAL is ModelType.local
+    assert ModelType["MOCK"] is ModelType("mock") and len(list(ModelType)) == 4  # no new members
+    with LLMModel("echo", ModelType.MOCK) as model:  # the seed's calls, as it wrote them
+        model.load_model()
+        assert model.generate_response("seed api", max_new_tokens=10) == "seed api"
+        assert model.count_tokens("one two") == 2
+        assert model.get_model_info()["provider"] == "mock"
+        stats = model._get_token_usage_stats()
+        assert stats == model.get_token_usage_stats()
+        assert stats["requests"] == 1 and stats["completion_tokens"] == 2
+    with LLMModel("echo", "MOCK") as model:
+        assert model.model_id == "mock:echo"
+
+
+CLOSE_SCRIPT = """
+import sys
+from app.core.services import Services
+from app.llm import LLMModel, ModelType
+
+url, shared = sys.argv[1], sys.argv[2] == "shared"
+services = Services.create() if shared else None
+with LLMModel("test-model", ModelType.OPENAI, endpoint=url, services=services) as llm:
+    print(llm.generate_response("hi"), flush=True)
+    print(llm.generate_response("again"), flush=True)
+print("closed", flush=True)
+"""
+
+
+@pytest.mark.parametrize("services", ["own", "shared"])
+def test_closing_after_an_openai_generation_leaves_no_pending_task(
+    server: OpenAIServer, services: str
+) -> None:
+    """The SDK leaves its stream's async generators suspended; closing the facade finalises
+    them on its loop, so nothing is destroyed pending ("Task was destroyed but it is pending!")
+    or finalised on a closed loop ("Exception ignored")."""
+    import subprocess
+    import sys
+
+    server.enqueue(text("Hello", " there"), text("Once", " more"))
+    run = subprocess.run([sys.executable, "-c", CLOSE_SCRIPT, server.base_url, services],
+                         capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["Hello there", "Once more", "closed"]
+    assert "Task was destroyed" not in run.stderr
+    assert "Exception ignored" not in run.stderr and "Traceback" not in run.stderr

@@ -13,6 +13,7 @@ from app.cli import ask, count, keys, models, usage
 from app.cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
+    check_arguments,
     exit_code_for,
     print_error,
     silence_stdout,
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code) if isinstance(exc.code, int) else 2
     try:
+        check_arguments(args)  # bytes that are not UTF-8: a clear message, exit 2
         return int(args.func(args))
     except AppError as exc:
         print_error(exc)

@@ -19,9 +19,18 @@ from app.cli.common import (
     run_with_services,
     silence_stdout,
 )
+from app.cli.progress import TerminalFeedback, is_terminal
 from app.core.errors import AppError, InvalidParams, StreamInterrupted
 from app.core.events import Progress
-from app.core.run_events import RunEvent, RunProgress, RunReasoning, RunRetrying, RunText
+from app.core.run_events import (
+    LiveFigures,
+    RunEvent,
+    RunProgress,
+    RunReasoning,
+    RunRetrying,
+    RunStats,
+    RunText,
+)
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
 
 if TYPE_CHECKING:
@@ -67,7 +76,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--json",
         action="store_true",
-        help="after the text, print one JSON line with usage, cost and speed",
+        help="after the text, print one JSON line with usage, cost and speed (on failure too: "
+        "with 'error' and the partial text)",
     )
     p.set_defaults(func=run_ask)
 
@@ -121,29 +131,37 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 
 
 class StreamPrinter:
-    """Writes text deltas to stdout (flushed per delta), progress as one stderr line and a
-    thinking model's reasoning to stderr ("thinking: ...", dimmed on a terminal), so stdout
-    is only ever the answer."""
+    """Writes text deltas to stdout (flushed per delta), load progress and speed to stderr
+    (a bar and a speed line on a terminal, see :mod:`app.cli.progress`) and a thinking model's
+    reasoning to stderr ("thinking: ...", dimmed on a terminal), so stdout is only ever the
+    answer. The text is kept as a list of deltas: linear in the answer's length."""
 
     def __init__(self, out: TextIO, err: TextIO) -> None:
         self.out = out
         self.err = err
-        self.printed = ""
+        self._parts: list[str] = []
+        self.printed_chars = 0
+        self._ends_with_newline = False
         self.closed = False
         """True once stdout's reader went away (a broken pipe); nothing more is written."""
-        self._progress_len = 0
-        self._last_progress = ""
         self.reasoning_chars = 0
         self._thinking = False  # a "thinking: ..." line is open on stderr
-        try:
-            self._dim = err.isatty()
-        except (AttributeError, ValueError):
-            self._dim = False
+        # the live speed line only when the answer is not on the same screen
+        self.feedback = TerminalFeedback(err, live=not is_terminal(out))
+        self._dim = self.feedback.tty
+        self.model_id: str | None = None
+        self.last_stats: LiveFigures | None = None
+
+    @property
+    def printed(self) -> str:
+        """The text written to stdout so far."""
+        return "".join(self._parts)
 
     def __call__(self, event: RunEvent) -> None:
         """The run's event callback."""
         if isinstance(event, RunText):
-            self.end_progress()
+            if self._thinking or self.feedback.drawing_bar:
+                self.end_progress()
             try:
                 self.out.write(event.text)
                 self.out.flush()
@@ -151,48 +169,43 @@ class StreamPrinter:
                 self.closed = True
                 silence_stdout()
                 raise OutputClosed("stdout was closed by its reader; the generation was stopped.") from None
-            self.printed += event.text
+            self._parts.append(event.text)
+            self.printed_chars += len(event.text)
+            self._ends_with_newline = event.text.endswith("\n")
+        elif isinstance(event, RunStats):
+            self.last_stats = event.figures
+            self.feedback.streaming(event.figures)
         elif isinstance(event, RunReasoning):
             self._reasoning(event.text)
         elif isinstance(event, RunProgress):
-            self._progress(event.progress)
+            if self._thinking:
+                self.end_progress()
+            self.feedback.progress(event.progress)
         elif isinstance(event, RunRetrying):
-            self._progress(Progress("retrying", None, f"{event.message} (attempt {event.attempt + 1} in {event.delay_s:.0f} s)"))
+            self.feedback.progress(Progress("retrying", None, f"{event.message} (attempt {event.attempt + 1} in {event.delay_s:.0f} s)"))
 
     def _reasoning(self, text: str) -> None:
         self.reasoning_chars += len(text)
         if not self._thinking:
+            self.feedback.reasoning_started()
             self.end_progress()
             text = "thinking: " + text.lstrip()
             self._thinking = True
         self.err.write(f"{DIM}{text}{RESET}" if self._dim else text)
         self.err.flush()
 
-    def _progress(self, event: Progress) -> None:
-        pct = f" {event.fraction * 100:3.0f}%" if event.fraction is not None else ""
-        line = f"{event.phase}{pct}" + (f" - {event.message}" if event.message else "")
-        if line == self._last_progress:
-            return
-        self._last_progress = line
-        pad = max(0, self._progress_len - len(line))
-        self.err.write("\r" + line + " " * pad)
-        self.err.flush()
-        self._progress_len = len(line)
-
     def end_progress(self) -> None:
-        """Finish the progress or thinking line (if any) so later output starts on a new line."""
+        """Finish the thinking line and erase the progress bar or live line (if any) so later
+        output starts on a clean line."""
         if self._thinking:
             self._thinking = False
             self.err.write("\n")
             self.err.flush()
-        if self._progress_len:
-            self.err.write("\n")
-            self.err.flush()
-            self._progress_len = 0
+        self.feedback.clear()
 
     def end_text(self) -> None:
         """End the streamed text with a newline when it lacks one."""
-        if self.printed and not self.printed.endswith("\n") and not self.closed:
+        if self.printed_chars and not self._ends_with_newline and not self.closed:
             self.out.write("\n")
             self.out.flush()
 
@@ -200,13 +213,19 @@ class StreamPrinter:
 def run_ask(args: argparse.Namespace) -> int:
     """Run ``ask``; return the exit code."""
     out, err = sys.stdout, sys.stderr
-    prompt = read_text_arg(args.prompt)
-    if args.model:  # validate before any service is built: bad input sends nothing
-        build_request(args, args.model, prompt)
     printer = StreamPrinter(out, err)
+    try:
+        prompt = read_text_arg(args.prompt)
+        if args.model:  # validate before any service is built: bad input sends nothing
+            build_request(args, args.model, prompt)
+    except AppError as exc:
+        print_error(exc, err)
+        _json_failure(args, printer, exc)
+        return exit_code_for(exc)
 
     async def body(services: Services) -> GenerationResult:
         request = build_request(args, args.model or services.default_model(), prompt)
+        printer.model_id = str(request.model)
         return await services.scheduler.run(request, on_event=printer)
 
     try:
@@ -219,18 +238,21 @@ def run_ask(args: argparse.Namespace) -> int:
             return EXIT_BROKEN_PIPE
         printer.end_text()
         print_error(exc, err)
-        if printer.printed:
+        if printer.printed_chars:
             err.write(
-                f"note: the answer was cut off after {len(printer.printed)} characters; the text above is partial.\n"
+                f"note: the answer was cut off after {printer.printed_chars} characters; the text above is partial.\n"
             )
+        _json_failure(args, printer, exc)
         return EXIT_PROVIDER
     except AppError as exc:
         if printer.closed:
             return EXIT_BROKEN_PIPE
         printer.end_text()
         print_error(exc, err)
+        _json_failure(args, printer, exc)
         return exit_code_for(exc)
     printer.end_text()
+    printer.feedback.finish(result)  # "31 tok/s · first token 0.21 s" on a terminal
     if result.finish_reason == "length" and result.reasoning and not result.text:
         err.write(
             f"note: the model spent all its tokens thinking ({args.max_tokens} max) and gave no answer; "
@@ -241,3 +263,28 @@ def run_ask(args: argparse.Namespace) -> int:
         out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         out.flush()
     return EXIT_OK
+
+
+def _json_failure(args: argparse.Namespace, printer: StreamPrinter, exc: AppError) -> None:
+    """With ``--json``: the one JSON line for a failed request, with the usual keys, ``error``
+    and the partial text (figures that are not known are null)."""
+    if not args.json or printer.closed:
+        return
+    stats = printer.last_stats
+    text = exc.partial_text if isinstance(exc, StreamInterrupted) else printer.printed
+    data = {
+        "model": printer.model_id or args.model,
+        "text": text,
+        "usage": None,
+        "cost_usd": None,
+        "ttft_s": stats.ttft_s if stats is not None else None,
+        "tokens_per_s": None,
+        "finish_reason": "error",
+        "reasoning_chars": printer.reasoning_chars,
+        "error": exc.user_message(),
+    }
+    try:
+        printer.out.write(json.dumps(data, ensure_ascii=False) + "\n")
+        printer.out.flush()
+    except BrokenPipeError:
+        silence_stdout()

@@ -84,11 +84,61 @@ def mask_secret(value: str) -> str:
     return f"{prefix}…{tail}" if tail else "…"
 
 
+UTF8_HINT = "Give UTF-8 text: convert it first, e.g. iconv -f latin1 -t utf-8 FILE | python -m app ask -"
+
+
+def ensure_utf8(text: str, what: str) -> str:
+    """``text`` unchanged, or :class:`InvalidParams` naming the first byte that is not UTF-8.
+
+    Python hands undecodable bytes of the command line (and of stdin under a C locale) over
+    as lone surrogates (``surrogateescape``); they would fail later, deep in the provider."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        byte = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise InvalidParams(
+            f"{what} is not valid UTF-8 text ({byte} at character {exc.start + 1}).", hint=UTF8_HINT
+        ) from None
+    return text
+
+
+def read_stdin_text(stdin: TextIO | None = None) -> str:
+    """All of stdin, decoded as UTF-8 (strictly, whatever the locale): bytes that are not UTF-8
+    raise :class:`InvalidParams` saying where, never a UnicodeDecodeError."""
+    stream = stdin or sys.stdin
+    if stream is None:
+        return ""
+    raw = getattr(stream, "buffer", None)
+    if raw is None:  # a text stream without bytes underneath (tests, embedding)
+        return ensure_utf8(stream.read(), "Standard input")
+    data = raw.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidParams(
+            f"Standard input is not valid UTF-8 text (byte 0x{data[exc.start]:02x} at byte offset {exc.start}).",
+            hint=UTF8_HINT,
+        ) from None
+
+
 def read_text_arg(value: str, stdin: TextIO | None = None) -> str:
-    """The argument itself, or all of stdin when it is ``-``."""
+    """The argument itself, or all of stdin when it is ``-`` (UTF-8 either way)."""
     if value == "-":
-        return (stdin or sys.stdin).read()
-    return value
+        return read_stdin_text(stdin)
+    return ensure_utf8(value, "The argument")
+
+
+def check_arguments(args: object) -> None:
+    """Every text argument is valid UTF-8 (else :class:`InvalidParams` naming the option)."""
+    for name, value in vars(args).items():
+        if name in ("func", "command"):
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            if isinstance(item, str):
+                label = f"The {name}" if name in ("prompt", "text") else f"--{name.replace('_', '-')}"
+                ensure_utf8(item, label)
 
 
 def run_with_services(body: Callable[[Services], Awaitable[T]]) -> T:

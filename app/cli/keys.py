@@ -7,7 +7,7 @@ import getpass
 import sys
 from typing import TYPE_CHECKING
 
-from app.cli.common import EXIT_OK, mask_secret, run_with_services
+from app.cli.common import EXIT_OK, mask_secret, read_stdin_text, run_with_services
 from app.core.errors import (
     ConfigError,
     InvalidParams,
@@ -67,7 +67,7 @@ def read_key(label: str) -> str:
     if sys.stdin is not None and sys.stdin.isatty():
         value = getpass.getpass(f"API key for {label} (input hidden): ")
     else:
-        value = (sys.stdin.read() if sys.stdin is not None else "").strip()
+        value = read_stdin_text().strip()
     value = value.strip()
     if not value:
         raise InvalidParams(

@@ -154,13 +154,32 @@ def _status(exc: Any, code: str) -> int | None:
     return status
 
 
+_DROPPED = frozenset({"ReadError", "WriteError", "RemoteProtocolError", "ConnectionResetError",
+                      "ConnectionAbortedError", "BrokenPipeError", "BrokenResourceError",
+                      "IncompleteRead"})  # fmt: skip
+"""Causes meaning an open connection was cut (reset, closed mid-body), not a failed connect."""
+_NOT_CONNECTED = frozenset({"ConnectError", "ConnectTimeout", "ConnectionRefusedError", "gaierror"})
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exceptions behind ``exc`` (``__cause__``, else ``__context__``), nearest first."""
+    chain: list[BaseException] = []
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and cause not in chain and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    return chain
+
+
 def translate(
     exc: BaseException, endpoint: EndpointConfig, model: str | None = None
 ) -> ProviderError:
     """The :mod:`app.core.errors` error for an ``openai`` SDK exception (keys redacted)."""
     import openai
 
-    where = f"{endpoint.name} ({endpoint.base_url})"
+    # an ad-hoc --base-url endpoint is named by its URL: say it once
+    same = endpoint.name.rstrip("/") == endpoint.base_url.rstrip("/")
+    where = endpoint.base_url if same else f"{endpoint.name} ({endpoint.base_url})"
     keys_hint = (
         f"Check the key: python -m app keys set {endpoint.secret_name} (or the Keys dialog)."
     )
@@ -175,8 +194,14 @@ def translate(
         return Unreachable(f"{where} did not answer within {endpoint.timeout_s:g} s.", retryable=False,
                            hint="Check that the server is running and not overloaded, or raise the endpoint's timeout in Settings.")  # fmt: skip
     if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        detail = f": {type(cause).__name__}: {cause}" if cause else ""
+        chain = _causes(exc)
+        kinds = {k.__name__ for c in chain for k in type(c).__mro__}
+        said = next((c for c in chain if str(c).strip()), None)  # httpx's ReadError says nothing
+        detail = f": {type(said).__name__}: {said}" if said is not None else ""
+        if kinds & _DROPPED and not kinds & _NOT_CONNECTED:
+            return Unreachable(f"The connection to {where} was dropped{detail}.",
+                               hint="The server closed or reset the connection (it may have crashed or restarted, "
+                               "or a proxy cut it). Check the server, then try again.")  # fmt: skip
         return Unreachable(f"Could not connect to {where}{detail}.",
                            hint="Check that the server is running, the base URL is right (it usually ends in /v1) and your network.")  # fmt: skip
     if not isinstance(exc, openai.APIError):

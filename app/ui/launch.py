@@ -123,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.ui import theme
     from app.ui.main_window import MainWindow
+    from app.ui.qt_platform import watch_platform_start
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    with watch_platform_start():  # a missing X11 library is named, not blamed on xcb-cursor0
+        app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("LLM Playground")
     app.setOrganizationName("llm-playground")

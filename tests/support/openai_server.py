@@ -50,6 +50,8 @@ class Behaviour:
     - ``hold_after=K``: after K chunks wait until :meth:`OpenAIServer.release` or the client
       goes away (``hold_after=0``: a first token that comes only when the test says so).
     - ``disconnect_after=K``: drop the connection abruptly after K chunks.
+    - ``reset_after=K``: reset the connection (TCP RST: ``SO_LINGER`` 0, then close) after K
+      chunks, as a crashed server or a proxy does; the client reads ECONNRESET.
     - ``malformed_after=K``: send ``data: {not json`` after K chunks, then end the body.
     - ``error_after=K``: send an ``{"error": {...}}`` event (``error_message``) after K chunks.
     - ``finish_reason=None, send_done=False``: clean end of body with no finish and no [DONE].
@@ -69,6 +71,7 @@ class Behaviour:
     chunk_delay_s: float = 0.0
     hold_after: int | None = None
     disconnect_after: int | None = None
+    reset_after: int | None = None
     malformed_after: int | None = None
     error_after: int | None = None
     status: int = 200
@@ -442,6 +445,10 @@ class OpenAIServer:
                     await writer.drain()
                     writer.transport.abort()
                     return False
+                if i == b.reset_after:
+                    await writer.drain()
+                    _reset(writer)
+                    return False
                 if i == b.malformed_after:
                     event("{not json")
                     break
@@ -466,6 +473,10 @@ class OpenAIServer:
                     await writer.drain()
                     writer.transport.abort()
                     return False
+                if b.reset_after is not None and b.reset_after >= len(b.chunks):
+                    await writer.drain()
+                    _reset(writer)
+                    return False
                 if b.finish_reason is not None:
                     event(head + '{},"logprobs":null,"finish_reason":' + json.dumps(b.finish_reason) + "}]"
                           + usage_null + "}")  # fmt: skip
@@ -489,6 +500,17 @@ class OpenAIServer:
         self.disconnects += 1
         self.disconnected.set()
         return False
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset instead of a FIN: linger on, timeout 0, then close."""
+    import socket
+    import struct
+
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 def _usage(b: Behaviour, body: dict[str, Any]) -> dict[str, Any]:
