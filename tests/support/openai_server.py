@@ -203,6 +203,10 @@ class OpenAIServer:
         self.disconnected = threading.Event()
         self.disconnects = 0
         self.connections = 0
+        self.active_streams = 0
+        """Streamed answers being sent right now."""
+        self.max_active_streams = 0
+        """The most streamed answers sent at the same time so far (concurrency seen)."""
         self._queue: deque[Behaviour] = deque()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -388,7 +392,12 @@ class OpenAIServer:
         if not body.get("stream"):
             await _send_json(writer, 200, _completion(b, body))
             return True
-        return await self._stream(b, body, reader, writer)
+        self.active_streams += 1
+        self.max_active_streams = max(self.max_active_streams, self.active_streams)
+        try:
+            return await self._stream(b, body, reader, writer)
+        finally:
+            self.active_streams -= 1
 
     async def _stream(self, b: Behaviour, body: dict[str, Any], reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> bool:  # fmt: skip
