@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 
-CLI_COMMANDS: tuple[str, ...] = ("ask", "models", "count", "keys", "usage")
+from app.cli.commands import NAMES as CLI_COMMANDS
+from app.cli.commands import usage_lines
 
-USAGE = """\
+USAGE = f"""\
 usage: python -m app [--demo] [--screenshot PATH]      open the window
        python -m app --self-test [...]                 check the installation, headless
        python -m app COMMAND [options]                 headless commands
@@ -22,11 +23,7 @@ Window options:
   --self-test          run the built-in checks without a window and exit (0 = all passed)
 
 Commands:
-  ask      stream one answer:      python -m app ask -m mock:echo "hello"
-  models   list models:            python -m app models [--base-url URL]
-  count    count tokens:           python -m app count -m openai:gpt-4o "some text"
-  keys     manage API keys:        python -m app keys set|delete|list [openai|ENDPOINT]
-  usage    usage and cost totals:  python -m app usage [--by model|day]
+{usage_lines()}
 
 Run 'python -m app COMMAND -h' for a command's options.
 """

@@ -1,64 +1,27 @@
-"""The headless command line: ``ask``, ``models``, ``count``, ``keys`` and ``usage``.
+"""The headless command line; the commands are listed once, in :mod:`app.cli.commands`.
 
-Imports no Qt and no heavy library up front; every command goes through
-:class:`app.core.services.Services`, so generations land in the usage ledger.
+This package imports nothing up front (the window's start-up passes through it): the parser
+and the commands load in :mod:`app.cli.dispatch` when a command runs. Every command goes
+through :class:`app.core.services.Services`, so generations land in the usage ledger.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+from typing import TYPE_CHECKING
 
-from app.cli import ask, count, keys, models, usage
-from app.cli.common import (
-    EXIT_BROKEN_PIPE,
-    EXIT_INTERRUPTED,
-    check_arguments,
-    exit_code_for,
-    print_error,
-    silence_stdout,
-)
-from app.core.errors import AppError
-
-COMMANDS: tuple[str, ...] = ("ask", "models", "count", "keys", "usage")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m app",
-        description="LLM Playground, headless. Run without a command to open the window.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    ask.add_parser(sub)
-    models.add_parser(sub)
-    count.add_parser(sub)
-    keys.add_parser(sub)
-    usage.add_parser(sub)
-    return parser
+if TYPE_CHECKING:
+    import argparse
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one CLI command; return its exit code (0 ok, 1 provider error, 2 bad input, 130 Ctrl+C,
-    141 when the reader of stdout went away, e.g. ``| head``)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
-        return int(exc.code) if isinstance(exc.code, int) else 2
-    try:
-        check_arguments(args)  # bytes that are not UTF-8: a clear message, exit 2
-        return int(args.func(args))
-    except AppError as exc:
-        print_error(exc)
-        return exit_code_for(exc)
-    except BrokenPipeError:  # stdout's reader is gone: stop quietly, no traceback
-        silence_stdout()
-        return EXIT_BROKEN_PIPE
-    except KeyboardInterrupt:
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            silence_stdout()
-        sys.stderr.write("\nCancelled.\n")
-        return EXIT_INTERRUPTED
+    """Run one CLI command; return its exit code (see :func:`app.cli.dispatch.main`)."""
+    from app.cli.dispatch import main as dispatch_main
+
+    return dispatch_main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser (see :func:`app.cli.dispatch.build_parser`)."""
+    from app.cli.dispatch import build_parser as dispatch_parser
+
+    return dispatch_parser()

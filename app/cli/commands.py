@@ -1,0 +1,34 @@
+"""THE registry of CLI commands: name, module, one-line summary and an example. The parser,
+``python -m app``'s dispatch and its usage text all derive from it. Importing this module
+imports nothing else (the window's start-up passes through it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One headless command. ``module`` (under ``app.cli``) has ``add_parser(sub)``."""
+
+    name: str
+    module: str
+    summary: str
+    example: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("ask", "ask", "stream one answer", 'python -m app ask -m mock:echo "hello"'),
+    Command("models", "models", "list models", "python -m app models [--base-url URL]"),
+    Command("count", "count", "count tokens", 'python -m app count -m openai:gpt-4o "some text"'),
+    Command("keys", "keys", "manage API keys", "python -m app keys set|delete|list [openai|ENDPOINT]"),
+    Command("usage", "usage", "usage and cost totals", "python -m app usage [--by model|day]"),
+)
+
+NAMES: tuple[str, ...] = tuple(c.name for c in COMMANDS)
+
+
+def usage_lines() -> str:
+    """The "Commands:" part of ``python -m app -h``."""
+    width = max(len(c.summary) for c in COMMANDS) + 2
+    return "\n".join(f"  {c.name:<8} {c.summary + ':':<{width}} {c.example}" for c in COMMANDS)

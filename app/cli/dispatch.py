@@ -1,0 +1,60 @@
+"""Parse the command line and run one command (the commands come from :mod:`app.cli.commands`).
+
+Imports no Qt and no heavy library up front; each command's module loads when the parser is
+built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from app.cli.commands import COMMANDS
+from app.cli.common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    check_arguments,
+    exit_code_for,
+    print_error,
+    silence_stdout,
+)
+from app.core.errors import AppError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description="LLM Playground, headless. Run without a command to open the window.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        importlib.import_module(f"app.cli.{command.module}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one CLI command; return its exit code (0 ok, 1 provider error, 2 bad input, 130 Ctrl+C,
+    141 when the reader of stdout went away, e.g. ``| head``)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    try:
+        check_arguments(args)  # bytes that are not UTF-8: a clear message, exit 2
+        return int(args.func(args))
+    except AppError as exc:
+        print_error(exc)
+        return exit_code_for(exc)
+    except BrokenPipeError:  # stdout's reader is gone: stop quietly, no traceback
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence_stdout()
+        sys.stderr.write("\nCancelled.\n")
+        return EXIT_INTERRUPTED
