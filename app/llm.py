@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from app.core.errors import AdapterError, ModelNotFound, register_secret
 from app.core.provider import (
+    EndpointProvider,
     LocalModelProvider,
     Provider,
     ProviderContext,
@@ -177,9 +178,7 @@ class LLMModel:
         provider.model_info(self.ref.name)  # raises ModelNotFound for unknown models
 
     async def _list_remote(self, provider: Provider) -> set[str] | None:
-        from app.providers.openai import OpenAIProvider
-
-        if self.endpoint and isinstance(provider, OpenAIProvider):
+        if self.endpoint and isinstance(provider, EndpointProvider):
             return {m.ref.name for m in await provider.list_endpoint_models(self.endpoint)}
         return {m.ref.name for m in await provider.list_models()}
 

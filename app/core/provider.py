@@ -93,6 +93,20 @@ class LocalModelProvider(Provider, Protocol):
         ...
 
 
+@runtime_checkable
+class EndpointProvider(Provider, Protocol):
+    """What the ``openai`` provider adds to :class:`Provider`: named OpenAI-compatible
+    endpoints that can be listed and tested one by one."""
+
+    async def list_endpoint_models(self, endpoint_name_or_url: str | None) -> list[ModelInfo]:
+        """The models one endpoint serves (GET /models); raises translated errors."""
+        ...
+
+    async def test_connection(self, endpoint_name: str) -> str:
+        """List the endpoint's models and return a one-line summary (raises on failure)."""
+        ...
+
+
 def as_local(provider: Provider) -> LocalModelProvider | None:
     """``provider`` as a :class:`LocalModelProvider`, or None when it is a remote one."""
     return provider if isinstance(provider, LocalModelProvider) else None

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from app.core.engine import Engine
 from app.core.history import HistoryStore
 from app.core.paths import AppPaths
 from app.core.pricing import PriceTable
-from app.core.provider import ProviderContext, ProviderRegistry
+from app.core.provider import EndpointProvider, ProviderContext, ProviderRegistry
 from app.core.runs import RunScheduler
 from app.core.secrets import SecretStore
 from app.core.settings import Settings, SettingsStore
 from app.core.types import PROVIDER_IDS, ModelInfo
 from app.core.usage import UsageLedger
-
-if TYPE_CHECKING:
-    from app.providers.openai import OpenAIProvider
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +63,9 @@ class Services:
         scheduler = RunScheduler(engine)
         return cls(paths, store, settings, secrets, registry, prices, ledger, history, engine, scheduler)
 
-    def openai(self) -> OpenAIProvider:
+    def openai(self) -> EndpointProvider:
         """The ``openai`` provider (endpoint tests, model lists per endpoint)."""
-        return cast("OpenAIProvider", self.registry.get("openai"))
+        return cast(EndpointProvider, self.registry.get("openai"))
 
     def warnings(self) -> list[str]:
         """Problems found at start (corrupt files moved aside, bad price overrides)."""
