@@ -93,19 +93,44 @@ def qloop(qapp: Any) -> Iterator[Any]:
         pytest.fail(f"asyncio errors during the test: {errors!r}")
 
 
+class SignalWaiter:
+    """Listens to one or more Qt signals from the moment it is made (so an emission during the
+    action that follows is not missed); ``await waiter.wait(timeout)`` gives the arguments of
+    the first ``count`` emissions that ``where`` accepts, in order."""
+
+    def __init__(self, *signals: Any, count: int = 1, where: Callable[..., bool] | None = None) -> None:
+        self.count = count
+        self.where = where
+        self.seen: list[tuple[Any, ...]] = []
+        self._fut: asyncio.Future[list[tuple[Any, ...]]] = asyncio.get_event_loop().create_future()
+        self._signals = signals
+        for signal in signals:
+            signal.connect(self._slot)
+
+    def _slot(self, *args: Any) -> None:
+        if self._fut.done() or (self.where is not None and not self.where(*args)):
+            return
+        self.seen.append(args)
+        if len(self.seen) >= self.count:
+            self._fut.set_result(list(self.seen))
+
+    async def wait(self, timeout: float = 10.0) -> list[tuple[Any, ...]]:
+        """The emissions (waits at most ``timeout`` seconds; then TimeoutError)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._fut), timeout)
+        finally:
+            for signal in self._signals:
+                try:
+                    signal.disconnect(self._slot)
+                except (RuntimeError, TypeError):
+                    pass
+
+
+def expect_signal(*signals: Any, count: int = 1, where: Callable[..., bool] | None = None) -> SignalWaiter:
+    """Start listening now, await later: ``w = expect_signal(sig); click(); await w.wait(5)``."""
+    return SignalWaiter(*signals, count=count, where=where)
+
+
 async def wait_signal(signal: Any, timeout: float = 10.0) -> tuple[Any, ...]:
     """Await the next emission of a Qt signal (inside a qasync-driven coroutine)."""
-    fut: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
-
-    def _slot(*args: Any) -> None:
-        if not fut.done():
-            fut.set_result(args)
-
-    signal.connect(_slot)
-    try:
-        return await asyncio.wait_for(fut, timeout)
-    finally:
-        try:
-            signal.disconnect(_slot)
-        except (RuntimeError, TypeError):
-            pass
+    return (await SignalWaiter(signal).wait(timeout))[0]

@@ -5,14 +5,12 @@ local lane)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from app.core.engine import Engine
 from app.core.errors import AdapterError, RateLimited
-from app.core.events import Finished, Progress, StreamEvent, TextDelta, UsageReport
 from app.core.pricing import PriceTable
 from app.core.provider import LocalModelProvider, ProviderContext, ProviderRegistry
 from app.core.run_events import (
@@ -29,81 +27,21 @@ from app.core.run_events import (
 from app.core.runs import RunScheduler
 from app.core.settings import RetryPolicy
 from app.core.types import (
-    AdapterInfo,
     AdapterSpec,
     ChatMessage,
     GenerationParams,
     GenerationRequest,
-    ModelInfo,
     ModelRef,
-    TokenCount,
 )
 from app.core.usage import UsageLedger
+from tests.support.fakes import FakeLocal
 from tests.support.openai_server import OpenAIServer, provider_context, rate_limited, text
 
 HI = (ChatMessage("user", "hi"),)
 
 
-class WorkerFake:
-    """An in-process provider that keeps one loaded model, as the model worker does: a request
-    for another model loads it (with Progress), adapters are switched per request."""
-
-    id = "local"
-
-    def __init__(self, context: ProviderContext) -> None:
-        self.loaded: str | None = None
-        self.loads: list[str] = []
-        self.runs: list[tuple[str, tuple[str, ...]]] = []
-        self.gate: asyncio.Event | None = None
-
-    async def load(self, model: str, on_progress: Any = None) -> ModelInfo:
-        self.loaded = model
-        self.loads.append(model)
-        return self.model_info(model)
-
-    async def loaded_model(self) -> str | None:
-        return self.loaded
-
-    async def unload(self) -> None:
-        self.loaded = None
-
-    async def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
-        raise AdapterError("not in this fake")
-
-    async def unload_adapter(self, name: str) -> None:
-        return None
-
-    async def list_adapters(self) -> list[AdapterInfo]:
-        return []
-
-    async def list_models(self) -> list[ModelInfo]:
-        return []
-
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
-        model = request.model.name
-        if self.loaded != model:
-            yield Progress("loading", 0.5)
-            await self.load(model)
-            yield Progress("loaded", 1.0)
-        self.runs.append((model, tuple(a.path for a in request.adapters)))
-        if self.gate is not None:
-            await self.gate.wait()
-        yield TextDelta(f"{model} says hi")
-        yield UsageReport(2, 3)
-        yield Finished("stop")
-
-    def count_tokens(self, model: str, messages: list[ChatMessage]) -> TokenCount:
-        return TokenCount(2, True, "fake")
-
-    def model_info(self, model: str) -> ModelInfo:
-        return ModelInfo(ModelRef("local", model), model, is_local=True, supports_adapters=True)
-
-    async def aclose(self) -> None:
-        return None
-
-
 def _scheduler(context: ProviderContext, ledger: UsageLedger | None = None, **kw: Any) -> RunScheduler:
-    registry = ProviderRegistry(context, {"local": WorkerFake})
+    registry = ProviderRegistry(context, {"local": FakeLocal})
     return RunScheduler(Engine(registry, PriceTable.load(), ledger), **kw)
 
 
@@ -127,7 +65,7 @@ def _request(model: str, endpoint: str | None = None, *, adapters: tuple[Adapter
 
 
 def test_local_fake_is_a_local_model_provider(tmp_path: Any) -> None:
-    assert isinstance(WorkerFake(provider_context([])), LocalModelProvider)
+    assert isinstance(FakeLocal(provider_context([])), LocalModelProvider)
 
 
 def test_remote_runs_overlap_bounded_per_endpoint(run: Any, openai_server: OpenAIServer, tmp_path: Any) -> None:
@@ -177,7 +115,7 @@ def test_local_runs_are_grouped_by_model_and_load_each_once(run: Any, tmp_path: 
     context = provider_context([], home=tmp_path)
     scheduler = _scheduler(context)
     fake = scheduler.engine.registry.get("local")
-    assert isinstance(fake, WorkerFake)
+    assert isinstance(fake, FakeLocal)
     fake.gate = asyncio.Event()
     a1, b1 = AdapterSpec("/adapters/one"), AdapterSpec("/adapters/two")
 
@@ -257,7 +195,7 @@ def test_a_run_loading_its_model_reports_progress_and_the_load_apart(run: Any, t
         return await scheduler.submit(_request("local:M"), on_event=seen.append)
 
     result = run(_closing(scheduler, scenario()), 10)
-    assert [e.progress.phase for e in seen if isinstance(e, RunProgress)] == ["loading", "loaded"]
+    assert [e.progress.phase for e in seen if isinstance(e, RunProgress)] == ["reading weights", "loaded"]
     assert result.load_s is not None and result.figures().load_s == result.load_s
     assert "loaded in" in result.figures().sentence()
 

@@ -3,86 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from app.core.errors import AdapterError, ModelLoadError
-from app.core.events import Progress, StreamEvent
-from app.core.provider import ProviderContext
+from app.core.events import Progress
 from app.core.run_events import LiveFigures
-from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
 from app.core.types import (
-    AdapterInfo,
     ChatMessage,
     GenerationParams,
-    GenerationRequest,
-    ModelInfo,
-    ModelRef,
-    TokenCount,
 )
 from app.ui.backend_manager import BackendManager
 from tests.conftest import wait_signal
+from tests.support.fakes import FakeLocal
 
 HI = [ChatMessage("user", "hello there")]
-
-
-@pytest.fixture
-def services() -> Any:
-    s = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
-    yield s
-    s.ledger.close()
-    s.history.close()
-
-
-class FakeLocal:
-    """An in-process provider stand-in: loads with progress, or fails for the name 'broken'."""
-
-    id = "local"
-
-    def __init__(self, context: ProviderContext) -> None:
-        self.loads: list[str] = []
-
-    async def load(self, model: str, on_progress: Any = None) -> ModelInfo:
-        self.loads.append(model)
-        if on_progress:
-            on_progress(Progress("reading weights", 0.5))
-        await asyncio.sleep(0)
-        if model == "broken":
-            raise ModelLoadError("The weights file is damaged.", hint="Download it again.")
-        return self.model_info(model)
-
-    async def loaded_model(self) -> str | None:
-        return self.loads[-1] if self.loads else None
-
-    async def unload(self) -> None:
-        return None
-
-    async def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
-        raise AdapterError("This fake takes no adapters.")
-
-    async def unload_adapter(self, name: str) -> None:
-        return None
-
-    async def list_adapters(self) -> list[AdapterInfo]:
-        return []
-
-    async def list_models(self) -> list[ModelInfo]:
-        return []
-
-    def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
-        raise NotImplementedError
-
-    def count_tokens(self, model: str, messages: list[ChatMessage]) -> TokenCount:
-        return TokenCount(1, False, "fake")
-
-    def model_info(self, model: str) -> ModelInfo:
-        return ModelInfo(ModelRef("local", model), model, is_local=True, supports_adapters=True)
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _collect(backend: BackendManager) -> dict[str, list[Any]]:

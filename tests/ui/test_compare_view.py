@@ -4,65 +4,35 @@ shown, and on a tiny local model the adapter really changes the answer."""
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
-from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
-from app.core.settings import LocalModelSettings
 from app.core.types import ChatMessage, GenerationParams
 from app.providers.mock import MockScript
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets.compare_view import CompareView
-from tests.conftest import wait_signal
+from tests.conftest import expect_signal, wait_signal
 from tests.ui.test_lora_panel import tiny  # noqa: F401  (module fixture: tiny model + adapters)
 
 PROMPT = [ChatMessage("user", "Tell me a story about cats")]
 
 
-@pytest.fixture
-def services() -> Iterator[Services]:
-    svc = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
-    svc.settings.local = LocalModelSettings(device="cpu", dtype="float32", threads=1)
-    # Qt objects left as cyclic garbage by earlier tests must be freed here, on the GUI thread:
-    # the model worker calls gc.collect() on its own thread when it swaps models, and a
-    # QWidget finalised there crashes the process.
-    gc.collect()
-    yield svc
+def _how(args: tuple[Any, ...]) -> str:
+    """finished (id, result), failed (id, message, partial) or cancelled (id, partial)."""
+    return "failed" if len(args) == 3 else "cancelled" if isinstance(args[1], str) else "finished"
 
 
 async def _both_done(backend: BackendManager, start: Any) -> list[tuple[str, str]]:
-    """Call ``start`` and wait until two generations ended (finished/failed/cancelled)."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    ends: list[tuple[str, str]] = []
-
-    def note(kind: str, gen_id: str) -> None:
-        ends.append((kind, gen_id))
-        if len(ends) == 2 and not done.done():
-            done.set_result(None)
-
-    slots = [
-        (backend.generation_finished, lambda g, _r: note("finished", g)),
-        (backend.generation_failed, lambda g, _m, _p: note("failed", g)),
-        (backend.generation_cancelled, lambda g, _p: note("cancelled", g)),
-    ]
-    for signal, slot in slots:
-        signal.connect(slot)
-    try:
-        start()
-        await asyncio.wait_for(done, 60)
-    finally:
-        for signal, slot in slots:
-            signal.disconnect(slot)
-    return ends
+    """Call ``start`` and wait until two generations ended: [(how, run id), ...]."""
+    ends = expect_signal(backend.generation_finished, backend.generation_failed, backend.generation_cancelled,
+                         count=2)
+    start()
+    return [(_how(args), args[0]) for args in await ends.wait(60)]
 
 
 def _close(qloop: Any, backend: BackendManager, services: Services) -> None:

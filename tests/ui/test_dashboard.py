@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
@@ -19,14 +17,6 @@ from app.ui.widgets import dashboard as dashboard_mod
 from app.ui.widgets.common import format_cost
 from app.ui.widgets.dashboard import DashboardDock
 from tests.conftest import wait_signal
-
-
-@pytest.fixture
-def services() -> Iterator[Services]:
-    svc = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
-    yield svc
-    svc.ledger.close()
-    svc.history.close()
 
 
 def _backend(services: Services, model: str) -> BackendManager:

@@ -4,16 +4,14 @@ connection against the loopback OpenAI-compatible server (through the real Backe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import keyring.backends.fail
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
-from app.core.secrets import MemoryKeyring, SecretStore
+from app.core.secrets import SecretStore
 from app.core.services import Services
 from app.core.settings import SettingsStore
 from app.ui.backend_manager import BackendManager
@@ -26,14 +24,6 @@ KEY = "sk-test-UNIQUEkeyVALUE0123456789abcd"
 def _files_containing(root: Path, needle: str) -> list[Path]:
     data = needle.encode()
     return [p for p in root.rglob("*") if p.is_file() and data in p.read_bytes()]
-
-
-@pytest.fixture
-def services() -> Iterator[Services]:
-    svc = Services.create(secrets=SecretStore(backend=MemoryKeyring(), environ={}))
-    yield svc
-    svc.ledger.close()
-    svc.history.close()
 
 
 def _dialog(qtbot: Any, services: Services) -> KeysDialog:

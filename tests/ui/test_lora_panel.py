@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +10,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
-from app.core.settings import LocalModelSettings
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets import lora_panel as lora_mod
 from app.ui.widgets.lora_panel import LoraPanel
@@ -34,16 +30,6 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "adapter": build_adapter(model, root / "style-a", r=4, seed=1),
         "wide": build_adapter(wide, root / "wide-adapter", r=4, seed=3),
     }
-
-
-@pytest.fixture
-def services() -> Iterator[Services]:
-    svc = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
-    svc.settings.local = LocalModelSettings(device="cpu", dtype="float32", threads=1)
-    # Qt objects left as cyclic garbage by earlier tests are freed here, on the GUI thread
-    # (tests/ui/conftest.py keeps automatic collection off the model worker thread).
-    gc.collect()
-    yield svc
 
 
 def _close(qloop: Any, backend: BackendManager, services: Services) -> None:

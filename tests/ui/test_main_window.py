@@ -10,29 +10,23 @@ import pytest
 from PySide6.QtWidgets import QFileDialog
 
 from app.core.run_events import LiveFigures
-from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
 from app.ui.backend_manager import BackendManager
 from app.ui.excepthook import ErrorReporter
 from app.ui.main_window import MainWindow
-from tests.conftest import wait_signal
-
-
-def _services() -> Services:
-    return Services.create(secrets=SecretStore(backend=MemoryKeyring()))
+from tests.conftest import expect_signal, wait_signal
+from tests.support.fakes import FakeLocal
+from tests.ui.conftest import make_services
 
 
 @pytest.fixture
-def window(qloop: Any, qapp: Any) -> Any:
-    services = _services()
+def window(qloop: Any, qapp: Any, services: Services) -> Any:
     backend = BackendManager(services, model_id="mock:echo")
     win = MainWindow(services, backend=backend)
     win.show()
     yield win
     win.close()
     qloop.run_until_complete(backend.aclose())
-    services.ledger.close()
-    services.history.close()
 
 
 def _run(qloop: Any, coro: Any, timeout: float = 20) -> None:
@@ -40,11 +34,11 @@ def _run(qloop: Any, coro: Any, timeout: float = 20) -> None:
 
 
 async def _send(win: MainWindow, text: str) -> tuple[str, str]:
-    done = asyncio.get_running_loop().create_future()
-    win.session.answer_done.connect(lambda g, s: done.done() or done.set_result((g, s)))
+    done = expect_signal(win.session.answer_done)
     win.editor.set_message(text)
     win.editor.send_button.click()
-    return await asyncio.wait_for(done, 10)
+    (gen, status), = await done.wait(10)
+    return gen, status
 
 
 def _stored(win: MainWindow) -> list[Any]:
@@ -68,11 +62,10 @@ def test_send_streams_and_updates_dashboard(window: MainWindow, qloop: Any) -> N
         assert window.editor.send_button.isEnabled() and not window.editor.stop_button.isEnabled()
         assert window.editor.message() == ""
         dash = window.dashboard
-        if dash is not None:
-            await asyncio.sleep(0)
-            dash.refresh()
-            assert dash.message_rows() >= 1
-            assert dash.live_figures().tokens == 4
+        assert dash is not None
+        dash.refresh()
+        assert dash.message_rows() >= 1
+        assert dash.live_figures().tokens == 4
         assert window.services.ledger.recent(1)[0].conversation_id == window.session.conversation_id
 
     _run(qloop, scenario())
@@ -81,8 +74,7 @@ def test_send_streams_and_updates_dashboard(window: MainWindow, qloop: Any) -> N
 def test_stop_mid_stream_keeps_partial(window: MainWindow, qloop: Any) -> None:
     async def scenario() -> None:
         window.backend.set_model("mock:lorem?n=5000&rate=200")
-        done = asyncio.get_running_loop().create_future()
-        window.session.answer_done.connect(lambda g, s: done.done() or done.set_result(s))
+        done = expect_signal(window.session.answer_done)
         window.editor.set_message("go on and on")
         window.send()
         assert window.editor.stop_button.isEnabled()
@@ -90,7 +82,7 @@ def test_stop_mid_stream_keeps_partial(window: MainWindow, qloop: Any) -> None:
         saved = _stored(window)[-1]
         assert saved.status == "streaming" and saved.content
         window.editor.stop_button.click()
-        assert await asyncio.wait_for(done, 5) == "cancelled"
+        assert (await done.wait(5))[0][1] == "cancelled"
         answer = _stored(window)[-1]
         assert answer.status == "cancelled" and len(answer.content.split()) >= len(saved.content.split())
         card = window.transcript.cards()[-1]
@@ -142,10 +134,9 @@ def test_regenerate_and_edit_resend(window: MainWindow, qloop: Any) -> None:
         await _send(window, "one")
         await _send(window, "two")
         window.backend.set_model("mock:fixed?text=again")
-        done = asyncio.get_running_loop().create_future()
-        window.session.answer_done.connect(lambda g, s: done.done() or done.set_result(s))
+        done = expect_signal(window.session.answer_done)
         window.regenerate()
-        await asyncio.wait_for(done, 5)
+        await done.wait(5)
         msgs = _stored(window)
         assert [(m.role, m.content) for m in msgs] == [
             ("user", "one"), ("assistant", "one"), ("user", "two"), ("assistant", "again")]
@@ -162,8 +153,7 @@ def test_regenerate_and_edit_resend(window: MainWindow, qloop: Any) -> None:
     _run(qloop, scenario())
 
 
-def test_history_survives_restart(qloop: Any, qapp: Any) -> None:
-    services = _services()
+def test_history_survives_restart(qloop: Any, qapp: Any, services: Services) -> None:
     win = MainWindow(services, backend=BackendManager(services, model_id="mock:echo"))
     win.show()
 
@@ -177,7 +167,7 @@ def test_history_survives_restart(qloop: Any, qapp: Any) -> None:
     qloop.run_until_complete(win.backend.aclose())
     qloop.run_until_complete(services.aclose())
 
-    services2 = _services()
+    services2 = make_services()  # the app started again
     win2 = MainWindow(services2, backend=BackendManager(services2, model_id="mock:echo"))
     try:
         assert services2.settings.last_conversation_id == cid
@@ -250,7 +240,6 @@ def test_export_markdown_and_json(window: MainWindow, qloop: Any, tmp_path: Path
 
 
 def test_model_load_shows_progress_and_failure_keeps_previous(window: MainWindow, qloop: Any) -> None:
-    from tests.ui.test_backend_manager import FakeLocal
 
     window.services.registry.register("local", FakeLocal)
     seen: list[tuple[bool, int]] = []
@@ -343,7 +332,6 @@ def test_sidebar_switches_conversations(window: MainWindow, qloop: Any) -> None:
 
 def test_open_model_file_switches_to_local_model(window: MainWindow, qloop: Any, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.ui.test_backend_manager import FakeLocal
 
     window.services.registry.register("local", FakeLocal)
     folder = tmp_path / "my-model"
@@ -366,15 +354,14 @@ def test_open_model_file_switches_to_local_model(window: MainWindow, qloop: Any,
 def test_deleting_the_streaming_conversation_stops_its_answer(window: MainWindow, qloop: Any) -> None:
     async def scenario() -> None:
         window.backend.set_model("mock:lorem?n=5000&rate=200")
-        done = asyncio.get_running_loop().create_future()
-        window.session.answer_done.connect(lambda g, s: done.done() or done.set_result(s))
+        done = expect_signal(window.session.answer_done)
         window.editor.set_message("a long one")
         window.send()
         cid = window.session.conversation_id
         await wait_signal(window.session._save_timer.timeout, 5)
         assert window.sidebar is not None
         window.sidebar.delete(cid)
-        assert await asyncio.wait_for(done, 5) == "cancelled"
+        assert (await done.wait(5))[0][1] == "cancelled"
         assert not window.backend.is_busy() and window.editor.send_button.isEnabled()
         assert window.session.conversation_id is None and window.transcript.cards() == []
         assert window.services.history.get_conversation(cid) is None
@@ -389,14 +376,13 @@ def test_esc_stops_with_the_focus_outside_the_message_box(window: MainWindow, ql
 
     async def scenario() -> None:
         window.backend.set_model("mock:lorem?n=5000&rate=200")
-        done = asyncio.get_running_loop().create_future()
-        window.session.answer_done.connect(lambda g, s: done.done() or done.set_result(s))
+        done = expect_signal(window.session.answer_done)
         window.editor.set_message("go")
         QTest.keyClick(window.editor.message_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
         assert window.backend.is_busy()
         await wait_signal(window.session._save_timer.timeout, 5)
         QTest.keyClick(window.editor.temperature, Qt.Key.Key_Escape)  # focus on a parameter
-        assert await asyncio.wait_for(done, 5) == "cancelled"
+        assert (await done.wait(5))[0][1] == "cancelled"
         assert _stored(window)[-1].content  # the partial answer is kept
 
     _run(qloop, scenario())
@@ -490,9 +476,8 @@ def test_edit_while_an_answer_streams_says_what_to_do(window: MainWindow, qloop:
 
 
 def test_a_thinking_answer_shows_its_reasoning_and_history_restores_it(
-    qloop: Any, qapp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    qloop: Any, qapp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, services: Services
 ) -> None:
-    services = _services()
     win = MainWindow(services, backend=BackendManager(services, model_id="mock:echo?think=5&rate=500"))
     win.show()
     seen_thinking: list[bool] = []

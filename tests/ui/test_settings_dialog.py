@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from PySide6.QtCore import Qt
 
 from app.core.events import UsageReport
-from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.services import Services
 from app.core.settings import SettingsStore
 from app.core.types import ModelRef
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets.settings_dialog import SettingsDialog
-
-
-@pytest.fixture
-def services() -> Iterator[Services]:
-    svc = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
-    yield svc
-    svc.ledger.close()
-    svc.history.close()
 
 
 def _dialog(qtbot: Any, services: Services) -> SettingsDialog:
