@@ -58,6 +58,24 @@ class ConfigError(AppError):
     """Settings, endpoints or pricing data are wrong."""
 
 
+class StorageError(AppError):
+    """A database or file of the app could not be read or written for a reason that is not
+    damage (no permission, disk full, a read-only folder). Nothing is moved aside."""
+
+    default_hint = "Check the disk space and the permissions of the app's data folder."
+
+
+class StorageBusy(StorageError):
+    """Another instance (or program) holds the database longer than the busy timeout.
+
+    Busy is never damage: the file is left exactly as it is."""
+
+    default_hint = (
+        "Nothing was lost or moved. Wait for the other instance to finish (or close it) and "
+        "try again."
+    )
+
+
 class ProviderError(AppError):
     """Anything a provider reports. ``retryable`` marks errors a retry may fix."""
 
@@ -79,6 +97,17 @@ class RateLimited(ProviderError):
     def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message, hint=hint)
+
+
+class RetryAfterTooLong(RateLimited):
+    """The server asked to wait longer than the retry policy's maximum: failed at once.
+
+    ``retry_after`` holds the seconds the server asked for."""
+
+    retryable = False
+    default_hint = (
+        "Try again later, or raise the longest Retry-After wait in Settings > Retries."
+    )
 
 
 class Unreachable(ProviderError):
