@@ -25,6 +25,7 @@ from app.core.types import AdapterSpec, ChatMessage, GenerationParams, Generatio
 
 if TYPE_CHECKING:
     from app.core.engine import GenerationResult, LiveStats
+    from app.core.retry import RetryWait
     from app.core.services import Services
 
 
@@ -165,9 +166,25 @@ class StreamPrinter:
         self.err.write(f"{DIM}{text}{RESET}" if self._dim else text)
         self.err.flush()
 
+    def retry_wait(self, notice: RetryWait) -> None:
+        """The countdown while a request waits to be retried, on stderr: one line ticking
+        each second on a terminal ("OpenAI: rate limited; retrying in 12 s (attempt 2 of
+        3)..."), one line per wait otherwise."""
+        if notice.seconds_left <= 0:
+            return
+        line = notice.message() + "..."
+        if self._dim:  # a terminal
+            self._status(line)
+        elif notice.seconds_left >= notice.delay_s:
+            self.end_progress()
+            self.err.write(line + "\n")
+            self.err.flush()
+
     def _progress(self, event: Progress) -> None:
         pct = f" {event.fraction * 100:3.0f}%" if event.fraction is not None else ""
-        line = f"{event.phase}{pct}" + (f" - {event.message}" if event.message else "")
+        self._status(f"{event.phase}{pct}" + (f" - {event.message}" if event.message else ""))
+
+    def _status(self, line: str) -> None:
         if line == self._last_progress:
             return
         self._last_progress = line
@@ -204,6 +221,10 @@ def run_ask(args: argparse.Namespace) -> int:
 
     async def body(services: Services) -> GenerationResult:
         request = build_request(args, args.model or services.default_model(), prompt)
+        if request.model.provider == "openai":  # a retry's countdown on stderr
+            provider = services.registry.get("openai")
+            if hasattr(provider, "on_wait"):
+                provider.on_wait = printer.retry_wait
         return await services.engine.run(request, printer)
 
     try:

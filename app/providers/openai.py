@@ -31,9 +31,10 @@ from app.core.errors import (
 )
 from app.core.events import Finished, ReasoningDelta, StreamEvent, TextDelta, UsageReport
 from app.core.provider import ProviderContext
-from app.core.retry import RetryCallback, with_retries
+from app.core.retry import RetryCallback, WaitCallback, with_retries
 from app.core.settings import EndpointConfig
 from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
+from app.core.urls import clean_url
 from app.providers.openai_support import (
     NON_CHAT,
     UNSUPPORTED_BY_OPENAI,
@@ -77,13 +78,16 @@ class _Opened:
 
 class OpenAIProvider:
     """Chat Completions over any OpenAI-compatible endpoint. ``on_retry`` (optional) is told
-    about each retry; ``retry_sleep`` is what waits between attempts (tests swap it)."""
+    about each retry, ``on_wait`` (optional) gets a countdown tick about every second of a
+    wait (:class:`app.core.retry.RetryWait`); ``retry_sleep`` is what waits between attempts
+    (tests swap it)."""
 
     id = "openai"
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
         self.on_retry: RetryCallback | None = None
+        self.on_wait: WaitCallback | None = None
         self.retry_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
         self.list_errors: dict[str, str] = {}
         """Endpoint name -> error text from the last :meth:`list_models` (others still listed)."""
@@ -267,6 +271,8 @@ class OpenAIProvider:
             lambda: self._open(client, ep, body),
             sleep=self.retry_sleep,
             on_retry=self.on_retry,
+            on_wait=self.on_wait,
+            endpoint=clean_url(ep.name),
         )
         parts: list[str] = []
         thoughts: list[str] = []
