@@ -251,7 +251,7 @@ class RowProgress:
 
     def tick(self) -> None:
         """Something arrived: write now, or soon (throttled)."""
-        if self._done:
+        if self._timer is not None or self._done:  # a write is already on its way
             return
         now = self.clock()
         wait = self._last + self.interval_s - now
