@@ -52,7 +52,7 @@ INTERRUPTED_ERROR = (
     "interrupted: the app stopped (closed or killed) while this request was running; "
     "the figures are what had arrived by then"
 )
-OPEN_WAIT_S = 1.0
+OPEN_WAIT_S = 0.5
 """The longest :meth:`UsageLedger.open` waits for a lock before the request goes on without
 a row (its final row is still written by :meth:`UsageLedger.close`)."""
 PROGRESS_WAIT_S = 0.05

@@ -287,6 +287,7 @@ def test_close_without_an_opened_row_records_one(ledger: UsageLedger) -> None:
     assert ledger.totals().requests == 1
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pid reuse is told by /proc start times")
 def test_rows_of_killed_processes_become_interrupted_and_live_ones_stay(tmp_path: Path) -> None:
     import os
 
