@@ -151,7 +151,6 @@ class _DecimalSum:
 _NO_ARGS: Any = object()
 
 
-
 class LedgerStore:
     """The ledger's file and its write side (reads are in :class:`app.core.usage.UsageLedger`).
 
@@ -235,8 +234,8 @@ class LedgerStore:
         self._connection()
 
     def _run(self, op: Callable[[sqlite3.Connection], T], timeout_s: float) -> T:
-        """Run ``op`` under the lock with ``timeout_s`` of busy wait; a damaged file is
-        recovered once and ``op`` retried. Raises StorageBusy / StorageError."""
+        """Run ``op`` (the caller holds ``self._lock``) with ``timeout_s`` of busy wait; a
+        damaged file is recovered once and ``op`` retried. Raises StorageBusy / StorageError."""
         for attempt in (1, 2):
             try:
                 db = self._connection()
