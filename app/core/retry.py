@@ -17,7 +17,7 @@ import asyncio
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -134,6 +134,34 @@ def compute_delay(
     return max(0.0, min(delay, policy.max_delay_s))
 
 
+def check_retry_after(policy: RetryPolicy, exc: ProviderError, endpoint: str | None = None) -> None:
+    """Raise :class:`RetryAfterTooLong` (at once, nothing retried) when ``exc`` is retryable
+    and its ``retry_after`` is beyond ``policy.max_retry_after_s`` (a policy that respects
+    Retry-After). Every retry loop calls this before it computes a delay."""
+    retry_after = getattr(exc, "retry_after", None)
+    if (
+        exc.retryable
+        and retry_after is not None
+        and policy.respect_retry_after
+        and float(retry_after) > policy.max_retry_after_s
+    ):
+        raise _too_long(exc, policy, float(retry_after), endpoint) from exc
+
+
+async def countdown(
+    delay_s: float, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, tick_s: float = 1.0
+) -> AsyncIterator[float]:
+    """Wait ``delay_s`` in ticks of ``tick_s``: yields the seconds left when the wait starts,
+    after each tick, and 0 at its end (a caller shows "retrying in 12 s..." on each)."""
+    left = max(0.0, delay_s)
+    yield left
+    while left > 1e-9:
+        step = min(tick_s, left) if tick_s > 0 else left
+        await sleep(step)
+        left = max(0.0, left - step)
+        yield left
+
+
 async def with_retries(
     policy: RetryPolicy,
     start: Callable[[], Awaitable[T]],
@@ -150,25 +178,20 @@ async def with_retries(
     raised unchanged. Other exceptions and cancellation propagate at once.
 
     A ``retry_after`` beyond ``policy.max_retry_after_s`` (when the policy respects it)
-    raises :class:`RetryAfterTooLong` at once, naming ``endpoint`` and the wait asked for.
-    ``on_retry`` hears of each retry once; ``on_wait`` gets a :class:`RetryWait` when the
-    wait starts, every ``tick_s`` of it and at 0 (the wait is then slept in ticks).
+    raises :class:`RetryAfterTooLong` at once, naming ``endpoint`` and the wait asked for
+    (:func:`check_retry_after`). ``on_retry`` hears of each retry once; ``on_wait`` gets a
+    :class:`RetryWait` when the wait starts, every ``tick_s`` of it and at 0 (the wait is
+    then slept in ticks, :func:`countdown`).
     """
     attempt = 1
     while True:
         try:
             return await start()
         except ProviderError as exc:
-            retry_after = getattr(exc, "retry_after", None)
-            if (
-                exc.retryable
-                and retry_after is not None
-                and policy.respect_retry_after
-                and float(retry_after) > policy.max_retry_after_s
-            ):
-                raise _too_long(exc, policy, float(retry_after), endpoint) from exc
+            check_retry_after(policy, exc, endpoint)
             if not exc.retryable or attempt >= policy.max_attempts:
                 raise
+            retry_after = getattr(exc, "retry_after", None)
             delay = compute_delay(policy, attempt, retry_after, rng)
             log.info(
                 "attempt %d/%d failed (%s); retrying in %.2f s",
@@ -182,24 +205,9 @@ async def with_retries(
             if on_wait is None:
                 await sleep(delay)
             else:
-                await _countdown(on_wait, sleep, RetryWait(attempt, policy.max_attempts, delay, delay, exc,
-                                                           endpoint, retry_after), tick_s)  # fmt: skip
+                async for left in countdown(delay, sleep, tick_s):
+                    _tell(on_wait, RetryWait(attempt, policy.max_attempts, left, delay, exc, endpoint, retry_after))
             attempt += 1
-
-
-async def _countdown(
-    on_wait: WaitCallback, sleep: Callable[[float], Awaitable[object]], first: RetryWait, tick_s: float
-) -> None:
-    """Sleep ``first.delay_s`` in ticks, telling ``on_wait`` how much is left each time."""
-    from dataclasses import replace
-
-    left = first.delay_s
-    _tell(on_wait, first)
-    while left > 1e-9:
-        step = min(tick_s, left) if tick_s > 0 else left
-        await sleep(step)
-        left = max(0.0, left - step)
-        _tell(on_wait, replace(first, seconds_left=left))
 
 
 def _tell(on_wait: WaitCallback, notice: RetryWait) -> None:

@@ -20,7 +20,14 @@ from app.core.errors import (
     ServerError,
     Unreachable,
 )
-from app.core.retry import RetryWait, compute_delay, format_wait, with_retries
+from app.core.retry import (
+    RetryWait,
+    check_retry_after,
+    compute_delay,
+    countdown,
+    format_wait,
+    with_retries,
+)
 from app.core.settings import RetryPolicy
 
 
@@ -222,3 +229,20 @@ def test_a_failing_countdown_display_does_not_stop_the_retry(run: Callable[..., 
 )  # fmt: skip
 def test_format_wait(seconds: float, text: str) -> None:
     assert format_wait(seconds) == text
+
+
+def test_the_pieces_for_other_retry_loops(run: Callable[..., Any]) -> None:
+    """check_retry_after and countdown are what a retry loop of its own (a provider's or the
+    scheduler's) uses to fail fast and to tick."""
+    policy = RetryPolicy(max_retry_after_s=30.0)
+    check_retry_after(policy, RateLimited("ok", retry_after=30.0))  # within: no error
+    check_retry_after(policy, RateLimited("no header"))
+    with pytest.raises(RetryAfterTooLong, match="Local asked to wait 2 min before retrying"):
+        check_retry_after(policy, RateLimited("slow", retry_after=120.0), "Local")
+    sleep = FakeSleep()
+
+    async def ticks() -> list[float]:
+        return [left async for left in countdown(2.5, sleep)]
+
+    assert run(ticks()) == [2.5, 1.5, 0.5, 0.0]
+    assert sleep.delays == [1.0, 1.0, 0.5]
