@@ -21,7 +21,6 @@ from app.cli.common import (
 )
 from app.cli.progress import TerminalFeedback, is_terminal
 from app.core.errors import AppError, InvalidParams, StreamInterrupted
-from app.core.events import Progress
 from app.core.run_events import (
     LiveFigures,
     RunEvent,
@@ -182,7 +181,7 @@ class StreamPrinter:
                 self.end_progress()
             self.feedback.progress(event.progress)
         elif isinstance(event, RunRetrying):
-            self.feedback.progress(Progress("retrying", None, f"{event.message} (attempt {event.attempt + 1} in {event.delay_s:.0f} s)"))
+            self.retry_wait(event)
 
     def _reasoning(self, text: str) -> None:
         self.reasoning_chars += len(text)
@@ -193,6 +192,21 @@ class StreamPrinter:
             self._thinking = True
         self.err.write(f"{DIM}{text}{RESET}" if self._dim else text)
         self.err.flush()
+
+    def retry_wait(self, event: RunRetrying) -> None:
+        """The countdown while a request waits to be retried, on stderr: one line ticking each
+        second on a terminal ("OpenAI: rate limited; retrying in 12 s (attempt 2 of 3)..."),
+        one line per wait otherwise."""
+        left = event.delay_s if event.seconds_left is None else event.seconds_left
+        if left <= 0:
+            return
+        line = event.message + "..."
+        if self.feedback.tty:
+            self.feedback.status(line)
+        elif left >= event.delay_s:
+            self.end_progress()
+            self.err.write(line + "\n")
+            self.err.flush()
 
     def end_progress(self) -> None:
         """Finish the thinking line and erase the progress bar or live line (if any) so later

@@ -7,7 +7,14 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
-from app.core.errors import AppError, InvalidParams, NoKeyringError, ProviderError, SecretsError
+from app.core.errors import (
+    AppError,
+    InvalidParams,
+    NoKeyringError,
+    ProviderError,
+    SecretsError,
+    StorageError,
+)
 from app.core.types import PROVIDER_IDS, ModelRef
 
 if TYPE_CHECKING:
@@ -41,8 +48,9 @@ def silence_stdout() -> None:
 
 
 def exit_code_for(exc: AppError) -> int:
-    """1 for provider and secret-store failures, 2 for bad input (params, model ids, config)."""
-    if isinstance(exc, ProviderError | SecretsError):
+    """1 for provider, secret-store and storage failures (a busy database), 2 for bad input
+    (params, model ids, config)."""
+    if isinstance(exc, ProviderError | SecretsError | StorageError):
         return EXIT_PROVIDER
     return EXIT_BAD_INPUT
 
@@ -141,8 +149,19 @@ def check_arguments(args: object) -> None:
                 ensure_utf8(item, label)
 
 
+def print_warnings(warnings: list[str], stream: TextIO | None = None) -> None:
+    """Print each warning once on stderr as ``warning: ...``."""
+    out = stream or sys.stderr
+    for message in dict.fromkeys(warnings):
+        out.write(f"warning: {message}\n")
+    if warnings:
+        out.flush()
+
+
 def run_with_services(body: Callable[[Services], Awaitable[T]]) -> T:
-    """Build :class:`Services`, run ``body`` on a fresh event loop and close them after."""
+    """Build :class:`Services`, run ``body`` on a fresh event loop and close them after; then
+    print the storage warnings (a damaged file salvaged and moved aside, usage that could
+    not be recorded) on stderr, after the command's own output."""
     from app.core.services import Services
 
     async def _main() -> T:
@@ -150,6 +169,9 @@ def run_with_services(body: Callable[[Services], Awaitable[T]]) -> T:
         try:
             return await body(services)
         finally:
-            await services.aclose()
+            try:
+                await services.aclose()
+            finally:
+                print_warnings(services.warnings())
 
     return asyncio.run(_main())

@@ -128,6 +128,11 @@ class TerminalFeedback:
             line += f"{sep}{tps:.1f} tok/s"
         self._draw(line, "status")
 
+    def status(self, line: str) -> None:
+        """Show one status line (a retry's countdown) in place, on a terminal only."""
+        if self.tty:
+            self._draw(line, "status")
+
     def reasoning_started(self) -> None:
         """A thinking model's reasoning goes to stderr now: no live line over it."""
         self.clear()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli.common import EXIT_OK, run_with_services
+from app.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from app.core.services import Services
@@ -25,6 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="break the totals down by model or by day (last 30 days)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--export-csv",
+        metavar="PATH",
+        help="also write every ledger row to PATH as CSV (no keys: endpoints without credentials)",
+    )
     p.set_defaults(func=run_usage)
 
 
@@ -62,6 +69,13 @@ def run_usage(args: argparse.Namespace) -> int:
             rows = ledger.totals_by_day(30)
         else:
             rows = []
+        if args.export_csv:
+            try:
+                written = ledger.export_csv(Path(args.export_csv))
+            except OSError as exc:
+                raise ConfigError(f"Could not write {args.export_csv}: {exc.strerror or exc}.",
+                                  hint="Give a path in a folder you can write to.") from exc  # fmt: skip
+            sys.stderr.write(f"wrote {written} rows to {args.export_csv}\n")
         return ledger.totals(), rows
 
     total, rows = run_with_services(body)

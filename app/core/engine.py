@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.core.errors import AppError, ConfigError, StreamInterrupted, redact
 from app.core.events import Finished, Progress, ReasoningDelta, StreamEvent, TextDelta, UsageReport
@@ -19,6 +19,8 @@ from app.core.figures import MessageFigures
 from app.core.provider import Provider, ProviderRegistry
 from app.core.settings import EndpointConfig
 from app.core.types import ChatMessage, GenerationRecord, GenerationRequest, ModelRef, adapter_label
+from app.core.urls import clean_url, register_url_secrets
+from app.core.usage import RowProgress
 
 
 class PriceLookup(Protocol):
@@ -30,10 +32,30 @@ class PriceLookup(Protocol):
 
 
 class LedgerSink(Protocol):
-    """What the engine needs from the usage ledger."""
+    """What the engine needs from the usage ledger (:class:`app.core.usage.UsageLedger`):
+    a row opened when a request starts, updated while it streams, closed when it ends.
+    None of these raise."""
 
-    def record(self, rec: GenerationRecord) -> int:
-        """Append one record; return its row id."""
+    def open(self, rec: GenerationRecord) -> int | None:
+        """Open a "running" row; its id, or None when it cannot be written now."""
+        ...
+
+    def progress(
+        self,
+        row_id: int | None,
+        completion_tokens: int,
+        *,
+        prompt_tokens: int | None = None,
+        cost_usd: str | None = None,
+        duration_s: float | None = None,
+        ttft_s: float | None = None,
+        tokens_per_s: float | None = None,
+    ) -> None:
+        """Update a running row with what has arrived so far."""
+        ...
+
+    def close(self, row_id: int | None, rec: GenerationRecord) -> None:
+        """Write the final record into the row (a new row when ``row_id`` is None)."""
         ...
 
 
@@ -189,18 +211,23 @@ class Engine:
         *,
         conversation_id: str | None = None,
         generation: Generation | None = None,
+        run_id: str | None = None,
     ) -> GenerationResult:
         """Stream ``request``; call ``on_event`` for each event; return the result.
 
         Errors propagate as :class:`AppError` (a failure after some text raises
         :class:`StreamInterrupted` carrying ``partial_text``); cancellation propagates too.
-        Either way a ledger record is written. Pass ``generation`` to read the text while
-        it streams (and after a cancellation).
+        Either way a ledger record is written: its row is opened before the request is sent
+        and updated while it streams (so a killed process leaves what had arrived), tagged
+        with ``run_id`` (e.g. a Workbench run). Pass ``generation`` to read the text while it
+        streams (and after a cancellation).
         """
         request.params.validated()
+        register_url_secrets(request.endpoint)  # a key inside a base URL: redacted everywhere
         provider = self.registry.get(request.model.provider)
         gen = generation if generation is not None else Generation(request)
         stats, parts, thoughts = gen.stats, gen.parts, gen.thoughts
+        row_id, live = self._open_row(gen, provider, conversation_id, run_id)
         error: BaseException | None = None
         stream: AsyncIterator[StreamEvent] = provider.stream(request)
         try:
@@ -234,6 +261,8 @@ class Engine:
                     gen.reason = event.reason
                 if on_event is not None:
                     on_event(event, stats)
+                if live is not None:  # after the caller has shown it: the ledger is not in the way
+                    live.tick()
         except asyncio.CancelledError as exc:
             error, gen.reason = exc, "cancelled"
             raise
@@ -254,17 +283,25 @@ class Engine:
                 partial_text=gen.text,
             ) from exc
         finally:
+            if live is not None:
+                live.cancel()
             aclose = getattr(stream, "aclose", None)
             if aclose is not None and error is not None:
                 try:
                     await asyncio.shield(aclose())
                 except (Exception, asyncio.CancelledError):
                     pass
-            result = self._finish(gen, provider, conversation_id, error)
+            result = self._finish(gen, provider, conversation_id, error, row_id, run_id)
         return result
 
     def _finish(
-        self, gen: Generation, provider: Provider, conversation_id: str | None, error: BaseException | None
+        self,
+        gen: Generation,
+        provider: Provider,
+        conversation_id: str | None,
+        error: BaseException | None,
+        row_id: int | None,
+        run_id: str | None,
     ) -> GenerationResult:
         request, stats = gen.request, gen.stats
         end = time.perf_counter()
@@ -286,7 +323,7 @@ class Engine:
             started_at=time.time() - (end - stats.created),
             provider=request.model.provider,
             model=request.model.name,
-            endpoint=request.endpoint,
+            endpoint=clean_url(request.endpoint),
             adapter=adapter_label(request.adapters),
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
@@ -299,8 +336,10 @@ class Engine:
             finish_reason=gen.reason,
             conversation_id=conversation_id,
             error=err_text,
+            run_id=run_id,
         )
-        rec_id = self.ledger.record(rec) if self.ledger is not None else None
+        if self.ledger is not None:
+            self.ledger.close(row_id, rec)
         return GenerationResult(
             request=request,
             text=text,
@@ -311,11 +350,45 @@ class Engine:
             tokens_per_s=tps,
             finish_reason=gen.reason,
             record=rec,
-            record_id=rec_id,
+            record_id=row_id,
             reasoning=gen.reasoning,
             load_s=gen.load_s,
             reasoning_tokens=stats.reasoning_chunks,
         )
+
+    def _open_row(
+        self, gen: Generation, provider: Provider, conversation_id: str | None, run_id: str | None
+    ) -> tuple[int | None, RowProgress | None]:
+        """Open the request's ledger row ("running") and its throttled progress updates:
+        tokens so far (chunks, an estimate), the prompt counted locally (once), the cost."""
+        if self.ledger is None:
+            return None, None
+        request, stats = gen.request, gen.stats
+        row_id = self.ledger.open(GenerationRecord(
+            started_at=time.time(), provider=request.model.provider, model=request.model.name,
+            endpoint=clean_url(request.endpoint), adapter=adapter_label(request.adapters), prompt_tokens=0,
+            completion_tokens=0, cached_prompt_tokens=0, estimated=True, cost_usd=None,
+            ttft_s=None, duration_s=0.0, tokens_per_s=None, finish_reason="running",
+            conversation_id=conversation_id, run_id=run_id,
+        ))  # fmt: skip
+        if row_id is None:
+            return None, None
+        prompt: list[int] = []
+
+        def figures() -> dict[str, Any]:
+            now = time.perf_counter()
+            tokens = stats.chunks + stats.reasoning_chunks
+            if not prompt:
+                try:
+                    prompt.append(provider.count_tokens(request.model.name, list(request.messages)).tokens)
+                except Exception:  # counting is best effort here
+                    prompt.append(0)
+            cost = self.cost(request.model, UsageReport(prompt[0], tokens, estimated=True), request.endpoint)
+            return {"completion_tokens": tokens, "prompt_tokens": prompt[0],
+                    "cost_usd": None if cost is None else str(cost), "duration_s": now - stats.created,
+                    "ttft_s": stats.ttft_s, "tokens_per_s": stats.tokens_per_s(tokens, now)}  # fmt: skip
+
+        return row_id, RowProgress(self.ledger, row_id, figures)
 
     def cost(self, model: ModelRef, usage: UsageReport, endpoint: str | None = None) -> Decimal | None:
         """Exact USD cost of ``usage`` on ``model`` at ``endpoint`` (a settings endpoint name,

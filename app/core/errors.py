@@ -58,6 +58,24 @@ class ConfigError(AppError):
     """Settings, endpoints or pricing data are wrong."""
 
 
+class StorageError(AppError):
+    """A database or file of the app could not be read or written for a reason that is not
+    damage (no permission, disk full, a read-only folder). Nothing is moved aside."""
+
+    default_hint = "Check the disk space and the permissions of the app's data folder."
+
+
+class StorageBusy(StorageError):
+    """Another instance (or program) holds the database longer than the busy timeout.
+
+    Busy is never damage: the file is left exactly as it is."""
+
+    default_hint = (
+        "Nothing was lost or moved. Wait for the other instance to finish (or close it) and "
+        "try again."
+    )
+
+
 class ProviderError(AppError):
     """Anything a provider reports.
 
@@ -92,6 +110,17 @@ class RateLimited(ProviderError):
 
     default_retryable = True
     default_hint = "Wait a moment and try again, or check your plan's limits."
+
+
+class RetryAfterTooLong(RateLimited):
+    """The server asked to wait longer than the retry policy's maximum: failed at once.
+
+    ``retry_after`` holds the seconds the server asked for."""
+
+    default_retryable = False
+    default_hint = (
+        "Try again later, or raise the longest Retry-After wait in Settings > Retries."
+    )
 
 
 class Unreachable(ProviderError):

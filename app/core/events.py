@@ -32,13 +32,17 @@ class Progress:
 @dataclass(frozen=True, slots=True)
 class Retrying:
     """The request failed before any text and will be sent again after ``delay_s`` seconds
-    (``attempt`` is the attempt that failed). ``rate_limited``: the server said 429, so the
+    (``attempt`` is the attempt that failed), reported when the wait starts and about once a
+    second while it lasts. ``rate_limited``: the server said 429, so the
     scheduler holds back other requests to the same endpoint too."""
 
     attempt: int
     delay_s: float
     message: str
+    """What to show, e.g. ``OpenAI: rate limited; retrying in 12 s (attempt 2 of 3)``."""
     rate_limited: bool = False
+    seconds_left: float | None = None
+    """The countdown: the wait left now (a wait is reported about once a second)."""
 
 
 @dataclass(frozen=True, slots=True)

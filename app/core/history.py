@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from app.core.errors import ConfigError, redact
-from app.core.sqlite_db import open_database
+from app.core.sqlite_db import error_kind, open_database
 from app.core.types import Role
+from app.core.urls import clean_url
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,27 @@ def _redacted(value: Any) -> Any:
 
 
 def _mark_interrupted(db: sqlite3.Connection) -> None:
-    """Answers left 'streaming' by a crash keep their text and become errors."""
-    db.execute("UPDATE messages SET status = 'error', error = ? WHERE status = 'streaming'", (INTERRUPTED,))
+    """Answers left 'streaming' by a crash keep their text and become errors. Writes only
+    when there are such answers; a lock held by another instance skips it (next start)."""
+    if db.execute("SELECT 1 FROM messages WHERE status = 'streaming' LIMIT 1").fetchone() is None:
+        return
+    try:
+        db.execute("UPDATE messages SET status = 'error', error = ? WHERE status = 'streaming'", (INTERRUPTED,))
+    except sqlite3.OperationalError as exc:
+        if error_kind(exc) != "busy":
+            raise
+        log.info("history is busy; interrupted answers will be marked at the next start")
+
+
+def _adopt_orphans(db: sqlite3.Connection) -> None:
+    """After a salvage: messages whose conversation row was on a damaged page get a
+    "Recovered conversation" to belong to, so they stay listed."""
+    db.execute(
+        "INSERT INTO conversations (id, title, created_at, updated_at) "
+        "SELECT m.conversation_id, 'Recovered conversation', MIN(m.created_at), MAX(m.created_at) "
+        "FROM messages m WHERE NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = m.conversation_id) "
+        "GROUP BY m.conversation_id"
+    )
 
 
 class HistoryStore:
@@ -160,7 +180,8 @@ class HistoryStore:
         self.path = path
         self._lock = threading.Lock()
         self.warnings: list[str] = []
-        """What went wrong on open (a damaged file moved aside), as user messages."""
+        """What went wrong on open (a damaged file salvaged and moved aside), as user messages.
+        A database another instance keeps locked raises :class:`StorageBusy` (nothing moved)."""
         self._db, found = open_database(
             path,
             what="history",
@@ -170,6 +191,7 @@ class HistoryStore:
             fresh_note="a new history was started (the old file is kept for recovery)",
             before_schema=lambda db: db.create_function("contains_ci", 2, _contains, deterministic=True),
             after_schema=_mark_interrupted,
+            after_salvage=_adopt_orphans,
             pragmas=("foreign_keys=ON",),
         )
         self.warnings.extend(found)
@@ -270,6 +292,7 @@ class HistoryStore:
         """Append a message (use ``status="streaming"`` for a reply that is still coming)."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        endpoint = clean_url(endpoint)  # a base URL may carry a key: never stored
         now = time.time()
         with self._lock:
             cur = self._db.execute(

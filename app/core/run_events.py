@@ -120,12 +120,14 @@ class RunProgress:
 
 @dataclass(frozen=True, slots=True)
 class RunRetrying:
-    """The run's request failed before any text and is tried again after ``delay_s``."""
+    """The run's request failed before any text and is tried again after ``delay_s`` (a
+    countdown: reported about once a second with the ``seconds_left``)."""
 
     run_id: str
     attempt: int
     delay_s: float
     message: str
+    seconds_left: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

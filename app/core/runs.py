@@ -341,6 +341,7 @@ class RunScheduler:
                     lambda event, stats: self._on_engine_event(run, lane, event, stats),
                     conversation_id=run.info.conversation_id,
                     generation=run.generation,
+                    run_id=run.info.tag,
                 )
             except RateLimited as exc:  # hold the endpoint back before the next run starts
                 lane.pause(exc.retry_after if exc.retry_after is not None else DEFAULT_BACKOFF_S)
@@ -387,9 +388,10 @@ class RunScheduler:
             self._emit(run, RunProgress(run.id, event))
             return
         elif isinstance(event, Retrying):
+            left = event.delay_s if event.seconds_left is None else event.seconds_left
             if event.rate_limited:
-                lane.pause(event.delay_s)
-            self._emit(run, RunRetrying(run.id, event.attempt, event.delay_s, event.message))
+                lane.pause(left)
+            self._emit(run, RunRetrying(run.id, event.attempt, event.delay_s, event.message, left))
             return
         else:
             return

@@ -10,13 +10,13 @@ import json
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.core.errors import ConfigError
+from app.core.sqlite_db import aside_path
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ class SettingsStore:
             return self._reset(exc)
 
     def _move_aside(self) -> Path:
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside = aside_path(self.path)  # unique: two files moved aside in one second do not collide
         try:
             os.replace(self.path, aside)
         except OSError:

@@ -291,6 +291,10 @@ class GenerationRecord:
     """One generation as written to the usage ledger (and shown per message).
 
     ``cost_usd`` is a decimal string (exact), or None when the price is unknown.
+    ``finish_reason`` is the provider's ("stop", "length", ...), "error", "cancelled", or,
+    for a row the ledger opened at the start of a request, "running" until it ends and
+    "interrupted" when the process that ran it died first. ``run_id`` tags the row with the
+    run that made it (e.g. a Workbench run).
     """
 
     started_at: float
@@ -309,3 +313,4 @@ class GenerationRecord:
     finish_reason: str
     conversation_id: str | None = None
     error: str | None = None
+    run_id: str | None = None

@@ -1,54 +1,53 @@
-"""The usage ledger: one SQLite row per generation (finished, failed or cancelled).
+"""The usage ledger: one SQLite row per generation (running, finished, failed, cancelled or
+interrupted), with exact totals by model, day and conversation, and a CSV export.
 
 Costs are stored as decimal TEXT and summed exactly with a Decimal aggregate, so totals
-never drift. The database uses WAL and a versioned schema (``PRAGMA user_version``).
+never drift. The schema and the write side (rows opened at the start of a request, updated
+while it streams, closed at its end; busy and damaged files) are in
+:mod:`app.core.usage_store`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import logging
 import sqlite3
-import threading
 import time
-from dataclasses import dataclass, fields
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from app.core.sqlite_db import open_database
+from app.core.errors import redact
 from app.core.types import GenerationRecord
+from app.core.urls import clean_url
+from app.core.usage_store import (
+    AGG_SQL,
+    COLUMNS,
+    INTERRUPTED,
+    INTERRUPTED_ERROR,
+    OPEN_WAIT_S,
+    PROGRESS_WAIT_S,
+    RUNNING,
+    SCHEMA_VERSION,
+    LedgerStore,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-_COLUMNS = tuple(f.name for f in fields(GenerationRecord))
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS generations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started_at REAL NOT NULL,
-    provider TEXT NOT NULL,
-    model TEXT NOT NULL,
-    endpoint TEXT,
-    adapter TEXT,
-    prompt_tokens INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL,
-    cached_prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    estimated INTEGER NOT NULL DEFAULT 0,
-    cost_usd TEXT,
-    ttft_s REAL,
-    duration_s REAL NOT NULL,
-    tokens_per_s REAL,
-    finish_reason TEXT NOT NULL,
-    conversation_id TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS generations_started ON generations(started_at);
-CREATE INDEX IF NOT EXISTS generations_conversation ON generations(conversation_id);
-"""
-_AGG = """COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
-    decsum(cost_usd), COALESCE(SUM(estimated), 0), AVG(ttft_s), AVG(tokens_per_s),
-    COALESCE(SUM(cost_usd IS NULL), 0)"""
+__all__ = [
+    "INTERRUPTED",
+    "INTERRUPTED_ERROR",
+    "OPEN_WAIT_S",
+    "PROGRESS_WAIT_S",
+    "RUNNING",
+    "SCHEMA_VERSION",
+    "RowProgress",
+    "UsageLedger",
+    "UsageTotals",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,23 +69,6 @@ class UsageTotals:
         return self.prompt_tokens + self.completion_tokens
 
 
-class _DecimalSum:
-    """SQLite aggregate: exact sum of decimal TEXT values (NULLs skipped), as TEXT."""
-
-    def __init__(self) -> None:
-        self.total = Decimal(0)
-
-    def step(self, value: Any) -> None:
-        if value is None:
-            return
-        try:
-            self.total += Decimal(str(value))
-        except InvalidOperation:
-            log.warning("ignoring a non-decimal cost in the usage ledger: %r", value)
-
-    def finalize(self) -> str:
-        return str(self.total)
-
 
 def _totals(row: tuple[Any, ...]) -> UsageTotals:
     return UsageTotals(
@@ -101,48 +83,30 @@ def _totals(row: tuple[Any, ...]) -> UsageTotals:
     )
 
 
+def _exported(column: str, value: Any) -> Any:
+    """A value as exported: endpoints without credentials, errors redacted (rows written
+    before either rule existed included)."""
+    if column == "endpoint" and isinstance(value, str):
+        return clean_url(value, register=False)
+    if column == "error" and isinstance(value, str):
+        return redact(value)
+    return value
+
+
 def _record(row: sqlite3.Row) -> GenerationRecord:
-    data = {name: row[name] for name in _COLUMNS}
+    data = {name: row[name] for name in COLUMNS}
     data["estimated"] = bool(data["estimated"])
     return GenerationRecord(**data)
 
 
-class UsageLedger:
-    """Append-only ledger of generations with totals by model, day and conversation.
 
-    Safe to call from several threads (one connection guarded by a lock).
+class UsageLedger(LedgerStore):
+    """Ledger of generations with totals by model, day and conversation.
+
+    Safe to call from several threads. Writes (:meth:`open`, :meth:`progress`,
+    :meth:`close`, :meth:`record`) never raise; reads raise :class:`StorageBusy` /
+    :class:`StorageError` with a clear message when the file cannot be read.
     """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self.warnings: list[str] = []
-        """What went wrong on open (a damaged file moved aside), as user messages."""
-        self._db, found = open_database(
-            path,
-            what="usage",
-            schema=_SCHEMA,
-            version=SCHEMA_VERSION,
-            newer_hint="Update the app, or move the file away to start a new ledger.",
-            fresh_note="a new ledger was started",
-            before_schema=lambda db: db.create_aggregate("decsum", 1, _DecimalSum),  # type: ignore[arg-type]
-        )
-        self.warnings.extend(found)
-
-    def record(self, rec: GenerationRecord) -> int:
-        """Append one generation; return its row id."""
-        values = [getattr(rec, c) for c in _COLUMNS]
-        values[_COLUMNS.index("estimated")] = int(rec.estimated)
-        if rec.cost_usd is not None:
-            values[_COLUMNS.index("cost_usd")] = str(Decimal(rec.cost_usd))
-        sql = f"INSERT INTO generations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-        with self._lock:
-            cur = self._db.execute(sql, values)
-            return int(cur.lastrowid or 0)
-
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
 
     def totals(
         self, *, conversation_id: str | None = None, model: str | None = None, since: float | None = None
@@ -166,12 +130,12 @@ class UsageLedger:
             where.append("started_at >= ?")
             params.append(since)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        return _totals(self._query(f"SELECT {_AGG} FROM generations {clause}", tuple(params))[0])
+        return _totals(self._query(f"SELECT {AGG_SQL} FROM generations {clause}", tuple(params))[0])
 
     def totals_by_model(self, since: float | None = None) -> dict[str, UsageTotals]:
         """Totals keyed ``provider:model``, most expensive first, then by requests."""
         rows = self._query(
-            f"SELECT provider || ':' || model AS k, {_AGG} FROM generations WHERE started_at >= ? GROUP BY k",
+            f"SELECT provider || ':' || model AS k, {AGG_SQL} FROM generations WHERE started_at >= ? GROUP BY k",
             (since if since is not None else float("-inf"),),
         )
         items = [(r[0], _totals(tuple(r)[1:])) for r in rows]
@@ -187,7 +151,7 @@ class UsageLedger:
         lt = time.localtime(now)
         first = time.mktime((lt.tm_year, lt.tm_mon, lt.tm_mday - (days - 1), 0, 0, 0, 0, 0, -1))
         rows = self._query(
-            f"SELECT date(started_at, 'unixepoch', 'localtime') AS d, {_AGG} FROM generations "
+            f"SELECT date(started_at, 'unixepoch', 'localtime') AS d, {AGG_SQL} FROM generations "
             "WHERE started_at >= ? AND started_at < ? GROUP BY d",
             (first, now + 1),
         )
@@ -203,7 +167,7 @@ class UsageLedger:
     def per_conversation(self) -> dict[str, UsageTotals]:
         """Totals keyed by conversation id (rows without one are left out)."""
         rows = self._query(
-            f"SELECT conversation_id, {_AGG} FROM generations WHERE conversation_id IS NOT NULL GROUP BY conversation_id"
+            f"SELECT conversation_id, {AGG_SQL} FROM generations WHERE conversation_id IS NOT NULL GROUP BY conversation_id"
         )
         return {r[0]: _totals(tuple(r)[1:]) for r in rows}
 
@@ -228,16 +192,94 @@ class UsageLedger:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(("time", *_COLUMNS))
+            writer.writerow(("time", *COLUMNS))
             for r in rows:
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"]))
-                writer.writerow((stamp, *("" if r[c] is None else r[c] for c in _COLUMNS)))
+                writer.writerow((stamp, *("" if r[c] is None else _exported(c, r[c]) for c in COLUMNS)))
         return len(rows)
 
-    def close(self) -> None:
-        """Close the database (idempotent)."""
-        with self._lock:
+
+
+class ProgressSink(Protocol):
+    """What :class:`RowProgress` needs: :meth:`UsageLedger.progress`."""
+
+    def progress(
+        self,
+        row_id: int | None,
+        completion_tokens: int,
+        *,
+        prompt_tokens: int | None = None,
+        cost_usd: str | None = None,
+        duration_s: float | None = None,
+        ttft_s: float | None = None,
+        tokens_per_s: float | None = None,
+    ) -> None:
+        """Update a running row."""
+        ...
+
+
+class RowProgress:
+    """Throttled :meth:`UsageLedger.progress` for one running row.
+
+    Call :meth:`tick` on every streamed token (it costs a clock read): the first call
+    writes at once, later ones at most every ``interval_s``; a tick inside the interval
+    schedules one trailing write on the running asyncio loop (if any), so the row catches
+    up with a stream that stalls (a held or slow server) and a killed process leaves what
+    had arrived up to ``interval_s`` before. ``figures()`` is called only when writing and
+    returns :meth:`UsageLedger.progress`'s keyword arguments (``completion_tokens``
+    included). Call :meth:`cancel` when the stream ends (before closing the row).
+    """
+
+    def __init__(
+        self,
+        ledger: ProgressSink,
+        row_id: int | None,
+        figures: Callable[[], dict[str, Any]],
+        *,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ledger = ledger
+        self.row_id = row_id
+        self.figures = figures
+        self.interval_s = interval_s
+        self.clock = clock
+        self.writes = 0
+        self._last = -float("inf")
+        self._timer: asyncio.TimerHandle | None = None
+        self._done = row_id is None
+
+    def tick(self) -> None:
+        """Something arrived: write now, or soon (throttled)."""
+        if self._timer is not None or self._done:  # a write is already on its way
+            return
+        now = self.clock()
+        wait = self._last + self.interval_s - now
+        if wait <= 0:
+            self._write()
+        elif self._timer is None:
             try:
-                self._db.close()
-            except sqlite3.Error:  # pragma: no cover - closing twice is harmless
-                pass
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a synchronous caller): the next tick writes
+                return
+            self._timer = loop.call_later(wait, self._write)
+
+    def _write(self) -> None:
+        self._timer = None
+        if self._done:
+            return
+        self._last = self.clock()
+        try:
+            figures = dict(self.figures())
+            tokens = int(figures.pop("completion_tokens", 0))
+            self.ledger.progress(self.row_id, tokens, **figures)
+            self.writes += 1
+        except Exception:  # progress is best effort: never break the stream
+            log.debug("ledger progress update failed", exc_info=True)
+
+    def cancel(self) -> None:
+        """Stop: no more writes (a pending trailing write is dropped)."""
+        self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

@@ -31,9 +31,10 @@ from app.core.errors import (
 )
 from app.core.events import Finished, ReasoningDelta, Retrying, StreamEvent, TextDelta, UsageReport
 from app.core.provider import ProviderContext
-from app.core.retry import RetryCallback, next_delay
+from app.core.retry import RetryCallback, RetryWait, WaitCallback, countdown, next_delay
 from app.core.settings import DEFAULT_ENDPOINT_NAME, EndpointConfig
 from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
+from app.core.urls import clean_url
 from app.providers.openai_support import (
     NON_CHAT,
     UNSUPPORTED_BY_OPENAI,
@@ -76,13 +77,16 @@ class _Opened:
 
 class OpenAIProvider:
     """Chat Completions over any OpenAI-compatible endpoint. ``on_retry`` (optional) is told
-    about each retry; ``retry_sleep`` is what waits between attempts (tests swap it)."""
+    about each retry, ``on_wait`` (optional) gets a countdown tick about every second of a
+    wait (:class:`app.core.retry.RetryWait`); ``retry_sleep`` is what waits between attempts
+    (tests swap it)."""
 
     id = "openai"
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
         self.on_retry: RetryCallback | None = None
+        self.on_wait: WaitCallback | None = None
         self.retry_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
         self.list_errors: dict[str, str] = {}
         """Endpoint name -> error text from the last :meth:`list_models` (others still listed)."""
@@ -230,19 +234,25 @@ class OpenAIProvider:
     async def _open_with_retries(
         self, client: Any, ep: EndpointConfig, body: dict[str, Any]
     ) -> AsyncIterator[_Opened | Retrying]:
-        """Open the stream, retrying by the settings' policy; yields a :class:`Retrying` before
-        each wait (so the scheduler and the user see it), then the opened stream."""
+        """Open the stream, retrying by the settings' policy; while it waits between attempts
+        it yields a :class:`Retrying` about once a second (a countdown the scheduler and the
+        user see), then the opened stream. A Retry-After beyond the allowed wait fails at once."""
         policy = self.context.settings.retry
+        where = clean_url(ep.name)
         attempt = 1
         while True:
             try:
                 opened = await self._open(client, ep, body)
             except ProviderError as exc:
-                delay = next_delay(policy, attempt, exc)
+                delay = next_delay(policy, attempt, exc, endpoint=where)
                 if self.on_retry is not None:
                     self.on_retry(attempt, exc, delay)
-                yield Retrying(attempt, delay, exc.user_message(), rate_limited=isinstance(exc, RateLimited))
-                await self.retry_sleep(delay)
+                async for left in countdown(delay, self.retry_sleep):
+                    notice = RetryWait(attempt, policy.max_attempts, left, delay, exc, where, exc.retry_after)
+                    if self.on_wait is not None:
+                        self.on_wait(notice)
+                    yield Retrying(attempt, delay, notice.message(), rate_limited=isinstance(exc, RateLimited),
+                                   seconds_left=left)
                 attempt += 1
                 continue
             yield opened

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.errors import ConfigError, register_secret
+from app.core.errors import ConfigError, StorageBusy, register_secret
 from app.core.history import INTERRUPTED, SCHEMA_VERSION, HistoryStore
+from tests.support.sqlite_lock import LockHolder
 
 
 @pytest.fixture
@@ -200,3 +201,90 @@ def test_repeated_streaming_updates_keep_the_latest_text(store: HistoryStore) ->
         text += f" w{i}"
         store.update_message(msg.id, content=text)
     assert store.messages(conv.id)[0].content == text
+
+
+# -- busy is never damage; damage is salvaged ------------------------------------------------
+
+
+def make_history(path: Path, conversations: int = 300) -> list[str]:
+    store = HistoryStore(path)
+    try:
+        ids = []
+        for i in range(conversations):
+            conv = store.create_conversation(f"chat {i}")
+            store.add_message(conv.id, "user", f"question {i}")
+            ids.append(conv.id)
+        return ids
+    finally:
+        store.close()
+
+
+def asides(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if ".corrupt-" in p.name]
+
+
+def test_300_conversations_are_never_moved_aside_when_locked(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_PLAYGROUND_DB_BUSY_TIMEOUT", "0.3")
+    make_history(db_path)
+    with LockHolder(db_path):  # another instance writing: reading goes on
+        store = HistoryStore(db_path)
+        try:
+            assert len(store.list_conversations()) == 300 and store.warnings == []
+        finally:
+            store.close()
+    with LockHolder(db_path, exclusive=True):  # another program locking it all: busy
+        with pytest.raises(StorageBusy, match="busy: another instance holds the history database"):
+            HistoryStore(db_path)
+    assert asides(db_path.parent) == []
+    store = HistoryStore(db_path)
+    try:
+        assert len(store.list_conversations()) == 300
+    finally:
+        store.close()
+
+
+def test_interrupted_answers_wait_for_a_free_database(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_PLAYGROUND_DB_BUSY_TIMEOUT", "0.2")
+    store = HistoryStore(db_path)
+    conv = store.create_conversation()
+    msg = store.add_message(conv.id, "assistant", "half an ans", status="streaming")
+    store.close()
+    with LockHolder(db_path):
+        store = HistoryStore(db_path)  # cannot mark it now: opens anyway, marks it next time
+        try:
+            assert store.messages(conv.id)[0].status == "streaming"
+        finally:
+            store.close()
+    store = HistoryStore(db_path)
+    try:
+        [again] = store.messages(conv.id)
+        assert (again.id, again.status, again.error, again.content) == (msg.id, "error", INTERRUPTED, "half an ans")
+    finally:
+        store.close()
+
+
+def test_salvage_keeps_messages_whose_conversation_row_was_lost(db_path: Path) -> None:
+    store = HistoryStore(db_path)
+    convs = [store.create_conversation(f"chat {i}") for i in range(3)]
+    for conv in convs:
+        for j in range(30):
+            store.add_message(conv.id, "user", f"{conv.title} message {j} " + "words " * 40)
+    store.close()
+    db = sqlite3.connect(db_path)
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'conversations'").fetchone()[0]
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    data = bytearray(db_path.read_bytes())
+    data[(root - 1) * page : root * page] = b"\xff" * page  # the conversations' only page
+    db_path.write_bytes(bytes(data))
+    store = HistoryStore(db_path)
+    try:
+        [warning] = store.warnings
+        assert "kept for recovery" in warning and "90 rows" in warning
+        listed = store.list_conversations()
+        assert {c.id for c in listed} == {c.id for c in convs}
+        assert all(c.title == "Recovered conversation" for c in listed)
+        assert [len(store.messages(c.id)) for c in convs] == [30, 30, 30]
+        assert store.messages(convs[1].id)[5].content.startswith("chat 1 message 5 ")
+    finally:
+        store.close()

@@ -16,10 +16,18 @@ from app.core.errors import (
     ModelNotFound,
     ProviderError,
     RateLimited,
+    RetryAfterTooLong,
     ServerError,
     Unreachable,
 )
-from app.core.retry import compute_delay, with_retries
+from app.core.retry import (
+    RetryWait,
+    check_retry_after,
+    compute_delay,
+    countdown,
+    format_wait,
+    with_retries,
+)
 from app.core.settings import RetryPolicy
 
 
@@ -167,3 +175,74 @@ def test_cancel_during_wait_stops_retrying(run: Callable[..., Any]) -> None:
 
     run(scenario(), timeout=5)
     assert start.calls == 1
+
+
+def test_a_retry_after_beyond_the_maximum_fails_at_once_saying_how_long(run: Callable[..., Any]) -> None:
+    sleep = FakeSleep()
+    waits: list[RetryWait] = []
+    start = Flaky([RateLimited("Rate limit reached.", retry_after=3600.0)])
+    policy = RetryPolicy(max_attempts=3, max_retry_after_s=60.0)
+    with pytest.raises(RetryAfterTooLong) as info:
+        run(with_retries(policy, start, sleep=sleep, on_wait=waits.append, endpoint="OpenAI"))
+    assert start.calls == 1 and sleep.delays == [] and waits == []
+    assert "OpenAI asked to wait 1 h 0 min before retrying" in str(info.value)
+    assert "60 s the retry settings allow" in str(info.value)
+    assert info.value.retry_after == 3600.0 and not info.value.retryable
+    assert "Settings > Retries" in info.value.hint
+
+
+def test_a_retry_after_within_the_maximum_is_waited(run: Callable[..., Any]) -> None:
+    sleep = FakeSleep()
+    start = Flaky([RateLimited("slow", retry_after=60.0)])
+    assert run(with_retries(RetryPolicy(max_retry_after_s=60.0), start, sleep=sleep)) == "ok"
+    assert sleep.delays == [60.0]
+
+
+def test_the_wait_counts_down_each_second(run: Callable[..., Any]) -> None:
+    sleep = FakeSleep()
+    waits: list[RetryWait] = []
+    start = Flaky([RateLimited("slow", retry_after=3.0), ServerError("boom")])
+    policy = RetryPolicy(max_attempts=3, base_delay_s=1.25, jitter=0.0)  # 2nd wait: 2.5 s
+    assert run(with_retries(policy, start, sleep=sleep, on_wait=waits.append, endpoint="Local")) == "ok"
+    assert sleep.delays == [1.0, 1.0, 1.0, 1.0, 1.0, 0.5]
+    assert [(w.attempt, w.seconds_left) for w in waits] == [
+        (1, 3.0), (1, 2.0), (1, 1.0), (1, 0.0), (2, 2.5), (2, 1.5), (2, 0.5), (2, 0.0),
+    ]  # fmt: skip
+    first = waits[0]
+    assert (first.endpoint, first.max_attempts, first.delay_s, first.retry_after_s) == ("Local", 3, 3.0, 3.0)
+    assert first.message() == "Local: rate limited; retrying in 3 s (attempt 2 of 3)"
+    assert waits[5].message() == "Local: server error; retrying in 2 s (attempt 3 of 3)"
+
+
+def test_a_failing_countdown_display_does_not_stop_the_retry(run: Callable[..., Any]) -> None:
+    def broken(_: RetryWait) -> None:
+        raise RuntimeError("display gone")
+
+    start = Flaky([ServerError("boom")])
+    assert run(with_retries(NO_JITTER, start, sleep=FakeSleep(), on_wait=broken)) == "ok"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 s"), (12.2, "13 s"), (119, "119 s"), (150, "2 min 30 s"), (600, "10 min"),
+     (3600, "1 h 0 min"), (5400, "1 h 30 min"), (86400 * 3, "3 d 0 h")],
+)  # fmt: skip
+def test_format_wait(seconds: float, text: str) -> None:
+    assert format_wait(seconds) == text
+
+
+def test_the_pieces_for_other_retry_loops(run: Callable[..., Any]) -> None:
+    """check_retry_after and countdown are what a retry loop of its own (a provider's or the
+    scheduler's) uses to fail fast and to tick."""
+    policy = RetryPolicy(max_retry_after_s=30.0)
+    check_retry_after(policy, RateLimited("ok", retry_after=30.0))  # within: no error
+    check_retry_after(policy, RateLimited("no header"))
+    with pytest.raises(RetryAfterTooLong, match="Local asked to wait 2 min before retrying"):
+        check_retry_after(policy, RateLimited("slow", retry_after=120.0), "Local")
+    sleep = FakeSleep()
+
+    async def ticks() -> list[float]:
+        return [left async for left in countdown(2.5, sleep)]
+
+    assert run(ticks()) == [2.5, 1.5, 0.5, 0.0]
+    assert sleep.delays == [1.0, 1.0, 0.5]
