@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -62,7 +61,13 @@ from app.core.selection import (
     SelectionNotice,
 )
 from app.core.services import Services
-from app.core.types import AdapterInfo, AdapterSpec, ChatMessage, GenerationParams
+from app.core.types import (
+    AdapterInfo,
+    AdapterSpec,
+    ChatMessage,
+    GenerationParams,
+    GenerationRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +102,10 @@ class BackendManager(QObject):
                                         self._on_selection_event)
         self._runs: dict[str, Run] = {}
         self._loading_runs: set[str] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     # -- tasks ---------------------------------------------------------------------------------
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[object, None, object]) -> asyncio.Task[object]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -209,7 +214,7 @@ class BackendManager(QObject):
         if self._runs:
             raise AppError("A generation is already running.", hint="Press Stop first, or wait for it to finish.")
 
-    def _submit(self, request: Any, conversation_id: str | None, message_id: int | None) -> str:
+    def _submit(self, request: GenerationRequest, conversation_id: str | None, message_id: int | None) -> str:
         was_busy = bool(self._runs)
         run = self.scheduler.submit(request, on_event=self._on_run_event, conversation_id=conversation_id,
                                     message_id=message_id)

@@ -15,11 +15,15 @@ import sys
 import traceback
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from app.core.errors import AppError, redact
+
+if TYPE_CHECKING:
+    import asyncio
+    import os
 
 log = logging.getLogger("app.ui.errors")
 
@@ -39,7 +43,7 @@ class ErrorReporter(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._recover: list[Callable[[], None]] = []
-        self._previous: Any = None
+        self._previous: Callable[[type[BaseException], BaseException, TracebackType | None], object] | None = None
         self.installed = False
 
     def add_recovery(self, callback: Callable[[], None]) -> None:
@@ -69,7 +73,7 @@ class ErrorReporter(QObject):
             return
         self.report(value, tb)
 
-    def loop_handler(self, loop: Any, context: dict[str, Any]) -> None:
+    def loop_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
         """The asyncio loop exception handler."""
         exc = context.get("exception")
         if isinstance(exc, BaseException):
@@ -79,7 +83,7 @@ class ErrorReporter(QObject):
             log.error("asyncio: %s", message)
             self.error_reported.emit(message)
 
-    def install(self, loop: Any = None) -> None:
+    def install(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Install as ``sys.excepthook`` (and as ``loop``'s exception handler)."""
         self._previous = sys.excepthook
         sys.excepthook = self.excepthook
@@ -94,7 +98,7 @@ class ErrorReporter(QObject):
         self.installed = False
 
 
-def setup_logging(log_file: Any) -> None:
+def setup_logging(log_file: str | os.PathLike[str]) -> None:
     """Log to ``log_file`` (keys redacted by a filter)."""
     root = logging.getLogger()
     if any(getattr(h, "_llm_playground", False) for h in root.handlers):

@@ -14,9 +14,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import tempfile
+
+    from PySide6.QtGui import QIcon
+
     from app.core.services import Services
     from app.ui.main_window import MainWindow
 
@@ -41,14 +45,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def create_main_window(services: Services, **kwargs: Any) -> MainWindow:
+def create_main_window(services: Services, *, restore: bool = True) -> MainWindow:
     """Build the main window on ``services`` (a QApplication must exist)."""
     from app.ui.main_window import MainWindow
 
-    return MainWindow(services, **kwargs)
+    return MainWindow(services, restore=restore)
 
 
-def _app_icon() -> Any:
+def _app_icon() -> QIcon:
     from PySide6.QtGui import QIcon
 
     from app.core.paths import resources_dir
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the GUI; return the exit code."""
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     probe = os.environ.get(PROBE_ENV) in ("1", "idle")
-    demo_home: Any = None
+    demo_home: tempfile.TemporaryDirectory[str] | None = None
     if args.screenshot or probe:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.demo:  # a throwaway home: the demo never touches the user's history or settings

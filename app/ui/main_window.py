@@ -27,9 +27,14 @@ from app.ui import theme as theme_mod
 from app.ui.window_actions import WindowActions
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from app.core.services import Services
     from app.ui.backend_manager import BackendManager
     from app.ui.session import ChatSession
+    from app.ui.widgets.dashboard import DashboardDock
+    from app.ui.widgets.history_sidebar import HistorySidebar
+    from app.ui.widgets.lora_panel import LoraPanel
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +66,9 @@ class MainWindow(QMainWindow, WindowActions):
         self.services: Services = None  # type: ignore[assignment]  # set by attach()
         self.backend: BackendManager = None  # type: ignore[assignment]
         self.session: ChatSession = None  # type: ignore[assignment]
-        self.dashboard: Any = None
-        self.sidebar: Any = None
-        self.lora_panel: Any = None
+        self.dashboard: DashboardDock | None = None
+        self.sidebar: HistorySidebar | None = None
+        self.lora_panel: LoraPanel | None = None
         self._dialogs: dict[str, Any] = {}
         self._built = False
         if build or services is not None:
@@ -125,7 +130,7 @@ class MainWindow(QMainWindow, WindowActions):
             self.open_conversation(services.settings.last_conversation_id)
 
     # -- building -------------------------------------------------------------------------------
-    def _action(self, text: str, slot: Any, shortcut: str | QKeySequence | QKeySequence.StandardKey | None = None,
+    def _action(self, text: str, slot: Callable[[], object], shortcut: str | QKeySequence | QKeySequence.StandardKey | None = None,
                 tip: str = "") -> QAction:
         act = QAction(text, self)
         act.triggered.connect(slot)
@@ -351,7 +356,7 @@ class MainWindow(QMainWindow, WindowActions):
             self.session.open(None)
 
     # -- models ---------------------------------------------------------------------------------
-    def _on_model_selected(self, model_id: str, endpoint: Any) -> None:
+    def _on_model_selected(self, model_id: str, endpoint: str | None) -> None:
         self.backend.set_model(model_id, endpoint=endpoint)
 
     def _on_model_changed(self, model_id: str) -> None:

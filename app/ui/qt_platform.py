@@ -20,7 +20,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import QMessageLogContext
 
 EXIT_NO_PLATFORM = 2
 XCB_PLUGIN = "libqxcb.so"
@@ -117,7 +120,7 @@ def watch_platform_start(
     out = stream or sys.stderr
     held: list[str] = []
 
-    def handler(kind: QtMsgType, context: Any, message: str) -> None:
+    def handler(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
         line = _format(getattr(context, "category", "") or "", message)
         if kind != QtMsgType.QtFatalMsg:
             held.append(line)

@@ -11,7 +11,10 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 from app.core.errors import AppError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from app.core.services import Services
+    from app.core.types import ChatMessage
     from app.ui.backend_manager import BackendManager
     from app.ui.session import ChatSession
     from app.ui.widgets.prompt_editor import PromptEditor
@@ -108,7 +111,7 @@ class WindowActions:
         view.raise_()
         view.start(self.compare_messages(), params)
 
-    def compare_messages(self) -> list[Any]:
+    def compare_messages(self) -> list[ChatMessage]:
         """The conversation plus the draft; without a draft, up to the last user message."""
         from app.core.types import ChatMessage
 
@@ -132,7 +135,7 @@ class WindowActions:
         self._export("JSON (*.json)", ".json",
                      lambda cid: json.dumps(self.services.history.export_json(cid), indent=2, ensure_ascii=False))
 
-    def _export(self, filt: str, suffix: str, render: Any) -> None:
+    def _export(self, filt: str, suffix: str, render: Callable[[str], str]) -> None:
         cid = self.session.conversation_id
         if cid is None:
             self.show_status("Nothing to export yet: send a message first.", error=True)
@@ -180,7 +183,7 @@ class WindowActions:
             text += f" + ≤ ${cost_out:.5f} out"
         return text
 
-    def _on_preset_saved(self, name: str, params: Any, system_prompt: str) -> None:
+    def _on_preset_saved(self, name: str, params: Mapping[str, object], system_prompt: str) -> None:
         from app.core.settings import Preset
 
         presets = [p for p in self.services.settings.presets if p.name != name]

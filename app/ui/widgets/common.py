@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPainter, QPaintEvent, QPalette
@@ -42,16 +41,16 @@ def error_text(exc: BaseException) -> str:
 
 
 def spawn(
-    coro: Coroutine[Any, Any, Any],
+    coro: Coroutine[object, None, object],
     on_error: Callable[[str], None] | None = None,
-) -> asyncio.Task[Any]:
+) -> asyncio.Task[object]:
     """Run ``coro`` as a task on the running (qasync) loop; report failures to ``on_error``.
 
     Cancellation is silent. Without ``on_error`` the failure is logged.
     """
     task = asyncio.ensure_future(coro)
 
-    def _done(t: asyncio.Task[Any]) -> None:
+    def _done(t: asyncio.Task[object]) -> None:
         if t.cancelled():
             return
         exc = t.exception()

@@ -7,7 +7,7 @@ and tells the main window what happened through its signals.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QKeySequence
@@ -28,11 +28,14 @@ from PySide6.QtWidgets import (
 
 from app.ui.widgets.common import MessageLabel, error_text
 
+if TYPE_CHECKING:
+    from app.core.history import HistoryStore
+
 ID_ROLE = Qt.ItemDataRole.UserRole
 SEARCH_DEBOUNCE_MS = 150
 
 
-def _as_datetime(value: Any) -> dt.datetime:
+def _as_datetime(value: object) -> dt.datetime:
     """A local datetime from an epoch number or an ISO string (now when unparsable)."""
     if isinstance(value, int | float):
         return dt.datetime.fromtimestamp(value)
@@ -73,7 +76,7 @@ class HistorySidebar(QWidget):
     conversation_deleted = Signal(str)
     conversation_renamed = Signal(str, str)
 
-    def __init__(self, history: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, history: HistoryStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("historySidebar")
         self.setMinimumWidth(210)
@@ -289,7 +292,7 @@ class HistorySidebar(QWidget):
     def _on_search_text_changed(self, _text: str) -> None:
         self._search_timer.start()
 
-    def _on_list_current_changed(self, current: QListWidgetItem | None, _previous: Any) -> None:
+    def _on_list_current_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         if self._filling or current is None:
             return
         cid = current.data(ID_ROLE)

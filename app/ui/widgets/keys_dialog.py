@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -32,6 +32,7 @@ from app.core.errors import NoKeyringError
 from app.ui.widgets.common import MessageLabel, error_text, spawn
 
 if TYPE_CHECKING:
+    from app.core.settings import Settings
     from app.ui.backend_manager import BackendManager
 
 BULLETS = "\u2022" * 8
@@ -55,7 +56,7 @@ class KeyEntry:
     required: bool
 
 
-def key_entries(settings: Any, stored: set[str]) -> list[KeyEntry]:
+def key_entries(settings: Settings, stored: set[str]) -> list[KeyEntry]:
     """OpenAI first, then every endpoint that needs a key, is enabled, or has one stored."""
     entries: dict[str, KeyEntry] = {}
     for ep in settings.endpoints:
@@ -113,7 +114,7 @@ class KeysDialog(QDialog):
         self._backend = backend
         self._services = backend.services
         self._secrets = backend.services.secrets
-        self._tests: dict[str, asyncio.Task[Any]] = {}
+        self._tests: dict[str, asyncio.Task[object]] = {}
 
         layout = QVBoxLayout(self)
         layout.setSpacing(10)
@@ -226,7 +227,7 @@ class KeysDialog(QDialog):
         row.result.show_message("Removed.", "info")
         self._refresh_row(secret_name)
 
-    def test_connection(self, secret_name: str) -> asyncio.Task[Any] | None:
+    def test_connection(self, secret_name: str) -> asyncio.Task[object] | None:
         """Test the endpoint with its key (a typed key is saved first). Returns the task."""
         row = self._rows[secret_name]
         if row.edit.text().strip() and not self.save_key(secret_name):

@@ -9,11 +9,15 @@ Signals:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QWidget
+
+if TYPE_CHECKING:
+    from app.core.services import ModelListing
+    from app.core.types import ModelInfo
 
 ROLE_ID = Qt.ItemDataRole.UserRole + 1
 ROLE_ENDPOINT = Qt.ItemDataRole.UserRole + 2
@@ -31,7 +35,7 @@ STATE_LABELS = {
 GROUP_ORDER = ("OpenAI", "endpoints", "Hugging Face", "Local files", "Mock (testing)")
 
 
-def group_of(info: Any) -> str:
+def group_of(info: ModelInfo) -> str:
     """The group title of a ModelInfo: OpenAI, the endpoint's name, Hugging Face, ..."""
     provider = info.ref.provider
     if provider == "openai":
@@ -69,7 +73,7 @@ class ModelPicker(QComboBox):
         self._rebuild()
 
     # -- data -----------------------------------------------------------------------------------
-    def set_listing(self, listing: Any) -> None:
+    def set_listing(self, listing: ModelListing) -> None:
         """Show a ModelListing (models + per-provider errors)."""
         self._infos = {(str(m.ref), m.endpoint): m for m in listing.models}
         self._errors = dict(listing.errors)
@@ -114,7 +118,7 @@ class ModelPicker(QComboBox):
         return False
 
     # -- building -------------------------------------------------------------------------------
-    def _label(self, info: Any) -> str:
+    def _label(self, info: ModelInfo) -> str:
         mid = str(info.ref)
         state = self._states.get(mid, info.state)
         if state == "available" and (mid, info.endpoint) == self._current:
@@ -130,7 +134,7 @@ class ModelPicker(QComboBox):
             cur_id, cur_ep = self._current
             if cur_id and not any(k[0] == cur_id and (cur_ep is None or k[1] == cur_ep) for k in infos):
                 infos[(cur_id, cur_ep)] = _Placeholder(cur_id, cur_ep)
-            groups: dict[str, list[Any]] = {}
+            groups: dict[str, list[ModelInfo]] = {}
             for info in infos.values():
                 groups.setdefault(group_of(info), []).append(info)
             select_row = -1

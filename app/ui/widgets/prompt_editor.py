@@ -41,6 +41,8 @@ from app.ui.widgets.common import ElidedLabel
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
+    from app.core.settings import Preset
+
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 150
 NO_PRESET = "(none)"
@@ -275,7 +277,7 @@ class PromptEditor(QFrame):
         self.stop_button.setEnabled(busy)
 
     # -- presets --------------------------------------------------------------------------------
-    def set_presets(self, presets: list[Any]) -> None:
+    def set_presets(self, presets: list[Preset]) -> None:
         """Show presets (objects with name, params dict and system_prompt)."""
         self._presets = {p.name: (dict(p.params), p.system_prompt) for p in presets}
         self.preset_box.clear()

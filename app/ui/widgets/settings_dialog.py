@@ -39,6 +39,7 @@ from app.core.types import ModelRef
 from app.ui.widgets.common import MessageLabel, error_text
 
 if TYPE_CHECKING:
+    from app.core.settings import Settings
     from app.ui.backend_manager import BackendManager
 
 KINDS = ("custom", "openai", "ollama", "lmstudio", "llamacpp", "vllm")
@@ -194,7 +195,7 @@ class SettingsDialog(QDialog):
         self._loading_form = False
         self._show_endpoint_problem(index)
 
-    def _on_ep_form_edited(self, *_: Any) -> None:
+    def _on_ep_form_edited(self, *_: object) -> None:
         index = self._ep_list.currentRow()
         if self._loading_form or not 0 <= index < len(self._endpoints):
             return
@@ -276,7 +277,7 @@ class SettingsDialog(QDialog):
         box.setValue(value)
         return box
 
-    def _build_models_tab(self, settings: Any) -> QWidget:
+    def _build_models_tab(self, settings: Settings) -> QWidget:
         tab = QWidget()
         form = QFormLayout(tab)
         self._default_model = QComboBox()
