@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 Measure = Callable[[], Awaitable[tuple[float, float, int]]]
 
 
-def start_server(tokens: int) -> tuple[subprocess.Popen[str], str]:
+def start_server(tokens: int, *, first_delay: float = 0.0) -> tuple[subprocess.Popen[str], str]:
     """The loopback server in a child process; returns it and its base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.openai_server", "--tokens", str(tokens)],
+        [sys.executable, "-m", "tests.support.openai_server", "--tokens", str(tokens),
+         "--first-delay", str(first_delay)],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -632,8 +632,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tokens", type=int, default=1000, help="tokens per streamed answer")
     parser.add_argument("--no-usage", action="store_true", help="never send a usage chunk")
+    parser.add_argument("--first-delay", type=float, default=0.0, metavar="S",
+                        help="seconds before each answer's first token (a model's latency)")
     args = parser.parse_args(argv)
-    with OpenAIServer(default=tokens(args.tokens), send_usage=not args.no_usage) as server:
+    answer = tokens(args.tokens, first_delay_s=args.first_delay)
+    with OpenAIServer(default=answer, send_usage=not args.no_usage) as server:
         print(server.base_url, flush=True)
         try:
             sys.stdin.read()
