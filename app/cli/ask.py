@@ -24,6 +24,7 @@ from app.core.errors import AppError, InvalidParams, StreamInterrupted
 from app.core.run_events import (
     LiveFigures,
     RunEvent,
+    RunNotice,
     RunProgress,
     RunReasoning,
     RunRetrying,
@@ -73,6 +74,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="LoRA adapter for local models (repeatable)",
     )
     p.add_argument(
+        "--logprobs",
+        metavar="K",
+        type=int,
+        help="each token's log-probability and its K most likely alternatives (0-20); in --json as 'tokens'",
+    )
+    p.add_argument(
+        "--assistant-prefix",
+        metavar="TEXT",
+        default="",
+        help="the answer starts with TEXT and the model continues it (the text includes it)",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="after the text, print one JSON line with usage, cost and speed (on failure too: "
@@ -113,6 +126,7 @@ def build_request(args: argparse.Namespace, model_id: str, prompt: str) -> Gener
         max_tokens=args.max_tokens,
         seed=args.seed,
         stop=tuple(args.stop),
+        logprobs=args.logprobs,
     ).validated()
     if not prompt.strip():
         raise InvalidParams(
@@ -123,7 +137,8 @@ def build_request(args: argparse.Namespace, model_id: str, prompt: str) -> Gener
         messages.append(ChatMessage("system", args.system))
     messages.append(ChatMessage("user", prompt))
     adapters = tuple(parse_lora(s) for s in args.lora)
-    return GenerationRequest(ref, tuple(messages), params, endpoint=endpoint, adapters=adapters)
+    return GenerationRequest(ref, tuple(messages), params, endpoint=endpoint, adapters=adapters,
+                             prefix=args.assistant_prefix)
 
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
@@ -182,6 +197,10 @@ class StreamPrinter:
             self.feedback.progress(event.progress)
         elif isinstance(event, RunRetrying):
             self.retry_wait(event)
+        elif isinstance(event, RunNotice):
+            self.end_progress()
+            self.err.write(f"note: {event.message}\n")
+            self.err.flush()
 
     def _reasoning(self, text: str) -> None:
         self.reasoning_chars += len(text)

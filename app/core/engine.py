@@ -14,7 +14,16 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from app.core.errors import AppError, ConfigError, StreamInterrupted, redact
-from app.core.events import Finished, Progress, ReasoningDelta, StreamEvent, TextDelta, UsageReport
+from app.core.events import (
+    Finished,
+    Notice,
+    Progress,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    TokenLogprob,
+    UsageReport,
+)
 from app.core.figures import MessageFigures
 from app.core.provider import Provider, ProviderRegistry
 from app.core.settings import EndpointConfig
@@ -129,6 +138,10 @@ class GenerationResult:
     """Seconds spent loading the model for this answer (None: it was loaded already)."""
     reasoning_tokens: int = 0
     """Reasoning chunks streamed (a thinking model's; each is about one token)."""
+    tokens: tuple[TokenLogprob, ...] = ()
+    """The generated tokens with their log-probabilities (when the request asked)."""
+    notices: tuple[str, ...] = ()
+    """What the provider said about this answer that is not an error (e.g. no probabilities)."""
 
     def figures(self) -> MessageFigures:
         """The answer's figures as the history keeps them."""
@@ -162,6 +175,8 @@ class GenerationResult:
             "tokens_per_s": self.tokens_per_s,
             "finish_reason": self.finish_reason,
             "reasoning_chars": len(self.reasoning),
+            **({"tokens": [t.to_json() for t in self.tokens]} if self.request.params.logprobs is not None else {}),
+            **({"notes": list(self.notices)} if self.notices else {}),
         }
 
 
@@ -173,7 +188,7 @@ class Generation:
 
     The scheduler keeps it, so a cancelled or failed run still has its partial text."""
 
-    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s")
+    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s", "tokens", "notices")
 
     def __init__(self, request: GenerationRequest) -> None:
         self.request = request
@@ -184,6 +199,10 @@ class Generation:
         self.reason = "stop"
         self.load_s: float | None = None
         """Time the provider spent loading the model (until its last ``Progress``)."""
+        self.tokens: list[TokenLogprob] = []
+        """The generated tokens with their log-probabilities (when the request asked)."""
+        self.notices: list[str] = []
+        """What the provider said about this answer that is not an error."""
 
     @property
     def text(self) -> str:
@@ -229,6 +248,7 @@ class Engine:
         stats, parts, thoughts = gen.stats, gen.parts, gen.thoughts
         row_id, live = self._open_row(gen, provider, conversation_id, run_id)
         error: BaseException | None = None
+        prefix = request.prefix  # the given start of the answer: shown with the first token, not timed
         stream: AsyncIterator[StreamEvent] = provider.stream(request)
         try:
             async for event in stream:
@@ -236,11 +256,18 @@ class Engine:
                     text = event.text
                     if not text:
                         continue
+                    if prefix:
+                        parts.append(prefix)
+                        if on_event is not None:
+                            on_event(TextDelta(prefix), stats)
+                        prefix = ""
                     if stats.first_token_at is None:
                         stats.first_token_at = time.perf_counter()
                     stats.chunks += 1
                     stats.chars += len(text)
                     parts.append(text)
+                    if event.tokens:
+                        gen.tokens.extend(event.tokens)
                 elif isinstance(event, ReasoningDelta):
                     text = event.text
                     if not text:
@@ -255,6 +282,8 @@ class Engine:
                     now = time.perf_counter()
                     gen.load_s = now - stats.created
                     stats.started = now
+                elif isinstance(event, Notice):
+                    gen.notices.append(event.message)
                 elif isinstance(event, UsageReport):
                     gen.usage = event
                 elif isinstance(event, Finished):
@@ -313,7 +342,7 @@ class Engine:
                 # nothing was processed, so nothing is counted or charged
                 usage = UsageReport(0, 0, estimated=True)
             else:
-                usage = self._estimate_usage(request, provider, text)
+                usage = self._estimate_usage(request, provider, text[len(request.prefix):])
         cost = self.cost(request.model, usage, request.endpoint)
         tps = stats.tokens_per_s(usage.completion_tokens, now=end) if usage.completion_tokens else None
         err_text = None
@@ -354,6 +383,8 @@ class Engine:
             reasoning=gen.reasoning,
             load_s=gen.load_s,
             reasoning_tokens=stats.reasoning_chunks,
+            tokens=tuple(gen.tokens),
+            notices=tuple(gen.notices),
         )
 
     def _open_row(

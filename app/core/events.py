@@ -6,10 +6,51 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class TextDelta:
-    """A piece of generated text."""
+class TokenChoice:
+    """One candidate token and its log-probability (natural log, <= 0)."""
 
     text: str
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its text, its log-probability, and the most likely candidates at
+    that step (``top``, from most to least likely; the chosen token among them when it is)."""
+
+    text: str
+    logprob: float
+    top: tuple[TokenChoice, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        """``{"text", "logprob", "top": [{"text", "logprob"}, ...]}`` (the CLI's and history's form)."""
+        return {"text": self.text, "logprob": self.logprob,
+                "top": [{"text": c.text, "logprob": c.logprob} for c in self.top]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> TokenLogprob:
+        """Inverse of :meth:`to_json`."""
+        top = data.get("top") or []
+        assert isinstance(top, list)
+        return cls(str(data["text"]), float(data["logprob"]),  # type: ignore[arg-type]
+                   tuple(TokenChoice(str(c["text"]), float(c["logprob"])) for c in top))
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of generated text; ``tokens`` are its tokens with their log-probabilities when
+    the request asked for them (``GenerationParams.logprobs``)."""
+
+    text: str
+    tokens: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user should know about this answer that is not an error (e.g. the server
+    does not give probabilities); the answer goes on."""
+
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,4 +108,4 @@ class Finished:
     reason: str
 
 
-StreamEvent = TextDelta | ReasoningDelta | Progress | Retrying | UsageReport | Finished
+StreamEvent = TextDelta | ReasoningDelta | Progress | Retrying | Notice | UsageReport | Finished

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from app.core.errors import AppError
-from app.core.events import Progress
+from app.core.events import Progress, TokenLogprob
 from app.core.figures import format_cost, plural
 from app.core.types import AdapterSpec, GenerationRequest, adapter_hashes, adapter_label
 
@@ -132,10 +132,19 @@ class RunRetrying:
 
 @dataclass(frozen=True, slots=True)
 class RunText:
-    """A piece of the answer."""
+    """A piece of the answer (with its tokens' log-probabilities when they were asked for)."""
 
     run_id: str
     text: str
+    tokens: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunNotice:
+    """Something to tell the user about the answer that is not an error; the run goes on."""
+
+    run_id: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,5 +197,5 @@ class RunCancelled:
 
 RunEnded = RunFinished | RunFailed | RunCancelled
 RunEvent = (
-    RunQueued | RunStarted | RunProgress | RunRetrying | RunText | RunReasoning | RunStats | RunEnded
+    RunQueued | RunStarted | RunProgress | RunRetrying | RunText | RunReasoning | RunNotice | RunStats | RunEnded
 )

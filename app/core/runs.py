@@ -26,7 +26,15 @@ from typing import Any, Literal
 
 from app.core.engine import Engine, Generation, GenerationResult, LiveStats
 from app.core.errors import AppError, ConfigError, RateLimited, StreamInterrupted, redact
-from app.core.events import Progress, ReasoningDelta, Retrying, StreamEvent, TextDelta, UsageReport
+from app.core.events import (
+    Notice,
+    Progress,
+    ReasoningDelta,
+    Retrying,
+    StreamEvent,
+    TextDelta,
+    UsageReport,
+)
 from app.core.run_events import (
     LiveFigures,
     RunCancelled,
@@ -35,6 +43,7 @@ from app.core.run_events import (
     RunFailed,
     RunFinished,
     RunInfo,
+    RunNotice,
     RunProgress,
     RunQueued,
     RunReasoning,
@@ -381,11 +390,14 @@ class RunScheduler:
     def _on_engine_event(self, run: Run, lane: Lane, event: StreamEvent, stats: LiveStats) -> None:
         """Engine event -> run events (hot path: one call per streamed token)."""
         if isinstance(event, TextDelta):
-            self._emit(run, RunText(run.id, event.text))
+            self._emit(run, RunText(run.id, event.text, event.tokens))
         elif isinstance(event, ReasoningDelta):
             self._emit(run, RunReasoning(run.id, event.text))
         elif isinstance(event, Progress):
             self._emit(run, RunProgress(run.id, event))
+            return
+        elif isinstance(event, Notice):
+            self._emit(run, RunNotice(run.id, event.message))
             return
         elif isinstance(event, Retrying):
             left = event.delay_s if event.seconds_left is None else event.seconds_left

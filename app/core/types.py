@@ -98,6 +98,9 @@ class ModelRef:
         return spec is not None and spec.takes_adapters
 
 
+MAX_TOP_LOGPROBS = 20
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationParams:
     """Sampling parameters. ``extras`` carries provider-specific options untouched."""
@@ -110,6 +113,8 @@ class GenerationParams:
     top_k: int | None = None
     repetition_penalty: float | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
+    logprobs: int | None = None
+    """Ask for each token's log-probability and this many top alternatives (0-20); None: off."""
 
     def validated(self) -> GenerationParams:
         """Return self when every value is in range; raise :class:`InvalidParams` otherwise."""
@@ -146,6 +151,11 @@ class GenerationParams:
                 and 0.0 < self.repetition_penalty <= 10.0,
                 f"repetition_penalty must be above 0 and at most 10 (got {self.repetition_penalty!r}).",
             )
+        if self.logprobs is not None:
+            _check(
+                isinstance(self.logprobs, int) and 0 <= self.logprobs <= MAX_TOP_LOGPROBS,
+                f"logprobs must be a whole number from 0 to {MAX_TOP_LOGPROBS} (got {self.logprobs!r}).",
+            )
         _check(len(self.stop) <= 16, f"at most 16 stop sequences are allowed (got {len(self.stop)}).")
         _check(
             all(isinstance(s, str) and s for s in self.stop),
@@ -168,6 +178,7 @@ class GenerationParams:
             "top_k": self.top_k,
             "repetition_penalty": self.repetition_penalty,
             "extras": dict(self.extras),
+            "logprobs": self.logprobs,
         }
 
     @classmethod
@@ -241,6 +252,9 @@ class GenerationRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     endpoint: str | None = None
     adapters: tuple[AdapterSpec, ...] = ()
+    prefix: str = ""
+    """The answer starts with this text and the model continues it (branch from a token,
+    ``ask --assistant-prefix``); the answer's text includes it."""
 
 
 ModelState = Literal["ready", "available", "needs_key", "not_downloaded", "loading", "unavailable"]

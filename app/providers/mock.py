@@ -20,6 +20,7 @@ A mock token is one whitespace-separated word (with its leading space); counts a
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import re
 from collections import deque
@@ -37,7 +38,15 @@ from app.core.errors import (
     StreamInterrupted,
     Unreachable,
 )
-from app.core.events import Finished, ReasoningDelta, StreamEvent, TextDelta, UsageReport
+from app.core.events import (
+    Finished,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    TokenChoice,
+    TokenLogprob,
+    UsageReport,
+)
 from app.core.provider import ProviderContext
 from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
 
@@ -175,6 +184,9 @@ class MockProvider:
         if fail == "before":
             raise _error(kind, "Mock failure before the first token.")
         tokens = split_tokens(text)
+        if tokens and request.prefix and not request.prefix[-1].isspace():
+            tokens[0] = " " + tokens[0]  # a continuation of the given start
+        lens = request.params.logprobs
         limit = request.params.max_tokens
         reason = "stop"
         sent: list[str] = []
@@ -211,7 +223,7 @@ class MockProvider:
                 reason = "stop"
                 break
             sent.append(tok)
-            yield TextDelta(tok)
+            yield TextDelta(tok, mock_logprobs(tok, i, lens)) if lens is not None else TextDelta(tok)
             if interval:
                 wait = start + (i + 1) * interval - loop.time()
                 await asyncio.sleep(max(0.0, wait))
@@ -223,6 +235,15 @@ class MockProvider:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def mock_logprobs(token: str, index: int, top: int) -> tuple[TokenLogprob]:
+    """The mock's deterministic log-probabilities (a proper distribution): the chosen token is
+    always the most likely (p 0.8 down to 0.5), alternative k gets half of what k-1 left."""
+    p = 0.8 - 0.1 * (index % 4)
+    alternatives = [TokenChoice(token, math.log(p))]
+    alternatives += [TokenChoice(f" alt{k}", math.log((1 - p) * 0.5**k)) for k in range(1, top)]
+    return (TokenLogprob(token, math.log(p), tuple(alternatives[:top])),)
 
 
 def _parse(model: str) -> tuple[str, dict[str, str]]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from app.core.errors import (
     AuthError,
+    BadRequest,
     ModelNotFound,
     ProviderError,
     RateLimited,
@@ -29,12 +30,27 @@ from app.core.errors import (
     Unreachable,
     register_secret,
 )
-from app.core.events import Finished, ReasoningDelta, Retrying, StreamEvent, TextDelta, UsageReport
+from app.core.events import (
+    Finished,
+    Notice,
+    ReasoningDelta,
+    Retrying,
+    StreamEvent,
+    TextDelta,
+    UsageReport,
+)
 from app.core.provider import ProviderContext
 from app.core.retry import RetryCallback, RetryWait, WaitCallback, countdown, next_delay
 from app.core.settings import DEFAULT_ENDPOINT_NAME, EndpointConfig
 from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
 from app.core.urls import clean_url
+from app.providers.openai_lens import (
+    add_continuation,
+    add_logprobs,
+    chunk_tokens,
+    drop_logprobs,
+    is_logprobs_refusal,
+)
 from app.providers.openai_support import (
     NON_CHAT,
     UNSUPPORTED_BY_OPENAI,
@@ -92,6 +108,8 @@ class OpenAIProvider:
         """Endpoint name -> error text from the last :meth:`list_models` (others still listed)."""
         self._clients: dict[str, tuple[tuple[Any, ...], Any]] = {}
         self._no_stream_options: set[str] = set()
+        self._no_logprobs: set[str] = set()
+        """Endpoints that refused logprobs (asked once, then answers come without them)."""
 
     # ------------------------------------------------------------------ endpoints and clients
     def endpoint(self, name_or_url: str | None) -> EndpointConfig:
@@ -166,6 +184,10 @@ class OpenAIProvider:
         extra.update(p.extras)
         if extra:
             body["extra_body"] = extra
+        add_logprobs(body, request)
+        add_continuation(body, request, ep)
+        if ep.name in self._no_logprobs:
+            drop_logprobs(body)
         return body
 
     # ------------------------------------------------------------------ streaming
@@ -267,12 +289,28 @@ class OpenAIProvider:
         ep = self.endpoint(request.endpoint)
         client = await self.client(ep)
         body = self.build_body(request, ep)
+        want_tokens = "logprobs" in body
+        if request.params.logprobs is not None and not want_tokens:
+            yield Notice(f"{ep.name} does not give token probabilities; the answer comes without them.")
         opened: _Opened | None = None
-        async for step in self._open_with_retries(client, ep, body):
-            if isinstance(step, Retrying):
-                yield step
-            else:
-                opened = step
+        try:
+            async for step in self._open_with_retries(client, ep, body):
+                if isinstance(step, Retrying):
+                    yield step
+                else:
+                    opened = step
+        except BadRequest as exc:
+            if not (want_tokens and is_logprobs_refusal(exc)):
+                raise
+            self._no_logprobs.add(ep.name)
+            drop_logprobs(body)
+            want_tokens = False
+            yield Notice(f"{ep.name} does not give token probabilities ({exc.message}); the answer comes without them.")
+            async for step in self._open_with_retries(client, ep, body):
+                if isinstance(step, Retrying):
+                    yield step
+                else:
+                    opened = step
         assert opened is not None
         parts: list[str] = []
         thoughts: list[str] = []
@@ -281,6 +319,7 @@ class OpenAIProvider:
         chunk = opened.first
         chunks = opened.chunks
         append = parts.append
+        got_tokens = False
         try:
             while chunk is not None:
                 choices = chunk.choices
@@ -298,7 +337,12 @@ class OpenAIProvider:
                     content = getattr(delta, "content", None)
                     if content:
                         append(content)
-                        yield TextDelta(content)
+                        if want_tokens:
+                            tokens = chunk_tokens(choice)
+                            got_tokens = got_tokens or bool(tokens)
+                            yield TextDelta(content, tokens)
+                        else:
+                            yield TextDelta(content)
                     if choice.finish_reason:
                         finish = choice.finish_reason
                 chunk_usage = chunk.usage
@@ -323,6 +367,8 @@ class OpenAIProvider:
         if finish is None:
             raise StreamInterrupted(f"The stream from {ep.name} ended before the answer was finished (no finish reason).",
                                     partial_text=text)  # fmt: skip
+        if want_tokens and text and not got_tokens:
+            yield Notice(f"{ep.name} sent no token probabilities, although they were asked for.")
         # an estimate counts the reasoning too: servers bill and limit it as completion tokens
         yield self._usage(request, usage, "".join(thoughts) + text)
         yield Finished(finish)  # "length" with only reasoning: the budget ran out while thinking

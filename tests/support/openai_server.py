@@ -82,11 +82,28 @@ class Behaviour:
     headers: Mapping[str, str] = field(default_factory=dict)
     raw: Sequence[str | bytes] | None = None
     content_type: str = "text/event-stream"
+    logprobs: bool = True
+    """When the request asks for ``logprobs``, stream them (see :func:`token_logprobs`);
+    False: ignore the request's ``logprobs`` (as some servers silently do)."""
 
     @property
     def is_error(self) -> bool:
         """True for an HTTP error answer."""
         return self.status != 200
+
+
+def token_logprobs(token: str, index: int, top: int) -> dict[str, Any]:
+    """The loopback server's deterministic logprobs of chunk ``index`` (a proper distribution):
+    the chunk itself is the most likely token (p 0.9 down to 0.6); alternative k gets a third
+    of what k-1 left."""
+    import math
+
+    p = 0.9 - 0.05 * (index % 7)
+    chosen = math.log(p)
+    alternatives = [{"token": token, "logprob": chosen, "bytes": list(token.encode())}]
+    alternatives += [{"token": f"alt{k}", "logprob": math.log((1 - p) / 3**k), "bytes": list(f"alt{k}".encode())}
+                     for k in range(1, top)]
+    return {"token": token, "logprob": chosen, "bytes": list(token.encode()), "top_logprobs": alternatives[:top]}
 
 
 def text(*chunks: str, **options: Any) -> Behaviour:
@@ -184,19 +201,22 @@ class OpenAIServer:
     echoes the key it got, as a worst case for redaction tests), ``models_body`` (the
     GET /models answer verbatim: a str/bytes body, or anything else JSON-encoded; sent with
     ``models_content_type``), ``models_hold=True`` (GET /models answers only after
-    :meth:`release`, like a server that accepts and never answers).
+    :meth:`release`, like a server that accepts and never answers), ``reject_logprobs=True``
+    (400 for any request asking for logprobs).
     """
 
     def __init__(self, *, models: Sequence[str] = ("gpt-4o-mini", "test-model"), send_usage: bool = True,
                  reject_stream_options: bool = False, require_key: str | None = None,
                  default: Behaviour | None = None, models_body: Any = None,
-                 models_content_type: str = "application/json", models_hold: bool = False) -> None:  # fmt: skip
+                 models_content_type: str = "application/json", models_hold: bool = False,
+                 reject_logprobs: bool = False) -> None:  # fmt: skip
         self.models = list(models)
         self.models_body = models_body
         self.models_content_type = models_content_type
         self.models_hold = models_hold
         self.send_usage = send_usage
         self.reject_stream_options = reject_stream_options
+        self.reject_logprobs = reject_logprobs
         self.require_key = require_key
         self.default = default or Behaviour()
         self.requests: list[RecordedRequest] = []
@@ -380,6 +400,9 @@ class OpenAIServer:
             await _send_error(writer, error(404, f"Unknown path {req.method} {req.path}."))
             return True
         body = req.json if isinstance(req.json, dict) else {}
+        if self.reject_logprobs and body.get("logprobs"):
+            await _send_error(writer, error(400, "logprobs are not supported by this server", param="logprobs"))
+            return True
         if self.reject_stream_options and "stream_options" in body:
             await _send_error(writer, error(400, "Unrecognized request argument supplied: stream_options",
                                             param="stream_options"))  # fmt: skip
@@ -413,6 +436,8 @@ class OpenAIServer:
             await writer.drain()
             return True
         model = json.dumps(str(body.get("model", "")))
+        want_logprobs = bool(body.get("logprobs")) and b.logprobs
+        top = int(body.get("top_logprobs") or 0)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         usage_null = ',"usage":null' if include_usage else ""
         head = ('{"id":"chatcmpl-loopback","object":"chat.completion.chunk","created":1700000000,'
@@ -467,7 +492,10 @@ class OpenAIServer:
                     break
                 if i and b.chunk_delay_s and not await wait(asyncio.sleep(b.chunk_delay_s)):
                     return self._gone()
-                event(head + '{"content":' + json.dumps(chunk) + '},"logprobs":null,"finish_reason":null}]'
+                lp = "null"
+                if want_logprobs:
+                    lp = json.dumps({"content": [token_logprobs(chunk, i, top)], "refusal": None})
+                event(head + '{"content":' + json.dumps(chunk) + '},"logprobs":' + lp + ',"finish_reason":null}]'
                       + usage_null + "}")  # fmt: skip
                 if i % 64 == 63 or b.chunk_delay_s or i + 1 == b.hold_after:
                     await writer.drain()
