@@ -27,7 +27,7 @@ from app.core.provider import ProviderContext, ProviderRegistry
 from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.settings import Settings
 from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
-from app.core.usage import RowProgress, UsageLedger
+from app.core.usage import RowFigures, RowProgress, UsageLedger
 
 
 async def _generation(tokens: int, runs: int, home: Path) -> dict[str, list[tuple[float, float]]]:
@@ -77,7 +77,7 @@ def _open(rows: int, runs: int, folder: Path) -> tuple[float, float]:
 
 
 class _Sink:
-    def progress(self, row_id: int | None, completion_tokens: int, **figures: object) -> None:
+    def progress(self, row_id: int | None, figures: RowFigures) -> None:
         return None
 
 
@@ -85,7 +85,7 @@ def _tick(n: int) -> tuple[float, float]:
     """Per-token cost inside a running loop (as in the engine)."""
 
     async def measure() -> tuple[float, float]:
-        live = RowProgress(_Sink(), 1, lambda: {"completion_tokens": 0})
+        live = RowProgress(_Sink(), 1, lambda: RowFigures(0))
         t = time.perf_counter()
         for _ in range(n):
             pass

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 from app.core.errors import AppError, ConfigError, StreamInterrupted, redact
 from app.core.events import (
@@ -29,7 +29,7 @@ from app.core.provider import Provider, ProviderRegistry
 from app.core.settings import EndpointConfig
 from app.core.types import ChatMessage, GenerationRecord, GenerationRequest, ModelRef, adapter_label
 from app.core.urls import clean_url, register_url_secrets
-from app.core.usage import RowProgress
+from app.core.usage import RowFigures, RowProgress
 
 
 class PriceLookup(Protocol):
@@ -49,17 +49,7 @@ class LedgerSink(Protocol):
         """Open a "running" row; its id, or None when it cannot be written now."""
         ...
 
-    def progress(
-        self,
-        row_id: int | None,
-        completion_tokens: int,
-        *,
-        prompt_tokens: int | None = None,
-        cost_usd: str | None = None,
-        duration_s: float | None = None,
-        ttft_s: float | None = None,
-        tokens_per_s: float | None = None,
-    ) -> None:
+    def progress(self, row_id: int | None, figures: RowFigures) -> None:
         """Update a running row with what has arrived so far."""
         ...
 
@@ -406,7 +396,7 @@ class Engine:
             return None, None
         prompt: list[int] = []
 
-        def figures() -> dict[str, Any]:
+        def figures() -> RowFigures:
             now = time.perf_counter()
             tokens = stats.chunks + stats.reasoning_chunks
             if not prompt:
@@ -415,9 +405,8 @@ class Engine:
                 except Exception:  # counting is best effort here
                     prompt.append(0)
             cost = self.cost(request.model, UsageReport(prompt[0], tokens, estimated=True), request.endpoint)
-            return {"completion_tokens": tokens, "prompt_tokens": prompt[0],
-                    "cost_usd": None if cost is None else str(cost), "duration_s": now - stats.created,
-                    "ttft_s": stats.ttft_s, "tokens_per_s": stats.tokens_per_s(tokens, now)}  # fmt: skip
+            return RowFigures(tokens, prompt[0], None if cost is None else str(cost), now - stats.created,
+                              stats.ttft_s, stats.tokens_per_s(tokens, now))
 
         return row_id, RowProgress(self.ledger, row_id, figures)
 

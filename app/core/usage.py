@@ -33,6 +33,7 @@ from app.core.usage_store import (
     RUNNING,
     SCHEMA_VERSION,
     LedgerStore,
+    RowFigures,
 )
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ __all__ = [
     "PROGRESS_WAIT_S",
     "RUNNING",
     "SCHEMA_VERSION",
+    "RowFigures",
     "RowProgress",
     "UsageLedger",
     "UsageTotals",
@@ -203,17 +205,7 @@ class UsageLedger(LedgerStore):
 class ProgressSink(Protocol):
     """What :class:`RowProgress` needs: :meth:`UsageLedger.progress`."""
 
-    def progress(
-        self,
-        row_id: int | None,
-        completion_tokens: int,
-        *,
-        prompt_tokens: int | None = None,
-        cost_usd: str | None = None,
-        duration_s: float | None = None,
-        ttft_s: float | None = None,
-        tokens_per_s: float | None = None,
-    ) -> None:
+    def progress(self, row_id: int | None, figures: RowFigures) -> None:
         """Update a running row."""
         ...
 
@@ -225,16 +217,14 @@ class RowProgress:
     writes at once, later ones at most every ``interval_s``; a tick inside the interval
     schedules one trailing write on the running asyncio loop (if any), so the row catches
     up with a stream that stalls (a held or slow server) and a killed process leaves what
-    had arrived up to ``interval_s`` before. ``figures()`` is called only when writing and
-    returns :meth:`UsageLedger.progress`'s keyword arguments (``completion_tokens``
-    included). Call :meth:`cancel` when the stream ends (before closing the row).
+    had arrived up to ``interval_s`` before. ``figures()`` is called only when writing. Call :meth:`cancel` when the stream ends (before closing the row).
     """
 
     def __init__(
         self,
         ledger: ProgressSink,
         row_id: int | None,
-        figures: Callable[[], dict[str, Any]],
+        figures: Callable[[], RowFigures],
         *,
         interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -270,9 +260,7 @@ class RowProgress:
             return
         self._last = self.clock()
         try:
-            figures = dict(self.figures())
-            tokens = int(figures.pop("completion_tokens", 0))
-            self.ledger.progress(self.row_id, tokens, **figures)
+            self.ledger.progress(self.row_id, self.figures())
             self.writes += 1
         except Exception:  # progress is best effort: never break the stream
             log.debug("ledger progress update failed", exc_info=True)

@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -149,6 +149,18 @@ class _DecimalSum:
 
 
 _NO_ARGS: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class RowFigures:
+    """What has arrived so far for a running row (``None``: keep the row's value)."""
+
+    completion_tokens: int
+    prompt_tokens: int | None = None
+    cost_usd: str | None = None
+    duration_s: float | None = None
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
 
 
 class LedgerStore:
@@ -327,26 +339,17 @@ class LedgerStore:
         with self._lock:
             return self._write(lambda db: self._insert(db, rec), OPEN_WAIT_S)
 
-    def progress(
-        self,
-        row_id: int | None,
-        completion_tokens: int,
-        *,
-        prompt_tokens: int | None = None,
-        cost_usd: str | None = None,
-        duration_s: float | None = None,
-        ttft_s: float | None = None,
-        tokens_per_s: float | None = None,
-    ) -> None:
+    def progress(self, row_id: int | None, figures: RowFigures) -> None:
         """Update a running row with what has arrived so far (one cheap UPDATE; skipped
         when the file is busy). Call it at most about once a second while streaming."""
         if row_id is None:
             return
+        f = figures
         sql = ("UPDATE generations SET completion_tokens = ?, prompt_tokens = COALESCE(?, prompt_tokens), "
                "cost_usd = COALESCE(?, cost_usd), duration_s = COALESCE(?, duration_s), "
                "ttft_s = COALESCE(?, ttft_s), tokens_per_s = COALESCE(?, tokens_per_s), updated_at = ? "
                "WHERE id = ? AND writer = ? AND finish_reason = 'running'")  # fmt: skip
-        params = (int(completion_tokens), prompt_tokens, cost_usd, duration_s, ttft_s, tokens_per_s,
+        params = (int(f.completion_tokens), f.prompt_tokens, f.cost_usd, f.duration_s, f.ttft_s, f.tokens_per_s,
                   time.time(), row_id, self._writer)  # fmt: skip
         with self._lock:
             self._write(lambda db: db.execute(sql, params), PROGRESS_WAIT_S)

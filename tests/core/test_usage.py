@@ -23,6 +23,7 @@ from app.core.usage import (
     INTERRUPTED,
     RUNNING,
     SCHEMA_VERSION,
+    RowFigures,
     RowProgress,
     UsageLedger,
     UsageTotals,
@@ -242,12 +243,12 @@ CREATE INDEX IF NOT EXISTS generations_conversation ON generations(conversation_
 CHILD = """
 import os, signal, sys, time
 from app.core.types import GenerationRecord
-from app.core.usage import UsageLedger
+from app.core.usage import RowFigures, UsageLedger
 led = UsageLedger(__import__("pathlib").Path(sys.argv[1]))
 rec = GenerationRecord(time.time(), "openai", "gpt-4o-mini", "OpenAI", None, 0, 0, 0, True, None,
                        None, 0.0, None, "running", run_id=sys.argv[2])
 rid = led.open(rec)
-led.progress(rid, 42, prompt_tokens=9, duration_s=1.5)
+led.progress(rid, RowFigures(42, prompt_tokens=9, duration_s=1.5))
 print(rid, flush=True)
 if sys.argv[2] == "killed":
     os.kill(os.getpid(), signal.SIGKILL)
@@ -270,20 +271,20 @@ def test_open_progress_close_lifecycle(ledger: UsageLedger) -> None:
     assert rid is not None
     [running] = ledger.recent()
     assert running.finish_reason == RUNNING and running.run_id == "run-1"
-    ledger.progress(rid, 7, prompt_tokens=3, cost_usd="0.25", duration_s=0.5, ttft_s=0.1)
+    ledger.progress(rid, RowFigures(7, prompt_tokens=3, cost_usd="0.25", duration_s=0.5, ttft_s=0.1))
     [live] = ledger.recent()
     assert (live.completion_tokens, live.prompt_tokens, live.cost_usd, live.duration_s) == (7, 3, "0.25", 0.5)
     final = rec(completion_tokens=12, finish_reason="length", run_id="run-1")
     ledger.close(rid, final)
     assert ledger.recent() == [final]
     assert ledger.totals().requests == 1
-    ledger.progress(rid, 99)  # a late progress does not touch a closed row
+    ledger.progress(rid, RowFigures(99))  # a late progress does not touch a closed row
     assert ledger.recent() == [final]
 
 
 def test_close_without_an_opened_row_records_one(ledger: UsageLedger) -> None:
     ledger.close(None, rec())
-    ledger.progress(None, 5)  # nothing to update: harmless
+    ledger.progress(None, RowFigures(5))  # nothing to update: harmless
     assert ledger.totals().requests == 1
 
 
@@ -369,7 +370,7 @@ def test_write_methods_never_raise_when_the_file_cannot_be_used(tmp_path: Path) 
     led = UsageLedger(blocker / "usage.sqlite3")
     assert len(led.warnings) == 1 and "Usage is not being recorded" in led.warnings[0]
     assert led.open(rec()) is None
-    led.progress(1, 3)
+    led.progress(1, RowFigures(3))
     led.close(None, rec())
     assert led.record(rec()) == 0
     with pytest.raises(StorageError):
@@ -444,8 +445,8 @@ class FakeSink:
         self.calls: list[tuple[int | None, int, dict[str, object]]] = []
         self.written: asyncio.Event | None = None
 
-    def progress(self, row_id: int | None, completion_tokens: int, **figures: object) -> None:
-        self.calls.append((row_id, completion_tokens, figures))
+    def progress(self, row_id: int | None, figures: RowFigures) -> None:
+        self.calls.append((row_id, figures.completion_tokens, {"duration_s": figures.duration_s}))
         if self.written is not None:
             self.written.set()
 
@@ -454,7 +455,7 @@ def test_row_progress_is_throttled_with_a_trailing_write(run: Callable[..., Any]
     now = [100.0]
     tokens = [0]
     sink = FakeSink()
-    live = RowProgress(sink, 5, lambda: {"completion_tokens": tokens[0], "duration_s": 1.0},
+    live = RowProgress(sink, 5, lambda: RowFigures(tokens[0], duration_s=1.0),
                        interval_s=0.05, clock=lambda: now[0])  # fmt: skip
 
     async def scenario() -> None:
