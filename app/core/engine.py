@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Protocol
 
@@ -377,6 +377,15 @@ class Engine:
             notices=tuple(gen.notices),
         )
 
+    def record_unsent(self, request: GenerationRequest, reason: str, *, conversation_id: str | None = None,
+                      run_id: str | None = None) -> None:
+        """Record a request that was never sent (e.g. cancelled while it waited for its lane):
+        0 tokens, no cost, so every run of the scheduler has its ledger row."""
+        if self.ledger is None:
+            return
+        rec = _empty_record(request, reason, conversation_id, run_id)
+        self.ledger.close(None, replace(rec, estimated=False, cost_usd="0", error="not sent"))
+
     def _open_row(
         self, gen: Generation, provider: Provider, conversation_id: str | None, run_id: str | None
     ) -> tuple[int | None, RowProgress | None]:
@@ -385,13 +394,7 @@ class Engine:
         if self.ledger is None:
             return None, None
         request, stats = gen.request, gen.stats
-        row_id = self.ledger.open(GenerationRecord(
-            started_at=time.time(), provider=request.model.provider, model=request.model.name,
-            endpoint=clean_url(request.endpoint), adapter=adapter_label(request.adapters), prompt_tokens=0,
-            completion_tokens=0, cached_prompt_tokens=0, estimated=True, cost_usd=None,
-            ttft_s=None, duration_s=0.0, tokens_per_s=None, finish_reason="running",
-            conversation_id=conversation_id, run_id=run_id,
-        ))  # fmt: skip
+        row_id = self.ledger.open(_empty_record(request, "running", conversation_id, run_id))
         if row_id is None:
             return None, None
         prompt: list[int] = []
@@ -439,3 +442,14 @@ class Engine:
             empty = count(request.model.name, [ChatMessage("assistant", "")]).tokens
             comp_tokens = max(0, completion.tokens - empty)
         return UsageReport(prompt.tokens, comp_tokens, estimated=True)
+
+
+def _empty_record(request: GenerationRequest, reason: str, conversation_id: str | None,
+                  run_id: str | None) -> GenerationRecord:
+    """A ledger record of ``request`` with nothing received yet (tokens 0, cost unknown)."""
+    return GenerationRecord(
+        started_at=time.time(), provider=request.model.provider, model=request.model.name,
+        endpoint=clean_url(request.endpoint), adapter=adapter_label(request.adapters), prompt_tokens=0,
+        completion_tokens=0, cached_prompt_tokens=0, estimated=True, cost_usd=None, ttft_s=None,
+        duration_s=0.0, tokens_per_s=None, finish_reason=reason, conversation_id=conversation_id, run_id=run_id,
+    )  # fmt: skip

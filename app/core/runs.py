@@ -361,7 +361,6 @@ class RunScheduler:
             self._final_stats(run, result)
             final = RunFinished(run.id, result)
         except asyncio.CancelledError:
-            run.status = "cancelled"
             final = RunCancelled(run.id, run.text, run.generation.reasoning)
         except AppError as exc:
             run.status = "failed"
@@ -380,6 +379,9 @@ class RunScheduler:
             return
         run.ended = final
         if isinstance(final, RunCancelled):
+            if run.status == "queued":  # stopped before it was sent: recorded as such, at no cost
+                self.engine.record_unsent(run.request, "cancelled", conversation_id=run.info.conversation_id,
+                                          run_id=run.info.tag)
             run.status = "cancelled"
         self._runs.pop(run.id, None)  # before the final event: its handlers may submit again
         try:

@@ -93,7 +93,8 @@ def test_a_429_holds_back_that_endpoint_only(run: Any, tmp_path: Any) -> None:
         limited.enqueue(rate_limited(retry_after="30"))
         context = provider_context([limited.endpoint("Limited"), other.endpoint("Other")], home=tmp_path,
                                    retry=RetryPolicy(max_attempts=1))
-        scheduler = _scheduler(context)
+        ledger = UsageLedger(tmp_path / "usage.sqlite3")
+        scheduler = _scheduler(context, ledger)
 
         async def scenario() -> None:
             first = scheduler.submit(_request("openai:test-model", "Limited"))
@@ -109,6 +110,10 @@ def test_a_429_holds_back_that_endpoint_only(run: Any, tmp_path: Any) -> None:
         run(_closing(scheduler, scenario()), 20)
         assert len(limited.chat_requests) == 1  # nothing more was sent to the limited endpoint
         assert len(other.chat_requests) == 1
+        rows = sorted(ledger.recent(10), key=lambda r: r.started_at)
+        assert [r.finish_reason for r in rows] == ["error", "stop", "cancelled"]  # every run, the unsent one too
+        assert rows[2].error == "not sent" and rows[2].cost_usd == "0" and rows[2].completion_tokens == 0
+        ledger.close()
 
 
 def test_local_runs_are_grouped_by_model_and_load_each_once(run: Any, tmp_path: Any) -> None:
