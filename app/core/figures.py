@@ -72,11 +72,13 @@ class MessageFigures:
             parts.append(format_cost(self.cost))
         if self.load_s is not None:
             parts.append(f"loaded in {self.load_s:.1f} s")
-        if self.ttft_s is not None:
-            parts.append(f"first token {self.ttft_s:.2f} s")
-        if self.tokens_per_s is not None:
-            parts.append(f"{self.tokens_per_s:.1f} tok/s")
-        return " · ".join(parts)
+        return " · ".join(parts + speed_parts(self.ttft_s, self.tokens_per_s))
+
+
+def speed_parts(ttft_s: float | None, tokens_per_s: float | None) -> list[str]:
+    """``["first token 0.21 s", "30.5 tok/s"]`` (the known ones) for a figures line."""
+    parts = [] if ttft_s is None else [f"first token {ttft_s:.2f} s"]
+    return parts if tokens_per_s is None else [*parts, f"{tokens_per_s:.1f} tok/s"]
 
 
 def plural(n: int, word: str, *, with_count: bool = True) -> str:

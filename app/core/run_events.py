@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from app.core.errors import AppError
 from app.core.events import Progress, TokenLogprob
-from app.core.figures import format_cost, plural
+from app.core.figures import format_cost, plural, speed_parts
 from app.core.types import AdapterSpec, GenerationRequest, adapter_hashes, adapter_label
 
 if TYPE_CHECKING:
@@ -87,11 +87,7 @@ class LiveFigures:
             parts.append(f"{self.reasoning_tokens:,} thinking")
         if self.cost_usd is not None:
             parts.append(format_cost(self.cost_usd))
-        if self.ttft_s is not None:
-            parts.append(f"first token {self.ttft_s:.2f} s")
-        if self.tokens_per_s is not None:
-            parts.append(f"{self.tokens_per_s:.1f} tok/s")
-        return " · ".join(parts)
+        return " · ".join(parts + speed_parts(self.ttft_s, self.tokens_per_s))
 
 
 @dataclass(frozen=True, slots=True)
