@@ -1,4 +1,6 @@
-"""The history sidebar: saved conversations grouped by date, with search, new, rename, delete.
+"""The history sidebar: saved conversations grouped by date, with search, new, rename, fork,
+delete. Under each title a muted line (time · model · messages) tells apart conversations
+with the same title.
 
 It reads and writes the :class:`HistoryStore` directly (cheap SQLite calls on the GUI thread)
 and tells the main window what happened through its signals.
@@ -9,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QFont, QKeySequence
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -22,6 +25,9 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSizePolicy,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -29,9 +35,10 @@ from PySide6.QtWidgets import (
 from app.ui.widgets.common import MessageLabel, error_text
 
 if TYPE_CHECKING:
-    from app.core.history import HistoryStore
+    from app.core.history import Conversation, HistoryStore
 
 ID_ROLE = Qt.ItemDataRole.UserRole
+DETAIL_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_DEBOUNCE_MS = 150
 
 
@@ -61,6 +68,66 @@ def _group(when: dt.datetime, today: dt.date) -> str:
     return "Older"
 
 
+def detail_line(conv: Conversation, today: dt.date | None = None) -> str:
+    """``14:03 · mock:echo · 4 messages``: when (time today, weekday this week, else the date),
+    the model and the size of a conversation."""
+    when = _as_datetime(conv.updated_at)
+    days = ((today or dt.date.today()) - when.date()).days
+    stamp = f"{when:%H:%M}" if days <= 0 else (f"{when:%a %H:%M}" if days < 7 else f"{when:%Y-%m-%d %H:%M}")
+    count = f"{conv.message_count} message{'s' if conv.message_count != 1 else ''}"
+    return " \u00b7 ".join(p for p in (stamp, conv.model or "", count) if p)
+
+
+class _TwoLines(QStyledItemDelegate):
+    """Paints the title and, under it, the muted detail line (DETAIL_ROLE)."""
+
+    def _small(self, option: QStyleOptionViewItem) -> QFont:
+        font = QFont(option.font)
+        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+        return font
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:  # noqa: N802
+        """One line more when there is a detail."""
+        size = super().sizeHint(option, index)
+        if index.data(DETAIL_ROLE):
+            size.setHeight(size.height() + QFontMetrics(self._small(option)).height() + 2)
+        return size
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        """The item's background as the style draws it, then the two lines, elided."""
+        detail = index.data(DETAIL_ROLE)
+        if not detail:
+            super().paint(painter, option, index)
+            return
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        title = opt.text
+        opt.text = ""
+        widget = opt.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+        rect = opt.rect.adjusted(8, 4, -8, -4)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        palette: QPalette = opt.palette
+        text = palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
+        muted = palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.PlaceholderText)
+        font, small = QFont(opt.font), self._small(opt)
+        top = QFontMetrics(font)
+        painter.save()
+        painter.setFont(font)
+        painter.setPen(text)
+        first = rect.adjusted(0, 0, 0, -(rect.height() - top.height()))
+        painter.drawText(first, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                         top.elidedText(title, Qt.TextElideMode.ElideRight, rect.width()))
+        painter.setFont(small)
+        painter.setPen(muted)
+        second = rect.adjusted(0, top.height() + 2, 0, 0)
+        painter.drawText(second, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop),
+                         QFontMetrics(small).elidedText(str(detail), Qt.TextElideMode.ElideRight, rect.width()))
+        painter.restore()
+
+
 class HistorySidebar(QWidget):
     """Saved conversations.
 
@@ -69,12 +136,14 @@ class HistorySidebar(QWidget):
         new_conversation_requested(): the user asked for a new conversation.
         conversation_deleted(str): a conversation was deleted from the store.
         conversation_renamed(str, str): a conversation got a new title (id, title).
+        conversation_forked(str): a fork of a conversation was made (the new id).
     """
 
     conversation_selected = Signal(str)
     new_conversation_requested = Signal()
     conversation_deleted = Signal(str)
     conversation_renamed = Signal(str, str)
+    conversation_forked = Signal(str)
 
     def __init__(self, history: HistoryStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -117,6 +186,7 @@ class HistorySidebar(QWidget):
             "QListWidget#historyList::item:selected { background: palette(highlight);"
             " color: palette(highlighted-text); }"
         )
+        self._list.setItemDelegate(_TwoLines(self._list))
         self._list.customContextMenuRequested.connect(self._on_list_context_menu)
         self._list.currentItemChanged.connect(self._on_list_current_changed)
         self._list.itemChanged.connect(self._on_list_item_changed)
@@ -175,6 +245,7 @@ class HistorySidebar(QWidget):
                 self._list.addItem(header)
             item = QListWidgetItem(conv.title or "Untitled")
             item.setData(ID_ROLE, conv.id)
+            item.setData(DETAIL_ROLE, detail_line(conv, today))
             item.setToolTip(f"{conv.title}\n{conv.model or ''}\nUpdated {when:%Y-%m-%d %H:%M}".strip())
             item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEditable)
             self._list.addItem(item)
@@ -211,6 +282,28 @@ class HistorySidebar(QWidget):
         """The title shown for ``conversation_id``."""
         item = self._item_for(conversation_id)
         return None if item is None else item.text()
+
+    def detail_of(self, conversation_id: str) -> str | None:
+        """The line shown under the title (time · model · messages)."""
+        item = self._item_for(conversation_id)
+        return None if item is None else str(item.data(DETAIL_ROLE))
+
+    def fork(self, conversation_id: str) -> str | None:
+        """Fork the conversation's active branch into a new conversation ("Fork of …") and
+        emit ``conversation_forked``; returns the new id (None when that failed)."""
+        try:
+            conv = self._history.require(conversation_id)
+            leaf = self._history.tree(conversation_id).active_leaf_id
+            if leaf is None:
+                self._error.show_message("This conversation has no messages to fork yet.")
+                return None
+            new = self._history.fork(conversation_id, leaf, title=f"Fork of {conv.title}")
+        except Exception as exc:
+            self._error.show_message(f"Could not fork: {error_text(exc)}")
+            return None
+        self.refresh()
+        self.conversation_forked.emit(new.id)
+        return new.id
 
     def current_id(self) -> str | None:
         """The highlighted conversation."""
@@ -316,6 +409,7 @@ class HistorySidebar(QWidget):
             return
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.start_rename(str(cid)))
+        menu.addAction("Fork", lambda: self.fork(str(cid)))
         menu.addAction("Delete\u2026", lambda: self.confirm_delete(str(cid)))
         menu.popup(self._list.viewport().mapToGlobal(pos))
 

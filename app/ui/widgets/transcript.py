@@ -7,9 +7,14 @@ A thinking model's reasoning is coalesced the same way into a muted, collapsible
 :class:`ThinkingSection` at the top of the card (plain text appended at the end, never
 re-rendered); it collapses when the answer starts.
 
+Each card of a message with siblings shows ``‹ k/n ›`` (:class:`BranchSwitcher`); its "⋯"
+menu has Copy and Fork from here.
+
 Signals:
     regenerate_requested(): the user asked to regenerate the last answer.
     edit_requested(int message_id): the user wants to edit and resend a user message.
+    branch_requested(int message_id, int step): show the sibling ``step`` (-1/+1) places on.
+    fork_requested(int message_id): a new conversation holding the path up to this message.
     copied(str text): text was copied to the clipboard.
     stream_finished(str key): a streamed card has drawn all its text and ended.
 """
@@ -33,6 +38,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QScrollArea,
     QSizePolicy,
     QTextBrowser,
@@ -43,6 +49,7 @@ from PySide6.QtWidgets import (
 
 from app.core.figures import MessageFigures
 from app.core.run_events import LiveFigures
+from app.ui.widgets.branch_switcher import BranchSwitcher
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRenderer
 
 FLUSH_MS = 30
@@ -198,10 +205,13 @@ class MessageCard(QFrame):
 
     regenerate_clicked = Signal()
     edit_clicked = Signal(int)
+    branch_clicked = Signal(int, int)
+    fork_clicked = Signal(int)
     copied = Signal(str)
 
     def __init__(self, role: str, *, title: str = "", message_id: int | None = None,
-                 code_style: CodeStyle = LIGHT_CODE, parent: QWidget | None = None) -> None:
+                 code_style: CodeStyle = LIGHT_CODE, branch: tuple[int, int] = (1, 1),
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.role = role
         self.message_id = message_id
@@ -215,7 +225,11 @@ class MessageCard(QFrame):
         self.role_label.setObjectName("cardRole")
         self.model_label = QLabel(title)
         self.model_label.setObjectName("cardModel")
+        self.branch = BranchSwitcher(self)
+        self.branch.set_position(*branch)
+        self.branch.step_requested.connect(self._on_branch_step)
         head.addWidget(self.role_label)
+        head.addWidget(self.branch)
         head.addWidget(self.model_label)
         head.addStretch(1)
         self.copy_button = self._action("Copy", self.copy_text)
@@ -228,6 +242,16 @@ class MessageCard(QFrame):
         self.regen_button = self._action("Regenerate", self.regenerate_clicked.emit)
         self.regen_button.setVisible(False)
         head.addWidget(self.regen_button)
+        self.menu = QMenu(self)
+        self.fork_action = self.menu.addAction("Fork from here", self._on_fork)
+        self.fork_action.setToolTip("A new conversation with the messages up to this one")
+        self.menu.addAction("Copy", self.copy_text)
+        self.menu_button = self._action("\u22ef", lambda: None)
+        self.menu_button.setToolTip("More: Fork from here, Copy")
+        self.menu_button.setMenu(self.menu)
+        self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.menu_button.setVisible(message_id is not None)
+        head.addWidget(self.menu_button)
         lay.addLayout(head)
         self._lay = lay
         self.thinking: ThinkingSection | None = None
@@ -376,6 +400,14 @@ class MessageCard(QFrame):
         if self.message_id is not None:
             self.edit_clicked.emit(self.message_id)
 
+    def _on_branch_step(self, step: int) -> None:
+        if self.message_id is not None:
+            self.branch_clicked.emit(self.message_id, step)
+
+    def _on_fork(self) -> None:
+        if self.message_id is not None:
+            self.fork_clicked.emit(self.message_id)
+
 
 @dataclass(frozen=True, slots=True)
 class _Ending:
@@ -391,6 +423,8 @@ class TranscriptView(QScrollArea):
 
     regenerate_requested = Signal()
     edit_requested = Signal(int)
+    branch_requested = Signal(int, int)
+    fork_requested = Signal(int)
     copied = Signal(str)
     stream_finished = Signal(str)
 
@@ -446,6 +480,8 @@ class TranscriptView(QScrollArea):
             self.remove(key)
         card.regenerate_clicked.connect(self.regenerate_requested.emit)
         card.edit_clicked.connect(self.edit_requested.emit)
+        card.branch_clicked.connect(self.branch_requested.emit)
+        card.fork_clicked.connect(self.fork_requested.emit)
         card.copied.connect(self.copied.emit)
         card.setMaximumWidth(CARD_MAX_WIDTH)
         self._layout.insertWidget(self._layout.count() - 1, card)
@@ -458,9 +494,9 @@ class TranscriptView(QScrollArea):
 
     def add_message(self, key: str, role: str, text: str, *, message_id: int | None = None,
                     meta: Meta | None = None, status: str = "complete",
-                    error: str | None = None) -> MessageCard:
-        """Add a finished message."""
-        card = MessageCard(role, message_id=message_id, code_style=self.code_style)
+                    error: str | None = None, branch: tuple[int, int] = (1, 1)) -> MessageCard:
+        """Add a finished message (``branch``: it is the k-th of n siblings)."""
+        card = MessageCard(role, message_id=message_id, code_style=self.code_style, branch=branch)
         card.set_text(text)
         if meta:
             card.set_meta(meta)
@@ -471,9 +507,11 @@ class TranscriptView(QScrollArea):
         card.status = status
         return self._add_card(key, card)
 
-    def start_stream(self, key: str, *, title: str = "", message_id: int | None = None) -> MessageCard:
+    def start_stream(self, key: str, *, title: str = "", message_id: int | None = None,
+                     branch: tuple[int, int] = (1, 1)) -> MessageCard:
         """Add an assistant card that will receive streamed text."""
-        card = MessageCard("assistant", title=title, message_id=message_id, code_style=self.code_style)
+        card = MessageCard("assistant", title=title, message_id=message_id, code_style=self.code_style,
+                           branch=branch)
         card.streaming = True
         card.status = "streaming"
         self._add_card(key, card)
