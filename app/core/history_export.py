@@ -118,7 +118,7 @@ def to_markdown(conv: Conversation, tree: ConversationTree) -> str:
         lines.append(f"- Forked from conversation `{forked.get('conversation_id')}` at message {forked.get('message_id')}")
     leaves = [m for m in tree.leaves() if m.id not in set(data["active_path"])]
     if leaves:
-        lines.append(f"- Branches: {len(leaves) + 1} (this is the active one; the others are listed at the end)")
+        lines.append(f"- Branches: {len(leaves) + 1} (this is the active one; the others are named under Other branches)")
     lines.append("")
     if head["system_prompt"]:
         lines += ["## System prompt", "", head["system_prompt"], ""]

@@ -134,7 +134,7 @@ def test_history_survives_a_new_sidebar_on_a_reopened_store(qtbot: Any, tmp_path
 def test_same_titles_are_told_apart_by_time_model_and_size(qtbot: Any, store: HistoryStore) -> None:
     import time
 
-    from app.ui.widgets.history_sidebar import detail_line
+    from app.ui.widgets.history_items import detail_line
 
     a = store.create_conversation("Same", model="mock:echo")
     store.add_message(a.id, "user", "hi")

@@ -11,11 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence, QPainter, QPalette
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -25,34 +24,18 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSizePolicy,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
 
 from app.ui.widgets.common import MessageLabel, error_text
+from app.ui.widgets.history_items import DETAIL_ROLE, TwoLineDelegate, as_datetime, detail_line
 
 if TYPE_CHECKING:
-    from app.core.history import Conversation, HistoryStore
+    from app.core.history import HistoryStore
 
 ID_ROLE = Qt.ItemDataRole.UserRole
-DETAIL_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_DEBOUNCE_MS = 150
-
-
-def _as_datetime(value: object) -> dt.datetime:
-    """A local datetime from an epoch number or an ISO string (now when unparsable)."""
-    if isinstance(value, int | float):
-        return dt.datetime.fromtimestamp(value)
-    if isinstance(value, dt.datetime):
-        return value.astimezone() if value.tzinfo else value
-    try:
-        parsed = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        return dt.datetime.now()
-    return parsed.astimezone().replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def _group(when: dt.datetime, today: dt.date) -> str:
@@ -66,66 +49,6 @@ def _group(when: dt.datetime, today: dt.date) -> str:
     if days < 30:
         return "Previous 30 days"
     return "Older"
-
-
-def detail_line(conv: Conversation, today: dt.date | None = None) -> str:
-    """``14:03 · mock:echo · 4 messages``: when (time today, weekday this week, else the date),
-    the model and the size of a conversation."""
-    when = _as_datetime(conv.updated_at)
-    days = ((today or dt.date.today()) - when.date()).days
-    stamp = f"{when:%H:%M}" if days <= 0 else (f"{when:%a %H:%M}" if days < 7 else f"{when:%Y-%m-%d %H:%M}")
-    count = f"{conv.message_count} message{'s' if conv.message_count != 1 else ''}"
-    return " \u00b7 ".join(p for p in (stamp, conv.model or "", count) if p)
-
-
-class _TwoLines(QStyledItemDelegate):
-    """Paints the title and, under it, the muted detail line (DETAIL_ROLE)."""
-
-    def _small(self, option: QStyleOptionViewItem) -> QFont:
-        font = QFont(option.font)
-        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
-        return font
-
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:  # noqa: N802
-        """One line more when there is a detail."""
-        size = super().sizeHint(option, index)
-        if index.data(DETAIL_ROLE):
-            size.setHeight(size.height() + QFontMetrics(self._small(option)).height() + 2)
-        return size
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
-              index: QModelIndex | QPersistentModelIndex) -> None:
-        """The item's background as the style draws it, then the two lines, elided."""
-        detail = index.data(DETAIL_ROLE)
-        if not detail:
-            super().paint(painter, option, index)
-            return
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        title = opt.text
-        opt.text = ""
-        widget = opt.widget
-        style = widget.style() if widget is not None else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
-        rect = opt.rect.adjusted(8, 4, -8, -4)
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        palette: QPalette = opt.palette
-        text = palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
-        muted = palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.PlaceholderText)
-        font, small = QFont(opt.font), self._small(opt)
-        top = QFontMetrics(font)
-        painter.save()
-        painter.setFont(font)
-        painter.setPen(text)
-        first = rect.adjusted(0, 0, 0, -(rect.height() - top.height()))
-        painter.drawText(first, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-                         top.elidedText(title, Qt.TextElideMode.ElideRight, rect.width()))
-        painter.setFont(small)
-        painter.setPen(muted)
-        second = rect.adjusted(0, top.height() + 2, 0, 0)
-        painter.drawText(second, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop),
-                         QFontMetrics(small).elidedText(str(detail), Qt.TextElideMode.ElideRight, rect.width()))
-        painter.restore()
 
 
 class HistorySidebar(QWidget):
@@ -186,7 +109,7 @@ class HistorySidebar(QWidget):
             "QListWidget#historyList::item:selected { background: palette(highlight);"
             " color: palette(highlighted-text); }"
         )
-        self._list.setItemDelegate(_TwoLines(self._list))
+        self._list.setItemDelegate(TwoLineDelegate(self._list))
         self._list.customContextMenuRequested.connect(self._on_list_context_menu)
         self._list.currentItemChanged.connect(self._on_list_current_changed)
         self._list.itemChanged.connect(self._on_list_item_changed)
@@ -234,8 +157,8 @@ class HistorySidebar(QWidget):
         bold = QFont(self._list.font())
         bold.setBold(True)
         bold.setPointSizeF(max(7.0, bold.pointSizeF() * 0.85))
-        for conv in sorted(conversations, key=lambda c: _as_datetime(c.updated_at), reverse=True):
-            when = _as_datetime(conv.updated_at)
+        for conv in sorted(conversations, key=lambda c: as_datetime(c.updated_at), reverse=True):
+            when = as_datetime(conv.updated_at)
             name = _group(when, today)
             if name != group:
                 group = name
