@@ -308,11 +308,22 @@ class MainWindow(QMainWindow, WindowActions):
         if self.backend.is_busy():  # the Edit buttons stay clickable while an answer streams
             self.show_status("Stop the answer first (Esc or Stop), then edit the message.", error=True)
             return
+        typed = self.editor.message()
         text = self.session.edit(message_id)
-        if text is not None:
+        if text is None:
+            return
+        note = ""
+        if typed.strip() and typed != text:  # replaced undoably: what was typed is never lost
+            cursor = self.editor.message_edit.textCursor()
+            cursor.select(cursor.SelectionType.Document)
+            cursor.insertText(text)
+            self.editor.message_edit.setTextCursor(cursor)
+            self.editor.message_edit.setFocus()
+            note = " Ctrl+Z brings back what you had typed."
+        else:
             self.editor.set_message(text)
-            self.show_status("Edit the message and send it: a new branch is made, the old one stays "
-                             "(\u2039 \u203a on the message switches back).")
+        self.show_status("Edit the message and send it: a new branch is made, the old one stays "
+                         "(\u2039 \u203a on the message switches back)." + note)
 
     def switch_branch(self, message_id: int, step: int) -> None:
         """Show another version of a message (``‹ k/n ›``) and the branch below it."""

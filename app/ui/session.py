@@ -270,7 +270,8 @@ class ChatSession(QObject):
         parent = self.tree.parent_of(message_id)
         if parent is None:  # a first message: its sibling is a new root
             self.leaf_id = None
-            self.transcript.clear()
+            self.transcript.clear("Editing the first message: send it to start a new branch. The old one "
+                                  "stays (\u2039 \u203a on the message switches back).")
         else:
             self._load(parent)
         self.editing = message_id

@@ -353,3 +353,19 @@ def test_a_sampled_answers_stored_seed_reproduces_it(qloop: Any, qapp: Any, serv
     finally:
         win.close()
         qloop.run_until_complete(win.backend.aclose())
+
+
+def test_edit_never_loses_what_was_typed_in_the_box(window: MainWindow, qloop: Any) -> None:
+    async def scenario() -> None:
+        await _send(window, "one")
+        user_id = window.session.path[0].id
+        window.editor.set_message("my careful draft")
+        window.edit_message(user_id)
+        assert window.editor.message() == "one" and "Ctrl+Z brings back" in window.status_label.text()
+        assert "Editing the first message" in window.transcript.empty_label.text()
+        QTest.keyClick(window.editor.message_edit, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        assert window.editor.message() == "my careful draft"
+        window.open_conversation(window.session.conversation_id or "")
+        assert "Start a conversation" in window.transcript.empty_label.text()
+
+    _run(qloop, scenario())

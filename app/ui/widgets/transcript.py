@@ -44,6 +44,7 @@ from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle
 FLUSH_MS = 30
 FLUSH_CHUNK = 4000
 CARD_MAX_WIDTH = 940
+EMPTY_TEXT = "Start a conversation: pick a model, type a message and press Ctrl+Enter."
 
 __all__ = ["FLUSH_CHUNK", "FLUSH_MS", "MessageBody", "MessageCard", "Meta", "ThinkingSection", "TranscriptView",
            "format_figures"]
@@ -85,7 +86,7 @@ class TranscriptView(QScrollArea):
         self._layout = QVBoxLayout(column)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(12)
-        self.empty_label = QLabel("Start a conversation: pick a model, type a message and press Ctrl+Enter.")
+        self.empty_label = QLabel(EMPTY_TEXT)
         self.empty_label.setObjectName("emptyState")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
@@ -105,8 +106,9 @@ class TranscriptView(QScrollArea):
         bar.valueChanged.connect(self._on_scrolled)
 
     # -- cards --------------------------------------------------------------------------------
-    def clear(self) -> None:
-        """Remove every message."""
+    def clear(self, empty_text: str = EMPTY_TEXT) -> None:
+        """Remove every message; the empty transcript says ``empty_text``."""
+        self.empty_label.setText(empty_text)
         for key in list(self._order):
             self._dispose(self._cards.pop(key))
         self._order.clear()
