@@ -1,10 +1,13 @@
-"""``ask``: stream one answer to stdout through the engine (so it lands in the usage ledger)."""
+"""``ask``: stream one answer to stdout through the engine (so it lands in the usage ledger);
+with ``--conversation ID|new [--parent MESSAGE_ID]`` the exchange is stored in the history too,
+and the conversation's path is sent as context (see :mod:`app.cli.exchange`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from app.cli.common import (
@@ -19,6 +22,7 @@ from app.cli.common import (
     run_with_services,
     silence_stdout,
 )
+from app.cli.exchange import StoredExchange, check_options
 from app.cli.progress import TerminalFeedback, is_terminal
 from app.core.errors import AppError, InvalidParams, StreamInterrupted
 from app.core.run_events import (
@@ -91,6 +95,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="after the text, print one JSON line with usage, cost and speed (on failure too: "
         "with 'error' and the partial text)",
     )
+    p.add_argument(
+        "--conversation",
+        metavar="ID|new",
+        help="store the exchange in this conversation of the history ('new': a new one) and send "
+        "its messages as context; --json adds conversation_id, user_message_id and message_id",
+    )
+    p.add_argument(
+        "--parent",
+        metavar="MESSAGE_ID",
+        type=int,
+        help="with --conversation: answer from this message (a new branch) instead of the latest",
+    )
     p.set_defaults(func=run_ask)
 
 
@@ -111,9 +127,11 @@ def parse_lora(spec: str) -> AdapterSpec:
     return AdapterSpec(spec)
 
 
-def build_request(args: argparse.Namespace, model_id: str, prompt: str) -> GenerationRequest:
-    """Validate everything and build the request (raises before anything is sent)."""
-    endpoint = args.endpoint or args.base_url
+def build_request(args: argparse.Namespace, model_id: str, prompt: str, *, context: Sequence[ChatMessage] = (),
+                  system: str | None = None, endpoint: str | None = None) -> GenerationRequest:
+    """Validate everything and build the request (raises before anything is sent): the system
+    prompt (``system``, default ``--system``), the ``context`` messages, then the prompt."""
+    endpoint = args.endpoint or args.base_url or endpoint
     ref = resolve_model_id(model_id, endpoint)
     temperature = args.temperature
     if temperature is None:
@@ -133,8 +151,10 @@ def build_request(args: argparse.Namespace, model_id: str, prompt: str) -> Gener
             "The prompt is empty.", hint="Give a prompt, or '-' to read it from stdin."
         )
     messages: list[ChatMessage] = []
-    if args.system:
-        messages.append(ChatMessage("system", args.system))
+    system = args.system if system is None else system
+    if system:
+        messages.append(ChatMessage("system", system))
+    messages.extend(context)
     messages.append(ChatMessage("user", prompt))
     adapters = tuple(parse_lora(s) for s in args.lora)
     return GenerationRequest(ref, tuple(messages), params, endpoint=endpoint, adapters=adapters,
@@ -247,8 +267,10 @@ def run_ask(args: argparse.Namespace) -> int:
     """Run ``ask``; return the exit code."""
     out, err = sys.stdout, sys.stderr
     printer = StreamPrinter(out, err)
+    stored: list[StoredExchange] = []
     try:
         prompt = read_text_arg(args.prompt)
+        check_options(args.conversation, args.parent)
         if args.model:  # validate before any service is built: bad input sends nothing
             build_request(args, args.model, prompt)
     except AppError as exc:
@@ -257,9 +279,29 @@ def run_ask(args: argparse.Namespace) -> int:
         return exit_code_for(exc)
 
     async def body(services: Services) -> GenerationResult:
-        request = build_request(args, args.model or services.default_model(), prompt)
+        if args.conversation is None:
+            request = build_request(args, args.model or services.default_model(), prompt)
+            printer.model_id = str(request.model)
+            return await services.scheduler.run(request, on_event=printer)
+        exchange = StoredExchange(services.history, args.conversation, args.parent)  # unknown ids: exit 2
+        stored.append(exchange)
+        own_model = args.model or exchange.model
+        system = args.system if args.system is not None else exchange.system_prompt
+        request = build_request(args, own_model or services.default_model(), prompt, context=exchange.context(),
+                                system=system, endpoint=None if args.model else exchange.endpoint)
         printer.model_id = str(request.model)
-        return await services.scheduler.run(request, on_event=printer)
+        request = exchange.begin(prompt, request, system, text=lambda: printer.printed)
+        try:
+            result = await services.scheduler.run(request, on_event=exchange.listener(printer),
+                                                  conversation_id=exchange.ids()["conversation_id"],
+                                                  message_id=exchange.ids()["message_id"])
+        except BaseException as exc:  # failed, stopped (Ctrl+C, a closed pipe): the partial text stays
+            failed = isinstance(exc, AppError) and not isinstance(exc, OutputClosed)
+            partial = exc.partial_text if isinstance(exc, StreamInterrupted) else printer.printed
+            exchange.fail(partial, exc.user_message() if failed and isinstance(exc, AppError) else None)
+            raise
+        exchange.finish(result)
+        return result
 
     try:
         try:
@@ -275,14 +317,14 @@ def run_ask(args: argparse.Namespace) -> int:
             err.write(
                 f"note: the answer was cut off after {printer.printed_chars} characters; the text above is partial.\n"
             )
-        _json_failure(args, printer, exc)
+        _json_failure(args, printer, exc, stored)
         return EXIT_PROVIDER
     except AppError as exc:
         if printer.closed:
             return EXIT_BROKEN_PIPE
         printer.end_text()
         print_error(exc, err)
-        _json_failure(args, printer, exc)
+        _json_failure(args, printer, exc, stored)
         return exit_code_for(exc)
     printer.end_text()
     printer.feedback.finish(result)  # "31 tok/s · first token 0.21 s" on a terminal
@@ -293,14 +335,19 @@ def run_ask(args: argparse.Namespace) -> int:
         )
         err.flush()
     if args.json:
-        out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+        data = result.to_json()
+        if stored:
+            data.update(stored[0].ids())
+        out.write(json.dumps(data, ensure_ascii=False) + "\n")
         out.flush()
     return EXIT_OK
 
 
-def _json_failure(args: argparse.Namespace, printer: StreamPrinter, exc: AppError) -> None:
+def _json_failure(args: argparse.Namespace, printer: StreamPrinter, exc: AppError,
+                  stored: Sequence[StoredExchange] = ()) -> None:
     """With ``--json``: the one JSON line for a failed request, with the usual keys, ``error``
-    and the partial text (figures that are not known are null)."""
+    and the partial text (figures that are not known are null); with ``--conversation``, the
+    ids of what was stored (null when nothing was)."""
     if not args.json or printer.closed:
         return
     stats = printer.last_stats
@@ -316,6 +363,9 @@ def _json_failure(args: argparse.Namespace, printer: StreamPrinter, exc: AppErro
         "reasoning_chars": printer.reasoning_chars,
         "error": exc.user_message(),
     }
+    if getattr(args, "conversation", None) is not None:
+        data.update(stored[0].ids() if stored else
+                    {"conversation_id": None, "user_message_id": None, "message_id": None})
     try:
         printer.out.write(json.dumps(data, ensure_ascii=False) + "\n")
         printer.out.flush()

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.core.errors import AdapterError, AppError, redact
 from app.core.events import Progress
@@ -268,6 +269,44 @@ class ModelSelection:
             info = dataclasses.replace(info, scale=float(scale))
         self._adapters[name] = info
         self._tell(AdaptersChanged(tuple(self._adapters.values())))
+
+    async def restore(self, model_id: str, endpoint: str | None,
+                      adapters: Sequence[AdapterSpec] | None) -> list[str]:
+        """Bring back a stored state: make ``model_id`` at ``endpoint`` current (loading an
+        in-process model), attach ``adapters`` (loading those not loaded yet, at their scale)
+        and switch the other adapters off; ``adapters`` None leaves them as they are. Returns
+        what the user should know: an adapter file missing, or changed since (its sha256)."""
+        if (model_id, endpoint) != (self.model_id, self.endpoint) or self.needs_load(model_id):
+            if not await self.select(model_id, endpoint):
+                return []  # a ModelLoadFailed said why; the previous model is current again
+        if adapters is None or not self.ref().takes_adapters:
+            return []
+        notes: list[str] = []
+        wanted: set[str] = set()
+        for spec in adapters:
+            label = spec.name or Path(spec.path).name
+            if not Path(spec.path).expanduser().exists():
+                notes.append(f"The adapter {label} is missing ({spec.path}): the answer was made with it, "
+                             "now it is not attached. Load it again in the LoRA panel.")
+                continue
+            info = self._loaded_from(spec.path) or await self.load_adapter(spec.path)
+            if info is None:  # an AdapterFailed said why
+                continue
+            if spec.sha256 and info.sha256 and spec.sha256 != info.sha256:
+                notes.append(f"The adapter {info.name} changed since this conversation used it (sha256 "
+                             f"{spec.sha256[:12]}\u2026 then, {info.sha256[:12]}\u2026 now): answers may differ.")
+            self.set_adapter(info.name, enabled=True, scale=spec.scale)
+            wanted.add(info.name)
+        for info in list(self._adapters.values()):
+            if info.active and info.name not in wanted:
+                self.set_adapter(info.name, enabled=False)
+        return notes
+
+    def _loaded_from(self, path: str) -> AdapterInfo | None:
+        target = Path(path).expanduser().resolve()
+        if target.is_file():  # its adapter_config.json
+            target = target.parent
+        return next((a for a in self._adapters.values() if Path(a.path).resolve() == target), None)
 
     # -- requests ----------------------------------------------------------------------------
     def request(self, messages: Sequence[ChatMessage], params: GenerationParams, *, model_id: str | None = None,

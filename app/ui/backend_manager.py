@@ -22,6 +22,8 @@ Signals:
     models_listed(ModelListing listing)
     adapters_changed(tuple[AdapterInfo, ...] adapters): with the current scale / on-off.
     adapter_failed(str message)
+    state_restored(list[str] notes): :meth:`BackendManager.restore` ended (notes: adapters
+        missing or changed).
     ledger_changed(): after each recorded generation.
     error_occurred(str message): anything else worth showing.
 """
@@ -91,6 +93,7 @@ class BackendManager(QObject):
     models_listed = Signal(object)
     adapters_changed = Signal(object)
     adapter_failed = Signal(str)
+    state_restored = Signal(object)
     ledger_changed = Signal()
     error_occurred = Signal(str)
 
@@ -175,6 +178,20 @@ class BackendManager(QObject):
     def active_adapters(self) -> tuple[AdapterSpec, ...]:
         """The adapters the next request uses."""
         return self.selection.active_adapters()
+
+    def restore(self, model_id: str, endpoint: str | None, adapters: Sequence[AdapterSpec] | None) -> None:
+        """Bring back a conversation's or a branch's model and adapters in a task (see
+        :meth:`ModelSelection.restore`); emits state_restored with what the user should know."""
+
+        async def _restore() -> None:
+            try:
+                notes = await self.selection.restore(model_id, endpoint, adapters)
+            except Exception as exc:  # a bug guard: the window stays usable
+                log.exception("restoring %s failed", model_id)
+                notes = [redact(f"The conversation's model could not be restored: {exc}")]
+            self.state_restored.emit(notes)
+
+        self._spawn(_restore())
 
     def _on_selection_event(self, event: SelectionEvent) -> None:
         if isinstance(event, ModelChanged):

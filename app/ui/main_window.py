@@ -29,6 +29,7 @@ from app.ui.window_actions import WindowActions
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from app.core.exchange import ConversationState
     from app.core.services import Services
     from app.ui.backend_manager import BackendManager
     from app.ui.session import ChatSession
@@ -247,6 +248,9 @@ class MainWindow(QMainWindow, WindowActions):
         self.editor.preset_deleted.connect(self._on_preset_deleted)
         self.transcript.regenerate_requested.connect(self.regenerate)
         self.transcript.edit_requested.connect(self.edit_message)
+        self.transcript.branch_requested.connect(self.switch_branch)
+        self.transcript.fork_requested.connect(self.fork_from)
+        self.editor.message_edit.textChanged.connect(lambda: self.session.note_draft(self.editor.message()))
         self.transcript.copied.connect(lambda _t: self.show_status("Copied to the clipboard."))
         self.picker.model_selected.connect(self._on_model_selected)
         self.picker.add_endpoint_requested.connect(self.add_endpoint)
@@ -260,12 +264,16 @@ class MainWindow(QMainWindow, WindowActions):
         b.generation_failed.connect(lambda _g, msg, _p: self.show_status(msg, error=True))
         b.adapter_failed.connect(lambda msg: self.show_status(msg, error=True))
         b.error_occurred.connect(lambda msg: self.show_status(msg, error=True))
+        b.state_restored.connect(self._on_state_restored)
         self.session.conversation_changed.connect(self._on_conversation_changed)
+        self.session.branch_changed.connect(self.apply_state)
         if self.sidebar is not None:
             self.sidebar.conversation_selected.connect(self.open_conversation)
             self.sidebar.new_conversation_requested.connect(self.new_conversation)
             self.sidebar.conversation_deleted.connect(self._on_conversation_deleted)
             self.sidebar.conversation_renamed.connect(self._on_conversation_renamed)
+            self.sidebar.conversation_forked.connect(self._on_forked)
+            self.session.answer_done.connect(lambda _g, _s: self.sidebar.refresh() if self.sidebar else None)
 
     # -- conversation ---------------------------------------------------------------------------
     def send(self) -> str | None:
@@ -296,38 +304,83 @@ class MainWindow(QMainWindow, WindowActions):
         return self.session.regenerate(params, self.editor.system_prompt())
 
     def edit_message(self, message_id: int) -> None:
-        """Put a user message back in the editor and drop it (and what followed) from the chat."""
+        """Put a user message in the editor; sending it makes a new branch beside the old one."""
         if self.backend.is_busy():  # the Edit buttons stay clickable while an answer streams
             self.show_status("Stop the answer first (Esc or Stop), then edit the message.", error=True)
             return
+        typed = self.editor.message()
         text = self.session.edit(message_id)
-        if text is not None:
+        if text is None:
+            return
+        note = ""
+        if typed.strip() and typed != text:  # replaced undoably: what was typed is never lost
+            cursor = self.editor.message_edit.textCursor()
+            cursor.select(cursor.SelectionType.Document)
+            cursor.insertText(text)
+            self.editor.message_edit.setTextCursor(cursor)
+            self.editor.message_edit.setFocus()
+            note = " Ctrl+Z brings back what you had typed."
+        else:
             self.editor.set_message(text)
-            self.show_status("Edit the message and send it again.")
+        self.show_status("Edit the message and send it: a new branch is made, the old one stays "
+                         "(\u2039 \u203a on the message switches back)." + note)
+
+    def switch_branch(self, message_id: int, step: int) -> None:
+        """Show another version of a message (``‹ k/n ›``) and the branch below it."""
+        if not self.session.switch_branch(message_id, step):
+            self.show_status("Stop the answer first (Esc or Stop), then switch branches.", error=True)
+
+    def fork_from(self, message_id: int) -> None:
+        """Open a new conversation holding the path up to ``message_id``."""
+        new_id = self.session.fork(message_id)
+        if new_id is not None:
+            self._on_forked(new_id)
+
+    def _on_forked(self, conversation_id: str) -> None:
+        self.open_conversation(conversation_id)
+        conv = self.services.history.get_conversation(conversation_id)
+        if conv is not None:
+            self.show_status(f"Forked: \u201c{conv.title}\u201d holds the messages up to the one you chose.")
 
     def new_conversation(self) -> None:
         """Start an empty conversation (a running comparison goes on in its own window)."""
         if self.session.is_streaming():
             self.backend.stop()
         self.session.open(None)
-        self.editor.set_message("")
+        self.editor.set_message(self.session.new_draft)
         self.editor.message_edit.setFocus()
 
     def open_conversation(self, conversation_id: str) -> None:
-        """Show a saved conversation (its system prompt and parameters too)."""
+        """Show a saved conversation with its draft, and bring back what its shown branch was
+        made with: system prompt, parameters, model, endpoint and adapters."""
         if self.session.is_streaming():
             self.backend.stop()
         conv = self.session.open(conversation_id)
         if conv is None:
             return
-        self.editor.set_system_prompt(conv.system_prompt or "")
-        if conv.params:
+        self.editor.set_message(conv.draft)
+        self.apply_state(self.session.state())
+
+    def apply_state(self, state: ConversationState | None) -> None:
+        """Show ``state``'s system prompt and parameters and restore its model and adapters
+        (the backend says when an adapter is missing or changed)."""
+        if state is None:
+            return
+        if state.system_prompt is not None:
+            self.editor.set_system_prompt(state.system_prompt)
+        if state.params:
             try:
                 from app.core.types import GenerationParams
 
-                self.editor.set_params(GenerationParams.from_dict(conv.params))
+                self.editor.set_params(GenerationParams.from_dict(state.params))
             except (TypeError, ValueError):
                 log.debug("stored params not usable", exc_info=True)
+        if state.model:
+            self.backend.restore(state.model, state.endpoint, state.adapters)
+
+    def _on_state_restored(self, notes: list[str]) -> None:
+        if notes:
+            self.show_status(" ".join(notes), error=True)
 
     def _on_conversation_changed(self, conversation_id: str | None) -> None:
         self.services.settings.last_conversation_id = conversation_id
@@ -436,6 +489,7 @@ class MainWindow(QMainWindow, WindowActions):
         if self.session is not None:
             self.backend.stop()
             self.session.save_partials()
+            self.session.save_draft()
             self._save_settings()
         super().closeEvent(event)
         self.closed.emit()

@@ -1,9 +1,16 @@
 """Conversation persistence for the main window: turns backend signals into history rows and
-transcript cards. The partial answer is saved while it streams (at most every ~0.3 s), so a
-crash or a cut connection loses nothing.
+transcript cards, over the conversation's message tree. The partial answer is saved while it
+streams (at most every ~0.3 s), so a crash or a cut connection loses nothing.
+
+The transcript shows one branch: the path from the root to :attr:`ChatSession.leaf_id`.
+Edit-and-resend adds a sibling user message, Regenerate a sibling answer; the old turns stay
+and ``‹ k/n ›`` on a card switches to them (:meth:`ChatSession.switch_branch`). Requests send
+only the messages on the shown path.
 
 Signals:
     conversation_changed(object conversation_id): the open conversation changed (None = new).
+    branch_changed(object state): another branch is shown; ``state`` (a ConversationState or
+        None) is what its last answer was made with, for the window to restore.
     answer_done(str gen_id, str status): an answer of this conversation ended.
 """
 
@@ -17,35 +24,42 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.engine import GenerationResult
 from app.core.errors import AppError
-from app.core.history import Conversation, MessageStatus, StoredMessage
+from app.core.exchange import (
+    ConversationState,
+    answer_state,
+    choose_seed,
+    context_messages,
+    conversation_state,
+    final_meta,
+    remember_state,
+    start_answer,
+    title_for,
+)
+from app.core.history import Conversation, ConversationTree, MessageStatus, StoredMessage
 from app.core.run_events import LiveFigures
-from app.core.types import ChatMessage, GenerationParams, adapter_hashes, adapter_label
+from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets.transcript import TranscriptView
 
 log = logging.getLogger(__name__)
 SAVE_INTERVAL_MS = 300
+DRAFT_SAVE_MS = 800
 
 
 @dataclass
 class _Gen:
     message_id: int
     key: str
-    model: str
-    endpoint: str | None
-    adapter: str | None
-    adapter_sha256: str | None
-    params: dict[str, Any]
     conversation_id: str
+    meta: dict[str, Any]
     parts: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     dirty: bool = False
     reasoning_dirty: bool = False
 
     def base_meta(self) -> dict[str, Any]:
-        """What the message's meta always holds (and the reasoning of a thinking model)."""
-        meta: dict[str, Any] = {"model": self.model, "endpoint": self.endpoint, "adapter": self.adapter,
-                "adapter_sha256": self.adapter_sha256, "params": self.params}
+        """What the message's meta holds while it streams (and the reasoning so far)."""
+        meta = dict(self.meta)
         if self.reasoning:
             meta["reasoning"] = "".join(self.reasoning)
             meta["reasoning_tokens"] = len(self.reasoning)
@@ -57,9 +71,11 @@ def _key(message_id: int) -> str:
 
 
 class ChatSession(QObject):
-    """The open conversation: sends, regenerates, edits, and persists streamed answers."""
+    """The open conversation and the branch shown: sends, regenerates, edits, switches
+    branches, forks, and persists streamed answers and the draft."""
 
     conversation_changed = Signal(object)
+    branch_changed = Signal(object)
     answer_done = Signal(str, str)
 
     def __init__(self, backend: BackendManager, transcript: TranscriptView, parent: QObject | None = None) -> None:
@@ -68,11 +84,22 @@ class ChatSession(QObject):
         self.history = backend.services.history
         self.transcript = transcript
         self.conversation_id: str | None = None
-        self.chat: list[ChatMessage] = []
+        self.tree = ConversationTree([])
+        self.leaf_id: int | None = None
+        """The last message of the branch shown (None: nothing shown yet)."""
+        self.editing: int | None = None
+        """The user message being edited (its branch is hidden until the edit is sent)."""
         self._gens: dict[str, _Gen] = {}
         self._save_timer = QTimer(self)
         self._save_timer.setInterval(SAVE_INTERVAL_MS)
         self._save_timer.timeout.connect(self.save_partials)
+        self._draft: tuple[str, str] | None = None
+        self.new_draft = ""
+        """The message box's text in a new conversation (not stored: there is no row yet)."""
+        self._draft_timer = QTimer(self)
+        self._draft_timer.setSingleShot(True)
+        self._draft_timer.setInterval(DRAFT_SAVE_MS)
+        self._draft_timer.timeout.connect(self.save_draft)
         backend.token_received.connect(self._on_token)
         backend.reasoning_received.connect(self._on_reasoning)
         backend.stats_updated.connect(self._on_stats)
@@ -81,17 +108,37 @@ class ChatSession(QObject):
         backend.generation_cancelled.connect(self._on_cancelled)
 
     # -- conversations --------------------------------------------------------------------------
-    def open(self, conversation_id: str | None) -> Conversation | None:
-        """Show a saved conversation (None: start a new one). Returns the Conversation or None."""
+    @property
+    def path(self) -> list[StoredMessage]:
+        """The branch shown, root first."""
+        return self.tree.path(self.leaf_id) if self.leaf_id is not None else []
+
+    @property
+    def chat(self) -> list[ChatMessage]:
+        """The shown branch as chat turns (what the next request sends after the system prompt)."""
+        return context_messages(self.path, "")
+
+    def open(self, conversation_id: str | None, leaf_id: int | None = None) -> Conversation | None:
+        """Show a saved conversation's active branch, or the one ending at ``leaf_id`` (None:
+        start a new conversation). Returns the Conversation or None."""
+        self.save_draft()
         conv = self.history.get_conversation(conversation_id) if conversation_id else None
-        self.transcript.clear()
         self.conversation_id = conv.id if conv else None
-        self.chat = []
-        if conv is not None:
-            for m in self.history.messages(conv.id):
-                self._show_stored(m)
+        self.editing = None
+        self._load(leaf_id)
         self.conversation_changed.emit(self.conversation_id)
         return conv
+
+    def _reload_tree(self) -> None:
+        self.tree = self.history.tree(self.conversation_id) if self.conversation_id else ConversationTree([])
+
+    def _load(self, leaf_id: int | None = None) -> None:
+        """Read the tree and show the branch ending at ``leaf_id`` (default: the active one)."""
+        self._reload_tree()
+        self.leaf_id = leaf_id if leaf_id in self.tree.by_id else self.tree.active_leaf_id
+        self.transcript.clear()
+        for m in self.path:
+            self._show_stored(m)
 
     def _show_stored(self, m: StoredMessage) -> None:
         meta = dict(m.meta or {})
@@ -100,82 +147,156 @@ class ChatSession(QObject):
             meta.setdefault("adapter", m.adapter)
         self.transcript.add_message(_key(m.id), m.role, m.content, message_id=m.id,
                                     meta=meta if m.role == "assistant" else None,
-                                    status=m.status, error=m.error)
-        if m.content and m.role in ("user", "assistant"):
-            self.chat.append(ChatMessage(m.role, m.content))
+                                    status=m.status, error=m.error, branch=self.tree.position(m.id))
 
     def request_messages(self, system_prompt: str) -> list[ChatMessage]:
-        """What the next request sends: the system prompt, then the conversation."""
-        msgs = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
-        return msgs + list(self.chat)
+        """What the next request sends: the system prompt, then the shown branch."""
+        return context_messages(self.path, system_prompt)
+
+    def state(self) -> ConversationState | None:
+        """What to restore for the branch shown: what its last answer was made with, else
+        what the conversation was left with (None: a new conversation)."""
+        conv = self.history.get_conversation(self.conversation_id) if self.conversation_id else None
+        if conv is None:
+            return None
+        saved = conversation_state(conv)
+        answer = next((m for m in reversed(self.path) if m.role == "assistant"), None)
+        if answer is None:
+            return saved
+        made = answer_state(answer)
+        return ConversationState(made.model or saved.model, made.endpoint if made.model else saved.endpoint,
+                                 made.adapters, made.params or saved.params,
+                                 saved.system_prompt if made.system_prompt is None else made.system_prompt)
+
+    # -- drafts ---------------------------------------------------------------------------------
+    def note_draft(self, text: str) -> None:
+        """The message box changed: keep ``text`` with the open conversation (saved shortly)."""
+        if self.conversation_id is None:
+            self.new_draft = text
+            return
+        self._draft = (self.conversation_id, text)
+        self._draft_timer.start()
+
+    def save_draft(self) -> None:
+        """Write the pending draft now (before switching conversations, at close)."""
+        self._draft_timer.stop()
+        pending, self._draft = self._draft, None
+        if pending is not None:
+            try:
+                self.history.set_draft(*pending)
+            except Exception:  # the draft is a convenience; the text is still in the box
+                log.warning("could not save the draft", exc_info=True)
 
     # -- sending --------------------------------------------------------------------------------
     def send(self, text: str, params: GenerationParams, system_prompt: str) -> str | None:
-        """Save the user message and start the answer; return the generation id."""
+        """Save the user message under the shown branch's end (a sibling of the message being
+        edited, if any) and start its answer; return the generation id."""
         if self.backend.is_busy() or not text.strip():
             return None
         if self.conversation_id is None:
-            title = " ".join(text.split())[:48] or "New conversation"
-            conv = self.history.create_conversation(title, model=self.backend.current_model(),
+            conv = self.history.create_conversation(title_for(text), model=self.backend.current_model(),
                                                     system_prompt=system_prompt, params=params.to_dict())
             self.conversation_id = conv.id
+            self.new_draft = ""
             self.conversation_changed.emit(conv.id)
-        else:
-            self.history.update_conversation(self.conversation_id, model=self.backend.current_model(),
-                                             system_prompt=system_prompt, params=params.to_dict())
-        user = self.history.add_message(self.conversation_id, "user", text)
-        self.transcript.add_message(_key(user.id), "user", text, message_id=user.id)
-        self.chat.append(ChatMessage("user", text))
+        user = self.history.add_message(self.conversation_id, "user", text, parent_id=self.leaf_id)
+        self._draft = (self.conversation_id, "")
+        self.save_draft()
+        self.editing = None
+        self._reload_tree()
+        self.leaf_id = user.id
+        self.transcript.add_message(_key(user.id), "user", text, message_id=user.id,
+                                    branch=self.tree.position(user.id))
         return self._answer(params, system_prompt)
 
     def _answer(self, params: GenerationParams, system_prompt: str) -> str | None:
-        assert self.conversation_id is not None
-        model, endpoint = self.backend.current_model(), self.backend.current_endpoint()
-        adapters = self.backend.active_adapters()
-        adapter, sha = adapter_label(adapters), adapter_hashes(adapters)
-        row = self.history.add_message(self.conversation_id, "assistant", "", model=model, endpoint=endpoint,
-                                       adapter=adapter, adapter_sha256=sha, params=params.to_dict(),
-                                       status="streaming")
+        """Answer the shown branch's last (user) message: a new child of it."""
+        assert self.conversation_id is not None and self.leaf_id is not None
+        cid, parent = self.conversation_id, self.leaf_id
+        seeded = choose_seed(params)
+        messages = self.request_messages(system_prompt)
+        request = self.backend.selection.request(messages, seeded)
+        row = start_answer(self.history, cid, parent, request, system_prompt, seed_chosen=params.seed is None)
+        remember_state(self.history, cid, request, system_prompt, params)
+        self._reload_tree()
+        self.leaf_id = row.id
         key = _key(row.id)
-        self.transcript.start_stream(key, title=model + (f"  +  LoRA {adapter}" if adapter else ""),
-                                     message_id=row.id)
+        title = f"{request.model}" + (f"  +  LoRA {row.adapter}" if row.adapter else "")
+        self.transcript.start_stream(key, title=title, message_id=row.id, branch=self.tree.position(row.id))
         try:
-            gen_id = self.backend.generate(self.request_messages(system_prompt), params,
-                                           conversation_id=self.conversation_id, endpoint=endpoint,
-                                           model_id=model, message_id=row.id, adapters=adapters)
+            gen_id = self.backend.generate(messages, seeded, conversation_id=cid, endpoint=request.endpoint,
+                                           model_id=str(request.model), message_id=row.id,
+                                           adapters=request.adapters)
         except AppError as exc:
             self.history.update_message(row.id, status="error", error=exc.user_message())
             self.transcript.finish_stream(key, status="error", error=exc.user_message())
             return None
-        self._gens[gen_id] = _Gen(row.id, key, model, endpoint, adapter, sha, params.to_dict(),
-                                  self.conversation_id)
+        self._gens[gen_id] = _Gen(row.id, key, cid, dict(row.meta))
         self._save_timer.start()
         return gen_id
 
-    def regenerate(self, params: GenerationParams, system_prompt: str) -> str | None:
-        """Drop the last answer and ask again."""
-        if self.backend.is_busy() or self.conversation_id is None:
+    def regenerate(self, params: GenerationParams, system_prompt: str, message_id: int | None = None) -> str | None:
+        """A sibling of the answer ``message_id`` (default: the shown branch's last answer): the
+        same user message answered again, the old answer kept. When the branch ends with an
+        unanswered user message, that one is answered."""
+        if self.backend.is_busy() or self.conversation_id is None or self.leaf_id is None:
             return None
-        msgs = self.history.messages(self.conversation_id)
-        last = next((m for m in reversed(msgs) if m.role == "assistant"), None)
-        if last is None:
+        path = self.path
+        if message_id is not None:
+            target = self.tree.by_id.get(message_id)
+        else:
+            target = next((m for m in reversed(path) if m.role == "assistant"), None)
+        if target is not None and target.role == "assistant":
+            parent = self.tree.parent_of(target.id)
+        elif path and path[-1].role == "user":
+            parent = path[-1].id
+        else:
             return None
-        self.history.delete_messages_from(self.conversation_id, last.id)
-        self.open(self.conversation_id)
-        if not self.chat or self.chat[-1].role != "user":
+        if parent is None or self.tree.by_id[parent].role != "user":
             return None
+        self.editing = None
+        self._load(parent)
         return self._answer(params, system_prompt)
 
     def edit(self, message_id: int) -> str | None:
-        """Remove a user message (and everything after it); return its text for the editor."""
+        """Start editing a user message: the branch is shown up to the message before it (the
+        message and its answers stay stored); the next :meth:`send` makes a sibling of it.
+        Returns its text for the editor."""
         if self.backend.is_busy() or self.conversation_id is None:
             return None
-        msg = next((m for m in self.history.messages(self.conversation_id) if m.id == message_id), None)
-        if msg is None:
+        msg = self.tree.by_id.get(message_id)
+        if msg is None or msg.role != "user":
             return None
-        self.history.delete_messages_from(self.conversation_id, message_id)
-        self.open(self.conversation_id)
+        parent = self.tree.parent_of(message_id)
+        if parent is None:  # a first message: its sibling is a new root
+            self.leaf_id = None
+            self.transcript.clear("Editing the first message: send it to start a new branch. The old one "
+                                  "stays (\u2039 \u203a on the message switches back).")
+        else:
+            self._load(parent)
+        self.editing = message_id
         return msg.content
+
+    def switch_branch(self, message_id: int, step: int) -> bool:
+        """Show the branch of the sibling ``step`` places from ``message_id`` (wrapping), with
+        its whole path below; it becomes the active branch. False while an answer streams or
+        for a message that is not shown."""
+        if self.is_streaming(self.conversation_id) or self.conversation_id is None or message_id not in self.tree.by_id:
+            return False
+        leaf = self.tree.sibling_leaf(message_id, step)
+        self.history.set_active_leaf(self.conversation_id, leaf)
+        self.editing = None
+        self._load(leaf)
+        state = self.state()
+        self.branch_changed.emit(state)
+        return True
+
+    def fork(self, message_id: int) -> str | None:
+        """A new conversation holding the path up to ``message_id``; returns its id."""
+        if self.conversation_id is None:
+            return None
+        self.save_partials()
+        return self.history.fork(self.conversation_id, message_id).id
 
     # -- streaming ------------------------------------------------------------------------------
     def _on_token(self, gen_id: str, text: str) -> None:
@@ -220,12 +341,16 @@ class ChatSession(QObject):
             self.history.update_message(gen.message_id, content=text, status=status, error=error, meta=meta)
         finally:  # the card must end even when saving fails (the error goes to the excepthook)
             self.transcript.finish_stream(gen.key, status=status, error=error, meta=meta)
-            if text and self.conversation_id == gen.conversation_id:
-                self.chat.append(ChatMessage("assistant", text))
+            if self.conversation_id == gen.conversation_id:
+                try:
+                    self._reload_tree()
+                except Exception:  # the tree is read again on the next open
+                    log.warning("could not reread the conversation", exc_info=True)
             self.answer_done.emit(gen_id, status)
 
     def _on_finished(self, gen_id: str, result: GenerationResult) -> None:
-        self._end(gen_id, result.text, "complete", None, result.figures().to_meta())
+        gen = self._gens.get(gen_id)
+        self._end(gen_id, result.text, "complete", None, final_meta(gen.meta if gen else {}, result))
 
     def _on_failed(self, gen_id: str, message: str, partial: str) -> None:
         self._end(gen_id, partial, "error", message, None)

@@ -11,6 +11,7 @@ import pytest
 
 from app.core.errors import ConfigError, StorageBusy, register_secret
 from app.core.history import INTERRUPTED, SCHEMA_VERSION, HistoryStore
+from tests.support.history_writer import HistoryWriter
 from tests.support.sqlite_lock import LockHolder
 
 
@@ -101,24 +102,70 @@ def test_messages_roundtrip_with_all_fields(store: HistoryStore) -> None:
         store.update_message(reply.id, status="bogus")  # type: ignore[arg-type]
 
 
-def test_delete_messages_from(store: HistoryStore) -> None:
+def test_messages_chain_by_default_and_branch_under_a_parent(store: HistoryStore) -> None:
     conv = store.create_conversation()
     other = store.create_conversation()
     ids = [store.add_message(conv.id, r, t).id for r, t in [("user", "1"), ("assistant", "2"), ("user", "3"), ("assistant", "4")]]
     keep = store.add_message(other.id, "user", "other")
-    store.delete_messages_from(conv.id, ids[2])
-    assert [m.content for m in store.messages(conv.id)] == ["1", "2"]
-    assert store.messages(other.id) == [keep]
+    assert [m.parent_id for m in store.messages(conv.id)] == [None, *ids[:3]]
+    sibling = store.add_message(conv.id, "user", "3, edited", parent_id=ids[1])
+    assert store.get_conversation(conv.id).active_leaf_id == sibling.id  # type: ignore[union-attr]
+    assert [m.content for m in store.path_to(conv.id)] == ["1", "2", "3, edited"]
+    assert [m.content for m in store.path_to(conv.id, ids[3])] == ["1", "2", "3", "4"]
+    assert [m.content for m in store.messages(conv.id)] == ["1", "2", "3", "4", "3, edited"]  # nothing dropped
+    store.set_active_leaf(conv.id, ids[3])
+    assert store.add_message(conv.id, "user", "5").parent_id == ids[3]  # appends to the active branch
+    assert store.messages(other.id) == [keep] and keep.parent_id is None
+    with pytest.raises(ConfigError, match="has no message"):
+        store.add_message(conv.id, "user", "x", parent_id=keep.id)  # another conversation's message
+    with pytest.raises(ConfigError, match="has no message"):
+        store.set_active_leaf(conv.id, 10_000)
+
+
+def test_fork_copies_the_path_with_its_figures(store: HistoryStore) -> None:
+    conv = store.create_conversation("Trip", model="mock:echo", system_prompt="terse", params={"seed": 3},
+                                     endpoint="http://user:sk-secretsecretsecret1234@host/v1",
+                                     adapters=[{"path": "/a", "scale": 0.5, "name": "a", "sha256": "ff"}])
+    q = store.add_message(conv.id, "user", "q")
+    a = store.add_message(conv.id, "assistant", "a", model="mock:echo", params={"seed": 3}, adapter="a:0.5",
+                          adapter_sha256="ff", meta={"completion_tokens": 1, "cost_usd": "0"}, system_prompt="terse")
+    store.add_message(conv.id, "user", "later")
+    fork = store.fork(conv.id, a.id)
+    assert fork.title == "Fork of Trip" and fork.id != conv.id
+    assert (fork.model, fork.system_prompt, fork.params, fork.adapters) == ("mock:echo", "terse", {"seed": 3},
+                                                                            conv.adapters)
+    assert fork.endpoint == "http://host/v1"  # no credentials, ever
+    copied = store.path_to(fork.id)
+    assert [(m.role, m.content) for m in copied] == [("user", "q"), ("assistant", "a")]
+    assert copied[1].parent_id == copied[0].id and fork.active_leaf_id == copied[1].id
+    assert (copied[1].meta, copied[1].params, copied[1].adapter_sha256, copied[1].system_prompt) == (
+        a.meta, a.params, "ff", "terse")
+    assert copied[0].created_at == q.created_at and copied[0].id != q.id
+    assert fork.meta["forked_from"] == {"conversation_id": conv.id, "message_id": a.id}
+    assert len(store.messages(conv.id)) == 3  # the source is untouched
+    with pytest.raises(ConfigError, match="no conversation"):
+        store.fork("missing", a.id)
+
+
+def test_the_draft_belongs_to_its_conversation_and_does_not_reorder(store: HistoryStore) -> None:
+    a = store.create_conversation("A")
+    b = store.create_conversation("B")
+    store.set_draft(a.id, "half a thought")
+    assert store.get_conversation(a.id).draft == "half a thought"  # type: ignore[union-attr]
+    assert store.get_conversation(b.id).draft == ""  # type: ignore[union-attr]
+    assert [c.id for c in store.list_conversations()] == [b.id, a.id]
+    assert [(c.id, c.message_count) for c in store.list_conversations()] == [(b.id, 0), (a.id, 0)]
 
 
 def test_survives_restart_and_recovers_streaming_messages(db_path: Path) -> None:
     s = HistoryStore(db_path)
     conv = s.create_conversation("Persisted", system_prompt="sys")
     s.add_message(conv.id, "user", "question")
-    reply = s.add_message(conv.id, "assistant", "", status="streaming")
-    s.update_message(reply.id, content="partial ans")
+    s.close()
+    reply_id = HistoryWriter(db_path, conv.id, "partial ans").crash()  # the app died mid-stream
+    s = HistoryStore(db_path)
     cancelled = s.add_message(conv.id, "assistant", "stopped", status="cancelled")
-    s.close()  # as if the app died mid-stream: status is still 'streaming'
+    s.close()
 
     s2 = HistoryStore(db_path)
     try:
@@ -127,7 +174,7 @@ def test_survives_restart_and_recovers_streaming_messages(db_path: Path) -> None
         assert got.updated_at >= conv.updated_at
         msgs = s2.messages(conv.id)
         assert [m.content for m in msgs] == ["question", "partial ans", "stopped"]
-        assert (msgs[1].status, msgs[1].error) == ("error", INTERRUPTED)
+        assert (msgs[1].id, msgs[1].status, msgs[1].error) == (reply_id, "error", INTERRUPTED)
         assert (msgs[2].status, msgs[2].error) == ("cancelled", None)
         assert msgs[2].id == cancelled.id
     finally:
@@ -161,8 +208,10 @@ def test_export_json_and_markdown(store: HistoryStore) -> None:
     md = store.export_markdown(conv.id)
     assert md.startswith("# Export me\n")
     for needle in ("You are terse.", "Short answer.", "openai:gpt-4o-mini", "cd" * 32, '"seed": 7',
-                   "cost_usd 0.0000036", "status: error (Unreachable)"):
+                   "figures: 12 in / 3 out tokens \u00b7 $0.000004 \u00b7 first token 0.31 s",
+                   "status: error (Unreachable)"):
         assert needle in md
+    assert "cost_usd" not in md  # a sentence, not a dict
     assert secret not in md
     with pytest.raises(ConfigError):
         store.export_json("missing")
@@ -247,8 +296,8 @@ def test_interrupted_answers_wait_for_a_free_database(db_path: Path, monkeypatch
     monkeypatch.setenv("LLM_PLAYGROUND_DB_BUSY_TIMEOUT", "0.2")
     store = HistoryStore(db_path)
     conv = store.create_conversation()
-    msg = store.add_message(conv.id, "assistant", "half an ans", status="streaming")
     store.close()
+    HistoryWriter(db_path, conv.id, "half an ans").crash()
     with LockHolder(db_path):
         store = HistoryStore(db_path)  # cannot mark it now: opens anyway, marks it next time
         try:
@@ -258,7 +307,7 @@ def test_interrupted_answers_wait_for_a_free_database(db_path: Path, monkeypatch
     store = HistoryStore(db_path)
     try:
         [again] = store.messages(conv.id)
-        assert (again.id, again.status, again.error, again.content) == (msg.id, "error", INTERRUPTED, "half an ans")
+        assert (again.status, again.error, again.content) == ("error", INTERRUPTED, "half an ans")
     finally:
         store.close()
 
@@ -288,3 +337,34 @@ def test_salvage_keeps_messages_whose_conversation_row_was_lost(db_path: Path) -
         assert store.messages(convs[1].id)[5].content.startswith("chat 1 message 5 ")
     finally:
         store.close()
+
+
+def test_another_live_instance_keeps_its_streaming_answer(db_path: Path) -> None:
+    store = HistoryStore(db_path)
+    conv = store.create_conversation()
+    store.close()
+    with HistoryWriter(db_path, conv.id, "still coming") as writer:
+        opened = HistoryStore(db_path)  # this instance starts while the other one streams
+        try:
+            [msg] = opened.messages(conv.id)
+            assert (msg.id, msg.status, msg.error) == (writer.message_id, "streaming", None)
+        finally:
+            opened.close()
+    reopened = HistoryStore(db_path)  # that instance ended without finishing its answer
+    try:
+        [msg] = reopened.messages(conv.id)
+        assert (msg.status, msg.error, msg.content) == ("error", INTERRUPTED, "still coming")
+    finally:
+        reopened.close()
+
+
+def test_this_process_does_not_interrupt_its_own_streaming_answer(db_path: Path) -> None:
+    first = HistoryStore(db_path)
+    conv = first.create_conversation()
+    msg = first.add_message(conv.id, "assistant", "coming", status="streaming")
+    second = HistoryStore(db_path)  # e.g. the CLI's store beside the window's, in one process
+    try:
+        assert second.get_message(msg.id).status == "streaming"  # type: ignore[union-attr]
+    finally:
+        second.close()
+        first.close()

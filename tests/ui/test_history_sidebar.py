@@ -129,3 +129,45 @@ def test_history_survives_a_new_sidebar_on_a_reopened_store(qtbot: Any, tmp_path
         assert again.title_of(conv.id) == "Persisted and renamed"
     finally:
         second.close()
+
+
+def test_same_titles_are_told_apart_by_time_model_and_size(qtbot: Any, store: HistoryStore) -> None:
+    import time
+
+    from app.ui.widgets.history_items import detail_line
+
+    a = store.create_conversation("Same", model="mock:echo")
+    store.add_message(a.id, "user", "hi")
+    b = store.create_conversation("Same", model="openai:gpt-4o-mini")
+    sidebar = _sidebar(qtbot, store)
+    assert sidebar.title_of(a.id) == sidebar.title_of(b.id) == "Same"
+    assert sidebar.detail_of(a.id) == f"{time.strftime('%H:%M', time.localtime(a.created_at))} · mock:echo · 1 message"
+    assert "openai:gpt-4o-mini · 0 messages" in (sidebar.detail_of(b.id) or "")
+    old = store.get_conversation(a.id)
+    assert old is not None
+    import dataclasses
+    import datetime as dt
+
+    week_ago = dataclasses.replace(old, updated_at=time.time() - 3 * 86400)
+    assert detail_line(week_ago).split(" · ")[0] == f"{dt.datetime.fromtimestamp(week_ago.updated_at):%a %H:%M}"
+    sidebar.resize(260, 400)
+    sidebar.show()
+    item = sidebar._item_for(a.id)
+    assert item is not None
+    two_lines = sidebar._list.visualItemRect(item).height()
+    assert two_lines > sidebar.fontMetrics().height() * 2  # room for the detail line
+
+
+def test_fork_from_the_sidebar_copies_the_active_branch(qtbot: Any, store: HistoryStore) -> None:
+    conv = store.create_conversation("Trip")
+    q = store.add_message(conv.id, "user", "q")
+    store.add_message(conv.id, "assistant", "a1")
+    store.add_message(conv.id, "assistant", "a2", parent_id=q.id)
+    empty = store.create_conversation("Nothing yet")
+    sidebar = _sidebar(qtbot, store)
+    with qtbot.waitSignal(sidebar.conversation_forked, timeout=1000) as signal:
+        new = sidebar.fork(conv.id)
+    assert signal.args == [new] and new in sidebar.conversation_ids()
+    assert sidebar.title_of(new or "") == "Fork of Trip"
+    assert [m.content for m in store.path_to(new or "")] == ["q", "a2"]
+    assert sidebar.fork(empty.id) is None and "no messages" in sidebar._error.text()

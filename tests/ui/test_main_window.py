@@ -129,7 +129,7 @@ def test_switch_model_mid_conversation(window: MainWindow, qloop: Any) -> None:
     _run(qloop, scenario())
 
 
-def test_regenerate_and_edit_resend(window: MainWindow, qloop: Any) -> None:
+def test_regenerate_and_edit_resend_keep_the_old_turns(window: MainWindow, qloop: Any) -> None:
     async def scenario() -> None:
         await _send(window, "one")
         await _send(window, "two")
@@ -137,18 +137,23 @@ def test_regenerate_and_edit_resend(window: MainWindow, qloop: Any) -> None:
         done = expect_signal(window.session.answer_done)
         window.regenerate()
         await done.wait(5)
-        msgs = _stored(window)
+        msgs = _stored(window)  # the old answer stays, beside the new one
         assert [(m.role, m.content) for m in msgs] == [
-            ("user", "one"), ("assistant", "one"), ("user", "two"), ("assistant", "again")]
+            ("user", "one"), ("assistant", "one"), ("user", "two"), ("assistant", "two"), ("assistant", "again")]
+        assert msgs[4].parent_id == msgs[2].id == msgs[3].parent_id
+        assert [c.body.toPlainText() for c in window.transcript.cards()] == ["one", "one", "two", "again"]
+        assert window.transcript.cards()[-1].branch.text() == "\u2039 2/2 \u203a"
         window.edit_message(msgs[2].id)
         assert window.editor.message() == "two"
-        assert [(m.role, m.content) for m in _stored(window)] == [("user", "one"), ("assistant", "one")]
-        assert len(window.transcript.cards()) == 2
+        assert len(_stored(window)) == 5 and len(window.transcript.cards()) == 2  # shown up to its parent
         window.backend.set_model("mock:echo")
         await _send(window, "two, edited")
-        assert [m.content for m in _stored(window)][-2:] == ["two, edited", "two, edited"]
+        msgs = _stored(window)
+        assert [m.content for m in msgs][-2:] == ["two, edited", "two, edited"] and len(msgs) == 7
+        assert msgs[5].parent_id == msgs[1].id  # a sibling of "two"
         sent = window.services.registry.get("mock").requests[-1]  # type: ignore[attr-defined]
         assert [m.content for m in sent.messages] == ["one", "one", "two, edited"]
+        assert window.transcript.cards()[2].branch.text() == "\u2039 2/2 \u203a"
 
     _run(qloop, scenario())
 

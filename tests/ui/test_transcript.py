@@ -192,3 +192,25 @@ def test_an_answer_cut_while_thinking_says_why_it_is_empty(qapp: Any) -> None:
     assert "Max tokens" in restored.error_label.text()
     answered = view.add_message("m2", "assistant", "Yes.", meta={"finish_reason": "length", "reasoning": "x"})
     assert answered.error_label.text() == ""
+
+
+def test_branch_switcher_and_fork_in_the_message_menu(qapp: Any) -> None:
+    view = TranscriptView()
+    steps: list[tuple[int, int]] = []
+    forks: list[int] = []
+    view.branch_requested.connect(lambda mid, step: steps.append((mid, step)))
+    view.fork_requested.connect(forks.append)
+    single = view.add_message("a", "user", "hi", message_id=1)
+    card = view.add_message("b", "assistant", "answer", message_id=2, branch=(2, 3))
+    view.show()
+    assert not single.branch.isVisible() and card.branch.isVisible()
+    assert card.branch.text() == "\u2039 2/3 \u203a" and card.branch.label.text() == "2/3"
+    card.branch.prev_button.click()
+    card.branch.next_button.click()
+    assert steps == [(2, -1), (2, 1)]
+    assert [a.text() for a in card.menu.actions()] == ["Fork from here", "Copy"]
+    card.fork_action.trigger()
+    assert forks == [2]
+    streaming = view.start_stream("c", message_id=3, branch=(3, 3))
+    assert streaming.branch.isVisibleTo(streaming) and streaming.branch.text() == "\u2039 3/3 \u203a"
+    view.deleteLater()

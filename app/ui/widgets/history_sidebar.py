@@ -1,4 +1,6 @@
-"""The history sidebar: saved conversations grouped by date, with search, new, rename, delete.
+"""The history sidebar: saved conversations grouped by date, with search, new, rename, fork,
+delete. Under each title a muted line (time · model · messages) tells apart conversations
+with the same title.
 
 It reads and writes the :class:`HistoryStore` directly (cheap SQLite calls on the GUI thread)
 and tells the main window what happened through its signals.
@@ -27,25 +29,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.widgets.common import MessageLabel, error_text
+from app.ui.widgets.history_items import DETAIL_ROLE, TwoLineDelegate, as_datetime, detail_line
 
 if TYPE_CHECKING:
     from app.core.history import HistoryStore
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 SEARCH_DEBOUNCE_MS = 150
-
-
-def _as_datetime(value: object) -> dt.datetime:
-    """A local datetime from an epoch number or an ISO string (now when unparsable)."""
-    if isinstance(value, int | float):
-        return dt.datetime.fromtimestamp(value)
-    if isinstance(value, dt.datetime):
-        return value.astimezone() if value.tzinfo else value
-    try:
-        parsed = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        return dt.datetime.now()
-    return parsed.astimezone().replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def _group(when: dt.datetime, today: dt.date) -> str:
@@ -69,12 +59,14 @@ class HistorySidebar(QWidget):
         new_conversation_requested(): the user asked for a new conversation.
         conversation_deleted(str): a conversation was deleted from the store.
         conversation_renamed(str, str): a conversation got a new title (id, title).
+        conversation_forked(str): a fork of a conversation was made (the new id).
     """
 
     conversation_selected = Signal(str)
     new_conversation_requested = Signal()
     conversation_deleted = Signal(str)
     conversation_renamed = Signal(str, str)
+    conversation_forked = Signal(str)
 
     def __init__(self, history: HistoryStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -117,6 +109,7 @@ class HistorySidebar(QWidget):
             "QListWidget#historyList::item:selected { background: palette(highlight);"
             " color: palette(highlighted-text); }"
         )
+        self._list.setItemDelegate(TwoLineDelegate(self._list))
         self._list.customContextMenuRequested.connect(self._on_list_context_menu)
         self._list.currentItemChanged.connect(self._on_list_current_changed)
         self._list.itemChanged.connect(self._on_list_item_changed)
@@ -164,8 +157,8 @@ class HistorySidebar(QWidget):
         bold = QFont(self._list.font())
         bold.setBold(True)
         bold.setPointSizeF(max(7.0, bold.pointSizeF() * 0.85))
-        for conv in sorted(conversations, key=lambda c: _as_datetime(c.updated_at), reverse=True):
-            when = _as_datetime(conv.updated_at)
+        for conv in sorted(conversations, key=lambda c: as_datetime(c.updated_at), reverse=True):
+            when = as_datetime(conv.updated_at)
             name = _group(when, today)
             if name != group:
                 group = name
@@ -175,6 +168,7 @@ class HistorySidebar(QWidget):
                 self._list.addItem(header)
             item = QListWidgetItem(conv.title or "Untitled")
             item.setData(ID_ROLE, conv.id)
+            item.setData(DETAIL_ROLE, detail_line(conv, today))
             item.setToolTip(f"{conv.title}\n{conv.model or ''}\nUpdated {when:%Y-%m-%d %H:%M}".strip())
             item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEditable)
             self._list.addItem(item)
@@ -211,6 +205,28 @@ class HistorySidebar(QWidget):
         """The title shown for ``conversation_id``."""
         item = self._item_for(conversation_id)
         return None if item is None else item.text()
+
+    def detail_of(self, conversation_id: str) -> str | None:
+        """The line shown under the title (time · model · messages)."""
+        item = self._item_for(conversation_id)
+        return None if item is None else str(item.data(DETAIL_ROLE))
+
+    def fork(self, conversation_id: str) -> str | None:
+        """Fork the conversation's active branch into a new conversation ("Fork of …") and
+        emit ``conversation_forked``; returns the new id (None when that failed)."""
+        try:
+            conv = self._history.require(conversation_id)
+            leaf = self._history.tree(conversation_id).active_leaf_id
+            if leaf is None:
+                self._error.show_message("This conversation has no messages to fork yet.")
+                return None
+            new = self._history.fork(conversation_id, leaf, title=f"Fork of {conv.title}")
+        except Exception as exc:
+            self._error.show_message(f"Could not fork: {error_text(exc)}")
+            return None
+        self.refresh()
+        self.conversation_forked.emit(new.id)
+        return new.id
 
     def current_id(self) -> str | None:
         """The highlighted conversation."""
@@ -316,6 +332,7 @@ class HistorySidebar(QWidget):
             return
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.start_rename(str(cid)))
+        menu.addAction("Fork", lambda: self.fork(str(cid)))
         menu.addAction("Delete\u2026", lambda: self.confirm_delete(str(cid)))
         menu.popup(self._list.viewport().mapToGlobal(pos))
 
