@@ -194,6 +194,10 @@ class Generation:
         self.notices: list[str] = []
         """What the provider said about this answer that is not an error."""
 
+    def restart_clock(self) -> None:
+        """Time the generation from now (a run that waited in its lane is timed from its start)."""
+        self.stats = LiveStats()
+
     @property
     def text(self) -> str:
         """The answer text so far."""

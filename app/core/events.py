@@ -21,19 +21,27 @@ class TokenLogprob:
     text: str
     logprob: float
     top: tuple[TokenChoice, ...] = ()
+    token_id: int | None = None
+    """The model's own token id (in-process models), so the answer can be scored again."""
 
     def to_json(self) -> dict[str, object]:
-        """``{"text", "logprob", "top": [{"text", "logprob"}, ...]}`` (the CLI's and history's form)."""
-        return {"text": self.text, "logprob": self.logprob,
-                "top": [{"text": c.text, "logprob": c.logprob} for c in self.top]}
+        """``{"text", "logprob", "top": [{"text", "logprob"}, ...]}`` (the CLI's and history's form;
+        plus ``id`` for in-process models)."""
+        out: dict[str, object] = {"text": self.text, "logprob": self.logprob,
+                                  "top": [{"text": c.text, "logprob": c.logprob} for c in self.top]}
+        if self.token_id is not None:
+            out["id"] = self.token_id
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> TokenLogprob:
         """Inverse of :meth:`to_json`."""
         top = data.get("top") or []
         assert isinstance(top, list)
+        token_id = data.get("id")
         return cls(str(data["text"]), float(data["logprob"]),  # type: ignore[arg-type]
-                   tuple(TokenChoice(str(c["text"]), float(c["logprob"])) for c in top))
+                   tuple(TokenChoice(str(c["text"]), float(c["logprob"])) for c in top),
+                   int(token_id) if isinstance(token_id, int) else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
@@ -90,6 +90,12 @@ class LocalModelProvider(Provider, Protocol):
 
     async def list_adapters(self) -> list[AdapterInfo]:
         """The loaded adapters."""
+        ...
+
+    async def score(self, request: GenerationRequest, token_ids: Sequence[int]) -> list[float]:
+        """The log-probability of each of ``token_ids`` (the model's own token ids, e.g. an
+        answer's ``TokenLogprob.token_id``) as the continuation of ``request``'s prompt and
+        prefix, with exactly ``request.adapters`` active (none: the base model), in one pass."""
         ...
 
 

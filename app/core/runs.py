@@ -344,6 +344,7 @@ class RunScheduler:
             await lane.acquire(_Ticket(run.info.model))
             try:
                 run.status = "running"
+                run.generation.restart_clock()  # the wait in the lane is not the model's time
                 self._emit(run, RunStarted(run.id, run.info))
                 result = await self.engine.run(
                     run.request,

@@ -128,6 +128,16 @@ class LocalRuntime:
         self._set_threads()
         return generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length)
 
+    def score(self, messages: Sequence[ChatMessage], prefix: str, token_ids: Sequence[int],
+              adapters: Sequence[AdapterSpec]) -> list[float]:
+        """Log-probabilities of ``token_ids`` after the prompt, with exactly ``adapters`` active."""
+        loaded = self._require()[0]
+        self.apply_request_adapters(adapters)
+        self._set_threads()
+        from app.providers.local_lens import score_tokens
+
+        return score_tokens(loaded.model, loaded.tokenizer, messages, prefix, token_ids)
+
     def count(self, messages: Sequence[ChatMessage]) -> int:
         """Exact prompt tokens of ``messages`` with the loaded tokenizer's chat template."""
         loaded = self._require()[0]

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -147,6 +147,20 @@ class _LocalBase:
     async def list_adapters(self) -> list[AdapterInfo]:
         """Loaded adapters with scale and active flag."""
         return await self._on_worker(lambda rt: rt.list_adapters())
+
+    async def score(self, request: GenerationRequest, token_ids: Sequence[int]) -> list[float]:
+        """Log-probability of each of ``token_ids`` as the continuation of ``request``'s prompt
+        (and prefix), with exactly the request's adapters active, in one forward pass."""
+        source = self._source(request.model.name)
+
+        def job(rt: LocalRuntime) -> list[float]:
+            rt.load(source)
+            return rt.score(request.messages, request.prefix, token_ids, request.adapters)
+
+        try:
+            return await self._on_worker(job)
+        finally:
+            self._collect_garbage()
 
     async def set_active_adapters(self, weights: dict[str, float]) -> None:
         """Activate exactly these adapters with these scales ({} = base model)."""

@@ -218,3 +218,24 @@ def test_a_callback_that_raises_stops_its_own_run(run: Any, tmp_path: Any) -> No
         assert isinstance(ended, RunFailed) and "reader went away" in ended.message
 
     run(_closing(scheduler, scenario()), 10)
+
+
+def test_the_wait_in_a_lane_is_not_counted_as_the_run_s_time(run: Any, tmp_path: Any) -> None:
+    context = provider_context([], home=tmp_path)
+    scheduler = _scheduler(context)
+    fake = scheduler.engine.registry.get("local")
+    assert isinstance(fake, FakeLocal)
+    fake.loaded = "A"
+
+    async def scenario() -> None:
+        assert isinstance(fake, FakeLocal)
+        fake.gate = asyncio.Event()
+        first = scheduler.submit(_request("local:A"))
+        second = scheduler.submit(_request("local:A"))  # waits behind the first
+        await asyncio.sleep(0.3)
+        fake.gate.set()
+        await first
+        result = await second
+        assert result.duration_s < 0.25 and (result.ttft_s or 0.0) < 0.25
+
+    run(_closing(scheduler, scenario()), 10)

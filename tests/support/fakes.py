@@ -4,7 +4,7 @@ loaded model as the model worker does."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from app.core.errors import AdapterError, ModelLoadError
@@ -61,6 +61,10 @@ class FakeLocal:
 
     async def list_models(self) -> list[ModelInfo]:
         return []
+
+    async def score(self, request: GenerationRequest, token_ids: Sequence[int]) -> list[float]:
+        """-0.5 per token under the base model, -0.1 with adapters (a fixed, known effect)."""
+        return [-0.1 if request.adapters else -0.5 for _ in token_ids]
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         model = request.model.name
