@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-CLI_COMMANDS: tuple[str, ...] = ("ask", "models", "count", "keys", "usage")
+CLI_COMMANDS: tuple[str, ...] = ("ask", "models", "count", "keys", "usage", "grid")
 
 USAGE = """\
 usage: python -m app [--demo] [--screenshot PATH]      open the window
@@ -27,6 +27,7 @@ Commands:
   count    count tokens:           python -m app count -m openai:gpt-4o "some text"
   keys     manage API keys:        python -m app keys set|delete|list [openai|ENDPOINT]
   usage    usage and cost totals:  python -m app usage [--by model|day]
+  grid     run a grid file:        python -m app grid FILE [--json] [-o results.html]
 
 Run 'python -m app COMMAND -h' for a command's options.
 """

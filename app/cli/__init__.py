@@ -1,4 +1,4 @@
-"""The headless command line: ``ask``, ``models``, ``count``, ``keys`` and ``usage``.
+"""The headless command line: ``ask``, ``models``, ``count``, ``keys``, ``usage`` and ``grid``.
 
 Imports no Qt and no heavy library up front; every command goes through
 :class:`app.core.services.Services`, so generations land in the usage ledger.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli import ask, count, keys, models, usage
+from app.cli import ask, count, grid, keys, models, usage
 from app.cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
@@ -20,7 +20,7 @@ from app.cli.common import (
 )
 from app.core.errors import AppError
 
-COMMANDS: tuple[str, ...] = ("ask", "models", "count", "keys", "usage")
+COMMANDS: tuple[str, ...] = ("ask", "models", "count", "keys", "usage", "grid")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_parser(sub)
     keys.add_parser(sub)
     usage.add_parser(sub)
+    grid.add_parser(sub)
     return parser
 
 

@@ -79,6 +79,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="after the text, print one JSON line with usage, cost and speed (on failure too: "
         "with 'error' and the partial text)",
     )
+    p.add_argument(
+        "--show-code",
+        choices=("python", "curl", "transformers"),
+        metavar="python|curl|transformers",
+        help="print a standalone program that sends this request, instead of sending it "
+        "(the key is read from an environment variable, never written)",
+    )
     p.set_defaults(func=run_ask)
 
 
@@ -223,6 +230,9 @@ def run_ask(args: argparse.Namespace) -> int:
         _json_failure(args, printer, exc)
         return exit_code_for(exc)
 
+    if getattr(args, "show_code", None):
+        return _show_code(args, prompt)
+
     async def body(services: Services) -> GenerationResult:
         request = build_request(args, args.model or services.default_model(), prompt)
         printer.model_id = str(request.model)
@@ -262,6 +272,24 @@ def run_ask(args: argparse.Namespace) -> int:
     if args.json:
         out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         out.flush()
+    return EXIT_OK
+
+
+def _show_code(args: argparse.Namespace, prompt: str) -> int:
+    """``--show-code``: print the program for the request; nothing is sent."""
+    from app.cli.show_code import code_for
+
+    async def body(services: Services) -> str:
+        request = build_request(args, args.model or services.default_model(), prompt)
+        return code_for(services, request, args.show_code)
+
+    try:
+        text = run_with_services(body)
+    except AppError as exc:
+        print_error(exc)
+        return exit_code_for(exc)
+    sys.stdout.write(text)
+    sys.stdout.flush()
     return EXIT_OK
 
 

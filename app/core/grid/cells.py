@@ -121,6 +121,7 @@ class Cell:
             "ttft_s": self.ttft_s,
             "latency_s": self.latency_s,
             "tokens_per_s": self.tokens_per_s,
+            "load_s": self.load_s,
             "pass": self.passed,
             "asserts": [a.to_dict() for a in self.asserts],
             "error": self.error,
