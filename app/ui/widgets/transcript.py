@@ -12,6 +12,8 @@ Signals:
     edit_requested(int message_id): the user wants to edit and resend a user message.
     copied(str text): text was copied to the clipboard.
     stream_finished(str key): a streamed card has drawn all its text and ended.
+    copy_code_requested(int message_id, str language): "Copy as code" of an answer
+        (language: python, curl or transformers).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QScrollArea,
     QSizePolicy,
     QTextBrowser,
@@ -47,6 +50,8 @@ from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRender
 
 FLUSH_MS = 30
 FLUSH_CHUNK = 4000
+CODE_LANGUAGES = (("Copy as Python (openai SDK)", "python"), ("Copy as curl", "curl"),
+                  ("Copy as Python (transformers + peft)", "transformers"))
 CARD_MAX_WIDTH = 940
 
 
@@ -199,6 +204,7 @@ class MessageCard(QFrame):
     regenerate_clicked = Signal()
     edit_clicked = Signal(int)
     copied = Signal(str)
+    code_requested = Signal(int, str)
 
     def __init__(self, role: str, *, title: str = "", message_id: int | None = None,
                  code_style: CodeStyle = LIGHT_CODE, parent: QWidget | None = None) -> None:
@@ -228,6 +234,17 @@ class MessageCard(QFrame):
         self.regen_button = self._action("Regenerate", self.regenerate_clicked.emit)
         self.regen_button.setVisible(False)
         head.addWidget(self.regen_button)
+        self.code_button: QToolButton | None = None
+        if role == "assistant":  # "Copy as code": the request of this answer as a program
+            self.code_button = self._action("Code", lambda: None)
+            self.code_button.setToolTip("Copy the request of this answer as a program (the key is read from an "
+                                        "environment variable)")
+            menu = QMenu(self.code_button)
+            for label, language in CODE_LANGUAGES:
+                menu.addAction(label).triggered.connect(lambda _c=False, lang=language: self._on_code(lang))
+            self.code_button.setMenu(menu)
+            self.code_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+            head.addWidget(self.code_button)
         lay.addLayout(head)
         self._lay = lay
         self.thinking: ThinkingSection | None = None
@@ -376,6 +393,10 @@ class MessageCard(QFrame):
         if self.message_id is not None:
             self.edit_clicked.emit(self.message_id)
 
+    def _on_code(self, language: str) -> None:
+        if self.message_id is not None:
+            self.code_requested.emit(self.message_id, language)
+
 
 @dataclass(frozen=True, slots=True)
 class _Ending:
@@ -393,6 +414,7 @@ class TranscriptView(QScrollArea):
     edit_requested = Signal(int)
     copied = Signal(str)
     stream_finished = Signal(str)
+    copy_code_requested = Signal(int, str)
 
     def __init__(self, parent: QWidget | None = None, code_style: CodeStyle = LIGHT_CODE) -> None:
         super().__init__(parent)
@@ -447,6 +469,7 @@ class TranscriptView(QScrollArea):
         card.regenerate_clicked.connect(self.regenerate_requested.emit)
         card.edit_clicked.connect(self.edit_requested.emit)
         card.copied.connect(self.copied.emit)
+        card.code_requested.connect(self.copy_code_requested.emit)
         card.setMaximumWidth(CARD_MAX_WIDTH)
         self._layout.insertWidget(self._layout.count() - 1, card)
         self._cards[key] = card
