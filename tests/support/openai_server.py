@@ -623,8 +623,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tokens", type=int, default=1000, help="tokens per streamed answer")
     parser.add_argument("--no-usage", action="store_true", help="never send a usage chunk")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, metavar="S",
+                        help="seconds between chunks (e.g. 30 tokens at 0.01: a 300 ms answer)")
     args = parser.parse_args(argv)
-    with OpenAIServer(default=tokens(args.tokens), send_usage=not args.no_usage) as server:
+    with OpenAIServer(default=tokens(args.tokens, chunk_delay_s=args.chunk_delay), send_usage=not args.no_usage) as server:
         print(server.base_url, flush=True)
         try:
             sys.stdin.read()
