@@ -80,8 +80,8 @@ def openai_python(target: HttpTarget) -> str:
     """A Python program that streams the answer with the openai SDK."""
     body = dict(target.body)
     args = "".join(f"    {k}={_py(v)},\n" for k, v in body.items())
-    key = (f'os.environ["{target.key_env}"]' if target.key_env
-           else 'os.environ.get("OPENAI_API_KEY", "not-needed")  # this endpoint needs no key')  # fmt: skip
+    key = f'os.environ["{target.key_env}"]' if target.key_env else 'os.environ.get("OPENAI_API_KEY", "not-needed")'
+    note = "" if target.key_env else "# this endpoint needs no key (the SDK wants one, any text will do)\n"
     run = f"{target.key_env}=... python3 this_file.py" if target.key_env else "python3 this_file.py"
     return f'''#!/usr/bin/env python3
 """The same request as LLM Playground sent: {target.title}.
@@ -92,7 +92,7 @@ import os
 
 from openai import OpenAI
 
-client = OpenAI(base_url={target.base_url!r}, api_key={key})
+{note}client = OpenAI(base_url={target.base_url!r}, api_key={key})
 stream = client.chat.completions.create(
 {args})
 usage = None

@@ -40,6 +40,7 @@ def test_python_and_curl_are_valid_and_read_the_key_from_the_environment() -> No
     assert '"top_k": 5' in curl and "extra_body" not in curl and "$OPENAI_API_KEY" in curl
     assert "<<'JSON'" in curl  # a quoted here-document: nothing in the body is expanded by the shell
     keyless = openai_python(HttpTarget("http://127.0.0.1:1/v1", None, BODY, "x"))
+    ast.parse(keyless)
     assert "not-needed" in keyless and "Authorization" not in curl_program(HttpTarget("http://h/v1", None, BODY, "x"))
 
 

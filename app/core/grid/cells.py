@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,6 +46,8 @@ class Cell:
     run: Run | None = None
     attempt: int = 0
     """How many times the cell was sent (reruns count)."""
+    phase: str | None = None
+    """While its model loads: what the load is doing (``loading 40%``)."""
     t_started: float | None = None
     t_first: float | None = None
     t_loaded: float | None = None
@@ -86,14 +88,20 @@ class Cell:
         """Forget the outcome (before a rerun)."""
         self.text, self.error, self.usage, self.cost_usd = "", None, None, None
         self.ttft_s = self.latency_s = self.tokens_per_s = self.load_s = None
-        self.finish_reason, self.live, self.run = None, None, None
+        self.finish_reason, self.live, self.run, self.phase = None, None, None, None
         self.asserts = []
         self.t_started = self.t_first = self.t_loaded = self.t_ended = None
+
+    def _live_ttft(self) -> float | None:
+        begin = self.t_loaded if self.t_loaded is not None else self.t_started
+        return None if self.t_first is None or begin is None else max(0.0, self.t_first - begin)
 
     def figures_line(self) -> str:
         """``42 tokens · $0.000012 · first token 0.21 s · 30.5 tok/s`` (live while streaming)."""
         if self.status in ("queued", "running") and self.live is not None:
-            return self.live.sentence()
+            return replace(self.live, ttft_s=self._live_ttft()).sentence()
+        if self.status == "running" and self.phase:
+            return self.phase
         parts: list[str] = []
         if self.usage is not None:
             parts.append(f"{format_tokens(self.usage.completion_tokens, estimated=self.usage.estimated)} tokens")
@@ -105,6 +113,29 @@ class Cell:
         if self.tokens_per_s is not None:
             parts.append(f"{self.tokens_per_s:.1f} tok/s")
         if self.latency_s is not None:
+            parts.append(format_seconds(self.latency_s))
+        return " · ".join(parts)
+
+    def short_figures(self) -> str:
+        """The figures for a narrow cell: ``40 tok · $0.0001 · ttft 0.21 s · 31 tok/s · 1.2 s``."""
+        live = self.live if self.status in ("queued", "running") else None
+        if live is None and self.status == "running" and self.phase:
+            return self.phase
+        tokens = live.tokens if live is not None else (self.usage.completion_tokens if self.usage else None)
+        cost = live.cost_usd if live is not None else self.cost_usd
+        ttft = self._live_ttft() if live is not None else self.ttft_s
+        tps = live.tokens_per_s if live is not None else self.tokens_per_s
+        parts: list[str] = []
+        if tokens is not None:
+            approx = "~" if live is None and self.usage is not None and self.usage.estimated else ""
+            parts.append(f"{approx}{tokens:,} tok")
+        if cost is not None or tokens is not None:
+            parts.append(format_cost(cost, provider=self.request.model.provider if self.request else None))
+        if ttft is not None:
+            parts.append(f"ttft {ttft:.2f} s")
+        if tps is not None:
+            parts.append(f"{tps:.0f} tok/s")
+        if live is None and self.latency_s is not None:
             parts.append(format_seconds(self.latency_s))
         return " · ".join(parts)
 
@@ -166,7 +197,12 @@ class ColumnSummary:
         if self.mean_latency_s is not None:
             parts += [f"mean {format_seconds(self.mean_latency_s)}", f"p95 {format_seconds(self.p95_latency_s)}"]
         judged = self.passed + self.failed + self.errors
-        parts.append(f"{self.passed}/{judged} pass" if judged else "not run")
+        if judged:
+            parts.append(f"{self.passed}/{judged} pass")
+        if self.cancelled:
+            parts.append(f"{self.cancelled} stopped")
+        if not judged and not self.cancelled:
+            parts.append("not run")
         return " · ".join(parts)
 
 

@@ -25,73 +25,16 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from app.core.errors import AppError, ConfigError
-from app.core.grid.cases import CasesFileError, known_type, load_cases
-from app.core.grid.model import (
-    ASSERT_TYPES,
-    DEFAULT_LEVENSHTEIN,
-    Assertion,
-    GridConfig,
-    Prompt,
-    TestCase,
-    Variant,
-    parse_adapter,
-)
-from app.core.types import GenerationParams, ModelRef
+from app.core.grid.cases import CasesFileError, load_cases
+from app.core.grid.doc import FORMAT_HINT, Doc, GridFileError, Path_, key_path
+from app.core.grid.entries import as_list, assertions, normalize_model_id, variant_entry
+from app.core.grid.model import Assertion, GridConfig, Prompt, TestCase, Variant
 
-Path_ = tuple[str | int, ...]
+__all__ = ["FORMAT_HINT", "GridFileError", "dump_grid", "grid_from_dict", "key_path", "load_grid",
+           "normalize_model_id", "parse_grid_text"]
 TOP_KEYS = ("description", "prompts", "providers", "defaultTest", "tests")
-CONFIG_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop", "system", "adapters", "endpoint", "base_url",
-               "apiBaseUrl")  # fmt: skip
-FORMAT_HINT = "See the Workbench section of the README for the grid file format."
-
-
-class GridFileError(ConfigError):
-    """A grid file is wrong; the message names the file, line and key."""
-
-
-def key_path(path: Path_) -> str:
-    """``providers[1].config.temperature``."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-class _Doc:
-    """The parsed document's line numbers (by key path), its name and folder, its warnings."""
-
-    def __init__(self, source: str, lines: dict[Path_, int], base_dir: Path | None) -> None:
-        self.source = source
-        self.lines = lines
-        self.base_dir = base_dir
-        self.warnings: list[str] = []
-
-    def where(self, path: Path_) -> str:
-        if not path:  # the whole file (e.g. a missing top-level key): no line to name
-            return self.source
-        probe = tuple(path)
-        while probe and probe not in self.lines:
-            probe = probe[:-1]
-        line = self.lines.get(probe)
-        at = f"{self.source}, line {line}" if line else self.source
-        return f"{at}: {key_path(path)}" if path else at
-
-    def fail(self, path: Path_, message: str, hint: str = FORMAT_HINT) -> NoReturn:
-        raise GridFileError(f"{self.where(path)}: {message}", hint=hint)
-
-    def warn(self, path: Path_, message: str) -> None:
-        self.warnings.append(f"{self.where(path)}: {message}")
-
-    def file(self, path: Path_, ref: str) -> Path:
-        target = Path(ref.removeprefix("file://")).expanduser()
-        if not target.is_absolute() and self.base_dir is not None:
-            target = self.base_dir / target
-        if not target.is_file():
-            self.fail(path, f"the file '{target}' does not exist.", "Check the path (relative paths start at the grid file's folder).")
-        return target
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -143,7 +86,7 @@ def parse_grid_text(text: str, *, source: str = "grid file", base_dir: Path | No
     dupes: list[tuple[Path_, int, int]] = []
     if node is not None:
         _lines(node, (), lines, dupes)
-    doc = _Doc(source, lines, base_dir)
+    doc = Doc(source, lines, base_dir)
     if dupes:
         path, first, again = dupes[0]
         doc.fail(path, f"this key is given twice (lines {first} and {again}).", "Keep one of them.")
@@ -176,11 +119,11 @@ def dump_grid(config: GridConfig, *, as_json: bool = False) -> str:
 
 def grid_from_dict(data: Mapping[str, Any], source: str = "stored run") -> GridConfig:
     """A config from :meth:`GridConfig.to_dict` data (a stored run's configuration)."""
-    return _grid(dict(data), _Doc(source, {}, None))
+    return _grid(dict(data), Doc(source, {}, None))
 
 
 # ------------------------------------------------------------------------------------------ the parts
-def _grid(data: Any, doc: _Doc) -> GridConfig:
+def _grid(data: Any, doc: Doc) -> GridConfig:
     if not isinstance(data, dict):
         doc.fail((), "a grid file must be a mapping with prompts, providers and tests.",
                  "Start from the example in the README's Workbench section.")  # fmt: skip
@@ -195,7 +138,7 @@ def _grid(data: Any, doc: _Doc) -> GridConfig:
     if "providers" not in data:
         doc.fail((), "'providers' is missing.", "Add providers: [openai:gpt-4o-mini, local:smollm2].")
     prompts = _prompts(data["prompts"], doc)
-    variants = tuple(_variant(item, ("providers", i), doc) for i, item in enumerate(_as_list(data["providers"])))
+    variants = tuple(variant_entry(item, ("providers", i), doc) for i, item in enumerate(as_list(data["providers"])))
     if not variants:
         doc.fail(("providers",), "no providers are listed.", "List at least one model id, e.g. mock:echo.")
     default_vars, default_asserts, grader = _default_test(data.get("defaultTest"), doc)
@@ -207,10 +150,6 @@ def _grid(data: Any, doc: _Doc) -> GridConfig:
     return config
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
 def _first_rubric(data: dict[str, Any]) -> Path_:
     tests = data.get("tests")
     for i, t in enumerate(tests if isinstance(tests, list) else []):
@@ -220,9 +159,9 @@ def _first_rubric(data: dict[str, Any]) -> Path_:
     return ("defaultTest",)
 
 
-def _prompts(value: Any, doc: _Doc) -> tuple[Prompt, ...]:
+def _prompts(value: Any, doc: Doc) -> tuple[Prompt, ...]:
     out: list[Prompt] = []
-    for i, item in enumerate(_as_list(value)):
+    for i, item in enumerate(as_list(value)):
         path: Path_ = ("prompts", i) if isinstance(value, list) else ("prompts",)
         label = ""
         if isinstance(item, dict):
@@ -244,110 +183,7 @@ def _prompts(value: Any, doc: _Doc) -> tuple[Prompt, ...]:
     return tuple(out)
 
 
-def normalize_model_id(raw: str) -> tuple[str, str | None]:
-    """promptfoo's ids (``openai:chat:gpt-4o``, ``ollama:chat:llama3.2``, ``echo``) as this
-    app's ``provider:model`` and an endpoint (raises InvalidModelId)."""
-    text = raw.strip()
-    if text == "echo":
-        return "mock:echo", None
-    prefix, _, rest = text.partition(":")
-    prefix = prefix.strip().lower()
-    if prefix in ("openai", "ollama"):
-        for form in ("chat:", "completion:", "responses:"):
-            if rest.startswith(form):
-                rest = rest[len(form):]
-        if prefix == "ollama":
-            return f"openai:{rest}", "Ollama"
-    return str(ModelRef.parse(f"{prefix}:{rest}")), None
-
-
-def _number(value: Any, path: Path_, doc: _Doc, *, integer: bool = False) -> Any:
-    ok = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok:
-        doc.fail(path, f"must be {'a whole number' if integer else 'a number'} (got {value!r}).",
-                 "Write a plain number, without quotes.")  # fmt: skip
-    return value
-
-
-def _variant(item: Any, path: Path_, doc: _Doc) -> Variant:
-    if isinstance(item, dict) and "id" not in item and len(item) == 1:  # {"openai:gpt-4o": {config...}}
-        (key, body), = item.items()
-        item = {"id": key, **(body if isinstance(body, dict) else {})}
-    if isinstance(item, str):
-        item = {"id": item}
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-        doc.fail(path, "a provider is a model id or {id, label, config}.", "Write e.g. - openai:gpt-4o-mini.")
-    for key in item:
-        if key not in ("id", "label", "config"):
-            doc.warn((*path, key), "ignored (a provider has id, label and config).")
-    try:
-        model, endpoint = normalize_model_id(item["id"])
-    except AppError as exc:
-        doc.fail((*path, "id") if len(item) > 1 else path, exc.message, exc.hint)
-    label = item.get("label") or ""
-    if not isinstance(label, str):
-        doc.fail((*path, "label"), "must be text.")
-    config = item.get("config") or {}
-    if not isinstance(config, dict):
-        doc.fail((*path, "config"), "must be a mapping (temperature, max_tokens, ...).")
-    return _apply_config(Variant(model, label, endpoint), config, (*path, "config"), doc)
-
-
-def _apply_config(variant: Variant, config: dict[str, Any], path: Path_, doc: _Doc) -> Variant:
-    changes: dict[str, Any] = {}
-    for key, value in config.items():
-        at = (*path, key)
-        if key in ("temperature", "top_p"):
-            changes[key] = float(_number(value, at, doc))
-        elif key in ("max_tokens", "seed"):
-            changes[key] = _number(value, at, doc, integer=True)
-        elif key == "stop":
-            stops = _as_list(value)
-            if not all(isinstance(s, str) and s for s in stops):
-                doc.fail(at, "must be text or a list of texts.", 'Write stop: ["\\n\\n"].')
-            changes["stop"] = tuple(stops)
-        elif key == "system":
-            if not isinstance(value, str):
-                doc.fail(at, "must be text.")
-            changes["system"] = value
-        elif key == "adapters":
-            specs = []
-            for i, spec in enumerate(_as_list(value)):
-                if not isinstance(spec, str) or not spec.strip():
-                    doc.fail((*at, i) if isinstance(value, list) else at, "an adapter is PATH or PATH:SCALE.")
-                try:
-                    adapter = parse_adapter(spec)
-                except AppError as exc:
-                    doc.fail((*at, i) if isinstance(value, list) else at, exc.message, exc.hint)
-                if doc.base_dir is not None and not Path(adapter.path).expanduser().is_absolute():
-                    adapter = type(adapter)(str((doc.base_dir / adapter.path).resolve()), adapter.scale)
-                specs.append(adapter)
-            if specs and not ModelRef.parse(variant.model).takes_adapters:
-                doc.fail(at, f"{variant.model} cannot take LoRA adapters (only local: and huggingface: models can).",
-                         "Remove the adapters, or use a local model.")  # fmt: skip
-            changes["adapters"] = tuple(specs)
-        elif key in ("endpoint", "base_url", "apiBaseUrl"):
-            if not isinstance(value, str) or not value.strip():
-                doc.fail(at, "must be an endpoint name or a base URL.")
-            if not variant.model.startswith("openai:"):
-                doc.fail(at, "only OpenAI-compatible models (openai:...) have an endpoint.")
-            changes["endpoint"] = value.strip()
-        elif key in ("apiKey", "api_key"):
-            doc.warn(at, "ignored: keys are never read from files (python -m app keys set ..., or the Keys dialog).")
-        else:
-            doc.warn(at, f"ignored (config takes {', '.join(CONFIG_KEYS)}).")
-    variant = variant.with_(**changes)
-    try:
-        GenerationParams(temperature=variant.temperature if variant.temperature is not None else 0.7,
-                         top_p=variant.top_p if variant.top_p is not None else 1.0,
-                         max_tokens=variant.max_tokens, seed=variant.seed, stop=variant.stop).validated()  # fmt: skip
-    except AppError as exc:
-        bad = next((k for k in ("temperature", "top_p", "max_tokens", "seed", "stop") if exc.message.startswith(k)), None)
-        doc.fail((*path, bad) if bad else path, exc.message, "Fix the value in the file.")
-    return variant
-
-
-def _default_test(value: Any, doc: _Doc) -> tuple[dict[str, Any], tuple[Assertion, ...], Variant | None]:
+def _default_test(value: Any, doc: Doc) -> tuple[dict[str, Any], tuple[Assertion, ...], Variant | None]:
     if value is None:
         return {}, (), None
     path: Path_ = ("defaultTest",)
@@ -357,15 +193,15 @@ def _default_test(value: Any, doc: _Doc) -> tuple[dict[str, Any], tuple[Assertio
         if key not in ("vars", "assert", "options"):
             doc.warn((*path, key), "ignored (defaultTest takes vars, assert and options).")
     variables = _vars(value.get("vars"), (*path, "vars"), doc)
-    asserts = _asserts(value.get("assert"), (*path, "assert"), doc)
+    asserts = assertions(value.get("assert"), (*path, "assert"), doc)
     options = value.get("options") or {}
     if not isinstance(options, dict):
         doc.fail((*path, "options"), "must be a mapping (provider).")
     grader = options.get("provider")
-    return variables, asserts, None if grader is None else _variant(grader, (*path, "options", "provider"), doc)
+    return variables, asserts, None if grader is None else variant_entry(grader, (*path, "options", "provider"), doc)
 
 
-def _vars(value: Any, path: Path_, doc: _Doc) -> dict[str, Any]:
+def _vars(value: Any, path: Path_, doc: Doc) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -373,11 +209,11 @@ def _vars(value: Any, path: Path_, doc: _Doc) -> dict[str, Any]:
     return {str(k): v for k, v in value.items()}
 
 
-def _tests(value: Any, doc: _Doc) -> tuple[TestCase, ...]:
+def _tests(value: Any, doc: Doc) -> tuple[TestCase, ...]:
     if value is None:
         return ()
     out: list[TestCase] = []
-    for i, item in enumerate(_as_list(value)):
+    for i, item in enumerate(as_list(value)):
         path: Path_ = ("tests", i) if isinstance(value, list) else ("tests",)
         if isinstance(item, str) and item.startswith("file://"):
             try:
@@ -392,62 +228,7 @@ def _tests(value: Any, doc: _Doc) -> tuple[TestCase, ...]:
                 doc.warn((*path, key), "ignored (a test takes description, vars and assert).")
         description = item.get("description") or ""
         out.append(TestCase(_vars(item.get("vars"), (*path, "vars"), doc),
-                            _asserts(item.get("assert"), (*path, "assert"), doc), str(description)))  # fmt: skip
+                            assertions(item.get("assert"), (*path, "assert"), doc), str(description)))  # fmt: skip
     return tuple(out)
 
 
-def _asserts(value: Any, path: Path_, doc: _Doc) -> tuple[Assertion, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        doc.fail(path, "must be a list of assertions.", "Write assert: [{type: contains, value: Paris}].")
-    return tuple(_assertion(item, (*path, i), doc) for i, item in enumerate(value))
-
-
-def _assertion(item: Any, path: Path_, doc: _Doc) -> Assertion:
-    if not isinstance(item, dict) or not isinstance(item.get("type"), str):
-        doc.fail(path, "an assertion is a mapping with a type.", "Write {type: contains, value: Paris}.")
-    kind = item["type"].strip()
-    if not known_type(kind):
-        doc.fail((*path, "type"), f"'{kind}' is not an assertion type this app checks.",
-                 "Use one of " + ", ".join(ASSERT_TYPES) + ", or not- before any of them.")  # fmt: skip
-    for key in item:
-        if key not in ("type", "value", "threshold", "provider", "weight", "metric"):
-            doc.warn((*path, key), "ignored (an assertion takes type, value and threshold).")
-    base = kind[4:] if kind.startswith("not-") else kind
-    value, threshold = item.get("value"), item.get("threshold")
-    if threshold is not None:
-        threshold = float(_number(threshold, (*path, "threshold"), doc))
-    if base in ("cost", "latency"):
-        if threshold is None and value is not None:
-            threshold, value = float(_number(value, (*path, "value"), doc)), None
-        if threshold is None or threshold < 0:
-            doc.fail(path, f"{kind} needs a threshold (the maximum {'USD' if base == 'cost' else 'milliseconds'}).",
-                     f"Write {{type: {kind}, threshold: {'0.01' if base == 'cost' else '2000'}}}.")  # fmt: skip
-    elif base in ("contains-any", "contains-all"):
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list) or not value or not all(isinstance(v, str | int | float) for v in value):
-            doc.fail((*path, "value"), f"{kind} needs a list of texts.", "Write value: [Paris, paris].")
-        value = [str(v) for v in value]
-    elif base == "is-json":
-        if value is not None:
-            doc.fail((*path, "value"), "a JSON schema for is-json is not supported.", "Remove the value: the answer is checked to be JSON.")
-    elif base == "levenshtein":
-        if value is None:
-            doc.fail(path, "levenshtein needs a value (the expected text).", "Write {type: levenshtein, value: Paris, threshold: 2}.")
-        threshold = DEFAULT_LEVENSHTEIN if threshold is None else threshold
-    else:
-        if value is None or isinstance(value, dict | list):
-            doc.fail(path, f"{kind} needs a value (text).", f"Write {{type: {kind}, value: ...}}.")
-        if base == "regex":
-            try:
-                re.compile(str(value))
-            except re.error as exc:
-                doc.fail((*path, "value"), f"not a valid regular expression: {exc}.", "Fix the pattern (Python syntax).")
-        if base != "equals" or not isinstance(value, str):
-            value = str(value) if not isinstance(value, str) else value
-    grader = item.get("provider")
-    if grader is not None and not isinstance(grader, str):
-        grader = grader.get("id") if isinstance(grader, dict) else None
-    return Assertion(kind, value, threshold, grader)

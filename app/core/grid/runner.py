@@ -257,7 +257,7 @@ class GridRunner:
         now = time.perf_counter()
         if isinstance(event, RunText):
             if cell.t_first is None:
-                cell.t_first = now
+                cell.t_first, cell.phase = now, None
             self._tell(cell, "text")
         elif isinstance(event, RunStats):
             cell.live = event.figures
@@ -267,6 +267,9 @@ class GridRunner:
             self._tell(cell, "status")
         elif isinstance(event, RunProgress):
             cell.t_loaded = now
+            fraction = event.progress.fraction
+            cell.phase = event.progress.phase + (f" {fraction * 100:.0f}%" if fraction is not None else "…")
+            self._tell(cell, "stats")
         elif isinstance(event, RunFinished):
             self._finished(cell, event.result, now)
         elif isinstance(event, RunFailed | RunCancelled):

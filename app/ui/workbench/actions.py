@@ -75,7 +75,7 @@ class WorkbenchActions(EditActions, RunActions):
     def _set_dirty(self, dirty: bool) -> None:
         w = self._w()
         w.dirty = dirty
-        name = w.path.name if w.path else "untitled grid"
+        name = w.path.name if w.path else (self.config.description or "untitled grid")
         w.setWindowTitle(f"Workbench — {name}{'*' if dirty else ''} — LLM Playground")
 
     def set_config(self, config: GridConfig) -> None:

@@ -112,7 +112,7 @@ class CellDelegate(QStyledItemDelegate):
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
             painter.setFont(small)
             x += width + 6
-        figures = cell.figures_line() if cell is not None else ""
+        figures = cell.short_figures() if cell is not None else ""
         if cell is not None and cell.status == "invalid":
             figures = "not sent"
         painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))

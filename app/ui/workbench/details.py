@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -24,6 +24,8 @@ from app.core.grid.diff import changed_words, similarity, word_diff
 from app.ui.widgets.common import is_dark
 from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, StreamRenderer
 
+HINT = "Click a cell to read its whole answer; select two cells (Ctrl+click) for a word-level diff."
+
 
 class AnswerView(QWidget):
     """One cell: its title, figures, checks and the answer rendered as Markdown."""
@@ -33,13 +35,14 @@ class AnswerView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.setSpacing(4)
-        self.title = QLabel("Click a cell to read its whole answer; select two cells (Ctrl+click) for a diff.")
+        self.title = QLabel(HINT)
         self.title.setWordWrap(True)
         self.title.setStyleSheet("font-weight: 600;")
         self.figures = QLabel("")
         self.figures.setStyleSheet("color: palette(placeholder-text);")
         self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.checks = QLabel("")
+        self.checks.setTextFormat(Qt.TextFormat.RichText)
         self.checks.setWordWrap(True)
         self.checks.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.body = QTextBrowser(self)
@@ -49,6 +52,8 @@ class AnswerView(QWidget):
         lay.addWidget(self.figures)
         lay.addWidget(self.checks)
         lay.addWidget(self.body, 1)
+        self.figures.setVisible(False)
+        self.checks.setVisible(False)
         self.cell: Cell | None = None
         self._fed = 0
         self._renderer = StreamRenderer(self.body.document(), LIGHT_CODE)
@@ -59,15 +64,17 @@ class AnswerView(QWidget):
         self.body.clear()
         self._renderer = StreamRenderer(self.body.document(), DARK_CODE if is_dark(self) else LIGHT_CODE)
         self._fed = 0
-        self.title.setText(title)
+        self.title.setText(title if cell is not None else HINT)
         self.update_cell()
 
     def update_cell(self) -> None:
         """Draw what the cell received since the last call (linear while it streams)."""
         cell = self.cell
+        self.figures.setVisible(cell is not None)
         if cell is None:
             self.figures.setText("")
             self.checks.setText("")
+            self.checks.setVisible(False)
             return
         text = cell.current_text
         if len(text) < self._fed or not text.startswith(self._renderer.text[: min(64, self._fed)]):
@@ -159,6 +166,7 @@ class CodeView(QWidget):
         top.addWidget(self.copy_button)
         top.addWidget(self.note, 1)
         self.text = QPlainTextEdit(self)
+        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.text.setReadOnly(True)
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         lay.addLayout(top)

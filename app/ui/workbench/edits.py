@@ -85,8 +85,11 @@ class EditActions:
     def _base(self, col: int | None) -> tuple[Variant | None, int | None]:
         w = self._ew()
         col = w.selected_variant() if col is None else col
-        if col is not None and col < len(self._ew().config.variants):
-            return self._ew().config.variants[col], col
+        variants = self._ew().config.variants
+        if col is None and len(variants) == 1:  # the only column
+            col = 0
+        if col is not None and col < len(variants):
+            return variants[col], col
         if w.main_window is not None:
             return Variant(w.main_window.backend.current_model(), endpoint=w.main_window.backend.current_endpoint()), None
         return None, None

@@ -1,7 +1,8 @@
 """The Workbench grid as a Qt table model: rows are the test cases (one per prompt x case),
 the first columns are the cases' variables and assertions (edited in place), then one
-column per variant, whose cells show the runner's :class:`~app.core.grid.cells.Cell`; the
-last row holds the column footers (cost, mean and p95 latency, pass rate).
+column per variant, whose cells show the runner's :class:`~app.core.grid.cells.Cell`.
+:class:`FooterModel` is the one-row table under it (kept in view) with the column footers:
+total cost, mean and p95 latency, pass rate.
 
 Streamed changes are coalesced: the runner's listener only marks cells dirty, and one timer
 (50 ms) tells the view which cells to repaint, so many streaming cells never flood the GUI.
@@ -85,12 +86,12 @@ class GridTableModel(QAbstractTableModel):
         return self.fixed + variant
 
     def is_footer(self, row: int) -> bool:
-        """True for the summary row."""
-        return row == len(self.rows)
+        """False: the footers are in :class:`FooterModel` (kept for the delegate's checks)."""
+        return row >= len(self.rows)
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 (Qt override)
-        """Cases, plus the footer when there are variants."""
-        return 0 if parent.isValid() else len(self.rows) + (1 if self.config.variants else 0)
+        """One row per case."""
+        return 0 if parent.isValid() else len(self.rows)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 (Qt override)
         """Variables, Asserts, variants."""
@@ -130,9 +131,6 @@ class GridTableModel(QAbstractTableModel):
         for r, v in keys:
             index = self.index(r, self.column_of(v))
             self.dataChanged.emit(index, index)
-        footer = len(self.rows)
-        if self.config.variants:
-            self.dataChanged.emit(self.index(footer, self.fixed), self.index(footer, self.columnCount() - 1))
         self.cells_flushed.emit(keys)
 
     def _repaint_all(self) -> None:
@@ -146,14 +144,6 @@ class GridTableModel(QAbstractTableModel):
         r, c = index.row(), index.column()
         variant = self.variant_of(c)
         if self.is_footer(r):
-            if role == Qt.ItemDataRole.FontRole:
-                font = QFont()
-                font.setBold(True)
-                return font
-            if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-                if variant is None:
-                    return "Summary" if c == 0 else None
-                return self.runner.column_summary(variant).sentence() if self.runner is not None else "not run"
             return None
         row = self.rows[r]
         if variant is not None:
@@ -184,8 +174,6 @@ class GridTableModel(QAbstractTableModel):
         if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return None
         if orientation == Qt.Orientation.Vertical:
-            if self.is_footer(section):
-                return "Σ"
             row = self.rows[section] if section < len(self.rows) else None
             if row is None:
                 return None
@@ -240,3 +228,57 @@ class GridTableModel(QAbstractTableModel):
         self._repaint_all()
         self.config_edited.emit(self.config)
         return True
+
+
+class FooterModel(QAbstractTableModel):
+    """The column footers of a :class:`GridTableModel`: one row, the same columns."""
+
+    def __init__(self, grid: GridTableModel) -> None:
+        super().__init__(grid)
+        self.grid = grid
+        grid.modelReset.connect(self._reset)
+        grid.cells_flushed.connect(lambda _keys: self.refresh())
+        grid.dataChanged.connect(lambda *_: self.refresh())
+
+    def _reset(self) -> None:
+        self.beginResetModel()
+        self.endResetModel()
+
+    def refresh(self) -> None:
+        """Recompute the footers."""
+        if self.columnCount():
+            self.dataChanged.emit(self.index(0, 0), self.index(0, self.columnCount() - 1))
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 (Qt override)
+        """One row."""
+        return 0 if parent.isValid() else 1
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 (Qt override)
+        """The grid's columns."""
+        return 0 if parent.isValid() else self.grid.columnCount()
+
+    def summary(self, variant: int) -> str:
+        """The footer of variant ``variant``."""
+        runner = self.grid.runner
+        if runner is None or not any(c.ended for c in runner.cells.values() if c.col == variant):
+            return "not run"
+        return runner.column_summary(variant).sentence()
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """``$0.0012 · mean 0.42 s · p95 0.80 s · 2/3 pass`` under each variant."""
+        if not index.isValid():
+            return None
+        if role == Qt.ItemDataRole.FontRole:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return None
+        variant = self.grid.variant_of(index.column())
+        if variant is None:
+            return "Summary" if index.column() == 0 else None
+        return self.summary(variant)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        """Σ down the side."""
+        return "Σ" if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Vertical else None

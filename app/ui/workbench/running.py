@@ -55,11 +55,11 @@ class RunActions:
                 return
         w.runner = runner
         w.model.set_runner(runner)
+        sent = runner.start()
         if problems:
             w.show_message(f"{len(problems)} cells cannot be sent: {problems[0].error}", "warning")
         else:
-            w.message.clear_message()
-        runner.start()
+            w.show_message(f"Running {sent} cells… (■ Stop stops them all; finished cells are kept)")
         await self._follow(runner)
 
     async def _follow(self, runner: GridRunner) -> None:
@@ -73,7 +73,7 @@ class RunActions:
         w.runs.refresh()
         w.runs.select(runner.run_id)
         s = runner.summary()
-        if w.message.kind() != "warning":
+        if w.message.kind() != "warning":  # a warning about cells that could not be sent stays
             w.show_message(f"Done: {s.sentence()} · {s.cells} cells" + (f", {s.cancelled} stopped" if s.cancelled else ""),
                            "ok" if not (s.failed or s.errors) else "info")  # fmt: skip
         w.run_finished.emit(runner.run_id)

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.grid.model import GridConfig, Prompt
+from app.core.grid.model import GridConfig, Prompt, TestCase, Variant
 from app.core.grid.runner import GridRunner
 from app.core.grid.store import RunStore, store_path
 from app.ui.widgets.common import MessageLabel
@@ -45,7 +45,7 @@ from app.ui.widgets.model_picker import ModelPicker
 from app.ui.workbench.actions import WorkbenchActions
 from app.ui.workbench.cell_delegate import CellDelegate
 from app.ui.workbench.details import AnswerView, CodeView, DiffView
-from app.ui.workbench.grid_model import GridTableModel
+from app.ui.workbench.grid_model import FooterModel, GridTableModel
 from app.ui.workbench.runs_panel import RunsPanel
 from app.ui.workbench.variant_editor import VariantEditor
 
@@ -57,7 +57,7 @@ PROMPT_DEBOUNCE_MS = 400
 VARIANT_MIN_WIDTH = 200
 ROW_HEIGHT = 88
 FOOTER_HEIGHT = 44
-STARTER = GridConfig(prompts=(Prompt("Explain {{topic}} in one sentence."),), variants=())
+STARTER = GridConfig(prompts=(Prompt("Explain {{topic}} in one sentence."),), tests=(TestCase({"topic": "the tides"}),))
 
 
 class WorkbenchWindow(QWidget, WorkbenchActions):
@@ -88,7 +88,13 @@ class WorkbenchWindow(QWidget, WorkbenchActions):
         self.runner = self._new_runner(STARTER)
         self._build()
         self._wire()
-        self.load_config(STARTER, None)
+        starter = STARTER
+        if main_window is not None and main_window.backend is not None:  # a first column: the chat's model
+            starter = STARTER.with_(variants=(Variant(main_window.backend.current_model(),
+                                                      endpoint=main_window.backend.current_endpoint()),))
+        self.load_config(starter, None)
+        self.show_message("Add columns with + Add (pick a model first) or the Variants menu, cases with Cases; "
+                          "then ▶ Run.")
         self.refresh_models()
 
     # -- building -------------------------------------------------------------------------------
@@ -111,7 +117,7 @@ class WorkbenchWindow(QWidget, WorkbenchActions):
         lay.addLayout(head)
         self.prompt_edit = QPlainTextEdit()
         self.prompt_edit.setPlaceholderText("The prompt; {{name}} is a variable (a column of the cases).")
-        self.prompt_edit.setFixedHeight(54)
+        self.prompt_edit.setFixedHeight(48)
         lay.addWidget(self.prompt_edit)
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -126,6 +132,25 @@ class WorkbenchWindow(QWidget, WorkbenchActions):
         self.table.viewport().installEventFilter(self)
         self.table.setWordWrap(True)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.footer_model = FooterModel(self.model)
+        self.footer = QTableView()
+        self.footer.setModel(self.footer_model)
+        self.footer.horizontalHeader().hide()
+        self.footer.setFixedHeight(FOOTER_HEIGHT + 2)
+        self.footer.verticalHeader().setDefaultSectionSize(FOOTER_HEIGHT)
+        self.footer.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.footer.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.footer.setWordWrap(True)
+        self.footer.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.footer.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.table.horizontalHeader().sectionResized.connect(lambda i, _o, n: self.footer.setColumnWidth(i, n))
+        self.table.horizontalScrollBar().valueChanged.connect(self.footer.horizontalScrollBar().setValue)
+        grid_box = QWidget()
+        grid_lay = QVBoxLayout(grid_box)
+        grid_lay.setContentsMargins(0, 0, 0, 0)
+        grid_lay.setSpacing(0)
+        grid_lay.addWidget(self.table, 1)
+        grid_lay.addWidget(self.footer)
         self.answer = AnswerView()
         self.diff = DiffView()
         self.variant_editor = VariantEditor()
@@ -135,11 +160,13 @@ class WorkbenchWindow(QWidget, WorkbenchActions):
                               (self.code, "Code")):  # fmt: skip
             self.tabs.addTab(widget, title)
         right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.table)
+        right.addWidget(grid_box)
         right.addWidget(self.tabs)
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 2)
+        right.setSizes([420, 230])
         right.setChildrenCollapsible(False)
+        self.vsplit = right
         self.runs = RunsPanel(self.store)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.runs)
@@ -274,13 +301,20 @@ class WorkbenchWindow(QWidget, WorkbenchActions):
                 header.setSectionResizeMode(fixed + v, mode)
                 if not fits:
                     header.resizeSection(fixed + v, VARIANT_MIN_WIDTH)
+        self._sync_footer()
 
     def size_rows(self) -> None:
-        """Case rows tall enough for a few lines of answer; the footer row short."""
+        """Case rows tall enough for a few lines of answer; the footer's columns follow the grid's."""
         for row in range(len(self.model.rows)):
             self.table.setRowHeight(row, ROW_HEIGHT)
-        if self.model.config.variants:
-            self.table.setRowHeight(len(self.model.rows), FOOTER_HEIGHT)
+        self._sync_footer()
+
+    def _sync_footer(self) -> None:
+        header = self.table.horizontalHeader()
+        for col in range(self.model.columnCount()):
+            self.footer.setColumnWidth(col, header.sectionSize(col))
+        self.footer.verticalHeader().setFixedWidth(self.table.verticalHeader().width())
+        self.footer.horizontalScrollBar().setValue(self.table.horizontalScrollBar().value())
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
         """Re-fit the columns when the grid's width changes."""

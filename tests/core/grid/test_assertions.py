@@ -6,7 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from app.core.grid.assertions import Answer, check, levenshtein, parse_grade, rubric_messages, rubric_result
+from app.core.grid.assertions import (
+    Answer,
+    check,
+    levenshtein,
+    parse_grade,
+    rubric_messages,
+    rubric_result,
+)
 from app.core.grid.model import Assertion
 
 TEXT = 'The capital of France is Paris. {"a": 1}'

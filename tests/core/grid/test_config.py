@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from app.core.grid.config import GridFileError, dump_grid, grid_from_dict, load_grid, normalize_model_id, parse_grid_text
+from app.core.grid.config import (
+    GridFileError,
+    dump_grid,
+    grid_from_dict,
+    load_grid,
+    normalize_model_id,
+    parse_grid_text,
+)
 from app.core.grid.model import Assertion, Variant
 
 EXAMPLE = """\

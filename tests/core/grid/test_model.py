@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.grid.model import GridConfig, MissingVariables, Prompt, TestCase, Variant, render, template_vars
+from app.core.grid.model import (
+    GridConfig,
+    MissingVariables,
+    Prompt,
+    TestCase,
+    Variant,
+    render,
+    template_vars,
+)
 
 
 def test_render_fills_variables_and_names_every_missing_one() -> None:

@@ -48,8 +48,11 @@ def test_a_2x3_grid_streams_into_its_cells_and_stops(bench: Any, drive: Callable
     assert {cells[(r, 2)].status for r in (0, 1)} == {"cancelled"}
     assert cells[(0, 2)].text and len(cells[(0, 2)].text.split()) < 3000  # the partial text is kept
     assert bench.run_action.isEnabled() and not bench.stop_action.isEnabled() and bench.model.editable
-    footer = model.data(model.index(len(model.rows), model.column_of(0)))
-    assert "free" in footer and "2/2 pass" in footer
+    footer = bench.footer_model.data(bench.footer_model.index(0, model.column_of(0)))
+    assert "free" in footer and "mean" in footer and "p95" in footer and "2/2 pass" in footer
+    assert bench.footer_model.data(bench.footer_model.index(0, model.column_of(2))).endswith("2 stopped")
+    assert bench.footer.isVisible() and bench.footer.columnWidth(model.column_of(1)) == bench.table.columnWidth(
+        model.column_of(1))
     assert len(bench.services.ledger.recent(100)) == 6
 
 
