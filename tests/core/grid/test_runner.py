@@ -174,7 +174,10 @@ def test_llm_rubric_is_graded_by_the_grader_model(services: Any, run: Callable[.
 
     async def scenario() -> None:
         runner.start()
-        await runner.wait()
+        try:
+            await runner.wait()
+        finally:  # the OpenAI client's connections belong to this loop: close them on it
+            await services.registry.aclose()
 
     run(scenario())
     graded = [r.json["messages"][1]["content"] for r in openai_server.chat_requests]
