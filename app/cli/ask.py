@@ -107,6 +107,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         type=int,
         help="with --conversation: answer from this message (a new branch) instead of the latest",
     )
+    p.add_argument(
+        "--show-code",
+        choices=("python", "curl", "transformers"),
+        metavar="python|curl|transformers",
+        help="print a standalone program that sends this request, instead of sending it "
+        "(the key is read from an environment variable, never written)",
+    )
     p.set_defaults(func=run_ask)
 
 
@@ -278,6 +285,9 @@ def run_ask(args: argparse.Namespace) -> int:
         _json_failure(args, printer, exc)
         return exit_code_for(exc)
 
+    if getattr(args, "show_code", None):
+        return _show_code(args, prompt)
+
     async def body(services: Services) -> GenerationResult:
         if args.conversation is None:
             request = build_request(args, args.model or services.default_model(), prompt)
@@ -340,6 +350,24 @@ def run_ask(args: argparse.Namespace) -> int:
             data.update(stored[0].ids())
         out.write(json.dumps(data, ensure_ascii=False) + "\n")
         out.flush()
+    return EXIT_OK
+
+
+def _show_code(args: argparse.Namespace, prompt: str) -> int:
+    """``--show-code``: print the program for the request; nothing is sent."""
+    from app.providers.code_targets import code_for
+
+    async def body(services: Services) -> str:
+        request = build_request(args, args.model or services.default_model(), prompt)
+        return code_for(services, request, args.show_code)
+
+    try:
+        text = run_with_services(body)
+    except AppError as exc:
+        print_error(exc)
+        return exit_code_for(exc)
+    sys.stdout.write(text)
+    sys.stdout.flush()
     return EXIT_OK
 
 

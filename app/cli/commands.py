@@ -23,6 +23,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("count", "count", "count tokens", 'python -m app count -m openai:gpt-4o "some text"'),
     Command("keys", "keys", "manage API keys", "python -m app keys set|delete|list [openai|ENDPOINT]"),
     Command("usage", "usage", "usage and cost totals", "python -m app usage [--by model|day]"),
+    Command("grid", "grid", "run a grid file", "python -m app grid FILE [--json] [-o results.html]"),
     Command("history", "history", "stored conversations", "python -m app history list|show|fork|export|delete"),
 )
 

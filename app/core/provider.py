@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from app.core.errors import InvalidModelId
 from app.core.events import Progress, StreamEvent
@@ -21,7 +21,7 @@ from app.core.types import (
 if TYPE_CHECKING:
     from app.core.paths import AppPaths
     from app.core.secrets import SecretStore
-    from app.core.settings import Settings
+    from app.core.settings import EndpointConfig, Settings
 
 
 @runtime_checkable
@@ -110,6 +110,10 @@ class EndpointProvider(Provider, Protocol):
 
     async def test_connection(self, endpoint_name: str) -> str:
         """List the endpoint's models and return a one-line summary (raises on failure)."""
+        ...
+
+    def build_body(self, request: GenerationRequest, ep: EndpointConfig) -> dict[str, Any]:
+        """The Chat Completions request body the provider sends for ``request`` at ``ep``."""
         ...
 
 

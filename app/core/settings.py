@@ -127,6 +127,8 @@ class Settings(BaseModel):
     recent_local_models: list[str] = Field(default_factory=list)
     max_concurrent_per_endpoint: int = Field(4, ge=1, le=64)
     """How many requests the run scheduler sends to one remote endpoint at once."""
+    workbench_budget_usd: float = Field(0.10, ge=0.0, le=100_000.0)
+    """The Workbench asks before a run whose estimated cost may be above this (USD)."""
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         """The endpoint called ``name`` (case-insensitive), or None."""

@@ -154,10 +154,13 @@ class MainWindow(QMainWindow, WindowActions):
         self.open_model_action = self._action("Open model file/folder…", self.open_model_file)
         self.add_endpoint_action = self._action("Add endpoint…", self.add_endpoint)
         self.refresh_action = self._action("Refresh models", lambda: self.backend.refresh_models(), "F5")
+        self.workbench_action = self._action("Workbench", self.show_workbench, "Ctrl+Shift+W",
+                                             "Compare models, adapters and parameters side by side (Ctrl+Shift+W)")
         quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self._service_actions = [self.new_action, self.regen_action, self.stop_action, self.export_md_action,
                                  self.export_json_action, self.keys_action, self.settings_action,
-                                 self.open_model_action, self.add_endpoint_action, self.refresh_action]
+                                 self.open_model_action, self.add_endpoint_action, self.refresh_action,
+                                 self.workbench_action]
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -171,6 +174,8 @@ class MainWindow(QMainWindow, WindowActions):
         chat_menu.addAction(self.regen_action)
         chat_menu.addAction(self.stop_action)
         self.view_menu = bar.addMenu("&View")
+        self.view_menu.addAction(self.workbench_action)
+        self.view_menu.addSeparator()
 
         tb = self.addToolBar("Main")
         tb.setObjectName("mainToolbar")
@@ -252,6 +257,7 @@ class MainWindow(QMainWindow, WindowActions):
         self.transcript.fork_requested.connect(self.fork_from)
         self.editor.message_edit.textChanged.connect(lambda: self.session.note_draft(self.editor.message()))
         self.transcript.copied.connect(lambda _t: self.show_status("Copied to the clipboard."))
+        self.transcript.copy_code_requested.connect(self._on_copy_code)
         self.picker.model_selected.connect(self._on_model_selected)
         self.picker.add_endpoint_requested.connect(self.add_endpoint)
         self.picker.open_model_requested.connect(self.open_model_file)
@@ -274,6 +280,17 @@ class MainWindow(QMainWindow, WindowActions):
             self.sidebar.conversation_renamed.connect(self._on_conversation_renamed)
             self.sidebar.conversation_forked.connect(self._on_forked)
             self.session.answer_done.connect(lambda _g, _s: self.sidebar.refresh() if self.sidebar else None)
+
+    def show_workbench(self) -> None:
+        """Open the Workbench (View > Workbench)."""
+        from app.ui.workbench import open_workbench
+
+        open_workbench(self)
+
+    def _on_copy_code(self, message_id: int, language: str) -> None:
+        from app.ui.workbench.chat_bridge import copy_message_code
+
+        copy_message_code(self, message_id, language)
 
     # -- conversation ---------------------------------------------------------------------------
     def send(self) -> str | None:

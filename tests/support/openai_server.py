@@ -662,8 +662,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-usage", action="store_true", help="never send a usage chunk")
     parser.add_argument("--first-delay", type=float, default=0.0, metavar="S",
                         help="seconds before each answer's first token (a model's latency)")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, metavar="S",
+                        help="seconds between chunks (e.g. 30 tokens at 0.01: a 300 ms answer)")
     args = parser.parse_args(argv)
-    answer = tokens(args.tokens, first_delay_s=args.first_delay)
+    answer = tokens(args.tokens, first_delay_s=args.first_delay, chunk_delay_s=args.chunk_delay)
     with OpenAIServer(default=answer, send_usage=not args.no_usage) as server:
         print(server.base_url, flush=True)
         try:

@@ -182,6 +182,10 @@ class ThinkingSection(QFrame):
         )
 
 
+CODE_LANGUAGES = (("Python (openai SDK)", "python"), ("curl", "curl"),
+                  ("Python (transformers + peft)", "transformers"))
+
+
 class MessageCard(QFrame):
     """One message: header (role, model, actions), body, figures and error line."""
 
@@ -190,6 +194,7 @@ class MessageCard(QFrame):
     branch_clicked = Signal(int, int)
     fork_clicked = Signal(int)
     copied = Signal(str)
+    code_requested = Signal(int, str)
 
     def __init__(self, role: str, *, title: str = "", message_id: int | None = None,
                  code_style: CodeStyle = LIGHT_CODE, branch: tuple[int, int] = (1, 1),
@@ -228,8 +233,15 @@ class MessageCard(QFrame):
         self.fork_action = self.menu.addAction("Fork from here", self._on_fork)
         self.fork_action.setToolTip("A new conversation with the messages up to this one")
         self.menu.addAction("Copy", self.copy_text)
+        self.code_menu: QMenu | None = None
+        if role == "assistant":  # "Copy as code": the request of this answer as a program
+            self.code_menu = self.menu.addMenu("Copy as code")
+            self.code_menu.setToolTip("The request of this answer as a program (the key is read from an "
+                                      "environment variable)")
+            for label, language in CODE_LANGUAGES:
+                self.code_menu.addAction(label).triggered.connect(lambda _c=False, lang=language: self._on_code(lang))
         self.menu_button = self._action("\u22ef", lambda: None)
-        self.menu_button.setToolTip("More: Fork from here, Copy")
+        self.menu_button.setToolTip("More: Fork from here, Copy" + (", Copy as code" if role == "assistant" else ""))
         self.menu_button.setMenu(self.menu)
         self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu_button.setVisible(message_id is not None)
@@ -381,6 +393,10 @@ class MessageCard(QFrame):
     def _on_edit(self) -> None:
         if self.message_id is not None:
             self.edit_clicked.emit(self.message_id)
+
+    def _on_code(self, language: str) -> None:
+        if self.message_id is not None:
+            self.code_requested.emit(self.message_id, language)
 
     def _on_branch_step(self, step: int) -> None:
         if self.message_id is not None:

@@ -17,6 +17,8 @@ Signals:
     fork_requested(int message_id): a new conversation holding the path up to this message.
     copied(str text): text was copied to the clipboard.
     stream_finished(str key): a streamed card has drawn all its text and ended.
+    copy_code_requested(int message_id, str language): "Copy as code" of an answer
+        (language: python, curl or transformers).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class TranscriptView(QScrollArea):
     fork_requested = Signal(int)
     copied = Signal(str)
     stream_finished = Signal(str)
+    copy_code_requested = Signal(int, str)
 
     def __init__(self, parent: QWidget | None = None, code_style: CodeStyle = LIGHT_CODE) -> None:
         super().__init__(parent)
@@ -125,6 +128,7 @@ class TranscriptView(QScrollArea):
         card.branch_clicked.connect(self.branch_requested.emit)
         card.fork_clicked.connect(self.fork_requested.emit)
         card.copied.connect(self.copied.emit)
+        card.code_requested.connect(self.copy_code_requested.emit)
         card.setMaximumWidth(CARD_MAX_WIDTH)
         self._layout.insertWidget(self._layout.count() - 1, card)
         self._cards[key] = card

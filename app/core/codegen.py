@@ -1,0 +1,244 @@
+"""Get code: a standalone program that sends the same request as the app.
+
+- :func:`openai_python`: Python with the ``openai`` SDK (OpenAI and any compatible server);
+- :func:`curl_program`: a shell script with ``curl`` (the same JSON body);
+- :func:`transformers_python`: Python with transformers + peft for in-process models, with
+  the same adapters and scales (combined as the app combines them), parameters and seed.
+
+The key is read from an environment variable in the program, never written into it. The
+HTTP body is the app's own (the OpenAI provider's ``build_body``): see :func:`http_target`.
+"""
+
+from __future__ import annotations
+
+import json
+import pprint
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from app.core.errors import InvalidParams
+from app.core.types import AdapterSpec, GenerationParams, GenerationRequest
+
+if TYPE_CHECKING:
+    from app.core.services import Services
+    from app.core.settings import EndpointConfig
+
+Language = Literal["python", "curl", "transformers"]
+LANGUAGES: tuple[str, ...] = ("python", "curl", "transformers")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTarget:
+    """Where and what an OpenAI-compatible request sends. ``key_env`` names the environment
+    variable holding the key (None: the endpoint needs none)."""
+
+    base_url: str
+    key_env: str | None
+    body: dict[str, Any]
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTarget:
+    """How an in-process model is loaded: a folder or Hub id (``gguf_file`` for a .gguf in
+    that folder), its dtype and device as the settings name them (``auto``: chosen at run
+    time the way the app chooses)."""
+
+    location: str
+    gguf_file: str | None
+    dtype: str
+    device: str
+    title: str
+
+
+def key_env_for(endpoint: EndpointConfig) -> str | None:
+    """The environment variable a program reads the endpoint's key from."""
+    if endpoint.kind == "openai":
+        return "OPENAI_API_KEY"
+    if not endpoint.needs_key:
+        return None
+    return re.sub(r"[^A-Z0-9]+", "_", endpoint.name.upper()).strip("_") + "_API_KEY"
+
+
+def http_target(services: Services, request: GenerationRequest) -> HttpTarget:
+    """The app's own request body for ``request`` (an ``openai:`` model) and its endpoint."""
+    endpoint = services.settings.resolve_endpoint(request.endpoint)
+    body = dict(services.openai().build_body(request, endpoint))
+    if endpoint.send_stream_options:
+        body["stream_options"] = {"include_usage": True}
+    return HttpTarget(endpoint.base_url, key_env_for(endpoint), body, f"{request.model} at {endpoint.base_url}")
+
+
+def _py(value: Any, indent: int = 4) -> str:
+    text = pprint.pformat(value, width=96 - indent, sort_dicts=False)
+    return text.replace("\n", "\n" + " " * indent)
+
+
+def openai_python(target: HttpTarget) -> str:
+    """A Python program that streams the answer with the openai SDK."""
+    body = dict(target.body)
+    args = "".join(f"    {k}={_py(v)},\n" for k, v in body.items())
+    key = f'os.environ["{target.key_env}"]' if target.key_env else 'os.environ.get("OPENAI_API_KEY", "not-needed")'
+    note = "" if target.key_env else "# this endpoint needs no key (the SDK wants one, any text will do)\n"
+    run = f"{target.key_env}=... python3 this_file.py" if target.key_env else "python3 this_file.py"
+    return f'''#!/usr/bin/env python3
+"""The same request as LLM Playground sent: {target.title}.
+
+Run: {run}   (needs: pip install openai)
+"""
+import os
+
+from openai import OpenAI
+
+{note}client = OpenAI(base_url={target.base_url!r}, api_key={key})
+stream = client.chat.completions.create(
+{args})
+usage = None
+for chunk in stream:
+    if chunk.choices and chunk.choices[0].delta.content:
+        print(chunk.choices[0].delta.content, end="", flush=True)
+    if getattr(chunk, "usage", None):
+        usage = chunk.usage
+print()
+if usage is not None:
+    print(f"[{{usage.prompt_tokens}} prompt + {{usage.completion_tokens}} completion tokens]")
+'''
+
+
+def curl_program(target: HttpTarget) -> str:
+    """A shell script that streams the answer with curl (the same JSON body)."""
+    body = dict(target.body)
+    extra = body.pop("extra_body", None) or {}
+    body.update(extra)  # the SDK merges extra_body into the JSON body; so does curl here
+    auth = f'  -H "Authorization: Bearer ${target.key_env}" \\\n' if target.key_env else ""
+    run = f"{target.key_env}=... sh this_file.sh" if target.key_env else "sh this_file.sh"
+    return f"""#!/bin/sh
+# The same request as LLM Playground sent: {target.title}.
+# Run: {run}   (the answer streams as server-sent events)
+curl -sS -N {target.base_url.rstrip('/')}/chat/completions \\
+  -H "Content-Type: application/json" \\
+{auth}  -d @- <<'JSON'
+{json.dumps(body, indent=2, ensure_ascii=False)}
+JSON
+"""
+
+
+def _generate_kwargs(params: GenerationParams) -> dict[str, Any]:
+    """The ``generate`` options the app's local generation uses for ``params``."""
+    kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens or 512}
+    if params.temperature > 0:
+        kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or 0)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if params.repetition_penalty is not None:
+        kwargs["repetition_penalty"] = params.repetition_penalty
+    return kwargs
+
+
+def _adapter_code(adapters: Sequence[AdapterSpec]) -> str:
+    if not adapters:
+        return ""
+    names = [f"a{i}" for i in range(len(adapters))]
+    lines = ["from peft import PeftModel", "from peft.tuners.lora import LoraLayer", ""]
+    for i, (name, spec) in enumerate(zip(names, adapters, strict=True)):
+        if i == 0:
+            lines.append(f"model = PeftModel.from_pretrained(model, {spec.path!r}, adapter_name={name!r})")
+        else:
+            lines.append(f"model.load_adapter({spec.path!r}, adapter_name={name!r})")
+    if len(adapters) == 1:
+        lines += ["# the adapter's scale multiplies its LoRA scaling",
+                  "for module in model.modules():",
+                  f"    if isinstance(module, LoraLayer) and {names[0]!r} in module.scaling:",
+                  f"        module.scaling[{names[0]!r}] *= {adapters[0].scale!r}"]  # fmt: skip
+    else:
+        weights = [a.scale for a in adapters]
+        lines += ["# several adapters: one weighted combination ('cat' is exact for any ranks)",
+                  f'model.add_weighted_adapter({names!r}, {weights!r}, "combined", combination_type="cat")',
+                  "for module in model.modules():",
+                  '    if isinstance(module, LoraLayer) and "combined" in module.scaling:',
+                  '        module.scaling["combined"] = 1.0',
+                  'model.base_model.set_adapter("combined")']  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _device_code(target: LocalTarget) -> str:
+    if target.device == "auto":
+        device = ('DEVICE = "cuda" if torch.cuda.is_available() else '
+                  '("mps" if torch.backends.mps.is_available() else "cpu")')  # fmt: skip
+    else:
+        device = f"DEVICE = {target.device!r}"
+    if target.dtype in ("auto", "int8"):  # int8: the app quantises float32 weights itself
+        dtype = ('DTYPE = {"cuda": torch.bfloat16, "mps": torch.float16}.get(DEVICE, torch.bfloat16)'
+                 if target.dtype == "auto" else "DTYPE = torch.float32")  # fmt: skip
+    else:
+        dtype = f"DTYPE = torch.{target.dtype}"
+    return f"{device}\n{dtype}"
+
+
+def transformers_python(target: LocalTarget, request: GenerationRequest) -> str:
+    """A Python program that generates the same answer in-process with transformers (+ peft)."""
+    params = request.params
+    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    gguf = f", gguf_file={target.gguf_file!r}" if target.gguf_file else ""
+    seed = f"torch.manual_seed({params.seed})\n" if params.seed is not None else ""
+    stops = list(params.stop)
+    adapter_note = ", ".join(a.label for a in request.adapters) or "none"
+    return f'''#!/usr/bin/env python3
+"""The same generation as LLM Playground ran: {target.title} (adapters: {adapter_note}).
+
+Run: python3 this_file.py   (needs: pip install torch transformers peft{" gguf" if target.gguf_file else ""})
+"""
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+MODEL = {target.location!r}
+messages = {_py(messages, 0)}
+STOP = {stops!r}
+
+{_device_code(target)}
+tokenizer = AutoTokenizer.from_pretrained(MODEL{gguf})
+model = AutoModelForCausalLM.from_pretrained(MODEL{gguf}, dtype=DTYPE).to(DEVICE)
+{_adapter_code(request.adapters)}model.eval()
+
+if tokenizer.chat_template:
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
+else:  # no chat template: the app's plain layout
+    text = "".join(f"{{m['role']}}: {{m['content']}}\\n" for m in messages) + "assistant:"
+    ids = tokenizer(text, add_special_tokens=True)["input_ids"]
+input_ids = torch.tensor([list(ids)], dtype=torch.long, device=DEVICE)
+pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+{seed}with torch.inference_mode():
+    out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), pad_token_id=pad,
+                         **{_py(_generate_kwargs(params), 25)})
+answer = tokenizer.decode(out[0, input_ids.shape[1]:].tolist(), skip_special_tokens=True)
+for stop in STOP:  # the app ends the answer at the first stop sequence
+    if stop in answer:
+        answer = answer[: answer.index(stop)]
+print(answer)
+'''
+
+
+def program(language: str, request: GenerationRequest, *, http: HttpTarget | None = None,
+            local: LocalTarget | None = None) -> str:  # fmt: skip
+    """The program in ``language`` for ``request`` (raises InvalidParams when that language
+    does not fit the model: curl needs an HTTP server, transformers an in-process model)."""
+    if language not in LANGUAGES:
+        raise InvalidParams(f"There is no code for '{language}'.", hint="Use python, curl or transformers.")
+    if request.model.provider == "mock":
+        raise InvalidParams("The mock provider runs inside the app, so there is no program for it.",
+                            hint="Pick an OpenAI-compatible or an in-process model.")  # fmt: skip
+    if request.model.in_process:
+        if language == "curl" or local is None:
+            raise InvalidParams(f"{request.model} runs in-process (no HTTP server), so there is no curl command.",
+                                hint="Use --show-code transformers (or python) for this model.")  # fmt: skip
+        return transformers_python(local, request)
+    if language == "transformers" or http is None:
+        raise InvalidParams(f"{request.model} is served over HTTP, not in-process.",
+                            hint="Use --show-code python or curl for this model.")  # fmt: skip
+    return curl_program(http) if language == "curl" else openai_python(http)
+
+
+__all__ = ["HttpTarget", "LANGUAGES", "LocalTarget", "curl_program", "http_target", "key_env_for",
+           "openai_python", "program", "transformers_python"]

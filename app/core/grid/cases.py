@@ -1,0 +1,172 @@
+"""Test cases from CSV / JSONL (and JSON / YAML lists), and the one-line assertion syntax
+(``contains: Paris``, ``not-icontains: sorry``, ``levenshtein(3): Paris``, ``cost(0.01)``)
+that CSV columns (promptfoo's ``__expected``) and the Workbench's Asserts column use."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from app.core.errors import ConfigError
+from app.core.grid.model import ASSERT_TYPES, Assertion, TestCase
+
+_LINE = re.compile(r"^\s*(?P<type>[A-Za-z][\w-]*)\s*(?:\(\s*(?P<threshold>[^)]*)\s*\))?\s*(?::\s?(?P<value>.*))?$", re.S)
+LIST_TYPES = ("contains-any", "contains-all")
+NUMBER_TYPES = ("cost", "latency")
+
+
+class CasesFileError(ConfigError):
+    """A cases file (CSV, JSONL...) or an assertion line is wrong; the message says where."""
+
+
+def known_type(name: str) -> bool:
+    """True for an assertion type this app checks (``not-`` forms included)."""
+    return (name[4:] if name.startswith("not-") else name) in ASSERT_TYPES
+
+
+def parse_assertion_line(text: str, where: str = "The assertion") -> Assertion:
+    """``type[(threshold)][: value]`` as an :class:`Assertion` (raises CasesFileError)."""
+    m = _LINE.match(text.strip())
+    if m is None or not known_type(m.group("type").lower()):
+        got = m.group("type") if m else text.strip()
+        raise CasesFileError(f"{where}: '{got}' is not an assertion type.",
+                             hint="Write TYPE: VALUE with TYPE one of " + ", ".join(ASSERT_TYPES)
+                             + " (or not-TYPE), e.g. contains: Paris or levenshtein(3): Paris.")  # fmt: skip
+    kind = m.group("type").lower()
+    base = kind[4:] if kind.startswith("not-") else kind
+    value: Any = m.group("value")
+    threshold: float | None = None
+    raw_threshold = (m.group("threshold") or "").strip()
+    if base in NUMBER_TYPES and not raw_threshold and value is not None:
+        raw_threshold, value = value.strip(), None  # cost: 0.01 means cost(0.01)
+    if raw_threshold:
+        try:
+            threshold = float(raw_threshold)
+        except ValueError:
+            raise CasesFileError(f"{where}: the threshold '{raw_threshold}' of {kind} is not a number.",
+                                 hint="Write it as e.g. levenshtein(3): Paris or latency(2000).") from None  # fmt: skip
+    if base in LIST_TYPES and isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, str):
+        value = value.strip() if base != "equals" else value.lstrip()
+        if value == "":
+            value = None
+    return Assertion(kind, value, threshold)
+
+
+def assertion_line(a: Assertion) -> str:
+    """The one-line form of ``a`` (inverse of :func:`parse_assertion_line`)."""
+    head = a.type + (f"({a.threshold:g})" if a.threshold is not None else "")
+    if a.value is None:
+        return head
+    value = ", ".join(str(v) for v in a.value) if isinstance(a.value, list) else str(a.value)
+    return f"{head}: {value}"
+
+
+def parse_assertion_lines(text: str, where: str = "The assertion") -> tuple[Assertion, ...]:
+    """One assertion per non-empty line."""
+    return tuple(parse_assertion_line(line, where) for line in text.splitlines() if line.strip())
+
+
+def _from_row(row: dict[str, str], where: str) -> TestCase:
+    variables: dict[str, Any] = {}
+    asserts: list[Assertion] = []
+    description = ""
+    for key, value in row.items():
+        if key is None:
+            raise CasesFileError(f"{where}: this row has more cells than the header has columns.",
+                                 hint="Quote cells that contain commas, or add the missing column names.")  # fmt: skip
+        name = key.strip()
+        if name.startswith("__expected"):
+            if value and value.strip():
+                asserts.append(parse_assertion_line(value, f"{where}, column {name}"))
+        elif name == "__description":
+            description = (value or "").strip()
+        elif name.startswith("__"):
+            continue  # promptfoo's other special columns (__prefix, __metric...) do not apply
+        elif name:
+            variables[name] = value if value is not None else ""
+    return TestCase(variables, tuple(asserts), description)
+
+
+def cases_from_csv(text: str, source: str = "cases.csv") -> list[TestCase]:
+    """Rows of a CSV file with a header of variable names (plus ``__expected*`` and
+    ``__description`` columns)."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    if not reader.fieldnames:
+        raise CasesFileError(f"{source} has no header row.", hint="The first row names the variables, e.g. topic,audience.")
+    return [_from_row(row, f"{source}, line {reader.line_num}") for row in reader]
+
+
+def _from_object(data: Any, where: str) -> TestCase:
+    if not isinstance(data, dict):
+        raise CasesFileError(f"{where}: a case must be an object (got {type(data).__name__}).",
+                             hint='Write {"vars": {...}, "assert": [...]} or a flat object of variables.')  # fmt: skip
+    if "vars" not in data and "assert" not in data:
+        return TestCase(dict(data))
+    variables = data.get("vars") or {}
+    if not isinstance(variables, dict):
+        raise CasesFileError(f"{where}: 'vars' must be an object.", hint='Write "vars": {"name": "value"}.')
+    asserts: list[Assertion] = []
+    for i, item in enumerate(data.get("assert") or []):
+        if isinstance(item, str):
+            asserts.append(parse_assertion_line(item, f"{where}, assert[{i}]"))
+        elif isinstance(item, dict) and isinstance(item.get("type"), str) and known_type(item["type"]):
+            threshold = item.get("threshold")
+            asserts.append(Assertion(item["type"], item.get("value"), float(threshold) if threshold is not None else None))
+        else:
+            raise CasesFileError(f"{where}, assert[{i}]: not an assertion.",
+                                 hint='Write {"type": "contains", "value": "Paris"}.')  # fmt: skip
+    return TestCase(dict(variables), tuple(asserts), str(data.get("description") or ""))
+
+
+def cases_from_jsonl(text: str, source: str = "cases.jsonl") -> list[TestCase]:
+    """One JSON object per line: ``{"vars": {...}, "assert": [...]}`` or flat variables."""
+    out: list[TestCase] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CasesFileError(f"{source}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}).",
+                                 hint="Each line must be one JSON object.") from None  # fmt: skip
+        out.append(_from_object(data, f"{source}, line {number}"))
+    return out
+
+
+def cases_from_list(items: Iterable[Any], source: str) -> list[TestCase]:
+    """Cases from a decoded JSON / YAML list."""
+    return [_from_object(item, f"{source}, case {i + 1}") for i, item in enumerate(items)]
+
+
+def load_cases(path: Path) -> list[TestCase]:
+    """Test cases from a .csv, .jsonl, .json or .yaml file (raises CasesFileError)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CasesFileError(f"Cannot read {path}: {exc.strerror}.", hint="Check the path.") from exc
+    except UnicodeDecodeError:
+        raise CasesFileError(f"{path} is not UTF-8 text.", hint="Save it as UTF-8 and try again.") from None
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return cases_from_csv(text, path.name)
+    if suffix in (".jsonl", ".ndjson"):
+        return cases_from_jsonl(text, path.name)
+    if suffix in (".json", ".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise CasesFileError(f"{path.name} cannot be parsed: {exc}.", hint="Fix the syntax and import again.") from None
+        if not isinstance(data, list):
+            raise CasesFileError(f"{path.name} must hold a list of cases.", hint="Write [{\"vars\": {...}}, ...].")
+        return cases_from_list(data, path.name)
+    raise CasesFileError(f"{path.name}: cases are read from .csv, .jsonl, .json or .yaml files.",
+                         hint="Save the cases in one of those formats.")  # fmt: skip

@@ -1,0 +1,234 @@
+"""Grid files: YAML (or JSON) in promptfoo's vocabulary, read into a :class:`GridConfig`.
+
+```yaml
+description: Capitals
+prompts: ["What is the capital of {{country}}? One word."]
+providers:
+  - openai:gpt-4o-mini
+  - id: local:smollm2
+    label: smol + lora
+    config: {temperature: 0, max_tokens: 32, adapters: ["./my-lora:0.8"]}
+defaultTest:
+  options: {provider: local:smollm2}      # grades llm-rubric
+tests:
+  - vars: {country: France}
+    assert: [{type: icontains, value: paris}]
+```
+
+Every error names the file, the line and the key (``grid.yaml, line 7: providers[1].config
+.temperature: ...``); unknown keys are ignored with a warning in ``GridConfig.warnings``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from app.core.grid.cases import CasesFileError, load_cases
+from app.core.grid.doc import FORMAT_HINT, Doc, GridFileError, Path_, key_path
+from app.core.grid.entries import as_list, assertions, normalize_model_id, variant_entry
+from app.core.grid.model import Assertion, GridConfig, Prompt, TestCase, Variant
+
+__all__ = ["FORMAT_HINT", "GridFileError", "dump_grid", "grid_from_dict", "key_path", "load_grid",
+           "normalize_model_id", "parse_grid_text"]
+TOP_KEYS = ("description", "prompts", "providers", "defaultTest", "tests")
+
+
+# ------------------------------------------------------------------------------------------ reading
+def _lines(node: Any, path: Path_, out: dict[Path_, int], dupes: list[tuple[Path_, int, int]]) -> None:
+    import yaml
+
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                dupes.append(((*path, key), seen[key], line))
+            seen[key] = line
+            out[(*path, key)] = line
+            _lines(value_node, (*path, key), out, dupes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, (*path, i), out, dupes)
+
+
+def parse_grid_text(text: str, *, source: str = "grid file", base_dir: Path | None = None,
+                    is_json: bool = False) -> GridConfig:  # fmt: skip
+    """Parse a grid file's text (YAML, or JSON when ``is_json``); raises GridFileError."""
+    import yaml
+
+    if is_json:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise GridFileError(f"{source}, line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}.",
+                                hint="Fix the JSON syntax (a missing comma or quote?).") from None  # fmt: skip
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source
+        raise GridFileError(f"{where}: not valid YAML: {exc.problem or exc.context}.",
+                            hint="Check the indentation and the quoting near that line.") from None  # fmt: skip
+    except yaml.YAMLError as exc:
+        raise GridFileError(f"{source}: not valid YAML: {exc}.", hint="Check the file's syntax.") from None
+    lines: dict[Path_, int] = {}
+    dupes: list[tuple[Path_, int, int]] = []
+    if node is not None:
+        _lines(node, (), lines, dupes)
+    doc = Doc(source, lines, base_dir)
+    if dupes:
+        path, first, again = dupes[0]
+        doc.fail(path, f"this key is given twice (lines {first} and {again}).", "Keep one of them.")
+    return _grid(data, doc)
+
+
+def load_grid(path: Path) -> GridConfig:
+    """Read a grid file (.yaml, .yml or .json)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GridFileError(f"There is no grid file at {path}.", hint="Check the path.") from None
+    except OSError as exc:
+        raise GridFileError(f"Cannot read {path}: {exc.strerror}.", hint="Check the path and its permissions.") from None
+    except UnicodeDecodeError as exc:
+        raise GridFileError(f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}).",
+                            hint="Save the file as UTF-8.") from None  # fmt: skip
+    return parse_grid_text(text, source=path.name, base_dir=path.parent, is_json=path.suffix.lower() == ".json")
+
+
+def dump_grid(config: GridConfig, *, as_json: bool = False) -> str:
+    """A grid file's text for ``config`` (YAML unless ``as_json``)."""
+    data = config.to_dict()
+    if as_json:
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    import yaml
+
+    return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
+
+
+def grid_from_dict(data: Mapping[str, Any], source: str = "stored run") -> GridConfig:
+    """A config from :meth:`GridConfig.to_dict` data (a stored run's configuration)."""
+    return _grid(dict(data), Doc(source, {}, None))
+
+
+# ------------------------------------------------------------------------------------------ the parts
+def _grid(data: Any, doc: Doc) -> GridConfig:
+    if not isinstance(data, dict):
+        doc.fail((), "a grid file must be a mapping with prompts, providers and tests.",
+                 "Start from the example in the README's Workbench section.")  # fmt: skip
+    for key in data:
+        if key not in TOP_KEYS:
+            doc.warn((key,), f"ignored (the Workbench reads {', '.join(TOP_KEYS)}).")
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        doc.fail(("description",), "must be text.")
+    if "prompts" not in data:
+        doc.fail((), "'prompts' is missing.", "Add prompts: [\"Your prompt with {{variables}}\"].")
+    if "providers" not in data:
+        doc.fail((), "'providers' is missing.", "Add providers: [openai:gpt-4o-mini, local:smollm2].")
+    prompts = _prompts(data["prompts"], doc)
+    variants = tuple(variant_entry(item, ("providers", i), doc) for i, item in enumerate(as_list(data["providers"])))
+    if not variants:
+        doc.fail(("providers",), "no providers are listed.", "List at least one model id, e.g. mock:echo.")
+    default_vars, default_asserts, grader = _default_test(data.get("defaultTest"), doc)
+    tests = _tests(data.get("tests"), doc)
+    config = GridConfig(description, prompts, variants, tests, default_vars, default_asserts, grader, tuple(doc.warnings))
+    if grader is None and config.uses_rubric():
+        doc.fail(_first_rubric(data), "llm-rubric needs a grader model.",
+                 "Set defaultTest: {options: {provider: local:smollm2}} (any model id; a local one works offline).")  # fmt: skip
+    return config
+
+
+def _first_rubric(data: dict[str, Any]) -> Path_:
+    tests = data.get("tests")
+    for i, t in enumerate(tests if isinstance(tests, list) else []):
+        for j, a in enumerate((t or {}).get("assert") or [] if isinstance(t, dict) else []):
+            if isinstance(a, dict) and str(a.get("type", "")).endswith("llm-rubric"):
+                return ("tests", i, "assert", j)
+    return ("defaultTest",)
+
+
+def _prompts(value: Any, doc: Doc) -> tuple[Prompt, ...]:
+    out: list[Prompt] = []
+    for i, item in enumerate(as_list(value)):
+        path: Path_ = ("prompts", i) if isinstance(value, list) else ("prompts",)
+        label = ""
+        if isinstance(item, dict):
+            label = str(item.get("label") or "")
+            item = item.get("raw", item.get("id"))
+        if not isinstance(item, str) or not item.strip():
+            doc.fail(path, "a prompt must be non-empty text (or {raw, label}).", 'Write e.g. "Summarise: {{text}}".')
+        if item.startswith("file://"):
+            target = doc.file(path, item)
+            try:
+                parts = re.split(r"^---\s*$", target.read_text(encoding="utf-8"), flags=re.M)
+            except (OSError, UnicodeDecodeError) as exc:
+                doc.fail(path, f"cannot read {target}: {exc}.", "Save it as UTF-8 text.")
+            out += [Prompt(p.strip("\n"), label) for p in parts if p.strip()]
+        else:
+            out.append(Prompt(item, label))
+    if not out:
+        doc.fail(("prompts",), "no prompts are listed.", 'Add one, e.g. prompts: ["Hello"].')
+    return tuple(out)
+
+
+def _default_test(value: Any, doc: Doc) -> tuple[dict[str, Any], tuple[Assertion, ...], Variant | None]:
+    if value is None:
+        return {}, (), None
+    path: Path_ = ("defaultTest",)
+    if not isinstance(value, dict):
+        doc.fail(path, "must be a mapping (vars, assert, options).")
+    for key in value:
+        if key not in ("vars", "assert", "options"):
+            doc.warn((*path, key), "ignored (defaultTest takes vars, assert and options).")
+    variables = _vars(value.get("vars"), (*path, "vars"), doc)
+    asserts = assertions(value.get("assert"), (*path, "assert"), doc)
+    options = value.get("options") or {}
+    if not isinstance(options, dict):
+        doc.fail((*path, "options"), "must be a mapping (provider).")
+    grader = options.get("provider")
+    return variables, asserts, None if grader is None else variant_entry(grader, (*path, "options", "provider"), doc)
+
+
+def _vars(value: Any, path: Path_, doc: Doc) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        doc.fail(path, "must be a mapping of names to values.", "Write vars: {country: France}.")
+    return {str(k): v for k, v in value.items()}
+
+
+def _tests(value: Any, doc: Doc) -> tuple[TestCase, ...]:
+    if value is None:
+        return ()
+    out: list[TestCase] = []
+    for i, item in enumerate(as_list(value)):
+        path: Path_ = ("tests", i) if isinstance(value, list) else ("tests",)
+        if isinstance(item, str) and item.startswith("file://"):
+            try:
+                out += load_cases(doc.file(path, item))
+            except CasesFileError as exc:
+                doc.fail(path, exc.message, exc.hint)
+            continue
+        if not isinstance(item, dict):
+            doc.fail(path, "a test is a mapping with vars and assert (or file://cases.csv).")
+        for key in item:
+            if key not in ("vars", "assert", "description", "options"):
+                doc.warn((*path, key), "ignored (a test takes description, vars and assert).")
+        description = item.get("description") or ""
+        out.append(TestCase(_vars(item.get("vars"), (*path, "vars"), doc),
+                            assertions(item.get("assert"), (*path, "assert"), doc), str(description)))  # fmt: skip
+    return tuple(out)
+
+

@@ -1,0 +1,25 @@
+"""The Workbench: one prompt to many models side by side, test grids with assertions, get
+code (View > Workbench, Ctrl+Shift+W). The grid logic is Qt-free in :mod:`app.core.grid`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.ui.main_window import MainWindow
+    from app.ui.workbench.window import WorkbenchWindow
+
+
+def open_workbench(window: MainWindow) -> WorkbenchWindow:
+    """Show the main window's Workbench (made on first use; it keeps its grid when closed)."""
+    from app.ui.workbench.window import WorkbenchWindow
+
+    bench = window._dialogs.get("workbench")
+    if bench is None:
+        bench = WorkbenchWindow(window.services, window, window)
+        window._dialogs["workbench"] = bench
+        window.closed.connect(lambda: bench.runner.stop())
+    bench.show()
+    bench.raise_()
+    bench.activateWindow()
+    return bench  # type: ignore[no-any-return]

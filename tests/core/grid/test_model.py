@@ -1,0 +1,46 @@
+"""Templates, prompts as chat messages, variants' requests and the rows of a grid."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core.grid.model import (
+    GridConfig,
+    MissingVariables,
+    Prompt,
+    TestCase,
+    Variant,
+    render,
+    template_vars,
+)
+
+
+def test_render_fills_variables_and_names_every_missing_one() -> None:
+    assert render("Hi {{ name }}, {{obj.city}} {{n}} {{items}}", {"name": "Ann", "obj": {"city": "Oslo"}, "n": 3,
+                                                                  "items": [1, 2]}) == 'Hi Ann, Oslo 3 [1, 2]'
+    with pytest.raises(MissingVariables) as caught:
+        render("{{a}} {{b}} {{a}}", {})
+    assert caught.value.names == ("a", "b") and "{{a}}, {{b}}" in caught.value.message
+    assert template_vars("{{x}} and {{ y }} and {{x}}") == ["x", "y"]
+
+
+def test_a_json_chat_prompt_becomes_its_messages() -> None:
+    prompt = Prompt('[{"role": "system", "content": "Be {{tone}}"}, {"role": "user", "content": "Hi"}]')
+    messages = prompt.messages({"tone": "terse"})
+    assert [(m.role, m.content) for m in messages] == [("system", "Be terse"), ("user", "Hi")]
+    assert [m.content for m in Prompt("[not json]").messages({})] == ["[not json]"]
+
+
+def test_a_grid_without_tests_is_one_row_per_prompt() -> None:
+    config = GridConfig(prompts=(Prompt("a"), Prompt("b")), variants=(Variant("mock:echo"),))
+    assert [(r.prompt_index, r.test_index) for r in config.rows()] == [(0, None), (1, None)]
+    two = config.with_(tests=(TestCase({"x": 1}), TestCase({"x": 2})))
+    assert [(r.prompt_index, r.test_index) for r in two.rows()] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+def test_variant_defaults_and_what_only_some_models_take() -> None:
+    v = Variant("mock:echo", endpoint="http://x/v1", adapters=())
+    request = v.request(Prompt("hi").messages({}), lambda model: 0.0)
+    assert request.endpoint is None and request.params.temperature == 0.0 and request.params.max_tokens == 512
+    assert Variant("openai:gpt-4o", temperature=0.3).title == "openai:gpt-4o"
+    assert Variant("openai:gpt-4o", label="fast").title == "fast"
