@@ -8,13 +8,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TextIO
 
-from app.cli.progress import BAR_WIDTH, format_duration, is_terminal
+from app.cli.progress import TerminalFeedback, format_duration
 from app.core.figures import format_cost, format_seconds
 from app.core.grid.cells import Cell, GridEstimate
 from app.core.grid.model import Row, var_text
 from app.core.grid.runner import GridRunner
 
-ERASE = "\x1b[K"
 REDRAW_S = 0.1
 
 
@@ -40,13 +39,12 @@ class GridProgress:
     def __init__(self, err: TextIO, runner_ref: Callable[[], GridRunner | None], *,
                  clock: Callable[[], float] = time.perf_counter) -> None:  # fmt: skip
         self.err = err
-        self.tty = is_terminal(err)
+        self.screen = TerminalFeedback(err, live=False, clock=clock)
+        self.tty = self.screen.tty
         self._runner = runner_ref
         self._clock = clock
         self._t0 = clock()
         self._last = float("-inf")
-        self._drawn = False
-        self._utf8 = "utf" in (getattr(err, "encoding", "") or "").lower()
 
     def estimate(self, estimate: GridEstimate) -> None:
         """The estimate before anything is sent (one line)."""
@@ -74,22 +72,16 @@ class GridProgress:
         if now - self._last < REDRAW_S and done < total:
             return
         self._last = now
-        full, empty, sep = ("█", "░", " · ") if self._utf8 else ("#", "-", " - ")
-        filled = int(round(BAR_WIDTH * done / max(1, total)))
-        line = f"[{full * filled}{empty * (BAR_WIDTH - filled)}] {done}/{total} cells{sep}{format_cost(cost)}"
+        sep = self.screen.sep
+        line = f"{self.screen.bar(done / max(1, total))} {done}/{total} cells{sep}{format_cost(cost)}"
         elapsed = now - self._t0
         if 0 < done < total and elapsed > 0.5:
             line += f"{sep}ETA {format_duration(elapsed * (total - done) / done)}"
-        self.err.write(f"\r{line}{ERASE}")
-        self.err.flush()
-        self._drawn = True
+        self.screen.status(line)
 
     def clear(self) -> None:
         """Erase the bar (terminal)."""
-        if self._drawn:
-            self.err.write(f"\r{ERASE}")
-            self.err.flush()
-            self._drawn = False
+        self.screen.clear()
 
 
 def table(runner: GridRunner, *, width: int = 18) -> str:

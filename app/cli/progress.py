@@ -96,13 +96,23 @@ class TerminalFeedback:
         self._draw(self._bar_line(event, now - self._phase_started), "bar")
         self._last_draw, self._last_fraction = now, event.fraction
 
+    @property
+    def sep(self) -> str:
+        """The separator of a status line's parts (`` · ``, or `` - `` where UTF-8 is not sure)."""
+        return " · " if self._utf8 else " - "
+
+    def bar(self, fraction: float) -> str:
+        """``[████░░░░]`` for ``fraction`` (0..1)."""
+        full, empty = ("█", "░") if self._utf8 else ("#", "-")
+        filled = int(round(min(1.0, max(0.0, fraction)) * BAR_WIDTH))
+        return f"[{full * filled}{empty * (BAR_WIDTH - filled)}]"
+
     def _bar_line(self, event: Progress, elapsed: float) -> str:
-        full, empty, sep = ("█", "░", " · ") if self._utf8 else ("#", "-", " - ")
+        sep = self.sep
         parts = [event.phase]
         if event.fraction is not None:
             f = min(1.0, max(0.0, event.fraction))
-            filled = int(round(f * BAR_WIDTH))
-            parts.append(f"[{full * filled}{empty * (BAR_WIDTH - filled)}] {f * 100:3.0f}%")
+            parts.append(f"{self.bar(f)} {f * 100:3.0f}%")
             eta = eta_seconds(f, elapsed)
             if eta is not None:
                 parts.append(f"ETA {format_duration(eta)}")

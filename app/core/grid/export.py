@@ -14,6 +14,7 @@ from typing import Any
 from app.core.errors import ConfigError, redact
 from app.core.figures import format_cost
 from app.core.grid.runner import GridRunner
+from app.core.history_export import redacted
 
 FORMATS = (".json", ".csv", ".html")
 CSV_COLUMNS = ("row", "col", "test", "description", "prompt", "vars", "provider", "label", "status", "pass",
@@ -21,14 +22,7 @@ CSV_COLUMNS = ("row", "col", "test", "description", "prompt", "vars", "provider"
                "ttft_s", "latency_s", "tokens_per_s")  # fmt: skip
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
+
 
 
 def _cells(runner: GridRunner) -> list[dict[str, Any]]:
@@ -56,7 +50,7 @@ def export_json(runner: GridRunner) -> dict[str, Any]:
     data = {"format": "llm-playground.grid-run", "version": 1, "run_id": runner.run_id,
             "description": runner.config.description, "config": runner.config.to_dict(),
             "cells": _cells(runner), "columns": _columns(runner), "summary": runner.summary_dict()}  # fmt: skip
-    return dict(_clean(data))
+    return dict(redacted(data))
 
 
 def export_csv(runner: GridRunner) -> str:
@@ -129,7 +123,7 @@ def export_html(runner: GridRunner) -> str:
     out.append("</tbody><tfoot><tr><td>Summary</td>")
     out += [f"<td>{e(runner.column_summary(col).sentence())}</td>" for col in range(len(variants))]
     cost = format_cost(summary.cost_usd)
-    config = json.dumps(_clean(runner.config.to_dict()), indent=2, ensure_ascii=False, default=str)
+    config = json.dumps(redacted(runner.config.to_dict()), indent=2, ensure_ascii=False, default=str)
     out.append(f"</tr></tfoot></table><p class='muted'>Total cost {e(cost)}.</p>"
                f"<details><summary>Configuration</summary><pre class='config'>{html.escape(config)}</pre></details>"
                "</body></html>\n")  # fmt: skip
