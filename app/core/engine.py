@@ -1,15 +1,16 @@
 """The engine runs one generation through a provider and owns what every provider shares:
 parameter validation, timing (time to first token, tokens/s), usage, cost and the ledger.
 
-Used by the CLI, the ``LLMModel`` facade and the UI's backend manager alike.
+Used through the run scheduler by the CLI, the ``LLMModel`` facade and the window alike. The
+values it works with live in :mod:`app.core.generation` (re-exported here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Protocol
 
@@ -21,15 +22,16 @@ from app.core.events import (
     ReasoningDelta,
     StreamEvent,
     TextDelta,
-    TokenLogprob,
     UsageReport,
 )
-from app.core.figures import MessageFigures
+from app.core.generation import EventCallback, Generation, GenerationResult, LiveStats
 from app.core.provider import Provider, ProviderRegistry
 from app.core.settings import EndpointConfig
 from app.core.types import ChatMessage, GenerationRecord, GenerationRequest, ModelRef, adapter_label
 from app.core.urls import clean_url, register_url_secrets
 from app.core.usage import RowFigures, RowProgress
+
+__all__ = ["Engine", "EventCallback", "Generation", "GenerationResult", "LiveStats"]
 
 
 class PriceLookup(Protocol):
@@ -56,157 +58,6 @@ class LedgerSink(Protocol):
     def close(self, row_id: int | None, rec: GenerationRecord) -> None:
         """Write the final record into the row (a new row when ``row_id`` is None)."""
         ...
-
-
-@dataclass
-class LiveStats:
-    """Figures that tick while a stream runs (read them from ``on_event`` callbacks).
-
-    ``first_token_at`` / :attr:`ttft_s` are the first token of the ANSWER (a ``TextDelta``):
-    a thinking model's reasoning does not count, so its time to first token includes the
-    whole thinking phase; :attr:`ttfr_s` is the time to its first reasoning token."""
-
-    started: float = field(default_factory=time.perf_counter)
-    """When the request was sent (after a model load, when the load ended)."""
-    created: float = field(default_factory=time.perf_counter)
-    """When the generation began (a model load included)."""
-    first_token_at: float | None = None
-    chunks: int = 0
-    chars: int = 0
-    first_reasoning_at: float | None = None
-    reasoning_chunks: int = 0
-    reasoning_chars: int = 0
-
-    @property
-    def ttft_s(self) -> float | None:
-        """Time to the first answer token so far (reasoning excluded)."""
-        return None if self.first_token_at is None else self.first_token_at - self.started
-
-    @property
-    def ttfr_s(self) -> float | None:
-        """Time to the first reasoning token so far (None when the model has not reasoned)."""
-        return None if self.first_reasoning_at is None else self.first_reasoning_at - self.started
-
-    @property
-    def thinking(self) -> bool:
-        """True while reasoning has arrived and the answer has not started."""
-        return self.first_reasoning_at is not None and self.first_token_at is None
-
-    def tokens_per_s(self, tokens: int | None = None, now: float | None = None) -> float | None:
-        """Decode speed since the first generated token, reasoning or answer (``tokens``
-        defaults to the chunks of both so far; a server's completion tokens include the
-        reasoning). None before the answer starts."""
-        if self.first_token_at is None:
-            return None
-        first = self.first_token_at
-        if self.first_reasoning_at is not None and self.first_reasoning_at < first:
-            first = self.first_reasoning_at
-        n = self.chunks + self.reasoning_chunks if tokens is None else tokens
-        elapsed = (now or time.perf_counter()) - first
-        if n <= 1 or elapsed <= 0:
-            return None
-        return (n - 1) / elapsed
-
-
-@dataclass
-class GenerationResult:
-    """The outcome of :meth:`Engine.run`."""
-
-    request: GenerationRequest
-    text: str
-    usage: UsageReport
-    cost_usd: Decimal | None
-    ttft_s: float | None
-    duration_s: float
-    tokens_per_s: float | None
-    finish_reason: str
-    record: GenerationRecord
-    record_id: int | None = None
-    reasoning: str = ""
-    """A thinking model's reasoning (not part of ``text``)."""
-    load_s: float | None = None
-    """Seconds spent loading the model for this answer (None: it was loaded already)."""
-    reasoning_tokens: int = 0
-    """Reasoning chunks streamed (a thinking model's; each is about one token)."""
-    tokens: tuple[TokenLogprob, ...] = ()
-    """The generated tokens with their log-probabilities (when the request asked)."""
-    notices: tuple[str, ...] = ()
-    """What the provider said about this answer that is not an error (e.g. no probabilities)."""
-
-    def figures(self) -> MessageFigures:
-        """The answer's figures as the history keeps them."""
-        rec = self.record
-        return MessageFigures(
-            prompt_tokens=rec.prompt_tokens,
-            completion_tokens=rec.completion_tokens,
-            estimated=rec.estimated,
-            cost_usd=rec.cost_usd,
-            ttft_s=rec.ttft_s,
-            tokens_per_s=rec.tokens_per_s,
-            duration_s=rec.duration_s,
-            finish_reason=rec.finish_reason,
-            seed=self.request.params.seed,
-            load_s=self.load_s,
-            reasoning_tokens=self.reasoning_tokens or None,
-        )
-
-    def to_json(self) -> dict[str, object]:
-        """The CLI's ``--json`` object."""
-        return {
-            "model": str(self.request.model),
-            "text": self.text,
-            "usage": {
-                "prompt_tokens": self.usage.prompt_tokens,
-                "completion_tokens": self.usage.completion_tokens,
-                "estimated": self.usage.estimated,
-            },
-            "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
-            "ttft_s": self.ttft_s,
-            "tokens_per_s": self.tokens_per_s,
-            "finish_reason": self.finish_reason,
-            "reasoning_chars": len(self.reasoning),
-            **({"tokens": [t.to_json() for t in self.tokens]} if self.request.params.logprobs is not None else {}),
-            **({"notes": list(self.notices)} if self.notices else {}),
-        }
-
-
-EventCallback = Callable[[StreamEvent, LiveStats], None]
-
-
-class Generation:
-    """One generation while it streams: the ONE place its text and reasoning accumulate.
-
-    The scheduler keeps it, so a cancelled or failed run still has its partial text."""
-
-    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s", "tokens", "notices")
-
-    def __init__(self, request: GenerationRequest) -> None:
-        self.request = request
-        self.stats = LiveStats()
-        self.parts: list[str] = []
-        self.thoughts: list[str] = []  # reasoning: passed on, never part of the answer text
-        self.usage: UsageReport | None = None
-        self.reason = "stop"
-        self.load_s: float | None = None
-        """Time the provider spent loading the model (until its last ``Progress``)."""
-        self.tokens: list[TokenLogprob] = []
-        """The generated tokens with their log-probabilities (when the request asked)."""
-        self.notices: list[str] = []
-        """What the provider said about this answer that is not an error."""
-
-    def restart_clock(self) -> None:
-        """Time the generation from now (a run that waited in its lane is timed from its start)."""
-        self.stats = LiveStats()
-
-    @property
-    def text(self) -> str:
-        """The answer text so far."""
-        return "".join(self.parts)
-
-    @property
-    def reasoning(self) -> str:
-        """A thinking model's reasoning so far."""
-        return "".join(self.thoughts)
 
 
 class Engine:

@@ -35,6 +35,7 @@ from app.core.events import (
     TextDelta,
     UsageReport,
 )
+from app.core.lanes import Lane, Ticket
 from app.core.run_events import (
     LiveFigures,
     RunCancelled,
@@ -67,79 +68,6 @@ DEFAULT_BACKOFF_S = 5.0
 def new_run_id() -> str:
     """A short unique run id."""
     return uuid.uuid4().hex[:12]
-
-
-@dataclass
-class _Ticket:
-    model: str
-    future: asyncio.Future[None] | None = None
-
-
-class Lane:
-    """Runs of one endpoint (or the model worker): at most ``limit()`` at once; ``grouped``
-    lanes start the waiting runs of the last started model first."""
-
-    def __init__(self, key: str, limit: Callable[[], int], *, grouped: bool = False) -> None:
-        self.key = key
-        self._limit = limit
-        self.grouped = grouped
-        self.running = 0
-        self.waiting: list[_Ticket] = []
-        self.paused_until = 0.0
-        self.last_model: str | None = None
-        self._wake: asyncio.TimerHandle | None = None
-
-    def _free(self) -> bool:
-        return self.running < max(1, self._limit()) and time.monotonic() >= self.paused_until
-
-    async def acquire(self, ticket: _Ticket) -> None:
-        """Wait for a slot (raises CancelledError, holding none, when cancelled meanwhile)."""
-        if not self.waiting and self._free():
-            self._take(ticket)
-            return
-        ticket.future = asyncio.get_running_loop().create_future()
-        self.waiting.append(ticket)
-        self._pump()
-        try:
-            await ticket.future
-        except asyncio.CancelledError:
-            if ticket.future.done() and not ticket.future.cancelled():
-                self.release()  # granted, then cancelled before it could start
-            elif ticket in self.waiting:
-                self.waiting.remove(ticket)
-            raise
-
-    def release(self) -> None:
-        """Give a slot back and start whoever waits next."""
-        self.running = max(0, self.running - 1)
-        self._pump()
-
-    def pause(self, seconds: float) -> None:
-        """Start nothing new in this lane for ``seconds`` (a 429); running requests go on."""
-        self.paused_until = max(self.paused_until, time.monotonic() + max(0.0, seconds))
-        self._pump()
-
-    def _take(self, ticket: _Ticket) -> None:
-        self.running += 1
-        self.last_model = ticket.model
-
-    def _pump(self) -> None:
-        while self.waiting and self._free():
-            index = 0
-            if self.grouped and self.last_model is not None:
-                index = next((i for i, t in enumerate(self.waiting) if t.model == self.last_model), 0)
-            ticket = self.waiting.pop(index)
-            if ticket.future is None or ticket.future.done():
-                continue
-            self._take(ticket)
-            ticket.future.set_result(None)
-        if self.waiting and self.paused_until > time.monotonic() and self._wake is None:
-            loop = asyncio.get_running_loop()
-            self._wake = loop.call_at(loop.time() + self.paused_until - time.monotonic(), self._on_wake)
-
-    def _on_wake(self) -> None:
-        self._wake = None
-        self._pump()
 
 
 @dataclass(eq=False)
@@ -341,7 +269,7 @@ class RunScheduler:
         lane = self.lane(self.lane_key(run.request))
         final: RunEnded
         try:
-            await lane.acquire(_Ticket(run.info.model))
+            await lane.acquire(Ticket(run.info.model))
             try:
                 run.status = "running"
                 run.generation.restart_clock()  # the wait in the lane is not the model's time
