@@ -4,12 +4,12 @@ imports nothing else (the window's start-up passes through it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One headless command. ``module`` (under ``app.cli``) has ``add_parser(sub)``."""
+class Command(NamedTuple):
+    """One headless command. ``module`` (under ``app.cli``) has ``add_parser(sub)``.
+    (A NamedTuple, not a dataclass: ``python -m app`` imports this before the window shows.)"""
 
     name: str
     module: str

@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AppError
-from app.core.events import Progress
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
 from app.ui.window_actions import WindowActions
@@ -29,6 +28,7 @@ from app.ui.window_actions import WindowActions
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from app.core.events import Progress
     from app.core.exchange import ConversationState
     from app.core.services import Services
     from app.ui.backend_manager import BackendManager

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,6 +69,9 @@ def xcb_plugin(plugins_dir: str | os.PathLike[str] | None = None) -> Path | None
 def missing_libraries(library: str | os.PathLike[str], timeout: float = 20.0) -> list[str]:
     """The shared libraries ``ldd`` reports as "not found" for ``library`` (direct or
     indirect), in order, without repeats. Empty when ``ldd`` is not there or fails."""
+    import shutil  # only when Qt could not start: never on the window's fast path
+    import subprocess
+
     ldd = shutil.which("ldd")
     if ldd is None:
         return []
