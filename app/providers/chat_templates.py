@@ -149,9 +149,21 @@ def folder_tokenizer(folder: str | Path) -> Any:
         return tok
 
 
-def count_in_folder(folder: str | Path, messages: Sequence[ChatMessage]) -> int | None:
-    """Exactly what ``apply_chat_template(messages, tokenize=True, add_generation_prompt=True)``
-    gives for the model in ``folder``, without transformers; None when it cannot tell."""
+def custom_tokenizer_code(folder: str | Path) -> bool:
+    """True when the folder's tokenizer is custom code (``auto_map``): its tokenizer.json may
+    then not tokenize as that code does (and the code is never run to find out)."""
+    try:
+        config = json.loads((Path(folder) / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    return isinstance(auto_map, dict) and "AutoTokenizer" in auto_map
+
+
+def count_in_folder(folder: str | Path, messages: Sequence[ChatMessage]) -> tuple[int, bool] | None:
+    """What ``apply_chat_template(messages, tokenize=True, add_generation_prompt=True)`` gives
+    for the model in ``folder``, without transformers, and whether that is exact (not for a
+    tokenizer made of custom code); None when it cannot tell."""
     template = folder_template(folder)
     tok = folder_tokenizer(folder)
     if template is None or tok is None:
@@ -160,7 +172,7 @@ def count_in_folder(folder: str | Path, messages: Sequence[ChatMessage]) -> int 
         text = template.render(messages)
     except (ValueError, ImportError):
         return None
-    return len(tok.encode(text, add_special_tokens=False).ids)
+    return len(tok.encode(text, add_special_tokens=False).ids), not custom_tokenizer_code(folder)
 
 
 # -- GGUF files ---------------------------------------------------------------------------------

@@ -257,9 +257,11 @@ class _LocalBase:
         if source is not None:
             folder = self._folder_on_disk(source)
             if folder is not None:
-                n = chat_templates.count_in_folder(folder, messages)
-                if n is not None:
-                    return TokenCount(n, exact=True, method="tokenizer.json + chat template")
+                counted = chat_templates.count_in_folder(folder, messages)
+                if counted is not None:
+                    n, exact = counted
+                    return TokenCount(n, exact=exact, method="tokenizer.json + chat template"
+                                      + ("" if exact else " (estimate: the tokenizer is custom code)"))
             template = chat_templates.gguf_template(source.location) if source.kind == "gguf" else None
             if template is not None:
                 try:

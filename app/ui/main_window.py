@@ -24,6 +24,7 @@ from app.core.errors import AppError
 from app.core.events import Progress
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
+from app.ui.widgets.common import LoadTimer, format_eta
 from app.ui.window_actions import WindowActions
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ class MainWindow(QMainWindow, WindowActions):
         self.lora_panel: LoraPanel | None = None
         self._dialogs: dict[str, Any] = {}
         self._built = False
+        self._loading: tuple[str, Progress] | None = None
+        self._load_timer = LoadTimer()
         if build or services is not None:
             self.build()
         if services is not None:
@@ -185,6 +188,7 @@ class MainWindow(QMainWindow, WindowActions):
         model_label = QLabel(" Model ")
         tb.addWidget(model_label)
         tb.addWidget(self.picker)
+        tb.addWidget(self.picker.state_label)
         tb.addSeparator()
         tb.addAction(self.regen_action)
         tb.addAction(self.stop_action)
@@ -266,6 +270,7 @@ class MainWindow(QMainWindow, WindowActions):
         b.model_loading.connect(self._on_model_loading)
         b.model_loaded.connect(self._on_model_loaded)
         b.model_load_failed.connect(self._on_model_load_failed)
+        b.generation_retrying.connect(self._on_retrying)
         b.models_listed.connect(self.picker.set_listing)
         b.generation_failed.connect(lambda _g, msg, _p: self.show_status(msg, error=True))
         b.adapter_failed.connect(lambda msg: self.show_status(msg, error=True))
@@ -305,6 +310,9 @@ class MainWindow(QMainWindow, WindowActions):
             return None
         gen_id = self.session.send(text, params, self.editor.system_prompt())
         self.editor.set_message("")  # only now: when saving the message fails, the text stays
+        model = self.backend.current_model()
+        if gen_id is not None and self.backend.selection.loading == model:  # the answer waits for the load
+            self.show_status(self._waiting_text(model))
         return gen_id
 
     def stop(self) -> None:
@@ -436,24 +444,49 @@ class MainWindow(QMainWindow, WindowActions):
         self.editor.schedule_count()
 
     def _on_model_loading(self, model_id: str, progress: Progress) -> None:
-        self.picker.set_state(model_id, "loading")
+        self._loading = (model_id, progress)
+        self.picker.set_loading(model_id, progress)
         self.progress.setVisible(True)
         phase, fraction = progress.phase, progress.fraction
+        left = self._load_timer.seconds_left(model_id, phase, fraction)
+        eta = f" · {format_eta(left)}" if left is not None else ""
         if fraction is None:
             self.progress.setRange(0, 0)
+            self.progress.setFormat(phase)
         else:
             self.progress.setRange(0, 1000)
-            self.progress.setValue(int(fraction * 1000))
-        self.progress.setFormat(f"{phase} %p%" if fraction is not None else phase)
+            self.progress.setValue(int(min(1.0, max(0.0, fraction)) * 1000))
+            self.progress.setFormat(f"{phase} {fraction * 100:.0f}%")
+        if self._waiting_for_load(model_id):
+            self.show_status(self._waiting_text(model_id) + eta)
+            return
+        pct = f" {fraction * 100:.0f}%" if fraction is not None else ""
         detail = f" ({progress.message})" if progress.message else ""
-        self.show_status(f"Loading {model_id}: {phase}{detail}…")
+        self.show_status(f"Loading {model_id}: {phase}{pct}{eta}{detail}…")
+
+    def _waiting_for_load(self, model_id: str) -> bool:
+        """True while a sent message waits for ``model_id`` (the current model) to load."""
+        return self.session.is_streaming() and model_id == self.backend.current_model()
+
+    def _waiting_text(self, model_id: str) -> str:
+        progress = self._loading[1] if self._loading and self._loading[0] == model_id else None
+        pct = f" ({progress.fraction * 100:.0f}%)" if progress is not None and progress.fraction is not None else ""
+        return f"Waiting for {model_id} to load{pct}… The message is sent to it as soon as it is ready."
 
     def _on_model_loaded(self, model_id: str) -> None:
+        self._loading = None
+        self._load_timer.reset()
         self.progress.setVisible(False)
-        self.picker.set_state(model_id, "ready")
+        self.picker.mark_loaded(model_id)
         self.show_status(f"{model_id} is ready.")
 
+    def _on_retrying(self, _run_id: str, _attempt: int, _delay_s: float, message: str) -> None:
+        """A failed request is tried again: the countdown ticks about once a second."""
+        self.show_status(message + "…")
+
     def _on_model_load_failed(self, model_id: str, message: str) -> None:
+        self._loading = None
+        self._load_timer.reset()
         self.progress.setVisible(False)
         self.picker.set_state(model_id, None)
         self.picker.set_current(self.backend.current_model(), self.backend.current_endpoint())

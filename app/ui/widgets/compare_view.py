@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.engine import GenerationResult
+from app.core.figures import plural
 from app.core.run_events import LiveFigures, RunInfo
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams
 from app.ui.widgets.common import (
@@ -288,7 +289,7 @@ class CompareView(QWidget):
         parts = []
         if s is not None:
             parts = [
-                f"{format_tokens(s.tokens, estimated=st.estimated)} tokens",
+                f"{format_tokens(s.tokens, estimated=st.estimated)} {plural(s.tokens or 0, 'token', with_count=False)}",
                 format_rate(s.tokens_per_s),
                 f"first token {format_seconds(s.ttft_s)}",
             ]

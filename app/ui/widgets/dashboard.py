@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.engine import GenerationResult
+from app.core.figures import plural
 from app.core.run_events import LiveFigures, RunInfo
 from app.core.usage import UsageTotals
 
@@ -83,7 +84,7 @@ def _summary(totals: UsageTotals) -> str:
         cost = f"{cost} + {unpriced} unpriced" if totals.cost_usd else f"{unpriced} unpriced"
     parts = [
         f"{n:,} request{'s' if n != 1 else ''}",
-        f"{format_tokens(tokens, estimated=approx)} tokens",
+        f"{format_tokens(tokens, estimated=approx)} {plural(tokens, 'token', with_count=False)}",
         cost,
     ]
     if totals.avg_tokens_per_s:
