@@ -114,8 +114,8 @@ class Services:
                  if not st.ok and any(w in st.detail.lower() for w in endpoint_status.VAGUE)]  # fmt: skip
         if vague:  # "All connection attempts failed": connect once to say why
             urls = [self.settings.resolve_endpoint(st.name).base_url for st in vague]
-            found = await asyncio.gather(*(asyncio.to_thread(endpoint_status.diagnose, u) for u in urls))
-            for st, why in zip(vague, found, strict=True):
+            reasons = await asyncio.gather(*(asyncio.to_thread(endpoint_status.diagnose, u) for u in urls))
+            for st, why in zip(vague, reasons, strict=True):
                 if why is not None:
                     endpoints[st.name] = EndpointState(st.name, why, False, st.detail)
         if endpoints and "openai" in errors and not any(st.ok for st in endpoints.values()):

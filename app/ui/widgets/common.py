@@ -13,8 +13,8 @@ import math
 import time
 from collections.abc import Callable, Coroutine
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QPainter, QPaintEvent, QPalette
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.core.errors import AppError, redact
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 __all__ = [  # the figure formatters live in the Qt-free core; re-exported for the widgets
     "DASH", "ElidedLabel", "LoadTimer", "MessageLabel", "Tile", "error_text", "format_cost", "format_eta",
     "format_rate", "format_seconds", "format_tokens", "is_dark", "message_style", "spawn", "to_decimal", "tone",
+    "contrast_ratio", "message_colours",
 ]
 
 
@@ -115,13 +116,51 @@ MESSAGE_COLOURS = {  # kind: (text on light, text on dark, rgb of the tint)
 }
 
 
-def message_style(kind: str, dark: bool) -> str:
-    """The banner stylesheet for ``kind`` on a light or dark palette."""
+def _luminance(c: QColor) -> float:
+    def channel(v: int) -> float:
+        x = v / 255
+        return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(c.red()) + 0.7152 * channel(c.green()) + 0.0722 * channel(c.blue())
+
+
+def contrast_ratio(a: QColor, b: QColor) -> float:
+    """WCAG contrast ratio of two colours (1 to 21; 4.5 reads well as body text)."""
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def _mix(base: QColor, rgb: str, alpha: float) -> QColor:
+    r, g, b = (int(x) for x in rgb.split(","))
+    return QColor(round(base.red() + (r - base.red()) * alpha), round(base.green() + (g - base.green()) * alpha),
+                  round(base.blue() + (b - base.blue()) * alpha))  # fmt: skip
+
+
+def message_colours(kind: str, window: QColor, text: QColor) -> tuple[QColor, QColor]:
+    """(text, background) of a ``kind`` banner on a ``window`` colour: an opaque tint, and of
+    the kind's two text colours the one that reads best on it (never pale on pale, whatever
+    palette the banner was first shown on)."""
     light_fg, dark_fg, rgb = MESSAGE_COLOURS.get(kind, MESSAGE_COLOURS["info"])
-    fg = (dark_fg if dark else light_fg) or "palette(text)"
-    alpha = (0.16, 0.5) if dark else (0.08, 0.35)
+    dark = window.lightness() < 128
+    background = _mix(window, rgb, 0.16 if dark else 0.08)
+    options = [QColor(c) for c in (light_fg, dark_fg) if c] or [text]
+    options.append(text)
+    return max(options, key=lambda c: contrast_ratio(c, background)), background
+
+
+def message_style(kind: str, dark: bool, window: QColor | None = None, text: QColor | None = None) -> str:
+    """The banner stylesheet for ``kind`` on a light or dark palette (``window``: the colour
+    behind it, for an opaque tint and the most readable text colour)."""
+    light_fg, dark_fg, rgb = MESSAGE_COLOURS.get(kind, MESSAGE_COLOURS["info"])
+    border_alpha = 0.5 if dark else 0.35
+    if window is not None:
+        fg, bg = message_colours(kind, window, text or QColor("#000000" if not dark else "#ffffff"))
+        return (f"QLabel {{ color: {fg.name()}; background: {bg.name()}; border: 1px solid rgba({rgb},{border_alpha});"
+                " border-radius: 6px; padding: 6px 8px; }")  # fmt: skip
+    fg_text = (dark_fg if dark else light_fg) or "palette(text)"
+    alpha = 0.16 if dark else 0.08
     return (
-        f"QLabel {{ color: {fg}; background: rgba({rgb},{alpha[0]}); border: 1px solid rgba({rgb},{alpha[1]});"
+        f"QLabel {{ color: {fg_text}; background: rgba({rgb},{alpha}); border: 1px solid rgba({rgb},{border_alpha});"
         " border-radius: 6px; padding: 6px 8px; }"
     )
 
@@ -153,9 +192,25 @@ class MessageLabel(QLabel):
             self.clear_message()
             return
         self._kind = kind
-        self.setStyleSheet(message_style(kind, is_dark(self)))
+        self._restyle()
         self.setText(text)
         self.setVisible(True)
+
+    def _restyle(self) -> None:
+        if not self._kind:
+            return
+        parent = self.parentWidget()
+        pal = (parent or self).palette()
+        style = message_style(self._kind, is_dark(parent or self), pal.color(QPalette.ColorRole.Window),
+                              pal.color(QPalette.ColorRole.WindowText))  # fmt: skip
+        if style != self.styleSheet():
+            self.setStyleSheet(style)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        """A new palette (theme switched): the colours follow."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._restyle()
 
     def clear_message(self) -> None:
         """Hide the banner."""

@@ -232,6 +232,10 @@ class KeysDialog(QDialog):
         row = self._rows[secret_name]
         if row.edit.text().strip() and not self.save_key(secret_name):
             return None
+        if row.entry.required and self._secrets.source(secret_name) == "none":  # (no keyring: still "no key")
+            row.result.show_message(f"No API key is set for {row.entry.title}, so there is nothing to test yet. "
+                                    "Paste the key above, then press Test (it is saved first).", "warning")  # fmt: skip
+            return None
         row.test.setEnabled(False)
         row.result.show_message("Testing\u2026", "info")
         task = spawn(self._test(secret_name), lambda msg: self._show_test_result(secret_name, msg, False))
