@@ -95,7 +95,12 @@ class MainWindow(QMainWindow, WindowActions):
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
+        from app.ui.widgets.find_bar import FindBar
+
+        self.find_bar = FindBar(self.transcript, self)
+        self.find_bar.closed.connect(lambda: self.editor.message_edit.setFocus())
         lay.addWidget(self.transcript, 1)
+        lay.addWidget(self.find_bar)
         lay.addWidget(self.editor)
         self.setCentralWidget(central)
         self.picker = ModelPicker(self)
@@ -123,6 +128,7 @@ class MainWindow(QMainWindow, WindowActions):
         self._wire()
         self.editor.set_presets(services.settings.presets)
         self.editor.set_counter(self._count_request)
+        self.editor.set_enter_sends(services.settings.ui.enter_sends)
         central = self.centralWidget()
         if central is not None:
             central.setEnabled(True)
@@ -148,6 +154,9 @@ class MainWindow(QMainWindow, WindowActions):
         self.new_action = self._action("New chat", self.new_conversation, QKeySequence.StandardKey.New,
                                        "Start a new conversation (Ctrl+N)")
         self.regen_action = self._action("Regenerate", self.regenerate, "Ctrl+R", "Answer the last message again")
+        self.find_action = self._action("Find in conversation…", self.find_in_conversation, QKeySequence.StandardKey.Find,
+                                        "Find text in the open conversation (Ctrl+F)")  # fmt: skip
+        self.find_next_action = self._action("Find next", lambda: self.find_bar.step(1), QKeySequence.StandardKey.FindNext)
         self.stop_action = self._action("Stop", self.stop, None, "Stop the answer (Esc)")
         self.stop_action.setEnabled(False)
         self.export_md_action = self._action("Export Markdown…", self.export_markdown)
@@ -176,6 +185,9 @@ class MainWindow(QMainWindow, WindowActions):
         chat_menu = bar.addMenu("&Chat")
         chat_menu.addAction(self.regen_action)
         chat_menu.addAction(self.stop_action)
+        chat_menu.addSeparator()
+        chat_menu.addAction(self.find_action)
+        chat_menu.addAction(self.find_next_action)
         self.view_menu = bar.addMenu("&View")
         self.view_menu.addAction(self.workbench_action)
         self.view_menu.addSeparator()
@@ -315,6 +327,10 @@ class MainWindow(QMainWindow, WindowActions):
             self.show_status(self._waiting_text(model))
         return gen_id
 
+    def find_in_conversation(self) -> None:
+        """Ctrl+F: the find bar, searching the open conversation."""
+        self.find_bar.open_bar()
+
     def stop(self) -> None:
         """Stop the running answer (the partial text is kept)."""
         self.backend.stop()
@@ -421,6 +437,8 @@ class MainWindow(QMainWindow, WindowActions):
         if self.sidebar is not None:
             self.sidebar.refresh()
             self.sidebar.select(conversation_id)
+        if self.find_bar.isVisible():  # its matches were in the cards just replaced
+            self.find_bar.search(self.find_bar.edit.text())
         self.editor.schedule_count()
 
     def _on_conversation_renamed(self, conversation_id: str, title: str) -> None:
@@ -509,6 +527,21 @@ class MainWindow(QMainWindow, WindowActions):
         self.session.recover()
         self._on_busy(self.backend.is_busy())
         self.progress.setVisible(False)
+
+    def _on_settings_changed(self) -> None:
+        """Settings saved: the models are listed again, the appearance follows at once."""
+        WindowActions._on_settings_changed(self)
+        self.apply_appearance()
+
+    def apply_appearance(self) -> None:
+        """Theme, font size and the key that sends, from the settings."""
+        from PySide6.QtWidgets import QApplication
+
+        ui = self.services.settings.ui
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            self.set_theme(theme_mod.apply(app, ui.theme, ui.font_size))
+        self.editor.set_enter_sends(ui.enter_sends)
 
     def set_theme(self, theme: theme_mod.Theme) -> None:
         """The OS switched light/dark: new cards and status colours follow (launch applies the

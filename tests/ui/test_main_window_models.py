@@ -162,3 +162,32 @@ def test_the_before_sending_count_of_the_bundled_model_includes_its_template(win
     label = _run(qloop, scenario(), 30)
     tokens = int(label.split()[0].lstrip("~").replace(",", ""))
     assert abs(tokens - 37) <= 3.7, label
+
+
+def test_ctrl_f_finds_in_the_conversation(window: MainWindow, qloop: Any) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    async def scenario() -> None:
+        for text in ("the quick brown fox", "a lazy dog", "another fox here"):
+            done = expect_signal(window.session.answer_done)
+            window.editor.set_message(text)
+            window.send()
+            await done.wait(10)
+
+    _run(qloop, scenario())
+    QTest.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    bar = window.find_bar
+    assert bar.isVisible() and bar.edit.hasFocus()
+    QTest.keyClicks(bar.edit, "FOX")
+    assert bar.match_count() == 4  # the echo model repeats each message: two cards per fox
+    assert bar.count_label.text() == "1 of 4"
+    first = bar.current()
+    assert first is not None and first.card.body.toPlainText()[first.start:first.end].lower() == "fox"
+    QTest.keyClick(bar.edit, Qt.Key.Key_Return)
+    assert bar.count_label.text() == "2 of 4"
+    QTest.keyClick(bar.edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    assert bar.current() == first
+    QTest.keyClick(bar.edit, Qt.Key.Key_Escape)
+    assert not bar.isVisible() and window.editor.message_edit.hasFocus()
+    assert window.backend.current_model() == "mock:echo"  # Esc in the bar closed it, nothing else

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -50,15 +50,21 @@ Counter = Callable[[str, str, int], str]
 
 
 class MessageEdit(QPlainTextEdit):
-    """Multi-line input: Ctrl+Enter submits, Esc stops."""
+    """Multi-line input: Ctrl+Enter submits (also plain Enter with :attr:`enter_sends`, where
+    Shift+Enter starts a new line), Esc stops."""
 
     submitted = Signal()
     escaped = Signal()
+    enter_sends = False
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
-        """Ctrl+Enter -> submitted, Esc -> escaped, anything else types."""
+        """Ctrl+Enter (or Enter) -> submitted, Esc -> escaped, anything else types."""
         key = event.key()
-        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+        mods = event.modifiers()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
+            mods & Qt.KeyboardModifier.ControlModifier
+            or (self.enter_sends and not mods & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.AltModifier))
+        ):
             self.submitted.emit()
             return
         if key == Qt.Key.Key_Escape:
@@ -91,6 +97,54 @@ def format_stop(stop: tuple[str, ...]) -> str:
     """Inverse of :func:`parse_stop`."""
     return ", ".join(s.replace("\\", "\\\\").replace(",", "\\,").replace("\n", "\\n").replace("\t", "\\t")
                      for s in stop)
+
+
+class TemperatureBox(QDoubleSpinBox):
+    """The temperature: a number the user chose, or "default" (the model's own, shown in the
+    box and used for the request). A model switch changes the default shown, never the
+    user's number. Below 0.00 is "default"; stepping up from it starts at the default."""
+
+    DEFAULT = -0.01
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setRange(self.DEFAULT, 2.0)
+        self.setDecimals(2)
+        self.setSingleStep(0.1)
+        self.model_default = 0.7
+        self.setSpecialValueText(self._default_text())
+        self.setValue(self.DEFAULT)
+        self.setToolTip("Temperature: randomness (0 = greedy). \"default\" uses the model's own; "
+                        "type a number to choose yours, step below 0 to go back to the default.")  # fmt: skip
+
+    def _default_text(self) -> str:
+        return f"default ({self.model_default:.2f})"
+
+    def is_default(self) -> bool:
+        """True while the model's default is used."""
+        return self.value() <= self.DEFAULT + 1e-9
+
+    def effective(self) -> float:
+        """The temperature a request gets."""
+        return self.model_default if self.is_default() else round(self.value(), 2)
+
+    def set_model_default(self, value: float) -> None:
+        """Show a model's default (the user's own number, if any, stays)."""
+        self.model_default = value
+        self.setSpecialValueText(self._default_text())
+        self.lineEdit().setText(self.textFromValue(self.value()) if not self.is_default() else self._default_text())
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt override)
+        """From "default", a step up starts at the default value itself."""
+        if self.is_default() and steps > 0:
+            self.setValue(self.model_default)
+            return
+        super().stepBy(steps)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """Wide enough for "default (0.70)"."""
+        hint = super().sizeHint()
+        return QSize(max(hint.width(), self.fontMetrics().horizontalAdvance(self._default_text()) + 34), hint.height())
 
 
 class PromptEditor(QFrame):
@@ -148,8 +202,7 @@ class PromptEditor(QFrame):
 
         row = QHBoxLayout()
         row.setSpacing(4)
-        self.temperature = self._dspin(0.0, 2.0, 0.7, 0.1, "Temperature: randomness (0 = greedy)")
-        self._suggested_temperature = 0.7
+        self.temperature = TemperatureBox(self)
         self.top_p = self._dspin(0.01, 1.0, 1.0, 0.05, "Top-p: nucleus sampling")
         self.max_tokens = QSpinBox(self)
         self.max_tokens.setRange(0, 1_000_000)
@@ -249,7 +302,7 @@ class PromptEditor(QFrame):
                 raise AppError(f"The seed must be a whole number (got '{seed_text}').",
                                hint="Type a number such as 42, or leave it empty for random.") from None
         params = GenerationParams(
-            temperature=round(self.temperature.value(), 2),
+            temperature=self.temperature.effective(),
             top_p=round(self.top_p.value(), 2),
             max_tokens=self.max_tokens.value() or None,
             seed=seed,
@@ -258,10 +311,16 @@ class PromptEditor(QFrame):
         return params.validated()
 
     def suggest_temperature(self, value: float) -> None:
-        """Show a model's default temperature, unless the user picked another one."""
-        if abs(self.temperature.value() - self._suggested_temperature) < 1e-9:
-            self.temperature.setValue(value)
-        self._suggested_temperature = value
+        """Show a model's default temperature (used while the box says "default"); the user's
+        own number is never changed."""
+        self.temperature.set_model_default(value)
+
+    def set_enter_sends(self, on: bool) -> None:
+        """Enter sends (Shift+Enter: a new line); Ctrl+Enter sends either way."""
+        self.message_edit.enter_sends = on
+        keys = "Enter to send, Shift+Enter for a new line" if on else "Ctrl+Enter to send"
+        self.message_edit.setPlaceholderText(f"Type a message\u2026  ({keys}, Esc to stop)")
+        self.send_button.setToolTip("Send (Enter or Ctrl+Enter)" if on else "Send (Ctrl+Enter)")
 
     def set_params(self, params: GenerationParams) -> None:
         """Show ``params``."""
