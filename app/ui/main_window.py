@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from app.ui.widgets.lora_panel import LoraPanel
 
 log = logging.getLogger(__name__)
+SIDEBAR_MIN_WIDTH = 170
 
 
 class MainWindow(QMainWindow, WindowActions):
@@ -226,6 +227,7 @@ class MainWindow(QMainWindow, WindowActions):
             from app.ui.widgets.history_sidebar import HistorySidebar
 
             self.sidebar = HistorySidebar(self.services.history, self)
+            self.sidebar.setMinimumWidth(SIDEBAR_MIN_WIDTH)  # room for the editor and the Usage dock at 1024 px
             self._dock("History", self.sidebar, Qt.DockWidgetArea.LeftDockWidgetArea)
         except ImportError as exc:
             log.warning("history sidebar unavailable: %s", exc)

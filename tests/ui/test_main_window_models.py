@@ -169,9 +169,9 @@ def test_ctrl_f_finds_in_the_conversation(window: MainWindow, qloop: Any) -> Non
     from PySide6.QtTest import QTest
 
     async def scenario() -> None:
-        for text in ("the quick brown fox", "a lazy dog", "another fox here"):
+        for message in ("the quick brown fox", "a lazy dog", "another fox here"):
             done = expect_signal(window.session.answer_done)
-            window.editor.set_message(text)
+            window.editor.set_message(message)
             window.send()
             await done.wait(10)
 

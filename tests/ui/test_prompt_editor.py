@@ -122,9 +122,9 @@ def test_switching_model_shows_its_default_temperature_and_keeps_the_users_numbe
     """0.70 -> 0.00 and back used to happen silently in the box."""
     ed = PromptEditor()
     ed.suggest_temperature(0.0)  # the bundled model
-    assert ed.temperature.text() == "default (0.00)" and ed.params().temperature == 0.0
+    assert ed.temperature.text() == "default 0.00" and ed.params().temperature == 0.0
     ed.suggest_temperature(0.7)
-    assert ed.temperature.text() == "default (0.70)" and ed.params().temperature == 0.7
+    assert ed.temperature.text() == "default 0.70" and ed.params().temperature == 0.7
     ed.temperature.stepBy(1)  # up from "default" starts at the default itself
     assert ed.temperature.value() == 0.7 and not ed.temperature.is_default()
     ed.temperature.setValue(0.2)
@@ -132,7 +132,7 @@ def test_switching_model_shows_its_default_temperature_and_keeps_the_users_numbe
     assert ed.temperature.text() == "0.20" and ed.params().temperature == 0.2
     ed.temperature.setValue(0.0)
     ed.temperature.stepBy(-1)  # below 0: back to the model's default
-    assert ed.temperature.is_default() and ed.temperature.text() == "default (0.00)"
+    assert ed.temperature.is_default() and ed.temperature.text() == "default 0.00"
 
 
 def test_enter_sends_when_chosen_and_ctrl_enter_always(qapp: Any) -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Coroutine
 
 from PySide6.QtCore import QEvent, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.core.errors import AppError, redact
@@ -30,7 +30,7 @@ from app.core.figures import (
 log = logging.getLogger(__name__)
 
 __all__ = [  # the figure formatters live in the Qt-free core; re-exported for the widgets
-    "DASH", "ElidedLabel", "LoadTimer", "MessageLabel", "Tile", "error_text", "format_cost", "format_eta",
+    "DASH", "ElidedLabel", "FitLabel", "LoadTimer", "MessageLabel", "Tile", "error_text", "format_cost", "format_eta",
     "format_rate", "format_seconds", "format_tokens", "is_dark", "message_style", "spawn", "to_decimal", "tone",
     "contrast_ratio", "message_colours",
 ]
@@ -69,6 +69,46 @@ def spawn(
     return task
 
 
+class FitLabel(QLabel):
+    """A one-line value that is never cut: its font shrinks to fit the width the layout gives
+    (down to ``min_point_size``), and only then is the text elided. It never widens its layout."""
+
+    def __init__(self, text: str = "", min_point_size: float = 7.0, parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._min_point_size = min_point_size
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(0)
+
+    def fitted_font(self, width: int | None = None) -> QFont:
+        """The font the text is drawn in at ``width`` (default: the label's own)."""
+        room = self.contentsRect().width() if width is None else width
+        font = QFont(self.font())
+        size = font.pointSizeF() if font.pointSizeF() > 0 else 10.0
+        while size > self._min_point_size and QFontMetrics(font).horizontalAdvance(self.text()) > room:
+            size = max(self._min_point_size, size - 0.5)
+            font.setPointSizeF(size)
+        return font
+
+    def fits(self, width: int | None = None) -> bool:
+        """True when the whole text shows at ``width`` (no eliding)."""
+        room = self.contentsRect().width() if width is None else width
+        return QFontMetrics(self.fitted_font(room)).horizontalAdvance(self.text()) <= room
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """Any width; the height of the full-size font."""
+        return QSize(0, super().minimumSizeHint().height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt override)
+        """Draw the text in the fitted font, elided only if even the smallest does not fit."""
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        font = self.fitted_font(rect.width())
+        painter.setFont(font)
+        text = QFontMetrics(font).elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
+
+
 class Tile(QFrame):
     """A rounded card showing a caption and one big value (a live dashboard figure)."""
 
@@ -82,9 +122,8 @@ class Tile(QFrame):
         layout.setSpacing(2)
         self._caption = QLabel(caption.upper())
         self._caption.setObjectName("tileCaption")
-        self._value = QLabel(DASH)
+        self._value = FitLabel(DASH)  # "51,143 tok/s" shrinks to fit a narrow tile: never cut
         self._value.setObjectName("tileValue")
-        self._value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         for label in (self._caption, self._value):  # a long live value must never widen the window
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             label.setMinimumWidth(0)
@@ -99,6 +138,10 @@ class Tile(QFrame):
     def value(self) -> str:
         """The value shown."""
         return self._value.text()
+
+    def value_fits(self) -> bool:
+        """True when the value shows whole at the tile's width (never cut)."""
+        return self._value.fits()
 
 
 TILE_STYLE = """

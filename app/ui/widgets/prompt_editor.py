@@ -17,14 +17,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QComboBox,
     QDoubleSpinBox,
     QFrame,
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QLayout,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
@@ -118,7 +120,7 @@ class TemperatureBox(QDoubleSpinBox):
                         "type a number to choose yours, step below 0 to go back to the default.")  # fmt: skip
 
     def _default_text(self) -> str:
-        return f"default ({self.model_default:.2f})"
+        return f"default {self.model_default:.2f}"
 
     def is_default(self) -> bool:
         """True while the model's default is used."""
@@ -142,7 +144,7 @@ class TemperatureBox(QDoubleSpinBox):
         super().stepBy(steps)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
-        """Wide enough for "default (0.70)"."""
+        """Wide enough for "default 0.70"."""
         hint = super().sizeHint()
         return QSize(max(hint.width(), self.fontMetrics().horizontalAdvance(self._default_text()) + 34), hint.height())
 
@@ -160,8 +162,8 @@ class PromptEditor(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("promptPanel")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(24, 10, 24, 12)
+        lay = self._lay = QVBoxLayout(self)
+        lay.setContentsMargins(16, 10, 16, 12)
         lay.setSpacing(8)
 
         sys_row = QHBoxLayout()
@@ -200,8 +202,8 @@ class PromptEditor(QFrame):
         self.message_edit.setMaximumHeight(96)
         lay.addWidget(self.message_edit)
 
-        row = QHBoxLayout()
-        row.setSpacing(4)
+        params = QHBoxLayout()
+        params.setSpacing(4)
         self.temperature = TemperatureBox(self)
         self.top_p = self._dspin(0.01, 1.0, 1.0, 0.05, "Top-p: nucleus sampling")
         self.max_tokens = QSpinBox(self)
@@ -215,27 +217,37 @@ class PromptEditor(QFrame):
         self.seed.setToolTip("Seed: a whole number for repeatable sampling; empty = random")
         self.stop_field = QLineEdit(self)
         self.stop_field.setPlaceholderText("stop sequences, comma separated")
-        self.stop_field.setMinimumWidth(60)
+        self.stop_field.setToolTip("Stop sequences, comma separated (\\n for a new line)")
+        self.stop_field.setMinimumWidth(48)
+        actions = QHBoxLayout()  # the stop sequences, the count and the buttons
+        actions.setSpacing(4)
         for label, widget in (("Temp", self.temperature), ("Top-p", self.top_p), ("Max", self.max_tokens),
                               ("Seed", self.seed), ("Stop", self.stop_field)):
             lab = QLabel(label)
             lab.setObjectName("paramLabel")
+            row = actions if widget is self.stop_field else params
             row.addWidget(lab)
-            row.addWidget(widget)
-        row.addStretch(1)
+            row.addWidget(widget, 2 if widget is self.stop_field else 0)
         # the count, cost or a problem may be long: elided, never setting the window's width
         self.counter_label = ElidedLabel("0 tokens", min_width=60)
         self.counter_label.setObjectName("tokenCounter")
-        row.addWidget(self.counter_label)
+        actions.addWidget(self.counter_label, 1)
         self.stop_button = QPushButton("Stop", self)
         self.stop_button.setObjectName("stopButton")
         self.stop_button.setEnabled(False)
         self.send_button = QPushButton("Send", self)
         self.send_button.setObjectName("sendButton")
         self.send_button.setToolTip("Send (Ctrl+Enter)")
-        row.addWidget(self.stop_button)
-        row.addWidget(self.send_button)
-        lay.addLayout(row)
+        actions.addWidget(self.stop_button)
+        actions.addWidget(self.send_button)
+        # one row when there is room; in a narrow window the count and buttons go below
+        self._bottom = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self._bottom.setSpacing(8)
+        self._bottom.addLayout(params, 0)
+        self._bottom.addLayout(actions, 1)
+        self._params_row, self._actions_row = params, actions
+        lay.addLayout(self._bottom)
+        lay.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)  # minimumSizeHint says how narrow
 
         self._presets: dict[str, tuple[dict[str, Any], str]] = {}
         self._counter: Counter | None = None
@@ -259,6 +271,37 @@ class PromptEditor(QFrame):
         self.preset_box.activated.connect(self._on_preset_chosen)
         self.save_preset_button.clicked.connect(self._on_save_preset)
         self.delete_preset_button.clicked.connect(self._on_delete_preset)
+
+    # -- fitting narrow windows -----------------------------------------------------------------
+    def _side_margins(self) -> int:
+        m = self._lay.contentsMargins()
+        return m.left() + m.right()
+
+    def _one_row_width(self) -> int:
+        """The width the parameters, the count and the buttons need on one row."""
+        return (self._params_row.minimumSize().width() + self._actions_row.minimumSize().width() + 160
+                + self._bottom.spacing() + self._side_margins())  # fmt: skip
+
+    def is_compact(self) -> bool:
+        """True when the count and the buttons are on a row of their own (a narrow window)."""
+        return self._bottom.direction() == QBoxLayout.Direction.TopToBottom
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """As narrow as the parameter row alone (the count and buttons then go below it)."""
+        hint = super().minimumSizeHint()
+        top = self._lay.itemAt(0)
+        narrow = max(self._params_row.minimumSize().width(), self._actions_row.minimumSize().width(),
+                     top.minimumSize().width() if top is not None else 0) + self._side_margins()  # fmt: skip
+        return QSize(narrow, hint.height() + (0 if self.is_compact() else self._actions_row.sizeHint().height() + 8))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
+        """Two rows when one does not fit."""
+        compact = event.size().width() < self._one_row_width()
+        wanted = QBoxLayout.Direction.TopToBottom if compact else QBoxLayout.Direction.LeftToRight
+        if self._bottom.direction() != wanted:
+            self._bottom.setDirection(wanted)
+            self.updateGeometry()
+        super().resizeEvent(event)
 
     def _dspin(self, lo: float, hi: float, value: float, step: float, tip: str) -> QDoubleSpinBox:
         box = QDoubleSpinBox(self)
