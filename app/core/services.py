@@ -64,7 +64,11 @@ class Services:
         registry = ProviderRegistry(ProviderContext(settings=settings, secrets=secrets, paths=paths))
         prices = PriceTable.load(settings.price_overrides, strict=False)
         ledger = UsageLedger(paths.usage_db)
-        history = HistoryStore(paths.history_db)
+        try:
+            history = HistoryStore(paths.history_db)
+        except BaseException:  # e.g. StorageBusy: another instance holds the history; try again later
+            ledger.close()
+            raise
         engine = Engine(registry, prices, ledger)
         scheduler = RunScheduler(engine)
         return cls(paths, store, settings, secrets, registry, prices, ledger, history, engine, scheduler)

@@ -191,3 +191,21 @@ def test_ctrl_f_finds_in_the_conversation(window: MainWindow, qloop: Any) -> Non
     QTest.keyClick(bar.edit, Qt.Key.Key_Escape)
     assert not bar.isVisible() and window.editor.message_edit.hasFocus()
     assert window.backend.current_model() == "mock:echo"  # Esc in the bar closed it, nothing else
+
+
+def test_a_model_load_is_shown_apart_from_the_first_token(window: MainWindow, qloop: Any) -> None:
+    window.services.registry.register("local", FakeLocal)
+    window.backend.selection.choose("local:tiny")  # current, not loaded: the answer's run loads it
+
+    async def scenario() -> None:
+        done = expect_signal(window.session.answer_done)
+        window.editor.set_message("hi")
+        window.send()
+        await done.wait(10)
+
+    _run(qloop, scenario())
+    figures = window.transcript.cards()[-1].figures.text()
+    assert "loaded in" in figures and "first token" in figures
+    assert figures.index("loaded in") < figures.index("first token")
+    dash = window.dashboard
+    assert dash is not None and "loaded in" in dash.status_text()

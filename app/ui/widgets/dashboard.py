@@ -120,6 +120,8 @@ class DashboardDock(QDockWidget):
         self._totals: dict[str, str] = {"conversation": DASH, "today": DASH, "all_time": DASH}
         self._all = True
         """No conversation opened yet: the tables list every recent request."""
+        self._warned = len(getattr(self._ledger, "warnings", []) or [])
+        """Ledger warnings already shown (those of the start are shown by the window)."""
 
         body = QWidget()
         body.setStyleSheet(TILE_STYLE)
@@ -273,11 +275,19 @@ class DashboardDock(QDockWidget):
         try:
             self._refresh_messages()
             self._refresh_totals()
+            self._show_ledger_warnings()
             self._chart_tab.dirty = True
             if self._tabs.currentWidget() is self._chart_tab:
                 self._chart_tab.refresh()
         except Exception as exc:  # a broken ledger must not break the window
             self._notice.show_message(f"Could not read the usage ledger: {error_text(exc)}")
+
+    def _show_ledger_warnings(self) -> None:
+        """A ledger problem found since the last refresh (a busy or damaged file) is said here."""
+        warnings = list(getattr(self._ledger, "warnings", []) or [])
+        if len(warnings) > self._warned:
+            self._notice.show_message(warnings[-1], "warning")
+        self._warned = len(warnings)
 
     def export_csv(self) -> None:
         """Ask for a file name and write the whole ledger as CSV."""
