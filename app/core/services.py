@@ -53,6 +53,8 @@ class Services:
     history: HistoryStore
     engine: Engine
     scheduler: RunScheduler
+    probe_local_servers: bool = False
+    """Look for the switched-off local servers when listing (the window does; scripts do not)."""
 
     @classmethod
     def create(cls, paths: AppPaths | None = None, *, secrets: SecretStore | None = None) -> Services:
@@ -99,11 +101,13 @@ class Services:
             log.debug("no keyring while choosing the default model", exc_info=True)
         return BUNDLED_MODEL_ID if local_models_available() else FALLBACK_MODEL_ID
 
-    async def list_all_models(self, *, probe: bool = True) -> ModelListing:
+    async def list_all_models(self, *, probe: bool | None = None) -> ModelListing:
         """Ask every provider for its models; a provider that fails is reported, not raised.
-        Every enabled endpoint gets a state; with ``probe`` the switched-off local server
-        profiles (Ollama, LM Studio, llama.cpp, vLLM) are looked for on their ports at the
+        Every enabled endpoint gets a state; with ``probe`` (default:
+        :attr:`probe_local_servers`) the switched-off local server profiles (Ollama, LM Studio, llama.cpp, vLLM) are looked for on their ports at the
         same time, quietly, and those that answer are listed too."""
+        if probe is None:
+            probe = self.probe_local_servers
         probing = asyncio.ensure_future(endpoint_status.probe(self.settings.endpoints)) if probe else None
         models: list[ModelInfo] = []
         errors: dict[str, str] = {}

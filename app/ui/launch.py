@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         loop.close()
         return 1
     setup_logging(services.paths.log_file)
+    services.probe_local_servers = True  # Ollama, LM Studio, llama.cpp, vLLM found running are listed
     ui = services.settings.ui
     window.set_theme(theme.apply(app, ui.theme, ui.font_size))
     reporter = ErrorReporter(app)

@@ -105,6 +105,7 @@ def test_switched_off_local_servers_that_answer_are_found(window: MainWindow, ql
         settings = window.services.settings
         settings.endpoints.append(EndpointConfig(name="Ollama here", base_url=server.base_url, kind="ollama",
                                                  enabled=False))  # fmt: skip
+        window.services.probe_local_servers = True  # as the app sets it at start
 
         async def scenario() -> None:
             listed = expect_signal(window.backend.models_listed)
