@@ -141,8 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     app.setQuitOnLastWindowClosed(False)
     theme.apply(app)
     window = MainWindow(build=False)
+    small_screen = window.screen_is_small()
     app.styleHints().colorSchemeChanged.connect(lambda _scheme: _follow_system_scheme(app, window))  # the frame shows at once; widgets and services follow
-    window.show()
+    if small_screen and not (args.screenshot or probe):
+        window.showMaximized()  # the title bar and the status bar stay on a 1024 x 700 screen
+    else:
+        window.show()
     if probe:
         app.processEvents()
         shown_at = time.time()

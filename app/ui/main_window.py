@@ -60,6 +60,16 @@ class MainWindow(QMainWindow, WindowActions):
             size = size.boundedTo(screen.availableGeometry().size())
         return size
 
+    @staticmethod
+    def screen_is_small() -> bool:
+        """True when the screen's free area is smaller than the default size (then the window
+        opens maximized: with its frame it would not fit)."""
+        screen = QGuiApplication.primaryScreen()
+        if screen is None or QGuiApplication.platformName() == "offscreen":
+            return False
+        free = screen.availableGeometry().size()
+        return free.width() < 1480 or free.height() < 900
+
     def __init__(self, services: Services | None = None, *, backend: BackendManager | None = None,
                  restore: bool = True, build: bool = True, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -58,9 +58,17 @@ class FittedTable(QTableWidget):
         return [c for i, c in enumerate(self.columns) if not self.isColumnHidden(i)]
 
     def _natural(self, index: int) -> int:
+        """The width column ``index`` needs for its title and its longest cell (measured from
+        the text: Qt's own hints are 0 for a hidden column)."""
         header = self.horizontalHeader()
-        cells = self.sizeHintForColumn(index) if self.rowCount() else 0
-        return max(header.sectionSizeHint(index), cells) + PADDING // 2
+        title = self.horizontalHeaderItem(index)
+        width = header.fontMetrics().horizontalAdvance(title.text() if title is not None else "") + PADDING + 4
+        metrics = self.fontMetrics()
+        for row in range(min(self.rowCount(), 500)):
+            item = self.item(row, index)
+            if item is not None and item.text():
+                width = max(width, metrics.horizontalAdvance(item.text()) + PADDING)
+        return width
 
     def fit(self) -> None:
         """Choose the columns that fit the width and size them (no horizontal scrolling)."""
@@ -81,14 +89,23 @@ class FittedTable(QTableWidget):
                 self.setColumnHidden(i, name not in keep)
                 if name in keep:
                     self.setColumnWidth(i, max(MIN_STRETCH, rest) if name == self.stretch else natural[name])
+            self.horizontalScrollBar().setValue(0)  # never left scrolled sideways
         finally:
             self._fitting = False
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
-        """Refit on every width change."""
-        super().resizeEvent(event)
-        if event.size().width() != event.oldSize().width():
+    def viewportEvent(self, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        """Refit when the viewport's width changes (the table's, or a vertical scroll bar's coming)."""
+        if event.type() == QEvent.Type.Resize and isinstance(event, QResizeEvent) \
+                and event.size().width() != event.oldSize().width():  # fmt: skip
+            handled = super().viewportEvent(event)
             self.fit()
+            return handled
+        return super().viewportEvent(event)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
+        """A tab shown for the first time has its real width only now."""
+        super().showEvent(event)
+        self.fit()
 
     def set_row(self, row: int, cells: dict[str, QTableWidgetItem]) -> None:
         """Fill one row; its tooltip lists every column (so hidden ones can still be read)."""
