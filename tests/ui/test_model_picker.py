@@ -138,3 +138,16 @@ def test_every_endpoint_is_listed_with_its_state(qapp: Any) -> None:
     below = rows[rows.index("Endpoint: My server") + 1]
     assert below == "⚠ unreachable: connection refused"
     assert p.endpoint_state("My server") == "unreachable: connection refused"
+
+
+def test_a_rows_own_text_in_the_field_means_that_row(qapp: Any) -> None:
+    """Choosing a completion and pressing Enter left the row's text ("✓ echo — ready") in
+    the field, which then said "not a model id"."""
+    p = ModelPicker()
+    p.set_listing(LISTING)
+    p.set_current("local:smollm2")
+    got: list[tuple[str, Any]] = []
+    p.model_selected.connect(lambda m, e: got.append((m, e)))
+    row_text = next(t for t in p.row_texts() if "llama3" in t)
+    assert p.type_model(row_text)
+    assert got == [("openai:llama3", "Ollama")] and p.state_label.text() != "not a model id"

@@ -82,7 +82,7 @@ class _KeyRow:
         left.addWidget(title)
         left.addWidget(sub)
         self.status = QLabel()
-        self.status.setMinimumWidth(150)
+        self.status.setMinimumWidth(210)  # "••••••••1234 (this session only)" whole
         self.edit = QLineEdit()
         self.edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.edit.setPlaceholderText("Paste a new key")

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QCompleter, QLineEdit, QWidget
 
@@ -49,6 +49,7 @@ GROUP_ORDER = ("OpenAI", "endpoints", "Hugging Face", "Local files", "Mock (test
 TYPED_HINTS = ("huggingface:", "local:", "local:smollm2", "mock:echo", "mock:markdown", "mock:fixed?text=",
                "mock:lorem?n=200", "mock:tokens?n=10000", "openai:")  # fmt: skip
 MAX_COMPLETIONS = 60
+POPUP_MAX_WIDTH = 560
 
 
 def group_of(info: ModelInfo) -> str:
@@ -325,6 +326,8 @@ class ModelPicker(QComboBox):
                 self._model.appendRow(item)
             if select_row >= 0:
                 self.setCurrentIndex(select_row)
+            widest = max((self.fontMetrics().horizontalAdvance(t) for t in self.row_texts()), default=0)
+            self.view().setMinimumWidth(min(POPUP_MAX_WIDTH, widest + 48))  # the popup may be wider than the field
         finally:
             self._building = False
         if typing:
@@ -333,6 +336,10 @@ class ModelPicker(QComboBox):
         else:
             self._show_current()
         self._update_completions(typed if typing else "")
+
+    def _show_current_later(self) -> None:
+        """After Qt's own handling of Enter or a click (which puts the row's text in the field)."""
+        QTimer.singleShot(0, self, lambda: None if self._edit().isModified() else self._show_current())
 
     def _show_current(self) -> None:
         """The field shows the current model's id; the state label its state."""
@@ -385,6 +392,10 @@ class ModelPicker(QComboBox):
         self._accept_typed(self._edit().text())
 
     def _accept_typed(self, text: str) -> bool:
+        for row in range(self._model.rowCount()):  # a row's own text (Qt puts it in the field on Enter)
+            item = self._model.item(row)
+            if item.data(ROLE_KIND) == "model" and item.text().strip() == text.strip():
+                return self._choose(item.data(ROLE_ID), item.data(ROLE_ENDPOINT))
         model_id = normalise_typed(text)
         edit = self._edit()
         try:
@@ -397,12 +408,15 @@ class ModelPicker(QComboBox):
         model_id = str(ref)
         listed = [k for k in self._infos if k[0] == model_id]
         endpoint = self._current[1] if model_id == self._current[0] else (listed[0][1] if listed else None)
-        edit.setModified(False)
+        return self._choose(model_id, endpoint)
+
+    def _choose(self, model_id: str, endpoint: str | None) -> bool:
+        self._edit().setModified(False)
         if (model_id, endpoint) not in (self._current, self._requested):  # Enter and the completer both say it
             self._requested = (model_id, endpoint)
             self.model_selected.emit(model_id, endpoint)
-        else:
-            self._show_current()
+        self._show_current()
+        self._show_current_later()
         return True
 
     def _on_activated(self, row: int) -> None:
@@ -415,6 +429,7 @@ class ModelPicker(QComboBox):
             if (mid, ep) != self._current:
                 self.model_selected.emit(mid, ep)
             self._show_current()
+            self._show_current_later()
             return
         self._rebuild()  # back to the current model
         if kind == ADD_ENDPOINT:

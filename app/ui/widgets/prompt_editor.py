@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 150
+ONE_ROW_SLACK = 150
+"""Room beyond the minimum the one-row layout needs (for the stop field and the count)."""
 NO_PRESET = "(none)"
 Counter = Callable[[str, str, int], str]
 
@@ -219,6 +221,7 @@ class PromptEditor(QFrame):
         self.stop_field.setPlaceholderText("stop sequences, comma separated")
         self.stop_field.setToolTip("Stop sequences, comma separated (\\n for a new line)")
         self.stop_field.setMinimumWidth(48)
+        params.addStretch(1)  # (a two-row layout: the boxes stay together on the left)
         actions = QHBoxLayout()  # the stop sequences, the count and the buttons
         actions.setSpacing(4)
         for label, widget in (("Temp", self.temperature), ("Top-p", self.top_p), ("Max", self.max_tokens),
@@ -279,7 +282,7 @@ class PromptEditor(QFrame):
 
     def _one_row_width(self) -> int:
         """The width the parameters, the count and the buttons need on one row."""
-        return (self._params_row.minimumSize().width() + self._actions_row.minimumSize().width() + 160
+        return (self._params_row.minimumSize().width() + self._actions_row.minimumSize().width() + ONE_ROW_SLACK
                 + self._bottom.spacing() + self._side_margins())  # fmt: skip
 
     def is_compact(self) -> bool:

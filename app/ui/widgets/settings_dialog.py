@@ -200,6 +200,7 @@ class SettingsDialog(QDialog, SettingsTabs):
         return [ep for i, ep in enumerate(self._endpoints) if i != index]
 
     def _on_ep_list_row_changed(self, index: int) -> None:
+        self._ep_test_result.clear_message()  # it was about the endpoint shown before
         has = 0 <= index < len(self._endpoints)
         self._ep_form.setEnabled(has)
         self._ep_remove.setEnabled(has)
