@@ -3,10 +3,13 @@ and the engine once, for the CLI, the ``LLMModel`` facade, the UI and the self-t
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
+from app.core import endpoint_status
+from app.core.endpoint_status import EndpointState
 from app.core.engine import Engine
 from app.core.history import HistoryStore
 from app.core.paths import AppPaths
@@ -15,7 +18,7 @@ from app.core.provider import EndpointProvider, ProviderContext, ProviderRegistr
 from app.core.runs import RunScheduler
 from app.core.secrets import SecretStore
 from app.core.settings import Settings, SettingsStore
-from app.core.types import PROVIDER_IDS, ModelInfo
+from app.core.types import PROVIDER_IDS, ModelInfo, ModelRef
 from app.core.usage import UsageLedger
 
 log = logging.getLogger(__name__)
@@ -27,10 +30,13 @@ DEFAULT_OPENAI_MODEL = "openai:gpt-4o-mini"
 
 @dataclass
 class ModelListing:
-    """All models from every provider; ``errors`` maps a provider/endpoint to its error text."""
+    """All models from every provider; ``errors`` maps a provider to its error text;
+    ``endpoints`` has the state of every OpenAI-compatible endpoint listed (enabled ones,
+    and switched-off local servers found running), by name."""
 
     models: list[ModelInfo]
     errors: dict[str, str]
+    endpoints: dict[str, EndpointState] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,6 +53,8 @@ class Services:
     history: HistoryStore
     engine: Engine
     scheduler: RunScheduler
+    probe_local_servers: bool = False
+    """Look for the switched-off local servers when listing (the window does; scripts do not)."""
 
     @classmethod
     def create(cls, paths: AppPaths | None = None, *, secrets: SecretStore | None = None) -> Services:
@@ -58,7 +66,11 @@ class Services:
         registry = ProviderRegistry(ProviderContext(settings=settings, secrets=secrets, paths=paths))
         prices = PriceTable.load(settings.price_overrides, strict=False)
         ledger = UsageLedger(paths.usage_db)
-        history = HistoryStore(paths.history_db)
+        try:
+            history = HistoryStore(paths.history_db)
+        except BaseException:  # e.g. StorageBusy: another instance holds the history; try again later
+            ledger.close()
+            raise
         engine = Engine(registry, prices, ledger)
         scheduler = RunScheduler(engine)
         return cls(paths, store, settings, secrets, registry, prices, ledger, history, engine, scheduler)
@@ -89,8 +101,14 @@ class Services:
             log.debug("no keyring while choosing the default model", exc_info=True)
         return BUNDLED_MODEL_ID if local_models_available() else FALLBACK_MODEL_ID
 
-    async def list_all_models(self) -> ModelListing:
-        """Ask every provider for its models; a provider that fails is reported, not raised."""
+    async def list_all_models(self, *, probe: bool | None = None) -> ModelListing:
+        """Ask every provider for its models; a provider that fails is reported, not raised.
+        Every enabled endpoint gets a state; with ``probe`` (default:
+        :attr:`probe_local_servers`) the switched-off local server profiles (Ollama, LM Studio, llama.cpp, vLLM) are looked for on their ports at the
+        same time, quietly, and those that answer are listed too."""
+        if probe is None:
+            probe = self.probe_local_servers
+        probing = asyncio.ensure_future(endpoint_status.probe(self.settings.endpoints)) if probe else None
         models: list[ModelInfo] = []
         errors: dict[str, str] = {}
         for pid in reversed(PROVIDER_IDS):  # the offline, in-process ones first
@@ -99,7 +117,51 @@ class Services:
                 models.extend(await provider.list_models())
             except Exception as exc:  # one provider's failure must not hide the others
                 errors[pid] = str(exc)
-        return ModelListing(models, errors)
+        endpoints = self._endpoint_states(models)
+        vague = [st for st in endpoints.values()
+                 if not st.ok and any(w in st.detail.lower() for w in endpoint_status.VAGUE)]  # fmt: skip
+        if vague:  # "All connection attempts failed": connect once to say why
+            urls = [self.settings.resolve_endpoint(st.name).base_url for st in vague]
+            reasons = await asyncio.gather(*(asyncio.to_thread(endpoint_status.diagnose, u) for u in urls))
+            for st, why in zip(vague, reasons, strict=True):
+                if why is not None:
+                    endpoints[st.name] = EndpointState(st.name, why, False, st.detail)
+        if endpoints and "openai" in errors and not any(st.ok for st in endpoints.values()):
+            errors.pop("openai")  # "no endpoint answered": each endpoint says why
+        for found in (await probing) if probing is not None else []:
+            if found.name in endpoints:
+                continue
+            endpoints[found.name] = EndpointState(found.name, "found running", True,
+                                                  found.detail + " It is switched off in Settings; its models "
+                                                  "work from the picker.", found.models)  # fmt: skip
+            models.extend(ModelInfo(ModelRef("openai", mid), f"{mid} ({found.name})", endpoint=found.name,
+                                    state="ready", description=f"via {found.name} (found running)")
+                          for mid in found.models)  # fmt: skip
+        return ModelListing(models, errors, endpoints)
+
+    def _endpoint_states(self, models: list[ModelInfo]) -> dict[str, EndpointState]:
+        """The state of every enabled endpoint after the openai provider listed them."""
+        provider = self.registry.loaded().get("openai")
+        failures: dict[str, str] = dict(getattr(provider, "list_errors", {}) or {})
+        out: dict[str, EndpointState] = {}
+        for ep in self.settings.endpoints:
+            if not ep.enabled:
+                continue
+            listed = [m for m in models if m.ref.provider == "openai" and m.endpoint == ep.name]
+            if ep.name in failures:
+                detail = failures[ep.name]
+                out[ep.name] = EndpointState(ep.name, endpoint_status.short_state(detail), False, detail)
+            elif any(m.state == "needs_key" for m in listed):
+                out[ep.name] = EndpointState(ep.name, "needs key", False,
+                                             f"No API key is set for {ep.name}: add it in API keys.")  # fmt: skip
+            elif provider is None:
+                out[ep.name] = EndpointState(ep.name, "not listed", False, "The OpenAI provider is not available.")
+            else:
+                n = len(listed)
+                out[ep.name] = EndpointState(ep.name, "ready" if n else "no models", bool(n),
+                                             f"{ep.name} serves {n} model{'' if n == 1 else 's'}.",
+                                             tuple(m.ref.name for m in listed))  # fmt: skip
+        return out
 
     async def aclose(self) -> None:
         """Stop every run, then close providers and databases."""

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,6 +71,43 @@ class EndpointConfig(BaseModel):
 
 DEFAULT_ENDPOINT_NAME = "OpenAI"
 """The built-in endpoint that ``openai:`` models use when no endpoint is named."""
+BASE_URL_ENV = "OPENAI_BASE_URL"
+"""Read (never stored) for the built-in OpenAI endpoint, as the OpenAI SDK does."""
+
+
+def env_base_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """``OPENAI_BASE_URL`` when it holds an http(s) URL, else None."""
+    value = (os.environ if environ is None else environ).get(BASE_URL_ENV, "").strip().rstrip("/")
+    return value if value.startswith(("http://", "https://")) else None
+
+
+def split_url_key(url: str) -> tuple[str, str | None]:
+    """``url`` without the key inside it, and that key: ``http://user:KEY@host/v1`` and
+    ``https://host/v1?api_key=KEY`` give (``http://host/v1``, ``KEY``). Other query values
+    stay; the fragment goes."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    from app.core.urls import is_secret_param, url_secrets
+
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text, None
+    secrets = url_secrets(text)
+    if not secrets and not parts.fragment:
+        return text, None
+    key: str | None = None
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        key = password if colon and password else (user if len(user) >= 8 else None)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    for name, value in pairs:
+        if value and is_secret_param(name) and key is None:
+            key = value
+    query = urlencode([(n, v) for n, v in pairs if not is_secret_param(n)])
+    return urlunsplit((parts.scheme, host if at else parts.netloc, parts.path, query, "")), key
 
 
 def default_endpoints() -> list[EndpointConfig]:
@@ -110,6 +148,18 @@ class Preset(BaseModel):
     system_prompt: str = ""
 
 
+class UiSettings(BaseModel):
+    """How the window looks and which key sends."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    theme: Literal["system", "light", "dark"] = "system"
+    font_size: int | None = Field(None, ge=6, le=32)
+    """Points; None: the system's size."""
+    enter_sends: bool = False
+    """Enter sends (Shift+Enter: a new line); Ctrl+Enter always sends."""
+
+
 class Settings(BaseModel):
     """All user settings. Bump SETTINGS_VERSION and migrate in :func:`_migrate` on changes."""
 
@@ -129,6 +179,8 @@ class Settings(BaseModel):
     """How many requests the run scheduler sends to one remote endpoint at once."""
     workbench_budget_usd: float = Field(0.10, ge=0.0, le=100_000.0)
     """The Workbench asks before a run whose estimated cost may be above this (USD)."""
+    ui: UiSettings = Field(default_factory=lambda: UiSettings())
+    """The window's appearance and keys."""
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         """The endpoint called ``name`` (case-insensitive), or None."""
@@ -146,7 +198,7 @@ class Settings(BaseModel):
             if ep is None:
                 raise ConfigError("No OpenAI endpoint is configured.",
                                   hint="Add one in Settings > Endpoints, or pass --base-url.")  # fmt: skip
-            return ep
+            return self._with_env(ep)
         value = name_or_url.strip()
         if value.startswith(("http://", "https://")):
             url = value.rstrip("/")
@@ -159,7 +211,14 @@ class Settings(BaseModel):
             names = ", ".join(e.name for e in self.endpoints) or "none"
             raise ConfigError(f"There is no endpoint called '{value}'.",
                               hint=f"Use one of: {names}; or pass a base URL such as http://localhost:8080/v1.")  # fmt: skip
-        return found
+        return self._with_env(found)
+
+    @staticmethod
+    def _with_env(ep: EndpointConfig) -> EndpointConfig:
+        """The built-in OpenAI endpoint at ``OPENAI_BASE_URL`` when that is set (a copy: the
+        environment's URL is never saved)."""
+        url = env_base_url() if ep.kind == "openai" and ep.name == DEFAULT_ENDPOINT_NAME else None
+        return ep.model_copy(update={"base_url": url}) if url and url != ep.base_url else ep
 
 
 def _migrate(data: dict[str, Any]) -> dict[str, Any]:

@@ -62,6 +62,7 @@ from app.providers.openai_support import (
     server_message,
     translate,
 )
+from app.providers.openai_tokens import ServerTokenCounter, endpoint_key
 
 __all__ = [
     "OpenAIProvider",
@@ -110,6 +111,8 @@ class OpenAIProvider:
         self._no_stream_options: set[str] = set()
         self._no_logprobs: set[str] = set()
         """Endpoints that refused logprobs (asked once, then answers come without them)."""
+        self.tokens = ServerTokenCounter()
+        """Counts with a server's own tokenizer when it sends no usage (openai_tokens)."""
 
     # ------------------------------------------------------------------ endpoints and clients
     def endpoint(self, name_or_url: str | None) -> EndpointConfig:
@@ -370,7 +373,10 @@ class OpenAIProvider:
         if want_tokens and text and not got_tokens:
             yield Notice(f"{ep.name} sent no token probabilities, although they were asked for.")
         # an estimate counts the reasoning too: servers bill and limit it as completion tokens
-        yield self._usage(request, usage, "".join(thoughts) + text)
+        report = self._usage(request, usage, "".join(thoughts) + text)
+        if report.estimated:  # no usage from the server: ask its own tokenizer
+            report = await self._server_usage(ep, request, "".join(thoughts) + text, finish, report)
+        yield report
         yield Finished(finish)  # "length" with only reasoning: the budget ran out while thinking
 
     def _usage(self, request: GenerationRequest, usage: Any, text: str) -> UsageReport:
@@ -386,6 +392,16 @@ class OpenAIProvider:
         prompt = count_chat(model, request.messages).tokens
         completion = count_text(model, text).tokens if text else 0
         return UsageReport(prompt, completion, estimated=True)
+
+    async def _server_usage(self, ep: EndpointConfig, request: GenerationRequest, text: str, finish: str,
+                            report: UsageReport) -> UsageReport:  # fmt: skip
+        """The server's counts (:mod:`app.providers.openai_tokens`), still labelled estimated."""
+        try:
+            return await asyncio.to_thread(self.tokens.refine, ep, endpoint_key(self.context, ep), request.model.name,
+                                           request.messages, text, finish, request.params.max_tokens, report)  # fmt: skip
+        except Exception:  # counting is best effort: the local estimate stands
+            log.debug("server-side token count failed", exc_info=True)
+            return report
 
     # ------------------------------------------------------------------ models
     def model_info(

@@ -243,8 +243,54 @@ class _LocalBase:
             from app.providers.local_generation import prompt_ids
 
             return TokenCount(len(prompt_ids(tok, messages)), exact=True, method=f"tokenizer:{model}")
+        return self._count_from_files(model, messages)
+
+    def _count_from_files(self, model: str, messages: list[ChatMessage]) -> TokenCount:
+        """Before the model is loaded: its chat template and tokenizer.json read from disk
+        (exact), else a GGUF file's own template rendered and estimated, else ~4 chars/token."""
+        from app.providers import chat_templates
+
+        try:
+            source: ModelSource | None = self._source(model)
+        except AppError:
+            source = None
+        if source is not None:
+            folder = self._folder_on_disk(source)
+            if folder is not None:
+                counted = chat_templates.count_in_folder(folder, messages)
+                if counted is not None:
+                    n, exact = counted
+                    return TokenCount(n, exact=exact, method="tokenizer.json + chat template"
+                                      + ("" if exact else " (estimate: the tokenizer is custom code)"))
+            template = chat_templates.gguf_template(source.location) if source.kind == "gguf" else None
+            if template is not None:
+                try:
+                    n = chat_templates.estimate_rendered(template.render(messages))
+                except (ValueError, ImportError):
+                    pass
+                else:
+                    return TokenCount(n, exact=False, method="estimate (the model's chat template, cl100k)")
         chars = sum(len(m.content) for m in messages)
         return TokenCount(chars // 4 + 4 * len(messages), exact=False, method="estimate (4 chars per token)")
+
+    def _folder_on_disk(self, source: ModelSource) -> str | None:
+        """The model's tokenizer folder when it is on disk already (no download, no
+        conversion, no hashing): the loaded one, a model folder, the Hub cache, or a GGUF's
+        converted copy."""
+        known = self._token_dirs.get(source.model_id)
+        if known is not None:
+            return known
+        if source.kind == "folder":
+            return source.location
+        if source.kind == "hub":
+            try:
+                from huggingface_hub import try_to_load_from_cache
+
+                found = try_to_load_from_cache(source.location, "tokenizer.json")
+            except Exception:  # no hub package, or a bad repo id
+                return None
+            return str(Path(found).parent) if isinstance(found, str) else None
+        return _converted_gguf_folder(Path(source.location), self.context.paths.cache_dir)
 
     def _tokenizer_for(self, model: str) -> Any:
         """A private tokenizer copy (not the worker's), loaded only when that is cheap."""
@@ -334,6 +380,21 @@ class HuggingFaceProvider(_LocalBase):
         """Text-generation models found in the Hub cache."""
         repos = await asyncio.to_thread(_cached_causal_lms)
         return [self.model_info(r) for r in repos]
+
+
+def _converted_gguf_folder(gguf: Path, cache_root: Path) -> str | None:
+    """The safetensors copy of ``gguf`` made by an earlier load, found through the hash index
+    the load keeps (None when this file was never converted: hashing it here would be slow)."""
+    try:
+        st = gguf.stat()
+        index = json.loads((cache_root / "gguf" / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    sha = index.get(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}") if isinstance(index, dict) else None
+    if not isinstance(sha, str):
+        return None
+    folder = gguf_cache_dir(cache_root, sha)
+    return str(folder) if (folder / "tokenizer.json").is_file() else None
 
 
 def _cached_causal_lms() -> list[str]:

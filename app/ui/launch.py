@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import tempfile
+    from collections.abc import Callable
 
     from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication, QWidget
 
     from app.core.services import Services
     from app.ui.main_window import MainWindow
@@ -139,8 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     app.setQuitOnLastWindowClosed(False)
     theme.apply(app)
     window = MainWindow(build=False)
-    app.styleHints().colorSchemeChanged.connect(lambda _scheme: window.set_theme(theme.apply(app)))  # the frame shows at once; widgets and services follow
-    window.show()
+    small_screen = window.screen_is_small()
+    app.styleHints().colorSchemeChanged.connect(lambda _scheme: _follow_system_scheme(app, window))  # the frame shows at once; widgets and services follow
+    if small_screen and not (args.screenshot or probe):
+        window.showMaximized()  # the title bar and the status bar stay on a 1024 x 700 screen
+    else:
+        window.show()
     if probe:
         app.processEvents()
         shown_at = time.time()
@@ -163,8 +169,17 @@ def main(argv: list[str] | None = None) -> int:
         from app.core.secrets import MemoryKeyring, SecretStore
 
         secrets = SecretStore(backend=MemoryKeyring())
-    services = Services.create(secrets=secrets)
+    headless = probe or bool(args.screenshot)
+    services = start_services(window, lambda: Services.create(secrets=secrets),
+                              ask=None if headless else (lambda message: ask_retry(window, message)))  # fmt: skip
+    if services is None:  # another instance holds a database, and the user chose not to wait
+        window.close()
+        loop.close()
+        return 1
     setup_logging(services.paths.log_file)
+    services.probe_local_servers = True  # Ollama, LM Studio, llama.cpp, vLLM found running are listed
+    ui = services.settings.ui
+    window.set_theme(theme.apply(app, ui.theme, ui.font_size))
     reporter = ErrorReporter(app)
     reporter.install(loop)
     from app.ui.gc_guard import GuiThreadCollector
@@ -173,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     window.attach(services, restore=not args.demo)
     reporter.add_recovery(window.recover)
     reporter.error_reported.connect(lambda msg: window.show_status(msg, error=True))
-    for warning in services.settings_store.warnings + services.history.warnings:
-        window.show_status(warning, error=True)
+    show_start_warnings(window, services)
 
     if probe:
         app.processEvents()
@@ -228,6 +242,55 @@ def main(argv: list[str] | None = None) -> int:
         reporter.uninstall()
         if demo_home is not None:
             demo_home.cleanup()
+
+
+def start_services(window: MainWindow, create: Callable[[], Services],
+                   ask: Callable[[str], bool] | None) -> Services | None:  # fmt: skip
+    """``create()`` the services; when another program holds a database (busy, never damaged)
+    or a storage error stops the start, say so in the window and on stderr, and try again
+    while ``ask(message)`` says so (None: never ask, e.g. headless). None when given up."""
+    from app.core.errors import StorageBusy, StorageError
+
+    while True:
+        try:
+            return create()
+        except StorageBusy as exc:
+            message = exc.user_message()
+        except StorageError as exc:
+            message = exc.user_message()
+        window.show_status(message, error=True)
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+        if ask is None or not ask(message):
+            return None
+
+
+def ask_retry(parent: QWidget, message: str) -> bool:
+    """Ask whether to try again (before the event loop runs: no nested loop in a coroutine)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(QMessageBox.Icon.Warning, "LLM Playground cannot start yet", message,
+                      QMessageBox.StandardButton.Retry | QMessageBox.StandardButton.Close, parent)  # fmt: skip
+    box.setInformativeText("Try again once the other instance is closed, or close this one.")
+    box.setDefaultButton(QMessageBox.StandardButton.Retry)
+    return box.exec() == QMessageBox.StandardButton.Retry
+
+
+def show_start_warnings(window: MainWindow, services: Services) -> None:
+    """Problems found at start (settings, prices, the usage ledger, the history), in the status bar."""
+    found = list(dict.fromkeys(services.warnings()))
+    if found:
+        window.show_status("  \u2502  ".join(found), error=True)
+
+
+def _follow_system_scheme(app: QApplication, window: MainWindow) -> None:
+    """The OS switched light/dark: follow it unless the settings chose a theme."""
+    from app.ui import theme
+
+    services = window.services
+    ui = services.settings.ui if services is not None else None
+    if ui is None or ui.theme == "system":
+        window.set_theme(theme.apply(app, "system", ui.font_size if ui is not None else None))
 
 
 async def _shutdown(window: MainWindow, services: Services) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import AppError
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
+from app.ui.widgets.common import LoadTimer, format_eta
 from app.ui.window_actions import WindowActions
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from app.ui.widgets.lora_panel import LoraPanel
 
 log = logging.getLogger(__name__)
+SIDEBAR_MIN_WIDTH = 170
 
 
 class MainWindow(QMainWindow, WindowActions):
@@ -58,6 +60,16 @@ class MainWindow(QMainWindow, WindowActions):
             size = size.boundedTo(screen.availableGeometry().size())
         return size
 
+    @staticmethod
+    def screen_is_small() -> bool:
+        """True when the screen's free area is smaller than the default size (then the window
+        opens maximized: with its frame it would not fit)."""
+        screen = QGuiApplication.primaryScreen()
+        if screen is None or QGuiApplication.platformName() == "offscreen":
+            return False
+        free = screen.availableGeometry().size()
+        return free.width() < 1480 or free.height() < 900
+
     def __init__(self, services: Services | None = None, *, backend: BackendManager | None = None,
                  restore: bool = True, build: bool = True, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -72,6 +84,8 @@ class MainWindow(QMainWindow, WindowActions):
         self.lora_panel: LoraPanel | None = None
         self._dialogs: dict[str, Any] = {}
         self._built = False
+        self._loading: tuple[str, Progress] | None = None
+        self._load_timer = LoadTimer()
         if build or services is not None:
             self.build()
         if services is not None:
@@ -92,7 +106,12 @@ class MainWindow(QMainWindow, WindowActions):
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
+        from app.ui.widgets.find_bar import FindBar
+
+        self.find_bar = FindBar(self.transcript, self)
+        self.find_bar.closed.connect(lambda: self.editor.message_edit.setFocus())
         lay.addWidget(self.transcript, 1)
+        lay.addWidget(self.find_bar)
         lay.addWidget(self.editor)
         self.setCentralWidget(central)
         self.picker = ModelPicker(self)
@@ -120,6 +139,7 @@ class MainWindow(QMainWindow, WindowActions):
         self._wire()
         self.editor.set_presets(services.settings.presets)
         self.editor.set_counter(self._count_request)
+        self.editor.set_enter_sends(services.settings.ui.enter_sends)
         central = self.centralWidget()
         if central is not None:
             central.setEnabled(True)
@@ -145,6 +165,9 @@ class MainWindow(QMainWindow, WindowActions):
         self.new_action = self._action("New chat", self.new_conversation, QKeySequence.StandardKey.New,
                                        "Start a new conversation (Ctrl+N)")
         self.regen_action = self._action("Regenerate", self.regenerate, "Ctrl+R", "Answer the last message again")
+        self.find_action = self._action("Find in conversation…", self.find_in_conversation, QKeySequence.StandardKey.Find,
+                                        "Find text in the open conversation (Ctrl+F)")  # fmt: skip
+        self.find_next_action = self._action("Find next", lambda: self.find_bar.step(1), QKeySequence.StandardKey.FindNext)
         self.stop_action = self._action("Stop", self.stop, None, "Stop the answer (Esc)")
         self.stop_action.setEnabled(False)
         self.export_md_action = self._action("Export Markdown…", self.export_markdown)
@@ -173,6 +196,9 @@ class MainWindow(QMainWindow, WindowActions):
         chat_menu = bar.addMenu("&Chat")
         chat_menu.addAction(self.regen_action)
         chat_menu.addAction(self.stop_action)
+        chat_menu.addSeparator()
+        chat_menu.addAction(self.find_action)
+        chat_menu.addAction(self.find_next_action)
         self.view_menu = bar.addMenu("&View")
         self.view_menu.addAction(self.workbench_action)
         self.view_menu.addSeparator()
@@ -185,6 +211,7 @@ class MainWindow(QMainWindow, WindowActions):
         model_label = QLabel(" Model ")
         tb.addWidget(model_label)
         tb.addWidget(self.picker)
+        tb.addWidget(self.picker.state_label)
         tb.addSeparator()
         tb.addAction(self.regen_action)
         tb.addAction(self.stop_action)
@@ -210,6 +237,7 @@ class MainWindow(QMainWindow, WindowActions):
             from app.ui.widgets.history_sidebar import HistorySidebar
 
             self.sidebar = HistorySidebar(self.services.history, self)
+            self.sidebar.setMinimumWidth(SIDEBAR_MIN_WIDTH)  # room for the editor and the Usage dock at 1024 px
             self._dock("History", self.sidebar, Qt.DockWidgetArea.LeftDockWidgetArea)
         except ImportError as exc:
             log.warning("history sidebar unavailable: %s", exc)
@@ -266,6 +294,7 @@ class MainWindow(QMainWindow, WindowActions):
         b.model_loading.connect(self._on_model_loading)
         b.model_loaded.connect(self._on_model_loaded)
         b.model_load_failed.connect(self._on_model_load_failed)
+        b.generation_retrying.connect(self._on_retrying)
         b.models_listed.connect(self.picker.set_listing)
         b.generation_failed.connect(lambda _g, msg, _p: self.show_status(msg, error=True))
         b.adapter_failed.connect(lambda msg: self.show_status(msg, error=True))
@@ -305,7 +334,14 @@ class MainWindow(QMainWindow, WindowActions):
             return None
         gen_id = self.session.send(text, params, self.editor.system_prompt())
         self.editor.set_message("")  # only now: when saving the message fails, the text stays
+        model = self.backend.current_model()
+        if gen_id is not None and self.backend.selection.loading == model:  # the answer waits for the load
+            self.show_status(self._waiting_text(model))
         return gen_id
+
+    def find_in_conversation(self) -> None:
+        """Ctrl+F: the find bar, searching the open conversation."""
+        self.find_bar.open_bar()
 
     def stop(self) -> None:
         """Stop the running answer (the partial text is kept)."""
@@ -413,6 +449,8 @@ class MainWindow(QMainWindow, WindowActions):
         if self.sidebar is not None:
             self.sidebar.refresh()
             self.sidebar.select(conversation_id)
+        if self.find_bar.isVisible():  # its matches were in the cards just replaced
+            self.find_bar.search(self.find_bar.edit.text())
         self.editor.schedule_count()
 
     def _on_conversation_renamed(self, conversation_id: str, title: str) -> None:
@@ -436,24 +474,49 @@ class MainWindow(QMainWindow, WindowActions):
         self.editor.schedule_count()
 
     def _on_model_loading(self, model_id: str, progress: Progress) -> None:
-        self.picker.set_state(model_id, "loading")
+        self._loading = (model_id, progress)
+        self.picker.set_loading(model_id, progress)
         self.progress.setVisible(True)
         phase, fraction = progress.phase, progress.fraction
+        left = self._load_timer.seconds_left(model_id, phase, fraction)
+        eta = f" · {format_eta(left)}" if left is not None else ""
         if fraction is None:
             self.progress.setRange(0, 0)
+            self.progress.setFormat(phase)
         else:
             self.progress.setRange(0, 1000)
-            self.progress.setValue(int(fraction * 1000))
-        self.progress.setFormat(f"{phase} %p%" if fraction is not None else phase)
+            self.progress.setValue(int(min(1.0, max(0.0, fraction)) * 1000))
+            self.progress.setFormat(f"{phase} {fraction * 100:.0f}%")
+        if self._waiting_for_load(model_id):
+            self.show_status(self._waiting_text(model_id) + eta)
+            return
+        pct = f" {fraction * 100:.0f}%" if fraction is not None else ""
         detail = f" ({progress.message})" if progress.message else ""
-        self.show_status(f"Loading {model_id}: {phase}{detail}…")
+        self.show_status(f"Loading {model_id}: {phase}{pct}{eta}{detail}…")
+
+    def _waiting_for_load(self, model_id: str) -> bool:
+        """True while a sent message waits for ``model_id`` (the current model) to load."""
+        return self.session.is_streaming() and model_id == self.backend.current_model()
+
+    def _waiting_text(self, model_id: str) -> str:
+        progress = self._loading[1] if self._loading and self._loading[0] == model_id else None
+        pct = f" ({progress.fraction * 100:.0f}%)" if progress is not None and progress.fraction is not None else ""
+        return f"Waiting for {model_id} to load{pct}… The message is sent to it as soon as it is ready."
 
     def _on_model_loaded(self, model_id: str) -> None:
+        self._loading = None
+        self._load_timer.reset()
         self.progress.setVisible(False)
-        self.picker.set_state(model_id, "ready")
+        self.picker.mark_loaded(model_id)
         self.show_status(f"{model_id} is ready.")
 
+    def _on_retrying(self, _run_id: str, _attempt: int, _delay_s: float, message: str) -> None:
+        """A failed request is tried again: the countdown ticks about once a second."""
+        self.show_status(message + "…")
+
     def _on_model_load_failed(self, model_id: str, message: str) -> None:
+        self._loading = None
+        self._load_timer.reset()
         self.progress.setVisible(False)
         self.picker.set_state(model_id, None)
         self.picker.set_current(self.backend.current_model(), self.backend.current_endpoint())
@@ -476,6 +539,21 @@ class MainWindow(QMainWindow, WindowActions):
         self.session.recover()
         self._on_busy(self.backend.is_busy())
         self.progress.setVisible(False)
+
+    def _on_settings_changed(self) -> None:
+        """Settings saved: the models are listed again, the appearance follows at once."""
+        WindowActions._on_settings_changed(self)
+        self.apply_appearance()
+
+    def apply_appearance(self) -> None:
+        """Theme, font size and the key that sends, from the settings."""
+        from PySide6.QtWidgets import QApplication
+
+        ui = self.services.settings.ui
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            self.set_theme(theme_mod.apply(app, ui.theme, ui.font_size))
+        self.editor.set_enter_sends(ui.enter_sends)
 
     def set_theme(self, theme: theme_mod.Theme) -> None:
         """The OS switched light/dark: new cards and status colours follow (launch applies the

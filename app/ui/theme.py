@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
 
@@ -47,14 +47,21 @@ DARK = Theme(True, "#1b1d21", "#24272c", "#e6e8eb", "#9aa1ab", "#4f8cff", "#ffff
              "#383c43", "#233049", "#24272c", "#ff7b72", DARK_CODE)
 
 
+SYSTEM_SIZE = "llmPlaygroundSystemPointSize"
+
+
 def os_prefers_dark() -> bool:
     """True when the OS colour scheme is dark."""
     hints = QGuiApplication.styleHints()
     return hints.colorScheme() == Qt.ColorScheme.Dark
 
 
-def current() -> Theme:
-    """The theme for the OS scheme right now."""
+def current(choice: str = "system") -> Theme:
+    """The theme for ``choice``: "light", "dark", or "system" (the OS scheme right now)."""
+    if choice == "light":
+        return LIGHT
+    if choice == "dark":
+        return DARK
     return DARK if os_prefers_dark() else LIGHT
 
 
@@ -97,9 +104,17 @@ def stylesheet(t: Theme) -> str:
     """
 
 
-def apply(app: QApplication) -> Theme:
-    """Apply the Fusion style, a palette and the stylesheet for the OS scheme; return it."""
-    t = current()
+def apply(app: QApplication, choice: str = "system", font_size: int | None = None) -> Theme:
+    """Apply the Fusion style, a palette and the stylesheet for ``choice`` (system: the OS
+    scheme) and the font size in points (None: the system's); return the theme."""
+    t = current(choice)
+    system_size = app.property(SYSTEM_SIZE)  # the size before one was chosen, to go back to it
+    if system_size is None:
+        system_size = app.font().pointSizeF()
+        app.setProperty(SYSTEM_SIZE, system_size)
+    font = QFont(app.font())
+    font.setPointSizeF(float(font_size) if font_size else float(system_size))
+    app.setFont(font)
     app.setStyle("Fusion")
     pal = QPalette()
     pal.setColor(QPalette.ColorRole.Window, QColor(t.window))

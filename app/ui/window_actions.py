@@ -164,13 +164,22 @@ class WindowActions:
         msgs = self.session.request_messages(system_prompt)
         if draft.strip():
             msgs.append(ChatMessage("user", draft))
+        from app.core.figures import plural
+
+        count = None
         try:
-            count = self.services.registry.get(ref.provider).count_tokens(ref.name, msgs)
-        except Exception:  # e.g. a local model's tokenizer not loaded yet: estimate
+            provider = self.services.registry.get(ref.provider)
+            if ref.provider == "openai":  # a server that can count with its own tokenizer and template
+                from app.providers.openai_tokens import count_request
+
+                count = count_request(provider, self.backend.current_endpoint(), ref.name, msgs)
+            if count is None:
+                count = provider.count_tokens(ref.name, msgs)
+        except Exception:  # e.g. a provider that cannot count now: estimate
             from app.core.tokens import count_chat
 
             count = count_chat(ref.name, msgs)
-        text = f"{'' if count.exact else '~'}{count.tokens:,} tokens"
+        text = f"{'' if count.exact else '~'}{plural(count.tokens, 'token')}"
         endpoint, engine = self.backend.current_endpoint(), self.services.engine
         cost_in = engine.cost(ref, UsageReport(count.tokens, 0), endpoint)
         if cost_in is None:  # unknown price: tokens only

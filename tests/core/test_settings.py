@@ -108,3 +108,35 @@ def test_invalid_values_fall_back_alone_and_the_rest_is_kept(tmp_path: Path, cap
     assert len(store.warnings) == 1 and "retry.max_attempts" in store.warnings[0] and str(aside[0]) in store.warnings[0]
     again = SettingsStore(path)  # the repaired file was written back: the next start is clean
     assert again.load() == s and again.warnings == []
+
+
+def test_openai_base_url_is_honoured_for_the_built_in_endpoint_and_never_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:4000/v1/")
+    s = Settings()
+    assert s.resolve_endpoint(None).base_url == "http://127.0.0.1:4000/v1"  # as the SDK does
+    assert s.resolve_endpoint("OpenAI").base_url == "http://127.0.0.1:4000/v1"
+    assert s.resolve_endpoint("Ollama").base_url == "http://localhost:11434/v1"  # only the built-in one
+    path = tmp_path / "settings.json"
+    SettingsStore(path).save(s)
+    assert "4000" not in path.read_text()
+    monkeypatch.setenv("OPENAI_BASE_URL", "not a url")  # ignored, never a crash
+    assert s.resolve_endpoint(None).base_url == "https://api.openai.com/v1"
+
+
+def test_a_key_inside_a_url_is_split_off() -> None:
+    from app.core.settings import split_url_key
+
+    assert split_url_key("http://user:sk-abc123456789@host:8080/v1") == ("http://host:8080/v1", "sk-abc123456789")
+    assert split_url_key("https://host/v1?api_key=sk-1234&region=eu") == ("https://host/v1?region=eu", "sk-1234")
+    assert split_url_key("https://TOKEN123456789@host/v1") == ("https://host/v1", "TOKEN123456789")
+    assert split_url_key("http://localhost:11434/v1") == ("http://localhost:11434/v1", None)
+
+
+def test_window_settings_have_defaults_and_bounds() -> None:
+    s = Settings.model_validate({"ui": {"theme": "dark", "font_size": 12, "enter_sends": True}})
+    assert (s.ui.theme, s.ui.font_size, s.ui.enter_sends) == ("dark", 12, True)
+    assert Settings().ui.theme == "system" and Settings().ui.font_size is None
+    with pytest.raises(ValueError):
+        Settings.model_validate({"ui": {"font_size": 99}})

@@ -275,8 +275,24 @@ def test_local_list_models_has_the_bundled_model_and_recent_ones(local_ctx: Any,
 
 
 def test_count_tokens_estimates_when_no_tokenizer_is_at_hand(local_ctx: Any) -> None:
-    count = LocalProvider(local_ctx).count_tokens("smollm2", [ChatMessage("user", "x" * 40)])
-    assert not count.exact and count.tokens == 14 and "estimate" in count.method
+    """Before the bundled GGUF is loaded (or converted) its own chat template is rendered
+    from the file's metadata: the default system prompt it adds is counted (the window once
+    said ~11 where SmolLM2 used 37)."""
+    count = LocalProvider(local_ctx).count_tokens("smollm2", [ChatMessage("user", "What is the capital of France?")])
+    assert not count.exact and "chat template" in count.method and "estimate" in count.method
+    assert abs(count.tokens - 37) <= 37 * 0.1  # 37: llama.cpp's own count of this request
+
+
+def test_count_tokens_before_loading_uses_the_folders_template_exactly(
+    local_ctx: Any, tiny_model: Path, run: Callable[..., Any]
+) -> None:
+    from app.providers.chat_templates import count_in_folder
+
+    provider = LocalProvider(local_ctx)
+    before = count_in_folder(tiny_model, MSGS)  # tokenizer.json + template: no transformers needed
+    run(collect(provider, request(tiny_model, max_tokens=2)))
+    after = provider.count_tokens(str(tiny_model), list(MSGS))  # the loaded tokenizer's apply_chat_template
+    assert after.exact and before == (after.tokens, True)
 
 
 def test_changing_the_dtype_setting_reloads_the_model(local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> None:

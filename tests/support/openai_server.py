@@ -202,14 +202,21 @@ class OpenAIServer:
     GET /models answer verbatim: a str/bytes body, or anything else JSON-encoded; sent with
     ``models_content_type``), ``models_hold=True`` (GET /models answers only after
     :meth:`release`, like a server that accepts and never answers), ``reject_logprobs=True``
-    (400 for any request asking for logprobs).
+    (400 for any request asking for logprobs), ``tokenizer`` (count
+    tokens as one kind of server does: ``"vllm"`` ``POST /tokenize`` with messages or a prompt;
+    ``"llama.cpp"`` ``POST /apply-template`` + ``POST /tokenize``; ``"llama-cpp-python"``
+    ``POST /extras/tokenize``, adding a BOS when ``tokenize_bos``; tokens as in
+    :func:`count_tokens`, the template :func:`chatml`).
     """
 
     def __init__(self, *, models: Sequence[str] = ("gpt-4o-mini", "test-model"), send_usage: bool = True,
                  reject_stream_options: bool = False, require_key: str | None = None,
                  default: Behaviour | None = None, models_body: Any = None,
                  models_content_type: str = "application/json", models_hold: bool = False,
-                 reject_logprobs: bool = False) -> None:  # fmt: skip
+                 reject_logprobs: bool = False,
+                 tokenizer: str | None = None, tokenize_bos: bool = False) -> None:  # fmt: skip
+        self.tokenizer = tokenizer
+        self.tokenize_bos = tokenize_bos
         self.models = list(models)
         self.models_body = models_body
         self.models_content_type = models_content_type
@@ -396,6 +403,8 @@ class OpenAIServer:
             ]
             await _send_json(writer, 200, {"object": "list", "data": data})
             return True
+        if req.method == "POST" and self.tokenizer is not None and await self._tokenize(req, writer):
+            return True
         if req.method != "POST" or not req.path.rstrip("/").endswith("/chat/completions"):
             await _send_error(writer, error(404, f"Unknown path {req.method} {req.path}."))
             return True
@@ -533,10 +542,49 @@ class OpenAIServer:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
 
+    async def _tokenize(self, req: RecordedRequest, writer: asyncio.StreamWriter) -> bool:
+        """Answer the token-counting routes of :attr:`tokenizer`'s kind; False: not one of them."""
+        path = req.path.rstrip("/")
+        body = req.json if isinstance(req.json, dict) else {}
+        if self.tokenizer == "vllm" and path == "/tokenize":
+            if isinstance(body.get("messages"), list):
+                n = count_tokens(chatml(body["messages"], body.get("add_generation_prompt", True)))
+            else:
+                n = count_tokens(str(body.get("prompt", "")))
+            await _send_json(writer, 200, {"count": n, "max_model_len": 4096, "tokens": list(range(n))})
+            return True
+        if self.tokenizer == "llama.cpp" and path == "/apply-template":
+            await _send_json(writer, 200, {"prompt": chatml(body.get("messages") or [])})
+            return True
+        if self.tokenizer == "llama.cpp" and path == "/tokenize":
+            n = count_tokens(str(body.get("content", ""))) + (1 if body.get("add_special") else 0)
+            await _send_json(writer, 200, {"tokens": list(range(n))})
+            return True
+        if self.tokenizer == "llama-cpp-python" and path == "/extras/tokenize":
+            n = count_tokens(str(body.get("input", ""))) + (1 if self.tokenize_bos else 0)
+            await _send_json(writer, 200, {"tokens": list(range(n))})
+            return True
+        return False
+
     def _gone(self) -> bool:
         self.disconnects += 1
         self.disconnected.set()
         return False
+
+
+def count_tokens(text: str) -> int:
+    """The loopback tokenizer: each special marker (``<|im_start|>``), word and punctuation
+    mark is one token."""
+    import re
+
+    return len(re.findall(r"<\|[^|]+\|>|\w+|[^\w\s]", text))
+
+
+def chatml(messages: Sequence[Any], add_generation_prompt: bool = True) -> str:
+    """The loopback server's chat template (ChatML, as llama.cpp and vLLM would apply it)."""
+    text = "".join(f"<|im_start|>{m.get('role', '')}\n{m.get('content', '')}<|im_end|>\n"
+                   for m in messages if isinstance(m, dict))  # fmt: skip
+    return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

@@ -142,3 +142,31 @@ def test_the_adapter_changes_the_answer_of_a_tiny_local_model(
         assert view.pane_stats("adapter")["tokens"] > 0
     finally:
         _close(qloop, backend, services)
+
+
+def test_close_button_and_esc_close_the_window_and_stop_its_answers(qtbot: Any, qloop: Any, services: Services) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    backend = BackendManager(services, model_id="mock:lorem?n=4000&rate=100")
+    main = QWidget()  # the main window stays open (closing the last window would end the loop)
+    qtbot.addWidget(main)
+    main.show()
+    view = CompareView(backend, main)
+    view.show()
+    QTest.keyClick(view, Qt.Key.Key_Escape)
+    assert not view.isVisible()
+    view.show()
+
+    async def scenario() -> None:
+        ends = expect_signal(backend.generation_cancelled, backend.generation_finished, count=2)
+        started = expect_signal(backend.token_received)
+        assert view.start(PROMPT, GenerationParams()) is not None
+        await started.wait(20)
+        view.close_button.click()  # while both answers are running
+        assert not view.isVisible()
+        await ends.wait(20)
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 30))
+    assert not backend.is_busy()
+    _close(qloop, backend, services)

@@ -84,8 +84,10 @@ def test_live_figures_tick_while_streaming_and_tables_fill_after(qtbot: Any, qlo
     assert dock.message_rows() == 1  # still showing the first conversation
     assert dock.totals_text()["all_time"].startswith("2 requests")
     assert dock.chart_points() == 2  # the visible chart refreshed from the ledger
-    dock.set_conversation(None)
+    dock.show_all()
     assert dock.message_rows() == 2
+    dock.set_conversation(None)  # a new conversation: nothing yet
+    assert dock.message_rows() == 0
 
 
 def test_failed_generation_is_listed_with_its_finish_reason(qtbot: Any, qloop: Any, services: Services) -> None:
@@ -159,7 +161,7 @@ def test_stop_mid_stream_is_recorded_and_the_chart_has_a_per_day_view(
     assert 0 < dock.live_figures().tokens < 500
     dock.show_chart()
     assert dock.chart_points() == 1
-    dock._chart_mode.setCurrentIndex(dock._chart_mode.findData("days"))
+    dock._chart_tab.mode.setCurrentIndex(dock._chart_tab.mode.findData("days"))
     assert dock.chart_points() == 30  # one point per day, today included
 
 

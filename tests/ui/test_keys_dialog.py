@@ -128,3 +128,43 @@ def test_test_connection_uses_the_stored_key_against_the_loopback_server(
         assert server.requests[-1].authorization == f"Bearer {KEY}"
         assert services.secrets.get("endpoint:Loopback") == KEY
         qloop.run_until_complete(asyncio.wait_for(services.registry.aclose(), 10))
+
+
+def test_testing_without_a_key_says_so_even_without_a_keyring(qtbot: Any, app_home: Path) -> None:
+    services = Services.create(secrets=SecretStore(backend=keyring.backends.fail.Keyring(), environ={}))
+    try:
+        dialog = _dialog(qtbot, services)
+        assert dialog.test_connection("openai") is None
+        text = dialog.result_text("openai")
+        assert text.startswith("No API key is set for OpenAI") and "keyring" not in text.lower()
+    finally:
+        services.ledger.close()
+        services.history.close()
+
+
+def test_saved_messages_read_well_on_both_palettes(qtbot: Any, services: Services) -> None:
+    """"Saved for this session." was pale green on green: the text must stand out from its
+    background on a light and a dark palette, also when the palette changes after it is shown."""
+    import re
+
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QWidget
+
+    from app.ui.widgets.common import MessageLabel, contrast_ratio
+
+    holder = QWidget()
+    qtbot.addWidget(holder)
+    label = MessageLabel(holder)
+
+    def ratio() -> float:
+        fg, bg = re.findall(r"(?:color|background): (#[0-9a-f]{6})", label.styleSheet())
+        return contrast_ratio(QColor(fg), QColor(bg))
+
+    for window, text in (("#f3f4f6", "#1f2328"), ("#1b1d21", "#e6e8eb"), ("#f3f4f6", "#1f2328")):
+        pal = holder.palette()
+        pal.setColor(QPalette.ColorRole.Window, QColor(window))
+        pal.setColor(QPalette.ColorRole.WindowText, QColor(text))
+        holder.setPalette(pal)  # the theme switched while the message is shown
+        if not label.text():
+            label.show_message("Saved for this session.", "ok")
+        assert ratio() >= 4.5, (window, label.styleSheet())

@@ -47,3 +47,21 @@ def test_screenshot_with_demo(app_home: Path, tmp_path: Path) -> None:
     assert not img.isNull() and img.width() >= 1000 and img.height() >= 700
     # --demo uses its own throwaway home: the user's history stays untouched
     assert not (app_home / "data" / "history.sqlite3").exists()
+
+
+def test_a_busy_history_at_start_is_a_message_not_a_crash(app_home: Path) -> None:
+    from tests.support.sqlite_lock import LockHolder
+
+    (app_home / "data").mkdir(parents=True, exist_ok=True)
+    import sqlite3
+
+    sqlite3.connect(app_home / "data" / "history.sqlite3").close()
+    with LockHolder(app_home / "data" / "history.sqlite3", exclusive=True):
+        out = subprocess.run(
+            [sys.executable, "-m", "app"], cwd=ROOT,
+            env=_env(app_home, LLM_PLAYGROUND_STARTUP_PROBE="1", LLM_PLAYGROUND_DB_BUSY_TIMEOUT="0.3"),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert out.returncode == 1
+    assert "busy: another instance holds the history database" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -176,3 +176,27 @@ def test_disabled_with_an_explanation_for_a_remote_model(qtbot: Any, qloop: Any,
     backend.set_model("mock:echo")
     assert "no weights to adapt" in panel.explanation_text()
     _close(qloop, backend, services)
+
+
+def test_a_later_success_clears_the_red_error(
+    qtbot: Any, qloop: Any, services: Services, tiny: dict[str, Path]
+) -> None:
+    """Two adapters dropped at once: the one that does not fit fails, the other loads after it."""
+    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
+    panel = LoraPanel(backend)
+    qtbot.addWidget(panel)
+    try:
+        async def scenario() -> None:
+            failed = asyncio.ensure_future(wait_signal(backend.adapter_failed, 60))
+            changed = asyncio.ensure_future(wait_signal(backend.adapters_changed, 60))
+            assert panel.load_path(str(tiny["wide"]))
+            assert panel.load_path(str(tiny["adapter"]))
+            await failed
+            assert "does not fit this model" in panel.error_text()
+            await changed
+
+        qloop.run_until_complete(asyncio.wait_for(scenario(), 90))
+        assert panel.adapter_names() == ["style_a"]
+        assert panel.error_text() == ""
+    finally:
+        _close(qloop, backend, services)

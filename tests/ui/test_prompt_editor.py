@@ -116,3 +116,42 @@ def test_a_preset_cannot_take_the_no_preset_name(qapp: Any) -> None:
     with pytest.raises(AppError, match="reserved"):
         ed.save_preset(" (none) ")
     assert saved == [] and [ed.preset_box.itemText(i) for i in range(ed.preset_box.count())] == ["(none)"]
+
+
+def test_switching_model_shows_its_default_temperature_and_keeps_the_users_number(qapp: Any) -> None:
+    """0.70 -> 0.00 and back used to happen silently in the box."""
+    ed = PromptEditor()
+    ed.suggest_temperature(0.0)  # the bundled model
+    assert ed.temperature.text() == "default 0.00" and ed.params().temperature == 0.0
+    ed.suggest_temperature(0.7)
+    assert ed.temperature.text() == "default 0.70" and ed.params().temperature == 0.7
+    ed.temperature.stepBy(1)  # up from "default" starts at the default itself
+    assert ed.temperature.value() == 0.7 and not ed.temperature.is_default()
+    ed.temperature.setValue(0.2)
+    ed.suggest_temperature(0.0)
+    assert ed.temperature.text() == "0.20" and ed.params().temperature == 0.2
+    ed.temperature.setValue(0.0)
+    ed.temperature.stepBy(-1)  # below 0: back to the model's default
+    assert ed.temperature.is_default() and ed.temperature.text() == "default 0.00"
+
+
+def test_enter_sends_when_chosen_and_ctrl_enter_always(qapp: Any) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    ed = PromptEditor()
+    sent: list[int] = []
+    ed.send_requested.connect(lambda: sent.append(1))
+    box = ed.message_edit
+    QTest.keyClicks(box, "line one")
+    QTest.keyClick(box, Qt.Key.Key_Return)  # off by default: a new line
+    assert sent == [] and ed.message() == "line one\n"
+    QTest.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert sent == [1]
+    ed.set_enter_sends(True)
+    QTest.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)  # a new line
+    assert sent == [1] and ed.message() == "line one\n\n"
+    QTest.keyClick(box, Qt.Key.Key_Return)
+    QTest.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert sent == [1, 1, 1]
+    assert "Enter to send" in box.placeholderText()

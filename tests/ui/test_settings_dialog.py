@@ -136,3 +136,79 @@ def test_renaming_an_endpoint_moves_its_key(qtbot: Any, services: Services) -> N
     assert services.secrets.get("endpoint:Ollama on the desk") == "ollama-key-123456"
     assert services.secrets.get("endpoint:Ollama") is None
     assert b"ollama-key-123456" not in services.paths.settings_file.read_bytes()
+
+
+def _edit_new_endpoint(qtbot: Any, dialog: SettingsDialog, name: str, url: str) -> None:
+    qtbot.mouseClick(dialog._ep_add, Qt.MouseButton.LeftButton)
+    dialog._ep_name.clear()
+    qtbot.keyClicks(dialog._ep_name, name)
+    dialog._ep_url.clear()
+    qtbot.keyClicks(dialog._ep_url, url)
+
+
+def test_the_test_button_checks_the_endpoint_as_edited(qtbot: Any, qloop: Any, services: Services) -> None:
+    import asyncio
+
+    from tests.support.openai_server import OpenAIServer
+
+    dialog = _dialog(qtbot, services)
+    _edit_new_endpoint(qtbot, dialog, "Dead box", "http://127.0.0.1:9/v1")
+    task = dialog.test_endpoint()
+    assert task is not None
+    qloop.run_until_complete(asyncio.wait_for(task, 10))
+    assert dialog.test_result_text().startswith("unreachable: connection refused")
+    with OpenAIServer(models=["m1"]) as server:
+        dialog._ep_url.clear()
+        qtbot.keyClicks(dialog._ep_url, server.base_url)  # not saved: tested as typed
+        task = dialog.test_endpoint()
+        assert task is not None
+        qloop.run_until_complete(asyncio.wait_for(task, 10))
+    assert dialog.test_result_text().startswith("\u2713 Connected to Dead box") and "1 model" in dialog.test_result_text()
+    assert not services.paths.settings_file.exists()
+
+
+def test_testing_an_endpoint_without_its_key_says_so_not_no_keyring(qtbot: Any, services: Services) -> None:
+    import keyring.backends.fail
+
+    from app.core.secrets import SecretStore
+
+    services.secrets = SecretStore(backend=keyring.backends.fail.Keyring(), environ={})  # no keyring at all
+    dialog = _dialog(qtbot, services)
+    dialog._ep_list.setCurrentRow(0)  # the built-in OpenAI endpoint, which needs a key
+    assert dialog.test_endpoint() is None
+    text = dialog.test_result_text()
+    assert text.startswith("No API key is set for OpenAI") and "API keys" in text
+
+
+def test_a_key_inside_an_endpoint_url_goes_to_the_keyring_not_the_settings_file(
+    qtbot: Any, services: Services
+) -> None:
+    dialog = _dialog(qtbot, services)
+    _edit_new_endpoint(qtbot, dialog, "Proxy", "https://me:sk-inurl-0123456789@proxy.example/v1")
+    assert "moved to the keyring" in dialog._ep_note.text()
+    dialog._ok.click()
+    assert not dialog.isVisible()
+    text = services.paths.settings_file.read_text()
+    assert "sk-inurl-0123456789" not in text and "me:" not in text
+    ep = _reload(services).endpoint("Proxy")
+    assert ep is not None and ep.base_url == "https://proxy.example/v1" and ep.needs_key
+    assert services.secrets.get("endpoint:Proxy") == "sk-inurl-0123456789"
+    dialog = _dialog(qtbot, services)
+    _edit_new_endpoint(qtbot, dialog, "Query", "http://127.0.0.1:9/v1?api_key=sk-query-0123456789&tier=free")
+    dialog._ok.click()
+    assert "sk-query" not in services.paths.settings_file.read_text()
+    ep = _reload(services).endpoint("Query")
+    assert ep is not None and ep.base_url == "http://127.0.0.1:9/v1?tier=free"
+    assert services.secrets.get("endpoint:Query") == "sk-query-0123456789"
+
+
+def test_appearance_is_saved(qtbot: Any, services: Services) -> None:
+    dialog = _dialog(qtbot, services)
+    tab = dialog._appearance
+    tab.theme.setCurrentIndex(tab.theme.findData("dark"))
+    tab.font_size.setValue(13)
+    tab.enter_sends.setChecked(True)
+    dialog._ok.click()
+    ui = _reload(services).ui
+    assert (ui.theme, ui.font_size, ui.enter_sends) == ("dark", 13, True)
+    assert services.settings.ui == ui

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Callable, Coroutine
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QPainter, QPaintEvent, QPalette
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.core.errors import AppError, redact
@@ -28,8 +30,9 @@ from app.core.figures import (
 log = logging.getLogger(__name__)
 
 __all__ = [  # the figure formatters live in the Qt-free core; re-exported for the widgets
-    "DASH", "ElidedLabel", "MessageLabel", "Tile", "error_text", "format_cost", "format_rate", "format_seconds",
-    "format_tokens", "is_dark", "message_style", "spawn", "to_decimal", "tone",
+    "DASH", "ElidedLabel", "FitLabel", "LoadTimer", "MessageLabel", "Tile", "error_text", "format_cost", "format_eta",
+    "format_rate", "format_seconds", "format_tokens", "is_dark", "message_style", "spawn", "to_decimal", "tone",
+    "contrast_ratio", "message_colours",
 ]
 
 
@@ -66,6 +69,46 @@ def spawn(
     return task
 
 
+class FitLabel(QLabel):
+    """A one-line value that is never cut: its font shrinks to fit the width the layout gives
+    (down to ``min_point_size``), and only then is the text elided. It never widens its layout."""
+
+    def __init__(self, text: str = "", min_point_size: float = 7.0, parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._min_point_size = min_point_size
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(0)
+
+    def fitted_font(self, width: int | None = None) -> QFont:
+        """The font the text is drawn in at ``width`` (default: the label's own)."""
+        room = self.contentsRect().width() if width is None else width
+        font = QFont(self.font())
+        size = font.pointSizeF() if font.pointSizeF() > 0 else 10.0
+        while size > self._min_point_size and QFontMetrics(font).horizontalAdvance(self.text()) > room:
+            size = max(self._min_point_size, size - 0.5)
+            font.setPointSizeF(size)
+        return font
+
+    def fits(self, width: int | None = None) -> bool:
+        """True when the whole text shows at ``width`` (no eliding)."""
+        room = self.contentsRect().width() if width is None else width
+        return QFontMetrics(self.fitted_font(room)).horizontalAdvance(self.text()) <= room
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """Any width; the height of the full-size font."""
+        return QSize(0, super().minimumSizeHint().height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt override)
+        """Draw the text in the fitted font, elided only if even the smallest does not fit."""
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        font = self.fitted_font(rect.width())
+        painter.setFont(font)
+        text = QFontMetrics(font).elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
+
+
 class Tile(QFrame):
     """A rounded card showing a caption and one big value (a live dashboard figure)."""
 
@@ -79,9 +122,8 @@ class Tile(QFrame):
         layout.setSpacing(2)
         self._caption = QLabel(caption.upper())
         self._caption.setObjectName("tileCaption")
-        self._value = QLabel(DASH)
+        self._value = FitLabel(DASH)  # "51,143 tok/s" shrinks to fit a narrow tile: never cut
         self._value.setObjectName("tileValue")
-        self._value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         for label in (self._caption, self._value):  # a long live value must never widen the window
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             label.setMinimumWidth(0)
@@ -96,6 +138,10 @@ class Tile(QFrame):
     def value(self) -> str:
         """The value shown."""
         return self._value.text()
+
+    def value_fits(self) -> bool:
+        """True when the value shows whole at the tile's width (never cut)."""
+        return self._value.fits()
 
 
 TILE_STYLE = """
@@ -113,13 +159,51 @@ MESSAGE_COLOURS = {  # kind: (text on light, text on dark, rgb of the tint)
 }
 
 
-def message_style(kind: str, dark: bool) -> str:
-    """The banner stylesheet for ``kind`` on a light or dark palette."""
+def _luminance(c: QColor) -> float:
+    def channel(v: int) -> float:
+        x = v / 255
+        return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(c.red()) + 0.7152 * channel(c.green()) + 0.0722 * channel(c.blue())
+
+
+def contrast_ratio(a: QColor, b: QColor) -> float:
+    """WCAG contrast ratio of two colours (1 to 21; 4.5 reads well as body text)."""
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def _mix(base: QColor, rgb: str, alpha: float) -> QColor:
+    r, g, b = (int(x) for x in rgb.split(","))
+    return QColor(round(base.red() + (r - base.red()) * alpha), round(base.green() + (g - base.green()) * alpha),
+                  round(base.blue() + (b - base.blue()) * alpha))  # fmt: skip
+
+
+def message_colours(kind: str, window: QColor, text: QColor) -> tuple[QColor, QColor]:
+    """(text, background) of a ``kind`` banner on a ``window`` colour: an opaque tint, and of
+    the kind's two text colours the one that reads best on it (never pale on pale, whatever
+    palette the banner was first shown on)."""
     light_fg, dark_fg, rgb = MESSAGE_COLOURS.get(kind, MESSAGE_COLOURS["info"])
-    fg = (dark_fg if dark else light_fg) or "palette(text)"
-    alpha = (0.16, 0.5) if dark else (0.08, 0.35)
+    dark = window.lightness() < 128
+    background = _mix(window, rgb, 0.16 if dark else 0.08)
+    options = [QColor(c) for c in (light_fg, dark_fg) if c] or [text]
+    options.append(text)
+    return max(options, key=lambda c: contrast_ratio(c, background)), background
+
+
+def message_style(kind: str, dark: bool, window: QColor | None = None, text: QColor | None = None) -> str:
+    """The banner stylesheet for ``kind`` on a light or dark palette (``window``: the colour
+    behind it, for an opaque tint and the most readable text colour)."""
+    light_fg, dark_fg, rgb = MESSAGE_COLOURS.get(kind, MESSAGE_COLOURS["info"])
+    border_alpha = 0.5 if dark else 0.35
+    if window is not None:
+        fg, bg = message_colours(kind, window, text or QColor("#000000" if not dark else "#ffffff"))
+        return (f"QLabel {{ color: {fg.name()}; background: {bg.name()}; border: 1px solid rgba({rgb},{border_alpha});"
+                " border-radius: 6px; padding: 6px 8px; }")  # fmt: skip
+    fg_text = (dark_fg if dark else light_fg) or "palette(text)"
+    alpha = 0.16 if dark else 0.08
     return (
-        f"QLabel {{ color: {fg}; background: rgba({rgb},{alpha[0]}); border: 1px solid rgba({rgb},{alpha[1]});"
+        f"QLabel {{ color: {fg_text}; background: rgba({rgb},{alpha}); border: 1px solid rgba({rgb},{border_alpha});"
         " border-radius: 6px; padding: 6px 8px; }"
     )
 
@@ -151,9 +235,25 @@ class MessageLabel(QLabel):
             self.clear_message()
             return
         self._kind = kind
-        self.setStyleSheet(message_style(kind, is_dark(self)))
+        self._restyle()
         self.setText(text)
         self.setVisible(True)
+
+    def _restyle(self) -> None:
+        if not self._kind:
+            return
+        parent = self.parentWidget()
+        pal = (parent or self).palette()
+        style = message_style(self._kind, is_dark(parent or self), pal.color(QPalette.ColorRole.Window),
+                              pal.color(QPalette.ColorRole.WindowText))  # fmt: skip
+        if style != self.styleSheet():
+            self.setStyleSheet(style)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        """A new palette (theme switched): the colours follow."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._restyle()
 
     def clear_message(self) -> None:
         """Hide the banner."""
@@ -164,6 +264,37 @@ class MessageLabel(QLabel):
     def kind(self) -> str:
         """The kind of message shown ('' when hidden)."""
         return self._kind
+
+
+def format_eta(seconds: float) -> str:
+    """``about 12 s left`` / ``about 3 min left``."""
+    if seconds < 60:
+        return f"about {max(1, math.ceil(seconds))} s left"
+    return f"about {math.ceil(seconds / 60)} min left"
+
+
+class LoadTimer:
+    """Times each phase of a load, for an ETA from the fraction done at a steady rate."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._key: tuple[str, str] | None = None
+        self._started = 0.0
+
+    def seconds_left(self, model_id: str, phase: str, fraction: float | None) -> float | None:
+        """Time left in this phase, or None while too little is done to tell."""
+        now = self._clock()
+        if self._key != (model_id, phase):
+            self._key, self._started = (model_id, phase), now
+            return None
+        elapsed = now - self._started
+        if fraction is None or fraction < 0.01 or fraction >= 1.0 or elapsed < 0.5:
+            return None
+        return elapsed * (1.0 - fraction) / fraction
+
+    def reset(self) -> None:
+        """Forget the phase (the load ended)."""
+        self._key = None
 
 
 class ElidedLabel(QLabel):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, QUrl
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.engine import GenerationResult
+from app.core.figures import plural
 from app.core.run_events import LiveFigures, RunInfo
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams
 from app.ui.widgets.common import (
@@ -123,6 +124,10 @@ class CompareView(QWidget):
         self._stop.setEnabled(False)
         self._stop.clicked.connect(backend.stop)
         top.addWidget(self._stop, 0, Qt.AlignmentFlag.AlignTop)
+        self.close_button = QPushButton("Close")
+        self.close_button.setToolTip("Close this window (Esc); running answers are stopped")
+        self.close_button.clicked.connect(self.close)
+        top.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(top)
         self._error = MessageLabel()
         layout.addWidget(self._error)
@@ -143,6 +148,20 @@ class CompareView(QWidget):
         backend.generation_finished.connect(self._on_backend_generation_finished)
         backend.generation_failed.connect(self._on_backend_generation_failed)
         backend.generation_cancelled.connect(self._on_backend_generation_cancelled)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+        """Esc closes the window (a window manager may give it no title bar)."""
+        if event.key() == Qt.Key.Key_Escape:
+            self.close()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        """Closing stops this window's answers (nothing runs, and costs, unseen)."""
+        for run_id in list(self._ids):
+            self._backend.cancel(run_id)
+        super().closeEvent(event)
 
     # public API
     def start(self, messages: list[ChatMessage], params: GenerationParams) -> tuple[str, str] | None:
@@ -288,7 +307,7 @@ class CompareView(QWidget):
         parts = []
         if s is not None:
             parts = [
-                f"{format_tokens(s.tokens, estimated=st.estimated)} tokens",
+                f"{format_tokens(s.tokens, estimated=st.estimated)} {plural(s.tokens or 0, 'token', with_count=False)}",
                 format_rate(s.tokens_per_s),
                 f"first token {format_seconds(s.ttft_s)}",
             ]

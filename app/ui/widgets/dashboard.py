@@ -11,20 +11,16 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QMargins, Qt
-from PySide6.QtGui import QColor, QPainter, QPalette
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QComboBox,
     QDockWidget,
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QSizePolicy,
-    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
@@ -32,11 +28,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.engine import GenerationResult
+from app.core.figures import plural
 from app.core.run_events import LiveFigures, RunInfo
 from app.core.usage import UsageTotals
 
 if TYPE_CHECKING:
-    from PySide6.QtCharts import QChartView
 
     from app.ui.backend_manager import BackendManager
 from app.ui.widgets.common import (
@@ -49,13 +45,18 @@ from app.ui.widgets.common import (
     format_rate,
     format_seconds,
     format_tokens,
+    to_decimal,
     tone,
 )
+from app.ui.widgets.dashboard_chart import CHART_REQUESTS, ChartTab  # noqa: F401  (re-exported)
+from app.ui.widgets.fitted_table import FittedTable
 
 MESSAGE_COLUMNS = ("Time", "Model", "Prompt", "Completion", "Cost", "Speed", "TTFT", "Adapter", "Finish")
+MESSAGE_PRIORITY = ("Prompt", "Completion", "Cost", "Speed", "Time", "TTFT", "Finish", "Adapter")
+"""The order in which columns stay as the dock narrows (Model always stays, elided)."""
 MODEL_COLUMNS = ("Model", "Requests", "Prompt", "Completion", "Cost", "Avg speed")
+MODEL_PRIORITY = ("Cost", "Requests", "Prompt", "Completion", "Avg speed")
 RECENT_LIMIT = 200
-CHART_REQUESTS = 50
 
 
 def choose_csv_path(parent: QWidget | None) -> str | None:
@@ -83,7 +84,7 @@ def _summary(totals: UsageTotals) -> str:
         cost = f"{cost} + {unpriced} unpriced" if totals.cost_usd else f"{unpriced} unpriced"
     parts = [
         f"{n:,} request{'s' if n != 1 else ''}",
-        f"{format_tokens(tokens, estimated=approx)} tokens",
+        f"{format_tokens(tokens, estimated=approx)} {plural(tokens, 'token', with_count=False)}",
         cost,
     ]
     if totals.avg_tokens_per_s:
@@ -101,22 +102,7 @@ def _item(text: str, *, align_right: bool = False, tooltip: str = "") -> QTableW
     return item
 
 
-def _table(columns: tuple[str, ...]) -> QTableWidget:
-    table = QTableWidget(0, len(columns))
-    table.setHorizontalHeaderLabels(list(columns))
-    table.verticalHeader().setVisible(False)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setAlternatingRowColors(True)
-    table.setShowGrid(False)
-    table.setWordWrap(False)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    table.verticalHeader().setDefaultSectionSize(22)
-    return table
-
-
-MIN_WIDTH = 280
+MIN_WIDTH = 240
 
 
 class DashboardDock(QDockWidget):
@@ -132,8 +118,10 @@ class DashboardDock(QDockWidget):
         self._live = LiveFigures()
         self._live_provider: str | None = None
         self._totals: dict[str, str] = {"conversation": DASH, "today": DASH, "all_time": DASH}
-        self._chart_view: QChartView | None = None
-        self._chart_dirty = True
+        self._all = True
+        """No conversation opened yet: the tables list every recent request."""
+        self._warned = len(getattr(self._ledger, "warnings", []) or [])
+        """Ledger warnings already shown (those of the start are shown by the window)."""
 
         body = QWidget()
         body.setStyleSheet(TILE_STYLE)
@@ -159,17 +147,10 @@ class DashboardDock(QDockWidget):
 
         self._tabs = QTabWidget()
         self._tabs.setDocumentMode(True)
-        self._messages = _table(MESSAGE_COLUMNS)
+        self._messages = FittedTable(MESSAGE_COLUMNS, stretch="Model", priority=MESSAGE_PRIORITY)
         self._tabs.addTab(self._messages, "Messages")
         self._tabs.addTab(self._build_totals_tab(), "Totals")
-        self._chart_tab = QWidget()
-        self._chart_layout = chart_layout = QVBoxLayout(self._chart_tab)
-        chart_layout.setContentsMargins(0, 4, 0, 0)
-        self._chart_mode = QComboBox()
-        self._chart_mode.addItem(f"Last {CHART_REQUESTS} requests", "requests")
-        self._chart_mode.addItem("Per day (30 days)", "days")
-        self._chart_mode.currentIndexChanged.connect(self._on_chart_mode_changed)
-        chart_layout.addWidget(self._chart_mode)
+        self._chart_tab = ChartTab(self._ledger)
         self._tabs.addTab(self._chart_tab, "Chart")
         self._tabs.currentChanged.connect(self._on_tab_changed)
         root.addWidget(self._tabs, 1)
@@ -216,15 +197,49 @@ class DashboardDock(QDockWidget):
         per_model = QLabel("Per model (all time)")
         per_model.setStyleSheet("font-weight: 600; margin-top: 6px;")
         layout.addWidget(per_model)
-        self._models = _table(MODEL_COLUMNS)
+        self._models = FittedTable(MODEL_COLUMNS, stretch="Model", priority=MODEL_PRIORITY)
         layout.addWidget(self._models, 1)
         return tab
 
     # public API
     def set_conversation(self, conversation_id: str | None) -> None:
-        """Show the per-message table and totals of ``conversation_id`` (None: all recent)."""
+        """Show the conversation opened in the window: its messages, its totals, and in the
+        tiles its last answer (or the one streaming in it); None is a new, empty conversation."""
+        self._all = False
         self._conversation_id = conversation_id
+        if self._live_gen is None:
+            self._show_last_answer()
         self.refresh()
+
+    def show_all(self) -> None:
+        """List every recent request, of any conversation (the dock's state before one is opened)."""
+        self._all = True
+        self._conversation_id = None
+        self.refresh()
+
+    def conversation_id(self) -> str | None:
+        """The conversation shown (None: a new one, or every request)."""
+        return self._conversation_id
+
+    def tile_value(self, key: str) -> str:
+        """What a tile shows (tokens, tokens_per_s, ttft_s, cost_usd)."""
+        return self._tiles[key].value()
+
+    def tiles(self) -> dict[str, Tile]:
+        """The live tiles by key."""
+        return dict(self._tiles)
+
+    def messages_table(self) -> FittedTable:
+        """The per-message table."""
+        return self._messages
+
+    def models_table(self) -> FittedTable:
+        """The per-model totals table."""
+        return self._models
+
+    def status_text(self) -> str:
+        """The line above the tiles (Idle, Streaming, Done in ...)."""
+        return self._status.text()
 
     def live_figures(self) -> LiveFigures:
         """The live figures shown (raw values)."""
@@ -249,12 +264,7 @@ class DashboardDock(QDockWidget):
 
     def chart_points(self) -> int:
         """Data points in the chart (0 until the chart tab was shown)."""
-        if self._chart_view is None:
-            return 0
-        from PySide6.QtCharts import QLineSeries
-
-        lines = [s for s in self._chart_view.chart().series() if isinstance(s, QLineSeries)]
-        return lines[0].count() if lines else 0
+        return self._chart_tab.points()
 
     def show_chart(self) -> None:
         """Switch to the chart tab (builds the chart on first use)."""
@@ -265,11 +275,19 @@ class DashboardDock(QDockWidget):
         try:
             self._refresh_messages()
             self._refresh_totals()
-            self._chart_dirty = True
+            self._show_ledger_warnings()
+            self._chart_tab.dirty = True
             if self._tabs.currentWidget() is self._chart_tab:
-                self._refresh_chart()
+                self._chart_tab.refresh()
         except Exception as exc:  # a broken ledger must not break the window
             self._notice.show_message(f"Could not read the usage ledger: {error_text(exc)}")
+
+    def _show_ledger_warnings(self) -> None:
+        """A ledger problem found since the last refresh (a busy or damaged file) is said here."""
+        warnings = list(getattr(self._ledger, "warnings", []) or [])
+        if len(warnings) > self._warned:
+            self._notice.show_message(warnings[-1], "warning")
+        self._warned = len(warnings)
 
     def export_csv(self) -> None:
         """Ask for a file name and write the whole ledger as CSV."""
@@ -291,8 +309,32 @@ class DashboardDock(QDockWidget):
         self._tiles["ttft_s"].set_value(format_seconds(live.ttft_s))
         self._tiles["cost_usd"].set_value(format_cost(live.cost_usd, provider=self._live_provider))
 
+    def _follows(self, conversation_id: str | None) -> bool:
+        """True when a run of ``conversation_id`` belongs in the tiles (the one shown)."""
+        return self._all or (conversation_id is not None and conversation_id == self._conversation_id)
+
+    def _show_last_answer(self) -> None:
+        """The tiles show the shown conversation's last recorded answer (dashes when none)."""
+        self._tiles["ttft_s"].setToolTip("")
+        records = self._ledger.recent(1, conversation_id=self._conversation_id) if self._conversation_id else []
+        if not records:
+            self._live_provider = None
+            self._live = LiveFigures()
+            for tile in self._tiles.values():
+                tile.set_value(DASH)
+            self._end_live("Idle" if self._conversation_id is None else "No answers yet in this conversation", "")
+            return
+        rec = records[0]
+        self._live_provider = rec.provider
+        self._set_live(LiveFigures(rec.completion_tokens, rec.tokens_per_s, rec.ttft_s, to_decimal(rec.cost_usd),
+                                   final=True), estimated=rec.estimated)  # fmt: skip
+        self._end_live(f"Last answer \u00b7 {rec.provider}:{rec.model.partition('?')[0]}", "")
+
     def _on_backend_generation_started(self, gen_id: str, info: RunInfo) -> None:
+        if not self._follows(info.conversation_id):
+            return  # another conversation's answer (or a comparison): the tiles keep this one's
         self._live_gen = gen_id
+        self._tiles["ttft_s"].setToolTip("")
         model = info.model
         self._live_provider = info.request.model.provider
         self._set_live(LiveFigures())
@@ -312,16 +354,23 @@ class DashboardDock(QDockWidget):
             self._tiles["tokens_per_s"].setToolTip("")
 
     def _on_backend_generation_finished(self, gen_id: str, result: GenerationResult) -> None:
+        if gen_id != self._live_gen:
+            return
         rec = result.record
         self._set_live(LiveFigures(rec.completion_tokens, rec.tokens_per_s, rec.ttft_s, result.cost_usd,
                                    final=True), estimated=rec.estimated)
-        self._end_live(f"Done in {format_seconds(rec.duration_s)} \u00b7 {rec.provider}:{rec.model}", "")
+        loaded = f" \u00b7 loaded in {format_seconds(result.load_s)}" if result.load_s is not None else ""
+        if result.load_s is not None:  # the load is not in the first token's time
+            self._tiles["ttft_s"].setToolTip(f"After the model loaded (that took {format_seconds(result.load_s)})")
+        self._end_live(f"Done in {format_seconds(rec.duration_s)}{loaded} \u00b7 {rec.provider}:{rec.model}", "")
 
     def _on_backend_generation_failed(self, gen_id: str, message: str, partial_text: str) -> None:
-        self._end_live("Failed", f"color: {tone('error', self)}; font-weight: 600;")
+        if gen_id == self._live_gen:
+            self._end_live("Failed", f"color: {tone('error', self)}; font-weight: 600;")
 
     def _on_backend_generation_cancelled(self, gen_id: str, partial_text: str) -> None:
-        self._end_live("Stopped", f"color: {tone('warning', self)}; font-weight: 600;")
+        if gen_id == self._live_gen:
+            self._end_live("Stopped", f"color: {tone('warning', self)}; font-weight: 600;")
 
     def _end_live(self, text: str, style: str) -> None:
         self._live_gen = None
@@ -330,7 +379,10 @@ class DashboardDock(QDockWidget):
 
     # ledger views
     def _refresh_messages(self) -> None:
-        records = self._ledger.recent(RECENT_LIMIT, conversation_id=self._conversation_id)  # newest first
+        if self._all or self._conversation_id is not None:
+            records = self._ledger.recent(RECENT_LIMIT, conversation_id=self._conversation_id)  # newest first
+        else:
+            records = []  # a new conversation: nothing yet
         table = self._messages
         table.setUpdatesEnabled(False)
         table.setRowCount(len(records))
@@ -353,8 +405,8 @@ class DashboardDock(QDockWidget):
             }
             if rec.error:
                 cells["Finish"].setForeground(QColor(tone("error", self)))
-            for col, name in enumerate(MESSAGE_COLUMNS):
-                table.setItem(row, col, cells[name])
+            table.set_row(row, cells)
+        table.fit()
         table.setUpdatesEnabled(True)
 
     def _refresh_totals(self) -> None:
@@ -380,89 +432,10 @@ class DashboardDock(QDockWidget):
                 _item(format_cost(tot.cost_usd) if not tot.unknown_cost_requests else DASH, align_right=True),
                 _item(format_rate(tot.avg_tokens_per_s), align_right=True),
             ]
-            for col, cell in enumerate(cells):
-                table.setItem(row, col, cell)
+            table.set_row(row, dict(zip(MODEL_COLUMNS, cells, strict=True)))
+        table.fit()
 
     # chart
     def _on_tab_changed(self, index: int) -> None:
-        if self._tabs.widget(index) is self._chart_tab and self._chart_dirty:
-            self._refresh_chart()
-
-    def _on_chart_mode_changed(self, index: int) -> None:
-        self._refresh_chart()
-
-    def _chart_data(self) -> tuple[list[str], list[int], list[float]]:
-        labels: list[str] = []
-        tokens: list[int] = []
-        costs: list[float] = []
-        if self._chart_mode.currentData() == "days":
-            for day, tot in self._ledger.totals_by_day(days=30):
-                labels.append(str(day)[5:])
-                tokens.append(int(tot.prompt_tokens) + int(tot.completion_tokens))
-                costs.append(float(tot.cost_usd or 0))
-        else:
-            records = list(reversed(self._ledger.recent(CHART_REQUESTS)))  # oldest first
-            for i, rec in enumerate(records, 1):
-                labels.append(str(i))  # categories must be unique; times repeat
-                tokens.append(rec.prompt_tokens + rec.completion_tokens)
-                costs.append(float(rec.cost_usd or 0))
-        return labels, tokens, costs
-
-    def _refresh_chart(self) -> None:
-        from PySide6.QtCharts import (
-            QBarCategoryAxis,
-            QBarSeries,
-            QBarSet,
-            QChart,
-            QChartView,
-            QLineSeries,
-            QValueAxis,
-        )
-
-        self._chart_dirty = False
-        labels, tokens, costs = self._chart_data()
-        if self._chart_view is None:
-            self._chart_view = QChartView()
-            self._chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
-            self._chart_view.setMinimumHeight(180)
-            self._chart_layout.addWidget(self._chart_view, 1)
-        chart = QChart()
-        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
-        chart.setTheme(QChart.ChartTheme.ChartThemeDark if dark else QChart.ChartTheme.ChartThemeLight)
-        chart.setBackgroundVisible(False)
-        chart.setMargins(QMargins(2, 2, 2, 2))
-        chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
-        bars = QBarSet("Tokens")
-        bars.setColor(QColor("#5c8df6"))
-        bars.append([float(t) for t in tokens])
-        bar_series = QBarSeries()
-        bar_series.append(bars)
-        chart.addSeries(bar_series)
-        line = QLineSeries()
-        line.setName("Cost (USD)")
-        line.setColor(QColor("#f29d38"))
-        for i, c in enumerate(costs):
-            line.append(float(i), c)
-        chart.addSeries(line)
-        x_axis = QBarCategoryAxis()
-        x_axis.append(labels or [""])
-        x_axis.setLabelsAngle(-60 if len(labels) > 12 else 0)
-        x_axis.setTitleText("request (oldest to newest)" if self._chart_mode.currentData() != "days" else "day")
-        chart.addAxis(x_axis, Qt.AlignmentFlag.AlignBottom)
-        bar_series.attachAxis(x_axis)
-        line.attachAxis(x_axis)
-        y_tokens = QValueAxis()
-        y_tokens.setRange(0, max(tokens, default=0) * 1.1 or 1)
-        y_tokens.setLabelFormat("%d")
-        y_tokens.setTitleText("tokens")
-        chart.addAxis(y_tokens, Qt.AlignmentFlag.AlignLeft)
-        bar_series.attachAxis(y_tokens)
-        y_cost = QValueAxis()
-        y_cost.setRange(0, max(costs, default=0) * 1.1 or 0.001)
-        y_cost.setLabelFormat("$%.4f")
-        chart.addAxis(y_cost, Qt.AlignmentFlag.AlignRight)
-        line.attachAxis(y_cost)
-        old = self._chart_view.chart()
-        self._chart_view.setChart(chart)
-        if old is not None:
-            old.deleteLater()
+        if self._tabs.widget(index) is self._chart_tab and self._chart_tab.dirty:
+            self._chart_tab.refresh()

@@ -82,7 +82,7 @@ class _KeyRow:
         left.addWidget(title)
         left.addWidget(sub)
         self.status = QLabel()
-        self.status.setMinimumWidth(150)
+        self.status.setMinimumWidth(210)  # "••••••••1234 (this session only)" whole
         self.edit = QLineEdit()
         self.edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.edit.setPlaceholderText("Paste a new key")
@@ -231,6 +231,10 @@ class KeysDialog(QDialog):
         """Test the endpoint with its key (a typed key is saved first). Returns the task."""
         row = self._rows[secret_name]
         if row.edit.text().strip() and not self.save_key(secret_name):
+            return None
+        if row.entry.required and self._secrets.source(secret_name) == "none":  # (no keyring: still "no key")
+            row.result.show_message(f"No API key is set for {row.entry.title}, so there is nothing to test yet. "
+                                    "Paste the key above, then press Test (it is saved first).", "warning")  # fmt: skip
             return None
         row.test.setEnabled(False)
         row.result.show_message("Testing\u2026", "info")

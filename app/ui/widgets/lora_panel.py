@@ -297,6 +297,8 @@ class LoraPanel(QWidget):
     def _on_backend_adapters_changed(self, adapters: Sequence[AdapterInfo]) -> None:
         self._pending = 0
         self._show_status("")
+        if any(str(a.name) not in self._rows for a in adapters):  # a later load succeeded: the old error is stale
+            self._error.clear_message()
         self._sync_rows(list(adapters))
         self._update_enabled()
 

@@ -16,15 +16,17 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QComboBox,
     QDoubleSpinBox,
     QFrame,
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QLayout,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
@@ -45,20 +47,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 150
+ONE_ROW_SLACK = 150
+"""Room beyond the minimum the one-row layout needs (for the stop field and the count)."""
 NO_PRESET = "(none)"
 Counter = Callable[[str, str, int], str]
 
 
 class MessageEdit(QPlainTextEdit):
-    """Multi-line input: Ctrl+Enter submits, Esc stops."""
+    """Multi-line input: Ctrl+Enter submits (also plain Enter with :attr:`enter_sends`, where
+    Shift+Enter starts a new line), Esc stops."""
 
     submitted = Signal()
     escaped = Signal()
+    enter_sends = False
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
-        """Ctrl+Enter -> submitted, Esc -> escaped, anything else types."""
+        """Ctrl+Enter (or Enter) -> submitted, Esc -> escaped, anything else types."""
         key = event.key()
-        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+        mods = event.modifiers()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
+            mods & Qt.KeyboardModifier.ControlModifier
+            or (self.enter_sends and not mods & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.AltModifier))
+        ):
             self.submitted.emit()
             return
         if key == Qt.Key.Key_Escape:
@@ -93,6 +103,54 @@ def format_stop(stop: tuple[str, ...]) -> str:
                      for s in stop)
 
 
+class TemperatureBox(QDoubleSpinBox):
+    """The temperature: a number the user chose, or "default" (the model's own, shown in the
+    box and used for the request). A model switch changes the default shown, never the
+    user's number. Below 0.00 is "default"; stepping up from it starts at the default."""
+
+    DEFAULT = -0.01
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setRange(self.DEFAULT, 2.0)
+        self.setDecimals(2)
+        self.setSingleStep(0.1)
+        self.model_default = 0.7
+        self.setSpecialValueText(self._default_text())
+        self.setValue(self.DEFAULT)
+        self.setToolTip("Temperature: randomness (0 = greedy). \"default\" uses the model's own; "
+                        "type a number to choose yours, step below 0 to go back to the default.")  # fmt: skip
+
+    def _default_text(self) -> str:
+        return f"default {self.model_default:.2f}"
+
+    def is_default(self) -> bool:
+        """True while the model's default is used."""
+        return self.value() <= self.DEFAULT + 1e-9
+
+    def effective(self) -> float:
+        """The temperature a request gets."""
+        return self.model_default if self.is_default() else round(self.value(), 2)
+
+    def set_model_default(self, value: float) -> None:
+        """Show a model's default (the user's own number, if any, stays)."""
+        self.model_default = value
+        self.setSpecialValueText(self._default_text())
+        self.lineEdit().setText(self.textFromValue(self.value()) if not self.is_default() else self._default_text())
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt override)
+        """From "default", a step up starts at the default value itself."""
+        if self.is_default() and steps > 0:
+            self.setValue(self.model_default)
+            return
+        super().stepBy(steps)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """Wide enough for "default 0.70"."""
+        hint = super().sizeHint()
+        return QSize(max(hint.width(), self.fontMetrics().horizontalAdvance(self._default_text()) + 34), hint.height())
+
+
 class PromptEditor(QFrame):
     """System prompt, message, parameters, presets, token counter, Send and Stop."""
 
@@ -106,8 +164,8 @@ class PromptEditor(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("promptPanel")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(24, 10, 24, 12)
+        lay = self._lay = QVBoxLayout(self)
+        lay.setContentsMargins(16, 10, 16, 12)
         lay.setSpacing(8)
 
         sys_row = QHBoxLayout()
@@ -146,10 +204,9 @@ class PromptEditor(QFrame):
         self.message_edit.setMaximumHeight(96)
         lay.addWidget(self.message_edit)
 
-        row = QHBoxLayout()
-        row.setSpacing(4)
-        self.temperature = self._dspin(0.0, 2.0, 0.7, 0.1, "Temperature: randomness (0 = greedy)")
-        self._suggested_temperature = 0.7
+        params = QHBoxLayout()
+        params.setSpacing(4)
+        self.temperature = TemperatureBox(self)
         self.top_p = self._dspin(0.01, 1.0, 1.0, 0.05, "Top-p: nucleus sampling")
         self.max_tokens = QSpinBox(self)
         self.max_tokens.setRange(0, 1_000_000)
@@ -162,27 +219,38 @@ class PromptEditor(QFrame):
         self.seed.setToolTip("Seed: a whole number for repeatable sampling; empty = random")
         self.stop_field = QLineEdit(self)
         self.stop_field.setPlaceholderText("stop sequences, comma separated")
-        self.stop_field.setMinimumWidth(60)
+        self.stop_field.setToolTip("Stop sequences, comma separated (\\n for a new line)")
+        self.stop_field.setMinimumWidth(48)
+        params.addStretch(1)  # (a two-row layout: the boxes stay together on the left)
+        actions = QHBoxLayout()  # the stop sequences, the count and the buttons
+        actions.setSpacing(4)
         for label, widget in (("Temp", self.temperature), ("Top-p", self.top_p), ("Max", self.max_tokens),
                               ("Seed", self.seed), ("Stop", self.stop_field)):
             lab = QLabel(label)
             lab.setObjectName("paramLabel")
+            row = actions if widget is self.stop_field else params
             row.addWidget(lab)
-            row.addWidget(widget)
-        row.addStretch(1)
+            row.addWidget(widget, 2 if widget is self.stop_field else 0)
         # the count, cost or a problem may be long: elided, never setting the window's width
         self.counter_label = ElidedLabel("0 tokens", min_width=60)
         self.counter_label.setObjectName("tokenCounter")
-        row.addWidget(self.counter_label)
+        actions.addWidget(self.counter_label, 1)
         self.stop_button = QPushButton("Stop", self)
         self.stop_button.setObjectName("stopButton")
         self.stop_button.setEnabled(False)
         self.send_button = QPushButton("Send", self)
         self.send_button.setObjectName("sendButton")
         self.send_button.setToolTip("Send (Ctrl+Enter)")
-        row.addWidget(self.stop_button)
-        row.addWidget(self.send_button)
-        lay.addLayout(row)
+        actions.addWidget(self.stop_button)
+        actions.addWidget(self.send_button)
+        # one row when there is room; in a narrow window the count and buttons go below
+        self._bottom = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self._bottom.setSpacing(8)
+        self._bottom.addLayout(params, 0)
+        self._bottom.addLayout(actions, 1)
+        self._params_row, self._actions_row = params, actions
+        lay.addLayout(self._bottom)
+        lay.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)  # minimumSizeHint says how narrow
 
         self._presets: dict[str, tuple[dict[str, Any], str]] = {}
         self._counter: Counter | None = None
@@ -206,6 +274,37 @@ class PromptEditor(QFrame):
         self.preset_box.activated.connect(self._on_preset_chosen)
         self.save_preset_button.clicked.connect(self._on_save_preset)
         self.delete_preset_button.clicked.connect(self._on_delete_preset)
+
+    # -- fitting narrow windows -----------------------------------------------------------------
+    def _side_margins(self) -> int:
+        m = self._lay.contentsMargins()
+        return m.left() + m.right()
+
+    def _one_row_width(self) -> int:
+        """The width the parameters, the count and the buttons need on one row."""
+        return (self._params_row.minimumSize().width() + self._actions_row.minimumSize().width() + ONE_ROW_SLACK
+                + self._bottom.spacing() + self._side_margins())  # fmt: skip
+
+    def is_compact(self) -> bool:
+        """True when the count and the buttons are on a row of their own (a narrow window)."""
+        return self._bottom.direction() == QBoxLayout.Direction.TopToBottom
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """As narrow as the parameter row alone (the count and buttons then go below it)."""
+        hint = super().minimumSizeHint()
+        top = self._lay.itemAt(0)
+        narrow = max(self._params_row.minimumSize().width(), self._actions_row.minimumSize().width(),
+                     top.minimumSize().width() if top is not None else 0) + self._side_margins()  # fmt: skip
+        return QSize(narrow, hint.height() + (0 if self.is_compact() else self._actions_row.sizeHint().height() + 8))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
+        """Two rows when one does not fit."""
+        compact = event.size().width() < self._one_row_width()
+        wanted = QBoxLayout.Direction.TopToBottom if compact else QBoxLayout.Direction.LeftToRight
+        if self._bottom.direction() != wanted:
+            self._bottom.setDirection(wanted)
+            self.updateGeometry()
+        super().resizeEvent(event)
 
     def _dspin(self, lo: float, hi: float, value: float, step: float, tip: str) -> QDoubleSpinBox:
         box = QDoubleSpinBox(self)
@@ -249,7 +348,7 @@ class PromptEditor(QFrame):
                 raise AppError(f"The seed must be a whole number (got '{seed_text}').",
                                hint="Type a number such as 42, or leave it empty for random.") from None
         params = GenerationParams(
-            temperature=round(self.temperature.value(), 2),
+            temperature=self.temperature.effective(),
             top_p=round(self.top_p.value(), 2),
             max_tokens=self.max_tokens.value() or None,
             seed=seed,
@@ -258,10 +357,16 @@ class PromptEditor(QFrame):
         return params.validated()
 
     def suggest_temperature(self, value: float) -> None:
-        """Show a model's default temperature, unless the user picked another one."""
-        if abs(self.temperature.value() - self._suggested_temperature) < 1e-9:
-            self.temperature.setValue(value)
-        self._suggested_temperature = value
+        """Show a model's default temperature (used while the box says "default"); the user's
+        own number is never changed."""
+        self.temperature.set_model_default(value)
+
+    def set_enter_sends(self, on: bool) -> None:
+        """Enter sends (Shift+Enter: a new line); Ctrl+Enter sends either way."""
+        self.message_edit.enter_sends = on
+        keys = "Enter to send, Shift+Enter for a new line" if on else "Ctrl+Enter to send"
+        self.message_edit.setPlaceholderText(f"Type a message\u2026  ({keys}, Esc to stop)")
+        self.send_button.setToolTip("Send (Enter or Ctrl+Enter)" if on else "Send (Ctrl+Enter)")
 
     def set_params(self, params: GenerationParams) -> None:
         """Show ``params``."""

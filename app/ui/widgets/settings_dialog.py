@@ -7,6 +7,7 @@ a reference to the same object), saves them atomically and emits ``settings_chan
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -16,30 +17,37 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
-    QLabel,
     QLineEdit,
     QListWidget,
     QPushButton,
-    QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from app.core import endpoint_status
 from app.core.errors import AppError
 from app.core.pricing import PriceTable
-from app.core.settings import EndpointConfig, LocalModelSettings, PriceOverride, RetryPolicy
+from app.core.settings import (
+    EndpointConfig,
+    LocalModelSettings,
+    PriceOverride,
+    RetryPolicy,
+    split_url_key,
+)
 from app.core.types import ModelRef
-from app.ui.widgets.common import MessageLabel, error_text
+from app.ui.widgets.common import MessageLabel, error_text, spawn
+from app.ui.widgets.settings_tabs import (
+    AppearanceTab,
+    SettingsTabs,
+    endpoint_to_test,
+    env_override_note,
+    url_key_note,
+)
 
 if TYPE_CHECKING:
-    from app.core.settings import Settings
     from app.ui.backend_manager import BackendManager
 
 KINDS = ("custom", "openai", "ollama", "lmstudio", "llamacpp", "vllm")
@@ -75,7 +83,7 @@ def endpoint_problem(data: dict[str, Any], others: list[dict[str, Any]]) -> str 
     return None
 
 
-class SettingsDialog(QDialog):
+class SettingsDialog(QDialog, SettingsTabs):
     """Edit ``backend.services.settings``. Open it with ``open()`` (never ``exec()``).
 
     Signals:
@@ -102,6 +110,8 @@ class SettingsDialog(QDialog):
         self._tabs.addTab(self._build_retry_tab(settings.retry), "Retries")
         self._tabs.addTab(self._build_models_tab(settings), "Models")
         self._tabs.addTab(self._build_prices_tab(settings.price_overrides), "Prices")
+        self._appearance = AppearanceTab(settings.ui)
+        self._tabs.addTab(self._appearance, "Appearance")
         layout.addWidget(self._tabs, 1)
         self._error = MessageLabel()
         layout.addWidget(self._error)
@@ -147,8 +157,21 @@ class SettingsDialog(QDialog):
         form.addRow("", self._ep_enabled)
         form.addRow("Read timeout", self._ep_timeout)
         form.addRow("Connect timeout", self._ep_connect)
+        self._ep_note = MessageLabel()
+        form.addRow(self._ep_note)
+        test_row = QHBoxLayout()
+        self._ep_test = QPushButton("Test")
+        self._ep_test.setToolTip("Ask the server for its model list, with the values above (before saving)")
+        self._ep_test.setAutoDefault(False)
+        self._ep_test.clicked.connect(self.test_endpoint)
+        test_row.addWidget(self._ep_test)
+        test_row.addStretch(1)
+        form.addRow(test_row)
+        self._ep_test_result = MessageLabel()
+        form.addRow(self._ep_test_result)
         self._ep_error = MessageLabel()
         form.addRow(self._ep_error)
+        self._test_task: asyncio.Task[object] | None = None
         for w in (self._ep_name, self._ep_url):
             w.textEdited.connect(self._on_ep_form_edited)
         self._ep_kind.currentIndexChanged.connect(self._on_ep_form_edited)
@@ -177,6 +200,7 @@ class SettingsDialog(QDialog):
         return [ep for i, ep in enumerate(self._endpoints) if i != index]
 
     def _on_ep_list_row_changed(self, index: int) -> None:
+        self._ep_test_result.clear_message()  # it was about the endpoint shown before
         has = 0 <= index < len(self._endpoints)
         self._ep_form.setEnabled(has)
         self._ep_remove.setEnabled(has)
@@ -215,9 +239,46 @@ class SettingsDialog(QDialog):
         item.setText(f"{mark}{ep['name'] or '(no name)'}")
 
     def _show_endpoint_problem(self, index: int) -> str | None:
-        problem = endpoint_problem(self._endpoints[index], self._others(index))
+        data = self._endpoints[index]
+        problem = endpoint_problem(data, self._others(index))
         self._ep_error.show_message(problem or "")
+        note = url_key_note(str(data.get("base_url", ""))) or env_override_note(data)
+        self._ep_note.show_message(note, "info")
         return problem
+
+    # the Test button
+    def test_endpoint(self) -> asyncio.Task[object] | None:
+        """Test the endpoint being edited, as it is now (not saved yet). Returns the task."""
+        index = self._ep_list.currentRow()
+        if not 0 <= index < len(self._endpoints):
+            return None
+        data = dict(self._endpoints[index])
+        problem = endpoint_problem(data, self._others(index))
+        if problem:
+            self._ep_test_result.show_message(problem)
+            return None
+        try:
+            ep, key = endpoint_to_test(data, [n for n in (self._key_names[index],) if n], self._services.secrets)
+        except AppError as exc:
+            self._ep_test_result.show_message(exc.user_message(), "warning")
+            return None
+        if self._test_task is not None:
+            self._test_task.cancel()
+        self._ep_test.setEnabled(False)
+        self._ep_test_result.show_message(f"Testing {ep.name}…", "info")
+        self._test_task = spawn(self._run_test(ep, key),
+                                lambda msg: self._ep_test_result.show_message(msg))  # fmt: skip
+        self._test_task.add_done_callback(lambda _t: self._ep_test.setEnabled(True))
+        return self._test_task
+
+    async def _run_test(self, ep: EndpointConfig, key: str | None) -> None:
+        state = await endpoint_status.check(ep, key)
+        self._ep_test_result.show_message(("\u2713 " if state.ok else f"{state.text}: ") + state.detail,
+                                          "ok" if state.ok else "error")  # fmt: skip
+
+    def test_result_text(self) -> str:
+        """What the last Test said ('' when none)."""
+        return self._ep_test_result.text()
 
     def add_endpoint(self) -> None:
         """Add a new endpoint and put the cursor in its name field."""
@@ -240,113 +301,20 @@ class SettingsDialog(QDialog):
             del self._key_names[index]
             self._refresh_endpoint_list(max(0, index - 1))
 
-    # other tabs
-    def _build_retry_tab(self, retry: RetryPolicy) -> QWidget:
-        tab = QWidget()
-        form = QFormLayout(tab)
-        self._retry_attempts = QSpinBox()
-        self._retry_attempts.setRange(1, 10)
-        self._retry_attempts.setValue(retry.max_attempts)
-        self._retry_base = self._seconds(0, 60, retry.base_delay_s)
-        self._retry_max = self._seconds(0, 600, retry.max_delay_s)
-        self._retry_jitter = QDoubleSpinBox()
-        self._retry_jitter.setRange(0, 1)
-        self._retry_jitter.setSingleStep(0.05)
-        self._retry_jitter.setValue(retry.jitter)
-        self._retry_after = QCheckBox("Wait as long as the server's Retry-After says")
-        self._retry_after.setChecked(retry.respect_retry_after)
-        self._retry_after_max = self._seconds(0, 3600, retry.max_retry_after_s)
-        intro = QLabel("Remote requests that fail with a rate limit, a server error or a lost "
-                       "connection are retried before the answer starts, with exponential backoff.")
-        intro.setWordWrap(True)
-        form.addRow(intro)
-        form.addRow("Attempts (1 = no retry)", self._retry_attempts)
-        form.addRow("First delay", self._retry_base)
-        form.addRow("Longest delay", self._retry_max)
-        form.addRow("Jitter (fraction)", self._retry_jitter)
-        form.addRow("", self._retry_after)
-        form.addRow("Longest Retry-After honoured", self._retry_after_max)
-        return tab
-
-    @staticmethod
-    def _seconds(low: float, high: float, value: float) -> QDoubleSpinBox:
-        box = QDoubleSpinBox()
-        box.setRange(low, high)
-        box.setDecimals(2)
-        box.setSuffix(" s")
-        box.setValue(value)
-        return box
-
-    def _build_models_tab(self, settings: Settings) -> QWidget:
-        tab = QWidget()
-        form = QFormLayout(tab)
-        self._default_model = QComboBox()
-        self._default_model.setEditable(True)
-        self._default_model.addItem("(automatic: OpenAI with a key, else the bundled model)", "")
-        for mid in dict.fromkeys(
-            [m for m in (settings.default_model, "openai:gpt-4o-mini", "local:smollm2", "mock:echo") if m]
-            + list(settings.recent_local_models)
-        ):
-            self._default_model.addItem(mid, mid)
-        self._default_model.setCurrentIndex(self._default_model.findData(settings.default_model or ""))
-        local: LocalModelSettings = settings.local
-        self._device = QComboBox()
-        self._device.addItems(["auto", "cpu", "cuda", "mps"])
-        self._device.setCurrentText(local.device)
-        self._dtype = QComboBox()
-        self._dtype.addItems(["auto", "float32", "bfloat16", "float16"])
-        self._dtype.setCurrentText(local.dtype)
-        self._threads = QSpinBox()
-        self._threads.setRange(0, 256)
-        self._threads.setSpecialValueText("auto")
-        self._threads.setValue(local.threads or 0)
-        form.addRow("Default model", self._default_model)
-        form.addRow(QLabel("<b>Local models</b>"))
-        form.addRow("Device", self._device)
-        form.addRow("Weights precision", self._dtype)
-        form.addRow("CPU threads", self._threads)
-        return tab
-
-    def _build_prices_tab(self, overrides: dict[str, PriceOverride]) -> QWidget:
-        tab = QWidget()
-        layout = QVBoxLayout(tab)
-        layout.addWidget(QLabel("Your prices in USD per 1M tokens override the bundled table "
-                                "(model name like gpt-4o, or a full id like openai:gpt-4o)."))
-        self._prices = QTableWidget(0, len(PRICE_COLUMNS))
-        self._prices.setHorizontalHeaderLabels(list(PRICE_COLUMNS))
-        self._prices.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self._prices.verticalHeader().setVisible(False)
-        for model, ov in overrides.items():
-            self.add_price_row(model, ov.input, ov.cached_input or "", ov.output)
-        layout.addWidget(self._prices, 1)
-        row = QHBoxLayout()
-        add = QPushButton("Add price")
-        add.clicked.connect(lambda: self.add_price_row())
-        remove = QPushButton("Remove")
-        remove.clicked.connect(lambda: self._prices.removeRow(self._prices.currentRow()))
-        row.addWidget(add)
-        row.addWidget(remove)
-        row.addStretch(1)
-        layout.addLayout(row)
-        return tab
-
-    def add_price_row(self, model: str = "", input: str = "", cached: str = "", output: str = "") -> int:
-        """Append a price override row; returns its index."""
-        r = self._prices.rowCount()
-        self._prices.insertRow(r)
-        for c, text in enumerate((model, input, cached, output)):
-            self._prices.setItem(r, c, QTableWidgetItem(str(text)))
-        return r
-
     # collecting and saving
     def _collect(self) -> tuple[dict[str, Any] | None, str, int]:
         """The new values, or (None, problem, tab index)."""
         endpoints: list[EndpointConfig] = []
+        url_keys: dict[int, str] = {}
         for i, data in enumerate(self._endpoints):
             problem = endpoint_problem(data, self._others(i))
             if problem:
                 self._ep_list.setCurrentRow(i)
                 return None, f"Endpoint '{data.get('name') or '(no name)'}': {problem}", 0
+            clean, key = split_url_key(str(data["base_url"]))
+            if key is not None:  # never saved in settings.json: the keyring keeps it
+                url_keys[i] = key
+                data = {**data, "base_url": clean, "needs_key": True}
             endpoints.append(EndpointConfig(**data))
         try:
             retry = RetryPolicy(
@@ -398,6 +366,8 @@ class SettingsDialog(QDialog):
             "local": local,
             "price_overrides": overrides,
             "prices": prices,
+            "ui": self._appearance.values(),
+            "url_keys": url_keys,
         }
         return values, "", -1
 
@@ -412,6 +382,21 @@ class SettingsDialog(QDialog):
         services = self._services
         settings = services.settings
         prices = values.pop("prices")
+        url_keys: dict[int, str] = values.pop("url_keys")
+        for index, key in url_keys.items():  # into the keyring before the cleaned URLs are saved
+            ep = values["endpoints"][index]
+            try:
+                services.secrets.set(ep.secret_name, key)
+            except AppError as exc:
+                self._ep_list.setCurrentRow(index)
+                self._error.show_message(f"The key in the URL of '{ep.name}' could not be put in the keyring, so "
+                                         f"nothing was saved: {exc.user_message()} Remove the key from the URL "
+                                         "and set it in API keys instead.")  # fmt: skip
+                return
+        for index, ep in enumerate(values["endpoints"]):
+            if index in url_keys:
+                self._endpoints[index] = ep.model_dump()
+                self._key_names[index] = None  # the URL's key is the one to keep: nothing to move
         for key, value in values.items():
             setattr(settings, key, value)  # in place: providers share this object
         try:
