@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
+from app.core.eta import eta_seconds
 from app.core.events import Progress
 
 if TYPE_CHECKING:
@@ -46,13 +47,6 @@ def format_duration(seconds: float) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
-
-
-def eta_seconds(fraction: float, elapsed: float) -> float | None:
-    """Time left at a steady rate, or None while too little is done to tell."""
-    if fraction < 0.01 or fraction >= 1.0 or elapsed < 0.5:
-        return None
-    return elapsed * (1.0 - fraction) / fraction
 
 
 class TerminalFeedback:

@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AppError
+from app.core.eta import LoadTimer, format_eta
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
-from app.ui.widgets.common import LoadTimer, format_eta
 from app.ui.window_actions import WindowActions
 
 if TYPE_CHECKING:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
 from collections.abc import Callable, Coroutine
 
 from PySide6.QtCore import QEvent, QSize, Qt
@@ -30,7 +28,7 @@ from app.core.figures import (
 log = logging.getLogger(__name__)
 
 __all__ = [  # the figure formatters live in the Qt-free core; re-exported for the widgets
-    "DASH", "ElidedLabel", "FitLabel", "LoadTimer", "MessageLabel", "Tile", "error_text", "format_cost", "format_eta",
+    "DASH", "ElidedLabel", "FitLabel", "MessageLabel", "Tile", "error_text", "format_cost",
     "format_rate", "format_seconds", "format_tokens", "is_dark", "message_style", "spawn", "to_decimal", "tone",
     "contrast_ratio", "message_colours",
 ]
@@ -264,37 +262,6 @@ class MessageLabel(QLabel):
     def kind(self) -> str:
         """The kind of message shown ('' when hidden)."""
         return self._kind
-
-
-def format_eta(seconds: float) -> str:
-    """``about 12 s left`` / ``about 3 min left``."""
-    if seconds < 60:
-        return f"about {max(1, math.ceil(seconds))} s left"
-    return f"about {math.ceil(seconds / 60)} min left"
-
-
-class LoadTimer:
-    """Times each phase of a load, for an ETA from the fraction done at a steady rate."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._key: tuple[str, str] | None = None
-        self._started = 0.0
-
-    def seconds_left(self, model_id: str, phase: str, fraction: float | None) -> float | None:
-        """Time left in this phase, or None while too little is done to tell."""
-        now = self._clock()
-        if self._key != (model_id, phase):
-            self._key, self._started = (model_id, phase), now
-            return None
-        elapsed = now - self._started
-        if fraction is None or fraction < 0.01 or fraction >= 1.0 or elapsed < 0.5:
-            return None
-        return elapsed * (1.0 - fraction) / fraction
-
-    def reset(self) -> None:
-        """Forget the phase (the load ended)."""
-        self._key = None
 
 
 class ElidedLabel(QLabel):
