@@ -49,6 +49,9 @@ class LoadedModel:
     dtype: str
     context_length: int | None
     folder: str = ""
+    requested_dtype: str = ""  # the dtype asked for (``dtype`` is what runs: bf16 when int4 does not apply)
+    fast: Any = None  # a FastDecoder when the lean CPU decode step runs this model
+    load_seconds: float = 0.0
 
 
 def resolve_source(provider: str, name: str) -> ModelSource:
@@ -169,19 +172,21 @@ def pick_device(settings: LocalModelSettings) -> str:
     return "cpu"
 
 
-# Measured in benchmarks/bench_local.py: bf16 on CPU is faster and still answers correctly.
-CPU_DEFAULT_DTYPE = "bfloat16"
+# Measured in benchmarks/bench_local.py (README): int4 MLP weights (groups of 32) with int8
+# attention and lm_head, on the lean decode step, are ~3x bf16 ``generate`` with perplexity
+# within 0.3% of bf16; all-int4 is a little faster but flips SmolLM2's near-tie on "capital of France".
+CPU_DEFAULT_DTYPE = "int4-mlp"
+QUANT_VARIANTS = ("int8", "int4", "int4-mlp")
 
 
 def pick_dtype(settings: LocalModelSettings, device: str) -> str:
     """The user's dtype, else bf16 on CUDA, fp16 on MPS and :data:`CPU_DEFAULT_DTYPE` on CPU.
 
-    ``int8`` (CPU only) loads float32 weights and quantises every Linear layer to int8
-    per channel (torch dynamic quantisation): ~2x faster than bf16 here, but LoRA adapters
-    cannot attach to int8 layers.
+    ``int8`` / ``int4`` (CPU only) quantize the weights of the linear layers (weight-only,
+    bf16 activations, see :mod:`app.providers.local_quant`); LoRA adapters still attach.
     """
-    if settings.dtype == "int8" and device != "cpu":
-        raise ModelLoadError("int8 weights run on the CPU only.", hint="Set the device to cpu, or the dtype to auto.")
+    if settings.dtype in QUANT_VARIANTS and device != "cpu":
+        raise ModelLoadError(f"{settings.dtype} weights run on the CPU only.", hint="Set the device to cpu, or the dtype to auto.")
     if settings.dtype != "auto":
         return settings.dtype
     return {"cuda": "bfloat16", "mps": "float16"}.get(device, CPU_DEFAULT_DTYPE)
@@ -325,7 +330,7 @@ def load_model(
         ) from exc
     quiet_progress_bars()
     device = pick_device(settings)
-    dtype_name = pick_dtype(settings, device)
+    dtype_name = requested = pick_dtype(settings, device)
     trust = source.model_id in settings.trust_remote_code or source.location in settings.trust_remote_code
     kwargs: dict[str, Any] = {"trust_remote_code": trust}
     location: str | Path = source.location
@@ -354,10 +359,16 @@ def load_model(
             ) from exc
     if progress:
         progress("loading", None, source.display_name)
+    quantized: Any = None
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-        weights_dtype = torch.float32 if dtype_name == "int8" else getattr(torch, dtype_name)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=weights_dtype, **kwargs)
+        model = None
+        if dtype_name in QUANT_VARIANTS:
+            model, quantized = _load_quantized(source, location, dtype_name, settings, cache_root, kwargs, progress)
+        if model is None:
+            weights_dtype = getattr(torch, "bfloat16" if dtype_name in QUANT_VARIANTS else dtype_name)
+            dtype_name = "bfloat16" if dtype_name in QUANT_VARIANTS else dtype_name
+            model = AutoModelForCausalLM.from_pretrained(location, dtype=weights_dtype, **kwargs)
     except (OSError, ValueError) as exc:
         text = str(exc).lower()
         if source.kind == "hub" and ("offline" in text or "couldn't connect" in text):
@@ -370,6 +381,8 @@ def load_model(
             hint="Check that the folder is a complete transformers causal-LM (config, weights, tokenizer). "
             "Models with custom code need their id in settings.local.trust_remote_code.",
         ) from exc
+    except ModelLoadError:
+        raise
     except Exception as exc:
         raise ModelLoadError(
             f"Could not load '{source.model_id}': {type(exc).__name__}: {exc}",
@@ -377,28 +390,54 @@ def load_model(
         ) from exc
     model.to(torch.device(device))  # type: ignore[arg-type]  # transformers types .to oddly
     model.eval()
-    if dtype_name == "int8":
-        if progress:
-            progress("quantizing", None, "int8 weights")
-        model = quantize_int8(model)
     if getattr(tokenizer, "chat_template", None) is None:
         log.warning("%s has no chat template; a plain template is used", source.model_id)
     ctx = getattr(model.config, "max_position_embeddings", None)
+    loaded = LoadedModel(source, model, tokenizer, device, dtype_name, ctx if isinstance(ctx, int) else None, str(location),
+                         requested_dtype=requested)
+    if quantized is not None:
+        from app.providers.local_fast import FastDecoder, unsupported_reason
+
+        reason = unsupported_reason(model, quantized)
+        if reason is None:
+            loaded.fast = FastDecoder(model, quantized)
+        else:
+            log.info("%s: quantized, but the lean decode step cannot run it (%s)", source.model_id, reason)
     if progress:
         progress("ready", 1.0, source.display_name)
-    return LoadedModel(source, model, tokenizer, device, dtype_name, ctx if isinstance(ctx, int) else None, str(location))
+    return loaded
 
 
-def quantize_int8(model: Any) -> Any:
-    """Quantise every Linear layer to int8 weights, per output channel (CPU inference only)."""
-    import warnings
+def _load_quantized(
+    source: ModelSource, location: str | Path, variant: str, settings: LocalModelSettings,
+    cache_root: Path, kwargs: dict[str, Any], progress: ProgressFn | None,
+) -> tuple[Any, Any]:
+    """(model, quantized) from the quantized cache or by quantizing; (None, None) when the
+    architecture has no quantized path and the dtype was "auto" (bf16 is used then)."""
+    from app.providers.local_quant_cache import load_quantized
 
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+    folder = Path(location)
+    if source.kind == "hub":
+        from huggingface_hub import snapshot_download
 
-    with warnings.catch_warnings():  # torch.ao deprecation notices; the API works in torch 2.13
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+        folder = Path(snapshot_download(source.location, local_files_only=bool(kwargs.get("local_files_only"))))
+    key = folder.name if source.kind == "gguf" else None
+
+    def report(done: int, total: int) -> None:
+        if progress:
+            progress("quantizing", done / total, f"{variant} weights, layer {done} of {total}")
+
+    try:
+        model, quantized, _cached = load_quantized(folder, variant, cache_root, key, bool(kwargs.get("trust_remote_code")), report)
+    except ValueError as exc:
+        if settings.dtype == "auto":
+            log.info("%s: no quantized path (%s); loading bfloat16", source.model_id, exc)
+            return None, None
+        raise ModelLoadError(
+            f"{variant} weights need a Llama-style model (q/k/v/o and gate/up/down projections): {exc}.",
+            hint="Set the local dtype to auto, bfloat16 or float32 in the settings.",
+        ) from exc
+    return model, quantized
 
 
 def quiet_progress_bars() -> None:
