@@ -104,19 +104,37 @@ def quantize_int8(w: Any) -> tuple[Any, Any]:
     return q.contiguous(), scale.contiguous()
 
 
-def quantize_int4(w: Any, group_size: int = GROUP_SIZE) -> tuple[Any, Any]:
-    """Asymmetric int4 in groups of ``group_size`` (min/max grid): (packed uint8, bf16 [K/g, N, 2])."""
+def _int4_grid(w: Any, group_size: int = GROUP_SIZE) -> tuple[Any, Any, Any]:
+    """(q 0..15 [N, K/g, g], bf16 scale, bf16 zero [N, K/g]): ``w ~ (q - 8) * scale + zero``."""
     import torch
 
     n, k = w.shape
     g = w.float().reshape(n, k // group_size, group_size)
     lo, hi = g.amin(dim=-1), g.amax(dim=-1)
     scale = ((hi - lo) / 15.0).clamp(min=1e-12).to(torch.bfloat16)
-    zero = (lo + 8.0 * scale.float()).to(torch.bfloat16)  # w = (q - 8) * scale + zero
+    zero = (lo + 8.0 * scale.float()).to(torch.bfloat16)
     q = torch.round((g - zero.float()[..., None]) / scale.float()[..., None] + 8.0).clamp(0, 15)
+    return q, scale, zero
+
+
+def quantize_int4(w: Any, group_size: int = GROUP_SIZE) -> tuple[Any, Any]:
+    """Asymmetric int4 in groups of ``group_size`` (min/max grid): (packed uint8, bf16 [K/g, N, 2])."""
+    import torch
+
+    n, k = w.shape
+    q, scale, zero = _int4_grid(w, group_size)
     packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.reshape(n, k).to(torch.int32).contiguous(), 1)
     scales_zeros = torch.stack([scale, zero], dim=-1).transpose(0, 1).contiguous()
     return packed, scales_zeros
+
+
+def fake_quantize(kind: str, w: Any) -> Any:
+    """The float32 weight that ``kind`` quantization of ``w`` stands for (exact; for tests)."""
+    if kind == "int8":
+        q, scale = quantize_int8(w)
+        return q.float() * scale.float()[:, None]
+    q, scale, zero = _int4_grid(w)
+    return ((q - 8.0) * scale.float()[..., None] + zero.float()[..., None]).reshape(w.shape)
 
 
 def dequantize(kind: str, qweight: Any, qscale: Any, in_features: int, group_size: int = GROUP_SIZE) -> Any:
@@ -129,9 +147,11 @@ def dequantize(kind: str, qweight: Any, qscale: Any, in_features: int, group_siz
     return qmm(kind, eye, qweight, qscale, group_size).t().contiguous()
 
 
-def can_int4(out_features: int, in_features: int) -> bool:
-    """The int4 CPU kernel needs rows in multiples of 16 and whole groups."""
-    return out_features % 16 == 0 and in_features % GROUP_SIZE == 0
+def can_int4(splits: tuple[int, ...], in_features: int) -> bool:
+    """The int4 CPU kernel needs rows in multiples of 16 and whole groups; its packing
+    interleaves blocks of 64 rows, so fused members must start on a multiple of 64."""
+    starts = [sum(splits[:i]) for i in range(1, len(splits))]
+    return sum(splits) % 16 == 0 and in_features % GROUP_SIZE == 0 and all(s % 64 == 0 for s in starts)
 
 
 @dataclass
@@ -160,15 +180,15 @@ def pack(kind: str, weights: list[Any], biases: list[Any | None]) -> Packed:
     import torch
 
     w = torch.cat([t.detach().float() for t in weights], dim=0)
-    n, k = w.shape
-    if kind == "int4" and not can_int4(n, k):
+    splits = tuple(int(t.shape[0]) for t in weights)
+    if kind == "int4" and not can_int4(splits, int(w.shape[1])):
         kind = "int8"
     qw, qs = quantize_int8(w) if kind == "int8" else quantize_int4(w)
     bias = None
     if any(b is not None for b in biases):
         bias = torch.cat([(b.detach() if b is not None else torch.zeros(t.shape[0])).to(torch.bfloat16)
                           for b, t in zip(biases, weights, strict=True)])
-    return Packed(kind, qw, qs, k, tuple(int(t.shape[0]) for t in weights), bias)
+    return Packed(kind, qw, qs, int(w.shape[1]), splits, bias)
 
 
 def decoder_layers(model: Any) -> list[Any] | None:
