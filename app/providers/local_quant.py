@@ -2,12 +2,16 @@
 
 Two variants, picked by measurement (benchmarks/bench_local.py):
 
-- ``int8``: every linear layer and ``lm_head`` as int8 per output channel (symmetric),
-  run by ``torch.ops.aten._weight_int8pack_mm`` with bf16 activations;
-- ``int4``: the layers' linears as int4 in groups of 32 along the input (asymmetric, the
-  tinygemm layout: ``(q - 8) * scale + zero``) run by ``aten._weight_int4pack_mm_for_cpu``,
-  and ``lm_head`` as int8. A Q4_1 GGUF (blocks of 32, scale + minimum) maps onto this grid
-  exactly, so the bundled model keeps the weights llama.cpp runs.
+- ``int8``: every linear layer as int8 per output channel (symmetric), run by
+  ``torch.ops.aten._weight_int8pack_mm`` with bf16 activations;
+- ``int4``: every linear layer as int4 in groups of 32 along the input (asymmetric, the
+  tinygemm layout: ``(q - 8) * scale + zero``) run by ``aten._weight_int4pack_mm_for_cpu``.
+  A Q4_1 GGUF (blocks of 32, scale + minimum) maps onto this grid exactly, so the bundled
+  model keeps the weights llama.cpp runs;
+- ``int4-mlp``: int4 gate/up/down, int8 q/k/v/o (the attention is the more sensitive part).
+
+``lm_head`` is int4 in all of them, used as a draft: the lean step recomputes its top
+logits in float32 from the bf16 rows (see ``FastDecoder._logits``).
 
 The quantized layers are :func:`quant_linear_class` modules (a ``torch.nn.Linear``
 subclass, so peft can wrap them with LoRA adapters). The q/k/v and gate/up projections of
@@ -30,13 +34,13 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 VARIANTS = ("int8", "int4", "int4-mlp")
-# the packing of each fused projection per variant (lm_head is always int8)
+# the packing of each fused projection per variant (lm_head: see quantize_model)
 KINDS = {
     "int8": {"qkv": "int8", "o": "int8", "gate_up": "int8", "down": "int8"},
     "int4": {"qkv": "int4", "o": "int4", "gate_up": "int4", "down": "int4"},
     "int4-mlp": {"qkv": "int8", "o": "int8", "gate_up": "int4", "down": "int4"},
 }
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 GROUP_SIZE = 32
 # (fused name, member projections) of a Llama-style decoder layer
 FUSED = {
@@ -212,6 +216,8 @@ class QuantizedModel:
     variant: str
     layers: list[dict[str, Packed]]
     lm_head: Packed | None
+    head_rows: Any = None  # bf16 [vocab, hidden] rows of an untied lm_head (refining an int4 head)
+    head_tied: bool = False  # the lm_head is the embedding matrix (its rows are the embeddings)
 
     def tensors(self) -> dict[str, Any]:
         """Flat tensors for safetensors (see :func:`load_packed`)."""
@@ -234,6 +240,10 @@ class QuantizedModel:
         if self.lm_head is not None:
             yield "lm_head", self.lm_head
 
+    def extra_tensors(self) -> dict[str, Any]:
+        """Tensors beside the packed ones (an untied head's bf16 rows)."""
+        return {} if self.head_rows is None else {"lm_head.rows": self.head_rows}
+
 
 def _install(parent: Any, members: tuple[str, ...], packed: Packed) -> None:
     cls = quant_linear_class()
@@ -243,12 +253,14 @@ def _install(parent: Any, members: tuple[str, ...], packed: Packed) -> None:
 
 
 def quantize_model(
-    model: Any, variant: str, progress: Callable[[int, int], None] | None = None, head: str = "int8"
+    model: Any, variant: str, progress: Callable[[int, int], None] | None = None, head: str = "int4"
 ) -> QuantizedModel:
     """Replace the linear layers of ``model`` (in place) by quantized ones; keep the rest in bf16.
 
     Layers are quantized from their current weights (load float32 weights for the best
-    grid). ``lm_head`` is untied from the embeddings and quantized as int8.
+    grid). ``lm_head`` is untied from the embeddings and quantized as ``head``: int4 by
+    default, which the lean step uses as a draft whose top logits it recomputes from the
+    bf16 rows (the embeddings when tied); int8 on its own.
     """
     import torch
 
@@ -275,6 +287,10 @@ def quantize_model(
     head_module = getattr(model, "lm_head", None)
     if isinstance(head_module, torch.nn.Linear):
         packed = pack(head_kind, [head_module.weight], [head_module.bias])
+        embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        result.head_tied = embed is not None and getattr(embed, "weight", None) is head_module.weight
+        if not result.head_tied and packed.kind == "int4":
+            result.head_rows = head_module.weight.detach().to(torch.bfloat16).contiguous()
         _untie(model)
         model.lm_head = quant_linear_class()(packed.in_features, packed.splits[0], packed.kind, packed.qweight, packed.qscale, packed.bias)
         result.lm_head = packed
@@ -303,7 +319,7 @@ def save_packed(quantized: QuantizedModel, model: Any, path: Path, metadata: dic
     from safetensors.torch import save_file
 
     cls = quant_linear_class()
-    tensors = {f"q.{k}": v.contiguous() for k, v in quantized.tensors().items()}
+    tensors = {f"q.{k}": v.contiguous() for k, v in (quantized.tensors() | quantized.extra_tensors()).items()}
     skip = {n for n, m in model.named_modules() if isinstance(m, cls)}
     for name, tensor in model.state_dict().items():
         owner = name.rsplit(".", 1)[0]
@@ -311,7 +327,8 @@ def save_packed(quantized: QuantizedModel, model: Any, path: Path, metadata: dic
             continue
         tensors[f"m.{name}"] = tensor.detach().contiguous()
     meta = dict(metadata)
-    meta.update(variant=quantized.variant, format=str(FORMAT_VERSION), layout=json.dumps(quantized.layout()))
+    meta.update(variant=quantized.variant, format=str(FORMAT_VERSION), layout=json.dumps(quantized.layout()),
+                head_tied=str(int(quantized.head_tied)))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
 
@@ -358,6 +375,8 @@ def model_from_packed(config: Any, meta: dict[str, str], tensors: dict[str, Any]
                 packs[fused_name] = packed(f"layers.{i}.{fused_name}")
                 _install(getattr(layer, group), members, packs[fused_name])
         result.layers.append(packs)
+    result.head_tied = meta.get("head_tied") == "1"
+    result.head_rows = tensors.get("q.lm_head.rows")
     if "lm_head" in layout:
         result.lm_head = packed("lm_head")
         p = result.lm_head

@@ -79,7 +79,12 @@ def merged_logits(model_dir: Path, adapters: dict[str, tuple[Path, float]]) -> A
 
 
 @pytest.fixture(params=["float32", "int4-mlp"])
-def loaded(request: pytest.FixtureRequest, local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> Iterator[LocalProvider]:
+def loaded(
+    request: pytest.FixtureRequest, local_ctx: Any, tiny_model: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalProvider]:
+    from app.providers import local_fast
+
+    monkeypatch.setattr(local_fast, "REFINE", 10_000)  # every logit from the bf16 head rows: the LoRA is what is compared
     local_ctx.settings.local.dtype = request.param
     provider = LocalProvider(local_ctx)
     run(provider.load(str(tiny_model)))
@@ -108,7 +113,9 @@ def dequantized(provider: LocalProvider, model_dir: Path, variant: str) -> dict[
     found = provider.worker.call(kinds, timeout=30)
     assert found, f"the fast path did not engage for {variant}"
     original = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    return {n: fake_quantize(found[n], m.weight.detach()) for n, m in original.named_modules() if n in found}
+    # lm_head: the lean step recomputes the draft's logits from bf16 rows (all of them here)
+    return {n: fake_quantize(found[n], m.weight.detach()) if n != "lm_head" else m.weight.detach().to(torch.bfloat16).float()
+            for n, m in original.named_modules() if n in found}
 
 
 def close(a: Any, b: Any) -> bool:
