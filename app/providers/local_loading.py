@@ -21,7 +21,20 @@ from typing import Any
 
 from app.core.errors import ModelLoadError, ModelNotFound
 from app.core.settings import LocalModelSettings
-from app.providers.bundled import BUNDLED_ALIAS, bundled_gguf_path, local_install_hint
+from app.providers.bundled import (
+    BUNDLED_ALIAS,
+    bundled_gguf_path,
+    local_install_hint,
+    prebuilt_dirs,
+)
+from app.providers.local_hub import (
+    _check_repo_id,
+    check_hub_reachable,
+    download_snapshot,
+    hub_cached,
+    hub_offline,
+)
+from app.providers.local_progress import LoadProgress, gguf_tensor_progress
 
 log = logging.getLogger(__name__)
 
@@ -86,75 +99,6 @@ def resolve_source(provider: str, name: str) -> ModelSource:
     return ModelSource(f"local:{path}", "folder", str(path), path.name)
 
 
-def _check_repo_id(repo_id: str) -> None:
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as exc:
-        raise ModelNotFound(
-            f"'{repo_id}' is not a valid Hugging Face model id.",
-            hint="Write it as owner/name, e.g. huggingface:HuggingFaceTB/SmolLM2-135M-Instruct.",
-        ) from exc
-
-
-def hub_offline() -> bool:
-    """True when the Hugging Face Hub must not be contacted (HF_HUB_OFFLINE)."""
-    from huggingface_hub import constants
-
-    return bool(getattr(constants, "HF_HUB_OFFLINE", False)) or os.environ.get(
-        "HF_HUB_OFFLINE", ""
-    ).lower() in ("1", "true", "yes", "on")
-
-
-def hub_cached(repo_id: str) -> bool:
-    """True when the Hub cache holds ``config.json`` of ``repo_id``."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo_id, "config.json")
-    return isinstance(found, str)
-
-
-HUB_PROBE_TIMEOUT = 10.0
-_NETWORK_ERRORS = {"TransportError", "TimeoutException", "NetworkError", "ConnectError", "ConnectionError"}
-
-
-def check_hub_reachable(repo_id: str) -> None:
-    """Ask the Hub about ``repo_id`` once, quickly, before a download.
-
-    Without this, a machine without network (and without HF_HUB_OFFLINE) waits through
-    huggingface_hub's five retries with backoff (~50 s) before any error. Unknown, private
-    and gated repositories also get a plain error at once. Other answers (a server error,
-    a mirror without the API) fall through to the download, which reports its own errors.
-    """
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
-
-    try:
-        HfApi().model_info(repo_id, timeout=HUB_PROBE_TIMEOUT)
-    except GatedRepoError as exc:
-        raise ModelNotFound(
-            f"The model '{repo_id}' is gated on the Hugging Face Hub.",
-            hint=f"Accept its terms on https://huggingface.co/{repo_id}, log in with: hf auth login, "
-            f"then download it with: hf download {repo_id}",
-        ) from exc
-    except RepositoryNotFoundError as exc:
-        raise ModelNotFound(
-            f"There is no model '{repo_id}' on the Hugging Face Hub (or it is private).",
-            hint="Check the spelling (owner/name). For a private model log in first with: hf auth login",
-        ) from exc
-    except Exception as exc:
-        names = {cls.__name__ for cls in type(exc).__mro__}
-        network = bool(names & _NETWORK_ERRORS) or isinstance(exc, OSError | TimeoutError)
-        if isinstance(exc, HfHubHTTPError) or not network:  # the Hub answered (e.g. 5xx)
-            log.debug("Hub probe of %s failed; trying the download anyway", repo_id, exc_info=True)
-            return
-        raise ModelNotFound(
-            f"The model '{repo_id}' is not downloaded and the Hugging Face Hub cannot be reached ({exc}).",
-            hint=f"Check the internet connection, or download it on a connected machine with: hf download {repo_id}",
-        ) from exc
-
-
 def pick_device(settings: LocalModelSettings) -> str:
     """The user's device, else CUDA, then MPS, then CPU."""
     import torch
@@ -212,16 +156,33 @@ def gguf_cache_dir(cache_root: Path, sha: str) -> Path:
 
 
 def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -> Path:
-    """Convert ``gguf`` into a safetensors model folder at ``target`` (atomic rename)."""
+    """Convert ``gguf`` into a safetensors model folder at ``target`` (atomic rename).
+
+    Progress (phase "converting"): the tokenizer 0-15%, the tensors (done / total) 15-90%,
+    writing the cache 90-100%.
+    """
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if progress:
-        progress("converting", None, f"Reading {gguf.name} (once; later loads use a cache)")
+    def report(fraction: float, message: str) -> None:
+        if progress:
+            progress("converting", fraction, message)
+
+    def tensors(done: int, total: int) -> None:
+        if progress:
+            message = f"Converting {gguf.name}: tensor {done} of {total}"
+            if done == total:  # the count's end is always reported (not rate-limited)
+                progress("converting", 0.9, message, True)  # type: ignore[call-arg]
+            else:
+                progress("converting", 0.15 + 0.75 * done / max(1, total), message)
+
+    report(0.0, f"Reading {gguf.name} (once; later loads use a cache)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        report(0.15, f"Converting {gguf.name}: reading the tensors")
+        with gguf_tensor_progress(tensors):
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except (ImportError, ModuleNotFoundError) as exc:
         raise ModelLoadError(f"Reading GGUF files needs the 'gguf' package ({exc}).", hint="pip install gguf") from exc
     except Exception as exc:
@@ -229,8 +190,7 @@ def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -
             f"Could not read the GGUF file '{gguf.name}': {type(exc).__name__}: {exc}",
             hint="Check that it is a complete llama.cpp GGUF of a model architecture transformers supports.",
         ) from exc
-    if progress:
-        progress("converting", 0.8, "Writing the safetensors cache")
+    report(0.9, "Writing the safetensors cache")
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name[:16]}-", dir=target.parent))
@@ -245,6 +205,7 @@ def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -
         config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        (tmp / SOURCE_FILE).write_text(json.dumps({"name": gguf.name, "size": gguf.stat().st_size}), encoding="utf-8")
         del model, state
         try:
             os.rename(tmp, target)
@@ -259,6 +220,7 @@ def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -
 
 
 STALE_TEMP_S = 3600.0
+SOURCE_FILE = "source.json"  # in a conversion folder: the GGUF's name and size
 
 
 def remove_stale_temp(folder: Path, older_than: float = STALE_TEMP_S) -> None:
@@ -304,9 +266,29 @@ def _known_sha(gguf: Path, cache_root: Path, progress: ProgressFn | None) -> str
     return sha
 
 
+def expects_conversion(gguf: Path, cache_root: Path) -> bool:
+    """A cheap guess (no hashing) whether loading ``gguf`` will convert it (for the ETA)."""
+    try:
+        size = gguf.stat().st_size
+    except OSError:
+        return True
+    for root in (*prebuilt_dirs(), cache_root):
+        for source in (root / "gguf").glob(f"*/{SOURCE_FILE}"):
+            try:
+                info = json.loads(source.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if info.get("name") == gguf.name and info.get("size") == size and (source.parent / "config.json").is_file():
+                return False
+    return True
+
+
 def gguf_folder(gguf: Path, cache_root: Path, progress: ProgressFn | None = None) -> tuple[Path, bool]:
-    """The safetensors folder for ``gguf`` and whether it was already cached."""
+    """The safetensors folder for ``gguf`` (prebuilt, cached or converted now) and whether it existed."""
     sha = _known_sha(gguf, cache_root, progress)
+    for root in prebuilt_dirs():  # converted at setup / build time (read-only)
+        if (gguf_cache_dir(root, sha) / "config.json").is_file():
+            return gguf_cache_dir(root, sha), True
     target = gguf_cache_dir(cache_root, sha)
     if (target / "config.json").is_file():
         return target, True
@@ -319,7 +301,16 @@ def load_model(
     cache_root: Path,
     progress: ProgressFn | None = None,
 ) -> LoadedModel:
-    """Load ``source`` (on the worker thread). Raise ModelNotFound / ModelLoadError clearly."""
+    """Load ``source`` (on the worker thread). Raise ModelNotFound / ModelLoadError clearly.
+
+    ``progress`` gets (phase, overall fraction, message with the ETA) from the first event
+    on, and finally ("loaded", 1.0, "... loaded in N s"); ``LoadedModel.load_seconds`` has N.
+    """
+    import sys
+
+    starting = "torch" not in sys.modules or "transformers" not in sys.modules
+    lp = LoadProgress(progress, {"starting": 1.5 if starting else 0.0, **_stage_priors(source, settings, cache_root)})
+    lp.update("starting", 0.0, f"Loading {source.display_name}" + (" (starting torch)" if starting else ""), force=True)
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -334,6 +325,11 @@ def load_model(
     trust = source.model_id in settings.trust_remote_code or source.location in settings.trust_remote_code
     kwargs: dict[str, Any] = {"trust_remote_code": trust}
     location: str | Path = source.location
+
+    def stage(phase: str, fraction: float | None, message: str, force: bool = False) -> None:
+        lp.update(phase, fraction or 0.0, message, force)
+
+    stage("hashing" if source.kind == "gguf" else "loading", 0.0, f"Preparing {source.display_name}")
     if source.kind == "hub":
         cached = hub_cached(source.location)
         if not cached and hub_offline():
@@ -344,12 +340,11 @@ def load_model(
             )
         if not cached:
             check_hub_reachable(source.location)  # fails in seconds, not after ~50 s of retries
-        kwargs["local_files_only"] = cached
-        if progress:
-            progress("loading" if cached else "downloading", None, source.location)
+            location = _download(source.location, lp)
+        kwargs["local_files_only"] = True  # cached, or downloaded just now
     elif source.kind == "gguf":
         try:
-            location, _ = gguf_folder(Path(source.location), cache_root, progress)
+            location, _ = gguf_folder(Path(source.location), cache_root, stage)
         except ModelLoadError:
             raise
         except Exception as exc:
@@ -357,14 +352,13 @@ def load_model(
                 f"Could not convert '{Path(source.location).name}' into the model cache: {type(exc).__name__}: {exc}",
                 hint=f"Check free disk space in {cache_root}; nothing half-written was kept. Try again.",
             ) from exc
-    if progress:
-        progress("loading", None, source.display_name)
+    stage("loading", 0.1, f"Loading {source.display_name}")
     quantized: Any = None
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
         model = None
         if dtype_name in QUANT_VARIANTS:
-            model, quantized = _load_quantized(source, location, dtype_name, settings, cache_root, kwargs, progress)
+            model, quantized = _load_quantized(source, location, dtype_name, settings, cache_root, kwargs, stage)
         if model is None:
             weights_dtype = getattr(torch, "bfloat16" if dtype_name in QUANT_VARIANTS else dtype_name)
             dtype_name = "bfloat16" if dtype_name in QUANT_VARIANTS else dtype_name
@@ -403,9 +397,39 @@ def load_model(
             loaded.fast = FastDecoder(model, quantized)
         else:
             log.info("%s: quantized, but the lean decode step cannot run it (%s)", source.model_id, reason)
-    if progress:
-        progress("ready", 1.0, source.display_name)
+    loaded.load_seconds = lp.finish(source.display_name)
     return loaded
+
+
+def _stage_priors(source: ModelSource, settings: LocalModelSettings, cache_root: Path) -> dict[str, float]:
+    """Prior seconds of each stage of this load (measured here; the ETA rescales them)."""
+    stages: dict[str, float] = {}
+    dtype_name = settings.dtype if settings.dtype != "auto" else (CPU_DEFAULT_DTYPE if settings.device in ("auto", "cpu") else "")
+    if source.kind == "gguf":
+        gguf = Path(source.location)
+        size = gguf.stat().st_size if gguf.is_file() else 0
+        stages["hashing"] = size / 600e6
+        stages["converting"] = size / 6e6 if expects_conversion(gguf, cache_root) else 0.0  # ~16 s for 98 MB
+    elif source.kind == "hub":
+        stages["downloading"] = 0.0 if hub_cached(source.location) else 60.0
+    stages["loading"] = 0.5
+    if dtype_name in QUANT_VARIANTS:
+        stages["quantizing"] = 1.5
+    return stages
+
+
+def _download(repo_id: str, lp: LoadProgress) -> Path:
+    """Download ``repo_id`` into the Hub cache with byte progress; its local folder."""
+    def report(done: float, total: float) -> None:
+        lp.update("downloading", done / total if total else 0.0, f"Downloading {repo_id}: {done / 1e6:.0f} of {total / 1e6:.0f} MB")
+
+    try:
+        return download_snapshot(repo_id, report, local_only=False)
+    except Exception as exc:
+        raise ModelNotFound(
+            f"Could not download '{repo_id}' from the Hugging Face Hub: {type(exc).__name__}: {exc}",
+            hint=f"Check the connection, or download it first: hf download {repo_id}",
+        ) from exc
 
 
 def _load_quantized(
@@ -418,14 +442,12 @@ def _load_quantized(
 
     folder = Path(location)
     if source.kind == "hub":
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(source.location, local_files_only=bool(kwargs.get("local_files_only"))))
+        folder = download_snapshot(source.location, None, local_only=True)
     key = folder.name if source.kind == "gguf" else None
 
     def report(done: int, total: int) -> None:
         if progress:
-            progress("quantizing", done / total, f"{variant} weights, layer {done} of {total}")
+            progress("quantizing", done / total, f"Quantizing to {variant}: layer {done} of {total}")
 
     try:
         model, quantized, _cached = load_quantized(folder, variant, cache_root, key, bool(kwargs.get("trust_remote_code")), report)

@@ -110,6 +110,8 @@ def load_quantized(
     config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
     hit = load_cached(paths, config, key)
     if hit is not None:
+        if progress:
+            progress(1, 1)
         return hit[0], hit[1], True
     model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32, trust_remote_code=trust_remote_code)
     if decoder_layers(model) is None:

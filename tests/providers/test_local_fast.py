@@ -162,3 +162,23 @@ def test_thread_tuner_measures_each_count_and_prefers_fewer_threads() -> None:
     assert generation({1: 0.020, 2: 0.0195}) == 1  # within 5%: keep a core free
     assert ThreadTuner(cpu_count=16).candidates == [8, 15, 16]
     assert ThreadTuner(cpu_count=1).candidates == [1]
+
+
+def test_load_progress_fraction_grows_and_the_eta_follows_the_measured_speed() -> None:
+    from app.providers.local_progress import LoadProgress
+
+    now = [0.0]
+    events: list[tuple[str, float | None, str]] = []
+    lp = LoadProgress(lambda *e: events.append(e), {"hashing": 1.0, "converting": 8.0, "loading": 1.0}, clock=lambda: now[0])
+    lp.update("hashing", 0.0, "start", force=True)
+    assert events[-1][1] == 0.0 and "about 10 s left" in events[-1][2]  # the priors, before any work
+    now[0] = 2.0
+    lp.update("converting", 0.5, "half")  # 5 of 10 prior seconds done in 2 s: twice as fast
+    assert events[-1][1] == 0.5 and "about 2 s left" in events[-1][2]
+    now[0] = 2.05
+    lp.update("converting", 0.6, "too soon")  # rate-limited within a stage
+    assert events[-1][2].startswith("half")
+    lp.update("loading", 0.0, "next stage")  # a new stage always reports
+    assert events[-1][0] == "loading" and events[-1][1] == 0.9
+    now[0] = 3.0
+    assert lp.finish("model") == 3.0 and events[-1] == ("loaded", 1.0, "model loaded in 3.0 s")

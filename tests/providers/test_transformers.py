@@ -268,7 +268,7 @@ def test_local_list_models_has_the_bundled_model_and_recent_ones(local_ctx: Any,
     assert models[0].state == "available"
     progress: list[Progress] = []
     run(provider.load(str(tiny_model), on_progress=progress.append))
-    assert progress and progress[-1].phase == "ready"
+    assert progress and progress[-1].phase == "loaded"
     assert local_ctx.settings.recent_local_models == [f"local:{tiny_model}"]
     listed = {m.ref.name: m for m in run(provider.list_models())}
     assert listed[str(tiny_model)].state == "ready"
