@@ -85,11 +85,13 @@ def prebuilt_dirs() -> list[Path]:
     return [*found, default_prebuilt_dir()]
 
 
-def prepare(target: Path | None = None) -> Path:
+def prepare(target: Path | None = None, quantized_only: bool = False) -> Path:
     """Convert the bundled GGUF and write its default quantized copy under ``target`` (once).
 
     Run by scripts/setup.sh and the installer build, so that a fresh profile loads the
     bundled model in about a second instead of converting it (~20 s) at the first answer.
+    ``quantized_only`` drops the float32 weights (540 MB) afterwards: the installer ships
+    the default variant only, and other dtypes convert into the user's cache when chosen.
     """
     from app.core.settings import LocalModelSettings
     from app.providers.local_loading import convert_gguf, file_sha256, gguf_cache_dir, pick_dtype
@@ -103,6 +105,8 @@ def prepare(target: Path | None = None) -> Path:
         convert_gguf(gguf, folder)
     variant = pick_dtype(LocalModelSettings(), "cpu")
     load_quantized(folder, variant, target, sha, False)  # writes quantized-<variant>-v*.safetensors once
+    if quantized_only:
+        (folder / "model.safetensors").unlink(missing_ok=True)
     for path in (folder.parent, folder, *folder.iterdir()):  # readable by every user of an installed app
         path.chmod(0o755 if path.is_dir() else 0o644)
     return folder
@@ -130,10 +134,11 @@ def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m app.providers.bundled", description=prepare.__doc__)
     ap.add_argument("command", choices=["prepare"])
     ap.add_argument("--target", type=Path, help=f"default: {default_prebuilt_dir()}")
+    ap.add_argument("--quantized-only", action="store_true", help="keep only the default quantized copy (installers)")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     try:
-        folder = prepare(args.target)
+        folder = prepare(args.target, args.quantized_only)
     except ModelNotFound as exc:
         print(f"bundled model: {exc.user_message()}")
         return 1

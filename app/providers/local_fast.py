@@ -312,14 +312,17 @@ def _parent(layer: Any, fused_name: str) -> Any:
 class ThreadTuner:
     """Picks torch's thread count from what is free now, by timing real decode steps.
 
-    The first decode steps of every generation run in turn with each candidate count
+    The first decode steps of a generation run in turn with each candidate count
     (``PROBE_ROUNDS`` each); the rest of the generation uses the fastest, preferring fewer
     threads when within 5%. On a 2-core machine the candidates are 1 and 2: two threads
-    win on an idle machine, one when another process keeps the second core busy.
+    win on an idle machine, one when another process keeps the second core busy (then a
+    step on two threads can take 10x longer, so a higher count that lost by more than 30%
+    is probed again only after ``BACKOFF`` generations).
     """
 
     PROBE_ROUNDS = 2
     SKIP = 1  # the first decode step after the prefill is not representative
+    BACKOFF = 4
 
     def __init__(self, cpu_count: int | None = None) -> None:
         n = max(1, cpu_count or os.cpu_count() or 1)
@@ -327,30 +330,41 @@ class ThreadTuner:
         self.best = self.candidates[-1]
         self.history: list[dict[int, float]] = []  # per generation: median seconds per step
         self._samples: dict[int, list[float]] = {}
+        self._probe: list[int] = []
+        self._rested: dict[int, int] = {}  # candidate -> generations left before probing it again
+        self.generations = 0
 
     def start(self) -> int:
-        """A generation starts: threads for the prefill (the last choice)."""
-        self._samples = {c: [] for c in self.candidates}
+        """A generation starts: choose what to probe; threads for the prefill (the last choice)."""
+        self.generations += 1
+        probe = [c for c in self.candidates if self._rested.get(c, 0) <= 0 or c == self.best]
+        for c in self.candidates:
+            self._rested[c] = max(0, self._rested.get(c, 0) - 1)
+        self._probe = probe if len(probe) > 1 else []
+        self._samples = {c: [] for c in self._probe}
         return self.best
 
     def threads_for(self, step: int) -> int:
         """Threads for decode step ``step`` (0-based) of this generation."""
         probe = step - self.SKIP
-        if 0 <= probe < self.PROBE_ROUNDS * len(self.candidates) and len(self.candidates) > 1:
-            return self.candidates[probe % len(self.candidates)]
+        if 0 <= probe < self.PROBE_ROUNDS * len(self._probe):
+            return self._probe[probe % len(self._probe)]
         return self.best
 
     def record(self, step: int, threads: int, seconds: float) -> None:
         """The time of decode step ``step`` run with ``threads``; decides after the probes."""
         probe = step - self.SKIP
-        total = self.PROBE_ROUNDS * len(self.candidates)
-        if not 0 <= probe < total or len(self.candidates) == 1:
+        total = self.PROBE_ROUNDS * len(self._probe)
+        if not 0 <= probe < total or threads not in self._samples:
             return
         self._samples[threads].append(seconds)
         if probe == total - 1:
             medians = {c: statistics.median(v) for c, v in self._samples.items() if v}
             fastest = min(medians.values())
             self.best = min(c for c, t in medians.items() if t <= fastest * 1.05)
+            for c, t in medians.items():
+                if c > self.best and t > fastest * 1.3:  # more threads collapsed: rest them a while
+                    self._rested[c] = self.BACKOFF
             self.history.append(medians)
             log.debug("threads: %s -> %d", {c: round(t * 1000, 2) for c, t in medians.items()}, self.best)
 

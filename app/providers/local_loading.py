@@ -283,12 +283,23 @@ def expects_conversion(gguf: Path, cache_root: Path) -> bool:
     return True
 
 
-def gguf_folder(gguf: Path, cache_root: Path, progress: ProgressFn | None = None) -> tuple[Path, bool]:
-    """The safetensors folder for ``gguf`` (prebuilt, cached or converted now) and whether it existed."""
+def gguf_folder(
+    gguf: Path, cache_root: Path, progress: ProgressFn | None = None, variant: str | None = None
+) -> tuple[Path, bool]:
+    """The safetensors folder for ``gguf`` (prebuilt, cached or converted now) and whether it existed.
+
+    A prebuilt folder (setup / installer build) may hold only the quantized copy of the
+    default variant, without the full weights: it serves ``variant`` when that copy is there.
+    """
+    from app.providers.local_quant_cache import quant_file_name
+
     sha = _known_sha(gguf, cache_root, progress)
     for root in prebuilt_dirs():  # converted at setup / build time (read-only)
-        if (gguf_cache_dir(root, sha) / "config.json").is_file():
-            return gguf_cache_dir(root, sha), True
+        folder = gguf_cache_dir(root, sha)
+        if (folder / "config.json").is_file() and (
+            (folder / "model.safetensors").is_file() or (variant is not None and (folder / quant_file_name(variant)).is_file())
+        ):
+            return folder, True
     target = gguf_cache_dir(cache_root, sha)
     if (target / "config.json").is_file():
         return target, True
@@ -344,7 +355,8 @@ def load_model(
         kwargs["local_files_only"] = True  # cached, or downloaded just now
     elif source.kind == "gguf":
         try:
-            location, _ = gguf_folder(Path(source.location), cache_root, stage)
+            variant = dtype_name if dtype_name in QUANT_VARIANTS else None
+            location, _ = gguf_folder(Path(source.location), cache_root, stage, variant)
         except ModelLoadError:
             raise
         except Exception as exc:

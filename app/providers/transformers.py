@@ -55,6 +55,9 @@ class _LocalBase:
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
         self.last_stats: GenStats | None = None
+        # seconds the model load of the last stream()/load() took; None when it was loaded already
+        # (the same figure ends the last Progress: phase "loaded", "... loaded in N s")
+        self.last_load_seconds: float | None = None
         self._tokenizers: dict[str, Any] = {}
         self._token_dirs: dict[str, str] = {}
         self._flags: set[CancelFlag] = set()
@@ -114,10 +117,16 @@ class _LocalBase:
                 except RuntimeError:
                     pass
 
+        def job(rt: LocalRuntime) -> Any:
+            before = rt.loaded
+            loaded = rt.load(source, progress)
+            return loaded, loaded is not before
+
         try:
-            loaded = await self._on_worker(lambda rt: rt.load(source, progress))
+            loaded, fresh = await self._on_worker(job)
         finally:
             self._collect_garbage()
+        self.last_load_seconds = loaded.load_seconds if fresh else None
         self._after_load(source, loaded.folder)
         return self.model_info(model)
 
@@ -171,13 +180,18 @@ class _LocalBase:
         self._flags.add(flag)
 
         folder: list[str] = []
+        self.last_load_seconds = None
 
         def job() -> None:
             try:
                 if flag.is_set():
                     return
                 rt = self._runtime()
-                folder.append(rt.load(source, lambda p, f, m: sink.put(Progress(p, f, m))).folder)
+                before = rt.loaded
+                loaded = rt.load(source, lambda p, f, m: sink.put(Progress(p, f, m)))
+                folder.append(loaded.folder)
+                if loaded is not before:
+                    self.last_load_seconds = loaded.load_seconds
                 rt.apply_request_adapters(request.adapters)
                 if flag.is_set():  # stopped while loading: no prefill, the worker is free at once
                     sink.put(Finished("cancelled"))

@@ -54,10 +54,12 @@ def test_gguf_is_converted_once_then_loaded_from_the_cache(
     assert progress[-1].message.startswith("tiny loaded in ")
     seconds = provider.worker.call(lambda: provider._runtime().loaded.load_seconds)
     assert 0.0 < seconds and f"loaded in {seconds:.1f} s" in progress[-1].message
+    assert provider.last_load_seconds == seconds  # readable by the caller, apart from the first token
     sha = local_loading.file_sha256(tiny_gguf)
     cache = local_loading.gguf_cache_dir(local_ctx.paths.cache_dir, sha)
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in cache.iterdir()}
     assert [p.name for p in cache.parent.iterdir() if p.is_dir()] == [sha]  # no temp folder left behind
+    assert text == run(answer(provider, str(tiny_gguf)))[0] and provider.last_load_seconds is None  # no load this time
     assert text == run(answer(provider, str(tiny_model)))[0]  # same weights as the folder model
 
     def no_conversion(*_a: Any, **_k: Any) -> Path:
