@@ -161,10 +161,10 @@ def test_thread_tuner_measures_each_count_and_prefers_fewer_threads() -> None:
     assert generation({1: 0.020, 2: 0.0195}) == 1  # within 5%: keep a core free
     assert generation({1: 0.020, 2: 0.200}) == 1  # the other core is busy: two collapse...
     probed = []
-    for _ in range(ThreadTuner.BACKOFF):  # ...and are not tried again for a few generations
+    for _ in range(ThreadTuner.BACKOFF + 1):  # ...and are not tried again for a few generations
         tuner.start()
         probed.append(sorted({tuner.threads_for(step) for step in range(10)}))
-    assert probed[:-1] == [[1]] * (ThreadTuner.BACKOFF - 1) and probed[-1] == [1, 2]
+    assert probed[:-1] == [[1]] * ThreadTuner.BACKOFF and probed[-1] == [1, 2]
     assert ThreadTuner(cpu_count=16).candidates == [8, 15, 16]
     assert ThreadTuner(cpu_count=1).candidates == [1]
 
