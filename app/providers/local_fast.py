@@ -312,7 +312,8 @@ def _parent(layer: Any, fused_name: str) -> Any:
 class ThreadTuner:
     """Picks torch's thread count from what is free now, by timing real decode steps.
 
-    The first decode steps of a generation run in turn with each candidate count
+    Counts above what the load average leaves free are not tried. The first decode steps
+    of a generation run in turn with each remaining candidate count
     (``PROBE_ROUNDS`` each); the rest of the generation uses the fastest, preferring fewer
     threads when within 5%. On a 2-core machine the candidates are 1 and 2: two threads
     win on an idle machine, one when another process keeps the second core busy (then a
@@ -324,20 +325,34 @@ class ThreadTuner:
     SKIP = 1  # the first decode step after the prefill is not representative
     BACKOFF = 4
 
-    def __init__(self, cpu_count: int | None = None) -> None:
+    def __init__(self, cpu_count: int | None = None, load: Callable[[], float] | None = None) -> None:
         n = max(1, cpu_count or os.cpu_count() or 1)
+        self.cpu_count = n
         self.candidates = sorted({1, n} if n <= 2 else {max(1, n // 2), n - 1, n})
-        self.best = self.candidates[-1]
+        self.best = self.candidates[0]
+        self._load = load or (lambda: os.getloadavg()[0])
         self.history: list[dict[int, float]] = []  # per generation: median seconds per step
         self._samples: dict[int, list[float]] = {}
         self._probe: list[int] = []
         self._rested: dict[int, int] = {}  # candidate -> generations left before probing it again
         self.generations = 0
 
+    def free_cores(self) -> int:
+        """Cores the 1-minute load average leaves free, counting our own one generation thread."""
+        try:
+            load = self._load()
+        except OSError:
+            return self.cpu_count
+        return max(1, min(self.cpu_count, round(self.cpu_count - load + 1)))
+
     def start(self) -> int:
         """A generation starts: choose what to probe; threads for the prefill (the last choice)."""
         self.generations += 1
-        probe = [c for c in self.candidates if self._rested.get(c, 0) <= 0 or c == self.best]
+        free = self.free_cores()  # never probe more threads than the load leaves cores for
+        probe = [c for c in self.candidates
+                 if c == self.candidates[0] or (c <= free and (self._rested.get(c, 0) <= 0 or c == self.best))]
+        if self.best not in probe:
+            self.best = max(probe)
         for c in self.candidates:
             self._rested[c] = max(0, self._rested.get(c, 0) - 1)
         self._probe = probe if len(probe) > 1 else []

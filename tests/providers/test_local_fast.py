@@ -147,8 +147,9 @@ def test_quantized_copy_is_cached_by_source_and_variant(
 def test_thread_tuner_measures_each_count_and_prefers_fewer_threads() -> None:
     from app.providers.local_fast import ThreadTuner
 
-    tuner = ThreadTuner(cpu_count=2)
-    assert tuner.candidates == [1, 2]
+    load = [0.2]
+    tuner = ThreadTuner(cpu_count=2, load=lambda: load[0])
+    assert tuner.candidates == [1, 2] and tuner.start() == 1  # the first prefill: the fewest
 
     def generation(seconds: dict[int, float]) -> int:
         tuner.start()
@@ -165,7 +166,12 @@ def test_thread_tuner_measures_each_count_and_prefers_fewer_threads() -> None:
         tuner.start()
         probed.append(sorted({tuner.threads_for(step) for step in range(10)}))
     assert probed[:-1] == [[1]] * ThreadTuner.BACKOFF and probed[-1] == [1, 2]
+    load[0] = 2.5  # other processes keep both cores busy: two threads are not even tried
+    assert generation({1: 0.020, 2: 0.012}) == 1
+    load[0] = 1.2  # our own generation thread and a little more: the second core is free
+    assert generation({1: 0.020, 2: 0.012}) == 2
     assert ThreadTuner(cpu_count=16).candidates == [8, 15, 16]
+    assert ThreadTuner(cpu_count=16, load=lambda: 9.0).free_cores() == 8
     assert ThreadTuner(cpu_count=1).candidates == [1]
 
 
