@@ -137,10 +137,14 @@ class FastDecoder:
 
         if needed <= self.capacity:
             return
-        cap = min(self.max_positions, ((needed + CACHE_STEP - 1) // CACHE_STEP) * CACHE_STEP)
+        cap = max(needed, min(self.max_positions, ((needed + CACHE_STEP - 1) // CACHE_STEP) * CACHE_STEP))
         n = len(self.layers)
-        self.k_cache = torch.zeros(n, self.kv_heads, cap, self.head_dim, dtype=self.dtype)
-        self.v_cache = torch.zeros(n, self.kv_heads, cap, self.head_dim, dtype=self.dtype)
+        k_cache = torch.zeros(n, self.kv_heads, cap, self.head_dim, dtype=self.dtype)
+        v_cache = torch.zeros(n, self.kv_heads, cap, self.head_dim, dtype=self.dtype)
+        if self.capacity:  # growing mid-generation: keep what is cached
+            k_cache[:, :, : self.capacity].copy_(self.k_cache)
+            v_cache[:, :, : self.capacity].copy_(self.v_cache)
+        self.k_cache, self.v_cache = k_cache, v_cache
         pos = torch.arange(cap).unsqueeze(0)
         cos, sin = self.rotary(torch.zeros(1, dtype=self.dtype), pos)
         half = self.head_dim // 2
@@ -148,6 +152,10 @@ class FastDecoder:
         self.cos = cos[0].to(self.dtype).unsqueeze(1)  # [cap, 1, head_dim]
         self.sin = torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).unsqueeze(1)  # rotate_half's signs
         self.capacity = cap
+
+    def reserve(self, positions: int) -> None:
+        """Make room in the static cache for ``positions`` tokens (before a generation)."""
+        self._ensure_capacity(positions)
 
     # --- the step ----------------------------------------------------------------------------
     def forward(self, ids: Any, pos: int) -> Any:
@@ -414,6 +422,7 @@ def fast_generate(
         torch.manual_seed(params.seed)
     history = torch.tensor([ids], dtype=torch.long)
     generated: list[int] = []
+    decoder.reserve(len(ids) + max_new)
     streamer.put(history)
     if tuner is not None:
         torch.set_num_threads(tuner.start())

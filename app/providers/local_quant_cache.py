@@ -68,6 +68,16 @@ def load_cached(paths: list[Path], config: Any, source_key: str) -> tuple[Any, Q
     return None
 
 
+def writable(paths: list[Path], cache_root: Path) -> list[Path]:
+    """The candidates a copy may be written to: never into a prebuilt folder, unless that is
+    the cache being filled (``python -m app.providers.bundled prepare``)."""
+    from app.providers.bundled import prebuilt_dirs
+
+    roots = [r.resolve() for r in prebuilt_dirs()]
+    cache = cache_root.resolve()
+    return [p for p in paths if p.resolve().is_relative_to(cache) or not any(p.resolve().is_relative_to(r) for r in roots)]
+
+
 def store(paths: list[Path], quantized: QuantizedModel, model: Any, source_key: str) -> Path | None:
     """Write the copy to the first writable place; None when none is (only a speed-up)."""
     from app.providers.local_quant import save_packed
@@ -118,7 +128,7 @@ def load_quantized(
         raise ValueError("not a Llama-style decoder")
     model.eval()
     quantized = quantize_model(model, variant, progress)
-    written = store(paths, quantized, model, key)
+    written = store(writable(paths, cache_root), quantized, model, key)
     if written is None:
         log.warning("no writable place for the quantized copy of %s; the next load quantizes again", location)
     return model, quantized, False

@@ -74,6 +74,18 @@ def test_lean_step_matches_the_quantized_transformers_forward(tiny_model: Path, 
         steps = [fast.forward(ids[:4], 0)] + [fast.forward(ids[i : i + 1], i) for i in range(4, 8)]
     for i, logits in zip(range(3, 8), steps, strict=True):  # the static cache: one token at a time
         assert relative(logits, prefill[i]) < 0.01
+    from app.providers import local_fast
+
+    small = FastDecoder(model, quantized)
+    small.max_positions = 4096
+    with torch.inference_mode():  # the cache grows past its first size mid-way and keeps its contents
+        local_fast_step, local_fast.CACHE_STEP = local_fast.CACHE_STEP, 4
+        try:
+            grown = [small.forward(ids[:3], 0)] + [small.forward(ids[i : i + 1], i) for i in range(3, 8)]
+        finally:
+            local_fast.CACHE_STEP = local_fast_step
+    assert small.capacity == 8
+    assert relative(grown[-1], prefill[7]) < 0.01
 
 
 def test_fast_path_is_the_cpu_default_streams_and_stops(local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> None:

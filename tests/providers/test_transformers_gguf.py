@@ -99,6 +99,10 @@ def test_a_conversion_made_at_setup_is_found_by_a_fresh_profile(
     folder = provider.worker.call(lambda: provider._runtime().loaded.folder)
     assert Path(folder).parent.parent == prebuilt
     assert not (local_ctx.paths.cache_dir / "gguf" / sha).exists()
+    local_ctx.settings.local.dtype = "int8"  # its quantized copy goes to the profile's cache, never into prebuilt/
+    assert run(answer(provider, str(tiny_gguf)))[0]
+    assert not list(prebuilt.rglob("quantized-*"))
+    assert list((local_ctx.paths.cache_dir / "gguf" / sha).glob("quantized-int8-*.safetensors"))
 
 
 def test_interrupted_conversion_leaves_no_cache(
