@@ -2,7 +2,7 @@
 
 Prints, all measured in this run (rounds alternate, so background load hits every row alike):
 - decode tok/s of raw bf16 ``model.generate``, of the provider on each dtype (bfloat16 on
-  transformers' ``generate``; int8, int4 and int4-mlp on the fast path) and of the default
+  transformers' ``generate``; int8, int4 and int4-qkv8 on the fast path) and of the default
   (``dtype: auto``), each with the threads used;
 - with ``llama-cpp-python`` importable: llama.cpp's own decode tok/s on the same GGUF
   (its default threads, and all cores) as the anchor, and ``python -m app ask -m
@@ -50,7 +50,7 @@ QUESTIONS = (
     "Who wrote Romeo and Juliet?",
 )
 EVAL_TEXT = Path(__file__).resolve().parent / "data" / "eval_text.txt"
-VARIANTS = ("bfloat16", "int8", "int4", "int4-mlp")
+VARIANTS = ("bfloat16", "int8", "int4", "int4-qkv8")
 
 
 def make(cache: Path, dtype: str, threads: int | None) -> tuple[LocalProvider, ProviderContext]:

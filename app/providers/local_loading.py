@@ -116,11 +116,11 @@ def pick_device(settings: LocalModelSettings) -> str:
     return "cpu"
 
 
-# Measured in benchmarks/bench_local.py (README): int4 MLP weights (groups of 32) with int8
-# attention and lm_head, on the lean decode step, are ~3x bf16 ``generate`` with perplexity
-# within 0.3% of bf16; all-int4 is a little faster but flips SmolLM2's near-tie on "capital of France".
-CPU_DEFAULT_DTYPE = "int4-mlp"
-QUANT_VARIANTS = ("int8", "int4", "int4-mlp")
+# Measured in benchmarks/bench_local.py (README): int8 q/k/v and int4 (groups of 32) elsewhere,
+# on the lean decode step, are ~3-4x bf16 ``generate`` with perplexity within 1% of bf16;
+# all-int4 is a little faster but flips SmolLM2's near-tie on "capital of France".
+CPU_DEFAULT_DTYPE = "int4-qkv8"
+QUANT_VARIANTS = ("int8", "int4", "int4-qkv8")
 
 
 def pick_dtype(settings: LocalModelSettings, device: str) -> str:

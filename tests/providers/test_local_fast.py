@@ -16,7 +16,7 @@ from app.providers import local_quant
 from app.providers.transformers import LocalProvider
 
 MSGS = (ChatMessage("user", "hello world, what is the capital?"),)
-VARIANTS = ["int8", "int4", "int4-mlp"]
+VARIANTS = ["int8", "int4", "int4-qkv8"]
 
 
 def request(model: Path, **params: Any) -> GenerationRequest:
@@ -97,7 +97,7 @@ def test_fast_path_is_the_cpu_default_streams_and_stops(local_ctx: Any, tiny_mod
     provider = LocalProvider(local_ctx)
     text, events = run(collect(provider, request(tiny_model, max_tokens=12)))
     loaded = provider.worker.call(lambda: provider._runtime().loaded)
-    assert loaded.dtype == "int4-mlp" and loaded.fast is not None
+    assert loaded.dtype == "int4-qkv8" and loaded.fast is not None
     assert events[-1] == Finished("length")
     usage = next(e for e in events if isinstance(e, UsageReport))
 

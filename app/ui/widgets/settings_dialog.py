@@ -290,10 +290,10 @@ class SettingsDialog(QDialog):
         self._device.addItems(["auto", "cpu", "cuda", "mps"])
         self._device.setCurrentText(local.device)
         self._dtype = QComboBox()
-        self._dtype.addItems(["auto", "float32", "bfloat16", "float16", "int8", "int4", "int4-mlp"])
+        self._dtype.addItems(["auto", "float32", "bfloat16", "float16", "int8", "int4", "int4-qkv8"])
         self._dtype.setCurrentText(local.dtype)
-        self._dtype.setToolTip("auto: int4-mlp on the CPU (int4 MLP, int8 attention; the fast path), "
-                               "bfloat16 on a GPU. int8/int4/int4-mlp run on the CPU only.")
+        self._dtype.setToolTip("auto: int4-qkv8 on the CPU (int8 q/k/v, int4 elsewhere; the fast path), "
+                               "bfloat16 on a GPU. int8/int4/int4-qkv8 run on the CPU only.")
         self._threads = QSpinBox()
         self._threads.setRange(0, 256)
         self._threads.setSpecialValueText("auto")
