@@ -1,29 +1,37 @@
-"""Local generation speed with the bundled SmolLM2 (CPU): provider vs raw ``generate``.
+"""Local generation speed and quality with the bundled SmolLM2 on the CPU, in one run.
 
-Prints, all measured in this run:
-- the bundled model's first load (GGUF -> safetensors conversion) and later loads, in seconds;
-- tokens/s of plain ``model.generate`` and of the provider's stream on the same model object
-  with the same settings (greedy, N new tokens), and their ratio (target >= 0.95);
-- variants: float32 vs bfloat16 weights, int8 dynamic quantisation (per tensor, and per
-  channel = the ``dtype: int8`` setting), static KV cache, 1 vs 2 torch threads - each with
-  an answer-quality check ("Paris"); ``--quality`` adds five prompts per dtype.
+Prints, all measured in this run (rounds alternate, so background load hits every row alike):
+- decode tok/s of raw bf16 ``model.generate``, of the provider on each dtype (bfloat16 on
+  transformers' ``generate``; int8, int4 and int4-qkv8 on the fast path) and of the default
+  (``dtype: auto``), each with the threads used;
+- with ``llama-cpp-python`` importable: llama.cpp's own decode tok/s on the same GGUF
+  (its default threads, and all cores) as the anchor, and ``python -m app ask -m
+  local:smollm2 --json`` (the shipped defaults, a fresh profile per run) next to it;
+- perplexity of each dtype on benchmarks/data/eval_text.txt (~460 tokens);
+- greedy answers of each dtype to five fixed questions;
+- on the fast path: LoRA switch time and tok/s with one adapter and with two (scaled) / base;
+- load times: first (quantize + write the cache) and second (from the quantized cache).
 
-Usage: python benchmarks/bench_local.py [--tokens 256] [--repeats 3] [--threads 1] [--quick]
+Usage: python -m benchmarks.bench_local [--tokens 128] [--rounds 3] [--no-anchor] [--no-ask]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from app.core.events import TextDelta, UsageReport  # noqa: E402
 from app.core.paths import AppPaths  # noqa: E402
@@ -34,9 +42,19 @@ from app.providers.transformers import LocalProvider  # noqa: E402
 
 LONG = (ChatMessage("user", "Write a long, detailed story about a dragon who learns to bake bread."),)
 PARIS = (ChatMessage("user", "What is the capital of France?"),)
+QUESTIONS = (
+    "What is the capital of France?",
+    "What is 12 plus 7?",
+    "Name three primary colors.",
+    "Translate 'good morning' into Spanish.",
+    "Who wrote Romeo and Juliet?",
+)
+EVAL_TEXT = Path(__file__).resolve().parent / "data" / "eval_text.txt"
+VARIANTS = ("bfloat16", "int8", "int4", "int4-qkv8")
 
 
-def make(cache: Path, dtype: str, threads: int) -> tuple[LocalProvider, ProviderContext]:
+def make(cache: Path, dtype: str, threads: int | None) -> tuple[LocalProvider, ProviderContext]:
+    """A local provider on the CPU with ``dtype`` whose folders live under ``cache``."""
     paths = AppPaths(cache / "config", cache / "data", cache / "cache").ensure()
     settings = Settings(local=LocalModelSettings(device="cpu", dtype=dtype, threads=threads))  # type: ignore[arg-type]
     ctx = ProviderContext(settings=settings, secrets=None, paths=paths)  # type: ignore[arg-type]
@@ -44,148 +62,281 @@ def make(cache: Path, dtype: str, threads: int) -> tuple[LocalProvider, Provider
 
 
 def close(ctx: ProviderContext) -> None:
+    """Stop the context's model worker."""
     worker = ctx.extra.pop("model_worker", None)
     if worker is not None:
         worker.close()  # type: ignore[attr-defined]
 
 
 async def stream_once(provider: LocalProvider, msgs: Any, tokens: int, extras: dict[str, Any] | None = None) -> tuple[str, int, float]:
+    """(text, completion tokens, seconds) of one greedy stream."""
+    text, n, total, _ = await stream_timed(provider, msgs, tokens, extras)
+    return text, n, total
+
+
+async def stream_timed(provider: LocalProvider, msgs: Any, tokens: int, extras: dict[str, Any] | None = None) -> tuple[str, int, float, float]:
+    """(text, completion tokens, total seconds, decode tok/s after the first token)."""
     req = GenerationRequest(ModelRef("local", "smollm2"), msgs, GenerationParams(temperature=0.0, max_tokens=tokens, extras=extras or {}))
     start = time.perf_counter()
+    first: float | None = None
     parts: list[str] = []
     n = 0
     async for e in provider.stream(req):
         if isinstance(e, TextDelta):
+            first = first or time.perf_counter()
             parts.append(e.text)
         elif isinstance(e, UsageReport):
             n = e.completion_tokens
-    return "".join(parts), n, time.perf_counter() - start
+    end = time.perf_counter()
+    decode = (n - 1) / (end - first) if first and n > 1 and end > first else 0.0
+    return "".join(parts), n, end - start, decode
 
 
-def raw_once(provider: LocalProvider, msgs: Any, tokens: int, extras: dict[str, Any] | None = None) -> tuple[int, float]:
+def raw_generate(provider: LocalProvider, tokens: int) -> float:
+    """Decode tok/s of plain ``model.generate`` (bf16) on the provider's model: (N-1) / (t(N) - t(1))."""
     import torch
 
     from app.providers.local_generation import prompt_ids
 
-    def job() -> tuple[int, float]:
+    def job() -> float:
         loaded = provider._runtime().loaded
         assert loaded is not None
-        ids = torch.tensor([prompt_ids(loaded.tokenizer, msgs)])
-        start = time.perf_counter()
-        with torch.inference_mode():
-            out = loaded.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens,
-                                        do_sample=False, temperature=None, top_p=None, top_k=None,
-                                        pad_token_id=loaded.tokenizer.eos_token_id, **(extras or {}))
-        return out.shape[1] - ids.shape[1], time.perf_counter() - start
+        ids = torch.tensor([prompt_ids(loaded.tokenizer, LONG)])
+        times = []
+        for n in (1, tokens):
+            start = time.perf_counter()
+            with torch.inference_mode():
+                loaded.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
+                                      do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=loaded.tokenizer.eos_token_id)
+            times.append(time.perf_counter() - start)
+        return (tokens - 1) / (times[1] - times[0])
 
     return provider.worker.call(job)
 
 
-def bench_loads(root: Path) -> None:
-    times = []
-    for i in range(4):
-        provider, ctx = make(root, "float32", 1)
-        start = time.perf_counter()
-        asyncio.run(provider.load("smollm2"))
-        times.append(time.perf_counter() - start)
-        close(ctx)
-        print(f"  load {i + 1}: {times[-1]:.2f} s" + ("  (GGUF parse + conversion)" if i == 0 else "  (safetensors cache)"), flush=True)
-    print(f"bundled load: first {times[0]:.1f} s, later median {statistics.median(times[1:]):.2f} s "
-          f"({times[0] / statistics.median(times[1:]):.0f}x faster)")
+def threads_used(provider: LocalProvider) -> str:
+    """The thread count the last generation used (the tuner's choice on the fast path)."""
+    def job() -> str:
+        import torch
+
+        rt = provider._runtime()
+        if rt.tuner is not None and rt.tuner.history:
+            last = rt.tuner.history[-1]
+            return f"{rt.tuner.best} (tuned: " + ", ".join(f"{c}: {t * 1000:.1f} ms" for c, t in last.items()) + ")"
+        return str(torch.get_num_threads())
+
+    return provider.worker.call(job)
 
 
-def bench_ratio(root: Path, dtype: str, threads: int, tokens: int, repeats: int) -> float:
-    provider, ctx = make(root, dtype, threads)
-    asyncio.run(provider.load("smollm2"))
-    raw_once(provider, LONG, 8)  # warm-up
-    raw, prov = [], []
-    for _ in range(repeats):
-        n, dt = raw_once(provider, LONG, tokens)
-        raw.append(n / dt)
-        _, m, dt2 = asyncio.run(stream_once(provider, LONG, tokens))
-        prov.append(m / dt2)
-    close(ctx)
-    r, p = statistics.median(raw), statistics.median(prov)
-    print(f"{dtype:>9} threads={threads}: raw generate {r:5.1f} tok/s, provider stream {p:5.1f} tok/s, "
-          f"ratio {p / r:.3f}  ({n} tokens, median of {repeats})", flush=True)
-    return r
-
-
-def quality(provider: LocalProvider) -> str:
-    text, _, _ = asyncio.run(stream_once(provider, PARIS, 30))
-    return ("OK  " if "Paris" in text else "BAD ") + repr(text[:50])
-
-
-def bench_variants(root: Path, tokens: int, base_tps: float) -> None:
+def perplexity(provider: LocalProvider) -> float:
+    """Perplexity on the shipped text, computed by the code that generates (lean step or forward)."""
     import torch
 
-    for label, dtype, threads, extras, quant in [
-        ("float32", "float32", 1, None, ""),
-        ("bfloat16", "bfloat16", 1, None, ""),
-        ("int8 dynamic per-tensor", "float32", 1, None, "tensor"),
-        ("int8 per-channel (dtype=int8)", "int8", 1, None, ""),
-        ("float32 + static cache", "float32", 1, {"cache_implementation": "static"}, ""),
-        ("bfloat16, 2 threads", "bfloat16", 2, None, ""),
-    ]:
-        provider, ctx = make(root, dtype, threads)
-        asyncio.run(provider.load("smollm2"))
-        if quant:
-            def q(provider: LocalProvider = provider) -> None:
-                from torch.ao.quantization import quantize_dynamic
+    text = EVAL_TEXT.read_text(encoding="utf-8")
 
-                rt = provider._runtime()
-                rt.loaded.model = quantize_dynamic(rt.loaded.model, {torch.nn.Linear}, dtype=torch.qint8)
-            provider.worker.call(q)
-        asyncio.run(stream_once(provider, LONG, 8, extras))  # warm-up
-        _, n, dt = asyncio.run(stream_once(provider, LONG, tokens, extras))
-        tps = n / dt
-        print(f"  {label:<26} {tps:5.1f} tok/s  x{tps / base_tps:.2f} vs fp32 raw  quality {quality(provider)}", flush=True)
+    def job() -> float:
+        loaded = provider._runtime().loaded
+        assert loaded is not None
+        ids = torch.tensor(loaded.tokenizer(text)["input_ids"])
+        with torch.inference_mode():
+            if loaded.fast is not None:
+                logits = loaded.fast.all_logits(ids)
+            else:
+                logits = loaded.model(ids[None]).logits[0].float()
+        return math.exp(float(torch.nn.functional.cross_entropy(logits[:-1], ids[1:])))
+
+    return provider.worker.call(job)
+
+
+def answers(provider: LocalProvider) -> list[str]:
+    """Greedy answers (24 tokens) to the five questions."""
+    return [asyncio.run(stream_once(provider, (ChatMessage("user", q),), 24))[0] for q in QUESTIONS]
+
+
+def timed_load(provider: LocalProvider) -> float:
+    start = time.perf_counter()
+    asyncio.run(provider.load("smollm2"))
+    return time.perf_counter() - start
+
+
+# --- llama.cpp and the CLI, each in its own process (llama.cpp and torch bring their own OpenMP) ---
+LLAMA_WORKER = r"""
+import json, sys, time
+from llama_cpp import Llama
+path, tokens, threads, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+kw = {"n_threads": threads} if threads > 0 else {}
+if batch > 0:
+    kw.update(n_batch=batch, n_ubatch=batch)
+llm = Llama(model_path=path, n_ctx=2048, verbose=False, **kw)
+msgs = [{"role": "user", "content": sys.argv[5]}]
+llm.create_chat_completion(msgs, max_tokens=8, temperature=0.0)
+llm.reset()
+first = None; n = 0; start = time.perf_counter()
+for chunk in llm.create_chat_completion(msgs, max_tokens=tokens, temperature=0.0, stream=True):
+    if chunk["choices"][0]["delta"].get("content"):
+        n += 1; first = first or time.perf_counter()
+end = time.perf_counter()
+print(json.dumps({"tok_s": (n - 1) / (end - first), "n": n, "threads": llm.n_threads}))
+"""
+
+
+def llama_cpp(gguf: Path, tokens: int, threads: int, batch: int) -> dict[str, Any] | None:
+    """llama.cpp's decode speed (llama-cpp-python in a subprocess); None when it failed."""
+    out = subprocess.run([sys.executable, "-c", LLAMA_WORKER, str(gguf), str(tokens), str(threads), str(batch), LONG[0].content],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        return None
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def ask_cli(home: Path, tokens: int, prompt: str) -> dict[str, Any]:
+    """``python -m app ask -m local:smollm2 --json`` with the shipped defaults in profile ``home``."""
+    env = dict(os.environ, LLM_PLAYGROUND_HOME=str(home))
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "app", "ask", "-m", "local:smollm2", "--json", "--max-tokens", str(tokens), prompt],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    wall = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"ask failed ({out.returncode}): {out.stderr[-500:]}")
+    data = dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    data["wall_s"] = wall
+    return data
+
+
+# --- the sections ---------------------------------------------------------------------------
+def bench_variants(root: Path, tokens: int, rounds: int) -> dict[str, dict[str, Any]]:
+    """Load every dtype (and auto), then alternate: raw generate, each provider, in rounds."""
+    results: dict[str, dict[str, Any]] = {}
+    providers: dict[str, tuple[LocalProvider, ProviderContext]] = {}
+    for dtype in (*VARIANTS, "auto"):
+        provider, ctx = make(root, dtype, None)
+        first = timed_load(provider)
         close(ctx)
-
-
-QUALITY_PROMPTS = (
-    "What is the capital of France?",
-    "What is 12 plus 7?",
-    "Name three primary colors.",
-    "Translate 'good morning' into Spanish.",
-    "Who wrote Romeo and Juliet?",
-)
-
-
-def bench_quality(root: Path) -> None:
-    """Greedy answers (40 tokens) of each dtype to the same five prompts, side by side."""
-    answers: dict[str, list[str]] = {}
-    for dtype in ("float32", "bfloat16", "int8"):
-        provider, ctx = make(root, dtype, 1)
-        answers[dtype] = [asyncio.run(stream_once(provider, (ChatMessage("user", p),), 40))[0] for p in QUALITY_PROMPTS]
+        provider, ctx = make(root, dtype, None)  # a new worker: the second load reads the cache
+        second = timed_load(provider)
+        providers[dtype] = (provider, ctx)
+        asyncio.run(stream_once(provider, LONG, 8))  # warm-up
+        results[dtype] = {"load": (first, second), "tok_s": [], "raw": []}
+    for _ in range(rounds):
+        results["bfloat16"]["raw"].append(raw_generate(providers["bfloat16"][0], tokens))
+        for dtype, (provider, _) in providers.items():
+            _, n, _, decode = asyncio.run(stream_timed(provider, LONG, tokens))
+            results[dtype]["tok_s"].append(decode)
+            results[dtype]["threads"] = threads_used(provider)
+    for dtype, (provider, ctx) in providers.items():
+        if dtype != "auto":
+            results[dtype]["ppl"] = perplexity(provider)
+            results[dtype]["answers"] = answers(provider)
+        else:
+            results[dtype]["variant"] = provider.worker.call(lambda p=provider: p._runtime().loaded.dtype)  # type: ignore[misc]
         close(ctx)
-    for i, prompt in enumerate(QUALITY_PROMPTS):
-        print(f"  {prompt}")
-        for dtype, texts in answers.items():
-            same = "" if dtype == "float32" else ("  (= float32)" if texts[i] == answers["float32"][i] else "  (differs)")
-            print(f"    {dtype:>8}: {texts[i][:80]!r}{same}")
+    return results
+
+
+def bench_adapters(root: Path, tokens: int, rounds: int) -> None:
+    """LoRA on the fast path (dtype auto): switch time, and tok/s with adapters / base."""
+    from benchmarks.bench_lora import make_adapter
+
+    provider, ctx = make(root, "auto", None)
+    asyncio.run(provider.load("smollm2"))
+    folder = provider.worker.call(lambda: provider._runtime().loaded.folder)
+    a = make_adapter(folder, root / "adapter_a", 1)
+    b = make_adapter(folder, root / "adapter_b", 2)
+    asyncio.run(provider.load_adapter(str(a), "first"))
+    asyncio.run(provider.load_adapter(str(b), "second"))
+    switches = []
+    for i in range(10):
+        start = time.perf_counter()
+        asyncio.run(provider.set_active_adapters({"first" if i % 2 else "second": 1.0}))
+        switches.append(time.perf_counter() - start)
+    combos = {"base": {}, "one adapter": {"first": 1.0}, "two, scaled 0.7 + 0.5": {"first": 0.7, "second": 0.5}}
+    speeds: dict[str, list[float]] = {k: [] for k in combos}
+    on_fast: dict[str, bool] = {}
+    asyncio.run(stream_once(provider, LONG, 4))
+    for _ in range(rounds):
+        for label, weights in combos.items():
+            asyncio.run(provider.set_active_adapters(weights))
+            speeds[label].append(asyncio.run(stream_timed(provider, LONG, tokens))[3])
+            on_fast[label] = provider.worker.call(lambda: provider._runtime().loaded.fast.ready)  # type: ignore[union-attr]
+    med = {k: statistics.median(v) for k, v in speeds.items()}
+    print(f"LoRA on the fast path (r=16 on q/k/v/o): switch median {statistics.median(switches) * 1000:.1f} ms "
+          f"(max {max(switches) * 1000:.1f} ms, 10 switches, includes rebuilding the lean step's LoRA matrices)")
+    print("  " + ", ".join(f"{k} {v:.1f} tok/s (x{v / med['base']:.2f}{'' if on_fast[k] else ', generate fallback'})" for k, v in med.items()))
+    close(ctx)
+
+
+def bench_anchor(tokens: int, rounds: int, ask: bool) -> None:
+    """llama.cpp vs ``ask --json`` (default settings, fresh profile with the shipped cache)."""
+    import importlib.util
+
+    from app.providers.bundled import bundled_gguf_path
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        print("llama.cpp anchor: llama-cpp-python is not installed (pip install llama-cpp-python)")
+        return
+    gguf = bundled_gguf_path()
+    batch = 0
+    if llama_cpp(gguf, 4, 0, 0) is None:  # some native builds crash in batched prompt processing
+        batch = 1
+        print("  (llama.cpp crashed with batched prompt processing; measuring with n_batch=1: decode is unchanged)")
+    rows: dict[str, list[float]] = {"llama.cpp default threads": [], f"llama.cpp {os.cpu_count()} threads": []}
+    if ask:
+        rows["ask --json (defaults)"] = []
+    home = Path(tempfile.mkdtemp(prefix="bench-ask-"))
+    first_ask: dict[str, Any] = {}
+    texts: list[str] = []
+    if ask:
+        first_ask = ask_cli(home, 30, PARIS[0].content)  # a fresh profile: the first answer
+        second = ask_cli(home, 30, PARIS[0].content)
+        print(f"ask on a fresh profile: first answer {first_ask['wall_s']:.1f} s, second {second['wall_s']:.1f} s "
+              f"(x{first_ask['wall_s'] / second['wall_s']:.2f}); answer {first_ask['text']!r}")
+    for _ in range(rounds):
+        for label in rows:
+            if label.startswith("ask"):
+                data = ask_cli(home, tokens, LONG[0].content)
+                rows[label].append(float(data["tokens_per_s"] or 0.0))
+                texts.append(str(data["text"]))
+            else:
+                threads = 0 if "default" in label else os.cpu_count() or 1
+                result = llama_cpp(gguf, tokens, threads, batch)
+                rows[label].append(result["tok_s"] if result else float("nan"))
+    anchor = statistics.median(rows["llama.cpp default threads"])
+    print(f"anchor ({tokens} new tokens, greedy, decode tok/s after the first token, median of {rounds} alternating rounds):")
+    for label, values in rows.items():
+        med = statistics.median(values)
+        print(f"  {label:<28} {med:6.1f} tok/s  x{med / anchor:.2f} vs llama.cpp default   ({', '.join(f'{v:.0f}' for v in values)})")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--tokens", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--quick", action="store_true", help="skip the variants")
-    ap.add_argument("--quality", action="store_true", help="also compare answers of each dtype")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-anchor", action="store_true", help="skip llama.cpp and the CLI")
+    ap.add_argument("--no-ask", action="store_true", help="skip the CLI runs next to llama.cpp")
     args = ap.parse_args()
     print(f"CPU cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f} (other work on the machine skews figures)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        bench_loads(root)
-        base = bench_ratio(root, "float32", args.threads, args.tokens, args.repeats)
-        bench_ratio(root, "bfloat16", args.threads, args.tokens, args.repeats)
-        if not args.quick:
-            print(f"variants ({args.tokens} new tokens, greedy, provider stream):")
-            bench_variants(root, args.tokens, base)
-        if args.quality:
-            print("answer quality (greedy, 40 tokens):")
-            bench_quality(root)
+        results = bench_variants(root, args.tokens, args.rounds)
+        base_ppl = results["bfloat16"]["ppl"]
+        raw = statistics.median(results["bfloat16"]["raw"])
+        print(f"speed ({args.tokens} new tokens, greedy, decode tok/s, median of {args.rounds} alternating rounds):")
+        print(f"  {'raw bf16 model.generate':<32} {raw:6.1f} tok/s  x1.00")
+        for dtype in (*VARIANTS, "auto"):
+            r = results[dtype]
+            tps = statistics.median(r["tok_s"])
+            label = f"provider {dtype}" + (f" (= {r['variant']}, the default)" if dtype == "auto" else "")
+            quality = "" if dtype == "auto" else f"  ppl {r['ppl']:.2f} ({(r['ppl'] / base_ppl - 1) * 100:+.1f}% vs bf16)"
+            print(f"  {label:<32} {tps:6.1f} tok/s  x{tps / raw:.2f}{quality}  threads {r['threads']}"
+                  f"  load {r['load'][0]:.1f} s, then {r['load'][1]:.2f} s")
+        print("greedy answers (24 tokens):")
+        for i, question in enumerate(QUESTIONS):
+            print(f"  {question}")
+            for dtype in VARIANTS:
+                print(f"    {dtype:>9}: {results[dtype]['answers'][i][:90]!r}")
+        bench_adapters(root, args.tokens, args.rounds)
+    if not args.no_anchor:
+        bench_anchor(args.tokens, args.rounds, not args.no_ask)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 

@@ -4,9 +4,10 @@
   ``init_lora_weights=False`` and saved) through the provider;
 - time to switch between two loaded adapters (``set_active_adapters``);
 - generation tokens/s with the base model, one adapter unmerged, and the same adapter merged
-  into the weights (peft ``merge_adapter``), each as a ratio to the base.
+  into the weights (peft ``merge_adapter``; not on the quantized fast path), each as a ratio
+  to the base.
 
-Usage: python benchmarks/bench_lora.py [--tokens 128] [--dtype bfloat16] [--threads 1]
+Usage: python benchmarks/bench_lora.py [--tokens 128] [--dtype auto|bfloat16] [--threads 1]
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ REPEATS = 3
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--tokens", type=int, default=128)
-    ap.add_argument("--dtype", default="bfloat16", help="float32 or bfloat16 (the CPU default)")
+    ap.add_argument("--dtype", default="auto", help="auto (the CPU default: the quantized fast path), float32 or bfloat16")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -81,7 +82,10 @@ def main() -> None:
         print(f"switch between loaded adapters: median {statistics.median(switches) * 1000:.1f} ms (10 switches)")
 
         peft = provider.worker.call(lambda: provider._runtime().adapters.peft)  # type: ignore[union-attr]
+        fast = provider.worker.call(lambda: provider._runtime().loaded.fast is not None)  # type: ignore[union-attr]
         speeds: dict[str, list[float]] = {"base": [], "unmerged": [], "merged": [], "cat of two": []}
+        if fast:  # quantized weights cannot take a merge; the lean step runs adapters unmerged
+            del speeds["merged"]
         texts: dict[str, str] = {}
         merge_ms: list[float] = []
 
@@ -109,7 +113,8 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in speeds.items()}
         print(f"generation ({args.tokens} tokens, greedy, median of {REPEATS}, interleaved): "
               + ", ".join(f"{k} {v:.1f} tok/s (x{v / med['base']:.2f})" for k, v in med.items()))
-        print(f"merge took {statistics.median(merge_ms):.0f} ms; merged text == unmerged text: {texts['merged'] == texts['unmerged']}")
+        if merge_ms:
+            print(f"merge took {statistics.median(merge_ms):.0f} ms; merged text == unmerged text: {texts['merged'] == texts['unmerged']}")
         close(ctx)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 

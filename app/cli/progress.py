@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from app.core.eta import eta_seconds
 from app.core.events import Progress
 
 if TYPE_CHECKING:
@@ -107,9 +106,8 @@ class TerminalFeedback:
         if event.fraction is not None:
             f = min(1.0, max(0.0, event.fraction))
             parts.append(f"{self.bar(f)} {f * 100:3.0f}%")
-            eta = eta_seconds(f, elapsed)
-            if eta is not None:
-                parts.append(f"ETA {format_duration(eta)}")
+            if event.eta_s is not None and f < 1.0:
+                parts.append(f"ETA {format_duration(event.eta_s)}")
         elif elapsed >= 1.0:
             parts.append(format_duration(elapsed))
         line = "  ".join(parts)

@@ -169,9 +169,11 @@ def _device_code(target: LocalTarget) -> str:
                   '("mps" if torch.backends.mps.is_available() else "cpu")')  # fmt: skip
     else:
         device = f"DEVICE = {target.device!r}"
-    if target.dtype in ("auto", "int8"):  # int8: the app quantises float32 weights itself
-        dtype = ('DTYPE = {"cuda": torch.bfloat16, "mps": torch.float16}.get(DEVICE, torch.bfloat16)'
-                 if target.dtype == "auto" else "DTYPE = torch.float32")  # fmt: skip
+    if target.dtype in ("auto", "int8", "int4", "int4-qkv8"):
+        # on the CPU the app runs its own weight-only int8/int4 kernels (the fast path); this
+        # program runs the plain bf16 weights, so a greedy answer can differ in a few tokens
+        dtype = ("# The app itself runs int8/int4 weight-only kernels on the CPU; plain bf16 here.\n"
+                 'DTYPE = {"cuda": torch.bfloat16, "mps": torch.float16}.get(DEVICE, torch.bfloat16)')  # fmt: skip
     else:
         dtype = f"DTYPE = torch.{target.dtype}"
     return f"{device}\n{dtype}"

@@ -76,6 +76,8 @@ class Progress:
     phase: str
     fraction: float | None = None
     message: str = ""
+    eta_s: float | None = None
+    """Seconds left, as the provider estimates them (None: unknown)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,18 +14,28 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.core.errors import ModelLoadError, ModelNotFound
 from app.core.settings import LocalModelSettings
-from app.providers.bundled import BUNDLED_ALIAS, bundled_gguf_path, local_install_hint
+from app.providers.bundled import (
+    BUNDLED_ALIAS,
+    bundled_gguf_path,
+    local_install_hint,
+    prebuilt_dirs,
+)
+from app.providers.local_hub import (
+    _check_repo_id,
+    check_hub_reachable,
+    download_snapshot,
+    hub_cached,
+    hub_offline,
+)
+from app.providers.local_progress import LoadProgress, ProgressFn, StepFn, gguf_tensor_progress
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[str, "float | None", str], None]
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,9 @@ class LoadedModel:
     dtype: str
     context_length: int | None
     folder: str = ""
+    requested_dtype: str = ""  # the dtype asked for (``dtype`` is what runs: bf16 when int4 does not apply)
+    fast: Any = None  # a FastDecoder when the lean CPU decode step runs this model
+    load_seconds: float = 0.0
 
 
 def resolve_source(provider: str, name: str) -> ModelSource:
@@ -83,75 +96,6 @@ def resolve_source(provider: str, name: str) -> ModelSource:
     return ModelSource(f"local:{path}", "folder", str(path), path.name)
 
 
-def _check_repo_id(repo_id: str) -> None:
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as exc:
-        raise ModelNotFound(
-            f"'{repo_id}' is not a valid Hugging Face model id.",
-            hint="Write it as owner/name, e.g. huggingface:HuggingFaceTB/SmolLM2-135M-Instruct.",
-        ) from exc
-
-
-def hub_offline() -> bool:
-    """True when the Hugging Face Hub must not be contacted (HF_HUB_OFFLINE)."""
-    from huggingface_hub import constants
-
-    return bool(getattr(constants, "HF_HUB_OFFLINE", False)) or os.environ.get(
-        "HF_HUB_OFFLINE", ""
-    ).lower() in ("1", "true", "yes", "on")
-
-
-def hub_cached(repo_id: str) -> bool:
-    """True when the Hub cache holds ``config.json`` of ``repo_id``."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo_id, "config.json")
-    return isinstance(found, str)
-
-
-HUB_PROBE_TIMEOUT = 10.0
-_NETWORK_ERRORS = {"TransportError", "TimeoutException", "NetworkError", "ConnectError", "ConnectionError"}
-
-
-def check_hub_reachable(repo_id: str) -> None:
-    """Ask the Hub about ``repo_id`` once, quickly, before a download.
-
-    Without this, a machine without network (and without HF_HUB_OFFLINE) waits through
-    huggingface_hub's five retries with backoff (~50 s) before any error. Unknown, private
-    and gated repositories also get a plain error at once. Other answers (a server error,
-    a mirror without the API) fall through to the download, which reports its own errors.
-    """
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
-
-    try:
-        HfApi().model_info(repo_id, timeout=HUB_PROBE_TIMEOUT)
-    except GatedRepoError as exc:
-        raise ModelNotFound(
-            f"The model '{repo_id}' is gated on the Hugging Face Hub.",
-            hint=f"Accept its terms on https://huggingface.co/{repo_id}, log in with: hf auth login, "
-            f"then download it with: hf download {repo_id}",
-        ) from exc
-    except RepositoryNotFoundError as exc:
-        raise ModelNotFound(
-            f"There is no model '{repo_id}' on the Hugging Face Hub (or it is private).",
-            hint="Check the spelling (owner/name). For a private model log in first with: hf auth login",
-        ) from exc
-    except Exception as exc:
-        names = {cls.__name__ for cls in type(exc).__mro__}
-        network = bool(names & _NETWORK_ERRORS) or isinstance(exc, OSError | TimeoutError)
-        if isinstance(exc, HfHubHTTPError) or not network:  # the Hub answered (e.g. 5xx)
-            log.debug("Hub probe of %s failed; trying the download anyway", repo_id, exc_info=True)
-            return
-        raise ModelNotFound(
-            f"The model '{repo_id}' is not downloaded and the Hugging Face Hub cannot be reached ({exc}).",
-            hint=f"Check the internet connection, or download it on a connected machine with: hf download {repo_id}",
-        ) from exc
-
-
 def pick_device(settings: LocalModelSettings) -> str:
     """The user's device, else CUDA, then MPS, then CPU."""
     import torch
@@ -169,25 +113,27 @@ def pick_device(settings: LocalModelSettings) -> str:
     return "cpu"
 
 
-# Measured in benchmarks/bench_local.py: bf16 on CPU is faster and still answers correctly.
-CPU_DEFAULT_DTYPE = "bfloat16"
+# Measured in benchmarks/bench_local.py (README): int8 q/k/v and int4 (groups of 32) elsewhere,
+# on the lean decode step, are ~3-4x bf16 ``generate`` with perplexity within 1% of bf16;
+# all-int4 is a little faster but flips SmolLM2's near-tie on "capital of France".
+CPU_DEFAULT_DTYPE = "int4-qkv8"
+QUANT_VARIANTS = ("int8", "int4", "int4-qkv8")
 
 
 def pick_dtype(settings: LocalModelSettings, device: str) -> str:
     """The user's dtype, else bf16 on CUDA, fp16 on MPS and :data:`CPU_DEFAULT_DTYPE` on CPU.
 
-    ``int8`` (CPU only) loads float32 weights and quantises every Linear layer to int8
-    per channel (torch dynamic quantisation): ~2x faster than bf16 here, but LoRA adapters
-    cannot attach to int8 layers.
+    ``int8`` / ``int4`` (CPU only) quantize the weights of the linear layers (weight-only,
+    bf16 activations, see :mod:`app.providers.local_quant`); LoRA adapters still attach.
     """
-    if settings.dtype == "int8" and device != "cpu":
-        raise ModelLoadError("int8 weights run on the CPU only.", hint="Set the device to cpu, or the dtype to auto.")
+    if settings.dtype in QUANT_VARIANTS and device != "cpu":
+        raise ModelLoadError(f"{settings.dtype} weights run on the CPU only.", hint="Set the device to cpu, or the dtype to auto.")
     if settings.dtype != "auto":
         return settings.dtype
     return {"cuda": "bfloat16", "mps": "float16"}.get(device, CPU_DEFAULT_DTYPE)
 
 
-def file_sha256(path: Path, progress: ProgressFn | None = None) -> str:
+def file_sha256(path: Path, progress: StepFn | None = None) -> str:
     """Hex sha256 of a file, reporting progress as phase "hashing"."""
     size = max(1, path.stat().st_size)
     digest = hashlib.sha256()
@@ -206,17 +152,34 @@ def gguf_cache_dir(cache_root: Path, sha: str) -> Path:
     return cache_root / "gguf" / sha
 
 
-def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -> Path:
-    """Convert ``gguf`` into a safetensors model folder at ``target`` (atomic rename)."""
+def convert_gguf(gguf: Path, target: Path, progress: StepFn | None = None) -> Path:
+    """Convert ``gguf`` into a safetensors model folder at ``target`` (atomic rename).
+
+    Progress (phase "converting"): the tokenizer 0-15%, the tensors (done / total) 15-90%,
+    writing the cache 90-100%.
+    """
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if progress:
-        progress("converting", None, f"Reading {gguf.name} (once; later loads use a cache)")
+    def report(fraction: float, message: str) -> None:
+        if progress:
+            progress("converting", fraction, message)
+
+    def tensors(done: int, total: int) -> None:
+        if progress:
+            message = f"Converting {gguf.name}: tensor {done} of {total}"
+            if done == total:  # the count's end is always reported (not rate-limited)
+                progress("converting", 0.9, message, True)
+            else:
+                progress("converting", 0.15 + 0.75 * done / max(1, total), message)
+
+    report(0.0, f"Reading {gguf.name} (once; later loads use a cache)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        report(0.15, f"Converting {gguf.name}: reading the tensors")
+        with gguf_tensor_progress(tensors):
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except (ImportError, ModuleNotFoundError) as exc:
         raise ModelLoadError(f"Reading GGUF files needs the 'gguf' package ({exc}).", hint="pip install gguf") from exc
     except Exception as exc:
@@ -224,8 +187,7 @@ def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -
             f"Could not read the GGUF file '{gguf.name}': {type(exc).__name__}: {exc}",
             hint="Check that it is a complete llama.cpp GGUF of a model architecture transformers supports.",
         ) from exc
-    if progress:
-        progress("converting", 0.8, "Writing the safetensors cache")
+    report(0.9, "Writing the safetensors cache")
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name[:16]}-", dir=target.parent))
@@ -240,6 +202,7 @@ def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -
         config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        (tmp / SOURCE_FILE).write_text(json.dumps({"name": gguf.name, "size": gguf.stat().st_size}), encoding="utf-8")
         del model, state
         try:
             os.rename(tmp, target)
@@ -254,6 +217,7 @@ def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -
 
 
 STALE_TEMP_S = 3600.0
+SOURCE_FILE = "source.json"  # in a conversion folder: the GGUF's name and size
 
 
 def remove_stale_temp(folder: Path, older_than: float = STALE_TEMP_S) -> None:
@@ -273,7 +237,7 @@ def remove_stale_temp(folder: Path, older_than: float = STALE_TEMP_S) -> None:
             continue
 
 
-def _known_sha(gguf: Path, cache_root: Path, progress: ProgressFn | None) -> str:
+def _known_sha(gguf: Path, cache_root: Path, progress: StepFn | None) -> str:
     """sha256 of ``gguf``, remembered in ``<cache>/gguf/index.json`` by path, size and mtime."""
     index_file = cache_root / "gguf" / "index.json"
     st = gguf.stat()
@@ -299,9 +263,40 @@ def _known_sha(gguf: Path, cache_root: Path, progress: ProgressFn | None) -> str
     return sha
 
 
-def gguf_folder(gguf: Path, cache_root: Path, progress: ProgressFn | None = None) -> tuple[Path, bool]:
-    """The safetensors folder for ``gguf`` and whether it was already cached."""
+def expects_conversion(gguf: Path, cache_root: Path) -> bool:
+    """A cheap guess (no hashing) whether loading ``gguf`` will convert it (for the ETA)."""
+    try:
+        size = gguf.stat().st_size
+    except OSError:
+        return True
+    for root in (*prebuilt_dirs(), cache_root):
+        for source in (root / "gguf").glob(f"*/{SOURCE_FILE}"):
+            try:
+                info = json.loads(source.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if info.get("name") == gguf.name and info.get("size") == size and (source.parent / "config.json").is_file():
+                return False
+    return True
+
+
+def gguf_folder(
+    gguf: Path, cache_root: Path, progress: StepFn | None = None, variant: str | None = None
+) -> tuple[Path, bool]:
+    """The safetensors folder for ``gguf`` (prebuilt, cached or converted now) and whether it existed.
+
+    A prebuilt folder (setup / installer build) may hold only the quantized copy of the
+    default variant, without the full weights: it serves ``variant`` when that copy is there.
+    """
+    from app.providers.local_quant_cache import quant_file_name
+
     sha = _known_sha(gguf, cache_root, progress)
+    for root in prebuilt_dirs():  # converted at setup / build time (read-only)
+        folder = gguf_cache_dir(root, sha)
+        if (folder / "config.json").is_file() and (
+            (folder / "model.safetensors").is_file() or (variant is not None and (folder / quant_file_name(variant)).is_file())
+        ):
+            return folder, True
     target = gguf_cache_dir(cache_root, sha)
     if (target / "config.json").is_file():
         return target, True
@@ -314,7 +309,16 @@ def load_model(
     cache_root: Path,
     progress: ProgressFn | None = None,
 ) -> LoadedModel:
-    """Load ``source`` (on the worker thread). Raise ModelNotFound / ModelLoadError clearly."""
+    """Load ``source`` (on the worker thread). Raise ModelNotFound / ModelLoadError clearly.
+
+    ``progress`` gets (phase, overall fraction, message with the ETA) from the first event
+    on, and finally ("loaded", 1.0, "... loaded in N s"); ``LoadedModel.load_seconds`` has N.
+    """
+    import sys
+
+    starting = "torch" not in sys.modules or "transformers" not in sys.modules
+    lp = LoadProgress(progress, {"starting": 1.5 if starting else 0.0, **_stage_priors(source, settings, cache_root)})
+    lp.update("starting", 0.0, f"Loading {source.display_name}" + (" (starting torch)" if starting else ""), force=True)
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -325,10 +329,15 @@ def load_model(
         ) from exc
     quiet_progress_bars()
     device = pick_device(settings)
-    dtype_name = pick_dtype(settings, device)
+    dtype_name = requested = pick_dtype(settings, device)
     trust = source.model_id in settings.trust_remote_code or source.location in settings.trust_remote_code
     kwargs: dict[str, Any] = {"trust_remote_code": trust}
     location: str | Path = source.location
+
+    def stage(phase: str, fraction: float | None, message: str, force: bool = False) -> None:
+        lp.update(phase, fraction or 0.0, message, force)
+
+    stage("hashing" if source.kind == "gguf" else "loading", 0.0, f"Preparing {source.display_name}")
     if source.kind == "hub":
         cached = hub_cached(source.location)
         if not cached and hub_offline():
@@ -339,12 +348,12 @@ def load_model(
             )
         if not cached:
             check_hub_reachable(source.location)  # fails in seconds, not after ~50 s of retries
-        kwargs["local_files_only"] = cached
-        if progress:
-            progress("loading" if cached else "downloading", None, source.location)
+            location = _download(source.location, lp)
+        kwargs["local_files_only"] = True  # cached, or downloaded just now
     elif source.kind == "gguf":
         try:
-            location, _ = gguf_folder(Path(source.location), cache_root, progress)
+            variant = dtype_name if dtype_name in QUANT_VARIANTS else None
+            location, _ = gguf_folder(Path(source.location), cache_root, stage, variant)
         except ModelLoadError:
             raise
         except Exception as exc:
@@ -352,12 +361,17 @@ def load_model(
                 f"Could not convert '{Path(source.location).name}' into the model cache: {type(exc).__name__}: {exc}",
                 hint=f"Check free disk space in {cache_root}; nothing half-written was kept. Try again.",
             ) from exc
-    if progress:
-        progress("loading", None, source.display_name)
+    stage("loading", 0.1, f"Loading {source.display_name}")
+    quantized: Any = None
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-        weights_dtype = torch.float32 if dtype_name == "int8" else getattr(torch, dtype_name)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=weights_dtype, **kwargs)
+        model = None
+        if dtype_name in QUANT_VARIANTS:
+            model, quantized = _load_quantized(source, location, dtype_name, settings, cache_root, kwargs, stage)
+        if model is None:
+            weights_dtype = getattr(torch, "bfloat16" if dtype_name in QUANT_VARIANTS else dtype_name)
+            dtype_name = "bfloat16" if dtype_name in QUANT_VARIANTS else dtype_name
+            model = AutoModelForCausalLM.from_pretrained(location, dtype=weights_dtype, **kwargs)
     except (OSError, ValueError) as exc:
         text = str(exc).lower()
         if source.kind == "hub" and ("offline" in text or "couldn't connect" in text):
@@ -370,6 +384,8 @@ def load_model(
             hint="Check that the folder is a complete transformers causal-LM (config, weights, tokenizer). "
             "Models with custom code need their id in settings.local.trust_remote_code.",
         ) from exc
+    except ModelLoadError:
+        raise
     except Exception as exc:
         raise ModelLoadError(
             f"Could not load '{source.model_id}': {type(exc).__name__}: {exc}",
@@ -377,28 +393,82 @@ def load_model(
         ) from exc
     model.to(torch.device(device))  # type: ignore[arg-type]  # transformers types .to oddly
     model.eval()
-    if dtype_name == "int8":
-        if progress:
-            progress("quantizing", None, "int8 weights")
-        model = quantize_int8(model)
     if getattr(tokenizer, "chat_template", None) is None:
         log.warning("%s has no chat template; a plain template is used", source.model_id)
     ctx = getattr(model.config, "max_position_embeddings", None)
-    if progress:
-        progress("ready", 1.0, source.display_name)
-    return LoadedModel(source, model, tokenizer, device, dtype_name, ctx if isinstance(ctx, int) else None, str(location))
+    loaded = LoadedModel(source, model, tokenizer, device, dtype_name, ctx if isinstance(ctx, int) else None, str(location),
+                         requested_dtype=requested)
+    if quantized is not None:
+        from app.providers.local_fast import FastDecoder, unsupported_reason
+
+        reason = unsupported_reason(model, quantized)
+        if reason is None:
+            loaded.fast = FastDecoder(model, quantized)
+        else:
+            log.info("%s: quantized, but the lean decode step cannot run it (%s)", source.model_id, reason)
+    loaded.load_seconds = lp.finish(source.display_name)
+    return loaded
 
 
-def quantize_int8(model: Any) -> Any:
-    """Quantise every Linear layer to int8 weights, per output channel (CPU inference only)."""
-    import warnings
+def _stage_priors(source: ModelSource, settings: LocalModelSettings, cache_root: Path) -> dict[str, float]:
+    """Prior seconds of each stage of this load (measured here; the ETA rescales them)."""
+    stages: dict[str, float] = {}
+    dtype_name = settings.dtype if settings.dtype != "auto" else (CPU_DEFAULT_DTYPE if settings.device in ("auto", "cpu") else "")
+    if source.kind == "gguf":
+        gguf = Path(source.location)
+        size = gguf.stat().st_size if gguf.is_file() else 0
+        stages["hashing"] = size / 600e6
+        stages["converting"] = size / 6e6 if expects_conversion(gguf, cache_root) else 0.0  # ~16 s for 98 MB
+    elif source.kind == "hub":
+        stages["downloading"] = 0.0 if hub_cached(source.location) else 60.0
+    stages["loading"] = 0.5
+    if dtype_name in QUANT_VARIANTS:
+        stages["quantizing"] = 1.5
+    return stages
 
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    with warnings.catch_warnings():  # torch.ao deprecation notices; the API works in torch 2.13
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+def _download(repo_id: str, lp: LoadProgress) -> Path:
+    """Download ``repo_id`` into the Hub cache with byte progress; its local folder."""
+    def report(done: float, total: float) -> None:
+        lp.update("downloading", done / total if total else 0.0, f"Downloading {repo_id}: {done / 1e6:.0f} of {total / 1e6:.0f} MB")
+
+    try:
+        return download_snapshot(repo_id, report, local_only=False)
+    except Exception as exc:
+        raise ModelNotFound(
+            f"Could not download '{repo_id}' from the Hugging Face Hub: {type(exc).__name__}: {exc}",
+            hint=f"Check the connection, or download it first: hf download {repo_id}",
+        ) from exc
+
+
+def _load_quantized(
+    source: ModelSource, location: str | Path, variant: str, settings: LocalModelSettings,
+    cache_root: Path, kwargs: dict[str, Any], progress: StepFn | None,
+) -> tuple[Any, Any]:
+    """(model, quantized) from the quantized cache or by quantizing; (None, None) when the
+    architecture has no quantized path and the dtype was "auto" (bf16 is used then)."""
+    from app.providers.local_quant_cache import load_quantized
+
+    folder = Path(location)
+    if source.kind == "hub":
+        folder = download_snapshot(source.location, None, local_only=True)
+    key = folder.name if source.kind == "gguf" else None
+
+    def report(done: int, total: int) -> None:
+        if progress:
+            progress("quantizing", done / total, f"Quantizing to {variant}: layer {done} of {total}")
+
+    try:
+        model, quantized, _cached = load_quantized(folder, variant, cache_root, key, bool(kwargs.get("trust_remote_code")), report)
+    except ValueError as exc:
+        if settings.dtype == "auto":
+            log.info("%s: no quantized path (%s); loading bfloat16", source.model_id, exc)
+            return None, None
+        raise ModelLoadError(
+            f"{variant} weights need a Llama-style model (q/k/v/o and gate/up/down projections): {exc}.",
+            hint="Set the local dtype to auto, bfloat16 or float32 in the settings.",
+        ) from exc
+    return model, quantized
 
 
 def quiet_progress_bars() -> None:

@@ -43,6 +43,7 @@ class LocalRuntime:
         self.loaded_id: str | None = None
         self.context_length: int | None = None
         self.threads: int | None = None
+        self.tuner: Any = None
         self.garbage = False  # set when a model was dropped; collected on the loop thread
 
     @property
@@ -54,7 +55,7 @@ class LocalRuntime:
         """Load ``source`` unless it is already loaded; the old model is freed after success."""
         if self.loaded is not None and self.loaded.source.model_id == source.model_id:
             device = pick_device(self.settings)
-            if (self.loaded.device, self.loaded.dtype) == (device, pick_dtype(self.settings, device)):
+            if (self.loaded.device, self.loaded.requested_dtype or self.loaded.dtype) == (device, pick_dtype(self.settings, device)):
                 return self.loaded
         new = load_model(source, self.settings, self.cache_root, progress)  # raises: old stays
         self.unload()
@@ -80,21 +81,23 @@ class LocalRuntime:
         return self.loaded, self.adapters
 
     def _require_float(self) -> AdapterSet:
-        loaded, adapters = self._require()
-        if loaded.dtype == "int8":
-            raise AdapterError(
-                "LoRA adapters cannot attach to int8 weights.",
-                hint="Set the local dtype to auto, bfloat16 or float32 in the settings to use adapters.",
-            )
-        return adapters
+        return self._require()[1]
+
+    def _adapters_changed(self) -> None:
+        """Let the lean decode step pick up the new adapter state now (part of the switch)."""
+        if self.loaded is not None and self.loaded.fast is not None:
+            self.loaded.fast.refresh_lora()
 
     def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
         """Validate and load an adapter onto the loaded model (inactive until activated)."""
-        return self._require_float().load(path, name)
+        info = self._require_float().load(path, name)
+        self._adapters_changed()
+        return info
 
     def unload_adapter(self, name: str) -> None:
         """Delete one loaded adapter."""
         self._require()[1].unload(name)
+        self._adapters_changed()
 
     def list_adapters(self) -> list[AdapterInfo]:
         """The loaded adapters (empty when no model is loaded)."""
@@ -103,12 +106,14 @@ class LocalRuntime:
     def set_active(self, weights: dict[str, float]) -> None:
         """Activate exactly ``weights`` ({} = base model)."""
         self._require()[1].set_active(weights)
+        self._adapters_changed()
 
     def apply_request_adapters(self, specs: Sequence[AdapterSpec]) -> None:
         """Make exactly the request's adapters active (loading by path once, then cached)."""
         if not specs:
             if self.adapters is not None and self.adapters.active:
                 self.adapters.set_active({})
+                self._adapters_changed()
             return
         adapters = self._require_float()
         weights: dict[str, float] = {}
@@ -119,12 +124,24 @@ class LocalRuntime:
             weights[name] = weights.get(name, 0.0) + spec.scale
         if weights != adapters.active:
             adapters.set_active(weights)
+        self._adapters_changed()
 
     def generate(
         self, messages: Sequence[ChatMessage], params: GenerationParams, emit: Callable[[str], None], flag: CancelFlag
     ) -> tuple[int, int, str]:
         """Generate with the loaded model; return (prompt tokens, completion tokens, reason)."""
         loaded = self._require()[0]
+        fast = loaded.fast
+        if fast is not None and fast.ready:
+            from app.providers.local_fast import fast_generate
+
+            tuner = None if self.settings.threads else self._tuner()
+            if tuner is None:
+                self._set_threads()
+            return fast_generate(fast, loaded.tokenizer, messages, params, emit, flag, loaded.context_length,
+                                 _eos_ids(loaded), tuner)
+        if fast is not None:
+            log.info("adapters the lean step cannot run (%s): using transformers' generate", fast.lora_reason)
         self._set_threads()
         return generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length)
 
@@ -137,6 +154,15 @@ class LocalRuntime:
         from app.providers.local_lens import score_tokens
 
         return score_tokens(loaded.model, loaded.tokenizer, messages, prefix, token_ids)
+
+    def _tuner(self) -> Any:
+        """The thread tuner of this runtime (measures what is free, per generation)."""
+        from app.providers.local_fast import ThreadTuner
+
+        if self.tuner is None:
+            self.tuner = ThreadTuner()
+        self.threads = None  # the tuner sets torch's threads itself
+        return self.tuner
 
     def count(self, messages: Sequence[ChatMessage]) -> int:
         """Exact prompt tokens of ``messages`` with the loaded tokenizer's chat template."""
@@ -154,6 +180,14 @@ class LocalRuntime:
 
             torch.set_num_threads(want)
             self.threads = want
+
+
+def _eos_ids(loaded: LoadedModel) -> set[int]:
+    eos = loaded.model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+    if loaded.tokenizer.eos_token_id is not None:
+        ids.add(loaded.tokenizer.eos_token_id)
+    return {int(i) for i in ids}
 
 
 def _model_hint(loaded: LoadedModel) -> str:

@@ -109,6 +109,8 @@ def _target_matches(target: tuple[str, ...] | str, name: str) -> bool:
 def _features(module: Any) -> tuple[int, int] | None:
     """(in, out) features of a Linear-like or Embedding module, looking through LoRA wrappers."""
     module = getattr(module, "base_layer", module)
+    if type(module).__name__ == "QuantLinear":  # quantized weights: the shape is in the attributes
+        return int(module.in_features), int(module.out_features)
     w = getattr(module, "weight", None)
     if w is None or w.dim() != 2:
         return None

@@ -61,6 +61,9 @@ class _LocalBase:
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
         self.last_stats: GenStats | None = None
+        # seconds the model load of the last stream()/load() took; None when it was loaded already
+        # (the same figure ends the last Progress: phase "loaded", "... loaded in N s")
+        self.last_load_seconds: float | None = None
         self._tokenizers: dict[str, Any] = {}
         self._token_dirs: dict[str, str] = {}
         self._flags: set[CancelFlag] = set()
@@ -113,17 +116,23 @@ class _LocalBase:
         source = self._source(model)
         loop = asyncio.get_running_loop()
 
-        def progress(phase: str, fraction: float | None, message: str) -> None:
+        def progress(phase: str, fraction: float | None, message: str, eta_s: float | None = None, /) -> None:
             if on_progress is not None:
                 try:
-                    loop.call_soon_threadsafe(on_progress, Progress(phase, fraction, message))
+                    loop.call_soon_threadsafe(on_progress, Progress(phase, fraction, message, eta_s))
                 except RuntimeError:
                     pass
 
+        def job(rt: LocalRuntime) -> Any:
+            before = rt.loaded
+            loaded = rt.load(source, progress)
+            return loaded, loaded is not before
+
         try:
-            loaded = await self._on_worker(lambda rt: rt.load(source, progress))
+            loaded, fresh = await self._on_worker(job)
         finally:
             self._collect_garbage()
+        self.last_load_seconds = loaded.load_seconds if fresh else None
         self._after_load(source, loaded.folder)
         return self.model_info(model)
 
@@ -191,13 +200,18 @@ class _LocalBase:
         self._flags.add(flag)
 
         folder: list[str] = []
+        self.last_load_seconds = None
 
         def job() -> None:
             try:
                 if flag.is_set():
                     return
                 rt = self._runtime()
-                folder.append(rt.load(source, lambda p, f, m: sink.put(Progress(p, f, m))).folder)
+                before = rt.loaded
+                loaded = rt.load(source, lambda p, f, m, eta=None, /: sink.put(Progress(p, f, m, eta)))
+                folder.append(loaded.folder)
+                if loaded is not before:
+                    self.last_load_seconds = loaded.load_seconds
                 rt.apply_request_adapters(request.adapters)
                 if flag.is_set():  # stopped while loading: no prefill, the worker is free at once
                     sink.put(Finished("cancelled"))

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AppError
-from app.core.eta import LoadTimer, format_eta
+from app.core.eta import format_eta
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
 from app.ui.window_actions import WindowActions
@@ -85,7 +85,6 @@ class MainWindow(QMainWindow, WindowActions):
         self._dialogs: dict[str, Any] = {}
         self._built = False
         self._loading: tuple[str, Progress] | None = None
-        self._load_timer = LoadTimer()
         if build or services is not None:
             self.build()
         if services is not None:
@@ -478,8 +477,8 @@ class MainWindow(QMainWindow, WindowActions):
         self.picker.set_loading(model_id, progress)
         self.progress.setVisible(True)
         phase, fraction = progress.phase, progress.fraction
-        left = self._load_timer.seconds_left(model_id, phase, fraction)
-        eta = f" · {format_eta(left)}" if left is not None else ""
+        left = progress.eta_s
+        eta = f" · {format_eta(left)}" if left is not None and (fraction or 0.0) < 1.0 else ""
         if fraction is None:
             self.progress.setRange(0, 0)
             self.progress.setFormat(phase)
@@ -505,7 +504,6 @@ class MainWindow(QMainWindow, WindowActions):
 
     def _on_model_loaded(self, model_id: str) -> None:
         self._loading = None
-        self._load_timer.reset()
         self.progress.setVisible(False)
         self.picker.mark_loaded(model_id)
         self.show_status(f"{model_id} is ready.")
@@ -516,7 +514,6 @@ class MainWindow(QMainWindow, WindowActions):
 
     def _on_model_load_failed(self, model_id: str, message: str) -> None:
         self._loading = None
-        self._load_timer.reset()
         self.progress.setVisible(False)
         self.picker.set_state(model_id, None)
         self.picker.set_current(self.backend.current_model(), self.backend.current_endpoint())

@@ -96,6 +96,13 @@ def tiny_two(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
 def test_the_transformers_program_generates_the_apps_answer(
     tiny_two: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], two: bool
 ) -> None:
+    from app.core.paths import AppPaths
+    from app.core.settings import SettingsStore
+
+    store = SettingsStore(AppPaths.default().ensure().settings_file)  # the app in float32, as the program
+    settings = store.load()
+    settings.local.dtype = "float32"
+    store.save(settings)
     model, a, b = tiny_two
     args = ["-m", f"local:{model}", "--temperature", "0", "--max-tokens", "10", "--lora", f"{a}:0.7"]
     if two:

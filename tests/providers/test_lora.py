@@ -1,10 +1,16 @@
-"""LoRA adapters on a tiny Llama: validation, activation, scale, combination, unload."""
+"""LoRA adapters on a tiny Llama: validation, activation, scale, combination, unload.
+
+Every test runs twice: on float32 weights with transformers' forward, and on the fast CPU
+path (int4/int8 quantized weights, the lean decode step). On the fast path the reference is
+the same merge computed in float32 from the dequantized base weights, and the comparison
+allows for bf16 activations.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +21,15 @@ from app.core.types import AdapterSpec, ChatMessage, GenerationParams, Generatio
 from app.providers.transformers import LocalProvider
 
 PROMPT = (ChatMessage("user", "the quick brown fox"),)
+# the tolerance of the current test's mode (set by the ``loaded`` fixture)
+TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
+DEQUANTIZED: dict[str, Any] = {}  # fast path: the provider's dequantized base weights
 
 
 def logits(provider: LocalProvider) -> Any:
-    """Last-position logits of the worker's model (with whatever adapters are active)."""
+    """Last-position logits the worker generates with (whatever adapters are active).
+
+    On the fast path these come from the lean decode step, the code that generates."""
     import torch
 
     from app.providers.local_generation import prompt_ids
@@ -27,13 +38,17 @@ def logits(provider: LocalProvider) -> Any:
         loaded = provider._runtime().loaded
         ids = torch.tensor([prompt_ids(loaded.tokenizer, PROMPT)])
         with torch.no_grad():
+            if loaded.fast is not None:
+                assert loaded.fast.ready, loaded.fast.lora_reason
+                return loaded.fast.forward(ids[0], 0).clone()
             return loaded.model(ids).logits[0, -1].clone()
 
     return provider.worker.call(job, timeout=30)
 
 
 def merged_logits(model_dir: Path, adapters: dict[str, tuple[Path, float]]) -> Any:
-    """Reference: a separate copy with the adapters (scaled) merged into the weights."""
+    """Reference: a separate float32 copy with the adapters (scaled) merged into the weights
+    (on the fast path its base weights are the dequantized quantized ones)."""
     import torch
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
@@ -42,6 +57,11 @@ def merged_logits(model_dir: Path, adapters: dict[str, tuple[Path, float]]) -> A
     from app.providers.local_generation import prompt_ids
 
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if DEQUANTIZED:
+        with torch.no_grad():
+            for name, module in base.named_modules():
+                if name in DEQUANTIZED:
+                    module.weight.copy_(DEQUANTIZED[name])
     peft_model = None
     for name, (path, scale) in adapters.items():
         if peft_model is None:
@@ -58,17 +78,54 @@ def merged_logits(model_dir: Path, adapters: dict[str, tuple[Path, float]]) -> A
         return merged(torch.tensor([prompt_ids(tok, PROMPT)])).logits[0, -1]
 
 
-@pytest.fixture
-def loaded(local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> LocalProvider:
+@pytest.fixture(params=["float32", "int4-qkv8"])
+def loaded(
+    request: pytest.FixtureRequest, local_ctx: Any, tiny_model: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalProvider]:
+    from app.providers import local_fast
+
+    monkeypatch.setattr(local_fast, "REFINE", 10_000)  # every logit from the bf16 head rows: the LoRA is what is compared
+    local_ctx.settings.local.dtype = request.param
     provider = LocalProvider(local_ctx)
     run(provider.load(str(tiny_model)))
-    return provider
+    if request.param != "float32":
+        DEQUANTIZED.update(dequantized(provider, tiny_model, request.param))
+        TOLERANCE.update(relative=0.05)  # bf16 activations (measured ~2%); an adapter moves them ~90%
+    yield provider
+    DEQUANTIZED.clear()
+    TOLERANCE.clear()
+    TOLERANCE.update(atol=1e-4, rtol=1e-4)
+
+
+def dequantized(provider: LocalProvider, model_dir: Path, variant: str) -> dict[str, Any]:
+    """The float32 weights the provider's quantized layers stand for, by module name."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from app.providers.local_quant import fake_quantize
+
+    def kinds() -> dict[str, str] | None:
+        loaded = provider._runtime().loaded
+        if loaded.fast is None:
+            return None
+        return {n: m.kind for n, m in loaded.model.named_modules() if type(m).__name__ == "QuantLinear"}
+
+    found = provider.worker.call(kinds, timeout=30)
+    assert found, f"the fast path did not engage for {variant}"
+    original = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    # lm_head: the lean step recomputes the draft's logits from bf16 rows (all of them here)
+    return {n: fake_quantize(found[n], m.weight.detach()) if n != "lm_head" else m.weight.detach().to(torch.bfloat16).float()
+            for n, m in original.named_modules() if n in found}
 
 
 def close(a: Any, b: Any) -> bool:
+    """Equal within the mode's tolerance (fast path: |a - b| <= 5% of |b|, as vectors)."""
     import torch
 
-    return bool(torch.allclose(a, b, atol=1e-4, rtol=1e-4))
+    a, b = a.float(), b.float()
+    if "relative" in TOLERANCE:
+        return bool(torch.linalg.vector_norm(a - b) <= TOLERANCE["relative"] * torch.linalg.vector_norm(b))
+    return bool(torch.allclose(a, b, **TOLERANCE))
 
 
 def test_adapter_changes_output_matches_merged_and_switches_off(

@@ -268,7 +268,7 @@ def test_local_list_models_has_the_bundled_model_and_recent_ones(local_ctx: Any,
     assert models[0].state == "available"
     progress: list[Progress] = []
     run(provider.load(str(tiny_model), on_progress=progress.append))
-    assert progress and progress[-1].phase == "ready"
+    assert progress and progress[-1].phase == "loaded"
     assert local_ctx.settings.recent_local_models == [f"local:{tiny_model}"]
     listed = {m.ref.name: m for m in run(provider.list_models())}
     assert listed[str(tiny_model)].state == "ready"
@@ -331,10 +331,9 @@ def test_aclose_stops_a_running_generation(local_ctx: Any, tiny_model: Path, run
     assert "model_worker" not in local_ctx.extra
 
 
-def test_int8_setting_quantises_linear_layers_and_refuses_adapters(
+def test_int8_setting_quantises_linear_layers_and_takes_adapters(
     local_ctx: Any, tiny_model: Path, adapters: dict[str, Path], run: Callable[..., Any]
 ) -> None:
-    from app.core.errors import AdapterError
     from app.core.settings import LocalModelSettings
     from app.core.types import AdapterSpec
     from app.providers.local_loading import pick_dtype
@@ -343,15 +342,17 @@ def test_int8_setting_quantises_linear_layers_and_refuses_adapters(
     provider = LocalProvider(local_ctx)
     text, events = run(collect(provider, request(tiny_model, max_tokens=6)))
     assert text and events[-1] == Finished("length")
-    kinds = provider.worker.call(lambda: {type(m).__module__ for m in provider._runtime().loaded.model.modules()})
-    assert any("quantized.dynamic" in k for k in kinds)
-    with pytest.raises(AdapterError, match="int8"):
-        run(provider.load_adapter(str(adapters["a"])))
-    req = GenerationRequest(ModelRef("local", str(tiny_model)), MSGS, GenerationParams(max_tokens=3), adapters=(AdapterSpec(str(adapters["a"])),))
-    with pytest.raises(AdapterError, match="int8"):
-        run(collect(provider, req))
+    kinds = provider.worker.call(lambda: {type(m).__name__ for m in provider._runtime().loaded.model.modules()})
+    assert "QuantLinear" in kinds and "Linear" not in kinds
+    req = GenerationRequest(ModelRef("local", str(tiny_model)), MSGS, GenerationParams(temperature=0.0, max_tokens=6),
+                            adapters=(AdapterSpec(str(adapters["a"])),))
+    with_adapter, events = run(collect(provider, req))
+    assert with_adapter and with_adapter != text and events[-1] == Finished("length")
     with pytest.raises(ModelLoadError, match="CPU only"):
         pick_dtype(LocalModelSettings(dtype="int8"), "cuda")
+    with pytest.raises(ModelLoadError, match="CPU only"):
+        pick_dtype(LocalModelSettings(dtype="int4"), "cuda")
+    assert pick_dtype(LocalModelSettings(), "cpu") == "int4-qkv8" and pick_dtype(LocalModelSettings(), "cuda") == "bfloat16"
 
 
 def test_huggingface_model_without_network_fails_fast(

@@ -41,12 +41,25 @@ def test_gguf_is_converted_once_then_loaded_from_the_cache(
 ) -> None:
     provider = LocalProvider(local_ctx)
     text, events = run(answer(provider, str(tiny_gguf)))
-    phases = [e.phase for e in events if isinstance(e, Progress)]
-    assert "converting" in phases and phases[-1] == "ready"
+    progress = [e for e in events if isinstance(e, Progress)]
+    phases = [e.phase for e in progress]
+    assert "converting" in phases and phases[-1] == "loaded"
+    # determinate from the first event on: a real fraction that only grows, and an ETA
+    fractions = [e.fraction for e in progress]
+    assert all(f is not None and 0.0 <= f <= 1.0 for f in fractions)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # type: ignore[type-var]
+    assert all(e.eta_s is not None and e.eta_s >= 0 for e in progress[:-1])  # seconds left, from the first
+    tensors = [e.message for e in progress if "tensor " in e.message]
+    assert tensors and tensors[-1].startswith("Converting tiny.gguf: tensor 21 of 21")  # counted, not guessed
+    assert progress[-1].message.startswith("tiny loaded in ")
+    seconds = provider.worker.call(lambda: provider._runtime().loaded.load_seconds)
+    assert 0.0 < seconds and f"loaded in {seconds:.1f} s" in progress[-1].message
+    assert provider.last_load_seconds == seconds  # readable by the caller, apart from the first token
     sha = local_loading.file_sha256(tiny_gguf)
     cache = local_loading.gguf_cache_dir(local_ctx.paths.cache_dir, sha)
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in cache.iterdir()}
     assert [p.name for p in cache.parent.iterdir() if p.is_dir()] == [sha]  # no temp folder left behind
+    assert text == run(answer(provider, str(tiny_gguf)))[0] and provider.last_load_seconds is None  # no load this time
     assert text == run(answer(provider, str(tiny_model)))[0]  # same weights as the folder model
 
     def no_conversion(*_a: Any, **_k: Any) -> Path:
@@ -63,6 +76,33 @@ def test_gguf_is_converted_once_then_loaded_from_the_cache(
     assert "converting" not in [e.phase for e in events2 if isinstance(e, Progress)]
     count = second.count_tokens(str(tiny_gguf), list(MSGS))
     assert count.exact
+
+
+def test_a_conversion_made_at_setup_is_found_by_a_fresh_profile(
+    local_ctx: Any, tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Any]
+) -> None:
+    from app.providers import bundled
+
+    prebuilt = tmp_path / "prebuilt"
+    sha = local_loading.file_sha256(tiny_gguf)
+    local_loading.convert_gguf(tiny_gguf, local_loading.gguf_cache_dir(prebuilt, sha))
+    monkeypatch.setenv(bundled.PREBUILT_ENV, str(prebuilt))
+    assert not local_loading.expects_conversion(tiny_gguf, local_ctx.paths.cache_dir)
+
+    def no_conversion(*_a: Any, **_k: Any) -> Path:
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(local_loading, "convert_gguf", no_conversion)
+    provider = LocalProvider(local_ctx)  # a fresh profile: its own cache is empty
+    text, events = run(answer(provider, str(tiny_gguf)))
+    assert text and "converting" not in [e.phase for e in events if isinstance(e, Progress)]
+    folder = provider.worker.call(lambda: provider._runtime().loaded.folder)
+    assert Path(folder).parent.parent == prebuilt
+    assert not (local_ctx.paths.cache_dir / "gguf" / sha).exists()
+    local_ctx.settings.local.dtype = "int8"  # its quantized copy goes to the profile's cache, never into prebuilt/
+    assert run(answer(provider, str(tiny_gguf)))[0]
+    assert not list(prebuilt.rglob("quantized-*"))
+    assert list((local_ctx.paths.cache_dir / "gguf" / sha).glob("quantized-int8-*.safetensors"))
 
 
 def test_interrupted_conversion_leaves_no_cache(

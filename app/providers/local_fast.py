@@ -1,0 +1,493 @@
+"""A lean decode step for quantized Llama-style models on the CPU (the fast path).
+
+``generate`` in transformers spends several milliseconds per token around the model
+(cache objects, masks, logits processors, per-module hooks); with weight-only int8/int4
+matrices a token's matrix work is ~8 ms here, so that overhead halves the speed. This
+module runs the same model with a static KV cache and one call per fused projection:
+
+- per layer: RMSNorm, fused q/k/v, RoPE on q and k together, cache write, SDPA (GQA),
+  o, residual, RMSNorm, fused gate/up, SiLU, down, residual;
+- LoRA adapters loaded by peft on the quantized model are read from its layers and run
+  unmerged as two small matrix products per fused projection (several adapters are
+  concatenated along the rank, with their scales folded in);
+- logits only for the last position.
+
+:class:`FastDecoder` shares the packed weights of the quantized transformers model (it
+owns no copy); it refuses models or adapters it cannot run exactly (``supported``), and
+the caller then uses ``model.generate``. Worker thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.core.errors import ContextTooLong
+from app.core.types import ChatMessage, GenerationParams
+from app.providers.local_generation import CancelFlag, TokenStreamer, prompt_ids
+from app.providers.local_quant import FUSED, QuantizedModel, qmm
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
+SUPPORTED_ROPE = ("default", "linear", "llama3")
+CACHE_STEP = 256
+REFINE = 64  # top logits recomputed in float32 (see FastDecoder._logits)
+
+
+@dataclass
+class _Lora:
+    """Unmerged LoRA of one fused projection: ``y += (x @ a) @ b`` (scales folded into b)."""
+
+    a: Any  # [K, R]
+    b: Any  # [R, N]
+
+
+@dataclass
+class _Layer:
+    in_norm: Any
+    post_norm: Any
+    packs: dict[str, Any]
+    lora: dict[str, _Lora]
+
+
+def unsupported_reason(model: Any, quantized: QuantizedModel | None) -> str | None:
+    """Why the lean step cannot run ``model`` (None when it can)."""
+    config = getattr(model, "config", None)
+    if quantized is None or config is None:
+        return "not quantized"
+    if getattr(config, "model_type", None) not in SUPPORTED_TYPES:
+        return f"model type {getattr(config, 'model_type', None)!r}"
+    if getattr(config, "hidden_act", "silu") != "silu":
+        return f"activation {config.hidden_act!r}"
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    if isinstance(rope, dict) and rope.get("rope_type", rope.get("type", "default")) not in SUPPORTED_ROPE:
+        return f"rope type {rope.get('rope_type')!r}"
+    if getattr(config, "use_sliding_window", False) or (getattr(config, "sliding_window", None) or 0) > 0 and getattr(config, "model_type", "") == "mistral":
+        return "sliding-window attention"
+    if quantized.lm_head is None:
+        return "lm_head not quantized"
+    return None
+
+
+class FastDecoder:
+    """The lean decode step over a quantized model (see the module docstring)."""
+
+    def __init__(self, model: Any, quantized: QuantizedModel) -> None:
+        import torch
+
+        self.model = model
+        self.quantized = quantized
+        cfg = model.config
+        self.hidden = int(cfg.hidden_size)
+        self.heads = int(cfg.num_attention_heads)
+        self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
+        self.head_dim = int(getattr(cfg, "head_dim", None) or self.hidden // self.heads)
+        self.eps = float(cfg.rms_norm_eps)
+        self.max_positions = int(getattr(cfg, "max_position_embeddings", 2048) or 2048)
+        inner = model.model
+        self.embed = inner.embed_tokens.weight
+        self.final_norm = self._scaled(inner.norm.weight)
+        self.rotary = inner.rotary_emb
+        self.layers = [
+            _Layer(self._scaled(layer.input_layernorm.weight), self._scaled(layer.post_attention_layernorm.weight), packs, {})
+            for layer, packs in zip(inner.layers, quantized.layers, strict=True)
+        ]
+        self.head = quantized.lm_head
+        self.head_rows = self.embed if quantized.head_tied else quantized.head_rows
+        self.capacity = 0
+        self.k_cache: Any = None
+        self.v_cache: Any = None
+        self.cos: Any = None
+        self.sin: Any = None
+        self._capture: list[Any] | None = None
+        self._lora_key: tuple[Any, ...] | None = None
+        self.lora_reason: str | None = None
+        self.dtype = torch.bfloat16
+
+    def _scaled(self, weight: Any) -> Any:
+        """A norm weight times sqrt(hidden), float32: rms(h) = |h| / sqrt(hidden)."""
+        return weight.detach().float() * (self.hidden ** 0.5)
+
+    # --- LoRA ----------------------------------------------------------------------------
+    def refresh_lora(self) -> None:
+        """Read the active LoRA adapters from the model's peft layers (cheap when unchanged)."""
+        key, plans, reason = _lora_plans(self.model, self.dtype)
+        if key == self._lora_key:
+            return
+        self._lora_key = key
+        self.lora_reason = reason
+        for i, layer in enumerate(self.layers):
+            layer.lora = plans.get(i, {})
+
+    @property
+    def ready(self) -> bool:
+        """True when the current adapters can run on the lean step."""
+        self.refresh_lora()
+        return self.lora_reason is None
+
+    # --- cache -----------------------------------------------------------------------------
+    def _ensure_capacity(self, needed: int) -> None:
+        import torch
+
+        if needed <= self.capacity:
+            return
+        cap = max(needed, min(self.max_positions, ((needed + CACHE_STEP - 1) // CACHE_STEP) * CACHE_STEP))
+        n = len(self.layers)
+        k_cache = torch.zeros(n, self.kv_heads, cap, self.head_dim, dtype=self.dtype)
+        v_cache = torch.zeros(n, self.kv_heads, cap, self.head_dim, dtype=self.dtype)
+        if self.capacity:  # growing mid-generation: keep what is cached
+            k_cache[:, :, : self.capacity].copy_(self.k_cache)
+            v_cache[:, :, : self.capacity].copy_(self.v_cache)
+        self.k_cache, self.v_cache = k_cache, v_cache
+        pos = torch.arange(cap).unsqueeze(0)
+        cos, sin = self.rotary(torch.zeros(1, dtype=self.dtype), pos)
+        half = self.head_dim // 2
+        sin = sin[0].to(self.dtype)
+        self.cos = cos[0].to(self.dtype).unsqueeze(1)  # [cap, 1, head_dim]
+        self.sin = torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).unsqueeze(1)  # rotate_half's signs
+        self.capacity = cap
+
+    def reserve(self, positions: int) -> None:
+        """Make room in the static cache for ``positions`` tokens (before a generation)."""
+        self._ensure_capacity(positions)
+
+    # --- the step ----------------------------------------------------------------------------
+    def forward(self, ids: Any, pos: int) -> Any:
+        """Run tokens ``ids`` (1-D) at positions ``pos..``; return the last position's logits (float)."""
+        import torch
+        import torch.nn.functional as F
+
+        m = int(ids.shape[0])
+        self._ensure_capacity(pos + m)
+        end = pos + m
+        h = self.embed.index_select(0, ids).float()  # the residual stream stays float32
+        cos, sin = self.cos[pos:end], self.sin[pos:end]
+        nh, nkv, hd = self.heads, self.kv_heads, self.head_dim
+        nq, nk = nh * hd, nkv * hd
+        half = hd // 2
+        gqa = nkv != nh
+        norm = self._norm
+        for i, layer in enumerate(self.layers):
+            qkv = self._proj(layer, "qkv", norm(h, layer.in_norm))
+            qk = qkv[:, : nq + nk].view(m, nh + nkv, hd)
+            qk = torch.addcmul(qk * cos, qk.roll(half, -1), sin)
+            k_cache, v_cache = self.k_cache[i], self.v_cache[i]
+            k_cache[:, pos:end].copy_(qk[:, nh:].transpose(0, 1))
+            v_cache[:, pos:end].copy_(qkv[:, nq + nk :].view(m, nkv, hd).transpose(0, 1))
+            q = qk[:, :nh].transpose(0, 1).unsqueeze(0)
+            keys, values = k_cache[:, :end].unsqueeze(0), v_cache[:, :end].unsqueeze(0)
+            if m > 1 and pos > 0:
+                mask = torch.ones(m, end, dtype=torch.bool).tril(diagonal=pos)
+                attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=gqa)
+            else:
+                attn = F.scaled_dot_product_attention(q, keys, values, is_causal=m > 1, enable_gqa=gqa)
+            h.add_(self._proj(layer, "o", attn[0].transpose(0, 1).reshape(m, nq)))
+            gu = self._proj(layer, "gate_up", norm(h, layer.post_norm))
+            gate, up = gu.split(gu.shape[-1] // 2, dim=-1)
+            h.add_(self._proj(layer, "down", F.silu(gate).mul_(up)))
+        if self._capture is not None:
+            self._capture.append(h)
+        return self._logits(h[-1:])[0]
+
+    def _logits(self, h: Any) -> Any:
+        """float32 logits [rows, vocab] of the final hidden states ``h`` (float32).
+
+        The head is an int4 draft (17.7 MB per token for SmolLM2's 49152 x 576, against
+        57 MB in bf16); its top ``REFINE`` logits per row are recomputed in float32 from the
+        bf16 rows, so the candidates that matter (the argmax, nearly all of the softmax's
+        mass) are exact, and the bf16 output's 0.125 steps at |logit| ~ 25 do not tie close
+        candidates (SmolLM2's "The" / "L'" for the capital of France).
+        """
+        import torch
+
+        head = self.head
+        assert head is not None
+        normed = torch.div(h, torch.linalg.vector_norm(h, dim=-1, keepdim=True).clamp_min_(1e-12)).mul_(self.final_norm)
+        logits = qmm(head.kind, normed.to(torch.bfloat16), head.qweight, head.qscale).float()
+        if head.bias is not None:
+            logits += head.bias.float()
+        if not REFINE:
+            return logits
+        top = logits.topk(min(REFINE, logits.shape[-1]), dim=-1).indices  # [rows, k]
+        if head.kind == "int8":
+            rows = head.qweight[top.reshape(-1)].float().view(*top.shape, -1)  # [rows, k, hidden]
+            exact = torch.einsum("rkh,rh->rk", rows, normed) * head.qscale[top].float()
+        elif self.head_rows is not None:  # an int4 draft: the exact rows are bf16
+            rows = self.head_rows[top.reshape(-1)].float().view(*top.shape, -1)
+            exact = torch.einsum("rkh,rh->rk", rows, normed)
+        else:
+            return logits
+        if head.bias is not None:
+            exact += head.bias[top].float()
+        logits.scatter_(1, top, exact)
+        return logits
+
+    def all_logits(self, ids: Any) -> Any:
+        """Logits at every position of ``ids`` (1-D), from position 0: for perplexity."""
+        import torch
+
+        hidden: list[Any] = []
+        self._capture = hidden
+        try:
+            self.forward(ids, 0)
+        finally:
+            self._capture = None
+        return self._logits(hidden[0]) if hidden else torch.empty(0)
+
+    @staticmethod
+    def _norm(h: Any, weight: Any) -> Any:
+        """RMSNorm of the float32 stream into bf16; ``weight`` is pre-scaled by sqrt(hidden) (see _scaled)."""
+        import torch
+
+        return torch.div(h, torch.linalg.vector_norm(h, dim=-1, keepdim=True).clamp_min_(1e-12)).mul_(weight).to(torch.bfloat16)
+
+    def _proj(self, layer: _Layer, name: str, x: Any) -> Any:
+        packed = layer.packs[name]
+        y = qmm(packed.kind, x, packed.qweight, packed.qscale)
+        if packed.bias is not None:
+            y = y + packed.bias
+        lora = layer.lora.get(name)
+        if lora is not None:
+            y = y.addmm(x.mm(lora.a), lora.b)
+        return y
+
+
+def _lora_plans(model: Any, dtype: Any) -> tuple[tuple[Any, ...], dict[int, dict[str, _Lora]], str | None]:
+    """(state key, per-layer LoRA plans, reason when the lean step cannot run these adapters)."""
+    import torch
+
+    layers = model.model.layers
+    found: list[tuple[int, str, int, Any]] = []  # (layer, fused, member index, module)
+    key: list[Any] = []
+    names = {id(getattr(getattr(layer, group), member)): (i, fused_name, j)
+             for i, layer in enumerate(layers) for group, fused in FUSED.items()
+             for fused_name, members in fused for j, member in enumerate(members)}
+    for module in model.modules():
+        if not hasattr(module, "lora_A") or not hasattr(module, "scaling"):
+            continue
+        if getattr(module, "disable_adapters", False) or getattr(module, "merged", False):
+            key.append((id(module), "off"))
+            continue
+        active = [a for a in getattr(module, "active_adapters", ()) if a in module.lora_A]
+        if not active:
+            continue
+        where = names.get(id(module))
+        if where is None:
+            return (object(),), {}, f"an adapter on {type(getattr(module, 'base_layer', module)).__name__} outside the decoder projections"
+        for a in active:
+            if a in getattr(module, "lora_variant", {}) or getattr(module, "use_dora", {}).get(a, False):
+                return (object(),), {}, "DoRA or another LoRA variant"
+            key.append((id(module), a, float(module.scaling[a]), id(module.lora_A[a].weight), module.lora_A[a].weight._version))
+        found.append((*where, module))
+    plans: dict[int, dict[str, _Lora]] = {}
+    groups: dict[tuple[int, str], list[tuple[int, Any]]] = {}
+    for i, fused_name, j, module in found:
+        groups.setdefault((i, fused_name), []).append((j, module))
+    splits = {fused_name: members for fused in FUSED.values() for fused_name, members in fused}
+    for (i, fused_name), members in groups.items():
+        layer = layers[i]
+        outs = [getattr(_parent(layer, fused_name), m) for m in splits[fused_name]]
+        widths = [int(getattr(o, "out_features", None) or o.base_layer.out_features) for o in outs]
+        offsets = [sum(widths[:j]) for j in range(len(widths))]
+        a_parts, b_parts = [], []
+        for j, module in members:
+            for a in [x for x in module.active_adapters if x in module.lora_A]:
+                wa = module.lora_A[a].weight.detach().float()  # [r, K]
+                wb = module.lora_B[a].weight.detach().float() * float(module.scaling[a])  # [N_j, r]
+                full = torch.zeros(sum(widths), wb.shape[1])
+                full[offsets[j]: offsets[j] + widths[j]] = wb
+                a_parts.append(wa)
+                b_parts.append(full)
+        a_cat = torch.cat(a_parts, dim=0).t().contiguous().to(dtype)
+        b_cat = torch.cat(b_parts, dim=1).t().contiguous().to(dtype)
+        plans.setdefault(i, {})[fused_name] = _Lora(a_cat, b_cat)
+    return tuple(key), plans, None
+
+
+def _parent(layer: Any, fused_name: str) -> Any:
+    for group, fused in FUSED.items():
+        if any(name == fused_name for name, _ in fused):
+            return getattr(layer, group)
+    raise KeyError(fused_name)
+
+
+class ThreadTuner:
+    """Picks torch's thread count from what is free now, by timing real decode steps.
+
+    Counts above what the load average leaves free are not tried. The first decode steps
+    of a generation run in turn with each remaining candidate count
+    (``PROBE_ROUNDS`` each); the rest of the generation uses the fastest, preferring fewer
+    threads when within 5%. On a 2-core machine the candidates are 1 and 2: two threads
+    win on an idle machine, one when another process keeps the second core busy (then a
+    step on two threads can take 10x longer, so a higher count that lost by more than 30%
+    is probed again only after ``BACKOFF`` generations).
+    """
+
+    PROBE_ROUNDS = 2
+    SKIP = 1  # the first decode step after the prefill is not representative
+    BACKOFF = 4
+
+    def __init__(self, cpu_count: int | None = None, load: Callable[[], float] | None = None) -> None:
+        n = max(1, cpu_count or os.cpu_count() or 1)
+        self.cpu_count = n
+        self.candidates = sorted({1, n} if n <= 2 else {max(1, n // 2), n - 1, n})
+        self.best = self.candidates[0]
+        self._load = load or (lambda: os.getloadavg()[0])
+        self.history: list[dict[int, float]] = []  # per generation: median seconds per step
+        self._samples: dict[int, list[float]] = {}
+        self._probe: list[int] = []
+        self._rested: dict[int, int] = {}  # candidate -> generations left before probing it again
+        self.generations = 0
+
+    def free_cores(self) -> int:
+        """Cores the 1-minute load average leaves free, counting our own one generation thread."""
+        try:
+            load = self._load()
+        except OSError:
+            return self.cpu_count
+        return max(1, min(self.cpu_count, round(self.cpu_count - load + 1)))
+
+    def start(self) -> int:
+        """A generation starts: choose what to probe; threads for the prefill (the last choice)."""
+        self.generations += 1
+        free = self.free_cores()  # never probe more threads than the load leaves cores for
+        probe = [c for c in self.candidates
+                 if c == self.candidates[0] or (c <= free and (self._rested.get(c, 0) <= 0 or c == self.best))]
+        if self.best not in probe:
+            self.best = max(probe)
+        for c in self.candidates:
+            self._rested[c] = max(0, self._rested.get(c, 0) - 1)
+        self._probe = probe if len(probe) > 1 else []
+        self._samples = {c: [] for c in self._probe}
+        return self.best
+
+    def threads_for(self, step: int) -> int:
+        """Threads for decode step ``step`` (0-based) of this generation."""
+        probe = step - self.SKIP
+        if 0 <= probe < self.PROBE_ROUNDS * len(self._probe):
+            return self._probe[probe % len(self._probe)]
+        return self.best
+
+    def record(self, step: int, threads: int, seconds: float) -> None:
+        """The time of decode step ``step`` run with ``threads``; decides after the probes."""
+        probe = step - self.SKIP
+        total = self.PROBE_ROUNDS * len(self._probe)
+        if not 0 <= probe < total or threads not in self._samples:
+            return
+        self._samples[threads].append(seconds)
+        if probe == total - 1:
+            medians = {c: statistics.median(v) for c, v in self._samples.items() if v}
+            fastest = min(medians.values())
+            self.best = min(c for c, t in medians.items() if t <= fastest * 1.05)
+            for c, t in medians.items():
+                if c > self.best and t > fastest * 1.3:  # more threads collapsed: rest them a while
+                    self._rested[c] = self.BACKOFF
+            self.history.append(medians)
+            log.debug("threads: %s -> %d", {c: round(t * 1000, 2) for c, t in medians.items()}, self.best)
+
+
+def fast_generate(
+    decoder: FastDecoder,
+    tokenizer: Any,
+    messages: Sequence[ChatMessage],
+    params: GenerationParams,
+    emit: Callable[[str], None],
+    flag: CancelFlag,
+    context_length: int | None,
+    eos_ids: set[int],
+    tuner: ThreadTuner | None = None,
+) -> tuple[int, int, str]:
+    """Generate on the lean step; the same contract as :func:`local_generation.generate`.
+
+    With a ``tuner`` the thread count is chosen per step (see :class:`ThreadTuner`).
+    """
+    import torch
+
+    ids = prompt_ids(tokenizer, messages)
+    flag.stats.prompt_tokens = len(ids)
+    limit = context_length or decoder.max_positions
+    if len(ids) >= limit:
+        raise ContextTooLong(f"The prompt has {len(ids)} tokens; this model's context is {limit} tokens.")
+    max_new = min(params.max_tokens or (limit - len(ids)), limit - len(ids))
+    streamer = TokenStreamer(tokenizer, params.stop, emit, flag.stats)
+    processors = _processors(params)
+    sample = params.temperature > 0
+    if params.seed is not None:
+        torch.manual_seed(params.seed)
+    history = torch.tensor([ids], dtype=torch.long)
+    generated: list[int] = []
+    decoder.reserve(len(ids) + max_new)
+    streamer.put(history)
+    if tuner is not None:
+        torch.set_num_threads(tuner.start())
+    with torch.inference_mode():
+        logits = decoder.forward(history[0], 0)
+        pos = len(ids)
+        step = 0
+        while len(generated) < max_new:
+            if flag.is_set() or streamer.stopped:
+                break
+            scores = logits.unsqueeze(0)
+            if processors:
+                scores = processors(history, scores)
+            if sample:
+                token = int(torch.multinomial(torch.softmax(scores, dim=-1), 1)[0, 0])
+            else:
+                token = int(scores[0].argmax())
+            generated.append(token)
+            streamer.put(torch.tensor([token]))
+            if token in eos_ids or len(generated) >= max_new:
+                break
+            if processors:
+                history = torch.cat([history, torch.tensor([[token]])], dim=1)
+            if tuner is None:
+                logits = decoder.forward(torch.tensor([token]), pos)
+            else:
+                threads = tuner.threads_for(step)
+                torch.set_num_threads(threads)
+                started = time.perf_counter()
+                logits = decoder.forward(torch.tensor([token]), pos)
+                tuner.record(step, threads, time.perf_counter() - started)
+            pos += 1
+            step += 1
+    streamer.end()
+    if streamer.stopped:
+        reason = "stop"
+    elif flag.is_set():
+        reason = "cancelled"
+    elif generated and generated[-1] in eos_ids:
+        reason = "stop"
+    elif len(generated) >= max_new:
+        reason = "length"
+    else:
+        reason = "stop"
+    return len(ids), len(generated), reason
+
+
+def _processors(params: GenerationParams) -> Any:
+    """transformers' logits processors for the request (None for plain greedy)."""
+    from transformers import LogitsProcessorList
+    from transformers.generation.logits_process import (
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    procs = LogitsProcessorList()
+    if params.repetition_penalty is not None and params.repetition_penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+    if params.temperature > 0:
+        if params.temperature != 1.0:
+            procs.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_k:
+            procs.append(TopKLogitsWarper(params.top_k))
+        if params.top_p is not None and params.top_p < 1.0:
+            procs.append(TopPLogitsWarper(params.top_p))
+    return procs or None

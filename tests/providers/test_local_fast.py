@@ -1,0 +1,207 @@
+"""The fast CPU path on a tiny Llama: quantized weights, the lean decode step, its cache, threads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.core.errors import ModelLoadError
+from app.core.events import Finished, TextDelta, UsageReport
+from app.core.provider import ProviderContext
+from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
+from app.providers import local_quant
+from app.providers.transformers import LocalProvider
+
+MSGS = (ChatMessage("user", "hello world, what is the capital?"),)
+VARIANTS = ["int8", "int4", "int4-qkv8"]
+
+
+def request(model: Path, **params: Any) -> GenerationRequest:
+    params.setdefault("temperature", 0.0)
+    return GenerationRequest(ModelRef("local", str(model)), MSGS, GenerationParams(**params))
+
+
+async def collect(provider: LocalProvider, req: GenerationRequest) -> tuple[str, list[Any]]:
+    events = [e async for e in provider.stream(req)]
+    return "".join(e.text for e in events if isinstance(e, TextDelta)), events
+
+
+def relative(a: Any, b: Any) -> float:
+    import torch
+
+    return float(torch.linalg.vector_norm(a.float() - b.float()) / torch.linalg.vector_norm(b.float()))
+
+
+def test_int4_keeps_a_4bit_grid_exactly_and_int8_rounds_to_half_a_step() -> None:
+    """Weights already on a Q4_1 grid (blocks of 32: scale * q + minimum) come back unchanged."""
+    import torch
+
+    torch.manual_seed(0)
+    scale = torch.rand(64, 4, 1).mul(0.1).add(0.01).to(torch.bfloat16).float()
+    minimum = (-8 * scale).to(torch.bfloat16).float()  # zero = minimum + 8 * scale = 0, exact in bf16
+    q = torch.randint(0, 16, (64, 4, 32)).float()
+    q[..., 0], q[..., 1] = 0, 15  # each block uses its whole range, as the Q4_1 quantizer does
+    w = (q * scale + minimum).reshape(64, 128)
+    assert torch.equal(local_quant.fake_quantize("int4", w), w)
+    x = torch.randn(3, 128, dtype=torch.bfloat16)
+    packed, scales = local_quant.quantize_int4(w)
+    assert relative(local_quant.qmm("int4", x, packed, scales), x.float() @ w.t()) < 0.01
+    dense = torch.randn(48, 128)
+    step = dense.abs().amax(dim=1, keepdim=True) / 127
+    assert bool(((local_quant.fake_quantize("int8", dense) - dense).abs() <= step * 0.51).all())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_lean_step_matches_the_quantized_transformers_forward(tiny_model: Path, variant: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from app.providers.local_fast import FastDecoder, unsupported_reason
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    quantized = local_quant.quantize_model(model, variant)
+    assert unsupported_reason(model, quantized) is None
+    assert {type(m).__name__ for n, m in model.named_modules() if n.endswith(("q_proj", "down_proj", "lm_head"))} == {"QuantLinear"}
+    fast = FastDecoder(model, quantized)
+    ids = torch.tensor([5, 17, 42, 99, 7, 3, 64, 11])
+    with torch.inference_mode():
+        reference = model(ids[None].long()).logits[0].float()  # transformers' forward, same packed weights
+        prefill = fast.all_logits(ids)
+        assert relative(prefill, reference) < 0.05  # its residual stream is bf16, ours float32 (~2.5%)
+        steps = [fast.forward(ids[:4], 0)] + [fast.forward(ids[i : i + 1], i) for i in range(4, 8)]
+    for i, logits in zip(range(3, 8), steps, strict=True):  # the static cache: one token at a time
+        assert relative(logits, prefill[i]) < 0.01
+    from app.providers import local_fast
+
+    small = FastDecoder(model, quantized)
+    small.max_positions = 4096
+    with torch.inference_mode():  # the cache grows past its first size mid-way and keeps its contents
+        local_fast_step, local_fast.CACHE_STEP = local_fast.CACHE_STEP, 4
+        try:
+            grown = [small.forward(ids[:3], 0)] + [small.forward(ids[i : i + 1], i) for i in range(3, 8)]
+        finally:
+            local_fast.CACHE_STEP = local_fast_step
+    assert small.capacity == 8
+    assert relative(grown[-1], prefill[7]) < 0.01
+
+
+def test_fast_path_is_the_cpu_default_streams_and_stops(local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> None:
+    import torch
+
+    from app.providers.local_generation import prompt_ids
+
+    local_ctx.settings.local.dtype = "auto"
+    provider = LocalProvider(local_ctx)
+    text, events = run(collect(provider, request(tiny_model, max_tokens=12)))
+    loaded = provider.worker.call(lambda: provider._runtime().loaded)
+    assert loaded.dtype == "int4-qkv8" and loaded.fast is not None
+    assert events[-1] == Finished("length")
+    usage = next(e for e in events if isinstance(e, UsageReport))
+
+    def greedy() -> list[int]:  # the same 12 tokens straight from the lean step
+        ids = prompt_ids(loaded.tokenizer, MSGS)
+        out: list[int] = []
+        with torch.inference_mode():
+            logits = loaded.fast.forward(torch.tensor(ids), 0)
+            for pos in range(len(ids), len(ids) + 12):
+                out.append(int(logits.argmax()))
+                logits = loaded.fast.forward(torch.tensor(out[-1:]), pos)
+        return out
+
+    tokens = provider.worker.call(greedy)
+    assert text == loaded.tokenizer.decode(tokens, skip_special_tokens=True) and text
+    assert (usage.prompt_tokens, usage.completion_tokens) == (len(prompt_ids(loaded.tokenizer, MSGS)), 12)
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    cut, events = run(collect(provider, request(tiny_model, max_tokens=12, stop=(stop,))))
+    assert cut == text[: text.index(stop)] and events[-1] == Finished("stop")
+    a = run(collect(provider, request(tiny_model, temperature=1.0, seed=7, max_tokens=20)))[0]
+    b = run(collect(provider, request(tiny_model, temperature=1.0, seed=7, max_tokens=20)))[0]
+    c = run(collect(provider, request(tiny_model, temperature=1.0, seed=8, max_tokens=20)))[0]
+    assert a == b and a != c
+
+
+def test_quantized_copy_is_cached_by_source_and_variant(
+    local_ctx: Any, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Any]
+) -> None:
+    import shutil
+
+    local_ctx.settings.local.dtype = "int4"
+    provider = LocalProvider(local_ctx)
+    first = run(collect(provider, request(tiny_model, max_tokens=8)))[0]
+    copies = list((local_ctx.paths.cache_dir / "quantized").rglob("quantized-int4-*.safetensors"))
+    assert len(copies) == 1
+
+    def no_quantizing(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("quantized again")
+
+    monkeypatch.setattr(local_quant, "quantize_model", no_quantizing)
+    ctx2 = ProviderContext(settings=local_ctx.settings, secrets=None, paths=local_ctx.paths)  # type: ignore[arg-type]
+    second = LocalProvider(ctx2)
+    try:
+        again = run(collect(second, request(tiny_model, max_tokens=8)))[0]
+        assert second.worker.call(lambda: second._runtime().loaded.fast is not None)
+    finally:
+        ctx2.extra["model_worker"].close()  # type: ignore[attr-defined]
+    assert again == first
+    copy = tmp_path / "copy"  # a changed source never reuses that copy
+    shutil.copytree(tiny_model, copy)
+    (copy / "config.json").write_text((copy / "config.json").read_text().replace("\n}", ', "note": "changed"\n}'))
+    with pytest.raises(ModelLoadError, match="quantized again"):
+        run(collect(provider, request(copy, max_tokens=2)))
+    local_ctx.settings.local.dtype = "int8"  # nor does another variant
+    with pytest.raises(ModelLoadError, match="quantized again"):
+        run(collect(provider, request(tiny_model, max_tokens=2)))
+
+
+def test_thread_tuner_measures_each_count_and_prefers_fewer_threads() -> None:
+    from app.providers.local_fast import ThreadTuner
+
+    load = [0.2]
+    tuner = ThreadTuner(cpu_count=2, load=lambda: load[0])
+    assert tuner.candidates == [1, 2] and tuner.start() == 1  # the first prefill: the fewest
+
+    def generation(seconds: dict[int, float]) -> int:
+        tuner.start()
+        for step in range(10):
+            threads = tuner.threads_for(step)
+            tuner.record(step, threads, seconds[threads])
+        return tuner.threads_for(10)
+
+    assert generation({1: 0.020, 2: 0.012}) == 2  # idle machine: two threads win
+    assert generation({1: 0.020, 2: 0.0195}) == 1  # within 5%: keep a core free
+    assert generation({1: 0.020, 2: 0.200}) == 1  # the other core is busy: two collapse...
+    probed = []
+    for _ in range(ThreadTuner.BACKOFF + 1):  # ...and are not tried again for a few generations
+        tuner.start()
+        probed.append(sorted({tuner.threads_for(step) for step in range(10)}))
+    assert probed[:-1] == [[1]] * ThreadTuner.BACKOFF and probed[-1] == [1, 2]
+    load[0] = 2.5  # other processes keep both cores busy: two threads are not even tried
+    assert generation({1: 0.020, 2: 0.012}) == 1
+    load[0] = 1.2  # our own generation thread and a little more: the second core is free
+    assert generation({1: 0.020, 2: 0.012}) == 2
+    assert ThreadTuner(cpu_count=16).candidates == [8, 15, 16]
+    assert ThreadTuner(cpu_count=16, load=lambda: 9.0).free_cores() == 8
+    assert ThreadTuner(cpu_count=1).candidates == [1]
+
+
+def test_load_progress_fraction_grows_and_the_eta_follows_the_measured_speed() -> None:
+    from app.providers.local_progress import LoadProgress
+
+    now = [0.0]
+    events: list[tuple[str, float | None, str, float]] = []
+    lp = LoadProgress(lambda *e: events.append(e), {"hashing": 1.0, "converting": 8.0, "loading": 1.0}, clock=lambda: now[0])
+    lp.update("hashing", 0.0, "start", force=True)
+    assert events[-1][1] == 0.0 and events[-1][3] == pytest.approx(10.0)  # the priors, before any work
+    now[0] = 2.0
+    lp.update("converting", 0.5, "half")  # 5 of 10 prior seconds done in 2 s: twice as fast
+    assert events[-1][1] == 0.5 and events[-1][3] == pytest.approx(2.0)
+    now[0] = 2.05
+    lp.update("converting", 0.6, "too soon")  # rate-limited within a stage
+    assert events[-1][2].startswith("half")
+    lp.update("loading", 0.0, "next stage")  # a new stage always reports
+    assert events[-1][0] == "loading" and events[-1][1] == 0.9
+    now[0] = 3.0
+    assert lp.finish("model") == 3.0 and events[-1] == ("loaded", 1.0, "model loaded in 3.0 s")
