@@ -74,9 +74,11 @@ async def stream_once(provider: LocalProvider, msgs: Any, tokens: int, extras: d
     return text, n, total
 
 
-async def stream_timed(provider: LocalProvider, msgs: Any, tokens: int, extras: dict[str, Any] | None = None) -> tuple[str, int, float, float]:
+async def stream_timed(provider: LocalProvider, msgs: Any, tokens: int, extras: dict[str, Any] | None = None,
+                       logprobs: int | None = None) -> tuple[str, int, float, float]:
     """(text, completion tokens, total seconds, decode tok/s after the first token)."""
-    req = GenerationRequest(ModelRef("local", "smollm2"), msgs, GenerationParams(temperature=0.0, max_tokens=tokens, extras=extras or {}))
+    params = GenerationParams(temperature=0.0, max_tokens=tokens, extras=extras or {}, logprobs=logprobs)
+    req = GenerationRequest(ModelRef("local", "smollm2"), msgs, params)
     start = time.perf_counter()
     first: float | None = None
     parts: list[str] = []
@@ -216,13 +218,15 @@ def bench_variants(root: Path, tokens: int, rounds: int) -> dict[str, dict[str, 
         second = timed_load(provider)
         providers[dtype] = (provider, ctx)
         asyncio.run(stream_once(provider, LONG, 8))  # warm-up
-        results[dtype] = {"load": (first, second), "tok_s": [], "raw": []}
+        results[dtype] = {"load": (first, second), "tok_s": [], "raw": [], "lens": []}
     for _ in range(rounds):
         results["bfloat16"]["raw"].append(raw_generate(providers["bfloat16"][0], tokens))
         for dtype, (provider, _) in providers.items():
             _, n, _, decode = asyncio.run(stream_timed(provider, LONG, tokens))
             results[dtype]["tok_s"].append(decode)
             results[dtype]["threads"] = threads_used(provider)
+        default = providers["auto"][0]  # the token lens: logprobs with K = 5, same decoding steps
+        results["auto"]["lens"].append(asyncio.run(stream_timed(default, LONG, tokens, logprobs=5))[3])
     for dtype, (provider, ctx) in providers.items():
         if dtype != "auto":
             results[dtype]["ppl"] = perplexity(provider)
@@ -329,6 +333,9 @@ def main() -> None:
             quality = "" if dtype == "auto" else f"  ppl {r['ppl']:.2f} ({(r['ppl'] / base_ppl - 1) * 100:+.1f}% vs bf16)"
             print(f"  {label:<32} {tps:6.1f} tok/s  x{tps / raw:.2f}{quality}  threads {r['threads']}"
                   f"  load {r['load'][0]:.1f} s, then {r['load'][1]:.2f} s")
+        plain, lens = statistics.median(results["auto"]["tok_s"]), statistics.median(results["auto"]["lens"])
+        print(f"  {'default with logprobs (K = 5)':<32} {lens:6.1f} tok/s  x{lens / plain:.2f} of the default without "
+              "(target >= 0.90)")
         print("greedy answers (24 tokens):")
         for i, question in enumerate(QUESTIONS):
             print(f"  {question}")

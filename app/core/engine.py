@@ -100,6 +100,8 @@ class Engine:
                 if isinstance(event, TextDelta):
                     text = event.text
                     if not text:
+                        if event.tokens:  # tokens without characters (an end-of-text token)
+                            gen.tokens.extend(event.tokens)
                         continue
                     if prefix:
                         parts.append(prefix)

@@ -29,7 +29,13 @@ from typing import Any
 
 from app.core.errors import ContextTooLong
 from app.core.types import ChatMessage, GenerationParams
-from app.providers.local_generation import CancelFlag, TokenStreamer, prompt_ids
+from app.providers.local_generation import (
+    CancelFlag,
+    Emit,
+    TokenStreamer,
+    recorder_for,
+    request_ids,
+)
 from app.providers.local_quant import FUSED, QuantizedModel, qmm
 
 log = logging.getLogger(__name__)
@@ -397,11 +403,12 @@ def fast_generate(
     tokenizer: Any,
     messages: Sequence[ChatMessage],
     params: GenerationParams,
-    emit: Callable[[str], None],
+    emit: Emit,
     flag: CancelFlag,
     context_length: int | None,
     eos_ids: set[int],
     tuner: ThreadTuner | None = None,
+    prefix: str = "",
 ) -> tuple[int, int, str]:
     """Generate on the lean step; the same contract as :func:`local_generation.generate`.
 
@@ -409,13 +416,14 @@ def fast_generate(
     """
     import torch
 
-    ids = prompt_ids(tokenizer, messages)
+    ids = request_ids(tokenizer, messages, prefix)
     flag.stats.prompt_tokens = len(ids)
     limit = context_length or decoder.max_positions
     if len(ids) >= limit:
         raise ContextTooLong(f"The prompt has {len(ids)} tokens; this model's context is {limit} tokens.")
     max_new = min(params.max_tokens or (limit - len(ids)), limit - len(ids))
-    streamer = TokenStreamer(tokenizer, params.stop, emit, flag.stats)
+    recorder = recorder_for(tokenizer, params)
+    streamer = TokenStreamer(tokenizer, params.stop, emit, flag.stats, recorder)
     processors = _processors(params)
     sample = params.temperature > 0
     if params.seed is not None:
@@ -433,6 +441,8 @@ def fast_generate(
         while len(generated) < max_new:
             if flag.is_set() or streamer.stopped:
                 break
+            if recorder is not None:  # the model's own probabilities at this step
+                recorder.observe(logits)
             scores = logits.unsqueeze(0)
             if processors:
                 scores = processors(history, scores)

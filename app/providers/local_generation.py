@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from app.core.errors import ContextTooLong
+from app.core.events import TokenLogprob
 from app.core.types import ChatMessage, GenerationParams
+
+if TYPE_CHECKING:
+    from app.providers.local_lens import LogprobRecorder
 
 
 @dataclass
@@ -60,6 +64,23 @@ def prompt_ids(tokenizer: Any, messages: Sequence[ChatMessage]) -> list[int]:
     return list(tokenizer(text, add_special_tokens=True)["input_ids"])
 
 
+def request_ids(tokenizer: Any, messages: Sequence[ChatMessage], prefix: str = "") -> list[int]:
+    """The prompt's token ids, then those of the answer's given start (the model continues it)."""
+    ids = prompt_ids(tokenizer, messages)
+    if prefix:
+        ids += list(tokenizer(prefix, add_special_tokens=False)["input_ids"])
+    return ids
+
+
+def recorder_for(tokenizer: Any, params: GenerationParams) -> LogprobRecorder | None:
+    """A log-probability recorder when the request asks for them."""
+    if params.logprobs is None:
+        return None
+    from app.providers.local_lens import LogprobRecorder
+
+    return LogprobRecorder(tokenizer, params.logprobs)
+
+
 def _held_back(text: str, stops: Sequence[str]) -> int:
     """Length of the longest end of ``text`` that could start a stop string."""
     best = 0
@@ -72,13 +93,17 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
 
 
 class TokenStreamer:
-    """A transformers streamer: incremental decode, stop strings, token counting."""
+    """A transformers streamer: incremental decode, stop strings, token counting, and (with a
+    ``recorder``) each token's log-probability attached to the text it produced: the tokens
+    sent with the text always join to exactly that text."""
 
-    def __init__(self, tokenizer: Any, stops: Sequence[str], emit: Callable[[str], None], stats: GenStats) -> None:
+    def __init__(self, tokenizer: Any, stops: Sequence[str], emit: Emit, stats: GenStats,
+                 recorder: LogprobRecorder | None = None) -> None:  # fmt: skip
         self.tokenizer = tokenizer
         self.stops = tuple(stops)
         self.emit = emit
         self.stats = stats
+        self.recorder = recorder
         self.ids: list[int] = []
         self.text = ""
         self.emitted = 0
@@ -86,6 +111,9 @@ class TokenStreamer:
         self._prefix = 0
         self._read = 0
         self._prompt_seen = False
+        self._group: list[TokenLogprob] = []  # tokens whose text has not decoded yet
+        self._ready: list[TokenLogprob] = []  # tokens with their text, not sent yet
+        self._ready_end = 0  # where the text of the last ready token ends in self.text
 
     def _decode(self, ids: list[int]) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
@@ -100,6 +128,10 @@ class TokenStreamer:
             if self.stopped:
                 continue
             self.ids.append(int(tid))
+            if self.recorder is not None:
+                info = self.recorder.take(int(tid))
+                if info is not None:
+                    self._group.append(info)
             prefix_text = self._decode(self.ids[self._prefix : self._read])
             new_text = self._decode(self.ids[self._prefix :])
             if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
@@ -107,16 +139,17 @@ class TokenStreamer:
                 self._prefix, self._read = self._read, len(self.ids)
 
     def _feed(self, delta: str) -> None:
+        self._texts(delta)
         self.text += delta
         if self.stops:
             start = max(0, self.emitted - max(len(s) for s in self.stops))
             hits = [i for i in (self.text.find(s, start) for s in self.stops) if i >= 0]
             if hits:
                 cut = min(hits)
-                self._send(self.text[self.emitted : cut])
-                self.emitted = cut
                 self.text = self.text[:cut]
                 self.stopped = True
+                self._send(self.text[self.emitted : cut])
+                self.emitted = cut
                 return
             safe = len(self.text) - _held_back(self.text, self.stops)
         else:
@@ -125,9 +158,42 @@ class TokenStreamer:
             self._send(self.text[self.emitted : safe])
             self.emitted = safe
 
+    def _texts(self, delta: str) -> None:
+        """The tokens decoded just now produced ``delta``: the last of them carries it (earlier
+        ones were parts of one character)."""
+        if not self._group:
+            return
+        *parts, last = self._group
+        self._group = []
+        self._ready.extend(parts)
+        self._ready.append(replace(last, text=delta))
+        self._ready_end = len(self.text) + len(delta)
+
+    def _tokens_up_to(self, end: int) -> tuple[TokenLogprob, ...]:
+        """The ready tokens whose text lies within ``self.text[:end]`` (a token cut by a stop
+        string keeps only its part before the cut)."""
+        if not self._ready:
+            return ()
+        out: list[TokenLogprob] = []
+        pos = self._ready_end - sum(len(t.text) for t in self._ready)
+        while self._ready:
+            token = self._ready[0]
+            if pos + len(token.text) > end:
+                if not self.stopped:
+                    break
+                token = replace(token, text=token.text[: max(0, end - pos)])
+                self._ready = []
+                if token.text:
+                    out.append(token)
+                break
+            out.append(self._ready.pop(0))
+            pos += len(token.text)
+        return tuple(out)
+
     def _send(self, text: str) -> None:
+        tokens = self._tokens_up_to(self.emitted + len(text)) if self.recorder is not None else ()
         if text:
-            self.emit(text)
+            self.emit(text, tokens) if tokens else self.emit(text)
 
     def end(self) -> None:
         """Flush what is left (a trailing partial character, held-back text)."""
@@ -138,6 +204,15 @@ class TokenStreamer:
         if not self.stopped and self.emitted < len(self.text):
             self._send(self.text[self.emitted :])
             self.emitted = len(self.text)
+        if self.recorder is not None and not self.stopped:  # the end of text (no characters) too
+            self._texts("")
+            last = self._tokens_up_to(len(self.text))
+            if last:
+                self.emit("", last)
+
+
+Emit = Callable[..., None]
+"""Where text goes: ``emit(text)``, or ``emit(text, tokens)`` with the tokens that made it."""
 
 
 def _stopping(flag: CancelFlag, streamer: TokenStreamer) -> Any:
@@ -157,16 +232,18 @@ def generate(
     tokenizer: Any,
     messages: Sequence[ChatMessage],
     params: GenerationParams,
-    emit: Callable[[str], None],
+    emit: Emit,
     flag: CancelFlag,
     context_length: int | None,
+    prefix: str = "",
 ) -> tuple[int, int, str]:
-    """Generate on the calling (worker) thread; return (prompt tokens, completion tokens, reason)."""
+    """Generate on the calling (worker) thread; return (prompt tokens, completion tokens, reason).
+    ``prefix``: the answer's given start, continued (it is not emitted: the engine shows it)."""
     import torch
-    from transformers import StoppingCriteriaList
+    from transformers import LogitsProcessorList, StoppingCriteriaList
     from transformers.generation.streamers import BaseStreamer
 
-    ids = prompt_ids(tokenizer, messages)
+    ids = request_ids(tokenizer, messages, prefix)
     flag.stats.prompt_tokens = len(ids)
     limit = context_length or 0
     if limit and len(ids) >= limit:
@@ -174,7 +251,8 @@ def generate(
     max_new = params.max_tokens or (limit - len(ids) if limit else 512)
     if limit:
         max_new = min(max_new, limit - len(ids))
-    streamer = TokenStreamer(tokenizer, params.stop, emit, flag.stats)
+    recorder = recorder_for(tokenizer, params)
+    streamer = TokenStreamer(tokenizer, params.stop, emit, flag.stats, recorder)
 
     class _Bridge(BaseStreamer):
         def put(self, value: Any) -> None:
@@ -193,6 +271,10 @@ def generate(
         "stopping_criteria": StoppingCriteriaList([_stopping(flag, streamer)]),
         "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     }
+    if recorder is not None:
+        from app.providers.local_lens import processor
+
+        kwargs["logits_processor"] = LogitsProcessorList([processor(recorder)])
     if params.temperature > 0:
         kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or 0)
     else:

@@ -15,7 +15,7 @@ from typing import Any
 from app.core.errors import AdapterError
 from app.core.settings import LocalModelSettings
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams
-from app.providers.local_generation import CancelFlag, generate, prompt_ids
+from app.providers.local_generation import CancelFlag, Emit, generate, prompt_ids
 from app.providers.local_loading import (
     LoadedModel,
     ModelSource,
@@ -127,9 +127,11 @@ class LocalRuntime:
         self._adapters_changed()
 
     def generate(
-        self, messages: Sequence[ChatMessage], params: GenerationParams, emit: Callable[[str], None], flag: CancelFlag
+        self, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit, flag: CancelFlag,
+        prefix: str = "",
     ) -> tuple[int, int, str]:
-        """Generate with the loaded model; return (prompt tokens, completion tokens, reason)."""
+        """Generate with the loaded model (continuing ``prefix``, the answer's given start);
+        return (prompt tokens, completion tokens, reason)."""
         loaded = self._require()[0]
         fast = loaded.fast
         if fast is not None and fast.ready:
@@ -139,11 +141,11 @@ class LocalRuntime:
             if tuner is None:
                 self._set_threads()
             return fast_generate(fast, loaded.tokenizer, messages, params, emit, flag, loaded.context_length,
-                                 _eos_ids(loaded), tuner)
+                                 _eos_ids(loaded), tuner, prefix)
         if fast is not None:
             log.info("adapters the lean step cannot run (%s): using transformers' generate", fast.lora_reason)
         self._set_threads()
-        return generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length)
+        return generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length, prefix)
 
     def score(self, messages: Sequence[ChatMessage], prefix: str, token_ids: Sequence[int],
               adapters: Sequence[AdapterSpec]) -> list[float]:
@@ -153,7 +155,8 @@ class LocalRuntime:
         self._set_threads()
         from app.providers.local_lens import score_tokens
 
-        return score_tokens(loaded.model, loaded.tokenizer, messages, prefix, token_ids)
+        fast = loaded.fast if loaded.fast is not None and loaded.fast.ready else None
+        return score_tokens(loaded.model, loaded.tokenizer, messages, prefix, token_ids, fast)
 
     def _tuner(self) -> Any:
         """The thread tuner of this runtime (measures what is free, per generation)."""

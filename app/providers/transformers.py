@@ -217,7 +217,8 @@ class _LocalBase:
                     sink.put(Finished("cancelled"))
                     return
                 prompt, completion, reason = rt.generate(
-                    request.messages, request.params, lambda text: sink.put(TextDelta(text)), flag
+                    request.messages, request.params, lambda text, tokens=(): sink.put(TextDelta(text, tokens)), flag,
+                    request.prefix
                 )
                 sink.put(UsageReport(prompt, completion))
                 sink.put(Finished(reason))
