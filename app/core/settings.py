@@ -129,6 +129,10 @@ class Settings(BaseModel):
     """How many requests the run scheduler sends to one remote endpoint at once."""
     workbench_budget_usd: float = Field(0.10, ge=0.0, le=100_000.0)
     """The Workbench asks before a run whose estimated cost may be above this (USD)."""
+    show_probabilities: bool = False
+    """View > Show probabilities: chat answers ask for token probabilities and show them."""
+    probabilities_top_k: int = Field(5, ge=0, le=20)
+    """How many alternatives per token the probabilities view asks for (0-20)."""
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         """The endpoint called ``name`` (case-insensitive), or None."""

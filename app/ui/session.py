@@ -2,6 +2,10 @@
 transcript cards, over the conversation's message tree. The partial answer is saved while it
 streams (at most every ~0.3 s), so a crash or a cut connection loses nothing.
 
+With probabilities asked for (:attr:`ChatSession.lens_k`), each answer's tokens are kept
+with it (meta ``tokens``); :meth:`ChatSession.branch_from_token` makes a sibling answer that
+keeps the text up to a token, says a chosen alternative there and continues from it.
+
 The transcript shows one branch: the path from the root to :attr:`ChatSession.leaf_id`.
 Edit-and-resend adds a sibling user message, Regenerate a sibling answer; the old turns stay
 and ``‹ k/n ›`` on a card switches to them (:meth:`ChatSession.switch_branch`). Requests send
@@ -17,25 +21,29 @@ Signals:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.engine import GenerationResult
 from app.core.errors import AppError
+from app.core.events import TokenLogprob
 from app.core.exchange import (
+    PREFIX_TOKENS,
     ConversationState,
     answer_state,
     choose_seed,
     context_messages,
     conversation_state,
     final_meta,
+    lens_meta,
     remember_state,
     start_answer,
     title_for,
 )
 from app.core.history import Conversation, ConversationTree, MessageStatus, StoredMessage
+from app.core.lens import branch_at, tokens_from_meta, tokens_to_json
 from app.core.run_events import LiveFigures
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
@@ -56,6 +64,11 @@ class _Gen:
     reasoning: list[str] = field(default_factory=list)
     dirty: bool = False
     reasoning_dirty: bool = False
+    asked: bool = False
+    """Probabilities were asked for (the tokens are kept with the answer)."""
+    tokens: list[TokenLogprob] = field(default_factory=list)
+    prefix: str = ""
+    prefix_tokens: tuple[TokenLogprob, ...] = ()
 
     def base_meta(self) -> dict[str, Any]:
         """What the message's meta holds while it streams (and the reasoning so far)."""
@@ -100,7 +113,11 @@ class ChatSession(QObject):
         self._draft_timer.setSingleShot(True)
         self._draft_timer.setInterval(DRAFT_SAVE_MS)
         self._draft_timer.timeout.connect(self.save_draft)
+        self.lens_k: int | None = None
+        """Ask every answer for its tokens' probabilities with this many alternatives (None: no)."""
         backend.token_received.connect(self._on_token)
+        backend.tokens_received.connect(self._on_tokens)
+        backend.notice_received.connect(self._on_notice)
         backend.reasoning_received.connect(self._on_reasoning)
         backend.stats_updated.connect(self._on_stats)
         backend.generation_finished.connect(self._on_finished)
@@ -209,14 +226,27 @@ class ChatSession(QObject):
                                     branch=self.tree.position(user.id))
         return self._answer(params, system_prompt)
 
-    def _answer(self, params: GenerationParams, system_prompt: str) -> str | None:
-        """Answer the shown branch's last (user) message: a new child of it."""
+    def _answer(self, params: GenerationParams, system_prompt: str, *, made: ConversationState | None = None,
+                prefix: str = "", prefix_tokens: tuple[TokenLogprob, ...] = (), seed_chosen: bool = False) -> str | None:
+        """Answer the shown branch's last (user) message: a new child of it (``made``: with that
+        model, endpoint and adapters instead of the current ones; ``prefix``: starting with it)."""
         assert self.conversation_id is not None and self.leaf_id is not None
         cid, parent = self.conversation_id, self.leaf_id
         seeded = choose_seed(params)
+        if seeded.logprobs is None and self.lens_k is not None:
+            seeded = seeded.with_(logprobs=self.lens_k)
         messages = self.request_messages(system_prompt)
-        request = self.backend.selection.request(messages, seeded)
-        row = start_answer(self.history, cid, parent, request, system_prompt, seed_chosen=params.seed is None)
+        model = made.model if made is not None else None
+        request = self.backend.selection.request(messages, seeded, model_id=model,
+                                                 endpoint=made.endpoint if made is not None else None,
+                                                 adapters=made.adapters if made is not None else None)
+        if prefix:
+            request = replace(request, prefix=prefix)
+        row = start_answer(self.history, cid, parent, request, system_prompt,
+                           seed_chosen=seed_chosen or params.seed is None)
+        if prefix_tokens:
+            row = replace(row, meta={**row.meta, PREFIX_TOKENS: tokens_to_json(prefix_tokens)})
+            self.history.update_message(row.id, meta=row.meta)
         remember_state(self.history, cid, request, system_prompt, params)
         self._reload_tree()
         self.leaf_id = row.id
@@ -226,12 +256,13 @@ class ChatSession(QObject):
         try:
             gen_id = self.backend.generate(messages, seeded, conversation_id=cid, endpoint=request.endpoint,
                                            model_id=str(request.model), message_id=row.id,
-                                           adapters=request.adapters)
+                                           adapters=request.adapters, prefix=prefix)
         except AppError as exc:
             self.history.update_message(row.id, status="error", error=exc.user_message())
             self.transcript.finish_stream(key, status="error", error=exc.user_message())
             return None
-        self._gens[gen_id] = _Gen(row.id, key, cid, dict(row.meta))
+        self._gens[gen_id] = _Gen(row.id, key, cid, dict(row.meta), asked=seeded.logprobs is not None,
+                                  prefix=prefix, prefix_tokens=prefix_tokens)
         self._save_timer.start()
         return gen_id
 
@@ -257,6 +288,29 @@ class ChatSession(QObject):
         self.editing = None
         self._load(parent)
         return self._answer(params, system_prompt)
+
+    def branch_from_token(self, message_id: int, index: int, choice: str) -> str | None:
+        """A sibling of the answer ``message_id`` that keeps its text up to token ``index``,
+        says ``choice`` (one of that token's alternatives) there and continues from it, with
+        the answer's own model, endpoint, adapters, parameters (its seed), system prompt and
+        path. Returns the generation id (None while an answer streams or for an answer
+        without that token; AppError for a choice that is not an alternative)."""
+        if self.backend.is_busy() or self.conversation_id is None:
+            return None
+        answer = self.tree.by_id.get(message_id)
+        parent = self.tree.parent_of(message_id) if answer is not None else None
+        if answer is None or answer.role != "assistant" or parent is None:
+            return None
+        tokens = tokens_from_meta(answer.meta)
+        if not tokens:
+            return None
+        branch = branch_at(answer.content, tokens, index, choice)
+        made = answer_state(answer)
+        params = GenerationParams.from_dict(answer.params) if answer.params else GenerationParams()
+        self.editing = None
+        self._load(parent)
+        return self._answer(params, answer.system_prompt or "", made=made, prefix=branch.prefix,
+                            prefix_tokens=branch.tokens, seed_chosen=bool(answer.meta.get("seed_chosen")))
 
     def edit(self, message_id: int) -> str | None:
         """Start editing a user message: the branch is shown up to the message before it (the
@@ -305,6 +359,19 @@ class ChatSession(QObject):
             gen.parts.append(text)
             gen.dirty = True
             self.transcript.append(gen.key, text)
+            if gen.prefix_tokens and len(gen.parts) == 1 and text == gen.prefix:  # the given start
+                self.transcript.attach_tokens(gen.key, gen.prefix_tokens)
+
+    def _on_tokens(self, gen_id: str, _text: str, tokens: tuple[TokenLogprob, ...]) -> None:
+        gen = self._gens.get(gen_id)
+        if gen is not None:
+            gen.tokens.extend(tokens)
+            self.transcript.attach_tokens(gen.key, tokens)
+
+    def _on_notice(self, gen_id: str, message: str) -> None:
+        gen = self._gens.get(gen_id)
+        if gen is not None:
+            self.transcript.show_note(gen.key, message)
 
     def _on_reasoning(self, gen_id: str, text: str) -> None:
         gen = self._gens.get(gen_id)
@@ -336,7 +403,9 @@ class ChatSession(QObject):
         gen = self._gens.pop(gen_id, None)
         if gen is None:
             return
-        meta = {**gen.base_meta(), **(meta or {})}
+        base = gen.base_meta()
+        meta = {**base, **meta} if meta else lens_meta(base, gen.tokens, gen.asked)  # partial: its tokens so far
+        meta.pop(PREFIX_TOKENS, None)
         try:
             self.history.update_message(gen.message_id, content=text, status=status, error=error, meta=meta)
         finally:  # the card must end even when saving fails (the error goes to the excepthook)
@@ -353,7 +422,11 @@ class ChatSession(QObject):
         self._end(gen_id, result.text, "complete", None, final_meta(gen.meta if gen else {}, result))
 
     def _on_failed(self, gen_id: str, message: str, partial: str) -> None:
+        gen = self._gens.get(gen_id)
         self._end(gen_id, partial, "error", message, None)
+        card = self.transcript.card(gen.key) if gen is not None and gen.prefix else None
+        if card is not None and "cannot continue" in message.lower():  # offer what works there
+            card.offer_regenerate(f"This branch could not be made: {message}")
 
     def _on_cancelled(self, gen_id: str, partial: str) -> None:
         self._end(gen_id, partial, "cancelled", None, None)
