@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.core.events import TokenLogprob
-from app.core.lens import tokens_to_json
+from app.core.lens import stored_lens
 from app.core.types import (
     AdapterSpec,
     ChatMessage,
@@ -94,11 +94,11 @@ PREFIX_TOKENS = "prefix_tokens"
 def lens_meta(base: Mapping[str, Any], tokens: Sequence[TokenLogprob], asked: bool) -> dict[str, Any]:
     """``base`` with the answer's tokens (its given start's, then the generated ones) as
     ``tokens``, only when probabilities were asked for (``asked``): the history stays small
-    otherwise."""
+    otherwise (and they are cut at :data:`~app.core.lens.STORED_TOKENS_MAX`)."""
     meta = dict(base)
     start = meta.pop(PREFIX_TOKENS, None)
     if asked:
-        meta["tokens"] = (list(start) if isinstance(start, list) else []) + tokens_to_json(tokens)
+        meta.update(stored_lens([d for d in start if isinstance(d, dict)] if isinstance(start, list) else [], tokens))
     return meta
 
 

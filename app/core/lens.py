@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from operator import attrgetter
 
 from app.core.errors import AppError
 from app.core.events import TokenChoice, TokenLogprob
@@ -20,6 +21,12 @@ EFFECT_TOP_N = 5
 """How many most-changed tokens the adapter effect names and marks."""
 EFFECT_THRESHOLD = 1.0
 """|Δ logprob| (nats) from which a token is marked even outside the top N (about 2.7x)."""
+_LOGPROB = attrgetter("logprob")
+STORED_TOKENS_MAX = 1024
+"""An answer keeps the probabilities of at most this many tokens in the history (its first
+ones): with 5 alternatives a token takes ~200 bytes of JSON, and the whole meta is written
+when the answer ends and read whenever its conversation is. The mean logprob of the whole
+answer is kept apart, so its footer stays right."""
 
 
 def probability(logprob: float) -> float:
@@ -59,10 +66,11 @@ def perplexity(tokens: Sequence[TokenLogprob]) -> float | None:
     return None if mean is None else math.exp(-mean)
 
 
-def lens_sentence(tokens: Sequence[TokenLogprob]) -> str:
-    """The footer's addition: ``mean logprob −0.42 · perplexity 1.52`` ('' without tokens)."""
-    mean = mean_logprob(tokens)
-    if mean is None:
+def lens_sentence(tokens: Sequence[TokenLogprob], mean: float | None = None) -> str:
+    """The footer's addition: ``mean logprob −0.42 · perplexity 1.52`` ('' without tokens);
+    ``mean``: the one stored for the whole answer (its tokens may be cut)."""
+    mean = mean_logprob(tokens) if mean is None else mean
+    if mean is None or not math.isfinite(mean):
         return ""
     return f"mean logprob {signed(mean)} \u00b7 perplexity {math.exp(-mean):.2f}"
 
@@ -101,13 +109,42 @@ def tokens_from_meta(meta: Mapping[str, object] | None) -> tuple[TokenLogprob, .
     return tokens_from_json(meta.get("tokens")) if meta else ()
 
 
+def stored_lens(start: Sequence[Mapping[str, object]], tokens: Sequence[TokenLogprob]) -> dict[str, object]:
+    """What an answer's meta keeps of its tokens: ``tokens`` (``start``, a branch's given start
+    already as JSON, then ``tokens``; at most :data:`STORED_TOKENS_MAX` of them), the
+    ``logprob_mean`` of all of them and, when they were cut, ``tokens_total``."""
+    values = [float(d["logprob"]) for d in start if isinstance(d.get("logprob"), int | float)]  # type: ignore[arg-type]
+    room = max(0, STORED_TOKENS_MAX - len(start))
+    out: dict[str, object] = {"tokens": [dict(d) for d in start[:STORED_TOKENS_MAX]] + tokens_to_json(tokens[:room])}
+    count, total = len(values) + len(tokens), sum(values) + sum(map(_LOGPROB, tokens))  # linear, no copies
+    if not math.isfinite(total):  # a -inf token: the mean of the others
+        finite = [v for v in [*values, *map(_LOGPROB, tokens)] if math.isfinite(v)]
+        count, total = len(finite), sum(finite)
+    if count:
+        out["logprob_mean"] = total / count
+    if len(start) + len(tokens) > STORED_TOKENS_MAX:
+        out["tokens_total"] = len(start) + len(tokens)
+    return out
+
+
+def text_around(text: str, tokens: Sequence[TokenLogprob]) -> tuple[str, str]:
+    """The text before and after the tokens in ``text``: a given start whose tokens are not
+    known, and the rest of an answer whose stored tokens were cut. ``('', '')`` when the
+    tokens are the whole text or do not fit it."""
+    joined = "".join(t.text for t in tokens)
+    if not joined or joined == text:
+        return "", ""
+    if text.endswith(joined):
+        return text[: len(text) - len(joined)], ""
+    if text.startswith(joined):
+        return "", text[len(joined):]
+    return "", ""
+
+
 def split_lead(text: str, tokens: Sequence[TokenLogprob]) -> str:
     """The start of ``text`` that the tokens do not cover (a given prefix whose tokens are not
     known): ``''`` when the tokens are the whole text, or when they do not end it."""
-    joined = "".join(t.text for t in tokens)
-    if joined and len(joined) < len(text) and text.endswith(joined):
-        return text[: len(text) - len(joined)]
-    return ""
+    return text_around(text, tokens)[0]
 
 
 # -- branching from a token --------------------------------------------------------------------

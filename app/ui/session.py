@@ -47,6 +47,7 @@ from app.core.lens import branch_at, tokens_from_meta, tokens_to_json
 from app.core.run_events import LiveFigures
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
+from app.ui.session_lens import LensWriter, split_lens
 from app.ui.widgets.transcript import TranscriptView
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class ChatSession(QObject):
         self._draft_timer.setSingleShot(True)
         self._draft_timer.setInterval(DRAFT_SAVE_MS)
         self._draft_timer.timeout.connect(self.save_draft)
+        self.lens_writer = LensWriter(self.history, self._on_lens_written, self)
         self.lens_k: int | None = None
         """Ask every answer for its tokens' probabilities with this many alternatives (None: no)."""
         backend.token_received.connect(self._on_token)
@@ -147,6 +149,7 @@ class ChatSession(QObject):
         return conv
 
     def _reload_tree(self) -> None:
+        self.lens_writer.flush()  # what is read includes the tokens of the last answer
         self.tree = self.history.tree(self.conversation_id) if self.conversation_id else ConversationTree([])
 
     def _load(self, leaf_id: int | None = None) -> None:
@@ -297,6 +300,7 @@ class ChatSession(QObject):
         without that token; AppError for a choice that is not an alternative)."""
         if self.backend.is_busy() or self.conversation_id is None:
             return None
+        self.lens_writer.flush()
         answer = self.tree.by_id.get(message_id)
         parent = self.tree.parent_of(message_id) if answer is not None else None
         if answer is None or answer.role != "assistant" or parent is None:
@@ -304,6 +308,9 @@ class ChatSession(QObject):
         tokens = tokens_from_meta(answer.meta)
         if not tokens:
             return None
+        if index >= len(tokens) and answer.meta.get("tokens_total"):
+            raise AppError(f"Probabilities are kept for the first {len(tokens):,} tokens of an answer.",
+                           hint="Branch from one of those, or regenerate the answer.")  # fmt: skip
         branch = branch_at(answer.content, tokens, index, choice)
         made = answer_state(answer)
         params = GenerationParams.from_dict(answer.params) if answer.params else GenerationParams()
@@ -386,8 +393,14 @@ class ChatSession(QObject):
         if card is not None and card.streaming:
             card.set_live(live)
 
+    def _on_lens_written(self, message_id: int, meta: dict[str, Any]) -> None:
+        msg = self.tree.by_id.get(message_id)
+        if msg is not None:
+            self.tree.by_id[message_id] = replace(msg, meta=meta)
+
     def save_partials(self) -> None:
         """Write the partial answers to history (the save timer calls this)."""
+        self.lens_writer.flush()
         for gen in self._gens.values():
             if gen.reasoning_dirty:  # the reasoning lives in meta (it is not the answer)
                 gen.reasoning_dirty = False
@@ -406,8 +419,9 @@ class ChatSession(QObject):
         base = gen.base_meta()
         meta = {**base, **meta} if meta else lens_meta(base, gen.tokens, gen.asked)  # partial: its tokens so far
         meta.pop(PREFIX_TOKENS, None)
+        answer_meta, with_tokens = split_lens(meta)
         try:
-            self.history.update_message(gen.message_id, content=text, status=status, error=error, meta=meta)
+            self.history.update_message(gen.message_id, content=text, status=status, error=error, meta=answer_meta)
         finally:  # the card must end even when saving fails (the error goes to the excepthook)
             self.transcript.finish_stream(gen.key, status=status, error=error, meta=meta)
             if self.conversation_id == gen.conversation_id:
@@ -415,6 +429,8 @@ class ChatSession(QObject):
                     self._reload_tree()
                 except Exception:  # the tree is read again on the next open
                     log.warning("could not reread the conversation", exc_info=True)
+            if with_tokens:
+                self.lens_writer.defer(gen.message_id, with_tokens)
             self.answer_done.emit(gen_id, status)
 
     def _on_finished(self, gen_id: str, result: GenerationResult) -> None:

@@ -53,3 +53,17 @@ def test_a_branch_keeps_its_given_start_as_tokens_first(run: Any, tmp_path: Path
     # a stopped answer keeps the tokens it had; without probabilities asked, none are kept
     assert len(lens_meta(base, result.tokens[:1], True)["tokens"]) == 3
     assert "tokens" not in lens_meta(base, result.tokens, False) and PREFIX_TOKENS not in lens_meta(base, (), False)
+
+
+def test_a_long_answer_keeps_the_first_tokens_and_the_mean_of_all() -> None:
+    from app.core.events import TokenLogprob
+    from app.core.lens import STORED_TOKENS_MAX, stored_lens, text_around
+
+    tokens = [TokenLogprob(f" t{i}", -1.0 if i < STORED_TOKENS_MAX else -3.0) for i in range(STORED_TOKENS_MAX + 100)]
+    kept = stored_lens([], tokens)
+    assert len(kept["tokens"]) == STORED_TOKENS_MAX and kept["tokens_total"] == STORED_TOKENS_MAX + 100  # type: ignore[arg-type]
+    assert kept["logprob_mean"] == (-1.0 * STORED_TOKENS_MAX - 3.0 * 100) / (STORED_TOKENS_MAX + 100)
+    text = "".join(t.text for t in tokens)
+    assert text_around(text, tokens_from_meta(kept)) == ("", text[len("".join(t.text for t in tokens[:STORED_TOKENS_MAX])):])
+    assert "tokens_total" not in stored_lens([], tokens[:3])
+    assert stored_lens([], [TokenLogprob("a", float("-inf")), TokenLogprob("b", -1.0)])["logprob_mean"] == -1.0

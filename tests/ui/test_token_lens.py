@@ -217,3 +217,24 @@ def test_a_server_that_cannot_continue_says_so_and_offers_regenerate(window: Mai
         assert kept.count("Paris is big") == 1 and "Lyon" in kept  # nothing lost
 
     _run(qloop, scenario())
+
+
+def test_a_long_answer_reopens_with_its_first_tokens_and_the_mean_of_all(window: MainWindow, qloop: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.core.lens as lens
+
+    monkeypatch.setattr(lens, "STORED_TOKENS_MAX", 3)
+    window.probabilities_action.trigger()
+    _run(qloop, _send(window, PROMPT))
+    live = window.transcript.cards()[-1]
+    assert len(live.lens.tokens) == 5  # the streamed card has them all
+    footer = live.figures.text()
+    answer = window.session.path[-1]
+    assert len(answer.meta["tokens"]) == 3 and answer.meta["tokens_total"] == 5
+    window.open_conversation(window.session.conversation_id or "")
+    card = window.transcript.cards()[-1]
+    assert card.showing_probabilities and len(card.lens.tokens) == 3
+    assert card.lens.plain_text() == PROMPT  # the rest shown as plain text
+    assert card.figures.text() == footer  # the mean of all 5 tokens
+    assert window.branch_from_token(answer.id, 4, " alt1") is None
+    assert "first 3 tokens" in window.status_label.text()

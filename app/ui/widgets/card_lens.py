@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QPoint, Signal
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from app.core.events import TokenLogprob
-from app.core.lens import lens_sentence, split_lead
+from app.core.lens import lens_sentence, text_around
 from app.ui.widgets.token_view import (
     LensColours,
     Piece,
@@ -56,9 +56,10 @@ class AnswerLens(QObject):
         """True when the answer came with its tokens' probabilities."""
         return bool(self.tokens)
 
-    def sentence(self) -> str:
-        """``mean logprob −0.42 · perplexity 1.52`` ('' without tokens)."""
-        return lens_sentence(self.tokens)
+    def sentence(self, mean: float | None = None) -> str:
+        """``mean logprob −0.42 · perplexity 1.52`` ('' without tokens; ``mean``: the whole
+        answer's, stored apart when its stored tokens were cut)."""
+        return lens_sentence(self.tokens, mean) if self.tokens else ""
 
     # -- pieces ----------------------------------------------------------------------------------
     def queue(self, text: str) -> None:
@@ -78,10 +79,10 @@ class AnswerLens(QObject):
         self.tokens.extend(tokens)
 
     def set_tokens(self, text: str, tokens: Sequence[TokenLogprob]) -> None:
-        """A finished answer's tokens (from the history): its text is the start the tokens do
-        not cover, then the tokens."""
-        lead = split_lead(text, tokens)
-        self.pieces = ([lead] if lead else []) + list(tokens)
+        """A finished answer's tokens (from the history): the start the tokens do not cover,
+        the tokens, then the rest of the text when the stored tokens were cut."""
+        lead, tail = text_around(text, tokens)
+        self.pieces = ([lead] if lead else []) + list(tokens) + ([tail] if tail else [])
         self.tokens = list(tokens)
         self._last_plain = -1
         self._reset_view()

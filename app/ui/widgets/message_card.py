@@ -167,6 +167,7 @@ class MessageCard(QFrame):
         """Text the Markdown body has not been given while the probabilities view was shown."""
         self._md_unfinished = False
         self._figures_line = ""
+        self._lens_mean: float | None = None
         self.streaming = False
         self.status = "complete"
 
@@ -298,16 +299,17 @@ class MessageCard(QFrame):
         notes = meta.get("notes")
         if isinstance(notes, list) and notes:
             self.show_note(" ".join(str(n) for n in notes))
-        stored = tokens_from_meta(meta)
-        if stored and not self.streaming and len(stored) != len(self.lens.tokens):
-            self.lens.set_tokens(self.text, stored)  # a reopened answer (streamed ones have theirs)
+        mean = meta.get("logprob_mean")
+        self._lens_mean = float(mean) if isinstance(mean, int | float) else None
+        if isinstance(meta.get("tokens"), list) and not self.lens.has_tokens and not self.streaming:
+            self.lens.set_tokens(self.text, tokens_from_meta(meta))  # a reopened answer (streamed ones have theirs)
         if self.lens_action is not None:
             self.lens_action.setEnabled(self.lens.has_tokens)
         self._show_figures(format_figures(meta))
 
     def _show_figures(self, line: str) -> None:
         self._figures_line = line
-        extra = self.lens.sentence() if self.role == "assistant" and not self.streaming else ""
+        extra = self.lens.sentence(self._lens_mean) if self.role == "assistant" and not self.streaming else ""
         full = " \u00b7 ".join(p for p in (line, extra) if p)
         self.figures.setText(full)
         self.figures.setVisible(bool(full))
