@@ -39,10 +39,11 @@ class EffectView(QWidget):
     """Summary, highlighted tokens and a Markdown / adapter effect toggle. ``markdown`` is the
     widget showing the answer as Markdown (hidden while the effect is shown)."""
 
-    def __init__(self, markdown: QWidget, parent: QWidget | None = None) -> None:
+    def __init__(self, markdown: QWidget, parent: QWidget | None = None, *, other: str = "Markdown") -> None:
         super().__init__(parent)
         self.setObjectName("effectView")
         self._markdown = markdown
+        self._other = other
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(4)
@@ -54,8 +55,8 @@ class EffectView(QWidget):
         row.addWidget(self.summary, 1)
         self.toggle = QToolButton(self)
         self.toggle.setCheckable(True)
-        self.toggle.setText("Show Markdown")
-        self.toggle.setToolTip("Switch between the answer as Markdown and its tokens with the adapter's effect")
+        self.toggle.setText(f"Show {other}")
+        self.toggle.setToolTip(f"Switch between the {other} and the adapter's answer with its effect per token")
         self.toggle.toggled.connect(self._on_toggled)
         self.toggle.setVisible(False)
         row.addWidget(self.toggle, 0, Qt.AlignmentFlag.AlignTop)
@@ -131,7 +132,7 @@ class EffectView(QWidget):
         return self.view.isVisible() or (self.effect is not None and not self.toggle.isChecked())
 
     def _on_toggled(self, markdown: bool) -> None:
-        self.toggle.setText("Show adapter effect" if markdown else "Show Markdown")
+        self.toggle.setText("Show adapter effect" if markdown else f"Show {self._other}")
         self.view.setVisible(not markdown and self.effect is not None)
         self._markdown.setVisible(markdown or self.effect is None)
 
