@@ -43,11 +43,11 @@ from app.core.exchange import (
     title_for,
 )
 from app.core.history import Conversation, ConversationTree, MessageStatus, StoredMessage
-from app.core.lens import branch_at, tokens_from_meta, tokens_to_json
+from app.core.lens import tokens_to_json
 from app.core.run_events import LiveFigures
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
-from app.ui.session_lens import LensWriter, split_lens
+from app.ui.session_lens import LensWriter, SessionLens, split_lens
 from app.ui.widgets.transcript import TranscriptView
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def _key(message_id: int) -> str:
     return f"m{message_id}"
 
 
-class ChatSession(QObject):
+class ChatSession(QObject, SessionLens):
     """The open conversation and the branch shown: sends, regenerates, edits, switches
     branches, forks, and persists streamed answers and the draft."""
 
@@ -292,33 +292,6 @@ class ChatSession(QObject):
         self._load(parent)
         return self._answer(params, system_prompt)
 
-    def branch_from_token(self, message_id: int, index: int, choice: str) -> str | None:
-        """A sibling of the answer ``message_id`` that keeps its text up to token ``index``,
-        says ``choice`` (one of that token's alternatives) there and continues from it, with
-        the answer's own model, endpoint, adapters, parameters (its seed), system prompt and
-        path. Returns the generation id (None while an answer streams or for an answer
-        without that token; AppError for a choice that is not an alternative)."""
-        if self.backend.is_busy() or self.conversation_id is None:
-            return None
-        self.lens_writer.flush()
-        answer = self.tree.by_id.get(message_id)
-        parent = self.tree.parent_of(message_id) if answer is not None else None
-        if answer is None or answer.role != "assistant" or parent is None:
-            return None
-        tokens = tokens_from_meta(answer.meta)
-        if not tokens:
-            return None
-        if index >= len(tokens) and answer.meta.get("tokens_total"):
-            raise AppError(f"Probabilities are kept for the first {len(tokens):,} tokens of an answer.",
-                           hint="Branch from one of those, or regenerate the answer.")  # fmt: skip
-        branch = branch_at(answer.content, tokens, index, choice)
-        made = answer_state(answer)
-        params = GenerationParams.from_dict(answer.params) if answer.params else GenerationParams()
-        self.editing = None
-        self._load(parent)
-        return self._answer(params, answer.system_prompt or "", made=made, prefix=branch.prefix,
-                            prefix_tokens=branch.tokens, seed_chosen=bool(answer.meta.get("seed_chosen")))
-
     def edit(self, message_id: int) -> str | None:
         """Start editing a user message: the branch is shown up to the message before it (the
         message and its answers stay stored); the next :meth:`send` makes a sibling of it.
@@ -369,17 +342,6 @@ class ChatSession(QObject):
             if gen.prefix_tokens and len(gen.parts) == 1 and text == gen.prefix:  # the given start
                 self.transcript.attach_tokens(gen.key, gen.prefix_tokens)
 
-    def _on_tokens(self, gen_id: str, _text: str, tokens: tuple[TokenLogprob, ...]) -> None:
-        gen = self._gens.get(gen_id)
-        if gen is not None:
-            gen.tokens.extend(tokens)
-            self.transcript.attach_tokens(gen.key, tokens)
-
-    def _on_notice(self, gen_id: str, message: str) -> None:
-        gen = self._gens.get(gen_id)
-        if gen is not None:
-            self.transcript.show_note(gen.key, message)
-
     def _on_reasoning(self, gen_id: str, text: str) -> None:
         gen = self._gens.get(gen_id)
         if gen is not None:
@@ -392,11 +354,6 @@ class ChatSession(QObject):
         card = self.transcript.card(gen.key) if gen else None
         if card is not None and card.streaming:
             card.set_live(live)
-
-    def _on_lens_written(self, message_id: int, meta: dict[str, Any]) -> None:
-        msg = self.tree.by_id.get(message_id)
-        if msg is not None:
-            self.tree.by_id[message_id] = replace(msg, meta=meta)
 
     def save_partials(self) -> None:
         """Write the partial answers to history (the save timer calls this)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, QPoint, Signal
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from app.core.events import TokenLogprob
@@ -156,8 +157,6 @@ class AnswerLens(QObject):
         popup = TokenPopup(self.document.tokens[index], index, self._owner, can_branch=self.can_branch)
         popup.chosen.connect(self.branch_requested.emit)
         if where is None:
-            from PySide6.QtGui import QTextCursor
-
             cursor = QTextCursor(self.view.document())
             cursor.setPosition(self.document.starts[index])
             where = self.view.viewport().mapToGlobal(self.view.cursorRect(cursor).bottomLeft())

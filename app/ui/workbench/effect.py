@@ -71,8 +71,11 @@ class PairEffect:
         if pair is None:
             return
         _base, tuned = pair
-        if tuned.status != "done" or tuned.run is None or tuned.request is None:
+        if tuned.status != "done" or tuned.request is None:
             self.view.set_message("The adapter effect per token shows here once the adapter's answer is done.")
+            return
+        if tuned.run is None:  # a stored run: its cells keep their text, not their tokens
+            self.view.set_message("No adapter effect for a stored run (its tokens are not kept): run the grid again.")
             return
         tokens = tuned.run.generation.tokens
         known = self._done.get(tuned.run.id)
