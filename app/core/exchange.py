@@ -1,7 +1,7 @@
 """One exchange of a stored conversation, the same for the window and the CLI: the seed in
 force, the context sent (only the messages on the branch's own path), the answer's row and
 what its meta records (model, endpoint, adapters with path/scale/sha256, parameters, seed,
-system prompt, figures, reasoning)."""
+system prompt, figures, reasoning, and the tokens with their probabilities when asked for)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from app.core.events import TokenLogprob
+from app.core.lens import stored_lens
 from app.core.types import (
     AdapterSpec,
     ChatMessage,
@@ -79,15 +81,37 @@ def answer_meta(request: GenerationRequest, system_prompt: str, *, seed_chosen: 
     }  # fmt: skip
     if seed_chosen:
         meta["seed_chosen"] = True
+    if request.prefix:
+        meta["prefix"] = request.prefix
+    return meta
+
+
+PREFIX_TOKENS = "prefix_tokens"
+"""Meta key of a branched answer's given start as tokens (while it streams; merged into
+``tokens`` when it ends)."""
+
+
+def lens_meta(base: Mapping[str, Any], tokens: Sequence[TokenLogprob], asked: bool) -> dict[str, Any]:
+    """``base`` with the answer's tokens (its given start's, then the generated ones) as
+    ``tokens``, only when probabilities were asked for (``asked``): the history stays small
+    otherwise (and they are cut at :data:`~app.core.lens.STORED_TOKENS_MAX`)."""
+    meta = dict(base)
+    start = meta.pop(PREFIX_TOKENS, None)
+    if asked:
+        meta.update(stored_lens([d for d in start if isinstance(d, dict)] if isinstance(start, list) else [], tokens))
     return meta
 
 
 def final_meta(base: Mapping[str, Any], result: GenerationResult) -> dict[str, Any]:
-    """An ended answer's meta: ``base``, its figures and a thinking model's reasoning."""
-    meta = {**base, **result.figures().to_meta()}
+    """An ended answer's meta: ``base``, its figures, a thinking model's reasoning, its tokens
+    with their probabilities (when they were asked for) and the provider's notes."""
+    meta = {**lens_meta(base, result.tokens, result.request.params.logprobs is not None),
+            **result.figures().to_meta()}  # fmt: skip
     if result.reasoning:
         meta["reasoning"] = result.reasoning
         meta["reasoning_tokens"] = result.reasoning_tokens or len(result.reasoning.split())
+    if result.notices:
+        meta["notes"] = list(result.notices)
     return meta
 
 

@@ -183,6 +183,10 @@ class Settings(BaseModel):
     """The Workbench asks before a run whose estimated cost may be above this (USD)."""
     ui: UiSettings = Field(default_factory=lambda: UiSettings())
     """The window's appearance and keys."""
+    show_probabilities: bool = False
+    """View > Show probabilities: chat answers ask for token probabilities and show them."""
+    probabilities_top_k: int = Field(5, ge=0, le=20)
+    """How many alternatives per token the probabilities view asks for (0-20)."""
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         """The endpoint called ``name`` (case-insensitive), or None."""

@@ -6,6 +6,10 @@ their typed events into Qt signals, emitted on the GUI thread (the qasync loop).
 Signals:
     generation_started(str run_id, RunInfo info)
     token_received(str run_id, str text): raw deltas (consumers coalesce).
+    tokens_received(str run_id, str text, tuple[TokenLogprob, ...] tokens): right after
+        token_received, for a delta that came with its tokens' probabilities (asked for).
+    notice_received(str run_id, str message): something to know about the answer that is not
+        an error (e.g. the server gives no probabilities); the answer goes on.
     reasoning_received(str run_id, str text): a thinking model's raw reasoning deltas (never
         part of the answer text; consumers coalesce).
     stats_updated(str run_id, LiveFigures live): at most ~10 per second, plus one final update.
@@ -33,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
+from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
 
@@ -43,6 +48,7 @@ from app.core.run_events import (
     RunEvent,
     RunFailed,
     RunFinished,
+    RunNotice,
     RunProgress,
     RunReasoning,
     RunRetrying,
@@ -79,6 +85,8 @@ class BackendManager(QObject):
 
     generation_started = Signal(str, object)
     token_received = Signal(str, str)
+    tokens_received = Signal(str, str, object)
+    notice_received = Signal(str, str)
     reasoning_received = Signal(str, str)
     stats_updated = Signal(str, object)
     generation_retrying = Signal(str, int, float, str)
@@ -212,11 +220,15 @@ class BackendManager(QObject):
     # -- runs ----------------------------------------------------------------------------------
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams, *,
                  conversation_id: str | None = None, endpoint: str | None = None, model_id: str | None = None,
-                 message_id: int | None = None, adapters: Sequence[AdapterSpec] | None = None) -> str:
-        """Start one answer; return its run id. Raises AppError while another one runs, or for
-        a malformed model id (nothing is sent then)."""
+                 message_id: int | None = None, adapters: Sequence[AdapterSpec] | None = None,
+                 prefix: str = "") -> str:
+        """Start one answer (``prefix``: the answer starts with this text, the model continues
+        it); return its run id. Raises AppError while another one runs, or for a malformed model
+        id (nothing is sent then)."""
         self._refuse_when_busy()
         request = self.selection.request(messages, params, model_id=model_id, endpoint=endpoint, adapters=adapters)
+        if prefix:
+            request = replace(request, prefix=prefix)
         return self._submit(request, conversation_id, message_id)
 
     def compare(self, messages: Sequence[ChatMessage], params: GenerationParams) -> tuple[str, str]:
@@ -257,6 +269,8 @@ class BackendManager(QObject):
             if rid in self._loading_runs:
                 self._loaded(rid)
             self.token_received.emit(rid, event.text)
+            if event.tokens:
+                self.tokens_received.emit(rid, event.text, event.tokens)
         elif isinstance(event, RunStats):
             self.stats_updated.emit(rid, event.figures)
         elif isinstance(event, RunReasoning):
@@ -266,6 +280,8 @@ class BackendManager(QObject):
         elif isinstance(event, RunProgress):
             self._loading_runs.add(rid)
             self.model_loading.emit(self._runs[rid].info.model, event.progress)
+        elif isinstance(event, RunNotice):
+            self.notice_received.emit(rid, event.message)
         elif isinstance(event, RunRetrying):
             self.generation_retrying.emit(rid, event.attempt, event.delay_s, event.message)
         elif isinstance(event, RunFinished | RunFailed | RunCancelled):

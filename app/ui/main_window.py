@@ -200,6 +200,12 @@ class MainWindow(QMainWindow, WindowActions):
         chat_menu.addAction(self.find_next_action)
         self.view_menu = bar.addMenu("&View")
         self.view_menu.addAction(self.workbench_action)
+        self.probabilities_action = self._action("Show probabilities", lambda: None, "Ctrl+Shift+P",
+                                                 "Ask answers for their tokens' probabilities and shade each "
+                                                 "token by it; hover or click a token for its alternatives")
+        self.probabilities_action.setCheckable(True)
+        self.view_menu.addAction(self.probabilities_action)
+        self._service_actions.append(self.probabilities_action)
         self.view_menu.addSeparator()
 
         tb = self.addToolBar("Main")
@@ -285,6 +291,12 @@ class MainWindow(QMainWindow, WindowActions):
         self.editor.message_edit.textChanged.connect(lambda: self.session.note_draft(self.editor.message()))
         self.transcript.copied.connect(lambda _t: self.show_status("Copied to the clipboard."))
         self.transcript.copy_code_requested.connect(self._on_copy_code)
+        self.transcript.token_branch_requested.connect(self.branch_from_token)
+        self.transcript.regenerate_message_requested.connect(self.regenerate_message)
+        self.probabilities_action.setChecked(self.services.settings.show_probabilities)
+        self.set_probabilities(self.services.settings.show_probabilities, save=False)
+        self.probabilities_action.toggled.connect(self.set_probabilities)
+        b.notice_received.connect(lambda _g, msg: self.show_status(msg))
         self.picker.model_selected.connect(self._on_model_selected)
         self.picker.add_endpoint_requested.connect(self.add_endpoint)
         self.picker.open_model_requested.connect(self.open_model_file)
@@ -348,12 +360,40 @@ class MainWindow(QMainWindow, WindowActions):
 
     def regenerate(self) -> str | None:
         """Answer the last user message again."""
+        return self.regenerate_message(None)
+
+    def regenerate_message(self, message_id: int | None) -> str | None:
+        """A new answer beside the answer ``message_id`` (None: the last one)."""
         try:
             params = self.editor.params()
         except AppError as exc:
             self.show_status(exc.user_message(), error=True)
             return None
-        return self.session.regenerate(params, self.editor.system_prompt())
+        return self.session.regenerate(params, self.editor.system_prompt(), message_id=message_id)
+
+    def set_probabilities(self, on: bool, *, save: bool = True) -> None:
+        """View > Show probabilities: answers ask for their tokens' probabilities (K alternatives,
+        a setting) and show them; off: Markdown, and requests do not ask."""
+        settings = self.services.settings
+        self.session.lens_k = settings.probabilities_top_k if on else None
+        self.transcript.set_probabilities(on)
+        if save and settings.show_probabilities != on:
+            settings.show_probabilities = on
+            self._save_settings()
+
+    def branch_from_token(self, message_id: int, index: int, text: str) -> str | None:
+        """A sibling answer that says ``text`` instead of token ``index`` and goes on from there."""
+        if self.backend.is_busy():
+            self.show_status("Stop the answer first (Esc or Stop), then branch from a token.", error=True)
+            return None
+        try:
+            gen_id = self.session.branch_from_token(message_id, index, text)
+        except AppError as exc:
+            self.show_status(exc.user_message(), error=True)
+            return None
+        if gen_id is not None:
+            self.show_status("Branching: a new answer continues from the token you chose (‹ › switches back).")
+        return gen_id
 
     def edit_message(self, message_id: int) -> None:
         """Put a user message in the editor; sending it makes a new branch beside the old one."""

@@ -2,6 +2,10 @@
 transcript cards, over the conversation's message tree. The partial answer is saved while it
 streams (at most every ~0.3 s), so a crash or a cut connection loses nothing.
 
+With probabilities asked for (:attr:`ChatSession.lens_k`), each answer's tokens are kept
+with it (meta ``tokens``); :meth:`ChatSession.branch_from_token` makes a sibling answer that
+keeps the text up to a token, says a chosen alternative there and continues from it.
+
 The transcript shows one branch: the path from the root to :attr:`ChatSession.leaf_id`.
 Edit-and-resend adds a sibling user message, Regenerate a sibling answer; the old turns stay
 and ``‹ k/n ›`` on a card switches to them (:meth:`ChatSession.switch_branch`). Requests send
@@ -17,28 +21,33 @@ Signals:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.engine import GenerationResult
 from app.core.errors import AppError
+from app.core.events import TokenLogprob
 from app.core.exchange import (
+    PREFIX_TOKENS,
     ConversationState,
     answer_state,
     choose_seed,
     context_messages,
     conversation_state,
     final_meta,
+    lens_meta,
     remember_state,
     start_answer,
     title_for,
 )
 from app.core.history import Conversation, ConversationTree, MessageStatus, StoredMessage
+from app.core.lens import tokens_to_json
 from app.core.run_events import LiveFigures
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
+from app.ui.session_lens import LensWriter, SessionLens, split_lens
 from app.ui.widgets.transcript import TranscriptView
 
 log = logging.getLogger(__name__)
@@ -56,6 +65,11 @@ class _Gen:
     reasoning: list[str] = field(default_factory=list)
     dirty: bool = False
     reasoning_dirty: bool = False
+    asked: bool = False
+    """Probabilities were asked for (the tokens are kept with the answer)."""
+    tokens: list[TokenLogprob] = field(default_factory=list)
+    prefix: str = ""
+    prefix_tokens: tuple[TokenLogprob, ...] = ()
 
     def base_meta(self) -> dict[str, Any]:
         """What the message's meta holds while it streams (and the reasoning so far)."""
@@ -70,7 +84,7 @@ def _key(message_id: int) -> str:
     return f"m{message_id}"
 
 
-class ChatSession(QObject):
+class ChatSession(QObject, SessionLens):
     """The open conversation and the branch shown: sends, regenerates, edits, switches
     branches, forks, and persists streamed answers and the draft."""
 
@@ -100,7 +114,12 @@ class ChatSession(QObject):
         self._draft_timer.setSingleShot(True)
         self._draft_timer.setInterval(DRAFT_SAVE_MS)
         self._draft_timer.timeout.connect(self.save_draft)
+        self.lens_writer = LensWriter(self.history, self._on_lens_written, self)
+        self.lens_k: int | None = None
+        """Ask every answer for its tokens' probabilities with this many alternatives (None: no)."""
         backend.token_received.connect(self._on_token)
+        backend.tokens_received.connect(self._on_tokens)
+        backend.notice_received.connect(self._on_notice)
         backend.reasoning_received.connect(self._on_reasoning)
         backend.stats_updated.connect(self._on_stats)
         backend.generation_finished.connect(self._on_finished)
@@ -130,6 +149,7 @@ class ChatSession(QObject):
         return conv
 
     def _reload_tree(self) -> None:
+        self.lens_writer.flush()  # what is read includes the tokens of the last answer
         self.tree = self.history.tree(self.conversation_id) if self.conversation_id else ConversationTree([])
 
     def _load(self, leaf_id: int | None = None) -> None:
@@ -209,14 +229,27 @@ class ChatSession(QObject):
                                     branch=self.tree.position(user.id))
         return self._answer(params, system_prompt)
 
-    def _answer(self, params: GenerationParams, system_prompt: str) -> str | None:
-        """Answer the shown branch's last (user) message: a new child of it."""
+    def _answer(self, params: GenerationParams, system_prompt: str, *, made: ConversationState | None = None,
+                prefix: str = "", prefix_tokens: tuple[TokenLogprob, ...] = (), seed_chosen: bool = False) -> str | None:
+        """Answer the shown branch's last (user) message: a new child of it (``made``: with that
+        model, endpoint and adapters instead of the current ones; ``prefix``: starting with it)."""
         assert self.conversation_id is not None and self.leaf_id is not None
         cid, parent = self.conversation_id, self.leaf_id
         seeded = choose_seed(params)
+        if seeded.logprobs is None and self.lens_k is not None:
+            seeded = seeded.with_(logprobs=self.lens_k)
         messages = self.request_messages(system_prompt)
-        request = self.backend.selection.request(messages, seeded)
-        row = start_answer(self.history, cid, parent, request, system_prompt, seed_chosen=params.seed is None)
+        model = made.model if made is not None else None
+        request = self.backend.selection.request(messages, seeded, model_id=model,
+                                                 endpoint=made.endpoint if made is not None else None,
+                                                 adapters=made.adapters if made is not None else None)
+        if prefix:
+            request = replace(request, prefix=prefix)
+        row = start_answer(self.history, cid, parent, request, system_prompt,
+                           seed_chosen=seed_chosen or params.seed is None)
+        if prefix_tokens:
+            row = replace(row, meta={**row.meta, PREFIX_TOKENS: tokens_to_json(prefix_tokens)})
+            self.history.update_message(row.id, meta=row.meta)
         remember_state(self.history, cid, request, system_prompt, params)
         self._reload_tree()
         self.leaf_id = row.id
@@ -226,12 +259,13 @@ class ChatSession(QObject):
         try:
             gen_id = self.backend.generate(messages, seeded, conversation_id=cid, endpoint=request.endpoint,
                                            model_id=str(request.model), message_id=row.id,
-                                           adapters=request.adapters)
+                                           adapters=request.adapters, prefix=prefix)
         except AppError as exc:
             self.history.update_message(row.id, status="error", error=exc.user_message())
             self.transcript.finish_stream(key, status="error", error=exc.user_message())
             return None
-        self._gens[gen_id] = _Gen(row.id, key, cid, dict(row.meta))
+        self._gens[gen_id] = _Gen(row.id, key, cid, dict(row.meta), asked=seeded.logprobs is not None,
+                                  prefix=prefix, prefix_tokens=prefix_tokens)
         self._save_timer.start()
         return gen_id
 
@@ -305,6 +339,8 @@ class ChatSession(QObject):
             gen.parts.append(text)
             gen.dirty = True
             self.transcript.append(gen.key, text)
+            if gen.prefix_tokens and len(gen.parts) == 1 and text == gen.prefix:  # the given start
+                self.transcript.attach_tokens(gen.key, gen.prefix_tokens)
 
     def _on_reasoning(self, gen_id: str, text: str) -> None:
         gen = self._gens.get(gen_id)
@@ -321,6 +357,7 @@ class ChatSession(QObject):
 
     def save_partials(self) -> None:
         """Write the partial answers to history (the save timer calls this)."""
+        self.lens_writer.flush()
         for gen in self._gens.values():
             if gen.reasoning_dirty:  # the reasoning lives in meta (it is not the answer)
                 gen.reasoning_dirty = False
@@ -336,9 +373,12 @@ class ChatSession(QObject):
         gen = self._gens.pop(gen_id, None)
         if gen is None:
             return
-        meta = {**gen.base_meta(), **(meta or {})}
+        base = gen.base_meta()
+        meta = {**base, **meta} if meta else lens_meta(base, gen.tokens, gen.asked)  # partial: its tokens so far
+        meta.pop(PREFIX_TOKENS, None)
+        answer_meta, with_tokens = split_lens(meta)
         try:
-            self.history.update_message(gen.message_id, content=text, status=status, error=error, meta=meta)
+            self.history.update_message(gen.message_id, content=text, status=status, error=error, meta=answer_meta)
         finally:  # the card must end even when saving fails (the error goes to the excepthook)
             self.transcript.finish_stream(gen.key, status=status, error=error, meta=meta)
             if self.conversation_id == gen.conversation_id:
@@ -346,6 +386,8 @@ class ChatSession(QObject):
                     self._reload_tree()
                 except Exception:  # the tree is read again on the next open
                     log.warning("could not reread the conversation", exc_info=True)
+            if with_tokens:
+                self.lens_writer.defer(gen.message_id, with_tokens)
             self.answer_done.emit(gen_id, status)
 
     def _on_finished(self, gen_id: str, result: GenerationResult) -> None:
@@ -353,7 +395,11 @@ class ChatSession(QObject):
         self._end(gen_id, result.text, "complete", None, final_meta(gen.meta if gen else {}, result))
 
     def _on_failed(self, gen_id: str, message: str, partial: str) -> None:
+        gen = self._gens.get(gen_id)
         self._end(gen_id, partial, "error", message, None)
+        card = self.transcript.card(gen.key) if gen is not None and gen.prefix else None
+        if card is not None and "cannot continue" in message.lower():  # offer what works there
+            card.offer_regenerate(f"This branch could not be made: {message}")
 
     def _on_cancelled(self, gen_id: str, partial: str) -> None:
         self._end(gen_id, partial, "cancelled", None, None)

@@ -208,7 +208,7 @@ def test_branch_switcher_and_fork_in_the_message_menu(qapp: Any) -> None:
     card.branch.prev_button.click()
     card.branch.next_button.click()
     assert steps == [(2, -1), (2, 1)]
-    assert [a.text() for a in card.menu.actions()] == ["Fork from here", "Copy", "Copy as code"]
+    assert [a.text() for a in card.menu.actions()] == ["Fork from here", "Copy", "Copy as code", "Show probabilities"]
     card.fork_action.trigger()
     assert forks == [2]
     streaming = view.start_stream("c", message_id=3, branch=(3, 3))

@@ -4,10 +4,15 @@ other, and the adapter answer is stopped when the base answer fails).
 
 Streamed text is buffered per pane and fed on a ~30 ms timer to the transcript's incremental
 Markdown renderer (finished blocks rendered once, code highlighted; never a full re-render).
+
+On an in-process model both answers ask for their tokens' probabilities; once both ended, the
+adapter's answer is scored under the base model (one forward pass) and its pane shows the
+adapter effect per token (:class:`EffectView`: the most-changed tokens highlighted, a summary).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -28,7 +33,7 @@ from PySide6.QtWidgets import (
 from app.core.engine import GenerationResult
 from app.core.figures import plural
 from app.core.run_events import LiveFigures, RunInfo
-from app.core.types import AdapterSpec, ChatMessage, GenerationParams
+from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
 from app.ui.widgets.common import (
     MessageLabel,
     error_text,
@@ -36,6 +41,7 @@ from app.ui.widgets.common import (
     format_seconds,
     format_tokens,
 )
+from app.ui.widgets.effect_view import EffectView, score_and_show
 from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, StreamRenderer
 
 if TYPE_CHECKING:
@@ -137,6 +143,15 @@ class CompareView(QWidget):
             splitter.addWidget(pane)
         splitter.setChildrenCollapsible(False)
         layout.addWidget(splitter, 1)
+        adapter_pane = self._panes["adapter"]
+        self.effect = EffectView(adapter_pane.text, adapter_pane)
+        """The adapter effect per token (in-process models), under the adapter pane's figures."""
+        adapter_lay = adapter_pane.layout()
+        assert isinstance(adapter_lay, QVBoxLayout)
+        adapter_lay.insertWidget(adapter_lay.indexOf(adapter_pane.text) + 1, self.effect, 1)
+        self._requests: dict[str, object] = {}
+        self._results: dict[str, GenerationResult] = {}
+        self._effect_task: asyncio.Task[object] | None = None
 
         self._timer = QTimer(self)
         self._timer.setInterval(FLUSH_MS)
@@ -184,6 +199,9 @@ class CompareView(QWidget):
         adapters = self._backend.active_adapters()
         names = _adapter_names(adapters) or "none active"
         self._panes["adapter"].title.setText(f"With adapters \u00b7 {names}")
+        self._reset_effect()
+        if adapters and not self._backend.is_remote() and params.logprobs is None:  # tokens for the effect
+            params = params.with_(logprobs=self._backend.services.settings.probabilities_top_k)
         try:
             base_id, adapter_id = self._backend.compare(list(messages), params)
         except Exception as exc:
@@ -224,6 +242,7 @@ class CompareView(QWidget):
         if side is None:
             return
         self._state[side].state = "streaming"
+        self._requests[side] = info.request
         self._panes[side].stats.setText("waiting for the first token\u2026")
         if side == "adapter" and info.adapters:
             self._panes[side].title.setText(f"With adapters \u00b7 {_adapter_names(info.adapters)}")
@@ -253,6 +272,7 @@ class CompareView(QWidget):
         st = self._state[side]
         st.stats = LiveFigures(rec.completion_tokens, rec.tokens_per_s, rec.ttft_s, result.cost_usd, final=True)
         st.estimated = rec.estimated
+        self._results[side] = result
         self._end(side, "done", result.text)
 
     def _on_backend_generation_failed(self, gen_id: str, message: str, partial_text: str) -> None:
@@ -300,6 +320,30 @@ class CompareView(QWidget):
         if not self.is_running():
             self._stop.setEnabled(False)
             self._timer.stop()
+            self._start_effect()
+
+    # adapter effect per token
+    def _reset_effect(self) -> None:
+        if self._effect_task is not None and not self._effect_task.done():
+            self._effect_task.cancel()
+        self._effect_task = None
+        self._requests.clear()
+        self._results.clear()
+        self.effect.clear()
+
+    def _start_effect(self) -> None:
+        """Both answers ended: score the adapter's answer under the base model (in a task)."""
+        result, request = self._results.get("adapter"), self._requests.get("adapter")
+        if result is None or "base" not in self._results or not isinstance(request, GenerationRequest):
+            return
+        if self._effect_task is None:
+            self._effect_task = asyncio.ensure_future(
+                score_and_show(self.effect, self._backend.services.registry, request, result.tokens))
+
+    async def wait_effect(self) -> None:
+        """Wait until the adapter effect is shown (or said to be unavailable); tests."""
+        if self._effect_task is not None:
+            await asyncio.shield(self._effect_task)
 
     def _show_stats(self, side: str) -> None:
         st = self._state[side]

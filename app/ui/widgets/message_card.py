@@ -1,185 +1,57 @@
 """One message's card in the transcript: header (role, ``‹ k/n ›``, model, actions and the
-"⋯" menu with Fork from here), the body (its own QTextDocument, fed by
-:class:`StreamRenderer`), a thinking model's collapsible reasoning, the figures line and the
-error line.
+"⋯" menu with Fork from here, Copy as code and Show probabilities), the body (its own
+QTextDocument, fed by :class:`StreamRenderer`), the probabilities view (:class:`AnswerLens`:
+each token shaded by its probability, alternatives on hover and click), a thinking model's
+collapsible reasoning, the figures line (with the mean logprob and perplexity when the answer
+has its tokens), a note line and the error line (with "Regenerate instead" where a branch
+could not be continued).
+
+While the probabilities view is shown, streamed text goes to it only; the Markdown body gets
+the text it missed when it is shown again (never parsed twice).
 
 Signals of :class:`MessageCard`:
     regenerate_clicked(), edit_clicked(int message_id), branch_clicked(int message_id, int step),
-    fork_clicked(int message_id), copied(str text)
+    fork_clicked(int message_id), copied(str text), code_requested(int message_id, str language),
+    token_branch_clicked(int message_id, int index, str text): an alternative of token ``index``,
+    regenerate_message_clicked(int message_id): "Regenerate instead" of this answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
-from PySide6.QtCore import QSize, QSizeF, Qt, QUrl, Signal
-from PySide6.QtGui import (
-    QColor,
-    QDesktopServices,
-    QGuiApplication,
-    QPalette,
-    QTextCharFormat,
-    QTextCursor,
-    QTextOption,
-)
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
     QMenu,
-    QSizePolicy,
     QTextBrowser,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from app.core.events import TokenLogprob
 from app.core.figures import MessageFigures
+from app.core.lens import tokens_from_meta
 from app.core.run_events import LiveFigures
 from app.ui.widgets.branch_switcher import BranchSwitcher
+from app.ui.widgets.card_lens import AnswerLens
+from app.ui.widgets.card_parts import MessageBody, ThinkingSection
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRenderer
 
+__all__ = ["CODE_LANGUAGES", "MessageBody", "MessageCard", "Meta", "ThinkingSection", "format_figures"]
+
 Meta = Mapping[str, object]
-"""A message's stored meta: model, endpoint, adapter, params, reasoning and its figures."""
+"""A message's stored meta: model, endpoint, adapter, params, reasoning, its figures and (when
+probabilities were asked for) its tokens."""
 
 
 def format_figures(meta: Meta) -> str:
     """One line of per-message figures: tokens, cost, time to first token, tokens/s."""
     return MessageFigures.from_meta(meta).sentence()
-
-
-class MessageBody(QTextBrowser):
-    """A read-only rich-text view that grows to fit its document (no inner scrollbar)."""
-
-    copy_code = Signal(int)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setOpenLinks(False)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.document().setDocumentMargin(2)
-        self.document().documentLayout().documentSizeChanged.connect(self._fit)
-        self.anchorClicked.connect(self._on_anchor)
-        self.setFixedHeight(24)
-
-    def _fit(self, size: QSizeF) -> None:
-        h = int(size.height()) + 4
-        if h != self.height():
-            self.setFixedHeight(max(24, h))
-
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
-        """Width follows the card; height follows the document."""
-        return QSize(400, self.height())
-
-    def _on_anchor(self, url: QUrl) -> None:
-        if url.scheme() == "copy":
-            try:
-                self.copy_code.emit(int(url.path() or url.toString().split(":", 1)[1]))
-            except ValueError:
-                pass
-        elif url.scheme() in ("http", "https", "mailto"):
-            QDesktopServices.openUrl(url)
-
-
-class ThinkingSection(QFrame):
-    """A thinking model's reasoning: a toggle ("Thinking… · N tokens") over muted plain text,
-    expanded while the model thinks, collapsed once the answer starts (unless the user opened
-    or closed it), at most :attr:`MAX_HEIGHT` pixels tall (it scrolls beyond)."""
-
-    MAX_HEIGHT = 220
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("cardThinking")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 4)
-        lay.setSpacing(2)
-        self.toggle = QToolButton(self)
-        self.toggle.setObjectName("cardAction")
-        self.toggle.setCheckable(True)
-        self.toggle.setChecked(True)
-        self.toggle.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.toggle.clicked.connect(self._on_clicked)
-        self.toggle.toggled.connect(self._on_toggled)
-        lay.addWidget(self.toggle, 0, Qt.AlignmentFlag.AlignLeft)
-        self.view = QTextBrowser(self)
-        self.view.setFrameShape(QFrame.Shape.NoFrame)
-        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.view.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
-        self.view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.view.document().setDocumentMargin(2)
-        self.view.document().documentLayout().documentSizeChanged.connect(self._fit)
-        self.view.setFixedHeight(24)
-        lay.addWidget(self.view)
-        pal = self.palette()
-        text, base = pal.color(QPalette.ColorRole.Text), pal.color(QPalette.ColorRole.Base)
-        muted = QColor((text.red() + base.red() * 2) // 3, (text.green() + base.green() * 2) // 3,
-                       (text.blue() + base.blue() * 2) // 3)  # fmt: skip
-        self._format = QTextCharFormat()
-        self._format.setForeground(muted)
-        self._format.setFontItalic(True)
-        self.tokens = 0
-        self.thinking = True
-        self._user_chose = False
-        self._chars = 0
-        self._update_label()
-
-    @property
-    def text(self) -> str:
-        """The reasoning shown."""
-        return self.view.document().toPlainText()
-
-    def append(self, text: str, tokens: int) -> None:
-        """Add reasoning at the end (linear: no re-render of what is there)."""
-        if not text and not tokens:
-            return
-        cursor = QTextCursor(self.view.document())
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(text, self._format)
-        self.tokens += tokens
-        self._chars += len(text)
-        self._update_label()
-        if self.thinking:  # follow the newest reasoning
-            bar = self.view.verticalScrollBar()
-            bar.setValue(bar.maximum())
-
-    def end_thinking(self) -> None:
-        """The answer started (or the message ended): collapse unless the user chose."""
-        if not self.thinking:
-            return
-        self.thinking = False
-        if not self._user_chose:
-            self.toggle.setChecked(False)
-        self._update_label()
-
-    def is_expanded(self) -> bool:
-        """True when the reasoning text is shown."""
-        return self.toggle.isChecked()
-
-    def _on_clicked(self) -> None:
-        self._user_chose = True
-
-    def _on_toggled(self, on: bool) -> None:
-        self.view.setVisible(on)
-        self._update_label()
-
-    def _update_label(self) -> None:
-        arrow = "\u25be" if self.toggle.isChecked() else "\u25b8"
-        word = "Thinking\u2026" if self.thinking else "Thinking"
-        count = f" \u00b7 {self.tokens:,} token{'s' if self.tokens != 1 else ''}" if self.tokens else ""
-        self.toggle.setText(f"{arrow} {word}{count}")
-
-    def _fit(self, size: QSizeF) -> None:
-        h = min(self.MAX_HEIGHT, int(size.height()) + 4)
-        if h != self.view.height():
-            self.view.setFixedHeight(max(24, h))
-        self.view.setVerticalScrollBarPolicy(
-            Qt.ScrollBarPolicy.ScrollBarAsNeeded if h >= self.MAX_HEIGHT else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
-        )
 
 
 CODE_LANGUAGES = (("Python (openai SDK)", "python"), ("curl", "curl"),
@@ -195,6 +67,8 @@ class MessageCard(QFrame):
     fork_clicked = Signal(int)
     copied = Signal(str)
     code_requested = Signal(int, str)
+    token_branch_clicked = Signal(int, int, str)
+    regenerate_message_clicked = Signal(int)
 
     def __init__(self, role: str, *, title: str = "", message_id: int | None = None,
                  code_style: CodeStyle = LIGHT_CODE, branch: tuple[int, int] = (1, 1),
@@ -234,14 +108,22 @@ class MessageCard(QFrame):
         self.fork_action.setToolTip("A new conversation with the messages up to this one")
         self.menu.addAction("Copy", self.copy_text)
         self.code_menu: QMenu | None = None
+        self.lens_action = None
         if role == "assistant":  # "Copy as code": the request of this answer as a program
             self.code_menu = self.menu.addMenu("Copy as code")
             self.code_menu.setToolTip("The request of this answer as a program (the key is read from an "
                                       "environment variable)")
             for label, language in CODE_LANGUAGES:
                 self.code_menu.addAction(label).triggered.connect(lambda _c=False, lang=language: self._on_code(lang))
+            self.lens_action = self.menu.addAction("Show probabilities")
+            self.lens_action.setCheckable(True)
+            self.lens_action.setEnabled(False)
+            self.lens_action.setToolTip("Each token shaded by its probability; hover or click a token for "
+                                        "its alternatives (answers asked with probabilities)")
+            self.lens_action.toggled.connect(self._on_lens_toggled)
         self.menu_button = self._action("\u22ef", lambda: None)
-        self.menu_button.setToolTip("More: Fork from here, Copy" + (", Copy as code" if role == "assistant" else ""))
+        self.menu_button.setToolTip("More: Fork from here, Copy"
+                                    + (", Copy as code, Show probabilities" if role == "assistant" else ""))
         self.menu_button.setMenu(self.menu)
         self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu_button.setVisible(message_id is not None)
@@ -255,17 +137,37 @@ class MessageCard(QFrame):
         self.renderer = StreamRenderer(self.body.document(), code_style)
         self.body.copy_code.connect(self._copy_code)
         lay.addWidget(self.body)
+        self.lens = AnswerLens(self, lambda: MessageBody(self), self._place_lens)
+        """The probabilities view (its widget is made when first shown)."""
+        self.lens.branch_requested.connect(self._on_token_branch)
         self.figures = QLabel("")
         self.figures.setObjectName("cardFigures")
         self.figures.setVisible(False)
         self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.figures)
+        self.note_label = QLabel("")
+        self.note_label.setObjectName("cardNote")
+        self.note_label.setWordWrap(True)
+        self.note_label.setStyleSheet("color: palette(placeholder-text); font-style: italic;")
+        self.note_label.setVisible(False)
+        lay.addWidget(self.note_label)
+        err = QHBoxLayout()
+        err.setSpacing(8)
         self.error_label = QLabel("")
         self.error_label.setObjectName("cardError")
         self.error_label.setWordWrap(True)
         self.error_label.setVisible(False)
-        lay.addWidget(self.error_label)
+        err.addWidget(self.error_label, 1)
+        self.regen_instead_button = self._action("Regenerate instead", self._on_regenerate_instead)
+        self.regen_instead_button.setVisible(False)
+        err.addWidget(self.regen_instead_button, 0, Qt.AlignmentFlag.AlignTop)
+        lay.addLayout(err)
         self._pending: list[str] = []
+        self._md_backlog: list[str] = []
+        """Text the Markdown body has not been given while the probabilities view was shown."""
+        self._md_unfinished = False
+        self._figures_line = ""
+        self._lens_mean: float | None = None
         self.streaming = False
         self.status = "complete"
 
@@ -280,7 +182,7 @@ class MessageCard(QFrame):
     @property
     def text(self) -> str:
         """The message text so far (including text not yet flushed)."""
-        return self.renderer.text + "".join(self._pending)
+        return self.renderer.text + "".join(self._md_backlog) + "".join(self._pending)
 
     def set_text(self, text: str) -> None:
         """Show a complete message."""
@@ -294,6 +196,15 @@ class MessageCard(QFrame):
     def queue(self, delta: str) -> None:
         """Buffer a streamed delta (drawn on the next flush)."""
         self._pending.append(delta)
+        if self.role == "assistant":
+            self.lens.queue(delta)
+
+    def attach_tokens(self, tokens: Sequence[TokenLogprob]) -> None:
+        """The tokens (with probabilities) of the delta queued last."""
+        was = self.lens.has_tokens
+        self.lens.attach(tokens)
+        if not was and self.lens_action is not None:
+            self.lens_action.setEnabled(True)
 
     def queue_reasoning(self, delta: str) -> None:
         """Buffer a streamed reasoning delta (one token; drawn on the next flush)."""
@@ -301,7 +212,8 @@ class MessageCard(QFrame):
 
     def pending_chars(self) -> int:
         """Characters buffered but not drawn yet."""
-        return sum(len(p) for p in self._pending) + sum(len(p) for p in self._pending_reasoning)
+        return (sum(len(p) for p in self._pending) + sum(len(p) for p in self._pending_reasoning)
+                + self.lens.pending_chars())  # fmt: skip
 
     def _thinking_section(self) -> ThinkingSection:
         if self.thinking is None:
@@ -321,6 +233,13 @@ class MessageCard(QFrame):
             thought = "".join(self._pending_reasoning)
             self._thinking_section().append(thought, len(self._pending_reasoning))
             self._pending_reasoning.clear()
+        if self.lens.shown:  # the Markdown body catches up when it is shown again
+            if self._pending:
+                if self.thinking is not None:
+                    self.thinking.end_thinking()
+                self._md_backlog.extend(self._pending)
+                self._pending.clear()
+            return self.lens.flush(max_chars)
         if not self._pending:
             return False
         if self.thinking is not None:
@@ -336,13 +255,19 @@ class MessageCard(QFrame):
     def finish(self, *, status: str = "complete", error: str | None = None, meta: Meta | None = None) -> None:
         """End streaming: render the tail, show figures and any error."""
         self.flush()
-        self.renderer.finish()
+        self.lens.flush()
+        if self._md_backlog or self.lens.shown:
+            self._md_unfinished = True  # finished when the Markdown body is shown again
+        else:
+            self.renderer.finish()
         if self.thinking is not None:
             self.thinking.end_thinking()
         self.streaming = False
         self.status = status
         if meta:
             self.set_meta(meta)
+        if self.lens.shown and not self.lens.has_tokens:  # none came: the Markdown is better
+            self.show_probabilities(False)
         if error:
             self.error_label.setText(("Stopped. " if status == "cancelled" else "Error: ") + error)
             self.error_label.setVisible(True)
@@ -351,6 +276,7 @@ class MessageCard(QFrame):
             self.error_label.setVisible(True)
         else:
             self.explain_length(meta)
+        self._show_figures(self._figures_line)
 
     def explain_length(self, meta: Meta | None) -> None:
         """Say why a thinking model's answer is empty when its token budget ran out."""
@@ -360,7 +286,8 @@ class MessageCard(QFrame):
             self.error_label.setVisible(True)
 
     def set_meta(self, meta: Meta) -> None:
-        """Show model/adapter in the header and the figures line."""
+        """Show model/adapter in the header, the figures line, the provider's notes and (when
+        the answer came with them) its tokens for the probabilities view."""
         model = meta.get("model")
         if model:
             adapter = meta.get("adapter")
@@ -369,16 +296,88 @@ class MessageCard(QFrame):
         if reasoning and isinstance(reasoning, str) and self.thinking is None and not self._pending_reasoning:
             tokens = meta.get("reasoning_tokens")
             self.set_reasoning(reasoning, tokens if isinstance(tokens, int) else None)
+        notes = meta.get("notes")
+        if isinstance(notes, list) and notes:
+            self.show_note(" ".join(str(n) for n in notes))
+        mean = meta.get("logprob_mean")
+        self._lens_mean = float(mean) if isinstance(mean, int | float) else None
+        if isinstance(meta.get("tokens"), list) and not self.lens.has_tokens and not self.streaming:
+            self.lens.set_tokens(self.text, tokens_from_meta(meta))  # a reopened answer (streamed ones have theirs)
+        if self.lens_action is not None:
+            self.lens_action.setEnabled(self.lens.has_tokens)
         self._show_figures(format_figures(meta))
 
     def _show_figures(self, line: str) -> None:
-        self.figures.setText(line)
-        self.figures.setVisible(bool(line))
+        self._figures_line = line
+        extra = self.lens.sentence(self._lens_mean) if self.role == "assistant" and not self.streaming else ""
+        full = " \u00b7 ".join(p for p in (line, extra) if p)
+        self.figures.setText(full)
+        self.figures.setVisible(bool(full))
 
     def set_live(self, live: LiveFigures) -> None:
         """Figures that tick while streaming."""
         self._show_figures(live.sentence())
 
+    def show_note(self, message: str) -> None:
+        """A note about this answer that is not an error (e.g. no probabilities from the server)."""
+        if message and message not in self.note_label.text():
+            self.note_label.setText(" ".join(p for p in (self.note_label.text(), message) if p))
+            self.note_label.setVisible(True)
+
+    def offer_regenerate(self, message: str) -> None:
+        """Show ``message`` as the error with a "Regenerate instead" action (a branch from a
+        token the server could not continue)."""
+        self.error_label.setText(message)
+        self.error_label.setVisible(True)
+        self.regen_instead_button.setVisible(self.message_id is not None)
+
+    # -- probabilities ----------------------------------------------------------------------------
+    @property
+    def showing_probabilities(self) -> bool:
+        """True while the probabilities view is shown instead of the Markdown."""
+        return self.lens.shown
+
+    def show_probabilities(self, on: bool) -> None:
+        """Show the tokens shaded by probability (on) or the Markdown (off). A finished answer
+        without tokens keeps its Markdown; a streaming one shows what arrives."""
+        if self.role != "assistant" or (on and not self.lens.has_tokens and not self.streaming):
+            on = False
+        if on == self.lens.shown:
+            self._sync_action(on)
+            return
+        self.lens.show(on)
+        self.body.setVisible(not on)
+        if not on:
+            if self._md_backlog:
+                backlog = "".join(self._md_backlog)
+                self._md_backlog.clear()
+                self.renderer.feed(backlog)
+            if self._md_unfinished and not self.streaming:
+                self._md_unfinished = False
+                self.renderer.finish()
+        self._sync_action(on)
+
+    def _sync_action(self, on: bool) -> None:
+        if self.lens_action is not None and self.lens_action.isChecked() != on:
+            self.lens_action.blockSignals(True)
+            self.lens_action.setChecked(on)
+            self.lens_action.blockSignals(False)
+
+    def _on_lens_toggled(self, on: bool) -> None:
+        self.show_probabilities(on)
+
+    def _place_lens(self, view: QTextBrowser) -> None:
+        self._lay.insertWidget(self._lay.indexOf(self.body) + 1, view)
+
+    def _on_token_branch(self, index: int, text: str) -> None:
+        if self.message_id is not None:
+            self.token_branch_clicked.emit(self.message_id, index, text)
+
+    def _on_regenerate_instead(self) -> None:
+        if self.message_id is not None:
+            self.regenerate_message_clicked.emit(self.message_id)
+
+    # -- actions ----------------------------------------------------------------------------------
     def copy_text(self) -> None:
         """Copy the whole message as Markdown."""
         QGuiApplication.clipboard().setText(self.text)

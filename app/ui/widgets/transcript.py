@@ -8,7 +8,9 @@ A thinking model's reasoning is coalesced the same way into a muted, collapsible
 re-rendered); it collapses when the answer starts.
 
 Each card of a message with siblings shows ``‹ k/n ›`` (:class:`BranchSwitcher`); its "⋯"
-menu has Copy and Fork from here.
+menu has Copy, Fork from here and Show probabilities. :meth:`TranscriptView.set_probabilities`
+(View > Show probabilities) shows every answer that has its tokens shaded by probability,
+streaming ones included (their tokens are appended incrementally, as the Markdown is).
 
 Signals:
     regenerate_requested(): the user asked to regenerate the last answer.
@@ -19,10 +21,14 @@ Signals:
     stream_finished(str key): a streamed card has drawn all its text and ended.
     copy_code_requested(int message_id, str language): "Copy as code" of an answer
         (language: python, curl or transformers).
+    token_branch_requested(int message_id, int index, str text): branch from token ``index``
+        of an answer with the alternative ``text``.
+    regenerate_message_requested(int message_id): "Regenerate instead" of an answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -34,6 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.events import TokenLogprob
 from app.ui.widgets.message_card import (
     MessageBody,
     MessageCard,
@@ -71,6 +78,8 @@ class TranscriptView(QScrollArea):
     copied = Signal(str)
     stream_finished = Signal(str)
     copy_code_requested = Signal(int, str)
+    token_branch_requested = Signal(int, int, str)
+    regenerate_message_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None, code_style: CodeStyle = LIGHT_CODE) -> None:
         super().__init__(parent)
@@ -101,6 +110,8 @@ class TranscriptView(QScrollArea):
         self._streaming: set[str] = set()
         self._finishing: dict[str, _Ending] = {}
         self._stick = True
+        self.probabilities = False
+        """View > Show probabilities: answers with tokens show them (new cards too)."""
         self._timer = QTimer(self)
         self._timer.setInterval(FLUSH_MS)
         self._timer.timeout.connect(self.flush)
@@ -129,6 +140,8 @@ class TranscriptView(QScrollArea):
         card.fork_clicked.connect(self.fork_requested.emit)
         card.copied.connect(self.copied.emit)
         card.code_requested.connect(self.copy_code_requested.emit)
+        card.token_branch_clicked.connect(self.token_branch_requested.emit)
+        card.regenerate_message_clicked.connect(self.regenerate_message_requested.emit)
         card.setMaximumWidth(CARD_MAX_WIDTH)
         self._layout.insertWidget(self._layout.count() - 1, card)
         self._cards[key] = card
@@ -151,6 +164,8 @@ class TranscriptView(QScrollArea):
         else:
             card.explain_length(meta)
         card.status = status
+        if self.probabilities:
+            card.show_probabilities(True)
         return self._add_card(key, card)
 
     def start_stream(self, key: str, *, title: str = "", message_id: int | None = None,
@@ -160,6 +175,8 @@ class TranscriptView(QScrollArea):
                            branch=branch)
         card.streaming = True
         card.status = "streaming"
+        if self.probabilities:
+            card.show_probabilities(True)
         self._add_card(key, card)
         self._streaming.add(key)
         self._update_regen()
@@ -173,6 +190,25 @@ class TranscriptView(QScrollArea):
         card.queue(delta)
         if not self._timer.isActive():
             self._timer.start()
+
+    def attach_tokens(self, key: str, tokens: Sequence[TokenLogprob]) -> None:
+        """The tokens (with probabilities) of the delta appended last to a streaming card."""
+        card = self._cards.get(key)
+        if card is not None:
+            card.attach_tokens(tokens)
+
+    def show_note(self, key: str, message: str) -> None:
+        """A note on a card that is not an error (e.g. the server gives no probabilities)."""
+        card = self._cards.get(key)
+        if card is not None:
+            card.show_note(message)
+
+    def set_probabilities(self, on: bool) -> None:
+        """Show every answer's tokens shaded by probability (those that have them), or the
+        Markdown; cards added later follow."""
+        self.probabilities = on
+        for card in self.cards():
+            card.show_probabilities(on)
 
     def append_reasoning(self, key: str, delta: str) -> None:
         """Buffer a reasoning delta for a streaming card; the timer draws it."""
@@ -207,6 +243,7 @@ class TranscriptView(QScrollArea):
             card = self._cards.get(key)
             if card is not None:
                 card.flush()
+                card.lens.flush()
 
     def finish_stream(self, key: str, *, status: str = "complete", error: str | None = None,
                       meta: Meta | None = None) -> None:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from app.core.grid.cells import Cell
 from app.core.grid.diff import changed_words, similarity, word_diff
 from app.ui.widgets.common import is_dark
+from app.ui.widgets.effect_view import EffectView
 from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, StreamRenderer
 
 HINT = "Click a cell to read its whole answer; select two cells (Ctrl+click) for a word-level diff."
@@ -115,6 +116,9 @@ class DiffView(QWidget):
         lay.addWidget(self.title)
         lay.addWidget(self.summary)
         lay.addWidget(self.body, 1)
+        self.effect = EffectView(self.body, self, other="diff")
+        """A base-vs-adapter pair's adapter effect per token (see app/ui/workbench/effect.py)."""
+        lay.addWidget(self.effect, 1)
         self.removed: list[str] = []
         self.added: list[str] = []
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from app.core.errors import AppError
 from app.core.figures import format_cost
 from app.core.grid.store import reopen
+from app.ui.workbench.effect import ask_tokens_for_pairs
 
 if TYPE_CHECKING:
     from app.core.grid.runner import GridRunner
@@ -55,6 +56,7 @@ class RunActions:
                 return
         w.runner = runner
         w.model.set_runner(runner)
+        ask_tokens_for_pairs(runner.cells.values(), w.services.settings.probabilities_top_k)  # the adapter effect
         sent = runner.start()
         if problems:
             w.show_message(f"{len(problems)} cells cannot be sent: {problems[0].error}", "warning")
@@ -72,6 +74,8 @@ class RunActions:
             w.model.flush()
         w.runs.refresh()
         w.runs.select(runner.run_id)
+        if len(w.selected_cells()) >= 2:  # a pair selected while it ran: its effect now
+            self._on_selection()
         s = runner.summary()
         if w.message.kind() != "warning":  # a warning about cells that could not be sent stays
             w.show_message(f"Done: {s.sentence()} · {s.cells} cells" + (f", {s.cancelled} stopped" if s.cancelled else ""),
@@ -149,6 +153,7 @@ class RunActions:
             a, b = runner.cell(*keys[0]), runner.cell(*keys[1])
             if a is not None and b is not None:
                 w.diff.show_diff(a.current_text, b.current_text, self._title(*keys[0]), self._title(*keys[1]))
+                w.pair_effect.show(a, b)
                 w.tabs.setCurrentWidget(w.diff)
             return
         if len(keys) == 1:

@@ -45,6 +45,7 @@ from app.ui.widgets.model_picker import ModelPicker
 from app.ui.workbench.actions import WorkbenchActions
 from app.ui.workbench.cell_delegate import CellDelegate
 from app.ui.workbench.details import AnswerView, CodeView, DiffView
+from app.ui.workbench.effect import PairEffect
 from app.ui.workbench.grid_model import FooterModel, GridTableModel
 from app.ui.workbench.runs_panel import RunsPanel
 from app.ui.workbench.variant_editor import VariantEditor
@@ -153,6 +154,7 @@ class WorkbenchWindow(QWidget, WorkbenchActions):
         grid_lay.addWidget(self.footer)
         self.answer = AnswerView()
         self.diff = DiffView()
+        self.pair_effect = PairEffect(self.diff.effect, self.services.registry)  # adapter effect of a selected pair
         self.variant_editor = VariantEditor()
         self.code = CodeView()
         self.tabs = QTabWidget()

@@ -1,0 +1,292 @@
+"""The token lens in a text view: each token of an answer shaded by its probability (or, in
+Compare with base, by how much the adapter moved it), its alternatives on hover, and a small
+popup on click whose alternatives can be clicked (branch from a token).
+
+:class:`TokenDocument` appends tokens to a ``QTextDocument`` as plain text with per-token
+character formats - incremental and linear like the Markdown renderer (a handful of shared
+formats, very long paragraphs broken at token boundaries, nothing ever re-parsed) - and keeps
+where each token starts, so a position maps back to its token. :class:`TokenLens` adds hover
+and click to any ``QTextBrowser`` showing such a document. Colours follow the palette (light
+or dark): a shade is the palette's base colour mixed with a tint, the text keeps its colour.
+"""
+
+from __future__ import annotations
+
+import bisect
+import html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QHelpEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QPalette,
+    QTextCharFormat,
+    QTextCursor,
+    QTextDocument,
+)
+from PySide6.QtWidgets import (
+    QFrame,
+    QLabel,
+    QPushButton,
+    QTextBrowser,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.events import TokenLogprob
+from app.core.lens import AdapterEffect, alternatives, percent, probability, signed, visible
+
+Piece = str | TokenLogprob
+"""What a token view shows: a token (shaded, hoverable) or plain text (a given start whose
+tokens are not known, text a provider sent without tokens)."""
+RUN_BREAK = 1500
+"""A paragraph longer than this is broken at the next token that starts with a space (Qt
+lays a whole paragraph out again on every append: quadratic for one huge paragraph)."""
+HARD_BREAK = 2 * RUN_BREAK
+LEVELS = 8
+PROB_TINT = "#f97316"
+RAISED_TINT = "#10b981"
+LOWERED_TINT = "#a855f7"
+
+
+def _mix(base: QColor, tint: QColor, amount: float) -> QColor:
+    a = max(0.0, min(1.0, amount))
+    return QColor(round(base.red() + (tint.red() - base.red()) * a),
+                  round(base.green() + (tint.green() - base.green()) * a),
+                  round(base.blue() + (tint.blue() - base.blue()) * a))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LensColours:
+    """The lens's colours for one palette: ``LEVELS`` probability shades (level 0: no shade)
+    and the adapter effect's raised / lowered highlights."""
+
+    base: QColor
+    text: QColor
+    dark: bool
+
+    @classmethod
+    def for_widget(cls, widget: QWidget) -> LensColours:
+        """The colours for ``widget``'s palette."""
+        pal = widget.palette()
+        base = pal.color(QPalette.ColorRole.Base)
+        return cls(base, pal.color(QPalette.ColorRole.Text), base.lightness() < 128)
+
+    @property
+    def strongest(self) -> float:
+        """How far toward the tint the strongest shade goes (less on dark: text stays readable)."""
+        return 0.5 if self.dark else 0.6
+
+    def level(self, logprob: float) -> int:
+        """0 (likely, no shade) .. LEVELS-1 (very unlikely)."""
+        p = probability(logprob)
+        return 0 if p >= 0.95 else min(LEVELS - 1, 1 + int((1.0 - p) * (LEVELS - 1)))
+
+    def shade(self, level: int) -> QColor | None:
+        """The background of a probability level (None: level 0)."""
+        if level <= 0:
+            return None
+        return _mix(self.base, QColor(PROB_TINT), self.strongest * level / (LEVELS - 1))
+
+    def effect(self, strength: float, raised: bool) -> QColor:
+        """The highlight of a token the adapter moved (``strength`` 0..1)."""
+        return _mix(self.base, QColor(RAISED_TINT if raised else LOWERED_TINT), self.strongest * strength)
+
+
+class TokenDocument:
+    """Tokens appended to a QTextDocument (see the module doc). ``format_for(index, token)``
+    overrides the probability shading (the adapter effect uses it)."""
+
+    def __init__(self, document: QTextDocument, colours: LensColours,
+                 format_for: Callable[[int, TokenLogprob], QTextCharFormat] | None = None) -> None:
+        self.doc = document
+        self.colours = colours
+        self.tokens: list[TokenLogprob] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self._run = 0
+        self._format_for = format_for
+        self._plain = QTextCharFormat()
+        self._plain.setForeground(colours.text)
+        self._levels: list[QTextCharFormat] = []
+        for level in range(LEVELS):
+            fmt = QTextCharFormat()
+            fmt.setForeground(colours.text)
+            colour = colours.shade(level)
+            if colour is not None:
+                fmt.setBackground(colour)
+            self._levels.append(fmt)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def append(self, pieces: Sequence[Piece]) -> None:
+        """Append tokens and plain text at the end (one edit block)."""
+        if not pieces:
+            return
+        cursor = QTextCursor(self.doc)
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.beginEditBlock()
+        try:
+            for piece in pieces:
+                if isinstance(piece, str):
+                    self._insert(cursor, piece, self._plain)
+                    continue
+                index = len(self.tokens)
+                fmt = (self._format_for(index, piece) if self._format_for is not None
+                       else self._levels[self.colours.level(piece.logprob)])  # fmt: skip
+                start, end = self._insert(cursor, piece.text, fmt)
+                self.tokens.append(piece)
+                self.starts.append(start)
+                self.ends.append(end)
+        finally:
+            cursor.endEditBlock()
+
+    def _insert(self, cursor: QTextCursor, text: str, fmt: QTextCharFormat) -> tuple[int, int]:
+        if not text:
+            pos = cursor.position()
+            return pos, pos
+        if self._run + len(text) > RUN_BREAK and "\n" not in text and (text[0] == " " or self._run > HARD_BREAK):
+            cursor.insertBlock()
+            self._run = 0
+            if text[0] == " ":  # the break stands for the space
+                text = text[1:]
+        start = cursor.position()
+        cursor.insertText(text, fmt)
+        nl = text.rfind("\n")
+        self._run = len(text) - nl - 1 if nl >= 0 else self._run + len(text)
+        return start, cursor.position()
+
+    def token_at(self, position: int) -> int | None:
+        """The index of the token at document ``position`` (None: plain text or nothing)."""
+        i = bisect.bisect_right(self.starts, position) - 1
+        if 0 <= i < len(self.tokens) and position < self.ends[i]:
+            return i
+        return None
+
+    def restyle(self, indices: Sequence[int]) -> None:
+        """Draw these tokens again with ``format_for`` (e.g. once the adapter effect is known)."""
+        if self._format_for is None:
+            return
+        cursor = QTextCursor(self.doc)
+        cursor.beginEditBlock()
+        try:
+            for i in indices:
+                cursor.setPosition(self.starts[i])
+                cursor.setPosition(self.ends[i], QTextCursor.MoveMode.KeepAnchor)
+                cursor.setCharFormat(self._format_for(i, self.tokens[i]))
+        finally:
+            cursor.endEditBlock()
+
+
+def alternatives_html(token: TokenLogprob, *, hint: str = "") -> str:
+    """The hover text of a token: its probability and its alternatives with percentages."""
+    rows = "".join(
+        f"<tr><td>{'<b>' if c.text == token.text else ''}{html.escape(visible(c.text))}"
+        f"{'</b>' if c.text == token.text else ''}</td><td align='right'>&nbsp;&nbsp;{percent(c.logprob)}</td></tr>"
+        for c in alternatives(token)
+    )
+    head = (f"<b>{html.escape(visible(token.text))}</b> &nbsp;{percent(token.logprob)}"
+            f" &middot; logprob {signed(token.logprob)}")  # fmt: skip
+    tail = f"<br><i>{html.escape(hint)}</i>" if hint else ""
+    return f"<qt>{head}<table cellspacing='0'>{rows}</table>{tail}</qt>"
+
+
+def effect_html(token: TokenLogprob, effect: AdapterEffect, index: int) -> str:
+    """The hover text of a token in the adapter's answer: base vs. adapter probability."""
+    e = effect.effects[index]
+    mark = " (one of the most changed)" if index in effect.top else ""
+    return (f"<qt><b>{html.escape(visible(token.text))}</b><br>base {percent(e.base_logprob)} \u2192 "
+            f"with adapter {percent(e.adapter_logprob)}<br>\u0394 logprob {signed(e.diff)}{mark}</qt>")
+
+
+class TokenLens(QObject):
+    """Hover and click for a QTextBrowser showing a :class:`TokenDocument`: the tooltip is
+    ``tooltip(index)``; a click on a token (not the end of a text selection) emits
+    ``token_clicked(int index, QPoint global_pos)``."""
+
+    token_clicked = Signal(int, QPoint)
+
+    def __init__(self, view: QTextBrowser, document: TokenDocument, tooltip: Callable[[int], str]) -> None:
+        super().__init__(view)
+        self.view = view
+        self.document = document
+        self.tooltip = tooltip
+        view.viewport().installEventFilter(self)
+        view.viewport().setMouseTracking(True)
+
+    def index_at(self, pos: QPoint) -> int | None:
+        """The token under viewport position ``pos``."""
+        return self.document.token_at(self.view.cursorForPosition(pos).position())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        """Tooltips and clicks on tokens."""
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            index = self.index_at(event.pos())
+            if index is None:
+                QToolTip.hideText()
+            else:
+                QToolTip.showText(event.globalPos(), self.tooltip(index), self.view.viewport())
+            return True
+        if event.type() == QEvent.Type.MouseButtonRelease and isinstance(event, QMouseEvent):
+            if event.button() == Qt.MouseButton.LeftButton and not self.view.textCursor().hasSelection():
+                index = self.index_at(event.position().toPoint())
+                if index is not None:
+                    self.token_clicked.emit(index, event.globalPosition().toPoint())
+        return False
+
+
+class TokenPopup(QFrame):
+    """The alternatives of one token in a small popup; clicking one emits
+    ``chosen(int index, str text)`` (branch from this token) and closes the popup."""
+
+    chosen = Signal(int, str)
+
+    def __init__(self, token: TokenLogprob, index: int, parent: QWidget | None = None, *,
+                 can_branch: bool = True) -> None:
+        super().__init__(parent, Qt.WindowType.Popup)
+        self.setObjectName("tokenPopup")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet("QFrame#tokenPopup { background: palette(base); border: 1px solid palette(mid);"
+                           " border-radius: 6px; } QPushButton { text-align: left; padding: 3px 8px; }")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 6, 8, 8)
+        lay.setSpacing(2)
+        head = QLabel(f"Token {index + 1}: <b>{html.escape(visible(token.text))}</b> {percent(token.logprob)}")
+        head.setTextFormat(Qt.TextFormat.RichText)
+        lay.addWidget(head)
+        hint = QLabel("Click an alternative to branch: a new answer that says it here and goes on."
+                      if can_branch else "Alternatives at this step.")  # fmt: skip
+        hint.setStyleSheet("color: palette(placeholder-text);")
+        hint.setWordWrap(True)
+        hint.setMaximumWidth(320)
+        lay.addWidget(hint)
+        self.index = index
+        self.buttons: dict[str, QPushButton] = {}
+        for choice in alternatives(token):
+            chosen = choice.text == token.text
+            button = QPushButton(f"{visible(choice.text)}    {percent(choice.logprob)}" + ("   (chosen)" if chosen else ""))
+            button.setFlat(True)
+            button.setEnabled(can_branch and not chosen)
+            if not chosen:
+                button.setToolTip(f"Branch from here with {visible(choice.text)}")
+                button.setCursor(Qt.CursorShape.PointingHandCursor)
+            button.clicked.connect(lambda _c=False, t=choice.text: self._choose(t))
+            lay.addWidget(button)
+            self.buttons[choice.text] = button
+
+    def _choose(self, text: str) -> None:
+        self.close()
+        self.chosen.emit(self.index, text)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+        """Esc closes the popup."""
+        if event.key() == Qt.Key.Key_Escape:
+            self.close()
+            return
+        super().keyPressEvent(event)
