@@ -127,14 +127,7 @@ JSON
 
 def _generate_kwargs(params: GenerationParams) -> dict[str, Any]:
     """The ``generate`` options the app's local generation uses for ``params``."""
-    kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens or 512}
-    if params.temperature > 0:
-        kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or 0)
-    else:
-        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    if params.repetition_penalty is not None:
-        kwargs["repetition_penalty"] = params.repetition_penalty
-    return kwargs
+    return {"max_new_tokens": params.max_tokens or 512, **params.sampling_kwargs()}
 
 
 def _adapter_code(adapters: Sequence[AdapterSpec]) -> str:

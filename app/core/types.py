@@ -163,6 +163,18 @@ class GenerationParams:
         )
         return self
 
+    def sampling_kwargs(self) -> dict[str, Any]:
+        """transformers ``generate`` options for these parameters (greedy at temperature 0):
+        what the app's local generation uses, and what get-code writes into a program."""
+        if self.temperature > 0:
+            kwargs: dict[str, Any] = dict(do_sample=True, temperature=self.temperature, top_p=self.top_p,
+                                          top_k=self.top_k or 0)
+        else:
+            kwargs = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if self.repetition_penalty is not None:
+            kwargs["repetition_penalty"] = self.repetition_penalty
+        return kwargs
+
     def with_(self, **changes: Any) -> GenerationParams:
         """A copy with ``changes`` applied (not validated)."""
         return replace(self, **changes)

@@ -33,6 +33,7 @@ from app.providers.local_generation import (
     CancelFlag,
     Emit,
     TokenStreamer,
+    finish_reason,
     recorder_for,
     request_ids,
 )
@@ -467,17 +468,7 @@ def fast_generate(
             pos += 1
             step += 1
     streamer.end()
-    if streamer.stopped:
-        reason = "stop"
-    elif flag.is_set():
-        reason = "cancelled"
-    elif generated and generated[-1] in eos_ids:
-        reason = "stop"
-    elif len(generated) >= max_new:
-        reason = "length"
-    else:
-        reason = "stop"
-    return len(ids), len(generated), reason
+    return len(ids), len(generated), finish_reason(streamer, flag, generated, eos_ids, max_new)
 
 
 def _processors(params: GenerationParams) -> Any:

@@ -275,12 +275,7 @@ def generate(
         from app.providers.local_lens import processor
 
         kwargs["logits_processor"] = LogitsProcessorList([processor(recorder)])
-    if params.temperature > 0:
-        kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or 0)
-    else:
-        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    if params.repetition_penalty is not None:
-        kwargs["repetition_penalty"] = params.repetition_penalty
+    kwargs.update(params.sampling_kwargs())
     cache = params.extras.get("cache_implementation") if params.extras else None
     if cache:
         kwargs["cache_implementation"] = str(cache)
@@ -293,14 +288,16 @@ def generate(
     eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
     if tokenizer.eos_token_id is not None:
         eos_ids.add(tokenizer.eos_token_id)
+    return len(ids), len(generated), finish_reason(streamer, flag, generated, eos_ids, max_new)
+
+
+def finish_reason(streamer: TokenStreamer, flag: CancelFlag, generated: Sequence[int], eos_ids: set[int],
+                  max_new: int) -> str:  # fmt: skip
+    """Why a local generation ended: stop (a stop string or the end of text), cancelled, length."""
     if streamer.stopped:
-        reason = "stop"
-    elif flag.is_set():
-        reason = "cancelled"
-    elif generated and generated[-1] in eos_ids:
-        reason = "stop"
-    elif len(generated) >= max_new:
-        reason = "length"
-    else:
-        reason = "stop"
-    return len(ids), len(generated), reason
+        return "stop"
+    if flag.is_set():
+        return "cancelled"
+    if len(generated) >= max_new and not (generated and generated[-1] in eos_ids):
+        return "length"
+    return "stop"
