@@ -112,7 +112,7 @@ async def check_settings(ctx: SelfTestContext) -> str:
     from app.core.services import Services
 
     root = ctx.home
-    ctx.services = Services.create(AppPaths(root / "config", root / "data", root / "cache"))
+    ctx.services = Services.create(AppPaths.under(root))
     ctx.services.save_settings()
     again = ctx.services.settings_store.load()
     if again.model_dump() != ctx.services.settings.model_dump():

@@ -31,7 +31,7 @@ from app.core.usage import RowFigures, RowProgress, UsageLedger
 
 
 async def _generation(tokens: int, runs: int, home: Path) -> dict[str, list[tuple[float, float]]]:
-    paths = AppPaths(home / "config", home / "data", home / "cache").ensure()
+    paths = AppPaths.under(home).ensure()
     ctx = ProviderContext(Settings(), SecretStore(MemoryKeyring(), environ={}), paths)
     registry = ProviderRegistry(ctx)
     ledger = UsageLedger(paths.usage_db)

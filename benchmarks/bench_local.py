@@ -55,7 +55,7 @@ VARIANTS = ("bfloat16", "int8", "int4", "int4-qkv8")
 
 def make(cache: Path, dtype: str, threads: int | None) -> tuple[LocalProvider, ProviderContext]:
     """A local provider on the CPU with ``dtype`` whose folders live under ``cache``."""
-    paths = AppPaths(cache / "config", cache / "data", cache / "cache").ensure()
+    paths = AppPaths.under(cache).ensure()
     settings = Settings(local=LocalModelSettings(device="cpu", dtype=dtype, threads=threads))  # type: ignore[arg-type]
     ctx = ProviderContext(settings=settings, secrets=None, paths=paths)  # type: ignore[arg-type]
     return LocalProvider(ctx), ctx

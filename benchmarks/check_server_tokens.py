@@ -75,7 +75,7 @@ async def main(base_url: str) -> None:
     home = Path(tempfile.mkdtemp(prefix="check-tokens-"))
     settings = Settings(endpoints=[EndpointConfig(name="server", base_url=base_url)], retry=RetryPolicy(max_attempts=1))
     context = ProviderContext(settings=settings, secrets=SecretStore(MemoryKeyring(), environ={}),
-                              paths=AppPaths(home / "config", home / "data", home / "cache"))  # fmt: skip
+                              paths=AppPaths.under(home))  # fmt: skip
     provider = OpenAIProvider(context)
     worst, exact = 0.0, 0
     try:

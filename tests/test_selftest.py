@@ -164,7 +164,7 @@ def _ctx_with_backend(tmp_path: Path, backend: Any) -> SelfTestContext:
 
     root = tmp_path / "kr-home"
     services = Services.create(
-        AppPaths(root / "config", root / "data", root / "cache"),
+        AppPaths.under(root),
         secrets=SecretStore(backend, environ={}),
     )
     return SelfTestContext(flavour="lite", frozen=False, quick=True, home=root, services=services)

@@ -29,7 +29,7 @@ from app.core.errors import ConfigError
 from app.core.history_schema import INTERRUPTED, SCHEMA_VERSION
 from app.core.history_tree import ConversationTree
 from app.core.process_id import current_writer
-from app.core.sqlite_db import open_database
+from app.core.sqlite_db import open_database, sql_terms
 from app.core.types import Role
 from app.core.urls import clean_url
 
@@ -329,23 +329,12 @@ class HistoryStore:
         meta: Mapping[str, Any] | None = None,
     ) -> None:
         """Change the given fields of a message (one cheap UPDATE; called while streaming)."""
-        sets: list[str] = []
-        values: list[Any] = []
-        if content is not None:
-            sets.append("content = ?")
-            values.append(content)
         if status is not None:
             _check_status(status)
-            sets.append("status = ?")
-            values.append(status)
-        if error is not None:
-            sets.append("error = ?")
-            values.append(error)
-        if meta is not None:
-            sets.append("meta = ?")
-            values.append(_dumps(dict(meta)))
+        sets, values = sql_terms({"content = ?": content, "status = ?": status, "error = ?": error,
+                                  "meta = ?": None if meta is None else _dumps(dict(meta))}, ", ")  # fmt: skip
         if sets:
-            self._exec(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*values, message_id))
+            self._exec(f"UPDATE messages SET {sets} WHERE id = ?", (*values, message_id))
 
     def messages(self, conversation_id: str) -> list[StoredMessage]:
         """Every message of the conversation (all branches), oldest first."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 APP_NAME = "llm-playground"
@@ -23,19 +23,37 @@ def resources_dir() -> Path:
 
 @dataclass(frozen=True)
 class AppPaths:
-    """Config, data and cache folders. Created on first use."""
+    """Config, data and cache folders (created on first use) and the files in them."""
 
     config_dir: Path
     data_dir: Path
     cache_dir: Path
+    settings_file: Path = field(init=False)
+    usage_db: Path = field(init=False)
+    history_db: Path = field(init=False)
+    log_file: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        files = {
+            "settings_file": self.config_dir / "settings.json",  # the settings (JSON)
+            "usage_db": self.data_dir / "usage.sqlite3",  # the usage ledger
+            "history_db": self.data_dir / "history.sqlite3",  # the conversations
+            "log_file": self.data_dir / "app.log",  # the app log (keys redacted)
+        }
+        for name, path in files.items():
+            object.__setattr__(self, name, path)  # frozen: set once, here
+
+    @classmethod
+    def under(cls, root: Path) -> AppPaths:
+        """``root/config``, ``root/data`` and ``root/cache`` (a portable home, tests)."""
+        return cls(root / "config", root / "data", root / "cache")
 
     @classmethod
     def default(cls) -> AppPaths:
         """platformdirs' user dirs, or ``$LLM_PLAYGROUND_HOME/{config,data,cache}`` when set."""
         home = os.environ.get(HOME_ENV)
         if home:
-            root = Path(home)
-            return cls(root / "config", root / "data", root / "cache")
+            return cls.under(Path(home))
         import platformdirs
 
         return cls(
@@ -50,22 +68,3 @@ class AppPaths:
             d.mkdir(parents=True, exist_ok=True)
         return self
 
-    @property
-    def settings_file(self) -> Path:
-        """The settings JSON file."""
-        return self.config_dir / "settings.json"
-
-    @property
-    def usage_db(self) -> Path:
-        """The usage ledger database."""
-        return self.data_dir / "usage.sqlite3"
-
-    @property
-    def history_db(self) -> Path:
-        """The conversation history database."""
-        return self.data_dir / "history.sqlite3"
-
-    @property
-    def log_file(self) -> Path:
-        """The app log (keys redacted)."""
-        return self.data_dir / "app.log"

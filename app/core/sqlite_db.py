@@ -21,7 +21,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -116,6 +116,13 @@ def aside_path(path: Path, tag: str = "corrupt") -> Path:
         aside = path.with_name(f"{path.name}.{tag}-{stamp}-{uuid.uuid4().hex[:6]}")
         if not any(aside.with_name(aside.name + s).exists() for s in ("", "-wal", "-shm")):
             return aside
+
+
+def sql_terms(terms: Mapping[str, object], sep: str) -> tuple[str, tuple[object, ...]]:
+    """The SQL fragments of ``terms`` whose value is not None, joined by ``sep``, and their
+    values: ``sql_terms({"a = ?": 1, "b = ?": None}, " AND ")`` is ``("a = ?", (1,))``."""
+    kept = {fragment: value for fragment, value in terms.items() if value is not None}
+    return sep.join(kept), tuple(kept.values())
 
 
 def move_aside(path: Path) -> Path:

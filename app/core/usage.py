@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.core.errors import redact
+from app.core.sqlite_db import sql_terms
 from app.core.types import GenerationRecord
 from app.core.urls import clean_url
 from app.core.usage_store import (
@@ -115,24 +116,12 @@ class UsageLedger(LedgerStore):
     ) -> UsageTotals:
         """Totals over all rows, or those of one conversation / model (``provider:model`` or
         a bare name) / since a Unix time."""
-        where: list[str] = []
-        params: list[Any] = []
-        if conversation_id is not None:
-            where.append("conversation_id = ?")
-            params.append(conversation_id)
-        if model is not None:
-            provider, sep, name = model.partition(":")
-            if sep:
-                where.append("provider = ? AND model = ?")
-                params += [provider, name]
-            else:
-                where.append("model = ?")
-                params.append(model)
-        if since is not None:
-            where.append("started_at >= ?")
-            params.append(since)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        return _totals(self._query(f"SELECT {AGG_SQL} FROM generations {clause}", tuple(params))[0])
+        provider, sep, name = (model or "").partition(":")
+        where, params = sql_terms({"conversation_id = ?": conversation_id, "provider = ?": provider if sep else None,
+                                   "model = ?": (name if sep else model) if model else None,
+                                   "started_at >= ?": since}, " AND ")  # fmt: skip
+        clause = f"WHERE {where}" if where else ""
+        return _totals(self._query(f"SELECT {AGG_SQL} FROM generations {clause}", params)[0])
 
     def totals_by_model(self, since: float | None = None) -> dict[str, UsageTotals]:
         """Totals keyed ``provider:model``, most expensive first, then by requests."""

@@ -677,7 +677,7 @@ def provider_context(endpoints: Sequence[Any], *, keys: Mapping[str, str] | None
     for name, value in (keys or {}).items():
         secrets.set(name, value)
     root = Path(home) if home is not None else Path(tempfile.mkdtemp(prefix="openai-ctx-"))
-    paths = AppPaths(root / "config", root / "data", root / "cache")
+    paths = AppPaths.under(root)
     settings = Settings(endpoints=list(endpoints), retry=retry or RetryPolicy(max_attempts=1))
     return ProviderContext(settings=settings, secrets=secrets, paths=paths)
 
