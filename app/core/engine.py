@@ -68,14 +68,9 @@ class Engine:
         self.prices = prices
         self.ledger = ledger
 
-    async def run(
-        self,
-        request: GenerationRequest,
-        on_event: EventCallback | None = None,
-        *,
-        conversation_id: str | None = None,
-        generation: Generation | None = None,
-        run_id: str | None = None,
+    async def run(  # fmt: skip
+        self, request: GenerationRequest, on_event: EventCallback | None = None, *,
+        conversation_id: str | None = None, generation: Generation | None = None, run_id: str | None = None,
     ) -> GenerationResult:
         """Stream ``request``; call ``on_event`` for each event; return the result.
 

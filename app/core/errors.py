@@ -86,14 +86,8 @@ class ProviderError(AppError):
 
     default_retryable = False
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        hint: str | None = None,
-        retryable: bool | None = None,
-        retry_after: float | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, retryable: bool | None = None,
+                 retry_after: float | None = None) -> None:  # fmt: skip
         self.retryable: bool = self.default_retryable if retryable is None else retryable
         self.retry_after: float | None = retry_after
         super().__init__(message, hint=hint)

@@ -266,23 +266,12 @@ class HistoryStore:
 
     # -- messages ------------------------------------------------------------------------
 
-    def add_message(
-        self,
-        conversation_id: str,
-        role: Role,
-        content: str,
-        *,
-        parent_id: int | None = _UNSET,
-        model: str | None = None,
-        endpoint: str | None = None,
-        adapter: str | None = None,
-        adapter_sha256: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        status: MessageStatus = "complete",
-        error: str | None = None,
-        meta: Mapping[str, Any] | None = None,
-        system_prompt: str | None = None,
-        activate: bool = True,
+    def add_message(  # fmt: skip
+        self, conversation_id: str, role: Role, content: str, *, parent_id: int | None = _UNSET,
+        model: str | None = None, endpoint: str | None = None, adapter: str | None = None,
+        adapter_sha256: str | None = None, params: Mapping[str, Any] | None = None,
+        status: MessageStatus = "complete", error: str | None = None, meta: Mapping[str, Any] | None = None,
+        system_prompt: str | None = None, activate: bool = True,
     ) -> StoredMessage:
         """Add a message under ``parent_id`` (default: the active leaf, i.e. append; None: a new
         root) and, with ``activate``, make it the active leaf. Use ``status="streaming"`` for a

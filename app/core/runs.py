@@ -182,15 +182,9 @@ class RunScheduler:
                 log.exception("a run listener failed on %s", type(event).__name__)
 
     # -- runs ------------------------------------------------------------------------------
-    def submit(
-        self,
-        request: GenerationRequest,
-        *,
-        on_event: RunListener | None = None,
-        conversation_id: str | None = None,
-        message_id: int | None = None,
-        tag: str | None = None,
-        run_id: str | None = None,
+    def submit(  # fmt: skip
+        self, request: GenerationRequest, *, on_event: RunListener | None = None, conversation_id: str | None = None,
+        message_id: int | None = None, tag: str | None = None, run_id: str | None = None,
     ) -> Run:
         """Queue ``request`` as a run and return it at once (it starts when its lane is free).
         Must be called on the running event loop."""
