@@ -27,15 +27,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.core.errors import ContextTooLong
 from app.core.types import ChatMessage, GenerationParams
 from app.providers.local_generation import (
     CancelFlag,
     Emit,
-    TokenStreamer,
     finish_reason,
-    recorder_for,
-    request_ids,
+    prepare,
 )
 from app.providers.local_quant import FUSED, QuantizedModel, qmm
 
@@ -399,16 +396,9 @@ class ThreadTuner:
             log.debug("threads: %s -> %d", {c: round(t * 1000, 2) for c, t in medians.items()}, self.best)
 
 
-def fast_generate(
-    decoder: FastDecoder,
-    tokenizer: Any,
-    messages: Sequence[ChatMessage],
-    params: GenerationParams,
-    emit: Emit,
-    flag: CancelFlag,
-    context_length: int | None,
-    eos_ids: set[int],
-    tuner: ThreadTuner | None = None,
+def fast_generate(  # fmt: skip
+    decoder: FastDecoder, tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit,
+    flag: CancelFlag, context_length: int | None, eos_ids: set[int], tuner: ThreadTuner | None = None,
     prefix: str = "",
 ) -> tuple[int, int, str]:
     """Generate on the lean step; the same contract as :func:`local_generation.generate`.
@@ -417,14 +407,9 @@ def fast_generate(
     """
     import torch
 
-    ids = request_ids(tokenizer, messages, prefix)
-    flag.stats.prompt_tokens = len(ids)
-    limit = context_length or decoder.max_positions
-    if len(ids) >= limit:
-        raise ContextTooLong(f"The prompt has {len(ids)} tokens; this model's context is {limit} tokens.")
-    max_new = min(params.max_tokens or (limit - len(ids)), limit - len(ids))
-    recorder = recorder_for(tokenizer, params)
-    streamer = TokenStreamer(tokenizer, params.stop, emit, flag.stats, recorder)
+    job = prepare(tokenizer, messages, params, emit, flag, context_length or decoder.max_positions, prefix)
+    ids, max_new, streamer = job.ids, job.max_new, job.streamer
+    recorder = streamer.recorder
     processors = _processors(params)
     sample = params.temperature > 0
     if params.seed is not None:

@@ -227,15 +227,33 @@ def _stopping(flag: CancelFlag, streamer: TokenStreamer) -> Any:
     return _Stop()
 
 
-def generate(
-    model: Any,
-    tokenizer: Any,
-    messages: Sequence[ChatMessage],
-    params: GenerationParams,
-    emit: Emit,
-    flag: CancelFlag,
-    context_length: int | None,
-    prefix: str = "",
+@dataclass
+class Prepared:
+    """A local generation about to start: its prompt ids, how many tokens it may add, and the
+    streamer its tokens go through."""
+
+    ids: list[int]
+    max_new: int
+    streamer: TokenStreamer
+
+
+def prepare(tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit,
+            flag: CancelFlag, limit: int | None, prefix: str = "") -> Prepared:  # fmt: skip
+    """Tokenize the request (and the answer's given start), check it fits ``limit`` (the
+    context; None: no known limit) and make its streamer (with a logprob recorder if asked)."""
+    ids = request_ids(tokenizer, messages, prefix)
+    flag.stats.prompt_tokens = len(ids)
+    if limit and len(ids) >= limit:
+        raise ContextTooLong(f"The prompt has {len(ids)} tokens; this model's context is {limit} tokens.")
+    max_new = params.max_tokens or (limit - len(ids) if limit else 512)
+    if limit:
+        max_new = min(max_new, limit - len(ids))
+    return Prepared(ids, max_new, TokenStreamer(tokenizer, params.stop, emit, flag.stats, recorder_for(tokenizer, params)))
+
+
+def generate(  # fmt: skip
+    model: Any, tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit,
+    flag: CancelFlag, context_length: int | None, prefix: str = "",
 ) -> tuple[int, int, str]:
     """Generate on the calling (worker) thread; return (prompt tokens, completion tokens, reason).
     ``prefix``: the answer's given start, continued (it is not emitted: the engine shows it)."""
@@ -243,16 +261,9 @@ def generate(
     from transformers import LogitsProcessorList, StoppingCriteriaList
     from transformers.generation.streamers import BaseStreamer
 
-    ids = request_ids(tokenizer, messages, prefix)
-    flag.stats.prompt_tokens = len(ids)
-    limit = context_length or 0
-    if limit and len(ids) >= limit:
-        raise ContextTooLong(f"The prompt has {len(ids)} tokens; this model's context is {limit} tokens.")
-    max_new = params.max_tokens or (limit - len(ids) if limit else 512)
-    if limit:
-        max_new = min(max_new, limit - len(ids))
-    recorder = recorder_for(tokenizer, params)
-    streamer = TokenStreamer(tokenizer, params.stop, emit, flag.stats, recorder)
+    job = prepare(tokenizer, messages, params, emit, flag, context_length, prefix)
+    ids, max_new, streamer = job.ids, job.max_new, job.streamer
+    recorder = streamer.recorder
 
     class _Bridge(BaseStreamer):
         def put(self, value: Any) -> None:
