@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,61 +31,21 @@ from app.core.types import (
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class ModelChanged:
-    """The current model (or its endpoint) changed."""
-
-    model_id: str
-    endpoint: str | None
+def _ignore(*_args: object) -> None:
+    """A hook nobody listens to."""
 
 
-@dataclass(frozen=True, slots=True)
-class ModelLoading:
-    """The current model is loading (``progress.fraction`` None: unknown)."""
+@dataclass
+class SelectionHooks:
+    """Who is told what (the window passes its Qt signals' ``emit``; by default nobody)."""
 
-    model_id: str
-    progress: Progress
-
-
-@dataclass(frozen=True, slots=True)
-class ModelLoaded:
-    """The model finished loading, in ``seconds``."""
-
-    model_id: str
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class ModelLoadFailed:
-    """The model could not be loaded; the previous one is current again."""
-
-    model_id: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class AdaptersChanged:
-    """The loaded adapters (with their scale and on/off state) changed."""
-
-    adapters: tuple[AdapterInfo, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AdapterFailed:
-    """Loading or unloading an adapter failed."""
-
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class SelectionNotice:
-    """Something worth telling the user (e.g. adapters dropped with their base model)."""
-
-    message: str
-
-
-SelectionEvent = ModelChanged | ModelLoading | ModelLoaded | ModelLoadFailed | AdaptersChanged | AdapterFailed | SelectionNotice
-SelectionListener = Callable[[SelectionEvent], None]
+    changed: Callable[[str], None] = _ignore  # the current model id (or its endpoint) changed
+    loading: Callable[[str, Progress], None] = _ignore  # a model is loading (fraction None: unknown)
+    loaded: Callable[[str], None] = _ignore  # a model finished loading
+    load_failed: Callable[[str, str], None] = _ignore  # (model id, message); the previous model is back
+    adapters: Callable[[tuple[AdapterInfo, ...]], None] = _ignore  # the loaded adapters, scale, on/off
+    adapter_failed: Callable[[str], None] = _ignore  # loading or unloading an adapter failed
+    notice: Callable[[str], None] = _ignore  # worth telling (adapters dropped with their base model)
 
 
 def _message(exc: BaseException) -> str:
@@ -94,21 +53,18 @@ def _message(exc: BaseException) -> str:
 
 
 class ModelSelection:
-    """The current model, its load and its adapters; reports changes to ``listener``."""
+    """The current model, its load and its adapters; reports changes through ``hooks``."""
 
-    def __init__(self, registry: ProviderRegistry, model_id: str, listener: SelectionListener | None = None) -> None:
+    def __init__(self, registry: ProviderRegistry, model_id: str, hooks: SelectionHooks | None = None) -> None:
         self.registry = registry
         self.model_id = model_id
         self.endpoint: str | None = None
-        self.listener = listener
+        self.hooks = hooks or SelectionHooks()
         self.loading: str | None = None
         """The model being loaded now, or None."""
         self._loaded: set[str] = set()
         self._adapters: dict[str, AdapterInfo] = {}
 
-    def _tell(self, event: SelectionEvent) -> None:
-        if self.listener is not None:
-            self.listener(event)
 
     # -- the model ---------------------------------------------------------------------------
     def ref(self, model_id: str | None = None) -> ModelRef:
@@ -134,7 +90,7 @@ class ModelSelection:
         try:
             ref = ModelRef.parse(model_id)
         except AppError as exc:
-            self._tell(ModelLoadFailed(model_id, exc.user_message()))
+            self.hooks.load_failed(model_id, exc.user_message())
             return None
         previous = (self.model_id, self.endpoint)
         self._make_current(model_id, endpoint)
@@ -150,7 +106,7 @@ class ModelSelection:
             return True
         if self.model_id == model_id:
             self._make_current(*previous)
-        self._tell(ModelLoadFailed(model_id, problem))
+        self.hooks.load_failed(model_id, problem)
         return False
 
     async def select(self, model_id: str, endpoint: str | None = None) -> bool:
@@ -167,7 +123,7 @@ class ModelSelection:
         mid = model_id or self.model_id
         problem = await self._load(mid)
         if problem is not None:
-            self._tell(ModelLoadFailed(mid, problem))
+            self.hooks.load_failed(mid, problem)
         return problem is None
 
     async def _load(self, mid: str) -> str | None:
@@ -176,10 +132,9 @@ class ModelSelection:
         if provider is None:
             return None
         self.loading = mid
-        started = time.perf_counter()
-        self._tell(ModelLoading(mid, Progress("starting")))
+        self.hooks.loading(mid, Progress("starting"))
         try:
-            await provider.load(self.ref(mid).name, on_progress=lambda p: self._tell(ModelLoading(mid, p)))
+            await provider.load(self.ref(mid).name, on_progress=lambda p: self.hooks.loading(mid, p))
         except Exception as exc:  # a failed load keeps the previous model
             message = _message(exc)
             log.warning("loading %s failed: %s", mid, message)
@@ -187,7 +142,7 @@ class ModelSelection:
         finally:
             self.loading = None
         self._loaded = {mid}
-        self._tell(ModelLoaded(mid, time.perf_counter() - started))
+        self.hooks.loaded(mid)
         return None
 
     def mark_loaded(self, model_id: str) -> None:
@@ -203,10 +158,10 @@ class ModelSelection:
         if base_changed and self._adapters:  # adapters belong to the base they were loaded on
             names = ", ".join(self._adapters)
             self._adapters.clear()
-            self._tell(AdaptersChanged(()))
-            self._tell(SelectionNotice(f"LoRA adapters {names} were unloaded: they were made for the previous "
-                                       "model. Load adapters for this model in the LoRA panel."))
-        self._tell(ModelChanged(model_id, endpoint))
+            self.hooks.adapters(())
+            self.hooks.notice(f"LoRA adapters {names} were unloaded: they were made for the previous model. "
+                              "Load adapters for this model in the LoRA panel.")
+        self.hooks.changed(model_id)
 
     def _local_for(self, model_id: str) -> LocalModelProvider | None:
         ref = self.ref(model_id)
@@ -241,12 +196,12 @@ class ModelSelection:
         except Exception as exc:  # unexpected ones too: plain words, the app stays usable
             if not isinstance(exc, AppError):
                 log.exception("loading adapter %s failed", path)
-            self._tell(AdapterFailed(_message(exc) if isinstance(exc, AppError)
-                                     else redact(f"The adapter could not be loaded: {exc}")))
+            self.hooks.adapter_failed(_message(exc) if isinstance(exc, AppError)
+                                      else redact(f"The adapter could not be loaded: {exc}"))
             return None
         info = dataclasses.replace(info, active=True)
         self._adapters[info.name] = info
-        self._tell(AdaptersChanged(tuple(self._adapters.values())))
+        self.hooks.adapters(tuple(self._adapters.values()))
         return info
 
     async def unload_adapter(self, name: str) -> None:
@@ -255,8 +210,8 @@ class ModelSelection:
         try:
             await self._require_local().unload_adapter(name)
         except AppError as exc:
-            self._tell(AdapterFailed(exc.user_message()))
-        self._tell(AdaptersChanged(tuple(self._adapters.values())))
+            self.hooks.adapter_failed(exc.user_message())
+        self.hooks.adapters(tuple(self._adapters.values()))
 
     def set_adapter(self, name: str, *, enabled: bool | None = None, scale: float | None = None) -> None:
         """Switch an adapter on/off and/or set its scale, for the next requests."""
@@ -268,7 +223,7 @@ class ModelSelection:
         if scale is not None:
             info = dataclasses.replace(info, scale=float(scale))
         self._adapters[name] = info
-        self._tell(AdaptersChanged(tuple(self._adapters.values())))
+        self.hooks.adapters(tuple(self._adapters.values()))
 
     async def restore(self, model_id: str, endpoint: str | None,
                       adapters: Sequence[AdapterSpec] | None) -> list[str]:

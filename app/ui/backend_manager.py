@@ -57,17 +57,7 @@ from app.core.run_events import (
     RunText,
 )
 from app.core.runs import Run
-from app.core.selection import (
-    AdapterFailed,
-    AdaptersChanged,
-    ModelChanged,
-    ModelLoaded,
-    ModelLoadFailed,
-    ModelLoading,
-    ModelSelection,
-    SelectionEvent,
-    SelectionNotice,
-)
+from app.core.selection import ModelSelection, SelectionHooks
 from app.core.services import Services
 from app.core.types import (
     AdapterInfo,
@@ -109,8 +99,10 @@ class BackendManager(QObject):
         super().__init__(parent)
         self.services = services
         self.scheduler = services.scheduler
-        self.selection = ModelSelection(services.registry, model_id or services.default_model(),
-                                        self._on_selection_event)
+        hooks = SelectionHooks(self.model_changed.emit, self.model_loading.emit, self.model_loaded.emit,
+                               self.model_load_failed.emit, self.adapters_changed.emit, self.adapter_failed.emit,
+                               self.error_occurred.emit)  # fmt: skip
+        self.selection = ModelSelection(services.registry, model_id or services.default_model(), hooks)
         self._runs: dict[str, Run] = {}
         self._loading_runs: set[str] = set()
         self._tasks: set[asyncio.Task[object]] = set()
@@ -200,22 +192,6 @@ class BackendManager(QObject):
             self.state_restored.emit(notes)
 
         self._spawn(_restore())
-
-    def _on_selection_event(self, event: SelectionEvent) -> None:
-        if isinstance(event, ModelChanged):
-            self.model_changed.emit(event.model_id)
-        elif isinstance(event, ModelLoading):
-            self.model_loading.emit(event.model_id, event.progress)
-        elif isinstance(event, ModelLoaded):
-            self.model_loaded.emit(event.model_id)
-        elif isinstance(event, ModelLoadFailed):
-            self.model_load_failed.emit(event.model_id, event.message)
-        elif isinstance(event, AdaptersChanged):
-            self.adapters_changed.emit(event.adapters)
-        elif isinstance(event, AdapterFailed):
-            self.adapter_failed.emit(event.message)
-        elif isinstance(event, SelectionNotice):
-            self.error_occurred.emit(event.message)
 
     # -- runs ----------------------------------------------------------------------------------
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams, *,
