@@ -214,3 +214,15 @@ def test_branch_switcher_and_fork_in_the_message_menu(qapp: Any) -> None:
     streaming = view.start_stream("c", message_id=3, branch=(3, 3))
     assert streaming.branch.isVisibleTo(streaming) and streaming.branch.text() == "\u2039 3/3 \u203a"
     view.deleteLater()
+
+
+def test_a_long_figures_line_wraps_instead_of_widening_the_card(qapp: Any) -> None:
+    """Seen in a real window at 1024x700: the lens's longer footer pushed the card past the view."""
+    view = TranscriptView()
+    view.resize(420, 300)
+    view.show()
+    card = view.add_message("a", "assistant", "Short.", message_id=1,
+                            meta={"model": "m", "prompt_tokens": 123456, "completion_tokens": 654321, "cost_usd": "0.1234",
+                                  "ttft_s": 0.25, "tokens_per_s": 31.5, "load_s": 19.7, "estimated": True})  # fmt: skip
+    qapp.processEvents()
+    assert card.minimumSizeHint().width() < view.viewport().width()

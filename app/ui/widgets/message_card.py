@@ -144,6 +144,7 @@ class MessageCard(QFrame):
         self.figures.setObjectName("cardFigures")
         self.figures.setVisible(False)
         self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.figures.setWordWrap(True)  # a long figures line (the lens adds to it) never widens the card
         lay.addWidget(self.figures)
         self.note_label = QLabel("")
         self.note_label.setObjectName("cardNote")
