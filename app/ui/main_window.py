@@ -25,6 +25,7 @@ from app.core.eta import format_eta
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
 from app.ui.window_actions import WindowActions
+from app.ui.wiring import connect_slots
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -296,21 +297,11 @@ class MainWindow(QMainWindow, WindowActions):
         self.probabilities_action.setChecked(self.services.settings.show_probabilities)
         self.set_probabilities(self.services.settings.show_probabilities, save=False)
         self.probabilities_action.toggled.connect(self.set_probabilities)
-        b.notice_received.connect(lambda _g, msg: self.show_status(msg))
         self.picker.model_selected.connect(self._on_model_selected)
         self.picker.add_endpoint_requested.connect(self.add_endpoint)
         self.picker.open_model_requested.connect(self.open_model_file)
-        b.busy_changed.connect(self._on_busy)
-        b.model_changed.connect(self._on_model_changed)
-        b.model_loading.connect(self._on_model_loading)
-        b.model_loaded.connect(self._on_model_loaded)
-        b.model_load_failed.connect(self._on_model_load_failed)
-        b.generation_retrying.connect(self._on_retrying)
+        connect_slots(b, self, "_on_backend_")  # the _on_backend_<signal> methods below
         b.models_listed.connect(self.picker.set_listing)
-        b.generation_failed.connect(lambda _g, msg, _p: self.show_status(msg, error=True))
-        b.adapter_failed.connect(lambda msg: self.show_status(msg, error=True))
-        b.error_occurred.connect(lambda msg: self.show_status(msg, error=True))
-        b.state_restored.connect(self._on_state_restored)
         self.session.conversation_changed.connect(self._on_conversation_changed)
         self.session.branch_changed.connect(self.apply_state)
         if self.sidebar is not None:
@@ -470,7 +461,7 @@ class MainWindow(QMainWindow, WindowActions):
         if state.model:
             self.backend.restore(state.model, state.endpoint, state.adapters)
 
-    def _on_state_restored(self, notes: list[str]) -> None:
+    def _on_backend_state_restored(self, notes: list[str]) -> None:
         if notes:
             self.show_status(" ".join(notes), error=True)
 
@@ -506,13 +497,13 @@ class MainWindow(QMainWindow, WindowActions):
     def _on_model_selected(self, model_id: str, endpoint: str | None) -> None:
         self.backend.set_model(model_id, endpoint=endpoint)
 
-    def _on_model_changed(self, model_id: str) -> None:
+    def _on_backend_model_changed(self, model_id: str) -> None:
         self.picker.set_current(model_id, self.backend.current_endpoint())
         self.editor.suggest_temperature(default_temperature(model_id))
         self.show_status(f"Model: {model_id}. The next answer uses it.")
         self.editor.schedule_count()
 
-    def _on_model_loading(self, model_id: str, progress: Progress) -> None:
+    def _on_backend_model_loading(self, model_id: str, progress: Progress) -> None:
         self._loading = (model_id, progress)
         self.picker.set_loading(model_id, progress)
         self.progress.setVisible(True)
@@ -542,17 +533,17 @@ class MainWindow(QMainWindow, WindowActions):
         pct = f" ({progress.fraction * 100:.0f}%)" if progress is not None and progress.fraction is not None else ""
         return f"Waiting for {model_id} to load{pct}… The message is sent to it as soon as it is ready."
 
-    def _on_model_loaded(self, model_id: str) -> None:
+    def _on_backend_model_loaded(self, model_id: str) -> None:
         self._loading = None
         self.progress.setVisible(False)
         self.picker.mark_loaded(model_id)
         self.show_status(f"{model_id} is ready.")
 
-    def _on_retrying(self, _run_id: str, _attempt: int, _delay_s: float, message: str) -> None:
+    def _on_backend_generation_retrying(self, _run_id: str, _attempt: int, _delay_s: float, message: str) -> None:
         """A failed request is tried again: the countdown ticks about once a second."""
         self.show_status(message + "…")
 
-    def _on_model_load_failed(self, model_id: str, message: str) -> None:
+    def _on_backend_model_load_failed(self, model_id: str, message: str) -> None:
         self._loading = None
         self.progress.setVisible(False)
         self.picker.set_state(model_id, None)
@@ -561,7 +552,19 @@ class MainWindow(QMainWindow, WindowActions):
         still = f" The previous model ({current}) is still active." if current != model_id else ""
         self.show_status(f"Could not load {model_id}: {message}{still}", error=True)
 
-    def _on_busy(self, busy: bool) -> None:
+    def _on_backend_notice_received(self, _run_id: str, message: str) -> None:
+        self.show_status(message)
+
+    def _on_backend_generation_failed(self, _run_id: str, message: str, _partial: str) -> None:
+        self.show_status(message, error=True)
+
+    def _on_backend_adapter_failed(self, message: str) -> None:
+        self.show_status(message, error=True)
+
+    def _on_backend_error_occurred(self, message: str) -> None:
+        self.show_status(message, error=True)
+
+    def _on_backend_busy_changed(self, busy: bool) -> None:
         self.editor.set_busy(busy)
         self.stop_action.setEnabled(busy)
         self.regen_action.setEnabled(not busy)
@@ -574,7 +577,7 @@ class MainWindow(QMainWindow, WindowActions):
         if self.session is None:
             return
         self.session.recover()
-        self._on_busy(self.backend.is_busy())
+        self._on_backend_busy_changed(self.backend.is_busy())
         self.progress.setVisible(False)
 
     def _on_settings_changed(self) -> None:

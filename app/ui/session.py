@@ -49,6 +49,7 @@ from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
 from app.ui.session_lens import LensWriter, SessionLens, split_lens
 from app.ui.widgets.transcript import TranscriptView
+from app.ui.wiring import connect_slots
 
 log = logging.getLogger(__name__)
 SAVE_INTERVAL_MS = 300
@@ -117,14 +118,7 @@ class ChatSession(QObject, SessionLens):
         self.lens_writer = LensWriter(self.history, self._on_lens_written, self)
         self.lens_k: int | None = None
         """Ask every answer for its tokens' probabilities with this many alternatives (None: no)."""
-        backend.token_received.connect(self._on_token)
-        backend.tokens_received.connect(self._on_tokens)
-        backend.notice_received.connect(self._on_notice)
-        backend.reasoning_received.connect(self._on_reasoning)
-        backend.stats_updated.connect(self._on_stats)
-        backend.generation_finished.connect(self._on_finished)
-        backend.generation_failed.connect(self._on_failed)
-        backend.generation_cancelled.connect(self._on_cancelled)
+        connect_slots(backend, self, "_on_backend_")
 
     # -- conversations --------------------------------------------------------------------------
     @property
@@ -333,7 +327,7 @@ class ChatSession(QObject, SessionLens):
         return self.history.fork(self.conversation_id, message_id).id
 
     # -- streaming ------------------------------------------------------------------------------
-    def _on_token(self, gen_id: str, text: str) -> None:
+    def _on_backend_token_received(self, gen_id: str, text: str) -> None:
         gen = self._gens.get(gen_id)
         if gen is not None:
             gen.parts.append(text)
@@ -342,14 +336,14 @@ class ChatSession(QObject, SessionLens):
             if gen.prefix_tokens and len(gen.parts) == 1 and text == gen.prefix:  # the given start
                 self.transcript.attach_tokens(gen.key, gen.prefix_tokens)
 
-    def _on_reasoning(self, gen_id: str, text: str) -> None:
+    def _on_backend_reasoning_received(self, gen_id: str, text: str) -> None:
         gen = self._gens.get(gen_id)
         if gen is not None:
             gen.reasoning.append(text)
             gen.reasoning_dirty = True
             self.transcript.append_reasoning(gen.key, text)
 
-    def _on_stats(self, gen_id: str, live: LiveFigures) -> None:
+    def _on_backend_stats_updated(self, gen_id: str, live: LiveFigures) -> None:
         gen = self._gens.get(gen_id)
         card = self.transcript.card(gen.key) if gen else None
         if card is not None and card.streaming:
@@ -390,18 +384,18 @@ class ChatSession(QObject, SessionLens):
                 self.lens_writer.defer(gen.message_id, with_tokens)
             self.answer_done.emit(gen_id, status)
 
-    def _on_finished(self, gen_id: str, result: GenerationResult) -> None:
+    def _on_backend_generation_finished(self, gen_id: str, result: GenerationResult) -> None:
         gen = self._gens.get(gen_id)
         self._end(gen_id, result.text, "complete", None, final_meta(gen.meta if gen else {}, result))
 
-    def _on_failed(self, gen_id: str, message: str, partial: str) -> None:
+    def _on_backend_generation_failed(self, gen_id: str, message: str, partial: str) -> None:
         gen = self._gens.get(gen_id)
         self._end(gen_id, partial, "error", message, None)
         card = self.transcript.card(gen.key) if gen is not None and gen.prefix else None
         if card is not None and "cannot continue" in message.lower():  # offer what works there
             card.offer_regenerate(f"This branch could not be made: {message}")
 
-    def _on_cancelled(self, gen_id: str, partial: str) -> None:
+    def _on_backend_generation_cancelled(self, gen_id: str, partial: str) -> None:
         self._end(gen_id, partial, "cancelled", None, None)
 
     def recover(self) -> None:

@@ -119,13 +119,13 @@ class SessionLens:
         return self._answer(params, answer.system_prompt or "", made=made, prefix=branch.prefix,
                             prefix_tokens=branch.tokens, seed_chosen=bool(answer.meta.get("seed_chosen")))
 
-    def _on_tokens(self, gen_id: str, _text: str, tokens: tuple[TokenLogprob, ...]) -> None:
+    def _on_backend_tokens_received(self, gen_id: str, _text: str, tokens: tuple[TokenLogprob, ...]) -> None:
         gen = self._gens.get(gen_id)
         if gen is not None:
             gen.tokens.extend(tokens)
             self.transcript.attach_tokens(gen.key, tokens)
 
-    def _on_notice(self, gen_id: str, message: str) -> None:
+    def _on_backend_notice_received(self, gen_id: str, message: str) -> None:
         gen = self._gens.get(gen_id)
         if gen is not None:
             self.transcript.show_note(gen.key, message)

@@ -43,6 +43,7 @@ from app.ui.widgets.common import (
 )
 from app.ui.widgets.effect_view import EffectView, score_and_show
 from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, StreamRenderer
+from app.ui.wiring import connect_slots
 
 if TYPE_CHECKING:
     from app.ui.backend_manager import BackendManager
@@ -157,12 +158,7 @@ class CompareView(QWidget):
         self._timer.setInterval(FLUSH_MS)
         self._timer.timeout.connect(self._flush)
 
-        backend.generation_started.connect(self._on_backend_generation_started)
-        backend.token_received.connect(self._on_backend_token_received)
-        backend.stats_updated.connect(self._on_backend_stats_updated)
-        backend.generation_finished.connect(self._on_backend_generation_finished)
-        backend.generation_failed.connect(self._on_backend_generation_failed)
-        backend.generation_cancelled.connect(self._on_backend_generation_cancelled)
+        connect_slots(backend, self, "_on_backend_")
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
         """Esc closes the window (a window manager may give it no title bar)."""

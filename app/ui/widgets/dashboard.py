@@ -50,6 +50,7 @@ from app.ui.widgets.common import (
 )
 from app.ui.widgets.dashboard_chart import CHART_REQUESTS, ChartTab  # noqa: F401  (re-exported)
 from app.ui.widgets.fitted_table import FittedTable
+from app.ui.wiring import connect_slots
 
 MESSAGE_COLUMNS = ("Time", "Model", "Prompt", "Completion", "Cost", "Speed", "TTFT", "Adapter", "Finish")
 MESSAGE_PRIORITY = ("Prompt", "Completion", "Cost", "Speed", "Time", "TTFT", "Finish", "Adapter")
@@ -166,11 +167,7 @@ class DashboardDock(QDockWidget):
         body.setMinimumWidth(MIN_WIDTH)  # room for the tiles' values; never grows with them
         self.setWidget(body)
 
-        backend.generation_started.connect(self._on_backend_generation_started)
-        backend.stats_updated.connect(self._on_backend_stats_updated)
-        backend.generation_finished.connect(self._on_backend_generation_finished)
-        backend.generation_failed.connect(self._on_backend_generation_failed)
-        backend.generation_cancelled.connect(self._on_backend_generation_cancelled)
+        connect_slots(backend, self, "_on_backend_")
         backend.ledger_changed.connect(self.refresh)
         self.refresh()
 

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import AppError
 from app.core.types import AdapterInfo, ModelRef
 from app.ui.widgets.common import MessageLabel
+from app.ui.wiring import connect_slots
 
 if TYPE_CHECKING:
     from app.ui.backend_manager import BackendManager
@@ -218,10 +219,7 @@ class LoraPanel(QWidget):
         self._compare.clicked.connect(self.compare_requested.emit)
         layout.addWidget(self._compare)
 
-        backend.adapters_changed.connect(self._on_backend_adapters_changed)
-        backend.adapter_failed.connect(self._on_backend_adapter_failed)
-        backend.model_changed.connect(self._on_backend_model_changed)
-        backend.busy_changed.connect(self._on_backend_busy_changed)
+        connect_slots(backend, self, "_on_backend_")
         self._sync_rows(backend.adapters())
         self._update_enabled()
 

@@ -1,0 +1,49 @@
+"""app/ui/wiring.py: slots named ``_on_backend_<signal>`` are connected by name, so a slot whose
+name matches no signal would silently never run; these tests catch that."""
+
+from __future__ import annotations
+
+import inspect
+
+from PySide6.QtCore import QObject, Signal
+
+from app.ui.backend_manager import BackendManager
+from app.ui.main_window import MainWindow
+from app.ui.session import ChatSession
+from app.ui.widgets.compare_view import CompareView
+from app.ui.widgets.dashboard import DashboardDock
+from app.ui.widgets.lora_panel import LoraPanel
+from app.ui.wiring import connect_slots
+
+
+class _Source(QObject):
+    ping = Signal(int)
+    pong = Signal(str)
+
+
+class _Target:
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    def _on_src_ping(self, value: int) -> None:
+        self.seen.append(value)
+
+
+def test_each_signal_reaches_the_slot_of_its_name_only() -> None:
+    source, target = _Source(), _Target()
+    assert connect_slots(source, target, "_on_src_") == 1
+    source.ping.emit(7)
+    source.pong.emit("unheard")
+    assert target.seen == [7]
+
+
+def _signals(cls: type) -> set[str]:
+    return {n for n in dir(cls) if isinstance(getattr(cls, n, None), Signal)}
+
+
+def test_every_backend_slot_names_a_backend_signal() -> None:
+    signals = _signals(BackendManager)
+    for widget in (MainWindow, ChatSession, CompareView, DashboardDock, LoraPanel):
+        slots = {n.removeprefix("_on_backend_") for n, _ in inspect.getmembers(widget) if n.startswith("_on_backend_")}
+        assert slots, widget
+        assert slots <= signals, (widget.__name__, sorted(slots - signals))
