@@ -7,6 +7,7 @@ Prints, all measured in this run (rounds alternate, so background load hits ever
 - with ``llama-cpp-python`` importable: llama.cpp's own decode tok/s on the same GGUF
   (its default threads, and all cores) as the anchor, and ``python -m app ask -m
   local:smollm2 --json`` (the shipped defaults, a fresh profile per run) next to it;
+- the same deep in the context: a ~1,900-token prompt (that text four times), 32 new tokens;
 - perplexity of each dtype on benchmarks/data/eval_text.txt (~460 tokens);
 - greedy answers of each dtype to five fixed questions;
 - on the fast path: LoRA switch time and tok/s with one adapter and with two (scaled) / base;
@@ -51,6 +52,9 @@ QUESTIONS = (
 )
 EVAL_TEXT = Path(__file__).resolve().parent / "data" / "eval_text.txt"
 VARIANTS = ("bfloat16", "int8", "int4", "int4-qkv8")
+# a long prompt (the evaluation text four times, ~1,900 tokens): decode speed deep in the context
+CONTEXT = (ChatMessage("user", (EVAL_TEXT.read_text() + "\n") * 4 + "Summarise the text above in one sentence."),)
+CONTEXT_TOKENS = 32
 
 
 def make(cache: Path, dtype: str, threads: int | None) -> tuple[LocalProvider, ProviderContext]:
@@ -94,7 +98,7 @@ async def stream_timed(provider: LocalProvider, msgs: Any, tokens: int, extras: 
     return "".join(parts), n, end - start, decode
 
 
-def raw_generate(provider: LocalProvider, tokens: int) -> float:
+def raw_generate(provider: LocalProvider, tokens: int, msgs: Any = LONG) -> float:
     """Decode tok/s of plain ``model.generate`` (bf16) on the provider's model: (N-1) / (t(N) - t(1))."""
     import torch
 
@@ -103,7 +107,7 @@ def raw_generate(provider: LocalProvider, tokens: int) -> float:
     def job() -> float:
         loaded = provider._runtime().loaded
         assert loaded is not None
-        ids = torch.tensor([prompt_ids(loaded.tokenizer, LONG)])
+        ids = torch.tensor([prompt_ids(loaded.tokenizer, msgs)])
         times = []
         for n in (1, tokens):
             start = time.perf_counter()
@@ -218,12 +222,14 @@ def bench_variants(root: Path, tokens: int, rounds: int) -> dict[str, dict[str, 
         second = timed_load(provider)
         providers[dtype] = (provider, ctx)
         asyncio.run(stream_once(provider, LONG, 8))  # warm-up
-        results[dtype] = {"load": (first, second), "tok_s": [], "raw": [], "lens": []}
+        results[dtype] = {"load": (first, second), "tok_s": [], "raw": [], "lens": [], "context": [], "raw_context": []}
     for _ in range(rounds):
         results["bfloat16"]["raw"].append(raw_generate(providers["bfloat16"][0], tokens))
+        results["bfloat16"]["raw_context"].append(raw_generate(providers["bfloat16"][0], CONTEXT_TOKENS, CONTEXT))
         for dtype, (provider, _) in providers.items():
             _, n, _, decode = asyncio.run(stream_timed(provider, LONG, tokens))
             results[dtype]["tok_s"].append(decode)
+            results[dtype]["context"].append(asyncio.run(stream_timed(provider, CONTEXT, CONTEXT_TOKENS))[3])
             results[dtype]["threads"] = threads_used(provider)
         default = providers["auto"][0]  # the token lens: logprobs with K = 5, same decoding steps
         results["auto"]["lens"].append(asyncio.run(stream_timed(default, LONG, tokens, logprobs=5))[3])
@@ -333,6 +339,12 @@ def main() -> None:
             quality = "" if dtype == "auto" else f"  ppl {r['ppl']:.2f} ({(r['ppl'] / base_ppl - 1) * 100:+.1f}% vs bf16)"
             print(f"  {label:<32} {tps:6.1f} tok/s  x{tps / raw:.2f}{quality}  threads {r['threads']}"
                   f"  load {r['load'][0]:.1f} s, then {r['load'][1]:.2f} s")
+        raw_context = statistics.median(results["bfloat16"]["raw_context"])
+        print(f"deep in the context (a ~1,900-token prompt, {CONTEXT_TOKENS} new tokens, decode tok/s):")
+        print(f"  {'raw bf16 model.generate':<32} {raw_context:6.1f} tok/s  x1.00")
+        for dtype in (*VARIANTS, "auto"):
+            tps = statistics.median(results[dtype]["context"])
+            print(f"  {'provider ' + dtype:<32} {tps:6.1f} tok/s  x{tps / raw_context:.2f}")
         plain, lens = statistics.median(results["auto"]["tok_s"]), statistics.median(results["auto"]["lens"])
         print(f"  {'default with logprobs (K = 5)':<32} {lens:6.1f} tok/s  x{lens / plain:.2f} of the default without "
               "(target >= 0.90)")

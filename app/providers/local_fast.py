@@ -42,6 +42,9 @@ SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
 SUPPORTED_ROPE = ("default", "linear", "llama3")
 CACHE_STEP = 256
 REFINE = 64  # top logits recomputed in float32 (see FastDecoder._logits)
+# RoPE, the KV cache and attention run in float32 (torch.float32 below): torch's CPU SDPA is 6-9x slower on bf16
+# inputs than on float32 ones for one query row (measured: 230 vs 39 us a layer at 200
+# positions, 5.3 vs 0.57 ms at 4,000), which outweighs reading a cache twice the size.
 
 
 @dataclass
@@ -143,8 +146,8 @@ class FastDecoder:
             return
         cap = max(needed, min(self.max_positions, ((needed + CACHE_STEP - 1) // CACHE_STEP) * CACHE_STEP))
         n = len(self.layers)
-        k_cache = torch.zeros(n, self.kv_heads, cap, self.head_dim, dtype=self.dtype)
-        v_cache = torch.zeros(n, self.kv_heads, cap, self.head_dim, dtype=self.dtype)
+        k_cache = torch.zeros(n, self.kv_heads, cap, self.head_dim, dtype=torch.float32)
+        v_cache = torch.zeros(n, self.kv_heads, cap, self.head_dim, dtype=torch.float32)
         if self.capacity:  # growing mid-generation: keep what is cached
             k_cache[:, :, : self.capacity].copy_(self.k_cache)
             v_cache[:, :, : self.capacity].copy_(self.v_cache)
@@ -152,8 +155,8 @@ class FastDecoder:
         pos = torch.arange(cap).unsqueeze(0)
         cos, sin = self.rotary(torch.zeros(1, dtype=self.dtype), pos)
         half = self.head_dim // 2
-        sin = sin[0].to(self.dtype)
-        self.cos = cos[0].to(self.dtype).unsqueeze(1)  # [cap, 1, head_dim]
+        sin = sin[0].float()
+        self.cos = cos[0].float().unsqueeze(1)  # [cap, 1, head_dim]
         self.sin = torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).unsqueeze(1)  # rotate_half's signs
         self.capacity = cap
 
@@ -178,7 +181,7 @@ class FastDecoder:
         gqa = nkv != nh
         norm = self._norm
         for i, layer in enumerate(self.layers):
-            qkv = self._proj(layer, "qkv", norm(h, layer.in_norm))
+            qkv = self._proj(layer, "qkv", norm(h, layer.in_norm)).float()
             qk = qkv[:, : nq + nk].view(m, nh + nkv, hd)
             qk = torch.addcmul(qk * cos, qk.roll(half, -1), sin)
             k_cache, v_cache = self.k_cache[i], self.v_cache[i]
@@ -191,7 +194,7 @@ class FastDecoder:
                 attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=gqa)
             else:
                 attn = F.scaled_dot_product_attention(q, keys, values, is_causal=m > 1, enable_gqa=gqa)
-            h.add_(self._proj(layer, "o", attn[0].transpose(0, 1).reshape(m, nq)))
+            h.add_(self._proj(layer, "o", attn[0].transpose(0, 1).reshape(m, nq).to(self.dtype)))
             gu = self._proj(layer, "gate_up", norm(h, layer.post_norm))
             gate, up = gu.split(gu.shape[-1] // 2, dim=-1)
             h.add_(self._proj(layer, "down", F.silu(gate).mul_(up)))

