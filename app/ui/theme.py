@@ -117,19 +117,24 @@ def apply(app: QApplication, choice: str = "system", font_size: int | None = Non
     app.setFont(font)
     app.setStyle("Fusion")
     pal = QPalette()
-    pal.setColor(QPalette.ColorRole.Window, QColor(t.window))
-    pal.setColor(QPalette.ColorRole.Base, QColor(t.base))
-    pal.setColor(QPalette.ColorRole.AlternateBase, QColor(t.window))
-    pal.setColor(QPalette.ColorRole.Text, QColor(t.text))
-    pal.setColor(QPalette.ColorRole.WindowText, QColor(t.text))
-    pal.setColor(QPalette.ColorRole.Button, QColor(t.base))
-    pal.setColor(QPalette.ColorRole.ButtonText, QColor(t.text))
-    pal.setColor(QPalette.ColorRole.Highlight, QColor(t.accent))
-    pal.setColor(QPalette.ColorRole.HighlightedText, QColor(t.accent_text))
-    pal.setColor(QPalette.ColorRole.Link, QColor(t.accent))
-    pal.setColor(QPalette.ColorRole.PlaceholderText, QColor(t.muted))
-    pal.setColor(QPalette.ColorRole.ToolTipBase, QColor(t.base))
-    pal.setColor(QPalette.ColorRole.ToolTipText, QColor(t.text))
+    r = QPalette.ColorRole
+    roles = (
+        (r.Window, t.window),
+        (r.Base, t.base),
+        (r.AlternateBase, t.window),
+        (r.Text, t.text),
+        (r.WindowText, t.text),
+        (r.Button, t.base),
+        (r.ButtonText, t.text),
+        (r.Highlight, t.accent),
+        (r.HighlightedText, t.accent_text),
+        (r.Link, t.accent),
+        (r.PlaceholderText, t.muted),
+        (r.ToolTipBase, t.base),
+        (r.ToolTipText, t.text),
+    )
+    for role, colour in roles:
+        pal.setColor(role, QColor(colour))
     disabled = QPalette.ColorGroup.Disabled  # (setColor(role, c) above set every group)
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
         pal.setColor(disabled, role, QColor(t.muted))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QKeyEvent, QPalette
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -35,6 +35,7 @@ from app.core.figures import plural
 from app.core.run_events import LiveFigures, RunInfo
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
 from app.ui.widgets.common import (
+    EscapeClosesWindow,
     MessageLabel,
     error_text,
     format_rate,
@@ -105,7 +106,7 @@ class _Pane(QFrame):
         self.error.clear_message()
 
 
-class CompareView(QWidget):
+class CompareView(EscapeClosesWindow):
     """Two panes, base model vs. adapters, filled from the backend's signals."""
 
     def __init__(self, backend: BackendManager, parent: QWidget | None = None) -> None:
@@ -159,14 +160,6 @@ class CompareView(QWidget):
         self._timer.timeout.connect(self._flush)
 
         connect_slots(backend, self, "_on_backend_")
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
-        """Esc closes the window (a window manager may give it no title bar)."""
-        if event.key() == Qt.Key.Key_Escape:
-            self.close()
-            event.accept()
-            return
-        super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         """Closing stops this window's answers (nothing runs, and costs, unseen)."""

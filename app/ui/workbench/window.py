@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 from app.core.grid.model import GridConfig, Prompt, TestCase, Variant
 from app.core.grid.runner import GridRunner
 from app.core.grid.store import RunStore, store_path
-from app.ui.widgets.common import MessageLabel
+from app.ui.widgets.common import EscapeClosesWindow, MessageLabel
 from app.ui.widgets.model_picker import ModelPicker
 from app.ui.workbench.actions import WorkbenchActions
 from app.ui.workbench.cell_delegate import CellDelegate
@@ -61,7 +61,7 @@ FOOTER_HEIGHT = 44
 STARTER = GridConfig(prompts=(Prompt("Explain {{topic}} in one sentence."),), tests=(TestCase({"topic": "the tides"}),))
 
 
-class WorkbenchWindow(QWidget, WorkbenchActions):
+class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
     """See the module doc."""
 
     run_finished = Signal(str)
@@ -361,14 +361,6 @@ class WorkbenchWindow(QWidget, WorkbenchActions):
         for menu in (self.variants_menu, self.cases_menu):
             menu.setEnabled(not running)
         self.add_action.setEnabled(not running)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
-        """Esc closes the Workbench (an open cell editor or menu keeps its own Esc)."""
-        if event.key() == Qt.Key.Key_Escape:
-            self.close()
-            event.accept()
-            return
-        super().keyPressEvent(event)
 
     def toggle_runs(self) -> None:
         """Show or hide the past runs."""
