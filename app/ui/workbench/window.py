@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -72,7 +72,11 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self.setWindowFlag(Qt.WindowType.Window, True)
         self.setObjectName("workbench")
         self.setWindowTitle("Workbench — LLM Playground")
-        self.resize(1180, 760)
+        size = QSize(1180, 760)
+        screen = QGuiApplication.primaryScreen()
+        if screen is not None and QGuiApplication.platformName() != "offscreen":
+            size = size.boundedTo(screen.availableGeometry().size() - QSize(0, 40))  # room for a title bar
+        self.resize(size)
         self.setMinimumSize(800, 560)
         self.services = services
         self.main_window = main_window
