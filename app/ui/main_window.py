@@ -55,11 +55,9 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
     @staticmethod
     def _default_size() -> QSize:
         """1480 x 900, or the screen's free area when that is smaller (a laptop)."""
-        size = QSize(1480, 900)
-        screen = QGuiApplication.primaryScreen()
-        if screen is not None and QGuiApplication.platformName() != "offscreen":
-            size = size.boundedTo(screen.availableGeometry().size())
-        return size
+        from app.ui.widgets.common import fit_to_screen
+
+        return fit_to_screen(QSize(1480, 900))
 
     @staticmethod
     def screen_is_small() -> bool:

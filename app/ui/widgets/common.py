@@ -12,7 +12,16 @@ import logging
 from collections.abc import Callable, Coroutine
 
 from PySide6.QtCore import QEvent, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeyEvent, QPainter, QPaintEvent, QPalette
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QKeyEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+)
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.core.errors import AppError, redact
@@ -302,3 +311,12 @@ class EscapeClosesWindow(QWidget):
             event.accept()
             return
         super().keyPressEvent(event)
+
+
+def fit_to_screen(size: QSize, reserve: QSize | None = None) -> QSize:
+    """``size``, or the primary screen's free area less ``reserve`` (a title bar) when that is
+    smaller; unchanged offscreen (tests)."""
+    screen = QGuiApplication.primaryScreen()
+    if screen is None or QGuiApplication.platformName() == "offscreen":
+        return size
+    return size.boundedTo(screen.availableGeometry().size() - (reserve or QSize()))

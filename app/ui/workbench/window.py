@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 from app.core.grid.model import GridConfig, Prompt, TestCase, Variant
 from app.core.grid.runner import GridRunner
 from app.core.grid.store import RunStore, store_path
-from app.ui.widgets.common import EscapeClosesWindow, MessageLabel
+from app.ui.widgets.common import EscapeClosesWindow, MessageLabel, fit_to_screen
 from app.ui.widgets.model_picker import ModelPicker
 from app.ui.workbench.actions import WorkbenchActions
 from app.ui.workbench.cell_delegate import CellDelegate
@@ -72,11 +72,7 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self.setWindowFlag(Qt.WindowType.Window, True)
         self.setObjectName("workbench")
         self.setWindowTitle("Workbench — LLM Playground")
-        size = QSize(1180, 760)
-        screen = QGuiApplication.primaryScreen()
-        if screen is not None and QGuiApplication.platformName() != "offscreen":
-            size = size.boundedTo(screen.availableGeometry().size() - QSize(0, 40))  # room for a title bar
-        self.resize(size)
+        self.resize(fit_to_screen(QSize(1180, 760), QSize(0, 40)))  # room for a title bar
         self.setMinimumSize(800, 560)
         self.services = services
         self.main_window = main_window
