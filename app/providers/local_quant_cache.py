@@ -88,6 +88,7 @@ def store(paths: list[Path], quantized: QuantizedModel, model: Any, source_key: 
             path.parent.mkdir(parents=True, exist_ok=True)
             save_packed(quantized, model, tmp, {"source": source_key, "written": str(int(time.time()))})
             os.replace(tmp, path)
+            prune_older_formats(path, quantized.variant)
             return path
         except OSError:
             log.debug("cannot write the quantized copy at %s", path, exc_info=True)
@@ -96,6 +97,21 @@ def store(paths: list[Path], quantized: QuantizedModel, model: Any, source_key: 
             except OSError:
                 pass
     return None
+
+
+def prune_older_formats(path: Path, variant: str) -> list[Path]:
+    """Delete the copies of ``variant`` in ``path``'s folder written in an older format (a
+    format change quantizes again; the old copy, tens of MB, would never be read). Returns them."""
+    removed = []
+    current = quant_file_name(variant)
+    for old in path.parent.glob(f"quantized-{variant}-v*.safetensors"):
+        if old.name != current and old.name[len(f"quantized-{variant}-v"):-len(".safetensors")].isdigit():
+            try:
+                old.unlink()
+                removed.append(old)
+            except OSError:
+                log.debug("cannot remove the old quantized copy %s", old, exc_info=True)
+    return removed
 
 
 def load_quantized(
