@@ -19,6 +19,7 @@ the caller then uses ``model.generate``. Worker thread only.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import statistics
@@ -96,6 +97,8 @@ class FastDecoder:
         self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
         self.head_dim = int(getattr(cfg, "head_dim", None) or self.hidden // self.heads)
         self.eps = float(cfg.rms_norm_eps)
+        # RMSNorm: h * rsqrt(mean(h^2) + eps) * w == h / hypot(|h|, sqrt(hidden * eps)) * (w * sqrt(hidden))
+        self.norm_floor = torch.tensor((self.hidden * self.eps) ** 0.5)
         self.max_positions = int(getattr(cfg, "max_position_embeddings", 2048) or 2048)
         inner = model.model
         self.embed = inner.embed_tokens.weight
@@ -112,6 +115,10 @@ class FastDecoder:
         self.v_cache: Any = None
         self.cos: Any = None
         self.sin: Any = None
+        self.cos_halves: Any = None
+        self.sin_halves: Any = None
+        self.k_layers: list[Any] = []
+        self.v_layers: list[Any] = []
         self._capture: list[Any] | None = None
         self._lora_key: tuple[Any, ...] | None = None
         self.lora_reason: str | None = None
@@ -158,6 +165,10 @@ class FastDecoder:
         sin = sin[0].float()
         self.cos = cos[0].float().unsqueeze(1)  # [cap, 1, head_dim]
         self.sin = torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).unsqueeze(1)  # rotate_half's signs
+        self.cos_halves = self.cos.view(cap, 1, 2, half)  # the one-token step's shapes (see _step)
+        self.sin_halves = self.sin.view(cap, 1, 2, half)
+        self.k_layers = list(self.k_cache.unbind(0))
+        self.v_layers = list(self.v_cache.unbind(0))
         self.capacity = cap
 
     def reserve(self, positions: int) -> None:
@@ -172,6 +183,8 @@ class FastDecoder:
 
         m = int(ids.shape[0])
         self._ensure_capacity(pos + m)
+        if m == 1 and self._capture is None:
+            return self._step(ids, pos)
         end = pos + m
         h = self.embed.index_select(0, ids).float()  # the residual stream stays float32
         cos, sin = self.cos[pos:end], self.sin[pos:end]
@@ -179,7 +192,7 @@ class FastDecoder:
         nq, nk = nh * hd, nkv * hd
         half = hd // 2
         gqa = nkv != nh
-        norm = self._norm
+        norm = functools.partial(self._norm, floor=self.norm_floor)
         for i, layer in enumerate(self.layers):
             qkv = self._proj(layer, "qkv", norm(h, layer.in_norm)).float()
             qk = qkv[:, : nq + nk].view(m, nh + nkv, hd)
@@ -202,6 +215,39 @@ class FastDecoder:
             self._capture.append(h)
         return self._logits(h[-1:])[0]
 
+    def _step(self, ids: Any, pos: int) -> Any:
+        """One decode token (``forward`` with one id): the same arithmetic in fewer tensor calls.
+
+        At SmolLM2's size a call costs ~1.5-3 us whatever it computes, and a layer made ~75 of
+        them; this one makes ~40 (no roll, no slicing of per-token tables, the cache written at one position
+        through per-layer views). Attention stays the prefill's SDPA: a token decoded here and the
+        same token prefilled (a branch, ``--assistant-prefix``) then score alike.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        end = pos + 1
+        h = self.embed.index_select(0, ids).float()
+        cos, sin = self.cos_halves[pos], self.sin_halves[pos]  # [1, 2, half]
+        nh, nkv, hd = self.heads, self.kv_heads, self.head_dim
+        nq, nk = nh * hd, nkv * hd
+        gqa = nkv != nh
+        floor = self.norm_floor
+        norm = self._norm
+        for layer, k_cache, v_cache in zip(self.layers, self.k_layers, self.v_layers, strict=True):
+            qkv = self._proj(layer, "qkv", norm(h, layer.in_norm, floor)).float()[0]
+            qk = qkv[: nq + nk].view(nh + nkv, 2, hd // 2)
+            qk = torch.addcmul(qk * cos, qk.flip(1), sin).view(nh + nkv, hd)  # RoPE: flip swaps the halves
+            k_cache[:, pos].copy_(qk[nh:])
+            v_cache[:, pos].copy_(qkv[nq + nk :].view(nkv, hd))
+            attn = F.scaled_dot_product_attention(qk[:nh].view(1, nh, 1, hd), k_cache[:, :end].unsqueeze(0),
+                                                  v_cache[:, :end].unsqueeze(0), enable_gqa=gqa)
+            h.add_(self._proj(layer, "o", attn.view(1, nq).to(self.dtype)))
+            gu = self._proj(layer, "gate_up", norm(h, layer.post_norm, floor))
+            gate, up = gu.split(gu.shape[-1] // 2, dim=-1)
+            h.add_(self._proj(layer, "down", F.silu(gate).mul_(up)))
+        return self._logits(h)[0]
+
     def _logits(self, h: Any) -> Any:
         """float32 logits [rows, vocab] of the final hidden states ``h`` (float32).
 
@@ -215,7 +261,7 @@ class FastDecoder:
 
         head = self.head
         assert head is not None
-        normed = torch.div(h, torch.linalg.vector_norm(h, dim=-1, keepdim=True).clamp_min_(1e-12)).mul_(self.final_norm)
+        normed = torch.div(h, torch.hypot(torch.linalg.vector_norm(h, dim=-1, keepdim=True), self.norm_floor)).mul_(self.final_norm)
         logits = qmm(head.kind, normed.to(torch.bfloat16), head.qweight, head.qscale).float()
         if head.bias is not None:
             logits += head.bias.float()
@@ -226,7 +272,7 @@ class FastDecoder:
             rows = head.qweight[top.reshape(-1)].float().view(*top.shape, -1)  # [rows, k, hidden]
             exact = torch.einsum("rkh,rh->rk", rows, normed) * head.qscale[top].float()
         elif self.head_rows is not None:  # an int4 draft: the exact rows are bf16
-            rows = self.head_rows[top.reshape(-1)].float().view(*top.shape, -1)
+            rows = self.head_rows.index_select(0, top.reshape(-1)).float().view(*top.shape, -1)
             exact = torch.einsum("rkh,rh->rk", rows, normed)
         else:
             return logits
@@ -248,11 +294,16 @@ class FastDecoder:
         return self._logits(hidden[0]) if hidden else torch.empty(0)
 
     @staticmethod
-    def _norm(h: Any, weight: Any) -> Any:
-        """RMSNorm of the float32 stream into bf16; ``weight`` is pre-scaled by sqrt(hidden) (see _scaled)."""
+    def _norm(h: Any, weight: Any, floor: Any) -> Any:
+        """RMSNorm of the float32 stream into bf16.
+
+        ``weight`` is pre-scaled by sqrt(hidden) (see _scaled) and ``floor`` is
+        sqrt(hidden * eps), so ``hypot`` adds the model's epsilon exactly (leaving it out
+        moved SmolLM2's logits by up to 0.4 and flipped near-ties).
+        """
         import torch
 
-        return torch.div(h, torch.linalg.vector_norm(h, dim=-1, keepdim=True).clamp_min_(1e-12)).mul_(weight).to(torch.bfloat16)
+        return torch.div(h, torch.hypot(torch.linalg.vector_norm(h, dim=-1, keepdim=True), floor)).mul_(weight).to(torch.bfloat16)
 
     def _proj(self, layer: _Layer, name: str, x: Any) -> Any:
         packed = layer.packs[name]
@@ -324,10 +375,68 @@ def _parent(layer: Any, fused_name: str) -> Any:
     raise KeyError(fused_name)
 
 
+class OtherLoad:
+    """Cores kept busy by *other* processes, averaged since the previous call.
+
+    On Linux it reads the busy CPU time of the whole machine from ``/proc/stat`` and takes
+    away this process's own (``time.process_time``, all its threads). The load average,
+    the fallback elsewhere, counts our own last generation for a minute after it ends: on a
+    2-core machine that kept the next generation on one core (58 vs 76 tok/s measured).
+    Windows shorter than ``MIN_WINDOW`` keep the previous figure (the counters tick in 10 ms).
+    """
+
+    MIN_WINDOW = 0.2
+
+    def __init__(self, stat: str = "/proc/stat", clock: Callable[[], float] = time.monotonic,
+                 own: Callable[[], float] = time.process_time) -> None:  # fmt: skip
+        self.stat = stat
+        self.clock = clock
+        self.own = own
+        try:
+            self.tick = float(os.sysconf("SC_CLK_TCK"))
+        except (AttributeError, ValueError, OSError):
+            self.tick = 100.0
+        self.busy = 0.0
+        self._last = self._sample()
+
+    def _machine_busy(self) -> float | None:
+        """Busy CPU seconds of all cores since boot, or None without /proc/stat."""
+        try:
+            with open(self.stat, encoding="ascii") as f:
+                fields = f.readline().split()
+        except OSError:
+            return None
+        if not fields or fields[0] != "cpu" or len(fields) < 5:
+            return None
+        values = [float(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+        return (sum(values) - values[3] - values[4]) / self.tick
+
+    def _sample(self) -> tuple[float, float | None, float]:
+        return self.clock(), self._machine_busy(), self.own()
+
+    def __call__(self) -> float:
+        """Busy cores of other processes since the previous call (0 on the first)."""
+        wall, machine, own = now = self._sample()
+        last_wall, last_machine, last_own = self._last
+        window = wall - last_wall
+        if window < self.MIN_WINDOW:
+            return self.busy
+        self._last = now
+        if machine is not None and last_machine is not None:
+            others = (machine - last_machine) - (own - last_own)
+        else:
+            loadavg = getattr(os, "getloadavg", None)
+            if loadavg is None:  # Windows: no figure; the tuner then probes every count
+                raise OSError("no load figures on this system")
+            others = loadavg()[0] * window - (own - last_own)
+        self.busy = max(0.0, others / window)
+        return self.busy
+
+
 class ThreadTuner:
     """Picks torch's thread count from what is free now, by timing real decode steps.
 
-    Counts above what the load average leaves free are not tried. The first decode steps
+    Counts above what other processes leave free (:class:`OtherLoad`) are not tried. The first decode steps
     of a generation run in turn with each remaining candidate count
     (``PROBE_ROUNDS`` each); the rest of the generation uses the fastest, preferring fewer
     threads when within 5%. On a 2-core machine the candidates are 1 and 2: two threads
@@ -340,12 +449,12 @@ class ThreadTuner:
     SKIP = 1  # the first decode step after the prefill is not representative
     BACKOFF = 4
 
-    def __init__(self, cpu_count: int | None = None, load: Callable[[], float] | None = None) -> None:
+    def __init__(self, cpu_count: int | None = None, others: Callable[[], float] | None = None) -> None:
         n = max(1, cpu_count or os.cpu_count() or 1)
         self.cpu_count = n
         self.candidates = sorted({1, n} if n <= 2 else {max(1, n // 2), n - 1, n})
         self.best = self.candidates[0]
-        self._load = load or (lambda: os.getloadavg()[0])
+        self._others = others or OtherLoad()
         self.history: list[dict[int, float]] = []  # per generation: median seconds per step
         self._samples: dict[int, list[float]] = {}
         self._probe: list[int] = []
@@ -353,12 +462,12 @@ class ThreadTuner:
         self.generations = 0
 
     def free_cores(self) -> int:
-        """Cores the 1-minute load average leaves free, counting our own one generation thread."""
+        """Cores that other processes leave free now (our own threads do not count)."""
         try:
-            load = self._load()
+            busy = self._others()
         except OSError:
             return self.cpu_count
-        return max(1, min(self.cpu_count, round(self.cpu_count - load + 1)))
+        return max(1, min(self.cpu_count, round(self.cpu_count - busy)))
 
     def start(self) -> int:
         """A generation starts: choose what to probe; threads for the prefill (the last choice)."""

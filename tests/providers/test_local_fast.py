@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from app.core.errors import ModelLoadError
 from app.core.events import Finished, TextDelta, UsageReport
 from app.core.provider import ProviderContext
 from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
-from app.providers import local_quant
+from app.providers import local_quant, local_quant_cache
 from app.providers.transformers import LocalProvider
 
 MSGS = (ChatMessage("user", "hello world, what is the capital?"),)
@@ -52,6 +53,43 @@ def test_int4_keeps_a_4bit_grid_exactly_and_int8_rounds_to_half_a_step() -> None
     dense = torch.randn(48, 128)
     step = dense.abs().amax(dim=1, keepdim=True) / 127
     assert bool(((local_quant.fake_quantize("int8", dense) - dense).abs() <= step * 0.51).all())
+
+
+def test_int4_zeros_are_fitted_by_least_squares() -> None:
+    """A Q4_1 grid with f16 scales (which bf16 cannot hold): the fitted zero is closer to it than
+    the min/max one; on plain weights it is no worse."""
+    import torch
+
+    torch.manual_seed(1)
+    scale = (torch.rand(96, 8, 1) * 0.05 + 0.005).half().float()
+    minimum = (-scale * torch.rand(96, 8, 1) * 15).half().float()
+    q = torch.randint(0, 16, (96, 8, 32)).float()
+    q[..., 0], q[..., 1] = 0, 15
+    gguf = (q * scale + minimum).reshape(96, 256)
+
+    def error(w: Any, fit_zero: bool) -> float:
+        q, s, z = local_quant._int4_grid(w, fit_zero=fit_zero)
+        return float((((q - 8) * s.float()[..., None] + z.float()[..., None]).reshape(w.shape) - w).pow(2).mean())
+
+    assert error(gguf, True) < 0.7 * error(gguf, False)
+    plain = torch.randn(96, 256)
+    assert error(plain, True) < error(plain, False)
+
+
+def test_lean_rms_norm_keeps_the_models_epsilon() -> None:
+    """The lean step's RMSNorm equals the model's, eps included (it matters for small states)."""
+    import torch
+
+    from app.providers.local_fast import FastDecoder
+
+    torch.manual_seed(2)
+    weight = torch.rand(64) + 0.5
+    for magnitude in (1.0, 1e-3):  # at 1e-3, mean(h^2) ~ 1e-6 is below eps = 1e-5
+        h = torch.randn(3, 64) * magnitude
+        floor = torch.tensor((64 * 1e-5) ** 0.5)
+        ours = FastDecoder._norm(h, weight * 64 ** 0.5, floor).float()
+        theirs = torch.nn.functional.rms_norm(h, (64,), weight, 1e-5)
+        assert relative(ours, theirs) < 0.01  # bf16 output
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -100,7 +138,7 @@ def test_fast_path_is_the_cpu_default_streams_and_stops(local_ctx: Any, tiny_mod
     provider = LocalProvider(local_ctx)
     text, events = run(collect(provider, request(tiny_model, max_tokens=12)))
     loaded = provider.worker.call(lambda: provider._runtime().loaded)
-    assert loaded.dtype == "int4-qkv8" and loaded.fast is not None
+    assert loaded.dtype == "int4" and loaded.fast is not None
     assert events[-1] == Finished("length")
     usage = next(e for e in events if isinstance(e, UsageReport))
 
@@ -136,6 +174,12 @@ def test_quantized_copy_is_cached_by_source_and_variant(
     first = run(collect(provider, request(tiny_model, max_tokens=8)))[0]
     copies = list((local_ctx.paths.cache_dir / "quantized").rglob("quantized-int4-*.safetensors"))
     assert len(copies) == 1
+    older = copies[0].with_name("quantized-int4-v1.safetensors")  # an earlier format's copy: deleted on the next write
+    other = copies[0].with_name("quantized-int8-v1.safetensors")  # another variant's: kept
+    older.write_bytes(b"old")
+    other.write_bytes(b"old")
+    assert local_quant_cache.prune_older_formats(copies[0], "int4") == [older]
+    assert not older.exists() and other.exists() and copies[0].exists()
 
     def no_quantizing(*_a: Any, **_k: Any) -> Any:
         raise AssertionError("quantized again")
@@ -162,8 +206,8 @@ def test_quantized_copy_is_cached_by_source_and_variant(
 def test_thread_tuner_measures_each_count_and_prefers_fewer_threads() -> None:
     from app.providers.local_fast import ThreadTuner
 
-    load = [0.2]
-    tuner = ThreadTuner(cpu_count=2, load=lambda: load[0])
+    load = [0.2]  # cores other processes keep busy
+    tuner = ThreadTuner(cpu_count=2, others=lambda: load[0])
     assert tuner.candidates == [1, 2] and tuner.start() == 1  # the first prefill: the fewest
 
     def generation(seconds: dict[int, float]) -> int:
@@ -183,11 +227,42 @@ def test_thread_tuner_measures_each_count_and_prefers_fewer_threads() -> None:
     assert probed[:-1] == [[1]] * ThreadTuner.BACKOFF and probed[-1] == [1, 2]
     load[0] = 2.5  # other processes keep both cores busy: two threads are not even tried
     assert generation({1: 0.020, 2: 0.012}) == 1
-    load[0] = 1.2  # our own generation thread and a little more: the second core is free
+    load[0] = 1.2  # another process on one core: one is left, for our generation
+    assert generation({1: 0.020, 2: 0.012}) == 1
+    load[0] = 0.3  # a little: the second core is free
     assert generation({1: 0.020, 2: 0.012}) == 2
     assert ThreadTuner(cpu_count=16).candidates == [8, 15, 16]
-    assert ThreadTuner(cpu_count=16, load=lambda: 9.0).free_cores() == 8
+    assert ThreadTuner(cpu_count=16, others=lambda: 8.0).free_cores() == 8
     assert ThreadTuner(cpu_count=1).candidates == [1]
+
+
+def test_other_load_leaves_out_our_own_cpu_time(tmp_path: Path) -> None:
+    """Busy cores of other processes: the machine's busy time since the last call minus ours."""
+    from app.providers.local_fast import OtherLoad, ThreadTuner
+
+    stat = tmp_path / "stat"
+    clock, own = [0.0], [0.0]
+
+    def machine(busy_ticks: int, idle_ticks: int) -> None:  # user nice system idle iowait irq softirq steal
+        stat.write_text(f"cpu  {busy_ticks} 0 0 {idle_ticks} 0 0 0 0 0 0\ncpu0 1 2 3 4\n")
+
+    machine(1000, 5000)
+    load = OtherLoad(str(stat), clock=lambda: clock[0], own=lambda: own[0])
+    load.tick = 100.0
+    assert load() == 0.0  # no window yet
+    clock[0], own[0] = 10.0, 15.0  # 10 s: we used 1.5 cores ...
+    machine(1000 + 1500, 5000 + 500)  # ... and the machine was 1.5 cores busy: only us
+    assert load() == pytest.approx(0.0)
+    clock[0], own[0] = 20.0, 20.0  # next 10 s: us 0.5 cores, the machine 1.5: another process on one
+    machine(2500 + 1500, 5500 + 500)
+    assert load() == pytest.approx(1.0)
+    clock[0] = 20.05  # too short a window: the last figure
+    assert load() == pytest.approx(1.0)
+    assert ThreadTuner(cpu_count=2, others=load).free_cores() == 1  # the tuner's view of it
+    stat.unlink()  # no /proc/stat: the load average minus our share, or no figure at all
+    clock[0], own[0] = 30.0, 20.0
+    if hasattr(os, "getloadavg"):
+        assert load() >= 0.0
 
 
 def test_load_progress_fraction_grows_and_the_eta_follows_the_measured_speed() -> None:
