@@ -136,7 +136,7 @@ class LocalModelSettings(BaseModel):
 
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     # int8 / int4 / int4-qkv8: weight-only quantized linear layers (CPU only; int4-qkv8: int8
-    # q/k/v, int4 elsewhere); auto on CPU = int4-qkv8 (measured in benchmarks/bench_local.py)
+    # q/k/v, int4 elsewhere); auto on CPU = int4 (measured in benchmarks/bench_local.py)
     dtype: Literal["auto", "float32", "bfloat16", "float16", "int8", "int4", "int4-qkv8"] = "auto"
     threads: int | None = Field(None, ge=1, le=256)
     trust_remote_code: list[str] = Field(default_factory=list)

@@ -78,7 +78,7 @@ def merged_logits(model_dir: Path, adapters: dict[str, tuple[Path, float]]) -> A
         return merged(torch.tensor([prompt_ids(tok, PROMPT)])).logits[0, -1]
 
 
-@pytest.fixture(params=["float32", "int4-qkv8"])
+@pytest.fixture(params=["float32", "int4"])
 def loaded(
     request: pytest.FixtureRequest, local_ctx: Any, tiny_model: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LocalProvider]:

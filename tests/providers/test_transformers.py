@@ -352,7 +352,7 @@ def test_int8_setting_quantises_linear_layers_and_takes_adapters(
         pick_dtype(LocalModelSettings(dtype="int8"), "cuda")
     with pytest.raises(ModelLoadError, match="CPU only"):
         pick_dtype(LocalModelSettings(dtype="int4"), "cuda")
-    assert pick_dtype(LocalModelSettings(), "cpu") == "int4-qkv8" and pick_dtype(LocalModelSettings(), "cuda") == "bfloat16"
+    assert pick_dtype(LocalModelSettings(), "cpu") == "int4" and pick_dtype(LocalModelSettings(), "cuda") == "bfloat16"
 
 
 def test_huggingface_model_without_network_fails_fast(

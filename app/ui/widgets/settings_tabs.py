@@ -182,7 +182,7 @@ class SettingsTabs:
         self._dtype = QComboBox()
         self._dtype.addItems(["auto", "float32", "bfloat16", "float16", "int8", "int4", "int4-qkv8"])
         self._dtype.setCurrentText(local.dtype)
-        self._dtype.setToolTip("auto: int4-qkv8 on the CPU (int8 q/k/v, int4 elsewhere; the fast path), "
+        self._dtype.setToolTip("auto: int4 on the CPU (the fast path; int4-qkv8: int8 q/k/v, int4 elsewhere), "
                                "bfloat16 on a GPU. int8/int4/int4-qkv8 run on the CPU only.")
         self._threads = QSpinBox()
         self._threads.setRange(0, 256)
