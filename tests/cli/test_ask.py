@@ -14,6 +14,7 @@ import pytest
 
 from app.cli import main
 from app.core.paths import AppPaths
+from tests.support.processes import default_sigint
 
 JSON_KEYS = {"model", "text", "usage", "cost_usd", "ttft_s", "tokens_per_s", "finish_reason", "reasoning_chars"}
 
@@ -221,6 +222,7 @@ def test_ctrl_c_exits_130_and_records_the_cancel() -> None:
         stderr=subprocess.PIPE,
         text=True,
         cwd=root,
+        preexec_fn=default_sigint,
     )
     try:
         assert proc.stdout is not None

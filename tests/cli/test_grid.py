@@ -21,6 +21,7 @@ from app.core.paths import AppPaths
 from app.core.settings import PriceOverride, Settings, SettingsStore
 from tests.cli.test_ask import ledger_rows
 from tests.support.openai_server import OpenAIServer, text
+from tests.support.processes import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 CELL_KEYS = {"test", "vars", "provider", "label", "text", "usage", "cost_usd", "ttft_s", "latency_s", "tokens_per_s",
@@ -187,7 +188,7 @@ def test_ctrl_c_keeps_and_prints_the_finished_cells(server: OpenAIServer, tmp_pa
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "app", "grid", str(write(tmp_path, body)), "--json",
                              "--concurrency", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=ROOT)  # fmt: skip
+                            env=env, cwd=ROOT, preexec_fn=default_sigint)  # fmt: skip
     assert proc.stderr is not None
     try:
         for line in proc.stderr:  # one line per finished cell when stderr is not a terminal
