@@ -19,7 +19,6 @@ the caller then uses ``model.generate``. Worker thread only.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import statistics
@@ -192,9 +191,10 @@ class FastDecoder:
         nq, nk = nh * hd, nkv * hd
         half = hd // 2
         gqa = nkv != nh
-        norm = functools.partial(self._norm, floor=self.norm_floor)
+        floor = self.norm_floor
+        norm = self._norm
         for i, layer in enumerate(self.layers):
-            qkv = self._proj(layer, "qkv", norm(h, layer.in_norm)).float()
+            qkv = self._proj(layer, "qkv", norm(h, layer.in_norm, floor)).float()
             qk = qkv[:, : nq + nk].view(m, nh + nkv, hd)
             qk = torch.addcmul(qk * cos, qk.roll(half, -1), sin)
             k_cache, v_cache = self.k_cache[i], self.v_cache[i]
@@ -208,7 +208,7 @@ class FastDecoder:
             else:
                 attn = F.scaled_dot_product_attention(q, keys, values, is_causal=m > 1, enable_gqa=gqa)
             h.add_(self._proj(layer, "o", attn[0].transpose(0, 1).reshape(m, nq).to(self.dtype)))
-            gu = self._proj(layer, "gate_up", norm(h, layer.post_norm))
+            gu = self._proj(layer, "gate_up", norm(h, layer.post_norm, floor))
             gate, up = gu.split(gu.shape[-1] // 2, dim=-1)
             h.add_(self._proj(layer, "down", F.silu(gate).mul_(up)))
         if self._capture is not None:
@@ -261,7 +261,7 @@ class FastDecoder:
 
         head = self.head
         assert head is not None
-        normed = torch.div(h, torch.hypot(torch.linalg.vector_norm(h, dim=-1, keepdim=True), self.norm_floor)).mul_(self.final_norm)
+        normed = self._rms(h, self.final_norm, self.norm_floor)
         logits = qmm(head.kind, normed.to(torch.bfloat16), head.qweight, head.qscale).float()
         if head.bias is not None:
             logits += head.bias.float()
@@ -294,8 +294,8 @@ class FastDecoder:
         return self._logits(hidden[0]) if hidden else torch.empty(0)
 
     @staticmethod
-    def _norm(h: Any, weight: Any, floor: Any) -> Any:
-        """RMSNorm of the float32 stream into bf16.
+    def _rms(h: Any, weight: Any, floor: Any) -> Any:
+        """RMSNorm of the float32 stream, float32.
 
         ``weight`` is pre-scaled by sqrt(hidden) (see _scaled) and ``floor`` is
         sqrt(hidden * eps), so ``hypot`` adds the model's epsilon exactly (leaving it out
@@ -303,7 +303,14 @@ class FastDecoder:
         """
         import torch
 
-        return torch.div(h, torch.hypot(torch.linalg.vector_norm(h, dim=-1, keepdim=True), floor)).mul_(weight).to(torch.bfloat16)
+        return torch.div(h, torch.hypot(torch.linalg.vector_norm(h, dim=-1, keepdim=True), floor)).mul_(weight)
+
+    @classmethod
+    def _norm(cls, h: Any, weight: Any, floor: Any) -> Any:
+        """:meth:`_rms` into bf16, the input of a projection."""
+        import torch
+
+        return cls._rms(h, weight, floor).to(torch.bfloat16)
 
     def _proj(self, layer: _Layer, name: str, x: Any) -> Any:
         packed = layer.packs[name]

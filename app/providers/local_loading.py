@@ -113,9 +113,10 @@ def pick_device(settings: LocalModelSettings) -> str:
     return "cpu"
 
 
-# Measured in benchmarks/bench_local.py (README): int4 (groups of 32, least-squares scales) on
-# the lean decode step is ~4x bf16 ``generate`` with perplexity within 1% of bf16 and the five
-# answers of bf16; int4-qkv8 (int8 q/k/v) is as good and ~5-10% slower. (All-int4 flipped
+# Measured in benchmarks/bench_local.py (README): int4 (groups of 32, least-squares zeros) on
+# the lean decode step is ~4x bf16 ``generate`` with perplexity within 1% of bf16 and bf16's
+# answers to four of the five questions (Paris included); int4-qkv8 (int8 q/k/v) is as good
+# and ~5-10% slower. (All-int4 flipped
 # SmolLM2's near-tie on "capital of France" until the lean step's RMSNorm took the model's eps.)
 CPU_DEFAULT_DTYPE = "int4"
 QUANT_VARIANTS = ("int8", "int4", "int4-qkv8")

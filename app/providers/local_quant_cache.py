@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -103,9 +104,9 @@ def prune_older_formats(path: Path, variant: str) -> list[Path]:
     """Delete the copies of ``variant`` in ``path``'s folder written in an older format (a
     format change quantizes again; the old copy, tens of MB, would never be read). Returns them."""
     removed = []
-    current = quant_file_name(variant)
+    older = re.compile(rf"quantized-{re.escape(variant)}-v\d+\.safetensors")
     for old in path.parent.glob(f"quantized-{variant}-v*.safetensors"):
-        if old.name != current and old.name[len(f"quantized-{variant}-v"):-len(".safetensors")].isdigit():
+        if old.name != quant_file_name(variant) and older.fullmatch(old.name):
             try:
                 old.unlink()
                 removed.append(old)
