@@ -143,7 +143,7 @@ def load_quantized(
     model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32, trust_remote_code=trust_remote_code)
     if decoder_layers(model) is None:
         raise ValueError("not a Llama-style decoder")
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     quantized = quantize_model(model, variant, progress)
     written = store(writable(paths, cache_root), quantized, model, key)
     if written is None:

@@ -19,12 +19,12 @@ from app.providers.local_generation import CancelFlag, Emit, generate, prompt_id
 from app.providers.local_loading import (
     LoadedModel,
     ModelSource,
-    ProgressFn,
     free_memory,
     load_model,
     pick_device,
     pick_dtype,
 )
+from app.providers.local_progress import ProgressFn
 from app.providers.lora import AdapterInfo, AdapterSet
 
 log = logging.getLogger(__name__)

@@ -82,7 +82,8 @@ class _LocalBase:
         if rt is None:
             rt = LocalRuntime(lambda: self.context.settings.local, self.context.paths.cache_dir)
             self.worker.state[RUNTIME_KEY] = rt
-        return rt  # type: ignore[no-any-return]
+        assert isinstance(rt, LocalRuntime)
+        return rt
 
     async def _on_worker(self, fn: Callable[[LocalRuntime], T]) -> T:
         return await self.worker.submit(lambda: fn(self._runtime()))
@@ -319,7 +320,7 @@ class _LocalBase:
         if location is None and source.kind == "folder":
             location = source.location
         if location is None and source.kind == "hub" and "transformers" in sys.modules:
-            from app.providers.local_loading import hub_cached
+            from app.providers.local_hub import hub_cached
 
             location = source.location if hub_cached(source.location) else None
         if location is None or "transformers" not in sys.modules:
