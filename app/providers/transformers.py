@@ -256,7 +256,7 @@ class _LocalBase:
         """Exact count with the model's tokenizer and chat template, else a labelled estimate."""
         tok = self._tokenizer_for(model)
         if tok is not None:
-            from app.providers.local_generation import prompt_ids
+            from app.providers.local_prompt import prompt_ids
 
             return TokenCount(len(prompt_ids(tok, messages)), exact=True, method=f"tokenizer:{model}")
         return self._count_from_files(model, messages)

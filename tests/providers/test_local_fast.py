@@ -132,7 +132,7 @@ def test_lean_step_matches_the_quantized_transformers_forward(tiny_model: Path, 
 def test_fast_path_is_the_cpu_default_streams_and_stops(local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> None:
     import torch
 
-    from app.providers.local_generation import prompt_ids
+    from app.providers.local_prompt import prompt_ids
 
     local_ctx.settings.local.dtype = "auto"
     provider = LocalProvider(local_ctx)
