@@ -102,7 +102,7 @@ def raw_generate(provider: LocalProvider, tokens: int, msgs: Any = LONG) -> floa
     """Decode tok/s of plain ``model.generate`` (bf16) on the provider's model: (N-1) / (t(N) - t(1))."""
     import torch
 
-    from app.providers.local_generation import prompt_ids
+    from app.providers.local_prompt import prompt_ids
 
     def job() -> float:
         loaded = provider._runtime().loaded

@@ -109,7 +109,7 @@ def main() -> int:
     from app.core.provider import ProviderContext
     from app.core.settings import LocalModelSettings, Settings
     from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
-    from app.providers.local_generation import prompt_ids
+    from app.providers.local_prompt import prompt_ids
     from app.providers.transformers import LocalProvider
 
     home = Path(tempfile.mkdtemp(prefix="gpu-check-"))

@@ -48,5 +48,5 @@ fi
 # Convert the bundled model once (GGUF -> safetensors, plus its quantized CPU copy) into
 # .venv/share/llm-playground/prebuilt, where the app looks first: a fresh profile answers
 # at once instead of converting for ~20 s. Quick when already done.
-.venv/bin/python -m app.providers.bundled prepare 2>&1 | grep -E "^bundled model" || echo "setup: note: the bundled model was not prepared (the first answer converts it)"
+.venv/bin/python -m app.providers.bundled_setup prepare 2>&1 | grep -E "^bundled model" || echo "setup: note: the bundled model was not prepared (the first answer converts it)"
 echo "setup: ready (.venv/bin/python -m app --help)"

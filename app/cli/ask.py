@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from app.core.services import Services
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``ask`` subcommand."""
     p = sub.add_parser(
         "ask", help="stream one answer to stdout", description="Stream one answer to stdout."

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 IN_PROCESS_PROVIDERS = ("local", "huggingface", "mock")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``count`` subcommand."""
     p = sub.add_parser(
         "count", help="count tokens", description="Count the tokens of a text for a model."

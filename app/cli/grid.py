@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, run_with_services
 from app.cli.grid_output import GridProgress, table
 from app.core.errors import InvalidParams
-from app.core.grid.config import GridConfig, GridFileError, load_grid
+from app.core.grid.config import GridFileError, load_grid
 from app.core.grid.export import check_export_path, write_export
+from app.core.grid.model import GridConfig
 from app.core.grid.runner import GridRunner, cell_matches
 from app.core.grid.store import RunStore, store_path
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from app.core.services import Services
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``grid`` subcommand."""
     p = sub.add_parser(
         "grid",

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from app.core.history import Conversation, HistoryStore
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``history`` subcommand and its actions."""
     p = sub.add_parser("history", help="list, show, fork, export and delete conversations",
                        description="The stored conversations (the window's history).")  # fmt: skip

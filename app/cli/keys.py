@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from app.core.settings import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``keys`` subcommand."""
     p = sub.add_parser(
         "keys",

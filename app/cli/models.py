@@ -29,7 +29,7 @@ PROVIDER_TITLES = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``models`` subcommand."""
     p = sub.add_parser(
         "models", help="list models", description="List models from every provider, or one server."

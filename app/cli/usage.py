@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from app.core.usage import UsageTotals
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``usage`` subcommand."""
     p = sub.add_parser(
         "usage", help="usage and cost totals", description="Totals from the usage ledger."

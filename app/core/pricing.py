@@ -126,7 +126,7 @@ class PriceTable:
         parsed: dict[str, ModelPrice] = {}
         warnings: list[str] = []
         for key, ov in (overrides or {}).items():
-            data = ov.model_dump() if hasattr(ov, "model_dump") else dict(ov)  # type: ignore[call-overload]
+            data = ov.model_dump() if hasattr(ov, "model_dump") else dict(ov)
             try:
                 parsed[key] = _price(
                     data,

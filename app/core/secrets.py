@@ -18,6 +18,7 @@ from typing import Literal
 
 import keyring.backend
 import keyring.errors
+from keyring.compat import properties
 
 from app.core.errors import NoKeyringError, SecretsError, register_secret
 
@@ -36,13 +37,13 @@ _INSECURE_CLASS_NAMES = ("PlaintextKeyring", "EncryptedKeyring", "UncryptedFileK
 class MemoryKeyring(keyring.backend.KeyringBackend):
     """An in-memory keyring backend for tests. Never picked automatically by ``keyring``."""
 
-    @keyring.backend.properties.classproperty
+    @properties.classproperty
     def priority(cls) -> float:  # noqa: N805 - a class property
         """Not viable for auto-selection: this backend is only ever passed in explicitly."""
         raise RuntimeError("MemoryKeyring is for tests and is only used when passed explicitly")
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.entries: dict[tuple[str, str], str] = {}
 
     def __str__(self) -> str:

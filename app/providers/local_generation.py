@@ -11,14 +11,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.core.errors import ContextTooLong
 from app.core.events import TokenLogprob
 from app.core.types import ChatMessage, GenerationParams
-
-if TYPE_CHECKING:
-    from app.providers.local_lens import LogprobRecorder
+from app.providers.local_lens import LogprobRecorder, processor
+from app.providers.local_prompt import request_ids
 
 
 @dataclass
@@ -48,36 +47,10 @@ class CancelFlag:
         return self._event.is_set()
 
 
-def chat_dicts(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
-    """Messages as the dicts chat templates expect."""
-    return [{"role": m.role, "content": m.content} for m in messages]
-
-
-def prompt_ids(tokenizer: Any, messages: Sequence[ChatMessage]) -> list[int]:
-    """Token ids of the chat prompt (template tokenized in one call: no double BOS)."""
-    if getattr(tokenizer, "chat_template", None):
-        enc = tokenizer.apply_chat_template(
-            chat_dicts(messages), tokenize=True, add_generation_prompt=True, return_dict=True
-        )
-        return list(enc["input_ids"])
-    text = "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant:"
-    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
-
-
-def request_ids(tokenizer: Any, messages: Sequence[ChatMessage], prefix: str = "") -> list[int]:
-    """The prompt's token ids, then those of the answer's given start (the model continues it)."""
-    ids = prompt_ids(tokenizer, messages)
-    if prefix:
-        ids += list(tokenizer(prefix, add_special_tokens=False)["input_ids"])
-    return ids
-
-
 def recorder_for(tokenizer: Any, params: GenerationParams) -> LogprobRecorder | None:
     """A log-probability recorder when the request asks for them."""
     if params.logprobs is None:
         return None
-    from app.providers.local_lens import LogprobRecorder
-
     return LogprobRecorder(tokenizer, params.logprobs)
 
 
@@ -283,8 +256,6 @@ def generate(  # fmt: skip
         "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     }
     if recorder is not None:
-        from app.providers.local_lens import processor
-
         kwargs["logits_processor"] = LogitsProcessorList([processor(recorder)])
     kwargs.update(params.sampling_kwargs())
     cache = params.extras.get("cache_implementation") if params.extras else None

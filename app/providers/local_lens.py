@@ -11,7 +11,7 @@ from typing import Any
 
 from app.core.events import TokenChoice, TokenLogprob
 from app.core.types import ChatMessage
-from app.providers.local_generation import request_ids
+from app.providers.local_prompt import request_ids
 
 
 def score_tokens(model: Any, tokenizer: Any, messages: Sequence[ChatMessage], prefix: str,

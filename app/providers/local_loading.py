@@ -477,7 +477,7 @@ def quiet_progress_bars() -> None:
     """Silence transformers' console progress bars: loading reports Progress events instead."""
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def free_memory(device: str | None) -> None:

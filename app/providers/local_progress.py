@@ -125,11 +125,11 @@ def gguf_tensor_progress(report: Callable[[int, int], None]) -> Iterator[None]:
             yield item
             report(i + 1, total)
 
-    gguf_utils.tqdm = counting
+    setattr(gguf_utils, "tqdm", counting)  # noqa: B010 - a module global, patched
     try:
         yield
     finally:
-        gguf_utils.tqdm = original
+        setattr(gguf_utils, "tqdm", original)  # noqa: B010
 
 
 def download_tqdm(report: Callable[[float, float], None]) -> type:
@@ -138,7 +138,7 @@ def download_tqdm(report: Callable[[float, float], None]) -> type:
 
     from tqdm.auto import tqdm
 
-    class _Reporting(tqdm):  # type: ignore[misc,valid-type]
+    class _Reporting(tqdm):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._bytes = kwargs.pop("name", None) == "huggingface_hub.snapshot_download"
             kwargs.pop("bar_format", None)
@@ -147,7 +147,7 @@ def download_tqdm(report: Callable[[float, float], None]) -> type:
             super().__init__(*args, **kwargs)
 
         def update(self, n: float | None = 1) -> bool | None:
-            out = super().update(n)
+            out: bool | None = super().update(n)
             if self._bytes and self.total:
                 report(float(self.n), float(self.total))
             return out

@@ -370,7 +370,7 @@ def model_from_packed(config: Any, meta: dict[str, str], tensors: dict[str, Any]
     layout = json.loads(meta["layout"])
     _untie_config(config)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # type: ignore[no-untyped-call]
     layers = decoder_layers(model)
     if layers is None:
         raise ValueError("the cached model is not a Llama-style decoder")

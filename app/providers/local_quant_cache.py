@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.providers.bundled import prebuilt_dirs
 from app.providers.local_quant import FORMAT_VERSION, QuantizedModel
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,7 @@ def load_cached(paths: list[Path], config: Any, source_key: str) -> tuple[Any, Q
 
 def writable(paths: list[Path], cache_root: Path) -> list[Path]:
     """The candidates a copy may be written to: never into a prebuilt folder, unless that is
-    the cache being filled (``python -m app.providers.bundled prepare``)."""
-    from app.providers.bundled import prebuilt_dirs
-
+    the cache being filled (``python -m app.providers.bundled_setup prepare``)."""
     roots = [r.resolve() for r in prebuilt_dirs()]
     cache = cache_root.resolve()
     return [p for p in paths if p.resolve().is_relative_to(cache) or not any(p.resolve().is_relative_to(r) for r in roots)]
@@ -143,7 +142,7 @@ def load_quantized(
     model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32, trust_remote_code=trust_remote_code)
     if decoder_layers(model) is None:
         raise ValueError("not a Llama-style decoder")
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     quantized = quantize_model(model, variant, progress)
     written = store(writable(paths, cache_root), quantized, model, key)
     if written is None:

@@ -15,16 +15,17 @@ from typing import Any
 from app.core.errors import AdapterError
 from app.core.settings import LocalModelSettings
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams
-from app.providers.local_generation import CancelFlag, Emit, generate, prompt_ids
+from app.providers.local_generation import CancelFlag, Emit, generate
 from app.providers.local_loading import (
     LoadedModel,
     ModelSource,
-    ProgressFn,
     free_memory,
     load_model,
     pick_device,
     pick_dtype,
 )
+from app.providers.local_progress import ProgressFn
+from app.providers.local_prompt import prompt_ids
 from app.providers.lora import AdapterInfo, AdapterSet
 
 log = logging.getLogger(__name__)

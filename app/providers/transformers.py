@@ -82,7 +82,8 @@ class _LocalBase:
         if rt is None:
             rt = LocalRuntime(lambda: self.context.settings.local, self.context.paths.cache_dir)
             self.worker.state[RUNTIME_KEY] = rt
-        return rt  # type: ignore[no-any-return]
+        assert isinstance(rt, LocalRuntime)
+        return rt
 
     async def _on_worker(self, fn: Callable[[LocalRuntime], T]) -> T:
         return await self.worker.submit(lambda: fn(self._runtime()))
@@ -255,7 +256,7 @@ class _LocalBase:
         """Exact count with the model's tokenizer and chat template, else a labelled estimate."""
         tok = self._tokenizer_for(model)
         if tok is not None:
-            from app.providers.local_generation import prompt_ids
+            from app.providers.local_prompt import prompt_ids
 
             return TokenCount(len(prompt_ids(tok, messages)), exact=True, method=f"tokenizer:{model}")
         return self._count_from_files(model, messages)
@@ -319,7 +320,7 @@ class _LocalBase:
         if location is None and source.kind == "folder":
             location = source.location
         if location is None and source.kind == "hub" and "transformers" in sys.modules:
-            from app.providers.local_loading import hub_cached
+            from app.providers.local_hub import hub_cached
 
             location = source.location if hub_cached(source.location) else None
         if location is None or "transformers" not in sys.modules:

@@ -65,6 +65,26 @@ def test_logprobs_of_a_local_answer(tiny_local: tuple[Path, Path], capsys: pytes
     assert cont["text"] == data["text"][: len(cont["text"])]  # greedy: the same answer, continued
 
 
+@pytest.mark.parametrize("dtype", ["float32", "auto"], ids=["generate", "fast path"])
+def test_sampled_tokens_get_their_own_logprob(tiny_local: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+                                              dtype: str) -> None:  # fmt: skip
+    """Sampled, the chosen token is often not the most likely one: its logprob is its own, not the
+    top alternative's (a greedy test cannot tell the two apart)."""
+    _use_dtype(dtype)
+    model_dir, _ = tiny_local
+    data, _ = ask_json(["ask", "-m", f"local:{model_dir}", "--temperature", "1.5", "--seed", "7",
+                        "--max-tokens", "24", "--logprobs", "8", "--json", "hello world"], capsys)  # fmt: skip
+    below_top = 0
+    for t in data["tokens"]:
+        top = t["top"]
+        assert t["logprob"] <= top[0]["logprob"] + 1e-5  # nothing is likelier than the most likely
+        same = [a["logprob"] for a in top if a["text"] == t["text"]]
+        if len(same) == 1 and t["text"] and "\ufffd" not in t["text"]:
+            assert t["logprob"] == pytest.approx(same[0], abs=1e-4)  # the chosen token, as listed
+        below_top += t["logprob"] < top[0]["logprob"] - 1e-3
+    assert below_top > 0, "every sampled token was the most likely one: the sampling did not happen"
+
+
 def test_scoring_an_answer_again_gives_its_logprobs(tiny_local: tuple[Path, Path], run: Any) -> None:
     from app.core.services import Services
     from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef

@@ -92,6 +92,24 @@ def test_lean_rms_norm_keeps_the_models_epsilon() -> None:
         assert relative(ours, theirs) < 0.01  # bf16 output
 
 
+def test_the_decoders_own_norm_floor_matches_the_models_norm(tiny_model: Path) -> None:
+    """The floor FastDecoder builds from the config (sqrt(hidden * eps)) gives the model's own
+    RMSNorm where eps matters: states whose mean square is about eps."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from app.providers.local_fast import FastDecoder
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    fast = FastDecoder(model, local_quant.quantize_model(model, "int8"))
+    torch.manual_seed(3)
+    h = torch.randn(4, fast.hidden) * fast.eps**0.5
+    with torch.inference_mode():
+        ours = FastDecoder._rms(h, fast.final_norm, fast.norm_floor)
+        theirs = model.model.norm(h)
+    assert relative(ours, theirs) < 1e-4
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_lean_step_matches_the_quantized_transformers_forward(tiny_model: Path, variant: str) -> None:
     import torch
@@ -132,7 +150,7 @@ def test_lean_step_matches_the_quantized_transformers_forward(tiny_model: Path, 
 def test_fast_path_is_the_cpu_default_streams_and_stops(local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> None:
     import torch
 
-    from app.providers.local_generation import prompt_ids
+    from app.providers.local_prompt import prompt_ids
 
     local_ctx.settings.local.dtype = "auto"
     provider = LocalProvider(local_ctx)

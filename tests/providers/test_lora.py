@@ -32,7 +32,7 @@ def logits(provider: LocalProvider) -> Any:
     On the fast path these come from the lean decode step, the code that generates."""
     import torch
 
-    from app.providers.local_generation import prompt_ids
+    from app.providers.local_prompt import prompt_ids
 
     def job() -> Any:
         loaded = provider._runtime().loaded
@@ -54,7 +54,7 @@ def merged_logits(model_dir: Path, adapters: dict[str, tuple[Path, float]]) -> A
     from peft.tuners.lora import LoraLayer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from app.providers.local_generation import prompt_ids
+    from app.providers.local_prompt import prompt_ids
 
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if DEQUANTIZED:

@@ -33,7 +33,7 @@ def raw_greedy(provider: LocalProvider, max_new: int) -> tuple[list[int], list[i
     """Prompt ids, generated ids and their decode with plain ``model.generate`` on the worker."""
     import torch
 
-    from app.providers.local_generation import prompt_ids
+    from app.providers.local_prompt import prompt_ids
 
     def job() -> tuple[list[int], list[int], str]:
         loaded = provider._runtime().loaded

@@ -95,7 +95,10 @@ def _badge(cell: dict[str, Any]) -> str:
 def export_html(runner: GridRunner) -> str:
     """A self-contained HTML report: the grid, each cell's answer, checks and figures, the
     column summaries and the configuration."""
-    e = lambda v: html.escape(redact(str(v)))  # noqa: E731
+
+    def e(value: object) -> str:
+        return html.escape(redact(str(value)))
+
     cells = {(c["row"], c["col"]): c for c in _cells(runner)}
     variants = runner.config.variants
     summary = runner.summary()

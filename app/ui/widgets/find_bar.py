@@ -166,8 +166,8 @@ class FindBar(QFrame):
         fmt = QTextCharFormat()
         fmt.setBackground(colour)
         fmt.setForeground(QColor("#000000"))
-        sel.cursor = cursor  # type: ignore[misc]
-        sel.format = fmt  # type: ignore[misc]
+        sel.cursor = cursor
+        sel.format = fmt
         return sel
 
     def _show(self) -> None:

@@ -98,7 +98,7 @@ def endpoint_to_test(data: dict[str, object], stored_names: list[str], secrets: 
     saying what to do when a key is needed and none is set (never "no keyring")."""
     clean, url_key = split_url_key(str(data.get("base_url", "")))
     fields = {k: v for k, v in data.items() if k != "base_url"}
-    ep = EndpointConfig(base_url=clean, **fields)  # type: ignore[arg-type]
+    ep = EndpointConfig(base_url=clean, **fields)
     env = env_base_url() if ep.kind == "openai" and ep.name == "OpenAI" else None
     if env:
         ep = ep.model_copy(update={"base_url": env})

@@ -22,4 +22,4 @@ def open_workbench(window: MainWindow) -> WorkbenchWindow:
     bench.show()
     bench.raise_()
     bench.activateWindow()
-    return bench  # type: ignore[no-any-return]
+    return bench

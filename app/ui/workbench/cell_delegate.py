@@ -85,16 +85,16 @@ class CellDelegate(QStyledItemDelegate):
         cell: Cell | None = index.data(CELL_ROLE)
         key = verdict_of(cell)
         label, light, dark, colour = BADGES.get(key, BADGES["idle"])
-        palette = option.palette  # type: ignore[attr-defined]
-        rect: QRect = option.rect  # type: ignore[attr-defined]
+        palette = option.palette
+        rect: QRect = option.rect
         is_dark = palette.color(QPalette.ColorRole.Base).lightness() < 128
         painter.save()
-        if option.state & QStyle.StateFlag.State_Selected:  # type: ignore[attr-defined]
+        if option.state & QStyle.StateFlag.State_Selected:
             painter.fillRect(rect, palette.color(QPalette.ColorRole.Highlight).lighter(170 if not is_dark else 60))
         elif (dark if is_dark else light):
             painter.fillRect(rect, QColor(dark if is_dark else light))
         inner = rect.adjusted(6, 4, -6, -4)
-        small = QFont(option.font)  # type: ignore[attr-defined]
+        small = QFont(option.font)
         small.setPointSizeF(max(7.0, small.pointSizeF() - 1.5))
         painter.setFont(small)
         metrics = painter.fontMetrics()
@@ -123,7 +123,7 @@ class CellDelegate(QStyledItemDelegate):
                      inner.height() - metrics.height() - 6)  # fmt: skip
         text = (cell.error if cell is not None and cell.status in ("failed", "invalid") and not cell.current_text
                 else (cell.current_text if cell is not None else ""))  # fmt: skip
-        painter.setFont(option.font)  # type: ignore[attr-defined]
+        painter.setFont(option.font)
         painter.setPen(palette.color(QPalette.ColorRole.Text))
         painter.drawText(body, int(Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft),
                          " ".join((text or "")[:PREVIEW_CHARS].split()))  # fmt: skip

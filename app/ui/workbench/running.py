@@ -110,7 +110,7 @@ class RunActions:
 
         w = self._rw()
         try:
-            return reopen(w.services.scheduler, w.store, run_id, default_temperature=default_temperature,  # type: ignore[no-any-return]
+            return reopen(w.services.scheduler, w.store, run_id, default_temperature=default_temperature,
                           listener=w.model.on_cell)  # fmt: skip
         except AppError as exc:
             w.show_message(exc.user_message(), "error")
