@@ -149,6 +149,18 @@ def check_arguments(args: object) -> None:
                 ensure_utf8(item, label)
 
 
+def accept_url_arguments(args: object) -> None:
+    """``--base-url`` (and an ``--endpoint`` given as a URL) split once, here: the namespace
+    keeps the clean URL, a key inside it stays in memory (see :mod:`app.core.url_keys`); a
+    malformed URL raises :class:`ConfigError` (exit 2) before anything is sent."""
+    from app.core.url_keys import accept_endpoint
+
+    for name in ("base_url", "endpoint"):
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.strip():
+            setattr(args, name, accept_endpoint(value))
+
+
 def print_warnings(warnings: list[str], stream: TextIO | None = None) -> None:
     """Print each warning once on stderr as ``warning: ...``."""
     out = stream or sys.stderr

@@ -14,6 +14,7 @@ from app.cli.commands import COMMANDS
 from app.cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
+    accept_url_arguments,
     check_arguments,
     exit_code_for,
     print_error,
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else 2
     try:
         check_arguments(args)  # bytes that are not UTF-8: a clear message, exit 2
+        accept_url_arguments(args)  # a key inside a base URL: memory only; malformed: exit 2
         return int(args.func(args))
     except AppError as exc:
         print_error(exc)

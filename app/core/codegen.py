@@ -17,9 +17,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from app.core.errors import InvalidParams
 from app.core.types import AdapterSpec, GenerationParams, GenerationRequest
+from app.core.url_keys import url_key
 
 if TYPE_CHECKING:
     from app.core.services import Services
@@ -38,6 +40,9 @@ class HttpTarget:
     key_env: str | None
     body: dict[str, Any]
     title: str
+    key_param: str | None = None
+    """The query parameter the key goes in (a key written as ``?api_key=`` into the base
+    URL); None: it goes in the Authorization header."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +73,16 @@ def http_target(services: Services, request: GenerationRequest) -> HttpTarget:
     body = dict(services.openai().build_body(request, endpoint))
     if endpoint.send_stream_options:
         body["stream_options"] = {"include_usage": True}
-    return HttpTarget(endpoint.base_url, key_env_for(endpoint), body, f"{request.model} at {endpoint.base_url}")
+    in_url = url_key(endpoint.base_url)  # a key that came in the URL: read from the environment too
+    key_env = key_env_for(endpoint) or ("OPENAI_API_KEY" if in_url else None)
+    key_param = in_url.query[0][0] if in_url and in_url.query and not in_url.bearer else None
+    return HttpTarget(endpoint.base_url, key_env, body, f"{request.model} at {endpoint.base_url}", key_param)
+
+
+def _split(target: HttpTarget) -> tuple[str, list[tuple[str, str]]]:
+    """The base URL without its query, and that query's (never secret) parameters."""
+    parts = urlsplit(target.base_url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), parse_qsl(parts.query, keep_blank_values=True)
 
 
 def _py(value: Any, indent: int = 4) -> str:
@@ -83,6 +97,12 @@ def openai_python(target: HttpTarget) -> str:
     key = f'os.environ["{target.key_env}"]' if target.key_env else 'os.environ.get("OPENAI_API_KEY", "not-needed")'
     note = "" if target.key_env else "# this endpoint needs no key (the SDK wants one, any text will do)\n"
     run = f"{target.key_env}=... python3 this_file.py" if target.key_env else "python3 this_file.py"
+    base, plain = _split(target)
+    query = [f"{n!r}: {v!r}" for n, v in plain]
+    if target.key_param:  # the key goes in the query, as the base URL had it
+        query.append(f"{target.key_param!r}: {key}")
+        key = '"not-needed"'
+    extra = f", default_query={{{', '.join(query)}}}" if query else ""
     return f'''#!/usr/bin/env python3
 """The same request as LLM Playground sent: {target.title}.
 
@@ -92,7 +112,7 @@ import os
 
 from openai import OpenAI
 
-{note}client = OpenAI(base_url={target.base_url!r}, api_key={key})
+{note}client = OpenAI(base_url={base!r}, api_key={key}{extra})
 stream = client.chat.completions.create(
 {args})
 usage = None
@@ -112,12 +132,16 @@ def curl_program(target: HttpTarget) -> str:
     body = dict(target.body)
     extra = body.pop("extra_body", None) or {}
     body.update(extra)  # the SDK merges extra_body into the JSON body; so does curl here
-    auth = f'  -H "Authorization: Bearer ${target.key_env}" \\\n' if target.key_env else ""
+    auth = f'  -H "Authorization: Bearer ${target.key_env}" \\\n' if target.key_env and not target.key_param else ""
     run = f"{target.key_env}=... sh this_file.sh" if target.key_env else "sh this_file.sh"
+    base, plain = _split(target)
+    url = re.sub(r'([$`"\\])', r"\\\1", f"{base}/chat/completions" + (f"?{urlencode(plain)}" if plain else ""))
+    if target.key_param:  # the key goes in the query, as the base URL had it
+        url += f"{'&' if plain else '?'}{quote(target.key_param)}=${{{target.key_env}}}"
     return f"""#!/bin/sh
 # The same request as LLM Playground sent: {target.title}.
 # Run: {run}   (the answer streams as server-sent events)
-curl -sS -N {target.base_url.rstrip('/')}/chat/completions \\
+curl -sS -N "{url}" \\
   -H "Content-Type: application/json" \\
 {auth}  -d @- <<'JSON'
 {json.dumps(body, indent=2, ensure_ascii=False)}

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.core.settings import EndpointConfig
+from app.core.url_keys import api_url, url_key
 from app.core.urls import clean_url
 
 LOCAL_KINDS = ("ollama", "lmstudio", "llamacpp", "vllm")
@@ -155,7 +156,9 @@ def list_models_now(ep: EndpointConfig, key: str | None, *, connect_s: float = C
     where = clean_url(ep.base_url) or ep.base_url
     started = time.perf_counter()
     try:
-        status, body = _get(ep.base_url.rstrip("/") + "/models", key, connect_s, read_s)
+        in_url = url_key(ep.base_url)  # a key written into the base URL is sent as written
+        status, body = _get(api_url(ep.base_url, "models"), (in_url.bearer if in_url else None) or key,
+                            connect_s, read_s)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         detail = _describe_failure(exc, where, connect_s, read_s)
         return EndpointState(ep.name, short_state(detail), False, detail)

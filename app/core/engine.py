@@ -26,9 +26,9 @@ from app.core.events import (
 )
 from app.core.generation import EventCallback, Generation, GenerationResult, LiveStats
 from app.core.provider import Provider, ProviderRegistry
-from app.core.settings import EndpointConfig
+from app.core.settings import EndpointConfig, env_base_url
 from app.core.types import ChatMessage, GenerationRecord, GenerationRequest, ModelRef, adapter_label
-from app.core.urls import clean_url, register_url_secrets
+from app.core.urls import clean_url
 from app.core.usage import RowFigures, RowProgress
 
 __all__ = ["Engine", "EventCallback", "Generation", "GenerationResult", "LiveStats"]
@@ -82,7 +82,8 @@ class Engine:
         streams (and after a cancellation).
         """
         request.params.validated()
-        register_url_secrets(request.endpoint)  # a key inside a base URL: redacted everywhere
+        if request.model.provider == "openai" and request.endpoint is None:
+            env_base_url()  # a malformed OPENAI_BASE_URL: ConfigError before any row or request
         provider = self.registry.get(request.model.provider)
         gen = generation if generation is not None else Generation(request)
         stats, parts, thoughts = gen.stats, gen.parts, gen.thoughts

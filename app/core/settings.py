@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.core.errors import ConfigError
 from app.core.sqlite_db import aside_path
+from app.core.url_keys import accept_base_url, split_base_url
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,10 @@ class EndpointConfig(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        if not (v.startswith("http://") or v.startswith("https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return v
+        try:
+            return accept_base_url(v)  # a key inside it stays in memory, never in the file
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
 
     @property
     def secret_name(self) -> str:
@@ -76,38 +77,29 @@ BASE_URL_ENV = "OPENAI_BASE_URL"
 
 
 def env_base_url(environ: Mapping[str, str] | None = None) -> str | None:
-    """``OPENAI_BASE_URL`` when it holds an http(s) URL, else None."""
-    value = (os.environ if environ is None else environ).get(BASE_URL_ENV, "").strip().rstrip("/")
-    return value if value.startswith(("http://", "https://")) else None
+    """``OPENAI_BASE_URL`` (clean: a key inside it stays in memory, see
+    :mod:`app.core.url_keys`) when it holds an http(s) URL, else None. Raises
+    :class:`ConfigError` when it is a malformed one."""
+    value = (os.environ if environ is None else environ).get(BASE_URL_ENV, "").strip()
+    if not value.lower().startswith(("http://", "https://")):
+        return None
+    try:
+        return accept_base_url(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{BASE_URL_ENV}: {exc.message}", hint=exc.hint) from None
 
 
 def split_url_key(url: str) -> tuple[str, str | None]:
     """``url`` without the key inside it, and that key: ``http://user:KEY@host/v1`` and
     ``https://host/v1?api_key=KEY`` give (``http://host/v1``, ``KEY``). Other query values
-    stay; the fragment goes."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    from app.core.urls import is_secret_param, url_secrets
-
-    text = url.strip()
+    stay; the fragment goes. A malformed URL comes back as given, with no key."""
     try:
-        parts = urlsplit(text)
-    except ValueError:
-        return text, None
-    secrets = url_secrets(text)
-    if not secrets and not parts.fragment:
-        return text, None
-    key: str | None = None
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if at:
-        user, colon, password = userinfo.partition(":")
-        key = password if colon and password else (user if len(user) >= 8 else None)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    for name, value in pairs:
-        if value and is_secret_param(name) and key is None:
-            key = value
-    query = urlencode([(n, v) for n, v in pairs if not is_secret_param(n)])
-    return urlunsplit((parts.scheme, host if at else parts.netloc, parts.path, query, "")), key
+        split = split_base_url(url)
+    except ConfigError:
+        return url.strip(), None
+    if split.key is None:
+        return split.url, None
+    return split.url, split.key.bearer or split.key.query[0][1]
 
 
 def default_endpoints() -> list[EndpointConfig]:
@@ -206,8 +198,8 @@ class Settings(BaseModel):
                                   hint="Add one in Settings > Endpoints, or pass --base-url.")  # fmt: skip
             return self._with_env(ep)
         value = name_or_url.strip()
-        if value.startswith(("http://", "https://")):
-            url = value.rstrip("/")
+        if value.lower().startswith(("http://", "https://")):
+            url = accept_base_url(value)  # stored runs and conversations hold clean URLs already
             for ep in self.endpoints:
                 if ep.base_url == url:
                     return ep

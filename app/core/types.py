@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from app.core.errors import InvalidModelId, InvalidParams
+from app.core.url_keys import accept_endpoint
 
 Role = Literal["system", "user", "assistant"]
 
@@ -267,6 +268,11 @@ class GenerationRequest:
     prefix: str = ""
     """The answer starts with this text and the model continues it (branch from a token,
     ``ask --assistant-prefix``); the answer's text includes it."""
+
+    def __post_init__(self) -> None:
+        # a base URL's key goes to memory here (raises ConfigError for a malformed one): a
+        # request, and whatever is stored or shown from it, only ever holds the clean URL
+        object.__setattr__(self, "endpoint", accept_endpoint(self.endpoint))
 
 
 ModelState = Literal["ready", "available", "needs_key", "not_downloaded", "loading", "unavailable"]

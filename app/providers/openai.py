@@ -43,6 +43,7 @@ from app.core.provider import ProviderContext
 from app.core.retry import RetryCallback, RetryWait, WaitCallback, countdown, next_delay
 from app.core.settings import DEFAULT_ENDPOINT_NAME, EndpointConfig
 from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
+from app.core.url_keys import sdk_base, url_key
 from app.core.urls import clean_url
 from app.providers.openai_lens import (
     add_continuation,
@@ -120,16 +121,22 @@ class OpenAIProvider:
         return self.context.settings.resolve_endpoint(name_or_url)
 
     def _key(self, ep: EndpointConfig) -> str:
+        """The Bearer key: one written into the base URL (userinfo) first, then the keyring's.
+        A key sent as a query parameter (``?api_key=``) counts as the needed key."""
+        in_url = url_key(ep.base_url)
+        if in_url is not None and in_url.bearer:
+            return in_url.bearer
+        needs_key = ep.needs_key and in_url is None
         try:
             key = self.context.secrets.get(ep.secret_name)
         except SecretsError:
-            if ep.needs_key:
+            if needs_key:
                 raise
             key = None
         if key:
             register_secret(key)
             return key
-        if ep.needs_key:
+        if needs_key:
             raise AuthError(f"No API key is set for {ep.name}.",
                             hint=f"Set it with: python -m app keys set {ep.secret_name} (or in the Keys dialog).")  # fmt: skip
         return NO_KEY
@@ -137,7 +144,8 @@ class OpenAIProvider:
     async def client(self, ep: EndpointConfig) -> Any:
         """The cached ``AsyncOpenAI`` client of ``ep`` (rebuilt when its key or URL changed)."""
         key = self._key(ep)
-        fingerprint = (ep.base_url, key, ep.timeout_s, ep.connect_timeout_s)
+        base, query = sdk_base(ep.base_url)
+        fingerprint = (ep.base_url, key, tuple(query.items()), ep.timeout_s, ep.connect_timeout_s)
         cached = self._clients.get(ep.name)
         if cached is not None:
             if cached[0] == fingerprint:
@@ -147,7 +155,8 @@ class OpenAIProvider:
 
         client = openai.AsyncOpenAI(
             api_key=key,
-            base_url=ep.base_url,
+            base_url=base,
+            default_query=query or None,
             max_retries=0,
             timeout=openai.Timeout(ep.timeout_s, connect=ep.connect_timeout_s),
         )

@@ -29,11 +29,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from app.core.events import UsageReport
 from app.core.settings import EndpointConfig
 from app.core.types import ChatMessage, TokenCount
+from app.core.url_keys import sdk_base, url_key
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class _Target:
     base: str
     key: str | None
     kind: str
+    query: str = ""
+    """The base URL's query (its secret parameters included): sent with every request."""
 
 
 def _roots(base_url: str) -> tuple[str, str]:
@@ -72,7 +75,7 @@ def _roots(base_url: str) -> tuple[str, str]:
     return root, base
 
 
-def _request(method: str, url: str, body: Any, key: str | None, timeout: float) -> Any:
+def _request(method: str, url: str, body: Any, key: str | None, timeout: float, query: str = "") -> Any:
     """One JSON request; the decoded answer. Raises _Unsupported / _Unreachable."""
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -85,7 +88,7 @@ def _request(method: str, url: str, body: Any, key: str | None, timeout: float) 
         headers["Content-Type"] = "application/json"
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    path = parts.path or "/"
+    path = (parts.path or "/") + (f"?{query}" if query else "")
     try:
         conn.connect()
         if conn.sock is not None:
@@ -193,10 +196,11 @@ class ServerTokenCounter:
     def _target(self, ep: EndpointConfig, key: str | None) -> _Target | None:
         if ep.kind == "openai" and "api.openai.com" in ep.base_url:  # always reports usage
             return None
-        root, base = _roots(ep.base_url)
+        base_url, query = sdk_base(ep.base_url)
+        root, base = _roots(base_url)
         if time.monotonic() < self._unreachable_until.get(root, 0.0):
             return None
-        return _Target(root, base, key, ep.kind)
+        return _Target(root, base, key, ep.kind, urlencode(query))
 
     def _order(self, kind: str) -> tuple[str, ...]:
         first = {"vllm": VLLM, "llamacpp": LLAMACPP}.get(kind)
@@ -229,17 +233,17 @@ class ServerTokenCounter:
         if method == VLLM:
             answer = _request("POST", f"{target.root}/tokenize",
                               {"model": model, "messages": _dicts(messages), "add_generation_prompt": True},
-                              target.key, self.timeout_s)  # fmt: skip
+                              target.key, self.timeout_s, target.query)  # fmt: skip
             if not (isinstance(answer, dict) and isinstance(answer.get("count"), int)):
                 raise _Unsupported("no count (not vLLM)")
         elif method == LLAMACPP:
             answer = _request("POST", f"{target.root}/apply-template", {"messages": _dicts(messages)},
-                              target.key, self.timeout_s)  # fmt: skip
+                              target.key, self.timeout_s, target.query)  # fmt: skip
             if not (isinstance(answer, dict) and isinstance(answer.get("prompt"), str)):
                 raise _Unsupported("no prompt (not llama.cpp)")
         else:
             answer = _request("POST", f"{target.root}/extras/tokenize", {"input": "", "model": model},
-                              target.key, self.timeout_s)  # fmt: skip
+                              target.key, self.timeout_s, target.query)  # fmt: skip
             with self._lock:
                 self._bos_extra[target.root] = len(_ids(answer))
 
@@ -249,20 +253,20 @@ class ServerTokenCounter:
         if method == VLLM:
             answer = _request("POST", f"{target.root}/tokenize",
                               {"model": model, "messages": _dicts(messages), "add_generation_prompt": True},
-                              target.key, self.timeout_s)  # fmt: skip
+                              target.key, self.timeout_s, target.query)  # fmt: skip
             count = answer.get("count") if isinstance(answer, dict) else None
             if not isinstance(count, int):
                 raise _Unsupported("no count")
             return count, True
         if method == LLAMACPP:
             answer = _request("POST", f"{target.root}/apply-template", {"messages": _dicts(messages)},
-                              target.key, self.timeout_s)  # fmt: skip
+                              target.key, self.timeout_s, target.query)  # fmt: skip
             prompt = answer.get("prompt") if isinstance(answer, dict) else None
             if not isinstance(prompt, str):
                 raise _Unsupported("no prompt")
             tokens = _ids(_request("POST", f"{target.root}/tokenize",
                                    {"content": prompt, "add_special": True, "parse_special": True},
-                                   target.key, self.timeout_s))  # fmt: skip
+                                   target.key, self.timeout_s, target.query))  # fmt: skip
             return len(tokens), True
         template = self._llama_cpp_python_template(target, model)
         if template is not None:
@@ -282,7 +286,7 @@ class ServerTokenCounter:
         if method == VLLM:
             answer = _request("POST", f"{target.root}/tokenize",
                               {"model": model, "prompt": text, "add_special_tokens": False},
-                              target.key, self.timeout_s)  # fmt: skip
+                              target.key, self.timeout_s, target.query)  # fmt: skip
             count = answer.get("count") if isinstance(answer, dict) else None
             if not isinstance(count, int):
                 raise _Unsupported("no count")
@@ -290,14 +294,14 @@ class ServerTokenCounter:
         if method == LLAMACPP:
             return len(_ids(_request("POST", f"{target.root}/tokenize",
                                      {"content": text, "add_special": False, "parse_special": False},
-                                     target.key, self.timeout_s)))  # fmt: skip
+                                     target.key, self.timeout_s, target.query)))  # fmt: skip
         return self._extras_count(target, model, text)
 
     def _extras_count(self, target: _Target, model: str, text: str) -> int:
         """llama-cpp-python's count of ``text`` (special tokens parsed), without the BOS its
         tokenize endpoint adds (its chat handler adds none to a templated prompt)."""
         tokens = _ids(_request("POST", f"{target.root}/extras/tokenize", {"input": text, "model": model},
-                               target.key, self.timeout_s))  # fmt: skip
+                               target.key, self.timeout_s, target.query))  # fmt: skip
         return max(0, len(tokens) - self._bos_extra.get(target.root, 0))
 
     def _llama_cpp_python_template(self, target: _Target, model: str) -> Any:
@@ -310,7 +314,7 @@ class ServerTokenCounter:
         try:
             from app.providers.openai_support import model_ids
 
-            ids = model_ids(_request("GET", f"{target.base}/models", None, target.key, self.timeout_s)) or []
+            ids = model_ids(_request("GET", f"{target.base}/models", None, target.key, self.timeout_s, target.query)) or []
         except (_Unsupported, _Unreachable):
             ids = []
         # llama-cpp-python answers any model name with its default model (the first listed)
@@ -325,7 +329,11 @@ class ServerTokenCounter:
 
 
 def endpoint_key(context: Any, ep: EndpointConfig) -> str | None:
-    """The endpoint's stored key (None when none is set or there is no keyring)."""
+    """The endpoint's key: one written into its base URL (userinfo), else the stored one
+    (None when none is set or there is no keyring)."""
+    in_url = url_key(ep.base_url)
+    if in_url is not None and in_url.bearer:
+        return in_url.bearer
     try:
         return context.secrets.get(ep.secret_name) or None
     except Exception:  # no keyring: count without a key (local servers need none)

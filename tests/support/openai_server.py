@@ -185,6 +185,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     json: Any
+    query: str = ""
+    """The request target's query string (without the ``?``)."""
 
     @property
     def authorization(self) -> str | None:
@@ -636,7 +638,8 @@ async def _read_request(reader: asyncio.StreamReader) -> RecordedRequest | None:
         parsed: Any = json.loads(data) if data else None
     except ValueError:
         parsed = data.decode("utf-8", "replace")
-    return RecordedRequest(method.upper(), target.split("?", 1)[0], headers, parsed)
+    path, _, query = target.partition("?")
+    return RecordedRequest(method.upper(), path, headers, parsed, query)
 
 
 async def _send_json(writer: asyncio.StreamWriter, status: int, payload: Any,

@@ -12,6 +12,7 @@ from app.core.grid.cases import known_type
 from app.core.grid.doc import Doc, Path_
 from app.core.grid.model import ASSERT_TYPES, DEFAULT_LEVENSHTEIN, Assertion, Variant, parse_adapter
 from app.core.types import GenerationParams, ModelRef
+from app.core.url_keys import accept_endpoint
 
 CONFIG_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop", "system", "adapters", "endpoint", "base_url",
                "apiBaseUrl")  # fmt: skip
@@ -109,7 +110,10 @@ def _apply_config(variant: Variant, config: dict[str, Any], path: Path_, doc: Do
                 doc.fail(at, "must be an endpoint name or a base URL.")
             if not variant.model.startswith("openai:"):
                 doc.fail(at, "only OpenAI-compatible models (openai:...) have an endpoint.")
-            changes["endpoint"] = value.strip()
+            try:
+                changes["endpoint"] = accept_endpoint(value.strip())  # a key inside: memory only
+            except AppError as exc:
+                doc.fail(at, exc.message, exc.hint)
         elif key in ("apiKey", "api_key"):
             doc.warn(at, "ignored: keys are never read from files (python -m app keys set ..., or the Keys dialog).")
         else:

@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from app.core.errors import InvalidParams
+from app.core.errors import AppError, InvalidParams
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest, ModelRef
+from app.core.url_keys import accept_endpoint
+from app.core.urls import clean_url
 
 ASSERT_TYPES: tuple[str, ...] = (
     "equals", "contains", "icontains", "contains-any", "contains-all", "starts-with", "regex",
@@ -205,6 +207,15 @@ class Variant:
     stop: tuple[str, ...] = ()
     system: str = ""
     adapters: tuple[AdapterSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        # a base URL's key goes to memory (grid files, the Workbench, stored runs): the
+        # stored configuration only ever holds the clean URL; a malformed one fails at run
+        try:
+            endpoint = accept_endpoint(self.endpoint)
+        except AppError:
+            endpoint = clean_url(self.endpoint)
+        object.__setattr__(self, "endpoint", endpoint)
 
     @property
     def ref(self) -> ModelRef:

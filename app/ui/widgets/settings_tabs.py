@@ -76,8 +76,13 @@ class AppearanceTab(QWidget):
 
 def env_override_note(data: dict[str, object]) -> str:
     """What the dialog says under the built-in OpenAI endpoint when OPENAI_BASE_URL is set."""
-    url = env_base_url()
-    if url is None or data.get("kind") != "openai" or data.get("name") != "OpenAI":
+    if data.get("kind") != "openai" or data.get("name") != "OpenAI":
+        return ""
+    try:
+        url = env_base_url()
+    except AppError as exc:  # a malformed OPENAI_BASE_URL: say so (requests fail with it)
+        return exc.message
+    if url is None:
         return ""
     return (f"OPENAI_BASE_URL is set: requests go to {clean_url(url)} instead (read from the environment, "
             "never saved).")  # fmt: skip
