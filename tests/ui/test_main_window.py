@@ -529,3 +529,19 @@ def test_the_window_fits_a_1366_pixel_wide_laptop_screen(window: Any) -> None:
     assert window.minimumSizeHint().width() <= 1366
     window.editor.counter_label.setText("~123,456 tokens · $12.345678 (estimated, gpt-4o)")
     assert window.minimumSizeHint().width() <= 1366
+
+
+def test_the_status_bar_says_when_saving_waits_for_a_busy_history(window: MainWindow, qloop: Any) -> None:
+    from tests.support.sqlite_lock import LockHolder
+
+    holder = LockHolder(window.services.history.path).start()  # another program holds the history
+    try:
+        _, status = qloop.run_until_complete(asyncio.wait_for(_send(window, "kept"), 20))
+        assert status == "complete" and window.transcript.cards()[-1].body.toPlainText() == "kept"
+        assert window.status_label.text().startswith(
+            "Saving to history is pending (the history is busy in another program)...")
+    finally:
+        holder.release()
+    assert window.session.retry_pending()
+    assert window.status_label.text().startswith("Saved to history")
+    assert [(m.content, m.status) for m in _stored(window)] == [("kept", "complete"), ("kept", "complete")]
