@@ -190,3 +190,21 @@ def test_a_write_whose_conversation_was_deleted_meanwhile_is_skipped(store: Hist
     assert store.flush(0)
     assert stored(db_path) == [("user", "kept", "complete", None)]
     assert "deleted meanwhile" in " ".join(store.warnings)
+
+
+def test_an_answer_finished_while_locked_is_complete_at_the_next_start(db_path: Path) -> None:
+    first = HistoryStore(db_path)
+    conv = first.create_conversation()
+    answer = first.add_message(conv.id, "assistant", "", status="streaming")
+    with LockHolder(db_path):
+        first.update_message(answer.id, content="all of it", status="complete")
+        first.close()  # the app ends; the row in the file still says streaming
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("UPDATE messages SET writer = '999999999:gone'")  # as its process is gone now
+    db.close()
+    second = HistoryStore(db_path)  # marks it interrupted, then writes the journal in
+    try:
+        [msg] = second.messages(conv.id)
+        assert (msg.content, msg.status, msg.error) == ("all of it", "complete", None)
+    finally:
+        second.close()
