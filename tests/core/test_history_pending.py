@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,6 @@ from app.core.errors import StorageBusy
 from app.core.history import INTERRUPTED, HistoryStore
 from app.core.history_journal import PENDING_ID_BASE, journals
 from tests.support.sqlite_lock import LockHolder
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "history.sqlite3"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[HistoryStore]:
-    s = HistoryStore(db_path)
-    yield s
-    s.close()
 
 
 def stored(path: Path) -> list[tuple[str, str, str, str | None]]:
