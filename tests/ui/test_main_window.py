@@ -545,3 +545,16 @@ def test_the_status_bar_says_when_saving_waits_for_a_busy_history(window: MainWi
     assert window.session.retry_pending()
     assert window.status_label.text().startswith("Saved to history")
     assert [(m.content, m.status) for m in _stored(window)] == [("kept", "complete"), ("kept", "complete")]
+
+
+def test_fork_on_a_busy_history_says_busy_in_the_status_bar(window: MainWindow, qloop: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.sqlite_lock import LockHolder
+
+    qloop.run_until_complete(asyncio.wait_for(_send(window, "fork me"), 20))
+    history = window.services.history
+    monkeypatch.setattr(history, "busy_timeout_s", 0.3)
+    with LockHolder(history.path):
+        window.fork_from(_stored(window)[0].id)
+    assert window.status_label.text().startswith("Could not fork: busy: another instance holds the history")
+    assert len(history.list_conversations()) == 1
