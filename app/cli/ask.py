@@ -268,6 +268,7 @@ class StreamPrinter:
         if self.printed_chars and not self._ends_with_newline and not self.closed:
             self.out.write("\n")
             self.out.flush()
+            self._ends_with_newline = True
 
 
 def run_ask(args: argparse.Namespace) -> int:
@@ -293,7 +294,7 @@ def run_ask(args: argparse.Namespace) -> int:
             request = build_request(args, args.model or services.default_model(), prompt)
             printer.model_id = str(request.model)
             return await services.scheduler.run(request, on_event=printer)
-        exchange = StoredExchange(services.history, args.conversation, args.parent)  # unknown ids: exit 2
+        exchange = StoredExchange(services.history, args.conversation, args.parent, services.ledger)  # unknown: exit 2
         stored.append(exchange)
         own_model = args.model or exchange.model
         system = args.system if args.system is not None else exchange.system_prompt
@@ -318,6 +319,10 @@ def run_ask(args: argparse.Namespace) -> int:
             result = run_with_services(body)
         finally:
             printer.end_progress()
+            if stored and (note := stored[0].pending_note()) and not printer.closed:
+                printer.end_text()  # a busy history: the exchange waits in its journal
+                err.write(note + "\n")
+                err.flush()
     except StreamInterrupted as exc:
         if printer.closed:
             return EXIT_BROKEN_PIPE

@@ -6,6 +6,7 @@ failed or cancelled with its partial text, like the window's."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,17 +16,21 @@ from app.core.exchange import (
     choose_seed,
     context_messages,
     final_meta,
+    history_note,
     remember_state,
     start_answer,
     title_for,
 )
+from app.core.history_journal import PENDING_ID_BASE
 from app.core.run_events import RunEvent, RunText
 
 if TYPE_CHECKING:
     from app.core.engine import GenerationResult
     from app.core.history import Conversation, HistoryStore, StoredMessage
     from app.core.types import ChatMessage, GenerationRequest
+    from app.core.usage import UsageLedger
 
+log = logging.getLogger(__name__)
 NEW = "new"
 SAVE_EVERY_S = 0.5
 
@@ -42,10 +47,18 @@ def check_options(conversation: str | None, parent: int | None) -> None:
 
 class StoredExchange:
     """One ``ask`` stored in a conversation: resolve it (before anything is sent), then
-    :meth:`begin`, :meth:`listener` while streaming, and :meth:`finish` or :meth:`fail`."""
+    :meth:`begin`, :meth:`listener` while streaming, and :meth:`finish` or :meth:`fail`.
 
-    def __init__(self, history: HistoryStore, conversation: str, parent: int | None) -> None:
+    A history that another program holds never stops the answer: its writes wait in the
+    history's journal; :meth:`finish` / :meth:`fail` wait the busy timeout for it, then say
+    in the ledger's row (``ledger``) what happened and :meth:`pending_note` tells the user."""
+
+    def __init__(self, history: HistoryStore, conversation: str, parent: int | None,
+                 ledger: UsageLedger | None = None) -> None:
         self.history = history
+        self.ledger = ledger
+        self.waited = False
+        """Some write of this exchange found the history busy and waited in the journal."""
         self.conversation: Conversation | None = None if conversation == NEW else history.require(conversation)
         self.parent: int | None = None
         if self.conversation is not None:
@@ -91,6 +104,7 @@ class StoredExchange:
         self.answer = start_answer(self.history, cid, self.user.id, seeded, system_prompt,
                                    seed_chosen=request.params.seed is None)  # fmt: skip
         remember_state(self.history, cid, seeded, system_prompt, request.params)
+        self.waited = self.history.pending > 0
         self._text = text
         self._saved_at = time.monotonic()
         return seeded
@@ -105,7 +119,11 @@ class StoredExchange:
                 now = time.monotonic()
                 if now - self._saved_at >= SAVE_EVERY_S:
                     self._saved_at = now
-                    self.history.update_message(self.answer.id, content=self._text())
+                    try:  # a partial save never breaks the stream (a busy history keeps it pending)
+                        self.history.update_message(self.answer.id, content=self._text())
+                    except Exception:
+                        log.info("partial answer not saved now", exc_info=True)
+                    self.waited = self.waited or self.history.pending > 0
 
         return on_event
 
@@ -114,17 +132,49 @@ class StoredExchange:
         if self.answer is not None:
             self.history.update_message(self.answer.id, content=result.text, status="complete",
                                         meta=final_meta(self.answer.meta, result))  # fmt: skip
+            self._settle()
 
     def fail(self, partial: str, error: str | None) -> None:
-        """The answer failed (``error``) or was stopped (None): its partial text is kept."""
+        """The answer failed (``error``) or was stopped (None): its partial text is kept.
+        Never raises (it runs while the failure itself propagates)."""
         if self.answer is not None:
-            self.history.update_message(self.answer.id, content=partial, status="error" if error else "cancelled",
-                                        error=error)  # fmt: skip
+            try:
+                self.history.update_message(self.answer.id, content=partial,
+                                            status="error" if error else "cancelled", error=error)  # fmt: skip
+                self._settle()
+            except Exception:
+                log.warning("could not save the failed answer", exc_info=True)
+
+    def _settle(self) -> None:
+        """After the last write: wait the busy timeout for a busy history, then note in the
+        ledger's row whether the answer was saved once it was free or is still pending."""
+        if not self.history.pending and not self.waited:
+            return
+        self.waited = True
+        self.history.flush()
+        if self.ledger is not None and self.conversation is not None:
+            self.ledger.annotate(self.conversation.id, history_note(self.history))
+
+    def pending_note(self) -> str | None:
+        """The note for stderr when the exchange is not in the history yet (None: it is)."""
+        if not self.history.pending:
+            return None
+        return (f"note: the history is busy (another program holds {self.history.path.name}): saving this "
+                f"exchange is pending; it is kept in {self.history.journal.path} and will be written into "
+                "the history at the next start.")
 
     def ids(self) -> dict[str, Any]:
-        """``conversation_id``, ``user_message_id`` and ``message_id`` for the ``--json`` line."""
+        """``conversation_id``, ``user_message_id`` and ``message_id`` for the ``--json`` line
+        (the ids are null while the history is busy and the messages wait in its journal)."""
         return {
             "conversation_id": self.conversation.id if self.conversation else None,
-            "user_message_id": self.user.id if self.user else None,
-            "message_id": self.answer.id if self.answer else None,
+            "user_message_id": self._id(self.user),
+            "message_id": self._id(self.answer),
         }
+
+    def _id(self, message: StoredMessage | None) -> int | None:
+        """The message's id in the history (None: not written yet, the history is busy)."""
+        if message is None:
+            return None
+        found = self.history.resolve(message.id)
+        return None if found >= PENDING_ID_BASE else found

@@ -126,6 +126,15 @@ def start_answer(history: HistoryStore, conversation_id: str, parent_id: int | N
     )  # fmt: skip
 
 
+def history_note(history: HistoryStore) -> str:
+    """What the usage ledger's row of an answer says when saving it waited for the history
+    (another program held it): saved once it was free, or still pending in the journal."""
+    if not history.pending:
+        return "history busy: the answer was saved to the history once the other program released it"
+    return (f"history busy: saving the answer is pending; it is kept in {history.journal.path.name} and written "
+            "into the history once it is free (at the latest at the next start)")
+
+
 def remember_state(history: HistoryStore, conversation_id: str, request: GenerationRequest, system_prompt: str,
                    params: GenerationParams) -> None:
     """The conversation's state for a reopen: the model, endpoint and adapters of its last

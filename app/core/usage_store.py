@@ -378,6 +378,19 @@ class LedgerStore:
         yet: it is kept and written later, see :meth:`close`)."""
         return self._finish_row(None, rec) or 0
 
+    def annotate(self, conversation_id: str, note: str) -> None:
+        """Add ``note`` to the error text of this process's latest row of ``conversation_id``
+        (e.g. that saving the answer to the history was pending); never raises."""
+        with self._lock:
+            for i in range(len(self._pending) - 1, -1, -1):  # not written yet: note it in memory
+                row_id, rec = self._pending[i]
+                if rec.conversation_id == conversation_id:
+                    self._pending[i] = (row_id, replace(rec, error=f"{rec.error} | {note}" if rec.error else note))
+                    return
+            sql = ("UPDATE generations SET error = CASE WHEN COALESCE(error, '') = '' THEN ?1 ELSE error || ' | ' || ?1 "
+                   "END WHERE id = (SELECT MAX(id) FROM generations WHERE conversation_id = ?2 AND writer = ?3)")  # fmt: skip
+            self._write(lambda db: db.execute(sql, (redact(note), conversation_id, self._writer)), self.busy_timeout_s)
+
     @property
     def pending(self) -> int:
         """Records waiting to be written (the file was busy)."""

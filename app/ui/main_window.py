@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SIDEBAR_MIN_WIDTH = 170
+HISTORY_PENDING = ("Saving to history is pending (the history is busy in another program)... The answer is kept "
+                   "and written as soon as it is free, or at the next start.")
 
 
 class MainWindow(QMainWindow, WindowActions, WindowModels):
@@ -302,6 +304,7 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
         b.models_listed.connect(self.picker.set_listing)
         self.session.conversation_changed.connect(self._on_conversation_changed)
         self.session.branch_changed.connect(self.apply_state)
+        self.session.history_pending.connect(self._on_history_pending)
         if self.sidebar is not None:
             self.sidebar.conversation_selected.connect(self.open_conversation)
             self.sidebar.new_conversation_requested.connect(self.new_conversation)
@@ -413,9 +416,19 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
 
     def fork_from(self, message_id: int) -> None:
         """Open a new conversation holding the path up to ``message_id``."""
-        new_id = self.session.fork(message_id)
+        try:
+            new_id = self.session.fork(message_id)
+        except AppError as exc:  # e.g. the history is busy in another program
+            self.show_status(f"Could not fork: {exc.user_message()}", error=True)
+            return
         if new_id is not None:
             self._on_forked(new_id)
+
+    def _on_history_pending(self, pending: bool) -> None:
+        if pending:
+            self.show_status(HISTORY_PENDING)
+        else:
+            self.show_status("Saved to history: the other program released it.")
 
     def _on_forked(self, conversation_id: str) -> None:
         self.open_conversation(conversation_id)

@@ -16,6 +16,9 @@ Signals:
     branch_changed(object state): another branch is shown; ``state`` (a ConversationState or
         None) is what its last answer was made with, for the window to restore.
     answer_done(str gen_id, str status): an answer of this conversation ended.
+    history_pending(bool pending): saving to the history began to wait for another program
+        that holds it (True; the writes wait in its journal and are retried every second),
+        or what waited is now written (False).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from app.core.exchange import (
     context_messages,
     conversation_state,
     final_meta,
+    history_note,
     lens_meta,
     remember_state,
     start_answer,
@@ -54,6 +58,7 @@ from app.ui.wiring import connect_slots
 log = logging.getLogger(__name__)
 SAVE_INTERVAL_MS = 300
 DRAFT_SAVE_MS = 800
+PENDING_RETRY_MS = 1000
 
 
 @dataclass
@@ -71,6 +76,8 @@ class _Gen:
     tokens: list[TokenLogprob] = field(default_factory=list)
     prefix: str = ""
     prefix_tokens: tuple[TokenLogprob, ...] = ()
+    waited: bool = False
+    """Saving it waited for a busy history (the ledger's row says so at its end)."""
 
     def base_meta(self) -> dict[str, Any]:
         """What the message's meta holds while it streams (and the reasoning so far)."""
@@ -92,6 +99,7 @@ class ChatSession(QObject, SessionLens):
     conversation_changed = Signal(object)
     branch_changed = Signal(object)
     answer_done = Signal(str, str)
+    history_pending = Signal(bool)
 
     def __init__(self, backend: BackendManager, transcript: TranscriptView, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -115,6 +123,9 @@ class ChatSession(QObject, SessionLens):
         self._draft_timer.setSingleShot(True)
         self._draft_timer.setInterval(DRAFT_SAVE_MS)
         self._draft_timer.timeout.connect(self.save_draft)
+        self._pending_timer = QTimer(self)
+        self._pending_timer.setInterval(PENDING_RETRY_MS)
+        self._pending_timer.timeout.connect(self.retry_pending)
         self.lens_writer = LensWriter(self.history, self._on_lens_written, self)
         self.lens_k: int | None = None
         """Ask every answer for its tokens' probabilities with this many alternatives (None: no)."""
@@ -145,6 +156,8 @@ class ChatSession(QObject, SessionLens):
     def _reload_tree(self) -> None:
         self.lens_writer.flush()  # what is read includes the tokens of the last answer
         self.tree = self.history.tree(self.conversation_id) if self.conversation_id else ConversationTree([])
+        if self.leaf_id is not None:  # written since (the history was busy): its real id
+            self.leaf_id = self.history.resolve(self.leaf_id)
 
     def _load(self, leaf_id: int | None = None) -> None:
         """Read the tree and show the branch ending at ``leaf_id`` (default: the active one)."""
@@ -261,6 +274,7 @@ class ChatSession(QObject, SessionLens):
         self._gens[gen_id] = _Gen(row.id, key, cid, dict(row.meta), asked=seeded.logprobs is not None,
                                   prefix=prefix, prefix_tokens=prefix_tokens)
         self._save_timer.start()
+        self._watch_pending()
         return gen_id
 
     def regenerate(self, params: GenerationParams, system_prompt: str, message_id: int | None = None) -> str | None:
@@ -350,17 +364,42 @@ class ChatSession(QObject, SessionLens):
             card.set_live(live)
 
     def save_partials(self) -> None:
-        """Write the partial answers to history (the save timer calls this)."""
-        self.lens_writer.flush()
-        for gen in self._gens.values():
-            if gen.reasoning_dirty:  # the reasoning lives in meta (it is not the answer)
-                gen.reasoning_dirty = False
-                self.history.update_message(gen.message_id, meta=gen.base_meta())
-            if gen.dirty:
-                gen.dirty = False
-                self.history.update_message(gen.message_id, content="".join(gen.parts))
+        """Write the partial answers to history (the save timer calls this). Never raises: a
+        busy history keeps them pending, any other failure is logged and retried next time."""
+        try:
+            self.lens_writer.flush()
+            for gen in self._gens.values():
+                if gen.reasoning_dirty:  # the reasoning lives in meta (it is not the answer)
+                    self.history.update_message(gen.message_id, meta=gen.base_meta())
+                    gen.reasoning_dirty = False
+                if gen.dirty:
+                    self.history.update_message(gen.message_id, content="".join(gen.parts))
+                    gen.dirty = False
+        except Exception:  # the text is still on the card and in the generation
+            log.warning("could not save the partial answer now", exc_info=True)
         if not self._gens:
             self._save_timer.stop()
+        self._watch_pending()
+
+    def _watch_pending(self) -> None:
+        """Saving waits for a busy history: say so once and retry every second."""
+        if not self.history.pending:
+            return
+        for gen in self._gens.values():
+            gen.waited = True
+        if not self._pending_timer.isActive():
+            self._pending_timer.start()
+            self.history_pending.emit(True)
+
+    def retry_pending(self) -> bool:
+        """Write what waits for the history if it is free now (the retry timer calls this);
+        True when nothing waits any more."""
+        if not self.history.flush(0):
+            return False
+        if self._pending_timer.isActive():
+            self._pending_timer.stop()
+            self.history_pending.emit(False)
+        return True
 
     def _end(self, gen_id: str, text: str, status: MessageStatus, error: str | None,
              meta: dict[str, Any] | None) -> None:
@@ -373,6 +412,9 @@ class ChatSession(QObject, SessionLens):
         answer_meta, with_tokens = split_lens(meta)
         try:
             self.history.update_message(gen.message_id, content=text, status=status, error=error, meta=answer_meta)
+            if gen.waited or self.history.pending:  # the ledger's row says that saving waited
+                self.backend.services.ledger.annotate(gen.conversation_id, history_note(self.history))
+                self._watch_pending()
         finally:  # the card must end even when saving fails (the error goes to the excepthook)
             self.transcript.finish_stream(gen.key, status=status, error=error, meta=meta)
             if self.conversation_id == gen.conversation_id:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,6 @@ from app.core.errors import ConfigError, StorageBusy, register_secret
 from app.core.history import INTERRUPTED, SCHEMA_VERSION, HistoryStore
 from tests.support.history_writer import HistoryWriter
 from tests.support.sqlite_lock import LockHolder
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "history.sqlite3"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[HistoryStore]:
-    s = HistoryStore(db_path)
-    yield s
-    s.close()
 
 
 def test_create_get_and_defaults(store: HistoryStore) -> None:

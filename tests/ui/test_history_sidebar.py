@@ -171,3 +171,21 @@ def test_fork_from_the_sidebar_copies_the_active_branch(qtbot: Any, store: Histo
     assert sidebar.title_of(new or "") == "Fork of Trip"
     assert [m.content for m in store.path_to(new or "")] == ["q", "a2"]
     assert sidebar.fork(empty.id) is None and "no messages" in sidebar._error.text()
+
+
+@pytest.mark.parametrize("action", ["rename", "delete", "fork"])
+def test_a_locked_history_says_busy_and_what_to_do(qtbot: Any, store: HistoryStore, action: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.sqlite_lock import LockHolder
+
+    conv = store.create_conversation("Kept")
+    store.add_message(conv.id, "user", "hello")
+    sidebar = _sidebar(qtbot, store)
+    monkeypatch.setattr(store, "busy_timeout_s", 0.3)
+    with LockHolder(store.path):
+        {"rename": lambda: sidebar.rename(conv.id, "New"), "delete": lambda: sidebar.delete(conv.id),
+         "fork": lambda: sidebar.fork(conv.id)}[action]()  # fmt: skip
+    message = sidebar._error.text()
+    assert message.startswith(f"Could not {action}: busy: another instance holds the history database")
+    assert "try again" in message
+    assert sidebar.conversation_ids() == [conv.id] and sidebar.title_of(conv.id) == "Kept"

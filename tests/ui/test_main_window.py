@@ -529,3 +529,32 @@ def test_the_window_fits_a_1366_pixel_wide_laptop_screen(window: Any) -> None:
     assert window.minimumSizeHint().width() <= 1366
     window.editor.counter_label.setText("~123,456 tokens · $12.345678 (estimated, gpt-4o)")
     assert window.minimumSizeHint().width() <= 1366
+
+
+def test_the_status_bar_says_when_saving_waits_for_a_busy_history(window: MainWindow, qloop: Any) -> None:
+    from tests.support.sqlite_lock import LockHolder
+
+    holder = LockHolder(window.services.history.path).start()  # another program holds the history
+    try:
+        _, status = qloop.run_until_complete(asyncio.wait_for(_send(window, "kept"), 20))
+        assert status == "complete" and window.transcript.cards()[-1].body.toPlainText() == "kept"
+        assert window.status_label.text().startswith(
+            "Saving to history is pending (the history is busy in another program)...")
+    finally:
+        holder.release()
+    assert window.session.retry_pending()
+    assert window.status_label.text().startswith("Saved to history")
+    assert [(m.content, m.status) for m in _stored(window)] == [("kept", "complete"), ("kept", "complete")]
+
+
+def test_fork_on_a_busy_history_says_busy_in_the_status_bar(window: MainWindow, qloop: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.sqlite_lock import LockHolder
+
+    qloop.run_until_complete(asyncio.wait_for(_send(window, "fork me"), 20))
+    history = window.services.history
+    monkeypatch.setattr(history, "busy_timeout_s", 0.3)
+    with LockHolder(history.path):
+        window.fork_from(_stored(window)[0].id)
+    assert window.status_label.text().startswith("Could not fork: busy: another instance holds the history")
+    assert len(history.list_conversations()) == 1

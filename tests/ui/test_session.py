@@ -119,3 +119,43 @@ def test_the_stored_answer_keeps_the_seed_the_system_prompt_and_its_figures(sess
         assert conv.params["seed"] is None and conv.model == "mock:echo"  # as the user set it
 
     _run(qloop, scenario())
+
+
+def test_a_locked_history_never_stops_an_answer_and_saves_it_once_free(session: ChatSession, qloop: Any,
+                                                                       services: Services) -> None:
+    from app.core.history import HistoryStore
+    from tests.support.sqlite_lock import LockHolder
+
+    history = services.history
+    pending: list[bool] = []
+    session.history_pending.connect(pending.append)
+    holder = LockHolder(history.path).start()  # another program holds the history
+
+    async def scenario() -> None:
+        assert await _answered(session, lambda: session.send("one", P, "")) == "complete"
+        assert await _answered(session, lambda: session.send("two", P, "")) == "complete"
+
+    try:
+        _run(qloop, scenario())
+        assert pending == [True] and history.pending
+        assert _sent(session) == ["one", "one", "two"]  # the waiting exchange is the context
+        assert [c.body.toPlainText() for c in session.transcript.cards()] == ["one", "one", "two", "two"]
+        assert [(m.content, m.status) for m in session.path] == [("one", "complete"), ("one", "complete"),
+                                                                ("two", "complete"), ("two", "complete")]
+        assert not session.retry_pending() and pending == [True]
+    finally:
+        holder.release()
+    assert session.retry_pending() and pending == [True, False] and history.pending == 0
+    cid = session.conversation_id
+    assert cid is not None
+    again = HistoryStore(history.path)  # what another start reads
+    try:
+        assert [(m.content, m.status) for m in again.tree(cid).path()] == [
+            ("one", "complete"), ("one", "complete"), ("two", "complete"), ("two", "complete")]
+    finally:
+        again.close()
+    notes = [r.error or "" for r in services.ledger.recent()]
+    assert len(notes) == 2 and all(n.startswith("history busy: saving the answer is pending") for n in notes)
+    session.open(cid)  # the real ids now
+    assert [m.id for m in session.path] == [m.id for m in history.tree(cid).path()]
+    assert all(m.id < 1 << 30 for m in session.path)
