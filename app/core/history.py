@@ -25,6 +25,7 @@ from typing import Any
 
 from app.core import history_schema
 from app.core.errors import ConfigError
+from app.core.history_export import to_json, to_markdown
 from app.core.history_journal import PENDING_ID_BASE, Journal, Record, apply_record, message_changes
 from app.core.history_pending import PendingWrites
 from app.core.history_schema import INTERRUPTED, SCHEMA_VERSION
@@ -325,14 +326,10 @@ class HistoryStore(PendingWrites):
 
     def export_json(self, conversation_id: str) -> dict[str, Any]:
         """The whole tree as a JSON-ready dict (see :func:`app.core.history_export.to_json`)."""
-        from app.core.history_export import to_json
-
         return to_json(self.require(conversation_id), self.tree(conversation_id))
 
     def export_markdown(self, conversation_id: str) -> str:
         """The active branch as Markdown, naming the other branches."""
-        from app.core.history_export import to_markdown
-
         return to_markdown(self.require(conversation_id), self.tree(conversation_id))
 
     def close(self) -> None:

@@ -19,8 +19,8 @@ from app.core.errors import redact
 from app.core.figures import MessageFigures
 
 if TYPE_CHECKING:
-    from app.core.history import Conversation, StoredMessage
     from app.core.history_tree import ConversationTree
+    from app.core.history_types import Conversation, StoredMessage
 
 FORMAT = "llm-playground.conversation"
 FORMAT_VERSION = 2

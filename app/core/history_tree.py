@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from app.core.history import StoredMessage
+    from app.core.history_types import StoredMessage
 
 
 class ConversationTree:
