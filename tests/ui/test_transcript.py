@@ -226,3 +226,42 @@ def test_a_long_figures_line_wraps_instead_of_widening_the_card(qapp: Any) -> No
                                   "ttft_s": 0.25, "tokens_per_s": 31.5, "load_s": 19.7, "estimated": True})  # fmt: skip
     qapp.processEvents()
     assert card.minimumSizeHint().width() < view.viewport().width()
+
+
+LONG_PATH = "local:/home/someone/models/" + "a-very-long-folder-name/" * 6 + "model.safetensors"
+
+
+def test_cards_never_exceed_the_transcript_and_long_headers_elide(qapp: Any) -> None:
+    """Seen in a real window at 1024x700: a LoRA answer's or a long local path's header pushed the
+    card (its Edit / Regenerate / ⋯ actions) past the transcript's right edge."""
+    from PySide6.QtCore import QRect
+
+    view = TranscriptView()
+    view.resize(520, 400)
+    view.show()
+    code = "```python\nprint('" + "x" * 300 + "')\n```\n"
+    cards = [
+        view.add_message("u", "user", "q", message_id=1),
+        view.add_message("a", "assistant", "Unbroken" + "y" * 400 + "\n\n" + code, message_id=2,
+                         meta={"model": LONG_PATH, "adapter": "my-adapter-" + "z" * 80}),
+        view.add_message("b", "assistant", "Short.", message_id=3,
+                         meta={"model": "mock:fixed?text=" + "long%20answer%20" * 20}),
+    ]
+    view.start_stream("s", title=LONG_PATH, message_id=4)
+    cards.append(view.card("s"))  # type: ignore[arg-type]
+    for _ in range(3):
+        qapp.processEvents()
+    inner = view.viewport()
+    for card in cards:
+        assert card is not None
+        where = QRect(card.mapTo(inner, card.rect().topLeft()), card.size())
+        assert where.right() <= inner.width(), (card.model_label.text(), where, inner.width())
+        for button in (card.copy_button, card.menu_button):
+            spot = QRect(button.mapTo(inner, button.rect().topLeft()), button.size())
+            assert inner.rect().contains(spot), button.text()
+        # the answer wraps: no line of it is wider than the body, the code block included
+        assert card.body.document().idealWidth() <= card.body.viewport().width() + 1
+    assert cards[1].model_label.toolTip() == f"{LONG_PATH}  +  LoRA my-adapter-{'z' * 80}"
+    assert cards[1].model_label.width() < cards[1].model_label.fontMetrics().horizontalAdvance(LONG_PATH)
+    assert view.horizontalScrollBar().maximum() == 0
+    view.deleteLater()
