@@ -537,7 +537,13 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
         super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        """Stop streaming (the partial answer is saved), stop the counter thread, save settings."""
+        """Stop streaming (the partial answer is saved), stop the counter thread, save settings
+        (an edited, unsaved Workbench grid is asked about first)."""
+        from app.ui.workbench import asks_before_quitting
+
+        if asks_before_quitting(self):
+            event.ignore()
+            return
         if self._built:
             self.editor.shutdown()
         if self.session is not None:
