@@ -204,3 +204,38 @@ def test_a_later_success_clears_the_red_error(
         assert panel.error_text() == ""
     finally:
         _close(qloop, backend, services)
+
+
+def test_an_adapter_error_goes_at_the_next_action(
+    qtbot: Any, qloop: Any, services: Services, tiny: dict[str, Path]
+) -> None:
+    """A wrong-shape adapter's error stayed in the dock after the user had moved on."""
+    from app.core.types import ChatMessage, GenerationParams
+
+    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
+    panel = LoraPanel(backend)
+    qtbot.addWidget(panel)
+
+    async def fail_wide() -> None:
+        failed = asyncio.ensure_future(wait_signal(backend.adapter_failed, 60))
+        assert panel.load_path(str(tiny["wide"]))
+        await failed
+        assert "does not fit this model" in panel.error_text()
+
+    try:
+        async def scenario() -> None:
+            changed = asyncio.ensure_future(wait_signal(backend.adapters_changed, 60))
+            assert panel.load_path(str(tiny["adapter"]))
+            await changed
+            await fail_wide()
+            panel.row("style_a").checkbox.setChecked(False)  # the next action in the dock
+            assert panel.error_text() == ""
+            await fail_wide()
+            started = asyncio.ensure_future(wait_signal(backend.generation_started, 30))
+            backend.generate([ChatMessage("user", "hi")], GenerationParams(max_tokens=2))  # an answer starts
+            await started
+            assert panel.error_text() == ""
+
+        qloop.run_until_complete(asyncio.wait_for(scenario(), 150))
+    finally:
+        _close(qloop, backend, services)
