@@ -519,7 +519,7 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
         palette and stylesheet app-wide)."""
         self.theme = theme
         if self._built:
-            self.transcript.code_style = theme.code
+            self.transcript.set_code_style(theme.code)
 
     def show_status(self, message: str, *, error: bool = False) -> None:
         """Show a message in the status bar (errors in the theme's error colour)."""

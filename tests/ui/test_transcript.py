@@ -265,3 +265,44 @@ def test_cards_never_exceed_the_transcript_and_long_headers_elide(qapp: Any) -> 
     assert cards[1].model_label.width() < cards[1].model_label.fontMetrics().horizontalAdvance(LONG_PATH)
     assert view.horizontalScrollBar().maximum() == 0
     view.deleteLater()
+
+
+def test_answers_on_screen_follow_a_switch_to_the_dark_theme(qapp: Any) -> None:
+    """Answers kept their light-theme token shading (and code colours) after switching to dark."""
+    from PySide6.QtGui import QTextCursor
+
+    from app.core.events import TokenLogprob
+    from app.core.lens import tokens_to_json
+    from app.ui import theme
+
+    def shade(card: Any) -> Any:
+        doc = card.lens.view.document()
+        cursor = QTextCursor(doc)
+        cursor.setPosition(2)  # inside the first token
+        return cursor.charFormat().background().color()
+
+    tokens = [TokenLogprob("Hello", -2.5), TokenLogprob(" world", -0.01)]
+    light = theme.apply(qapp, "light")
+    try:
+        view = TranscriptView(code_style=light.code)
+        view.resize(500, 400)
+        view.show()
+        card = view.add_message("a", "assistant", "Hello world\n\n```python\nx = 1\n```\n", message_id=1,
+                                meta={"model": "m", "tokens": tokens_to_json(tokens)})
+        card.show_probabilities(True)
+        before = shade(card)
+        assert before.lightness() > 128
+        assert light.code.background in card.body.toHtml()
+        dark = theme.apply(qapp, "dark")
+        view.set_code_style(dark.code)
+        assert shade(card).lightness() < 128 and shade(card) != before
+        assert card.lens.plain_text().startswith("Hello world")  # drawn once, not twice
+        assert card.lens.plain_text().count("Hello") == 1
+        card.show_probabilities(False)
+        assert dark.code.background in card.body.toHtml() and light.code.background not in card.body.toHtml()
+        assert card.text == "Hello world\n\n```python\nx = 1\n```\n"
+        assert view.add_message("b", "assistant", "```\ny\n```\n").renderer.style == dark.code
+        view.deleteLater()
+    finally:
+        theme.apply(qapp, "light")
+        qapp.setStyleSheet("")

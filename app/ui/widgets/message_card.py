@@ -333,6 +333,17 @@ class MessageCard(QFrame):
         self.error_label.setVisible(True)
         self.regen_instead_button.setVisible(self.message_id is not None)
 
+    def restyle(self, code_style: CodeStyle) -> None:
+        """The theme changed: shade the tokens in the new palette's colours and, on a finished
+        answer, draw the code blocks in ``code_style`` (a streaming one keeps its style)."""
+        self.lens.restyle()
+        if self.streaming or self._md_backlog or self._md_unfinished or self.renderer.style == code_style:
+            return
+        text = self.renderer.text
+        self.body.document().clear()
+        self.renderer = StreamRenderer(self.body.document(), code_style)
+        self.renderer.set_text(text)
+
     # -- probabilities ----------------------------------------------------------------------------
     @property
     def showing_probabilities(self) -> bool:
