@@ -159,6 +159,9 @@ def test_stop_mid_stream_is_recorded_and_the_chart_has_a_per_day_view(
     assert dock.message_rows() == 1
     assert dock.message_cell(0, "Finish") == "cancelled"
     assert 0 < dock.live_figures().tokens < 500
+    # the tiles show what was recorded, as the table does (they said 331 where it said ~340)
+    assert dock.tile_value("tokens") == dock.message_cell(0, "Completion")
+    assert dock.tile_value("tokens_per_s") == dock.message_cell(0, "Speed")
     dock.show_chart()
     assert dock.chart_points() == 1
     dock._chart_tab.mode.setCurrentIndex(dock._chart_tab.mode.findData("days"))

@@ -89,6 +89,11 @@ def test_stop_mid_stream_keeps_partial(window: MainWindow, qloop: Any) -> None:
         assert card.body.toPlainText().split() == answer.content.split()
         assert "Stopped" in card.error_label.text()
         assert window.editor.send_button.isEnabled()
+        # a stopped answer keeps its figures, as the ledger recorded them (the footer was empty)
+        recorded = window.services.ledger.recent(1)[0]
+        assert recorded.finish_reason == "cancelled" and recorded.completion_tokens > 0
+        assert answer.meta["completion_tokens"] == recorded.completion_tokens
+        assert card.figures.isVisibleTo(card) and f"{recorded.completion_tokens:,} out tokens" in card.figures.text()
 
     _run(qloop, scenario())
 
