@@ -534,3 +534,28 @@ def test_the_window_fits_a_1366_pixel_wide_laptop_screen(window: Any) -> None:
     assert window.minimumSizeHint().width() <= 1366
     window.editor.counter_label.setText("~123,456 tokens · $12.345678 (estimated, gpt-4o)")
     assert window.minimumSizeHint().width() <= 1366
+
+
+def test_a_hint_in_the_status_bar_goes_at_the_next_action(window: MainWindow, qloop: Any) -> None:
+    """"Edit the message and send it..." and "Forked..." stayed after the user had moved on."""
+    async def scenario() -> None:
+        await _send(window, "first question")
+        user = next(m for m in _stored(window) if m.role == "user")
+        window.edit_message(user.id)
+        assert window.status_label.text().startswith("Edit the message and send it")
+        window.editor.set_message("the question, edited")
+        done = expect_signal(window.session.answer_done)
+        window.send()  # the next action: an answer starts
+        await done.wait(10)
+        assert not window.status_label.text().startswith("Edit the message")
+        answer = _stored(window)[-1]
+        window.fork_from(answer.id)
+        assert window.status_label.text().startswith("Forked:")
+        window.new_conversation()  # another conversation is shown
+        assert window.status_label.text() == ""
+        window.show_hint("Copied to the clipboard.")
+        window.show_status("Something else, shown after", error=True)
+        await _send(window, "again")
+        assert window.status_label.text() == "Something else, shown after"  # not a hint: it stays
+
+    _run(qloop, scenario())
