@@ -107,7 +107,7 @@ class AdapterRow(QFrame):
         self.unload.setText("\u2715")
         self.unload.setToolTip(f"Unload {self.name}")
         self.unload.setAutoRaise(True)
-        self.unload.clicked.connect(lambda: (panel.dismiss_error(), panel.backend.unload_adapter(self.name)))
+        self.unload.clicked.connect(self._on_unload_clicked)
         top.addWidget(self.unload)
         layout.addLayout(top)
         bottom = QHBoxLayout()
@@ -144,6 +144,10 @@ class AdapterRow(QFrame):
     def scale(self) -> float:
         """The scale shown (1.0 = 100 %)."""
         return self.slider.value() / 100
+
+    def _on_unload_clicked(self) -> None:
+        self._panel.dismiss_error()
+        self._panel.backend.unload_adapter(self.name)
 
     def _on_checkbox_toggled(self, checked: bool) -> None:
         self._panel.dismiss_error()

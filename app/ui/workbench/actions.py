@@ -6,9 +6,9 @@ future, never ``exec()`` inside a coroutine (PITFALLS)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QGuiApplication
