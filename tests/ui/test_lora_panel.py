@@ -32,6 +32,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+def _local_panel(qtbot: Any, services: Services, tiny: dict[str, Path]) -> tuple[BackendManager, LoraPanel]:
+    """The panel over a real BackendManager on the tiny local model."""
+    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
+    panel = LoraPanel(backend)
+    qtbot.addWidget(panel)
+    return backend, panel
+
+
 def _close(qloop: Any, backend: BackendManager, services: Services) -> None:
     async def close() -> None:
         await backend.aclose()
@@ -99,9 +107,7 @@ def test_switching_to_another_local_model_drops_the_adapters(
     qtbot: Any, qloop: Any, services: Services, tiny: dict[str, Path]
 ) -> None:
     """An adapter belongs to its base model: another local model must not run with it."""
-    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
-    panel = LoraPanel(backend)
-    qtbot.addWidget(panel)
+    backend, panel = _local_panel(qtbot, services, tiny)
     messages: list[str] = []
     backend.error_occurred.connect(messages.append)
     try:
@@ -125,9 +131,7 @@ def test_switching_to_another_local_model_drops_the_adapters(
 def test_bad_adapters_are_explained_in_plain_words(
     qtbot: Any, qloop: Any, services: Services, tiny: dict[str, Path], tmp_path: Path
 ) -> None:
-    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
-    panel = LoraPanel(backend)
-    qtbot.addWidget(panel)
+    backend, panel = _local_panel(qtbot, services, tiny)
     try:
         # an adapter trained for a wider model: the backend validates and refuses
         async def wide() -> tuple[Any, ...]:
@@ -182,9 +186,7 @@ def test_a_later_success_clears_the_red_error(
     qtbot: Any, qloop: Any, services: Services, tiny: dict[str, Path]
 ) -> None:
     """Two adapters dropped at once: the one that does not fit fails, the other loads after it."""
-    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
-    panel = LoraPanel(backend)
-    qtbot.addWidget(panel)
+    backend, panel = _local_panel(qtbot, services, tiny)
     try:
         async def scenario() -> None:
             # read the error as the failure is told (after the panel's own slot): the other
@@ -212,9 +214,7 @@ def test_an_adapter_error_goes_at_the_next_action(
     """A wrong-shape adapter's error stayed in the dock after the user had moved on."""
     from app.core.types import ChatMessage, GenerationParams
 
-    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
-    panel = LoraPanel(backend)
-    qtbot.addWidget(panel)
+    backend, panel = _local_panel(qtbot, services, tiny)
 
     async def fail_wide() -> None:
         failed = asyncio.ensure_future(wait_signal(backend.adapter_failed, 60))
