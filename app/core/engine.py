@@ -210,6 +210,7 @@ class Engine:
             error=err_text,
             run_id=run_id,
         )
+        gen.record = rec
         if self.ledger is not None:
             self.ledger.close(row_id, rec)
         return GenerationResult(

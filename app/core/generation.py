@@ -64,6 +64,24 @@ class LiveStats:
         return (n - 1) / elapsed
 
 
+def record_figures(rec: GenerationRecord, request: GenerationRequest, load_s: float | None,
+                   reasoning_tokens: int) -> MessageFigures:
+    """The figures of an answer's ledger record as the history keeps them."""
+    return MessageFigures(
+        prompt_tokens=rec.prompt_tokens,
+        completion_tokens=rec.completion_tokens,
+        estimated=rec.estimated,
+        cost_usd=rec.cost_usd,
+        ttft_s=rec.ttft_s,
+        tokens_per_s=rec.tokens_per_s,
+        duration_s=rec.duration_s,
+        finish_reason=rec.finish_reason,
+        seed=request.params.seed,
+        load_s=load_s,
+        reasoning_tokens=reasoning_tokens or None,
+    )
+
+
 @dataclass
 class GenerationResult:
     """The outcome of :meth:`Engine.run`."""
@@ -91,20 +109,7 @@ class GenerationResult:
 
     def figures(self) -> MessageFigures:
         """The answer's figures as the history keeps them."""
-        rec = self.record
-        return MessageFigures(
-            prompt_tokens=rec.prompt_tokens,
-            completion_tokens=rec.completion_tokens,
-            estimated=rec.estimated,
-            cost_usd=rec.cost_usd,
-            ttft_s=rec.ttft_s,
-            tokens_per_s=rec.tokens_per_s,
-            duration_s=rec.duration_s,
-            finish_reason=rec.finish_reason,
-            seed=self.request.params.seed,
-            load_s=self.load_s,
-            reasoning_tokens=self.reasoning_tokens or None,
-        )
+        return record_figures(self.record, self.request, self.load_s, self.reasoning_tokens)
 
     def to_json(self) -> dict[str, object]:
         """The CLI's ``--json`` object."""
@@ -134,7 +139,7 @@ class Generation:
 
     The scheduler keeps it, so a cancelled or failed run still has its partial text."""
 
-    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s", "tokens", "notices")
+    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s", "tokens", "notices", "record")
 
     def __init__(self, request: GenerationRequest) -> None:
         self.request = request
@@ -149,6 +154,14 @@ class Generation:
         """The generated tokens with their log-probabilities (when the request asked)."""
         self.notices: list[str] = []
         """What the provider said about this answer that is not an error."""
+        self.record: GenerationRecord | None = None
+        """Its ledger record once it ended (finished, failed or stopped)."""
+
+    def figures(self) -> MessageFigures | None:
+        """The figures of the ended generation (a stopped or failed one too); None before."""
+        if self.record is None:
+            return None
+        return record_figures(self.record, self.request, self.load_s, self.stats.reasoning_chunks)
 
     def restart_clock(self) -> None:
         """Time the generation from now (a run that waited in its lane is timed from its start)."""

@@ -88,8 +88,11 @@ CREATE INDEX IF NOT EXISTS generations_run ON generations(run_id) WHERE run_id I
 CREATE INDEX IF NOT EXISTS generations_running ON generations(writer) WHERE finish_reason = 'running';
 """
 _V2_COLUMNS = (("run_id", "TEXT"), ("writer", "TEXT"), ("updated_at", "REAL"))
-AGG_SQL = """COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
-    decsum(cost_usd), COALESCE(SUM(estimated), 0), AVG(ttft_s), AVG(tokens_per_s),
+_REAL = "CASE WHEN SUM(provider <> 'mock') > 0 THEN AVG(CASE WHEN provider <> 'mock' THEN {0} END) ELSE AVG({0}) END"
+"""The average of ``{0}`` over real models' rows: mock answers (thousands of tokens a second)
+count only where there is nothing else."""
+AGG_SQL = f"""COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
+    decsum(cost_usd), COALESCE(SUM(estimated), 0), {_REAL.format("ttft_s")}, {_REAL.format("tokens_per_s")},
     COALESCE(SUM(cost_usd IS NULL), 0)"""
 
 

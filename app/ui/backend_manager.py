@@ -43,6 +43,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.core.engine import GenerationResult
 from app.core.errors import AppError, redact
+from app.core.figures import MessageFigures
 from app.core.run_events import (
     RunCancelled,
     RunEvent,
@@ -68,6 +69,8 @@ from app.core.types import (
 )
 
 log = logging.getLogger(__name__)
+ENDED_KEPT = 32
+"""How many ended runs' figures are kept for :meth:`BackendManager.ended_figures`."""
 
 
 class BackendManager(QObject):
@@ -105,6 +108,7 @@ class BackendManager(QObject):
         self.selection = ModelSelection(services.registry, model_id or services.default_model(), hooks)
         self._runs: dict[str, Run] = {}
         self._loading_runs: set[str] = set()
+        self._ended_figures: dict[str, MessageFigures] = {}
         self._tasks: set[asyncio.Task[object]] = set()
 
     # -- tasks ---------------------------------------------------------------------------------
@@ -269,8 +273,19 @@ class BackendManager(QObject):
         self.selection.mark_loaded(model)
         self.model_loaded.emit(model)
 
+    def ended_figures(self, run_id: str) -> MessageFigures | None:
+        """The recorded figures of a run that ended lately (a stopped or failed one too), as the
+        ledger has them; None when unknown."""
+        return self._ended_figures.get(run_id)
+
     def _ended(self, event: RunFinished | RunFailed | RunCancelled) -> None:
         rid = event.run_id
+        run = self._runs.get(rid)
+        figures = run.generation.figures() if run is not None else None
+        if figures is not None:
+            self._ended_figures[rid] = figures
+            while len(self._ended_figures) > ENDED_KEPT:
+                del self._ended_figures[next(iter(self._ended_figures))]
         if rid in self._loading_runs:
             if isinstance(event, RunFinished):
                 self._loaded(rid)

@@ -85,6 +85,8 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
         self.lora_panel: LoraPanel | None = None
         self._dialogs: dict[str, Any] = {}
         self._built = False
+        self._hint = ""
+        """The status message that goes at the next action (see :meth:`show_hint`)."""
         self._loading: tuple[str, Progress] | None = None
         if build or services is not None:
             self.build()
@@ -290,7 +292,7 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
         self.transcript.branch_requested.connect(self.switch_branch)
         self.transcript.fork_requested.connect(self.fork_from)
         self.editor.message_edit.textChanged.connect(lambda: self.session.note_draft(self.editor.message()))
-        self.transcript.copied.connect(lambda _t: self.show_status("Copied to the clipboard."))
+        self.transcript.copied.connect(lambda _t: self.show_hint("Copied to the clipboard."))
         self.transcript.copy_code_requested.connect(self._on_copy_code)
         self.transcript.token_branch_requested.connect(self.branch_from_token)
         self.transcript.regenerate_message_requested.connect(self.regenerate_message)
@@ -305,6 +307,8 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
         self.session.conversation_changed.connect(self._on_conversation_changed)
         self.session.branch_changed.connect(self.apply_state)
         self.session.history_pending.connect(self._on_history_pending)
+        for moved_on in (self.session.conversation_changed, self.session.branch_changed, b.generation_started):
+            moved_on.connect(self._drop_hint)
         if self.sidebar is not None:
             self.sidebar.conversation_selected.connect(self.open_conversation)
             self.sidebar.new_conversation_requested.connect(self.new_conversation)
@@ -406,8 +410,8 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
             note = " Ctrl+Z brings back what you had typed."
         else:
             self.editor.set_message(text)
-        self.show_status("Edit the message and send it: a new branch is made, the old one stays "
-                         "(\u2039 \u203a on the message switches back)." + note)
+        self.show_hint("Edit the message and send it: a new branch is made, the old one stays "
+                       "(\u2039 \u203a on the message switches back)." + note)
 
     def switch_branch(self, message_id: int, step: int) -> None:
         """Show another version of a message (``‹ k/n ›``) and the branch below it."""
@@ -434,7 +438,7 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
         self.open_conversation(conversation_id)
         conv = self.services.history.get_conversation(conversation_id)
         if conv is not None:
-            self.show_status(f"Forked: \u201c{conv.title}\u201d holds the messages up to the one you chose.")
+            self.show_hint(f"Forked: \u201c{conv.title}\u201d holds the messages up to the one you chose.")
 
     def new_conversation(self) -> None:
         """Start an empty conversation (a running comparison goes on in its own window)."""
@@ -532,13 +536,24 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
         palette and stylesheet app-wide)."""
         self.theme = theme
         if self._built:
-            self.transcript.code_style = theme.code
+            self.transcript.set_code_style(theme.code)
 
     def show_status(self, message: str, *, error: bool = False) -> None:
         """Show a message in the status bar (errors in the theme's error colour)."""
         self.status_label.setStyleSheet(f"color: {self.theme.error};" if error else "")
         self.status_label.setText(message)
         self.status_label.setToolTip(message)
+
+    def show_hint(self, message: str) -> None:
+        """A status message about what was just done: it goes at the next action (an answer
+        starts, another branch or conversation is shown) unless something replaced it."""
+        self.show_status(message)
+        self._hint = message
+
+    def _drop_hint(self, *_args: object) -> None:
+        if self._hint and self.status_label.text() == self._hint:
+            self.show_status("")
+        self._hint = ""
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
         """Esc stops the answer wherever the focus is (widgets that use Esc themselves, such as
@@ -550,7 +565,13 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
         super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        """Stop streaming (the partial answer is saved), stop the counter thread, save settings."""
+        """Stop streaming (the partial answer is saved), stop the counter thread, save settings
+        (an edited, unsaved Workbench grid is asked about first)."""
+        from app.ui.workbench import asks_before_quitting
+
+        if asks_before_quitting(self):
+            event.ignore()
+            return
         if self._built:
             self.editor.shutdown()
         if self.session is not None:

@@ -430,15 +430,22 @@ class ChatSession(QObject, SessionLens):
         gen = self._gens.get(gen_id)
         self._end(gen_id, result.text, "complete", None, final_meta(gen.meta if gen else {}, result))
 
+    def _partial_meta(self, gen_id: str) -> dict[str, Any] | None:
+        """A stopped or failed answer's meta: its tokens so far and the figures the ledger has."""
+        gen, figures = self._gens.get(gen_id), self.backend.ended_figures(gen_id)
+        if gen is None or figures is None:
+            return None
+        return {**lens_meta(gen.base_meta(), gen.tokens, gen.asked), **figures.to_meta()}
+
     def _on_backend_generation_failed(self, gen_id: str, message: str, partial: str) -> None:
         gen = self._gens.get(gen_id)
-        self._end(gen_id, partial, "error", message, None)
+        self._end(gen_id, partial, "error", message, self._partial_meta(gen_id))
         card = self.transcript.card(gen.key) if gen is not None and gen.prefix else None
         if card is not None and "cannot continue" in message.lower():  # offer what works there
             card.offer_regenerate(f"This branch could not be made: {message}")
 
     def _on_backend_generation_cancelled(self, gen_id: str, partial: str) -> None:
-        self._end(gen_id, partial, "cancelled", None, None)
+        self._end(gen_id, partial, "cancelled", None, self._partial_meta(gen_id))
 
     def recover(self) -> None:
         """After an unexpected error: end any answer the backend is no longer running."""

@@ -86,6 +86,20 @@ def test_totals_are_exact(ledger: UsageLedger) -> None:
     assert t.avg_tokens_per_s == pytest.approx(40.0)
 
 
+def test_average_speed_leaves_mock_answers_out(ledger: UsageLedger) -> None:
+    """Seen in the Usage dock: "Today" averaged 8,374 tok/s because of mock requests."""
+    ledger.record(rec(provider="mock", model="echo", tokens_per_s=20_000.0, ttft_s=0.001))
+    assert ledger.totals().avg_tokens_per_s == pytest.approx(20_000.0)  # only mock: its own figure
+    ledger.record(rec(tokens_per_s=30.0, ttft_s=0.5))
+    ledger.record(rec(tokens_per_s=50.0, ttft_s=0.3))
+    totals = ledger.totals()
+    assert totals.avg_tokens_per_s == pytest.approx(40.0) and totals.avg_ttft_s == pytest.approx(0.4)
+    assert totals.requests == 3
+    by_model = ledger.totals_by_model()
+    assert by_model["mock:echo"].avg_tokens_per_s == pytest.approx(20_000.0)  # shown apart, in its own row
+    assert ledger.totals_by_day(1, now=time.time())[-1][1].avg_tokens_per_s == pytest.approx(40.0)
+
+
 def test_empty_totals(ledger: UsageLedger) -> None:
     assert ledger.totals() == UsageTotals()
     assert ledger.totals_by_model() == {}

@@ -159,6 +159,9 @@ def test_stop_mid_stream_is_recorded_and_the_chart_has_a_per_day_view(
     assert dock.message_rows() == 1
     assert dock.message_cell(0, "Finish") == "cancelled"
     assert 0 < dock.live_figures().tokens < 500
+    # the tiles show what was recorded, as the table does (they said 331 where it said ~340)
+    assert dock.tile_value("tokens") == dock.message_cell(0, "Completion")
+    assert dock.tile_value("tokens_per_s") == dock.message_cell(0, "Speed")
     dock.show_chart()
     assert dock.chart_points() == 1
     dock._chart_tab.mode.setCurrentIndex(dock._chart_tab.mode.findData("days"))
@@ -225,3 +228,40 @@ def test_speed_tile_says_thinking_until_the_answer_starts(qtbot: Any, qloop: Any
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
     assert speeds[0] == "thinking\u2026"  # the first update comes with the first reasoning token
     assert dock._tiles["tokens_per_s"].value() != "thinking\u2026"  # the final figures replace it
+
+
+def test_the_chart_reads_whole_in_a_narrow_dock(qtbot: Any, services: Services) -> None:
+    """Seen at 1024x700: the cost axis read "$0.0..." everywhere and the x-axis title was cut."""
+    import time
+
+    from PySide6.QtCharts import QBarCategoryAxis, QLineSeries, QValueAxis
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QApplication
+
+    from app.core.types import GenerationRecord
+
+    for i in range(20):  # a fraction of a cent each
+        services.ledger.record(GenerationRecord(
+            started_at=time.time() - i, provider="openai", model="gpt-4o-mini", endpoint="OpenAI", adapter=None,
+            prompt_tokens=100 + i, completion_tokens=50, cached_prompt_tokens=0, estimated=False,
+            cost_usd=str(0.000045 * (i + 1)), ttft_s=0.2, duration_s=1.0, tokens_per_s=40.0, finish_reason="stop"))
+    dock = DashboardDock(_backend(services, "mock:echo"))
+    qtbot.addWidget(dock)
+    dock.show_all()
+    dock.resize(248, 600)  # the dock's width at 1024 x 700
+    dock.show()
+    dock.show_chart()
+    for _ in range(3):
+        QApplication.processEvents()
+    chart = dock._chart_tab.view.chart()  # type: ignore[union-attr]
+    line = next(s for s in chart.series() if isinstance(s, QLineSeries))
+    assert line.name() == "Cost (US cents)"
+    assert max(p.y() for p in line.points()) == pytest.approx(0.09)  # $0.0009
+    for axis in chart.axes():
+        if isinstance(axis, QValueAxis):  # short labels: "0.09", "394"
+            for value in (axis.max(), axis.max() / 3):
+                assert len(axis.labelFormat() % value) <= 5, axis.labelFormat() % value
+        elif isinstance(axis, QBarCategoryAxis):
+            assert not axis.labelsVisible()  # 20 numbers would be elided to "..."
+            title = QFontMetrics(axis.titleFont()).horizontalAdvance(axis.titleText())
+            assert 0 < title <= chart.plotArea().width(), (axis.titleText(), chart.plotArea().width())

@@ -189,3 +189,34 @@ def test_a_locked_history_says_busy_and_what_to_do(qtbot: Any, store: HistorySto
     assert message.startswith(f"Could not {action}: busy: another instance holds the history database")
     assert "try again" in message
     assert sidebar.conversation_ids() == [conv.id] and sidebar.title_of(conv.id) == "Kept"
+
+
+def test_the_rename_editor_covers_the_title_and_the_old_title_is_not_painted(
+    qtbot: Any, store: HistoryStore
+) -> None:
+    """Seen in a real window: the old title showed above the inline editor."""
+    from PySide6.QtCore import QPoint, QRect
+    from PySide6.QtGui import QImage, QRegion
+    from PySide6.QtWidgets import QApplication, QLineEdit, QWidget
+
+    conv = store.create_conversation("The old title of this one")
+    sidebar = _sidebar(qtbot, store)
+    sidebar.resize(260, 300)
+    sidebar.show()
+    sidebar.start_rename(conv.id)
+    QApplication.processEvents()
+    lst = sidebar._list
+    editor = lst.viewport().findChild(QLineEdit)
+    item = sidebar._item_for(conv.id)
+    assert editor is not None and editor.isVisible() and item is not None
+    rect = lst.visualItemRect(item)
+    line = lst.fontMetrics().height()
+    assert editor.geometry().top() <= rect.top() + 4 and editor.geometry().bottom() >= rect.top() + 4 + line
+    # what is painted under the editor (the viewport without its children): no trace of the old title
+    strip = QRect(rect.left() + 8, rect.top() + 4, rect.width() - 16, line)
+    image = QImage(strip.size(), QImage.Format.Format_ARGB32)
+    lst.viewport().render(image, QPoint(), QRegion(strip), QWidget.RenderFlag.DrawWindowBackground)
+    colours = {image.pixel(x, y) for x in range(image.width()) for y in range(image.height())}
+    assert len(colours) <= 2, len(colours)
+    assert editor.isVisible()
+    assert editor.text() == "The old title of this one"

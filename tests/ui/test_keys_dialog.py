@@ -168,3 +168,26 @@ def test_saved_messages_read_well_on_both_palettes(qtbot: Any, services: Service
         if not label.text():
             label.show_message("Saved for this session.", "ok")
         assert ratio() >= 4.5, (window, label.styleSheet())
+
+
+def test_every_row_button_is_whole_at_the_dialogs_smallest_size(qtbot: Any, services: Services) -> None:
+    """Seen in a real window: the rows were wider than the dialog, which cut Test to "Tes"."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtWidgets import QApplication, QPushButton, QScrollArea
+
+    services.settings.endpoints.append(services.settings.endpoints[0].model_copy(
+        update={"name": "A rather long endpoint name for a server", "base_url": "http://127.0.0.1:9/v1",
+                "needs_key": True, "enabled": True, "secret_name": "long-one"}))  # fmt: skip
+    dialog = _dialog(qtbot, services)
+    dialog.resize(dialog.minimumSize())
+    for _ in range(3):
+        QApplication.processEvents()
+    area = dialog.findChild(QScrollArea)
+    assert area is not None
+    viewport = area.viewport()
+    buttons = [b for b in area.widget().findChildren(QPushButton) if b.isVisibleTo(dialog)]
+    assert {b.text() for b in buttons} >= {"Save", "Remove", "Test"}
+    for button in buttons:
+        spot = QRect(button.mapTo(viewport, button.rect().topLeft()), button.size())
+        assert viewport.rect().contains(spot), (button.text(), spot, viewport.width())
+        assert button.width() >= button.minimumSizeHint().width()

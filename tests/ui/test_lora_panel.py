@@ -32,6 +32,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+def _local_panel(qtbot: Any, services: Services, tiny: dict[str, Path]) -> tuple[BackendManager, LoraPanel]:
+    """The panel over a real BackendManager on the tiny local model."""
+    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
+    panel = LoraPanel(backend)
+    qtbot.addWidget(panel)
+    return backend, panel
+
+
 def _close(qloop: Any, backend: BackendManager, services: Services) -> None:
     async def close() -> None:
         await backend.aclose()
@@ -99,9 +107,7 @@ def test_switching_to_another_local_model_drops_the_adapters(
     qtbot: Any, qloop: Any, services: Services, tiny: dict[str, Path]
 ) -> None:
     """An adapter belongs to its base model: another local model must not run with it."""
-    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
-    panel = LoraPanel(backend)
-    qtbot.addWidget(panel)
+    backend, panel = _local_panel(qtbot, services, tiny)
     messages: list[str] = []
     backend.error_occurred.connect(messages.append)
     try:
@@ -125,9 +131,7 @@ def test_switching_to_another_local_model_drops_the_adapters(
 def test_bad_adapters_are_explained_in_plain_words(
     qtbot: Any, qloop: Any, services: Services, tiny: dict[str, Path], tmp_path: Path
 ) -> None:
-    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
-    panel = LoraPanel(backend)
-    qtbot.addWidget(panel)
+    backend, panel = _local_panel(qtbot, services, tiny)
     try:
         # an adapter trained for a wider model: the backend validates and refuses
         async def wide() -> tuple[Any, ...]:
@@ -182,9 +186,7 @@ def test_a_later_success_clears_the_red_error(
     qtbot: Any, qloop: Any, services: Services, tiny: dict[str, Path]
 ) -> None:
     """Two adapters dropped at once: the one that does not fit fails, the other loads after it."""
-    backend = BackendManager(services, model_id=f"local:{tiny['model']}")
-    panel = LoraPanel(backend)
-    qtbot.addWidget(panel)
+    backend, panel = _local_panel(qtbot, services, tiny)
     try:
         async def scenario() -> None:
             # read the error as the failure is told (after the panel's own slot): the other
@@ -202,5 +204,38 @@ def test_a_later_success_clears_the_red_error(
         qloop.run_until_complete(asyncio.wait_for(scenario(), 90))
         assert panel.adapter_names() == ["style_a"]
         assert panel.error_text() == ""
+    finally:
+        _close(qloop, backend, services)
+
+
+def test_an_adapter_error_goes_at_the_next_action(
+    qtbot: Any, qloop: Any, services: Services, tiny: dict[str, Path]
+) -> None:
+    """A wrong-shape adapter's error stayed in the dock after the user had moved on."""
+    from app.core.types import ChatMessage, GenerationParams
+
+    backend, panel = _local_panel(qtbot, services, tiny)
+
+    async def fail_wide() -> None:
+        failed = asyncio.ensure_future(wait_signal(backend.adapter_failed, 60))
+        assert panel.load_path(str(tiny["wide"]))
+        await failed
+        assert "does not fit this model" in panel.error_text()
+
+    try:
+        async def scenario() -> None:
+            changed = asyncio.ensure_future(wait_signal(backend.adapters_changed, 60))
+            assert panel.load_path(str(tiny["adapter"]))
+            await changed
+            await fail_wide()
+            panel.row("style_a").checkbox.setChecked(False)  # the next action in the dock
+            assert panel.error_text() == ""
+            await fail_wide()
+            started = asyncio.ensure_future(wait_signal(backend.generation_started, 30))
+            backend.generate([ChatMessage("user", "hi")], GenerationParams(max_tokens=2))  # an answer starts
+            await started
+            assert panel.error_text() == ""
+
+        qloop.run_until_complete(asyncio.wait_for(scenario(), 150))
     finally:
         _close(qloop, backend, services)

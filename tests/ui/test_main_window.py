@@ -89,6 +89,11 @@ def test_stop_mid_stream_keeps_partial(window: MainWindow, qloop: Any) -> None:
         assert card.body.toPlainText().split() == answer.content.split()
         assert "Stopped" in card.error_label.text()
         assert window.editor.send_button.isEnabled()
+        # a stopped answer keeps its figures, as the ledger recorded them (the footer was empty)
+        recorded = window.services.ledger.recent(1)[0]
+        assert recorded.finish_reason == "cancelled" and recorded.completion_tokens > 0
+        assert answer.meta["completion_tokens"] == recorded.completion_tokens
+        assert card.figures.isVisibleTo(card) and f"{recorded.completion_tokens:,} out tokens" in card.figures.text()
 
     _run(qloop, scenario())
 
@@ -558,3 +563,28 @@ def test_fork_on_a_busy_history_says_busy_in_the_status_bar(window: MainWindow, 
         window.fork_from(_stored(window)[0].id)
     assert window.status_label.text().startswith("Could not fork: busy: another instance holds the history")
     assert len(history.list_conversations()) == 1
+
+
+def test_a_hint_in_the_status_bar_goes_at_the_next_action(window: MainWindow, qloop: Any) -> None:
+    """"Edit the message and send it..." and "Forked..." stayed after the user had moved on."""
+    async def scenario() -> None:
+        await _send(window, "first question")
+        user = next(m for m in _stored(window) if m.role == "user")
+        window.edit_message(user.id)
+        assert window.status_label.text().startswith("Edit the message and send it")
+        window.editor.set_message("the question, edited")
+        done = expect_signal(window.session.answer_done)
+        window.send()  # the next action: an answer starts
+        await done.wait(10)
+        assert not window.status_label.text().startswith("Edit the message")
+        answer = _stored(window)[-1]
+        window.fork_from(answer.id)
+        assert window.status_label.text().startswith("Forked:")
+        window.new_conversation()  # another conversation is shown
+        assert window.status_label.text() == ""
+        window.show_hint("Copied to the clipboard.")
+        window.show_status("Something else, shown after", error=True)
+        await _send(window, "again")
+        assert window.status_label.text() == "Something else, shown after"  # not a hint: it stays
+
+    _run(qloop, scenario())

@@ -226,3 +226,83 @@ def test_a_long_figures_line_wraps_instead_of_widening_the_card(qapp: Any) -> No
                                   "ttft_s": 0.25, "tokens_per_s": 31.5, "load_s": 19.7, "estimated": True})  # fmt: skip
     qapp.processEvents()
     assert card.minimumSizeHint().width() < view.viewport().width()
+
+
+LONG_PATH = "local:/home/someone/models/" + "a-very-long-folder-name/" * 6 + "model.safetensors"
+
+
+def test_cards_never_exceed_the_transcript_and_long_headers_elide(qapp: Any) -> None:
+    """Seen in a real window at 1024x700: a LoRA answer's or a long local path's header pushed the
+    card (its Edit / Regenerate / ⋯ actions) past the transcript's right edge."""
+    from PySide6.QtCore import QRect
+
+    view = TranscriptView()
+    view.resize(520, 400)
+    view.show()
+    code = "```python\nprint('" + "x" * 300 + "')\n```\n"
+    cards = [
+        view.add_message("u", "user", "q", message_id=1),
+        view.add_message("a", "assistant", "Unbroken" + "y" * 400 + "\n\n" + code, message_id=2,
+                         meta={"model": LONG_PATH, "adapter": "my-adapter-" + "z" * 80}),
+        view.add_message("b", "assistant", "Short.", message_id=3,
+                         meta={"model": "mock:fixed?text=" + "long%20answer%20" * 20}),
+    ]
+    view.start_stream("s", title=LONG_PATH, message_id=4)
+    cards.append(view.card("s"))  # type: ignore[arg-type]
+    for _ in range(3):
+        qapp.processEvents()
+    inner = view.viewport()
+    for card in cards:
+        assert card is not None
+        where = QRect(card.mapTo(inner, card.rect().topLeft()), card.size())
+        assert where.right() <= inner.width(), (card.model_label.text(), where, inner.width())
+        for button in (card.copy_button, card.menu_button):
+            spot = QRect(button.mapTo(inner, button.rect().topLeft()), button.size())
+            assert inner.rect().contains(spot), button.text()
+        # the answer wraps: no line of it is wider than the body, the code block included
+        assert card.body.document().idealWidth() <= card.body.viewport().width() + 1
+    assert cards[1].model_label.toolTip() == f"{LONG_PATH}  +  LoRA my-adapter-{'z' * 80}"
+    assert cards[1].model_label.width() < cards[1].model_label.fontMetrics().horizontalAdvance(LONG_PATH)
+    assert view.horizontalScrollBar().maximum() == 0
+    view.deleteLater()
+
+
+def test_answers_on_screen_follow_a_switch_to_the_dark_theme(qapp: Any) -> None:
+    """Answers kept their light-theme token shading (and code colours) after switching to dark."""
+    from PySide6.QtGui import QTextCursor
+
+    from app.core.events import TokenLogprob
+    from app.core.lens import tokens_to_json
+    from app.ui import theme
+
+    def shade(card: Any) -> Any:
+        doc = card.lens.view.document()
+        cursor = QTextCursor(doc)
+        cursor.setPosition(2)  # inside the first token
+        return cursor.charFormat().background().color()
+
+    tokens = [TokenLogprob("Hello", -2.5), TokenLogprob(" world", -0.01)]
+    light = theme.apply(qapp, "light")
+    try:
+        view = TranscriptView(code_style=light.code)
+        view.resize(500, 400)
+        view.show()
+        card = view.add_message("a", "assistant", "Hello world\n\n```python\nx = 1\n```\n", message_id=1,
+                                meta={"model": "m", "tokens": tokens_to_json(tokens)})
+        card.show_probabilities(True)
+        before = shade(card)
+        assert before.lightness() > 128
+        assert light.code.background in card.body.toHtml()
+        dark = theme.apply(qapp, "dark")
+        view.set_code_style(dark.code)
+        assert shade(card).lightness() < 128 and shade(card) != before
+        assert card.lens.plain_text().startswith("Hello world")  # drawn once, not twice
+        assert card.lens.plain_text().count("Hello") == 1
+        card.show_probabilities(False)
+        assert dark.code.background in card.body.toHtml() and light.code.background not in card.body.toHtml()
+        assert card.text == "Hello world\n\n```python\nx = 1\n```\n"
+        assert view.add_message("b", "assistant", "```\ny\n```\n").renderer.style == dark.code
+        view.deleteLater()
+    finally:
+        theme.apply(qapp, "light")
+        qapp.setStyleSheet("")

@@ -122,6 +122,10 @@ class AnswerLens(QObject):
         if self.shown:
             self.flush()
 
+    def restyle(self) -> None:
+        """Shade the tokens again in the palette's colours (the theme changed)."""
+        self._reset_view()
+
     def flush(self, max_chars: int | None = None) -> bool:
         """Draw pieces not drawn yet (about ``max_chars`` of them); True when more are left."""
         if not self.shown or self.document is None or self._drawn >= len(self.pieces):

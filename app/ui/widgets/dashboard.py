@@ -363,11 +363,21 @@ class DashboardDock(QDockWidget):
 
     def _on_backend_generation_failed(self, gen_id: str, message: str, partial_text: str) -> None:
         if gen_id == self._live_gen:
+            self._show_recorded(gen_id)
             self._end_live("Failed", f"color: {tone('error', self)}; font-weight: 600;")
 
     def _on_backend_generation_cancelled(self, gen_id: str, partial_text: str) -> None:
         if gen_id == self._live_gen:
+            self._show_recorded(gen_id)
             self._end_live("Stopped", f"color: {tone('warning', self)}; font-weight: 600;")
+
+    def _show_recorded(self, gen_id: str) -> None:
+        """A stopped or failed answer: the tiles show what the ledger recorded (as the table
+        does), not the last live count."""
+        f = self._backend.ended_figures(gen_id)
+        if f is not None:
+            self._set_live(LiveFigures(f.completion_tokens or 0, f.tokens_per_s, f.ttft_s, f.cost, final=True),
+                           estimated=f.estimated)  # fmt: skip
 
     def _end_live(self, text: str, style: str) -> None:
         self._live_gen = None

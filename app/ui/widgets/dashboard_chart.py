@@ -17,6 +17,14 @@ if TYPE_CHECKING:
     from app.core.usage import UsageLedger
 
 CHART_REQUESTS = 50
+AXIS_LABELS = 12
+"""At most this many categories show their labels (the dock is narrow)."""
+
+
+def cost_unit(largest: float) -> tuple[float, str]:
+    """The multiplier and unit that keep the cost axis's labels short: dollars from $1,
+    cents below (a typical request costs a fraction of a cent)."""
+    return (1.0, "USD") if largest >= 1 else (100.0, "US cents")
 
 
 class ChartTab(QWidget):
@@ -102,28 +110,29 @@ class ChartTab(QWidget):
         bar_series = QBarSeries()
         bar_series.append(bars)
         chart.addSeries(bar_series)
+        scale, unit = cost_unit(max(costs, default=0))
         line = QLineSeries()
-        line.setName("Cost (USD)")
+        line.setName(f"Cost ({unit})")
         line.setColor(QColor("#f29d38"))
         for i, c in enumerate(costs):
-            line.append(float(i), c)
+            line.append(float(i), c * scale)
         chart.addSeries(line)
+        days = self.mode.currentData() == "days"
         x_axis = QBarCategoryAxis()
         x_axis.append(labels or [""])
-        x_axis.setLabelsAngle(-60 if len(labels) > 12 else 0)
-        x_axis.setTitleText("request (oldest to newest)" if self.mode.currentData() != "days" else "day")
+        x_axis.setLabelsVisible(len(labels) <= AXIS_LABELS)  # more would be elided to "..."
+        x_axis.setTitleText(("days, " if days else "") + "oldest \u2192 newest")  # a short title: never cut
         chart.addAxis(x_axis, Qt.AlignmentFlag.AlignBottom)
         bar_series.attachAxis(x_axis)
         line.attachAxis(x_axis)
-        y_tokens = QValueAxis()
+        y_tokens = QValueAxis()  # the legend names the axes: no titles, the plot keeps the width
         y_tokens.setRange(0, max(tokens, default=0) * 1.1 or 1)
         y_tokens.setLabelFormat("%d")
-        y_tokens.setTitleText("tokens")
         chart.addAxis(y_tokens, Qt.AlignmentFlag.AlignLeft)
         bar_series.attachAxis(y_tokens)
         y_cost = QValueAxis()
-        y_cost.setRange(0, max(costs, default=0) * 1.1 or 0.001)
-        y_cost.setLabelFormat("$%.4f")
+        y_cost.setRange(0, max(costs, default=0) * scale * 1.1 or 1)
+        y_cost.setLabelFormat("%.2g")  # short labels ("0.09"), the unit in the legend
         chart.addAxis(y_cost, Qt.AlignmentFlag.AlignRight)
         line.attachAxis(y_cost)
         old = self.view.chart()

@@ -6,9 +6,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPalette
-from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
+from PySide6.QtWidgets import (
+    QApplication,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 if TYPE_CHECKING:
     from app.core.history import Conversation
@@ -40,7 +46,33 @@ def detail_line(conv: Conversation, today: dt.date | None = None) -> str:
 
 
 class TwoLineDelegate(QStyledItemDelegate):
-    """Paints the title and, under it, the muted detail line (DETAIL_ROLE)."""
+    """Paints the title and, under it, the muted detail line (DETAIL_ROLE). While a title is
+    renamed, its editor sits on the title line and the old title is not painted under it."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._editing: QPersistentModelIndex | None = None
+
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem,  # noqa: N802 (Qt override)
+                     index: QModelIndex | QPersistentModelIndex) -> QWidget:
+        """The inline rename editor (the title is not painted while it is open)."""
+        self._editing = QPersistentModelIndex(index)
+        return super().createEditor(parent, option, index)
+
+    def destroyEditor(self, editor: QWidget, index: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
+        """The rename ended: the title is painted again."""
+        self._editing = None
+        super().destroyEditor(editor, index)
+
+    def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem,  # noqa: N802 (Qt override)
+                             index: QModelIndex | QPersistentModelIndex) -> None:
+        """The editor covers the title line (the detail line stays readable under it)."""
+        if not index.data(DETAIL_ROLE):
+            super().updateEditorGeometry(editor, option, index)
+            return
+        rect = option.rect.adjusted(2, 1, -2, 0)
+        rect.setHeight(min(rect.height(), max(editor.sizeHint().height(), QFontMetrics(option.font).height() + 8)))
+        editor.setGeometry(rect)
 
     def _small(self, option: QStyleOptionViewItem) -> QFont:
         font = QFont(option.font)
@@ -63,7 +95,7 @@ class TwoLineDelegate(QStyledItemDelegate):
             return
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)
-        title = opt.text
+        title = "" if self._editing is not None and self._editing == index else opt.text  # the editor shows it
         opt.text = ""
         widget = opt.widget
         style = widget.style() if widget is not None else QApplication.style()

@@ -159,12 +159,15 @@ class KeysDialog(QDialog):
             self._rows[entry.secret_name] = row
         self._grid.setRowStretch(len(self._rows) * 2, 1)
         area.setMinimumHeight(min(360, 64 * max(1, len(self._rows))))
+        # the rows are never cut (the area does not scroll sideways): as wide as they need
+        area.setMinimumWidth(inner.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.button(QDialogButtonBox.StandardButton.Close).setAutoDefault(False)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self._update_storage_state()
+        self.setMinimumWidth(max(820, layout.minimumSize().width()))  # Save / Remove / Test whole
 
     # public API (also used by tests)
     def secret_names(self) -> list[str]:

@@ -107,7 +107,7 @@ class AdapterRow(QFrame):
         self.unload.setText("\u2715")
         self.unload.setToolTip(f"Unload {self.name}")
         self.unload.setAutoRaise(True)
-        self.unload.clicked.connect(lambda: panel.backend.unload_adapter(self.name))
+        self.unload.clicked.connect(self._on_unload_clicked)
         top.addWidget(self.unload)
         layout.addLayout(top)
         bottom = QHBoxLayout()
@@ -145,7 +145,12 @@ class AdapterRow(QFrame):
         """The scale shown (1.0 = 100 %)."""
         return self.slider.value() / 100
 
+    def _on_unload_clicked(self) -> None:
+        self._panel.dismiss_error()
+        self._panel.backend.unload_adapter(self.name)
+
     def _on_checkbox_toggled(self, checked: bool) -> None:
+        self._panel.dismiss_error()
         self._panel.backend.set_adapter_enabled(self.name, checked)
 
     def _on_slider_value_changed(self, value: int) -> None:
@@ -154,6 +159,7 @@ class AdapterRow(QFrame):
             self._commit_scale()
 
     def _commit_scale(self) -> None:
+        self._panel.dismiss_error()
         self._panel.backend.set_adapter_scale(self.name, self.slider.value() / 100)
 
 
@@ -244,6 +250,10 @@ class LoraPanel(QWidget):
         """True when the current model takes adapters."""
         return self._reason() is None
 
+    def dismiss_error(self) -> None:
+        """The user moved on (another adapter action, an answer started): the last error goes."""
+        self._error.clear_message()
+
     def choose_and_load(self) -> None:
         """Open the file dialog and load what was picked."""
         path = choose_adapter_path(self)
@@ -305,6 +315,9 @@ class LoraPanel(QWidget):
         if not self._pending:
             self._show_status("")
         self._error.show_message(message)
+
+    def _on_backend_generation_started(self, _gen_id: str, _info: object) -> None:
+        self.dismiss_error()
 
     def _on_backend_model_changed(self, _model_id: str) -> None:
         self._error.clear_message()

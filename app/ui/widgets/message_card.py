@@ -40,6 +40,7 @@ from app.core.run_events import LiveFigures
 from app.ui.widgets.branch_switcher import BranchSwitcher
 from app.ui.widgets.card_lens import AnswerLens
 from app.ui.widgets.card_parts import MessageBody, ThinkingSection
+from app.ui.widgets.common import ElidedLabel
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRenderer
 
 __all__ = ["CODE_LANGUAGES", "MessageBody", "MessageCard", "Meta", "ThinkingSection", "format_figures"]
@@ -84,15 +85,15 @@ class MessageCard(QFrame):
         head.setSpacing(8)
         self.role_label = QLabel("You" if role == "user" else ("System" if role == "system" else "Assistant"))
         self.role_label.setObjectName("cardRole")
-        self.model_label = QLabel(title)
+        # a long model, path or adapter name is elided (whole in the tooltip): it never widens the card
+        self.model_label = ElidedLabel(title, min_width=24)
         self.model_label.setObjectName("cardModel")
         self.branch = BranchSwitcher(self)
         self.branch.set_position(*branch)
         self.branch.step_requested.connect(self._on_branch_step)
         head.addWidget(self.role_label)
         head.addWidget(self.branch)
-        head.addWidget(self.model_label)
-        head.addStretch(1)
+        head.addWidget(self.model_label, 1)
         self.copy_button = self._action("Copy", self.copy_text)
         head.addWidget(self.copy_button)
         if role == "user":
@@ -331,6 +332,17 @@ class MessageCard(QFrame):
         self.error_label.setText(message)
         self.error_label.setVisible(True)
         self.regen_instead_button.setVisible(self.message_id is not None)
+
+    def restyle(self, code_style: CodeStyle) -> None:
+        """The theme changed: shade the tokens in the new palette's colours and, on a finished
+        answer, draw the code blocks in ``code_style`` (a streaming one keeps its style)."""
+        self.lens.restyle()
+        if self.streaming or self._md_backlog or self._md_unfinished or self.renderer.style == code_style:
+            return
+        text = self.renderer.text
+        self.body.document().clear()
+        self.renderer = StreamRenderer(self.body.document(), code_style)
+        self.renderer.set_text(text)
 
     # -- probabilities ----------------------------------------------------------------------------
     @property

@@ -210,6 +210,12 @@ class TranscriptView(QScrollArea):
         for card in self.cards():
             card.show_probabilities(on)
 
+    def set_code_style(self, code_style: CodeStyle) -> None:
+        """The theme changed: new cards and those on screen follow (code, token shading)."""
+        self.code_style = code_style
+        for card in self.cards():
+            card.restyle(code_style)
+
     def append_reasoning(self, key: str, delta: str) -> None:
         """Buffer a reasoning delta for a streaming card; the timer draws it."""
         card = self._cards.get(key)

@@ -65,7 +65,7 @@ def code_block_html(code: str, language: str, index: int, style: CodeStyle, *, c
         f'<tr><td><span style="color:{style.header}; font-size:small;">{lang}</span>'
         f'&nbsp;&nbsp;&nbsp;<a href="copy:{index}" style="color:{style.link}; '
         f'text-decoration:none; font-size:small;">Copy</a>'
-        f'<pre style="margin:0;">{body}</pre></td></tr></table>'
+        f'<pre style="margin:0; white-space:pre-wrap;">{body}</pre></td></tr></table>'
     )
 
 

@@ -23,3 +23,17 @@ def open_workbench(window: MainWindow) -> WorkbenchWindow:
     bench.raise_()
     bench.activateWindow()
     return bench
+
+
+def asks_before_quitting(window: MainWindow) -> bool:
+    """Quitting with an edited, unsaved grid: show the Workbench and ask (Save / Discard /
+    Cancel); True when the quit must wait (the window is closed again once the grid is saved
+    or discarded)."""
+    bench = window._dialogs.get("workbench")
+    if bench is None or not bench.dirty:
+        return False
+    bench.show()
+    bench.raise_()
+    if bench.save_box is None:
+        bench.ask_to_save(window.close)
+    return True

@@ -6,6 +6,7 @@ future, never ``exec()`` inside a coroutine (PITFALLS)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,6 +137,46 @@ class WorkbenchActions(EditActions, RunActions):
         if w.path is None:
             return self.save_as()
         return self._write(w.path)
+
+    def ask_to_save(self, then: Callable[[], object]) -> QMessageBox:
+        """Ask (non-modally) about the edited grid before it goes: Save (``then`` once saved),
+        Discard (the edits are dropped: the file, or a new grid, comes back; then ``then``) or
+        Cancel (nothing happens). The question is ``save_box`` while it is open."""
+        w = self._w()
+        buttons = QMessageBox.StandardButton
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved grid",
+                          f"Save the changes to {w.path.name if w.path else 'this grid'}?",
+                          buttons.Save | buttons.Discard | buttons.Cancel, w)  # fmt: skip
+        box.setInformativeText("Without saving, your edits to the grid are lost.")
+        box.setDefaultButton(buttons.Save)
+
+        def on_finished(_result: int) -> None:
+            choice = box.standardButton(box.clickedButton()) if box.clickedButton() is not None else buttons.Cancel
+            w.save_box = None
+            box.deleteLater()
+            if choice == buttons.Save and self.save():
+                then()
+            elif choice == buttons.Discard:
+                self._discard_edits()
+                then()
+
+        box.finished.connect(on_finished)
+        w.save_box = box
+        box.open()
+        return box
+
+    def _discard_edits(self) -> None:
+        w = self._w()
+        if not w.runner.running:  # (a running grid stays on screen until it ends)
+            try:
+                config = load_grid(w.path) if w.path is not None else None
+            except AppError:
+                config = None
+            if config is not None:
+                self.load_config(config, w.path)
+            else:
+                self.new_grid()
+        self._set_dirty(False)
 
     def save_as(self, path: str | Path | None = None) -> bool:
         """Save under a new name (a dialog when ``path`` is None)."""

@@ -130,8 +130,12 @@ class DiffView(QWidget):
         red, green = ("#ff8a80", "#8fd694") if dark else ("#b42318", "#1e6b2c")
         red_bg, green_bg = ("#3d2222", "#1f3323") if dark else ("#fde7e4", "#e3f4e6")
         parts = []
+        last = ""
         for op, text in word_diff(a, b):
             t = html.escape(text).replace("\n", "<br>")
+            if op == "insert" and last and not last[-1].isspace() and not text[0].isspace():
+                parts.append(" ")  # a replaced word: "The What", never "TheWhat"
+            last = text if op == "delete" else ""
             if op == "equal":
                 parts.append(t)
             elif op == "delete":

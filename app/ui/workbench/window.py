@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -85,6 +85,8 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         """The task of the last Run / Rerun (tests await it)."""
         self.confirm_box: Any = None
         """The budget confirmation while it is open."""
+        self.save_box: Any = None
+        """The "save the edited grid?" question while it is open."""
         self.model = GridTableModel(self)
         self.runner = self._new_runner(STARTER)
         self._build()
@@ -254,6 +256,10 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         bar.addWidget(spacer)
         self.runs_action = self._tool(bar, "Runs", self.toggle_runs, "Show or hide the past runs")
         self.close_action = self._tool(bar, "Close", self.close, "Close the Workbench (Esc)")
+        self.quit_action = QAction("Quit", self)  # Ctrl+Q here too: the app quits (an edited grid is asked about)
+        self.quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        self.quit_action.triggered.connect(lambda _c=False: self.main_window.close() if self.main_window else self.close())
+        self.addAction(self.quit_action)
         self.toolbar = bar
         return bar
 
@@ -367,6 +373,15 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self.runs.setVisible(not self.runs.isVisible())
         if self.runs.isVisible():
             self.runs.refresh()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        """An edited, unsaved grid: ask first (Save / Discard / Cancel), as an editor does."""
+        if self.dirty:
+            event.ignore()
+            if self.save_box is None:
+                self.ask_to_save(self.close)
+            return
+        super().closeEvent(event)
 
     async def aclose(self) -> None:
         """Stop the runs and close the store (the main window is closing)."""

@@ -63,3 +63,16 @@ def test_html_is_self_contained_and_escaped(finished: GridRunner, tmp_path: Path
     assert out.read_text(encoding="utf-8") == page
     with pytest.raises(ConfigError, match="must end in .json, .csv or .html"):
         write_export(finished, tmp_path / "r.pdf")
+
+
+def test_a_cell_without_checks_reads_done_as_in_the_grid(services: Any, run: Callable[..., Any]) -> None:
+    """The grid said DONE and the HTML export PASS for a cell that had no assertions."""
+    runner = GridRunner(services.scheduler, GridConfig(prompts=(Prompt("hi"),), variants=(Variant("mock:echo"),)))
+
+    async def scenario() -> None:
+        runner.start()
+        await runner.wait()
+
+    run(scenario())
+    page = export_html(runner)
+    assert 'class="badge stopped">DONE<' in page and 'class="badge pass"' not in page

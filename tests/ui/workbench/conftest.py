@@ -24,6 +24,8 @@ def window(qloop: Any, qapp: Any) -> Iterator[Any]:
     win.show()
     yield win
     bench = win._dialogs.get("workbench")
+    if bench is not None:
+        bench.dirty = False  # a test's edited grid: quitting would ask about it
     win.close()
     if bench is not None:
         qloop.run_until_complete(asyncio.wait_for(bench.aclose(), 10))

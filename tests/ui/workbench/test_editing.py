@@ -138,3 +138,44 @@ def test_it_fits_1024x700_and_closes_with_its_button_and_esc(bench: Any, window:
     assert window.workbench_action in window.view_menu.actions()
     QTest.keyClick(bench, Qt.Key.Key_Escape)
     assert not bench.isVisible()
+
+
+def test_closing_or_quitting_with_an_edited_grid_asks_first(bench: Any, window: Any, tmp_path: Path) -> None:
+    """Close and Ctrl+Q dropped an edited, unsaved grid without a word."""
+    from PySide6.QtWidgets import QMessageBox
+
+    buttons = QMessageBox.StandardButton
+    source = tmp_path / "grid.yaml"
+    source.write_text("prompts: ['Capital of {{c}}?']\nproviders: [mock:echo]\ntests:\n  - vars: {c: France}\n",
+                      encoding="utf-8")
+    assert bench.open_file(source)
+    bench.close_action.trigger()  # nothing edited: it just closes
+    assert not bench.isVisible() and bench.save_box is None
+    window.workbench_action.trigger()
+    bench.model.setData(bench.model.index(0, 0), "Spain")
+    assert bench.dirty
+    bench.close_action.trigger()
+    box = bench.save_box
+    assert bench.isVisible() and box is not None and "grid.yaml" in box.text()
+    box.button(buttons.Cancel).click()  # Cancel: nothing happens
+    assert bench.isVisible() and bench.dirty and bench.save_box is None
+    QTest.keyClick(bench, Qt.Key.Key_Escape)  # Esc closes as Close does: it asks too
+    bench.save_box.button(buttons.Save).click()
+    assert not bench.isVisible() and not bench.dirty
+    assert load_grid(source).tests[0].vars["c"] == "Spain"
+    window.workbench_action.trigger()
+    bench.model.setData(bench.model.index(0, 0), "Italy")
+    bench.close()
+    bench.save_box.button(buttons.Discard).click()  # Discard: the file's grid comes back
+    assert not bench.isVisible() and not bench.dirty and bench.config.tests[0].vars["c"] == "Spain"
+    # Ctrl+Q (in the Workbench or the main window) with an edited grid asks before quitting
+    window.workbench_action.trigger()
+    bench.model.setData(bench.model.index(0, 0), "Peru")
+    bench.quit_action.trigger()
+    assert window.isVisible() and bench.isVisible() and bench.save_box is not None
+    bench.save_box.button(buttons.Cancel).click()
+    assert window.isVisible() and bench.dirty
+    window.close()
+    bench.save_box.button(buttons.Discard).click()
+    assert not window.isVisible() and not bench.dirty
+    assert load_grid(source).tests[0].vars["c"] == "Spain"
