@@ -27,8 +27,8 @@ from app.core.provider import (
     ProviderRegistry,
     as_local,
 )
+from app.core.registry import provider_ids
 from app.core.types import (
-    PROVIDER_IDS,
     AdapterSpec,
     ChatMessage,
     GenerationParams,
@@ -45,20 +45,17 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class ModelType(StrEnum):
-    """The kinds of model the facade can drive (the provider ids).
+def _model_type_names() -> dict[str, str]:
+    """Every registered provider id as a member name, then its upper-case alias."""
+    ids = provider_ids()
+    return {**{pid: pid for pid in ids}, **{pid.upper(): pid for pid in ids}}
 
-    The seed's upper-case names (``ModelType.MOCK``, ...) are aliases of the same members:
-    ``ModelType.MOCK is ModelType.mock``."""
 
-    openai = "openai"
-    huggingface = "huggingface"
-    local = "local"
-    mock = "mock"
-    OPENAI = "openai"
-    HUGGINGFACE = "huggingface"
-    LOCAL = "local"
-    MOCK = "mock"
+ModelType = StrEnum("ModelType", _model_type_names())  # type: ignore[misc]
+ModelType.__doc__ = """The kinds of model the facade can drive: the registry's provider ids.
+
+The seed's upper-case names (``ModelType.MOCK``, ...) are aliases of the same members:
+``ModelType.MOCK is ModelType.mock``."""
 
 
 class SessionKeySecrets:
@@ -167,7 +164,7 @@ class LLMModel:
         if local is not None:
             self._run(local.load(self.ref.name))
             return
-        if self.ref.provider == "openai":
+        if self.ref.caps.endpoints:
             models = self._run(self._list_remote(provider))
             if models is not None and self.ref.name not in models:
                 raise ModelNotFound(
@@ -202,7 +199,7 @@ class LLMModel:
             model=ref,
             messages=(ChatMessage("user", prompt),),
             params=params,
-            endpoint=self.endpoint if ref.provider == "openai" else None,
+            endpoint=self.endpoint if ref.caps.endpoints else None,
             adapters=self._adapters if ref == self.ref else (),
         )
         result = self._run(self.scheduler.run(request))
@@ -211,10 +208,6 @@ class LLMModel:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` for the current model (exact where the tokenizer is known)."""
-        from app.core.tokens import count_text
-
-        if self.ref.provider == "openai":
-            return count_text(self.ref.name, text).tokens
         provider = self._provider()
         full = provider.count_tokens(self.ref.name, [ChatMessage("user", text)])
         empty = provider.count_tokens(self.ref.name, [ChatMessage("user", "")]).tokens
@@ -225,7 +218,7 @@ class LLMModel:
         """The current model's info: the same keys for every provider."""
         info = self._provider().model_info(self.ref.name)
         data = info.to_dict()
-        if data.get("endpoint") is None and self.ref.provider == "openai" and self.endpoint:
+        if data.get("endpoint") is None and self.ref.caps.endpoints and self.endpoint:
             data["endpoint"] = self.endpoint
         return data
 
@@ -319,7 +312,7 @@ class LLMModel:
 
     def _ref(self, model_name: str) -> ModelRef:
         prefix, sep, rest = model_name.partition(":")
-        if sep and prefix.strip().lower() in PROVIDER_IDS and rest.strip():
+        if sep and prefix.strip().lower() in provider_ids() and rest.strip():
             return ModelRef.parse(model_name)
         return ModelRef(self._type.value, model_name.strip())
 

@@ -15,7 +15,8 @@ from app.core.errors import (
     SecretsError,
     StorageError,
 )
-from app.core.types import PROVIDER_IDS, ModelRef
+from app.core.registry import endpoint_provider_id, provider_ids
+from app.core.types import ModelRef
 
 if TYPE_CHECKING:
     from app.core.services import Services
@@ -69,13 +70,14 @@ def print_error(exc: AppError, stream: TextIO | None = None) -> None:
 
 def resolve_model_id(text: str, endpoint: str | None) -> ModelRef:
     """Parse ``provider:model``. With an endpoint, a bare server model name (which may itself
-    contain a colon, like Ollama's ``llama3.2:1b``) means ``openai:<name>``."""
+    contain a colon, like Ollama's ``llama3.2:1b``) means ``openai:<name>`` (the provider that
+    serves endpoints)."""
     if endpoint:
         prefix, sep, _ = text.partition(":")
-        if not sep or prefix.strip().lower() not in PROVIDER_IDS:
-            return ModelRef("openai", text.strip())
+        if not sep or prefix.strip().lower() not in provider_ids():
+            return ModelRef(endpoint_provider_id(), text.strip())
     ref = ModelRef.parse(text)
-    if endpoint and ref.provider != "openai":
+    if endpoint and not ref.caps.endpoints:
         raise InvalidParams(
             f"--endpoint/--base-url only apply to OpenAI-compatible models, not '{ref}'.",
             hint="Drop the endpoint option, or name the server's model (e.g. -m openai:llama3).",

@@ -13,9 +13,6 @@ from app.core.types import ChatMessage, ModelRef, TokenCount
 if TYPE_CHECKING:
     from app.core.services import Services
 
-IN_PROCESS_PROVIDERS = ("local", "huggingface", "mock")
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``count`` subcommand."""
     p = sub.add_parser(
@@ -33,29 +30,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def count_for(services: Services, ref: ModelRef, text: str, chat: bool) -> TokenCount:
-    """Count with the model's own tokenizer where the app has it, else a labelled estimate."""
-    from app.core import tokens
-
+    """Count with the model's own tokenizer where the app has it, else a labelled estimate
+    (each provider's ``count_tokens``; the text alone is the request minus its overhead)."""
     messages = [ChatMessage("user", text)]
-    if ref.provider in ("local", "huggingface"):
+    if ref.in_process:
         from app.core.services import local_models_available
 
         if local_models_available():  # a one-shot command may pay for an exact tokenizer
             import transformers  # noqa: F401
-    if ref.provider in IN_PROCESS_PROVIDERS:
-        provider = services.registry.get(ref.provider)
-        full = provider.count_tokens(ref.name, messages)
-        if chat:
-            return full
-        # the text alone: the request minus the overhead of an empty message
-        empty = provider.count_tokens(ref.name, [ChatMessage("user", "")])
-        n = max(0, full.tokens - empty.tokens)
-        if text and not full.exact:  # a rounded-down estimate must not call a text 0 tokens
-            n = max(1, n)
-        return TokenCount(n, full.exact, full.method)
+    provider = services.registry.get(ref.provider)
+    full = provider.count_tokens(ref.name, messages)
     if chat:
-        return tokens.count_chat(ref.name, messages)
-    return tokens.count_text(ref.name, text)
+        return full
+    # the text alone: the request minus the overhead of an empty message
+    empty = provider.count_tokens(ref.name, [ChatMessage("user", "")])
+    n = max(0, full.tokens - empty.tokens)
+    if text and not full.exact:  # a rounded-down estimate must not call a text 0 tokens
+        n = max(1, n)
+    return TokenCount(n, full.exact, full.method)
 
 
 def describe(count: TokenCount) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.cli.common import EXIT_OK, run_with_services
+from app.core.provider import as_endpoints
+from app.core.registry import endpoint_provider_id, provider_spec
 from app.core.types import ModelInfo
 
 if TYPE_CHECKING:
@@ -21,12 +23,12 @@ STATE_LABELS = {
     "loading": "loading",
     "unavailable": "unavailable",
 }
-PROVIDER_TITLES = {
-    "mock": "Mock (tests and demos)",
-    "local": "Local (in-process)",
-    "huggingface": "Hugging Face (in-process)",
-    "openai": "OpenAI-compatible",
-}
+
+
+def provider_title(provider_id: str) -> str:
+    """The heading of a provider's models: its registry label (the id when it has none)."""
+    spec = provider_spec(provider_id)
+    return (spec.label if spec is not None else "") or provider_id
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +53,7 @@ def format_listing(models: list[ModelInfo], errors: dict[str, str]) -> str:
         groups.setdefault(info.ref.provider, []).append(info)
     width = max((len(str(m.ref)) for m in models), default=10)
     for provider, infos in groups.items():
-        lines.append(f"{PROVIDER_TITLES.get(provider, provider)}:")
+        lines.append(f"{provider_title(provider)}:")
         for m in infos:
             state = STATE_LABELS.get(m.state, m.state)
             extra = f"  [{m.endpoint}]" if m.endpoint else ""
@@ -83,13 +85,13 @@ def run_models(args: argparse.Namespace) -> int:
 
     async def body(services: Services) -> tuple[list[ModelInfo], dict[str, str]]:
         if endpoint:
-            provider: Any = services.registry.get("openai")
-            return list(await provider.list_endpoint_models(endpoint)), {}
+            return list(await services.openai().list_endpoint_models(endpoint)), {}
         listing = await services.list_all_models()
         errors = dict(listing.errors)
-        openai = services.registry.loaded().get("openai")
-        for name, text in (getattr(openai, "list_errors", None) or {}).items():
-            errors.setdefault(f"openai ({name})", text)
+        serving = endpoint_provider_id()
+        endpoints = as_endpoints(services.registry.loaded().get(serving))
+        for name, text in (endpoints.endpoint_errors() if endpoints is not None else {}).items():
+            errors.setdefault(f"{serving} ({name})", text)
         errors.update(key_notes(services, listing.models))
         return listing.models, errors
 

@@ -245,8 +245,8 @@ def program(language: str, request: GenerationRequest, *, http: HttpTarget | Non
     does not fit the model: curl needs an HTTP server, transformers an in-process model)."""
     if language not in LANGUAGES:
         raise InvalidParams(f"There is no code for '{language}'.", hint="Use python, curl or transformers.")
-    if request.model.provider == "mock":
-        raise InvalidParams("The mock provider runs inside the app, so there is no program for it.",
+    if not (request.model.in_process or request.model.caps.endpoints):
+        raise InvalidParams(f"The {request.model.provider} provider runs inside the app, so there is no program for it.",
                             hint="Pick an OpenAI-compatible or an in-process model.")  # fmt: skip
     if request.model.in_process:
         if language == "curl" or local is None:

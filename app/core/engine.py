@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Protocol
@@ -82,7 +82,7 @@ class Engine:
         streams (and after a cancellation).
         """
         request.params.validated()
-        if request.model.provider == "openai" and request.endpoint is None:
+        if request.model.caps.endpoints and request.endpoint is None:
             env_base_url()  # a malformed OPENAI_BASE_URL: ConfigError before any row or request
         provider = self.registry.get(request.model.provider)
         gen = generation if generation is not None else Generation(request)
@@ -157,10 +157,9 @@ class Engine:
         finally:
             if live is not None:
                 live.cancel()
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None and error is not None:
+            if error is not None and isinstance(stream, AsyncGenerator):  # close it now, not at GC
                 try:
-                    await asyncio.shield(aclose())
+                    await asyncio.shield(stream.aclose())
                 except (Exception, asyncio.CancelledError):
                     pass
             result = self._finish(gen, provider, conversation_id, error, row_id, run_id)
@@ -277,7 +276,7 @@ class Engine:
     def endpoint_config(self, model: ModelRef, endpoint: str | None) -> EndpointConfig | None:
         """Where an ``openai:`` request with ``endpoint`` goes (None for other providers, and
         for a name the settings do not know: the request itself will say so)."""
-        if model.provider != "openai" or endpoint is None:
+        if not model.caps.endpoints or endpoint is None:
             return None
         try:
             return self.registry.context.settings.resolve_endpoint(endpoint)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from app.core.types import FREE_PROVIDER_IDS
+from app.core.registry import is_free
 
 DASH = "\u2014"
 
@@ -107,7 +107,7 @@ def format_cost(value: Decimal | str | float | None, *, provider: str | None = N
     """
     amount = to_decimal(value)
     if amount is None:
-        return "free" if provider in FREE_PROVIDER_IDS else DASH
+        return "free" if provider is not None and is_free(provider) else DASH
     if amount == 0:
         return "free"
     if amount >= 1:

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 from app.core.errors import ConfigError
 from app.core.events import UsageReport
 from app.core.paths import resources_dir
-from app.core.types import FREE_PROVIDER_IDS, ModelRef
+from app.core.registry import is_free, is_priced
+from app.core.types import ModelRef
 
 if TYPE_CHECKING:
     from app.core.settings import EndpointConfig, PriceOverride
 
-PRICED_PROVIDERS = frozenset({"openai"})
 PER_TOKENS = Decimal(1_000_000)
 # What may follow a known name and still mean the same model: dates, -MMDD, -latest, -preview.
 _SNAPSHOT_SUFFIX = re.compile(r"^(?:-(?:\d{4}-\d{2}-\d{2}|\d{4}|latest|preview))+$")
@@ -156,7 +156,7 @@ class PriceTable:
         full = f"{model.provider}:{model.name}".lower()
         if full in self._overrides:
             return self._overrides[full]
-        if model.provider not in PRICED_PROVIDERS:
+        if not is_priced(model.provider):
             return None
         name = model.name.strip().lower()
         for table in (self._overrides, self._models):
@@ -180,7 +180,7 @@ class PriceTable:
         server is free when it runs on this machine and unknown elsewhere, unless the user
         set an override for the full model id (or the model name).
         """
-        if model.provider in PRICED_PROVIDERS and endpoint is not None and not is_openai_endpoint(endpoint):
+        if is_priced(model.provider) and endpoint is not None and not is_openai_endpoint(endpoint):
             override = self.override_for(model)
             if override is not None:
                 return override.cost(usage)
@@ -188,7 +188,7 @@ class PriceTable:
         price = self.price_for(model)
         if price is not None:
             return price.cost(usage)
-        if model.provider in FREE_PROVIDER_IDS:
+        if is_free(model.provider):
             return Decimal(0)
         return None
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from app.core.errors import InvalidModelId
 from app.core.events import Progress, StreamEvent
+from app.core.registry import providers
 from app.core.types import (
-    PROVIDERS,
     AdapterInfo,
     ChatMessage,
     GenerationRequest,
@@ -101,8 +101,17 @@ class LocalModelProvider(Provider, Protocol):
 
 @runtime_checkable
 class EndpointProvider(Provider, Protocol):
-    """What the ``openai`` provider adds to :class:`Provider`: named OpenAI-compatible
-    endpoints that can be listed and tested one by one."""
+    """What a provider with the ``endpoints`` capability (``openai``) adds to :class:`Provider`:
+    named OpenAI-compatible endpoints that can be listed, tested and counted against one by one."""
+
+    def endpoint_errors(self) -> dict[str, str]:
+        """Endpoint name -> why it failed in the last :meth:`list_models` (the others listed)."""
+        ...
+
+    def count_request(self, endpoint: str | None, model: str, messages: Sequence[ChatMessage]) -> TokenCount | None:
+        """The before-sending count of a request to ``endpoint`` by the server's own tokenizer
+        and chat template (blocking: call it off the GUI thread), or None when it cannot."""
+        ...
 
     async def list_endpoint_models(self, endpoint_name_or_url: str | None) -> list[ModelInfo]:
         """The models one endpoint serves (GET /models); raises translated errors."""
@@ -122,6 +131,11 @@ def as_local(provider: Provider) -> LocalModelProvider | None:
     return provider if isinstance(provider, LocalModelProvider) else None
 
 
+def as_endpoints(provider: Provider | None) -> EndpointProvider | None:
+    """``provider`` as an :class:`EndpointProvider`, or None when it serves no endpoints."""
+    return provider if isinstance(provider, EndpointProvider) else None
+
+
 @dataclass
 class ProviderContext:
     """What a provider factory receives: settings, secrets and paths (no globals)."""
@@ -134,8 +148,10 @@ class ProviderContext:
 
 ProviderFactory = Callable[[ProviderContext], Provider]
 
-# provider id -> "module:attribute"; modules import lazily so heavy libraries load on first use.
-DEFAULT_FACTORIES: dict[str, str] = {p.id: p.factory for p in PROVIDERS}
+def default_factories() -> dict[str, str]:
+    """Provider id -> ``"module:attribute"`` from the registry (modules import lazily, so heavy
+    libraries load on first use)."""
+    return {p.id: p.factory for p in providers()}
 
 
 class ProviderRegistry:
@@ -143,7 +159,7 @@ class ProviderRegistry:
 
     def __init__(self, context: ProviderContext, factories: dict[str, str | ProviderFactory] | None = None) -> None:
         self.context = context
-        self._factories: dict[str, str | ProviderFactory] = dict(DEFAULT_FACTORIES)
+        self._factories: dict[str, str | ProviderFactory] = dict(default_factories())
         if factories:
             self._factories.update(factories)
         self._instances: dict[str, Provider] = {}

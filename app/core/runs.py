@@ -232,7 +232,7 @@ class RunScheduler:
         ref = request.model
         if ref.in_process:
             return LOCAL_LANE
-        if ref.provider != "openai":
+        if not ref.caps.endpoints:
             return ref.provider
         try:
             return "endpoint:" + self.engine.registry.context.settings.resolve_endpoint(request.endpoint).base_url

@@ -74,7 +74,7 @@ class ModelSelection:
     def is_remote(self, model_id: str | None = None) -> bool:
         """True for models served over HTTP (adapters do not apply)."""
         try:
-            return self.ref(model_id).provider == "openai"
+            return self.ref(model_id).caps.endpoints
         except AppError:
             return False
 
@@ -273,5 +273,5 @@ class ModelSelection:
         ep = endpoint if endpoint is not None else (self.endpoint if mid == self.model_id else None)
         if adapters is None:
             adapters = self.active_adapters() if mid == self.model_id else ()
-        return GenerationRequest(ref, tuple(messages), params, ep if ref.provider == "openai" else None,
+        return GenerationRequest(ref, tuple(messages), params, ep if ref.caps.endpoints else None,
                                  tuple(adapters) if ref.takes_adapters else ())

@@ -14,11 +14,12 @@ from app.core.engine import Engine
 from app.core.history import HistoryStore
 from app.core.paths import AppPaths
 from app.core.pricing import PriceTable
-from app.core.provider import EndpointProvider, ProviderContext, ProviderRegistry
+from app.core.provider import EndpointProvider, ProviderContext, ProviderRegistry, as_endpoints
+from app.core.registry import endpoint_provider_id, provider_ids
 from app.core.runs import RunScheduler
 from app.core.secrets import SecretStore
 from app.core.settings import Settings, SettingsStore
-from app.core.types import PROVIDER_IDS, ModelInfo, ModelRef
+from app.core.types import ModelInfo, ModelRef
 from app.core.usage import UsageLedger
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,8 @@ class Services:
         return cls(paths, store, settings, secrets, registry, prices, ledger, history, engine, scheduler)
 
     def openai(self) -> EndpointProvider:
-        """The ``openai`` provider (endpoint tests, model lists per endpoint)."""
-        return cast(EndpointProvider, self.registry.get("openai"))
+        """The provider that serves the endpoints (``openai``: endpoint tests, model lists per endpoint)."""
+        return cast(EndpointProvider, self.registry.get(endpoint_provider_id()))
 
     def warnings(self) -> list[str]:
         """Problems found at start (corrupt files moved aside, bad price overrides)."""
@@ -111,7 +112,7 @@ class Services:
         probing = asyncio.ensure_future(endpoint_status.probe(self.settings.endpoints)) if probe else None
         models: list[ModelInfo] = []
         errors: dict[str, str] = {}
-        for pid in reversed(PROVIDER_IDS):  # the offline, in-process ones first
+        for pid in reversed(provider_ids()):  # the offline, in-process ones first
             try:
                 provider = self.registry.get(pid)
                 models.extend(await provider.list_models())
@@ -126,28 +127,30 @@ class Services:
             for st, why in zip(vague, reasons, strict=True):
                 if why is not None:
                     endpoints[st.name] = EndpointState(st.name, why, False, st.detail)
-        if endpoints and "openai" in errors and not any(st.ok for st in endpoints.values()):
-            errors.pop("openai")  # "no endpoint answered": each endpoint says why
+        serving = endpoint_provider_id()
+        if endpoints and serving in errors and not any(st.ok for st in endpoints.values()):
+            errors.pop(serving)  # "no endpoint answered": each endpoint says why
         for found in (await probing) if probing is not None else []:
             if found.name in endpoints:
                 continue
             endpoints[found.name] = EndpointState(found.name, "found running", True,
                                                   found.detail + " It is switched off in Settings; its models "
                                                   "work from the picker.", found.models)  # fmt: skip
-            models.extend(ModelInfo(ModelRef("openai", mid), f"{mid} ({found.name})", endpoint=found.name,
+            models.extend(ModelInfo(ModelRef(serving, mid), f"{mid} ({found.name})", endpoint=found.name,
                                     state="ready", description=f"via {found.name} (found running)")
                           for mid in found.models)  # fmt: skip
         return ModelListing(models, errors, endpoints)
 
     def _endpoint_states(self, models: list[ModelInfo]) -> dict[str, EndpointState]:
-        """The state of every enabled endpoint after the openai provider listed them."""
-        provider = self.registry.loaded().get("openai")
-        failures: dict[str, str] = dict(getattr(provider, "list_errors", {}) or {})
+        """The state of every enabled endpoint after the endpoints provider listed them."""
+        serving = endpoint_provider_id()
+        provider = as_endpoints(self.registry.loaded().get(serving))
+        failures = provider.endpoint_errors() if provider is not None else {}
         out: dict[str, EndpointState] = {}
         for ep in self.settings.endpoints:
             if not ep.enabled:
                 continue
-            listed = [m for m in models if m.ref.provider == "openai" and m.endpoint == ep.name]
+            listed = [m for m in models if m.ref.provider == serving and m.endpoint == ep.name]
             if ep.name in failures:
                 detail = failures[ep.name]
                 out[ep.name] = EndpointState(ep.name, endpoint_status.short_state(detail), False, detail)

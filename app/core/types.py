@@ -8,47 +8,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from app.core.errors import InvalidModelId, InvalidParams
+from app.core.registry import Capabilities, capabilities, is_in_process, provider_ids
 from app.core.url_keys import accept_endpoint
 
 Role = Literal["system", "user", "assistant"]
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderSpec:
-    """One provider id and what the rest of the app needs to know about it.
-
-    ``factory`` is ``"module:attribute"`` (imported on first use, so heavy libraries load
-    lazily); ``in_process`` providers run on this machine's model worker and take LoRA
-    adapters when ``takes_adapters``; ``free`` ones never cost money.
-    """
-
-    id: str
-    factory: str
-    in_process: bool = False
-    takes_adapters: bool = False
-    free: bool = False
-    label: str = ""
-
-
-PROVIDERS: tuple[ProviderSpec, ...] = (
-    ProviderSpec("openai", "app.providers.openai:OpenAIProvider", label="OpenAI-compatible"),
-    ProviderSpec("huggingface", "app.providers.transformers:HuggingFaceProvider", in_process=True,
-                 takes_adapters=True, free=True, label="Hugging Face"),
-    ProviderSpec("local", "app.providers.transformers:LocalProvider", in_process=True, takes_adapters=True,
-                 free=True, label="Local"),
-    ProviderSpec("mock", "app.providers.mock:MockProvider", free=True, label="Mock"),
-)
-"""THE registry of provider ids: every other list of providers derives from it."""
-
-PROVIDER_IDS: tuple[str, ...] = tuple(p.id for p in PROVIDERS)
-LOCAL_PROVIDER_IDS: tuple[str, ...] = tuple(p.id for p in PROVIDERS if p.in_process)
-"""Providers whose models run in-process on the model worker (loaded, with adapters)."""
-FREE_PROVIDER_IDS: frozenset[str] = frozenset(p.id for p in PROVIDERS if p.free)
-
-
-def provider_spec(provider_id: str) -> ProviderSpec | None:
-    """The spec of ``provider_id`` (None when unknown)."""
-    return next((p for p in PROVIDERS if p.id == provider_id), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +40,10 @@ class ModelRef:
                 "local:smollm2. Run 'python -m app models' to list them.",
             )
         provider = provider.strip().lower()
-        if provider not in PROVIDER_IDS:
+        if provider not in provider_ids():
             raise InvalidModelId(
                 f"Unknown provider '{provider}' in '{text}'.",
-                hint="Use one of: " + ", ".join(PROVIDER_IDS) + ".",
+                hint="Use one of: " + ", ".join(provider_ids()) + ".",
             )
         return cls(provider, name.strip())
 
@@ -88,15 +51,19 @@ class ModelRef:
         return f"{self.provider}:{self.name}"
 
     @property
+    def caps(self) -> Capabilities:
+        """What this model's provider can do (the registry's declaration)."""
+        return capabilities(self.provider)
+
+    @property
     def in_process(self) -> bool:
         """True for models that run on this machine's model worker (local, huggingface)."""
-        return self.provider in LOCAL_PROVIDER_IDS
+        return is_in_process(self.provider)
 
     @property
     def takes_adapters(self) -> bool:
         """True when LoRA adapters can be applied to this model."""
-        spec = provider_spec(self.provider)
-        return spec is not None and spec.takes_adapters
+        return self.caps.adapters
 
 
 MAX_TOP_LOGPROBS = 20

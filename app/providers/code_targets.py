@@ -33,6 +33,6 @@ def code_for(services: Services, request: GenerationRequest, language: str) -> s
     """The standalone program (python, curl or transformers) that sends ``request``."""
     if request.model.in_process:
         return program(language, request, local=local_target(services, request))
-    if request.model.provider == "openai":
+    if request.model.caps.endpoints:
         return program(language, request, http=http_target(services, request))
     return program(language, request)

@@ -104,11 +104,6 @@ class LocalRuntime:
         """The loaded adapters (empty when no model is loaded)."""
         return [] if self.adapters is None else self.adapters.infos()
 
-    def set_active(self, weights: dict[str, float]) -> None:
-        """Activate exactly ``weights`` ({} = base model)."""
-        self._require()[1].set_active(weights)
-        self._adapters_changed()
-
     def apply_request_adapters(self, specs: Sequence[AdapterSpec]) -> None:
         """Make exactly the request's adapters active (loading by path once, then cached)."""
         if not specs:

@@ -436,6 +436,20 @@ class OpenAIProvider:
 
         return count_chat(model, messages)
 
+    def count_request(self, endpoint: str | None, model: str, messages: Sequence[ChatMessage]) -> TokenCount | None:
+        """The before-sending count of a request to ``endpoint`` by the server's own tokenizer
+        (blocking: call it off the GUI thread), or None (e.g. an unknown endpoint name: the
+        request itself will say so)."""
+        try:
+            ep = self.endpoint(endpoint)
+        except Exception:
+            return None
+        return self.tokens.count_prompt(ep, endpoint_key(self.context, ep), model, messages)
+
+    def endpoint_errors(self) -> dict[str, str]:
+        """Endpoint name -> why it failed in the last :meth:`list_models`."""
+        return dict(self.list_errors)
+
     async def list_endpoint_models(self, endpoint_name_or_url: str | None) -> list[ModelInfo]:
         """Models served by one endpoint (GET /models); raises translated errors."""
         import json

@@ -338,17 +338,3 @@ def endpoint_key(context: Any, ep: EndpointConfig) -> str | None:
         return context.secrets.get(ep.secret_name) or None
     except Exception:  # no keyring: count without a key (local servers need none)
         return None
-
-
-def count_request(provider: Any, endpoint: str | None, model: str,
-                  messages: Sequence[ChatMessage]) -> TokenCount | None:  # fmt: skip
-    """The before-sending count of a request to an OpenAI-compatible ``endpoint`` by the
-    server's own tokenizer (blocking: call it off the GUI thread), or None."""
-    counter = getattr(provider, "tokens", None)
-    if not isinstance(counter, ServerTokenCounter):
-        return None
-    try:
-        ep = provider.endpoint(endpoint)
-    except Exception:  # an unknown endpoint name: the request itself will say so
-        return None
-    return counter.count_prompt(ep, endpoint_key(provider.context, ep), model, messages)

@@ -172,10 +172,6 @@ class _LocalBase:
         finally:
             self._collect_garbage()
 
-    async def set_active_adapters(self, weights: dict[str, float]) -> None:
-        """Activate exactly these adapters with these scales ({} = base model)."""
-        await self._on_worker(lambda rt: rt.set_active(dict(weights)))
-
     def _after_load(self, source: ModelSource, folder: str) -> None:
         """Remember where the tokenizer is (for count_tokens) and the recent local models."""
         if folder:

@@ -157,6 +157,7 @@ class WindowActions:
     def _count_request(self, system_prompt: str, draft: str, max_out: int) -> str:
         """Token count and cost estimate of the whole next request (runs on a worker thread)."""
         from app.core.events import UsageReport
+        from app.core.provider import as_endpoints
         from app.core.types import ChatMessage, ModelRef
 
         model = self.backend.current_model()
@@ -169,10 +170,9 @@ class WindowActions:
         count = None
         try:
             provider = self.services.registry.get(ref.provider)
-            if ref.provider == "openai":  # a server that can count with its own tokenizer and template
-                from app.providers.openai_tokens import count_request
-
-                count = count_request(provider, self.backend.current_endpoint(), ref.name, msgs)
+            server = as_endpoints(provider) if ref.caps.server_token_count else None
+            if server is not None:  # a server that can count with its own tokenizer and template
+                count = server.count_request(self.backend.current_endpoint(), ref.name, msgs)
             if count is None:
                 count = provider.count_tokens(ref.name, msgs)
         except Exception:  # e.g. a provider that cannot count now: estimate

@@ -37,13 +37,22 @@ def logits(provider: LocalProvider) -> Any:
     def job() -> Any:
         loaded = provider._runtime().loaded
         ids = torch.tensor([prompt_ids(loaded.tokenizer, PROMPT)])
-        with torch.no_grad():
+        with torch.inference_mode():  # as the app generates (its caches are inference tensors)
             if loaded.fast is not None:
                 assert loaded.fast.ready, loaded.fast.lora_reason
                 return loaded.fast.forward(ids[0], 0).clone()
             return loaded.model(ids).logits[0, -1].clone()
 
     return provider.worker.call(job, timeout=30)
+
+
+def activate(provider: LocalProvider, run: Callable[..., Any], weights: dict[str, float]) -> None:
+    """Make exactly ``weights`` (loaded adapters by name -> scale) active the public way: a
+    request naming those adapters (``score`` applies them, as ``stream`` does)."""
+    infos = {i.name: i for i in run(provider.list_adapters())}
+    specs = tuple(AdapterSpec(infos[n].path, w, n) for n, w in weights.items())
+    model = run(provider.loaded_model()).partition(":")[2]
+    run(provider.score(GenerationRequest(ModelRef("local", model), PROMPT, adapters=specs), [0]))
 
 
 def merged_logits(model_dir: Path, adapters: dict[str, tuple[Path, float]]) -> Any:
@@ -136,24 +145,24 @@ def test_adapter_changes_output_matches_merged_and_switches_off(
     assert (info.name, info.rank, info.alpha, info.active) == ("ada", 4, 8.0, False)
     assert set(info.target_modules) == {"q_proj", "v_proj"} and len(info.sha256) == 64
     assert close(logits(loaded), base)  # loaded but not active
-    run(loaded.set_active_adapters({"ada": 1.0}))
+    activate(loaded, run, {"ada": 1.0})
     on = logits(loaded)
     assert not close(on, base)
     assert close(on, merged_logits(tiny_model, {"ada": (adapters["a"], 1.0)}))
     assert [(i.name, i.active, i.scale) for i in run(loaded.list_adapters())] == [("ada", True, 1.0)]
-    run(loaded.set_active_adapters({}))
+    activate(loaded, run, {})
     assert close(logits(loaded), base)
 
 
 def test_scale_changes_output(loaded: LocalProvider, tiny_model: Path, adapters: dict[str, Path], run: Callable[..., Any]) -> None:
     run(loaded.load_adapter(str(adapters["a"]), "ada"))
-    run(loaded.set_active_adapters({"ada": 1.0}))
+    activate(loaded, run, {"ada": 1.0})
     full = logits(loaded)
-    run(loaded.set_active_adapters({"ada": 0.5}))
+    activate(loaded, run, {"ada": 0.5})
     half = logits(loaded)
     assert not close(half, full)
     assert close(half, merged_logits(tiny_model, {"ada": (adapters["a"], 0.5)}))
-    run(loaded.set_active_adapters({"ada": 1.0}))
+    activate(loaded, run, {"ada": 1.0})
     assert close(logits(loaded), full)
 
 
@@ -163,24 +172,24 @@ def test_two_adapters_and_a_weighted_combination(
     base_ref = loaded.worker.call(lambda: loaded._runtime().loaded.model)
     run(loaded.load_adapter(str(adapters["a"])))
     run(loaded.load_adapter(str(adapters["b"]), "second"))
-    run(loaded.set_active_adapters({"ada": 1.0}))
+    activate(loaded, run, {"ada": 1.0})
     a = logits(loaded)
-    run(loaded.set_active_adapters({"second": 1.0}))
+    activate(loaded, run, {"second": 1.0})
     b = logits(loaded)
     assert not close(a, b)
-    run(loaded.set_active_adapters({"ada": 0.7, "second": 0.5}))  # unequal ranks (4 and 8)
+    activate(loaded, run, {"ada": 0.7, "second": 0.5})  # unequal ranks (4 and 8)
     combo = logits(loaded)
     expected = merged_logits(tiny_model, {"ada": (adapters["a"], 0.7), "second": (adapters["b"], 0.5)})
     assert close(combo, expected)
     infos = {i.name: i for i in run(loaded.list_adapters())}
     assert set(infos) == {"ada", "second"} and infos["ada"].scale == 0.7 and infos["second"].active
-    run(loaded.set_active_adapters({"ada": 1.0}))  # switching back: same numbers, base never reloaded
+    activate(loaded, run, {"ada": 1.0})  # switching back: same numbers, base never reloaded
     assert close(logits(loaded), a)
     assert loaded.worker.call(lambda: loaded._runtime().loaded.model) is base_ref
     run(loaded.unload_adapter("ada"))
     assert [i.name for i in run(loaded.list_adapters())] == ["second"]
     run(loaded.unload_adapter("second"))
-    run(loaded.set_active_adapters({}))
+    activate(loaded, run, {})
     assert run(loaded.list_adapters()) == []
 
 
@@ -188,7 +197,7 @@ def test_wrong_shape_adapter_is_rejected_and_the_base_is_intact(
     loaded: LocalProvider, adapters: dict[str, Path], run: Callable[..., Any]
 ) -> None:
     run(loaded.load_adapter(str(adapters["a"])))
-    run(loaded.set_active_adapters({"ada": 1.0}))
+    activate(loaded, run, {"ada": 1.0})
     with_a = logits(loaded)
     with pytest.raises(AdapterError, match="does not fit this model.*shape"):
         run(loaded.load_adapter(str(adapters["wide"])))
@@ -277,8 +286,11 @@ def test_adapter_names_are_checked(loaded: LocalProvider, adapters: dict[str, Pa
     run(loaded.load_adapter(str(adapters["a"]), "mine"))
     with pytest.raises(AdapterError, match="already loaded"):
         run(loaded.load_adapter(str(adapters["b"]), "mine"))
-    with pytest.raises(AdapterError, match="No adapter named"):
-        run(loaded.set_active_adapters({"nope": 1.0}))
+    model = run(loaded.loaded_model()).partition(":")[2]
+    gone = GenerationRequest(ModelRef("local", model), PROMPT, adapters=(AdapterSpec(str(adapters["a"].parent / "nope"), 1.0),))
+    with pytest.raises(AdapterError, match="No adapter at"):  # a request naming an adapter that is not there
+        run(loaded.score(gone, [0]))
+    assert [(i.name, i.active) for i in run(loaded.list_adapters())] == [("mine", False)]
 
 
 def test_request_adapters_are_authoritative_and_cached(

@@ -15,7 +15,7 @@ from app.core.tokens import count_chat, count_text
 from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
 from app.providers.chat_templates import gguf_metadata, gguf_template, render
 from app.providers.openai import OpenAIProvider
-from app.providers.openai_tokens import LLAMA_CPP_PYTHON, LLAMACPP, VLLM, count_request
+from app.providers.openai_tokens import LLAMA_CPP_PYTHON, LLAMACPP, VLLM
 from tests.support.openai_server import OpenAIServer, chatml, count_tokens, provider_context, text
 
 Run = Callable[..., Any]
@@ -169,7 +169,7 @@ def test_a_server_that_cannot_count_is_asked_once(run: Run) -> None:
 def test_the_before_sending_count_asks_the_server(run: Run) -> None:
     with OpenAIServer(tokenizer=VLLM) as server:
         provider = _provider(server)
-        count = count_request(provider, "Loopback", "served-model", list(MESSAGES))
+        count = provider.count_request("Loopback", "served-model", list(MESSAGES))
     assert count is not None and count.exact
     assert count.tokens == count_tokens(chatml([{"role": "user", "content": MESSAGES[0].content}]))
 
@@ -178,7 +178,7 @@ def test_an_unreachable_server_is_not_asked_on_every_keystroke() -> None:
     from app.core.settings import EndpointConfig
 
     provider = OpenAIProvider(provider_context([EndpointConfig(name="Gone", base_url="http://127.0.0.1:9/v1")]))
-    assert count_request(provider, "Gone", "m", list(MESSAGES)) is None
+    assert provider.count_request("Gone", "m", list(MESSAGES)) is None
     assert not provider.tokens.known("http://127.0.0.1:9/v1")  # not cached as "cannot count"...
     assert provider.tokens._target(provider.endpoint("Gone"), None) is None  # ...but left alone a while
 

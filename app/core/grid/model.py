@@ -251,7 +251,7 @@ class Variant:
         msgs = list(messages)
         if self.system.strip():
             msgs = [ChatMessage("system", self.system), *[m for m in msgs if m.role != "system"]]
-        endpoint = self.endpoint if ref.provider == "openai" else None
+        endpoint = self.endpoint if ref.caps.endpoints else None
         adapters = self.adapters if ref.takes_adapters else ()
         return GenerationRequest(ref, tuple(msgs), self.params(default_temperature), endpoint, tuple(adapters))
 

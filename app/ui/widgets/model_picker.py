@@ -21,6 +21,8 @@ from PySide6.QtGui import QFont, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QCompleter, QLineEdit, QWidget
 
 from app.core.errors import AppError
+from app.core.registry import provider_spec, providers
+from app.core.settings import DEFAULT_ENDPOINT_NAME
 from app.core.types import ModelRef
 from app.ui.widgets.common import ElidedLabel
 
@@ -45,31 +47,45 @@ STATE_LABELS = {
     "loading": "loading\u2026",
     "unavailable": "unavailable",
 }
-GROUP_ORDER = ("OpenAI", "endpoints", "Hugging Face", "Local files", "Mock (testing)")
-TYPED_HINTS = ("huggingface:", "local:", "local:smollm2", "mock:echo", "mock:markdown", "mock:fixed?text=",
-               "mock:lorem?n=200", "mock:tokens?n=10000", "openai:")  # fmt: skip
 MAX_COMPLETIONS = 60
 POPUP_MAX_WIDTH = 560
 
 
+def group_order() -> tuple[str, ...]:
+    """The groups' order: the registry's, an endpoints provider's named endpoints right
+    after its default one (OpenAI, endpoints, Hugging Face, Local files, Mock)."""
+    order: list[str] = []
+    for spec in providers():
+        order.append(spec.group or spec.id)
+        if spec.caps.endpoints:
+            order.append("endpoints")
+    return tuple(order)
+
+
+def typed_hints() -> tuple[str, ...]:
+    """What the picker offers while typing: every provider's hints, by provider id."""
+    return tuple(h for spec in sorted(providers(), key=lambda s: s.id) for h in spec.hints)
+
+
 def group_of(info: ModelInfo) -> str:
     """The group title of a ModelInfo: OpenAI, the endpoint's name, Hugging Face, ..."""
-    provider = info.ref.provider
-    if provider == "openai":
+    spec = provider_spec(info.ref.provider)
+    if spec is not None and spec.caps.endpoints:
         return endpoint_group(info.endpoint)
-    return {"huggingface": "Hugging Face", "local": "Local files", "mock": "Mock (testing)"}.get(provider, provider)
+    return (spec.group if spec is not None else "") or info.ref.provider
 
 
 def endpoint_group(endpoint: str | None) -> str:
-    """The group title of an endpoint's models."""
-    ep = endpoint or "OpenAI"
-    return "OpenAI" if ep.lower() == "openai" else f"Endpoint: {ep}"
+    """The group title of an endpoint's models (the default endpoint's is its name)."""
+    ep = endpoint or DEFAULT_ENDPOINT_NAME
+    return DEFAULT_ENDPOINT_NAME if ep.lower() == DEFAULT_ENDPOINT_NAME.lower() else f"Endpoint: {ep}"
 
 
 def _group_rank(title: str) -> tuple[int, str]:
+    order = group_order()
     if title.startswith("Endpoint: "):
-        return GROUP_ORDER.index("endpoints"), title
-    return (GROUP_ORDER.index(title) if title in GROUP_ORDER else len(GROUP_ORDER)), title
+        return order.index("endpoints"), title
+    return (order.index(title) if title in order else len(order)), title
 
 
 def normalise_typed(text: str) -> str:
@@ -370,7 +386,7 @@ class ModelPicker(QComboBox):
     # -- typing ---------------------------------------------------------------------------------
     def _known_ids(self) -> list[str]:
         ids = list(dict.fromkeys(k[0] for k in self._infos))
-        return ids + [h for h in TYPED_HINTS if h not in ids]
+        return ids + [h for h in typed_hints() if h not in ids]
 
     def _update_completions(self, typed: str) -> None:
         text = typed.strip()

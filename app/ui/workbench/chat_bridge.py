@@ -121,7 +121,7 @@ def message_request(services: Services, backend: BackendManager, conversation_id
         info = loaded.get(name)
         adapters.append(AdapterSpec(info.path if info else name, float(scale or 1), name, info.sha256 if info else None))
     ref = ModelRef.parse(model)
-    return GenerationRequest(ref, tuple(messages), params, answer.endpoint if ref.provider == "openai" else None,
+    return GenerationRequest(ref, tuple(messages), params, answer.endpoint if ref.caps.endpoints else None,
                              tuple(adapters) if ref.takes_adapters else ())  # fmt: skip
 
 

@@ -56,7 +56,7 @@ class EditActions:
         except AppError as exc:
             w.show_message(exc.user_message(), "error")
             return None
-        variant = Variant(str(ref), endpoint=endpoint if ref.provider == "openai" else None, **fields)
+        variant = Variant(str(ref), endpoint=endpoint if ref.caps.endpoints else None, **fields)
         variants = [*self._ew().config.variants, variant]
         self._ew()._variants(variants, len(variants) - 1)
         return variant
