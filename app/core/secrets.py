@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Literal
@@ -65,6 +66,18 @@ class MemoryKeyring(keyring.backend.KeyringBackend):
             raise keyring.errors.PasswordDeleteError("not found") from None
 
 
+def skip_foreign_backends() -> None:
+    """Off macOS, keep keyring's backend detection from importing its macOS backend's API.
+
+    That backend is never viable there (its priority says "macOS required"), but importing it
+    looks for Apple's frameworks with ``ctypes.util.find_library``, which runs ldconfig, gcc
+    and ld for each of three libraries: 50-150 ms of every start on Linux. The import is
+    blocked the standard way (``None`` in ``sys.modules``); the backend stays unavailable
+    exactly as before, and every other backend is detected as keyring does."""
+    if sys.platform != "darwin":
+        sys.modules.setdefault("keyring.backends.macOS.api", None)  # type: ignore[arg-type]
+
+
 def is_secure_backend(backend: keyring.backend.KeyringBackend) -> bool:
     """True when ``backend`` stores secrets securely (not fail/null/plaintext)."""
     chained = getattr(backend, "backends", None)
@@ -104,6 +117,7 @@ class SecretStore:
     def backend(self) -> keyring.backend.KeyringBackend:
         """The keyring backend (resolved with ``keyring.get_keyring()`` on first use)."""
         if self._backend is None:
+            skip_foreign_backends()
             self._backend = keyring.get_keyring()
         return self._backend
 

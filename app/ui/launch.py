@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from app.core.services import Services
     from app.ui.main_window import MainWindow
 
-HEAVY_MODULES = ("torch", "transformers", "peft", "openai")
+HEAVY_MODULES = ("torch", "transformers", "peft", "openai", "httpx", "tiktoken", "jinja2", "pygments",
+                 "PySide6.QtCharts")
+"""Loaded on first use, never before the window is usable (tests/ui/test_launch.py checks)."""
 PROBE_ENV = "LLM_PLAYGROUND_STARTUP_PROBE"
 DEMO_TURNS = (
     ("What can this playground do?",
@@ -127,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
+    from app.ui import pyside_imports
+
+    pyside_imports.install()  # before the ~330 modules the window imports after Qt
     from app.ui import theme
     from app.ui.main_window import MainWindow
     from app.ui.qt_platform import watch_platform_start

@@ -48,6 +48,7 @@ DARK = Theme(True, "#1b1d21", "#24272c", "#e6e8eb", "#9aa1ab", "#4f8cff", "#ffff
 
 
 SYSTEM_SIZE = "llmPlaygroundSystemPointSize"
+FUSION = "llmPlaygroundFusion"
 
 
 def os_prefers_dark() -> bool:
@@ -114,8 +115,13 @@ def apply(app: QApplication, choice: str = "system", font_size: int | None = Non
         app.setProperty(SYSTEM_SIZE, system_size)
     font = QFont(app.font())
     font.setPointSizeF(float(font_size) if font_size else float(system_size))
-    app.setFont(font)
-    app.setStyle("Fusion")
+    # Each setter below re-polishes every widget: only what changed is set (start-up applies
+    # the system theme to the bare frame, then the saved settings, usually the same).
+    if font != app.font():
+        app.setFont(font)
+    if not app.property(FUSION):
+        app.setStyle("Fusion")
+        app.setProperty(FUSION, True)
     pal = QPalette()
     r = QPalette.ColorRole
     roles = (
@@ -139,6 +145,9 @@ def apply(app: QApplication, choice: str = "system", font_size: int | None = Non
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
         pal.setColor(disabled, role, QColor(t.muted))
     pal.setColor(disabled, QPalette.ColorRole.Button, QColor(t.window))
-    app.setPalette(pal)
-    app.setStyleSheet(stylesheet(t))
+    if pal != app.palette():
+        app.setPalette(pal)
+    sheet = stylesheet(t)
+    if sheet != app.styleSheet():
+        app.setStyleSheet(sheet)
     return t

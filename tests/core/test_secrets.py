@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import keyring
 import keyring.backends.fail
 import keyring.backends.null
@@ -11,6 +16,7 @@ import pytest
 from app.core.errors import NoKeyringError, SecretsError, redact
 from app.core.secrets import INDEX_ENTRY, SERVICE, MemoryKeyring, SecretStore
 
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test-1234567890abcdefTESTKEY"
 OTHER = "zz-other-secret-value-42"
 
@@ -168,3 +174,30 @@ def test_resolves_the_default_backend_lazily(monkeypatch: pytest.MonkeyPatch) ->
     store.set("openai", KEY)
     assert mem.entries[(SERVICE, "openai")] == KEY
     assert calls == [1]
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="on macOS the macOS backend is the real one")
+def test_backend_detection_looks_for_no_apple_libraries_off_macos(tmp_path: Path) -> None:
+    """Importing keyring's macOS backend runs ctypes.util.find_library (ldconfig, gcc and ld
+    in subprocesses) for three Apple frameworks: 50-150 ms of every start on Linux. Off macOS
+    that import is skipped, and the backend chosen is still keyring's own choice."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_KEYRING_BACKEND"}
+    env["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={tmp_path / 'no-bus'}"  # no OS keyring is touched
+    spy = (
+        "import ctypes.util, sys\n"
+        "searched = []\n"
+        "real = ctypes.util.find_library\n"
+        "ctypes.util.find_library = lambda name: searched.append(name) or real(name)\n"
+    )
+    ours = spy + (
+        "from app.core.secrets import SecretStore\n"
+        "b = SecretStore(environ={}).backend\n"
+        "print(type(b).__module__ + '.' + type(b).__name__, searched)\n"
+    )
+    theirs = "import keyring\nb = keyring.get_keyring()\nprint(type(b).__module__ + '.' + type(b).__name__)\n"
+    got = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60) for code in (ours, theirs)]  # fmt: skip
+    assert all(out.returncode == 0 for out in got), [out.stderr for out in got]
+    chosen, searched = got[0].stdout.strip().split(" ", 1)
+    assert searched == "[]", f"looked for Apple libraries: {searched}"
+    assert chosen == got[1].stdout.strip()
