@@ -167,6 +167,17 @@ class AdapterError(AppError):
     """A LoRA adapter is missing, corrupt, or does not fit the loaded model."""
 
 
+class ToolSchemaError(ConfigError):
+    """A tool definition or a response schema is not valid (named with its file, tool and
+    JSON path; raised before anything is sent)."""
+
+
+class ToolError(AppError):
+    """A tool call could not be carried out (an MCP server that failed to start, crashed,
+    hung past its timeout or answered an error). The run turns it into an error result the
+    model and the user see; it never breaks the app."""
+
+
 class SecretsError(AppError):
     """The secret store failed."""
 

@@ -70,6 +70,19 @@ class ReasoningDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A streamed piece of a tool call: the first piece of call ``index`` has its ``id`` and
+    ``name``, later ones a piece of its JSON ``arguments`` (split anywhere). Whole calls are
+    built once, by :class:`app.core.tools.ToolCallAccumulator`; such a stream finishes with
+    ``Finished("tool_calls")``."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Progress:
     """Model loading or conversion progress. ``fraction`` is 0..1, or None when unknown."""
 
@@ -118,4 +131,4 @@ class Finished:
     reason: str
 
 
-StreamEvent = TextDelta | ReasoningDelta | Progress | Retrying | Notice | UsageReport | Finished
+StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Progress | Retrying | Notice | UsageReport | Finished

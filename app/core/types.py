@@ -9,17 +9,21 @@ from typing import Any, Literal
 
 from app.core.errors import InvalidModelId, InvalidParams
 from app.core.registry import Capabilities, capabilities, is_in_process, provider_ids
+from app.core.tools import ResponseSchema, ToolCall, ToolChoice, ToolSpec
 from app.core.url_keys import accept_endpoint
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    """One chat turn."""
+    """One chat turn. An assistant turn may hold the ``tool_calls`` it made (its content may
+    then be empty); a ``tool`` turn answers the call ``tool_call_id``."""
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +239,14 @@ class GenerationRequest:
     prefix: str = ""
     """The answer starts with this text and the model continues it (branch from a token,
     ``ask --assistant-prefix``); the answer's text includes it."""
+    tools: tuple[ToolSpec, ...] = ()
+    """Functions the model may call (OpenAI's ``tools``)."""
+    tool_choice: ToolChoice | None = None
+    """``auto`` / ``none`` / ``required`` / a function's name; None: the server's default."""
+    parallel_tool_calls: bool | None = None
+    """Whether several calls may come in one step; None: the server's default."""
+    response_schema: ResponseSchema | None = None
+    """The shape the answer must have (structured output / JSON mode)."""
 
     def __post_init__(self) -> None:
         # a base URL's key goes to memory here (raises ConfigError for a malformed one): a
