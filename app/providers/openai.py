@@ -310,27 +310,20 @@ class OpenAIProvider:
         if request.params.logprobs is not None and not want_tokens:
             yield Notice(f"{ep.name} does not give token probabilities; the answer comes without them.")
         opened: _Opened | None = None
-        try:
-            async for step in self._open_with_retries(client, ep, body):
-                if isinstance(step, Retrying):
-                    yield step
-                else:
-                    opened = step
-        except BadRequest as exc:
-            if not (want_tokens and is_logprobs_refusal(exc)):
-                raise feature_error(exc, body, ep.name) from exc.__cause__
-            self._no_logprobs.add(ep.name)
-            drop_logprobs(body)
-            want_tokens = False
-            yield Notice(f"{ep.name} does not give token probabilities ({exc.message}); the answer comes without them.")
+        while opened is None:  # twice at most: once more without logprobs when they are refused
             try:
                 async for step in self._open_with_retries(client, ep, body):
                     if isinstance(step, Retrying):
                         yield step
                     else:
                         opened = step
-            except BadRequest as again:
-                raise feature_error(again, body, ep.name) from again.__cause__
+            except BadRequest as exc:
+                if not (want_tokens and is_logprobs_refusal(exc)):
+                    raise feature_error(exc, body, ep.name) from exc.__cause__
+                self._no_logprobs.add(ep.name)
+                drop_logprobs(body)
+                want_tokens = False
+                yield Notice(f"{ep.name} does not give token probabilities ({exc.message}); the answer comes without them.")
         assert opened is not None
         parts: list[str] = []
         thoughts: list[str] = []
