@@ -90,8 +90,44 @@ def _py(value: Any, indent: int = 4) -> str:
     return text.replace("\n", "\n" + " " * indent)
 
 
+def python_reader(body: dict[str, Any]) -> str:
+    """The part of :func:`openai_python` that reads the stream: it prints the text as it comes
+    and the usage; with ``tools`` in the body it also builds each tool call from its streamed
+    pieces (by ``index``) and prints the calls. This is where a program that answers the calls
+    (the tool loop) continues."""
+    if "tools" not in body:
+        return """usage = None
+for chunk in stream:
+    if chunk.choices and chunk.choices[0].delta.content:
+        print(chunk.choices[0].delta.content, end="", flush=True)
+    if getattr(chunk, "usage", None):
+        usage = chunk.usage
+print()
+"""
+    return """usage = None
+tool_calls = {}  # index -> {"id", "name", "arguments"}: the calls, built from their streamed pieces
+for chunk in stream:
+    delta = chunk.choices[0].delta if chunk.choices else None
+    if delta is not None and delta.content:
+        print(delta.content, end="", flush=True)
+    for piece in (delta.tool_calls or []) if delta is not None else []:
+        call = tool_calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
+        call["id"] = piece.id or call["id"]
+        if piece.function is not None:
+            call["name"] = piece.function.name or call["name"]
+            call["arguments"] += piece.function.arguments or ""
+    if getattr(chunk, "usage", None):
+        usage = chunk.usage
+print()
+for index in sorted(tool_calls):  # the model asks for these calls (their results go back as "tool" messages)
+    call = tool_calls[index]
+    print(f"tool call {call['id']}: {call['name']}({call['arguments']})")
+"""
+
+
 def openai_python(target: HttpTarget) -> str:
-    """A Python program that streams the answer with the openai SDK."""
+    """A Python program that streams the answer with the openai SDK (the request's tools,
+    tool choice and response format included: they are in the body)."""
     body = dict(target.body)
     args = "".join(f"    {k}={_py(v)},\n" for k, v in body.items())
     key = f'os.environ["{target.key_env}"]' if target.key_env else 'os.environ.get("OPENAI_API_KEY", "not-needed")'
@@ -115,14 +151,7 @@ from openai import OpenAI
 {note}client = OpenAI(base_url={base!r}, api_key={key}{extra})
 stream = client.chat.completions.create(
 {args})
-usage = None
-for chunk in stream:
-    if chunk.choices and chunk.choices[0].delta.content:
-        print(chunk.choices[0].delta.content, end="", flush=True)
-    if getattr(chunk, "usage", None):
-        usage = chunk.usage
-print()
-if usage is not None:
+{python_reader(body)}if usage is not None:
     print(f"[{{usage.prompt_tokens}} prompt + {{usage.completion_tokens}} completion tokens]")
 '''
 
@@ -138,10 +167,11 @@ def curl_program(target: HttpTarget) -> str:
     url = re.sub(r'([$`"\\])', r"\\\1", f"{base}/chat/completions" + (f"?{urlencode(plain)}" if plain else ""))
     if target.key_param:  # the key goes in the query, as the base URL had it
         url += f"{'&' if plain else '?'}{quote(target.key_param)}=${{{target.key_env}}}"
+    calls = "# A tool call streams in choices[0].delta.tool_calls pieces (by index).\n" if "tools" in body else ""
     return f"""#!/bin/sh
 # The same request as LLM Playground sent: {target.title}.
 # Run: {run}   (the answer streams as server-sent events)
-curl -sS -N "{url}" \\
+{calls}curl -sS -N "{url}" \\
   -H "Content-Type: application/json" \\
 {auth}  -d @- <<'JSON'
 {json.dumps(body, indent=2, ensure_ascii=False)}
@@ -260,4 +290,4 @@ def program(language: str, request: GenerationRequest, *, http: HttpTarget | Non
 
 
 __all__ = ["HttpTarget", "LANGUAGES", "LocalTarget", "curl_program", "http_target", "key_env_for",
-           "openai_python", "program", "transformers_python"]
+           "openai_python", "program", "python_reader", "transformers_python"]

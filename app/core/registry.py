@@ -60,7 +60,8 @@ _IN_PROCESS = Capabilities(adapters=True, logprobs=True, prefix=True)
 
 PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec("openai", "app.providers.openai:OpenAIProvider",
-                 Capabilities(endpoints=True, server_token_count=True, logprobs=True, prefix=True),
+                 Capabilities(endpoints=True, server_token_count=True, logprobs=True, prefix=True, tools=True,
+                              structured_output=True),
                  priced=True, label="OpenAI-compatible", group="OpenAI", hints=("openai:",)),
     ProviderSpec("huggingface", "app.providers.transformers:HuggingFaceProvider", _IN_PROCESS, in_process=True,
                  free=True, label="Hugging Face (in-process)", group="Hugging Face", hints=("huggingface:",)),

@@ -42,6 +42,7 @@ from app.core.events import (
 from app.core.provider import ProviderContext
 from app.core.retry import RetryCallback, RetryWait, WaitCallback, countdown, next_delay
 from app.core.settings import DEFAULT_ENDPOINT_NAME, EndpointConfig
+from app.core.tools import ToolSpec
 from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
 from app.core.url_keys import sdk_base, url_key
 from app.core.urls import clean_url
@@ -63,7 +64,8 @@ from app.providers.openai_support import (
     server_message,
     translate,
 )
-from app.providers.openai_tokens import ServerTokenCounter, endpoint_key
+from app.providers.openai_tokens import ServerTokenCounter, endpoint_key, estimate_prompt
+from app.providers.openai_tools import ToolDeltas, add_tools, feature_error, openai_messages
 
 __all__ = [
     "OpenAIProvider",
@@ -172,7 +174,7 @@ class OpenAIProvider:
         reasoning = is_reasoning_model(model)
         body: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": openai_messages(request.messages),
             "stream": True,
         }
         if not (official and reasoning):  # o-series / gpt-5 reject sampling parameters
@@ -196,6 +198,7 @@ class OpenAIProvider:
         extra.update(p.extras)
         if extra:
             body["extra_body"] = extra
+        add_tools(body, request)
         add_logprobs(body, request)
         add_continuation(body, request, ep)
         if ep.name in self._no_logprobs:
@@ -227,7 +230,7 @@ class OpenAIProvider:
             raise translate(exc, ep, body["model"]) from exc
 
     async def _open(self, client: Any, ep: EndpointConfig, body: dict[str, Any]) -> _Opened:
-        """Open the stream and read up to the first content, reasoning, finish or usage chunk
+        """Open the stream and read up to the first content, reasoning, tool call, finish or usage chunk
         (a retry is possible only up to there: nothing has been yielded yet). The chunks
         before it carry nothing the answer needs (the role)."""
         import openai
@@ -243,6 +246,7 @@ class OpenAIProvider:
                     choices
                     and (
                         getattr(choices[0].delta, "content", None)
+                        or getattr(choices[0].delta, "tool_calls", None)
                         or choices[0].finish_reason
                         or reasoning_text(getattr(choices[0].delta, "__pydantic_extra__", None))
                     )
@@ -294,7 +298,8 @@ class OpenAIProvider:
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         """Stream one answer: Retrying... (failed attempts), ReasoningDelta... (thinking
-        models), TextDelta..., UsageReport, Finished (errors as app errors)."""
+        models), TextDelta... and ToolCallDelta... (a call's pieces as they come),
+        UsageReport, Finished (``tool_calls`` when the answer is calls; errors as app errors)."""
         import openai
 
         request.params.validated()
@@ -305,24 +310,20 @@ class OpenAIProvider:
         if request.params.logprobs is not None and not want_tokens:
             yield Notice(f"{ep.name} does not give token probabilities; the answer comes without them.")
         opened: _Opened | None = None
-        try:
-            async for step in self._open_with_retries(client, ep, body):
-                if isinstance(step, Retrying):
-                    yield step
-                else:
-                    opened = step
-        except BadRequest as exc:
-            if not (want_tokens and is_logprobs_refusal(exc)):
-                raise
-            self._no_logprobs.add(ep.name)
-            drop_logprobs(body)
-            want_tokens = False
-            yield Notice(f"{ep.name} does not give token probabilities ({exc.message}); the answer comes without them.")
-            async for step in self._open_with_retries(client, ep, body):
-                if isinstance(step, Retrying):
-                    yield step
-                else:
-                    opened = step
+        while opened is None:  # twice at most: once more without logprobs when they are refused
+            try:
+                async for step in self._open_with_retries(client, ep, body):
+                    if isinstance(step, Retrying):
+                        yield step
+                    else:
+                        opened = step
+            except BadRequest as exc:
+                if not (want_tokens and is_logprobs_refusal(exc)):
+                    raise feature_error(exc, body, ep.name) from exc.__cause__
+                self._no_logprobs.add(ep.name)
+                drop_logprobs(body)
+                want_tokens = False
+                yield Notice(f"{ep.name} does not give token probabilities ({exc.message}); the answer comes without them.")
         assert opened is not None
         parts: list[str] = []
         thoughts: list[str] = []
@@ -332,6 +333,7 @@ class OpenAIProvider:
         chunks = opened.chunks
         append = parts.append
         got_tokens = False
+        calls = ToolDeltas()
         try:
             while chunk is not None:
                 choices = chunk.choices
@@ -355,6 +357,8 @@ class OpenAIProvider:
                             yield TextDelta(content, tokens)
                         else:
                             yield TextDelta(content)
+                    for piece in calls.events(delta):
+                        yield piece
                     if choice.finish_reason:
                         finish = choice.finish_reason
                 chunk_usage = chunk.usage
@@ -381,12 +385,14 @@ class OpenAIProvider:
                                     partial_text=text)  # fmt: skip
         if want_tokens and text and not got_tokens:
             yield Notice(f"{ep.name} sent no token probabilities, although they were asked for.")
-        # an estimate counts the reasoning too: servers bill and limit it as completion tokens
-        report = self._usage(request, usage, "".join(thoughts) + text)
+        # an estimate counts the reasoning and the calls too: servers bill and limit them as
+        # completion tokens
+        written = "".join(thoughts) + text + calls.text()
+        report = self._usage(request, usage, written)
         if report.estimated:  # no usage from the server: ask its own tokenizer
-            report = await self._server_usage(ep, request, "".join(thoughts) + text, finish, report)
+            report = await self._server_usage(ep, request, written, finish, report)
         yield report
-        yield Finished(finish)  # "length" with only reasoning: the budget ran out while thinking
+        yield Finished(calls.finish(finish))  # "length" with only reasoning: the budget ran out while thinking
 
     def _usage(self, request: GenerationRequest, usage: Any, text: str) -> UsageReport:
         if usage is not None and usage.prompt_tokens is not None:
@@ -395,10 +401,10 @@ class OpenAIProvider:
             return UsageReport(
                 int(usage.prompt_tokens), int(usage.completion_tokens or 0), int(cached)
             )
-        from app.core.tokens import count_chat, count_text
+        from app.core.tokens import count_text
 
         model = request.model.name
-        prompt = count_chat(model, request.messages).tokens
+        prompt = estimate_prompt(model, request.messages, request.tools).tokens
         completion = count_text(model, text).tokens if text else 0
         return UsageReport(prompt, completion, estimated=True)
 
@@ -407,7 +413,8 @@ class OpenAIProvider:
         """The server's counts (:mod:`app.providers.openai_tokens`), still labelled estimated."""
         try:
             return await asyncio.to_thread(self.tokens.refine, ep, endpoint_key(self.context, ep), request.model.name,
-                                           request.messages, text, finish, request.params.max_tokens, report)  # fmt: skip
+                                           request.messages, text, finish, request.params.max_tokens, report,
+                                           request.tools)  # fmt: skip
         except Exception:  # counting is best effort: the local estimate stands
             log.debug("server-side token count failed", exc_info=True)
             return report
@@ -431,20 +438,20 @@ class OpenAIProvider:
         )
 
     def count_tokens(self, model: str, messages: list[ChatMessage]) -> TokenCount:
-        """Token count of a chat request (exact for known OpenAI models, else an estimate)."""
-        from app.core.tokens import count_chat
+        """Token count of a chat request (exact for known OpenAI models, else an estimate;
+        tool calls in the messages make it an estimate)."""
+        return estimate_prompt(model, messages)
 
-        return count_chat(model, messages)
-
-    def count_request(self, endpoint: str | None, model: str, messages: Sequence[ChatMessage]) -> TokenCount | None:
+    def count_request(self, endpoint: str | None, model: str, messages: Sequence[ChatMessage],
+                      tools: Sequence[ToolSpec] = ()) -> TokenCount | None:  # fmt: skip
         """The before-sending count of a request to ``endpoint`` by the server's own tokenizer
         (blocking: call it off the GUI thread), or None (e.g. an unknown endpoint name: the
-        request itself will say so)."""
+        request itself will say so). ``tools`` are counted as their JSON (an estimate)."""
         try:
             ep = self.endpoint(endpoint)
         except Exception:
             return None
-        return self.tokens.count_prompt(ep, endpoint_key(self.context, ep), model, messages)
+        return self.tokens.count_prompt(ep, endpoint_key(self.context, ep), model, messages, tools)
 
     def endpoint_errors(self) -> dict[str, str]:
         """Endpoint name -> why it failed in the last :meth:`list_models`."""

@@ -15,6 +15,10 @@ Otherwise the caller keeps its local estimate (tiktoken plus OpenAI's per-messag
 A finish reason of ``length`` means the completion is exactly ``max_tokens`` long. Counts
 made here stay labelled "estimated": the server did not report them as usage.
 
+Tools and tool calls: the tools' JSON and the calls in the messages are counted as their
+JSON text on top of the messages (:func:`tools_text`); a template renders them its own way,
+so such a count is always labelled an estimate.
+
 Plain ``http.client`` with short timeouts (no proxy, no SDK): the calls block, so the
 provider runs them in a thread and the window's counter on its worker thread.
 """
@@ -33,6 +37,7 @@ from urllib.parse import urlencode, urlsplit
 
 from app.core.events import UsageReport
 from app.core.settings import EndpointConfig
+from app.core.tools import ToolSpec
 from app.core.types import ChatMessage, TokenCount
 from app.core.url_keys import sdk_base, url_key
 
@@ -48,6 +53,31 @@ OVERHEAD_PER_MESSAGE = 4
 """Template tokens around one message when the template is unknown (ChatML: start marker,
 role, newline, end marker), plus :data:`REPLY_PRIMING` once."""
 REPLY_PRIMING = 3
+
+
+def tools_text(messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()) -> str:
+    """The JSON a request carries besides its messages' text: the tools' definitions and the
+    assistant messages' tool calls (and the ids tool results answer); "" when none."""
+    parts = [json.dumps([t.to_openai() for t in tools], ensure_ascii=False)] if tools else []
+    for m in messages:
+        if m.tool_calls:
+            parts.append(json.dumps([c.to_openai() for c in m.tool_calls], ensure_ascii=False))
+        if m.tool_call_id:
+            parts.append(m.tool_call_id)
+    return "\n".join(parts)
+
+
+def estimate_prompt(model: str, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()) -> TokenCount:
+    """The local count of a request (tiktoken plus OpenAI's per-message overhead), with the
+    tools' and calls' JSON counted as text: then always an estimate."""
+    from app.core.tokens import count_chat, count_text
+
+    count = count_chat(model, messages)
+    extra = tools_text(messages, tools)
+    if not extra:
+        return count
+    method = count.method if count.method.startswith("estimate") else f"estimate ({count.method})"
+    return TokenCount(count.tokens + count_text(model, extra).tokens, exact=False, method=method + ", tools as JSON")
 
 
 class _Unsupported(Exception):
@@ -144,21 +174,28 @@ class ServerTokenCounter:
         return _roots(base_url)[0] in self._methods
 
     # ------------------------------------------------------------------ counting
-    def count_prompt(self, ep: EndpointConfig, key: str | None, model: str,
-                     messages: Sequence[ChatMessage]) -> TokenCount | None:  # fmt: skip
-        """The prompt as the server's tokenizer and template count it, or None (unknown)."""
+    def count_prompt(self, ep: EndpointConfig, key: str | None, model: str, messages: Sequence[ChatMessage],
+                     tools: Sequence[ToolSpec] = ()) -> TokenCount | None:  # fmt: skip
+        """The prompt as the server's tokenizer and template count it, or None (unknown). The
+        tools' and calls' JSON (:func:`tools_text`) is tokenized as text and added: an estimate."""
         target = self._target(ep, key)
         if target is None:
             return None
         method = self._detect(target, model, messages)
         if method is None:
             return None
+        extra = tools_text(messages, tools)
         try:
             n, exact = self._prompt(method, target, model, messages)
+            if extra:
+                n += self._text(method, target, model, extra)
         except (_Unsupported, _Unreachable) as exc:
             log.debug("counting at %s failed: %s", target.root, exc)
             return None
-        return TokenCount(n, exact=exact, method=f"server ({method})" + ("" if exact else ", template estimated"))
+        label = "" if exact else ", template estimated"
+        if extra:
+            label += ", tools as JSON (estimated)"
+        return TokenCount(n, exact=exact and not extra, method=f"server ({method})" + label)
 
     def count_text(self, ep: EndpointConfig, key: str | None, model: str, text: str) -> int | None:
         """Tokens of plain ``text`` (an answer) by the server's tokenizer, or None."""
@@ -177,11 +214,12 @@ class ServerTokenCounter:
             return None
 
     def refine(self, ep: EndpointConfig, key: str | None, model: str, messages: Sequence[ChatMessage],
-               text: str, finish: str | None, max_tokens: int | None, report: UsageReport) -> UsageReport:  # fmt: skip
+               text: str, finish: str | None, max_tokens: int | None, report: UsageReport,
+               tools: Sequence[ToolSpec] = ()) -> UsageReport:  # fmt: skip
         """A better estimate than ``report`` (a local count): the server's counts where it can
         give them, and exactly ``max_tokens`` when the answer stopped at that length."""
         prompt, completion = report.prompt_tokens, report.completion_tokens
-        counted = self.count_prompt(ep, key, model, messages)
+        counted = self.count_prompt(ep, key, model, messages, tools)
         if counted is not None:
             prompt = counted.tokens
         if finish == "length" and max_tokens:

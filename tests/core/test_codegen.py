@@ -1,8 +1,13 @@
-"""The generated programs (text level; running them is tests/cli/test_show_code.py)."""
+"""The generated programs (text level, and tool calls run against the loopback server; the
+rest of running them is tests/cli/test_show_code.py)."""
 
 from __future__ import annotations
 
 import ast
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,14 +15,21 @@ from app.core.codegen import (
     HttpTarget,
     LocalTarget,
     curl_program,
+    http_target,
     key_env_for,
     openai_python,
     program,
+    python_reader,
     transformers_python,
 )
 from app.core.errors import InvalidParams
+from app.core.secrets import MemoryKeyring, SecretStore
+from app.core.services import Services
 from app.core.settings import EndpointConfig
+from app.core.tools import ResponseSchema, ToolSpec
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest, ModelRef
+from tests.support.openai_server import OpenAIServer
+from tests.support.openai_tool_calls import tool_calls
 
 REQUEST = GenerationRequest(ModelRef("openai", "gpt-4o-mini"), (ChatMessage("user", "it's \"here\""),),
                             GenerationParams(temperature=0.2, seed=3))
@@ -63,3 +75,42 @@ def test_no_program_for_the_wrong_kind_of_model() -> None:
         program("transformers", REQUEST, http=HttpTarget("http://h/v1", None, BODY, "x"))
     with pytest.raises(InvalidParams, match="no code for 'rust'"):
         program("rust", REQUEST)
+
+
+WEATHER = ToolSpec("get_weather", "The weather in a city.",
+                   {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})  # fmt: skip
+SCHEMA = ResponseSchema({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
+                         "additionalProperties": False})  # fmt: skip
+
+
+def test_programs_send_the_tools_choice_and_response_format_and_print_the_calls(tmp_path: Path) -> None:
+    """The app's own body (tools, tool_choice, parallel_tool_calls, response_format) is what
+    the programs send, run against the loopback server; the Python one prints the calls."""
+    with OpenAIServer() as server:
+        services = Services.create(secrets=SecretStore(backend=MemoryKeyring(), environ={}))
+        services.settings.endpoints = [server.endpoint("Loop")]
+        request = GenerationRequest(ModelRef("openai", "test-model"), (ChatMessage("user", "Weather in Oslo?"),),
+                                    GenerationParams(seed=1), endpoint="Loop", tools=(WEATHER,),
+                                    tool_choice="get_weather", parallel_tool_calls=False, response_schema=SCHEMA)  # fmt: skip
+        try:
+            target = http_target(services, request)
+        finally:
+            asyncio.run(services.aclose())
+        assert target.body["tools"] == [WEATHER.to_openai()]
+        assert target.body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+        assert target.body["parallel_tool_calls"] is False and target.body["response_format"] == SCHEMA.to_openai()
+        python, curl = openai_python(target), curl_program(target)
+        (tmp_path / "p.py").write_text(python, encoding="utf-8")
+        (tmp_path / "c.sh").write_text(curl, encoding="utf-8")
+        server.enqueue(tool_calls(("call_1", "get_weather", ['{"ci', 'ty": "Os', 'lo"}']),
+                                  ("call_2", "get_weather", '{"city": "Bergen"}')))  # fmt: skip
+        result = subprocess.run([sys.executable, str(tmp_path / "p.py")], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert ('tool call call_1: get_weather({"city": "Oslo"})\n'
+                'tool call call_2: get_weather({"city": "Bergen"})\n') in result.stdout  # fmt: skip
+        result = subprocess.run(["sh", str(tmp_path / "c.sh")], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        from_python, from_curl = server.chat_requests
+    assert from_python.json == from_curl.json == target.body  # both send exactly the app's body
+    plain = openai_python(HttpTarget("http://h/v1", None, BODY, "x"))
+    assert "tool_calls" not in plain and "tool_calls" not in python_reader(BODY)

@@ -26,7 +26,7 @@ import asyncio
 import json
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,9 +58,13 @@ class Behaviour:
     - ``raw=[...]``: send these body pieces verbatim (one HTTP chunk each) instead of the
       generated events, with ``content_type``: any wire quirk a real server has (``data:``
       without a space, CRLF, ``: ping`` comments, odd chunks; see :func:`sse`).
+
+    A chunk that is a dict is sent as the ``delta`` itself (tool-call pieces: see
+    :mod:`tests.support.openai_tool_calls`). ``reply``: a function of the request body that
+    returns the behaviour to answer with (an answer made from what the request holds).
     """
 
-    chunks: Sequence[str] = ("Hello", " from", " the", " loopback", " server.")
+    chunks: Sequence[str | dict[str, Any]] = ("Hello", " from", " the", " loopback", " server.")
     finish_reason: str | None = "stop"
     usage: bool | None = None
     prompt_tokens: int | None = None
@@ -85,6 +89,7 @@ class Behaviour:
     logprobs: bool = True
     """When the request asks for ``logprobs``, stream them (see :func:`token_logprobs`);
     False: ignore the request's ``logprobs`` (as some servers silently do)."""
+    reply: Callable[[dict[str, Any]], Behaviour] | None = None
 
     @property
     def is_error(self) -> bool:
@@ -208,14 +213,18 @@ class OpenAIServer:
     tokens as one kind of server does: ``"vllm"`` ``POST /tokenize`` with messages or a prompt;
     ``"llama.cpp"`` ``POST /apply-template`` + ``POST /tokenize``; ``"llama-cpp-python"``
     ``POST /extras/tokenize``, adding a BOS when ``tokenize_bos``; tokens as in
-    :func:`count_tokens`, the template :func:`chatml`).
+    :func:`count_tokens`, the template :func:`chatml`), ``reject_tools=True`` /
+    ``reject_response_format=True`` (400 for a request carrying ``tools`` /
+    ``response_format``, as a server without that support answers). Like OpenAI, every chat
+    request's tool messages are checked: each call of an assistant message must be answered
+    by a ``tool`` message with its ``tool_call_id`` (else a 400 naming the ids).
     """
 
     def __init__(self, *, models: Sequence[str] = ("gpt-4o-mini", "test-model"), send_usage: bool = True,
                  reject_stream_options: bool = False, require_key: str | None = None,
                  default: Behaviour | None = None, models_body: Any = None,
                  models_content_type: str = "application/json", models_hold: bool = False,
-                 reject_logprobs: bool = False,
+                 reject_logprobs: bool = False, reject_tools: bool = False, reject_response_format: bool = False,
                  tokenizer: str | None = None, tokenize_bos: bool = False) -> None:  # fmt: skip
         self.tokenizer = tokenizer
         self.tokenize_bos = tokenize_bos
@@ -226,6 +235,8 @@ class OpenAIServer:
         self.send_usage = send_usage
         self.reject_stream_options = reject_stream_options
         self.reject_logprobs = reject_logprobs
+        self.reject_tools = reject_tools
+        self.reject_response_format = reject_response_format
         self.require_key = require_key
         self.default = default or Behaviour()
         self.requests: list[RecordedRequest] = []
@@ -418,8 +429,23 @@ class OpenAIServer:
             await _send_error(writer, error(400, "Unrecognized request argument supplied: stream_options",
                                             param="stream_options"))  # fmt: skip
             return True
+        if self.reject_tools and "tools" in body:  # llama.cpp's llama-server without --jinja
+            await _send_error(writer, error(400, "tools param requires --jinja flag"))
+            return True
+        if self.reject_response_format and "response_format" in body:
+            await _send_error(writer, error(400, "Unrecognized request argument supplied: response_format",
+                                            param="response_format"))  # fmt: skip
+            return True
+        from tests.support.openai_tool_calls import tool_message_problem
+
+        problem = tool_message_problem(body.get("messages"))
+        if problem is not None:
+            await _send_error(writer, error(400, problem, param="messages"))
+            return True
         b = self._next(chat=True)
         assert b is not None
+        while b.reply is not None:
+            b = b.reply(body)
         if b.is_error:
             await _send_error(writer, b)
             return True
@@ -504,10 +530,13 @@ class OpenAIServer:
                 if i and b.chunk_delay_s and not await wait(asyncio.sleep(b.chunk_delay_s)):
                     return self._gone()
                 lp = "null"
-                if want_logprobs:
-                    lp = json.dumps({"content": [token_logprobs(chunk, i, top)], "refusal": None})
-                event(head + '{"content":' + json.dumps(chunk) + '},"logprobs":' + lp + ',"finish_reason":null}]'
-                      + usage_null + "}")  # fmt: skip
+                if isinstance(chunk, dict):  # a delta as it is (tool-call pieces)
+                    delta = json.dumps(chunk)
+                else:
+                    delta = '{"content":' + json.dumps(chunk) + "}"
+                    if want_logprobs:
+                        lp = json.dumps({"content": [token_logprobs(chunk, i, top)], "refusal": None})
+                event(head + delta + ',"logprobs":' + lp + ',"finish_reason":null}]' + usage_null + "}")
                 if i % 64 == 63 or b.chunk_delay_s or i + 1 == b.hold_after:
                     await writer.drain()
                 if watcher.done():
@@ -584,7 +613,7 @@ def count_tokens(text: str) -> int:
 
 def chatml(messages: Sequence[Any], add_generation_prompt: bool = True) -> str:
     """The loopback server's chat template (ChatML, as llama.cpp and vLLM would apply it)."""
-    text = "".join(f"<|im_start|>{m.get('role', '')}\n{m.get('content', '')}<|im_end|>\n"
+    text = "".join(f"<|im_start|>{m.get('role', '')}\n{m.get('content') or ''}<|im_end|>\n"
                    for m in messages if isinstance(m, dict))  # fmt: skip
     return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
 
@@ -602,7 +631,7 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 def _usage(b: Behaviour, body: dict[str, Any]) -> dict[str, Any]:
     messages = body.get("messages") or []
-    words = sum(len(str(m.get("content", "")).split()) + 3 for m in messages if isinstance(m, dict))
+    words = sum(len(str(m.get("content") or "").split()) + 3 for m in messages if isinstance(m, dict))
     prompt = b.prompt_tokens if b.prompt_tokens is not None else words + 3
     completion = b.completion_tokens if b.completion_tokens is not None else len(b.chunks)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
@@ -612,7 +641,13 @@ def _usage(b: Behaviour, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _completion(b: Behaviour, body: dict[str, Any]) -> dict[str, Any]:
-    message = {"role": "assistant", "content": "".join(b.chunks), "refusal": None}
+    from tests.support.openai_tool_calls import joined_calls
+
+    calls = joined_calls(c for c in b.chunks if isinstance(c, dict))
+    content = "".join(c for c in b.chunks if isinstance(c, str))
+    message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else ""), "refusal": None}
+    if calls:
+        message["tool_calls"] = calls
     return {"id": "chatcmpl-loopback", "object": "chat.completion", "created": 1700000000,
             "model": str(body.get("model", "")), "system_fingerprint": "fp_loopback",
             "choices": [{"index": 0, "message": message, "logprobs": None,
