@@ -80,7 +80,9 @@ class McpServerConfig(BaseModel):
     trusted: bool = False
     """Calls run without asking for approval."""
     timeout_s: float = Field(30.0, gt=0, le=3600)
-    """Longest wait for the server to start and for each call."""
+    """Longest wait for each call."""
+    start_timeout_s: float = Field(60.0, gt=0, le=3600)
+    """Longest wait for the server to start and list its tools (``npx`` may download first)."""
     enabled: bool = True
 
     @field_validator("name")

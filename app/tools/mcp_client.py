@@ -49,7 +49,9 @@ class McpServers:
     def __init__(self, configs: Sequence[McpServerConfig], secrets: SecretLookup | None = None, *,
                  on_state: Callable[[ServerState], None] | None = None) -> None:  # fmt: skip
         self.on_state = on_state
-        self._servers = {c.name: McpConnection(c, secrets, self._changed) for c in configs if c.enabled}
+        self._servers = {
+            c.name: McpConnection(c, secrets, self._changed) for c in configs if c.enabled
+        }
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._trusted: set[str] = {c.name for c in configs if c.trusted}
         self._routes: dict[str, tuple[str, str]] = {}
@@ -68,7 +70,9 @@ class McpServers:
         for name, server in self._servers.items():
             if name not in self._tasks:
                 self._changed(server.state)
-                self._tasks[name] = asyncio.get_running_loop().create_task(server.run(), name=f"mcp:{name}")
+                self._tasks[name] = asyncio.get_running_loop().create_task(
+                    server.run(), name=f"mcp:{name}"
+                )
 
     async def wait_started(self) -> None:
         """Wait until no server is ``starting`` (each is bounded by its ``timeout_s``)."""
@@ -127,14 +131,19 @@ class McpServers:
         for server in self._ready():
             for tool in server.tools:
                 base = _safe_name(tool.name)
-                name = base if abs(count[base]) == 1 else _safe_name(f"{server.config.name}__{base}")
+                name = (
+                    base if abs(count[base]) == 1 else _safe_name(f"{server.config.name}__{base}")
+                )
                 if name != base and count[base] > 0:
                     count[base] = -count[base]  # said once per name
                     notes.append(f"The tool '{tool.name}' is offered by {-count[base]} MCP servers; each is "
                                  "called SERVER__TOOL (e.g. " + repr(name) + ").")  # fmt: skip
                 schema = dict(tool.input_schema or {"type": "object", "properties": {}})
                 try:
-                    check_schema(schema, f"MCP server '{server.config.name}': tool '{tool.name}': inputSchema")
+                    check_schema(
+                        schema,
+                        f"MCP server '{server.config.name}': tool '{tool.name}': inputSchema",
+                    )
                 except ToolSchemaError as exc:
                     notes.append(exc.message + " The tool is left out.")
                     continue

@@ -29,11 +29,15 @@ def content_text(blocks: Iterable[Any], structured: Any = None) -> str:
             parts.append(str(getattr(block, "text", "")))
         elif kind in ("image", "audio"):
             data = str(getattr(block, "data", "") or "")
-            parts.append(f"[{kind}: {getattr(block, 'mime_type', '?')}, {_size(len(data) * 3 // 4)}]")
+            parts.append(
+                f"[{kind}: {getattr(block, 'mime_type', '?')}, {_size(len(data) * 3 // 4 - data.count('=', -2))}]"
+            )
         elif kind == "resource":
             res = getattr(block, "resource", None)
             text = getattr(res, "text", None)
-            parts.append(str(text) if isinstance(text, str) else f"[resource: {getattr(res, 'uri', '?')}]")
+            parts.append(
+                str(text) if isinstance(text, str) else f"[resource: {getattr(res, 'uri', '?')}]"
+            )
         elif kind == "resource_link":
             parts.append(f"[resource link: {getattr(block, 'uri', '?')}]")
         else:
@@ -89,7 +93,9 @@ def failure_reason(exc: BaseException, *, command: str = "", url: str = "", http
         status = f" (HTTP {http_status})" if http_status else ""
         return redact(f"the server answered an error: {leaf}{status}") + tail
     if type(leaf).__name__ == "ConnectError" and url:
-        return redact(f"could not connect to {url} ({leaf}); check that the server runs and the URL is right")
+        return redact(
+            f"could not connect to {url} ({leaf}); check that the server runs and the URL is right"
+        )
     if isinstance(leaf, TimeoutError):
         return "the server did not answer in time" + tail
     text = str(leaf).strip()

@@ -28,6 +28,8 @@ from app.tools.mcp_content import CONNECTION_CLOSED, failure_reason, last_line, 
 log = logging.getLogger(__name__)
 
 Status = Literal["starting", "ready", "failed", "stopped"]
+CANCEL_WAIT_S = 2.0
+"""How long a caller that gave up waits for its call's cancellation to go out."""
 Op = Callable[[Any], Awaitable[Any]]
 """What a request does with the server's ``ClientSession``."""
 
@@ -54,6 +56,7 @@ class ServerState:
 class _Request:
     op: Op
     future: asyncio.Future[Any]
+    finished: asyncio.Future[None]
     scope: Any = None  # the anyio CancelScope it runs in, once it runs
     cancelled: bool = False
 
@@ -120,7 +123,7 @@ class McpConnection:
         import anyio
 
         self._send, self._receive = anyio.create_memory_object_stream[_Request](math.inf)
-        timeout = self.config.timeout_s
+        timeout = self.config.start_timeout_s
         try:
             with anyio.CancelScope(deadline=anyio.current_time() + timeout) as start_scope:
                 async with AsyncExitStack() as stack:
@@ -132,7 +135,9 @@ class McpConnection:
                     self._set("ready", len(self.tools))
                     await self._serve(session, stack)
             if start_scope.cancelled_caught and self.state.status == "starting":
-                self._set("failed", reason=f"it did not start within {timeout:g} s (timeout_s)")
+                self._set(
+                    "failed", reason=f"it did not start within {timeout:g} s (start_timeout_s)"
+                )
         except asyncio.CancelledError:
             self._fail_or_stop("stopped")
             raise
@@ -163,7 +168,9 @@ class McpConnection:
             from mcp import StdioServerParameters, stdio_client
 
             self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
-            params = StdioServerParameters(command=self.config.command, args=list(self.config.args), env=env)
+            params = StdioServerParameters(
+                command=self.config.command, args=list(self.config.args), env=env
+            )
             read, write = await stack.enter_async_context(stdio_client(params, errlog=self._stderr))
             read = await self._watch_eof(stack, read)
         else:
@@ -177,7 +184,9 @@ class McpConnection:
             client = httpx2.AsyncClient(headers=headers, event_hooks={"response": [remember]},
                                         timeout=httpx2.Timeout(self.config.timeout_s, read=300.0))  # fmt: skip
             await stack.enter_async_context(client)
-            read, write = await stack.enter_async_context(streamable_http_client(self.config.url, http_client=client))
+            read, write = await stack.enter_async_context(
+                streamable_http_client(self.config.url, http_client=client)
+            )
         return await stack.enter_async_context(ClientSession(read, write))
 
     async def _watch_eof(self, stack: AsyncExitStack, read: Any) -> Any:
@@ -197,7 +206,9 @@ class McpConnection:
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return
             if self.state.status == "ready":  # EOF from a live server: it exited
-                self._lost = "the server exited" + (f" (its last words: {t})" if (t := self._stderr_tail()) else "")
+                self._lost = "the server exited" + (
+                    f" (its last words: {t})" if (t := self._stderr_tail()) else ""
+                )
                 self._set("failed", reason=self._lost)
                 self._send.close()
 
@@ -210,7 +221,9 @@ class McpConnection:
         for _ in range(100):  # a server that pages forever cannot hang the start
             from mcp.types import PaginatedRequestParams
 
-            page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
+            page = await session.list_tools(
+                params=PaginatedRequestParams(cursor=cursor) if cursor else None
+            )
             tools.extend(page.tools)
             cursor = page.next_cursor
             if not cursor:
@@ -252,6 +265,8 @@ class McpConnection:
             if not future.done():
                 future.set_exception(leaf if isinstance(leaf, Exception) else exc)
         finally:
+            if not request.finished.done():
+                request.finished.set_result(None)
             if not future.done():
                 future.set_exception(ToolError(f"the MCP server '{self.config.name}' stopped during the call"
                                                + (f": {self._lost}" if self._lost else "")))  # fmt: skip
@@ -265,9 +280,10 @@ class McpConnection:
         cancels the call."""
         if self.state.status != "ready" or self._send is None:
             raise ToolError(f"the MCP server '{self.config.name}' is not ready ({self.state})")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         future.add_done_callback(_consume)
-        request = _Request(op, future)
+        request = _Request(op, future, loop.create_future())
         if self._stderr is not None:
             try:
                 self._stderr_mark = self._stderr.seek(0, 2)
@@ -276,11 +292,14 @@ class McpConnection:
         try:
             self._send.send_nowait(request)
         except Exception:
-            raise ToolError(f"the MCP server '{self.config.name}' is not ready ({self.state})") from None
+            raise ToolError(
+                f"the MCP server '{self.config.name}' is not ready ({self.state})"
+            ) from None
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except BaseException:
-            request.cancel()
+            request.cancel()  # the server gets notifications/cancelled before this returns
+            await asyncio.wait({request.finished}, timeout=CANCEL_WAIT_S)
             raise
 
     def close(self) -> None:

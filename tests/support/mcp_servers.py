@@ -5,7 +5,7 @@ serves streamable HTTP on 127.0.0.1:PORT and answers 401 unless the request carr
 header ``HEADER: VALUE``; ``... exit`` exits at once with a message on stderr.
 
 Tools: ``echo(text)``, ``add(a, b)``, ``fail(reason)`` (an ``isError`` result), ``raise_error``
-(a JSON-RPC error), ``crash`` (the process exits mid-call), ``hang`` (sleeps until cancelled),
+(a JSON-RPC error), ``crash`` (the process exits mid-call), ``hang`` (sleeps until cancelled), ``hangs`` (how many hang now),
 ``pid`` (the server's process id), ``picture`` (an image and a text item). One prompt
 (``greet``) and one resource (``note://hello``).
 """
@@ -53,13 +53,24 @@ def build(name: str = "test") -> MCPServer[Any]:
         """Exit the server process mid-call."""
         os._exit(3)
 
+    hanging = [0]
+
     @server.tool()
     async def hang() -> str:
         """Never answer (until cancelled)."""
         import anyio
 
-        await anyio.sleep_forever()
+        hanging[0] += 1
+        try:
+            await anyio.sleep_forever()
+        finally:
+            hanging[0] -= 1
         return "never"
+
+    @server.tool()
+    def hangs() -> str:
+        """How many ``hang`` calls are running (a cancelled one stops)."""
+        return str(hanging[0])
 
     @server.tool()
     def pid() -> str:
@@ -99,7 +110,9 @@ def _serve_http(port: int, header: str, value: str) -> None:
             if scope["type"] == "http":
                 got = dict(scope["headers"]).get(header.lower().encode())
                 if got != value.encode():
-                    await PlainTextResponse("missing or wrong header", status_code=401)(scope, receive, send)
+                    await PlainTextResponse("missing or wrong header", status_code=401)(
+                        scope, receive, send
+                    )
                     return
             await app(scope, receive, send)
 
