@@ -15,6 +15,7 @@ from app.core.errors import (
     SecretsError,
     register_secret,
 )
+from app.core.mcp_config import KEYRING_PREFIX, SECRET_ENTRY_PREFIX, secret_ref
 from app.core.secrets import ENV_FALLBACK
 
 if TYPE_CHECKING:
@@ -41,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def secret_name_for(settings: Settings, name: str) -> str:
-    """``openai`` for OpenAI; ``endpoint:<name>`` for a named endpoint (settings or explicit)."""
+    """``openai`` for OpenAI; ``endpoint:<name>`` for a named endpoint (settings or explicit);
+    ``mcp:<name>`` for an MCP server's secret (referred to as ``keyring:<name>``)."""
     text = name.strip()
     if not text:
         raise InvalidParams(
@@ -49,6 +51,8 @@ def secret_name_for(settings: Settings, name: str) -> str:
         )
     if text.lower() == "openai":
         return "openai"
+    if text.lower().startswith(SECRET_ENTRY_PREFIX) and secret_ref(KEYRING_PREFIX + text[len(SECRET_ENTRY_PREFIX):]):
+        return SECRET_ENTRY_PREFIX + text[len(SECRET_ENTRY_PREFIX) :]  # an MCP server's secret (keyring:NAME)
     if text.lower().startswith("endpoint:") and text[len("endpoint:") :].strip():
         ep = settings.endpoint(text[len("endpoint:") :].strip())
         return ep.secret_name if ep is not None else "endpoint:" + text[len("endpoint:") :].strip()
@@ -58,7 +62,7 @@ def secret_name_for(settings: Settings, name: str) -> str:
     known = ", ".join(["openai"] + [e.name for e in settings.endpoints if e.kind != "openai"])
     raise ConfigError(
         f"'{text}' is neither 'openai' nor an endpoint in the settings.",
-        hint=f"Use one of: {known} (or endpoint:NAME).",
+        hint=f"Use one of: {known} (or endpoint:NAME, or mcp:NAME for an MCP server's secret).",
     )
 
 

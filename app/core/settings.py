@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.core.errors import ConfigError
+from app.core.mcp_config import McpServerConfig
 from app.core.sqlite_db import aside_path
 from app.core.url_keys import accept_base_url, split_base_url
 
@@ -179,6 +180,8 @@ class Settings(BaseModel):
     """View > Show probabilities: chat answers ask for token probabilities and show them."""
     probabilities_top_k: int = Field(5, ge=0, le=20)
     """How many alternatives per token the probabilities view asks for (0-20)."""
+    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+    """MCP servers whose tools the model may call (secrets as ``keyring:NAME``, see mcp_config)."""
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         """The endpoint called ``name`` (case-insensitive), or None."""

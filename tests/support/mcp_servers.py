@@ -1,0 +1,139 @@
+"""Small MCP servers for tests, written with the SDK's server API and run as real subprocesses.
+
+``python -m tests.support.mcp_servers stdio`` serves over stdio; ``... http PORT HEADER VALUE``
+serves streamable HTTP on 127.0.0.1:PORT and answers 401 unless the request carries the
+header ``HEADER: VALUE``; ``... exit`` exits at once with a message on stderr.
+
+Tools: ``echo(text)``, ``add(a, b)``, ``fail(reason)`` (an ``isError`` result), ``raise_error``
+(a JSON-RPC error), ``crash`` (the process exits mid-call), ``hang`` (sleeps until cancelled), ``hangs`` (how many hang now),
+``pid`` (the server's process id), ``picture`` (an image and a text item). One prompt
+(``greet``) and one resource (``note://hello``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+
+CLASH_TOOL = "echo"
+"""A tool name every test server has (two servers listed together clash on it)."""
+
+
+def build(name: str = "test") -> MCPServer[Any]:
+    """The test server with its tools, prompt and resource."""
+    server: MCPServer[Any] = MCPServer(name)
+
+    @server.tool()
+    def echo(text: str) -> str:
+        """Return the text unchanged."""
+        return text
+
+    @server.tool()
+    def add(a: int, b: int) -> str:
+        """Add two integers."""
+        return str(a + b)
+
+    @server.tool()
+    def fail(reason: str = "it failed") -> str:
+        """Fail with an isError result."""
+        raise ToolError(reason)
+
+    @server.tool()
+    def raise_error() -> str:
+        """Answer with a JSON-RPC error."""
+        raise MCPError(code=-32001, message="the test server refuses")
+
+    @server.tool()
+    def crash() -> str:
+        """Exit the server process mid-call."""
+        os._exit(3)
+
+    hanging = [0]
+
+    @server.tool()
+    async def hang() -> str:
+        """Never answer (until cancelled)."""
+        import anyio
+
+        hanging[0] += 1
+        try:
+            await anyio.sleep_forever()
+        finally:
+            hanging[0] -= 1
+        return "never"
+
+    @server.tool()
+    def hangs() -> str:
+        """How many ``hang`` calls are running (a cancelled one stops)."""
+        return str(hanging[0])
+
+    @server.tool()
+    def pid() -> str:
+        """The server's process id."""
+        return str(os.getpid())
+
+    @server.tool()
+    def picture() -> list[Any]:
+        """A text item and an image item."""
+        from mcp.types import ImageContent, TextContent
+
+        return [TextContent(type="text", text="a picture:"),
+                ImageContent(type="image", data="iVBORw0KGgo=", mime_type="image/png")]  # fmt: skip
+
+    @server.prompt()
+    def greet(who: str) -> str:
+        """A greeting prompt."""
+        return f"Say hello to {who}."
+
+    @server.resource("note://hello")
+    def hello() -> str:
+        """A short note."""
+        return "hello from the resource"
+
+    return server
+
+
+def _serve_http(port: int, header: str, value: str) -> None:
+    import uvicorn
+    from starlette.responses import PlainTextResponse
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    inner = build("http").streamable_http_app()
+
+    def guarded(app: ASGIApp) -> ASGIApp:
+        async def guard(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                got = dict(scope["headers"]).get(header.lower().encode())
+                if got != value.encode():
+                    await PlainTextResponse("missing or wrong header", status_code=401)(
+                        scope, receive, send
+                    )
+                    return
+            await app(scope, receive, send)
+
+        return guard
+
+    uvicorn.run(guarded(inner), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+
+
+def main(argv: list[str]) -> None:
+    """Serve as ``argv`` says (see the module's docstring)."""
+    mode = argv[0] if argv else "stdio"
+    if mode == "stdio":
+        build().run("stdio")
+    elif mode == "http":
+        _serve_http(int(argv[1]), argv[2], argv[3])
+    elif mode == "exit":
+        sys.stderr.write("the test server gives up at start\n")
+        sys.exit(2)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
