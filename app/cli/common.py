@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from app.core.errors import (
     AppError,
@@ -174,4 +174,57 @@ def run_with_services(body: Callable[[Services], Awaitable[T]]) -> T:
             finally:
                 print_warnings(services.warnings())
 
-    return asyncio.run(_main())
+    return run_interruptible(_main())
+
+
+def ignore_further_interrupts() -> None:
+    """After a Ctrl+C the process is on its way out: more Ctrl+C must not cut the clean-up
+    (recording the run, closing the databases) or the exit short."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_interruptible(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on a fresh event loop; the first Ctrl+C cancels it (its clean-up runs:
+    the ledger records the run as cancelled) and raises KeyboardInterrupt after; further
+    Ctrl+C are ignored. (``asyncio.run`` raises KeyboardInterrupt at the second Ctrl+C
+    wherever the code is, which left ledger rows ``running`` and tasks never retrieved.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return asyncio.run(coro)
+    interrupts = 0
+    main: list[asyncio.Task[T]] = []
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1 and main:
+            main[0].get_loop().call_soon_threadsafe(main[0].cancel)
+
+    async def _run() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        main.append(task)  # type: ignore[arg-type]
+        if interrupts:
+            raise asyncio.CancelledError
+        return await coro
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with asyncio.Runner() as runner:
+            result = runner.run(_run())
+    except asyncio.CancelledError:
+        if interrupts:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if interrupts:
+            ignore_further_interrupts()
+        else:
+            signal.signal(signal.SIGINT, previous)
+    return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 from app.cli.commands import COMMANDS
@@ -16,6 +17,7 @@ from app.cli.common import (
     EXIT_INTERRUPTED,
     check_arguments,
     exit_code_for,
+    ignore_further_interrupts,
     print_error,
     silence_stdout,
 )
@@ -47,14 +49,35 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except AppError as exc:
         print_error(exc)
+        _json_line(args, exc)
         return exit_code_for(exc)
     except BrokenPipeError:  # stdout's reader is gone: stop quietly, no traceback
         silence_stdout()
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
+        ignore_further_interrupts()
         try:
             sys.stdout.flush()
         except BrokenPipeError:
             silence_stdout()
         sys.stderr.write("\nCancelled.\n")
+        if not getattr(args, "json_done", False):
+            _json_line(args, None)
         return EXIT_INTERRUPTED
+
+
+def _json_line(args: argparse.Namespace, exc: AppError | None) -> None:
+    """With ``--json``, an error that reached here (a bad argument, Ctrl+C: ``exc`` None)
+    still ends the output with one JSON line: the command's own (``json_failure``) or
+    ``{"error": ...}``."""
+    if not getattr(args, "json", False):
+        return
+    hook = getattr(args, "json_failure", None)
+    try:
+        if hook is not None:
+            hook(args, exc)
+        else:
+            sys.stdout.write(json.dumps({"error": exc.user_message() if exc else "Cancelled."}, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        silence_stdout()

@@ -35,6 +35,9 @@ class AppError(Exception):
     """Base of every error the app raises on purpose."""
 
     default_hint = ""
+    result: object = None
+    """For a generation that failed: its :class:`~app.core.generation.GenerationResult` as the
+    ledger recorded it (usage estimated from the partial text, cost), else None."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = redact(message)

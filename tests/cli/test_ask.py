@@ -240,6 +240,45 @@ def test_ctrl_c_exits_130_and_records_the_cancel() -> None:
     assert len(rows) == 1 and rows[0]["finish_reason"] == "cancelled"
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child differs on Windows")
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_ctrl_c_pressed_again_while_stopping_still_exits_130_with_a_cancelled_row(json_flag: list[str]) -> None:
+    """Issue 18: a second Ctrl+C during the clean-up of a stopped local model load raised
+    KeyboardInterrupt in the middle of it ("Task exception was never retrieved", the ledger
+    row left ``running``). ``stop_s`` makes the mock's clean-up take a second; Ctrl+C is
+    pressed again and again until the app exits."""
+    import signal
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "app", "ask", "-m", "mock:tokens?n=100000&rate=20&stop_s=1", *json_flag, "go"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root, preexec_fn=default_sigint,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.read(4) == "tok0"  # streaming has started
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                pass
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "never retrieved" not in err and "Cancelled." in err
+    rows = ledger_rows()
+    assert len(rows) == 1 and rows[0]["finish_reason"] == "cancelled"
+    if json_flag:  # --json still ends with its one line
+        data = json.loads(out.splitlines()[-1])
+        assert data["finish_reason"] == "cancelled" and data["text"].startswith("tok0")
+
+
 def test_default_model_from_settings(capsys: pytest.CaptureFixture[str]) -> None:
     from app.core.settings import Settings, SettingsStore
 
