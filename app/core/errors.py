@@ -31,6 +31,20 @@ def redact(text: str) -> str:
     return text
 
 
+def join_sentences(*parts: str) -> str:
+    """``parts`` joined by spaces, each that lacks a full stop given one ("Rate limit
+    reached. Wait a moment.", not "Rate limit reached Wait a moment")."""
+    out: list[str] = []
+    for part in parts:
+        text = part.strip()
+        if not text:
+            continue
+        if out and not out[-1].rstrip("\"')]").endswith((".", "!", "?", ":", "…")):
+            out[-1] += "."
+        out.append(text)
+    return " ".join(out)
+
+
 class AppError(Exception):
     """Base of every error the app raises on purpose."""
 
@@ -45,8 +59,8 @@ class AppError(Exception):
         super().__init__(self.user_message())
 
     def user_message(self) -> str:
-        """Message plus hint, as shown to the user."""
-        return f"{self.message} {self.hint}".strip()
+        """Message plus hint, as shown to the user (joined as sentences)."""
+        return join_sentences(self.message, self.hint)
 
 
 class InvalidParams(AppError):
