@@ -49,8 +49,8 @@ def silence_stdout() -> None:
 
 def exit_code_for(exc: AppError) -> int:
     """1 for provider, secret-store and storage failures (a busy database), 2 for bad input
-    (params, model ids, config)."""
-    if isinstance(exc, ProviderError | SecretsError | StorageError):
+    (params, model ids, config, a model that is not there: a missing ``local:`` path)."""
+    if isinstance(exc, ProviderError | SecretsError | StorageError) and not exc.bad_input:
         return EXIT_PROVIDER
     return EXIT_BAD_INPUT
 

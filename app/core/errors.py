@@ -49,6 +49,8 @@ class AppError(Exception):
     """Base of every error the app raises on purpose."""
 
     default_hint = ""
+    bad_input = False
+    """True for a provider error that is the caller's input (the CLI exits 2, not 1)."""
     result: object = None
     """For a generation that failed: its :class:`~app.core.generation.GenerationResult` as the
     ledger recorded it (usage estimated from the partial text, cost), else None."""
@@ -152,6 +154,13 @@ class ModelNotFound(ProviderError):
     """The model does not exist on that provider/endpoint, or is not downloaded."""
 
     default_hint = "Pick a model from the list (python -m app models)."
+
+
+class NoSuchModel(ModelNotFound):
+    """A model id names nothing here (a ``local:`` path that does not exist, an unknown
+    ``mock:`` model): bad input, like a malformed id (the CLI exits 2)."""
+
+    bad_input = True
 
 
 class ContextTooLong(ProviderError):

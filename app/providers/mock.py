@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl
 from app.core.errors import (
     AuthError,
     InvalidParams,
-    ModelNotFound,
+    NoSuchModel,
     ProviderError,
     RateLimited,
     ServerError,
@@ -128,7 +128,7 @@ class MockProvider:
         """Info for ``model`` (options after ``?`` are allowed)."""
         base, _ = _parse(model)
         if base not in MOCK_MODELS:
-            raise ModelNotFound(f"There is no mock model '{base}'.", hint="Use one of: " + ", ".join(MOCK_MODELS) + ".")
+            raise NoSuchModel(f"There is no mock model '{base}'.", hint="Use one of: " + ", ".join(MOCK_MODELS) + ".")
         return ModelInfo(
             ref=ModelRef("mock", model),
             display_name=f"Mock: {base}",

@@ -128,7 +128,8 @@ def test_unparseable_number_is_a_usage_error(capsys: pytest.CaptureFixture[str])
     [
         ("nonsense", "is not a model id", 2),
         ("acme:gpt", "Unknown provider 'acme'", 2),
-        ("mock:nope", "There is no mock model 'nope'", 1),
+        ("mock:nope", "There is no mock model 'nope'", 2),  # issue 18: a model that is not there is bad input
+        ("local:/nonexistent/model-folder", "No model at '/nonexistent/model-folder'", 2),
     ],
 )
 def test_unknown_model_is_a_clear_message(
