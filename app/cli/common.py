@@ -18,6 +18,8 @@ from app.core.errors import (
 from app.core.types import PROVIDER_IDS, ModelRef
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from app.core.services import Services
 
 T = TypeVar("T")
@@ -135,6 +137,20 @@ def read_text_arg(value: str, stdin: TextIO | None = None) -> str:
     if value == "-":
         return read_stdin_text(stdin)
     return ensure_utf8(value, "The argument")
+
+
+def output_path(value: str, option: str) -> Path:
+    """The file an option names for writing (``~`` expanded); raises InvalidParams (exit 2)
+    when its folder does not exist: a typo must not create folders (at the root even)."""
+    from pathlib import Path
+
+    path = Path(value).expanduser()
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise InvalidParams(f"Cannot write {option} {value}: {folder} {what}.",
+                            hint="Create the folder first, or give a file in an existing folder.")  # fmt: skip
+    return path
 
 
 def check_arguments(args: object) -> None:

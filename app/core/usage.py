@@ -180,8 +180,7 @@ class UsageLedger(LedgerStore):
             "SELECT * FROM generations WHERE started_at >= ? ORDER BY started_at, id",
             (since if since is not None else float("-inf"),),
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="", encoding="utf-8") as fh:
+        with path.open("w", newline="", encoding="utf-8") as fh:  # its folder must exist: none is created
             writer = csv.writer(fh)
             writer.writerow(("time", *COLUMNS))
             for r in rows:
