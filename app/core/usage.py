@@ -180,7 +180,8 @@ class UsageLedger(LedgerStore):
             "SELECT * FROM generations WHERE started_at >= ? ORDER BY started_at, id",
             (since if since is not None else float("-inf"),),
         )
-        with path.open("w", newline="", encoding="utf-8") as fh:  # its folder must exist: none is created
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(("time", *COLUMNS))
             for r in rows:

@@ -142,7 +142,7 @@ def test_totals_by_day_is_a_full_local_series(ledger: UsageLedger) -> None:
 def test_export_csv(ledger: UsageLedger, tmp_path: Path) -> None:
     ledger.record(rec(started_at=100.0, cost_usd="0.1"))
     ledger.record(rec(started_at=200.0, cost_usd=None, error="bad, \"quoted\"\nline"))
-    out = tmp_path / "usage.csv"
+    out = tmp_path / "sub" / "usage.csv"
     assert ledger.export_csv(out) == 2
     with out.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
