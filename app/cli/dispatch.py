@@ -39,12 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one CLI command; return its exit code (0 ok, 1 provider error, 2 bad input, 130 Ctrl+C,
     141 when the reader of stdout went away, e.g. ``| head``)."""
-    parser = build_parser()
+    raw = sys.argv[1:] if argv is None else argv
+    args = argparse.Namespace(json="--json" in raw)  # until parsed (Ctrl+C while the parser is built)
     try:
-        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
-        return int(exc.code) if isinstance(exc.code, int) else 2
-    try:
+        try:  # inside the Ctrl+C handling: building the parser imports the commands (seconds, cold)
+            args = build_parser().parse_args(raw)
+        except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+            return int(exc.code) if isinstance(exc.code, int) else 2
         check_arguments(args)  # bytes that are not UTF-8: a clear message, exit 2
         return int(args.func(args))
     except AppError as exc:
