@@ -114,7 +114,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="print a standalone program that sends this request, instead of sending it "
         "(the key is read from an environment variable, never written)",
     )
-    p.set_defaults(func=run_ask)
+    p.set_defaults(func=run_ask, json_failure=json_failure)
 
 
 def parse_lora(spec: str) -> AdapterSpec:
@@ -323,6 +323,11 @@ def run_ask(args: argparse.Namespace) -> int:
                 printer.end_text()  # a busy history: the exchange waits in its journal
                 err.write(note + "\n")
                 err.flush()
+    except KeyboardInterrupt:  # Ctrl+C: the ledger has the run as cancelled; --json still ends with its line
+        printer.end_text()
+        _json_failure(args, printer, None, stored)
+        args.json_done = True  # the dispatcher prints no second line
+        raise
     except StreamInterrupted as exc:
         if printer.closed:
             return EXIT_BROKEN_PIPE
@@ -376,25 +381,36 @@ def _show_code(args: argparse.Namespace, prompt: str) -> int:
     return EXIT_OK
 
 
-def _json_failure(args: argparse.Namespace, printer: StreamPrinter, exc: AppError,
+def json_failure(args: argparse.Namespace, exc: AppError | None) -> None:
+    """With ``--json``: the one JSON line for an ``ask`` that failed before it started (a bad
+    argument) or was stopped by Ctrl+C (``exc`` None)."""
+    _json_failure(args, StreamPrinter(sys.stdout, sys.stderr), exc)
+
+
+def _json_failure(args: argparse.Namespace, printer: StreamPrinter, exc: AppError | None,
                   stored: Sequence[StoredExchange] = ()) -> None:
-    """With ``--json``: the one JSON line for a failed request, with the usual keys, ``error``
-    and the partial text (figures that are not known are null); with ``--conversation``, the
-    ids of what was stored (null when nothing was)."""
-    if not args.json or printer.closed:
+    """With ``--json``: the one JSON line for a failed request (``exc``) or one stopped by
+    Ctrl+C (``exc`` None), with the usual keys, ``error`` and the partial text; usage and
+    cost are the ledger's (estimated from the partial text), null when nothing was recorded.
+    With ``--conversation``, the ids of what was stored (null when nothing was)."""
+    if not getattr(args, "json", False) or printer.closed:
         return
+    from app.core.generation import GenerationResult
+
     stats = printer.last_stats
     text = exc.partial_text if isinstance(exc, StreamInterrupted) else printer.printed
+    recorded = exc.result if exc is not None and isinstance(exc.result, GenerationResult) else None
+    figures = recorded.to_json() if recorded is not None else {}
     data = {
-        "model": printer.model_id or args.model,
+        "model": printer.model_id or getattr(args, "model", None),
         "text": text,
-        "usage": None,
-        "cost_usd": None,
+        "usage": figures.get("usage"),
+        "cost_usd": figures.get("cost_usd"),
         "ttft_s": stats.ttft_s if stats is not None else None,
         "tokens_per_s": None,
-        "finish_reason": "error",
+        "finish_reason": "error" if exc is not None else "cancelled",
         "reasoning_chars": printer.reasoning_chars,
-        "error": exc.user_message(),
+        "error": exc.user_message() if exc is not None else "Cancelled.",
     }
     if getattr(args, "conversation", None) is not None:
         data.update(stored[0].ids() if stored else

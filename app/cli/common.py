@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from app.core.errors import (
     AppError,
@@ -19,6 +19,8 @@ from app.core.registry import endpoint_provider_id, provider_ids
 from app.core.types import ModelRef
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from app.core.services import Services
 
 T = TypeVar("T")
@@ -50,8 +52,8 @@ def silence_stdout() -> None:
 
 def exit_code_for(exc: AppError) -> int:
     """1 for provider, secret-store and storage failures (a busy database), 2 for bad input
-    (params, model ids, config)."""
-    if isinstance(exc, ProviderError | SecretsError | StorageError):
+    (params, model ids, config, a model that is not there: a missing ``local:`` path)."""
+    if isinstance(exc, ProviderError | SecretsError | StorageError) and not exc.bad_input:
         return EXIT_PROVIDER
     return EXIT_BAD_INPUT
 
@@ -139,6 +141,20 @@ def read_text_arg(value: str, stdin: TextIO | None = None) -> str:
     return ensure_utf8(value, "The argument")
 
 
+def output_path(value: str, option: str) -> Path:
+    """The file an option names for writing (``~`` expanded); raises InvalidParams (exit 2)
+    when its folder does not exist: a typo must not create folders (at the root even)."""
+    from pathlib import Path
+
+    path = Path(value).expanduser()
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise InvalidParams(f"Cannot write {option} {value}: {folder} {what}.",
+                            hint="Create the folder first, or give a file in an existing folder.")  # fmt: skip
+    return path
+
+
 def check_arguments(args: object) -> None:
     """Every text argument is valid UTF-8 (else :class:`InvalidParams` naming the option)."""
     for name, value in vars(args).items():
@@ -188,4 +204,57 @@ def run_with_services(body: Callable[[Services], Awaitable[T]]) -> T:
             finally:
                 print_warnings(services.warnings())
 
-    return asyncio.run(_main())
+    return run_interruptible(_main())
+
+
+def ignore_further_interrupts() -> None:
+    """After a Ctrl+C the process is on its way out: more Ctrl+C must not cut the clean-up
+    (recording the run, closing the databases) or the exit short."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_interruptible(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on a fresh event loop; the first Ctrl+C cancels it (its clean-up runs:
+    the ledger records the run as cancelled) and raises KeyboardInterrupt after; further
+    Ctrl+C are ignored. (``asyncio.run`` raises KeyboardInterrupt at the second Ctrl+C
+    wherever the code is, which left ledger rows ``running`` and tasks never retrieved.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return asyncio.run(coro)
+    interrupts = 0
+    main: list[asyncio.Task[T]] = []
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1 and main:
+            main[0].get_loop().call_soon_threadsafe(main[0].cancel)
+
+    async def _run() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        main.append(task)
+        if interrupts:
+            raise asyncio.CancelledError
+        return await coro
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with asyncio.Runner() as runner:
+            result = runner.run(_run())
+    except asyncio.CancelledError:
+        if interrupts:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if interrupts:
+            ignore_further_interrupts()
+        else:
+            signal.signal(signal.SIGINT, previous)
+    return result

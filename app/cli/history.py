@@ -17,10 +17,9 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from app.cli.common import EXIT_OK, print_warnings
+from app.cli.common import EXIT_OK, output_path, print_warnings
 from app.core.errors import ConfigError, InvalidParams
 from app.core.history_export import cli_message, redacted
 
@@ -142,7 +141,7 @@ def _export(store: HistoryStore, args: argparse.Namespace, out: TextIO) -> int:
         out.write(text)
         out.flush()
         return EXIT_OK
-    path = Path(args.output).expanduser()
+    path = output_path(args.output, "-o")
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.cli.common import EXIT_OK, run_with_services
+from app.cli.common import EXIT_OK, output_path, run_with_services
 from app.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -60,6 +59,7 @@ def _row(label: str, t: UsageTotals, width: int) -> str:
 
 def run_usage(args: argparse.Namespace) -> int:
     """Run ``usage``; return the exit code."""
+    csv_path = output_path(args.export_csv, "--export-csv") if args.export_csv else None  # before anything runs
 
     async def body(services: Services) -> tuple[UsageTotals, list[tuple[str, UsageTotals]]]:
         ledger = services.ledger
@@ -69,9 +69,9 @@ def run_usage(args: argparse.Namespace) -> int:
             rows = ledger.totals_by_day(30)
         else:
             rows = []
-        if args.export_csv:
+        if csv_path is not None:
             try:
-                written = ledger.export_csv(Path(args.export_csv))
+                written = ledger.export_csv(csv_path)
             except OSError as exc:
                 raise ConfigError(f"Could not write {args.export_csv}: {exc.strerror or exc}.",
                                   hint="Give a path in a folder you can write to.") from exc  # fmt: skip

@@ -8,6 +8,7 @@ values it works with live in :mod:`app.core.generation` (re-exported here).
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
@@ -163,6 +164,9 @@ class Engine:
                 except (Exception, asyncio.CancelledError):
                     pass
             result = self._finish(gen, provider, conversation_id, error, row_id, run_id)
+            failure = sys.exc_info()[1]  # the error on its way out (StreamInterrupted wraps ``error``)
+            if isinstance(failure, AppError):
+                failure.result = result  # its usage and cost, as the ledger has them
         return result
 
     def _finish(

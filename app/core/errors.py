@@ -31,10 +31,29 @@ def redact(text: str) -> str:
     return text
 
 
+def join_sentences(*parts: str) -> str:
+    """``parts`` joined by spaces, each that lacks a full stop given one ("Rate limit
+    reached. Wait a moment.", not "Rate limit reached Wait a moment")."""
+    out: list[str] = []
+    for part in parts:
+        text = part.strip()
+        if not text:
+            continue
+        if out and not out[-1].rstrip("\"')]").endswith((".", "!", "?", ":", "…")):
+            out[-1] += "."
+        out.append(text)
+    return " ".join(out)
+
+
 class AppError(Exception):
     """Base of every error the app raises on purpose."""
 
     default_hint = ""
+    bad_input = False
+    """True for a provider error that is the caller's input (the CLI exits 2, not 1)."""
+    result: object = None
+    """For a generation that failed: its :class:`~app.core.generation.GenerationResult` as the
+    ledger recorded it (usage estimated from the partial text, cost), else None."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = redact(message)
@@ -42,8 +61,8 @@ class AppError(Exception):
         super().__init__(self.user_message())
 
     def user_message(self) -> str:
-        """Message plus hint, as shown to the user."""
-        return f"{self.message} {self.hint}".strip()
+        """Message plus hint, as shown to the user (joined as sentences)."""
+        return join_sentences(self.message, self.hint)
 
 
 class InvalidParams(AppError):
@@ -135,6 +154,13 @@ class ModelNotFound(ProviderError):
     """The model does not exist on that provider/endpoint, or is not downloaded."""
 
     default_hint = "Pick a model from the list (python -m app models)."
+
+
+class NoSuchModel(ModelNotFound):
+    """A model id names nothing here (a ``local:`` path that does not exist, an unknown
+    ``mock:`` model): bad input, like a malformed id (the CLI exits 2)."""
+
+    bad_input = True
 
 
 class ContextTooLong(ProviderError):

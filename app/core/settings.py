@@ -304,7 +304,7 @@ class SettingsStore:
                     f"Settings file {self.path} had invalid values ({', '.join(dropped)}); those were reset "
                     f"to their defaults and the other settings kept. The original was moved to {aside}."
                 )
-                log.warning(msg)
+                log.info(msg)  # shown once, by whoever reads ``warnings`` (not also by logging's stderr)
                 self.warnings.append(msg)
                 try:
                     self.save(settings)
@@ -312,7 +312,7 @@ class SettingsStore:
                     log.warning("could not write the repaired settings to %s", self.path, exc_info=True)
                 return settings
             return self._reset(exc)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep for json
             return self._reset(exc)
 
     def _move_aside(self) -> Path:
@@ -325,8 +325,9 @@ class SettingsStore:
 
     def _reset(self, exc: Exception) -> Settings:
         aside = self._move_aside()
-        msg = f"Settings file {self.path} could not be read ({type(exc).__name__}); it was moved to {aside} and defaults are used."
-        log.warning(msg)
+        why = "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__
+        msg = f"Settings file {self.path} could not be read ({why}); it was moved to {aside} and defaults are used."
+        log.info(msg)
         self.warnings.append(msg)
         return Settings()
 

@@ -27,7 +27,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from app.core.errors import StorageBusy, StorageError, redact
+from app.core.errors import StorageBusy, StorageError, join_sentences, redact
 from app.core.process_id import current_writer, writer_alive
 from app.core.sqlite_db import (
     DatabaseSpec,
@@ -413,8 +413,8 @@ class LedgerStore:
                 except StorageError as exc:
                     lost = len(self._pending)
                     tokens = sum(r.prompt_tokens + r.completion_tokens for _, r in self._pending)
-                    self._warn(f"{exc.message} {lost} request(s) ({tokens} tokens) could not be "
-                               "recorded in the usage ledger; the answers were not affected.")  # fmt: skip
+                    self._warn(join_sentences(exc.message, f"{lost} request(s) ({tokens} tokens) could not be "
+                                              "recorded in the usage ledger; the answers were not affected."))  # fmt: skip
                     self._pending.clear()
             self._closed = True
             if self._db is not None:

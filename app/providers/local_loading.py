@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.core.errors import ModelLoadError, ModelNotFound
+from app.core.errors import ModelLoadError, ModelNotFound, NoSuchModel
 from app.core.settings import LocalModelSettings
 from app.providers.bundled import (
     BUNDLED_ALIAS,
@@ -75,7 +75,7 @@ def resolve_source(provider: str, name: str) -> ModelSource:
         return ModelSource(f"local:{BUNDLED_ALIAS}", "gguf", str(path), "SmolLM2-135M-Instruct (bundled)")
     path = Path(name).expanduser()
     if not path.exists():
-        raise ModelNotFound(
+        raise NoSuchModel(
             f"No model at '{path}'.",
             hint="Give the path of a model folder (config.json + weights + tokenizer) or of a "
             ".gguf file, or use local:smollm2 for the bundled model.",

@@ -11,7 +11,9 @@ Model names (``mock:<name>[?opt=value&...]``):
   ``fail=before|mid``, ``fail_after=<tokens>``, ``error=rate_limit|unreachable|server|auth``,
   ``think=<tokens>``: that many reasoning tokens (``ReasoningDelta``) before the answer, as a
   thinking model streams them (at ``rate``; they count as completion tokens and against
-  ``max_tokens``, so ``think=50`` with ``max_tokens=10`` ends with "length" and no answer).
+  ``max_tokens``, so ``think=50`` with ``max_tokens=10`` ends with "length" and no answer),
+  ``stop_s=<seconds>``: when stopped mid-way, block that long cleaning up (as a local model
+  does while it frees memory), so that a second Ctrl+C lands during the clean-up.
 
 Tests can also script answers with :meth:`MockProvider.enqueue`.
 A mock token is one whitespace-separated word (with its leading space); counts are exact.
@@ -31,7 +33,7 @@ from urllib.parse import parse_qsl
 from app.core.errors import (
     AuthError,
     InvalidParams,
-    ModelNotFound,
+    NoSuchModel,
     ProviderError,
     RateLimited,
     ServerError,
@@ -126,7 +128,7 @@ class MockProvider:
         """Info for ``model`` (options after ``?`` are allowed)."""
         base, _ = _parse(model)
         if base not in MOCK_MODELS:
-            raise ModelNotFound(f"There is no mock model '{base}'.", hint="Use one of: " + ", ".join(MOCK_MODELS) + ".")
+            raise NoSuchModel(f"There is no mock model '{base}'.", hint="Use one of: " + ", ".join(MOCK_MODELS) + ".")
         return ModelInfo(
             ref=ModelRef("mock", model),
             display_name=f"Mock: {base}",
@@ -165,6 +167,22 @@ class MockProvider:
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         """Stream the answer token by token, honouring rate, delay, stop, max_tokens and faults."""
+        try:
+            stop_s = float(_parse(request.model.name)[1].get("stop_s") or 0)
+        except ValueError as exc:
+            raise InvalidParams(f"Bad mock option in '{request.model.name}': {exc}") from exc
+        ended = False
+        try:
+            async for event in self._stream(request):
+                yield event
+            ended = True
+        finally:
+            if stop_s and not ended:
+                import time
+
+                time.sleep(stop_s)  # a synchronous clean-up, like freeing a local model
+
+    async def _stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         request.params.validated()
         self.requests.append(request)
         text, opts, script = self._answer(request)

@@ -221,6 +221,10 @@ def translate(
         return ContextTooLong(
             f"The request does not fit the context window of {model or 'the model'}: {msg}"
         )
+    if status == 403 and code == "model_not_found":  # the key is fine; its project may not use the model
+        return ModelNotFound(f"{where} does not give access to the model '{model}' ({status}): {msg}",
+                             hint=f"List the models it serves with: python -m app models --endpoint \"{endpoint.name}\"; "
+                             "for OpenAI, check the model is allowed in the project's limits.")  # fmt: skip
     if status in (401, 403):
         return AuthError(f"{where} refused the request ({status}): {msg}", hint=keys_hint)
     if status == 404 or code == "model_not_found":

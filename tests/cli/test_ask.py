@@ -128,7 +128,8 @@ def test_unparseable_number_is_a_usage_error(capsys: pytest.CaptureFixture[str])
     [
         ("nonsense", "is not a model id", 2),
         ("acme:gpt", "Unknown provider 'acme'", 2),
-        ("mock:nope", "There is no mock model 'nope'", 1),
+        ("mock:nope", "There is no mock model 'nope'", 2),  # issue 18: a model that is not there is bad input
+        ("local:/nonexistent/model-folder", "No model at '/nonexistent/model-folder'", 2),
     ],
 )
 def test_unknown_model_is_a_clear_message(
@@ -211,33 +212,58 @@ def test_subprocess_json_and_error_exit_codes() -> None:
     assert "top_p must be greater than 0" in bad.stderr and "Traceback" not in bad.stderr
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child differs on Windows")
-def test_ctrl_c_exits_130_and_records_the_cancel() -> None:
+def interrupt_ask(*args: str, again: bool = False) -> tuple[int, str, str]:
+    """Run ``python -m app ask ARGS`` (a model that streams ``tok0 tok1 ...``), press Ctrl+C
+    once streaming has started (``again``: again and again until the app exits); return its
+    exit code, stdout and stderr."""
     import signal
+    import time
 
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "app", "ask", "-m", "mock:tokens?n=100000&rate=20", "go"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=root,
-        preexec_fn=default_sigint,
-    )
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "app", "ask", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=root, preexec_fn=default_sigint)  # fmt: skip
     try:
         assert proc.stdout is not None
-        first = proc.stdout.read(4)  # blocks until streaming has started
-        assert first == "tok0"
+        assert proc.stdout.read(4) == "tok0"  # blocks until streaming has started
         proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while again and proc.poll() is None and time.monotonic() < deadline:
+            try:
+                proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 130, err
+    return proc.returncode, "tok0" + out, err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child differs on Windows")
+def test_ctrl_c_exits_130_and_records_the_cancel() -> None:
+    code, _, err = interrupt_ask("-m", "mock:tokens?n=100000&rate=20", "go")
+    assert code == 130, err
     assert "Cancelled." in err and "Traceback" not in err
     rows = ledger_rows()
     assert len(rows) == 1 and rows[0]["finish_reason"] == "cancelled"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child differs on Windows")
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_ctrl_c_pressed_again_while_stopping_still_exits_130_with_a_cancelled_row(json_flag: list[str]) -> None:
+    """Issue 18: a second Ctrl+C during the clean-up of a stopped local model load raised
+    KeyboardInterrupt in the middle of it ("Task exception was never retrieved", the ledger
+    row left ``running``). ``stop_s`` makes the mock's clean-up take a second; Ctrl+C is
+    pressed again and again until the app exits."""
+    code, out, err = interrupt_ask("-m", "mock:tokens?n=100000&rate=20&stop_s=1", *json_flag, "go", again=True)
+    assert code == 130, err
+    assert "Traceback" not in err and "never retrieved" not in err and "Cancelled." in err
+    rows = ledger_rows()
+    assert len(rows) == 1 and rows[0]["finish_reason"] == "cancelled"
+    if json_flag:  # --json still ends with its one line
+        data = json.loads(out.splitlines()[-1])
+        assert data["finish_reason"] == "cancelled" and data["text"].startswith("tok0")
 
 
 def test_default_model_from_settings(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from tests.cli.test_ask import JSON_KEYS
+from tests.cli.test_ask import JSON_KEYS, ledger_rows
 from tests.support.openai_server import OpenAIServer, auth_error, text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +51,19 @@ def test_invalid_utf8_in_an_option_names_the_option(capsys: pytest.CaptureFixtur
     assert main(["ask", "-m", "mock:echo", "--stop", stop, "hello"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "--stop is not valid UTF-8 text (byte 0xe9 at character 1)" in err
+
+
+@pytest.mark.parametrize("argv", [["ask", "-m", "mock:echo", "--json", "--stop", "\udce9", "hello"],
+                                  ["ask", "-m", "mock:echo", "--json", "h\udce9llo"],
+                                  ["count", "-m", "mock:echo", "--json", "h\udce9llo"]])  # fmt: skip
+def test_invalid_utf8_in_an_argument_still_ends_json_with_its_line(argv: list[str],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    data = json.loads(out.splitlines()[-1])
+    assert "is not valid UTF-8 text (byte 0xe9" in data["error"] and "not valid UTF-8" in err
+    if argv[0] == "ask":
+        assert set(data) == JSON_KEYS | {"error"} and data["finish_reason"] == "error" and data["usage"] is None
 
 
 def test_valid_utf8_on_stdin_still_works() -> None:
@@ -103,7 +116,10 @@ def test_json_line_of_a_request_cut_mid_stream(
     assert data["text"] == "one two" and data["finish_reason"] == "error"
     assert data["model"] == "openai:test-model"
     assert "was dropped" in data["error"]
-    assert data["ttft_s"] is not None and data["usage"] is None
+    assert data["ttft_s"] is not None
+    [row] = ledger_rows()  # issue 18: the same usage in --json as in the ledger (estimated from the partial text)
+    assert data["usage"] == {"prompt_tokens": row["prompt_tokens"], "completion_tokens": row["completion_tokens"],
+                             "estimated": True} and row["completion_tokens"] > 0  # fmt: skip
 
 
 def test_json_line_of_a_refused_request_and_of_bad_input(

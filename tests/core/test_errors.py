@@ -56,6 +56,17 @@ def test_every_error_says_what_to_do() -> None:
     assert str(custom) == "Too long. Shorten it."
 
 
+@pytest.mark.parametrize(("message", "hint", "expected"), [
+    ("Rate limit reached", "Wait a moment.", "Rate limit reached. Wait a moment."),
+    ("Rate limit reached.", "Wait a moment.", "Rate limit reached. Wait a moment."),
+    ("Is it on?", "Check.", "Is it on? Check."),
+    ('It said "no."', "Check.", 'It said "no." Check.'),
+    ("The model (gpt-5)", "", "The model (gpt-5)"),
+])  # fmt: skip
+def test_message_and_hint_are_joined_as_sentences(message: str, hint: str, expected: str) -> None:
+    assert RateLimited(message, hint=hint).user_message() == expected
+
+
 def test_every_app_error_class_has_a_docstring_and_provider_errors_a_retry_default() -> None:
     classes = [c for _, c in inspect.getmembers(errors_mod, inspect.isclass) if issubclass(c, AppError)]
     assert len(classes) >= 15

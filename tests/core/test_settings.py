@@ -60,12 +60,16 @@ def test_failed_write_keeps_old_file_and_no_temp(tmp_path: Path, monkeypatch: py
     assert SettingsStore(tmp_path / "settings.json").load().default_model == "mock:echo"
 
 
-@pytest.mark.parametrize("content", ["{broken", "[1, 2]", "null"])
+@pytest.mark.parametrize("content", ["{broken", "[1, 2]", "null", "[" * 100_000, "[" * 5_000 + "]" * 5_000,
+                                     '{"retry": ' + "[" * 5_000 + "]" * 5_000 + "}"])  # fmt: skip
 def test_corrupt_file_moved_aside_with_warning(tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Nested too deeply for json (RecursionError) is corrupt like any other; the warning is
+    kept once in ``warnings`` (shown by the CLI / window) and logged below WARNING, so that
+    logging's stderr fallback does not print it a second time."""
     path = tmp_path / "settings.json"
     path.write_text(content)
     store = SettingsStore(path)
-    with caplog.at_level(logging.WARNING, logger="app.core.settings"):
+    with caplog.at_level(logging.INFO, logger="app.core.settings"):
         s = store.load()
     assert s == Settings()
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("settings.json.corrupt-")]
@@ -73,6 +77,7 @@ def test_corrupt_file_moved_aside_with_warning(tmp_path: Path, content: str, cap
     assert not path.exists()
     assert len(store.warnings) == 1 and str(aside[0]) in store.warnings[0]
     assert any("moved" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_unknown_keys_ignored_and_old_version_migrated(tmp_path: Path) -> None:
@@ -97,8 +102,9 @@ def test_invalid_values_fall_back_alone_and_the_rest_is_kept(tmp_path: Path, cap
     )
     path.write_text(content)
     store = SettingsStore(path)
-    with caplog.at_level(logging.WARNING, logger="app.core.settings"):
+    with caplog.at_level(logging.INFO, logger="app.core.settings"):
         s = store.load()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # shown once, from ``warnings``
     assert s.default_model == "openai:gpt-4o"
     assert (s.retry.max_attempts, s.retry.base_delay_s) == (RetryPolicy().max_attempts, 2.0)
     assert [e.name for e in s.endpoints] == ["box"]

@@ -233,6 +233,17 @@ def test_model_not_found(server: OpenAIServer, run: Run) -> None:
     assert sleep.delays == []
 
 
+def test_403_model_not_found_names_the_model_not_the_key(server: OpenAIServer, run: Run) -> None:
+    """OpenAI answers 403 model_not_found for a model the key's project may not use: the key
+    is fine, so the hint must not send the user to check it."""
+    server.enqueue(error(403, "Project `proj_x` does not have access to model `gpt-5`", code="model_not_found"))
+    provider, sleep = make_provider(server)
+    exc = run(failure(provider, request("gpt-5")))
+    assert isinstance(exc, ModelNotFound) and "'gpt-5' (403)" in exc.message
+    assert "key" not in exc.hint.lower() and "models --endpoint" in exc.hint and "project" in exc.hint
+    assert sleep.delays == [] and len(server.chat_requests) == 1
+
+
 def test_context_too_long(server: OpenAIServer, run: Run) -> None:
     server.enqueue(context_too_long())
     provider, sleep = make_provider(server)

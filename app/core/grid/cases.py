@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import ConfigError
+from app.core.grid.limits import MAX_CELLS, LimitError, compose_yaml, load_json, read_limited
 from app.core.grid.model import ASSERT_TYPES, Assertion, TestCase
 
 _LINE = re.compile(r"^\s*(?P<type>[A-Za-z][\w-]*)\s*(?:\(\s*(?P<threshold>[^)]*)\s*\))?\s*(?::\s?(?P<value>.*))?$", re.S)
@@ -22,6 +23,12 @@ NUMBER_TYPES = ("cost", "latency")
 
 class CasesFileError(ConfigError):
     """A cases file (CSV, JSONL...) or an assertion line is wrong; the message says where."""
+
+
+def _count(out: list[TestCase], source: str) -> None:
+    if len(out) > MAX_CELLS:
+        raise CasesFileError(f"{source} has more than {MAX_CELLS:,} cases (the limit).",
+                             hint="Split it into smaller files.")  # fmt: skip
 
 
 def known_type(name: str) -> bool:
@@ -100,7 +107,15 @@ def cases_from_csv(text: str, source: str = "cases.csv") -> list[TestCase]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     if not reader.fieldnames:
         raise CasesFileError(f"{source} has no header row.", hint="The first row names the variables, e.g. topic,audience.")
-    return [_from_row(row, f"{source}, line {reader.line_num}") for row in reader]
+    out: list[TestCase] = []
+    try:
+        for row in reader:
+            out.append(_from_row(row, f"{source}, line {reader.line_num}"))
+            _count(out, source)
+    except csv.Error as exc:  # a cell over csv's field limit (128 KiB), a stray NUL...
+        raise CasesFileError(f"{source}, line {reader.line_num}: {exc}.",
+                             hint="Fix that row (a cell may be at most 131,072 characters).") from None  # fmt: skip
+    return out
 
 
 def _from_object(data: Any, where: str) -> TestCase:
@@ -132,23 +147,28 @@ def cases_from_jsonl(text: str, source: str = "cases.jsonl") -> list[TestCase]:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
+            data = load_json(line, f"{source}, line {number}")
         except json.JSONDecodeError as exc:
             raise CasesFileError(f"{source}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}).",
                                  hint="Each line must be one JSON object.") from None  # fmt: skip
         out.append(_from_object(data, f"{source}, line {number}"))
+        _count(out, source)
     return out
 
 
 def cases_from_list(items: Iterable[Any], source: str) -> list[TestCase]:
     """Cases from a decoded JSON / YAML list."""
-    return [_from_object(item, f"{source}, case {i + 1}") for i, item in enumerate(items)]
+    out: list[TestCase] = []
+    for i, item in enumerate(items):
+        out.append(_from_object(item, f"{source}, case {i + 1}"))
+        _count(out, source)
+    return out
 
 
 def load_cases(path: Path) -> list[TestCase]:
     """Test cases from a .csv, .jsonl, .json or .yaml file (raises CasesFileError)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, CasesFileError)
     except OSError as exc:
         raise CasesFileError(f"Cannot read {path}: {exc.strerror}.", hint="Check the path.") from exc
     except UnicodeDecodeError:
@@ -162,7 +182,9 @@ def load_cases(path: Path) -> list[TestCase]:
         import yaml
 
         try:
-            data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+            data = load_json(text, path.name) if suffix == ".json" else compose_yaml(text, path.name)[1]
+        except LimitError as exc:
+            raise CasesFileError(exc.message, hint=exc.hint) from None
         except (ValueError, yaml.YAMLError) as exc:
             raise CasesFileError(f"{path.name} cannot be parsed: {exc}.", hint="Fix the syntax and import again.") from None
         if not isinstance(data, list):

@@ -30,6 +30,7 @@ from typing import Any
 from app.core.grid.cases import CasesFileError, load_cases
 from app.core.grid.doc import FORMAT_HINT, Doc, GridFileError, Path_, key_path
 from app.core.grid.entries import as_list, assertions, normalize_model_id, variant_entry
+from app.core.grid.limits import LimitError, check_cells, compose_yaml, load_json, read_limited
 from app.core.grid.model import Assertion, GridConfig, Prompt, TestCase, Variant
 
 __all__ = ["FORMAT_HINT", "GridFileError", "dump_grid", "grid_from_dict", "key_path", "load_grid",
@@ -64,17 +65,12 @@ def parse_grid_text(text: str, *, source: str = "grid file", base_dir: Path | No
 
     if is_json:
         try:
-            json.loads(text)
+            load_json(text, source)
         except json.JSONDecodeError as exc:
             raise GridFileError(f"{source}, line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}.",
                                 hint="Fix the JSON syntax (a missing comma or quote?).") from None  # fmt: skip
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
+        node, data = compose_yaml(text, source)  # within the limits (aliases, nesting): else LimitError
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source
@@ -96,7 +92,7 @@ def parse_grid_text(text: str, *, source: str = "grid file", base_dir: Path | No
 def load_grid(path: Path) -> GridConfig:
     """Read a grid file (.yaml, .yml or .json)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, GridFileError)
     except FileNotFoundError:
         raise GridFileError(f"There is no grid file at {path}.", hint="Check the path.") from None
     except OSError as exc:
@@ -143,6 +139,7 @@ def _grid(data: Any, doc: Doc) -> GridConfig:
         doc.fail(("providers",), "no providers are listed.", "List at least one model id, e.g. mock:echo.")
     default_vars, default_asserts, grader = _default_test(data.get("defaultTest"), doc)
     tests = _tests(data.get("tests"), doc)
+    check_cells(len(prompts) * max(1, len(tests)) * len(variants), doc.source)
     config = GridConfig(description, prompts, variants, tests, default_vars, default_asserts, grader, tuple(doc.warnings))
     if grader is None and config.uses_rubric():
         doc.fail(_first_rubric(data), "llm-rubric needs a grader model.",
@@ -172,7 +169,7 @@ def _prompts(value: Any, doc: Doc) -> tuple[Prompt, ...]:
         if item.startswith("file://"):
             target = doc.file(path, item)
             try:
-                parts = re.split(r"^---\s*$", target.read_text(encoding="utf-8"), flags=re.M)
+                parts = re.split(r"^---\s*$", read_limited(target, GridFileError), flags=re.M)
             except (OSError, UnicodeDecodeError) as exc:
                 doc.fail(path, f"cannot read {target}: {exc}.", "Save it as UTF-8 text.")
             out += [Prompt(p.strip("\n"), label) for p in parts if p.strip()]
@@ -218,7 +215,7 @@ def _tests(value: Any, doc: Doc) -> tuple[TestCase, ...]:
         if isinstance(item, str) and item.startswith("file://"):
             try:
                 out += load_cases(doc.file(path, item))
-            except CasesFileError as exc:
+            except (CasesFileError, LimitError) as exc:
                 doc.fail(path, exc.message, exc.hint)
             continue
         if not isinstance(item, dict):

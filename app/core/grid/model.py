@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.core.errors import AppError, InvalidParams
+from app.core.grid.limits import MAX_PROMPT_CHARS, LimitError
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest, ModelRef
 from app.core.url_keys import accept_endpoint
 from app.core.urls import clean_url
@@ -69,10 +70,27 @@ def template_vars(template: str) -> list[str]:
     return list(seen)
 
 
+def _bounded_text(value: Any, room: int) -> str:
+    """:func:`var_text` of ``value``, cut once it is longer than ``room`` (a list or object
+    that expands past it is never built whole)."""
+    if not isinstance(value, list | dict):
+        return var_text(value)
+    parts: list[str] = []
+    size = 0
+    for chunk in json.JSONEncoder(ensure_ascii=False).iterencode(value):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > room:
+            break
+    return "".join(parts)
+
+
 def render(template: str, variables: Mapping[str, Any], *, where: str = "The prompt") -> str:
     """``template`` with each ``{{name}}`` (or ``{{ name.key }}``) replaced by its value;
-    raises :class:`MissingVariables` naming every variable the case lacks."""
+    raises :class:`MissingVariables` naming every variable the case lacks, and LimitError
+    for a prompt longer than :data:`MAX_PROMPT_CHARS`."""
     missing: list[str] = []
+    size = [len(template)]
 
     def sub(m: re.Match[str]) -> str:
         found, value = _lookup(variables, m.group(1))
@@ -80,11 +98,19 @@ def render(template: str, variables: Mapping[str, Any], *, where: str = "The pro
             if m.group(1) not in missing:
                 missing.append(m.group(1))
             return m.group(0)
-        return var_text(value)
+        text = _bounded_text(value, MAX_PROMPT_CHARS)
+        size[0] += len(text) - len(m.group(0))
+        if size[0] > MAX_PROMPT_CHARS:
+            raise LimitError(f"{where} is longer than the limit of {MAX_PROMPT_CHARS:,} characters once its "
+                             f"variables are filled in.", hint="Use shorter variables.")  # fmt: skip
+        return text
 
     out = _VAR.sub(sub, template)
     if missing:
         raise MissingVariables(missing, where)
+    if len(out) > MAX_PROMPT_CHARS:
+        raise LimitError(f"{where} is longer than the limit of {MAX_PROMPT_CHARS:,} characters.",
+                         hint="Use a shorter prompt.")  # fmt: skip
     return out
 
 
