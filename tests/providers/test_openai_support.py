@@ -120,16 +120,26 @@ def test_the_keys_hint_names_the_endpoints_keyring_entry() -> None:
     assert f"python -m app keys set {LOCAL.secret_name}" in error.hint
 
 
-def test_connection_failures_tell_a_refused_connect_from_a_dropped_one() -> None:
-    def connection_error(cause: BaseException) -> openai.APIConnectionError:
+def raised_from(error: openai.APIConnectionError, cause: BaseException) -> openai.APIConnectionError:
+    """``error`` raised from ``cause``, as the SDK raises it over an httpx failure."""
+    try:
         try:
-            try:
-                raise cause
-            except BaseException as inner:
-                raise openai.APIConnectionError(request=REQUEST) from inner
-        except openai.APIConnectionError as exc:
-            return exc
+            raise cause
+        except BaseException as inner:
+            raise error from inner
+    except openai.APIConnectionError as exc:
+        return exc
 
+
+def connection_error(cause: BaseException) -> openai.APIConnectionError:
+    return raised_from(openai.APIConnectionError(request=REQUEST), cause)
+
+
+def timeout(cause: BaseException) -> openai.APIConnectionError:
+    return raised_from(openai.APITimeoutError(request=REQUEST), cause)
+
+
+def test_connection_failures_tell_a_refused_connect_from_a_dropped_one() -> None:
     refused = translate(connection_error(httpx.ConnectError("Connection refused")), LOCAL)
     assert isinstance(refused, Unreachable) and "Could not connect to Local" in refused.message
     assert "Connection refused" in refused.message and "ends in /v1" in refused.hint
@@ -138,15 +148,6 @@ def test_connection_failures_tell_a_refused_connect_from_a_dropped_one() -> None
 
 
 def test_timeouts_before_and_after_the_server_took_the_request() -> None:
-    def timeout(cause: BaseException) -> openai.APITimeoutError:
-        try:
-            try:
-                raise cause
-            except BaseException as inner:
-                raise openai.APITimeoutError(request=REQUEST) from inner
-        except openai.APITimeoutError as exc:
-            return exc
-
     adhoc = EndpointConfig(name="http://127.0.0.1:9/v1", base_url="http://127.0.0.1:9/v1", timeout_s=30)
     connect = translate(timeout(httpx.ConnectTimeout("slow")), adhoc)
     assert isinstance(connect, Unreachable) and connect.retryable
