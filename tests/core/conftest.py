@@ -1,4 +1,4 @@
-"""Fixtures of the core tests: a history file and its store."""
+"""Fixtures of the core tests: a history file and its store, a usage ledger."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.core.history import HistoryStore
+from app.core.usage import UsageLedger
 
 
 @pytest.fixture
@@ -20,3 +21,11 @@ def store(db_path: Path) -> Iterator[HistoryStore]:
     s = HistoryStore(db_path)
     yield s
     s.close()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[UsageLedger]:
+    """A usage ledger in the test's folder, closed after the test."""
+    led = UsageLedger(tmp_path / "usage.sqlite3")
+    yield led
+    led.close()

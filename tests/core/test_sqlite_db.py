@@ -172,3 +172,27 @@ def test_error_kinds() -> None:
     assert error_kind(err("unable to open database file", 14)) == "other"
     assert error_kind(err("disk I/O error", 10)) == "other"
     assert error_kind(sqlite3.DatabaseError("file is not a database")) == "damaged"
+
+
+def test_an_uncoded_lock_error_is_busy_not_damage() -> None:
+    """Errors raised by hand or re-wrapped carry no ``sqlite_errorcode``: their text decides,
+    and a lock is never taken for damage (which would move the file aside)."""
+    for message in ("database is locked", "database table is locked", "Database Is Busy"):
+        exc = sqlite3.OperationalError(message)
+        assert getattr(exc, "sqlite_errorcode", None) is None
+        assert error_kind(exc) == "busy", message
+    assert error_kind(sqlite3.DatabaseError("database disk image is malformed")) == "damaged"
+    assert error_kind(sqlite3.OperationalError("no such table: items")) == "other"
+
+
+def test_a_real_lock_error_is_busy(tmp_path: Path) -> None:
+    path = tmp_path / "items.sqlite3"
+    make_items(path, 3)
+    with LockHolder(path, exclusive=True):
+        db = sqlite3.connect(path, timeout=0.05)
+        try:
+            with pytest.raises(sqlite3.OperationalError) as info:
+                db.execute("SELECT COUNT(*) FROM items").fetchone()
+        finally:
+            db.close()
+    assert error_kind(info.value) == "busy"

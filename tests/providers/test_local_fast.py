@@ -36,46 +36,6 @@ def relative(a: Any, b: Any) -> float:
     return float(torch.linalg.vector_norm(a.float() - b.float()) / torch.linalg.vector_norm(b.float()))
 
 
-def test_int4_keeps_a_4bit_grid_exactly_and_int8_rounds_to_half_a_step() -> None:
-    """Weights already on a Q4_1 grid (blocks of 32: scale * q + minimum) come back unchanged."""
-    import torch
-
-    torch.manual_seed(0)
-    scale = torch.rand(64, 4, 1).mul(0.1).add(0.01).to(torch.bfloat16).float()
-    minimum = (-8 * scale).to(torch.bfloat16).float()  # zero = minimum + 8 * scale = 0, exact in bf16
-    q = torch.randint(0, 16, (64, 4, 32)).float()
-    q[..., 0], q[..., 1] = 0, 15  # each block uses its whole range, as the Q4_1 quantizer does
-    w = (q * scale + minimum).reshape(64, 128)
-    assert torch.equal(local_quant.fake_quantize("int4", w), w)
-    x = torch.randn(3, 128, dtype=torch.bfloat16)
-    packed, scales = local_quant.quantize_int4(w)
-    assert relative(local_quant.qmm("int4", x, packed, scales), x.float() @ w.t()) < 0.01
-    dense = torch.randn(48, 128)
-    step = dense.abs().amax(dim=1, keepdim=True) / 127
-    assert bool(((local_quant.fake_quantize("int8", dense) - dense).abs() <= step * 0.51).all())
-
-
-def test_int4_zeros_are_fitted_by_least_squares() -> None:
-    """A Q4_1 grid with f16 scales (which bf16 cannot hold): the fitted zero is closer to it than
-    the min/max one; on plain weights it is no worse."""
-    import torch
-
-    torch.manual_seed(1)
-    scale = (torch.rand(96, 8, 1) * 0.05 + 0.005).half().float()
-    minimum = (-scale * torch.rand(96, 8, 1) * 15).half().float()
-    q = torch.randint(0, 16, (96, 8, 32)).float()
-    q[..., 0], q[..., 1] = 0, 15
-    gguf = (q * scale + minimum).reshape(96, 256)
-
-    def error(w: Any, fit_zero: bool) -> float:
-        q, s, z = local_quant._int4_grid(w, fit_zero=fit_zero)
-        return float((((q - 8) * s.float()[..., None] + z.float()[..., None]).reshape(w.shape) - w).pow(2).mean())
-
-    assert error(gguf, True) < 0.7 * error(gguf, False)
-    plain = torch.randn(96, 256)
-    assert error(plain, True) < error(plain, False)
-
-
 def test_lean_rms_norm_keeps_the_models_epsilon() -> None:
     """The lean step's RMSNorm equals the model's, eps included (it matters for small states)."""
     import torch
@@ -281,23 +241,3 @@ def test_other_load_leaves_out_our_own_cpu_time(tmp_path: Path) -> None:
     clock[0], own[0] = 30.0, 20.0
     if hasattr(os, "getloadavg"):
         assert load() >= 0.0
-
-
-def test_load_progress_fraction_grows_and_the_eta_follows_the_measured_speed() -> None:
-    from app.providers.local_progress import LoadProgress
-
-    now = [0.0]
-    events: list[tuple[str, float | None, str, float]] = []
-    lp = LoadProgress(lambda *e: events.append(e), {"hashing": 1.0, "converting": 8.0, "loading": 1.0}, clock=lambda: now[0])
-    lp.update("hashing", 0.0, "start", force=True)
-    assert events[-1][1] == 0.0 and events[-1][3] == pytest.approx(10.0)  # the priors, before any work
-    now[0] = 2.0
-    lp.update("converting", 0.5, "half")  # 5 of 10 prior seconds done in 2 s: twice as fast
-    assert events[-1][1] == 0.5 and events[-1][3] == pytest.approx(2.0)
-    now[0] = 2.05
-    lp.update("converting", 0.6, "too soon")  # rate-limited within a stage
-    assert events[-1][2].startswith("half")
-    lp.update("loading", 0.0, "next stage")  # a new stage always reports
-    assert events[-1][0] == "loading" and events[-1][1] == 0.9
-    now[0] = 3.0
-    assert lp.finish("model") == 3.0 and events[-1] == ("loaded", 1.0, "model loaded in 3.0 s")

@@ -13,7 +13,7 @@ from app.core.errors import AuthError, ConfigError, Unreachable
 from app.core.events import TextDelta
 from app.core.settings import EndpointConfig
 from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
-from app.providers.openai import OpenAIProvider, context_length, parse_retry_after
+from app.providers.openai import OpenAIProvider, context_length
 from tests.support.openai_server import OpenAIServer, auth_error, provider_context, text
 
 SECRET = "sk-test-SECRET123456"
@@ -246,14 +246,6 @@ def test_model_info_and_count_tokens() -> None:
     count = provider.count_tokens("gpt-4o", [ChatMessage("user", "hello world")])
     assert count.exact and count.tokens > 2
     assert context_length("gpt-4o-mini") == 128_000 and context_length("gpt-4") == 8_192
-
-
-def test_parse_retry_after() -> None:
-    assert parse_retry_after({"retry-after": "3"}) == 3.0
-    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
-    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
-    assert parse_retry_after({"retry-after": "soon"}) is None
-    assert parse_retry_after({}) is None
 
 
 def test_server_supports_concurrent_streams(server: OpenAIServer, run: Run) -> None:

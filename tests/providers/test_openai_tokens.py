@@ -13,7 +13,7 @@ import pytest
 from app.core.events import UsageReport
 from app.core.tokens import count_chat, count_text
 from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
-from app.providers.chat_templates import gguf_metadata, gguf_template, render
+from app.providers.chat_templates import render
 from app.providers.openai import OpenAIProvider
 from app.providers.openai_tokens import LLAMA_CPP_PYTHON, LLAMACPP, VLLM
 from tests.support.openai_server import OpenAIServer, chatml, count_tokens, provider_context, text
@@ -181,15 +181,3 @@ def test_an_unreachable_server_is_not_asked_on_every_keystroke() -> None:
     assert provider.count_request("Gone", "m", list(MESSAGES)) is None
     assert not provider.tokens.known("http://127.0.0.1:9/v1")  # not cached as "cannot count"...
     assert provider.tokens._target(provider.endpoint("Gone"), None) is None  # ...but left alone a while
-
-
-def test_gguf_metadata_reader_matches_the_gguf_package(tmp_path: Path) -> None:
-    import gguf
-
-    path = _metadata_gguf(tmp_path / "m.gguf")
-    meta = gguf_metadata(path)
-    reader = gguf.GGUFReader(str(path))
-    assert meta["tokenizer.chat_template"] == reader.fields["tokenizer.chat_template"].contents()
-    assert meta["tokenizer.ggml.tokens"] == reader.fields["tokenizer.ggml.tokens"].contents()
-    template = gguf_template(path)
-    assert template is not None and template.special_tokens == {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>"}

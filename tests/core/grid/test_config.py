@@ -11,7 +11,6 @@ from app.core.grid.config import (
     dump_grid,
     grid_from_dict,
     load_grid,
-    normalize_model_id,
     parse_grid_text,
 )
 from app.core.grid.model import Assertion, Variant
@@ -136,13 +135,6 @@ def test_unknown_keys_are_ignored_with_a_warning_and_keys_never_read() -> None:
     assert "keys are never read from files" in config.warnings[1]
     assert "temprature: ignored" in config.warnings[2]
     assert "sk-secret" not in repr(config.to_dict())
-
-
-def test_promptfoo_provider_ids_are_understood() -> None:
-    assert normalize_model_id("openai:chat:gpt-4o") == ("openai:gpt-4o", None)
-    assert normalize_model_id("ollama:chat:llama3.2:1b") == ("openai:llama3.2:1b", "Ollama")
-    assert normalize_model_id("echo") == ("mock:echo", None)
-    assert normalize_model_id("local:smollm2") == ("local:smollm2", None)
 
 
 def test_tests_and_prompts_from_files_relative_to_the_grid(tmp_path: Path) -> None:

@@ -142,34 +142,6 @@ def test_testing_without_a_key_says_so_even_without_a_keyring(qtbot: Any, app_ho
         services.history.close()
 
 
-def test_saved_messages_read_well_on_both_palettes(qtbot: Any, services: Services) -> None:
-    """"Saved for this session." was pale green on green: the text must stand out from its
-    background on a light and a dark palette, also when the palette changes after it is shown."""
-    import re
-
-    from PySide6.QtGui import QColor, QPalette
-    from PySide6.QtWidgets import QWidget
-
-    from app.ui.widgets.common import MessageLabel, contrast_ratio
-
-    holder = QWidget()
-    qtbot.addWidget(holder)
-    label = MessageLabel(holder)
-
-    def ratio() -> float:
-        fg, bg = re.findall(r"(?:color|background): (#[0-9a-f]{6})", label.styleSheet())
-        return contrast_ratio(QColor(fg), QColor(bg))
-
-    for window, text in (("#f3f4f6", "#1f2328"), ("#1b1d21", "#e6e8eb"), ("#f3f4f6", "#1f2328")):
-        pal = holder.palette()
-        pal.setColor(QPalette.ColorRole.Window, QColor(window))
-        pal.setColor(QPalette.ColorRole.WindowText, QColor(text))
-        holder.setPalette(pal)  # the theme switched while the message is shown
-        if not label.text():
-            label.show_message("Saved for this session.", "ok")
-        assert ratio() >= 4.5, (window, label.styleSheet())
-
-
 def test_every_row_button_is_whole_at_the_dialogs_smallest_size(qtbot: Any, services: Services) -> None:
     """Seen in a real window: the rows were wider than the dialog, which cut Test to "Tes"."""
     from PySide6.QtCore import QRect

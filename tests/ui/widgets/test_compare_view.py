@@ -17,7 +17,7 @@ from app.providers.mock import MockScript
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets.compare_view import CompareView
 from tests.conftest import expect_signal, wait_signal
-from tests.ui.test_lora_panel import tiny  # noqa: F401  (module fixture: tiny model + adapters)
+from tests.ui.widgets.test_lora_panel import tiny  # noqa: F401  (module fixture: tiny model + adapters)
 
 PROMPT = [ChatMessage("user", "Tell me a story about cats")]
 

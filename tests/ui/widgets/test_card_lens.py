@@ -1,0 +1,101 @@
+"""The probabilities view of one answer (app/ui/widgets/card_lens.py): streamed deltas replaced
+by their tokens, a view built only when first shown and fed in bounded steps, a reopened
+answer's text around its stored tokens, and the popup that asks to branch."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
+
+from app.core.events import TokenChoice, TokenLogprob
+from app.ui.widgets.card_lens import HOVER_HINT, AnswerLens
+
+
+def tok(text: str, p: float = 0.9, *top: tuple[str, float]) -> TokenLogprob:
+    return TokenLogprob(text, math.log(p), tuple(TokenChoice(t, math.log(q)) for t, q in top))
+
+
+def make(qtbot: Any) -> tuple[QWidget, AnswerLens, list[QTextBrowser]]:
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    layout = QVBoxLayout(owner)
+    made: list[QTextBrowser] = []
+
+    def make_view() -> QTextBrowser:
+        made.append(QTextBrowser())
+        return made[-1]
+
+    return owner, AnswerLens(owner, make_view, layout.addWidget), made
+
+
+def test_streamed_deltas_are_replaced_by_their_tokens_and_the_view_waits_to_be_shown(qtbot: Any) -> None:
+    _, lens, made = make(qtbot)
+    lens.queue("The")
+    lens.attach([tok("The")])
+    lens.queue(" given")  # a delta that never gets tokens stays plain
+    lens.queue(" end")
+    lens.attach([tok(" end", 0.5)])
+    lens.queue("")
+    lens.attach([])
+    assert [p if isinstance(p, str) else p.text for p in lens.pieces] == ["The", " given", " end"]
+    assert [t.text for t in lens.tokens] == ["The", " end"] and lens.has_tokens
+    assert made == [] and lens.plain_text() == "" and lens.pending_chars() == 0  # not built until shown
+    lens.show(True)
+    assert len(made) == 1 and lens.plain_text() == "The given end"
+    assert "perplexity" in lens.sentence()
+    lens.queue(" more")
+    assert lens.pending_chars() == 5
+    lens.flush()
+    assert lens.plain_text() == "The given end more" and lens.pending_chars() == 0
+    lens.show(False)
+    lens.show(True)
+    assert len(made) == 1  # built once
+
+
+def test_flushing_in_steps_draws_a_bounded_amount_each_time(qtbot: Any) -> None:
+    _, lens, _ = make(qtbot)
+    lens.show(True)
+    for i in range(10):
+        lens.queue(f"w{i:02d} ")
+        lens.attach([tok(f"w{i:02d} ")])
+    assert lens.pending_chars() == 40  # queued while shown: drawn by the card's timed flushes
+    assert lens.flush(8) is True and lens.plain_text() == "w00 w01 "
+    while lens.flush(8):
+        pass
+    assert lens.plain_text().split() == [f"w{i:02d}" for i in range(10)]
+
+
+def test_a_reopened_answer_shows_the_text_its_stored_tokens_do_not_cover(qtbot: Any) -> None:
+    _, lens, _ = make(qtbot)
+    lens.show(True)
+    lens.set_tokens("Given start: one two", [tok("one"), tok(" two")])
+    assert lens.plain_text() == "Given start: one two"
+    assert len(lens.tokens) == 2 and lens.document is not None and lens.document.token_at(0) is None
+    lens.restyle()  # the theme changed: drawn again, same text
+    assert lens.plain_text() == "Given start: one two"
+    lens.set_tokens("one two and the rest", [tok("one"), tok(" two")])  # stored tokens were cut
+    assert lens.plain_text() == "one two and the rest"
+    assert lens._tooltip(1).count(HOVER_HINT) == 1
+    lens.can_branch = False
+    assert HOVER_HINT not in lens._tooltip(1)
+
+
+@pytest.mark.qt_log_ignore("does not support grabbing the keyboard")
+def test_an_alternative_in_the_popup_asks_to_branch(qtbot: Any) -> None:
+    _, lens, _ = make(qtbot)
+    assert lens.open_popup(0) is None  # no view yet
+    lens.show(True)
+    lens.queue(" Paris")
+    lens.attach([tok(" Paris", 0.8, (" Lyon", 0.1))])
+    lens.flush()
+    assert lens.open_popup(5) is None
+    first = lens.open_popup(0)
+    second = lens.open_popup(0)
+    assert first is not None and second is not None and lens.popup is second and not first.isVisible()
+    with qtbot.waitSignal(lens.branch_requested, timeout=2000) as asked:
+        second.buttons[" Lyon"].click()
+    assert asked.args == [0, " Lyon"]
+    second.close()
