@@ -70,7 +70,7 @@ class Engine:
 
     async def run(  # fmt: skip
         self, request: GenerationRequest, on_event: EventCallback | None = None, *,
-        conversation_id: str | None = None, generation: Generation | None = None, run_id: str | None = None,
+        conversation_id: str | None = None, generation: Generation | None = None, tag: str | None = None,
     ) -> GenerationResult:
         """Stream ``request``; call ``on_event`` for each event; return the result.
 
@@ -78,7 +78,8 @@ class Engine:
         :class:`StreamInterrupted` carrying ``partial_text``); cancellation propagates too.
         Either way a ledger record is written: its row is opened before the request is sent
         and updated while it streams (so a killed process leaves what had arrived), tagged
-        with ``run_id`` (e.g. a Workbench run). Pass ``generation`` to read the text while it
+        with ``tag`` (the run's tag, e.g. a Workbench run's id: the ledger's ``run_id``; not
+        the scheduler's run id). Pass ``generation`` to read the text while it
         streams (and after a cancellation).
         """
         request.params.validated()
@@ -87,7 +88,7 @@ class Engine:
         provider = self.registry.get(request.model.provider)
         gen = generation if generation is not None else Generation(request)
         stats, parts, thoughts = gen.stats, gen.parts, gen.thoughts
-        row_id, live = self._open_row(gen, provider, conversation_id, run_id)
+        row_id, live = self._open_row(gen, provider, conversation_id, tag)
         error: BaseException | None = None
         prefix = request.prefix  # the given start of the answer: shown with the first token, not timed
         stream: AsyncIterator[StreamEvent] = provider.stream(request)
@@ -163,7 +164,7 @@ class Engine:
                     await asyncio.shield(aclose())
                 except (Exception, asyncio.CancelledError):
                     pass
-            result = self._finish(gen, provider, conversation_id, error, row_id, run_id)
+            result = self._finish(gen, provider, conversation_id, error, row_id, tag)
         return result
 
     def _finish(
@@ -173,7 +174,7 @@ class Engine:
         conversation_id: str | None,
         error: BaseException | None,
         row_id: int | None,
-        run_id: str | None,
+        tag: str | None,
     ) -> GenerationResult:
         request, stats = gen.request, gen.stats
         end = time.perf_counter()
@@ -208,7 +209,7 @@ class Engine:
             finish_reason=gen.reason,
             conversation_id=conversation_id,
             error=err_text,
-            run_id=run_id,
+            run_id=tag,
         )
         if self.ledger is not None:
             self.ledger.close(row_id, rec)
@@ -231,23 +232,23 @@ class Engine:
         )
 
     def record_unsent(self, request: GenerationRequest, reason: str, *, conversation_id: str | None = None,
-                      run_id: str | None = None) -> None:
+                      tag: str | None = None) -> None:
         """Record a request that was never sent (e.g. cancelled while it waited for its lane):
         0 tokens, no cost, so every run of the scheduler has its ledger row."""
         if self.ledger is None:
             return
-        rec = _empty_record(request, reason, conversation_id, run_id)
+        rec = _empty_record(request, reason, conversation_id, tag)
         self.ledger.close(None, replace(rec, estimated=False, cost_usd="0", error="not sent"))
 
     def _open_row(
-        self, gen: Generation, provider: Provider, conversation_id: str | None, run_id: str | None
+        self, gen: Generation, provider: Provider, conversation_id: str | None, tag: str | None
     ) -> tuple[int | None, RowProgress | None]:
         """Open the request's ledger row ("running") and its throttled progress updates:
         tokens so far (chunks, an estimate), the prompt counted locally (once), the cost."""
         if self.ledger is None:
             return None, None
         request, stats = gen.request, gen.stats
-        row_id = self.ledger.open(_empty_record(request, "running", conversation_id, run_id))
+        row_id = self.ledger.open(_empty_record(request, "running", conversation_id, tag))
         if row_id is None:
             return None, None
         prompt: list[int] = []
@@ -298,11 +299,11 @@ class Engine:
 
 
 def _empty_record(request: GenerationRequest, reason: str, conversation_id: str | None,
-                  run_id: str | None) -> GenerationRecord:
+                  tag: str | None) -> GenerationRecord:
     """A ledger record of ``request`` with nothing received yet (tokens 0, cost unknown)."""
     return GenerationRecord(
         started_at=time.time(), provider=request.model.provider, model=request.model.name,
         endpoint=clean_url(request.endpoint), adapter=adapter_label(request.adapters), prompt_tokens=0,
         completion_tokens=0, cached_prompt_tokens=0, estimated=True, cost_usd=None, ttft_s=None,
-        duration_s=0.0, tokens_per_s=None, finish_reason=reason, conversation_id=conversation_id, run_id=run_id,
+        duration_s=0.0, tokens_per_s=None, finish_reason=reason, conversation_id=conversation_id, run_id=tag,
     )  # fmt: skip

@@ -273,7 +273,7 @@ class RunScheduler:
                     lambda event, stats: self._on_engine_event(run, lane, event, stats),
                     conversation_id=run.info.conversation_id,
                     generation=run.generation,
-                    run_id=run.info.tag,
+                    tag=run.info.tag,
                 )
             except RateLimited as exc:  # hold the endpoint back before the next run starts
                 lane.pause(exc.retry_after if exc.retry_after is not None else DEFAULT_BACKOFF_S)
@@ -304,7 +304,7 @@ class RunScheduler:
         if isinstance(final, RunCancelled):
             if run.status == "queued":  # stopped before it was sent: recorded as such, at no cost
                 self.engine.record_unsent(run.request, "cancelled", conversation_id=run.info.conversation_id,
-                                          run_id=run.info.tag)
+                                          tag=run.info.tag)
             run.status = "cancelled"
         self._runs.pop(run.id, None)  # before the final event: its handlers may submit again
         try:
