@@ -17,8 +17,8 @@ from app.core.errors import StreamInterrupted
 from app.core.history import HistoryStore
 from app.core.pricing import PriceTable
 from app.core.provider import ProviderRegistry
-from app.core.run_events import RunEnded, RunFailed, RunFinished, RunReasoning, RunText
-from app.core.runs import Run, RunInfo, RunScheduler
+from app.core.run_events import RunEnded, RunFailed, RunFinished, RunInfo, RunReasoning, RunText
+from app.core.runs import Run, RunScheduler
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest, ModelRef
 from tests.support.fakes import FakeLocal
 from tests.support.openai_server import provider_context
