@@ -127,7 +127,7 @@ class AnswerStore:
     for the caller to write a moment later (:meth:`write_later`; the window, to keep the end
     of a long answer two short steps)."""
 
-    def __init__(self, history: HistoryStore, ledger: LedgerNotes | None = None, *,  # fmt: skip
+    def __init__(self, history: HistoryStore, ledger: LedgerNotes | None = None, *,
                  save_every_s: float = SAVE_EVERY_S, settle: bool = False, lens_later: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.history = history

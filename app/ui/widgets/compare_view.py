@@ -32,7 +32,17 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import GenerationResult
 from app.core.figures import plural
-from app.core.run_events import LiveFigures, RunInfo
+from app.core.run_events import (
+    LiveFigures,
+    RunCancelled,
+    RunEvent,
+    RunFailed,
+    RunFinished,
+    RunInfo,
+    RunStarted,
+    RunStats,
+    RunText,
+)
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
 from app.ui.widgets.common import (
     EscapeClosesWindow,
@@ -226,7 +236,21 @@ class CompareView(EscapeClosesWindow):
     def _side(self, gen_id: str) -> str | None:
         return self._ids.get(gen_id)
 
-    def _on_backend_generation_started(self, gen_id: str, info: RunInfo) -> None:
+    def _on_backend_run_event(self, event: RunEvent) -> None:
+        if isinstance(event, RunText):
+            self._on_text(event.run_id, event.text)
+        elif isinstance(event, RunStats):
+            self._on_stats(event.run_id, event.figures)
+        elif isinstance(event, RunStarted):
+            self._on_started(event.run_id, event.info)
+        elif isinstance(event, RunFinished):
+            self._on_finished(event.run_id, event.result)
+        elif isinstance(event, RunFailed):
+            self._on_failed(event.run_id, event.message, event.partial_text)
+        elif isinstance(event, RunCancelled):
+            self._on_cancelled(event.run_id, event.partial_text)
+
+    def _on_started(self, gen_id: str, info: RunInfo) -> None:
         side = self._side(gen_id)
         if side is None:
             return
@@ -236,7 +260,7 @@ class CompareView(EscapeClosesWindow):
         if side == "adapter" and info.adapters:
             self._panes[side].title.setText(f"With adapters \u00b7 {_adapter_names(info.adapters)}")
 
-    def _on_backend_token_received(self, gen_id: str, text: str) -> None:
+    def _on_text(self, gen_id: str, text: str) -> None:
         side = self._side(gen_id)
         if side is None:
             return
@@ -246,14 +270,14 @@ class CompareView(EscapeClosesWindow):
         if not self._timer.isActive():
             self._timer.start()
 
-    def _on_backend_stats_updated(self, gen_id: str, live: LiveFigures) -> None:
+    def _on_stats(self, gen_id: str, live: LiveFigures) -> None:
         side = self._side(gen_id)
         if side is None:
             return
         self._state[side].stats = live
         self._show_stats(side)
 
-    def _on_backend_generation_finished(self, gen_id: str, result: GenerationResult) -> None:
+    def _on_finished(self, gen_id: str, result: GenerationResult) -> None:
         side = self._side(gen_id)
         if side is None:
             return
@@ -264,7 +288,7 @@ class CompareView(EscapeClosesWindow):
         self._results[side] = result
         self._end(side, "done", result.text)
 
-    def _on_backend_generation_failed(self, gen_id: str, message: str, partial_text: str) -> None:
+    def _on_failed(self, gen_id: str, message: str, partial_text: str) -> None:
         side = self._side(gen_id)
         if side is None:
             return
@@ -274,7 +298,7 @@ class CompareView(EscapeClosesWindow):
             self._stop_side("adapter")
             self._panes["adapter"].error.show_message("Not run, because the base answer failed.", "warning")
 
-    def _on_backend_generation_cancelled(self, gen_id: str, partial_text: str) -> None:
+    def _on_cancelled(self, gen_id: str, partial_text: str) -> None:
         side = self._side(gen_id)
         if side is None:
             return

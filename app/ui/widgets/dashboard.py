@@ -1,6 +1,6 @@
 """The live usage dashboard dock: live tiles, per-message table, totals, chart, CSV export.
 
-Live tiles tick from the backend's ``stats_updated`` (already throttled); everything else is
+Live tiles tick from the backend's ``RunStats`` events (already throttled); everything else is
 read from the usage ledger on ``ledger_changed`` (a few cheap queries per generation, never
 per token). The QtCharts chart is built on first show, so QtCharts loads only when used.
 """
@@ -29,7 +29,16 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import GenerationResult
 from app.core.figures import plural
-from app.core.run_events import LiveFigures, RunInfo
+from app.core.run_events import (
+    LiveFigures,
+    RunCancelled,
+    RunEvent,
+    RunFailed,
+    RunFinished,
+    RunInfo,
+    RunStarted,
+    RunStats,
+)
 from app.core.usage import UsageTotals
 
 if TYPE_CHECKING:
@@ -327,7 +336,17 @@ class DashboardDock(QDockWidget):
                                    final=True), estimated=rec.estimated)  # fmt: skip
         self._end_live(f"Last answer \u00b7 {rec.provider}:{rec.model.partition('?')[0]}", "")
 
-    def _on_backend_generation_started(self, gen_id: str, info: RunInfo) -> None:
+    def _on_backend_run_event(self, event: RunEvent) -> None:
+        if isinstance(event, RunStats):
+            self._on_stats(event.run_id, event.figures)
+        elif isinstance(event, RunStarted):
+            self._on_started(event.run_id, event.info)
+        elif isinstance(event, RunFinished):
+            self._on_finished(event.run_id, event.result)
+        elif isinstance(event, RunFailed | RunCancelled):
+            self._on_ended(event)
+
+    def _on_started(self, gen_id: str, info: RunInfo) -> None:
         if not self._follows(info.conversation_id):
             return  # another conversation's answer (or a comparison): the tiles keep this one's
         self._live_gen = gen_id
@@ -339,7 +358,7 @@ class DashboardDock(QDockWidget):
         self._status.setStyleSheet(f"color: {tone('ok', self)}; font-weight: 600;")
         self._notice.clear_message()
 
-    def _on_backend_stats_updated(self, gen_id: str, live: LiveFigures) -> None:
+    def _on_stats(self, gen_id: str, live: LiveFigures) -> None:
         if gen_id != self._live_gen:
             return
         self._set_live(live)
@@ -350,7 +369,7 @@ class DashboardDock(QDockWidget):
         else:
             self._tiles["tokens_per_s"].setToolTip("")
 
-    def _on_backend_generation_finished(self, gen_id: str, result: GenerationResult) -> None:
+    def _on_finished(self, gen_id: str, result: GenerationResult) -> None:
         if gen_id != self._live_gen:
             return
         rec = result.record
@@ -361,12 +380,12 @@ class DashboardDock(QDockWidget):
             self._tiles["ttft_s"].setToolTip(f"After the model loaded (that took {format_seconds(result.load_s)})")
         self._end_live(f"Done in {format_seconds(rec.duration_s)}{loaded} \u00b7 {rec.provider}:{rec.model}", "")
 
-    def _on_backend_generation_failed(self, gen_id: str, message: str, partial_text: str) -> None:
-        if gen_id == self._live_gen:
+    def _on_ended(self, event: RunFailed | RunCancelled) -> None:
+        if event.run_id != self._live_gen:
+            return
+        if isinstance(event, RunFailed):
             self._end_live("Failed", f"color: {tone('error', self)}; font-weight: 600;")
-
-    def _on_backend_generation_cancelled(self, gen_id: str, partial_text: str) -> None:
-        if gen_id == self._live_gen:
+        else:
             self._end_live("Stopped", f"color: {tone('warning', self)}; font-weight: 600;")
 
     def _end_live(self, text: str, style: str) -> None:
