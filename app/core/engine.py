@@ -251,21 +251,39 @@ class Engine:
         row_id = self.ledger.open(_empty_record(request, "running", conversation_id, tag))
         if row_id is None:
             return None, None
-        prompt: list[int] = []
-
         def figures() -> RowFigures:
             now = time.perf_counter()
-            tokens = stats.chunks + stats.reasoning_chunks
-            if not prompt:
-                try:
-                    prompt.append(provider.count_tokens(request.model.name, list(request.messages)).tokens)
-                except Exception:  # counting is best effort here
-                    prompt.append(0)
-            cost = self.cost(request.model, UsageReport(prompt[0], tokens, estimated=True), request.endpoint)
-            return RowFigures(tokens, prompt[0], None if cost is None else str(cost), now - stats.created,
-                              stats.ttft_s, stats.tokens_per_s(tokens, now))
+            cost = self.live_cost(gen)
+            return RowFigures(stats.chunks + stats.reasoning_chunks, self.prompt_estimate(gen),
+                              None if cost is None else str(cost), now - stats.created, stats.ttft_s,
+                              stats.tokens_per_s(stats.chunks + stats.reasoning_chunks, now))
 
         return row_id, RowProgress(self.ledger, row_id, figures)
+
+    def prompt_estimate(self, gen: Generation) -> int:
+        """The prompt's tokens of ``gen``'s request counted locally, once per generation (0 when
+        its provider cannot count now): the live figures' and the ledger's running rows'."""
+        if gen.prompt_estimate is None:
+            request = gen.request
+            try:
+                provider = self.registry.get(request.model.provider)
+                gen.prompt_estimate = provider.count_tokens(request.model.name, list(request.messages)).tokens
+            except Exception:  # counting is best effort for a live figure
+                gen.prompt_estimate = 0
+        return gen.prompt_estimate
+
+    def live_cost(self, gen: Generation) -> Decimal | None:
+        """The estimated cost of ``gen`` so far: its prompt counted locally, each streamed
+        chunk (answer or reasoning: reasoning is billed as completion) one token."""
+        stats = gen.stats
+        return self.estimate_cost(gen.request.model, gen.request.endpoint, self.prompt_estimate(gen),
+                                  stats.chunks + stats.reasoning_chunks)
+
+    def estimate_cost(self, model: ModelRef, endpoint: str | None, prompt_tokens: int,
+                      completion_tokens: int) -> Decimal | None:
+        """The cost of counts that are estimates (a live figure, the window's before-sending
+        estimate); None when the price is unknown."""
+        return self.cost(model, UsageReport(prompt_tokens, completion_tokens, estimated=True), endpoint)
 
     def cost(self, model: ModelRef, usage: UsageReport, endpoint: str | None = None) -> Decimal | None:
         """Exact USD cost of ``usage`` on ``model`` at ``endpoint`` (a settings endpoint name,

@@ -134,7 +134,8 @@ class Generation:
 
     The scheduler keeps it, so a cancelled or failed run still has its partial text."""
 
-    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s", "tokens", "notices")
+    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s", "tokens", "notices",
+                 "prompt_estimate")
 
     def __init__(self, request: GenerationRequest) -> None:
         self.request = request
@@ -149,6 +150,8 @@ class Generation:
         """The generated tokens with their log-probabilities (when the request asked)."""
         self.notices: list[str] = []
         """What the provider said about this answer that is not an error."""
+        self.prompt_estimate: int | None = None
+        """The prompt's tokens counted locally (once; see :meth:`Engine.prompt_estimate`)."""
 
     def restart_clock(self) -> None:
         """Time the generation from now (a run that waited in its lane is timed from its start)."""
