@@ -27,15 +27,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.engine import GenerationResult
 from app.core.figures import plural
 from app.core.run_events import (
     LiveFigures,
     RunCancelled,
-    RunEvent,
     RunFailed,
     RunFinished,
-    RunInfo,
     RunStarted,
     RunStats,
 )
@@ -59,7 +56,7 @@ from app.ui.widgets.common import (
 )
 from app.ui.widgets.dashboard_chart import CHART_REQUESTS, ChartTab  # noqa: F401  (re-exported)
 from app.ui.widgets.fitted_table import FittedTable
-from app.ui.wiring import connect_slots
+from app.ui.wiring import RunEventSlots, connect_slots
 
 MESSAGE_COLUMNS = ("Time", "Model", "Prompt", "Completion", "Cost", "Speed", "TTFT", "Adapter", "Finish")
 MESSAGE_PRIORITY = ("Prompt", "Completion", "Cost", "Speed", "Time", "TTFT", "Finish", "Adapter")
@@ -115,7 +112,7 @@ def _item(text: str, *, align_right: bool = False, tooltip: str = "") -> QTableW
 MIN_WIDTH = 240
 
 
-class DashboardDock(QDockWidget):
+class DashboardDock(QDockWidget, RunEventSlots):
     """Live figures while streaming, plus ledger-backed tables, totals and a chart."""
 
     def __init__(self, backend: BackendManager, parent: QWidget | None = None) -> None:
@@ -336,17 +333,8 @@ class DashboardDock(QDockWidget):
                                    final=True), estimated=rec.estimated)  # fmt: skip
         self._end_live(f"Last answer \u00b7 {rec.provider}:{rec.model.partition('?')[0]}", "")
 
-    def _on_backend_run_event(self, event: RunEvent) -> None:
-        if isinstance(event, RunStats):
-            self._on_stats(event.run_id, event.figures)
-        elif isinstance(event, RunStarted):
-            self._on_started(event.run_id, event.info)
-        elif isinstance(event, RunFinished):
-            self._on_finished(event.run_id, event.result)
-        elif isinstance(event, RunFailed | RunCancelled):
-            self._on_ended(event)
-
-    def _on_started(self, gen_id: str, info: RunInfo) -> None:
+    def _on_run_started(self, event: RunStarted) -> None:
+        gen_id, info = event.run_id, event.info
         if not self._follows(info.conversation_id):
             return  # another conversation's answer (or a comparison): the tiles keep this one's
         self._live_gen = gen_id
@@ -358,8 +346,9 @@ class DashboardDock(QDockWidget):
         self._status.setStyleSheet(f"color: {tone('ok', self)}; font-weight: 600;")
         self._notice.clear_message()
 
-    def _on_stats(self, gen_id: str, live: LiveFigures) -> None:
-        if gen_id != self._live_gen:
+    def _on_run_stats(self, event: RunStats) -> None:
+        live = event.figures
+        if event.run_id != self._live_gen:
             return
         self._set_live(live)
         if live.thinking:  # a thinking model before its answer: not stuck, thinking
@@ -369,8 +358,9 @@ class DashboardDock(QDockWidget):
         else:
             self._tiles["tokens_per_s"].setToolTip("")
 
-    def _on_finished(self, gen_id: str, result: GenerationResult) -> None:
-        if gen_id != self._live_gen:
+    def _on_run_finished(self, event: RunFinished) -> None:
+        result = event.result
+        if event.run_id != self._live_gen:
             return
         rec = result.record
         self._set_live(LiveFigures(rec.completion_tokens, rec.tokens_per_s, rec.ttft_s, result.cost_usd,
@@ -380,12 +370,12 @@ class DashboardDock(QDockWidget):
             self._tiles["ttft_s"].setToolTip(f"After the model loaded (that took {format_seconds(result.load_s)})")
         self._end_live(f"Done in {format_seconds(rec.duration_s)}{loaded} \u00b7 {rec.provider}:{rec.model}", "")
 
-    def _on_ended(self, event: RunFailed | RunCancelled) -> None:
-        if event.run_id != self._live_gen:
-            return
-        if isinstance(event, RunFailed):
+    def _on_run_failed(self, event: RunFailed) -> None:
+        if event.run_id == self._live_gen:
             self._end_live("Failed", f"color: {tone('error', self)}; font-weight: 600;")
-        else:
+
+    def _on_run_cancelled(self, event: RunCancelled) -> None:
+        if event.run_id == self._live_gen:
             self._end_live("Stopped", f"color: {tone('warning', self)}; font-weight: 600;")
 
     def _end_live(self, text: str, style: str) -> None:
