@@ -97,7 +97,7 @@ async def run_window(n: int, probe: LagProbe, lens: bool = False) -> tuple[float
             started.append(time.perf_counter())
             probe.start()
 
-    backend.run_event.connect(on_first_token)
+    backend.run_delta.connect(on_first_token)
     t0 = time.perf_counter()
     win.send()
     status = await asyncio.wait_for(done, 600)

@@ -138,13 +138,13 @@ async def wait_signal(signal: Any, timeout: float = 10.0) -> tuple[Any, ...]:
 
 def expect_run_event(backend: Any, *kinds: type, count: int = 1,
                      where: Callable[[Any], bool] | None = None) -> SignalWaiter:
-    """Listen to ``backend.run_event`` for events of ``kinds`` (any when none given) that
-    ``where`` accepts; each emission's arguments are ``(event,)``."""
+    """Listen to ``backend.run_event`` and ``backend.run_delta`` for events of ``kinds`` (any
+    when none given) that ``where`` accepts; each emission's arguments are ``(event,)``."""
 
     def accept(event: Any) -> bool:
         return (not kinds or isinstance(event, kinds)) and (where is None or where(event))
 
-    return SignalWaiter(backend.run_event, count=count, where=accept)
+    return SignalWaiter(backend.run_event, backend.run_delta, count=count, where=accept)
 
 
 async def wait_run_event(backend: Any, *kinds: type, timeout: float = 10.0) -> Any:
@@ -156,4 +156,5 @@ def collect_run_events(backend: Any) -> list[Any]:
     """Every run event ``backend`` emits from now on, in order."""
     seen: list[Any] = []
     backend.run_event.connect(seen.append)
+    backend.run_delta.connect(seen.append)
     return seen

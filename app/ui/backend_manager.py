@@ -2,14 +2,16 @@
 :class:`~app.core.selection.ModelSelection` (the current model, its load, its adapters) and
 :class:`~app.core.runs.RunScheduler` (the runs). It decides nothing the CLI does not: it turns
 their typed events into Qt signals, emitted on the GUI thread (the qasync loop): a run's
-events are forwarded as they are, in one signal.
+events are forwarded as they are, the streamed pieces in one signal and the rest in another.
 
 Signals:
-    run_event(RunEvent event): every event of this window's runs, as the scheduler typed it
-        (:mod:`app.core.run_events`: RunStarted, RunText (raw deltas, consumers coalesce; with
-        their tokens' probabilities when asked for), RunReasoning, RunNotice, RunStats (at most
-        ~10 per second, plus one final), RunRetrying, RunProgress, then exactly one of
-        RunFinished / RunFailed / RunCancelled); receivers dispatch on the event's type.
+    run_delta(RunText | RunReasoning event): a piece of a run's answer (with its tokens'
+        probabilities when asked for) or of its reasoning: raw deltas, one per streamed token
+        (consumers coalesce); apart from run_event so that only who shows text pays for them.
+    run_event(RunEvent event): every other event of this window's runs, as the scheduler
+        typed it (:mod:`app.core.run_events`): RunStarted, RunNotice, RunStats (at most ~10 per
+        second, plus one final), RunRetrying, RunProgress, then exactly one of RunFinished /
+        RunFailed / RunCancelled. Receivers dispatch on the event's type.
     busy_changed(bool busy): this window's runs started / all ended.
     model_changed(str model_id)
     model_loading(str model_id, Progress progress): ``progress.fraction`` None when unknown.
@@ -41,6 +43,7 @@ from app.core.run_events import (
     RunFailed,
     RunFinished,
     RunProgress,
+    RunReasoning,
     RunText,
 )
 from app.core.runs import Run
@@ -60,6 +63,7 @@ log = logging.getLogger(__name__)
 class BackendManager(QObject):
     """Qt signals over the model selection and the run scheduler (see the module doc)."""
 
+    run_delta = Signal(object)
     run_event = Signal(object)
     busy_changed = Signal(bool)
     model_changed = Signal(str)
@@ -226,7 +230,12 @@ class BackendManager(QObject):
         if isinstance(event, RunText):  # the hot path: one event per streamed token
             if rid in self._loading_runs:
                 self._loaded(rid)
-        elif isinstance(event, RunProgress):
+            self.run_delta.emit(event)
+            return
+        if isinstance(event, RunReasoning):
+            self.run_delta.emit(event)
+            return
+        if isinstance(event, RunProgress):
             self._loading_runs.add(rid)
             self.model_loading.emit(self._runs[rid].info.model, event.progress)
         elif isinstance(event, RunFinished | RunFailed | RunCancelled):

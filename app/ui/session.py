@@ -340,6 +340,8 @@ class ChatSession(QObject, SessionLens):
         elif isinstance(event, RunNotice):
             self.transcript.show_note(key, event.message)
 
+    _on_backend_run_delta = _on_backend_run_event  # the streamed pieces: RunText, RunReasoning
+
     def save_partials(self) -> None:
         """Write the partial answers to history (the save timer calls this). Never raises: a
         busy history keeps them pending, any other failure is logged and retried next time."""

@@ -27,12 +27,16 @@ class RunEventSlots:
     """A mixin for receivers of ``BackendManager.run_event`` (connected by :func:`connect_slots`
     as ``_on_backend_run_event``): each event goes to the method named for its type,
     ``_on_run_<kind>(event)`` (``_on_run_text`` for RunText, ``_on_run_finished`` for
-    RunFinished...), where the class has one; other events are ignored."""
+    RunFinished...), where the class has one; other events are ignored. A receiver that shows
+    the streamed text connects ``run_delta`` too: ``_on_backend_run_delta = RunEventSlots.dispatch``."""
 
-    def _on_backend_run_event(self, event: object) -> None:
+    def dispatch(self, event: object) -> None:
+        """Call the slot of ``event``'s type, if there is one."""
         slot = getattr(self, run_slot_name(type(event)), None)
         if slot is not None:
             slot(event)
+
+    _on_backend_run_event = dispatch
 
 
 _SLOT_NAMES: dict[type, str] = {}

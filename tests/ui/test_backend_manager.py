@@ -31,7 +31,8 @@ HI = [ChatMessage("user", "hello there")]
 
 def _collect(backend: BackendManager) -> dict[str, list[Any]]:
     seen: dict[str, list[Any]] = {}
-    backend.run_event.connect(lambda event: seen.setdefault(type(event).__name__, []).append(event))
+    for signal in (backend.run_event, backend.run_delta):
+        signal.connect(lambda event: seen.setdefault(type(event).__name__, []).append(event))
     for name in ("busy_changed", "ledger_changed", "model_changed", "model_loading", "model_loaded", "model_load_failed", "adapter_failed"):
         getattr(backend, name).connect(lambda *a, n=name: seen.setdefault(n, []).append(a))
     return seen

@@ -234,6 +234,8 @@ class CompareView(EscapeClosesWindow, RunEventSlots):
     def _side(self, gen_id: str) -> str | None:
         return self._ids.get(gen_id)
 
+    _on_backend_run_delta = RunEventSlots.dispatch  # the streamed text
+
     def _on_run_started(self, event: RunStarted) -> None:
         side, info = self._side(event.run_id), event.info
         if side is None:
