@@ -5,6 +5,7 @@ and the conversation's path is sent as context (see :mod:`app.cli.exchange`)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from app.cli.common import (
     run_with_services,
     silence_stdout,
 )
-from app.cli.exchange import StoredExchange, check_options
+from app.cli.exchange import AskConversation, check_options
 from app.cli.progress import TerminalFeedback, is_terminal
 from app.core.errors import AppError, InvalidParams, StreamInterrupted
 from app.core.run_events import (
@@ -275,7 +276,7 @@ def run_ask(args: argparse.Namespace) -> int:
     """Run ``ask``; return the exit code."""
     out, err = sys.stdout, sys.stderr
     printer = StreamPrinter(out, err)
-    stored: list[StoredExchange] = []
+    stored: list[AskConversation] = []
     try:
         prompt = read_text_arg(args.prompt)
         check_options(args.conversation, args.parent)
@@ -294,25 +295,30 @@ def run_ask(args: argparse.Namespace) -> int:
             request = build_request(args, args.model or services.default_model(), prompt)
             printer.model_id = str(request.model)
             return await services.scheduler.run(request, on_event=printer)
-        exchange = StoredExchange(services.history, args.conversation, args.parent, services.ledger)  # unknown: exit 2
+        exchange = AskConversation(services.history, args.conversation, args.parent, services.ledger)  # unknown: exit 2
         stored.append(exchange)
         own_model = args.model or exchange.model
         system = args.system if args.system is not None else exchange.system_prompt
         request = build_request(args, own_model or services.default_model(), prompt, context=exchange.context(),
                                 system=system, endpoint=None if args.model else exchange.endpoint)
         printer.model_id = str(request.model)
-        request = exchange.begin(prompt, request, system, text=lambda: printer.printed)
+        request = exchange.begin(prompt, request, system)
+        answers = exchange.answers
+
+        def on_event(event: RunEvent) -> None:  # the printer first, then the answer's saves
+            printer(event)
+            answers.on_event(event)
+
+        ids = exchange.ids()
+        run = services.scheduler.submit(request, on_event=on_event, conversation_id=ids["conversation_id"],
+                                        message_id=ids["message_id"])
+        if exchange.answer is not None:
+            answers.follow(exchange.answer, run)
         try:
-            result = await services.scheduler.run(request, on_event=exchange.listener(printer),
-                                                  conversation_id=exchange.ids()["conversation_id"],
-                                                  message_id=exchange.ids()["message_id"])
-        except BaseException as exc:  # failed, stopped (Ctrl+C, a closed pipe): the partial text stays
-            failed = isinstance(exc, AppError) and not isinstance(exc, OutputClosed)
-            partial = exc.partial_text if isinstance(exc, StreamInterrupted) else printer.printed
-            exchange.fail(partial, exc.user_message() if failed and isinstance(exc, AppError) else None)
+            return await run
+        except asyncio.CancelledError:  # Ctrl+C: the answer ends stopped, its partial text kept
+            answers.interrupt(run.id, None)
             raise
-        exchange.finish(result)
-        return result
 
     try:
         try:
@@ -388,7 +394,7 @@ def json_failure(args: argparse.Namespace, exc: AppError | None) -> None:
 
 
 def _json_failure(args: argparse.Namespace, printer: StreamPrinter, exc: AppError | None,
-                  stored: Sequence[StoredExchange] = ()) -> None:
+                  stored: Sequence[AskConversation] = ()) -> None:
     """With ``--json``: the one JSON line for a failed request (``exc``) or one stopped by
     Ctrl+C (``exc`` None), with the usual keys, ``error`` and the partial text; usage and
     cost are the ledger's (estimated from the partial text), null when nothing was recorded.

@@ -139,7 +139,8 @@ class Generation:
 
     The scheduler keeps it, so a cancelled or failed run still has its partial text."""
 
-    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s", "tokens", "notices", "record")
+    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s", "tokens", "notices", "record",
+                 "prompt_estimate")
 
     def __init__(self, request: GenerationRequest) -> None:
         self.request = request
@@ -154,6 +155,8 @@ class Generation:
         """The generated tokens with their log-probabilities (when the request asked)."""
         self.notices: list[str] = []
         """What the provider said about this answer that is not an error."""
+        self.prompt_estimate: int | None = None
+        """The prompt's tokens counted locally (once; see :meth:`Engine.prompt_estimate`)."""
         self.record: GenerationRecord | None = None
         """Its ledger record once it ended (finished, failed or stopped)."""
 

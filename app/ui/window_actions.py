@@ -156,7 +156,6 @@ class WindowActions:
     # -- misc -----------------------------------------------------------------------------------
     def _count_request(self, system_prompt: str, draft: str, max_out: int) -> str:
         """Token count and cost estimate of the whole next request (runs on a worker thread)."""
-        from app.core.events import UsageReport
         from app.core.provider import as_endpoints
         from app.core.types import ChatMessage, ModelRef
 
@@ -181,10 +180,10 @@ class WindowActions:
             count = count_chat(ref.name, msgs)
         text = f"{'' if count.exact else '~'}{plural(count.tokens, 'token')}"
         endpoint, engine = self.backend.current_endpoint(), self.services.engine
-        cost_in = engine.cost(ref, UsageReport(count.tokens, 0), endpoint)
+        cost_in = engine.estimate_cost(ref, endpoint, count.tokens, 0)
         if cost_in is None:  # unknown price: tokens only
             return text
-        cost_out = engine.cost(ref, UsageReport(0, max_out), endpoint) if max_out else None
+        cost_out = engine.estimate_cost(ref, endpoint, 0, max_out) if max_out else None
         if not cost_in and not cost_out:
             return text + "  ·  free"
         text += f"  ·  ≈ ${cost_in:.5f} in"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from app.core.eta import format_eta
+from app.core.run_events import RunEvent, RunFailed, RunNotice, RunRetrying
 from app.providers.bundled import default_temperature
 
 if TYPE_CHECKING:
@@ -81,9 +82,14 @@ class WindowModels:
         self.picker.mark_loaded(model_id)
         self.show_status(f"{model_id} is ready.")
 
-    def _on_backend_generation_retrying(self, _run_id: str, _attempt: int, _delay_s: float, message: str) -> None:
-        """A failed request is tried again: the countdown ticks about once a second."""
-        self.show_status(message + "…")
+    def _on_backend_run_event(self, event: RunEvent) -> None:
+        """A run's retry countdown (about once a second), notice or failure, in the status bar."""
+        if isinstance(event, RunRetrying):  # a failed request is tried again
+            self.show_status(event.message + "…")
+        elif isinstance(event, RunNotice):
+            self.show_status(event.message)
+        elif isinstance(event, RunFailed):
+            self.show_status(event.message, error=True)
 
     def _on_backend_model_load_failed(self, model_id: str, message: str) -> None:
         self._loading = None
@@ -93,12 +99,6 @@ class WindowModels:
         current = self.backend.current_model()
         still = f" The previous model ({current}) is still active." if current != model_id else ""
         self.show_status(f"Could not load {model_id}: {message}{still}", error=True)
-
-    def _on_backend_notice_received(self, _run_id: str, message: str) -> None:
-        self.show_status(message)
-
-    def _on_backend_generation_failed(self, _run_id: str, message: str, _partial: str) -> None:
-        self.show_status(message, error=True)
 
     def _on_backend_adapter_failed(self, message: str) -> None:
         self.show_status(message, error=True)

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
-from app.core.run_events import LiveFigures
+from app.core.run_events import RunCancelled, RunEvent, RunFinished, RunStats
 from app.core.services import Services
 from app.ui.backend_manager import BackendManager
 from app.ui.excepthook import ErrorReporter
 from app.ui.main_window import MainWindow
-from tests.conftest import expect_signal, wait_signal
+from tests.conftest import expect_signal, wait_run_event, wait_signal
 from tests.support.fakes import FakeLocal
 from tests.ui.conftest import make_services
 
@@ -305,7 +305,7 @@ def test_compare_action_answers_draft_twice(window: MainWindow, qloop: Any) -> N
     if window.lora_panel is None or not hasattr(window.lora_panel, "compare_requested"):
         pytest.fail("the LoRA panel (with its compare action) is part of the main window")
     finished: list[str] = []
-    window.backend.generation_finished.connect(lambda g, r: finished.append(r.text))
+    window.backend.run_event.connect(lambda e: finished.append(e.result.text) if isinstance(e, RunFinished) else None)
 
     async def scenario() -> None:
         window.editor.set_message("compare me")
@@ -313,7 +313,7 @@ def test_compare_action_answers_draft_twice(window: MainWindow, qloop: Any) -> N
         view = window._dialogs["compare"]
         assert view.isVisible()
         while len(finished) < 2:
-            await wait_signal(window.backend.generation_finished, 5)
+            await wait_run_event(window.backend, RunFinished, timeout=5)
         assert finished == ["compare me", "compare me"]
         assert view.pane_text("base") == "compare me" == view.pane_text("adapter")
         assert window.session.conversation_id is None  # a comparison is not saved as chat
@@ -401,8 +401,8 @@ def test_esc_stops_with_the_focus_outside_the_message_box(window: MainWindow, ql
 def test_new_chat_leaves_a_running_comparison_alone(window: MainWindow, qloop: Any) -> None:
     finished: list[str] = []
     cancelled: list[str] = []
-    window.backend.generation_finished.connect(lambda g, r: finished.append(r.text))
-    window.backend.generation_cancelled.connect(lambda g, p: cancelled.append(g))
+    window.backend.run_event.connect(lambda e: finished.append(e.result.text) if isinstance(e, RunFinished) else None)
+    window.backend.run_event.connect(lambda e: cancelled.append(e.run_id) if isinstance(e, RunCancelled) else None)
 
     async def scenario() -> None:
         window.backend.set_model("mock:lorem?n=20&rate=100")
@@ -492,13 +492,13 @@ def test_a_thinking_answer_shows_its_reasoning_and_history_restores_it(
     win.show()
     seen_thinking: list[bool] = []
 
-    def on_stats(gen: str, live: LiveFigures) -> None:  # while only reasoning has arrived
+    def on_stats(event: RunEvent) -> None:  # while only reasoning has arrived
         card = win.transcript.cards()[-1]
-        if live.thinking:
+        if isinstance(event, RunStats) and event.figures.thinking:
             win.transcript.flush()
             seen_thinking.append(card.thinking is not None and card.thinking.is_expanded())
 
-    win.backend.stats_updated.connect(on_stats)
+    win.backend.run_event.connect(on_stats)
     try:
         _run(qloop, _send(win, "think about it"))
         answer = _stored(win)[-1]

@@ -12,6 +12,7 @@ import pytest
 
 from app.core.events import Progress
 from app.core.provider import ProviderContext
+from app.core.run_events import RunRetrying
 from app.core.services import Services
 from app.core.settings import EndpointConfig
 from app.core.types import ModelInfo
@@ -131,7 +132,8 @@ def test_the_status_bar_counts_down_a_retry(window: MainWindow, qloop: Any) -> N
 
         provider.retry_sleep = no_wait  # type: ignore[attr-defined]
         shown: list[str] = []
-        window.backend.generation_retrying.connect(lambda *_a: shown.append(window.status_label.text()))
+        window.backend.run_event.connect(lambda e: shown.append(window.status_label.text())
+                                        if isinstance(e, RunRetrying) else None)
 
         async def scenario() -> None:
             window.backend.set_model("openai:test-model", endpoint="Loopback")

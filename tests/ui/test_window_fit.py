@@ -12,13 +12,13 @@ import pytest
 from PySide6.QtCore import QRect
 from PySide6.QtWidgets import QAbstractButton, QApplication, QWidget
 
-from app.core.run_events import LiveFigures
+from app.core.run_events import LiveFigures, RunFinished
 from app.core.services import Services
 from app.core.types import ChatMessage, GenerationParams
 from app.ui import theme
 from app.ui.backend_manager import BackendManager
 from app.ui.main_window import MainWindow
-from tests.conftest import expect_signal
+from tests.conftest import expect_run_event, expect_signal
 
 LONG_MODEL = "mock:fixed?text=a%20fairly%20long%20answer%20for%20the%20table&delay=0"
 
@@ -126,7 +126,7 @@ def test_the_usage_dock_shows_the_opened_conversation(window: MainWindow, qloop:
     assert dash.status_text().startswith("Last answer")
     # a comparison's answers (no conversation) leave the tiles alone
     async def both() -> None:
-        ends = expect_signal(window.backend.generation_finished, count=2)
+        ends = expect_run_event(window.backend, RunFinished, count=2)
         window.backend.compare([ChatMessage("user", "x y z")], GenerationParams())
         await ends.wait(10)
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AppError
+from app.core.run_events import RunQueued
 from app.core.types import AdapterInfo, ModelRef
 from app.ui.widgets.common import MessageLabel
 from app.ui.wiring import connect_slots
@@ -316,8 +317,9 @@ class LoraPanel(QWidget):
             self._show_status("")
         self._error.show_message(message)
 
-    def _on_backend_generation_started(self, _gen_id: str, _info: object) -> None:
-        self.dismiss_error()
+    def _on_backend_run_event(self, event: object) -> None:
+        if isinstance(event, RunQueued):  # an answer starts: the next action
+            self.dismiss_error()
 
     def _on_backend_model_changed(self, _model_id: str) -> None:
         self._error.clear_message()
