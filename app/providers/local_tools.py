@@ -105,9 +105,10 @@ class ToolCallParser:
     goes on as :class:`TextDelta` (a token cut by the start of a call keeps only its part
     before it; the call's own tokens are not shown), each whole call as two
     :class:`ToolCallDelta` s (``id``/``name``, then ``arguments``). A call whose JSON does not
-    parse still comes out as a call, its raw text as the arguments (shown and recorded)."""
+    parse still comes out as a call, its raw text as the arguments (shown and recorded).
+    ``prefix``, the answer's given start, is parsed first but not sent (the engine shows it)."""
 
-    def __init__(self, syntax: ToolSyntax, out: Sink, first_id: int = 0) -> None:
+    def __init__(self, syntax: ToolSyntax, out: Sink, first_id: int = 0, prefix: str = "") -> None:
         self.syntax = syntax
         self.out = out
         self.first_id = first_id
@@ -117,6 +118,9 @@ class ToolCallParser:
         self._call: int | None = None  # where the open call's body starts
         self._after_call = False
         self._tokens: list[tuple[int, TokenLogprob]] = []  # (start offset, token) not yet out
+        self._floor = len(prefix)  # the answer's given start: parsed (it may open a call), never sent
+        if prefix:
+            self.feed(prefix)
 
     def feed(self, text: str, tokens: Sequence[TokenLogprob] = ()) -> None:
         """One streamed piece of the answer."""
@@ -211,7 +215,7 @@ class ToolCallParser:
                 break
             taken += 1
         del self._tokens[:taken]
-        text = self._text[self._pos : upto]
+        text = self._text[max(self._pos, self._floor) : upto]
         if text or tokens:
             self.out(TextDelta(text, tuple(tokens)))
         self._pos = max(self._pos, upto)

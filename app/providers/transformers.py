@@ -220,7 +220,7 @@ class _LocalBase:
                 if plan.syntax is not None:
                     from app.providers.local_tools import ToolCallParser, calls_in
 
-                    parser = ToolCallParser(plan.syntax, sink.put, calls_in(request.messages))
+                    parser = ToolCallParser(plan.syntax, sink.put, calls_in(request.messages), request.prefix)
                     emit = parser.feed
                 prompt, completion, reason = rt.generate(request.messages, request.params, emit, flag,
                                                          request.prefix, plan)  # fmt: skip
