@@ -13,7 +13,13 @@ import pytest
 
 from app.core.errors import InvalidParams
 from app.core.events import Finished, TextDelta, ToolCallDelta
-from app.core.tools import ResponseSchema, ToolCallAccumulator, ToolSpec, validate_answer, validate_instance
+from app.core.tools import (
+    ResponseSchema,
+    ToolCallAccumulator,
+    ToolSpec,
+    validate_answer,
+    validate_instance,
+)
 from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
 from app.providers import local_constrain
 from app.providers.local_tools import HERMES
@@ -150,3 +156,28 @@ def _tokenizer(folder: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.mark.slow
+def test_bundled_smollm2_answers_valid_json_for_every_sampled_seed(local_ctx: Any, run: Callable[..., Any]) -> None:
+    """The ``--schema`` case on the shipped defaults (device/dtype auto: the fast path on a CPU)."""
+    from app.core.settings import LocalModelSettings
+
+    local_ctx.settings.local = LocalModelSettings(threads=1)
+    provider = LocalProvider(local_ctx)
+    schema = ResponseSchema({"type": "object", "additionalProperties": False, "required": ["city", "country", "population"],
+                             "properties": {"city": {"type": "string", "maxLength": 40},
+                                            "country": {"type": "string", "maxLength": 40},
+                                            "population": {"type": "integer", "minimum": 0}}})  # fmt: skip
+    msgs = (ChatMessage("user", "Give the capital of France as JSON with city, country and population."),)
+    reqs = [GenerationRequest(ModelRef("local", "smollm2"), msgs,
+                              GenerationParams(temperature=0.9, seed=seed, max_tokens=80), response_schema=schema)
+            for seed in range(3)]  # fmt: skip
+    try:
+        results = run(answers(provider, reqs), timeout=300)
+        assert provider.supports_tools("smollm2") is False  # SmolLM2's template has no tools
+    finally:
+        run(provider.aclose())
+    for events in results:
+        assert validate_answer(text_of(events), schema) is None, text_of(events)
+        assert events[-1] == Finished("stop")
