@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.core.events import TextDelta, UsageReport  # noqa: E402
-from app.core.tools import ResponseSchema, validate_answer  # noqa: E402
 from app.core.paths import AppPaths  # noqa: E402
 from app.core.provider import ProviderContext  # noqa: E402
 from app.core.settings import LocalModelSettings, Settings  # noqa: E402
+from app.core.tools import ResponseSchema, validate_answer  # noqa: E402
 from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef  # noqa: E402
 from app.providers.transformers import LocalProvider  # noqa: E402
 

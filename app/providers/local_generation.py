@@ -19,6 +19,7 @@ from app.core.tools import ToolSpec
 from app.core.types import ChatMessage, GenerationParams
 from app.providers.local_lens import LogprobRecorder, processor
 from app.providers.local_prompt import request_ids
+from app.providers.local_tools import held_back
 
 
 @dataclass
@@ -53,17 +54,6 @@ def recorder_for(tokenizer: Any, params: GenerationParams) -> LogprobRecorder | 
     if params.logprobs is None:
         return None
     return LogprobRecorder(tokenizer, params.logprobs)
-
-
-def _held_back(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest end of ``text`` that could start a stop string."""
-    best = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), best, -1):
-            if text.endswith(stop[:k]):
-                best = k
-                break
-    return best
 
 
 class TokenStreamer:
@@ -125,7 +115,7 @@ class TokenStreamer:
                 self._send(self.text[self.emitted : cut])
                 self.emitted = cut
                 return
-            safe = len(self.text) - _held_back(self.text, self.stops)
+            safe = len(self.text) - held_back(self.text, self.stops)
         else:
             safe = len(self.text)
         if safe > self.emitted:

@@ -84,7 +84,8 @@ def calls_in(messages: Sequence[ChatMessage]) -> int:
 
 
 def held_back(text: str, triggers: Sequence[str]) -> int:
-    """Length of the longest end of ``text`` that could start one of ``triggers``."""
+    """Length of the longest end of ``text`` that could start one of ``triggers`` (a call's
+    opening here, a stop string in the streamer)."""
     best = 0
     for trigger in triggers:
         for k in range(min(len(trigger) - 1, len(text)), best, -1):
