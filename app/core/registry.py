@@ -56,7 +56,7 @@ class ProviderSpec:
     hints: tuple[str, ...] = ()
 
 
-_IN_PROCESS = Capabilities(adapters=True, logprobs=True, prefix=True)
+_IN_PROCESS = Capabilities(adapters=True, logprobs=True, prefix=True, tools=True, structured_output=True)
 
 PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec("openai", "app.providers.openai:OpenAIProvider",

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.tools import ToolSpec
 from app.core.types import ChatMessage, GenerationParams
 from app.providers.local_generation import (
     CancelFlag,
@@ -518,15 +519,17 @@ class ThreadTuner:
 def fast_generate(  # fmt: skip
     decoder: FastDecoder, tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit,
     flag: CancelFlag, context_length: int | None, eos_ids: set[int], tuner: ThreadTuner | None = None,
-    prefix: str = "",
+    prefix: str = "", tools: Sequence[ToolSpec] = (), constraint: Any = None,
 ) -> tuple[int, int, str]:
     """Generate on the lean step; the same contract as :func:`local_generation.generate`.
 
-    With a ``tuner`` the thread count is chosen per step (see :class:`ThreadTuner`).
+    With a ``tuner`` the thread count is chosen per step (see :class:`ThreadTuner`); with a
+    ``constraint`` each step's logits are masked to the grammar before sampling (the token
+    lens records them before the mask).
     """
     import torch
 
-    job = prepare(tokenizer, messages, params, emit, flag, context_length or decoder.max_positions, prefix)
+    job = prepare(tokenizer, messages, params, emit, flag, context_length or decoder.max_positions, prefix, tools)
     ids, max_new, streamer = job.ids, job.max_new, job.streamer
     recorder = streamer.recorder
     processors = _processors(params)
@@ -549,6 +552,8 @@ def fast_generate(  # fmt: skip
             if recorder is not None:  # the model's own probabilities at this step
                 recorder.observe(logits)
             scores = logits.unsqueeze(0)
+            if constraint is not None:
+                constraint.mask(scores)
             if processors:
                 scores = processors(history, scores)
             if sample:
@@ -556,6 +561,8 @@ def fast_generate(  # fmt: skip
             else:
                 token = int(scores[0].argmax())
             generated.append(token)
+            if constraint is not None:
+                constraint.advance(token)
             streamer.put(torch.tensor([token]))
             if token in eos_ids or len(generated) >= max_new:
                 break

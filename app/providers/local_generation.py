@@ -15,9 +15,11 @@ from typing import Any
 
 from app.core.errors import ContextTooLong
 from app.core.events import TokenLogprob
+from app.core.tools import ToolSpec
 from app.core.types import ChatMessage, GenerationParams
 from app.providers.local_lens import LogprobRecorder, processor
 from app.providers.local_prompt import request_ids
+from app.providers.local_tools import held_back
 
 
 @dataclass
@@ -52,17 +54,6 @@ def recorder_for(tokenizer: Any, params: GenerationParams) -> LogprobRecorder | 
     if params.logprobs is None:
         return None
     return LogprobRecorder(tokenizer, params.logprobs)
-
-
-def _held_back(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest end of ``text`` that could start a stop string."""
-    best = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), best, -1):
-            if text.endswith(stop[:k]):
-                best = k
-                break
-    return best
 
 
 class TokenStreamer:
@@ -124,7 +115,7 @@ class TokenStreamer:
                 self._send(self.text[self.emitted : cut])
                 self.emitted = cut
                 return
-            safe = len(self.text) - _held_back(self.text, self.stops)
+            safe = len(self.text) - held_back(self.text, self.stops)
         else:
             safe = len(self.text)
         if safe > self.emitted:
@@ -211,10 +202,11 @@ class Prepared:
 
 
 def prepare(tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit,
-            flag: CancelFlag, limit: int | None, prefix: str = "") -> Prepared:  # fmt: skip
-    """Tokenize the request (and the answer's given start), check it fits ``limit`` (the
-    context; None: no known limit) and make its streamer (with a logprob recorder if asked)."""
-    ids = request_ids(tokenizer, messages, prefix)
+            flag: CancelFlag, limit: int | None, prefix: str = "", tools: Sequence[ToolSpec] = ()) -> Prepared:  # fmt: skip
+    """Tokenize the request (with ``tools`` offered through the chat template, and the answer's
+    given start), check it fits ``limit`` (the context; None: no known limit) and make its
+    streamer (with a logprob recorder if asked)."""
+    ids = request_ids(tokenizer, messages, prefix, tools)
     flag.stats.prompt_tokens = len(ids)
     if limit and len(ids) >= limit:
         raise ContextTooLong(f"The prompt has {len(ids)} tokens; this model's context is {limit} tokens.")
@@ -226,15 +218,18 @@ def prepare(tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationP
 
 def generate(  # fmt: skip
     model: Any, tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit,
-    flag: CancelFlag, context_length: int | None, prefix: str = "",
+    flag: CancelFlag, context_length: int | None, prefix: str = "", tools: Sequence[ToolSpec] = (),
+    constraint: Any = None,
 ) -> tuple[int, int, str]:
     """Generate on the calling (worker) thread; return (prompt tokens, completion tokens, reason).
-    ``prefix``: the answer's given start, continued (it is not emitted: the engine shows it)."""
+    ``prefix``: the answer's given start, continued (it is not emitted: the engine shows it);
+    ``tools``: offered through the chat template; ``constraint``: a
+    :class:`~app.providers.local_constrain.Constraint` the answer is held to."""
     import torch
     from transformers import LogitsProcessorList, StoppingCriteriaList
     from transformers.generation.streamers import BaseStreamer
 
-    job = prepare(tokenizer, messages, params, emit, flag, context_length, prefix)
+    job = prepare(tokenizer, messages, params, emit, flag, context_length, prefix, tools)
     ids, max_new, streamer = job.ids, job.max_new, job.streamer
     recorder = streamer.recorder
 
@@ -255,8 +250,13 @@ def generate(  # fmt: skip
         "stopping_criteria": StoppingCriteriaList([_stopping(flag, streamer)]),
         "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     }
-    if recorder is not None:
-        kwargs["logits_processor"] = LogitsProcessorList([processor(recorder)])
+    processors = LogitsProcessorList([processor(recorder)] if recorder is not None else [])  # the raw distribution
+    if constraint is not None:
+        from app.providers.local_constrain import logits_processor
+
+        processors.append(logits_processor(constraint, len(ids)))
+    if processors:
+        kwargs["logits_processor"] = processors
     kwargs.update(params.sampling_kwargs())
     cache = params.extras.get("cache_implementation") if params.extras else None
     if cache:

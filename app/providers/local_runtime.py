@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.errors import AdapterError
 from app.core.settings import LocalModelSettings
-from app.core.types import AdapterSpec, ChatMessage, GenerationParams
+from app.core.tools import ToolSpec
+from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
 from app.providers.local_generation import CancelFlag, Emit, generate
 from app.providers.local_loading import (
     LoadedModel,
@@ -27,6 +28,9 @@ from app.providers.local_loading import (
 from app.providers.local_progress import ProgressFn
 from app.providers.local_prompt import prompt_ids
 from app.providers.lora import AdapterInfo, AdapterSet
+
+if TYPE_CHECKING:
+    from app.providers.local_constrain import LocalPlan
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +126,24 @@ class LocalRuntime:
             adapters.set_active(weights)
         self._adapters_changed()
 
+    def plan(self, request: GenerationRequest) -> LocalPlan:
+        """What ``request`` asks beyond text (tools, a schema) for the loaded model; raises
+        :class:`~app.core.errors.InvalidParams` before anything is generated when the model's
+        chat template has no tool support."""
+        from app.providers.local_constrain import plan_for
+
+        return plan_for(request, self._require()[0].tokenizer)
+
     def generate(
         self, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit, flag: CancelFlag,
-        prefix: str = "",
+        prefix: str = "", plan: LocalPlan | None = None,
     ) -> tuple[int, int, str]:
-        """Generate with the loaded model (continuing ``prefix``, the answer's given start);
-        return (prompt tokens, completion tokens, reason)."""
+        """Generate with the loaded model (continuing ``prefix``, the answer's given start;
+        held to ``plan``'s grammar and offering its tools); return (prompt tokens, completion
+        tokens, reason)."""
         loaded = self._require()[0]
+        tools = plan.tools if plan is not None else ()
+        constraint = self._constraint(loaded, plan, prefix)
         fast = loaded.fast
         if fast is not None and fast.ready:
             from app.providers.local_fast import fast_generate
@@ -137,22 +152,38 @@ class LocalRuntime:
             if tuner is None:
                 self._set_threads()
             return fast_generate(fast, loaded.tokenizer, messages, params, emit, flag, loaded.context_length,
-                                 _eos_ids(loaded), tuner, prefix)
+                                 _eos_ids(loaded), tuner, prefix, tools, constraint)
         if fast is not None:
             log.info("adapters the lean step cannot run (%s): using transformers' generate", fast.lora_reason)
         self._set_threads()
-        return generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length, prefix)
+        return generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length, prefix,
+                        tools, constraint)
+
+    @staticmethod
+    def _constraint(loaded: LoadedModel, plan: LocalPlan | None, prefix: str) -> Any:
+        """The grammar of ``plan`` over the loaded model's vocabulary (None: unconstrained)."""
+        if plan is None or plan.grammar is None:
+            return None
+        from app.providers.local_constrain import Constraint
+
+        tok = loaded.tokenizer
+        constraint = Constraint(tok, plan.grammar, int(getattr(loaded.model.config, "vocab_size", 0) or len(tok)),
+                                sorted(_eos_ids(loaded)))
+        if prefix:
+            constraint.start(list(tok(prefix, add_special_tokens=False)["input_ids"]))
+        return constraint
 
     def score(self, messages: Sequence[ChatMessage], prefix: str, token_ids: Sequence[int],
-              adapters: Sequence[AdapterSpec]) -> list[float]:
-        """Log-probabilities of ``token_ids`` after the prompt, with exactly ``adapters`` active."""
+              adapters: Sequence[AdapterSpec], tools: Sequence[ToolSpec] = ()) -> list[float]:
+        """Log-probabilities of ``token_ids`` after the prompt (offering ``tools``), with exactly
+        ``adapters`` active."""
         loaded = self._require()[0]
         self.apply_request_adapters(adapters)
         self._set_threads()
         from app.providers.local_lens import score_tokens
 
         fast = loaded.fast if loaded.fast is not None and loaded.fast.ready else None
-        return score_tokens(loaded.model, loaded.tokenizer, messages, prefix, token_ids, fast)
+        return score_tokens(loaded.model, loaded.tokenizer, messages, prefix, token_ids, fast, tools)
 
     def _tuner(self) -> Any:
         """The thread tuner of this runtime (measures what is free, per generation)."""
