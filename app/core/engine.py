@@ -23,6 +23,7 @@ from app.core.events import (
     ReasoningDelta,
     StreamEvent,
     TextDelta,
+    ToolCallDelta,
     UsageReport,
 )
 from app.core.generation import EventCallback, Generation, GenerationResult, LiveStats
@@ -127,6 +128,10 @@ class Engine:
                     now = time.perf_counter()
                     gen.load_s = now - stats.created
                     stats.started = now
+                elif isinstance(event, ToolCallDelta):
+                    if stats.first_token_at is None:  # a calls-only answer starts with its first call
+                        stats.first_token_at = time.perf_counter()
+                    gen.calls.add(event.index, event.id, event.name, event.arguments)
                 elif isinstance(event, Notice):
                     gen.notices.append(event.message)
                 elif isinstance(event, UsageReport):
@@ -233,6 +238,7 @@ class Engine:
             reasoning_tokens=stats.reasoning_chunks,
             tokens=tuple(gen.tokens),
             notices=tuple(gen.notices),
+            tool_calls=gen.calls.calls(),
         )
 
     def record_unsent(self, request: GenerationRequest, reason: str, *, conversation_id: str | None = None,

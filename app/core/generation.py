@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from app.core.events import StreamEvent, TokenLogprob, UsageReport
 from app.core.figures import MessageFigures
+from app.core.tools import ToolCall, ToolCallAccumulator
 from app.core.types import GenerationRecord, GenerationRequest
 
 
@@ -106,6 +107,8 @@ class GenerationResult:
     """The generated tokens with their log-probabilities (when the request asked)."""
     notices: tuple[str, ...] = ()
     """What the provider said about this answer that is not an error (e.g. no probabilities)."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The calls the model made (its ``finish_reason`` is then ``tool_calls``)."""
 
     def figures(self) -> MessageFigures:
         """The answer's figures as the history keeps them."""
@@ -128,7 +131,15 @@ class GenerationResult:
             "reasoning_chars": len(self.reasoning),
             **({"tokens": [t.to_json() for t in self.tokens]} if self.request.params.logprobs is not None else {}),
             **({"notes": list(self.notices)} if self.notices else {}),
+            **({"tool_calls": [c.to_json() | {"arguments": _arguments(c)} for c in self.tool_calls]}
+               if self.tool_calls else {}),
         }
+
+
+def _arguments(call: ToolCall) -> object:
+    """A call's arguments as JSON where they parse, else the text the model wrote."""
+    parsed = call.parsed_arguments()
+    return call.arguments if parsed is None else parsed
 
 
 EventCallback = Callable[[StreamEvent, LiveStats], None]
@@ -140,7 +151,7 @@ class Generation:
     The scheduler keeps it, so a cancelled or failed run still has its partial text."""
 
     __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s", "tokens", "notices", "record",
-                 "prompt_estimate")
+                 "prompt_estimate", "calls")
 
     def __init__(self, request: GenerationRequest) -> None:
         self.request = request
@@ -159,6 +170,8 @@ class Generation:
         """The prompt's tokens counted locally (once; see :meth:`Engine.prompt_estimate`)."""
         self.record: GenerationRecord | None = None
         """Its ledger record once it ended (finished, failed or stopped)."""
+        self.calls = ToolCallAccumulator()
+        """The tool calls, built from their streamed pieces (the one place they accumulate)."""
 
     def figures(self) -> MessageFigures | None:
         """The figures of the ended generation (a stopped or failed one too); None before."""

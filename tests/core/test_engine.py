@@ -329,3 +329,36 @@ def test_running_out_of_tokens_while_thinking_keeps_length(run: Run, ctx: Provid
     result = run(engine.run(request("mock:fixed?text=never said&think=20", max_tokens=6)))
     assert (result.text, result.finish_reason, result.usage.completion_tokens) == ("", "length", 6)
     assert len(result.reasoning.split()) == 6 and result.ttft_s is None
+
+
+def test_tool_calls_are_built_once_and_land_in_the_result_and_ledger(run: Run, ledger: UsageLedger) -> None:
+    """Streamed call pieces (a real loopback server: split arguments, two calls interleaved)
+    become whole calls in the result, once; the answer's first call counts as its first token."""
+    from app.core.tools import ToolCall, ToolSpec
+    from app.providers.openai import OpenAIProvider
+    from tests.support.openai_server import OpenAIServer, provider_context
+    from tests.support.openai_tool_calls import tool_calls
+
+    with OpenAIServer() as server:
+        ctx = provider_context([server.endpoint()])
+        registry = ProviderRegistry(ctx, {"openai": lambda c: OpenAIProvider(c)})
+        engine = Engine(registry, PriceTable.load(), ledger)
+        server.enqueue(tool_calls(("call_a", "get_weather", ['{"ci', 'ty": "Par', 'is"}']),
+                                  ("call_b", "get_time", '{"tz": "UTC"}')))  # fmt: skip
+        req = GenerationRequest(ModelRef("openai", "gpt-4o-mini"), (ChatMessage("user", "weather?"),),
+                                endpoint="Loopback", tools=(ToolSpec("get_weather"), ToolSpec("get_time")))  # fmt: skip
+
+        async def scenario() -> Any:
+            try:
+                return await engine.run(req)
+            finally:
+                await registry.aclose()
+
+        result = run(scenario())
+    assert result.tool_calls == (ToolCall("call_a", "get_weather", '{"city": "Paris"}', 0),
+                                 ToolCall("call_b", "get_time", '{"tz": "UTC"}', 1))  # fmt: skip
+    assert result.finish_reason == "tool_calls" and result.text == "" and result.ttft_s is not None
+    assert result.to_json()["tool_calls"] == [
+        {"id": "call_a", "name": "get_weather", "arguments": {"city": "Paris"}, "index": 0},
+        {"id": "call_b", "name": "get_time", "arguments": {"tz": "UTC"}, "index": 1}]  # fmt: skip
+    assert ledger.recent(1)[0].finish_reason == "tool_calls"
