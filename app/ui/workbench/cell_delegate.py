@@ -1,6 +1,7 @@
 """Painting of the Workbench's cells: a verdict badge and the figures line (tokens, cost,
-time to first token, tok/s, latency) over the start of the answer; case cells edit in
-place (assertions in a multi-line editor: one per line)."""
+time to first token, tok/s, latency) over the tool calls (``→ get_weather({...})``) and the
+start of the answer; case cells edit in place (assertions in a multi-line editor: one per
+line)."""
 
 from __future__ import annotations
 
@@ -123,6 +124,8 @@ class CellDelegate(QStyledItemDelegate):
                      inner.height() - metrics.height() - 6)  # fmt: skip
         text = (cell.error if cell is not None and cell.status in ("failed", "invalid") and not cell.current_text
                 else (cell.current_text if cell is not None else ""))  # fmt: skip
+        if cell is not None and cell.tool_calls:  # the calls first: a calling answer has little text
+            text = cell.calls_line() + ("\n" + text if text else "")
         painter.setFont(option.font)
         painter.setPen(palette.color(QPalette.ColorRole.Text))
         painter.drawText(body, int(Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft),
