@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AppError
-from app.core.run_events import RunQueued
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
 from app.ui.window_actions import WindowActions
@@ -310,7 +309,7 @@ class MainWindow(QMainWindow, WindowActions, WindowModels):
         self.session.history_pending.connect(self._on_history_pending)
         for moved_on in (self.session.conversation_changed, self.session.branch_changed):
             moved_on.connect(self._drop_hint)
-        b.run_event.connect(lambda event: self._drop_hint() if isinstance(event, RunQueued) else None)
+        b.busy_changed.connect(lambda busy: self._drop_hint() if busy else None)  # an answer starts
         if self.sidebar is not None:
             self.sidebar.conversation_selected.connect(self.open_conversation)
             self.sidebar.new_conversation_requested.connect(self.new_conversation)
