@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
+from app.cli import ask_tools
 from app.cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_OK,
@@ -36,11 +37,14 @@ from app.core.run_events import (
     RunStats,
     RunText,
 )
+from app.core.tool_events import ToolCallsMade, ToolLoopFinished, ToolResultReady, ToolStepStarted
+from app.core.tool_loop import LoopResult
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
 
 if TYPE_CHECKING:
     from app.core.engine import GenerationResult
     from app.core.services import Services
+    from app.core.tool_events import LoopEvent
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -115,6 +119,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="print a standalone program that sends this request, instead of sending it "
         "(the key is read from an environment variable, never written)",
     )
+    ask_tools.add_arguments(p)
     p.set_defaults(func=run_ask, json_failure=json_failure)
 
 
@@ -166,7 +171,7 @@ def build_request(args: argparse.Namespace, model_id: str, prompt: str, *, conte
     messages.append(ChatMessage("user", prompt))
     adapters = tuple(parse_lora(s) for s in args.lora)
     return GenerationRequest(ref, tuple(messages), params, endpoint=endpoint, adapters=adapters,
-                             prefix=args.assistant_prefix)
+                             prefix=args.assistant_prefix, **ask_tools.request_fields(args))
 
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
@@ -264,6 +269,11 @@ class StreamPrinter:
             self.err.flush()
         self.feedback.clear()
 
+    def end_line(self) -> None:
+        """End the progress line and the streamed text (before a line of another kind)."""
+        self.end_progress()
+        self.end_text()
+
     def end_text(self) -> None:
         """End the streamed text with a newline when it lacks one."""
         if self.printed_chars and not self._ends_with_newline and not self.closed:
@@ -290,10 +300,21 @@ def run_ask(args: argparse.Namespace) -> int:
     if getattr(args, "show_code", None):
         return _show_code(args, prompt)
 
-    async def body(services: Services) -> GenerationResult:
+    looping = ask_tools.wanted(args)
+    tool_lines = ask_tools.ToolPrinter(err, printer.end_line)
+
+    def on_loop_event(event: RunEvent | LoopEvent) -> None:
+        if isinstance(event, ToolCallsMade | ToolResultReady | ToolLoopFinished | ToolStepStarted):
+            tool_lines(event)
+        else:
+            printer(event)
+
+    async def body(services: Services) -> GenerationResult | LoopResult:
         if args.conversation is None:
             request = build_request(args, args.model or services.default_model(), prompt)
             printer.model_id = str(request.model)
+            if looping:
+                return await ask_tools.run_loop(services, args, request, on_loop_event, err)
             return await services.scheduler.run(request, on_event=printer)
         exchange = AskConversation(services.history, args.conversation, args.parent, services.ledger)  # unknown: exit 2
         stored.append(exchange)
@@ -303,6 +324,8 @@ def run_ask(args: argparse.Namespace) -> int:
                                 system=system, endpoint=None if args.model else exchange.endpoint)
         printer.model_id = str(request.model)
         request = exchange.begin(prompt, request, system)
+        if looping:  # the loop writes every step (calls, results, answers) through the exchange's store
+            return await ask_tools.run_loop(services, args, request, on_loop_event, err, exchange)
         answers = exchange.answers
 
         def on_event(event: RunEvent) -> None:  # the printer first, then the answer's saves
@@ -322,7 +345,7 @@ def run_ask(args: argparse.Namespace) -> int:
 
     try:
         try:
-            result = run_with_services(body)
+            outcome = run_with_services(body)
         finally:
             printer.end_progress()
             if stored and (note := stored[0].pending_note()) and not printer.closed:
@@ -353,6 +376,8 @@ def run_ask(args: argparse.Namespace) -> int:
         _json_failure(args, printer, exc, stored)
         return exit_code_for(exc)
     printer.end_text()
+    loop = outcome if isinstance(outcome, LoopResult) else None
+    result = outcome.last if isinstance(outcome, LoopResult) else outcome
     printer.feedback.finish(result)  # "31 tok/s · first token 0.21 s" on a terminal
     if result.finish_reason == "length" and result.reasoning and not result.text:
         err.write(
@@ -360,8 +385,11 @@ def run_ask(args: argparse.Namespace) -> int:
             "raise --max-tokens.\n"
         )
         err.flush()
+    if loop is not None and loop.finish_reason == "tool_calls" and not args.json:
+        out.write(ask_tools.pending_lines(loop))  # the calls nobody answered are the run's outcome
+        out.flush()
     if args.json:
-        data = result.to_json()
+        data = result.to_json() if loop is None else loop.to_json()
         if stored:
             data.update(stored[0].ids())
         out.write(json.dumps(data, ensure_ascii=False) + "\n")
@@ -375,7 +403,7 @@ def _show_code(args: argparse.Namespace, prompt: str) -> int:
 
     async def body(services: Services) -> str:
         request = build_request(args, args.model or services.default_model(), prompt)
-        return code_for(services, request, args.show_code)
+        return code_for(services, request, args.show_code, ask_tools.stubs(args))
 
     try:
         text = run_with_services(body)
