@@ -205,7 +205,11 @@ async def run_loop(services: Services, args: argparse.Namespace, request: Genera
                         on_event=on_event, conversation_id=exchange.ids()["conversation_id"] if exchange else None,
                         store=exchange.answers if exchange else None,
                         answer=exchange.answer if exchange else None)  # fmt: skip
-        return await loop.run(request)
+        try:
+            return await loop.run(request)
+        finally:
+            if exchange is not None:  # --json names the last answer
+                exchange.answer = loop.answer
 
 
 def pending_lines(result: LoopResult) -> str:
