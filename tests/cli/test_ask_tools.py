@@ -5,8 +5,6 @@ server, the ledger and the history."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,10 +14,9 @@ import pytest
 from app.cli import main
 from app.core.history import HistoryStore
 from app.core.paths import AppPaths
-from tests.cli.test_ask import ledger_rows
+from tests.cli.test_ask import interrupt_ask, ledger_rows
 from tests.support.openai_server import OpenAIServer, text
 from tests.support.openai_tool_calls import answer_tool_results, tool_calls, tool_results
-from tests.support.processes import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 MCP = f'{sys.executable} {ROOT / "tests" / "support" / "mcp_servers.py"} stdio'
@@ -192,19 +189,9 @@ def test_the_exchange_is_stored_exported_and_a_reopened_conversation_continues(
 
 def test_ctrl_c_mid_loop_exits_130_and_records_the_cancel(tools_file: Path) -> None:
     stub = "get_weather=" + " ".join(["word"] * 2000)
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "app", "ask", "-m", "mock:tools?rate=30", "--tools",
-                             str(tools_file), "--tool-result", stub, "go"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=default_sigint)  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.read(8) == "Results:"  # step 2 streams
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
+    code, _, err = interrupt_ask("-m", "mock:tools?rate=30", "--tools", str(tools_file), "--tool-result", stub, "go",
+                                 first="Results:")  # step 2 streams when Ctrl+C comes
+    assert code == 130, err
     assert "Traceback" not in err
     rows: list[Any] = sorted(ledger_rows(), key=lambda r: r["started_at"])
     assert [r["finish_reason"] for r in rows] == ["tool_calls", "cancelled"]
