@@ -4,6 +4,7 @@ server, the ledger and the history."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -196,3 +197,22 @@ def test_ctrl_c_mid_loop_exits_130_and_records_the_cancel(tools_file: Path) -> N
     rows: list[Any] = sorted(ledger_rows(), key=lambda r: r["started_at"])
     assert [r["finish_reason"] for r in rows] == ["tool_calls", "cancelled"]
     assert len({r["run_id"] for r in rows}) == 1
+
+
+class Terminal(io.StringIO):
+    """Typed answers on a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_each_call_asks(run: Any) -> None:
+    from app.cli.ask_tools import Approver
+    from app.core.tools import ToolCall
+
+    err = io.StringIO()
+    approver = Approver(False, err, Terminal("y\na\n\n"))
+    call = ToolCall("c1", "add", '{"a": 1}')
+    assert [run(approver(call, "calc")) for _ in range(3)] == ["once", "always", "deny"]
+    assert "Allow add({\"a\": 1}) on MCP server 'calc'? [y/N/a=always for this server]" in err.getvalue()
+    assert run(Approver(True, err, io.StringIO(""))(call, "calc")) == "once"
