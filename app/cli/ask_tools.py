@@ -23,7 +23,7 @@ from app.core.tool_events import ToolCallsMade, ToolLoopFinished, ToolResultRead
 from app.core.tool_files import load_schema, load_tools, parse_stub
 from app.core.tool_loop import ToolLoop
 from app.core.tool_resolvers import Approval, ResolverChain
-from app.core.tools import TOOL_CHOICES, ResponseSchema, ToolCall, ToolSpec
+from app.core.tools import NAME_CHARS, TOOL_CHOICES, ResponseSchema, ToolCall, ToolSpec
 
 if TYPE_CHECKING:
     from app.cli.exchange import AskConversation
@@ -82,8 +82,8 @@ def request_fields(args: argparse.Namespace) -> dict[str, Any]:
         raise InvalidParams("--schema and --json-mode do not go together.", hint="Give one of them.")
     schema = load_schema(args.schema) if args.schema else (ResponseSchema(None) if args.json_mode else None)
     choice = args.tool_choice
-    if choice is not None and choice not in TOOL_CHOICES and not (args.mcp or any(t.name == choice for t in tools)):
-        raise InvalidParams(f"--tool-choice {choice!r} names no function of --tools.",
+    if choice is not None and choice not in TOOL_CHOICES and not (set(choice) <= NAME_CHARS and _calls_tools(args)):
+        raise InvalidParams(f"--tool-choice {choice!r} is not auto, none, required or a function of --tools/--mcp.",
                             hint="Use auto, none, required or the name of one of the functions.")  # fmt: skip
     return {"tools": tools, "tool_choice": choice, "response_schema": schema}
 
@@ -198,8 +198,11 @@ async def run_loop(services: Services, args: argparse.Namespace, request: Genera
                                                           *(t for t in servers.tools() if t.name not in offered)))
         choice = request.tool_choice
         if choice is not None and choice not in TOOL_CHOICES and all(t.name != choice for t in request.tools):
-            raise InvalidParams(f"--tool-choice {choice!r} names no function of --tools or of the MCP servers.",
-                                hint="Use auto, none, required or the name of one of the functions.")  # fmt: skip
+            error = InvalidParams(f"--tool-choice {choice!r} names no function of --tools or of the MCP servers.",
+                                  hint="Use auto, none, required or the name of one of the functions.")  # fmt: skip
+            if exchange is not None and exchange.answer is not None:  # its row must not stay "streaming"
+                exchange.answers.abandon(exchange.answer, error.user_message())
+            raise error
         approver = Approver(args.yes, err)
         loop = ToolLoop(services.scheduler, ResolverChain.standard(stubs(args), servers, approver), max_steps=steps,
                         on_event=on_event, conversation_id=exchange.ids()["conversation_id"] if exchange else None,

@@ -216,3 +216,11 @@ def test_on_a_terminal_each_call_asks(run: Any) -> None:
     assert [run(approver(call, "calc")) for _ in range(3)] == ["once", "always", "deny"]
     assert "Allow add({\"a\": 1}) on MCP server 'calc'? [y/N/a=always for this server]" in err.getvalue()
     assert run(Approver(True, err, io.StringIO(""))(call, "calc")) == "once"
+
+
+def test_tool_choice_names_a_function(capsys: pytest.CaptureFixture[str], tools_file: Path) -> None:
+    code, _, err = _ask(capsys, "-m", "mock:tools", "--tools", str(tools_file), "--tool-choice", "nope", "x")
+    assert code == 2 and "'nope' names no function" in err and ledger_rows() == []
+    code, out, err = _ask(capsys, "-m", "mock:tools", "--tools", str(tools_file), "--tool-choice", "get_time",
+                          "--tool-result", "get_time=noon", "x")  # fmt: skip
+    assert code == 0 and out == "Results: get_time=noon\n" and "→ get_time({})" in err
