@@ -48,6 +48,7 @@ class ServerThread:
             self.services = Services.create()
             self.services.settings.local = LocalModelSettings(device="cpu", dtype="float32", threads=1)
             self.services.settings.serve_queue_limit = self.queue_limit
+            self.services.save_settings()  # ``ask`` in the same test runs the model as the server does
             self.server = LocalServer(self.services, port=0, on_request=self.figures.append, **self.options)
             await self.server.start()
 
