@@ -14,6 +14,7 @@ import pytest
 from app.cli import main
 from tests.cli.test_ask import ledger_rows
 from tests.serve.conftest import ServerThread
+from tests.serve.test_server import _until
 
 PROMPT = "hello world"
 
@@ -64,8 +65,9 @@ def test_a_client_that_leaves_frees_the_model_within_a_second(
         next(chunks)  # it is generating on the model worker
     long.close()  # the client goes away mid-stream
     started = time.perf_counter()
-    assert served_text(served, model)  # the next request gets the model
+    assert served.call(_until(lambda: served.server.active_requests() == 0))  # its run ended: the worker is free
     assert time.perf_counter() - started < 1.0
+    assert served_text(served, model)  # and the next request gets the model
     rows = [dict(r) for r in ledger_rows()]
     assert [r["finish_reason"] for r in rows] == ["cancelled", "length"]
     assert rows[0]["completion_tokens"] < 400  # cut within tokens, not run to the context's end
