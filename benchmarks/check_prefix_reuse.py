@@ -64,12 +64,9 @@ def main() -> int:
 
     with LLMModel("smollm2", "local") as llm:
         llm.load_model()
-        local = llm.services.settings.local
-        entries = local.prefix_cache_entries
-        local.prefix_cache_entries = 0
-        cold = run_all(llm, args.turns, args.tokens)
-        local.prefix_cache_entries = entries
         warm = run_all(llm, args.turns, args.tokens)
+        llm.services.settings.local.prefix_cache_entries = 0  # off: nothing reused (nor kept)
+        cold = run_all(llm, args.turns, args.tokens)
     failures = []
     print(f"{'step':<22} {'prompt':>6} {'cached':>6} {'TTFT warm':>10} {'TTFT cold':>10}  text equal")
     for (step, text, ttft, prompt, cached), (_, cold_text, cold_ttft, _, _) in zip(warm, cold, strict=True):

@@ -126,6 +126,7 @@ class FastDecoder:
         self.kv_key: Any = None  # what the KV depends on now (set by the runtime: adapters, scales)
         self.seq: list[int] = []  # the tokens whose KV rows the static cache holds (-1: unknown)
         self.seq_key: Any = None  # the kv_key those rows were computed under
+        self.tail: tuple[int, Any] | None = None  # (end, logits) of the last exact prefill: the same prompt again
         self.exact = 0  # rows 0..exact hold a cold prefill's exact KV (whole ALIGN chunks; see _attend)
         self.dtype = torch.bfloat16
 
@@ -215,11 +216,14 @@ class FastDecoder:
             gate, up = gu.split(gu.shape[-1] // 2, dim=-1)
             h.add_(self._proj(layer, "down", F.silu(gate).mul_(up)))
         self.seq.extend(ids.tolist())
-        if pos == self.exact:
+        exact = pos == self.exact  # every row from 0 as a cold prefill computes it
+        if exact:
             self.exact = end - end % ALIGN
         if self._capture is not None:
             self._capture.append(h)
-        return self._logits(h[-1:])[0]
+        logits = self._logits(h[-1:])[0]
+        self.tail = (end, logits.clone()) if exact else None
+        return logits
 
     def _attend(self, q: Any, k_cache: Any, v_cache: Any, pos: int, end: int) -> Any:
         """Attention of the query rows ``pos..end`` (``q``: [1, heads, rows, dim]), in chunks at
@@ -252,7 +256,10 @@ class FastDecoder:
             seq.clear()
             self.seq_key = self.kv_key
             self.exact = 0
+            self.tail = None
         self.exact = min(self.exact, pos - pos % ALIGN)
+        if self.tail is not None and pos < self.tail[0]:
+            self.tail = None
         if len(seq) > pos:
             del seq[pos:]
         elif len(seq) < pos:
@@ -586,8 +593,10 @@ def fast_generate(  # fmt: skip
     if tuner is not None:
         torch.set_num_threads(tuner.start())
     with torch.inference_mode():
-        start = flag.stats.cached_tokens = resume_fast(decoder, cache, ids)
-        logits = decoder.forward(history[0, start:], start)
+        start, logits = resume_fast(decoder, cache, ids)
+        flag.stats.cached_tokens = start
+        if logits is None:
+            logits = decoder.forward(history[0, start:], start)
         pos = len(ids)
         step = 0
         while len(generated) < max_new:

@@ -18,7 +18,12 @@ from app.core.events import TokenLogprob
 from app.core.tools import ToolSpec
 from app.core.types import ChatMessage, GenerationParams
 from app.providers.local_lens import LogprobRecorder, processor
-from app.providers.local_prefix_cache import PrefixCache, cache_argument, keep_dynamic, resume_dynamic
+from app.providers.local_prefix_cache import (
+    PrefixCache,
+    cache_argument,
+    keep_dynamic,
+    resume_dynamic,
+)
 from app.providers.local_prompt import request_ids
 from app.providers.local_tools import held_back
 

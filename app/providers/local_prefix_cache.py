@@ -118,9 +118,10 @@ class PrefixCache:
 
 
 # --- the lean step's static cache ---------------------------------------------------------
-def resume_fast(decoder: Any, cache: PrefixCache | None, ids: Sequence[int]) -> int:
+def resume_fast(decoder: Any, cache: PrefixCache | None, ids: Sequence[int]) -> tuple[int, Any]:
     """Make ``decoder``'s static cache hold the longest reusable prefix of ``ids`` (its
-    capacity reserved already); return that length (the positions the request need not prefill).
+    capacity reserved already); return that length (the positions the request need not
+    prefill) and, when ``ids`` is exactly the last prefill (the same prompt again), its logits.
 
     Only rows a cold prefill would compute bit for bit alike are reused (``decoder.exact``:
     whole ``ALIGN`` chunks of a prefill, never decoded tokens), so answers equal a cold run's.
@@ -129,9 +130,12 @@ def resume_fast(decoder: Any, cache: PrefixCache | None, ids: Sequence[int]) -> 
     if cache is None or not cache.enabled:
         if cache is not None:
             cache.clear()
-        return 0
+        return 0, None
     limit = len(ids) - 1
     same = decoder.seq_key == decoder.kv_key
+    tail = decoder.tail
+    if same and tail is not None and tail[0] == len(ids) and decoder.seq[: len(ids)] == list(ids):
+        return len(ids), tail[1].clone()
     exact = decoder.seq[: decoder.exact] if same else []
     live = _aligned(min(common_prefix(exact, ids), limit))
     entry, kept = cache.best(decoder.kv_key, ids)
@@ -145,8 +149,9 @@ def resume_fast(decoder: Any, cache: PrefixCache | None, ids: Sequence[int]) -> 
         decoder.seq = list(entry.ids[:kept])
         decoder.seq_key = decoder.kv_key
         decoder.exact = kept
-        return kept
-    return live
+        decoder.tail = None
+        return kept, None
+    return live, None
 
 
 def _aligned(n: int) -> int:
@@ -161,11 +166,6 @@ def _save_live(decoder: Any, cache: PrefixCache) -> None:
         k = decoder.k_cache[:, :, :n].clone()
         v = decoder.v_cache[:, :, :n].clone()
         cache.put(decoder.seq_key, seq, (k, v), k.nbytes + v.nbytes)
-
-
-def fast_bytes(decoder: Any, tokens: int) -> int:
-    """Bytes of ``tokens`` positions of the decoder's KV (keys and values)."""
-    return 2 * len(decoder.layers) * decoder.kv_heads * decoder.head_dim * 4 * tokens
 
 
 # --- transformers' DynamicCache -------------------------------------------------------------
