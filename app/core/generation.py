@@ -80,6 +80,7 @@ def record_figures(rec: GenerationRecord, request: GenerationRequest, load_s: fl
         seed=request.params.seed,
         load_s=load_s,
         reasoning_tokens=reasoning_tokens or None,
+        cached_prompt_tokens=rec.cached_prompt_tokens or None,
     )
 
 
@@ -122,6 +123,7 @@ class GenerationResult:
             "usage": {
                 "prompt_tokens": self.usage.prompt_tokens,
                 "completion_tokens": self.usage.completion_tokens,
+                "cached_tokens": self.usage.cached_prompt_tokens,
                 "estimated": self.usage.estimated,
             },
             "cost_usd": None if self.cost_usd is None else float(self.cost_usd),

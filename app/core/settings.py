@@ -133,6 +133,10 @@ class LocalModelSettings(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16", "int8", "int4", "int4-qkv8"] = "auto"
     threads: int | None = Field(None, ge=1, le=256)
     trust_remote_code: list[str] = Field(default_factory=list)
+    # prefix reuse: the KV of this many recent sequences is kept per loaded model, within this
+    # many MB (0 turns it off); a request reuses the longest common token prefix
+    prefix_cache_entries: int = Field(4, ge=0, le=64)
+    prefix_cache_mb: int = Field(512, ge=0, le=65536)
 
 
 class Preset(BaseModel):

@@ -9,7 +9,7 @@ token. Imports of torch/transformers happen inside the functions.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +18,12 @@ from app.core.events import TokenLogprob
 from app.core.tools import ToolSpec
 from app.core.types import ChatMessage, GenerationParams
 from app.providers.local_lens import LogprobRecorder, processor
+from app.providers.local_prefix_cache import (
+    PrefixCache,
+    cache_argument,
+    keep_dynamic,
+    resume_dynamic,
+)
 from app.providers.local_prompt import request_ids
 from app.providers.local_tools import held_back
 
@@ -29,6 +35,7 @@ class GenStats:
     tokens: int = 0
     tokens_at_cancel: int | None = None
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens whose KV came from the prefix cache
 
 
 class CancelFlag:
@@ -219,12 +226,13 @@ def prepare(tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationP
 def generate(  # fmt: skip
     model: Any, tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit,
     flag: CancelFlag, context_length: int | None, prefix: str = "", tools: Sequence[ToolSpec] = (),
-    constraint: Any = None,
+    constraint: Any = None, cache: PrefixCache | None = None, key: Hashable = None,
 ) -> tuple[int, int, str]:
     """Generate on the calling (worker) thread; return (prompt tokens, completion tokens, reason).
     ``prefix``: the answer's given start, continued (it is not emitted: the engine shows it);
     ``tools``: offered through the chat template; ``constraint``: a
-    :class:`~app.providers.local_constrain.Constraint` the answer is held to."""
+    :class:`~app.providers.local_constrain.Constraint` the answer is held to; ``cache``: the
+    loaded model's prefix cache (the KV under ``key`` is reused and kept)."""
     import torch
     from transformers import LogitsProcessorList, StoppingCriteriaList
     from transformers.generation.streamers import BaseStreamer
@@ -258,13 +266,20 @@ def generate(  # fmt: skip
     if processors:
         kwargs["logits_processor"] = processors
     kwargs.update(params.sampling_kwargs())
-    cache = params.extras.get("cache_implementation") if params.extras else None
-    if cache:
-        kwargs["cache_implementation"] = str(cache)
+    implementation = params.extras.get("cache_implementation") if params.extras else None
+    past = None
+    if implementation:
+        kwargs["cache_implementation"] = str(implementation)
+    else:
+        with torch.inference_mode():
+            past, flag.stats.cached_tokens = resume_dynamic(cache, key, ids, model)
+        if past is not None:
+            kwargs[cache_argument()] = past
     if params.seed is not None:
         torch.manual_seed(params.seed)
     with torch.inference_mode():
         out = model.generate(**kwargs)
+    keep_dynamic(cache, key, ids, past)
     generated = out[0, len(ids) :].tolist()
     eos = model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()

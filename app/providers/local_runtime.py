@@ -25,6 +25,7 @@ from app.providers.local_loading import (
     pick_device,
     pick_dtype,
 )
+from app.providers.local_prefix_cache import MB, PrefixCache
 from app.providers.local_progress import ProgressFn
 from app.providers.local_prompt import prompt_ids
 from app.providers.lora import AdapterInfo, AdapterSet
@@ -50,6 +51,7 @@ class LocalRuntime:
         self.threads: int | None = None
         self.tuner: Any = None
         self.garbage = False  # set when a model was dropped; collected on the loop thread
+        self.prefix_cache = PrefixCache(self._cache_limits)  # of the loaded model (cleared with it)
 
     @property
     def settings(self) -> LocalModelSettings:
@@ -75,6 +77,7 @@ class LocalRuntime:
         device = self.loaded.device if self.loaded is not None else None
         self.loaded = None
         self.adapters = None
+        self.prefix_cache.clear()
         self.loaded_id = None
         self.context_length = None
         self.garbage = True  # the provider runs collect_garbage() on the loop thread
@@ -88,10 +91,27 @@ class LocalRuntime:
     def _require_float(self) -> AdapterSet:
         return self._require()[1]
 
+    def _cache_limits(self) -> tuple[int, int]:
+        s = self.settings
+        return s.prefix_cache_entries, s.prefix_cache_mb * MB
+
+    def kv_key(self) -> tuple[Any, ...]:
+        """Everything the KV of a token sequence depends on for the loaded model: the model,
+        its variant, dtype and device, its RoPE settings, and the active adapters (file hash,
+        rank, alpha, targets, scale): the prefix cache's key."""
+        loaded = self._require()[0]
+        cfg = loaded.model.config
+        rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None)
+        adapters = tuple(sorted((i.path, i.sha256, i.rank, i.alpha, i.target_modules, i.scale)
+                                for i in self.list_adapters() if i.active))  # fmt: skip
+        return (loaded.source.model_id, loaded.source.location, loaded.dtype, loaded.device, repr(rope),
+                getattr(cfg, "rope_theta", None), adapters)  # fmt: skip
+
     def _adapters_changed(self) -> None:
         """Let the lean decode step pick up the new adapter state now (part of the switch)."""
         if self.loaded is not None and self.loaded.fast is not None:
             self.loaded.fast.refresh_lora()
+            self.loaded.fast.kv_key = self.kv_key()
 
     def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
         """Validate and load an adapter onto the loaded model (inactive until activated)."""
@@ -151,13 +171,14 @@ class LocalRuntime:
             tuner = None if self.settings.threads else self._tuner()
             if tuner is None:
                 self._set_threads()
+            fast.kv_key = self.kv_key()
             return fast_generate(fast, loaded.tokenizer, messages, params, emit, flag, loaded.context_length,
-                                 _eos_ids(loaded), tuner, prefix, tools, constraint)
+                                 _eos_ids(loaded), tuner, prefix, tools, constraint, self.prefix_cache)
         if fast is not None:
             log.info("adapters the lean step cannot run (%s): using transformers' generate", fast.lora_reason)
         self._set_threads()
         return generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length, prefix,
-                        tools, constraint)
+                        tools, constraint, self.prefix_cache, ("generate", *self.kv_key()))
 
     @staticmethod
     def _constraint(loaded: LoadedModel, plan: LocalPlan | None, prefix: str) -> Any:

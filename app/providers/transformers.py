@@ -228,7 +228,7 @@ class _LocalBase:
                     parser.finish()
                     if parser.calls and reason == "stop":
                         reason = "tool_calls"
-                sink.put(UsageReport(prompt, completion))
+                sink.put(UsageReport(prompt, completion, stats.cached_tokens))
                 sink.put(Finished(reason))
             except BaseException as exc:  # delivered to the consumer
                 sink.put(_Failure(exc))

@@ -78,7 +78,7 @@ def test_ask_json_last_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["model"] == "mock:lorem?n=12"
     assert data["text"] == lines[0]
     assert len(data["text"].split()) == 12
-    assert data["usage"] == {"prompt_tokens": 4, "completion_tokens": 12, "estimated": False}
+    assert data["usage"] == {"prompt_tokens": 4, "completion_tokens": 12, "cached_tokens": 0, "estimated": False}
     assert data["finish_reason"] == "stop"
     assert data["cost_usd"] == 0.0  # the mock is free: zero, not unknown
 

@@ -117,7 +117,7 @@ def test_mock_generation_is_recorded(run: Run, ctx: ProviderContext, ledger: Usa
     assert rec == result.record
     assert (rec.provider, rec.model, rec.conversation_id, rec.cost_usd, rec.error) == ("mock", "echo", "conv1", "0", None)
     assert ledger.totals(conversation_id="conv1").requests == 1
-    assert result.to_json()["usage"] == {"prompt_tokens": 6, "completion_tokens": 3, "estimated": False}
+    assert result.to_json()["usage"] == {"prompt_tokens": 6, "completion_tokens": 3, "cached_tokens": 0, "estimated": False}
 
 
 def test_openai_cost_from_real_price_table(run: Run, ctx: ProviderContext, ledger: UsageLedger, mock: MockProvider) -> None:
@@ -128,6 +128,8 @@ def test_openai_cost_from_real_price_table(run: Run, ctx: ProviderContext, ledge
     assert result.cost_usd == Decimal("0.007")  # 600*2.50 + 400*1.25 + 500*10.00 per 1M
     [rec] = ledger.recent()
     assert rec.cost_usd == "0.007" and rec.cached_prompt_tokens == 400 and not rec.estimated
+    assert result.to_json()["usage"]["cached_tokens"] == 400  # like OpenAI's prompt_tokens_details
+    assert result.figures().sentence().startswith("1,000 in (400 cached) / 500 out tokens")
     assert ledger.totals().cost_usd == Decimal("0.007")
 
 
