@@ -109,7 +109,7 @@ class WorkbenchActions(EditActions, RunActions):
         if self._busy():
             return
         w = self._w()
-        variants = (Variant(w.main_window.backend.current_model()),) if w.main_window is not None else ()
+        variants = (Variant(w.host.backend.current_model()),) if w.host is not None else ()
         self.load_config(GridConfig(prompts=(Prompt(""),), variants=variants), None)
 
     def open_file(self, path: str | Path | None = None) -> bool:
@@ -226,8 +226,8 @@ class WorkbenchActions(EditActions, RunActions):
     def refresh_models(self) -> None:
         """Fill the model picker (in a task)."""
         w = self._w()
-        if w.main_window is not None and w.main_window.backend is not None:
-            w.picker.set_current(w.main_window.backend.current_model(), w.main_window.backend.current_endpoint())
+        if w.host is not None and w.host.backend is not None:
+            w.picker.set_current(w.host.backend.current_model(), w.host.backend.current_endpoint())
 
         async def fill() -> None:
             listing = await w.services.list_all_models()
@@ -310,12 +310,12 @@ class WorkbenchActions(EditActions, RunActions):
 
         w = self._w()
         cell = self._one_cell()
-        if cell is None or w.main_window is None:
+        if cell is None or w.host is None:
             return None
         row = w.model.rows[cell.row]
         title = f"{self.config.description or 'Workbench'} · {row.label}"
         try:
-            return send_to_chat(w.main_window, cell, self.config.variants[cell.col], title)
+            return send_to_chat(w.host, cell, self.config.variants[cell.col], title)
         except AppError as exc:
             w.show_message(exc.user_message(), "error")
             return None

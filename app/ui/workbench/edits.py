@@ -90,8 +90,8 @@ class EditActions:
             col = 0
         if col is not None and col < len(variants):
             return variants[col], col
-        if w.main_window is not None:
-            return Variant(w.main_window.backend.current_model(), endpoint=w.main_window.backend.current_endpoint()), None
+        if w.host is not None:
+            return Variant(w.host.backend.current_model(), endpoint=w.host.backend.current_endpoint()), None
         return None, None
 
     def base_vs_adapter(self, col: int | None = None, adapter_path: str | None = None) -> None:
@@ -106,8 +106,8 @@ class EditActions:
                            "in the main window.", "warning")  # fmt: skip
             return
         adapters: tuple[AdapterSpec, ...] = ()
-        if adapter_path is None and w.main_window is not None and w.main_window.backend.current_model() == base.model:
-            adapters = tuple(AdapterSpec(a.path, a.scale) for a in w.main_window.backend.active_adapters())
+        if adapter_path is None and w.host is not None and w.host.backend.current_model() == base.model:
+            adapters = tuple(AdapterSpec(a.path, a.scale) for a in w.host.backend.active_adapters())
         if not adapters:
             if adapter_path is None:
                 adapter_path = QFileDialog.getExistingDirectory(w, "LoRA adapter folder", str(Path.home()))
