@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.run_events import RunStarted
+from app.core.run_events import RunQueued
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
 
@@ -346,7 +346,7 @@ class MainWindow(QMainWindow):
         b.adapter_failed.connect(models._on_backend_adapter_failed)
         b.error_occurred.connect(models._on_backend_error_occurred)
         b.run_event.connect(models._on_backend_run_event)
-        b.run_event.connect(lambda event: self._drop_hint() if isinstance(event, RunStarted) else None)  # an answer starts
+        b.run_event.connect(lambda event: self._drop_hint() if isinstance(event, RunQueued) else None)  # an answer starts
         b.busy_changed.connect(self._on_backend_busy_changed)
         chat.sent.connect(models._on_chat_sent)
         models.model_switched.connect(self._on_models_model_switched)

@@ -53,6 +53,7 @@ from app.ui.workbench.variant_editor import VariantEditor
 
 if TYPE_CHECKING:
     from app.core.services import Services
+    from app.ui.workbench.bench import Bench
     from app.ui.workbench.host import WorkbenchHost
 
 PROMPT_DEBOUNCE_MS = 400
@@ -392,3 +393,9 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
             await self.runner.wait()
         finally:
             self.store.close()
+
+
+def _fits(window: WorkbenchWindow) -> Bench:
+    """Never called: mypy checks here that the window is what its operations (the mixins) take
+    it for."""
+    return window
