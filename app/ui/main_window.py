@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from app.ui.backend_manager import BackendManager
     from app.ui.controllers.chat import ChatController
     from app.ui.controllers.conversations import ConversationController
+    from app.ui.controllers.counter import RequestCounter
     from app.ui.controllers.dialogs import DialogController
     from app.ui.controllers.models import ModelController
     from app.ui.session import ChatSession
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self.conversations: ConversationController = None  # type: ignore[assignment]
         self.models: ModelController = None  # type: ignore[assignment]
         self.dialog_control: DialogController = None  # type: ignore[assignment]
+        self.counter: RequestCounter = None  # type: ignore[assignment]
         self.dialogs: dict[str, Any] = {}
         """The open dialogs and side windows by name ("keys", "settings", "compare", "workbench")."""
         self._built = False
@@ -147,6 +149,7 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._wire()
         self.editor.set_presets(services.settings.presets)
+        self.editor.set_counter(self.counter)  # once wired: its first count starts from here
         self.editor.set_enter_sends(services.settings.ui.enter_sends)
         central = self.centralWidget()
         if central is not None:
@@ -171,7 +174,7 @@ class MainWindow(QMainWindow):
         self.conversations = ConversationController(services, backend, session, editor, self)
         self.models = ModelController(services, backend, session, self.picker, self.progress, self)
         self.dialog_control = DialogController(services, backend, session, editor, self.dialogs, self)
-        editor.set_counter(RequestCounter(services, backend, session))
+        self.counter = RequestCounter(services, backend, session)
         # (a later concern, e.g. a Tools panel, adds its controller here)
 
     def _action(self, text: str, slot: Callable[[], object] | None = None,
