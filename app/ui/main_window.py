@@ -10,13 +10,11 @@ its :class:`~app.ui.workbench.host.WorkbenchHost`.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget,
     QLabel,
     QMainWindow,
     QProgressBar,
@@ -43,9 +41,6 @@ if TYPE_CHECKING:
     from app.ui.widgets.dashboard import DashboardDock
     from app.ui.widgets.history_sidebar import HistorySidebar
     from app.ui.widgets.lora_panel import LoraPanel
-
-log = logging.getLogger(__name__)
-SIDEBAR_MIN_WIDTH = 170
 
 
 class MainWindow(QMainWindow):
@@ -146,7 +141,10 @@ class MainWindow(QMainWindow):
         self._build_controllers()
         self.picker.set_current(self.backend.current_model(), self.backend.current_endpoint())
         self.editor.suggest_temperature(default_temperature(self.backend.current_model()))
-        self._build_docks()
+        from app.ui.window_docks import build_docks
+
+        docks = build_docks(self, self.view_menu, services, self.backend)
+        self.sidebar, self.dashboard, self.lora_panel = docks.sidebar, docks.dashboard, docks.lora_panel
         self._wire()
         self.editor.set_presets(services.settings.presets)
         self.editor.set_counter(self.counter)  # once wired: its first count starts from here
@@ -263,47 +261,6 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
-
-    def _build_docks(self) -> None:
-        """B's widgets (history, dashboard, LoRA) as docks; each is optional at import time."""
-        try:
-            from app.ui.widgets.history_sidebar import HistorySidebar
-
-            self.sidebar = HistorySidebar(self.services.history, self)
-            self.sidebar.setMinimumWidth(SIDEBAR_MIN_WIDTH)  # room for the editor and the Usage dock at 1024 px
-            self._dock("History", self.sidebar, Qt.DockWidgetArea.LeftDockWidgetArea)
-        except ImportError as exc:
-            log.warning("history sidebar unavailable: %s", exc)
-        try:
-            from app.ui.widgets.dashboard import DashboardDock
-
-            self.dashboard = DashboardDock(self.backend, self)
-            self.dashboard.setObjectName("dashboardDock")
-            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dashboard)
-            self.view_menu.addAction(self.dashboard.toggleViewAction())
-        except ImportError as exc:
-            log.warning("dashboard unavailable: %s", exc)
-        try:
-            from app.ui.widgets.lora_panel import LoraPanel
-
-            self.lora_panel = LoraPanel(self.backend, self)
-            dock = self._dock("LoRA adapters", self.lora_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-            if self.dashboard is not None:
-                self.tabifyDockWidget(dock, self.dashboard)
-                self.dashboard.raise_()
-        except ImportError as exc:
-            log.warning("LoRA panel unavailable: %s", exc)
-        # (a later dock, e.g. a Tools panel, goes here; its controller is wired in _wire)
-
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(title.replace(" ", "") + "Dock")
-        dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        self.addDockWidget(area, dock)
-        self.view_menu.addAction(dock.toggleViewAction())
-        return dock
 
     def _wire(self) -> None:
         """Every connection of the window, its widgets and its controllers, in one place."""
