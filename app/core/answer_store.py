@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from app.core.errors import InvalidParams
 from app.core.exchange import (
     PREFIX_TOKENS,
     final_meta,
@@ -45,8 +46,9 @@ from app.core.run_events import (
 
 if TYPE_CHECKING:
     from app.core.events import TokenLogprob
-    from app.core.history import HistoryStore, MessageStatus
+    from app.core.history import HistoryStore, MessageStatus, StoredMessage
     from app.core.runs import Run
+    from app.core.tools import ToolCall, ToolResult
     from app.core.types import GenerationParams, GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -141,15 +143,17 @@ class AnswerStore:
     # -- an answer's life ---------------------------------------------------------------------
     def start(self, conversation_id: str, parent_id: int | None, request: GenerationRequest, system_prompt: str,
               *, params: GenerationParams | None = None, seed_chosen: bool = False,
-              prefix_tokens: tuple[TokenLogprob, ...] = ()) -> StoredAnswer:
-        """Store the answer's row (``streaming``, under ``parent_id``) and the conversation's
-        state for a reopen (``params``: as the user set them; default the request's)."""
+              prefix_tokens: tuple[TokenLogprob, ...] = (), remember: bool = True) -> StoredAnswer:
+        """Store the answer's row (``streaming``, under ``parent_id``) and, with ``remember``,
+        the conversation's state for a reopen (``params``: as the user set them; default the
+        request's)."""
         row = start_answer(self.history, conversation_id, parent_id, request, system_prompt, seed_chosen=seed_chosen)
         meta = dict(row.meta)
         if prefix_tokens:
             meta[PREFIX_TOKENS] = tokens_to_json(prefix_tokens)
             self.history.update_message(row.id, meta=meta)
-        remember_state(self.history, conversation_id, request, system_prompt, params or request.params)
+        if remember:
+            remember_state(self.history, conversation_id, request, system_prompt, params or request.params)
         answer = StoredAnswer(conversation_id, row.id, meta, asked=request.params.logprobs is not None,
                               prefix_tokens=prefix_tokens)  # fmt: skip
         answer.waited = self.history.pending > 0
@@ -173,6 +177,58 @@ class AnswerStore:
     def answers(self) -> list[StoredAnswer]:
         """The answers that stream now."""
         return list(self._answers.values())
+
+    # -- tool calls (a tool loop's steps, see app.core.tool_loop) --------------------------------
+    def add_tool_result(self, conversation_id: str, parent_id: int, call: ToolCall, result: ToolResult, *,
+                        step: int, server: str | None = None, loop_id: str | None = None) -> StoredMessage:
+        """Store one call's result as a ``tool`` message under ``parent_id`` (the answer with
+        the calls, or the result before it); its meta names the call, the function, where the
+        result came from, whether it is an error, the time it took and the MCP server."""
+        meta = {"call_id": call.id, "name": call.name, "arguments": call.arguments, "source": result.source,
+                "is_error": result.is_error, "elapsed_s": result.elapsed_s, "server": server, "step": step,
+                "loop_id": loop_id}  # fmt: skip
+        return self.history.add_message(conversation_id, "tool", result.content, parent_id=parent_id, meta=meta)
+
+    def next_answer(self, previous: StoredAnswer, parent_id: int, request: GenerationRequest) -> StoredAnswer:
+        """The row of a tool loop's next step (under the last ``tool`` message), made like
+        ``previous`` (its system prompt); the conversation's state is left as the first step set it."""
+        system = previous.meta.get("system_prompt")
+        return self.start(previous.conversation_id, parent_id, request, system if isinstance(system, str) else "",
+                          remember=False)  # fmt: skip
+
+    def end_loop(self, answer: StoredAnswer, summary: Mapping[str, Any]) -> None:
+        """Keep a tool loop's figures with its last answer (``loop``: steps, summed tokens and
+        cost, finish reason, the note when it stopped early, the schema's verdict)."""
+        meta = {**(answer.final or answer.meta), "loop": dict(summary)}
+        if summary.get("note"):
+            meta["notes"] = [*meta.get("notes", []), summary["note"]]
+        answer.final = meta
+        try:
+            self.history.update_message(answer.message_id, meta=split_lens(meta)[0] if self.lens_later else meta)
+        except Exception:  # the answer itself is saved; the summary is extra
+            log.warning("could not save the tool loop's summary with message %s", answer.message_id, exc_info=True)
+
+    def branch_tool_result(self, conversation_id: str, message_id: int, content: str) -> StoredMessage:
+        """A new version of the ``tool`` message ``message_id`` with ``content`` (a sibling: a
+        new branch), and copies of the results of the same answer after it, so the branch
+        answers every call; returns the last of them, the message to continue from
+        (:meth:`app.core.tool_loop.ToolLoop.continue_from`)."""
+        original = self.history.require_message(conversation_id, message_id)
+        if original.role != "tool":
+            raise InvalidParams(f"Message {message_id} is not a tool result.", hint="Pick a tool message to edit.")
+        tree = self.history.tree(conversation_id)
+        active = {m.id for m in tree.path()}
+        later: list[StoredMessage] = []
+        current = message_id
+        while kids := [m for m in tree.children(current) if m.role == "tool"]:  # the active one, else the newest
+            after = next((m for m in kids if m.id in active), kids[-1])
+            later.append(after)
+            current = after.id
+        meta = {**original.meta, "source": "stub", "is_error": False, "edited": True, "elapsed_s": None}
+        made = self.history.add_message(conversation_id, "tool", content, parent_id=original.parent_id, meta=meta)
+        for m in later:
+            made = self.history.add_message(conversation_id, "tool", m.content, parent_id=made.id, meta=dict(m.meta))
+        return made
 
     # -- the run listener ---------------------------------------------------------------------
     def on_event(self, event: RunEvent) -> None:

@@ -9,10 +9,9 @@ Signals:
         probabilities when asked for) or of its reasoning: raw deltas, one per streamed token
         (consumers coalesce); apart from run_event so that only who shows text pays for them.
     run_event(RunEvent event): every other event of this window's runs, as the scheduler
-        typed it (:mod:`app.core.run_events`): RunQueued (as it is submitted), RunStarted,
-        RunNotice, RunStats (at most ~10 per second, plus one final), RunRetrying, RunProgress,
-        then exactly one of RunFinished / RunFailed / RunCancelled. Receivers dispatch on the
-        event's type.
+        typed it (:mod:`app.core.run_events`): RunStarted, RunNotice, RunStats (at most ~10 per
+        second, plus one final), RunRetrying, RunProgress, then exactly one of RunFinished /
+        RunFailed / RunCancelled. Receivers dispatch on the event's type.
     busy_changed(bool busy): this window's runs started / all ended.
     model_changed(str model_id)
     model_loading(str model_id, Progress progress): ``progress.fraction`` None when unknown.
@@ -45,7 +44,6 @@ from app.core.run_events import (
     RunFailed,
     RunFinished,
     RunProgress,
-    RunQueued,
     RunReasoning,
     RunText,
 )
@@ -218,7 +216,6 @@ class BackendManager(QObject):
         self._runs[run.id] = run
         if not was_busy:
             self.busy_changed.emit(True)
-        self.run_event.emit(RunQueued(run.id, run.info))  # the scheduler broadcasts it only to subscribers
         return run.id
 
     def stop(self) -> None:

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.run_events import RunQueued
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
 
@@ -306,8 +305,8 @@ class MainWindow(QMainWindow):
         b.adapter_failed.connect(models._on_backend_adapter_failed)
         b.error_occurred.connect(models._on_backend_error_occurred)
         b.run_event.connect(models._on_backend_run_event)
-        b.run_event.connect(lambda event: self._drop_hint() if isinstance(event, RunQueued) else None)  # an answer starts
         b.busy_changed.connect(self._on_backend_busy_changed)
+        b.busy_changed.connect(lambda busy: self._drop_hint() if busy else None)  # an answer starts
         chat.sent.connect(models._on_chat_sent)
         models.model_switched.connect(self._on_models_model_switched)
         # the open conversation

@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AppError
-from app.core.run_events import RunQueued
 from app.core.types import AdapterInfo, ModelRef
 from app.ui.widgets.common import MessageLabel
 from app.ui.wiring import connect_slots
@@ -317,15 +316,13 @@ class LoraPanel(QWidget):
             self._show_status("")
         self._error.show_message(message)
 
-    def _on_backend_run_event(self, event: object) -> None:
-        if isinstance(event, RunQueued):  # an answer starts: the next action
-            self.dismiss_error()
-
     def _on_backend_model_changed(self, _model_id: str) -> None:
         self._error.clear_message()
         self._update_enabled()
 
-    def _on_backend_busy_changed(self, _busy: bool) -> None:
+    def _on_backend_busy_changed(self, busy: bool) -> None:
+        if busy:  # an answer starts: the next action
+            self.dismiss_error()
         self._update_enabled()
 
     # state

@@ -10,12 +10,11 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from app.core.run_events import RunQueued
 from app.core.services import Services
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets import lora_panel as lora_mod
 from app.ui.widgets.lora_panel import LoraPanel
-from tests.conftest import expect_run_event, wait_signal
+from tests.conftest import wait_signal
 from tests.providers.local_fixtures import build_adapter, build_tiny_llama
 
 
@@ -232,9 +231,9 @@ def test_an_adapter_error_goes_at_the_next_action(
             panel.row("style_a").checkbox.setChecked(False)  # the next action in the dock
             assert panel.error_text() == ""
             await fail_wide()
-            started = expect_run_event(backend, RunQueued)  # listening before the run is queued
+            started = asyncio.ensure_future(wait_signal(backend.busy_changed, 30))
             backend.generate(backend.request([ChatMessage("user", "hi")], GenerationParams(max_tokens=2)))  # an answer starts
-            await started.wait(30)
+            await started
             assert panel.error_text() == ""
 
         qloop.run_until_complete(asyncio.wait_for(scenario(), 150))

@@ -111,6 +111,14 @@ def test_grid_files_open_edit_and_save(bench: Any, tmp_path: Path) -> None:
     assert not bench.open_file(bad)
     assert "bad.yaml, line 4: providers[0].config.temperature: must be a number" in bench.message.text()
     assert bench.config == again  # the grid on screen is kept
+    (tmp_path / "tools.yaml").write_text("- {type: function, function: {name: f, parameters: {type: obj}}}\n",
+                                         encoding="utf-8")  # fmt: skip
+    bad.write_text("prompts: [x]\nproviders:\n  - id: mock:echo\n    config: {tools: file://tools.yaml}\n",
+                   encoding="utf-8")  # fmt: skip
+    assert not bench.open_file(bad)
+    assert ("bad.yaml, line 4: providers[0].config.tools (tools.yaml): tool 'f': parameters: $.type: 'obj' is not "
+            "valid") in bench.message.text()  # fmt: skip
+    assert bench.config == again
 
 
 def test_it_fits_1024x700_and_closes_with_its_button_and_esc(bench: Any, window: Any, qapp: Any) -> None:
