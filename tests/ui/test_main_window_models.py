@@ -70,7 +70,7 @@ def test_a_send_while_the_chosen_model_loads_waits_for_it_and_says_so(window: Ma
         assert window.progress.isVisibleTo(window) and window.progress.value() == 450
         done = expect_signal(window.session.answer_done)
         window.editor.set_message("hello")
-        assert window.send() is not None  # within a second of picking it
+        assert window.chat.send() is not None  # within a second of picking it
         assert window.status_label.text().startswith("Waiting for local:smollm2 to load (45%)")
         await asyncio.sleep(0.05)
         assert fake.runs == []  # nothing went to any model yet
@@ -139,7 +139,7 @@ def test_the_status_bar_counts_down_a_retry(window: MainWindow, qloop: Any) -> N
             window.backend.set_model("openai:test-model", endpoint="Loopback")
             done = expect_signal(window.session.answer_done)
             window.editor.set_message("hi")
-            window.send()
+            window.chat.send()
             (_gen, status), = await done.wait(15)
             assert status == "complete"
 
@@ -175,7 +175,7 @@ def test_ctrl_f_finds_in_the_conversation(window: MainWindow, qloop: Any) -> Non
         for message in ("the quick brown fox", "a lazy dog", "another fox here"):
             done = expect_signal(window.session.answer_done)
             window.editor.set_message(message)
-            window.send()
+            window.chat.send()
             await done.wait(10)
 
     _run(qloop, scenario())
@@ -203,7 +203,7 @@ def test_a_model_load_is_shown_apart_from_the_first_token(window: MainWindow, ql
     async def scenario() -> None:
         done = expect_signal(window.session.answer_done)
         window.editor.set_message("hi")
-        window.send()
+        window.chat.send()
         await done.wait(10)
 
     _run(qloop, scenario())

@@ -52,7 +52,7 @@ def _send(qloop: Any, window: MainWindow, text: str, model: str | None = None) -
         done = expect_signal(window.session.answer_done)
         ledger = expect_signal(window.backend.ledger_changed)
         window.editor.set_message(text)
-        window.send()
+        window.chat.send()
         await done.wait(10)
         await ledger.wait(10)
 
@@ -113,7 +113,7 @@ def test_the_usage_dock_shows_the_opened_conversation(window: MainWindow, qloop:
     """It used to keep showing the last run, whichever conversation was open."""
     _send(qloop, window, "first conversation says hi")  # 5 tokens, echoed
     first = window.session.conversation_id
-    window.new_conversation()
+    window.conversations.new_conversation()
     dash = window.dashboard
     assert dash is not None and dash.message_rows() == 0 and dash.tile_value("tokens") == "\u2014"
     _send(qloop, window, "two words")

@@ -36,7 +36,7 @@ def test_send_to_chat_opens_the_cell_with_its_model_and_parameters(bench: Any, w
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         window.session.answer_done.connect(lambda _g, s: done.done() or done.set_result(s))
         window.editor.set_message("and dogs?")
-        window.send()
+        window.chat.send()
         return await asyncio.wait_for(done, 10)
 
     assert drive(follow_up()) == "complete"

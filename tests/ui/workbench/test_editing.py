@@ -141,7 +141,7 @@ def test_it_fits_1024x700_and_closes_with_its_button_and_esc(bench: Any, window:
     bench.close_action.trigger()
     assert not bench.isVisible()
     window.workbench_action.trigger()  # Ctrl+Shift+W / View > Workbench shows the same one again
-    assert bench.isVisible() and window._dialogs["workbench"] is bench
+    assert bench.isVisible() and window.dialogs["workbench"] is bench
     assert window.workbench_action.shortcut().toString() == "Ctrl+Shift+W"
     assert window.workbench_action in window.view_menu.actions()
     QTest.keyClick(bench, Qt.Key.Key_Escape)
