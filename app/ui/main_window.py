@@ -253,7 +253,9 @@ class MainWindow(QMainWindow):
         self.toolbar = tb
 
     def _build_status(self) -> None:
-        self.status_label = QLabel("")
+        from app.ui.widgets.common import ElidedLabel
+
+        self.status_label = ElidedLabel("", min_width=120)  # a long model id elides; whole in the tooltip
         self.progress = QProgressBar(self)
         self.progress.setFixedWidth(220)
         self.progress.setTextVisible(True)

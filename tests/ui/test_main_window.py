@@ -588,3 +588,15 @@ def test_a_hint_in_the_status_bar_goes_at_the_next_action(window: MainWindow, ql
         assert window.status_label.text() == "Something else, shown after"  # not a hint: it stays
 
     _run(qloop, scenario())
+
+
+def test_a_long_status_message_elides_instead_of_widening_the_window(window: MainWindow) -> None:
+    """Seen at 1024x700: "Model: mock:fixed?text=<a long text>" ran past the window's edge."""
+    before = window.minimumSizeHint().width()
+    long = "Model: mock:fixed?text=" + "%20word" * 200
+    window.show_status(long)
+    assert window.status_label.text() == long and window.status_label.toolTip() == long
+    assert window.minimumSizeHint().width() == before
+    assert window.dashboard is not None
+    window.dashboard._end_live("Last answer · " + long, "")  # the Usage dock's line elides too
+    assert window.dashboard.minimumSizeHint().width() < 400

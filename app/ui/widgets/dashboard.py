@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 from app.ui.widgets.common import (
     DASH,
     TILE_STYLE,
+    ElidedLabel,
     MessageLabel,
     Tile,
     error_text,
@@ -135,7 +136,7 @@ class DashboardDock(QDockWidget, RunEventSlots):
         root = QVBoxLayout(body)
         root.setContentsMargins(8, 8, 8, 8)
         root.setSpacing(8)
-        self._status = QLabel("Idle")
+        self._status = ElidedLabel("Idle")  # "Last answer · <a long local: path>" elides
         self._status.setObjectName("dashStatus")
         self._status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         root.addWidget(self._status)

@@ -33,7 +33,10 @@ def asks_before_quitting(host: WorkbenchHost) -> bool:
     Cancel); True when the quit must wait (the window is closed again once the grid is saved
     or discarded)."""
     bench = host.dialogs.get("workbench")
-    if bench is None or not bench.dirty:
+    if bench is None:
+        return False
+    bench.commit_edits()
+    if not bench.dirty:
         return False
     bench.show()
     bench.raise_()

@@ -377,8 +377,17 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         if self.runs.isVisible():
             self.runs.refresh()
 
+    def commit_edits(self) -> None:
+        """Take in what is typed but not applied yet: the description (applied when its field
+        loses focus) and the prompt (applied after a short pause)."""
+        self._on_description_edited()
+        if self._prompt_timer.isActive():
+            self._prompt_timer.stop()
+            self._on_prompt_edited()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         """An edited, unsaved grid: ask first (Save / Discard / Cancel), as an editor does."""
+        self.commit_edits()
         if self.dirty:
             event.ignore()
             if self.save_box is None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
@@ -187,3 +188,23 @@ def test_closing_or_quitting_with_an_edited_grid_asks_first(bench: Any, window: 
     bench.save_box.button(buttons.Discard).click()
     assert not window.isVisible() and not bench.dirty
     assert load_grid(source).tests[0].vars["c"] == "Spain"
+
+
+@pytest.mark.parametrize("field", ["description", "prompt"])
+def test_text_typed_just_before_closing_counts_as_an_edit(bench: Any, window: Any, field: str) -> None:
+    """Seen in a real window: a description typed, then Close at once (the field never lost
+    focus, the prompt's pause had not passed) closed without asking."""
+    from PySide6.QtWidgets import QMessageBox
+
+    bench.set_config(bench.config)
+    bench.dirty = False
+    widget = bench.description if field == "description" else bench.prompt_edit
+    widget.setFocus()
+    QTest.keyClick(widget, Qt.Key.Key_End, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClicks(widget, " typed last")
+    assert not bench.dirty  # not applied yet
+    bench.close_action.trigger()
+    assert bench.isVisible() and bench.save_box is not None
+    text = bench.config.description if field == "description" else bench.config.prompts[0].template
+    assert text.endswith("typed last")
+    bench.save_box.button(QMessageBox.StandardButton.Discard).click()
