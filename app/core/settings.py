@@ -182,6 +182,8 @@ class Settings(BaseModel):
     """How many alternatives per token the probabilities view asks for (0-20)."""
     mcp_servers: list[McpServerConfig] = Field(default_factory=list)
     """MCP servers whose tools the model may call (secrets as ``keyring:NAME``, see mcp_config)."""
+    default_grader: str | None = None
+    """The model id that grades a grid's llm-rubric when the file names none (None: OpenAI's)."""
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         """The endpoint called ``name`` (case-insensitive), or None."""
