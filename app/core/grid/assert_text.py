@@ -68,7 +68,7 @@ def value_of(a: Assertion, variables: Mapping[str, Any]) -> Any:
     if isinstance(a.value, str):
         return fill(a.value)
     if isinstance(a.value, list):
-        return [fill(str(v)) for v in a.value]
+        return [fill(v) if isinstance(v, str) else v for v in a.value]
     return a.value
 
 

@@ -375,9 +375,13 @@ class GridRunner:
         """``{cells, passed, failed, errors, cost_usd, wall_s}`` (and stopped cells, the
         grading cost and the run id)."""
         s = self.summary()
-        return {"cells": s.cells, "passed": s.passed, "failed": s.failed, "errors": s.errors,
-                "cost_usd": float(s.cost_usd), "wall_s": self.wall_s(), "cancelled": s.cancelled,
-                "grading_cost_usd": float(self.grading_cost), "run_id": self.run_id}  # fmt: skip
+        out: dict[str, object] = {"cells": s.cells, "passed": s.passed, "failed": s.failed, "errors": s.errors,
+               "cost_usd": float(s.cost_usd), "wall_s": self.wall_s(), "cancelled": s.cancelled,
+               "grading_cost_usd": float(self.grading_cost), "run_id": self.run_id}  # fmt: skip
+        metrics = {v.title: self.column_metrics(c) for c, v in enumerate(self.config.variants)}
+        if any(m.sums or m.derived for m in metrics.values()):
+            out["metrics"] = {label: m.to_dict() for label, m in metrics.items()}
+        return out
 
     def cell_dict(self, cell: Cell) -> dict[str, object]:
         """The CLI's JSON for one cell."""

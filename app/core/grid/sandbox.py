@@ -77,13 +77,24 @@ def _eval_js(call: str, prelude: str, limits: Limits) -> str:
             result = result.get(timeout=limits.timeout_s)
         return result if isinstance(result, str) else "null"
     except JSTimeoutException:
+        _settle(ctx)
         raise ScriptError(f"the script ran past its time limit of {limits.timeout_s:g} s") from None
     except JSOOMException:
+        _settle(ctx)
         raise ScriptError(f"the script ran out of memory (limit {limits.memory_mb} MB)") from None
     except (JSEvalException, JSPromiseError) as exc:
         raise ScriptError(_js_error(str(exc))) from None
     finally:
         ctx.close()
+
+
+def _settle(ctx: Any) -> None:
+    """Let V8 finish a stopped evaluation before the context closes: its late callback
+    would otherwise reach a closed event loop (the isolate runs its tasks in order)."""
+    try:
+        ctx.eval("0", timeout_sec=1.0)
+    except Exception:  # a context that cannot even do that is closed anyway
+        pass
 
 
 def _js_error(text: str) -> str:

@@ -111,7 +111,7 @@ _BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
     ast.Mod: operator.mod, ast.Pow: operator.pow,
 }  # fmt: skip
 _FUNCS: dict[str, Callable[..., float]] = {
-    "min": min, "max": max, "abs": abs, "sqrt": math.sqrt, "log": math.log, "exp": math.exp, "round": round,
+    "min": min, "max": max, "abs": abs, "sqrt": math.sqrt, "log": math.log, "exp": math.exp, "round": lambda x, n=0: round(x, int(n)),
 }  # fmt: skip
 MAX_EXPRESSION = 500
 
