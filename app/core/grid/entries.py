@@ -271,8 +271,8 @@ def _scoring(item: dict[str, Any], path: Path_, doc: Doc) -> dict[str, Any]:
 def script_value(value: str, suffixes: tuple[str, ...], path: Path_, doc: Doc) -> str:
     """Inline code as it is; ``file://script[:function]`` with the path made absolute (it
     must exist and end in one of ``suffixes``)."""
-    if not value.startswith("file://"):
-        return value
+    if not value.startswith("file://") or doc.base_dir is None:
+        return value  # a stored run's paths are absolute already; a file gone since fails its check then
     from app.core.grid.assert_scripts import split_file_ref
 
     ref, function = split_file_ref(value.removeprefix("file://"))
