@@ -30,6 +30,7 @@ from app.core.grid.limits import LimitError, read_limited
 from app.core.grid.model import Assertion
 from app.core.grid.sandbox import (
     JS_TIMEOUT_S,
+    PY_ADDRESS_MB,
     PY_TIMEOUT_S,
     Limits,
     ScriptError,
@@ -38,7 +39,7 @@ from app.core.grid.sandbox import (
 )
 
 JS_LIMITS = Limits(JS_TIMEOUT_S)
-PY_LIMITS = Limits(PY_TIMEOUT_S)
+PY_LIMITS = Limits(PY_TIMEOUT_S, PY_ADDRESS_MB)
 _FILE_FN = re.compile(r"^(?P<path>.+?\.(?:js|cjs|mjs|py))(?::(?P<fn>[A-Za-z_$][\w$]*))?$")
 
 
@@ -142,9 +143,11 @@ def _esm_to_cjs(source: str) -> str:
     return source + "".join(f"\nmodule.exports.{n} = {n};" for n in names)
 
 
-async def js_call(ref: ScriptRef, output: Any, context: Any, limits: Limits = JS_LIMITS,
+async def js_call(ref: ScriptRef, output: Any, context: Any, limits: Limits | None = None,
                   *, transform: bool = False) -> Any:  # fmt: skip
-    """Run a JavaScript script with ``output`` and ``context``; its value as JSON data."""
+    """Run a JavaScript script with ``output`` and ``context``; its value as JSON data (within
+    :data:`JS_LIMITS` unless ``limits`` say otherwise)."""
+    limits = limits or JS_LIMITS
     args = f"{json.dumps(output)}, {json.dumps(context, default=str)}"
     if ref.path is not None:
         prelude = _MODULE % (_esm_to_cjs(_read(ref.path)), json.dumps(ref.function))
@@ -168,8 +171,10 @@ def python_source(code: str) -> str:
     return f"import json\n\ndef main(output, context):\n{body}\n"
 
 
-async def py_call(ref: ScriptRef, output: Any, context: Any, default_fn: str, limits: Limits = PY_LIMITS) -> Any:
-    """Run a Python script with ``output`` and ``context``; its value as JSON data."""
+async def py_call(ref: ScriptRef, output: Any, context: Any, default_fn: str, limits: Limits | None = None) -> Any:
+    """Run a Python script with ``output`` and ``context``; its value as JSON data (within
+    :data:`PY_LIMITS` unless ``limits`` say otherwise)."""
+    limits = limits or PY_LIMITS
     if ref.path is not None:
         return await run_python(_read(ref.path), ref.function or default_fn, output, context, file=ref.path,
                                 limits=limits)  # fmt: skip

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,8 @@ from app.core.errors import AppError
 
 JS_TIMEOUT_S = 5.0
 PY_TIMEOUT_S = 10.0
-MEMORY_MB = 256
-"""The memory a script may use (V8 heap; the child's address space gets more: Python's own)."""
+MEMORY_MB = 128
+"""The V8 heap a JavaScript script may use."""
 PY_ADDRESS_MB = 1024
 MAX_RESULT_CHARS = 1_000_000
 
@@ -112,25 +114,40 @@ async def run_js(call: str, *, prelude: str = "", limits: Limits = Limits()) -> 
     context and give back its value as JSON data (``undefined`` as None). Code that may run
     after its evaluation returns (async functions, timers) runs in a child process that is
     killed at the time limit; other code in a thread."""
-    if _ASYNC.search(prelude) or _ASYNC.search(call):
-        text = await _child({"kind": "js", "call": call, "prelude": prelude}, limits)
-    else:
-        text = await asyncio.to_thread(_eval_js, call, prelude, limits)
+    async with _gate():
+        if _ASYNC.search(prelude) or _ASYNC.search(call):
+            text = await _child({"kind": "js", "call": call, "prelude": prelude}, limits)
+        else:
+            text = await asyncio.to_thread(_eval_js, call, prelude, limits)
     if len(text) > MAX_RESULT_CHARS:
         raise ScriptError(f"the script's result is longer than {MAX_RESULT_CHARS:,} characters")
     return json.loads(text)
 
 
 async def run_python(source: str, function: str, output: Any, context: Any, *, file: str | None = None,
-                     limits: Limits = Limits(PY_TIMEOUT_S)) -> Any:  # fmt: skip
+                     limits: Limits = Limits(PY_TIMEOUT_S, PY_ADDRESS_MB)) -> Any:  # fmt: skip
     """Run ``function(output, context)`` from ``source`` in a child Python (its address space
     and CPU time capped) and give back its value as JSON data; killed at the time limit."""
     job = {"kind": "py", "source": source, "function": function, "output": output, "context": context,
            "file": file}  # fmt: skip
-    text = await _child(job, limits)
+    async with _gate():
+        text = await _child(job, limits)
     if len(text) > MAX_RESULT_CHARS:
         raise ScriptError(f"the script's result is longer than {MAX_RESULT_CHARS:,} characters")
     return json.loads(text)
+
+
+MAX_AT_ONCE = min(4, max(2, os.cpu_count() or 2))
+"""Scripts run at once (each a V8 isolate or a child process): a big grid waits its turn."""
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _gate() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    gate = _GATES.get(loop)
+    if gate is None:
+        gate = _GATES[loop] = asyncio.Semaphore(MAX_AT_ONCE)
+    return gate
 
 
 _MARK = "\n@@GRID-RESULT@@"
@@ -186,7 +203,7 @@ def child_main(job: dict[str, Any]) -> None:
 def _exec_python(job: dict[str, Any], limits: Limits) -> str:
     import resource
 
-    memory = max(PY_ADDRESS_MB, limits.memory_mb) * 1024 * 1024
+    memory = limits.memory_mb * 1024 * 1024  # address space: the interpreter's own included
     cpu = max(1, int(limits.timeout_s + 0.999))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))

@@ -89,12 +89,14 @@ def test_file_scripts_export_functions(run: Callable[..., Any], tmp_path: Path) 
         ("(() => { throw new Error('boom') })()", "threw Error: boom"),
         ("(() => { while (true) {} })()", "time limit of 5 s"),
         ("(async () => { await null; while (true) {} })()", "time limit of 5 s"),
-        ("(() => { const a = []; while (true) a.push(new Array(1e5).fill(1)); })()", "out of memory (limit 256 MB)"),
+        ("(() => { const a = []; while (true) a.push(new Array(1e5).fill(1)); })()", "out of memory (limit 64 MB)"),
         ("undefinedName + 1", "ReferenceError"),
         ("'a string'", "must return a boolean, a number"),
     ],
 )
-def test_scripts_that_fail_fail_their_assertion_in_bounded_time(run: Callable[..., Any], value: str, said: str) -> None:
+def test_scripts_that_fail_fail_their_assertion_in_bounded_time(run: Callable[..., Any], value: str, said: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setattr("app.core.grid.assert_scripts.JS_LIMITS", Limits(5.0, 64))  # keeps this process small
     t0 = time.monotonic()
     result = js(run, value)
     assert not result.passed and result.score == 0.0 and said in result.reason, result.reason
@@ -129,7 +131,10 @@ def test_python_inline_and_files(run: Callable[..., Any], tmp_path: Path) -> Non
         ("x = []\nwhile True:\n    x.append(' ' * 10**7)", "memory"),
     ],
 )
-def test_failing_python_fails_its_assertion_in_bounded_time(run: Callable[..., Any], value: str, said: str) -> None:
+def test_failing_python_fails_its_assertion_in_bounded_time(run: Callable[..., Any], value: str, said: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    # a smaller address space than the 1 GB default: this suite's children stay small
+    monkeypatch.setattr("app.core.grid.assert_scripts.PY_LIMITS", Limits(10.0, 300))
     t0 = time.monotonic()
     result = py(run, value)
     assert not result.passed and said in result.reason, result.reason
