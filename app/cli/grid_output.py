@@ -103,6 +103,11 @@ def table(runner: GridRunner, *, width: int = 18) -> str:
         "latency p95": [format_seconds(s.p95_latency_s) for s in summaries],
         "pass rate": ["-" if s.pass_rate is None else f"{s.passed}/{s.passed + s.failed + s.errors}" for s in summaries],
     }
+    metrics = [runner.column_metrics(c) for c in cols]
+    for name in sorted({n for m in metrics for n in m.means}):  # named scores: each column's mean
+        footer[name] = [f"{m.means[name]:.2f}" if name in m.means else "-" for m in metrics]
+    for name, _ in runner.config.derived_metrics:  # over the summed named scores, as promptfoo
+        footer[name] = ["-" if m.derived.get(name) is None else f"{m.derived[name]:.4g}" for m in metrics]
     lines.append("-" * (label_w + 2 + (width + 2) * len(cols)))
     for name, values in footer.items():
         lines.append(f"{name:<{label_w}}  " + "  ".join(f"{v:<{width}}" for v in values))

@@ -185,11 +185,13 @@ class Settings(BaseModel):
     probabilities_top_k: int = Field(5, ge=0, le=20)
     """How many alternatives per token the probabilities view asks for (0-20)."""
     mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+    """MCP servers whose tools the model may call (secrets as ``keyring:NAME``, see mcp_config)."""
     serve_queue_limit: int = Field(16, ge=1, le=1024)
     """The local server (``serve``) answers 429 past this many requests waiting or running."""
-    """MCP servers whose tools the model may call (secrets as ``keyring:NAME``, see mcp_config)."""
     max_tool_steps: int = Field(8, ge=1, le=100)
     """The tool loop stops after this many model requests in one answer (said when reached)."""
+    default_grader: str | None = None
+    """The model id that grades a grid's llm-rubric when the file names none (None: OpenAI's)."""
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         """The endpoint called ``name`` (case-insensitive), or None."""

@@ -10,7 +10,7 @@ is scripted per test with a queue of :class:`Behaviour` s::
         assert server.chat_requests[-1].json["seed"] == 7
 
 Queue rules: each POST /v1/chat/completions takes the next behaviour (or ``server.default``
-when the queue is empty). An *error* behaviour at the head of the queue is taken by the
+when the queue is empty). POST /v1/embeddings answers with :func:`embedding` vectors. An *error* behaviour at the head of the queue is taken by the
 next request of any kind, GET /v1/models included. Every request is recorded.
 
 Tests get a fresh server per test from the ``openai_server`` fixture (add
@@ -418,6 +418,13 @@ class OpenAIServer:
             return True
         if req.method == "POST" and self.tokenizer is not None and await self._tokenize(req, writer):
             return True
+        if req.method == "POST" and req.path.rstrip("/").endswith("/embeddings"):
+            b = self._next(chat=False)
+            if b is not None:
+                await _send_error(writer, b)
+                return True
+            await _send_json(writer, 200, _embeddings(req.json if isinstance(req.json, dict) else {}))
+            return True
         if req.method != "POST" or not req.path.rstrip("/").endswith("/chat/completions"):
             await _send_error(writer, error(404, f"Unknown path {req.method} {req.path}."))
             return True
@@ -601,6 +608,31 @@ class OpenAIServer:
         self.disconnects += 1
         self.disconnected.set()
         return False
+
+
+EMBEDDING_DIM = 64
+
+
+def embedding(text: str) -> list[float]:
+    """The loopback server's deterministic embedding: a bag of words, each lower-cased word
+    hashed (CRC-32) into one of :data:`EMBEDDING_DIM` buckets. Texts with the same words are
+    identical (cosine 1); texts without a word in common are far apart."""
+    import re
+    import zlib
+
+    vector = [0.0] * EMBEDDING_DIM
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        vector[zlib.crc32(word.encode()) % EMBEDDING_DIM] += 1.0
+    return vector
+
+
+def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    inputs = body.get("input")
+    texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs or []]
+    data = [{"object": "embedding", "index": i, "embedding": embedding(t)} for i, t in enumerate(texts)]
+    tokens = sum(count_tokens(t) for t in texts)
+    return {"object": "list", "data": data, "model": body.get("model", ""),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
 
 
 def count_tokens(text: str) -> int:

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from app.core.events import UsageReport
 from app.core.figures import format_cost, format_seconds, format_tokens
-from app.core.grid.assertions import AssertResult, call_text
+from app.core.grid.assert_result import AssertResult
+from app.core.grid.assert_text import call_text
+from app.core.grid.scoring import Grade
 from app.core.tools import ToolCall
 from app.core.types import GenerationRequest
 
@@ -45,6 +47,8 @@ class Cell:
     asserts: list[AssertResult] = field(default_factory=list)
     tool_calls: tuple[ToolCall, ...] = ()
     """The calls the model made (its ``finish_reason`` is then ``tool_calls``)."""
+    grade: Grade | None = None
+    """The verdict from the assertions (weights, threshold, named scores) once checked."""
     live: LiveFigures | None = None
     run: Run | None = None
     attempt: int = 0
@@ -85,6 +89,8 @@ class Cell:
             return False
         if self.status != "done":
             return None
+        if self.grade is not None:
+            return self.grade.passed
         return all(a.passed for a in self.asserts)
 
     def reset(self) -> None:
@@ -92,7 +98,7 @@ class Cell:
         self.text, self.error, self.usage, self.cost_usd = "", None, None, None
         self.ttft_s = self.latency_s = self.tokens_per_s = self.load_s = None
         self.finish_reason, self.live, self.run, self.phase = None, None, None, None
-        self.asserts, self.tool_calls = [], ()
+        self.asserts, self.tool_calls, self.grade = [], (), None
         self.t_started = self.t_first = self.t_loaded = self.t_ended = None
 
     def calls_line(self) -> str:
@@ -168,6 +174,8 @@ class Cell:
             "load_s": self.load_s,
             "pass": self.passed,
             "asserts": [a.to_dict() for a in self.asserts],
+            "score": None if self.grade is None else self.grade.score,
+            "named_scores": {} if self.grade is None else dict(self.grade.named),
             "error": self.error,
             "tool_calls": self.calls_json(),
         }

@@ -29,13 +29,20 @@ from typing import Any
 
 from app.core.grid.cases import CasesFileError, load_cases
 from app.core.grid.doc import FORMAT_HINT, Doc, GridFileError, Path_, key_path
-from app.core.grid.entries import as_list, assertions, normalize_model_id, variant_entry
+from app.core.grid.entries import (
+    as_list,
+    assertions,
+    case_scoring,
+    derived_metrics,
+    normalize_model_id,
+    variant_entry,
+)
 from app.core.grid.limits import LimitError, check_cells, compose_yaml, load_json, read_limited
 from app.core.grid.model import Assertion, GridConfig, Prompt, TestCase, Variant
 
 __all__ = ["FORMAT_HINT", "GridFileError", "dump_grid", "grid_from_dict", "key_path", "load_grid",
            "normalize_model_id", "parse_grid_text"]
-TOP_KEYS = ("description", "prompts", "providers", "defaultTest", "tests")
+TOP_KEYS = ("description", "prompts", "providers", "defaultTest", "tests", "derivedMetrics")
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -140,20 +147,9 @@ def _grid(data: Any, doc: Doc) -> GridConfig:
     default_vars, default_asserts, grader = _default_test(data.get("defaultTest"), doc)
     tests = _tests(data.get("tests"), doc)
     check_cells(len(prompts) * max(1, len(tests)) * len(variants), doc.source)
-    config = GridConfig(description, prompts, variants, tests, default_vars, default_asserts, grader, tuple(doc.warnings))
-    if grader is None and config.uses_rubric():
-        doc.fail(_first_rubric(data), "llm-rubric needs a grader model.",
-                 "Set defaultTest: {options: {provider: local:smollm2}} (any model id; a local one works offline).")  # fmt: skip
-    return config
-
-
-def _first_rubric(data: dict[str, Any]) -> Path_:
-    tests = data.get("tests")
-    for i, t in enumerate(tests if isinstance(tests, list) else []):
-        for j, a in enumerate((t or {}).get("assert") or [] if isinstance(t, dict) else []):
-            if isinstance(a, dict) and str(a.get("type", "")).endswith("llm-rubric"):
-                return ("tests", i, "assert", j)
-    return ("defaultTest",)
+    default_scoring = case_scoring(data["defaultTest"], ("defaultTest",), doc) if isinstance(data.get("defaultTest"), dict) else {}
+    return GridConfig(description, prompts, variants, tests, default_vars, default_asserts, grader, tuple(doc.warnings),
+                      default_scoring.get("transform"), derived_metrics(data.get("derivedMetrics"), doc))  # fmt: skip
 
 
 def _prompts(value: Any, doc: Doc) -> tuple[Prompt, ...]:
@@ -221,11 +217,12 @@ def _tests(value: Any, doc: Doc) -> tuple[TestCase, ...]:
         if not isinstance(item, dict):
             doc.fail(path, "a test is a mapping with vars and assert (or file://cases.csv).")
         for key in item:
-            if key not in ("vars", "assert", "description", "options"):
-                doc.warn((*path, key), "ignored (a test takes description, vars and assert).")
+            if key not in ("vars", "assert", "description", "options", "threshold"):
+                doc.warn((*path, key), "ignored (a test takes description, vars, assert, options and threshold).")
         description = item.get("description") or ""
         out.append(TestCase(_vars(item.get("vars"), (*path, "vars"), doc),
-                            assertions(item.get("assert"), (*path, "assert"), doc), str(description)))  # fmt: skip
+                            assertions(item.get("assert"), (*path, "assert"), doc), str(description),
+                            **case_scoring(item, path, doc)))  # fmt: skip
     return tuple(out)
 
 

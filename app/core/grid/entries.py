@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import AppError
+from app.core.grid.assert_text import js_pattern
 from app.core.grid.cases import known_type
 from app.core.grid.doc import Doc, Path_
 from app.core.grid.model import (
@@ -168,24 +169,42 @@ def _assertion(item: Any, path: Path_, doc: Doc) -> Assertion:
     kind = item["type"].strip()
     if kind.startswith("not-") and kind[4:] in NO_NOT:
         doc.fail((*path, "type"), f"{kind[4:]} has no not- form (promptfoo does not negate it).",
-                 "Remove the not-, or check the calls with not-tool-call-f1.")  # fmt: skip
+                 "Remove the not-." + (" Check the calls with not-tool-call-f1." if "tool" in kind else ""))  # fmt: skip
     if not known_type(kind):
         doc.fail((*path, "type"), f"'{kind}' is not an assertion type this app checks.",
                  "Use one of " + ", ".join(ASSERT_TYPES) + ", or not- before any of them.")  # fmt: skip
     for key in item:
-        if key not in ("type", "value", "threshold", "provider", "weight", "metric"):
-            doc.warn((*path, key), "ignored (an assertion takes type, value and threshold).")
+        if key not in ASSERT_KEYS:
+            doc.warn((*path, key), f"ignored (an assertion takes {', '.join(ASSERT_KEYS)}).")
     base = kind[4:] if kind.startswith("not-") else kind
     value, threshold = item.get("value"), item.get("threshold")
     if threshold is not None:
         threshold = float(_number(threshold, (*path, "threshold"), doc))
-    if base in ("cost", "latency"):
+    extra = _scoring(item, path, doc)
+    if base in ("javascript", "python"):
+        if not isinstance(value, str) or not value.strip():
+            doc.fail((*path, "value"), f"{kind} needs code (an expression, a function body or file://script).",
+                     "Write {type: javascript, value: \"output.includes('Paris')\"}.")  # fmt: skip
+        value = script_value(value, (".py",) if base == "python" else (".js", ".cjs", ".mjs"), (*path, "value"), doc)
+    elif base in ("perplexity", "perplexity-score"):
+        if value is not None:
+            doc.warn((*path, "value"), "ignored (give the limit as threshold).")
+            value = None
+    elif base == "similar":
+        if isinstance(value, list) and value and all(isinstance(v, str | int | float) for v in value):
+            value = [str(v) for v in value]
+        elif not isinstance(value, str | int | float) or isinstance(value, bool) or not str(value).strip():
+            doc.fail((*path, "value"), "similar needs the expected text (or a list of texts).",
+                     "Write {type: similar, value: The capital is Paris, threshold: 0.8}.")  # fmt: skip
+        if threshold is not None and not -1.0 <= threshold <= 1.0:
+            doc.fail((*path, "threshold"), f"must be from -1 to 1 (got {threshold:g}).", "The default is 0.75.")
+    elif base in ("cost", "latency"):
         if threshold is None and value is not None:
             threshold, value = float(_number(value, (*path, "value"), doc)), None
         if threshold is None or threshold < 0:
             doc.fail(path, f"{kind} needs a threshold (the maximum {'USD' if base == 'cost' else 'milliseconds'}).",
                      f"Write {{type: {kind}, threshold: {'0.01' if base == 'cost' else '2000'}}}.")  # fmt: skip
-    elif base in ("contains-any", "contains-all"):
+    elif base in ("contains-any", "contains-all", "icontains-any", "icontains-all"):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list) or not value or not all(isinstance(v, str | int | float) for v in value):
@@ -214,16 +233,91 @@ def _assertion(item: Any, path: Path_, doc: Doc) -> Assertion:
             doc.fail(path, "levenshtein needs a value (the expected text).", "Write {type: levenshtein, value: Paris, threshold: 2}.")
         threshold = DEFAULT_LEVENSHTEIN if threshold is None else threshold
     else:
-        if value is None or isinstance(value, dict | list):
+        if value is None or (isinstance(value, dict | list) and base != "equals"):
             doc.fail(path, f"{kind} needs a value (text).", f"Write {{type: {kind}, value: ...}}.")
         if base == "regex":
             try:
-                re.compile(str(value))
+                re.compile(js_pattern(str(value)))
             except re.error as exc:
-                doc.fail((*path, "value"), f"not a valid regular expression: {exc}.", "Fix the pattern (Python syntax).")
+                doc.fail((*path, "value"), f"not a valid regular expression: {exc}.", "Fix the pattern.")
         if base != "equals" or not isinstance(value, str):
             value = str(value) if not isinstance(value, str) else value
     grader = item.get("provider")
     if grader is not None and not isinstance(grader, str):
         grader = grader.get("id") if isinstance(grader, dict) else None
-    return Assertion(kind, value, threshold, grader)
+    return Assertion(kind, value, threshold, grader, **extra)
+
+
+ASSERT_KEYS = ("type", "value", "threshold", "provider", "weight", "metric", "transform")
+
+
+def _scoring(item: dict[str, Any], path: Path_, doc: Doc) -> dict[str, Any]:
+    """An assertion's ``weight``, ``metric`` and ``transform``."""
+    out: dict[str, Any] = {}
+    if item.get("weight") is not None:
+        weight = float(_number(item["weight"], (*path, "weight"), doc))
+        if weight < 0:
+            doc.fail((*path, "weight"), f"must be 0 or more (got {weight:g}).", "The default is 1.")
+        out["weight"] = weight
+    if item.get("metric") is not None:
+        if not isinstance(item["metric"], str) or not item["metric"].strip():
+            doc.fail((*path, "metric"), "must be a name (text).", "Write metric: accuracy.")
+        out["metric"] = item["metric"].strip()
+    if item.get("transform") is not None:
+        out["transform"] = transform_value(item["transform"], (*path, "transform"), doc)
+    return out
+
+
+def script_value(value: str, suffixes: tuple[str, ...], path: Path_, doc: Doc) -> str:
+    """Inline code as it is; ``file://script[:function]`` with the path made absolute (it
+    must exist and end in one of ``suffixes``)."""
+    if not value.startswith("file://") or doc.base_dir is None:
+        return value  # a stored run's paths are absolute already; a file gone since fails its check then
+    from app.core.grid.assert_scripts import split_file_ref
+
+    ref, function = split_file_ref(value.removeprefix("file://"))
+    if not ref.endswith(suffixes):
+        doc.fail(path, f"'{ref}' is not a {' or '.join(suffixes)} file.", "Point file:// at a script of that language.")
+    target = doc.file(path, ref).resolve()
+    return f"file://{target}" + (f":{function}" if function else "")
+
+
+def transform_value(value: Any, path: Path_, doc: Doc) -> str:
+    """A ``transform``: inline JavaScript, or ``file://x.js`` / ``file://x.py`` (made absolute)."""
+    if not isinstance(value, str) or not value.strip():
+        doc.fail(path, "a transform is JavaScript code or file://script.js / file://script.py.",
+                 "Write transform: output.trim().")  # fmt: skip
+    return script_value(value.strip(), (".js", ".cjs", ".mjs", ".py"), path, doc)
+
+
+def case_scoring(item: dict[str, Any], path: Path_, doc: Doc) -> dict[str, Any]:
+    """A test's (or defaultTest's) ``threshold`` and ``options.transform`` as TestCase fields."""
+    out: dict[str, Any] = {}
+    if item.get("threshold") is not None:
+        out["threshold"] = float(_number(item["threshold"], (*path, "threshold"), doc))
+    options = item.get("options")
+    if isinstance(options, dict) and options.get("transform") is not None:
+        out["transform"] = transform_value(options["transform"], (*path, "options", "transform"), doc)
+    return out
+
+
+def derived_metrics(value: Any, doc: Doc) -> tuple[tuple[str, str], ...]:
+    """``derivedMetrics: [{name, value}]`` (each value checked as arithmetic)."""
+    from app.core.grid.scoring import check_expression
+
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        doc.fail(("derivedMetrics",), "must be a list of {name, value}.", "Write derivedMetrics: [{name: f1, value: 2 * p * r / (p + r)}].")
+    out: list[tuple[str, str]] = []
+    for i, entry in enumerate(value):
+        at: Path_ = ("derivedMetrics", i)
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("value"), str):
+            doc.fail(at, "a derived metric is {name, value} with value an expression over named scores.",
+                     "Write {name: f1, value: 2 * precision * recall / (precision + recall)}.")  # fmt: skip
+        try:
+            check_expression(entry["value"])
+        except AppError as exc:
+            doc.fail((*at, "value"), f"{exc.message}.", "Use numbers, metric names, + - * / % ** and min, max, abs, sqrt, log, exp, round.")
+        out.append((entry["name"], entry["value"]))
+    return tuple(out)

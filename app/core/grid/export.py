@@ -19,7 +19,7 @@ from app.core.history_export import redacted
 FORMATS = (".json", ".csv", ".html")
 CSV_COLUMNS = ("row", "col", "test", "description", "prompt", "vars", "provider", "label", "status", "pass",
                "text", "tool_calls", "asserts", "error", "prompt_tokens", "completion_tokens", "estimated", "cost_usd",
-               "ttft_s", "latency_s", "tokens_per_s")  # fmt: skip
+               "ttft_s", "latency_s", "tokens_per_s", "score", "named_scores")  # fmt: skip
 
 
 
@@ -41,7 +41,8 @@ def _columns(runner: GridRunner) -> list[dict[str, Any]]:
         s = runner.column_summary(col)
         cols.append({"label": variant.title, "provider": variant.model, "cells": s.cells, "passed": s.passed,
                      "failed": s.failed, "errors": s.errors, "pass_rate": s.pass_rate, "cost_usd": float(s.cost_usd),
-                     "mean_latency_s": s.mean_latency_s, "p95_latency_s": s.p95_latency_s})  # fmt: skip
+                     "mean_latency_s": s.mean_latency_s, "p95_latency_s": s.p95_latency_s,
+                     **runner.column_metrics(col).to_dict()})  # fmt: skip
     return cols
 
 
@@ -66,7 +67,8 @@ def export_csv(runner: GridRunner) -> str:
                   cell["status"], cell["pass"], cell["text"],
                   json.dumps(cell["tool_calls"], ensure_ascii=False) if cell["tool_calls"] else None, asserts, cell["error"], usage.get("prompt_tokens"),
                   usage.get("completion_tokens"), usage.get("estimated"), cell["cost_usd"], cell["ttft_s"],
-                  cell["latency_s"], cell["tokens_per_s"]]  # fmt: skip
+                  cell["latency_s"], cell["tokens_per_s"], cell["score"],
+                  json.dumps(cell["named_scores"]) if cell["named_scores"] else None]  # fmt: skip
         writer.writerow(["" if v is None else redact(str(v)) for v in values])
     return buf.getvalue()
 

@@ -22,13 +22,14 @@ from app.core.url_keys import accept_endpoint
 from app.core.urls import clean_url
 
 ASSERT_TYPES: tuple[str, ...] = (
-    "equals", "contains", "icontains", "contains-any", "contains-all", "starts-with", "regex",
-    "is-json", "contains-json", "levenshtein", "cost", "latency", "llm-rubric", "is-valid-openai-tools-call",
-    "tool-call-f1",
+    "equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any", "icontains-all",
+    "starts-with", "regex", "is-json", "contains-json", "levenshtein", "cost", "latency", "llm-rubric",
+    "is-valid-openai-tools-call", "tool-call-f1", "javascript", "python", "similar", "perplexity",
+    "perplexity-score", "finish-reason",
 )  # fmt: skip
 """The assertion types (each may also be written with ``not-`` in front, but those in
 :data:`NO_NOT`)."""
-NO_NOT: frozenset[str] = frozenset({"is-valid-openai-tools-call"})
+NO_NOT: frozenset[str] = frozenset({"is-valid-openai-tools-call", "perplexity", "perplexity-score", "finish-reason"})
 """Types without a ``not-`` form (promptfoo does not negate them)."""
 DEFAULT_LEVENSHTEIN = 5.0
 """promptfoo's default maximum edit distance for ``levenshtein``."""
@@ -151,6 +152,12 @@ class Assertion:
     threshold: float | None = None
     provider: str | None = None
     """A grader for this llm-rubric (default: ``defaultTest.options.provider``)."""
+    weight: float = 1.0
+    """Its share of the test's score (promptfoo's weighted mean; 0: counted for pass/fail only)."""
+    metric: str | None = None
+    """A named score this assertion feeds (a column of its own in the results)."""
+    transform: str | None = None
+    """JavaScript (or ``file://x.js`` / ``file://x.py``) applied to the output for this check only."""
 
     @property
     def negated(self) -> bool:
@@ -171,6 +178,12 @@ class Assertion:
             out["threshold"] = self.threshold
         if self.provider:
             out["provider"] = self.provider
+        if self.weight != 1.0:
+            out["weight"] = self.weight
+        if self.metric:
+            out["metric"] = self.metric
+        if self.transform:
+            out["transform"] = self.transform
         return out
 
 
@@ -183,6 +196,10 @@ class TestCase:
     vars: Mapping[str, Any] = field(default_factory=dict)
     asserts: tuple[Assertion, ...] = ()
     description: str = ""
+    threshold: float | None = None
+    """The weighted score the test needs (then it decides pass/fail, not each assertion)."""
+    transform: str | None = None
+    """``options.transform``: applied to the output before the assertions."""
 
     def to_dict(self) -> dict[str, Any]:
         """As a grid file holds it."""
@@ -192,6 +209,10 @@ class TestCase:
         out["vars"] = dict(self.vars)
         if self.asserts:
             out["assert"] = [a.to_dict() for a in self.asserts]
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        if self.transform:
+            out["options"] = {"transform": self.transform}
         return out
 
 
@@ -361,6 +382,10 @@ class GridConfig:
     """The model that grades ``llm-rubric`` (``defaultTest.options.provider``)."""
     warnings: tuple[str, ...] = field(default=(), compare=False)
     """What the parser ignored (unknown keys...), as sentences."""
+    default_transform: str | None = None
+    """``defaultTest.options.transform`` (a test's own transform replaces it)."""
+    derived_metrics: tuple[tuple[str, str], ...] = ()
+    """``derivedMetrics``: (name, arithmetic over the named scores) per column."""
 
     def rows(self) -> list[Row]:
         """Every (prompt, test) pair; a grid without tests has one row per prompt."""
@@ -397,7 +422,11 @@ class GridConfig:
             default["assert"] = [a.to_dict() for a in self.default_asserts]
         if self.grader is not None:
             default["options"] = {"provider": self.grader.to_dict()}
+        if self.default_transform:
+            default.setdefault("options", {})["transform"] = self.default_transform
         if default:
             out["defaultTest"] = default
         out["tests"] = [t.to_dict() for t in self.tests]
+        if self.derived_metrics:
+            out["derivedMetrics"] = [{"name": n, "value": v} for n, v in self.derived_metrics]
         return out

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,15 +23,17 @@ from app.core.errors import AppError
 from app.core.events import UsageReport
 from app.core.grid.assertions import (
     Answer,
-    AssertResult,
+    Checker,
     check,
-    parse_grade,
-    rubric_messages,
-    rubric_result,
+    check_all,
+    needs_checker,
+    needs_logprobs,
+    script_context,
+    stopped,
 )
 from app.core.grid.cells import Cell, ColumnSummary, GridEstimate, summarize
-from app.core.grid.config import normalize_model_id
-from app.core.grid.model import Assertion, GridConfig, Row, Variant
+from app.core.grid.model import GridConfig, Row, Variant
+from app.core.grid.scoring import ColumnMetrics, column_metrics, grade
 from app.core.run_events import (
     RunCancelled,
     RunEvent,
@@ -42,6 +45,7 @@ from app.core.run_events import (
     RunText,
 )
 from app.core.runs import RunScheduler, new_run_id
+from app.core.types import ChatMessage
 
 if TYPE_CHECKING:
     from app.core.engine import GenerationResult
@@ -116,6 +120,8 @@ class GridRunner:
         cell = Cell(row.index, col)
         try:
             cell.request = variant.request(row.prompt.messages(row.vars), self.default_temperature)
+            if needs_logprobs(row.asserts) and cell.request.params.logprobs is None:  # perplexity checks
+                cell.request = replace(cell.request, params=cell.request.params.with_(logprobs=0))
         except AppError as exc:
             cell.status, cell.error = "invalid", exc.user_message()
         return cell
@@ -216,7 +222,7 @@ class GridRunner:
             if src is None:
                 continue
             for name in ("status", "text", "error", "usage", "cost_usd", "ttft_s", "latency_s", "tokens_per_s",
-                         "load_s", "finish_reason", "attempt", "tool_calls"):  # fmt: skip
+                         "load_s", "finish_reason", "attempt", "tool_calls", "grade"):  # fmt: skip
                 setattr(cell, name, getattr(src, name))
             cell.asserts = list(src.asserts)
             kept += 1
@@ -297,49 +303,45 @@ class GridRunner:
         self._times(cell)
         row = self.rows[cell.row]
         offered = cell.request.tools if cell.request is not None else ()
-        answer = Answer(cell.text, cell.cost_usd, cell.latency_s, cell.tool_calls, offered)
-        rubrics = [a for a in row.asserts if a.base == "llm-rubric"]
-        cell.asserts = [check(a, answer, row.vars) for a in row.asserts if a.base != "llm-rubric"]
-        if not rubrics:
+        answer = Answer(cell.text, cell.cost_usd, cell.latency_s, cell.tool_calls, offered, cell.finish_reason,
+                        tuple(t.logprob for t in result.tokens))  # fmt: skip
+        transform = row.test.transform or self.config.default_transform
+        if not needs_checker(row.asserts, transform):
+            cell.asserts = [check(a, answer, row.vars) for a in row.asserts]
+            cell.grade = grade(row.asserts, cell.asserts, row.test.threshold) if row.asserts else None
             cell.status = "done"
             self._ended(cell)
             return
         cell.status = "grading"
         self._tell(cell, "status")
-        task = asyncio.ensure_future(self._grade(cell, row))
+        task = asyncio.ensure_future(self._grade(cell, row, answer, transform))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _grade(self, cell: Cell, row: Row) -> None:
-        results = list(cell.asserts)
+    async def _grade(self, cell: Cell, row: Row, answer: Answer, transform: str | None) -> None:
+        variant = self.config.variants[cell.col]
+        prompt = "\n\n".join(m.content for m in cell.request.messages) if cell.request is not None else ""
+        context = script_context(row.vars, prompt, row.test.to_dict(), answer,
+                                 {"id": variant.model, "label": variant.title})  # fmt: skip
+        settings = self.scheduler.engine.registry.context.settings
+        checker = Checker(self._ask_grader, lambda: self.scheduler.engine.registry.get("openai"),  # type: ignore[arg-type,return-value]
+                          self.config.grader, getattr(settings, "default_grader", None))  # fmt: skip
         try:
-            for a in (a for a in row.asserts if a.base == "llm-rubric"):
-                results.append(await self._grade_one(a, cell.text, row))
+            results = await check_all(row.asserts, answer, row.vars, context, transform, checker)
         except asyncio.CancelledError:
-            results.append(AssertResult("llm-rubric", False, "grading was stopped"))
-        cell.asserts = results
+            cell.asserts, cell.grade = stopped(row.asserts, answer, row.vars), None
+        else:
+            cell.asserts = results
+            cell.grade = grade(row.asserts, results, row.test.threshold) if row.asserts else None
         cell.status = "done"
         self._ended(cell)
 
-    async def _grade_one(self, a: Assertion, output: str, row: Row) -> AssertResult:
-        grader = self.config.grader
-        if a.provider:
-            try:
-                model, endpoint = normalize_model_id(a.provider)
-            except AppError as exc:
-                return AssertResult(a.type, False, f"grader {a.provider}: {exc.message}")
-            grader = Variant(model, endpoint=endpoint, temperature=0.0)
-        if grader is None:
-            return AssertResult(a.type, False, "no grader model (set defaultTest.options.provider)")
-        try:
-            request = grader.request(rubric_messages(a, output, row.vars), lambda _m: 0.0)
-            result = await self.scheduler.submit(request, tag=self.run_id)
-        except AppError as exc:
-            return AssertResult(a.type, False, f"grading failed: {exc.user_message()}")
+    async def _ask_grader(self, grader: Variant, messages: list[ChatMessage]) -> str:
+        request = grader.request(messages, lambda _m: 0.0)
+        result = await self.scheduler.submit(request, tag=self.run_id)
         if result.cost_usd is not None:
             self.grading_cost += result.cost_usd
-        verdict, reason = parse_grade(result.text)
-        return rubric_result(a, verdict, reason)
+        return result.text
 
     def _ended(self, cell: Cell) -> None:
         if self.sink is not None:
@@ -353,6 +355,11 @@ class GridRunner:
     def column_summary(self, col: int) -> ColumnSummary:
         """The footer of column ``col``."""
         return summarize(c for c in self.cells.values() if c.col == col)
+
+    def column_metrics(self, col: int) -> ColumnMetrics:
+        """The named scores and derived metrics of column ``col``."""
+        return column_metrics((c.grade for c in self.cells.values() if c.col == col and c.ended),
+                              self.config.derived_metrics)  # fmt: skip
 
     def summary(self) -> ColumnSummary:
         """Totals over the whole grid."""
@@ -368,9 +375,13 @@ class GridRunner:
         """``{cells, passed, failed, errors, cost_usd, wall_s}`` (and stopped cells, the
         grading cost and the run id)."""
         s = self.summary()
-        return {"cells": s.cells, "passed": s.passed, "failed": s.failed, "errors": s.errors,
-                "cost_usd": float(s.cost_usd), "wall_s": self.wall_s(), "cancelled": s.cancelled,
-                "grading_cost_usd": float(self.grading_cost), "run_id": self.run_id}  # fmt: skip
+        out: dict[str, object] = {"cells": s.cells, "passed": s.passed, "failed": s.failed, "errors": s.errors,
+               "cost_usd": float(s.cost_usd), "wall_s": self.wall_s(), "cancelled": s.cancelled,
+               "grading_cost_usd": float(self.grading_cost), "run_id": self.run_id}  # fmt: skip
+        metrics = {v.title: self.column_metrics(c) for c, v in enumerate(self.config.variants)}
+        if any(m.sums or m.derived for m in metrics.values()):
+            out["metrics"] = {label: m.to_dict() for label, m in metrics.items()}
+        return out
 
     def cell_dict(self, cell: Cell) -> dict[str, object]:
         """The CLI's JSON for one cell."""

@@ -17,10 +17,11 @@ from typing import Any
 
 from app.core.errors import ConfigError
 from app.core.events import UsageReport
-from app.core.grid.assertions import AssertResult
+from app.core.grid.assert_result import AssertResult
 from app.core.grid.cells import Cell
 from app.core.grid.config import grid_from_dict
 from app.core.grid.model import GridConfig
+from app.core.grid.scoring import Grade
 from app.core.sqlite_db import open_database
 from app.core.tools import ToolCall
 
@@ -120,7 +121,8 @@ def cell_record(cell: Cell) -> dict[str, Any]:
     figures = {"usage": usage, "cost_usd": None if cell.cost_usd is None else str(cell.cost_usd),
                "ttft_s": cell.ttft_s, "latency_s": cell.latency_s, "tokens_per_s": cell.tokens_per_s,
                "load_s": cell.load_s, "finish_reason": cell.finish_reason, "attempt": cell.attempt,
-               "tool_calls": [c.to_json() for c in cell.tool_calls]}  # fmt: skip
+               "tool_calls": [c.to_json() for c in cell.tool_calls],
+               "grade": None if cell.grade is None else cell.grade.to_dict()}  # fmt: skip
     return {"status": cell.status, "text": cell.text, "error": cell.error, "request": request, "figures": figures,
             "asserts": [a.to_dict() for a in cell.asserts]}  # fmt: skip
 
@@ -149,6 +151,8 @@ def restore_cell(cell: Cell, record: dict[str, Any]) -> None:
     calls = figures.get("tool_calls")
     cell.tool_calls = tuple(ToolCall.from_json(c) for c in calls if isinstance(c, dict)) if isinstance(calls, list) else ()
     cell.asserts = [AssertResult.from_dict(a) for a in record.get("asserts") or [] if isinstance(a, dict)]
+    grade = figures.get("grade")
+    cell.grade = Grade.from_dict(grade) if isinstance(grade, dict) else None
 
 
 def _interrupt(db: Any) -> None:

@@ -105,7 +105,7 @@ def test_assertions_are_read_with_their_defaults_and_shorthands() -> None:
     [
         ({"type": "contains"}, "contains needs a value"),
         ({"value": "x"}, "an assertion is a mapping with a type"),
-        ({"type": "javascript", "value": "x"}, "'javascript' is not an assertion type"),
+        ({"type": "webhook", "value": "x"}, "'webhook' is not an assertion type"),
         ({"type": "latency", "threshold": -1}, "latency needs a threshold"),
         ({"type": "contains-all", "value": []}, "contains-all needs a list of texts"),
         ({"type": "is-json", "value": {"type": "objekt"}}, "tests[0].value: the schema: $.type: 'objekt' is not valid"),

@@ -184,7 +184,7 @@ def test_llm_rubric_is_graded_by_the_grader_model(services: Any, run: Callable[.
     passed = runner.cell(0 if first_word == "cats" else 1, 0)
     failed = runner.cell(1 if first_word == "cats" else 0, 0)
     assert passed is not None and failed is not None
-    assert passed.passed is True and passed.asserts[0].reason == "it names cats"
+    assert passed.passed is True and passed.asserts[0].reason == "graded by openai:gpt-4o-mini: it names cats"
     assert failed.passed is False and "FAIL" in failed.asserts[0].reason
     assert len(services.ledger.recent(100)) == 4  # two cells and two gradings
 

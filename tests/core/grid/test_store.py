@@ -88,3 +88,27 @@ def test_a_cells_tool_calls_and_the_variants_tools_are_kept(services: Any, tmp_p
     assert again.cells[(0, 0)].tool_calls == cell.tool_calls
     assert again.cells[(0, 0)].request == cell.request  # the tools are in the reopened cell's request too
     store.close()
+
+
+def test_a_cells_grade_and_the_scoring_config_are_kept(services: Any, tmp_path: Path) -> None:
+    from app.core.grid.assert_result import AssertResult
+    from app.core.grid.model import Assertion, TestCase
+    from app.core.grid.scoring import Grade
+
+    gone = f"file://{tmp_path / 'gone.js'}"  # a script deleted since the run: the run still reopens
+    test = TestCase({"pet": "cats"}, (Assertion("contains", "a", weight=2.0, metric="acc", transform="output.trim()"),
+                                      Assertion("javascript", gone)), threshold=0.5, transform="output.toLowerCase()")  # fmt: skip
+    config = CONFIG.with_(tests=(test,), derived_metrics=(("twice", "acc * 2"),), default_transform="output")
+    store = RunStore(tmp_path / "runs.sqlite3")
+    runner = GridRunner(services.scheduler, config, sink=store)
+    store.begin(runner.run_id, config, origin="cli", source=None)
+    cell = runner.cells[(0, 0)]
+    cell.status, cell.asserts = "done", [AssertResult("contains", False, "no", 0.25, "acc"), AssertResult("javascript", True, "")]
+    cell.grade = Grade(True, 0.25, "Aggregate score 0.25 ≥ 0.2 threshold", {"acc": 0.25})
+    store.save_cell(runner.run_id, cell)
+    loaded = store.load(runner.run_id).config
+    assert loaded.tests == (test,) and loaded.derived_metrics == config.derived_metrics
+    assert loaded.default_transform == "output"
+    again = reopen(services.scheduler, store, runner.run_id).cells[(0, 0)]
+    assert again.grade == cell.grade and again.asserts == cell.asserts and again.passed is True
+    store.close()

@@ -32,8 +32,8 @@ def test_cases_edit_in_place_and_import_from_csv(bench: Any, tmp_path: Path) -> 
     assert bench.config.tests[1].vars["pet"] == "birds"
     assert bench.config.tests[0].asserts == (Assertion("icontains", "cats"), Assertion("not-contains", "sorry"))
     assert bench.runner.cells[(1, 0)].request.messages[-1].content == "About birds for kids"
-    assert not model.setData(model.index(0, 2), "javascript: 1")  # refused, with a message
-    assert "'javascript' is not an assertion type" in bench.message.text()
+    assert not model.setData(model.index(0, 2), "webhook: 1")  # refused, with a message
+    assert "'webhook' is not an assertion type" in bench.message.text()
     csv = tmp_path / "cases.csv"
     csv.write_text("pet,who,__expected\nfish,adults,contains: fish\n", encoding="utf-8")
     assert bench.import_cases(csv) == 1

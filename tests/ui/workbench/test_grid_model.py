@@ -79,8 +79,8 @@ def test_edits_change_the_config_or_are_refused_with_a_message(qapp: Any, qtbot:
         assert m.setData(m.index(1, 3), "icontains: rome\nnot-contains: Paris", EDIT)
     assert [a.type for a in m.config.tests[1].asserts] == ["icontains", "not-contains"]
     with qtbot.waitSignal(m.edit_failed, timeout=2000) as failed:
-        assert not m.setData(m.index(0, 3), "javascript: x", EDIT)
-    assert "javascript" in failed.args[0]
+        assert not m.setData(m.index(0, 3), "webhook: x", EDIT)
+    assert "webhook" in failed.args[0]
     assert [a.type for a in m.config.tests[0].asserts] == ["icontains"]  # unchanged
     assert not m.setData(m.index(0, 4), "typed into a result", EDIT)
     assert not m.setData(m.index(0, 0), "x", DISPLAY)

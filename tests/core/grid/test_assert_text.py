@@ -1,0 +1,60 @@
+"""The checks made from the answer alone that issue 23 added: equals with JSON, icontains-any
+and -all, regex syntax, finish-reason and perplexity (promptfoo's formulas)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from app.core.grid.assert_result import Answer
+from app.core.grid.assert_text import check
+from app.core.grid.model import Assertion
+
+ANSWER = Answer("The capital of FRANCE is Paris.", finish_reason="stop", logprobs=(-0.5, -1.5))
+
+
+@pytest.mark.parametrize(
+    ("assertion", "passed"),
+    [
+        (Assertion("icontains-any", ["rome", "paris"]), True),
+        (Assertion("icontains-any", ["rome", "berlin"]), False),
+        (Assertion("icontains-all", ["france", "PARIS"]), True),
+        (Assertion("icontains-all", ["france", "rome"]), False),
+        (Assertion("not-icontains-any", ["rome", "berlin"]), True),
+        (Assertion("regex", r"(?<city>Paris)\."), True),  # JavaScript's named groups
+        (Assertion("regex", r"^the"), False),  # promptfoo takes no flags: case counts
+        (Assertion("finish-reason", "STOP"), True),  # ignoring case, as promptfoo
+        (Assertion("finish-reason", "length"), False),
+    ],
+)
+def test_text_checks(assertion: Assertion, passed: bool) -> None:
+    assert check(assertion, ANSWER).passed is passed
+
+
+def test_equals_compares_objects_deeply() -> None:
+    answer = Answer('{"b": [1, 2], "a": {"c": null}}')
+    assert check(Assertion("equals", {"a": {"c": None}, "b": [1, 2]}), answer).passed
+    assert not check(Assertion("equals", {"a": {"c": None}, "b": [2, 1]}), answer).passed
+    assert check(Assertion("equals", [1, "x"]), Answer("[1, \"x\"]")).passed
+    assert not check(Assertion("equals", {"a": 1}), Answer("not json")).passed
+
+
+def test_a_transformed_object_is_checked_as_json_text() -> None:
+    answer = Answer("raw", output={"city": "Paris"})
+    assert check(Assertion("contains", '"city": "Paris"'), answer).passed
+    assert check(Assertion("equals", {"city": "Paris"}), answer).passed
+
+
+def test_perplexity_and_its_score() -> None:
+    ppl = math.exp(1.0)  # mean logprob -1
+    assert check(Assertion("perplexity", threshold=3.0), ANSWER).passed
+    failed = check(Assertion("perplexity", threshold=2.0), ANSWER)
+    assert not failed.passed and f"perplexity {ppl:.2f} (at most 2)" in failed.reason
+    score = check(Assertion("perplexity-score", threshold=0.2), ANSWER)
+    assert score.passed and score.score == pytest.approx(1 / (1 + ppl))
+    assert not check(Assertion("perplexity-score", threshold=0.3), ANSWER).passed
+    assert check(Assertion("perplexity"), ANSWER).passed  # no threshold: passes, as promptfoo
+    none = check(Assertion("perplexity", threshold=3.0), Answer("x"))
+    assert not none.passed and "returned none" in none.reason
+    assert not check(Assertion("finish-reason", "stop"), Answer("x")).passed
