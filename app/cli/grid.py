@@ -1,8 +1,8 @@
 """``grid FILE``: run a grid file (prompts x providers x tests, promptfoo's vocabulary)
 headless, through the run scheduler, and keep the run in the Workbench's list of past runs.
 
-Exit codes: 0 every assertion passed, 1 a check failed or a cell errored, 2 the file (or an
-option) is bad - nothing is sent then - and 130 on Ctrl+C (the finished cells are kept,
+Exit codes: 0 every assertion passed, 1 a check failed or a cell errored (100 with
+``--exit-code promptfoo``, as promptfoo eval), 2 the file (or an option) is bad - nothing is sent then - and 130 on Ctrl+C (the finished cells are kept,
 printed and stored).
 """
 
@@ -23,6 +23,9 @@ from app.core.grid.export import check_export_path, write_export
 from app.core.grid.model import GridConfig
 from app.core.grid.runner import GridRunner, cell_matches
 from app.core.grid.store import RunStore, store_path
+
+EXIT_PROMPTFOO_FAILED = 100
+"""promptfoo eval's exit code when a test fails (``--exit-code promptfoo``)."""
 
 if TYPE_CHECKING:
     from app.core.services import Services
@@ -45,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="requests at once per endpoint (default: the setting, 4)")  # fmt: skip
     p.add_argument("--filter", metavar="TEXT",
                    help="run only the cells whose test (description, variables) or provider (label, id) contains TEXT")  # fmt: skip
+    p.add_argument("--exit-code", choices=("app", "promptfoo"), default="app",
+                   help="promptfoo: exit 100 when an assertion fails or a cell errors, as promptfoo eval does "
+                   "(default: app, exit 1)")  # fmt: skip
     p.set_defaults(func=run_grid)
 
 
@@ -84,6 +90,8 @@ def run_grid(args: argparse.Namespace) -> int:
         try:
             runner = GridRunner(services.scheduler, config, sink=store, origin="cli", source=str(path.resolve()),
                                 default_temperature=default_temperature, listener=progress.on_cell, only=only)  # fmt: skip
+            for warning in runner.warnings():
+                err.write(f"warning: {warning}\n")
             problems = runner.problems()
             if problems:
                 first = problems[0]
@@ -124,4 +132,6 @@ def run_grid(args: argparse.Namespace) -> int:
         err.write("Stopped: the finished cells were kept (they are in the Workbench's past runs).\n")
         return EXIT_INTERRUPTED
     summary = runner.summary()
-    return EXIT_OK if summary.failed == 0 and summary.errors == 0 and summary.cancelled == 0 else EXIT_PROVIDER
+    if summary.failed == 0 and summary.errors == 0 and summary.cancelled == 0:
+        return EXIT_OK
+    return EXIT_PROMPTFOO_FAILED if args.exit_code == "promptfoo" else EXIT_PROVIDER

@@ -30,7 +30,15 @@ from app.core.grid.assertions import (
 )
 from app.core.grid.cells import Cell, ColumnSummary, GridEstimate, summarize
 from app.core.grid.config import normalize_model_id
-from app.core.grid.model import Assertion, GridConfig, Row, Variant
+from app.core.grid.model import (
+    Assertion,
+    GridConfig,
+    MissingVariables,
+    Row,
+    Variant,
+    chat_messages,
+    prompt_allowed,
+)
 from app.core.run_events import (
     RunCancelled,
     RunEvent,
@@ -98,11 +106,13 @@ class GridRunner:
         self.default_temperature = default_temperature
         self.listener = listener
         self.rows = config.rows()
+        self.undefined: dict[str, None] = {}
+        """Variables the prompts use that some test does not give (rendered empty)."""
         keep = set(only) if only is not None else None
         self.cells: dict[tuple[int, int], Cell] = {}
         for row in self.rows:
             for col, variant in enumerate(config.variants):
-                if keep is None or (row.index, col) in keep:
+                if (keep is None or (row.index, col) in keep) and prompt_allowed(row.prompt, variant.prompts):
                     self.cells[(row.index, col)] = self._plan(row, variant, col)
         self.grading_cost = Decimal(0)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -115,10 +125,18 @@ class GridRunner:
     def _plan(self, row: Row, variant: Variant, col: int) -> Cell:
         cell = Cell(row.index, col)
         try:
-            cell.request = variant.request(row.prompt.messages(row.vars), self.default_temperature)
+            rendered = row.prompt.render(row.vars)
+            self.undefined.update(dict.fromkeys(rendered.undefined))
+            if row.test.has_response_format:
+                variant = variant.with_(response_schema=row.test.response_schema)
+            cell.request = variant.request(chat_messages(rendered.text), self.default_temperature)
         except AppError as exc:
             cell.status, cell.error = "invalid", exc.user_message()
         return cell
+
+    def warnings(self) -> list[str]:
+        """What the user should know before the run (undefined variables, once per grid)."""
+        return [MissingVariables(list(self.undefined), "A prompt").message] if self.undefined else []
 
     def problems(self) -> list[Cell]:
         """Cells that cannot be sent (their ``error`` says why)."""

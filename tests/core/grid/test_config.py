@@ -126,15 +126,15 @@ def test_json_syntax_errors_name_the_line(tmp_path: Path) -> None:
         load_grid(path)
 
 
-def test_unknown_keys_are_ignored_with_a_warning_and_keys_never_read() -> None:
+def test_unknown_keys_are_ignored_with_a_warning_and_keys_kept_in_memory_only() -> None:
     text = ("outputPath: out.json\nprompts: [hi]\nproviders:\n  - id: openai:gpt-4o-mini\n"
             "    config: {apiKey: sk-secretsecretsecret, temprature: 1}\n")
     config = parse_grid_text(text, source="g.yaml")
-    assert len(config.warnings) == 3
+    assert len(config.warnings) == 2
     assert "g.yaml, line 1: outputPath: ignored" in config.warnings[0]
-    assert "keys are never read from files" in config.warnings[1]
-    assert "temprature: ignored" in config.warnings[2]
-    assert "sk-secret" not in repr(config.to_dict())
+    assert "temprature: ignored" in config.warnings[1]
+    assert "sk-secret" not in repr(config.to_dict()) and "sk-secret" not in repr(config)
+    assert config.variants[0].endpoint == "https://api.openai.com/v1"  # the key goes with it, in memory
 
 
 def test_tests_and_prompts_from_files_relative_to_the_grid(tmp_path: Path) -> None:
