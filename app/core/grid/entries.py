@@ -257,4 +257,7 @@ def _assertion(item: Any, path: Path_, doc: Doc) -> Assertion:
     grader = item.get("provider")
     if grader is not None and not isinstance(grader, str):
         grader = grader.get("id") if isinstance(grader, dict) else None
-    return Assertion(kind, value, threshold, grader)
+    metric = item.get("metric")
+    if metric is not None and not isinstance(metric, str):
+        doc.fail((*path, "metric"), "must be text (the name of a score).")
+    return Assertion(kind, value, threshold, grader, metric or None)

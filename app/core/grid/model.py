@@ -99,6 +99,8 @@ class Assertion:
     threshold: float | None = None
     provider: str | None = None
     """A grader for this llm-rubric (default: ``defaultTest.options.provider``)."""
+    metric: str | None = None
+    """A named score this assertion counts towards (promptfoo's ``metric``, CSV ``__metric``)."""
 
     @property
     def negated(self) -> bool:
@@ -119,6 +121,8 @@ class Assertion:
             out["threshold"] = self.threshold
         if self.provider:
             out["provider"] = self.provider
+        if self.metric:
+            out["metric"] = self.metric
         return out
 
 

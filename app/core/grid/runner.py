@@ -165,7 +165,7 @@ class GridRunner:
             tokens += count.tokens
             exact = exact and count.exact
             price_in = engine.cost(req.model, UsageReport(count.tokens, 0, estimated=True), req.endpoint)
-            if price_in is None:
+            if price_in is None or self.config.variants[cell.col].unpriced:
                 unpriced += 1
                 continue
             cost_in += price_in
@@ -310,6 +310,8 @@ class GridRunner:
     def _finished(self, cell: Cell, result: GenerationResult, now: float) -> None:
         cell.t_ended = now
         cell.text, cell.usage, cell.cost_usd = result.text, result.usage, result.cost_usd
+        if self.config.variants[cell.col].unpriced:
+            cell.cost_usd = None  # apiBaseUrl on another server: unknown, never $0
         cell.tokens_per_s, cell.finish_reason = result.tokens_per_s, result.finish_reason
         cell.tool_calls = tuple(result.tool_calls)
         self._times(cell)
