@@ -14,6 +14,7 @@ from typing import Any
 
 from app.core.errors import AppError, InvalidParams
 from app.core.grid import limits
+from app.core.grid.prompts import chat_messages
 from app.core.grid.templates import Rendered, render_template, render_value, template_names
 from app.core.grid.tool_config import tool_config
 from app.core.tools import ResponseSchema, ToolSpec
@@ -203,38 +204,6 @@ class Prompt:
     def messages(self, variables: Mapping[str, Any]) -> list[ChatMessage]:
         """The chat messages of this prompt for ``variables``."""
         return chat_messages(self.render(variables).text)
-
-
-def prompt_allowed(prompt: Prompt, refs: Sequence[str]) -> bool:
-    """True when ``refs`` (a provider's ``prompts``) is empty or names ``prompt``, as promptfoo
-    matches them: the label (or text) itself, ``group:*`` for labels starting ``group:``, and
-    ``group`` for ``group`` or labels starting ``group:``."""
-    if not refs:
-        return True
-    names = [n for n in (prompt.label, prompt.template) if n]
-    for ref in refs:
-        if ref.endswith("*") and any(n.startswith(ref[:-1]) for n in names):
-            return True
-        if any(n == ref or n.startswith(ref + ":") for n in names):
-            return True
-    return False
-
-
-def chat_messages(text: str) -> list[ChatMessage]:
-    """A rendered prompt as chat messages: a JSON list of ``{role, content}`` is those
-    messages (promptfoo's chat prompts), any other text one user message."""
-    stripped = text.strip()
-    if stripped.startswith("[") and stripped.endswith("]"):
-        try:
-            data = json.loads(stripped)
-        except ValueError:
-            data = None
-        if isinstance(data, list) and data and all(
-            isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
-            for m in data
-        ):
-            return [ChatMessage(m["role"], m["content"]) for m in data]
-    return [ChatMessage("user", text)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,15 +30,8 @@ from app.core.grid.assertions import (
 )
 from app.core.grid.cells import Cell, ColumnSummary, GridEstimate, summarize
 from app.core.grid.config import normalize_model_id
-from app.core.grid.model import (
-    Assertion,
-    GridConfig,
-    MissingVariables,
-    Row,
-    Variant,
-    chat_messages,
-    prompt_allowed,
-)
+from app.core.grid.model import Assertion, GridConfig, MissingVariables, Row, Variant
+from app.core.grid.prompts import chat_messages, prompt_allowed
 from app.core.run_events import (
     RunCancelled,
     RunEvent,

@@ -21,7 +21,8 @@ from app.core.grid.doc import Doc, Path_
 from app.core.grid.entries import as_list, assertions, variant_entry
 from app.core.grid.files import var_values
 from app.core.grid.limits import MAX_CELLS, check_cells
-from app.core.grid.model import Prompt, TestCase, Variant, prompt_allowed
+from app.core.grid.model import Prompt, TestCase, Variant
+from app.core.grid.prompts import prompt_allowed
 from app.core.grid.tool_config import read_response_format
 
 TEST_OPTIONS = ("provider", "response_format", "prefix", "suffix")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from app.core.grid.config import GridFileError, parse_grid_text
-from app.core.grid.model import Assertion, Prompt, prompt_allowed
+from app.core.grid.model import Assertion, Prompt
+from app.core.grid.prompts import prompt_allowed
 from app.core.grid.runner import GridRunner
 
 
@@ -48,6 +49,9 @@ scenarios:
         ("first", {"tone": "loud", "topic": "dogs"}, ["a"]),
         ("", {"tone": "loud", "topic": "birds"}, []),
     ]
+    arrays = parse_grid_text("prompts: [hi]\nproviders: [echo]\nscenarios:\n  - config: [{vars: {a: [x, y]}}]\n"
+                             "    tests: [{vars: {b: [1, 2]}}, {}]\n")  # fmt: skip
+    assert [dict(t.vars) for t in arrays.tests] == [{"a": "x", "b": [1, 2]}, {"a": "y", "b": [1, 2]}, {"a": "x"}, {"a": "y"}]
 
 
 def test_a_provider_runs_only_the_prompts_it_names() -> None:

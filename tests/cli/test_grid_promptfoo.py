@@ -1,0 +1,175 @@
+"""``grid`` on configs written like promptfoo's own examples, against the loopback server:
+the prompts the server receives and the verdicts are those promptfoo produces.
+
+Where the expectations come from: promptfoo's docs (configuration/guide, parameters, expected
+outputs, CSV) and sources: src/evaluatorHelpers.ts renderPrompt (file vars trimmed, JSON
+prompts rendered string by string), src/prompts/processors/text.ts (``---``, labels),
+src/csv.ts assertionFromString (__expected; plain text is ``equals``), src/evaluator.ts
+(generateVarCombinations, scenarios), its OpenAI provider (a JSON list of messages is sent as
+those messages) and `promptfoo eval` exiting 100 when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.cli import main
+from tests.support.openai_server import Behaviour, OpenAIServer, text
+
+KEY = "sk-grid-file-key-0123456789"
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAIServer]:
+    with OpenAIServer(models=("gpt-4o-mini", "test-model")) as srv:
+        srv.default = Behaviour(reply=lambda body: text(f"echo: {body['messages'][-1]['content']}"))
+        yield srv
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, body in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(body, encoding="utf-8")
+    return root / "promptfooconfig.yaml"
+
+
+def run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict[str, Any] | None, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    last = out.strip().splitlines()[-1] if out.strip() else ""
+    return code, json.loads(last) if last.startswith("{") else None, err
+
+
+def sent(server: OpenAIServer) -> list[list[tuple[str, str]]]:
+    return sorted([(m["role"], m["content"]) for m in r.json["messages"]] for r in server.chat_requests)
+
+
+def test_file_prompts_nunjucks_filters_and_a_csv_with_expected(server: OpenAIServer, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    config = write(tmp_path, {
+        "prompts/formal.txt": "{% if formal == 'yes' %}Dear reader,{% endif %} translate to {{ language | upper }}: {{ input | trim }}\n",
+        "prompts/list.txt": "Facts about {{ language }}:\n{% for f in facts | load %}- {{ f | capitalize }}\n{% endfor %}\n---\n{{ missing }}Say {{ input }}",
+        "tests.csv": 'language,input,formal,facts,__expected1,__expected2,__description\n'
+                     'french,Hello,yes,"[""one"", ""two""]",icontains: FRENCH,echo: Say Hello,greeting\n',
+        "promptfooconfig.yaml": f"""\
+description: file prompts and a CSV
+prompts: [file://prompts/*.txt]
+providers:
+  - id: openai:chat:gpt-4o-mini
+    config: {{apiBaseUrl: "{server.base_url}", temperature: 0}}
+tests: file://tests.csv
+""",
+    })  # fmt: skip
+    code, data, err = run(capsys, ["grid", str(config), "--json"])
+    assert sent(server) == [
+        [("user", "Dear reader, translate to FRENCH: Hello")],
+        [("user", "Facts about french:\n- One\n- Two\n")],
+        [("user", "Say Hello")],
+    ]
+    assert data is not None
+    verdicts = {c["text"]: [a["pass"] for a in c["asserts"]] for c in data["cells"]}
+    # icontains FRENCH passes only where the prompt names it; the plain text is an equals check
+    assert verdicts == {"echo: Dear reader, translate to FRENCH: Hello": [True, False],
+                        "echo: Facts about french:\n- One\n- Two\n": [True, False],
+                        "echo: Say Hello": [False, True]}  # fmt: skip
+    assert code == 1 and "warning: A prompt uses {{missing}}" in err
+    assert run(capsys, ["grid", str(config), "--exit-code", "promptfoo"])[0] == 100
+
+
+def test_array_vars_chat_message_files_and_var_files(server: OpenAIServer, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    config = write(tmp_path, {
+        "chat.json": json.dumps([{"role": "system", "content": "Style: {{ style | default('plain') }}. Context: {{ ctx }}"},
+                                 {"role": "user", "content": "Capital of {{ country }}? {{ meta | dump }}"}]),
+        "ctx/a.txt": "alpha\n", "ctx/b.txt": "beta\n",
+        "promptfooconfig.yaml": f"""\
+prompts: [file://chat.json]
+providers: [{{id: "openai:gpt-4o-mini", config: {{apiBaseUrl: "{server.base_url}"}}}}]
+tests:
+  - vars:
+      country: [France, Portugal]
+      ctx: file://ctx/*.txt
+      meta: {{id: 7}}
+    assert: [{{type: icontains, value: "{{{{country}}}}"}}]
+""",
+    })  # fmt: skip
+    code, data, err = run(capsys, ["grid", str(config), "--json"])
+    assert code == 0, err
+    assert sent(server) == sorted(
+        [("system", f"Style: plain. Context: {ctx}"), ("user", f'Capital of {country}? {{"id":7}}')]
+        for country in ("France", "Portugal") for ctx in ("alpha", "beta")
+    )
+    assert data is not None and data["summary"]["passed"] == 4
+
+
+def test_scenarios_and_provider_prompts_with_promptfoos_exit_code(server: OpenAIServer, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    config = write(tmp_path, {"promptfooconfig.yaml": f"""\
+prompts:
+  - {{raw: "Short: {{{{topic}}}}", label: short}}
+  - {{raw: "Long: {{{{topic}}}}", label: long}}
+providers:
+  - {{id: openai:gpt-4o-mini, label: A, prompts: [short], config: {{apiBaseUrl: "{server.base_url}"}}}}
+  - {{id: openai:test-model, label: B, config: {{apiBaseUrl: "{server.base_url}"}}}}
+scenarios:
+  - config: [{{vars: {{topic: cats}}}}, {{vars: {{topic: dogs}}}}]
+    tests:
+      - assert: [{{type: icontains, value: "{{{{topic}}}}"}}]
+      - vars: {{topic: birds}}
+        assert: [{{type: equals, value: never}}]
+"""})  # fmt: skip
+    code, data, err = run(capsys, ["grid", str(config), "--json", "--exit-code", "promptfoo"])
+    assert code == 100
+    assert data is not None and data["summary"]["cells"] == 12 and data["summary"]["passed"] == 6
+    by_model: dict[str, list[str]] = {}
+    for req in server.chat_requests:
+        by_model.setdefault(req.json["model"], []).append(req.json["messages"][-1]["content"])
+    assert sorted(by_model["gpt-4o-mini"]) == ["Short: birds", "Short: birds", "Short: cats", "Short: dogs"]
+    assert len(by_model["test-model"]) == 8
+
+
+def test_an_api_key_in_the_file_is_sent_and_never_stored(server: OpenAIServer, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("GRID_KEY_VAR", KEY + "-env")
+    config = write(tmp_path, {"promptfooconfig.yaml": f"""\
+prompts: [Hi]
+providers:
+  - {{id: openai:gpt-4o-mini, label: inline, config: {{apiBaseUrl: "{server.base_url}", apiKey: {KEY}}}}}
+  - {{id: openai:test-model, label: env, config: {{apiBaseUrl: "{server.base_url.replace('127.0.0.1', 'localhost')}", apiKeyEnvar: GRID_KEY_VAR}}}}
+tests: [{{assert: [{{type: cost, threshold: 1}}]}}]
+"""})  # fmt: skip
+    out = tmp_path / "results.json"
+    code, data, err = run(capsys, ["grid", str(config), "--json", "-o", str(out)])
+    auth = sorted(r.authorization or "" for r in server.chat_requests)
+    assert auth == [f"Bearer {KEY}", f"Bearer {KEY}-env"]
+    # a server other than OpenAI's: the cost is unknown, so a cost check fails (never $0)
+    assert code == 1 and data is not None
+    assert all(c["cost_usd"] is None and "cost is unknown" in c["asserts"][0]["reason"] for c in data["cells"])
+    home = Path(__import__("os").environ["LLM_PLAYGROUND_HOME"])
+    stored = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.name.endswith(".sqlite3") for p in stored)
+    for path in [*stored, out]:
+        assert KEY.encode() not in path.read_bytes(), path
+    assert KEY not in err and KEY not in json.dumps(data)
+
+
+def test_a_missing_file_or_unsupported_feature_exits_2_before_sending(server: OpenAIServer, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    head = f'providers: [{{id: openai:gpt-4o-mini, config: {{apiBaseUrl: "{server.base_url}"}}}}]\n'
+    for body, expected in [
+        ("prompts: [file://gone.txt]\n", "promptfooconfig.yaml, line 2: prompts[0]: the file"),
+        ("prompts: [hi]\ntests: file://cases.csv\n", "cases.csv, line 2, column __expected: javascript assertions"),
+        ("prompts: [hi]\nnunjucksFilters: {x: f.js}\n", "line 3: nunjucksFilters: promptfoo's 'nunjucksFilters'"),
+    ]:
+        config = write(tmp_path, {"cases.csv": "q,__expected\n1,javascript: output.length > 1\n",
+                                  "promptfooconfig.yaml": head + body})  # fmt: skip
+        code, _, err = run(capsys, ["grid", str(config)])
+        assert code == 2 and expected in err, err
+    assert server.chat_requests == []
