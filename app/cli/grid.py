@@ -20,6 +20,7 @@ from app.cli.grid_output import GridProgress, table
 from app.core.errors import InvalidParams
 from app.core.grid.config import GridFileError, load_grid
 from app.core.grid.export import check_export_path, write_export
+from app.core.grid.limits import check_cells
 from app.core.grid.model import GridConfig
 from app.core.grid.runner import GridRunner, cell_matches
 from app.core.grid.store import RunStore, store_path
@@ -48,6 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="requests at once per endpoint (default: the setting, 4)")  # fmt: skip
     p.add_argument("--filter", metavar="TEXT",
                    help="run only the cells whose test (description, variables) or provider (label, id) contains TEXT")  # fmt: skip
+    p.add_argument("--repeat", type=int, metavar="N",
+                   help="send each cell N times (1-100; as promptfoo's --repeat): mean and spread per cell")  # fmt: skip
     p.add_argument("--exit-code", choices=("app", "promptfoo"), default="app",
                    help="promptfoo: exit 100 when an assertion fails or a cell errors, as promptfoo eval does "
                    "(default: app, exit 1)")  # fmt: skip
@@ -74,7 +77,12 @@ def run_grid(args: argparse.Namespace) -> int:
         check_export_path(Path(args.output))
     if args.concurrency is not None and not 1 <= args.concurrency <= 64:
         raise InvalidParams(f"--concurrency must be from 1 to 64 (got {args.concurrency}).", hint="Try --concurrency 4.")
+    if args.repeat is not None and not 1 <= args.repeat <= 100:
+        raise InvalidParams(f"--repeat must be from 1 to 100 (got {args.repeat}).", hint="Try --repeat 3.")
     config = load_grid(path)  # a bad file: GridFileError, exit 2, nothing sent
+    if args.repeat is not None:
+        config = config.with_(repeat=args.repeat)
+        check_cells(len(config.rows()) * len(config.variants), path.name)
     for warning in config.warnings:
         err.write(f"warning: {warning}\n")
     only = selected(config, args.filter)

@@ -173,3 +173,21 @@ def test_a_missing_file_or_unsupported_feature_exits_2_before_sending(server: Op
         code, _, err = run(capsys, ["grid", str(config)])
         assert code == 2 and expected in err, err
     assert server.chat_requests == []
+
+
+def test_repeat_sends_each_cell_n_times_with_mean_and_spread(server: OpenAIServer, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    config = write(tmp_path, {"promptfooconfig.yaml": f"""\
+prompts: ["Hi {{{{name}}}}"]
+providers: [{{id: openai:gpt-4o-mini, config: {{apiBaseUrl: "{server.base_url}"}}}}]
+evaluateOptions: {{repeat: 3}}
+tests: [{{vars: {{name: Ann}}, assert: [{{type: contains, value: Ann}}]}}]
+"""})  # fmt: skip
+    code, data, err = run(capsys, ["grid", str(config), "--json"])
+    assert code == 0, err
+    assert len(server.chat_requests) == 3 and data is not None
+    assert [c["repeat"] for c in data["cells"]] == [1, 2, 3]
+    (stats,) = data["summary"]["repeats"]
+    assert stats["runs"] == 3 and stats["passed"] == 3 and stats["mean_latency_s"] > 0 and stats["sd_latency_s"] >= 0
+    assert "REPEAT test 1 · Ann × openai:gpt-4o-mini: 3/3 pass · latency " in err and " ± " in err
+    assert run(capsys, ["grid", str(config), "--repeat", "2"])[0] == 0 and len(server.chat_requests) == 5

@@ -42,8 +42,8 @@ from app.core.grid.suite import (
 
 __all__ = ["FORMAT_HINT", "GridFileError", "dump_grid", "grid_from_dict", "key_path", "load_grid",
            "normalize_model_id", "parse_grid_text"]
-TOP_KEYS = ("description", "prompts", "providers", "defaultTest", "tests", "scenarios")
-IGNORED_KEYS = ("sharing", "outputPath", "tags", "metadata", "writeLatestResults", "$schema", "evaluateOptions")
+TOP_KEYS = ("description", "prompts", "providers", "defaultTest", "tests", "scenarios", "evaluateOptions")
+IGNORED_KEYS = ("sharing", "outputPath", "tags", "metadata", "writeLatestResults", "$schema")
 """promptfoo keys that change nothing about what is sent or checked: ignored with a warning."""
 UNSUPPORTED_KEYS = ("env", "nunjucksFilters", "extensions", "derivedMetrics", "redteam", "commandLineOptions")
 """promptfoo features this app does not have: a grid that uses one exits 2 before sending."""
@@ -155,12 +155,29 @@ def _grid(data: Any, doc: Doc) -> GridConfig:
     tests = expand_tests(_tests(data.get("tests"), doc), default_vars, ("tests",), doc)
     tests += scenario_tests(data.get("scenarios"), default_vars, doc, _tests)
     check_prompt_refs(prompts, variants, doc)
-    check_cells(len(prompts) * max(1, len(tests)) * len(variants), doc.source)
-    config = GridConfig(description, prompts, variants, tests, default_vars, default_asserts, grader, tuple(doc.warnings))
+    repeat = _repeat(data.get("evaluateOptions"), doc)
+    check_cells(len(prompts) * max(1, len(tests)) * len(variants) * repeat, doc.source)
+    config = GridConfig(description, prompts, variants, tests, default_vars, default_asserts, grader, repeat,
+                        tuple(doc.warnings))  # fmt: skip
     if grader is None and config.uses_rubric():
         doc.fail(_first_rubric(data), "llm-rubric needs a grader model.",
                  "Set defaultTest: {options: {provider: local:smollm2}} (any model id; a local one works offline).")  # fmt: skip
     return config
+
+
+def _repeat(value: Any, doc: Doc) -> int:
+    """``evaluateOptions.repeat`` (1 when not given); the other options are warned about."""
+    if value is None:
+        return 1
+    if not isinstance(value, dict):
+        doc.fail(("evaluateOptions",), "must be a mapping (repeat).")
+    for key in value:
+        if key != "repeat":
+            doc.warn(("evaluateOptions", key), "ignored (grid --concurrency N sets how many requests run at once).")
+    repeat = value.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 100:
+        doc.fail(("evaluateOptions", "repeat"), f"must be a whole number from 1 to 100 (got {repeat!r}).")
+    return int(repeat)
 
 
 def _first_rubric(data: dict[str, Any]) -> Path_:

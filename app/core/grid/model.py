@@ -329,12 +329,14 @@ class Row:
     test: TestCase
     asserts: tuple[Assertion, ...]
     vars: Mapping[str, Any]
+    repeat: int = 0
+    """Which of the ``repeat`` runs of its test this row is (0 for the first)."""
 
     @property
     def label(self) -> str:
-        """``test 2`` or its description (with the prompt's label when there are several)."""
+        """``test 2`` or its description (``· run 3`` for a repeated run)."""
         name = self.test.description or (f"test {self.test_index + 1}" if self.test_index is not None else "prompt")
-        return name
+        return name + (f" · run {self.repeat + 1}" if self.repeat else "")
 
 
 @dataclass(frozen=True)
@@ -349,6 +351,8 @@ class GridConfig:
     default_asserts: tuple[Assertion, ...] = ()
     grader: Variant | None = None
     """The model that grades ``llm-rubric`` (``defaultTest.options.provider``)."""
+    repeat: int = 1
+    """How many times each cell is sent (promptfoo's ``evaluateOptions.repeat``)."""
     warnings: tuple[str, ...] = field(default=(), compare=False)
     """What the parser ignored (unknown keys...), as sentences."""
 
@@ -360,8 +364,9 @@ class GridConfig:
             for t_index, test in tests:
                 variables = {**dict(self.default_vars), **dict(test.vars)}
                 shown = Prompt(test.prefix + prompt.template + test.suffix, prompt.label) if test.prefix or test.suffix else prompt
-                out.append(Row(len(out), p_index, t_index, shown, test,
-                               (*self.default_asserts, *test.asserts), variables))  # fmt: skip
+                for r in range(max(1, self.repeat)):
+                    out.append(Row(len(out), p_index, t_index, shown, test,
+                                   (*self.default_asserts, *test.asserts), variables, r))  # fmt: skip
         return out
 
     def with_(self, **changes: Any) -> GridConfig:
@@ -391,4 +396,6 @@ class GridConfig:
         if default:
             out["defaultTest"] = default
         out["tests"] = [t.to_dict() for t in self.tests]
+        if self.repeat > 1:
+            out["evaluateOptions"] = {"repeat": self.repeat}
         return out

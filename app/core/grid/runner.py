@@ -32,6 +32,7 @@ from app.core.grid.cells import Cell, ColumnSummary, GridEstimate, summarize
 from app.core.grid.config import normalize_model_id
 from app.core.grid.model import Assertion, GridConfig, MissingVariables, Row, Variant
 from app.core.grid.prompts import chat_messages, prompt_allowed
+from app.core.grid.repeats import repeat_stats
 from app.core.run_events import (
     RunCancelled,
     RunEvent,
@@ -381,7 +382,8 @@ class GridRunner:
         """``{cells, passed, failed, errors, cost_usd, wall_s}`` (and stopped cells, the
         grading cost and the run id)."""
         s = self.summary()
-        return {"cells": s.cells, "passed": s.passed, "failed": s.failed, "errors": s.errors,
+        repeats = [r.to_dict() for r in repeat_stats(self.rows, self.cells)] if self.config.repeat > 1 else None
+        return {**({"repeats": repeats} if repeats is not None else {}), "cells": s.cells, "passed": s.passed, "failed": s.failed, "errors": s.errors,
                 "cost_usd": float(s.cost_usd), "wall_s": self.wall_s(), "cancelled": s.cancelled,
                 "grading_cost_usd": float(self.grading_cost), "run_id": self.run_id}  # fmt: skip
 
@@ -391,5 +393,7 @@ class GridRunner:
         out: dict[str, object] = {"test": (row.test_index + 1) if row.test_index is not None else None,
                                   "description": row.test.description, "prompt": row.prompt_index + 1,
                                   "vars": dict(row.vars), "provider": variant.model, "label": variant.title}  # fmt: skip
+        if self.config.repeat > 1:
+            out["repeat"] = row.repeat + 1
         out.update(cell.to_dict())
         return out
