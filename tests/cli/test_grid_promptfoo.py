@@ -12,6 +12,7 @@ those messages) and `promptfoo eval` exiting 100 when a test fails.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from app.cli import main
+from app.core.url_keys import forget_url_keys
 from tests.support.openai_server import Behaviour, OpenAIServer, text
 
 KEY = "sk-grid-file-key-0123456789"
@@ -29,6 +31,7 @@ def server() -> Iterator[OpenAIServer]:
     with OpenAIServer(models=("gpt-4o-mini", "test-model")) as srv:
         srv.default = Behaviour(reply=lambda body: text(f"echo: {body['messages'][-1]['content']}"))
         yield srv
+    forget_url_keys()  # a grid file's apiKey lives in this process's memory
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -152,7 +155,7 @@ tests: [{{assert: [{{type: cost, threshold: 1}}]}}]
     # a server other than OpenAI's: the cost is unknown, so a cost check fails (never $0)
     assert code == 1 and data is not None
     assert all(c["cost_usd"] is None and "cost is unknown" in c["asserts"][0]["reason"] for c in data["cells"])
-    home = Path(__import__("os").environ["LLM_PLAYGROUND_HOME"])
+    home = Path(os.environ["LLM_PLAYGROUND_HOME"])
     stored = [p for p in home.rglob("*") if p.is_file()]
     assert any(p.name.endswith(".sqlite3") for p in stored)
     for path in [*stored, out]:
@@ -191,3 +194,37 @@ tests: [{{vars: {{name: Ann}}, assert: [{{type: contains, value: Ann}}]}}]
     assert stats["runs"] == 3 and stats["passed"] == 3 and stats["mean_latency_s"] > 0 and stats["sd_latency_s"] >= 0
     assert "REPEAT test 1 · Ann × openai:gpt-4o-mini: 3/3 pass · latency " in err and " ± " in err
     assert run(capsys, ["grid", str(config), "--repeat", "2"])[0] == 0 and len(server.chat_requests) == 5
+
+
+def test_a_conversation_and_stored_outputs_feed_later_tests(server: OpenAIServer, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # promptfoo's examples/multiple-turn-conversation: a chat prompt that replays _conversation
+    config = write(tmp_path, {
+        "prompt.json": '[{% for completion in _conversation %}{"role": "user", "content": "{{ completion.input }}"}, '
+                       '{"role": "assistant", "content": "{{ completion.output }}"}, {% endfor %}'
+                       '{"role": "user", "content": "{{ question }}{{ last }}"}]',
+        "promptfooconfig.yaml": f"""\
+prompts: [file://prompt.json]
+providers:
+  - {{id: openai:gpt-4o-mini, label: A, config: {{apiBaseUrl: "{server.base_url}"}}}}
+  - {{id: openai:test-model, label: B, config: {{apiBaseUrl: "{server.base_url}"}}}}
+tests:
+  - vars: {{question: One}}
+    options: {{storeOutputAs: last}}
+  - vars: {{question: "Two "}}
+  - vars: {{question: "Three", last: ""}}
+    assert: [{{type: contains, value: "echo: Three"}}]
+""",
+    })  # fmt: skip
+    code, data, err = run(capsys, ["grid", str(config), "--json"])
+    assert code == 0, err
+    by_model: dict[str, list[list[tuple[str, str]]]] = {}
+    for req in server.chat_requests:
+        by_model.setdefault(req.json["model"], []).append([(m["role"], m["content"]) for m in req.json["messages"]])
+    for turns in by_model.values():  # each provider has its own conversation, in test order
+        assert turns == [
+            [("user", "One")],
+            [("user", "One"), ("assistant", "echo: One"), ("user", "Two echo: One")],
+            [("user", "One"), ("assistant", "echo: One"), ("user", "Two echo: One"),
+             ("assistant", "echo: Two echo: One"), ("user", "Threeecho: One")],
+        ]  # fmt: skip

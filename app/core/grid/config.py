@@ -257,7 +257,10 @@ def _tests(value: Any, doc: Doc, where: Path_ = ("tests",)) -> tuple[TestCase, .
                 doc.fail((*path, key), f"'{key}' is not supported in a test (it takes description, vars, assert and options).",
                          "Remove it (docs/grids.md lists what is supported).")  # fmt: skip
         description = item.get("description") or ""
+        meta = item.get("metadata")
+        conversation = str(meta.get("conversationId") or "") if isinstance(meta, dict) else ""
         test = TestCase(_vars(item.get("vars"), (*path, "vars"), doc),
-                        assertions(item.get("assert"), (*path, "assert"), doc), str(description))  # fmt: skip
+                        assertions(item.get("assert"), (*path, "assert"), doc), str(description),
+                        conversation=conversation)  # fmt: skip
         out.append(test_options(test, item.get("options"), (*path, "options"), doc))
     return tuple(out)

@@ -166,8 +166,8 @@ def _apply_config(variant: Variant, config: dict[str, Any], path: Path_, doc: Do
 
 
 def _api_key(variant: Variant, config: dict[str, Any], changes: dict[str, Any], path: Path_, doc: Doc) -> None:
-    """``apiKey`` / ``apiKeyEnvar``: the key is kept in memory for the variant's base URL
-    (OpenAI's own when it has none), never in the variant, the stored run or an export."""
+    """``apiKey`` / ``apiKeyEnvar`` with an ``apiBaseUrl``: the key is kept in memory for that
+    base URL (this process's requests to it), never in the variant, the stored run or an export."""
     key = config.get("apiKey") or config.get("api_key")
     if key is None and config.get("apiKeyEnvar"):
         name = str(config["apiKeyEnvar"]).strip()
@@ -181,7 +181,9 @@ def _api_key(variant: Variant, config: dict[str, Any], changes: dict[str, Any], 
         doc.fail((*path, "apiKey"), "only OpenAI-compatible models (openai:...) take an apiKey.")
     url = changes.get("endpoint") or variant.endpoint
     if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
-        url = "https://api.openai.com/v1"
+        doc.fail((*path, "apiKey" if "apiKeyEnvar" not in config else "apiKeyEnvar"),
+                 "a key in a grid file goes with an apiBaseUrl (it is used for that server only).",
+                 "For OpenAI's own API keep the key in the keyring (python -m app keys set openai) or OPENAI_API_KEY.")  # fmt: skip
     changes["endpoint"] = remember_key(url, str(key).strip())
 
 

@@ -144,6 +144,10 @@ class TestCase:
     """True when ``options.response_format`` is given (``response_schema`` None: text)."""
     prefix: str = ""
     suffix: str = ""
+    store_output_as: str = ""
+    """``options.storeOutputAs``: later tests of the same prompt and provider get the answer as this variable."""
+    conversation: str = ""
+    """Which conversation the test's ``_conversation`` follows (a scenario's own; "" the grid's)."""
 
     def with_(self, **changes: Any) -> TestCase:
         """A copy with ``changes``."""
@@ -163,11 +167,13 @@ class TestCase:
         if self.has_response_format:
             options["response_format"] = (self.response_schema.to_openai() if self.response_schema is not None
                                           else {"type": "text"})  # fmt: skip
-        for name in ("prefix", "suffix"):
+        for name, key in (("prefix", "prefix"), ("suffix", "suffix"), ("store_output_as", "storeOutputAs")):
             if getattr(self, name):
-                options[name] = getattr(self, name)
+                options[key] = getattr(self, name)
         if options:
             out["options"] = options
+        if self.conversation:
+            out["metadata"] = {"conversationId": self.conversation}
         return out
 
 
@@ -372,6 +378,11 @@ class GridConfig:
     def with_(self, **changes: Any) -> GridConfig:
         """A copy with ``changes``."""
         return replace(self, **changes)
+
+    def sequential(self) -> bool:
+        """True when tests depend on earlier answers (``_conversation``, ``storeOutputAs``):
+        each prompt and provider then runs its tests one after another, in order."""
+        return any("_conversation" in p.template for p in self.prompts) or any(t.store_output_as for t in self.tests)
 
     def uses_rubric(self) -> bool:
         """True when an llm-rubric assertion has no grader of its own (so it needs

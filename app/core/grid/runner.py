@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 from app.core.errors import AppError
-from app.core.events import UsageReport
 from app.core.grid.assertions import (
     Answer,
     AssertResult,
@@ -29,7 +28,9 @@ from app.core.grid.assertions import (
     rubric_result,
 )
 from app.core.grid.cells import Cell, ColumnSummary, GridEstimate, summarize
+from app.core.grid.chains import Chains
 from app.core.grid.config import normalize_model_id
+from app.core.grid.estimate import estimate_cells
 from app.core.grid.model import Assertion, GridConfig, MissingVariables, Row, Variant
 from app.core.grid.prompts import chat_messages, prompt_allowed
 from app.core.grid.repeats import repeat_stats
@@ -100,6 +101,7 @@ class GridRunner:
         self.default_temperature = default_temperature
         self.listener = listener
         self.rows = config.rows()
+        self.chains = Chains(config, self.rows)
         self.undefined: dict[str, None] = {}
         """Variables the prompts use that some test does not give (rendered empty)."""
         keep = set(only) if only is not None else None
@@ -116,10 +118,10 @@ class GridRunner:
         self.t_ended: float | None = None
 
     # -- planning ------------------------------------------------------------------------------
-    def _plan(self, row: Row, variant: Variant, col: int) -> Cell:
+    def _plan(self, row: Row, variant: Variant, col: int, extra: dict[str, object] | None = None) -> Cell:
         cell = Cell(row.index, col)
         try:
-            rendered = row.prompt.render(row.vars)
+            rendered = row.prompt.render({**row.vars, **(self.chains.planning_vars() if extra is None else extra)})
             self.undefined.update(dict.fromkeys(rendered.undefined))
             if row.test.has_response_format:
                 variant = variant.with_(response_schema=row.test.response_schema)
@@ -143,32 +145,7 @@ class GridRunner:
     def estimate(self) -> GridEstimate:
         """Prompt tokens and cost of every sendable cell (counts with each model's tokenizer
         when it can; this may read a tokenizer from disk, so the window calls it off the loop)."""
-        from app.core.tokens import count_chat
-
-        engine = self.scheduler.engine
-        tokens, exact, unpriced, unbounded = 0, True, 0, 0
-        cost_in, cost_out = Decimal(0), Decimal(0)
-        for cell in self.cells.values():
-            req = cell.request
-            if req is None:
-                continue
-            try:
-                count = engine.registry.get(req.model.provider).count_tokens(req.model.name, list(req.messages))
-            except Exception:  # a tokenizer that is not there: a labelled estimate
-                count = count_chat(req.model.name, list(req.messages))
-            tokens += count.tokens
-            exact = exact and count.exact
-            price_in = engine.cost(req.model, UsageReport(count.tokens, 0, estimated=True), req.endpoint)
-            if price_in is None or self.config.variants[cell.col].unpriced:
-                unpriced += 1
-                continue
-            cost_in += price_in
-            if req.params.max_tokens is None:
-                unbounded += 1
-            else:
-                cost_out += engine.cost(req.model, UsageReport(0, req.params.max_tokens), req.endpoint) or Decimal(0)
-        sendable = sum(1 for c in self.cells.values() if c.request is not None)
-        return GridEstimate(sendable, tokens, exact, cost_in, cost_out, unpriced, unbounded)
+        return estimate_cells(self.scheduler.engine, self.cells.values(), self.config.variants)
 
     # -- running -------------------------------------------------------------------------------
     def start(self, keys: Iterable[tuple[int, int]] | None = None) -> int:
@@ -181,10 +158,15 @@ class GridRunner:
         self._stopped = False
         self.t_ended = None
         targets = [self.cells[k] for k in keys] if keys is not None else [c for c in self.cells.values() if c.status == "idle"]
-        sent = 0
+        heads = self.chains.heads([c for c in targets if c.request is not None and not c.active])
         for cell in targets:
-            if cell.request is None or cell.active:
-                continue
+            if cell not in heads and cell.request is not None and not cell.active:
+                cell.reset()
+                cell.status = "queued"  # waits for the earlier tests of its chain
+                self._tell(cell, "status")
+        sent = 0
+        for cell in heads:
+            assert cell.request is not None  # heads are sendable
             cell.reset()
             cell.status = "queued"
             cell.attempt += 1
@@ -211,6 +193,10 @@ class GridRunner:
         self._stopped = True
         for task in list(self._tasks):
             task.cancel()
+        for cell in self.cells.values():
+            if cell.status == "queued" and cell.run is None:  # waiting in a chain: never sent
+                cell.status = "cancelled"
+                self._tell(cell, "status")
         return self.scheduler.cancel_all(tag=self.run_id)
 
     @property
@@ -362,6 +348,25 @@ class GridRunner:
             except Exception:  # the store failing must not lose the cell on screen
                 log.exception("saving cell %s of run %s failed", cell.key, self.run_id)
         self._tell(cell, "status")
+        if self.chains.active and not self._stopped:
+            self._continue_chain(cell)
+
+    def _continue_chain(self, cell: Cell) -> None:
+        """Send the next test of ``cell``'s chain, rendered with what the chain collected."""
+        self.chains.record(cell)
+        nxt = self.chains.next_in_chain(cell, self.cells)
+        if nxt is None:
+            return
+        row = self.rows[nxt.row]
+        planned = self._plan(row, self.config.variants[nxt.col], nxt.col, self.chains.vars_for(row, nxt.col))
+        nxt.request, nxt.error = planned.request, planned.error
+        if nxt.request is None:
+            nxt.status = "invalid"
+            self._ended(nxt)
+            return
+        nxt.attempt += 1
+        nxt.run = self.scheduler.submit(nxt.request, on_event=self._listener_for(nxt), tag=self.run_id)
+        self._tell(nxt, "status")
 
     # -- figures -------------------------------------------------------------------------------
     def column_summary(self, col: int) -> ColumnSummary:

@@ -5,8 +5,8 @@
 - ``scenarios``: each ``config`` entry crossed with each of the scenario's ``tests``
   (variables: defaultTest's, then the entry's, then the test's; assertions: the entry's,
   then the test's), after the plain tests;
-- a test's ``options``: ``provider`` (its grader), ``response_format``, ``prefix`` and
-  ``suffix``; others exit 2;
+- a test's ``options``: ``provider`` (its grader), ``response_format``, ``prefix``,
+  ``suffix`` and ``storeOutputAs``; others exit 2;
 - ``providers[].prompts``: every reference must name a prompt (by label, ``group:*``
   wildcard, ``label:`` prefix, or the prompt's text).
 """
@@ -25,9 +25,8 @@ from app.core.grid.model import Prompt, TestCase, Variant
 from app.core.grid.prompts import prompt_allowed
 from app.core.grid.tool_config import read_response_format
 
-TEST_OPTIONS = ("provider", "response_format", "prefix", "suffix")
+TEST_OPTIONS = ("provider", "response_format", "prefix", "suffix", "storeOutputAs")
 NOT_YET = {
-    "storeOutputAs": "storing an output into a variable for later tests",
     "transform": "transforming the output before the checks",
     "postprocess": "transforming the output before the checks",
     "disableConversationVar": "the _conversation variable",
@@ -86,6 +85,7 @@ def scenario_tests(value: Any, defaults: Mapping[str, Any], doc: Doc,
             data_asserts = assertions(data.get("assert"), (*at, "assert"), doc)
             for test in tests:
                 merged = test.with_(vars={**dict(defaults), **data_vars, **dict(test.vars)},
+                                    conversation=test.conversation or f"scenario {s + 1}.{c + 1}",
                                     asserts=(*data_asserts, *test.asserts),
                                     description=test.description or str(data.get("description") or ""))  # fmt: skip
                 out += expand_tests((merged,), {}, at, doc)
@@ -113,9 +113,9 @@ def test_options(test: TestCase, value: Any, path: Path_, doc: Doc) -> TestCase:
             changes["response_schema"] = read_response_format(item, at, doc)
             changes["has_response_format"] = True
         else:
-            if not isinstance(item, str):
-                doc.fail(at, "must be text.")
-            changes[key] = item
+            if not isinstance(item, str) or (key == "storeOutputAs" and not item.strip().isidentifier()):
+                doc.fail(at, "must be text" + (" (a variable name)." if key == "storeOutputAs" else "."))
+            changes["store_output_as" if key == "storeOutputAs" else key] = item.strip() if key == "storeOutputAs" else item
     return test.with_(**changes)
 
 
@@ -134,18 +134,13 @@ def default_options(value: Any, path: Path_, doc: Doc) -> Variant | None:
 
 
 def check_prompt_refs(prompts: tuple[Prompt, ...], variants: tuple[Variant, ...], doc: Doc) -> None:
-    """Exit 2 when a provider's ``prompts`` names no prompt, or the prompts uses
-    ``_conversation`` (multi-turn tests are not supported yet)."""
+    """Exit 2 when a provider's ``prompts`` names no prompt."""
     for i, variant in enumerate(variants):
         for j, ref in enumerate(variant.prompts):
             if not any(prompt_allowed(p, (ref,)) for p in prompts):
                 labels = ", ".join(p.label or p.template[:30] for p in prompts)
                 doc.fail(("providers", i, "prompts", j), f"'{ref}' names no prompt (the prompts: {labels}).",
                          "Use a prompt's label (prompts: [{raw: ..., label: NAME}]).")  # fmt: skip
-    for i, prompt in enumerate(prompts):
-        if "_conversation" in prompt.template:
-            doc.fail(("prompts", i), "multi-turn prompts (_conversation) are not supported yet.",
-                     "Write the earlier turns into the prompt; nothing was sent.")  # fmt: skip
 
 
 __all__ = ["as_list", "check_prompt_refs", "default_options", "expand_tests", "scenario_tests", "test_options"]

@@ -93,8 +93,8 @@ tests:
     [
         ("prompts: [hi]\nproviders: [echo]\nenv: {X: y}\n", "line 3: env: promptfoo's 'env' is not supported"),
         ("prompts: [hi]\nproviders: [echo]\nderivedMetrics: []\n", "line 3: derivedMetrics: promptfoo's"),
-        ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    options: {storeOutputAs: x}\n",
-         r"line 5: tests\[0\].options.storeOutputAs: storing an output"),
+        ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    options: {storeOutputAs: 'not a name'}\n",
+         r"line 5: tests\[0\].options.storeOutputAs: must be text \(a variable name\)"),
         ("prompts: [hi]\nproviders: [echo]\ntests:\n  - options: {transform: output.trim()}\n",
          r"line 4: tests\[0\].options.transform: transforming the output"),
         ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    provider: echo\n",
@@ -102,8 +102,6 @@ tests:
         ("prompts: [hi]\nproviders: [echo]\ndefaultTest:\n  options: {transform: x}\n",
          r"line 4: defaultTest.options.transform: 'transform' is not supported"),
         ("prompts: [hi]\nproviders:\n  - id: echo\n    transform: x\n", r"line 4: providers\[0\].transform"),
-        ("prompts: ['{% for t in _conversation %}{{t.output}}{% endfor %}']\nproviders: [echo]\n",
-         r"line 1: prompts\[0\]: multi-turn prompts \(_conversation\)"),
         ("prompts: [{raw: hi, function: x}]\nproviders: [echo]\n", r"prompts\[0\].function: 'function' is not supported"),
     ],
 )
