@@ -198,6 +198,10 @@ def _from_object(data: Any, where: str) -> TestCase:
                              hint='Write {"vars": {...}, "assert": [...]} or a flat object of variables.')  # fmt: skip
     if "vars" not in data and "assert" not in data:
         return TestCase(dict(data))
+    for key in data:
+        if key not in ("vars", "assert", "description", "metadata"):
+            raise CasesFileError(f"{where}: '{key}' is not supported in a case read from a file.",
+                                 hint="Keep vars, assert and description (put options in the grid file's tests).")  # fmt: skip
     variables = data.get("vars") or {}
     if not isinstance(variables, dict):
         raise CasesFileError(f"{where}: 'vars' must be an object.", hint='Write "vars": {"name": "value"}.')
