@@ -228,3 +228,28 @@ tests:
             [("user", "One"), ("assistant", "echo: One"), ("user", "Two echo: One"),
              ("assistant", "echo: Two echo: One"), ("user", "Threeecho: One")],
         ]  # fmt: skip
+
+
+def test_a_tests_options_set_its_response_format_and_grader(server: OpenAIServer, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    schema = {"type": "json_schema", "json_schema": {"name": "city", "schema": {"type": "object"}, "strict": False}}
+    base = server.base_url
+    config = write(tmp_path, {"schema.json": json.dumps(schema), "promptfooconfig.yaml": f"""\
+prompts: ["City of {{{{country}}}}?"]
+providers: [{{id: openai:gpt-4o-mini, config: {{apiBaseUrl: "{base}"}}}}]
+tests:
+  - vars: {{country: France}}
+    options:
+      response_format: file://schema.json
+      provider: {{id: openai:test-model, config: {{apiBaseUrl: "{base}"}}}}
+    assert: [{{type: llm-rubric, value: names a city}}]
+  - vars: {{country: Spain}}
+"""})  # fmt: skip
+    server.default = Behaviour(reply=lambda body: text('{"pass": true, "reason": "ok"}') if body["model"] == "test-model"
+                               else text("Paris"))  # fmt: skip
+    code, data, err = run(capsys, ["grid", str(config), "--json"])
+    assert code == 0, err
+    answered = {r.json["messages"][-1]["content"]: r.json for r in server.chat_requests if r.json["model"] == "gpt-4o-mini"}
+    assert answered["City of France?"]["response_format"] == schema
+    assert "response_format" not in answered["City of Spain?"]
+    assert [r.json["model"] for r in server.chat_requests].count("test-model") == 1  # the test's own grader

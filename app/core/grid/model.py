@@ -387,8 +387,10 @@ class GridConfig:
     def uses_rubric(self) -> bool:
         """True when an llm-rubric assertion has no grader of its own (so it needs
         ``defaultTest.options.provider``)."""
-        every = (*self.default_asserts, *(x for t in self.tests for x in t.asserts))
-        return any(a.base == "llm-rubric" and not a.provider for a in every)
+        def ungraded(asserts: Sequence[Assertion]) -> bool:
+            return any(a.base == "llm-rubric" and not a.provider for a in asserts)
+
+        return any(t.provider is None and ungraded((*self.default_asserts, *t.asserts)) for t in self.tests or (TestCase(),))
 
     def to_dict(self) -> dict[str, Any]:
         """The promptfoo-shaped data of a grid file."""

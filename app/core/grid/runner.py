@@ -322,7 +322,7 @@ class GridRunner:
         self._ended(cell)
 
     async def _grade_one(self, a: Assertion, output: str, row: Row) -> AssertResult:
-        grader = self.config.grader
+        grader = row.test.provider or self.config.grader  # options.provider, else defaultTest's
         if a.provider:
             try:
                 model, endpoint = normalize_model_id(a.provider)
