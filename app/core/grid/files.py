@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from app.core.grid import limits
 from app.core.grid.doc import Doc, Path_
 from app.core.grid.limits import MAX_CELLS, LimitError, compose_yaml, load_json, read_limited
 from app.core.grid.model import Prompt
@@ -72,9 +73,14 @@ def read_text(target: Path, path: Path_, doc: Doc) -> str:
         doc.fail(path, f"{target.name}: images, audio, video and PDF files are not supported as prompts or variables.",
                  "Use a text file.")  # fmt: skip
     try:
-        return read_limited(target, LimitError)
+        text = read_limited(target, LimitError)
     except (OSError, UnicodeDecodeError) as exc:
         doc.fail(path, f"cannot read {target}: {exc}.", "Save it as UTF-8 text.")
+    total = doc.read_chars = getattr(doc, "read_chars", 0) + len(text)
+    if total > limits.MAX_GRID_CHARS:
+        raise LimitError(f"{doc.where(path)}: the files the grid reads hold more than {limits.MAX_GRID_CHARS:,} "
+                         f"characters together (the limit).", hint="Read fewer or smaller files.")  # fmt: skip
+    return text
 
 
 def _data(target: Path, text: str, path: Path_, doc: Doc) -> Any:

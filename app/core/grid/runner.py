@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 from app.core.errors import AppError
+from app.core.grid import limits
 from app.core.grid.assertions import (
     Answer,
     AssertResult,
@@ -31,6 +32,7 @@ from app.core.grid.cells import Cell, ColumnSummary, GridEstimate, summarize
 from app.core.grid.chains import Chains
 from app.core.grid.config import normalize_model_id
 from app.core.grid.estimate import estimate_cells
+from app.core.grid.limits import LimitError
 from app.core.grid.model import Assertion, GridConfig, MissingVariables, Row, Variant
 from app.core.grid.prompts import chat_messages, prompt_allowed
 from app.core.grid.repeats import repeat_stats
@@ -102,6 +104,7 @@ class GridRunner:
         self.listener = listener
         self.rows = config.rows()
         self.chains = Chains(config, self.rows)
+        self._chars = 0
         self.undefined: dict[str, None] = {}
         """Variables the prompts use that some test does not give (rendered empty)."""
         keep = set(only) if only is not None else None
@@ -123,6 +126,10 @@ class GridRunner:
         try:
             rendered = row.prompt.render({**row.vars, **(self.chains.planning_vars() if extra is None else extra)})
             self.undefined.update(dict.fromkeys(rendered.undefined))
+            self._chars += len(rendered.text)
+            if self._chars > limits.MAX_GRID_CHARS:
+                raise LimitError(f"The grid's prompts together are longer than {limits.MAX_GRID_CHARS:,} characters "
+                                 f"(the limit).", hint="Use fewer cells or shorter variables.")  # fmt: skip
             if row.test.has_response_format:
                 variant = variant.with_(response_schema=row.test.response_schema)
             cell.request = variant.request(chat_messages(rendered.text), self.default_temperature)
