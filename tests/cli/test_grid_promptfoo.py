@@ -253,3 +253,51 @@ tests:
     assert answered["City of France?"]["response_format"] == schema
     assert "response_format" not in answered["City of Spain?"]
     assert [r.json["model"] for r in server.chat_requests].count("test-model") == 1  # the test's own grader
+
+
+MULTI_TURN_PROMPT = """[
+  {"role": "system", "content": "{{ system_message }}"},
+  {% for completion in _conversation %}
+    {"role": "user", "content": "{{ completion.input[completion.input.length - 1].content }}"},
+    {"role": "assistant", "content": "{{ completion.output }}"},
+  {% endfor %}
+  {"role": "user", "content": "{{ question }}"}
+]
+"""
+
+
+def test_promptfoos_multiple_turn_conversation_example_runs_unchanged(server: OpenAIServer, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # examples/multiple-turn-conversation (prompt.json as there; the provider pointed at the
+    # loopback server). ``completion.input`` is the last message's text in promptfoo, so
+    # ``input[input.length - 1].content`` is a character's .content: empty, as promptfoo sends it.
+    config = write(tmp_path, {"prompt.json": MULTI_TURN_PROMPT, "promptfooconfig.yaml": f"""\
+prompts:
+  - id: file://prompt.json
+    label: multi-turn-conversation
+providers:
+  - {{id: openai:gpt-4.1-mini, config: {{apiBaseUrl: "{server.base_url}"}}}}
+defaultTest:
+  vars:
+    system_message: You are a helpful assistant
+tests:
+  - vars: {{question: "Who founded Facebook?"}}
+    metadata: {{conversationId: facebook_thread}}
+  - vars: {{question: "Where does he live?"}}
+    metadata: {{conversationId: facebook_thread}}
+  - vars: {{question: "What's the weather like in San Francisco?"}}
+    metadata: {{conversationId: weather_thread}}
+  - vars: {{question: "Do I need an umbrella today?"}}
+    metadata: {{conversationId: weather_thread}}
+"""})  # fmt: skip
+    server.models.append("gpt-4.1-mini")
+    code, data, err = run(capsys, ["grid", str(config), "--json"])
+    assert code == 0, err
+    system = ("system", "You are a helpful assistant")
+    assert sent(server) == sorted([
+        [system, ("user", "Who founded Facebook?")],
+        [system, ("user", ""), ("assistant", "echo: Who founded Facebook?"), ("user", "Where does he live?")],
+        [system, ("user", "What's the weather like in San Francisco?")],
+        [system, ("user", ""), ("assistant", "echo: What's the weather like in San Francisco?"),
+         ("user", "Do I need an umbrella today?")],
+    ])  # fmt: skip

@@ -17,6 +17,7 @@ A failed cell adds no turn and stores nothing; the chain goes on.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,22 @@ from app.core.grid.cells import Cell
 from app.core.grid.model import GridConfig, Row
 
 ChainKey = tuple[int, int, int, str]
+
+
+def turn(rendered: str, output: str) -> dict[str, Any]:
+    """One ``_conversation`` entry as promptfoo makes it: ``prompt`` is the rendered prompt
+    (parsed when it is JSON), ``input`` the last message's content of a JSON list (else the
+    prompt), ``output`` the answer."""
+    try:
+        data: Any = json.loads(rendered)
+    except ValueError:
+        data = None
+    last: Any = None
+    if isinstance(data, list) and data:
+        last = data[-1].get("content") if isinstance(data[-1], dict) else data[-1]
+        last = last or data[-1]
+    prompt = rendered if data is None else data
+    return {"prompt": prompt, "input": last or prompt, "output": output}
 
 
 class Chains:
@@ -52,16 +69,13 @@ class Chains:
         key = self.key(row, col)
         return {"_conversation": list(self._turns.get(key, [])), **self._registers.get(key, {})}
 
-    def record(self, cell: Cell) -> None:
-        """Keep an ended cell's answer for the rest of its chain."""
-        if cell.status != "done" or cell.request is None:
+    def record(self, cell: Cell, rendered: str) -> None:
+        """Keep an ended cell's answer (and its ``rendered`` prompt) for the rest of its chain."""
+        if cell.status != "done":
             return
         row = self.rows[cell.row]
         key = self.key(row, cell.col)
-        messages = [m for m in cell.request.messages if m.role != "system" or len(cell.request.messages) > 1]
-        prompt: Any = messages[-1].content if len(messages) == 1 else [{"role": m.role, "content": m.content} for m in messages]
-        self._turns.setdefault(key, []).append({"prompt": prompt, "input": messages[-1].content if messages else "",
-                                                "output": cell.text})  # fmt: skip
+        self._turns.setdefault(key, []).append(turn(rendered, cell.text))
         if row.test.store_output_as and cell.text:
             self._registers.setdefault(key, {})[row.test.store_output_as] = cell.text
 

@@ -105,6 +105,7 @@ class GridRunner:
         self.rows = config.rows()
         self.chains = Chains(config, self.rows)
         self._chars = 0
+        self._rendered: dict[tuple[int, int], str] = {}
         self.undefined: dict[str, None] = {}
         """Variables the prompts use that some test does not give (rendered empty)."""
         keep = set(only) if only is not None else None
@@ -127,6 +128,8 @@ class GridRunner:
             rendered = row.prompt.render({**row.vars, **(self.chains.planning_vars() if extra is None else extra)})
             self.undefined.update(dict.fromkeys(rendered.undefined))
             self._chars += len(rendered.text)
+            if self.chains.active:
+                self._rendered[(row.index, col)] = rendered.text
             if self._chars > limits.MAX_GRID_CHARS:
                 raise LimitError(f"The grid's prompts together are longer than {limits.MAX_GRID_CHARS:,} characters "
                                  f"(the limit).", hint="Use fewer cells or shorter variables.")  # fmt: skip
@@ -360,7 +363,7 @@ class GridRunner:
 
     def _continue_chain(self, cell: Cell) -> None:
         """Send the next test of ``cell``'s chain, rendered with what the chain collected."""
-        self.chains.record(cell)
+        self.chains.record(cell, self._rendered.get(cell.key, ""))
         nxt = self.chains.next_in_chain(cell, self.cells)
         if nxt is None:
             return

@@ -8,7 +8,7 @@ where the two differ this environment follows nunjucks, as promptfoo uses it:
   grid can warn once;
 - values print as JavaScript prints them: ``true``/``false``, ``null`` as empty, ``5`` for
   ``5.0``, a list as ``a,b``, an object as ``[object Object]``;
-- ``{% for k, v in obj %}`` walks an object's entries;
+- ``{% for k, v in obj %}`` walks an object's entries; ``.length`` of a text or list works;
 - promptfoo's filters ``load`` (JSON.parse) and ``dump`` (JSON.stringify), and nunjucks'
   ``nl2br``.
 
@@ -196,6 +196,8 @@ def _environment() -> Any:
         def getattr(self, obj: Any, attribute: str) -> Any:
             if isinstance(obj, str) and attribute in ("format", "format_map") and _BIG_WIDTH.search(obj):
                 raise _too_long(getattr(_state, "where", "The prompt"))
+            if attribute == "length" and isinstance(obj, str | list | tuple):
+                return len(obj)  # JavaScript's .length (promptfoo's examples use it)
             return super().getattr(obj, attribute)
 
         def _parse(self, source: str, name: str | None, filename: str | None) -> Any:
