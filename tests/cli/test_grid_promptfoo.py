@@ -301,3 +301,48 @@ tests:
         [system, ("user", ""), ("assistant", "echo: What's the weather like in San Francisco?"),
          ("user", "Do I need an umbrella today?")],
     ])  # fmt: skip
+
+
+SIMPLE_CSV_PROMPTS = """\
+You are a skilled translator and language expert. Follow these style requirements:
+- Tone: {{ (style_config | load).tone }}
+- Length: {{ (style_config | load).length }}
+
+Task: Rephrase the following text in {{language}}:
+"{{body}}"
+
+Ensure your response matches the specified style.
+---
+You are a conversational language assistant. Follow the style configuration: {{style_config}}.
+
+Task: Translate this text to {{language}} in a natural, conversational way:
+"{{body}}"
+
+Make sure to maintain the intended tone while keeping it casual and friendly.
+"""
+
+
+def test_promptfoos_simple_csv_example_renders_its_load_filter(server: OpenAIServer, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # examples/simple-csv: the case whose verdict changed when {{ (x | load).tone }} went out as text
+    config = write(tmp_path, {
+        "prompts.txt": SIMPLE_CSV_PROMPTS,
+        "tests.csv": 'language,body,style_config,__expected\n'
+                     'French,"Hello world","{""tone"":""formal"",""length"":""brief""}","icontains:bonjour"\n',
+        "promptfooconfig.yaml": f"""\
+description: A translator built with LLM
+prompts:
+  - file://prompts.txt
+providers:
+  - {{id: openai:gpt-3.5-turbo, config: {{apiBaseUrl: "{server.base_url}"}}}}
+tests: file://tests.csv
+""",
+    })  # fmt: skip
+    server.models.append("gpt-3.5-turbo")
+    server.default = Behaviour(reply=lambda body: text("Bonjour le monde" if "Tone: formal" in body["messages"][-1]["content"]
+                                                       else "Salut"))  # fmt: skip
+    code, data, err = run(capsys, ["grid", str(config), "--json"])
+    first, second = sorted(r.json["messages"][0]["content"] for r in server.chat_requests)[::-1]
+    assert "- Tone: formal\n- Length: brief\n\nTask: Rephrase the following text in French:\n\"Hello world\"" in first
+    assert 'Follow the style configuration: {"tone":"formal","length":"brief"}.' in second
+    assert data is not None and [c["pass"] for c in data["cells"]] == [True, False] and code == 1
