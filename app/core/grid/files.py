@@ -31,18 +31,26 @@ from app.core.grid.model import Prompt
 CODE_SUFFIXES = (".js", ".cjs", ".mjs", ".ts", ".py", ".sh")
 BINARY_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".svg", ".mp3", ".wav", ".mp4")
 _MAGIC = re.compile(r"[*?\[{]")
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{2,4}$")
 
 
 def looks_like_path(text: str, doc: Doc) -> bool:
     """True for ``file://...``, or a one-line text without spaces that names an existing
-    file next to the grid file (promptfoo reads such a prompt from the file)."""
+    file next to the grid file, or looks like a path as promptfoo sees one (a ``/``, a ``*``
+    or a short extension: ``prompt.txt``). promptfoo reads such a prompt from the file, so
+    a missing one is an error, never sent as text. Without a grid file (a stored run) only
+    ``file://`` is a path."""
     if text.startswith("file://"):
         return True
-    if "\n" in text or "{{" in text or "{%" in text or len(text) > 1024 or " " in text.strip():
+    if doc.base_dir is None:  # a stored run or pasted text: its prompts are text already
         return False
-    base = doc.base_dir or Path.cwd()
+    stripped = text.strip()
+    if "\n" in text or "{{" in text or "{%" in text or len(text) > 1024 or any(c.isspace() for c in stripped):
+        return False
+    if "/" in stripped or "\\" in stripped or "*" in stripped or _EXTENSION.search(stripped):
+        return True
     try:
-        return bool(_MAGIC.search(text) and _matches(base, text)) or (base / text).expanduser().is_file()
+        return ((doc.base_dir or Path.cwd()) / stripped).expanduser().is_file()
     except OSError:
         return False
 

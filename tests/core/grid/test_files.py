@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.grid.config import GridFileError, load_grid
+from app.core.grid.config import GridFileError, grid_from_dict, load_grid
 from app.core.grid.model import Assertion
 
 
@@ -110,3 +110,13 @@ def test_csv_assertions_this_app_cannot_check_exit_2(tmp_path: Path, cell: str, 
                 **{"t.csv": f'q,__expected\na,"{cell}"\n'})  # fmt: skip
     with pytest.raises(GridFileError, match=f"t.csv, line 2, column __expected: {expected}"):
         load_grid(path)
+
+
+def test_a_bare_prompt_that_looks_like_a_missing_file_exits_2(tmp_path: Path) -> None:
+    path = grid(tmp_path, "prompts: [prompt.txt]\nproviders: [echo]\n")
+    with pytest.raises(GridFileError, match=r"line 1: prompts\[0\]: the file '.*prompt.txt' does not exist"):
+        load_grid(path)
+    path.write_text("prompts: ['What is 2+2?', Hello, 'Say hi / bye']\nproviders: [echo]\n", encoding="utf-8")
+    assert [p.template for p in load_grid(path).prompts] == ["What is 2+2?", "Hello", "Say hi / bye"]
+    stored = grid_from_dict({"prompts": ["example.com", "a/b"], "providers": ["echo"]})  # a stored run's prompts are text
+    assert [p.template for p in stored.prompts] == ["example.com", "a/b"]
