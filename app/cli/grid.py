@@ -1,8 +1,8 @@
 """``grid FILE``: run a grid file (prompts x providers x tests, promptfoo's vocabulary)
 headless, through the run scheduler, and keep the run in the Workbench's list of past runs.
 
-Exit codes: 0 every assertion passed, 1 a check failed or a cell errored, 2 the file (or an
-option) is bad - nothing is sent then - and 130 on Ctrl+C (the finished cells are kept,
+Exit codes: 0 every assertion passed, 1 a check failed or a cell errored (100 with
+``--exit-code promptfoo``, as promptfoo eval), 2 the file (or an option) is bad - nothing is sent then - and 130 on Ctrl+C (the finished cells are kept,
 printed and stored).
 """
 
@@ -20,9 +20,13 @@ from app.cli.grid_output import GridProgress, table
 from app.core.errors import InvalidParams
 from app.core.grid.config import GridFileError, load_grid
 from app.core.grid.export import check_export_path, write_export
+from app.core.grid.limits import check_cells
 from app.core.grid.model import GridConfig
 from app.core.grid.runner import GridRunner, cell_matches
 from app.core.grid.store import RunStore, store_path
+
+EXIT_PROMPTFOO_FAILED = 100
+"""promptfoo eval's exit code when a test fails (``--exit-code promptfoo``)."""
 
 if TYPE_CHECKING:
     from app.core.services import Services
@@ -45,6 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="requests at once per endpoint (default: the setting, 4)")  # fmt: skip
     p.add_argument("--filter", metavar="TEXT",
                    help="run only the cells whose test (description, variables) or provider (label, id) contains TEXT")  # fmt: skip
+    p.add_argument("--repeat", type=int, metavar="N",
+                   help="send each cell N times (1-100; as promptfoo's --repeat): mean and spread per cell")  # fmt: skip
+    p.add_argument("--exit-code", choices=("app", "promptfoo"), default="app",
+                   help="promptfoo: exit 100 when an assertion fails or a cell errors, as promptfoo eval does "
+                   "(default: app, exit 1)")  # fmt: skip
     p.set_defaults(func=run_grid)
 
 
@@ -68,7 +77,12 @@ def run_grid(args: argparse.Namespace) -> int:
         check_export_path(Path(args.output))
     if args.concurrency is not None and not 1 <= args.concurrency <= 64:
         raise InvalidParams(f"--concurrency must be from 1 to 64 (got {args.concurrency}).", hint="Try --concurrency 4.")
+    if args.repeat is not None and not 1 <= args.repeat <= 100:
+        raise InvalidParams(f"--repeat must be from 1 to 100 (got {args.repeat}).", hint="Try --repeat 3.")
     config = load_grid(path)  # a bad file: GridFileError, exit 2, nothing sent
+    if args.repeat is not None:
+        config = config.with_(repeat=args.repeat)
+        check_cells(len(config.rows()) * len(config.variants), path.name)
     for warning in config.warnings:
         err.write(f"warning: {warning}\n")
     only = selected(config, args.filter)
@@ -84,6 +98,8 @@ def run_grid(args: argparse.Namespace) -> int:
         try:
             runner = GridRunner(services.scheduler, config, sink=store, origin="cli", source=str(path.resolve()),
                                 default_temperature=default_temperature, listener=progress.on_cell, only=only)  # fmt: skip
+            for warning in runner.warnings():
+                err.write(f"warning: {warning}\n")
             problems = runner.problems()
             if problems:
                 first = problems[0]
@@ -124,4 +140,6 @@ def run_grid(args: argparse.Namespace) -> int:
         err.write("Stopped: the finished cells were kept (they are in the Workbench's past runs).\n")
         return EXIT_INTERRUPTED
     summary = runner.summary()
-    return EXIT_OK if summary.failed == 0 and summary.errors == 0 and summary.cancelled == 0 else EXIT_PROVIDER
+    if summary.failed == 0 and summary.errors == 0 and summary.cancelled == 0:
+        return EXIT_OK
+    return EXIT_PROMPTFOO_FAILED if args.exit_code == "promptfoo" else EXIT_PROVIDER

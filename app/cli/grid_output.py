@@ -12,6 +12,7 @@ from app.cli.progress import TerminalFeedback, format_duration
 from app.core.figures import format_cost, format_seconds
 from app.core.grid.cells import Cell, GridEstimate
 from app.core.grid.model import Row, var_text
+from app.core.grid.repeats import repeat_stats
 from app.core.grid.runner import GridRunner
 
 REDRAW_S = 0.1
@@ -120,7 +121,9 @@ def table(runner: GridRunner, *, width: int = 18) -> str:
         if cell.error:
             problems.append(f"  ERROR {where}: {cell.error}")
         problems += [f"  FAIL  {where}: {a.type}: {a.reason}" for a in cell.asserts if not a.passed]
-    for block in (calls, problems):
+    repeats = [f"  REPEAT {_row_label(runner.rows[st.row])} × {variants[st.col].title}: {st.sentence()}"
+               for st in repeat_stats(runner.rows, runner.cells)] if runner.config.repeat > 1 else []  # fmt: skip
+    for block in (repeats, calls, problems):
         if block:
             lines += ["", *block]
     s = runner.summary()

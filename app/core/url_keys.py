@@ -108,6 +108,15 @@ def accept_base_url(raw: str) -> str:
     return split.url
 
 
+def remember_key(url: str, key: str) -> str:
+    """Send ``key`` (as ``Authorization: Bearer``) with requests to the base URL ``url``
+    (memory only: a grid file's ``apiKey``); returns the clean URL."""
+    clean = accept_base_url(url)
+    register_secret(key)
+    _keys[clean] = UrlKey(key)
+    return clean
+
+
 def accept_endpoint(value: str | None) -> str | None:
     """An endpoint as given (a name, or None) unchanged; a base URL through
     :func:`accept_base_url`."""

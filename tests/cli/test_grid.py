@@ -160,8 +160,9 @@ def _run_cli(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     [
         ("prompts: [hi]\nproviders:\n  - id: mock:echo\n    config: {seed: -1}\n", [],
          "grid.yaml, line 4: providers[0].config.seed: seed must be a whole number"),
-        ("prompts: ['{{x}}']\nproviders: [mock:echo]\ntests:\n  - vars: {y: 1}\n", [],
-         "uses {{x}} but the test case has no such variable"),
+        ("prompts: ['{% if %}x']\nproviders: [mock:echo]\ntests:\n  - vars: {y: 1}\n", [],
+         "is not a valid template (line 1: Expected an expression"),
+        ("prompts: [hi]\nproviders: [mock:echo]\nenv: {A: b}\n", [], "grid.yaml, line 3: env: promptfoo's 'env' is not supported"),
         ("prompts: [hi]\nproviders: [mock:echo]\n", ["-o", "out.pdf"], "must end in .json, .csv or .html"),
         ("prompts: [hi]\nproviders: [mock:echo]\n", ["--filter", "nothing-matches"], "No test or provider matches"),
         ("prompts: [hi]\nproviders: [mock:echo]\n", ["--concurrency", "0"], "--concurrency must be from 1 to 64"),

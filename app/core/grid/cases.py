@@ -9,6 +9,7 @@ import io
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +101,56 @@ def parse_assertion_lines(text: str, where: str = "The assertion") -> tuple[Asse
     return tuple(parse_assertion_line(line, where) for line in text.splitlines() if line.strip())
 
 
+PROMPTFOO_TYPES = (
+    "answer-relevance", "bleu", "classifier", "contains-all", "contains-any", "contains-html", "contains-json",
+    "contains-sql", "contains-xml", "contains", "context-faithfulness", "context-recall", "context-relevance",
+    "conversation-relevance", "cost", "equals", "factuality", "finish-reason", "g-eval", "gleu", "guardrails",
+    "icontains-all", "icontains-any", "icontains", "is-html", "is-json", "is-refusal", "is-sql",
+    "is-valid-function-call", "is-valid-openai-function-call", "is-valid-openai-tools-call", "is-xml", "javascript",
+    "latency", "levenshtein", "llm-rubric", "meteor", "model-graded-closedqa", "model-graded-factuality",
+    "moderation", "perplexity-score", "perplexity", "pi", "python", "regex", "rouge-n", "ruby", "select-best",
+    "similar", "starts-with", "tool-call-f1", "webhook", "word-count",
+)  # fmt: skip
+"""promptfoo's assertion types, as its CSV ``__expected`` columns recognise them."""
+_PROMPTFOO_LINE = re.compile(r"^(not-)?(" + "|".join(map(re.escape, PROMPTFOO_TYPES)) + r")(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$")
+_CODE_PREFIXES = (("javascript:", "javascript"), ("fn:", "javascript"), ("eval:", "javascript"),
+                  ("grade:", "llm-rubric"), ("llm-rubric:", "llm-rubric"), ("python:", "python"))  # fmt: skip
+
+
+def expected_assertion(text: str, where: str) -> Assertion:
+    """A CSV ``__expected`` cell read by promptfoo's rules: ``javascript:`` / ``fn:`` /
+    ``eval:`` (and ``file://x.js``) are javascript, ``grade:`` / ``llm-rubric:`` llm-rubric,
+    ``python:`` (and ``file://x.py``) python; ``TYPE[(threshold)][: value]`` for a known type;
+    any other text an ``equals`` check of the whole text. A type promptfoo has and this app
+    does not check raises CasesFileError (exit 2)."""
+    kind, value = "", text
+    for prefix, name in _CODE_PREFIXES:
+        if text.startswith(prefix):
+            kind, value = name, text[len(prefix):]
+    if not kind and text.startswith("file://"):
+        path = text[len("file://"):].strip()
+        if path.endswith((".js", ".cjs", ".mjs", ".ts")) or ".js:" in path:
+            kind, value = "javascript", text
+        elif path.endswith(".py") or ".py:" in path:
+            kind, value = "python", text
+    if kind:
+        if not known_type(kind):
+            raise CasesFileError(f"{where}: {kind} assertions are not supported by this app (from '{text[:40]}').",
+                                 hint="Use a built-in type instead (contains: ..., regex: ..., is-json ...).")  # fmt: skip
+        return Assertion(kind, value.strip() if kind != "llm-rubric" else value)
+    m = _PROMPTFOO_LINE.match(text)
+    if m is None:
+        return Assertion("equals", text)  # promptfoo: any other text is the expected output
+    if not known_type((m.group(1) or "") + m.group(2)):
+        raise CasesFileError(f"{where}: the assertion type '{(m.group(1) or '') + m.group(2)}' is not supported by this app.",
+                             hint="Use one of " + ", ".join(ASSERT_TYPES) + " (or not-TYPE).")  # fmt: skip
+    return parse_assertion_line(text, where)
+
+
 def _from_row(row: dict[str, str], where: str) -> TestCase:
     variables: dict[str, Any] = {}
     asserts: list[Assertion] = []
-    description = ""
+    description = metric = prefix = suffix = ""
     for key, value in row.items():
         if key is None:
             raise CasesFileError(f"{where}: this row has more cells than the header has columns.",
@@ -111,14 +158,21 @@ def _from_row(row: dict[str, str], where: str) -> TestCase:
         name = key.strip()
         if name.startswith("__expected"):
             if value and value.strip():
-                asserts.append(parse_assertion_line(value, f"{where}, column {name}"))
+                asserts.append(expected_assertion(value, f"{where}, column {name}"))
         elif name == "__description":
             description = (value or "").strip()
+        elif name == "__metric":
+            metric = (value or "").strip()
+        elif name in ("__prefix", "__suffix"):
+            prefix, suffix = (value or "", suffix) if name == "__prefix" else (prefix, value or "")
         elif name.startswith("__"):
-            continue  # promptfoo's other special columns (__prefix, __metric...) do not apply
+            raise CasesFileError(f"{where}: the column {name} is not supported by this app.",
+                                 hint="Remove the column (supported: __expected, __description, __metric, __prefix, __suffix).")  # fmt: skip
         elif name:
             variables[name] = value if value is not None else ""
-    return TestCase(variables, tuple(asserts), description)
+    if metric:
+        asserts = [replace(a, metric=metric) for a in asserts]
+    return TestCase(variables, tuple(asserts), description, prefix=prefix, suffix=suffix)
 
 
 def cases_from_csv(text: str, source: str = "cases.csv") -> list[TestCase]:
@@ -144,6 +198,10 @@ def _from_object(data: Any, where: str) -> TestCase:
                              hint='Write {"vars": {...}, "assert": [...]} or a flat object of variables.')  # fmt: skip
     if "vars" not in data and "assert" not in data:
         return TestCase(dict(data))
+    for key in data:
+        if key not in ("vars", "assert", "description", "metadata"):
+            raise CasesFileError(f"{where}: '{key}' is not supported in a case read from a file.",
+                                 hint="Keep vars, assert and description (put options in the grid file's tests).")  # fmt: skip
     variables = data.get("vars") or {}
     if not isinstance(variables, dict):
         raise CasesFileError(f"{where}: 'vars' must be an object.", hint='Write "vars": {"name": "value"}.')

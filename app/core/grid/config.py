@@ -22,7 +22,6 @@ Every error names the file, the line and the key (``grid.yaml, line 7: providers
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,12 +36,25 @@ from app.core.grid.entries import (
     normalize_model_id,
     variant_entry,
 )
+from app.core.grid.files import looks_like_path, prompt_entries, resolve
 from app.core.grid.limits import LimitError, check_cells, compose_yaml, load_json, read_limited
 from app.core.grid.model import Assertion, GridConfig, Prompt, TestCase, Variant
+from app.core.grid.suite import (
+    check_prompt_refs,
+    default_options,
+    expand_tests,
+    scenario_tests,
+    test_options,
+)
 
 __all__ = ["FORMAT_HINT", "GridFileError", "dump_grid", "grid_from_dict", "key_path", "load_grid",
            "normalize_model_id", "parse_grid_text"]
-TOP_KEYS = ("description", "prompts", "providers", "defaultTest", "tests", "derivedMetrics")
+TOP_KEYS = ("description", "prompts", "providers", "defaultTest", "tests", "scenarios", "evaluateOptions",
+            "derivedMetrics")
+IGNORED_KEYS = ("sharing", "outputPath", "tags", "metadata", "writeLatestResults", "$schema")
+"""promptfoo keys that change nothing about what is sent or checked: ignored with a warning."""
+UNSUPPORTED_KEYS = ("env", "nunjucksFilters", "extensions", "redteam", "commandLineOptions")
+"""promptfoo features this app does not have: a grid that uses one exits 2 before sending."""
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -131,6 +143,9 @@ def _grid(data: Any, doc: Doc) -> GridConfig:
         doc.fail((), "a grid file must be a mapping with prompts, providers and tests.",
                  "Start from the example in docs/grids.md.")  # fmt: skip
     for key in data:
+        if key in UNSUPPORTED_KEYS:
+            doc.fail((key,), f"promptfoo's '{key}' is not supported here, so the grid would not run as promptfoo runs it.",
+                     "Remove it (docs/grids.md lists what is supported).")  # fmt: skip
         if key not in TOP_KEYS:
             doc.warn((key,), f"ignored (the Workbench reads {', '.join(TOP_KEYS)}).")
     description = data.get("description") or ""
@@ -145,30 +160,50 @@ def _grid(data: Any, doc: Doc) -> GridConfig:
     if not variants:
         doc.fail(("providers",), "no providers are listed.", "List at least one model id, e.g. mock:echo.")
     default_vars, default_asserts, grader = _default_test(data.get("defaultTest"), doc)
-    tests = _tests(data.get("tests"), doc)
-    check_cells(len(prompts) * max(1, len(tests)) * len(variants), doc.source)
+    tests = expand_tests(_tests(data.get("tests"), doc), default_vars, ("tests",), doc)
+    tests += scenario_tests(data.get("scenarios"), default_vars, doc, _tests)
+    check_prompt_refs(prompts, variants, doc)
+    repeat = _repeat(data.get("evaluateOptions"), doc)
+    check_cells(len(prompts) * max(1, len(tests)) * len(variants) * repeat, doc.source)
     default_scoring = case_scoring(data["defaultTest"], ("defaultTest",), doc) if isinstance(data.get("defaultTest"), dict) else {}
-    return GridConfig(description, prompts, variants, tests, default_vars, default_asserts, grader, tuple(doc.warnings),
-                      default_scoring.get("transform"), derived_metrics(data.get("derivedMetrics"), doc))  # fmt: skip
+    return GridConfig(description, prompts, variants, tests, default_vars, default_asserts, grader, repeat,
+                      tuple(doc.warnings), default_transform=default_scoring.get("transform"),
+                      derived_metrics=derived_metrics(data.get("derivedMetrics"), doc))  # fmt: skip
+
+
+def _repeat(value: Any, doc: Doc) -> int:
+    """``evaluateOptions.repeat`` (1 when not given); the other options are warned about."""
+    if value is None:
+        return 1
+    if not isinstance(value, dict):
+        doc.fail(("evaluateOptions",), "must be a mapping (repeat).")
+    for key in value:
+        if key != "repeat":
+            doc.warn(("evaluateOptions", key), "ignored (grid --concurrency N sets how many requests run at once).")
+    repeat = value.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 100:
+        doc.fail(("evaluateOptions", "repeat"), f"must be a whole number from 1 to 100 (got {repeat!r}).")
+    return int(repeat)
 
 
 def _prompts(value: Any, doc: Doc) -> tuple[Prompt, ...]:
     out: list[Prompt] = []
-    for i, item in enumerate(as_list(value)):
-        path: Path_ = ("prompts", i) if isinstance(value, list) else ("prompts",)
-        label = ""
+    if isinstance(value, dict):  # {path: label} (promptfoo's map form)
+        items: list[tuple[Path_, Any, str]] = [(("prompts", str(k)), k, str(v or "")) for k, v in value.items()]
+    else:
+        items = [(("prompts", i) if isinstance(value, list) else ("prompts",), item, "") for i, item in enumerate(as_list(value))]
+    for path, item, label in items:
         if isinstance(item, dict):
+            for key in item:
+                if key not in ("raw", "id", "label"):
+                    doc.fail((*path, key), f"'{key}' is not supported in a prompt (a prompt has raw or id, and label).",
+                             "Remove it, or move the setting to the provider's config.")  # fmt: skip
             label = str(item.get("label") or "")
             item = item.get("raw", item.get("id"))
         if not isinstance(item, str) or not item.strip():
             doc.fail(path, "a prompt must be non-empty text (or {raw, label}).", 'Write e.g. "Summarise: {{text}}".')
-        if item.startswith("file://"):
-            target = doc.file(path, item)
-            try:
-                parts = re.split(r"^---\s*$", read_limited(target, GridFileError), flags=re.M)
-            except (OSError, UnicodeDecodeError) as exc:
-                doc.fail(path, f"cannot read {target}: {exc}.", "Save it as UTF-8 text.")
-            out += [Prompt(p.strip("\n"), label) for p in parts if p.strip()]
+        if looks_like_path(item, doc):
+            out += prompt_entries(item, label, path, doc)
         else:
             out.append(Prompt(item, label))
     if not out:
@@ -183,15 +218,12 @@ def _default_test(value: Any, doc: Doc) -> tuple[dict[str, Any], tuple[Assertion
     if not isinstance(value, dict):
         doc.fail(path, "must be a mapping (vars, assert, options).")
     for key in value:
-        if key not in ("vars", "assert", "options"):
-            doc.warn((*path, key), "ignored (defaultTest takes vars, assert and options).")
+        if key not in ("vars", "assert", "options", "metadata", "description"):
+            doc.fail((*path, key), f"'{key}' is not supported in defaultTest (it takes vars, assert and options).",
+                     "Remove it (docs/grids.md lists what is supported).")  # fmt: skip
     variables = _vars(value.get("vars"), (*path, "vars"), doc)
     asserts = assertions(value.get("assert"), (*path, "assert"), doc)
-    options = value.get("options") or {}
-    if not isinstance(options, dict):
-        doc.fail((*path, "options"), "must be a mapping (provider).")
-    grader = options.get("provider")
-    return variables, asserts, None if grader is None else variant_entry(grader, (*path, "options", "provider"), doc)
+    return variables, asserts, default_options(value.get("options"), (*path, "options"), doc)
 
 
 def _vars(value: Any, path: Path_, doc: Doc) -> dict[str, Any]:
@@ -202,27 +234,30 @@ def _vars(value: Any, path: Path_, doc: Doc) -> dict[str, Any]:
     return {str(k): v for k, v in value.items()}
 
 
-def _tests(value: Any, doc: Doc) -> tuple[TestCase, ...]:
+def _tests(value: Any, doc: Doc, where: Path_ = ("tests",)) -> tuple[TestCase, ...]:
     if value is None:
         return ()
     out: list[TestCase] = []
     for i, item in enumerate(as_list(value)):
-        path: Path_ = ("tests", i) if isinstance(value, list) else ("tests",)
-        if isinstance(item, str) and item.startswith("file://"):
-            try:
-                out += load_cases(doc.file(path, item))
-            except (CasesFileError, LimitError) as exc:
-                doc.fail(path, exc.message, exc.hint)
+        path: Path_ = (*where, i) if isinstance(value, list) else where
+        if isinstance(item, str) and (item.startswith("file://") or looks_like_path(item, doc)):
+            for target in resolve(item, path, doc):
+                try:
+                    out += load_cases(target)
+                except (CasesFileError, LimitError) as exc:
+                    doc.fail(path, exc.message, exc.hint)
             continue
         if not isinstance(item, dict):
             doc.fail(path, "a test is a mapping with vars and assert (or file://cases.csv).")
         for key in item:
-            if key not in ("vars", "assert", "description", "options", "threshold"):
-                doc.warn((*path, key), "ignored (a test takes description, vars, assert, options and threshold).")
+            if key not in ("vars", "assert", "description", "options", "metadata", "threshold"):
+                doc.fail((*path, key), f"'{key}' is not supported in a test (it takes description, vars, assert, options and threshold).",
+                         "Remove it (docs/grids.md lists what is supported).")  # fmt: skip
         description = item.get("description") or ""
-        out.append(TestCase(_vars(item.get("vars"), (*path, "vars"), doc),
-                            assertions(item.get("assert"), (*path, "assert"), doc), str(description),
-                            **case_scoring(item, path, doc)))  # fmt: skip
+        meta = item.get("metadata")
+        conversation = str(meta.get("conversationId") or "") if isinstance(meta, dict) else ""
+        test = TestCase(_vars(item.get("vars"), (*path, "vars"), doc),
+                        assertions(item.get("assert"), (*path, "assert"), doc), str(description),
+                        conversation=conversation, **case_scoring(item, path, doc))  # fmt: skip
+        out.append(test_options(test, item.get("options"), (*path, "options"), doc))
     return tuple(out)
-
-

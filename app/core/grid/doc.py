@@ -32,6 +32,8 @@ class Doc:
         self.lines = lines
         self.base_dir = base_dir
         self.warnings: list[str] = []
+        self.read_chars = 0
+        """Characters of the prompt and variable files read so far (bounded)."""
 
     def where(self, path: Path_) -> str:
         if not path:  # the whole file (e.g. a missing top-level key): no line to name

@@ -3,6 +3,7 @@ assertions, each checked with the line and key of any error."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,10 @@ from app.core.grid.tool_config import (
     read_tools,
 )
 from app.core.types import GenerationParams, ModelRef
-from app.core.url_keys import accept_endpoint
+from app.core.url_keys import accept_endpoint, remember_key
 
 CONFIG_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop", "system", "adapters", "endpoint", "base_url",
-               "apiBaseUrl", *TOOL_KEYS)  # fmt: skip
+               "apiBaseUrl", "apiKey", "apiKeyEnvar", *TOOL_KEYS)  # fmt: skip
 
 
 def as_list(value: Any) -> list[Any]:
@@ -72,8 +73,13 @@ def variant_entry(item: Any, path: Path_, doc: Doc) -> Variant:
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
         doc.fail(path, "a provider is a model id or {id, label, config}.", "Write e.g. - openai:gpt-4o-mini.")
     for key in item:
-        if key not in ("id", "label", "config"):
-            doc.warn((*path, key), "ignored (a provider has id, label and config).")
+        if key in ("transform", "env", "delay"):
+            doc.fail((*path, key), f"a provider's '{key}' is not supported here.", "Remove it; nothing was sent.")
+        if key not in ("id", "label", "config", "prompts"):
+            doc.warn((*path, key), "ignored (a provider has id, label, config and prompts).")
+    refs = as_list(item.get("prompts") or [])
+    if not all(isinstance(r, str) and r.strip() for r in refs):
+        doc.fail((*path, "prompts"), "must be a list of prompt labels.", "Write prompts: [my_prompt].")
     try:
         model, endpoint = normalize_model_id(item["id"])
     except AppError as exc:
@@ -84,7 +90,8 @@ def variant_entry(item: Any, path: Path_, doc: Doc) -> Variant:
     config = item.get("config") or {}
     if not isinstance(config, dict):
         doc.fail((*path, "config"), "must be a mapping (temperature, max_tokens, ...).")
-    return _apply_config(Variant(model, label, endpoint), config, (*path, "config"), doc)
+    variant = Variant(model, label, endpoint, prompts=tuple(r.strip() for r in refs))
+    return _apply_config(variant, config, (*path, "config"), doc)
 
 
 def _apply_config(variant: Variant, config: dict[str, Any], path: Path_, doc: Doc) -> Variant:
@@ -137,13 +144,17 @@ def _apply_config(variant: Variant, config: dict[str, Any], path: Path_, doc: Do
             if not isinstance(value, bool):
                 doc.fail(at, f"must be true or false (got {value!r}).")
             changes["parallel_tool_calls"] = value
-        elif key in ("apiKey", "api_key"):
-            doc.warn(at, "ignored: keys are never read from files (python -m app keys set ..., or the Keys dialog).")
+        elif key in ("apiKey", "api_key", "apiKeyEnvar"):
+            if not isinstance(value, str) or not value.strip():
+                doc.fail(at, "must be text.")
         elif key != "tool_choice":
             doc.warn(at, f"ignored (config takes {', '.join(CONFIG_KEYS)}).")
     if "tool_choice" in config:  # after the tools it may name
         changes["tool_choice"] = read_tool_choice(config["tool_choice"], changes.get("tools", ()),
                                                   (*path, "tool_choice"), doc)  # fmt: skip
+    if config.get("apiBaseUrl") and changes.get("endpoint", "").startswith(("http://", "https://")):
+        changes["unpriced"] = "api.openai.com" not in changes["endpoint"]
+    _api_key(variant, config, changes, path, doc)
     variant = variant.with_(**changes)
     try:
         GenerationParams(temperature=variant.temperature if variant.temperature is not None else 0.7,
@@ -153,6 +164,28 @@ def _apply_config(variant: Variant, config: dict[str, Any], path: Path_, doc: Do
         bad = next((k for k in ("temperature", "top_p", "max_tokens", "seed", "stop") if exc.message.startswith(k)), None)
         doc.fail((*path, bad) if bad else path, exc.message, "Fix the value in the file.")
     return variant
+
+
+def _api_key(variant: Variant, config: dict[str, Any], changes: dict[str, Any], path: Path_, doc: Doc) -> None:
+    """``apiKey`` / ``apiKeyEnvar`` with an ``apiBaseUrl``: the key is kept in memory for that
+    base URL (this process's requests to it), never in the variant, the stored run or an export."""
+    key = config.get("apiKey") or config.get("api_key")
+    if key is None and config.get("apiKeyEnvar"):
+        name = str(config["apiKeyEnvar"]).strip()
+        key = os.environ.get(name)
+        if not key:
+            doc.fail((*path, "apiKeyEnvar"), f"the environment variable {name} is not set.",
+                     f"Set it (export {name}=...), or remove apiKeyEnvar to use the key in the keyring.")  # fmt: skip
+    if not key:
+        return
+    if not variant.model.startswith("openai:"):
+        doc.fail((*path, "apiKey"), "only OpenAI-compatible models (openai:...) take an apiKey.")
+    url = changes.get("endpoint") or variant.endpoint
+    if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        doc.fail((*path, "apiKey" if "apiKeyEnvar" not in config else "apiKeyEnvar"),
+                 "a key in a grid file goes with an apiBaseUrl (it is used for that server only).",
+                 "For OpenAI's own API keep the key in the keyring (python -m app keys set openai) or OPENAI_API_KEY.")  # fmt: skip
+    changes["endpoint"] = remember_key(url, str(key).strip())
 
 
 def assertions(value: Any, path: Path_, doc: Doc) -> tuple[Assertion, ...]:

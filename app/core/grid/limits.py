@@ -31,6 +31,9 @@ MAX_CELLS = 10_000
 """Cells of a grid (prompts x test cases x providers)."""
 MAX_PROMPT_CHARS = 1_000_000
 """Characters of one rendered prompt (about 250,000 tokens; more than any model's context)."""
+MAX_GRID_CHARS = 64_000_000
+"""Characters of all of a grid's rendered prompts together, and of the files its variables
+and prompts read (a 1 MB file in 10,000 cells would be 10 GB of requests)."""
 
 
 class LimitError(GridFileError):

@@ -8,13 +8,14 @@ run store keeps as a run's full configuration); :mod:`app.core.grid.config` read
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.core.errors import AppError, InvalidParams
-from app.core.grid.limits import MAX_PROMPT_CHARS, LimitError
+from app.core.grid import limits
+from app.core.grid.prompts import chat_messages
+from app.core.grid.templates import Rendered, render_template, render_value, template_names
 from app.core.grid.tool_config import tool_config
 from app.core.tools import ResponseSchema, ToolSpec
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest, ModelRef
@@ -33,33 +34,21 @@ NO_NOT: frozenset[str] = frozenset({"is-valid-openai-tools-call", "perplexity", 
 """Types without a ``not-`` form (promptfoo does not negate them)."""
 DEFAULT_LEVENSHTEIN = 5.0
 """promptfoo's default maximum edit distance for ``levenshtein``."""
-_VAR = re.compile(r"\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}")
 
 
 class MissingVariables(InvalidParams):
-    """A template names variables its test case does not give (``names``)."""
+    """A template names variables its test case does not give (``names``). promptfoo renders
+    them empty; the grid warns with this message instead of failing."""
 
     def __init__(self, names: Sequence[str], where: str = "The prompt") -> None:
         self.names = tuple(names)
         listed = ", ".join("{{" + n + "}}" for n in self.names)
-        super().__init__(f"{where} uses {listed} but the test case has no such variable.",
+        super().__init__(f"{where} uses {listed} but the test case has no such variable (rendered empty).",
                          hint="Add the variable to the case (vars), or fix its name in the prompt.")  # fmt: skip
 
 
-def _lookup(data: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
-    value: Any = data
-    for part in dotted.split("."):
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return False, None
-    return True, value
-
-
 def var_text(value: Any) -> str:
-    """A variable's value as it is put into a template (lists and objects as JSON)."""
+    """A variable's value as the Workbench shows it (lists and objects as JSON)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -70,55 +59,15 @@ def var_text(value: Any) -> str:
 
 
 def template_vars(template: str) -> list[str]:
-    """The variable names a template uses, in order of first use."""
-    seen: dict[str, None] = {}
-    for m in _VAR.finditer(template):
-        seen.setdefault(m.group(1), None)
-    return list(seen)
-
-
-def _bounded_text(value: Any, room: int) -> str:
-    """:func:`var_text` of ``value``, cut once it is longer than ``room`` (a list or object
-    that expands past it is never built whole)."""
-    if not isinstance(value, list | dict):
-        return var_text(value)
-    parts: list[str] = []
-    size = 0
-    for chunk in json.JSONEncoder(ensure_ascii=False).iterencode(value):
-        parts.append(chunk)
-        size += len(chunk)
-        if size > room:
-            break
-    return "".join(parts)
+    """The variable names a template reads, in order of first use."""
+    return template_names(template)
 
 
 def render(template: str, variables: Mapping[str, Any], *, where: str = "The prompt") -> str:
-    """``template`` with each ``{{name}}`` (or ``{{ name.key }}``) replaced by its value;
-    raises :class:`MissingVariables` naming every variable the case lacks, and LimitError
-    for a prompt longer than :data:`MAX_PROMPT_CHARS`."""
-    missing: list[str] = []
-    size = [len(template)]
-
-    def sub(m: re.Match[str]) -> str:
-        found, value = _lookup(variables, m.group(1))
-        if not found:
-            if m.group(1) not in missing:
-                missing.append(m.group(1))
-            return m.group(0)
-        text = _bounded_text(value, MAX_PROMPT_CHARS)
-        size[0] += len(text) - len(m.group(0))
-        if size[0] > MAX_PROMPT_CHARS:
-            raise LimitError(f"{where} is longer than the limit of {MAX_PROMPT_CHARS:,} characters once its "
-                             f"variables are filled in.", hint="Use shorter variables.")  # fmt: skip
-        return text
-
-    out = _VAR.sub(sub, template)
-    if missing:
-        raise MissingVariables(missing, where)
-    if len(out) > MAX_PROMPT_CHARS:
-        raise LimitError(f"{where} is longer than the limit of {MAX_PROMPT_CHARS:,} characters.",
-                         hint="Use a shorter prompt.")  # fmt: skip
-    return out
+    """``template`` rendered as promptfoo does (nunjucks semantics: :mod:`app.core.grid.templates`;
+    undefined variables render empty); raises InvalidParams for a bad template and LimitError
+    past :data:`MAX_PROMPT_CHARS`."""
+    return render_template(template, variables, where=where).text
 
 
 def parse_adapter(spec: str) -> AdapterSpec:
@@ -189,7 +138,8 @@ class Assertion:
 
 @dataclass(frozen=True, slots=True)
 class TestCase:
-    """One row's variables and assertions."""
+    """One row's variables and assertions, and its ``options`` (a grader, a
+    ``response_format``, a prefix and suffix for the prompt)."""
 
     __test__ = False  # not a pytest class
 
@@ -200,6 +150,21 @@ class TestCase:
     """The weighted score the test needs (then it decides pass/fail, not each assertion)."""
     transform: str | None = None
     """``options.transform``: applied to the output before the assertions."""
+    provider: Variant | None = None
+    """``options.provider``: the grader of this test's model-graded assertions."""
+    response_schema: ResponseSchema | None = None
+    has_response_format: bool = False
+    """True when ``options.response_format`` is given (``response_schema`` None: text)."""
+    prefix: str = ""
+    suffix: str = ""
+    store_output_as: str = ""
+    """``options.storeOutputAs``: later tests of the same prompt and provider get the answer as this variable."""
+    conversation: str = ""
+    """Which conversation the test's ``_conversation`` follows (a scenario's own; "" the grid's)."""
+
+    def with_(self, **changes: Any) -> TestCase:
+        """A copy with ``changes``."""
+        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """As a grid file holds it."""
@@ -211,8 +176,21 @@ class TestCase:
             out["assert"] = [a.to_dict() for a in self.asserts]
         if self.threshold is not None:
             out["threshold"] = self.threshold
+        options: dict[str, Any] = {}
         if self.transform:
-            out["options"] = {"transform": self.transform}
+            options["transform"] = self.transform
+        if self.provider is not None:
+            options["provider"] = self.provider.to_dict()
+        if self.has_response_format:
+            options["response_format"] = (self.response_schema.to_openai() if self.response_schema is not None
+                                          else {"type": "text"})  # fmt: skip
+        for name, key in (("prefix", "prefix"), ("suffix", "suffix"), ("store_output_as", "storeOutputAs")):
+            if getattr(self, name):
+                options[key] = getattr(self, name)
+        if options:
+            out["options"] = options
+        if self.conversation:
+            out["metadata"] = {"conversationId": self.conversation}
         return out
 
 
@@ -228,21 +206,27 @@ class Prompt:
         """A plain string, or ``{raw, label}``."""
         return {"raw": self.template, "label": self.label} if self.label else self.template
 
-    def messages(self, variables: Mapping[str, Any]) -> list[ChatMessage]:
-        """The chat messages of this prompt for ``variables`` (raises MissingVariables)."""
-        text = render(self.template, variables)
-        stripped = text.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
+    def render(self, variables: Mapping[str, Any]) -> Rendered:
+        """The prompt's text for ``variables``, as promptfoo renders it: a template that is
+        JSON has the strings inside it rendered (then written back as JSON, indented 2), any
+        other is rendered whole."""
+        stripped = self.template.strip()
+        if stripped[:1] in ("[", "{"):
             try:
                 data = json.loads(stripped)
             except ValueError:
                 data = None
-            if isinstance(data, list) and data and all(
-                isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
-                for m in data
-            ):
-                return [ChatMessage(m["role"], m["content"]) for m in data]
-        return [ChatMessage("user", text)]
+            if isinstance(data, list | dict):
+                value, undefined = render_value(data, variables)
+                text = json.dumps(value, indent=2, ensure_ascii=False)
+                if len(text) > limits.MAX_PROMPT_CHARS:
+                    return render_template(text, {})  # raises the limit's error
+                return Rendered(text, undefined)
+        return render_template(self.template, variables)
+
+    def messages(self, variables: Mapping[str, Any]) -> list[ChatMessage]:
+        """The chat messages of this prompt for ``variables``."""
+        return chat_messages(self.render(variables).text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +248,11 @@ class Variant:
     tool_choice: str | None = None
     parallel_tool_calls: bool | None = None
     response_schema: ResponseSchema | None = None
+    prompts: tuple[str, ...] = ()
+    """promptfoo's ``providers[].prompts``: the labels of the prompts this variant runs (all
+    when empty)."""
+    unpriced: bool = False
+    """True for ``apiBaseUrl`` on a server that is not OpenAI's: its cost is unknown, never $0."""
 
     def __post_init__(self) -> None:
         # a base URL's key goes to memory (grid files, the Workbench, stored runs): the
@@ -332,18 +321,21 @@ class Variant:
         if self.adapters:
             out["adapters"] = [adapter_text(a) for a in self.adapters]
         if self.endpoint:
-            out["base_url" if self.endpoint.startswith(("http://", "https://")) else "endpoint"] = self.endpoint
+            url = self.endpoint.startswith(("http://", "https://"))
+            out[("apiBaseUrl" if self.unpriced else "base_url") if url else "endpoint"] = self.endpoint
         out.update(tool_config(self.tools, self.tool_choice, self.parallel_tool_calls, self.response_schema))
         return out
 
     def to_dict(self) -> str | dict[str, Any]:
         """The id alone, or ``{id, label, config}``."""
         config = self.config_dict()
-        if not config and not self.label:
+        if not config and not self.label and not self.prompts:
             return self.model
         out: dict[str, Any] = {"id": self.model}
         if self.label:
             out["label"] = self.label
+        if self.prompts:
+            out["prompts"] = list(self.prompts)
         if config:
             out["config"] = config
         return out
@@ -360,12 +352,14 @@ class Row:
     test: TestCase
     asserts: tuple[Assertion, ...]
     vars: Mapping[str, Any]
+    repeat: int = 0
+    """Which of the ``repeat`` runs of its test this row is (0 for the first)."""
 
     @property
     def label(self) -> str:
-        """``test 2`` or its description (with the prompt's label when there are several)."""
+        """``test 2`` or its description (``· run 3`` for a repeated run)."""
         name = self.test.description or (f"test {self.test_index + 1}" if self.test_index is not None else "prompt")
-        return name
+        return name + (f" · run {self.repeat + 1}" if self.repeat else "")
 
 
 @dataclass(frozen=True)
@@ -380,6 +374,8 @@ class GridConfig:
     default_asserts: tuple[Assertion, ...] = ()
     grader: Variant | None = None
     """The model that grades ``llm-rubric`` (``defaultTest.options.provider``)."""
+    repeat: int = 1
+    """How many times each cell is sent (promptfoo's ``evaluateOptions.repeat``)."""
     warnings: tuple[str, ...] = field(default=(), compare=False)
     """What the parser ignored (unknown keys...), as sentences."""
     default_transform: str | None = None
@@ -394,19 +390,28 @@ class GridConfig:
         for p_index, prompt in enumerate(self.prompts):
             for t_index, test in tests:
                 variables = {**dict(self.default_vars), **dict(test.vars)}
-                out.append(Row(len(out), p_index, t_index, prompt, test,
-                               (*self.default_asserts, *test.asserts), variables))  # fmt: skip
+                shown = Prompt(test.prefix + prompt.template + test.suffix, prompt.label) if test.prefix or test.suffix else prompt
+                for r in range(max(1, self.repeat)):
+                    out.append(Row(len(out), p_index, t_index, shown, test,
+                                   (*self.default_asserts, *test.asserts), variables, r))  # fmt: skip
         return out
 
     def with_(self, **changes: Any) -> GridConfig:
         """A copy with ``changes``."""
         return replace(self, **changes)
 
+    def sequential(self) -> bool:
+        """True when tests depend on earlier answers (``_conversation``, ``storeOutputAs``):
+        each prompt and provider then runs its tests one after another, in order."""
+        return any("_conversation" in p.template for p in self.prompts) or any(t.store_output_as for t in self.tests)
+
     def uses_rubric(self) -> bool:
         """True when an llm-rubric assertion has no grader of its own (so it needs
         ``defaultTest.options.provider``)."""
-        every = (*self.default_asserts, *(x for t in self.tests for x in t.asserts))
-        return any(a.base == "llm-rubric" and not a.provider for a in every)
+        def ungraded(asserts: Sequence[Assertion]) -> bool:
+            return any(a.base == "llm-rubric" and not a.provider for a in asserts)
+
+        return any(t.provider is None and ungraded((*self.default_asserts, *t.asserts)) for t in self.tests or (TestCase(),))
 
     def to_dict(self) -> dict[str, Any]:
         """The promptfoo-shaped data of a grid file."""
@@ -429,4 +434,6 @@ class GridConfig:
         out["tests"] = [t.to_dict() for t in self.tests]
         if self.derived_metrics:
             out["derivedMetrics"] = [{"name": n, "value": v} for n, v in self.derived_metrics]
+        if self.repeat > 1:
+            out["evaluateOptions"] = {"repeat": self.repeat}
         return out

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 from app.core.errors import AppError
-from app.core.events import UsageReport
+from app.core.grid import limits
 from app.core.grid.assertions import (
     Answer,
     Checker,
@@ -32,7 +32,12 @@ from app.core.grid.assertions import (
     stopped,
 )
 from app.core.grid.cells import Cell, ColumnSummary, GridEstimate, summarize
-from app.core.grid.model import GridConfig, Row, Variant
+from app.core.grid.chains import Chains
+from app.core.grid.estimate import estimate_cells
+from app.core.grid.limits import LimitError
+from app.core.grid.model import GridConfig, MissingVariables, Row, Variant
+from app.core.grid.prompts import chat_messages, prompt_allowed
+from app.core.grid.repeats import repeat_stats
 from app.core.grid.scoring import ColumnMetrics, column_metrics, grade
 from app.core.run_events import (
     RunCancelled,
@@ -102,11 +107,16 @@ class GridRunner:
         self.default_temperature = default_temperature
         self.listener = listener
         self.rows = config.rows()
+        self.chains = Chains(config, self.rows)
+        self._chars = 0
+        self._rendered: dict[tuple[int, int], str] = {}
+        self.undefined: dict[str, None] = {}
+        """Variables the prompts use that some test does not give (rendered empty)."""
         keep = set(only) if only is not None else None
         self.cells: dict[tuple[int, int], Cell] = {}
         for row in self.rows:
             for col, variant in enumerate(config.variants):
-                if keep is None or (row.index, col) in keep:
+                if (keep is None or (row.index, col) in keep) and prompt_allowed(row.prompt, variant.prompts):
                     self.cells[(row.index, col)] = self._plan(row, variant, col)
         self.grading_cost = Decimal(0)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -116,15 +126,29 @@ class GridRunner:
         self.t_ended: float | None = None
 
     # -- planning ------------------------------------------------------------------------------
-    def _plan(self, row: Row, variant: Variant, col: int) -> Cell:
+    def _plan(self, row: Row, variant: Variant, col: int, extra: dict[str, object] | None = None) -> Cell:
         cell = Cell(row.index, col)
         try:
-            cell.request = variant.request(row.prompt.messages(row.vars), self.default_temperature)
+            rendered = row.prompt.render({**row.vars, **(self.chains.planning_vars() if extra is None else extra)})
+            self.undefined.update(dict.fromkeys(rendered.undefined))
+            self._chars += len(rendered.text)
+            if self.chains.active:
+                self._rendered[(row.index, col)] = rendered.text
+            if self._chars > limits.MAX_GRID_CHARS:
+                raise LimitError(f"The grid's prompts together are longer than {limits.MAX_GRID_CHARS:,} characters "
+                                 f"(the limit).", hint="Use fewer cells or shorter variables.")  # fmt: skip
+            if row.test.has_response_format:
+                variant = variant.with_(response_schema=row.test.response_schema)
+            cell.request = variant.request(chat_messages(rendered.text), self.default_temperature)
             if needs_logprobs(row.asserts) and cell.request.params.logprobs is None:  # perplexity checks
                 cell.request = replace(cell.request, params=cell.request.params.with_(logprobs=0))
         except AppError as exc:
             cell.status, cell.error = "invalid", exc.user_message()
         return cell
+
+    def warnings(self) -> list[str]:
+        """What the user should know before the run (undefined variables, once per grid)."""
+        return [MissingVariables(list(self.undefined), "A prompt").message] if self.undefined else []
 
     def problems(self) -> list[Cell]:
         """Cells that cannot be sent (their ``error`` says why)."""
@@ -137,32 +161,7 @@ class GridRunner:
     def estimate(self) -> GridEstimate:
         """Prompt tokens and cost of every sendable cell (counts with each model's tokenizer
         when it can; this may read a tokenizer from disk, so the window calls it off the loop)."""
-        from app.core.tokens import count_chat
-
-        engine = self.scheduler.engine
-        tokens, exact, unpriced, unbounded = 0, True, 0, 0
-        cost_in, cost_out = Decimal(0), Decimal(0)
-        for cell in self.cells.values():
-            req = cell.request
-            if req is None:
-                continue
-            try:
-                count = engine.registry.get(req.model.provider).count_tokens(req.model.name, list(req.messages))
-            except Exception:  # a tokenizer that is not there: a labelled estimate
-                count = count_chat(req.model.name, list(req.messages))
-            tokens += count.tokens
-            exact = exact and count.exact
-            price_in = engine.cost(req.model, UsageReport(count.tokens, 0, estimated=True), req.endpoint)
-            if price_in is None:
-                unpriced += 1
-                continue
-            cost_in += price_in
-            if req.params.max_tokens is None:
-                unbounded += 1
-            else:
-                cost_out += engine.cost(req.model, UsageReport(0, req.params.max_tokens), req.endpoint) or Decimal(0)
-        sendable = sum(1 for c in self.cells.values() if c.request is not None)
-        return GridEstimate(sendable, tokens, exact, cost_in, cost_out, unpriced, unbounded)
+        return estimate_cells(self.scheduler.engine, self.cells.values(), self.config.variants)
 
     # -- running -------------------------------------------------------------------------------
     def start(self, keys: Iterable[tuple[int, int]] | None = None) -> int:
@@ -175,10 +174,15 @@ class GridRunner:
         self._stopped = False
         self.t_ended = None
         targets = [self.cells[k] for k in keys] if keys is not None else [c for c in self.cells.values() if c.status == "idle"]
-        sent = 0
+        heads = self.chains.heads([c for c in targets if c.request is not None and not c.active])
         for cell in targets:
-            if cell.request is None or cell.active:
-                continue
+            if cell not in heads and cell.request is not None and not cell.active:
+                cell.reset()
+                cell.status = "queued"  # waits for the earlier tests of its chain
+                self._tell(cell, "status")
+        sent = 0
+        for cell in heads:
+            assert cell.request is not None  # heads are sendable
             cell.reset()
             cell.status = "queued"
             cell.attempt += 1
@@ -205,6 +209,10 @@ class GridRunner:
         self._stopped = True
         for task in list(self._tasks):
             task.cancel()
+        for cell in self.cells.values():
+            if cell.status == "queued" and cell.run is None:  # waiting in a chain: never sent
+                cell.status = "cancelled"
+                self._tell(cell, "status")
         return self.scheduler.cancel_all(tag=self.run_id)
 
     @property
@@ -298,6 +306,8 @@ class GridRunner:
     def _finished(self, cell: Cell, result: GenerationResult, now: float) -> None:
         cell.t_ended = now
         cell.text, cell.usage, cell.cost_usd = result.text, result.usage, result.cost_usd
+        if self.config.variants[cell.col].unpriced:
+            cell.cost_usd = None  # apiBaseUrl on another server: unknown, never $0
         cell.tokens_per_s, cell.finish_reason = result.tokens_per_s, result.finish_reason
         cell.tool_calls = tuple(result.tool_calls)
         self._times(cell)
@@ -325,7 +335,8 @@ class GridRunner:
                                  {"id": variant.model, "label": variant.title})  # fmt: skip
         settings = self.scheduler.engine.registry.context.settings
         checker = Checker(self._ask_grader, lambda: self.scheduler.engine.registry.get("openai"),  # type: ignore[arg-type,return-value]
-                          self.config.grader, getattr(settings, "default_grader", None))  # fmt: skip
+                          row.test.provider or self.config.grader,  # options.provider, else defaultTest's
+                          getattr(settings, "default_grader", None))  # fmt: skip
         try:
             results = await check_all(row.asserts, answer, row.vars, context, transform, checker)
         except asyncio.CancelledError:
@@ -350,6 +361,25 @@ class GridRunner:
             except Exception:  # the store failing must not lose the cell on screen
                 log.exception("saving cell %s of run %s failed", cell.key, self.run_id)
         self._tell(cell, "status")
+        if self.chains.active and not self._stopped:
+            self._continue_chain(cell)
+
+    def _continue_chain(self, cell: Cell) -> None:
+        """Send the next test of ``cell``'s chain, rendered with what the chain collected."""
+        self.chains.record(cell, self._rendered.get(cell.key, ""))
+        nxt = self.chains.next_in_chain(cell, self.cells)
+        if nxt is None:
+            return
+        row = self.rows[nxt.row]
+        planned = self._plan(row, self.config.variants[nxt.col], nxt.col, self.chains.vars_for(row, nxt.col))
+        nxt.request, nxt.error = planned.request, planned.error
+        if nxt.request is None:
+            nxt.status = "invalid"
+            self._ended(nxt)
+            return
+        nxt.attempt += 1
+        nxt.run = self.scheduler.submit(nxt.request, on_event=self._listener_for(nxt), tag=self.run_id)
+        self._tell(nxt, "status")
 
     # -- figures -------------------------------------------------------------------------------
     def column_summary(self, col: int) -> ColumnSummary:
@@ -375,7 +405,9 @@ class GridRunner:
         """``{cells, passed, failed, errors, cost_usd, wall_s}`` (and stopped cells, the
         grading cost and the run id)."""
         s = self.summary()
-        out: dict[str, object] = {"cells": s.cells, "passed": s.passed, "failed": s.failed, "errors": s.errors,
+        repeats = [r.to_dict() for r in repeat_stats(self.rows, self.cells)] if self.config.repeat > 1 else None
+        out: dict[str, object] = {**({"repeats": repeats} if repeats is not None else {}), "cells": s.cells,
+               "passed": s.passed, "failed": s.failed, "errors": s.errors,
                "cost_usd": float(s.cost_usd), "wall_s": self.wall_s(), "cancelled": s.cancelled,
                "grading_cost_usd": float(self.grading_cost), "run_id": self.run_id}  # fmt: skip
         metrics = {v.title: self.column_metrics(c) for c, v in enumerate(self.config.variants)}
@@ -389,5 +421,7 @@ class GridRunner:
         out: dict[str, object] = {"test": (row.test_index + 1) if row.test_index is not None else None,
                                   "description": row.test.description, "prompt": row.prompt_index + 1,
                                   "vars": dict(row.vars), "provider": variant.model, "label": variant.title}  # fmt: skip
+        if self.config.repeat > 1:
+            out["repeat"] = row.repeat + 1
         out.update(cell.to_dict())
         return out

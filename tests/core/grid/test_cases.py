@@ -38,7 +38,7 @@ def test_jsonl_lines_and_their_errors() -> None:
 def test_bad_assertions_in_a_csv_name_the_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "cases.csv"
     path.write_text("q,__expected\n1,contains: a\n2,webhook: x\n", encoding="utf-8")
-    with pytest.raises(CasesFileError, match=r"cases.csv, line 3, column __expected: 'webhook' is not an assertion type"):
+    with pytest.raises(CasesFileError, match=r"cases.csv, line 3, column __expected: the assertion type 'webhook' is not supported by this app"):
         load_cases(path)
     other = tmp_path / "cases.txt"
     other.write_text("x", encoding="utf-8")

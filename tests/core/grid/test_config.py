@@ -14,6 +14,7 @@ from app.core.grid.config import (
     parse_grid_text,
 )
 from app.core.grid.model import Assertion, Variant
+from app.core.url_keys import UrlKey, forget_url_keys, url_key
 
 EXAMPLE = """\
 description: Capitals
@@ -126,15 +127,20 @@ def test_json_syntax_errors_name_the_line(tmp_path: Path) -> None:
         load_grid(path)
 
 
-def test_unknown_keys_are_ignored_with_a_warning_and_keys_never_read() -> None:
+def test_unknown_keys_are_ignored_with_a_warning_and_keys_kept_in_memory_only() -> None:
     text = ("outputPath: out.json\nprompts: [hi]\nproviders:\n  - id: openai:gpt-4o-mini\n"
-            "    config: {apiKey: sk-secretsecretsecret, temprature: 1}\n")
-    config = parse_grid_text(text, source="g.yaml")
-    assert len(config.warnings) == 3
-    assert "g.yaml, line 1: outputPath: ignored" in config.warnings[0]
-    assert "keys are never read from files" in config.warnings[1]
-    assert "temprature: ignored" in config.warnings[2]
-    assert "sk-secret" not in repr(config.to_dict())
+            "    config: {apiKey: sk-secretsecretsecret, temprature: 1, apiBaseUrl: 'http://127.0.0.1:9/v1'}\n")
+    try:
+        config = parse_grid_text(text, source="g.yaml")
+        assert len(config.warnings) == 2
+        assert "g.yaml, line 1: outputPath: ignored" in config.warnings[0]
+        assert "temprature: ignored" in config.warnings[1]
+        assert "sk-secret" not in repr(config.to_dict()) and "sk-secret" not in repr(config)
+        assert url_key("http://127.0.0.1:9/v1") == UrlKey("sk-secretsecretsecret")  # in memory, for that server
+        with pytest.raises(GridFileError, match="line 5: providers\\[0\\].config.apiKey: a key in a grid file goes with an apiBaseUrl"):
+            parse_grid_text(text.replace(", apiBaseUrl: 'http://127.0.0.1:9/v1'", ""), source="g.yaml")
+    finally:
+        forget_url_keys()
 
 
 def test_tests_and_prompts_from_files_relative_to_the_grid(tmp_path: Path) -> None:

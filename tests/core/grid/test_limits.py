@@ -75,12 +75,13 @@ def test_too_many_cells_are_refused_before_anything_is_planned() -> None:
 
 def test_a_prompt_past_the_size_limit_is_a_problem_of_its_cell(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits, "MAX_PROMPT_CHARS", 1_000)
-    monkeypatch.setattr("app.core.grid.model.MAX_PROMPT_CHARS", 1_000)
     with pytest.raises(limits.LimitError, match="longer than the limit of 1,000 characters"):
         render("{{x}}" * 300, {"x": "abcd"})
     with pytest.raises(limits.LimitError, match="longer than the limit"):
         render("{{x}}", {"x": [["y" * 100] * 100] * 100_000})  # never dumped whole
-    assert render("{{x}}!", {"x": [1, 2]}) == "[1, 2]!"
+    assert render("{{x}}!", {"x": [1, 2]}) == "1,2!"  # as nunjucks prints an array
+    with pytest.raises(limits.LimitError, match="longer than the limit"):
+        render("{% for i in range(10000) %}{{x}}{% endfor %}", {"x": "y" * 10})  # stops at the limit
     config = parse_grid_text('prompts: ["{{x}}{{x}}"]\nproviders: [mock:echo]\ntests: [{vars: {x: "' + "z" * 600 + '"}}]\n')
     runner = GridRunner(None, config)  # type: ignore[arg-type]  # planning only: no scheduler needed
     [problem] = runner.problems()
@@ -115,3 +116,17 @@ def test_cases_files_past_the_case_limit_or_with_huge_cells_are_refused(tmp_path
     path.write_text(laughs().split("prompts")[0] + "list: [*a8]\n")
     with pytest.raises(CasesFileError, match="expands to more than 200,000 values"):
         load_cases(path)
+
+
+def test_files_and_prompts_of_a_whole_grid_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "MAX_GRID_CHARS", 2_000)
+    for i in range(3):
+        (tmp_path / f"doc{i}.txt").write_text("x" * 900, encoding="utf-8")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("prompts: ['{{d}}']\nproviders: [mock:echo]\ntests: [{vars: {d: 'file://doc*.txt'}}]\n", encoding="utf-8")
+    with pytest.raises(limits.LimitError, match="line 3: tests\\[0\\].vars.d: the files the grid reads hold more than 2,000"):
+        load_grid(grid)
+    config = parse_grid_text("prompts: ['{{d}}{{d}}']\nproviders: [mock:echo]\ntests: [{vars: {d: [" + ", ".join(["y" * 400] * 3) + "]}}]\n")
+    runner = GridRunner(None, config)  # type: ignore[arg-type]  # planning only
+    assert [c.status for c in runner.cells.values()] == ["idle", "idle", "invalid"]
+    assert "prompts together are longer than 2,000 characters" in (runner.problems()[0].error or "")

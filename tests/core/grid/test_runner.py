@@ -10,7 +10,7 @@ from typing import Any
 
 from app.core.events import UsageReport
 from app.core.grid.cells import Cell
-from app.core.grid.model import Assertion, GridConfig, Prompt, TestCase, Variant
+from app.core.grid.model import Assertion, GridConfig, MissingVariables, Prompt, TestCase, Variant
 from app.core.grid.runner import GridRunner
 from app.core.types import ModelRef
 from tests.support.openai_server import OpenAIServer, text
@@ -144,11 +144,13 @@ def test_a_cell_reruns_alone(services: Any, run: Callable[..., Any]) -> None:
 
 
 def test_cells_that_cannot_be_sent_are_reported_and_skipped(services: Any, run: Callable[..., Any]) -> None:
-    config = GridConfig(prompts=(Prompt("{{a}} and {{b}}"),), variants=(Variant("mock:echo"),),
-                        tests=(TestCase({"a": "1", "b": "2"}), TestCase({"a": "1"})))
+    config = GridConfig(prompts=(Prompt("{{ a | load | first }} and {{b}}"),), variants=(Variant("mock:echo"),),
+                        tests=(TestCase({"a": "[1]"}), TestCase({"a": "oops", "b": "2"})))
     runner = GridRunner(services.scheduler, config)
     (bad,) = runner.problems()
-    assert bad.key == (1, 0) and bad.error is not None and "{{b}}" in bad.error
+    assert bad.key == (1, 0) and bad.error is not None and "load filter got text that is not JSON" in bad.error
+    # an undefined variable renders empty (as in promptfoo), with one warning for the grid
+    assert runner.warnings() == [MissingVariables(["b"], "A prompt").message]
 
     async def scenario() -> int:
         sent = runner.start()

@@ -51,7 +51,7 @@ def test_the_prompt_and_its_variables_become_columns(bench: Any, drive: Callable
     bench.prompt_edit.setPlainText("Say {{word}} to {{name}}")
     bench._prompt_timer.timeout.emit()  # what the debounce timer does after typing
     assert bench.model.var_names == ["word", "name"] and bench.config.prompts[0].template == "Say {{word}} to {{name}}"
-    assert bench.runner.problems()  # the case lacks the variables: shown, never sent
+    assert bench.runner.warnings()  # the case lacks the variables: rendered empty (as promptfoo), with a warning
 
 
 def test_columns_from_the_picker_duplicate_and_edit_inline(bench: Any) -> None:
