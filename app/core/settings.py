@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from app.core.errors import ConfigError
 from app.core.mcp_config import McpServerConfig
+from app.core.model_fields import Record, ValidationError, spec
 from app.core.sqlite_db import aside_path
 from app.core.url_keys import accept_base_url, split_base_url
 
@@ -26,44 +25,39 @@ log = logging.getLogger(__name__)
 SETTINGS_VERSION = 1
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(Record):
     """One retry policy for remote providers (the SDK's own retries are switched off)."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    max_attempts: int = Field(3, ge=1, le=10)
-    base_delay_s: float = Field(0.5, ge=0.0, le=60.0)
-    max_delay_s: float = Field(8.0, ge=0.0, le=600.0)
-    jitter: float = Field(0.25, ge=0.0, le=1.0)
+    max_attempts: int = spec(default=3, ge=1, le=10)
+    base_delay_s: float = spec(default=0.5, ge=0.0, le=60.0)
+    max_delay_s: float = spec(default=8.0, ge=0.0, le=600.0)
+    jitter: float = spec(default=0.25, ge=0.0, le=1.0)
     respect_retry_after: bool = True
-    max_retry_after_s: float = Field(60.0, ge=0.0, le=3600.0)
+    max_retry_after_s: float = spec(default=60.0, ge=0.0, le=3600.0)
+
+
+def _base_url(value: str) -> str:
+    try:
+        return accept_base_url(value)  # a key inside it stays in memory, never in the file
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
 
 
 EndpointKind = Literal["openai", "ollama", "lmstudio", "llamacpp", "vllm", "custom"]
 
 
-class EndpointConfig(BaseModel):
+class EndpointConfig(Record):
     """A named OpenAI-compatible endpoint. Its key (if any) lives in the keyring under
     ``endpoint:<name>`` (the built-in OpenAI endpoint uses ``openai``)."""
 
-    model_config = ConfigDict(extra="ignore")
-
     name: str
-    base_url: str
+    base_url: str = spec(check=_base_url)
     kind: EndpointKind = "custom"
     needs_key: bool = False
     enabled: bool = True
-    timeout_s: float = Field(600.0, gt=0)
-    connect_timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = spec(default=600.0, gt=0)
+    connect_timeout_s: float = spec(default=10.0, gt=0)
     send_stream_options: bool = True
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        try:
-            return accept_base_url(v)  # a key inside it stays in memory, never in the file
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
 
     @property
     def secret_name(self) -> str:
@@ -114,7 +108,7 @@ def default_endpoints() -> list[EndpointConfig]:
     ]
 
 
-class PriceOverride(BaseModel):
+class PriceOverride(Record):
     """USD per 1M tokens for one model id (overrides resources/pricing.json)."""
 
     input: str
@@ -122,20 +116,18 @@ class PriceOverride(BaseModel):
     output: str
 
 
-class LocalModelSettings(BaseModel):
+class LocalModelSettings(Record):
     """Device, dtype and safety options for in-process models."""
-
-    model_config = ConfigDict(extra="ignore")
 
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     # int8 / int4 / int4-qkv8: weight-only quantized linear layers (CPU only; int4-qkv8: int8
     # q/k/v, int4 elsewhere); auto on CPU = int4 (measured in benchmarks/bench_local.py)
     dtype: Literal["auto", "float32", "bfloat16", "float16", "int8", "int4", "int4-qkv8"] = "auto"
-    threads: int | None = Field(None, ge=1, le=256)
-    trust_remote_code: list[str] = Field(default_factory=list)
+    threads: int | None = spec(default=None, ge=1, le=256)
+    trust_remote_code: list[str] = spec(default_factory=list)
 
 
-class Preset(BaseModel):
+class Preset(Record):
     """A saved set of generation parameters (see GenerationParams.to_dict)."""
 
     name: str
@@ -143,44 +135,40 @@ class Preset(BaseModel):
     system_prompt: str = ""
 
 
-class UiSettings(BaseModel):
+class UiSettings(Record):
     """How the window looks and which key sends."""
 
-    model_config = ConfigDict(extra="ignore")
-
     theme: Literal["system", "light", "dark"] = "system"
-    font_size: int | None = Field(None, ge=6, le=32)
+    font_size: int | None = spec(default=None, ge=6, le=32)
     """Points; None: the system's size."""
     enter_sends: bool = False
     """Enter sends (Shift+Enter: a new line); Ctrl+Enter always sends."""
 
 
-class Settings(BaseModel):
+class Settings(Record):
     """All user settings. Bump SETTINGS_VERSION and migrate in :func:`_migrate` on changes."""
-
-    model_config = ConfigDict(extra="ignore")
 
     version: int = SETTINGS_VERSION
     default_model: str | None = None
-    endpoints: list[EndpointConfig] = Field(default_factory=default_endpoints)
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    price_overrides: dict[str, PriceOverride] = Field(default_factory=dict)
-    local: LocalModelSettings = Field(default_factory=LocalModelSettings)
-    presets: list[Preset] = Field(default_factory=list)
+    endpoints: list[EndpointConfig] = spec(default_factory=default_endpoints)
+    retry: RetryPolicy = spec(default_factory=RetryPolicy)
+    price_overrides: dict[str, PriceOverride] = spec(default_factory=dict)
+    local: LocalModelSettings = spec(default_factory=LocalModelSettings)
+    presets: list[Preset] = spec(default_factory=list)
     session_only_secrets: bool = False
     last_conversation_id: str | None = None
-    recent_local_models: list[str] = Field(default_factory=list)
-    max_concurrent_per_endpoint: int = Field(4, ge=1, le=64)
+    recent_local_models: list[str] = spec(default_factory=list)
+    max_concurrent_per_endpoint: int = spec(default=4, ge=1, le=64)
     """How many requests the run scheduler sends to one remote endpoint at once."""
-    workbench_budget_usd: float = Field(0.10, ge=0.0, le=100_000.0)
+    workbench_budget_usd: float = spec(default=0.10, ge=0.0, le=100_000.0)
     """The Workbench asks before a run whose estimated cost may be above this (USD)."""
-    ui: UiSettings = Field(default_factory=lambda: UiSettings())
+    ui: UiSettings = spec(default_factory=lambda: UiSettings())
     """The window's appearance and keys."""
     show_probabilities: bool = False
     """View > Show probabilities: chat answers ask for token probabilities and show them."""
-    probabilities_top_k: int = Field(5, ge=0, le=20)
+    probabilities_top_k: int = spec(default=5, ge=0, le=20)
     """How many alternatives per token the probabilities view asks for (0-20)."""
-    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+    mcp_servers: list[McpServerConfig] = spec(default_factory=list)
     """MCP servers whose tools the model may call (secrets as ``keyring:NAME``, see mcp_config)."""
 
     def endpoint(self, name: str) -> EndpointConfig | None:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from app.core.services import Services
     from app.ui.main_window import MainWindow
 
-HEAVY_MODULES = ("torch", "transformers", "peft", "openai", "httpx", "tiktoken", "jinja2", "pygments",
+HEAVY_MODULES = ("torch", "transformers", "peft", "openai", "httpx", "tiktoken", "jinja2", "pygments", "pydantic",
                  "PySide6.QtCharts")
 """Loaded on first use, never before the window is usable (tests/ui/test_launch.py checks)."""
 PROBE_ENV = "LLM_PLAYGROUND_STARTUP_PROBE"
