@@ -157,6 +157,11 @@ class Settings(Record):
     presets: list[Preset] = spec(default_factory=list)
     session_only_secrets: bool = False
     last_conversation_id: str | None = None
+    last_model: str | None = None
+    """The model the window used last; it starts on it when ``default_model`` is automatic
+    (so a start asks the keyring nothing)."""
+    last_endpoint: str | None = None
+    """The endpoint :attr:`last_model` was used at (None: the built-in one, or none)."""
     recent_local_models: list[str] = spec(default_factory=list)
     max_concurrent_per_endpoint: int = spec(default=4, ge=1, le=64)
     """How many requests the run scheduler sends to one remote endpoint at once."""

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QProgressBar
 
     from app.core.events import Progress
+    from app.core.services import Services
     from app.ui.backend_manager import BackendManager
     from app.ui.session import ChatSession
     from app.ui.widgets.model_picker import ModelPicker
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 class WindowModels:
     """The model and status slots of :class:`app.ui.main_window.MainWindow`."""
 
+    services: Services
     backend: BackendManager
     session: ChatSession
     editor: PromptEditor
@@ -40,6 +42,8 @@ class WindowModels:
         self.backend.set_model(model_id, endpoint=endpoint)
 
     def _on_backend_model_changed(self, model_id: str) -> None:
+        settings = self.services.settings  # the next start reopens on it (saved with the settings)
+        settings.last_model, settings.last_endpoint = model_id, self.backend.current_endpoint()
         self.picker.set_current(model_id, self.backend.current_endpoint())
         self.editor.suggest_temperature(default_temperature(model_id))
         self.show_status(f"Model: {model_id}. The next answer uses it.")

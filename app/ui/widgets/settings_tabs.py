@@ -172,7 +172,7 @@ class SettingsTabs:
         form = QFormLayout(tab)
         self._default_model = QComboBox()
         self._default_model.setEditable(True)
-        self._default_model.addItem("(automatic: OpenAI with a key, else the bundled model)", "")
+        self._default_model.addItem("(automatic: the model used last; at first OpenAI with a key, else the bundled model)", "")
         for mid in dict.fromkeys(
             [m for m in (settings.default_model, "openai:gpt-4o-mini", "local:smollm2", "mock:echo") if m]
             + list(settings.recent_local_models)
