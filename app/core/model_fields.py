@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal, Self, Union, cast, dataclass_transform
 
 Loc = tuple[int | str, ...]
+MAX_DEPTH = 100
+"""How deeply lists and dicts may nest in an ``Any`` field (deeper ones could not be saved)."""
 _TRUE = frozenset({"true", "1", "yes", "on", "t", "y"})
 _FALSE = frozenset({"false", "0", "no", "off", "f", "n"})
 
@@ -94,9 +96,23 @@ def _scalar(hint: type, value: Any) -> Any:  # noqa: PLR0911 - one return per ac
     raise TypeError(f"model_fields does not check {hint!r}")
 
 
+def _shallow_enough(value: Any) -> bool:
+    """True when ``value``'s lists and dicts nest at most :data:`MAX_DEPTH` deep (no recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth >= MAX_DEPTH:
+                return False
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return True
+
+
 def _value(hint: Any, value: Any) -> Any:  # noqa: PLR0911 - one return per kind of hint
     """``value`` checked and coerced to ``hint``; raises :class:`_Problem`."""
     if hint is Any:
+        if not _shallow_enough(value):
+            raise _Problem((), f"Input is nested more than {MAX_DEPTH} levels deep")
         return value
     origin = typing.get_origin(hint)
     if origin is Literal:

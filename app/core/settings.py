@@ -222,26 +222,30 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _drop(data: Any, loc: tuple[int | str, ...]) -> bool:
-    """Remove the value at ``loc`` (or the nearest enclosing dict entry / list item)."""
+def _drop(data: Any, loc: tuple[int | str, ...]) -> Any:
+    """``data`` without the value at ``loc`` (or the nearest enclosing dict entry / list item),
+    or None when there is nothing to remove. Only the containers on the way are copied (a
+    deep copy of a file nested a few hundred levels deep would overflow the stack)."""
     path = list(loc)
     while path:
-        parent = data
+        chain = [data]
         try:
             for part in path[:-1]:
-                parent = parent[part]
+                chain.append(chain[-1][part])
         except (KeyError, IndexError, TypeError):
             path.pop()
             continue
-        last = path[-1]
-        if isinstance(parent, dict) and last in parent:
-            del parent[last]
-            return True
-        if isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
-            del parent[last]
-            return True
+        parent, last = chain[-1], path[-1]
+        if (isinstance(parent, dict) and last in parent) or (
+            isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent)
+        ):
+            copies = [container.copy() for container in chain]
+            for outer, part, inner in zip(copies, path, copies[1:], strict=False):
+                outer[part] = inner
+            del copies[-1][last]
+            return copies[0]
         path.pop()
-    return False
+    return None
 
 
 def _salvage(raw: Any, exc: ValidationError) -> tuple[Settings, list[str]] | None:
@@ -249,14 +253,13 @@ def _salvage(raw: Any, exc: ValidationError) -> tuple[Settings, list[str]] | Non
     dotted names of what was removed; None when nothing valid can be kept."""
     if not isinstance(raw, dict):
         return None
-    import copy
-
-    data = copy.deepcopy(raw)
+    data: Any = raw
     dropped: list[str] = []
     for _ in range(100):  # one invalid value per round: list indexes shift as items go
         errors = exc.errors()
         loc = tuple(errors[0]["loc"]) if errors else ()
-        if not loc or not _drop(data, loc):
+        data = _drop(data, loc) if loc else None
+        if data is None:
             return None
         dropped.append(".".join(str(part) for part in loc))
         try:
