@@ -13,7 +13,11 @@ Prints, all measured in this run (rounds alternate, so background load hits ever
 - on the fast path: LoRA switch time and tok/s with one adapter and with two (scaled) / base;
 - load times: first (quantize + write the cache) and second (from the quantized cache).
 
-Usage: python -m benchmarks.bench_local [--tokens 128] [--rounds 3] [--no-anchor] [--no-ask]
+``--schema`` prints only the cost of constrained decoding (llguidance): decode tok/s of the
+default (``dtype: auto``) answering with a JSON Schema against without, alternating rounds
+(target >= 0.8x), and whether each constrained answer validated.
+
+Usage: python -m benchmarks.bench_local [--tokens 128] [--rounds 3] [--no-anchor] [--no-ask] [--schema]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from app.core.events import TextDelta, UsageReport  # noqa: E402
 from app.core.paths import AppPaths  # noqa: E402
 from app.core.provider import ProviderContext  # noqa: E402
 from app.core.settings import LocalModelSettings, Settings  # noqa: E402
+from app.core.tools import ResponseSchema, validate_answer  # noqa: E402
 from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef  # noqa: E402
 from app.providers.transformers import LocalProvider  # noqa: E402
 
@@ -55,6 +60,11 @@ VARIANTS = ("bfloat16", "int8", "int4", "int4-qkv8")
 # a long prompt (the evaluation text four times, ~1,900 tokens): decode speed deep in the context
 CONTEXT = (ChatMessage("user", (EVAL_TEXT.read_text() + "\n") * 4 + "Summarise the text above in one sentence."),)
 CONTEXT_TOKENS = 32
+DRAGON = (ChatMessage("user", "Describe a dragon as JSON: its name, age, colour and a long story about it."),)
+DRAGON_SCHEMA = ResponseSchema({"type": "object", "additionalProperties": False,
+                                "required": ["name", "age", "colour", "story"],
+                                "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
+                                               "colour": {"type": "string"}, "story": {"type": "string"}}})  # fmt: skip
 
 
 def make(cache: Path, dtype: str, threads: int | None) -> tuple[LocalProvider, ProviderContext]:
@@ -79,10 +89,10 @@ async def stream_once(provider: LocalProvider, msgs: Any, tokens: int, extras: d
 
 
 async def stream_timed(provider: LocalProvider, msgs: Any, tokens: int, extras: dict[str, Any] | None = None,
-                       logprobs: int | None = None) -> tuple[str, int, float, float]:
+                       logprobs: int | None = None, schema: ResponseSchema | None = None) -> tuple[str, int, float, float]:
     """(text, completion tokens, total seconds, decode tok/s after the first token)."""
     params = GenerationParams(temperature=0.0, max_tokens=tokens, extras=extras or {}, logprobs=logprobs)
-    req = GenerationRequest(ModelRef("local", "smollm2"), msgs, params)
+    req = GenerationRequest(ModelRef("local", "smollm2"), msgs, params, response_schema=schema)
     start = time.perf_counter()
     first: float | None = None
     parts: list[str] = []
@@ -243,6 +253,27 @@ def bench_variants(root: Path, tokens: int, rounds: int) -> dict[str, dict[str, 
     return results
 
 
+def bench_schema(root: Path, tokens: int, rounds: int) -> None:
+    """Decode tok/s of the default with a JSON Schema against without (alternating rounds)."""
+    provider, ctx = make(root, "auto", None)
+    timed_load(provider)
+    asyncio.run(stream_timed(provider, DRAGON, 8, schema=DRAGON_SCHEMA))  # warm-up (llguidance's tokenizer: once)
+    plain: list[float] = []
+    constrained: list[float] = []
+    valid = 0
+    for _ in range(rounds):
+        plain.append(asyncio.run(stream_timed(provider, DRAGON, tokens))[3])
+        text, n, _, decode = asyncio.run(stream_timed(provider, DRAGON, tokens, schema=DRAGON_SCHEMA))
+        constrained.append(decode)
+        valid += validate_answer(text, DRAGON_SCHEMA) is None or n >= tokens  # cut by max_tokens: not the grammar's fault
+    close(ctx)
+    a, b = statistics.median(plain), statistics.median(constrained)
+    print(f"constrained decoding (the default, greedy, up to {tokens} new tokens, median of {rounds} alternating rounds):")
+    print(f"  {'without a schema':<32} {a:6.1f} tok/s  x1.00")
+    print(f"  {'with a JSON Schema (llguidance)':<32} {b:6.1f} tok/s  x{b / a:.2f} (target >= 0.80); "
+          f"{valid}/{rounds} answers valid or cut by max tokens")
+
+
 def bench_adapters(root: Path, tokens: int, rounds: int) -> None:
     """LoRA on the fast path (dtype auto): switch time, and tok/s with adapters / base."""
     from benchmarks.bench_lora import make_adapter
@@ -323,7 +354,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-anchor", action="store_true", help="skip llama.cpp and the CLI")
     ap.add_argument("--no-ask", action="store_true", help="skip the CLI runs next to llama.cpp")
+    ap.add_argument("--schema", action="store_true", help="only tok/s with a JSON Schema against without")
     args = ap.parse_args()
+    if args.schema:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_schema(Path(tmp), args.tokens, args.rounds)
+        return
     print(f"CPU cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f} (other work on the machine skews figures)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

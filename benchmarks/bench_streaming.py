@@ -73,6 +73,7 @@ class LagProbe:
 
 
 async def run_window(n: int, probe: LagProbe, lens: bool = False) -> tuple[float, float, float, float]:
+    from app.core.run_events import RunText
     from app.core.secrets import MemoryKeyring, SecretStore
     from app.core.services import Services
     from app.ui.backend_manager import BackendManager
@@ -91,12 +92,12 @@ async def run_window(n: int, probe: LagProbe, lens: bool = False) -> tuple[float
     win.editor.max_tokens.setValue(0)
     started: list[float] = []
 
-    def on_first_token(_gen: str, _text: str) -> None:
-        if not started:  # probe from the first token: the mock's own set-up is not UI work
+    def on_first_token(event: object) -> None:
+        if not started and isinstance(event, RunText):  # probe from the first token: the mock's own set-up is not UI work
             started.append(time.perf_counter())
             probe.start()
 
-    backend.token_received.connect(on_first_token)
+    backend.run_delta.connect(on_first_token)
     t0 = time.perf_counter()
     win.send()
     status = await asyncio.wait_for(done, 600)

@@ -134,3 +134,27 @@ def expect_signal(*signals: Any, count: int = 1, where: Callable[..., bool] | No
 async def wait_signal(signal: Any, timeout: float = 10.0) -> tuple[Any, ...]:
     """Await the next emission of a Qt signal (inside a qasync-driven coroutine)."""
     return (await SignalWaiter(signal).wait(timeout))[0]
+
+
+def expect_run_event(backend: Any, *kinds: type, count: int = 1,
+                     where: Callable[[Any], bool] | None = None) -> SignalWaiter:
+    """Listen to ``backend.run_event`` and ``backend.run_delta`` for events of ``kinds`` (any
+    when none given) that ``where`` accepts; each emission's arguments are ``(event,)``."""
+
+    def accept(event: Any) -> bool:
+        return (not kinds or isinstance(event, kinds)) and (where is None or where(event))
+
+    return SignalWaiter(backend.run_event, backend.run_delta, count=count, where=accept)
+
+
+async def wait_run_event(backend: Any, *kinds: type, timeout: float = 10.0) -> Any:
+    """Await the backend's next run event of ``kinds`` (see :func:`expect_run_event`)."""
+    return (await expect_run_event(backend, *kinds).wait(timeout))[0][0]
+
+
+def collect_run_events(backend: Any) -> list[Any]:
+    """Every run event ``backend`` emits from now on, in order."""
+    seen: list[Any] = []
+    backend.run_event.connect(seen.append)
+    backend.run_delta.connect(seen.append)
+    return seen

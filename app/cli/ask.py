@@ -5,16 +5,17 @@ and the conversation's path is sent as context (see :mod:`app.cli.exchange`)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
+from app.cli import ask_tools
 from app.cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_OK,
     EXIT_PROVIDER,
-    OutputClosed,
     exit_code_for,
     print_error,
     read_text_arg,
@@ -22,24 +23,20 @@ from app.cli.common import (
     run_with_services,
     silence_stdout,
 )
-from app.cli.exchange import StoredExchange, check_options
-from app.cli.progress import TerminalFeedback, is_terminal
+from app.cli.exchange import AskConversation, check_options
+from app.cli.stream_printer import StreamPrinter
 from app.core.errors import AppError, InvalidParams, StreamInterrupted
 from app.core.run_events import (
-    LiveFigures,
     RunEvent,
-    RunNotice,
-    RunProgress,
-    RunReasoning,
-    RunRetrying,
-    RunStats,
-    RunText,
 )
+from app.core.tool_events import ToolCallsMade, ToolLoopFinished, ToolResultReady, ToolStepStarted
+from app.core.tool_loop import LoopResult
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
 
 if TYPE_CHECKING:
     from app.core.engine import GenerationResult
     from app.core.services import Services
+    from app.core.tool_events import LoopEvent
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -114,6 +111,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="print a standalone program that sends this request, instead of sending it "
         "(the key is read from an environment variable, never written)",
     )
+    ask_tools.add_arguments(p)
     p.set_defaults(func=run_ask, json_failure=json_failure)
 
 
@@ -165,117 +163,14 @@ def build_request(args: argparse.Namespace, model_id: str, prompt: str, *, conte
     messages.append(ChatMessage("user", prompt))
     adapters = tuple(parse_lora(s) for s in args.lora)
     return GenerationRequest(ref, tuple(messages), params, endpoint=endpoint, adapters=adapters,
-                             prefix=args.assistant_prefix)
-
-
-DIM, RESET = "\x1b[2m", "\x1b[0m"
-
-
-class StreamPrinter:
-    """Writes text deltas to stdout (flushed per delta), load progress and speed to stderr
-    (a bar and a speed line on a terminal, see :mod:`app.cli.progress`) and a thinking model's
-    reasoning to stderr ("thinking: ...", dimmed on a terminal), so stdout is only ever the
-    answer. The text is kept as a list of deltas: linear in the answer's length."""
-
-    def __init__(self, out: TextIO, err: TextIO) -> None:
-        self.out = out
-        self.err = err
-        self._parts: list[str] = []
-        self.printed_chars = 0
-        self._ends_with_newline = False
-        self.closed = False
-        """True once stdout's reader went away (a broken pipe); nothing more is written."""
-        self.reasoning_chars = 0
-        self._thinking = False  # a "thinking: ..." line is open on stderr
-        # the live speed line only when the answer is not on the same screen
-        self.feedback = TerminalFeedback(err, live=not is_terminal(out))
-        self._dim = self.feedback.tty
-        self.model_id: str | None = None
-        self.last_stats: LiveFigures | None = None
-
-    @property
-    def printed(self) -> str:
-        """The text written to stdout so far."""
-        return "".join(self._parts)
-
-    def __call__(self, event: RunEvent) -> None:
-        """The run's event callback."""
-        if isinstance(event, RunText):
-            if self._thinking or self.feedback.drawing_bar:
-                self.end_progress()
-            try:
-                self.out.write(event.text)
-                self.out.flush()
-            except BrokenPipeError:  # ``ask ... | head``: stop generating, quietly
-                self.closed = True
-                silence_stdout()
-                raise OutputClosed("stdout was closed by its reader; the generation was stopped.") from None
-            self._parts.append(event.text)
-            self.printed_chars += len(event.text)
-            self._ends_with_newline = event.text.endswith("\n")
-        elif isinstance(event, RunStats):
-            self.last_stats = event.figures
-            self.feedback.streaming(event.figures)
-        elif isinstance(event, RunReasoning):
-            self._reasoning(event.text)
-        elif isinstance(event, RunProgress):
-            if self._thinking:
-                self.end_progress()
-            self.feedback.progress(event.progress)
-        elif isinstance(event, RunRetrying):
-            self.retry_wait(event)
-        elif isinstance(event, RunNotice):
-            self.end_progress()
-            self.err.write(f"note: {event.message}\n")
-            self.err.flush()
-
-    def _reasoning(self, text: str) -> None:
-        self.reasoning_chars += len(text)
-        if not self._thinking:
-            self.feedback.reasoning_started()
-            self.end_progress()
-            text = "thinking: " + text.lstrip()
-            self._thinking = True
-        self.err.write(f"{DIM}{text}{RESET}" if self._dim else text)
-        self.err.flush()
-
-    def retry_wait(self, event: RunRetrying) -> None:
-        """The countdown while a request waits to be retried, on stderr: one line ticking each
-        second on a terminal ("OpenAI: rate limited; retrying in 12 s (attempt 2 of 3)..."),
-        one line per wait otherwise."""
-        left = event.delay_s if event.seconds_left is None else event.seconds_left
-        if left <= 0:
-            return
-        line = event.message + "..."
-        if self.feedback.tty:
-            self.feedback.status(line)
-        elif left >= event.delay_s:
-            self.end_progress()
-            self.err.write(line + "\n")
-            self.err.flush()
-
-    def end_progress(self) -> None:
-        """Finish the thinking line and erase the progress bar or live line (if any) so later
-        output starts on a clean line."""
-        if self._thinking:
-            self._thinking = False
-            self.err.write("\n")
-            self.err.flush()
-        self.feedback.clear()
-
-    def end_text(self) -> None:
-        """End the streamed text with a newline when it lacks one."""
-        if self.printed_chars and not self._ends_with_newline and not self.closed:
-            self.out.write("\n")
-            self.out.flush()
-            self._ends_with_newline = True
+                             prefix=args.assistant_prefix, **ask_tools.request_fields(args))
 
 
 def run_ask(args: argparse.Namespace) -> int:
     """Run ``ask``; return the exit code."""
     out, err = sys.stdout, sys.stderr
     printer = StreamPrinter(out, err)
-    stored: list[StoredExchange] = []
+    stored: list[AskConversation] = []
     try:
         prompt = read_text_arg(args.prompt)
         check_options(args.conversation, args.parent)
@@ -289,34 +184,52 @@ def run_ask(args: argparse.Namespace) -> int:
     if getattr(args, "show_code", None):
         return _show_code(args, prompt)
 
-    async def body(services: Services) -> GenerationResult:
+    looping = ask_tools.wanted(args)
+    tool_lines = ask_tools.ToolPrinter(err, printer.end_line)
+
+    def on_loop_event(event: RunEvent | LoopEvent) -> None:
+        if isinstance(event, ToolCallsMade | ToolResultReady | ToolLoopFinished | ToolStepStarted):
+            tool_lines(event)
+        else:
+            printer(event)
+
+    async def body(services: Services) -> GenerationResult | LoopResult:
         if args.conversation is None:
             request = build_request(args, args.model or services.default_model(), prompt)
             printer.model_id = str(request.model)
+            if looping:
+                return await ask_tools.run_loop(services, args, request, on_loop_event, err)
             return await services.scheduler.run(request, on_event=printer)
-        exchange = StoredExchange(services.history, args.conversation, args.parent, services.ledger)  # unknown: exit 2
+        exchange = AskConversation(services.history, args.conversation, args.parent, services.ledger)  # unknown: exit 2
         stored.append(exchange)
         own_model = args.model or exchange.model
         system = args.system if args.system is not None else exchange.system_prompt
         request = build_request(args, own_model or services.default_model(), prompt, context=exchange.context(),
                                 system=system, endpoint=None if args.model else exchange.endpoint)
         printer.model_id = str(request.model)
-        request = exchange.begin(prompt, request, system, text=lambda: printer.printed)
+        request = exchange.begin(prompt, request, system)
+        if looping:  # the loop writes every step (calls, results, answers) through the exchange's store
+            return await ask_tools.run_loop(services, args, request, on_loop_event, err, exchange)
+        answers = exchange.answers
+
+        def on_event(event: RunEvent) -> None:  # the printer first, then the answer's saves
+            printer(event)
+            answers.on_event(event)
+
+        ids = exchange.ids()
+        run = services.scheduler.submit(request, on_event=on_event, conversation_id=ids["conversation_id"],
+                                        message_id=ids["message_id"])
+        if exchange.answer is not None:
+            answers.follow(exchange.answer, run)
         try:
-            result = await services.scheduler.run(request, on_event=exchange.listener(printer),
-                                                  conversation_id=exchange.ids()["conversation_id"],
-                                                  message_id=exchange.ids()["message_id"])
-        except BaseException as exc:  # failed, stopped (Ctrl+C, a closed pipe): the partial text stays
-            failed = isinstance(exc, AppError) and not isinstance(exc, OutputClosed)
-            partial = exc.partial_text if isinstance(exc, StreamInterrupted) else printer.printed
-            exchange.fail(partial, exc.user_message() if failed and isinstance(exc, AppError) else None)
+            return await run
+        except asyncio.CancelledError:  # Ctrl+C: the answer ends stopped, its partial text kept
+            answers.interrupt(run.id, None)
             raise
-        exchange.finish(result)
-        return result
 
     try:
         try:
-            result = run_with_services(body)
+            outcome = run_with_services(body)
         finally:
             printer.end_progress()
             if stored and (note := stored[0].pending_note()) and not printer.closed:
@@ -347,6 +260,8 @@ def run_ask(args: argparse.Namespace) -> int:
         _json_failure(args, printer, exc, stored)
         return exit_code_for(exc)
     printer.end_text()
+    loop = outcome if isinstance(outcome, LoopResult) else None
+    result = outcome.last if isinstance(outcome, LoopResult) else outcome
     printer.feedback.finish(result)  # "31 tok/s · first token 0.21 s" on a terminal
     if result.finish_reason == "length" and result.reasoning and not result.text:
         err.write(
@@ -354,8 +269,11 @@ def run_ask(args: argparse.Namespace) -> int:
             "raise --max-tokens.\n"
         )
         err.flush()
+    if loop is not None and loop.finish_reason == "tool_calls" and not args.json:
+        out.write(ask_tools.pending_lines(loop))  # the calls nobody answered are the run's outcome
+        out.flush()
     if args.json:
-        data = result.to_json()
+        data = result.to_json() if loop is None else loop.to_json()
         if stored:
             data.update(stored[0].ids())
         out.write(json.dumps(data, ensure_ascii=False) + "\n")
@@ -369,7 +287,7 @@ def _show_code(args: argparse.Namespace, prompt: str) -> int:
 
     async def body(services: Services) -> str:
         request = build_request(args, args.model or services.default_model(), prompt)
-        return code_for(services, request, args.show_code)
+        return code_for(services, request, args.show_code, ask_tools.stubs(args))
 
     try:
         text = run_with_services(body)
@@ -388,7 +306,7 @@ def json_failure(args: argparse.Namespace, exc: AppError | None) -> None:
 
 
 def _json_failure(args: argparse.Namespace, printer: StreamPrinter, exc: AppError | None,
-                  stored: Sequence[StoredExchange] = ()) -> None:
+                  stored: Sequence[AskConversation] = ()) -> None:
     """With ``--json``: the one JSON line for a failed request (``exc``) or one stopped by
     Ctrl+C (``exc`` None), with the usual keys, ``error`` and the partial text; usage and
     cost are the ledger's (estimated from the partial text), null when nothing was recorded.

@@ -24,6 +24,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("keys", "keys", "manage API keys", "python -m app keys set|delete|list [openai|ENDPOINT]"),
     Command("usage", "usage", "usage and cost totals", "python -m app usage [--by model|day]"),
     Command("grid", "grid", "run a grid file", "python -m app grid FILE [--json] [-o results.html]"),
+    Command("serve", "serve", "local OpenAI-compatible API", "python -m app serve [--port 8080] [--lora NAME=PATH]"),
     Command("history", "history", "stored conversations", "python -m app history list|show|fork|export|delete"),
 )
 

@@ -14,6 +14,7 @@ from app.core.errors import (
     ProviderError,
     SecretsError,
     StorageError,
+    ToolError,
 )
 from app.core.registry import endpoint_provider_id, provider_ids
 from app.core.types import ModelRef
@@ -51,9 +52,9 @@ def silence_stdout() -> None:
 
 
 def exit_code_for(exc: AppError) -> int:
-    """1 for provider, secret-store and storage failures (a busy database), 2 for bad input
+    """1 for provider, secret-store, storage (a busy database) and tool failures, 2 for bad input
     (params, model ids, config, a model that is not there: a missing ``local:`` path)."""
-    if isinstance(exc, ProviderError | SecretsError | StorageError) and not exc.bad_input:
+    if isinstance(exc, ProviderError | SecretsError | StorageError | ToolError) and not exc.bad_input:
         return EXIT_PROVIDER
     return EXIT_BAD_INPUT
 

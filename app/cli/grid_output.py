@@ -106,15 +106,18 @@ def table(runner: GridRunner, *, width: int = 18) -> str:
     lines.append("-" * (label_w + 2 + (width + 2) * len(cols)))
     for name, values in footer.items():
         lines.append(f"{name:<{label_w}}  " + "  ".join(f"{v:<{width}}" for v in values))
-    problems = []
+    problems, calls = [], []
     for key in sorted(runner.cells):
         cell = runner.cells[key]
         where = f"{_row_label(runner.rows[cell.row])} × {variants[cell.col].title}"
+        if cell.tool_calls:
+            calls.append(f"  CALLS {where}: {_fit(cell.calls_line(), 160)}")
         if cell.error:
             problems.append(f"  ERROR {where}: {cell.error}")
         problems += [f"  FAIL  {where}: {a.type}: {a.reason}" for a in cell.asserts if not a.passed]
-    if problems:
-        lines += ["", *problems]
+    for block in (calls, problems):
+        if block:
+            lines += ["", *block]
     s = runner.summary()
     wall = runner.wall_s()
     lines += ["", f"{s.cells} cells: {s.passed} passed, {s.failed} failed, {s.errors} errors"

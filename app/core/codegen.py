@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import pprint
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -90,13 +90,16 @@ def _py(value: Any, indent: int = 4) -> str:
     return text.replace("\n", "\n" + " " * indent)
 
 
-def python_reader(body: dict[str, Any]) -> str:
-    """The part of :func:`openai_python` that reads the stream: it prints the text as it comes
-    and the usage; with ``tools`` in the body it also builds each tool call from its streamed
-    pieces (by ``index``) and prints the calls. This is where a program that answers the calls
-    (the tool loop) continues."""
+def python_reader(body: dict[str, Any], stubs: Mapping[str, str] | None = None, max_steps: int = 8) -> str:
+    """The part of :func:`openai_python` that sends the request and reads the stream: it
+    prints the text as it comes and the usage. With ``tools`` in the body it is the app's
+    tool loop: each step builds the tool calls from their streamed pieces (by ``index``),
+    answers them with the ``stubs`` (function name -> result) as ``tool`` messages and sends
+    again, until an answer without calls, a call without a result (printed; the app stops
+    there too) or ``max_steps`` requests."""
     if "tools" not in body:
-        return """usage = None
+        return """stream = client.chat.completions.create(**request)
+usage = None
 for chunk in stream:
     if chunk.choices and chunk.choices[0].delta.content:
         print(chunk.choices[0].delta.content, end="", flush=True)
@@ -104,32 +107,54 @@ for chunk in stream:
         usage = chunk.usage
 print()
 """
-    return """usage = None
-tool_calls = {}  # index -> {"id", "name", "arguments"}: the calls, built from their streamed pieces
-for chunk in stream:
-    delta = chunk.choices[0].delta if chunk.choices else None
-    if delta is not None and delta.content:
-        print(delta.content, end="", flush=True)
-    for piece in (delta.tool_calls or []) if delta is not None else []:
-        call = tool_calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
-        call["id"] = piece.id or call["id"]
-        if piece.function is not None:
-            call["name"] = piece.function.name or call["name"]
-            call["arguments"] += piece.function.arguments or ""
-    if getattr(chunk, "usage", None):
-        usage = chunk.usage
-print()
-for index in sorted(tool_calls):  # the model asks for these calls (their results go back as "tool" messages)
-    call = tool_calls[index]
-    print(f"tool call {call['id']}: {call['name']}({call['arguments']})")
+    return f"""STUBS = {_py(dict(stubs or {}), 0)}  # results for the calls, by function name
+MAX_STEPS = {max_steps}  # the app's max_tool_steps
+messages = request.pop("messages")
+usage = None
+for step in range(1, MAX_STEPS + 1):
+    stream = client.chat.completions.create(messages=messages, **request)
+    text = ""
+    tool_calls = {{}}  # index -> {{"id", "name", "arguments"}}: the calls, built from their streamed pieces
+    for chunk in stream:
+        delta = chunk.choices[0].delta if chunk.choices else None
+        if delta is not None and delta.content:
+            text += delta.content
+            print(delta.content, end="", flush=True)
+        for piece in (delta.tool_calls or []) if delta is not None else []:
+            call = tool_calls.setdefault(piece.index, {{"id": "", "name": "", "arguments": ""}})
+            call["id"] = piece.id or call["id"]
+            if piece.function is not None:
+                call["name"] = piece.function.name or call["name"]
+                call["arguments"] += piece.function.arguments or ""
+        if getattr(chunk, "usage", None):
+            usage = chunk.usage
+    print()
+    calls = [tool_calls[index] for index in sorted(tool_calls)]
+    if not calls:  # the answer
+        break
+    for call in calls:
+        print(f"tool call {{call['id']}}: {{call['name']}}({{call['arguments']}})")
+    missing = [call["name"] for call in calls if call["name"] not in STUBS]
+    if missing:  # the app stops here too (finish_reason "tool_calls")
+        print(f"no result for {{', '.join(missing)}}: stopped")
+        break
+    if step == MAX_STEPS:
+        print(f"stopped after {{MAX_STEPS}} steps (max_tool_steps)")
+        break
+    messages = messages + [{{"role": "assistant", "content": text or None, "tool_calls": [
+        {{"id": c["id"], "type": "function", "function": {{"name": c["name"], "arguments": c["arguments"]}}}}
+        for c in calls]}}]
+    for call in calls:  # each result goes back as a "tool" message with the call's id
+        messages.append({{"role": "tool", "tool_call_id": call["id"], "content": STUBS[call["name"]]}})
 """
 
 
-def openai_python(target: HttpTarget) -> str:
+def openai_python(target: HttpTarget, stubs: Mapping[str, str] | None = None, max_steps: int = 8) -> str:
     """A Python program that streams the answer with the openai SDK (the request's tools,
-    tool choice and response format included: they are in the body)."""
+    tool choice and response format included: they are in the body; with tools, the tool
+    loop answering the calls with ``stubs``, see :func:`python_reader`)."""
     body = dict(target.body)
-    args = "".join(f"    {k}={_py(v)},\n" for k, v in body.items())
+    args = "".join(f"    {k!r}: {_py(v)},\n" for k, v in body.items())
     key = f'os.environ["{target.key_env}"]' if target.key_env else 'os.environ.get("OPENAI_API_KEY", "not-needed")'
     note = "" if target.key_env else "# this endpoint needs no key (the SDK wants one, any text will do)\n"
     run = f"{target.key_env}=... python3 this_file.py" if target.key_env else "python3 this_file.py"
@@ -149,9 +174,9 @@ import os
 from openai import OpenAI
 
 {note}client = OpenAI(base_url={base!r}, api_key={key}{extra})
-stream = client.chat.completions.create(
-{args})
-{python_reader(body)}if usage is not None:
+request = {{
+{args}}}
+{python_reader(body, stubs, max_steps)}if usage is not None:
     print(f"[{{usage.prompt_tokens}} prompt + {{usage.completion_tokens}} completion tokens]")
 '''
 
@@ -167,7 +192,10 @@ def curl_program(target: HttpTarget) -> str:
     url = re.sub(r'([$`"\\])', r"\\\1", f"{base}/chat/completions" + (f"?{urlencode(plain)}" if plain else ""))
     if target.key_param:  # the key goes in the query, as the base URL had it
         url += f"{'&' if plain else '?'}{quote(target.key_param)}=${{{target.key_env}}}"
-    calls = "# A tool call streams in choices[0].delta.tool_calls pieces (by index).\n" if "tools" in body else ""
+    calls = ("# A tool call streams in choices[0].delta.tool_calls pieces (by index). This is the first request\n"
+             "# of the tool loop: the next one adds the assistant message with the calls and one \"tool\" message\n"
+             "# per result (with its tool_call_id), as python -m app ask --show-code python writes it.\n"
+             if "tools" in body else "")  # fmt: skip
     return f"""#!/bin/sh
 # The same request as LLM Playground sent: {target.title}.
 # Run: {run}   (the answer streams as server-sent events)
@@ -270,9 +298,11 @@ print(answer)
 
 
 def program(language: str, request: GenerationRequest, *, http: HttpTarget | None = None,
-            local: LocalTarget | None = None) -> str:  # fmt: skip
+            local: LocalTarget | None = None, stubs: Mapping[str, str] | None = None,
+            max_steps: int = 8) -> str:  # fmt: skip
     """The program in ``language`` for ``request`` (raises InvalidParams when that language
-    does not fit the model: curl needs an HTTP server, transformers an in-process model)."""
+    does not fit the model: curl needs an HTTP server, transformers an in-process model);
+    ``stubs`` and ``max_steps``: the tool loop's results and limit (python)."""
     if language not in LANGUAGES:
         raise InvalidParams(f"There is no code for '{language}'.", hint="Use python, curl or transformers.")
     if not (request.model.in_process or request.model.caps.endpoints):
@@ -286,7 +316,7 @@ def program(language: str, request: GenerationRequest, *, http: HttpTarget | Non
     if language == "transformers" or http is None:
         raise InvalidParams(f"{request.model} is served over HTTP, not in-process.",
                             hint="Use --show-code python or curl for this model.")  # fmt: skip
-    return curl_program(http) if language == "curl" else openai_python(http)
+    return curl_program(http) if language == "curl" else openai_python(http, stubs, max_steps)
 
 
 __all__ = ["HttpTarget", "LANGUAGES", "LocalTarget", "curl_program", "http_target", "key_env_for",

@@ -23,6 +23,7 @@ from app.core.events import (
     ReasoningDelta,
     StreamEvent,
     TextDelta,
+    ToolCallDelta,
     UsageReport,
 )
 from app.core.generation import EventCallback, Generation, GenerationResult, LiveStats
@@ -71,7 +72,7 @@ class Engine:
 
     async def run(  # fmt: skip
         self, request: GenerationRequest, on_event: EventCallback | None = None, *,
-        conversation_id: str | None = None, generation: Generation | None = None, run_id: str | None = None,
+        conversation_id: str | None = None, generation: Generation | None = None, tag: str | None = None,
     ) -> GenerationResult:
         """Stream ``request``; call ``on_event`` for each event; return the result.
 
@@ -79,7 +80,8 @@ class Engine:
         :class:`StreamInterrupted` carrying ``partial_text``); cancellation propagates too.
         Either way a ledger record is written: its row is opened before the request is sent
         and updated while it streams (so a killed process leaves what had arrived), tagged
-        with ``run_id`` (e.g. a Workbench run). Pass ``generation`` to read the text while it
+        with ``tag`` (the run's tag, e.g. a Workbench run's id: the ledger's ``run_id``; not
+        the scheduler's run id). Pass ``generation`` to read the text while it
         streams (and after a cancellation).
         """
         request.params.validated()
@@ -88,7 +90,7 @@ class Engine:
         provider = self.registry.get(request.model.provider)
         gen = generation if generation is not None else Generation(request)
         stats, parts, thoughts = gen.stats, gen.parts, gen.thoughts
-        row_id, live = self._open_row(gen, provider, conversation_id, run_id)
+        row_id, live = self._open_row(gen, provider, conversation_id, tag)
         error: BaseException | None = None
         prefix = request.prefix  # the given start of the answer: shown with the first token, not timed
         stream: AsyncIterator[StreamEvent] = provider.stream(request)
@@ -126,6 +128,10 @@ class Engine:
                     now = time.perf_counter()
                     gen.load_s = now - stats.created
                     stats.started = now
+                elif isinstance(event, ToolCallDelta):
+                    if stats.first_token_at is None:  # a calls-only answer starts with its first call
+                        stats.first_token_at = time.perf_counter()
+                    gen.calls.add(event.index, event.id, event.name, event.arguments)
                 elif isinstance(event, Notice):
                     gen.notices.append(event.message)
                 elif isinstance(event, UsageReport):
@@ -163,7 +169,7 @@ class Engine:
                     await asyncio.shield(stream.aclose())
                 except (Exception, asyncio.CancelledError):
                     pass
-            result = self._finish(gen, provider, conversation_id, error, row_id, run_id)
+            result = self._finish(gen, provider, conversation_id, error, row_id, tag)
             failure = sys.exc_info()[1]  # the error on its way out (StreamInterrupted wraps ``error``)
             if isinstance(failure, AppError):
                 failure.result = result  # its usage and cost, as the ledger has them
@@ -176,7 +182,7 @@ class Engine:
         conversation_id: str | None,
         error: BaseException | None,
         row_id: int | None,
-        run_id: str | None,
+        tag: str | None,
     ) -> GenerationResult:
         request, stats = gen.request, gen.stats
         end = time.perf_counter()
@@ -211,7 +217,7 @@ class Engine:
             finish_reason=gen.reason,
             conversation_id=conversation_id,
             error=err_text,
-            run_id=run_id,
+            run_id=tag,
         )
         gen.record = rec
         if self.ledger is not None:
@@ -232,43 +238,62 @@ class Engine:
             reasoning_tokens=stats.reasoning_chunks,
             tokens=tuple(gen.tokens),
             notices=tuple(gen.notices),
+            tool_calls=gen.calls.calls(),
         )
 
     def record_unsent(self, request: GenerationRequest, reason: str, *, conversation_id: str | None = None,
-                      run_id: str | None = None) -> None:
+                      tag: str | None = None) -> None:
         """Record a request that was never sent (e.g. cancelled while it waited for its lane):
         0 tokens, no cost, so every run of the scheduler has its ledger row."""
         if self.ledger is None:
             return
-        rec = _empty_record(request, reason, conversation_id, run_id)
+        rec = _empty_record(request, reason, conversation_id, tag)
         self.ledger.close(None, replace(rec, estimated=False, cost_usd="0", error="not sent"))
 
     def _open_row(
-        self, gen: Generation, provider: Provider, conversation_id: str | None, run_id: str | None
+        self, gen: Generation, provider: Provider, conversation_id: str | None, tag: str | None
     ) -> tuple[int | None, RowProgress | None]:
         """Open the request's ledger row ("running") and its throttled progress updates:
         tokens so far (chunks, an estimate), the prompt counted locally (once), the cost."""
         if self.ledger is None:
             return None, None
         request, stats = gen.request, gen.stats
-        row_id = self.ledger.open(_empty_record(request, "running", conversation_id, run_id))
+        row_id = self.ledger.open(_empty_record(request, "running", conversation_id, tag))
         if row_id is None:
             return None, None
-        prompt: list[int] = []
-
         def figures() -> RowFigures:
             now = time.perf_counter()
-            tokens = stats.chunks + stats.reasoning_chunks
-            if not prompt:
-                try:
-                    prompt.append(provider.count_tokens(request.model.name, list(request.messages)).tokens)
-                except Exception:  # counting is best effort here
-                    prompt.append(0)
-            cost = self.cost(request.model, UsageReport(prompt[0], tokens, estimated=True), request.endpoint)
-            return RowFigures(tokens, prompt[0], None if cost is None else str(cost), now - stats.created,
-                              stats.ttft_s, stats.tokens_per_s(tokens, now))
+            cost = self.live_cost(gen)
+            return RowFigures(stats.chunks + stats.reasoning_chunks, self.prompt_estimate(gen),
+                              None if cost is None else str(cost), now - stats.created, stats.ttft_s,
+                              stats.tokens_per_s(stats.chunks + stats.reasoning_chunks, now))
 
         return row_id, RowProgress(self.ledger, row_id, figures)
+
+    def prompt_estimate(self, gen: Generation) -> int:
+        """The prompt's tokens of ``gen``'s request counted locally, once per generation (0 when
+        its provider cannot count now): the live figures' and the ledger's running rows'."""
+        if gen.prompt_estimate is None:
+            request = gen.request
+            try:
+                provider = self.registry.get(request.model.provider)
+                gen.prompt_estimate = provider.count_tokens(request.model.name, list(request.messages)).tokens
+            except Exception:  # counting is best effort for a live figure
+                gen.prompt_estimate = 0
+        return gen.prompt_estimate
+
+    def live_cost(self, gen: Generation) -> Decimal | None:
+        """The estimated cost of ``gen`` so far: its prompt counted locally, each streamed
+        chunk (answer or reasoning: reasoning is billed as completion) one token."""
+        stats = gen.stats
+        return self.estimate_cost(gen.request.model, gen.request.endpoint, self.prompt_estimate(gen),
+                                  stats.chunks + stats.reasoning_chunks)
+
+    def estimate_cost(self, model: ModelRef, endpoint: str | None, prompt_tokens: int,
+                      completion_tokens: int) -> Decimal | None:
+        """The cost of counts that are estimates (a live figure, the window's before-sending
+        estimate); None when the price is unknown."""
+        return self.cost(model, UsageReport(prompt_tokens, completion_tokens, estimated=True), endpoint)
 
     def cost(self, model: ModelRef, usage: UsageReport, endpoint: str | None = None) -> Decimal | None:
         """Exact USD cost of ``usage`` on ``model`` at ``endpoint`` (a settings endpoint name,
@@ -302,11 +327,11 @@ class Engine:
 
 
 def _empty_record(request: GenerationRequest, reason: str, conversation_id: str | None,
-                  run_id: str | None) -> GenerationRecord:
+                  tag: str | None) -> GenerationRecord:
     """A ledger record of ``request`` with nothing received yet (tokens 0, cost unknown)."""
     return GenerationRecord(
         started_at=time.time(), provider=request.model.provider, model=request.model.name,
         endpoint=clean_url(request.endpoint), adapter=adapter_label(request.adapters), prompt_tokens=0,
         completion_tokens=0, cached_prompt_tokens=0, estimated=True, cost_usd=None, ttft_s=None,
-        duration_s=0.0, tokens_per_s=None, finish_reason=reason, conversation_id=conversation_id, run_id=run_id,
+        duration_s=0.0, tokens_per_s=None, finish_reason=reason, conversation_id=conversation_id, run_id=tag,
     )  # fmt: skip

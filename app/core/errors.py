@@ -204,6 +204,11 @@ class ToolError(AppError):
     model and the user see; it never breaks the app."""
 
 
+class ApprovalNeeded(ToolError):
+    """A tool call needs the user's approval and there is no one to ask (no terminal, no
+    ``--yes``): the run stops before the call (the CLI exits 1)."""
+
+
 class SecretsError(AppError):
     """The secret store failed."""
 

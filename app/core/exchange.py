@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.core.events import TokenLogprob
 from app.core.lens import stored_lens
+from app.core.tools import ToolCall
 from app.core.types import (
     AdapterSpec,
     ChatMessage,
@@ -64,11 +65,42 @@ def adapters_from_json(data: object) -> tuple[AdapterSpec, ...]:
     return tuple(out)
 
 
+TOOL_CALLS = "tool_calls"
+"""Meta key of an assistant message's tool calls (``ToolCall.to_json`` objects)."""
+
+
+def stored_calls(meta: Mapping[str, Any]) -> tuple[ToolCall, ...]:
+    """The tool calls an assistant message's meta holds (none for an answer without calls,
+    and for every answer stored before tool calls existed)."""
+    calls = meta.get(TOOL_CALLS)
+    return tuple(ToolCall.from_json(c) for c in calls if isinstance(c, Mapping)) if isinstance(calls, list) else ()
+
+
 def context_messages(path: Sequence[StoredMessage], system_prompt: str) -> list[ChatMessage]:
     """What a request for this branch sends: the system prompt, then the path's user and
-    assistant messages that have text (a partial answer included), nothing of other branches."""
+    assistant messages that have text (a partial answer included), an assistant message's
+    tool calls and the ``tool`` messages that answer them, nothing of other branches. A call
+    the path holds no result for is left out (a server refuses a call without its result)."""
     msgs = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
-    return msgs + [ChatMessage(m.role, m.content) for m in path if m.role in ("user", "assistant") and m.content]
+    for i, m in enumerate(path):
+        if m.role == "tool":
+            continue  # taken with the calls they answer
+        calls = stored_calls(m.meta) if m.role == "assistant" else ()
+        if calls:
+            answers: dict[str, ChatMessage] = {}
+            for later in path[i + 1:]:
+                call_id = later.meta.get("call_id") if later.role == "tool" else None
+                if not isinstance(call_id, str):
+                    break
+                answers.setdefault(call_id, ChatMessage("tool", later.content, tool_call_id=call_id))
+            calls = tuple(c for c in calls if c.id in answers)
+            if calls:
+                msgs.append(ChatMessage("assistant", m.content, tool_calls=calls))
+                msgs += [answers[c.id] for c in calls]
+                continue
+        if m.role in ("user", "assistant") and m.content:
+            msgs.append(ChatMessage(m.role, m.content))
+    return msgs
 
 
 def answer_meta(request: GenerationRequest, system_prompt: str, *, seed_chosen: bool = False) -> dict[str, Any]:
@@ -112,6 +144,8 @@ def final_meta(base: Mapping[str, Any], result: GenerationResult) -> dict[str, A
         meta["reasoning_tokens"] = result.reasoning_tokens or len(result.reasoning.split())
     if result.notices:
         meta["notes"] = list(result.notices)
+    if result.tool_calls:
+        meta[TOOL_CALLS] = [c.to_json() for c in result.tool_calls]
     return meta
 
 

@@ -34,6 +34,8 @@ class MessageFigures:
     seed: int | None = None
     load_s: float | None = None
     reasoning_tokens: int | None = None
+    cached_prompt_tokens: int | None = None
+    """Prompt tokens that came from a cache (a local model's prefix cache, a server's)."""
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any] | None) -> MessageFigures:
@@ -59,13 +61,14 @@ class MessageFigures:
             return None
 
     def sentence(self) -> str:
-        """One readable line: ``31 in / 8 out tokens · $0.000012 · first token 0.21 s · 30.5 tok/s``
-        (``~`` marks estimated counts; a model load is named apart)."""
+        """One readable line: ``31 in (24 cached) / 8 out tokens · $0.000012 · first token 0.21 s ·
+        30.5 tok/s`` (``~`` marks estimated counts; a model load is named apart)."""
         parts: list[str] = []
         if self.prompt_tokens is not None or self.completion_tokens is not None:
             est = "~" if self.estimated else ""
+            cached = f" ({self.cached_prompt_tokens:,} cached)" if self.cached_prompt_tokens else ""
             parts.append(
-                f"{est}{self.prompt_tokens or 0:,} in / {est}{self.completion_tokens or 0:,} out "
+                f"{est}{self.prompt_tokens or 0:,} in{cached} / {est}{self.completion_tokens or 0:,} out "
                 f"{plural(self.completion_tokens or 0, 'token', with_count=False)}"
             )
         if self.cost is not None:

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from app.core.events import StreamEvent, TokenLogprob, UsageReport
 from app.core.figures import MessageFigures
+from app.core.tools import ToolCall, ToolCallAccumulator
 from app.core.types import GenerationRecord, GenerationRequest
 
 
@@ -79,6 +80,7 @@ def record_figures(rec: GenerationRecord, request: GenerationRequest, load_s: fl
         seed=request.params.seed,
         load_s=load_s,
         reasoning_tokens=reasoning_tokens or None,
+        cached_prompt_tokens=rec.cached_prompt_tokens or None,
     )
 
 
@@ -106,6 +108,8 @@ class GenerationResult:
     """The generated tokens with their log-probabilities (when the request asked)."""
     notices: tuple[str, ...] = ()
     """What the provider said about this answer that is not an error (e.g. no probabilities)."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The calls the model made (its ``finish_reason`` is then ``tool_calls``)."""
 
     def figures(self) -> MessageFigures:
         """The answer's figures as the history keeps them."""
@@ -119,6 +123,7 @@ class GenerationResult:
             "usage": {
                 "prompt_tokens": self.usage.prompt_tokens,
                 "completion_tokens": self.usage.completion_tokens,
+                "cached_tokens": self.usage.cached_prompt_tokens,
                 "estimated": self.usage.estimated,
             },
             "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
@@ -128,7 +133,15 @@ class GenerationResult:
             "reasoning_chars": len(self.reasoning),
             **({"tokens": [t.to_json() for t in self.tokens]} if self.request.params.logprobs is not None else {}),
             **({"notes": list(self.notices)} if self.notices else {}),
+            **({"tool_calls": [c.to_json() | {"arguments": _arguments(c)} for c in self.tool_calls]}
+               if self.tool_calls else {}),
         }
+
+
+def _arguments(call: ToolCall) -> object:
+    """A call's arguments as JSON where they parse, else the text the model wrote."""
+    parsed = call.parsed_arguments()
+    return call.arguments if parsed is None else parsed
 
 
 EventCallback = Callable[[StreamEvent, LiveStats], None]
@@ -139,7 +152,8 @@ class Generation:
 
     The scheduler keeps it, so a cancelled or failed run still has its partial text."""
 
-    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s", "tokens", "notices", "record")
+    __slots__ = ("request", "stats", "parts", "thoughts", "usage", "reason", "load_s", "tokens", "notices", "record",
+                 "prompt_estimate", "calls")
 
     def __init__(self, request: GenerationRequest) -> None:
         self.request = request
@@ -154,8 +168,12 @@ class Generation:
         """The generated tokens with their log-probabilities (when the request asked)."""
         self.notices: list[str] = []
         """What the provider said about this answer that is not an error."""
+        self.prompt_estimate: int | None = None
+        """The prompt's tokens counted locally (once; see :meth:`Engine.prompt_estimate`)."""
         self.record: GenerationRecord | None = None
         """Its ledger record once it ended (finished, failed or stopped)."""
+        self.calls = ToolCallAccumulator()
+        """The tool calls, built from their streamed pieces (the one place they accumulate)."""
 
     def figures(self) -> MessageFigures | None:
         """The figures of the ended generation (a stopped or failed one too); None before."""

@@ -5,6 +5,11 @@
   figures (as values and as a sentence).
 - Markdown (:func:`to_markdown`) holds the active branch and names the other branches.
 
+Tool calls are messages like the others: an answer's calls are in its meta (``tool_calls``),
+each result is a ``tool`` message (meta: ``call_id``, ``name``, ``source``, ``is_error``,
+``elapsed_s``, ``server``); the Markdown shows them as ``→ name(arguments)`` and
+``← name: result``.
+
 Every exported string goes through :func:`app.core.errors.redact`: never a key.
 """
 
@@ -65,11 +70,19 @@ def message_json(m: StoredMessage, tree: ConversationTree | None = None) -> dict
 
 
 def cli_message(m: StoredMessage) -> dict[str, Any]:
-    """One message as ``history show`` prints it (usage and cost as ``ask --json`` does)."""
+    """One message as ``history show`` prints it (usage and cost as ``ask --json`` does; an
+    answer's ``tool_calls`` and a tool result's ``tool_call_id``, ``name`` and ``is_error``
+    when it has them)."""
     figures = MessageFigures.from_meta(m.meta)
     has_usage = m.role == "assistant" and (figures.prompt_tokens is not None or figures.completion_tokens is not None)
     cost = figures.cost
-    return cast(dict[str, Any], redacted({
+    tools: dict[str, Any] = {}
+    if m.role == "assistant" and m.meta.get("tool_calls"):
+        tools["tool_calls"] = m.meta["tool_calls"]
+    elif m.role == "tool":
+        tools = {"tool_call_id": m.meta.get("call_id"), "name": m.meta.get("name"),
+                 "is_error": bool(m.meta.get("is_error"))}  # fmt: skip
+    return cast(dict[str, Any], redacted(tools | {
         "id": m.id, "parent_id": m.parent_id, "role": m.role, "content": m.content, "status": m.status,
         "error": m.error, "model": m.model, "endpoint": m.endpoint, "adapter": m.adapter,
         "adapter_sha256": m.adapter_sha256, "params": m.params,
@@ -98,7 +111,7 @@ def _snippet(text: str) -> str:
 
 
 def _role(role: str) -> str:
-    return {"user": "You", "assistant": "Assistant"}.get(role, role.capitalize())
+    return {"user": "You", "assistant": "Assistant", "tool": "Tool result"}.get(role, role.capitalize())
 
 
 def to_markdown(conv: Conversation, tree: ConversationTree) -> str:
@@ -130,7 +143,7 @@ def to_markdown(conv: Conversation, tree: ConversationTree) -> str:
         reasoning = (m["meta"] or {}).get("reasoning")
         if reasoning and isinstance(reasoning, str):  # a thinking model's reasoning, folded
             lines += ["<details><summary>Thinking</summary>", "", reasoning.strip(), "", "</details>", ""]
-        lines += [m["content"], ""]
+        lines += _body(m)
         details = _details(m, head["system_prompt"])
         if details:
             lines += [f"> {d}  " for d in details] + [""]
@@ -152,6 +165,23 @@ def to_markdown(conv: Conversation, tree: ConversationTree) -> str:
             )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _body(m: Mapping[str, Any]) -> list[str]:
+    """A message's text; an answer's tool calls (``→ name(arguments)``) after it, and a tool
+    result as ``← name: content`` (``(error)`` when the call failed) with where it came from."""
+    meta = m["meta"] or {}
+    if m["role"] == "tool":
+        mark = " (error)" if meta.get("is_error") else ""
+        source = meta.get("server") or meta.get("source")
+        where = f" ({source}, {meta['elapsed_s']:.2f} s)" if source and isinstance(meta.get("elapsed_s"), float) \
+            else (f" ({source})" if source else "")
+        return [f"← {meta.get('name', 'tool')}{mark}: {m['content']}", "", f"> call `{meta.get('call_id')}`{where}", ""]
+    out = [m["content"], ""] if m["content"] or not meta.get("tool_calls") else []
+    calls = meta.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        out += [f"→ {c.get('name')}({c.get('arguments')})  " for c in calls if isinstance(c, dict)] + [""]
+    return out
 
 
 def _details(m: Mapping[str, Any], conversation_prompt: str) -> list[str]:

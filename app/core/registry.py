@@ -56,7 +56,7 @@ class ProviderSpec:
     hints: tuple[str, ...] = ()
 
 
-_IN_PROCESS = Capabilities(adapters=True, logprobs=True, prefix=True)
+_IN_PROCESS = Capabilities(adapters=True, logprobs=True, prefix=True, tools=True, structured_output=True)
 
 PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec("openai", "app.providers.openai:OpenAIProvider",
@@ -67,9 +67,11 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
                  free=True, label="Hugging Face (in-process)", group="Hugging Face", hints=("huggingface:",)),
     ProviderSpec("local", "app.providers.transformers:LocalProvider", _IN_PROCESS, in_process=True, free=True,
                  label="Local (in-process)", group="Local files", hints=("local:", "local:smollm2")),
-    ProviderSpec("mock", "app.providers.mock:MockProvider", Capabilities(logprobs=True, prefix=True), free=True,
+    ProviderSpec("mock", "app.providers.mock:MockProvider", Capabilities(logprobs=True, prefix=True, tools=True),
+                 free=True,
                  label="Mock (tests and demos)", group="Mock (testing)",
-                 hints=("mock:echo", "mock:markdown", "mock:fixed?text=", "mock:lorem?n=200", "mock:tokens?n=10000")),
+                 hints=("mock:echo", "mock:markdown", "mock:fixed?text=", "mock:lorem?n=200", "mock:tokens?n=10000",
+                        "mock:tools")),
 )  # fmt: skip
 """THE registry of provider ids: every other list of providers derives from it."""
 

@@ -33,7 +33,6 @@ from app.core.events import (
     Retrying,
     StreamEvent,
     TextDelta,
-    UsageReport,
 )
 from app.core.lanes import Lane, Ticket
 from app.core.run_events import (
@@ -83,8 +82,6 @@ class Run:
     task: asyncio.Task[None] | None = None
     stats_at: float = 0.0
     """When live figures were last sent (the scheduler throttles them)."""
-    prompt_estimate: int | None = None
-    """Prompt tokens as counted locally, for the live cost (the usage's count comes later)."""
 
     def __post_init__(self) -> None:
         self.generation = Generation(self.info.request)
@@ -273,7 +270,7 @@ class RunScheduler:
                     lambda event, stats: self._on_engine_event(run, lane, event, stats),
                     conversation_id=run.info.conversation_id,
                     generation=run.generation,
-                    run_id=run.info.tag,
+                    tag=run.info.tag,
                 )
             except RateLimited as exc:  # hold the endpoint back before the next run starts
                 lane.pause(exc.retry_after if exc.retry_after is not None else DEFAULT_BACKOFF_S)
@@ -304,7 +301,7 @@ class RunScheduler:
         if isinstance(final, RunCancelled):
             if run.status == "queued":  # stopped before it was sent: recorded as such, at no cost
                 self.engine.record_unsent(run.request, "cancelled", conversation_id=run.info.conversation_id,
-                                          run_id=run.info.tag)
+                                          tag=run.info.tag)
             run.status = "cancelled"
         self._runs.pop(run.id, None)  # before the final event: its handlers may submit again
         try:
@@ -338,20 +335,10 @@ class RunScheduler:
             self._emit(run, RunStats(run.id, self._live(run, stats, now)))
 
     def _live(self, run: Run, stats: LiveStats, now: float) -> LiveFigures:
-        request = run.request
-        if run.prompt_estimate is None:
-            try:
-                provider = self.engine.registry.get(request.model.provider)
-                run.prompt_estimate = provider.count_tokens(request.model.name, list(request.messages)).tokens
-            except Exception:  # counting is best effort for a live figure
-                log.debug("prompt count failed", exc_info=True)
-                run.prompt_estimate = 0
-        generated = stats.chunks + stats.reasoning_chunks  # reasoning is billed as completion
-        cost = self.engine.cost(request.model, UsageReport(run.prompt_estimate, generated, estimated=True),
-                                request.endpoint)
+        gen, engine = run.generation, self.engine
         return LiveFigures(tokens=stats.chunks, tokens_per_s=stats.tokens_per_s(now=now), ttft_s=stats.ttft_s,
-                           cost_usd=cost, elapsed_s=now - stats.created, reasoning_tokens=stats.reasoning_chunks,
-                           prompt_tokens=run.prompt_estimate)
+                           cost_usd=engine.live_cost(gen), elapsed_s=now - stats.created,
+                           reasoning_tokens=stats.reasoning_chunks, prompt_tokens=engine.prompt_estimate(gen))
 
     def _final_stats(self, run: Run, result: GenerationResult) -> None:
         stats = run.generation.stats

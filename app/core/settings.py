@@ -125,6 +125,10 @@ class LocalModelSettings(Record):
     dtype: Literal["auto", "float32", "bfloat16", "float16", "int8", "int4", "int4-qkv8"] = "auto"
     threads: int | None = spec(default=None, ge=1, le=256)
     trust_remote_code: list[str] = spec(default_factory=list)
+    # prefix reuse: the KV of this many recent sequences is kept per loaded model, within this
+    # many MB (0 turns it off); a request reuses the longest common token prefix
+    prefix_cache_entries: int = spec(default=4, ge=0, le=64)
+    prefix_cache_mb: int = spec(default=512, ge=0, le=65536)
 
 
 class Preset(Record):
@@ -175,6 +179,10 @@ class Settings(Record):
     """How many alternatives per token the probabilities view asks for (0-20)."""
     mcp_servers: list[McpServerConfig] = spec(default_factory=list)
     """MCP servers whose tools the model may call (secrets as ``keyring:NAME``, see mcp_config)."""
+    serve_queue_limit: int = spec(default=16, ge=1, le=1024)
+    """The local server (``serve``) answers 429 past this many requests waiting or running."""
+    max_tool_steps: int = spec(default=8, ge=1, le=100)
+    """The tool loop stops after this many model requests in one answer (said when reached)."""
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         """The endpoint called ``name`` (case-insensitive), or None."""

@@ -270,6 +270,9 @@ class ModelInfo:
     state: ModelState = "available"
     description: str = ""
     tokenizer: str = ""
+    supports_tools: bool | None = None
+    """Whether the model can call tools (for in-process models: its chat template has tool
+    support); None: not known (e.g. before an in-process model's files are on disk)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict with the same keys for every provider."""
@@ -285,6 +288,7 @@ class ModelInfo:
             "state": self.state,
             "description": self.description,
             "tokenizer": self.tokenizer,
+            "supports_tools": self.supports_tools,
         }
 
 

@@ -5,6 +5,7 @@ local device/dtype settings. Used by ``ask --show-code``, the Workbench and the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,10 +30,13 @@ def local_target(services: Services, request: GenerationRequest) -> LocalTarget:
     return LocalTarget(location, gguf, local.dtype, local.device, f"{request.model}")
 
 
-def code_for(services: Services, request: GenerationRequest, language: str) -> str:
-    """The standalone program (python, curl or transformers) that sends ``request``."""
+def code_for(services: Services, request: GenerationRequest, language: str,
+             stubs: Mapping[str, str] | None = None) -> str:  # fmt: skip
+    """The standalone program (python, curl or transformers) that sends ``request`` (with
+    tools: python runs the tool loop, answering calls with ``stubs``)."""
     if request.model.in_process:
         return program(language, request, local=local_target(services, request))
     if request.model.caps.endpoints:
-        return program(language, request, http=http_target(services, request))
+        return program(language, request, http=http_target(services, request), stubs=stubs,
+                       max_steps=services.settings.max_tool_steps)
     return program(language, request)

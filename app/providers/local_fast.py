@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.tools import ToolSpec
 from app.core.types import ChatMessage, GenerationParams
 from app.providers.local_generation import (
     CancelFlag,
@@ -34,6 +35,7 @@ from app.providers.local_generation import (
     finish_reason,
     prepare,
 )
+from app.providers.local_prefix_cache import ALIGN, PrefixCache, resume_fast
 from app.providers.local_quant import FUSED, QuantizedModel, qmm
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,11 @@ class FastDecoder:
         self._capture: list[Any] | None = None
         self._lora_key: tuple[Any, ...] | None = None
         self.lora_reason: str | None = None
+        self.kv_key: Any = None  # what the KV depends on now (set by the runtime: adapters, scales)
+        self.seq: list[int] = []  # the tokens whose KV rows the static cache holds (-1: unknown)
+        self.seq_key: Any = None  # the kv_key those rows were computed under
+        self.tail: tuple[int, Any] | None = None  # (end, logits) of the last exact prefill: the same prompt again
+        self.exact = 0  # rows 0..exact hold a cold prefill's exact KV (whole ALIGN chunks; see _attend)
         self.dtype = torch.bfloat16
 
     def _scaled(self, weight: Any) -> Any:
@@ -182,15 +189,17 @@ class FastDecoder:
 
         m = int(ids.shape[0])
         self._ensure_capacity(pos + m)
+        self._forget_from(pos)
         if m == 1 and self._capture is None:
-            return self._step(ids, pos)
+            logits = self._step(ids, pos)
+            self.seq.append(int(ids[0]))
+            return logits
         end = pos + m
         h = self.embed.index_select(0, ids).float()  # the residual stream stays float32
         cos, sin = self.cos[pos:end], self.sin[pos:end]
         nh, nkv, hd = self.heads, self.kv_heads, self.head_dim
         nq, nk = nh * hd, nkv * hd
         half = hd // 2
-        gqa = nkv != nh
         floor = self.norm_floor
         norm = self._norm
         for i, layer in enumerate(self.layers):
@@ -201,19 +210,60 @@ class FastDecoder:
             k_cache[:, pos:end].copy_(qk[:, nh:].transpose(0, 1))
             v_cache[:, pos:end].copy_(qkv[:, nq + nk :].view(m, nkv, hd).transpose(0, 1))
             q = qk[:, :nh].transpose(0, 1).unsqueeze(0)
-            keys, values = k_cache[:, :end].unsqueeze(0), v_cache[:, :end].unsqueeze(0)
-            if m > 1 and pos > 0:
-                mask = torch.ones(m, end, dtype=torch.bool).tril(diagonal=pos)
-                attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=gqa)
-            else:
-                attn = F.scaled_dot_product_attention(q, keys, values, is_causal=m > 1, enable_gqa=gqa)
+            attn = self._attend(q, k_cache, v_cache, pos, end)
             h.add_(self._proj(layer, "o", attn[0].transpose(0, 1).reshape(m, nq).to(self.dtype)))
             gu = self._proj(layer, "gate_up", norm(h, layer.post_norm, floor))
             gate, up = gu.split(gu.shape[-1] // 2, dim=-1)
             h.add_(self._proj(layer, "down", F.silu(gate).mul_(up)))
+        self.seq.extend(ids.tolist())
+        exact = pos == self.exact  # every row from 0 as a cold prefill computes it
+        if exact:
+            self.exact = end - end % ALIGN
         if self._capture is not None:
             self._capture.append(h)
-        return self._logits(h[-1:])[0]
+        logits = self._logits(h[-1:])[0]
+        self.tail = (end, logits.clone()) if exact else None
+        return logits
+
+    def _attend(self, q: Any, k_cache: Any, v_cache: Any, pos: int, end: int) -> Any:
+        """Attention of the query rows ``pos..end`` (``q``: [1, heads, rows, dim]), in chunks at
+        multiples of ``ALIGN``, each over the keys up to its own end.
+
+        torch's SDPA gives a row slightly different bits depending on how many rows and keys
+        it is called with. A chunk ``[j*ALIGN, (j+1)*ALIGN)`` is always computed alike, so its
+        rows' KV equals a cold prefill's bit for bit: prefix reuse keeps answers identical by
+        reusing only such rows (``exact``)."""
+        import torch
+        import torch.nn.functional as F
+
+        gqa = self.kv_heads != self.heads
+        parts = []
+        start = pos
+        while start < end:
+            stop = min(end, start - start % ALIGN + ALIGN)
+            mask = torch.ones(stop - start, stop, dtype=torch.bool).tril(diagonal=start)
+            parts.append(F.scaled_dot_product_attention(
+                q[:, :, start - pos : stop - pos], k_cache[:, :stop].unsqueeze(0), v_cache[:, :stop].unsqueeze(0),
+                attn_mask=mask, enable_gqa=gqa))  # fmt: skip
+            start = stop
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+
+    def _forget_from(self, pos: int) -> None:
+        """Rows from ``pos`` on are about to be written: drop them from ``seq`` (and all of it
+        when the KV state changed since it was written); ``exact`` ends at a chunk start."""
+        seq = self.seq
+        if self.seq_key != self.kv_key:
+            seq.clear()
+            self.seq_key = self.kv_key
+            self.exact = 0
+            self.tail = None
+        self.exact = min(self.exact, pos - pos % ALIGN)
+        if self.tail is not None and pos < self.tail[0]:
+            self.tail = None
+        if len(seq) > pos:
+            del seq[pos:]
+        elif len(seq) < pos:
+            seq.extend([-1] * (pos - len(seq)))
 
     def _step(self, ids: Any, pos: int) -> Any:
         """One decode token (``forward`` with one id): the same arithmetic in fewer tensor calls.
@@ -518,15 +568,18 @@ class ThreadTuner:
 def fast_generate(  # fmt: skip
     decoder: FastDecoder, tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit,
     flag: CancelFlag, context_length: int | None, eos_ids: set[int], tuner: ThreadTuner | None = None,
-    prefix: str = "",
+    prefix: str = "", tools: Sequence[ToolSpec] = (), constraint: Any = None, cache: PrefixCache | None = None,
 ) -> tuple[int, int, str]:
     """Generate on the lean step; the same contract as :func:`local_generation.generate`.
 
-    With a ``tuner`` the thread count is chosen per step (see :class:`ThreadTuner`).
+    With a ``tuner`` the thread count is chosen per step (see :class:`ThreadTuner`); with a
+    ``constraint`` each step's logits are masked to the grammar before sampling (the token
+    lens records them before the mask); with a ``cache`` the longest kept prefix of the
+    prompt is reused (``flag.stats.cached_tokens``) and only the rest is prefilled.
     """
     import torch
 
-    job = prepare(tokenizer, messages, params, emit, flag, context_length or decoder.max_positions, prefix)
+    job = prepare(tokenizer, messages, params, emit, flag, context_length or decoder.max_positions, prefix, tools)
     ids, max_new, streamer = job.ids, job.max_new, job.streamer
     recorder = streamer.recorder
     processors = _processors(params)
@@ -540,7 +593,10 @@ def fast_generate(  # fmt: skip
     if tuner is not None:
         torch.set_num_threads(tuner.start())
     with torch.inference_mode():
-        logits = decoder.forward(history[0], 0)
+        start, logits = resume_fast(decoder, cache, ids)
+        flag.stats.cached_tokens = start
+        if logits is None:
+            logits = decoder.forward(history[0, start:], start)
         pos = len(ids)
         step = 0
         while len(generated) < max_new:
@@ -549,6 +605,8 @@ def fast_generate(  # fmt: skip
             if recorder is not None:  # the model's own probabilities at this step
                 recorder.observe(logits)
             scores = logits.unsqueeze(0)
+            if constraint is not None:
+                constraint.mask(scores)
             if processors:
                 scores = processors(history, scores)
             if sample:
@@ -556,6 +614,8 @@ def fast_generate(  # fmt: skip
             else:
                 token = int(scores[0].argmax())
             generated.append(token)
+            if constraint is not None:
+                constraint.advance(token)
             streamer.put(torch.tensor([token]))
             if token in eos_ids or len(generated) >= max_new:
                 break

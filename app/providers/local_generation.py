@@ -9,15 +9,23 @@ token. Imports of torch/transformers happen inside the functions.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from app.core.errors import ContextTooLong
 from app.core.events import TokenLogprob
+from app.core.tools import ToolSpec
 from app.core.types import ChatMessage, GenerationParams
 from app.providers.local_lens import LogprobRecorder, processor
+from app.providers.local_prefix_cache import (
+    PrefixCache,
+    cache_argument,
+    keep_dynamic,
+    resume_dynamic,
+)
 from app.providers.local_prompt import request_ids
+from app.providers.local_tools import held_back
 
 
 @dataclass
@@ -27,6 +35,7 @@ class GenStats:
     tokens: int = 0
     tokens_at_cancel: int | None = None
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens whose KV came from the prefix cache
 
 
 class CancelFlag:
@@ -52,17 +61,6 @@ def recorder_for(tokenizer: Any, params: GenerationParams) -> LogprobRecorder | 
     if params.logprobs is None:
         return None
     return LogprobRecorder(tokenizer, params.logprobs)
-
-
-def _held_back(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest end of ``text`` that could start a stop string."""
-    best = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), best, -1):
-            if text.endswith(stop[:k]):
-                best = k
-                break
-    return best
 
 
 class TokenStreamer:
@@ -124,7 +122,7 @@ class TokenStreamer:
                 self._send(self.text[self.emitted : cut])
                 self.emitted = cut
                 return
-            safe = len(self.text) - _held_back(self.text, self.stops)
+            safe = len(self.text) - held_back(self.text, self.stops)
         else:
             safe = len(self.text)
         if safe > self.emitted:
@@ -211,10 +209,11 @@ class Prepared:
 
 
 def prepare(tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit,
-            flag: CancelFlag, limit: int | None, prefix: str = "") -> Prepared:  # fmt: skip
-    """Tokenize the request (and the answer's given start), check it fits ``limit`` (the
-    context; None: no known limit) and make its streamer (with a logprob recorder if asked)."""
-    ids = request_ids(tokenizer, messages, prefix)
+            flag: CancelFlag, limit: int | None, prefix: str = "", tools: Sequence[ToolSpec] = ()) -> Prepared:  # fmt: skip
+    """Tokenize the request (with ``tools`` offered through the chat template, and the answer's
+    given start), check it fits ``limit`` (the context; None: no known limit) and make its
+    streamer (with a logprob recorder if asked)."""
+    ids = request_ids(tokenizer, messages, prefix, tools)
     flag.stats.prompt_tokens = len(ids)
     if limit and len(ids) >= limit:
         raise ContextTooLong(f"The prompt has {len(ids)} tokens; this model's context is {limit} tokens.")
@@ -226,15 +225,19 @@ def prepare(tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationP
 
 def generate(  # fmt: skip
     model: Any, tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit,
-    flag: CancelFlag, context_length: int | None, prefix: str = "",
+    flag: CancelFlag, context_length: int | None, prefix: str = "", tools: Sequence[ToolSpec] = (),
+    constraint: Any = None, cache: PrefixCache | None = None, key: Hashable = None,
 ) -> tuple[int, int, str]:
     """Generate on the calling (worker) thread; return (prompt tokens, completion tokens, reason).
-    ``prefix``: the answer's given start, continued (it is not emitted: the engine shows it)."""
+    ``prefix``: the answer's given start, continued (it is not emitted: the engine shows it);
+    ``tools``: offered through the chat template; ``constraint``: a
+    :class:`~app.providers.local_constrain.Constraint` the answer is held to; ``cache``: the
+    loaded model's prefix cache (the KV under ``key`` is reused and kept)."""
     import torch
     from transformers import LogitsProcessorList, StoppingCriteriaList
     from transformers.generation.streamers import BaseStreamer
 
-    job = prepare(tokenizer, messages, params, emit, flag, context_length, prefix)
+    job = prepare(tokenizer, messages, params, emit, flag, context_length, prefix, tools)
     ids, max_new, streamer = job.ids, job.max_new, job.streamer
     recorder = streamer.recorder
 
@@ -255,16 +258,28 @@ def generate(  # fmt: skip
         "stopping_criteria": StoppingCriteriaList([_stopping(flag, streamer)]),
         "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     }
-    if recorder is not None:
-        kwargs["logits_processor"] = LogitsProcessorList([processor(recorder)])
+    processors = LogitsProcessorList([processor(recorder)] if recorder is not None else [])  # the raw distribution
+    if constraint is not None:
+        from app.providers.local_constrain import logits_processor
+
+        processors.append(logits_processor(constraint, len(ids)))
+    if processors:
+        kwargs["logits_processor"] = processors
     kwargs.update(params.sampling_kwargs())
-    cache = params.extras.get("cache_implementation") if params.extras else None
-    if cache:
-        kwargs["cache_implementation"] = str(cache)
+    implementation = params.extras.get("cache_implementation") if params.extras else None
+    past = None
+    if implementation:
+        kwargs["cache_implementation"] = str(implementation)
+    else:
+        with torch.inference_mode():
+            past, flag.stats.cached_tokens = resume_dynamic(cache, key, ids, model)
+        if past is not None:
+            kwargs[cache_argument()] = past
     if params.seed is not None:
         torch.manual_seed(params.seed)
     with torch.inference_mode():
         out = model.generate(**kwargs)
+    keep_dynamic(cache, key, ids, past)
     generated = out[0, len(ids) :].tolist()
     eos = model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()

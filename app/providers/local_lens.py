@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.core.events import TokenChoice, TokenLogprob
+from app.core.tools import ToolSpec
 from app.core.types import ChatMessage
 from app.providers.local_prompt import request_ids
 
 
 def score_tokens(model: Any, tokenizer: Any, messages: Sequence[ChatMessage], prefix: str,
-                 token_ids: Sequence[int], fast: Any = None) -> list[float]:
+                 token_ids: Sequence[int], fast: Any = None, tools: Sequence[ToolSpec] = ()) -> list[float]:
     """The log-probability of each of ``token_ids`` as the continuation of the chat prompt
     (and ``prefix``, the answer's given start), in one forward pass (on ``fast``, the lean
     decode step, when the answer was made there: the same numbers as while generating)."""
@@ -23,7 +24,7 @@ def score_tokens(model: Any, tokenizer: Any, messages: Sequence[ChatMessage], pr
 
     if not token_ids:
         return []
-    prompt = request_ids(tokenizer, messages, prefix)
+    prompt = request_ids(tokenizer, messages, prefix, tools)
     with torch.inference_mode():
         if fast is not None:
             logits = fast.all_logits(torch.tensor(prompt + list(token_ids), dtype=torch.long))

@@ -113,7 +113,7 @@ def pick_device(settings: LocalModelSettings) -> str:
     return "cpu"
 
 
-# Measured in benchmarks/bench_local.py (README): int4 (groups of 32, least-squares zeros) on
+# Measured in benchmarks/bench_local.py (docs/benchmarks.md): int4 (groups of 32, least-squares zeros) on
 # the lean decode step is ~4x bf16 ``generate`` with perplexity within 1% of bf16 and bf16's
 # answers to four of the five questions (Paris included); int4-qkv8 (int8 q/k/v) is as good
 # and ~5-10% slower. (All-int4 flipped

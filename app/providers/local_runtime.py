@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.errors import AdapterError
 from app.core.settings import LocalModelSettings
-from app.core.types import AdapterSpec, ChatMessage, GenerationParams
+from app.core.tools import ToolSpec
+from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
 from app.providers.local_generation import CancelFlag, Emit, generate
 from app.providers.local_loading import (
     LoadedModel,
@@ -24,9 +25,13 @@ from app.providers.local_loading import (
     pick_device,
     pick_dtype,
 )
+from app.providers.local_prefix_cache import MB, PrefixCache
 from app.providers.local_progress import ProgressFn
 from app.providers.local_prompt import prompt_ids
 from app.providers.lora import AdapterInfo, AdapterSet
+
+if TYPE_CHECKING:
+    from app.providers.local_constrain import LocalPlan
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ class LocalRuntime:
         self.threads: int | None = None
         self.tuner: Any = None
         self.garbage = False  # set when a model was dropped; collected on the loop thread
+        self.prefix_cache = PrefixCache(self._cache_limits)  # of the loaded model (cleared with it)
 
     @property
     def settings(self) -> LocalModelSettings:
@@ -71,6 +77,7 @@ class LocalRuntime:
         device = self.loaded.device if self.loaded is not None else None
         self.loaded = None
         self.adapters = None
+        self.prefix_cache.clear()
         self.loaded_id = None
         self.context_length = None
         self.garbage = True  # the provider runs collect_garbage() on the loop thread
@@ -84,10 +91,27 @@ class LocalRuntime:
     def _require_float(self) -> AdapterSet:
         return self._require()[1]
 
+    def _cache_limits(self) -> tuple[int, int]:
+        s = self.settings
+        return s.prefix_cache_entries, s.prefix_cache_mb * MB
+
+    def kv_key(self) -> tuple[Any, ...]:
+        """Everything the KV of a token sequence depends on for the loaded model: the model,
+        its variant, dtype and device, its RoPE settings, and the active adapters (file hash,
+        rank, alpha, targets, scale): the prefix cache's key."""
+        loaded = self._require()[0]
+        cfg = loaded.model.config
+        rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None)
+        adapters = tuple(sorted((i.path, i.sha256, i.rank, i.alpha, i.target_modules, i.scale)
+                                for i in self.list_adapters() if i.active))  # fmt: skip
+        return (loaded.source.model_id, loaded.source.location, loaded.dtype, loaded.device, repr(rope),
+                getattr(cfg, "rope_theta", None), adapters)  # fmt: skip
+
     def _adapters_changed(self) -> None:
         """Let the lean decode step pick up the new adapter state now (part of the switch)."""
         if self.loaded is not None and self.loaded.fast is not None:
             self.loaded.fast.refresh_lora()
+            self.loaded.fast.kv_key = self.kv_key()
 
     def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
         """Validate and load an adapter onto the loaded model (inactive until activated)."""
@@ -122,13 +146,24 @@ class LocalRuntime:
             adapters.set_active(weights)
         self._adapters_changed()
 
+    def plan(self, request: GenerationRequest) -> LocalPlan:
+        """What ``request`` asks beyond text (tools, a schema) for the loaded model; raises
+        :class:`~app.core.errors.InvalidParams` before anything is generated when the model's
+        chat template has no tool support."""
+        from app.providers.local_constrain import plan_for
+
+        return plan_for(request, self._require()[0].tokenizer)
+
     def generate(
         self, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit, flag: CancelFlag,
-        prefix: str = "",
+        prefix: str = "", plan: LocalPlan | None = None,
     ) -> tuple[int, int, str]:
-        """Generate with the loaded model (continuing ``prefix``, the answer's given start);
-        return (prompt tokens, completion tokens, reason)."""
+        """Generate with the loaded model (continuing ``prefix``, the answer's given start;
+        held to ``plan``'s grammar and offering its tools); return (prompt tokens, completion
+        tokens, reason)."""
         loaded = self._require()[0]
+        tools = plan.tools if plan is not None else ()
+        constraint = self._constraint(loaded, plan, prefix)
         fast = loaded.fast
         if fast is not None and fast.ready:
             from app.providers.local_fast import fast_generate
@@ -136,23 +171,40 @@ class LocalRuntime:
             tuner = None if self.settings.threads else self._tuner()
             if tuner is None:
                 self._set_threads()
+            fast.kv_key = self.kv_key()
             return fast_generate(fast, loaded.tokenizer, messages, params, emit, flag, loaded.context_length,
-                                 _eos_ids(loaded), tuner, prefix)
+                                 _eos_ids(loaded), tuner, prefix, tools, constraint, self.prefix_cache)
         if fast is not None:
             log.info("adapters the lean step cannot run (%s): using transformers' generate", fast.lora_reason)
         self._set_threads()
-        return generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length, prefix)
+        return generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length, prefix,
+                        tools, constraint, self.prefix_cache, ("generate", *self.kv_key()))
+
+    @staticmethod
+    def _constraint(loaded: LoadedModel, plan: LocalPlan | None, prefix: str) -> Any:
+        """The grammar of ``plan`` over the loaded model's vocabulary (None: unconstrained)."""
+        if plan is None or plan.grammar is None:
+            return None
+        from app.providers.local_constrain import Constraint
+
+        tok = loaded.tokenizer
+        constraint = Constraint(tok, plan.grammar, int(getattr(loaded.model.config, "vocab_size", 0) or len(tok)),
+                                sorted(_eos_ids(loaded)))
+        if prefix:
+            constraint.start(list(tok(prefix, add_special_tokens=False)["input_ids"]))
+        return constraint
 
     def score(self, messages: Sequence[ChatMessage], prefix: str, token_ids: Sequence[int],
-              adapters: Sequence[AdapterSpec]) -> list[float]:
-        """Log-probabilities of ``token_ids`` after the prompt, with exactly ``adapters`` active."""
+              adapters: Sequence[AdapterSpec], tools: Sequence[ToolSpec] = ()) -> list[float]:
+        """Log-probabilities of ``token_ids`` after the prompt (offering ``tools``), with exactly
+        ``adapters`` active."""
         loaded = self._require()[0]
         self.apply_request_adapters(adapters)
         self._set_threads()
         from app.providers.local_lens import score_tokens
 
         fast = loaded.fast if loaded.fast is not None and loaded.fast.ready else None
-        return score_tokens(loaded.model, loaded.tokenizer, messages, prefix, token_ids, fast)
+        return score_tokens(loaded.model, loaded.tokenizer, messages, prefix, token_ids, fast, tools)
 
     def _tuner(self) -> Any:
         """The thread tuner of this runtime (measures what is free, per generation)."""

@@ -7,6 +7,8 @@ Model names (``mock:<name>[?opt=value&...]``):
 - ``lorem?n=200``: ``n`` deterministic words (the seed picks the words).
 - ``markdown``: a short Markdown answer with a list and a code block (the demo).
 - ``tokens?n=10000``: ``n`` tokens as fast as possible.
+- ``tools[?call=NAME&parallel=N&steps=K&args=TEXT]``: calls the offered tools (see
+  :mod:`app.providers.mock_tools`), then answers with text quoting their results.
 - any model accepts ``rate=<tokens per second>``, ``delay=<seconds before the first token>``,
   ``fail=before|mid``, ``fail_after=<tokens>``, ``error=rate_limit|unreachable|server|auth``,
   ``think=<tokens>``: that many reasoning tokens (``ReasoningDelta``) before the answer, as a
@@ -47,12 +49,14 @@ from app.core.events import (
     TextDelta,
     TokenChoice,
     TokenLogprob,
+    ToolCallDelta,
     UsageReport,
 )
 from app.core.provider import ProviderContext
 from app.core.types import ChatMessage, GenerationRequest, ModelInfo, ModelRef, TokenCount
+from app.providers.mock_tools import planned_calls, results_text
 
-MOCK_MODELS = ("echo", "fixed", "lorem", "markdown", "tokens")
+MOCK_MODELS = ("echo", "fixed", "lorem", "markdown", "tokens", "tools")
 _WORDS = (
     "alpha beta gamma delta model token stream latency cost adapter prompt answer "
     "context window sample seed rank scale layer cache vector tensor"
@@ -159,6 +163,8 @@ class MockProvider:
             return opts.get("text", "OK"), opts, None
         if base == "markdown":
             return DEMO_MARKDOWN, opts, None
+        if base == "tools":
+            return results_text(request), opts, None
         n = int(opts.get("n", "200" if base == "lorem" else "1000"))
         if base == "tokens":
             return "".join(f" tok{i}" for i in range(n)).lstrip(), opts, None
@@ -201,6 +207,15 @@ class MockProvider:
             await asyncio.sleep(delay)
         if fail == "before":
             raise _error(kind, "Mock failure before the first token.")
+        if script is None and _parse(request.model.name)[0] == "tools" and (calls := planned_calls(request, opts)):
+            for call in calls:  # the arguments in two pieces, as a server streams them
+                cut = len(call.arguments) // 2
+                yield ToolCallDelta(call.index, call.id, call.name, call.arguments[:cut])
+                yield ToolCallDelta(call.index, arguments=call.arguments[cut:])
+            prompt = self.count_tokens(request.model.name, list(request.messages)).tokens
+            yield UsageReport(prompt, sum(count_mock_tokens(c.arguments) + 1 for c in calls))
+            yield Finished("tool_calls")
+            return
         tokens = split_tokens(text)
         if tokens and request.prefix and not request.prefix[-1].isspace():
             tokens[0] = " " + tokens[0]  # a continuation of the given start

@@ -165,7 +165,8 @@ class _LocalBase:
 
         def job(rt: LocalRuntime) -> list[float]:
             rt.load(source)
-            return rt.score(request.messages, request.prefix, token_ids, request.adapters)
+            tools = request.tools if (request.tool_choice or "auto") != "none" else ()
+            return rt.score(request.messages, request.prefix, token_ids, request.adapters, tools)
 
         try:
             return await self._on_worker(job)
@@ -213,11 +214,21 @@ class _LocalBase:
                 if flag.is_set():  # stopped while loading: no prefill, the worker is free at once
                     sink.put(Finished("cancelled"))
                     return
-                prompt, completion, reason = rt.generate(
-                    request.messages, request.params, lambda text, tokens=(): sink.put(TextDelta(text, tokens)), flag,
-                    request.prefix
-                )
-                sink.put(UsageReport(prompt, completion))
+                plan = rt.plan(request)  # a request the model cannot serve fails here, before generating
+                emit: Callable[..., None] = lambda text, tokens=(): sink.put(TextDelta(text, tokens))  # noqa: E731
+                parser = None
+                if plan.syntax is not None:
+                    from app.providers.local_tools import ToolCallParser, calls_in
+
+                    parser = ToolCallParser(plan.syntax, sink.put, calls_in(request.messages), request.prefix)
+                    emit = parser.feed
+                prompt, completion, reason = rt.generate(request.messages, request.params, emit, flag,
+                                                         request.prefix, plan)  # fmt: skip
+                if parser is not None:
+                    parser.finish()
+                    if parser.calls and reason == "stop":
+                        reason = "tool_calls"
+                sink.put(UsageReport(prompt, completion, stats.cached_tokens))
                 sink.put(Finished(reason))
             except BaseException as exc:  # delivered to the consumer
                 sink.put(_Failure(exc))
@@ -334,6 +345,32 @@ class _LocalBase:
         self._tokenizers[source.model_id] = tok
         return tok
 
+    def supports_tools(self, model: str) -> bool | None:
+        """Whether ``model``'s chat template has tool support in a call format this app parses
+        (read from the loaded tokenizer, else from the files on disk; None: not known yet)."""
+        from app.providers.local_tools import template_text, tool_syntax
+
+        try:
+            source = self._source(model)
+        except AppError:
+            return None
+        template: str | None = None
+        if self._loaded_id() == source.model_id:
+            worker = self.context.extra.get("model_worker")
+            loaded = getattr(worker.state.get("runtime"), "loaded", None) if isinstance(worker, ModelWorker) else None
+            template = template_text(getattr(loaded, "tokenizer", None))
+        else:
+            from app.providers import chat_templates
+
+            folder = self._folder_on_disk(source)
+            found = chat_templates.folder_template(folder) if folder is not None else None
+            if found is None and source.kind == "gguf":
+                found = chat_templates.gguf_template(source.location)
+            if found is None:
+                return None
+            template = found.template
+        return tool_syntax(template) is not None
+
     def model_info(self, model: str) -> ModelInfo:
         """Static info; ``context_length`` is known once the model is loaded."""
         source = self._source(model)
@@ -347,6 +384,7 @@ class _LocalBase:
         return ModelInfo(
             ref=ref, display_name=display, context_length=rt_ctx, is_local=True, supports_adapters=True,
             state="ready" if loaded else "available", description=source.location, tokenizer=f"{source.kind} tokenizer",
+            supports_tools=self.supports_tools(model),
         )
 
     async def aclose(self) -> None:

@@ -1,23 +1,17 @@
 """The window's way to the models: a thin Qt adapter over the core's
 :class:`~app.core.selection.ModelSelection` (the current model, its load, its adapters) and
 :class:`~app.core.runs.RunScheduler` (the runs). It decides nothing the CLI does not: it turns
-their typed events into Qt signals, emitted on the GUI thread (the qasync loop).
+their typed events into Qt signals, emitted on the GUI thread (the qasync loop): a run's
+events are forwarded as they are, the streamed pieces in one signal and the rest in another.
 
 Signals:
-    generation_started(str run_id, RunInfo info)
-    token_received(str run_id, str text): raw deltas (consumers coalesce).
-    tokens_received(str run_id, str text, tuple[TokenLogprob, ...] tokens): right after
-        token_received, for a delta that came with its tokens' probabilities (asked for).
-    notice_received(str run_id, str message): something to know about the answer that is not
-        an error (e.g. the server gives no probabilities); the answer goes on.
-    reasoning_received(str run_id, str text): a thinking model's raw reasoning deltas (never
-        part of the answer text; consumers coalesce).
-    stats_updated(str run_id, LiveFigures live): at most ~10 per second, plus one final update.
-    generation_retrying(str run_id, int attempt, float delay_s, str message): a failed attempt
-        is tried again after ``delay_s`` seconds.
-    generation_finished(str run_id, GenerationResult result)
-    generation_failed(str run_id, str message, str partial_text)
-    generation_cancelled(str run_id, str partial_text)
+    run_delta(RunText | RunReasoning event): a piece of a run's answer (with its tokens'
+        probabilities when asked for) or of its reasoning: raw deltas, one per streamed token
+        (consumers coalesce); apart from run_event so that only who shows text pays for them.
+    run_event(RunEvent event): every other event of this window's runs, as the scheduler
+        typed it (:mod:`app.core.run_events`): RunStarted, RunNotice, RunStats (at most ~10 per
+        second, plus one final), RunRetrying, RunProgress, then exactly one of RunFinished /
+        RunFailed / RunCancelled. Receivers dispatch on the event's type.
     busy_changed(bool busy): this window's runs started / all ended.
     model_changed(str model_id)
     model_loading(str model_id, Progress progress): ``progress.fraction`` None when unknown.
@@ -49,12 +43,8 @@ from app.core.run_events import (
     RunEvent,
     RunFailed,
     RunFinished,
-    RunNotice,
     RunProgress,
     RunReasoning,
-    RunRetrying,
-    RunStarted,
-    RunStats,
     RunText,
 )
 from app.core.runs import Run
@@ -76,16 +66,8 @@ ENDED_KEPT = 32
 class BackendManager(QObject):
     """Qt signals over the model selection and the run scheduler (see the module doc)."""
 
-    generation_started = Signal(str, object)
-    token_received = Signal(str, str)
-    tokens_received = Signal(str, str, object)
-    notice_received = Signal(str, str)
-    reasoning_received = Signal(str, str)
-    stats_updated = Signal(str, object)
-    generation_retrying = Signal(str, int, float, str)
-    generation_finished = Signal(str, object)
-    generation_failed = Signal(str, str, str)
-    generation_cancelled = Signal(str, str)
+    run_delta = Signal(object)
+    run_event = Signal(object)
     busy_changed = Signal(bool)
     model_changed = Signal(str)
     model_loading = Signal(str, object)
@@ -198,26 +180,30 @@ class BackendManager(QObject):
         self._spawn(_restore())
 
     # -- runs ----------------------------------------------------------------------------------
-    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams, *,
-                 conversation_id: str | None = None, endpoint: str | None = None, model_id: str | None = None,
-                 message_id: int | None = None, adapters: Sequence[AdapterSpec] | None = None,
-                 prefix: str = "") -> str:
-        """Start one answer (``prefix``: the answer starts with this text, the model continues
-        it); return its run id. Raises AppError while another one runs, or for a malformed model
-        id (nothing is sent then)."""
+    def request(self, messages: Sequence[ChatMessage], params: GenerationParams, *, model_id: str | None = None,
+                endpoint: str | None = None, adapters: Sequence[AdapterSpec] | None = None) -> GenerationRequest:
+        """A request for ``model_id`` (default: the current model, at its endpoint, with the
+        active adapters; see :meth:`ModelSelection.request`)."""
+        return self.selection.request(messages, params, model_id=model_id, endpoint=endpoint, adapters=adapters)
+
+    def generate(self, request: GenerationRequest, *, conversation_id: str | None = None,
+                 message_id: int | None = None) -> str:
+        """Start one answer to ``request`` (sent as it is); return its run id. Raises AppError
+        while another one runs (nothing is sent then)."""
         self._refuse_when_busy()
-        request = self.selection.request(messages, params, model_id=model_id, endpoint=endpoint, adapters=adapters)
-        if prefix:
-            request = replace(request, prefix=prefix)
         return self._submit(request, conversation_id, message_id)
 
     def compare(self, messages: Sequence[ChatMessage], params: GenerationParams) -> tuple[str, str]:
         """Answer with the base model and with the active adapters (the model worker runs them
         one after the other); returns the two run ids."""
         self._refuse_when_busy()
-        base = self.selection.request(messages, params, adapters=())
         tuned = self.selection.request(messages, params)
+        base = replace(tuned, adapters=())
         return self._submit(base, None, None), self._submit(tuned, None, None)
+
+    def run(self, run_id: str) -> Run | None:
+        """One of this window's runs that has not ended, by id."""
+        return self._runs.get(run_id)
 
     def _refuse_when_busy(self) -> None:
         if self._runs:
@@ -245,27 +231,21 @@ class BackendManager(QObject):
 
     def _on_run_event(self, event: RunEvent) -> None:
         rid = event.run_id
-        if isinstance(event, RunText):
+        if isinstance(event, RunText):  # the hot path: one event per streamed token
             if rid in self._loading_runs:
                 self._loaded(rid)
-            self.token_received.emit(rid, event.text)
-            if event.tokens:
-                self.tokens_received.emit(rid, event.text, event.tokens)
-        elif isinstance(event, RunStats):
-            self.stats_updated.emit(rid, event.figures)
-        elif isinstance(event, RunReasoning):
-            self.reasoning_received.emit(rid, event.text)
-        elif isinstance(event, RunStarted):
-            self.generation_started.emit(rid, event.info)
-        elif isinstance(event, RunProgress):
+            self.run_delta.emit(event)
+            return
+        if isinstance(event, RunReasoning):
+            self.run_delta.emit(event)
+            return
+        if isinstance(event, RunProgress):
             self._loading_runs.add(rid)
             self.model_loading.emit(self._runs[rid].info.model, event.progress)
-        elif isinstance(event, RunNotice):
-            self.notice_received.emit(rid, event.message)
-        elif isinstance(event, RunRetrying):
-            self.generation_retrying.emit(rid, event.attempt, event.delay_s, event.message)
         elif isinstance(event, RunFinished | RunFailed | RunCancelled):
             self._ended(event)
+            return
+        self.run_event.emit(event)
 
     def _loaded(self, run_id: str) -> None:
         self._loading_runs.discard(run_id)
@@ -294,14 +274,9 @@ class BackendManager(QObject):
                 message = event.message if isinstance(event, RunFailed) else "The load was stopped."
                 self.model_load_failed.emit(self._runs[rid].info.model, message)
         self._runs.pop(rid, None)
-        if not self._runs:  # before the final signal, so its handlers may send again
+        if not self._runs:  # before the final event, so its handlers may send again
             self.busy_changed.emit(False)
-        if isinstance(event, RunFinished):
-            self.generation_finished.emit(rid, event.result)
-        elif isinstance(event, RunFailed):
-            self.generation_failed.emit(rid, event.message, event.partial_text)
-        else:
-            self.generation_cancelled.emit(rid, event.partial_text)
+        self.run_event.emit(event)
         self.ledger_changed.emit()
 
     # -- shutdown ------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ async def play_demo(window: MainWindow, timeout: float = 20.0) -> None:
         window.session.answer_done.connect(_on_done)
         try:
             window.editor.set_message(question)
-            if window.send() is None:
+            if window.chat.send() is None:
                 return
             await asyncio.wait_for(done, timeout)
         finally:

@@ -1,6 +1,7 @@
-"""Conversation persistence for the main window: turns backend signals into history rows and
-transcript cards, over the conversation's message tree. The partial answer is saved while it
-streams (at most every ~0.3 s), so a crash or a cut connection loses nothing.
+"""The main window's open conversation: turns the backend's run events into transcript cards,
+over the conversation's message tree. The answers are written by the core's
+:class:`~app.core.answer_store.AnswerStore` (the same as the CLI's): the partial answer is
+saved while it streams (at most every ~0.3 s), so a crash or a cut connection loses nothing.
 
 With probabilities asked for (:attr:`ChatSession.lens_k`), each answer's tokens are kept
 with it (meta ``tokens``); :meth:`ChatSession.branch_from_token` makes a sibling answer that
@@ -24,34 +25,35 @@ Signals:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.core.engine import GenerationResult
+from app.core.answer_store import AnswerStore, StoredAnswer
 from app.core.errors import AppError
 from app.core.events import TokenLogprob
 from app.core.exchange import (
-    PREFIX_TOKENS,
     ConversationState,
     answer_state,
     choose_seed,
     context_messages,
     conversation_state,
-    final_meta,
-    history_note,
-    lens_meta,
-    remember_state,
-    start_answer,
     title_for,
 )
-from app.core.history import Conversation, ConversationTree, MessageStatus, StoredMessage
-from app.core.lens import tokens_to_json
-from app.core.run_events import LiveFigures
+from app.core.history import Conversation, ConversationTree, StoredMessage
+from app.core.run_events import (
+    RunCancelled,
+    RunEvent,
+    RunFailed,
+    RunFinished,
+    RunNotice,
+    RunReasoning,
+    RunStats,
+    RunText,
+)
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
-from app.ui.session_lens import LensWriter, SessionLens, split_lens
+from app.ui.session_lens import LensWriter, SessionLens
 from app.ui.widgets.transcript import TranscriptView
 from app.ui.wiring import connect_slots
 
@@ -59,33 +61,6 @@ log = logging.getLogger(__name__)
 SAVE_INTERVAL_MS = 300
 DRAFT_SAVE_MS = 800
 PENDING_RETRY_MS = 1000
-
-
-@dataclass
-class _Gen:
-    message_id: int
-    key: str
-    conversation_id: str
-    meta: dict[str, Any]
-    parts: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    dirty: bool = False
-    reasoning_dirty: bool = False
-    asked: bool = False
-    """Probabilities were asked for (the tokens are kept with the answer)."""
-    tokens: list[TokenLogprob] = field(default_factory=list)
-    prefix: str = ""
-    prefix_tokens: tuple[TokenLogprob, ...] = ()
-    waited: bool = False
-    """Saving it waited for a busy history (the ledger's row says so at its end)."""
-
-    def base_meta(self) -> dict[str, Any]:
-        """What the message's meta holds while it streams (and the reasoning so far)."""
-        meta = dict(self.meta)
-        if self.reasoning:
-            meta["reasoning"] = "".join(self.reasoning)
-            meta["reasoning_tokens"] = len(self.reasoning)
-        return meta
 
 
 def _key(message_id: int) -> str:
@@ -112,7 +87,9 @@ class ChatSession(QObject, SessionLens):
         """The last message of the branch shown (None: nothing shown yet)."""
         self.editing: int | None = None
         """The user message being edited (its branch is hidden until the edit is sent)."""
-        self._gens: dict[str, _Gen] = {}
+        self.answers = AnswerStore(self.history, backend.services.ledger, save_every_s=SAVE_INTERVAL_MS / 1000,
+                                   lens_later=True)
+        """Writes the answers (the partial text while they stream, their end)."""
         self._save_timer = QTimer(self)
         self._save_timer.setInterval(SAVE_INTERVAL_MS)
         self._save_timer.timeout.connect(self.save_partials)
@@ -126,7 +103,7 @@ class ChatSession(QObject, SessionLens):
         self._pending_timer = QTimer(self)
         self._pending_timer.setInterval(PENDING_RETRY_MS)
         self._pending_timer.timeout.connect(self.retry_pending)
-        self.lens_writer = LensWriter(self.history, self._on_lens_written, self)
+        self.lens_writer = LensWriter(self.answers, self._on_lens_written, self)
         self.lens_k: int | None = None
         """Ask every answer for its tokens' probabilities with this many alternatives (None: no)."""
         connect_slots(backend, self, "_on_backend_")
@@ -246,36 +223,32 @@ class ChatSession(QObject, SessionLens):
         if seeded.logprobs is None and self.lens_k is not None:
             seeded = seeded.with_(logprobs=self.lens_k)
         messages = self.request_messages(system_prompt)
-        model = made.model if made is not None else None
-        request = self.backend.selection.request(messages, seeded, model_id=model,
-                                                 endpoint=made.endpoint if made is not None else None,
-                                                 adapters=made.adapters if made is not None else None)
+        request = self.backend.request(messages, seeded, model_id=made.model if made is not None else None,
+                                       endpoint=made.endpoint if made is not None else None,
+                                       adapters=made.adapters if made is not None else None)
         if prefix:
             request = replace(request, prefix=prefix)
-        row = start_answer(self.history, cid, parent, request, system_prompt,
-                           seed_chosen=seed_chosen or params.seed is None)
-        if prefix_tokens:
-            row = replace(row, meta={**row.meta, PREFIX_TOKENS: tokens_to_json(prefix_tokens)})
-            self.history.update_message(row.id, meta=row.meta)
-        remember_state(self.history, cid, request, system_prompt, params)
+        answer = self.answers.start(cid, parent, request, system_prompt, params=params, prefix_tokens=prefix_tokens,
+                                    seed_chosen=seed_chosen or params.seed is None)  # fmt: skip
         self._reload_tree()
-        self.leaf_id = row.id
-        key = _key(row.id)
-        title = f"{request.model}" + (f"  +  LoRA {row.adapter}" if row.adapter else "")
-        self.transcript.start_stream(key, title=title, message_id=row.id, branch=self.tree.position(row.id))
+        self.leaf_id = answer.message_id
+        key = _key(answer.message_id)
+        adapter = answer.meta.get("adapter")
+        title = f"{request.model}" + (f"  +  LoRA {adapter}" if adapter else "")
+        self.transcript.start_stream(key, title=title, message_id=answer.message_id,
+                                     branch=self.tree.position(answer.message_id))
         try:
-            gen_id = self.backend.generate(messages, seeded, conversation_id=cid, endpoint=request.endpoint,
-                                           model_id=str(request.model), message_id=row.id,
-                                           adapters=request.adapters, prefix=prefix)
+            run_id = self.backend.generate(request, conversation_id=cid, message_id=answer.message_id)
         except AppError as exc:
-            self.history.update_message(row.id, status="error", error=exc.user_message())
+            self.answers.abandon(answer, exc.user_message())
             self.transcript.finish_stream(key, status="error", error=exc.user_message())
             return None
-        self._gens[gen_id] = _Gen(row.id, key, cid, dict(row.meta), asked=seeded.logprobs is not None,
-                                  prefix=prefix, prefix_tokens=prefix_tokens)
+        run = self.backend.run(run_id)
+        if run is not None:
+            self.answers.follow(answer, run)
         self._save_timer.start()
         self._watch_pending()
-        return gen_id
+        return run_id
 
     def regenerate(self, params: GenerationParams, system_prompt: str, message_id: int | None = None) -> str | None:
         """A sibling of the answer ``message_id`` (default: the shown branch's last answer): the
@@ -341,43 +314,43 @@ class ChatSession(QObject, SessionLens):
         return self.history.fork(self.conversation_id, message_id).id
 
     # -- streaming ------------------------------------------------------------------------------
-    def _on_backend_token_received(self, gen_id: str, text: str) -> None:
-        gen = self._gens.get(gen_id)
-        if gen is not None:
-            gen.parts.append(text)
-            gen.dirty = True
-            self.transcript.append(gen.key, text)
-            if gen.prefix_tokens and len(gen.parts) == 1 and text == gen.prefix:  # the given start
-                self.transcript.attach_tokens(gen.key, gen.prefix_tokens)
+    def _on_backend_run_event(self, event: RunEvent) -> None:
+        answer = self.answers.get(event.run_id)
+        if answer is None:  # not an answer of this session (e.g. a comparison)
+            return
+        ended = isinstance(event, RunFinished | RunFailed | RunCancelled)
+        try:
+            self.answers.on_event(event)  # the history first: the card shows what is stored
+        finally:
+            if ended:
+                self._ended(answer, event)
+        key = _key(answer.message_id)
+        if isinstance(event, RunText):
+            self.transcript.append(key, event.text)
+            if event.tokens:
+                self.transcript.attach_tokens(key, event.tokens)
+            elif answer.prefix_tokens and answer.run is not None and len(answer.run.generation.parts) == 1:
+                self.transcript.attach_tokens(key, answer.prefix_tokens)  # the given start
+        elif isinstance(event, RunReasoning):
+            self.transcript.append_reasoning(key, event.text)
+        elif isinstance(event, RunStats):
+            card = self.transcript.card(key)
+            if card is not None and card.streaming:
+                card.set_live(event.figures)
+        elif isinstance(event, RunNotice):
+            self.transcript.show_note(key, event.message)
 
-    def _on_backend_reasoning_received(self, gen_id: str, text: str) -> None:
-        gen = self._gens.get(gen_id)
-        if gen is not None:
-            gen.reasoning.append(text)
-            gen.reasoning_dirty = True
-            self.transcript.append_reasoning(gen.key, text)
-
-    def _on_backend_stats_updated(self, gen_id: str, live: LiveFigures) -> None:
-        gen = self._gens.get(gen_id)
-        card = self.transcript.card(gen.key) if gen else None
-        if card is not None and card.streaming:
-            card.set_live(live)
+    _on_backend_run_delta = _on_backend_run_event  # the streamed pieces: RunText, RunReasoning
 
     def save_partials(self) -> None:
         """Write the partial answers to history (the save timer calls this). Never raises: a
         busy history keeps them pending, any other failure is logged and retried next time."""
         try:
             self.lens_writer.flush()
-            for gen in self._gens.values():
-                if gen.reasoning_dirty:  # the reasoning lives in meta (it is not the answer)
-                    self.history.update_message(gen.message_id, meta=gen.base_meta())
-                    gen.reasoning_dirty = False
-                if gen.dirty:
-                    self.history.update_message(gen.message_id, content="".join(gen.parts))
-                    gen.dirty = False
-        except Exception:  # the text is still on the card and in the generation
-            log.warning("could not save the partial answer now", exc_info=True)
-        if not self._gens:
+        except Exception:  # the probabilities are written again with the next flush
+            log.warning("could not save the probabilities now", exc_info=True)
+        self.answers.save_partials()
+        if not self.answers.answers():
             self._save_timer.stop()
         self._watch_pending()
 
@@ -385,8 +358,6 @@ class ChatSession(QObject, SessionLens):
         """Saving waits for a busy history: say so once and retry every second."""
         if not self.history.pending:
             return
-        for gen in self._gens.values():
-            gen.waited = True
         if not self._pending_timer.isActive():
             self._pending_timer.start()
             self.history_pending.emit(True)
@@ -401,68 +372,46 @@ class ChatSession(QObject, SessionLens):
             self.history_pending.emit(False)
         return True
 
-    def _end(self, gen_id: str, text: str, status: MessageStatus, error: str | None,
-             meta: dict[str, Any] | None) -> None:
-        gen = self._gens.pop(gen_id, None)
-        if gen is None:
-            return
-        base = gen.base_meta()
-        meta = {**base, **meta} if meta else lens_meta(base, gen.tokens, gen.asked)  # partial: its tokens so far
-        meta.pop(PREFIX_TOKENS, None)
-        answer_meta, with_tokens = split_lens(meta)
+    def _ended(self, answer: StoredAnswer, event: RunEvent) -> None:
+        """The answer's card ends as the store saved it; the tree is read again."""
+        key, status = _key(answer.message_id), answer.status
         try:
-            self.history.update_message(gen.message_id, content=text, status=status, error=error, meta=answer_meta)
-            if gen.waited or self.history.pending:  # the ledger's row says that saving waited
-                self.backend.services.ledger.annotate(gen.conversation_id, history_note(self.history))
+            if answer.waited or self.history.pending:
                 self._watch_pending()
-        finally:  # the card must end even when saving fails (the error goes to the excepthook)
-            self.transcript.finish_stream(gen.key, status=status, error=error, meta=meta)
-            if self.conversation_id == gen.conversation_id:
+        finally:  # the card must end even when saving failed (the error goes to the excepthook)
+            self.transcript.finish_stream(key, status=status, error=answer.error, meta=answer.final)
+            if self.conversation_id == answer.conversation_id:
                 try:
                     self._reload_tree()
                 except Exception:  # the tree is read again on the next open
                     log.warning("could not reread the conversation", exc_info=True)
-            if with_tokens:
-                self.lens_writer.defer(gen.message_id, with_tokens)
-            self.answer_done.emit(gen_id, status)
-
-    def _on_backend_generation_finished(self, gen_id: str, result: GenerationResult) -> None:
-        gen = self._gens.get(gen_id)
-        self._end(gen_id, result.text, "complete", None, final_meta(gen.meta if gen else {}, result))
-
-    def _partial_meta(self, gen_id: str) -> dict[str, Any] | None:
-        """A stopped or failed answer's meta: its tokens so far and the figures the ledger has."""
-        gen, figures = self._gens.get(gen_id), self.backend.ended_figures(gen_id)
-        if gen is None or figures is None:
-            return None
-        return {**lens_meta(gen.base_meta(), gen.tokens, gen.asked), **figures.to_meta()}
-
-    def _on_backend_generation_failed(self, gen_id: str, message: str, partial: str) -> None:
-        gen = self._gens.get(gen_id)
-        self._end(gen_id, partial, "error", message, self._partial_meta(gen_id))
-        card = self.transcript.card(gen.key) if gen is not None and gen.prefix else None
-        if card is not None and "cannot continue" in message.lower():  # offer what works there
-            card.offer_regenerate(f"This branch could not be made: {message}")
-
-    def _on_backend_generation_cancelled(self, gen_id: str, partial: str) -> None:
-        self._end(gen_id, partial, "cancelled", None, self._partial_meta(gen_id))
+            if answer.later:
+                self.lens_writer.defer(answer)
+            if isinstance(event, RunFailed) and answer.meta.get("prefix"):
+                card = self.transcript.card(key)
+                if card is not None and "cannot continue" in event.message.lower():  # offer what works there
+                    card.offer_regenerate(f"This branch could not be made: {event.message}")
+            self.answer_done.emit(event.run_id, status)
 
     def recover(self) -> None:
         """After an unexpected error: end any answer the backend is no longer running."""
         if self.backend.is_busy():
             return
         message = "Interrupted by an internal error (see the log)."
-        for gen_id in list(self._gens):
-            gen = self._gens[gen_id]
+        for answer in self.answers.answers():
             try:
-                self._end(gen_id, "".join(gen.parts), "error", message, None)
+                if answer.run_id is not None:
+                    self.answers.interrupt(answer.run_id, message)
             except Exception:  # saving failed again: the card is ended anyway
                 log.exception("could not save the interrupted answer")
+            finally:
+                self._ended(answer, RunFailed(answer.run_id or "", AppError(message)))
         for key in self.transcript.streaming_keys():
             self.transcript.finish_stream(key, status="error", error=message)
 
     def is_streaming(self, conversation_id: str | None = None) -> bool:
         """True while an answer of this session streams (of ``conversation_id`` when given)."""
+        answers = self.answers.answers()
         if conversation_id is None:
-            return bool(self._gens)
-        return any(g.conversation_id == conversation_id for g in self._gens.values())
+            return bool(answers)
+        return any(a.conversation_id == conversation_id for a in answers)

@@ -8,17 +8,17 @@ one; anything that reads the history first (a reopen, a fork, closing) writes th
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer
 
+from app.core.answer_store import AnswerStore, StoredAnswer
 from app.core.errors import AppError
 from app.core.events import TokenLogprob
 from app.core.exchange import ConversationState, answer_state
-from app.core.history import ConversationTree, HistoryStore
+from app.core.history import ConversationTree
 from app.core.lens import branch_at, tokens_from_meta
 from app.core.types import GenerationParams
 
@@ -26,50 +26,36 @@ if TYPE_CHECKING:
     from app.ui.backend_manager import BackendManager
     from app.ui.widgets.transcript import TranscriptView
 
-log = logging.getLogger(__name__)
-
-LENS_KEYS = ("tokens", "tokens_total")
-"""The meta keys written one turn later (the mean logprob is small: it is saved with the answer)."""
-
-
-def split_lens(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``meta`` without its tokens, and the whole meta when it has tokens (else ``{}``)."""
-    if not any(k in meta for k in LENS_KEYS):
-        return meta, {}
-    return {k: v for k, v in meta.items() if k not in LENS_KEYS}, meta
-
 
 class LensWriter(QObject):
-    """Writes answers' whole meta (with tokens) on the next turn of the event loop;
-    ``written(message_id, meta)`` is called after each write (the session updates its tree)."""
+    """Writes ended answers' tokens (:attr:`StoredAnswer.later`, through the answer store) on
+    the next turn of the event loop; ``written(message_id, meta)`` is called after each write
+    (the session updates its tree)."""
 
-    def __init__(self, history: HistoryStore, written: Callable[[int, dict[str, Any]], None],
+    def __init__(self, answers: AnswerStore, written: Callable[[int, dict[str, Any]], None],
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._history = history
+        self._answers = answers
         self._written = written
-        self._pending: dict[int, dict[str, Any]] = {}
+        self._pending: list[StoredAnswer] = []
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self.flush)
 
-    def defer(self, message_id: int, meta: dict[str, Any]) -> None:
-        """Write ``meta`` (with the tokens) for ``message_id`` on the next turn."""
-        self._pending[message_id] = meta
+    def defer(self, answer: StoredAnswer) -> None:
+        """Write ``answer``'s tokens on the next turn."""
+        self._pending.append(answer)
         self._timer.start()
 
     def flush(self) -> None:
         """Write what is pending now. A failure is logged: the answer itself is saved already."""
         self._timer.stop()
-        pending, self._pending = self._pending, {}
-        for message_id, meta in pending.items():
-            try:
-                self._history.update_message(message_id, meta=meta)
-            except Exception:  # the probabilities are extra; the answer is in the history
-                log.warning("could not save the probabilities of message %s", message_id, exc_info=True)
-                continue
-            self._written(message_id, meta)
+        pending, self._pending = self._pending, []
+        for answer in pending:
+            meta = answer.later
+            if self._answers.write_later(answer):
+                self._written(answer.message_id, meta)
 
 
 class SessionLens:
@@ -81,7 +67,6 @@ class SessionLens:
     tree: ConversationTree
     editing: int | None
     lens_writer: LensWriter
-    _gens: dict[str, Any]
 
     def _load(self, leaf_id: int | None = None) -> None:
         """Provided by the session."""
@@ -118,17 +103,6 @@ class SessionLens:
         self._load(parent)
         return self._answer(params, answer.system_prompt or "", made=made, prefix=branch.prefix,
                             prefix_tokens=branch.tokens, seed_chosen=bool(answer.meta.get("seed_chosen")))
-
-    def _on_backend_tokens_received(self, gen_id: str, _text: str, tokens: tuple[TokenLogprob, ...]) -> None:
-        gen = self._gens.get(gen_id)
-        if gen is not None:
-            gen.tokens.extend(tokens)
-            self.transcript.attach_tokens(gen.key, tokens)
-
-    def _on_backend_notice_received(self, gen_id: str, message: str) -> None:
-        gen = self._gens.get(gen_id)
-        if gen is not None:
-            self.transcript.show_note(gen.key, message)
 
     def _on_lens_written(self, message_id: int, meta: dict[str, Any]) -> None:
         msg = self.tree.by_id.get(message_id)

@@ -78,7 +78,7 @@ def test_ask_json_last_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["model"] == "mock:lorem?n=12"
     assert data["text"] == lines[0]
     assert len(data["text"].split()) == 12
-    assert data["usage"] == {"prompt_tokens": 4, "completion_tokens": 12, "estimated": False}
+    assert data["usage"] == {"prompt_tokens": 4, "completion_tokens": 12, "cached_tokens": 0, "estimated": False}
     assert data["finish_reason"] == "stop"
     assert data["cost_usd"] == 0.0  # the mock is free: zero, not unknown
 
@@ -212,10 +212,10 @@ def test_subprocess_json_and_error_exit_codes() -> None:
     assert "top_p must be greater than 0" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def interrupt_ask(*args: str, again: bool = False) -> tuple[int, str, str]:
-    """Run ``python -m app ask ARGS`` (a model that streams ``tok0 tok1 ...``), press Ctrl+C
-    once streaming has started (``again``: again and again until the app exits); return its
-    exit code, stdout and stderr."""
+def interrupt_ask(*args: str, again: bool = False, first: str = "tok0") -> tuple[int, str, str]:
+    """Run ``python -m app ask ARGS`` (a model that streams ``first`` first, e.g. ``tok0 tok1
+    ...``), press Ctrl+C once streaming has started (``again``: again and again until the app
+    exits); return its exit code, stdout and stderr."""
     import signal
     import time
 
@@ -224,7 +224,7 @@ def interrupt_ask(*args: str, again: bool = False) -> tuple[int, str, str]:
                             stderr=subprocess.PIPE, text=True, cwd=root, preexec_fn=default_sigint)  # fmt: skip
     try:
         assert proc.stdout is not None
-        assert proc.stdout.read(4) == "tok0"  # blocks until streaming has started
+        assert proc.stdout.read(len(first)) == first  # blocks until streaming has started
         proc.send_signal(signal.SIGINT)
         deadline = time.monotonic() + 30
         while again and proc.poll() is None and time.monotonic() < deadline:
@@ -237,7 +237,7 @@ def interrupt_ask(*args: str, again: bool = False) -> tuple[int, str, str]:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    return proc.returncode, "tok0" + out, err
+    return proc.returncode, first + out, err
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child differs on Windows")

@@ -127,3 +127,32 @@ tests:
     assert base["pass"] is True and "Paris" in base["text"]
     assert tuned["pass"] is False and "Banana" in tuned["text"]
     assert code == 1 and [c["load_s"] is not None for c in (base, tuned)].count(True) == 1
+
+
+def test_a_local_variant_with_an_adapter_makes_a_valid_call_with_tool_choice_required(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tools go through the model's chat template and decoding is constrained to a valid call."""
+    from tests.providers.local_fixtures import build_adapter, build_tiny_llama
+
+    model = build_tiny_llama(tmp_path_factory.mktemp("grid-qwen") / "tiny-qwen", seed=5, style="qwen")
+    adapter = build_adapter(model, tmp_path_factory.mktemp("grid-qwen-lora") / "ada", r=4, seed=1)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "required": ["city"], "additionalProperties": False,
+        "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}}}}}]  # fmt: skip
+    body = f"""\
+prompts: ["Weather in {{{{city}}}}?"]
+providers:
+  - id: local:{model}
+    config: {{temperature: 0, max_tokens: 60, adapters: ["{adapter}:0.5"], tool_choice: required,
+              parallel_tool_calls: false, tools: {json.dumps(tools)}}}
+tests:
+  - vars: {{city: Paris}}
+    assert: [{{type: is-valid-openai-tools-call}}, {{type: tool-call-f1, value: [get_weather]}}]
+"""
+    code, data = run_grid(tmp_path, body, capsys)
+    cell = data["cells"][0]
+    assert code == 0, cell
+    assert [c["name"] for c in cell["tool_calls"]] == ["get_weather"]
+    assert cell["tool_calls"][0]["arguments"]["city"] in ("Paris", "Rome")
+    assert ledger_rows()[0]["adapter"] is not None

@@ -41,7 +41,7 @@ def test_ask_base_url_streams_and_records(
     assert lines[0] == "Hello from loopback"
     data = json.loads(lines[-1])
     assert set(data) == JSON_KEYS
-    assert data["usage"] == {"prompt_tokens": 11, "completion_tokens": 3, "estimated": False}
+    assert data["usage"] == {"prompt_tokens": 11, "completion_tokens": 3, "cached_tokens": 0, "estimated": False}
     assert data["cost_usd"] == 0.0  # a loopback server is free, whatever the model name
     body = server.chat_requests[-1].json
     assert body["model"] == "gpt-4o-mini" and body["seed"] == 7 and body["temperature"] == 0.2

@@ -47,7 +47,7 @@ def test_python_and_curl_are_valid_and_read_the_key_from_the_environment() -> No
     target = HttpTarget("http://127.0.0.1:1/v1", "OPENAI_API_KEY", BODY, "gpt-4o-mini")
     python = openai_python(target)
     ast.parse(python)
-    assert 'os.environ["OPENAI_API_KEY"]' in python and "extra_body={'top_k': 5}" in python
+    assert 'os.environ["OPENAI_API_KEY"]' in python and "'extra_body': {'top_k': 5}" in python
     curl = curl_program(target)
     assert '"top_k": 5' in curl and "extra_body" not in curl and "$OPENAI_API_KEY" in curl
     assert "<<'JSON'" in curl  # a quoted here-document: nothing in the body is expanded by the shell
@@ -114,3 +114,23 @@ def test_programs_send_the_tools_choice_and_response_format_and_print_the_calls(
     assert from_python.json == from_curl.json == target.body  # both send exactly the app's body
     plain = openai_python(HttpTarget("http://h/v1", None, BODY, "x"))
     assert "tool_calls" not in plain and "tool_calls" not in python_reader(BODY)
+
+
+def test_python_program_runs_the_tool_loop_with_the_stub_results(tmp_path: Path) -> None:
+    """With stubs the Python program answers the calls as ``tool`` messages with their ids and
+    sends again until the answer (the loopback server checks the ids)."""
+    from tests.support.openai_tool_calls import answer_tool_results, tool_results
+
+    with OpenAIServer() as server:
+        body = {"model": "m", "messages": [{"role": "user", "content": "Weather?"}], "stream": True,
+                "tools": [WEATHER.to_openai()]}  # fmt: skip
+        python = openai_python(HttpTarget(server.base_url, None, body, "x"), {"get_weather": '{"temp": 21}'}, 3)
+        (tmp_path / "p.py").write_text(python, encoding="utf-8")
+        server.enqueue(tool_calls(("call_1", "get_weather", '{"city": "Oslo"}'), ("call_2", "get_weather", "{}")),
+                       answer_tool_results())  # fmt: skip
+        result = subprocess.run([sys.executable, str(tmp_path / "p.py")], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert 'Results: call_1={"temp": 21}; call_2={"temp": 21}' in result.stdout
+        first, second = server.chat_requests
+    assert first.json == body
+    assert tool_results(second.json["messages"]) == [("call_1", '{"temp": 21}'), ("call_2", '{"temp": 21}')]

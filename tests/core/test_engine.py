@@ -117,7 +117,7 @@ def test_mock_generation_is_recorded(run: Run, ctx: ProviderContext, ledger: Usa
     assert rec == result.record
     assert (rec.provider, rec.model, rec.conversation_id, rec.cost_usd, rec.error) == ("mock", "echo", "conv1", "0", None)
     assert ledger.totals(conversation_id="conv1").requests == 1
-    assert result.to_json()["usage"] == {"prompt_tokens": 6, "completion_tokens": 3, "estimated": False}
+    assert result.to_json()["usage"] == {"prompt_tokens": 6, "completion_tokens": 3, "cached_tokens": 0, "estimated": False}
 
 
 def test_openai_cost_from_real_price_table(run: Run, ctx: ProviderContext, ledger: UsageLedger, mock: MockProvider) -> None:
@@ -128,6 +128,8 @@ def test_openai_cost_from_real_price_table(run: Run, ctx: ProviderContext, ledge
     assert result.cost_usd == Decimal("0.007")  # 600*2.50 + 400*1.25 + 500*10.00 per 1M
     [rec] = ledger.recent()
     assert rec.cost_usd == "0.007" and rec.cached_prompt_tokens == 400 and not rec.estimated
+    assert result.to_json()["usage"]["cached_tokens"] == 400  # like OpenAI's prompt_tokens_details
+    assert result.figures().sentence().startswith("1,000 in (400 cached) / 500 out tokens")
     assert ledger.totals().cost_usd == Decimal("0.007")
 
 
@@ -329,3 +331,36 @@ def test_running_out_of_tokens_while_thinking_keeps_length(run: Run, ctx: Provid
     result = run(engine.run(request("mock:fixed?text=never said&think=20", max_tokens=6)))
     assert (result.text, result.finish_reason, result.usage.completion_tokens) == ("", "length", 6)
     assert len(result.reasoning.split()) == 6 and result.ttft_s is None
+
+
+def test_tool_calls_are_built_once_and_land_in_the_result_and_ledger(run: Run, ledger: UsageLedger) -> None:
+    """Streamed call pieces (a real loopback server: split arguments, two calls interleaved)
+    become whole calls in the result, once; the answer's first call counts as its first token."""
+    from app.core.tools import ToolCall, ToolSpec
+    from app.providers.openai import OpenAIProvider
+    from tests.support.openai_server import OpenAIServer, provider_context
+    from tests.support.openai_tool_calls import tool_calls
+
+    with OpenAIServer() as server:
+        ctx = provider_context([server.endpoint()])
+        registry = ProviderRegistry(ctx, {"openai": lambda c: OpenAIProvider(c)})
+        engine = Engine(registry, PriceTable.load(), ledger)
+        server.enqueue(tool_calls(("call_a", "get_weather", ['{"ci', 'ty": "Par', 'is"}']),
+                                  ("call_b", "get_time", '{"tz": "UTC"}')))  # fmt: skip
+        req = GenerationRequest(ModelRef("openai", "gpt-4o-mini"), (ChatMessage("user", "weather?"),),
+                                endpoint="Loopback", tools=(ToolSpec("get_weather"), ToolSpec("get_time")))  # fmt: skip
+
+        async def scenario() -> Any:
+            try:
+                return await engine.run(req)
+            finally:
+                await registry.aclose()
+
+        result = run(scenario())
+    assert result.tool_calls == (ToolCall("call_a", "get_weather", '{"city": "Paris"}', 0),
+                                 ToolCall("call_b", "get_time", '{"tz": "UTC"}', 1))  # fmt: skip
+    assert result.finish_reason == "tool_calls" and result.text == "" and result.ttft_s is not None
+    assert result.to_json()["tool_calls"] == [
+        {"id": "call_a", "name": "get_weather", "arguments": {"city": "Paris"}, "index": 0},
+        {"id": "call_b", "name": "get_time", "arguments": {"tz": "UTC"}, "index": 1}]  # fmt: skip
+    assert ledger.recent(1)[0].finish_reason == "tool_calls"

@@ -76,7 +76,7 @@ def test_the_row_is_opened_updated_and_closed(run: Run, ctx: ProviderContext, tm
     engine = engine_with(ctx, ledger, provider)
 
     async def scenario() -> None:
-        task = asyncio.create_task(engine.run(REQUEST, run_id="run-7"))
+        task = asyncio.create_task(engine.run(REQUEST, tag="run-7"))
         await asyncio.wait_for(provider.reached.wait(), 5)
         [live] = ledger.recent()  # mid-stream: the row is there, with what has arrived
         assert live.finish_reason == RUNNING and live.run_id == "run-7"

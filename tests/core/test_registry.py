@@ -70,6 +70,8 @@ def test_the_registry_declares_what_each_provider_can_do() -> None:
     assert [p for p, c in caps.items() if c.server_token_count] == ["openai"]
     assert all(c.logprobs and c.prefix for c in caps.values())
     assert caps["openai"].tools and caps["openai"].structured_output  # tools / response_format sent
+    assert {"huggingface", "local"} <= {p for p, c in caps.items() if c.tools and c.structured_output}
+    assert caps["mock"].tools and not caps["mock"].structured_output  # mock:tools calls the offered tools
     assert ModelRef.parse("local:smollm2").caps is caps["local"] and ModelRef.parse("openai:x").caps.endpoints
     assert registry.capabilities("nope") == Capabilities() and registry.provider_spec("nope") is None
 

@@ -24,6 +24,18 @@ def tiny_model_wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama whose tokenizer has a Qwen2.5-style chat template with tools (<tool_call>)."""
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-qwen", seed=5, style="qwen")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama whose tokenizer has a Llama-3.1-style chat template with JSON tool calls."""
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama3", seed=6, style="llama3")
+
+
+@pytest.fixture(scope="session")
 def adapters(tiny_model: Path, tiny_model_wide: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """LoRA adapters: a (r=4), b (r=8) for the tiny model; wide (r=4) for the wide model."""
     root = tmp_path_factory.mktemp("adapters")

@@ -20,36 +20,105 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tokenizer(folder: Path) -> Any:
-    """A byte-level BPE tokenizer (adds BOS by itself) with a chat template, saved to ``folder``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+QWEN_TOOLS_TEMPLATE = (  # Qwen2.5's template (tools in the system turn, <tool_call> / <tool_response>)
+    "{%- if tools %}{{- '<|im_start|>system\n' }}{%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] }}"
+    "{%- else %}{{- 'You are a helpful assistant.' }}{%- endif %}"
+    "{{- '\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n<tools>' }}"
+    "{%- for tool in tools %}{{- '\n' }}{{- tool | tojson }}{%- endfor %}"
+    "{{- '\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}"
+    "\n</tool_call><|im_end|>\n' }}"
+    "{%- elif messages[0]['role'] == 'system' %}{{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if (message.role == 'user') or (message.role == 'system' and not loop.first) or "
+    "(message.role == 'assistant' and not message.tool_calls) %}"
+    "{{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}"
+    "{%- elif message.role == 'assistant' %}{{- '<|im_start|>' + message.role }}"
+    "{%- if message.content %}{{- '\n' + message.content }}{%- endif %}"
+    "{%- for tool_call in message.tool_calls %}{%- if tool_call.function is defined %}"
+    "{%- set tool_call = tool_call.function %}{%- endif %}"
+    "{{- '\n<tool_call>\n{\"name\": \"' }}{{- tool_call.name }}{{- '\", \"arguments\": ' }}"
+    "{{- tool_call.arguments | tojson }}{{- '}\n</tool_call>' }}{%- endfor %}{{- '<|im_end|>\n' }}"
+    "{%- elif message.role == 'tool' %}"
+    "{%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != 'tool') %}{{- '<|im_start|>user' }}{%- endif %}"
+    "{{- '\n<tool_response>\n' }}{{- message.content }}{{- '\n</tool_response>' }}"
+    "{%- if loop.last or (messages[loop.index0 + 1].role != 'tool') %}{{- '<|im_end|>\n' }}{%- endif %}"
+    "{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
+)
+LLAMA3_TOOLS_TEMPLATE = (  # Llama 3.1's JSON tool calling (tools in the first user turn, "parameters")
+    "{{- bos_token }}{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] %}"
+    "{%- set messages = messages[1:] %}{%- else %}{%- set system_message = '' %}{%- endif %}"
+    "{{- '<|start_header_id|>system<|end_header_id|>\n\n' + system_message + '<|eot_id|>' }}"
+    "{%- if tools is not none and messages %}{%- set first = messages[0]['content'] %}{%- set messages = messages[1:] %}"
+    "{{- '<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions, please respond with a JSON "
+    "for a function call with its proper arguments that best answers the given prompt.\n\n' }}"
+    "{{- 'Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its "
+    "value}. Do not use variables.\n\n' }}"
+    "{%- for t in tools %}{{- t | tojson(indent=4) }}{{- '\n\n' }}{%- endfor %}{{- first + '<|eot_id|>' }}{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] + '<|eot_id|>' }}"
+    "{%- elif 'tool_calls' in message %}{%- set tool_call = message.tool_calls[0].function %}"
+    "{{- '<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"' + tool_call.name + '\", ' }}"
+    "{{- '\"parameters\": ' }}{{- tool_call.arguments | tojson }}{{- '}<|eot_id|>' }}"
+    "{%- else %}{{- '<|start_header_id|>ipython<|end_header_id|>\n\n' + message.content + '<|eot_id|>' }}"
+    "{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}"
+)
+STYLES: dict[str, dict[str, Any]] = {
+    "chatml": {"specials": SPECIALS, "added": [], "template": CHAT_TEMPLATE, "eos": "<|im_end|>"},
+    "qwen": {"specials": SPECIALS, "template": QWEN_TOOLS_TEMPLATE, "eos": "<|im_end|>",
+             "added": ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]},
+    "llama3": {"specials": ["<s>", "</s>", "<pad>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+                            "<|python_tag|>"], "added": [], "template": LLAMA3_TOOLS_TEMPLATE, "eos": "<|eot_id|>"},
+}
+"""Tokenizer styles: plain ChatML (no tools), Qwen2.5-style and Llama-3.1-style tool templates."""
+
+
+def build_tokenizer(folder: Path, style: str = "chatml") -> Any:
+    """A byte-level BPE tokenizer (adds BOS by itself) with a chat template, saved to ``folder``
+    (``style``: one of :data:`STYLES`; Qwen's ``<tool_call>`` tags are added, non-special tokens)."""
+    from tokenizers import (
+        AddedToken,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
+    spec = STYLES[style]
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=400, special_tokens=spec["specials"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tok.train_from_iterator(CORPUS * 4, trainer)
     bos = tok.token_to_id("<s>")
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="<|im_end|>", pad_token="<pad>", unk_token=None
+        tokenizer_object=tok, bos_token="<s>", eos_token=spec["eos"], pad_token="<pad>", unk_token=None
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.add_tokens([AddedToken(t, special=False, normalized=False) for t in spec["added"]])
+    fast.chat_template = spec["template"]
     fast.save_pretrained(folder)
     return fast
 
 
-def build_tiny_llama(folder: Path, hidden: int = 32, seed: int = 0) -> Path:
-    """A 2-layer Llama with random weights (EOS never wins greedily), saved with its tokenizer."""
+def build_tiny_llama(folder: Path, hidden: int = 32, seed: int = 0, style: str = "chatml") -> Path:
+    """A 2-layer Llama with random weights (EOS never wins greedily), saved with its tokenizer
+    (of ``style``, see :data:`STYLES`)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     folder.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(folder)
-    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    tok = build_tokenizer(folder, style)
+    eos = tok.convert_tokens_to_ids(STYLES[style]["eos"])
     config = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=hidden,
@@ -57,7 +126,7 @@ def build_tiny_llama(folder: Path, hidden: int = 32, seed: int = 0) -> Path:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=512,
+        max_position_embeddings=512 if style == "chatml" else 2048,  # tool prompts are long
         bos_token_id=tok.bos_token_id,
         eos_token_id=eos,
         pad_token_id=tok.pad_token_id,

@@ -8,14 +8,22 @@ from typing import Any
 import pytest
 
 from app.core.events import Progress
-from app.core.run_events import LiveFigures
+from app.core.run_events import (
+    RunCancelled,
+    RunFailed,
+    RunFinished,
+    RunReasoning,
+    RunStarted,
+    RunStats,
+    RunText,
+)
 from app.core.services import Services
 from app.core.types import (
     ChatMessage,
     GenerationParams,
 )
 from app.ui.backend_manager import BackendManager
-from tests.conftest import wait_signal
+from tests.conftest import collect_run_events, wait_run_event, wait_signal
 from tests.support.fakes import FakeLocal
 
 HI = [ChatMessage("user", "hello there")]
@@ -23,9 +31,9 @@ HI = [ChatMessage("user", "hello there")]
 
 def _collect(backend: BackendManager) -> dict[str, list[Any]]:
     seen: dict[str, list[Any]] = {}
-    for name in ("generation_started", "token_received", "stats_updated", "generation_finished",
-                 "generation_failed", "generation_cancelled", "busy_changed", "ledger_changed",
-                 "model_changed", "model_loading", "model_loaded", "model_load_failed", "adapter_failed"):
+    for signal in (backend.run_event, backend.run_delta):
+        signal.connect(lambda event: seen.setdefault(type(event).__name__, []).append(event))
+    for name in ("busy_changed", "ledger_changed", "model_changed", "model_loading", "model_loaded", "model_load_failed", "adapter_failed"):
         getattr(backend, name).connect(lambda *a, n=name: seen.setdefault(n, []).append(a))
     return seen
 
@@ -35,16 +43,18 @@ def test_generate_streams_and_records(qloop: Any, services: Services) -> None:
     seen = _collect(backend)
 
     async def scenario() -> None:
-        gen = backend.generate(HI, GenerationParams(), conversation_id="c1", message_id=5)
+        request = backend.request(HI, GenerationParams())
+        gen = backend.generate(request, conversation_id="c1", message_id=5)
         assert backend.is_busy()
-        gid, result = await wait_signal(backend.generation_finished, 10)
-        assert gid == gen and result.text == "hello there"
+        finished = await wait_run_event(backend, RunFinished)
+        assert finished.run_id == gen and finished.result.text == "hello there"
+        assert finished.result.request is request  # passed down unchanged
         assert not backend.is_busy()
-        started = seen["generation_started"][0]
-        assert started[0] == gen and started[1].model == "mock:echo"
-        assert started[1].conversation_id == "c1" and started[1].message_id == 5
-        assert "".join(t for g, t in seen["token_received"]) == "hello there"
-        assert seen["stats_updated"][-1][1].tokens == 2
+        started = seen["RunStarted"][0]
+        assert started.run_id == gen and started.info.model == "mock:echo"
+        assert started.info.conversation_id == "c1" and started.info.message_id == 5
+        assert "".join(e.text for e in seen["RunText"]) == "hello there"
+        assert seen["RunStats"][-1].figures.tokens == 2
         assert [b for (b,) in seen["busy_changed"]] == [True, False]
         await asyncio.sleep(0)
         assert len(seen["ledger_changed"]) == 1
@@ -59,14 +69,14 @@ def test_stop_mid_stream_reports_partial(qloop: Any, services: Services) -> None
     seen = _collect(backend)
 
     async def scenario() -> None:
-        gen = backend.generate(HI, GenerationParams(max_tokens=None))
+        gen = backend.generate(backend.request(HI, GenerationParams(max_tokens=None)))
         for _ in range(3):
-            await wait_signal(backend.token_received, 5)
+            await wait_run_event(backend, RunText, timeout=5)
         backend.stop()
-        gid, partial = await wait_signal(backend.generation_cancelled, 5)
-        assert gid == gen and len(partial.split()) >= 3
+        cancelled = await wait_run_event(backend, RunCancelled, timeout=5)
+        assert cancelled.run_id == gen and len(cancelled.partial_text.split()) >= 3
         assert not backend.is_busy()
-        assert "generation_finished" not in seen
+        assert "RunFinished" not in seen
         assert services.ledger.recent(1)[0].finish_reason == "cancelled"
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
@@ -76,10 +86,10 @@ def test_error_mid_stream_keeps_partial(qloop: Any, services: Services) -> None:
     backend = BackendManager(services, model_id="mock:lorem?n=50&fail=mid&fail_after=5")
 
     async def scenario() -> None:
-        gen = backend.generate(HI, GenerationParams())
-        gid, message, partial = await wait_signal(backend.generation_failed, 5)
-        assert gid == gen and "cut mid-way" in message
-        assert len(partial.split()) == 5
+        gen = backend.generate(backend.request(HI, GenerationParams()))
+        failed = await wait_run_event(backend, RunFailed, timeout=5)
+        assert failed.run_id == gen and "cut mid-way" in failed.message
+        assert len(failed.partial_text.split()) == 5
         assert not backend.is_busy()
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
@@ -89,9 +99,9 @@ def test_bad_params_fail_cleanly(qloop: Any, services: Services) -> None:
     backend = BackendManager(services, model_id="mock:echo")
 
     async def scenario() -> None:
-        backend.generate(HI, GenerationParams(temperature=5.0))
-        _, message, partial = await wait_signal(backend.generation_failed, 5)
-        assert "temperature" in message and partial == ""
+        backend.generate(backend.request(HI, GenerationParams(temperature=5.0)))
+        failed = await wait_run_event(backend, RunFailed, timeout=5)
+        assert "temperature" in failed.message and failed.partial_text == ""
         assert not backend.is_busy()
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
@@ -101,13 +111,13 @@ def test_second_generate_while_busy_is_refused(qloop: Any, services: Services) -
     backend = BackendManager(services, model_id="mock:lorem?n=100&rate=100")
 
     async def scenario() -> None:
-        backend.generate(HI, GenerationParams())
+        backend.generate(backend.request(HI, GenerationParams()))
         from app.core.errors import AppError
 
         with pytest.raises(AppError, match="already running"):
-            backend.generate(HI, GenerationParams())
+            backend.generate(backend.request(HI, GenerationParams()))
         backend.stop()
-        await wait_signal(backend.generation_cancelled, 5)
+        await wait_run_event(backend, RunCancelled, timeout=5)
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
 
@@ -157,15 +167,15 @@ def test_adapters_refused_for_remote_models(qloop: Any, services: Services) -> N
 
 def test_compare_runs_base_then_adapters(qloop: Any, services: Services) -> None:
     backend = BackendManager(services, model_id="mock:echo")
-    finished: list[str] = []
-    backend.generation_finished.connect(lambda g, r: finished.append(g))
+    seen = collect_run_events(backend)
 
     async def scenario() -> None:
         a, b = backend.compare(HI, GenerationParams())
-        await wait_signal(backend.generation_finished, 5)
-        if len(finished) < 2:
-            await wait_signal(backend.generation_finished, 5)
-        assert finished == [a, b]
+        await wait_run_event(backend, RunFinished, timeout=5)
+        if len([e for e in seen if isinstance(e, RunFinished)]) < 2:
+            await wait_run_event(backend, RunFinished, timeout=5)
+        assert [e.run_id for e in seen if isinstance(e, RunFinished)] == [a, b]
+        assert [e.info.adapters for e in seen if isinstance(e, RunStarted)] == [(), ()]
         assert not backend.is_busy()
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
@@ -173,17 +183,16 @@ def test_compare_runs_base_then_adapters(qloop: Any, services: Services) -> None
 
 def test_reasoning_is_signalled_apart_from_the_answer(qloop: Any, services: Services) -> None:
     backend = BackendManager(services, model_id="mock:echo?think=4")
-    reasoning: list[tuple[str, str]] = []
-    tokens: list[str] = []
-    stats: list[LiveFigures] = []
-    backend.reasoning_received.connect(lambda g, t: reasoning.append((g, t)))
-    backend.token_received.connect(lambda g, t: tokens.append(t))
-    backend.stats_updated.connect(lambda g, live: stats.append(live))
+    seen = collect_run_events(backend)
 
     async def scenario() -> None:
-        gen = backend.generate(HI, GenerationParams())
-        gid, result = await wait_signal(backend.generation_finished, 10)
-        assert gid == gen and result.text == "hello there" == "".join(tokens)
+        gen = backend.generate(backend.request(HI, GenerationParams()))
+        finished = await wait_run_event(backend, RunFinished, timeout=10)
+        result = finished.result
+        tokens = [e.text for e in seen if isinstance(e, RunText)]
+        reasoning = [(e.run_id, e.text) for e in seen if isinstance(e, RunReasoning)]
+        stats = [e.figures for e in seen if isinstance(e, RunStats)]
+        assert finished.run_id == gen and result.text == "hello there" == "".join(tokens)
         assert [g for g, _ in reasoning] == [gen] * 4
         assert "".join(t for _, t in reasoning) == result.reasoning == "alpha beta gamma delta"
         assert stats[0].reasoning_tokens == 1 and stats[0].tokens == 0  # thinking, no answer yet

@@ -13,11 +13,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
 from app.core.events import Finished, Progress, StreamEvent, TextDelta, TokenLogprob, UsageReport
+from app.core.run_events import RunFinished
 from app.core.services import Services
 from app.core.types import AdapterInfo, ChatMessage, GenerationParams, GenerationRequest
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets.compare_view import CompareView
-from tests.conftest import expect_signal
+from tests.conftest import expect_run_event, expect_signal
 from tests.support.fakes import FakeLocal
 
 WORDS = ["The", " cat", " sat", " on", " the", " warm", " mat", "."]
@@ -69,7 +70,7 @@ def test_compare_with_base_marks_the_tokens_the_adapter_changed(qtbot: Any, qloo
         changed = expect_signal(backend.adapters_changed)
         backend.load_adapter("/adapters/style")
         await changed.wait(10)
-        ends = expect_signal(backend.generation_finished, count=2)
+        ends = expect_run_event(backend, RunFinished, count=2)
         assert view.start([ChatMessage("user", "Where did the cat sit?")], GenerationParams(seed=3)) is not None
         await ends.wait(10)
         await asyncio.wait_for(view.wait_effect(), 10)

@@ -128,17 +128,17 @@ def test_switching_branches_while_an_answer_streams_says_what_to_do(window: Main
     async def scenario() -> None:
         await _send(window, "one")
         done = expect_signal(window.session.answer_done)
-        window.regenerate()
+        window.chat.regenerate()
         await done.wait(5)
         window.backend.set_model("mock:lorem?n=5000&rate=200")
         done = expect_signal(window.session.answer_done)
         window.editor.set_message("long")
-        window.send()
+        window.chat.send()
         card = window.transcript.cards()[1]
         QTest.mouseClick(card.branch.prev_button, Qt.MouseButton.LeftButton)
         assert "Stop the answer first" in window.status_label.text()
         assert window.backend.is_busy() and len(window.transcript.cards()) == 4
-        window.stop()
+        window.chat.stop()
         await done.wait(5)
 
     _run(qloop, scenario())
@@ -176,7 +176,7 @@ def test_two_entries_with_the_same_title_are_told_apart(window: MainWindow, qloo
     async def scenario() -> None:
         await _send(window, "same title")
         a = window.session.conversation_id
-        window.new_conversation()
+        window.conversations.new_conversation()
         window.backend.set_model("mock:fixed?text=x")
         await _send(window, "same title")
         await _send(window, "more")
@@ -340,7 +340,7 @@ def test_a_sampled_answers_stored_seed_reproduces_it(qloop: Any, qapp: Any, serv
         for seed in (first.seed + 1, first.seed):
             win.editor.seed.setText(str(seed))
             done = expect_signal(win.session.answer_done)
-            win.regenerate()
+            win.chat.regenerate()
             await done.wait(60)
             replay = win.services.history.path_to(cid)[-1]
             assert replay.seed == seed and replay.id != first.id
@@ -360,7 +360,7 @@ def test_edit_never_loses_what_was_typed_in_the_box(window: MainWindow, qloop: A
         await _send(window, "one")
         user_id = window.session.path[0].id
         window.editor.set_message("my careful draft")
-        window.edit_message(user_id)
+        window.chat.edit_message(user_id)
         assert window.editor.message() == "one" and "Ctrl+Z brings back" in window.status_label.text()
         assert "Editing the first message" in window.transcript.empty_label.text()
         QTest.keyClick(window.editor.message_edit, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
-from app.core.run_events import LiveFigures
+from app.core.run_events import RunCancelled, RunEvent, RunFinished, RunStats
 from app.core.services import Services
 from app.ui.backend_manager import BackendManager
 from app.ui.excepthook import ErrorReporter
 from app.ui.main_window import MainWindow
-from tests.conftest import expect_signal, wait_signal
+from tests.conftest import expect_signal, wait_run_event, wait_signal
 from tests.support.fakes import FakeLocal
 from tests.ui.conftest import make_services
 
@@ -76,7 +76,7 @@ def test_stop_mid_stream_keeps_partial(window: MainWindow, qloop: Any) -> None:
         window.backend.set_model("mock:lorem?n=5000&rate=200")
         done = expect_signal(window.session.answer_done)
         window.editor.set_message("go on and on")
-        window.send()
+        window.chat.send()
         assert window.editor.stop_button.isEnabled()
         await wait_signal(window.session._save_timer.timeout, 5)  # a partial save happened
         saved = _stored(window)[-1]
@@ -140,7 +140,7 @@ def test_regenerate_and_edit_resend_keep_the_old_turns(window: MainWindow, qloop
         await _send(window, "two")
         window.backend.set_model("mock:fixed?text=again")
         done = expect_signal(window.session.answer_done)
-        window.regenerate()
+        window.chat.regenerate()
         await done.wait(5)
         msgs = _stored(window)  # the old answer stays, beside the new one
         assert [(m.role, m.content) for m in msgs] == [
@@ -148,7 +148,7 @@ def test_regenerate_and_edit_resend_keep_the_old_turns(window: MainWindow, qloop
         assert msgs[4].parent_id == msgs[2].id == msgs[3].parent_id
         assert [c.body.toPlainText() for c in window.transcript.cards()] == ["one", "one", "two", "again"]
         assert window.transcript.cards()[-1].branch.text() == "\u2039 2/2 \u203a"
-        window.edit_message(msgs[2].id)
+        window.chat.edit_message(msgs[2].id)
         assert window.editor.message() == "two"
         assert len(_stored(window)) == 5 and len(window.transcript.cards()) == 2  # shown up to its parent
         window.backend.set_model("mock:echo")
@@ -219,7 +219,7 @@ def test_excepthook_leaves_no_stuck_generating_state(window: MainWindow, qloop: 
 
     async def scenario() -> None:
         window.editor.set_message("trigger")
-        window.send()
+        window.chat.send()
         (message,) = await wait_signal(reporter.error_reported, 5)
         assert "disk on fire" in message
         assert not window.backend.is_busy() and not window.session.is_streaming()
@@ -241,10 +241,10 @@ def test_export_markdown_and_json(window: MainWindow, qloop: Any, tmp_path: Path
     _run(qloop, scenario())
     md_path, json_path = tmp_path / "c.md", tmp_path / "c"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(md_path), "")))
-    window.export_markdown()
+    window.conversations.export_markdown()
     assert "export me" in md_path.read_text(encoding="utf-8")
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(json_path), "")))
-    window.export_json()
+    window.conversations.export_json()
     data = (tmp_path / "c.json").read_text(encoding="utf-8")
     assert '"seed": 42' in data and "mock:echo" in data
 
@@ -305,15 +305,15 @@ def test_compare_action_answers_draft_twice(window: MainWindow, qloop: Any) -> N
     if window.lora_panel is None or not hasattr(window.lora_panel, "compare_requested"):
         pytest.fail("the LoRA panel (with its compare action) is part of the main window")
     finished: list[str] = []
-    window.backend.generation_finished.connect(lambda g, r: finished.append(r.text))
+    window.backend.run_event.connect(lambda e: finished.append(e.result.text) if isinstance(e, RunFinished) else None)
 
     async def scenario() -> None:
         window.editor.set_message("compare me")
         window.lora_panel.compare_requested.emit()
-        view = window._dialogs["compare"]
+        view = window.dialogs["compare"]
         assert view.isVisible()
         while len(finished) < 2:
-            await wait_signal(window.backend.generation_finished, 5)
+            await wait_run_event(window.backend, RunFinished, timeout=5)
         assert finished == ["compare me", "compare me"]
         assert view.pane_text("base") == "compare me" == view.pane_text("adapter")
         assert window.session.conversation_id is None  # a comparison is not saved as chat
@@ -366,7 +366,7 @@ def test_deleting_the_streaming_conversation_stops_its_answer(window: MainWindow
         window.backend.set_model("mock:lorem?n=5000&rate=200")
         done = expect_signal(window.session.answer_done)
         window.editor.set_message("a long one")
-        window.send()
+        window.chat.send()
         cid = window.session.conversation_id
         await wait_signal(window.session._save_timer.timeout, 5)
         assert window.sidebar is not None
@@ -401,8 +401,8 @@ def test_esc_stops_with_the_focus_outside_the_message_box(window: MainWindow, ql
 def test_new_chat_leaves_a_running_comparison_alone(window: MainWindow, qloop: Any) -> None:
     finished: list[str] = []
     cancelled: list[str] = []
-    window.backend.generation_finished.connect(lambda g, r: finished.append(r.text))
-    window.backend.generation_cancelled.connect(lambda g, p: cancelled.append(g))
+    window.backend.run_event.connect(lambda e: finished.append(e.result.text) if isinstance(e, RunFinished) else None)
+    window.backend.run_event.connect(lambda e: cancelled.append(e.run_id) if isinstance(e, RunCancelled) else None)
 
     async def scenario() -> None:
         window.backend.set_model("mock:lorem?n=20&rate=100")
@@ -427,7 +427,7 @@ def test_typed_text_survives_a_failed_save(window: MainWindow, qloop: Any, monke
     monkeypatch.setattr(window.services.history, "add_message", full_disk)
     window.editor.set_message("a long message I typed with care")
     with pytest.raises(sqlite3.OperationalError):
-        window.send()
+        window.chat.send()
     assert window.editor.message() == "a long message I typed with care"
     assert not window.backend.is_busy()
 
@@ -447,8 +447,8 @@ def test_closing_the_keys_dialog_relists_the_models(window: MainWindow, qloop: A
             window.backend.refresh_models()
             await wait_signal(window.backend.models_listed, 10)
             assert not any("test-model" in t for t in labels())  # no key yet: the priced list, "needs key"
-            window.show_keys()
-            dlg = window._dialogs["keys"]
+            window.dialog_control.show_keys()
+            dlg = window.dialogs["keys"]
             dlg.key_input("endpoint:Loopback").setText(key)
             assert dlg.save_key("endpoint:Loopback")
             dlg.reject()
@@ -473,13 +473,13 @@ def test_edit_while_an_answer_streams_says_what_to_do(window: MainWindow, qloop:
     async def scenario() -> None:
         window.backend.set_model("mock:lorem?n=5000&rate=200")
         window.editor.set_message("first")
-        window.send()
+        window.chat.send()
         user_card = window.transcript.cards()[0]
         assert user_card.edit_button is not None
         user_card.edit_button.click()
         assert "Stop the answer first" in window.status_label.text()
         assert window.backend.is_busy() and len(_stored(window)) == 2  # nothing was dropped
-        window.stop()
+        window.chat.stop()
         await wait_signal(window.session.answer_done, 5)
 
     _run(qloop, scenario())
@@ -492,13 +492,13 @@ def test_a_thinking_answer_shows_its_reasoning_and_history_restores_it(
     win.show()
     seen_thinking: list[bool] = []
 
-    def on_stats(gen: str, live: LiveFigures) -> None:  # while only reasoning has arrived
+    def on_stats(event: RunEvent) -> None:  # while only reasoning has arrived
         card = win.transcript.cards()[-1]
-        if live.thinking:
+        if isinstance(event, RunStats) and event.figures.thinking:
             win.transcript.flush()
             seen_thinking.append(card.thinking is not None and card.thinking.is_expanded())
 
-    win.backend.stats_updated.connect(on_stats)
+    win.backend.run_event.connect(on_stats)
     try:
         _run(qloop, _send(win, "think about it"))
         answer = _stored(win)[-1]
@@ -511,7 +511,7 @@ def test_a_thinking_answer_shows_its_reasoning_and_history_restores_it(
         assert card.thinking.text == "alpha beta gamma delta model"
         md_path = tmp_path / "t.md"
         monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(md_path), "")))
-        win.export_markdown()
+        win.conversations.export_markdown()
         md = md_path.read_text(encoding="utf-8")
         assert "<details><summary>Thinking</summary>" in md and "alpha beta gamma delta model" in md
         assert "figures: " in md and "reasoning alpha" not in md  # not dumped among the figures
@@ -560,7 +560,7 @@ def test_fork_on_a_busy_history_says_busy_in_the_status_bar(window: MainWindow, 
     history = window.services.history
     monkeypatch.setattr(history, "busy_timeout_s", 0.3)
     with LockHolder(history.path):
-        window.fork_from(_stored(window)[0].id)
+        window.conversations.fork_from(_stored(window)[0].id)
     assert window.status_label.text().startswith("Could not fork: busy: another instance holds the history")
     assert len(history.list_conversations()) == 1
 
@@ -570,17 +570,17 @@ def test_a_hint_in_the_status_bar_goes_at_the_next_action(window: MainWindow, ql
     async def scenario() -> None:
         await _send(window, "first question")
         user = next(m for m in _stored(window) if m.role == "user")
-        window.edit_message(user.id)
+        window.chat.edit_message(user.id)
         assert window.status_label.text().startswith("Edit the message and send it")
         window.editor.set_message("the question, edited")
         done = expect_signal(window.session.answer_done)
-        window.send()  # the next action: an answer starts
+        window.chat.send()  # the next action: an answer starts
         await done.wait(10)
         assert not window.status_label.text().startswith("Edit the message")
         answer = _stored(window)[-1]
-        window.fork_from(answer.id)
+        window.conversations.fork_from(answer.id)
         assert window.status_label.text().startswith("Forked:")
-        window.new_conversation()  # another conversation is shown
+        window.conversations.new_conversation()  # another conversation is shown
         assert window.status_label.text() == ""
         window.show_hint("Copied to the clipboard.")
         window.show_status("Something else, shown after", error=True)
@@ -588,3 +588,15 @@ def test_a_hint_in_the_status_bar_goes_at_the_next_action(window: MainWindow, ql
         assert window.status_label.text() == "Something else, shown after"  # not a hint: it stays
 
     _run(qloop, scenario())
+
+
+def test_a_long_status_message_elides_instead_of_widening_the_window(window: MainWindow) -> None:
+    """Seen at 1024x700: "Model: mock:fixed?text=<a long text>" ran past the window's edge."""
+    before = window.minimumSizeHint().width()
+    long = "Model: mock:fixed?text=" + "%20word" * 200
+    window.show_status(long)
+    assert window.status_label.text() == long and window.status_label.toolTip() == long
+    assert window.minimumSizeHint().width() == before
+    assert window.dashboard is not None
+    window.dashboard._end_live("Last answer · " + long, "")  # the Usage dock's line elides too
+    assert window.dashboard.minimumSizeHint().width() < 400

@@ -12,6 +12,7 @@ import pytest
 
 from app.core.events import Progress
 from app.core.provider import ProviderContext
+from app.core.run_events import RunRetrying
 from app.core.secrets import SecretStore
 from app.core.services import Services
 from app.core.settings import EndpointConfig
@@ -70,7 +71,7 @@ def test_a_send_while_the_chosen_model_loads_waits_for_it_and_says_so(window: Ma
         assert window.progress.isVisibleTo(window) and window.progress.value() == 450
         done = expect_signal(window.session.answer_done)
         window.editor.set_message("hello")
-        assert window.send() is not None  # within a second of picking it
+        assert window.chat.send() is not None  # within a second of picking it
         assert window.status_label.text().startswith("Waiting for local:smollm2 to load (45%)")
         await asyncio.sleep(0.05)
         assert fake.runs == []  # nothing went to any model yet
@@ -132,13 +133,14 @@ def test_the_status_bar_counts_down_a_retry(window: MainWindow, qloop: Any) -> N
 
         provider.retry_sleep = no_wait  # type: ignore[attr-defined]
         shown: list[str] = []
-        window.backend.generation_retrying.connect(lambda *_a: shown.append(window.status_label.text()))
+        window.backend.run_event.connect(lambda e: shown.append(window.status_label.text())
+                                        if isinstance(e, RunRetrying) else None)
 
         async def scenario() -> None:
             window.backend.set_model("openai:test-model", endpoint="Loopback")
             done = expect_signal(window.session.answer_done)
             window.editor.set_message("hi")
-            window.send()
+            window.chat.send()
             (_gen, status), = await done.wait(15)
             assert status == "complete"
 
@@ -174,7 +176,7 @@ def test_ctrl_f_finds_in_the_conversation(window: MainWindow, qloop: Any) -> Non
         for message in ("the quick brown fox", "a lazy dog", "another fox here"):
             done = expect_signal(window.session.answer_done)
             window.editor.set_message(message)
-            window.send()
+            window.chat.send()
             await done.wait(10)
 
     _run(qloop, scenario())
@@ -202,7 +204,7 @@ def test_a_model_load_is_shown_apart_from_the_first_token(window: MainWindow, ql
     async def scenario() -> None:
         done = expect_signal(window.session.answer_done)
         window.editor.set_message("hi")
-        window.send()
+        window.chat.send()
         await done.wait(10)
 
     _run(qloop, scenario())

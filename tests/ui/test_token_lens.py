@@ -148,7 +148,7 @@ def test_a_reopened_answer_still_shows_its_probabilities(window: MainWindow, qlo
     _run(qloop, _send(window, PROMPT))
     cid = window.session.conversation_id
     assert cid is not None
-    window.new_conversation()
+    window.conversations.new_conversation()
     window.probabilities_action.trigger()  # off
     window.open_conversation(cid)
     card = window.transcript.cards()[-1]
@@ -164,7 +164,7 @@ def test_a_reopened_answer_still_shows_its_probabilities(window: MainWindow, qlo
     assert window.transcript.cards()[-1].showing_probabilities
     path = tmp_path / "c.json"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(path), "")))
-    window.export_json()
+    window.conversations.export_json()
     answer = [m for m in json.loads(path.read_text(encoding="utf-8"))["messages"] if m["role"] == "assistant"][0]
     assert [t["text"] for t in answer["meta"]["tokens"]] == ["one", " two", " three", " four", " five"]
 
@@ -203,7 +203,7 @@ def test_a_server_that_cannot_continue_says_so_and_offers_regenerate(window: Mai
         card = window.transcript.cards()[-1]
         assert [t.text for t in card.lens.tokens] == ["Paris", " is", " big"]
         done = expect_signal(window.session.answer_done)
-        assert window.branch_from_token(first.id, 1, "alt1") is not None
+        assert window.chat.branch_from_token(first.id, 1, "alt1") is not None
         (_gen, status), = await done.wait(10)
         assert status == "error"
         failed = window.transcript.cards()[-1]
@@ -236,5 +236,5 @@ def test_a_long_answer_reopens_with_its_first_tokens_and_the_mean_of_all(window:
     assert card.showing_probabilities and len(card.lens.tokens) == 3
     assert card.lens.plain_text() == PROMPT  # the rest shown as plain text
     assert card.figures.text() == footer  # the mean of all 5 tokens
-    assert window.branch_from_token(answer.id, 4, " alt1") is None
+    assert window.chat.branch_from_token(answer.id, 4, " alt1") is None
     assert "first 3 tokens" in window.status_label.text()

@@ -12,13 +12,13 @@ import pytest
 from PySide6.QtCore import QRect
 from PySide6.QtWidgets import QAbstractButton, QApplication, QWidget
 
-from app.core.run_events import LiveFigures
+from app.core.run_events import LiveFigures, RunFinished
 from app.core.services import Services
 from app.core.types import ChatMessage, GenerationParams
 from app.ui import theme
 from app.ui.backend_manager import BackendManager
 from app.ui.main_window import MainWindow
-from tests.conftest import expect_signal
+from tests.conftest import expect_run_event, expect_signal
 
 LONG_MODEL = "mock:fixed?text=a%20fairly%20long%20answer%20for%20the%20table&delay=0"
 
@@ -52,7 +52,7 @@ def _send(qloop: Any, window: MainWindow, text: str, model: str | None = None) -
         done = expect_signal(window.session.answer_done)
         ledger = expect_signal(window.backend.ledger_changed)
         window.editor.set_message(text)
-        window.send()
+        window.chat.send()
         await done.wait(10)
         await ledger.wait(10)
 
@@ -113,7 +113,7 @@ def test_the_usage_dock_shows_the_opened_conversation(window: MainWindow, qloop:
     """It used to keep showing the last run, whichever conversation was open."""
     _send(qloop, window, "first conversation says hi")  # 5 tokens, echoed
     first = window.session.conversation_id
-    window.new_conversation()
+    window.conversations.new_conversation()
     dash = window.dashboard
     assert dash is not None and dash.message_rows() == 0 and dash.tile_value("tokens") == "\u2014"
     _send(qloop, window, "two words")
@@ -126,7 +126,7 @@ def test_the_usage_dock_shows_the_opened_conversation(window: MainWindow, qloop:
     assert dash.status_text().startswith("Last answer")
     # a comparison's answers (no conversation) leave the tiles alone
     async def both() -> None:
-        ends = expect_signal(window.backend.generation_finished, count=2)
+        ends = expect_run_event(window.backend, RunFinished, count=2)
         window.backend.compare([ChatMessage("user", "x y z")], GenerationParams())
         await ends.wait(10)
 

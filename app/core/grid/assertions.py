@@ -3,6 +3,17 @@
 Each check states a fact about the answer (``the answer contains 'Paris'``); ``not-`` forms
 pass when the fact is false. ``llm-rubric`` is graded by a model: :func:`rubric_messages`
 builds the grader's request and :func:`parse_grade` reads its verdict.
+
+Structured output and tools, as promptfoo checks them:
+
+- ``is-json`` / ``contains-json`` with a JSON Schema ``value``: the answer (or a JSON object
+  in it) parses and follows the schema (``jsonschema``; the reason names the JSON path);
+- ``is-valid-openai-tools-call``: the model made calls, each names a tool the provider
+  offered, and its arguments parse as a JSON object that follows that tool's parameters
+  schema (no ``not-`` form: promptfoo ignores it);
+- ``tool-call-f1``: F1 of the names called against the expected names, both as sets
+  (precision = right / called, recall = right / expected), passing at ``threshold``
+  (default 1: exactly the expected functions).
 """
 
 from __future__ import annotations
@@ -14,11 +25,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from app.core.errors import AppError
 from app.core.figures import format_cost
 from app.core.grid.model import Assertion, MissingVariables, render
+from app.core.grid.tool_config import schema_from_text
+from app.core.tools import ToolCall, ToolSpec, check_schema, validate_instance
 from app.core.types import ChatMessage
 
 SNIPPET = 60
+MAX_JSON_STARTS = 1000
+"""``contains-json`` tries to parse at most this many ``{`` of an answer (bounded time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +57,14 @@ class AssertResult:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What assertions look at: the text, its cost (None: unknown) and its latency."""
+    """What assertions look at: the text, its cost (None: unknown), its latency, the tool
+    calls the model made and the tools it was offered."""
 
     text: str
     cost_usd: Decimal | None = None
     latency_s: float | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
 
 
 def _snip(text: str) -> str:
@@ -114,10 +133,21 @@ def _fact(a: Assertion, answer: Answer, value: Any) -> tuple[bool, str]:
         return m is not None, (f"/{value}/ matches {_snip(m.group(0))}" if m else f"/{value}/ does not match")
     if kind == "is-json":
         try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            return False, f"the answer is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        return True, "the answer is valid JSON"
+            parsed = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            where = f" ({exc.msg} at line {exc.lineno}, column {exc.colno})" if isinstance(exc, ValueError) else ""
+            return False, f"the answer is not JSON{where}"
+        if value is None:
+            return True, "the answer is valid JSON"
+        problem = validate_instance(parsed, value)
+        return (problem is None, "the answer is JSON that follows the schema" if problem is None
+                else f"the answer does not follow the schema: {problem}")  # fmt: skip
+    if kind == "contains-json":
+        return _contains_json(text, value)
+    if kind == "is-valid-openai-tools-call":
+        return _valid_calls(answer.tool_calls, answer.tools)
+    if kind == "tool-call-f1":
+        return _f1(a, answer.tool_calls, value)
     if kind == "levenshtein":
         limit = a.threshold if a.threshold is not None else 5.0
         distance = levenshtein(text, str(value))
@@ -137,9 +167,102 @@ def _fact(a: Assertion, answer: Answer, value: Any) -> tuple[bool, str]:
     raise ValueError(f"no synchronous check for {a.type}")
 
 
+def json_objects(text: str) -> list[Any]:
+    """The JSON objects in ``text`` (each ``{`` where one parses, not inside an earlier one;
+    at most :data:`MAX_JSON_STARTS` tries)."""
+    decoder = json.JSONDecoder()
+    out: list[Any] = []
+    at, tries = text.find("{"), 0
+    while at >= 0 and tries < MAX_JSON_STARTS:
+        tries += 1
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except (ValueError, RecursionError):
+            at = text.find("{", at + 1)
+            continue
+        out.append(value)
+        at = text.find("{", end)
+    return out
+
+
+def _contains_json(text: str, schema: Any) -> tuple[bool, str]:
+    found = json_objects(text)
+    if not found:
+        return False, "the answer contains no JSON object"
+    if schema is None:
+        return True, f"the answer contains JSON ({len(found)} object{'s' if len(found) != 1 else ''})"
+    problem = ""
+    for value in found:
+        problem = validate_instance(value, schema) or ""
+        if not problem:
+            return True, "the answer contains JSON that follows the schema"
+    return False, f"no JSON in the answer follows the schema (the last: {problem})"
+
+
+def call_text(call: ToolCall) -> str:
+    """``get_weather({"city": "Paris"})`` (the arguments as the model wrote them)."""
+    return f"{call.name}({' '.join(call.arguments.split()) if call.arguments.strip() else ''})"
+
+
+def _valid_calls(calls: tuple[ToolCall, ...], tools: tuple[ToolSpec, ...]) -> tuple[bool, str]:
+    if not tools:
+        return False, "the provider offers no tools (set its config.tools)"
+    if not calls:
+        return False, "the model made no tool calls"
+    offered = {t.name: t for t in tools}
+    for call in calls:
+        tool = offered.get(call.name)
+        if tool is None:
+            return False, f"{call.name or '(no name)'} is not an offered tool (offered: {', '.join(offered)})"
+        try:
+            args = json.loads(call.arguments or "{}")
+        except (ValueError, RecursionError):
+            return False, f"{call.name}: the arguments are not JSON: {_snip(call.arguments)}"
+        if not isinstance(args, dict):
+            return False, f"{call.name}: the arguments are not a JSON object: {_snip(call.arguments)}"
+        problem = validate_instance(args, tool.parameters)
+        if problem is not None:
+            return False, f"{call.name}: the arguments do not follow its parameters: {problem}"
+    n = len(calls)
+    return True, f"{n} call{'s' if n != 1 else ''} of offered tools with valid arguments"
+
+
+def _f1(a: Assertion, calls: tuple[ToolCall, ...], value: Any) -> tuple[bool, str]:
+    names = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
+    expected = {str(v).strip() for v in names if str(v).strip()}
+    actual = {c.name for c in calls}
+    right = len(expected & actual)
+    precision = right / len(actual) if actual else 0.0
+    recall = right / len(expected) if expected else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    threshold = a.threshold if a.threshold is not None else 1.0
+    said = (f"tool-call F1 {f1:.3f} (precision {precision:.3f}, recall {recall:.3f}; at least {threshold:g}): "
+            f"expected [{', '.join(sorted(expected))}], called [{', '.join(sorted(actual)) or 'none'}]")  # fmt: skip
+    return f1 >= threshold, said
+
+
+def _schema_problem(a: Assertion, value: Any) -> tuple[Any, str | None]:
+    """The schema of an is-json / contains-json ``value`` (text is read as JSON or YAML),
+    and why it cannot be used (a cases file's value is not checked when it is read)."""
+    if value is None or value == "":
+        return None, None
+    schema = schema_from_text(value) if isinstance(value, str) else value
+    try:
+        check_schema(schema, "the schema")
+    except AppError as exc:
+        return None, f"invalid JSON schema: {exc.message}"
+    return schema, None
+
+
 def check(a: Assertion, answer: Answer, variables: Mapping[str, Any] | None = None) -> AssertResult:
-    """Check ``a`` against ``answer`` (every type but llm-rubric: see :func:`rubric_messages`)."""
-    true, reason = _fact(a, answer, _value(a, variables or {}))
+    """Check ``a`` against ``answer`` (every type but llm-rubric: see :func:`rubric_messages`).
+    An unusable schema fails the check, ``not-`` or not (as promptfoo)."""
+    value = _value(a, variables or {})
+    if a.base in ("is-json", "contains-json"):
+        value, problem = _schema_problem(a, value)
+        if problem is not None:
+            return AssertResult(a.type, False, problem)
+    true, reason = _fact(a, answer, value)
     return AssertResult(a.type, true != a.negated, reason)
 
 

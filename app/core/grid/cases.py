@@ -12,12 +12,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from app.core.errors import ConfigError
+from app.core.errors import ConfigError, ToolSchemaError
 from app.core.grid.limits import MAX_CELLS, LimitError, compose_yaml, load_json, read_limited
-from app.core.grid.model import ASSERT_TYPES, Assertion, TestCase
+from app.core.grid.model import ASSERT_TYPES, NO_NOT, Assertion, TestCase
+from app.core.grid.tool_config import schema_from_text
+from app.core.tools import check_schema
 
 _LINE = re.compile(r"^\s*(?P<type>[A-Za-z][\w-]*)\s*(?:\(\s*(?P<threshold>[^)]*)\s*\))?\s*(?::\s?(?P<value>.*))?$", re.S)
-LIST_TYPES = ("contains-any", "contains-all")
+LIST_TYPES = ("contains-any", "contains-all", "tool-call-f1")
+SCHEMA_TYPES = ("is-json", "contains-json")
 NUMBER_TYPES = ("cost", "latency")
 
 
@@ -32,8 +35,11 @@ def _count(out: list[TestCase], source: str) -> None:
 
 
 def known_type(name: str) -> bool:
-    """True for an assertion type this app checks (``not-`` forms included)."""
-    return (name[4:] if name.startswith("not-") else name) in ASSERT_TYPES
+    """True for an assertion type this app checks (``not-`` forms included where promptfoo
+    negates the type)."""
+    if name.startswith("not-"):
+        return name[4:] in ASSERT_TYPES and name[4:] not in NO_NOT
+    return name in ASSERT_TYPES
 
 
 def parse_assertion_line(text: str, where: str = "The assertion") -> Assertion:
@@ -59,6 +65,8 @@ def parse_assertion_line(text: str, where: str = "The assertion") -> Assertion:
                                  hint="Write it as e.g. levenshtein(3): Paris or latency(2000).") from None  # fmt: skip
     if base in LIST_TYPES and isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
+    elif base in SCHEMA_TYPES and isinstance(value, str) and value.strip():
+        value = _schema(value, kind, where)
     elif isinstance(value, str):
         value = value.strip() if base != "equals" else value.lstrip()
         if value == "":
@@ -66,11 +74,23 @@ def parse_assertion_line(text: str, where: str = "The assertion") -> Assertion:
     return Assertion(kind, value, threshold)
 
 
+def _schema(text: str, kind: str, where: str) -> Any:
+    """The JSON Schema written after ``is-json:`` / ``contains-json:`` (JSON or YAML), checked."""
+    schema = schema_from_text(text.strip())
+    try:
+        check_schema(schema, f"{where}: {kind}")
+    except ToolSchemaError as exc:
+        raise CasesFileError(exc.message, hint=exc.hint or 'Write e.g. is-json: {"type": "object"}.') from None
+    return schema
+
+
 def assertion_line(a: Assertion) -> str:
     """The one-line form of ``a`` (inverse of :func:`parse_assertion_line`)."""
     head = a.type + (f"({a.threshold:g})" if a.threshold is not None else "")
     if a.value is None:
         return head
+    if isinstance(a.value, dict):
+        return f"{head}: {json.dumps(a.value, ensure_ascii=False)}"
     value = ", ".join(str(v) for v in a.value) if isinstance(a.value, list) else str(a.value)
     return f"{head}: {value}"
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from app.core.events import UsageReport
 from app.core.figures import format_cost, format_seconds, format_tokens
-from app.core.grid.assertions import AssertResult
+from app.core.grid.assertions import AssertResult, call_text
+from app.core.tools import ToolCall
 from app.core.types import GenerationRequest
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class Cell:
     load_s: float | None = None
     finish_reason: str | None = None
     asserts: list[AssertResult] = field(default_factory=list)
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The calls the model made (its ``finish_reason`` is then ``tool_calls``)."""
     live: LiveFigures | None = None
     run: Run | None = None
     attempt: int = 0
@@ -89,8 +92,18 @@ class Cell:
         self.text, self.error, self.usage, self.cost_usd = "", None, None, None
         self.ttft_s = self.latency_s = self.tokens_per_s = self.load_s = None
         self.finish_reason, self.live, self.run, self.phase = None, None, None, None
-        self.asserts = []
+        self.asserts, self.tool_calls = [], ()
         self.t_started = self.t_first = self.t_loaded = self.t_ended = None
+
+    def calls_line(self) -> str:
+        """The calls compactly: ``→ get_weather({"city":"Paris"}) → get_time(...)`` ("" for none)."""
+        return " ".join(f"→ {call_text(c)}" for c in self.tool_calls)
+
+    def calls_json(self) -> list[dict[str, Any]]:
+        """``[{id, name, arguments}]``, the arguments parsed where they parse as JSON."""
+        return [{"id": c.id, "name": c.name,
+                 "arguments": c.arguments if (parsed := c.parsed_arguments()) is None else parsed}
+                for c in self.tool_calls]  # fmt: skip
 
     def _live_ttft(self) -> float | None:
         begin = self.t_loaded if self.t_loaded is not None else self.t_started
@@ -156,7 +169,9 @@ class Cell:
             "pass": self.passed,
             "asserts": [a.to_dict() for a in self.asserts],
             "error": self.error,
+            "tool_calls": self.calls_json(),
         }
+
 
 
 def p95(values: list[float]) -> float | None:

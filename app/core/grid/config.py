@@ -122,7 +122,7 @@ def grid_from_dict(data: Mapping[str, Any], source: str = "stored run") -> GridC
 def _grid(data: Any, doc: Doc) -> GridConfig:
     if not isinstance(data, dict):
         doc.fail((), "a grid file must be a mapping with prompts, providers and tests.",
-                 "Start from the example in the README's Workbench section.")  # fmt: skip
+                 "Start from the example in docs/grids.md.")  # fmt: skip
     for key in data:
         if key not in TOP_KEYS:
             doc.warn((key,), f"ignored (the Workbench reads {', '.join(TOP_KEYS)}).")

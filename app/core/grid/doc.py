@@ -9,7 +9,7 @@ from typing import NoReturn
 from app.core.errors import ConfigError
 
 Path_ = tuple[str | int, ...]
-FORMAT_HINT = "See the Workbench section of the README for the grid file format."
+FORMAT_HINT = "See docs/grids.md for the grid file format."
 
 
 class GridFileError(ConfigError):

@@ -10,12 +10,26 @@ from typing import Any
 from app.core.errors import AppError
 from app.core.grid.cases import known_type
 from app.core.grid.doc import Doc, Path_
-from app.core.grid.model import ASSERT_TYPES, DEFAULT_LEVENSHTEIN, Assertion, Variant, parse_adapter
+from app.core.grid.model import (
+    ASSERT_TYPES,
+    DEFAULT_LEVENSHTEIN,
+    NO_NOT,
+    Assertion,
+    Variant,
+    parse_adapter,
+)
+from app.core.grid.tool_config import (
+    TOOL_KEYS,
+    read_json_schema,
+    read_response_format,
+    read_tool_choice,
+    read_tools,
+)
 from app.core.types import GenerationParams, ModelRef
 from app.core.url_keys import accept_endpoint
 
 CONFIG_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop", "system", "adapters", "endpoint", "base_url",
-               "apiBaseUrl")  # fmt: skip
+               "apiBaseUrl", *TOOL_KEYS)  # fmt: skip
 
 
 def as_list(value: Any) -> list[Any]:
@@ -114,10 +128,21 @@ def _apply_config(variant: Variant, config: dict[str, Any], path: Path_, doc: Do
                 changes["endpoint"] = accept_endpoint(value.strip())  # a key inside: memory only
             except AppError as exc:
                 doc.fail(at, exc.message, exc.hint)
+        elif key == "tools":
+            changes["tools"] = read_tools(value, at, doc)
+        elif key == "response_format":
+            changes["response_schema"] = read_response_format(value, at, doc)
+        elif key == "parallel_tool_calls":
+            if not isinstance(value, bool):
+                doc.fail(at, f"must be true or false (got {value!r}).")
+            changes["parallel_tool_calls"] = value
         elif key in ("apiKey", "api_key"):
             doc.warn(at, "ignored: keys are never read from files (python -m app keys set ..., or the Keys dialog).")
-        else:
+        elif key != "tool_choice":
             doc.warn(at, f"ignored (config takes {', '.join(CONFIG_KEYS)}).")
+    if "tool_choice" in config:  # after the tools it may name
+        changes["tool_choice"] = read_tool_choice(config["tool_choice"], changes.get("tools", ()),
+                                                  (*path, "tool_choice"), doc)  # fmt: skip
     variant = variant.with_(**changes)
     try:
         GenerationParams(temperature=variant.temperature if variant.temperature is not None else 0.7,
@@ -141,6 +166,9 @@ def _assertion(item: Any, path: Path_, doc: Doc) -> Assertion:
     if not isinstance(item, dict) or not isinstance(item.get("type"), str):
         doc.fail(path, "an assertion is a mapping with a type.", "Write {type: contains, value: Paris}.")
     kind = item["type"].strip()
+    if kind.startswith("not-") and kind[4:] in NO_NOT:
+        doc.fail((*path, "type"), f"{kind[4:]} has no not- form (promptfoo does not negate it).",
+                 "Remove the not-, or check the calls with not-tool-call-f1.")  # fmt: skip
     if not known_type(kind):
         doc.fail((*path, "type"), f"'{kind}' is not an assertion type this app checks.",
                  "Use one of " + ", ".join(ASSERT_TYPES) + ", or not- before any of them.")  # fmt: skip
@@ -163,9 +191,24 @@ def _assertion(item: Any, path: Path_, doc: Doc) -> Assertion:
         if not isinstance(value, list) or not value or not all(isinstance(v, str | int | float) for v in value):
             doc.fail((*path, "value"), f"{kind} needs a list of texts.", "Write value: [Paris, paris].")
         value = [str(v) for v in value]
-    elif base == "is-json":
+    elif base in ("is-json", "contains-json"):
+        if value is not None and value != "":
+            value = read_json_schema(value, (*path, "value"), doc)
+        else:
+            value = None
+    elif base == "is-valid-openai-tools-call":
         if value is not None:
-            doc.fail((*path, "value"), "a JSON schema for is-json is not supported.", "Remove the value: the answer is checked to be JSON.")
+            doc.warn((*path, "value"), "ignored (the calls are checked against the provider's config.tools).")
+            value = None
+    elif base == "tool-call-f1":
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+            doc.fail((*path, "value"), f"{kind} needs the list of function names the model should call.",
+                     "Write {type: tool-call-f1, value: [get_weather, get_time]}.")  # fmt: skip
+        value = [v.strip() for v in value]
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            doc.fail((*path, "threshold"), f"must be from 0 to 1 (got {threshold:g}).", "The default, 1, needs every name.")
     elif base == "levenshtein":
         if value is None:
             doc.fail(path, "levenshtein needs a value (the expected text).", "Write {type: levenshtein, value: Paris, threshold: 2}.")

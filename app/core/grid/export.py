@@ -18,7 +18,7 @@ from app.core.history_export import redacted
 
 FORMATS = (".json", ".csv", ".html")
 CSV_COLUMNS = ("row", "col", "test", "description", "prompt", "vars", "provider", "label", "status", "pass",
-               "text", "asserts", "error", "prompt_tokens", "completion_tokens", "estimated", "cost_usd",
+               "text", "tool_calls", "asserts", "error", "prompt_tokens", "completion_tokens", "estimated", "cost_usd",
                "ttft_s", "latency_s", "tokens_per_s")  # fmt: skip
 
 
@@ -63,7 +63,8 @@ def export_csv(runner: GridRunner) -> str:
         asserts = "; ".join(f"{'PASS' if a['pass'] else 'FAIL'} {a['type']}: {a['reason']}" for a in cell["asserts"])
         values = [cell["row"], cell["col"], cell["test"], cell["description"], cell["prompt"],
                   json.dumps(cell["vars"], ensure_ascii=False, default=str), cell["provider"], cell["label"],
-                  cell["status"], cell["pass"], cell["text"], asserts, cell["error"], usage.get("prompt_tokens"),
+                  cell["status"], cell["pass"], cell["text"],
+                  json.dumps(cell["tool_calls"], ensure_ascii=False) if cell["tool_calls"] else None, asserts, cell["error"], usage.get("prompt_tokens"),
                   usage.get("completion_tokens"), usage.get("estimated"), cell["cost_usd"], cell["ttft_s"],
                   cell["latency_s"], cell["tokens_per_s"]]  # fmt: skip
         writer.writerow(["" if v is None else redact(str(v)) for v in values])
@@ -78,7 +79,7 @@ td.case{background:#fafbfc;min-width:140px}.text{white-space:pre-wrap;max-height
 .badge{display:inline-block;border-radius:4px;padding:0 6px;font-size:12px;font-weight:600}
 .pass{background:#e3f4e6;color:#1e6b2c}.fail{background:#fde7e4;color:#a3261a}.error{background:#fff1d6;color:#8a5a00}
 .stopped{background:#eceff3;color:#4d5668}ul{margin:4px 0;padding-left:18px}.fig{font-size:12px;color:#687387}
-tfoot td{background:#f3f5f9;font-size:12px}pre.config{background:#f6f8fa;padding:12px;overflow:auto}
+tfoot td{background:#f3f5f9;font-size:12px}.calls{font-family:monospace;font-size:12px;color:#4d5668}pre.config{background:#f6f8fa;padding:12px;overflow:auto}
 """
 
 
@@ -121,8 +122,10 @@ def export_html(runner: GridRunner) -> str:
                 continue
             checks = "".join(f"<li>{'✔' if a['pass'] else '✘'} {e(a['type'])}: {e(a['reason'])}</li>" for a in cell["asserts"])
             figures = runner.cells[(row.index, col)].figures_line()
+            calls = runner.cells[(row.index, col)].calls_line()
+            calls_html = f"<div class='text calls'>{e(calls)}</div>" if calls else ""
             error = f"<div class='badge error'>{e(cell['error'])}</div>" if cell["error"] else ""
-            out.append(f"<td>{_badge(cell)}<div class='text'>{e(cell['text'])}</div>{error}"
+            out.append(f"<td>{_badge(cell)}<div class='text'>{e(cell['text'])}</div>{calls_html}{error}"
                        f"{'<ul>' + checks + '</ul>' if checks else ''}<div class='fig'>{e(figures)}</div></td>")  # fmt: skip
         out.append("</tr>")
     out.append("</tbody><tfoot><tr><td>Summary</td>")

@@ -15,15 +15,21 @@ from typing import Any
 
 from app.core.errors import AppError, InvalidParams
 from app.core.grid.limits import MAX_PROMPT_CHARS, LimitError
+from app.core.grid.tool_config import tool_config
+from app.core.tools import ResponseSchema, ToolSpec
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest, ModelRef
 from app.core.url_keys import accept_endpoint
 from app.core.urls import clean_url
 
 ASSERT_TYPES: tuple[str, ...] = (
     "equals", "contains", "icontains", "contains-any", "contains-all", "starts-with", "regex",
-    "is-json", "levenshtein", "cost", "latency", "llm-rubric",
+    "is-json", "contains-json", "levenshtein", "cost", "latency", "llm-rubric", "is-valid-openai-tools-call",
+    "tool-call-f1",
 )  # fmt: skip
-"""The assertion types (each may also be written with ``not-`` in front)."""
+"""The assertion types (each may also be written with ``not-`` in front, but those in
+:data:`NO_NOT`)."""
+NO_NOT: frozenset[str] = frozenset({"is-valid-openai-tools-call"})
+"""Types without a ``not-`` form (promptfoo does not negate them)."""
 DEFAULT_LEVENSHTEIN = 5.0
 """promptfoo's default maximum edit distance for ``levenshtein``."""
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}")
@@ -220,8 +226,8 @@ class Prompt:
 
 @dataclass(frozen=True, slots=True)
 class Variant:
-    """A column: a model with its endpoint, adapters, parameters and system prompt, under a
-    label. Parameters left None take the app's defaults."""
+    """A column: a model with its endpoint, adapters, parameters, system prompt, tools and
+    response schema, under a label. Parameters left None take the app's defaults."""
 
     model: str
     label: str = ""
@@ -233,6 +239,10 @@ class Variant:
     stop: tuple[str, ...] = ()
     system: str = ""
     adapters: tuple[AdapterSpec, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+    response_schema: ResponseSchema | None = None
 
     def __post_init__(self) -> None:
         # a base URL's key goes to memory (grid files, the Workbench, stored runs): the
@@ -279,7 +289,9 @@ class Variant:
             msgs = [ChatMessage("system", self.system), *[m for m in msgs if m.role != "system"]]
         endpoint = self.endpoint if ref.caps.endpoints else None
         adapters = self.adapters if ref.takes_adapters else ()
-        return GenerationRequest(ref, tuple(msgs), self.params(default_temperature), endpoint, tuple(adapters))
+        return GenerationRequest(ref, tuple(msgs), self.params(default_temperature), endpoint, tuple(adapters),
+                                 tools=self.tools, tool_choice=self.tool_choice,
+                                 parallel_tool_calls=self.parallel_tool_calls, response_schema=self.response_schema)  # fmt: skip
 
     def with_(self, **changes: Any) -> Variant:
         """A copy with ``changes``."""
@@ -300,6 +312,7 @@ class Variant:
             out["adapters"] = [adapter_text(a) for a in self.adapters]
         if self.endpoint:
             out["base_url" if self.endpoint.startswith(("http://", "https://")) else "endpoint"] = self.endpoint
+        out.update(tool_config(self.tools, self.tool_choice, self.parallel_tool_calls, self.response_schema))
         return out
 
     def to_dict(self) -> str | dict[str, Any]:

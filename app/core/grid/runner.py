@@ -216,7 +216,7 @@ class GridRunner:
             if src is None:
                 continue
             for name in ("status", "text", "error", "usage", "cost_usd", "ttft_s", "latency_s", "tokens_per_s",
-                         "load_s", "finish_reason", "attempt"):  # fmt: skip
+                         "load_s", "finish_reason", "attempt", "tool_calls"):  # fmt: skip
                 setattr(cell, name, getattr(src, name))
             cell.asserts = list(src.asserts)
             kept += 1
@@ -293,9 +293,11 @@ class GridRunner:
         cell.t_ended = now
         cell.text, cell.usage, cell.cost_usd = result.text, result.usage, result.cost_usd
         cell.tokens_per_s, cell.finish_reason = result.tokens_per_s, result.finish_reason
+        cell.tool_calls = tuple(result.tool_calls)
         self._times(cell)
         row = self.rows[cell.row]
-        answer = Answer(cell.text, cell.cost_usd, cell.latency_s)
+        offered = cell.request.tools if cell.request is not None else ()
+        answer = Answer(cell.text, cell.cost_usd, cell.latency_s, cell.tool_calls, offered)
         rubrics = [a for a in row.asserts if a.base == "llm-rubric"]
         cell.asserts = [check(a, answer, row.vars) for a in row.asserts if a.base != "llm-rubric"]
         if not rubrics:

@@ -22,6 +22,7 @@ from app.core.grid.cells import Cell
 from app.core.grid.config import grid_from_dict
 from app.core.grid.model import GridConfig
 from app.core.sqlite_db import open_database
+from app.core.tools import ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +116,11 @@ def cell_record(cell: Cell) -> dict[str, Any]:
     usage = None if cell.usage is None else {
         "prompt_tokens": cell.usage.prompt_tokens, "completion_tokens": cell.usage.completion_tokens,
         "cached_prompt_tokens": cell.usage.cached_prompt_tokens, "estimated": cell.usage.estimated}  # fmt: skip
+    # the tool calls are kept with the figures (no new column: older stores read the same)
     figures = {"usage": usage, "cost_usd": None if cell.cost_usd is None else str(cell.cost_usd),
                "ttft_s": cell.ttft_s, "latency_s": cell.latency_s, "tokens_per_s": cell.tokens_per_s,
-               "load_s": cell.load_s, "finish_reason": cell.finish_reason, "attempt": cell.attempt}  # fmt: skip
+               "load_s": cell.load_s, "finish_reason": cell.finish_reason, "attempt": cell.attempt,
+               "tool_calls": [c.to_json() for c in cell.tool_calls]}  # fmt: skip
     return {"status": cell.status, "text": cell.text, "error": cell.error, "request": request, "figures": figures,
             "asserts": [a.to_dict() for a in cell.asserts]}  # fmt: skip
 
@@ -143,6 +146,8 @@ def restore_cell(cell: Cell, record: dict[str, Any]) -> None:
     cell.tokens_per_s, cell.load_s = figures.get("tokens_per_s"), figures.get("load_s")
     cell.finish_reason = figures.get("finish_reason")
     cell.attempt = int(figures.get("attempt") or 0)
+    calls = figures.get("tool_calls")
+    cell.tool_calls = tuple(ToolCall.from_json(c) for c in calls if isinstance(c, dict)) if isinstance(calls, list) else ()
     cell.asserts = [AssertResult.from_dict(a) for a in record.get("asserts") or [] if isinstance(a, dict)]
 
 

@@ -32,7 +32,15 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import GenerationResult
 from app.core.figures import plural
-from app.core.run_events import LiveFigures, RunInfo
+from app.core.run_events import (
+    LiveFigures,
+    RunCancelled,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStats,
+    RunText,
+)
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
 from app.ui.widgets.common import (
     EscapeClosesWindow,
@@ -44,7 +52,7 @@ from app.ui.widgets.common import (
 )
 from app.ui.widgets.effect_view import EffectView, score_and_show
 from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, StreamRenderer
-from app.ui.wiring import connect_slots
+from app.ui.wiring import RunEventSlots, connect_slots
 
 if TYPE_CHECKING:
     from app.ui.backend_manager import BackendManager
@@ -106,7 +114,7 @@ class _Pane(QFrame):
         self.error.clear_message()
 
 
-class CompareView(EscapeClosesWindow):
+class CompareView(EscapeClosesWindow, RunEventSlots):
     """Two panes, base model vs. adapters, filled from the backend's signals."""
 
     def __init__(self, backend: BackendManager, parent: QWidget | None = None) -> None:
@@ -226,8 +234,10 @@ class CompareView(EscapeClosesWindow):
     def _side(self, gen_id: str) -> str | None:
         return self._ids.get(gen_id)
 
-    def _on_backend_generation_started(self, gen_id: str, info: RunInfo) -> None:
-        side = self._side(gen_id)
+    _on_backend_run_delta = RunEventSlots.dispatch  # the streamed text
+
+    def _on_run_started(self, event: RunStarted) -> None:
+        side, info = self._side(event.run_id), event.info
         if side is None:
             return
         self._state[side].state = "streaming"
@@ -236,8 +246,8 @@ class CompareView(EscapeClosesWindow):
         if side == "adapter" and info.adapters:
             self._panes[side].title.setText(f"With adapters \u00b7 {_adapter_names(info.adapters)}")
 
-    def _on_backend_token_received(self, gen_id: str, text: str) -> None:
-        side = self._side(gen_id)
+    def _on_run_text(self, event: RunText) -> None:
+        side, text = self._side(event.run_id), event.text
         if side is None:
             return
         st = self._state[side]
@@ -246,15 +256,15 @@ class CompareView(EscapeClosesWindow):
         if not self._timer.isActive():
             self._timer.start()
 
-    def _on_backend_stats_updated(self, gen_id: str, live: LiveFigures) -> None:
-        side = self._side(gen_id)
+    def _on_run_stats(self, event: RunStats) -> None:
+        side, live = self._side(event.run_id), event.figures
         if side is None:
             return
         self._state[side].stats = live
         self._show_stats(side)
 
-    def _on_backend_generation_finished(self, gen_id: str, result: GenerationResult) -> None:
-        side = self._side(gen_id)
+    def _on_run_finished(self, event: RunFinished) -> None:
+        side, result = self._side(event.run_id), event.result
         if side is None:
             return
         rec = result.record
@@ -264,8 +274,8 @@ class CompareView(EscapeClosesWindow):
         self._results[side] = result
         self._end(side, "done", result.text)
 
-    def _on_backend_generation_failed(self, gen_id: str, message: str, partial_text: str) -> None:
-        side = self._side(gen_id)
+    def _on_run_failed(self, event: RunFailed) -> None:
+        side, message, partial_text = self._side(event.run_id), event.message, event.partial_text
         if side is None:
             return
         self._end(side, "failed", partial_text)
@@ -274,8 +284,8 @@ class CompareView(EscapeClosesWindow):
             self._stop_side("adapter")
             self._panes["adapter"].error.show_message("Not run, because the base answer failed.", "warning")
 
-    def _on_backend_generation_cancelled(self, gen_id: str, partial_text: str) -> None:
-        side = self._side(gen_id)
+    def _on_run_cancelled(self, event: RunCancelled) -> None:
+        side, partial_text = self._side(event.run_id), event.partial_text
         if side is None:
             return
         self._end(side, "stopped", partial_text)

@@ -1,6 +1,6 @@
 """The live usage dashboard dock: live tiles, per-message table, totals, chart, CSV export.
 
-Live tiles tick from the backend's ``stats_updated`` (already throttled); everything else is
+Live tiles tick from the backend's ``RunStats`` events (already throttled); everything else is
 read from the usage ledger on ``ledger_changed`` (a few cheap queries per generation, never
 per token). The QtCharts chart is built on first show, so QtCharts loads only when used.
 """
@@ -27,9 +27,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.engine import GenerationResult
 from app.core.figures import plural
-from app.core.run_events import LiveFigures, RunInfo
+from app.core.run_events import (
+    LiveFigures,
+    RunCancelled,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStats,
+)
 from app.core.usage import UsageTotals
 
 if TYPE_CHECKING:
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
 from app.ui.widgets.common import (
     DASH,
     TILE_STYLE,
+    ElidedLabel,
     MessageLabel,
     Tile,
     error_text,
@@ -50,7 +57,7 @@ from app.ui.widgets.common import (
 )
 from app.ui.widgets.dashboard_chart import CHART_REQUESTS, ChartTab  # noqa: F401  (re-exported)
 from app.ui.widgets.fitted_table import FittedTable
-from app.ui.wiring import connect_slots
+from app.ui.wiring import RunEventSlots, connect_slots
 
 MESSAGE_COLUMNS = ("Time", "Model", "Prompt", "Completion", "Cost", "Speed", "TTFT", "Adapter", "Finish")
 MESSAGE_PRIORITY = ("Prompt", "Completion", "Cost", "Speed", "Time", "TTFT", "Finish", "Adapter")
@@ -106,7 +113,7 @@ def _item(text: str, *, align_right: bool = False, tooltip: str = "") -> QTableW
 MIN_WIDTH = 240
 
 
-class DashboardDock(QDockWidget):
+class DashboardDock(QDockWidget, RunEventSlots):
     """Live figures while streaming, plus ledger-backed tables, totals and a chart."""
 
     def __init__(self, backend: BackendManager, parent: QWidget | None = None) -> None:
@@ -129,7 +136,7 @@ class DashboardDock(QDockWidget):
         root = QVBoxLayout(body)
         root.setContentsMargins(8, 8, 8, 8)
         root.setSpacing(8)
-        self._status = QLabel("Idle")
+        self._status = ElidedLabel("Idle")  # "Last answer · <a long local: path>" elides
         self._status.setObjectName("dashStatus")
         self._status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         root.addWidget(self._status)
@@ -327,7 +334,8 @@ class DashboardDock(QDockWidget):
                                    final=True), estimated=rec.estimated)  # fmt: skip
         self._end_live(f"Last answer \u00b7 {rec.provider}:{rec.model.partition('?')[0]}", "")
 
-    def _on_backend_generation_started(self, gen_id: str, info: RunInfo) -> None:
+    def _on_run_started(self, event: RunStarted) -> None:
+        gen_id, info = event.run_id, event.info
         if not self._follows(info.conversation_id):
             return  # another conversation's answer (or a comparison): the tiles keep this one's
         self._live_gen = gen_id
@@ -339,8 +347,9 @@ class DashboardDock(QDockWidget):
         self._status.setStyleSheet(f"color: {tone('ok', self)}; font-weight: 600;")
         self._notice.clear_message()
 
-    def _on_backend_stats_updated(self, gen_id: str, live: LiveFigures) -> None:
-        if gen_id != self._live_gen:
+    def _on_run_stats(self, event: RunStats) -> None:
+        live = event.figures
+        if event.run_id != self._live_gen:
             return
         self._set_live(live)
         if live.thinking:  # a thinking model before its answer: not stuck, thinking
@@ -350,8 +359,9 @@ class DashboardDock(QDockWidget):
         else:
             self._tiles["tokens_per_s"].setToolTip("")
 
-    def _on_backend_generation_finished(self, gen_id: str, result: GenerationResult) -> None:
-        if gen_id != self._live_gen:
+    def _on_run_finished(self, event: RunFinished) -> None:
+        result = event.result
+        if event.run_id != self._live_gen:
             return
         rec = result.record
         self._set_live(LiveFigures(rec.completion_tokens, rec.tokens_per_s, rec.ttft_s, result.cost_usd,
@@ -361,14 +371,14 @@ class DashboardDock(QDockWidget):
             self._tiles["ttft_s"].setToolTip(f"After the model loaded (that took {format_seconds(result.load_s)})")
         self._end_live(f"Done in {format_seconds(rec.duration_s)}{loaded} \u00b7 {rec.provider}:{rec.model}", "")
 
-    def _on_backend_generation_failed(self, gen_id: str, message: str, partial_text: str) -> None:
-        if gen_id == self._live_gen:
-            self._show_recorded(gen_id)
+    def _on_run_failed(self, event: RunFailed) -> None:
+        if event.run_id == self._live_gen:
+            self._show_recorded(event.run_id)
             self._end_live("Failed", f"color: {tone('error', self)}; font-weight: 600;")
 
-    def _on_backend_generation_cancelled(self, gen_id: str, partial_text: str) -> None:
-        if gen_id == self._live_gen:
-            self._show_recorded(gen_id)
+    def _on_run_cancelled(self, event: RunCancelled) -> None:
+        if event.run_id == self._live_gen:
+            self._show_recorded(event.run_id)
             self._end_live("Stopped", f"color: {tone('warning', self)}; font-weight: 600;")
 
     def _show_recorded(self, gen_id: str) -> None:

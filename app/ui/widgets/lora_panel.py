@@ -316,14 +316,13 @@ class LoraPanel(QWidget):
             self._show_status("")
         self._error.show_message(message)
 
-    def _on_backend_generation_started(self, _gen_id: str, _info: object) -> None:
-        self.dismiss_error()
-
     def _on_backend_model_changed(self, _model_id: str) -> None:
         self._error.clear_message()
         self._update_enabled()
 
-    def _on_backend_busy_changed(self, _busy: bool) -> None:
+    def _on_backend_busy_changed(self, busy: bool) -> None:
+        if busy:  # an answer starts: the next action
+            self.dismiss_error()
         self._update_enabled()
 
     # state

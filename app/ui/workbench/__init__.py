@@ -6,34 +6,40 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from app.ui.main_window import MainWindow
+    from PySide6.QtWidgets import QWidget
+
+    from app.ui.workbench.host import WorkbenchHost
     from app.ui.workbench.window import WorkbenchWindow
 
 
-def open_workbench(window: MainWindow) -> WorkbenchWindow:
-    """Show the main window's Workbench (made on first use; it keeps its grid when closed)."""
+def open_workbench(host: WorkbenchHost, parent: QWidget | None = None) -> WorkbenchWindow:
+    """Show ``host``'s Workbench (made on first use, as a window of ``parent``; it keeps its
+    grid when closed)."""
     from app.ui.workbench.window import WorkbenchWindow
 
-    bench = window._dialogs.get("workbench")
+    bench = host.dialogs.get("workbench")
     if bench is None:
-        bench = WorkbenchWindow(window.services, window, window)
-        window._dialogs["workbench"] = bench
-        window.closed.connect(lambda: bench.runner.stop())
+        bench = WorkbenchWindow(host.services, host, parent)
+        host.dialogs["workbench"] = bench
+        host.closed.connect(lambda: bench.runner.stop())
     bench.show()
     bench.raise_()
     bench.activateWindow()
     return bench
 
 
-def asks_before_quitting(window: MainWindow) -> bool:
+def asks_before_quitting(host: WorkbenchHost) -> bool:
     """Quitting with an edited, unsaved grid: show the Workbench and ask (Save / Discard /
     Cancel); True when the quit must wait (the window is closed again once the grid is saved
     or discarded)."""
-    bench = window._dialogs.get("workbench")
-    if bench is None or not bench.dirty:
+    bench = host.dialogs.get("workbench")
+    if bench is None:
+        return False
+    bench.commit_edits()
+    if not bench.dirty:
         return False
     bench.show()
     bench.raise_()
     if bench.save_box is None:
-        bench.ask_to_save(window.close)
+        bench.ask_to_save(host.close)
     return True

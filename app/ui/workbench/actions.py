@@ -23,7 +23,7 @@ from app.ui.workbench.edits import EditActions
 from app.ui.workbench.running import RunActions
 
 if TYPE_CHECKING:
-    from app.ui.workbench.window import WorkbenchWindow
+    from app.ui.workbench.bench import Bench
 
 GRID_FILTER = "Grid files (*.yaml *.yml *.json);;All files (*)"
 
@@ -32,8 +32,8 @@ class WorkbenchActions(EditActions, RunActions):
     """See the module doc (the edits and the runs are in their own mixins)."""
 
     # -- the document ---------------------------------------------------------------------------
-    def _w(self) -> WorkbenchWindow:
-        return self  # type: ignore[return-value]
+    def _w(self) -> Bench:
+        return self  # type: ignore[return-value]  # the window (see bench.py)
 
     @property
     def config(self) -> GridConfig:
@@ -109,7 +109,7 @@ class WorkbenchActions(EditActions, RunActions):
         if self._busy():
             return
         w = self._w()
-        variants = (Variant(w.main_window.backend.current_model()),) if w.main_window is not None else ()
+        variants = (Variant(w.host.backend.current_model()),) if w.host is not None else ()
         self.load_config(GridConfig(prompts=(Prompt(""),), variants=variants), None)
 
     def open_file(self, path: str | Path | None = None) -> bool:
@@ -118,7 +118,7 @@ class WorkbenchActions(EditActions, RunActions):
         if self._busy():
             return False
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(w, "Open grid file", str(Path.home()), GRID_FILTER)
+            path, _ = QFileDialog.getOpenFileName(w.window(), "Open grid file", str(Path.home()), GRID_FILTER)
             if not path:
                 return False
         try:
@@ -146,7 +146,7 @@ class WorkbenchActions(EditActions, RunActions):
         buttons = QMessageBox.StandardButton
         box = QMessageBox(QMessageBox.Icon.Question, "Unsaved grid",
                           f"Save the changes to {w.path.name if w.path else 'this grid'}?",
-                          buttons.Save | buttons.Discard | buttons.Cancel, w)  # fmt: skip
+                          buttons.Save | buttons.Discard | buttons.Cancel, w.window())  # fmt: skip
         box.setInformativeText("Without saving, your edits to the grid are lost.")
         box.setDefaultButton(buttons.Save)
 
@@ -182,7 +182,7 @@ class WorkbenchActions(EditActions, RunActions):
         """Save under a new name (a dialog when ``path`` is None)."""
         w = self._w()
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(w, "Save grid file", str(w.path or Path.home() / "grid.yaml"),
+            path, _ = QFileDialog.getSaveFileName(w.window(), "Save grid file", str(w.path or Path.home() / "grid.yaml"),
                                                   GRID_FILTER)  # fmt: skip
             if not path:
                 return False
@@ -210,7 +210,7 @@ class WorkbenchActions(EditActions, RunActions):
     def _export(self, runner: Any, path: str | Path | None) -> bool:
         w = self._w()
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(w, "Export run", str(Path.home() / "results.html"),
+            path, _ = QFileDialog.getSaveFileName(w.window(), "Export run", str(Path.home() / "results.html"),
                                                   "HTML report (*.html);;JSON (*.json);;CSV (*.csv)")  # fmt: skip
             if not path:
                 return False
@@ -226,8 +226,8 @@ class WorkbenchActions(EditActions, RunActions):
     def refresh_models(self) -> None:
         """Fill the model picker (in a task)."""
         w = self._w()
-        if w.main_window is not None and w.main_window.backend is not None:
-            w.picker.set_current(w.main_window.backend.current_model(), w.main_window.backend.current_endpoint())
+        if w.host is not None and w.host.backend is not None:
+            w.picker.set_current(w.host.backend.current_model(), w.host.backend.current_endpoint())
 
         async def fill() -> None:
             listing = await w.services.list_all_models()
@@ -248,7 +248,7 @@ class WorkbenchActions(EditActions, RunActions):
         index = w.table.indexAt(pos)
         if not index.isValid() or w.model.variant_of(index.column()) is None or w.model.is_footer(index.row()):
             return
-        menu = QMenu(w)
+        menu = QMenu(w.window())
         menu.addAction("Rerun this cell").triggered.connect(w.rerun_selected)
         menu.addAction("Send to chat").triggered.connect(w.send_selected_to_chat)
         for label, language in (("Copy as Python (openai)", "python"), ("Copy as curl", "curl"),
@@ -310,12 +310,12 @@ class WorkbenchActions(EditActions, RunActions):
 
         w = self._w()
         cell = self._one_cell()
-        if cell is None or w.main_window is None:
+        if cell is None or w.host is None:
             return None
         row = w.model.rows[cell.row]
         title = f"{self.config.description or 'Workbench'} · {row.label}"
         try:
-            return send_to_chat(w.main_window, cell, self.config.variants[cell.col], title)
+            return send_to_chat(w.host, cell, self.config.variants[cell.col], title)
         except AppError as exc:
             w.show_message(exc.user_message(), "error")
             return None
@@ -325,7 +325,7 @@ class WorkbenchActions(EditActions, RunActions):
         """Ask Yes/Cancel with a non-blocking dialog (``open()`` + a future)."""
         w = self._w()
         box = QMessageBox(QMessageBox.Icon.Question, title, text,
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, w)  # fmt: skip
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, w.window())  # fmt: skip
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         def on_finished(_result: int) -> None:

@@ -1,6 +1,7 @@
 """Painting of the Workbench's cells: a verdict badge and the figures line (tokens, cost,
-time to first token, tok/s, latency) over the start of the answer; case cells edit in
-place (assertions in a multi-line editor: one per line)."""
+time to first token, tok/s, latency) over the tool calls (``→ get_weather({...})``) and the
+start of the answer; case cells edit in place (assertions in a multi-line editor: one per
+line)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,17 @@ def verdict_of(cell: Cell | None) -> str:
             return "done"
         return "PASS" if cell.passed else "FAIL"
     return cell.status
+
+
+def preview_text(cell: Cell | None) -> str:
+    """What a cell shows under its figures: its tool calls (``→ get_weather({...})``, first:
+    a calling answer has little text), then the answer (or the error of a cell without one)."""
+    if cell is None:
+        return ""
+    text = cell.error if cell.status in ("failed", "invalid") and not cell.current_text else cell.current_text
+    if cell.tool_calls:
+        text = cell.calls_line() + ("\n" + text if text else "")
+    return text or ""
 
 
 class AssertEditor(QPlainTextEdit):
@@ -121,8 +133,7 @@ class CellDelegate(QStyledItemDelegate):
                          metrics.elidedText(figures, Qt.TextElideMode.ElideRight, top.width()))  # fmt: skip
         body = QRect(inner.left(), inner.top() + metrics.height() + 6, inner.width(),
                      inner.height() - metrics.height() - 6)  # fmt: skip
-        text = (cell.error if cell is not None and cell.status in ("failed", "invalid") and not cell.current_text
-                else (cell.current_text if cell is not None else ""))  # fmt: skip
+        text = preview_text(cell)
         painter.setFont(option.font)
         painter.setPen(palette.color(QPalette.ColorRole.Text))
         painter.drawText(body, int(Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft),
@@ -163,4 +174,4 @@ class CellDelegate(QStyledItemDelegate):
         return super().eventFilter(editor, event)
 
 
-__all__ = ["AssertEditor", "CellDelegate", "verdict_of"]
+__all__ = ["AssertEditor", "CellDelegate", "preview_text", "verdict_of"]

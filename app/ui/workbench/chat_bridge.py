@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from app.core.grid.model import Variant
     from app.core.services import Services
     from app.ui.backend_manager import BackendManager
-    from app.ui.main_window import MainWindow
+    from app.ui.workbench.host import WorkbenchHost
 
 log = logging.getLogger(__name__)
 
@@ -71,24 +71,21 @@ async def apply_adapters(backend: BackendManager, adapters: tuple[AdapterSpec, .
             selection.set_adapter(info.name, enabled=False)
 
 
-def send_to_chat(window: MainWindow, cell: Cell, variant: Variant, title: str) -> str:
+def send_to_chat(host: WorkbenchHost, cell: Cell, variant: Variant, title: str) -> str:
     """Open ``cell`` in the main window as a conversation with the variant's model, endpoint,
     adapters and parameters; returns the conversation id."""
-    conv = save_as_conversation(window.services, cell, variant, title)
+    conv = save_as_conversation(host.services, cell, variant, title)
     req = cell.request
     assert req is not None
-    window.backend.set_model(str(req.model), endpoint=req.endpoint)
-    window.open_conversation(conv.id)  # the editor takes the conversation's system prompt and parameters
-    if window.sidebar is not None:
-        window.sidebar.refresh()
-        window.sidebar.select(conv.id)
+    host.backend.set_model(str(req.model), endpoint=req.endpoint)
+    host.open_conversation(conv.id)  # the editor takes the conversation's system prompt and parameters
+    host.refresh_sidebar(conv.id)
     if req.adapters:
         from app.ui.widgets.common import spawn
 
-        spawn(apply_adapters(window.backend, req.adapters), lambda msg: window.show_status(msg, error=True))
-    window.show_status(f"Opened the Workbench cell as a conversation with {req.model}.")
-    window.raise_()
-    window.activateWindow()
+        spawn(apply_adapters(host.backend, req.adapters), lambda msg: host.show_status(msg, error=True))
+    host.show_status(f"Opened the Workbench cell as a conversation with {req.model}.")
+    host.bring_to_front()
     return conv.id
 
 
@@ -136,14 +133,14 @@ def code_for_message(services: Services, backend: BackendManager, conversation_i
     return code_for(services, request, language)
 
 
-def copy_message_code(window: MainWindow, message_id: int, language: str) -> str | None:
-    """The chat's "Copy as code": put the program on the clipboard (None, and a status
-    message, when there is none for that model)."""
+def copy_message_code(host: WorkbenchHost, conversation_id: str | None, message_id: int, language: str) -> str | None:
+    """The chat's "Copy as code" for the answer ``message_id`` of ``conversation_id``: put the
+    program on the clipboard (None, and a status message, when there is none for that model)."""
     try:
-        code = code_for_message(window.services, window.backend, window.session.conversation_id, message_id, language)
+        code = code_for_message(host.services, host.backend, conversation_id, message_id, language)
     except AppError as exc:
-        window.show_status(exc.user_message(), error=True)
+        host.show_status(exc.user_message(), error=True)
         return None
     QGuiApplication.clipboard().setText(code)
-    window.show_status("Copied the request as code (the key is read from an environment variable).")
+    host.show_status("Copied the request as code (the key is read from an environment variable).")
     return code

@@ -1,10 +1,11 @@
 """The Workbench's lower pane: the whole answer of the selected cell with Markdown (the
-transcript's incremental renderer, fed as the cell streams), the word-level diff of two
-selected cells, and the cell's request as code."""
+transcript's incremental renderer, fed as the cell streams) and its tool calls pretty-printed,
+the word-level diff of two selected cells, and the cell's request as code."""
 
 from __future__ import annotations
 
 import html
+import json
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
@@ -46,12 +47,19 @@ class AnswerView(QWidget):
         self.checks.setTextFormat(Qt.TextFormat.RichText)
         self.checks.setWordWrap(True)
         self.checks.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.calls = QLabel("")
+        """The cell's tool calls, their arguments pretty-printed."""
+        self.calls.setTextFormat(Qt.TextFormat.PlainText)
+        self.calls.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.calls.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.calls.setVisible(False)
         self.body = QTextBrowser(self)
         self.body.setOpenExternalLinks(False)
         self.body.setOpenLinks(False)
         lay.addWidget(self.title)
         lay.addWidget(self.figures)
         lay.addWidget(self.checks)
+        lay.addWidget(self.calls)
         lay.addWidget(self.body, 1)
         self.figures.setVisible(False)
         self.checks.setVisible(False)
@@ -72,6 +80,8 @@ class AnswerView(QWidget):
         """Draw what the cell received since the last call (linear while it streams)."""
         cell = self.cell
         self.figures.setVisible(cell is not None)
+        self.calls.setText(calls_text(cell) if cell is not None else "")
+        self.calls.setVisible(bool(cell is not None and cell.tool_calls))
         if cell is None:
             self.figures.setText("")
             self.checks.setText("")
@@ -98,6 +108,17 @@ class AnswerView(QWidget):
     def text(self) -> str:
         """The answer shown."""
         return self.body.toPlainText()
+
+
+def calls_text(cell: Cell) -> str:
+    """The cell's tool calls, one ``→ name`` line each with its arguments pretty-printed
+    (as the model wrote them when they are not JSON)."""
+    out = []
+    for call in cell.calls_json():
+        args = call["arguments"]
+        shown = args if isinstance(args, str) else json.dumps(args, indent=2, ensure_ascii=False)
+        out.append(f"→ {call['name']}  ({call['id']})\n{shown}")
+    return "\n".join(out)
 
 
 class DiffView(QWidget):

@@ -15,7 +15,7 @@ from app.core.grid.model import GridConfig, Prompt, TestCase, Variant
 from app.core.types import AdapterSpec, ModelRef
 
 if TYPE_CHECKING:
-    from app.ui.workbench.window import WorkbenchWindow
+    from app.ui.workbench.bench import Bench
 
 TEMPERATURES = (0.0, 0.7, 1.4)
 
@@ -23,8 +23,8 @@ TEMPERATURES = (0.0, 0.7, 1.4)
 class EditActions:
     """See the module doc."""
 
-    def _ew(self) -> WorkbenchWindow:
-        return self  # type: ignore[return-value]
+    def _ew(self) -> Bench:
+        return self  # type: ignore[return-value]  # the window (see bench.py)
 
     # -- variants -------------------------------------------------------------------------------
     def _variants(self, variants: list[Variant], select: int | None = None) -> None:
@@ -90,8 +90,8 @@ class EditActions:
             col = 0
         if col is not None and col < len(variants):
             return variants[col], col
-        if w.main_window is not None:
-            return Variant(w.main_window.backend.current_model(), endpoint=w.main_window.backend.current_endpoint()), None
+        if w.host is not None:
+            return Variant(w.host.backend.current_model(), endpoint=w.host.backend.current_endpoint()), None
         return None, None
 
     def base_vs_adapter(self, col: int | None = None, adapter_path: str | None = None) -> None:
@@ -106,11 +106,11 @@ class EditActions:
                            "in the main window.", "warning")  # fmt: skip
             return
         adapters: tuple[AdapterSpec, ...] = ()
-        if adapter_path is None and w.main_window is not None and w.main_window.backend.current_model() == base.model:
-            adapters = tuple(AdapterSpec(a.path, a.scale) for a in w.main_window.backend.active_adapters())
+        if adapter_path is None and w.host is not None and w.host.backend.current_model() == base.model:
+            adapters = tuple(AdapterSpec(a.path, a.scale) for a in w.host.backend.active_adapters())
         if not adapters:
             if adapter_path is None:
-                adapter_path = QFileDialog.getExistingDirectory(w, "LoRA adapter folder", str(Path.home()))
+                adapter_path = QFileDialog.getExistingDirectory(w.window(), "LoRA adapter folder", str(Path.home()))
                 if not adapter_path:
                     return
             adapters = (AdapterSpec(adapter_path),)
@@ -184,7 +184,7 @@ class EditActions:
         if self._ew()._busy():
             return 0
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(w, "Import cases", str(Path.home()),
+            path, _ = QFileDialog.getOpenFileName(w.window(), "Import cases", str(Path.home()),
                                                   "Cases (*.csv *.jsonl *.ndjson *.json *.yaml *.yml);;All files (*)")  # fmt: skip
             if not path:
                 return 0

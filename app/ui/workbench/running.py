@@ -14,14 +14,14 @@ from app.ui.workbench.effect import ask_tokens_for_pairs
 
 if TYPE_CHECKING:
     from app.core.grid.runner import GridRunner
-    from app.ui.workbench.window import WorkbenchWindow
+    from app.ui.workbench.bench import Bench
 
 
 class RunActions:
     """See the module doc."""
 
-    def _rw(self) -> WorkbenchWindow:
-        return self  # type: ignore[return-value]
+    def _rw(self) -> Bench:
+        return self  # type: ignore[return-value]  # the window (see bench.py)
 
     # -- running --------------------------------------------------------------------------------
     def run(self) -> asyncio.Task[Any] | None:

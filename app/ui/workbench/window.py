@@ -1,6 +1,7 @@
 """The Workbench window (View > Workbench, Ctrl+Shift+W): one prompt to many models side by
 side. Columns are variants (model + adapters + parameters), rows are test cases; cells stream
-live through the run scheduler. Its operations live in :class:`WorkbenchActions`.
+live through the run scheduler. Its operations live in :class:`WorkbenchActions`. It reaches
+the main window only through :class:`~app.ui.workbench.host.WorkbenchHost`.
 
 Layout (fits 1024 x 700): a toolbar; the description and the prompt template; then the past
 runs (left, collapsible) beside the grid over the details tabs (Answer, Diff, Variant, Code);
@@ -52,7 +53,8 @@ from app.ui.workbench.variant_editor import VariantEditor
 
 if TYPE_CHECKING:
     from app.core.services import Services
-    from app.ui.main_window import MainWindow
+    from app.ui.workbench.bench import Bench
+    from app.ui.workbench.host import WorkbenchHost
 
 PROMPT_DEBOUNCE_MS = 400
 VARIANT_MIN_WIDTH = 200
@@ -67,7 +69,7 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
     run_finished = Signal(str)
     confirming = Signal(object)
 
-    def __init__(self, services: Services, main_window: MainWindow | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, services: Services, host: WorkbenchHost | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowFlag(Qt.WindowType.Window, True)
         self.setObjectName("workbench")
@@ -75,7 +77,8 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self.resize(fit_to_screen(QSize(1180, 760), QSize(0, 40)))  # room for a title bar
         self.setMinimumSize(800, 560)
         self.services = services
-        self.main_window = main_window
+        self.host = host
+        """The window it was opened from (its model, Send to chat, Quit); None when standalone."""
         self.store = RunStore(store_path(services.paths.data_dir))
         self.path: Any = None
         self.dirty = False
@@ -92,9 +95,9 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self._build()
         self._wire()
         starter = STARTER
-        if main_window is not None and main_window.backend is not None:  # a first column: the chat's model
-            starter = STARTER.with_(variants=(Variant(main_window.backend.current_model(),
-                                                      endpoint=main_window.backend.current_endpoint()),))
+        if host is not None and host.backend is not None:  # a first column: the chat's model
+            starter = STARTER.with_(variants=(Variant(host.backend.current_model(),
+                                                      endpoint=host.backend.current_endpoint()),))
         self.load_config(starter, None)
         self.show_message("Add columns with + Add (pick a model first) or the Variants menu, cases with Cases; "
                           "then ▶ Run.")
@@ -258,7 +261,7 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self.close_action = self._tool(bar, "Close", self.close, "Close the Workbench (Esc)")
         self.quit_action = QAction("Quit", self)  # Ctrl+Q here too: the app quits (an edited grid is asked about)
         self.quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
-        self.quit_action.triggered.connect(lambda _c=False: self.main_window.close() if self.main_window else self.close())
+        self.quit_action.triggered.connect(lambda _c=False: self.host.close() if self.host else self.close())
         self.addAction(self.quit_action)
         self.toolbar = bar
         return bar
@@ -374,8 +377,17 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         if self.runs.isVisible():
             self.runs.refresh()
 
+    def commit_edits(self) -> None:
+        """Take in what is typed but not applied yet: the description (applied when its field
+        loses focus) and the prompt (applied after a short pause)."""
+        self._on_description_edited()
+        if self._prompt_timer.isActive():
+            self._prompt_timer.stop()
+            self._on_prompt_edited()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         """An edited, unsaved grid: ask first (Save / Discard / Cancel), as an editor does."""
+        self.commit_edits()
         if self.dirty:
             event.ignore()
             if self.save_box is None:
@@ -390,3 +402,9 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
             await self.runner.wait()
         finally:
             self.store.close()
+
+
+def _fits(window: WorkbenchWindow) -> Bench:
+    """Never called: mypy checks here that the window is what its operations (the mixins) take
+    it for."""
+    return window

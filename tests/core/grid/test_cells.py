@@ -79,6 +79,7 @@ def test_to_dict_is_plain_json() -> None:
         "text": "Paris", "usage": {"prompt_tokens": 10, "completion_tokens": 4, "estimated": False},
         "cost_usd": 0.001, "ttft_s": None, "latency_s": 0.5, "tokens_per_s": None, "load_s": None,
         "pass": True, "asserts": [{"type": "contains", "pass": True, "reason": ""}], "error": None,
+        "tool_calls": [],
     }  # fmt: skip
     assert Cell(0, 0, status="invalid", error="missing {{x}}").to_dict()["usage"] is None
 

@@ -69,3 +69,22 @@ def test_a_run_killed_mid_way_is_kept_as_interrupted(services: Any, tmp_path: Pa
     assert reopened.cells[(0, 0)].text == "About cats" and reopened.cells[(0, 0)].status == "done"
     assert reopened.cells[(0, 1)].status == "cancelled" and "interrupted" in (reopened.cells[(0, 1)].error or "")
     again.close()
+
+
+def test_a_cells_tool_calls_and_the_variants_tools_are_kept(services: Any, tmp_path: Path) -> None:
+    from app.core.tools import ResponseSchema, ToolCall, ToolSpec
+
+    variant = Variant("mock:echo", tools=(ToolSpec("get_weather", "", {"type": "object"}),), tool_choice="get_weather",
+                      parallel_tool_calls=True, response_schema=ResponseSchema({"type": "object"}, "reply", False))  # fmt: skip
+    config = CONFIG.with_(variants=(variant,))
+    store = RunStore(tmp_path / "runs.sqlite3")
+    runner = GridRunner(services.scheduler, config, sink=store)
+    store.begin(runner.run_id, config, origin="cli", source=None)
+    cell = runner.cells[(0, 0)]
+    cell.status, cell.tool_calls = "done", (ToolCall("call_0", "get_weather", '{"city": "Paris"}'),)
+    store.save_cell(runner.run_id, cell)
+    assert store.load(runner.run_id).config.variants == (variant,)
+    again = reopen(services.scheduler, store, runner.run_id)
+    assert again.cells[(0, 0)].tool_calls == cell.tool_calls
+    assert again.cells[(0, 0)].request == cell.request  # the tools are in the reopened cell's request too
+    store.close()

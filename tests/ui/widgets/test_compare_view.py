@@ -11,28 +11,28 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
+from app.core.run_events import RunCancelled, RunFailed, RunFinished, RunText
 from app.core.services import Services
 from app.core.types import ChatMessage, GenerationParams
 from app.providers.mock import MockScript
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets.compare_view import CompareView
-from tests.conftest import expect_signal, wait_signal
+from tests.conftest import expect_run_event, wait_run_event, wait_signal
 from tests.ui.widgets.test_lora_panel import tiny  # noqa: F401  (module fixture: tiny model + adapters)
 
 PROMPT = [ChatMessage("user", "Tell me a story about cats")]
 
 
-def _how(args: tuple[Any, ...]) -> str:
-    """finished (id, result), failed (id, message, partial) or cancelled (id, partial)."""
-    return "failed" if len(args) == 3 else "cancelled" if isinstance(args[1], str) else "finished"
+def _how(event: Any) -> str:
+    """finished, failed or cancelled."""
+    return {RunFinished: "finished", RunFailed: "failed", RunCancelled: "cancelled"}[type(event)]
 
 
 async def _both_done(backend: BackendManager, start: Any) -> list[tuple[str, str]]:
     """Call ``start`` and wait until two generations ended: [(how, run id), ...]."""
-    ends = expect_signal(backend.generation_finished, backend.generation_failed, backend.generation_cancelled,
-                         count=2)
+    ends = expect_run_event(backend, RunFinished, RunFailed, RunCancelled, count=2)
     start()
-    return [(_how(args), args[0]) for args in await ends.wait(60)]
+    return [(_how(event), event.run_id) for (event,) in await ends.wait(60)]
 
 
 def _close(qloop: Any, backend: BackendManager, services: Services) -> None:
@@ -82,7 +82,7 @@ def test_a_failed_base_answer_is_shown_and_the_second_is_not_run(
     services.registry.get("mock").enqueue([MockScript("one two three four five", fail_after=2)])  # type: ignore[attr-defined]
 
     async def scenario() -> None:
-        failed = asyncio.ensure_future(wait_signal(backend.generation_failed, 20))
+        failed = asyncio.ensure_future(wait_run_event(backend, RunFailed, timeout=20))
         view.start(PROMPT, GenerationParams())
         await failed
 
@@ -100,11 +100,11 @@ def test_busy_backend_is_reported_not_raised(qtbot: Any, qloop: Any, services: S
     qtbot.addWidget(view)
 
     async def scenario() -> None:
-        started = asyncio.ensure_future(wait_signal(backend.token_received, 20))
-        backend.generate(PROMPT, GenerationParams())
+        started = asyncio.ensure_future(wait_run_event(backend, RunText, timeout=20))
+        backend.generate(backend.request(PROMPT, GenerationParams()))
         await started
         assert view.start(PROMPT, GenerationParams()) is None
-        cancelled = asyncio.ensure_future(wait_signal(backend.generation_cancelled, 20))
+        cancelled = asyncio.ensure_future(wait_run_event(backend, RunCancelled, timeout=20))
         backend.stop()
         await cancelled
 
@@ -159,8 +159,8 @@ def test_close_button_and_esc_close_the_window_and_stop_its_answers(qtbot: Any, 
     view.show()
 
     async def scenario() -> None:
-        ends = expect_signal(backend.generation_cancelled, backend.generation_finished, count=2)
-        started = expect_signal(backend.token_received)
+        ends = expect_run_event(backend, RunCancelled, RunFinished, count=2)
+        started = expect_run_event(backend, RunText)
         assert view.start(PROMPT, GenerationParams()) is not None
         await started.wait(20)
         view.close_button.click()  # while both answers are running

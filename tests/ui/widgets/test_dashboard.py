@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
+from app.core.run_events import RunCancelled, RunFailed, RunFinished, RunStats
 from app.core.services import Services
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets import dashboard as dashboard_mod
 from app.ui.widgets.common import format_cost
 from app.ui.widgets.dashboard import DashboardDock
-from tests.conftest import wait_signal
+from tests.conftest import wait_run_event, wait_signal
 
 
 def _backend(services: Services, model: str) -> BackendManager:
@@ -43,15 +44,15 @@ def test_live_figures_tick_while_streaming_and_tables_fill_after(qtbot: Any, qlo
     seen_live: list[dict[str, Any]] = []
 
     async def scenario() -> None:
-        finished = asyncio.ensure_future(wait_signal(backend.generation_finished, 15))
+        finished = asyncio.ensure_future(wait_run_event(backend, RunFinished, timeout=15))
         ledger = asyncio.ensure_future(wait_signal(backend.ledger_changed, 15))
 
-        def on_stats(_gen: str, _live: object) -> None:
-            seen_live.append(dock.live_figures())
+        def on_stats(event: object) -> None:
+            if isinstance(event, RunStats):
+                seen_live.append(dock.live_figures())
 
-        backend.stats_updated.connect(on_stats)
-        backend.generate(
-            [ChatMessage("user", "hello there")], GenerationParams(seed=1), conversation_id=conv.id
+        backend.run_event.connect(on_stats)
+        backend.generate(backend.request([ChatMessage("user", "hello there")], GenerationParams(seed=1)), conversation_id=conv.id
         )
         await finished
         await ledger
@@ -77,7 +78,7 @@ def test_live_figures_tick_while_streaming_and_tables_fill_after(qtbot: Any, qlo
 
     async def second() -> None:
         done = asyncio.ensure_future(wait_signal(backend.ledger_changed, 15))
-        backend.generate([ChatMessage("user", "again")], GenerationParams(), conversation_id=other.id)
+        backend.generate(backend.request([ChatMessage("user", "again")], GenerationParams()), conversation_id=other.id)
         await done
 
     qloop.run_until_complete(asyncio.wait_for(second(), 20))
@@ -95,13 +96,13 @@ def test_failed_generation_is_listed_with_its_finish_reason(qtbot: Any, qloop: A
     dock = DashboardDock(backend)
     qtbot.addWidget(dock)
 
-    async def scenario() -> tuple[Any, ...]:
-        failed = asyncio.ensure_future(wait_signal(backend.generation_failed, 15))
-        backend.generate([ChatMessage("user", "x")], GenerationParams())
+    async def scenario() -> RunFailed:
+        failed = asyncio.ensure_future(wait_run_event(backend, RunFailed, timeout=15))
+        backend.generate(backend.request([ChatMessage("user", "x")], GenerationParams()))
         return await failed
 
-    _gen, message, partial = qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
-    assert "cut" in message.lower() and partial
+    failed = qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
+    assert "cut" in failed.message.lower() and failed.partial_text
     assert dock.message_rows() == 1
     assert "error" in dock.message_cell(0, "Finish")
 
@@ -116,7 +117,7 @@ def test_export_csv_writes_the_ledger_rows(
     async def scenario() -> None:
         for text in ("one", "two"):
             done = asyncio.ensure_future(wait_signal(backend.ledger_changed, 15))
-            backend.generate([ChatMessage("user", text)], GenerationParams())
+            backend.generate(backend.request([ChatMessage("user", text)], GenerationParams()))
             await done
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))
@@ -144,11 +145,11 @@ def test_stop_mid_stream_is_recorded_and_the_chart_has_a_per_day_view(
     qtbot.addWidget(dock)
 
     async def scenario() -> None:
-        first = asyncio.ensure_future(wait_signal(backend.stats_updated, 15))
-        backend.generate([ChatMessage("user", "x")], GenerationParams())
+        first = asyncio.ensure_future(wait_run_event(backend, RunStats, timeout=15))
+        backend.generate(backend.request([ChatMessage("user", "x")], GenerationParams()))
         await first
         assert dock._status.text().startswith("\u25cf Streaming")
-        cancelled = asyncio.ensure_future(wait_signal(backend.generation_cancelled, 15))
+        cancelled = asyncio.ensure_future(wait_run_event(backend, RunCancelled, timeout=15))
         ledger = asyncio.ensure_future(wait_signal(backend.ledger_changed, 15))
         backend.stop()
         await cancelled
@@ -218,11 +219,12 @@ def test_speed_tile_says_thinking_until_the_answer_starts(qtbot: Any, qloop: Any
     dock = DashboardDock(backend)
     qtbot.addWidget(dock)
     speeds: list[str] = []
-    backend.stats_updated.connect(lambda _g, _live: speeds.append(dock._tiles["tokens_per_s"].value()))
+    backend.run_event.connect(lambda e: speeds.append(dock._tiles["tokens_per_s"].value())
+                              if isinstance(e, RunStats) else None)
 
     async def scenario() -> None:
-        finished = asyncio.ensure_future(wait_signal(backend.generation_finished, 15))
-        backend.generate([ChatMessage("user", "2+2?")], GenerationParams())
+        finished = asyncio.ensure_future(wait_run_event(backend, RunFinished, timeout=15))
+        backend.generate(backend.request([ChatMessage("user", "2+2?")], GenerationParams()))
         await finished
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 20))

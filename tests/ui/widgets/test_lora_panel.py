@@ -231,8 +231,8 @@ def test_an_adapter_error_goes_at_the_next_action(
             panel.row("style_a").checkbox.setChecked(False)  # the next action in the dock
             assert panel.error_text() == ""
             await fail_wide()
-            started = asyncio.ensure_future(wait_signal(backend.generation_started, 30))
-            backend.generate([ChatMessage("user", "hi")], GenerationParams(max_tokens=2))  # an answer starts
+            started = asyncio.ensure_future(wait_signal(backend.busy_changed, 30))
+            backend.generate(backend.request([ChatMessage("user", "hi")], GenerationParams(max_tokens=2)))  # an answer starts
             await started
             assert panel.error_text() == ""
 

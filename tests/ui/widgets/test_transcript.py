@@ -120,6 +120,8 @@ def test_format_figures_marks_estimates() -> None:
     line = format_figures({"prompt_tokens": 1200, "completion_tokens": 5, "estimated": True,
                            "cost_usd": "0.000125", "ttft_s": 0.5, "tokens_per_s": 12.34})
     assert line == "~1,200 in / ~5 out tokens · $0.000125 · first token 0.50 s · 12.3 tok/s"
+    reused = format_figures({"prompt_tokens": 37, "cached_prompt_tokens": 30, "completion_tokens": 11})
+    assert reused == "37 in (30 cached) / 11 out tokens"  # a prefix cache's share of the prompt
 
 
 def test_fast_stream_is_drawn_in_bounded_chunks_before_finishing(qloop: Any, qapp: Any) -> None:

@@ -23,7 +23,7 @@ def window(qloop: Any, qapp: Any) -> Iterator[Any]:
     win = MainWindow(services, backend=backend, restore=False)
     win.show()
     yield win
-    bench = win._dialogs.get("workbench")
+    bench = win.dialogs.get("workbench")
     if bench is not None:
         bench.dirty = False  # a test's edited grid: quitting would ask about it
     win.close()
@@ -37,7 +37,7 @@ def window(qloop: Any, qapp: Any) -> Iterator[Any]:
 def bench(window: Any) -> Any:
     """The Workbench of ``window`` (View > Workbench)."""
     window.workbench_action.trigger()
-    return window._dialogs["workbench"]
+    return window.dialogs["workbench"]
 
 
 @pytest.fixture

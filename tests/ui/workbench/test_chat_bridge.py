@@ -36,7 +36,7 @@ def test_send_to_chat_opens_the_cell_with_its_model_and_parameters(bench: Any, w
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         window.session.answer_done.connect(lambda _g, s: done.done() or done.set_result(s))
         window.editor.set_message("and dogs?")
-        window.send()
+        window.chat.send()
         return await asyncio.wait_for(done, 10)
 
     assert drive(follow_up()) == "complete"
@@ -77,7 +77,7 @@ def test_copy_as_code_for_an_answer_in_the_chat(window: Any, openai_server: Any)
     code = QGuiApplication.clipboard().text()
     assert "from openai import OpenAI" in code and openai_server.base_url in code
     assert "'content': 'second question'" in code and "'content': 'first answer'" in code
-    assert "'content': 'second answer'" not in code and "seed=8" in code and "'content': 'Be brief'" in code
+    assert "'content': 'second answer'" not in code and "'seed': 8" in code and "'content': 'Be brief'" in code
     assert card.message_id == answer.id
     card.code_menu.actions()[2].trigger()  # transformers for a remote model: a message, no code
     assert "served over HTTP" in window.status_label.text()

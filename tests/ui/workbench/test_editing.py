@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
@@ -111,6 +112,14 @@ def test_grid_files_open_edit_and_save(bench: Any, tmp_path: Path) -> None:
     assert not bench.open_file(bad)
     assert "bad.yaml, line 4: providers[0].config.temperature: must be a number" in bench.message.text()
     assert bench.config == again  # the grid on screen is kept
+    (tmp_path / "tools.yaml").write_text("- {type: function, function: {name: f, parameters: {type: obj}}}\n",
+                                         encoding="utf-8")  # fmt: skip
+    bad.write_text("prompts: [x]\nproviders:\n  - id: mock:echo\n    config: {tools: file://tools.yaml}\n",
+                   encoding="utf-8")  # fmt: skip
+    assert not bench.open_file(bad)
+    assert ("bad.yaml, line 4: providers[0].config.tools (tools.yaml): tool 'f': parameters: $.type: 'obj' is not "
+            "valid") in bench.message.text()  # fmt: skip
+    assert bench.config == again
 
 
 def test_it_fits_1024x700_and_closes_with_its_button_and_esc(bench: Any, window: Any, qapp: Any) -> None:
@@ -133,7 +142,7 @@ def test_it_fits_1024x700_and_closes_with_its_button_and_esc(bench: Any, window:
     bench.close_action.trigger()
     assert not bench.isVisible()
     window.workbench_action.trigger()  # Ctrl+Shift+W / View > Workbench shows the same one again
-    assert bench.isVisible() and window._dialogs["workbench"] is bench
+    assert bench.isVisible() and window.dialogs["workbench"] is bench
     assert window.workbench_action.shortcut().toString() == "Ctrl+Shift+W"
     assert window.workbench_action in window.view_menu.actions()
     QTest.keyClick(bench, Qt.Key.Key_Escape)
@@ -179,3 +188,23 @@ def test_closing_or_quitting_with_an_edited_grid_asks_first(bench: Any, window: 
     bench.save_box.button(buttons.Discard).click()
     assert not window.isVisible() and not bench.dirty
     assert load_grid(source).tests[0].vars["c"] == "Spain"
+
+
+@pytest.mark.parametrize("field", ["description", "prompt"])
+def test_text_typed_just_before_closing_counts_as_an_edit(bench: Any, window: Any, field: str) -> None:
+    """Seen in a real window: a description typed, then Close at once (the field never lost
+    focus, the prompt's pause had not passed) closed without asking."""
+    from PySide6.QtWidgets import QMessageBox
+
+    bench.set_config(bench.config)
+    bench.dirty = False
+    widget = bench.description if field == "description" else bench.prompt_edit
+    widget.setFocus()
+    QTest.keyClick(widget, Qt.Key.Key_End, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClicks(widget, " typed last")
+    assert not bench.dirty  # not applied yet
+    bench.close_action.trigger()
+    assert bench.isVisible() and bench.save_box is not None
+    text = bench.config.description if field == "description" else bench.config.prompts[0].template
+    assert text.endswith("typed last")
+    bench.save_box.button(QMessageBox.StandardButton.Discard).click()

@@ -93,3 +93,15 @@ def test_locked_while_a_run_goes_on(qtbot: Any) -> None:
     assert not ed.model.isEnabled() and not ed.label.isEnabled() and not ed.system.isEnabled()
     ed.set_editable(True)
     assert ed.model.isEnabled()
+
+
+def test_an_edit_keeps_the_variants_tools_and_response_schema(qtbot: Any) -> None:
+    from app.core.tools import ResponseSchema, ToolSpec
+
+    variant = Variant("openai:gpt-4o-mini", tools=(ToolSpec("f"),), tool_choice="required", parallel_tool_calls=False,
+                      response_schema=ResponseSchema({"type": "object"}))  # fmt: skip
+    ed = editor(qtbot, variant)
+    ed.temperature.setValue(0.3)
+    with qtbot.waitSignal(ed.variant_edited, timeout=2000) as edited:
+        ed.temperature.editingFinished.emit()
+    assert edited.args[1] == variant.with_(temperature=0.3)

@@ -1,0 +1,314 @@
+"""The HTTP side: Starlette routes for ``/health``, ``/v1/models`` and
+``/v1/chat/completions``. A request becomes a :class:`GenerationRequest` submitted to the
+core's run scheduler (so it waits in its lane, is timed, priced and lands in the ledger
+tagged ``served:<user agent>``); the run's events become SSE chunks. A client that goes away
+cancels its run at once (the model is free for the next request)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from app.core.errors import AppError, redact
+from app.core.run_events import RunCancelled, RunEvent, RunFailed, RunFinished, RunText
+from app.core.runs import Run, RunScheduler
+from app.serve.catalog import Catalog
+from app.serve.chunks import ChunkWriter, completion
+from app.serve.errors import WireError, internal, queue_full, too_large, unauthorized, wire_error
+from app.serve.wire import ChatCall, bad, parse_chat
+
+log = logging.getLogger(__name__)
+SERVED_TAG = "served"
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+UA_CHARS = 120
+Status = Literal["running", "finished", "cancelled", "failed", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFigures:
+    """One served request for a live log: reported when it starts (``status`` "running") and
+    when it ends. Never holds the key or the prompt."""
+
+    request_id: str
+    client: str
+    model: str
+    status: Status
+    http_status: int = 200
+    tokens: int = 0
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    duration_s: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class ServeConfig:
+    """What the routes need; ``key`` None: no auth (loopback only, checked by the server)."""
+
+    scheduler: RunScheduler
+    catalog: Catalog
+    key: str | None
+    queue_limit: Callable[[], int]
+    default_temperature: Callable[[str], float]
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    cors_origins: tuple[str, ...] = ()
+    on_request: Callable[[RequestFigures], None] | None = None
+    runs: set[Run] = field(default_factory=set)
+    """The runs this server has in flight (waiting or streaming)."""
+
+    def report(self, figures: RequestFigures) -> None:
+        """Tell the live log (its failure never breaks a request)."""
+        if self.on_request is not None:
+            try:
+                self.on_request(figures)
+            except Exception:
+                log.exception("the request log failed")
+
+
+def _error(err: WireError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+
+def client_name(request: Request) -> str:
+    """The client as the log and ledger name it: its User-Agent (printable, short, redacted)."""
+    ua = request.headers.get("user-agent", "") or "unknown client"
+    ua = "".join(ch for ch in ua if ch.isprintable())[:UA_CHARS]
+    return redact(ua)
+
+
+def _authorized(cfg: ServeConfig, request: Request) -> bool:
+    if cfg.key is None:
+        return True
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), cfg.key.encode())
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, or :class:`_TooLarge` past ``limit`` bytes (checked before and while reading)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away (the body has been read: only a disconnect is left)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def build_app(cfg: ServeConfig) -> Starlette:
+    """The ASGI app (CORS only for ``cfg.cors_origins``)."""
+
+    async def health(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def models(request: Request) -> Response:
+        if not _authorized(cfg, request):
+            return _error(unauthorized())
+        data = [{"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by}
+                for m in await cfg.catalog.models()]  # fmt: skip
+        return JSONResponse({"object": "list", "data": data})
+
+    async def chat(request: Request) -> Response:
+        return await _Exchange(cfg, request).answer()
+
+    middleware = []
+    if cfg.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
+                                     allow_headers=["authorization", "content-type"]))  # fmt: skip
+    routes = [Route("/health", health), Route("/v1/health", health), Route("/v1/models", models),
+              Route("/v1/chat/completions", chat, methods=["POST"])]  # fmt: skip
+    return Starlette(routes=routes, middleware=middleware)
+
+
+class _Exchange:
+    """One ``POST /v1/chat/completions``, from the body to the last byte."""
+
+    def __init__(self, cfg: ServeConfig, request: Request) -> None:
+        self.cfg = cfg
+        self.request = request
+        self.started = time.perf_counter()
+        self.figures = RequestFigures(f"req-{id(self):x}", client_name(request), "", "running")
+        self.events: asyncio.Queue[RunEvent] = asyncio.Queue()
+
+    def _end(self, status: Status, http_status: int, error: str | None = None, **more: Any) -> None:
+        self.figures = replace(self.figures, status=status, http_status=http_status, error=error,
+                               duration_s=time.perf_counter() - self.started, **more)  # fmt: skip
+        self.cfg.report(self.figures)
+
+    def _reject(self, err: WireError) -> JSONResponse:
+        self._end("rejected", err.status, err.message)
+        return _error(err)
+
+    async def answer(self) -> Response:
+        cfg = self.cfg
+        if not _authorized(cfg, self.request):
+            return self._reject(unauthorized())
+        try:
+            raw = await _read_body(self.request, cfg.max_body_bytes)
+        except _TooLarge:
+            return self._reject(too_large(cfg.max_body_bytes))
+        try:
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                raise bad(f"The request body is not JSON: {exc}.") from None
+            if isinstance(body, dict) and isinstance(body.get("model"), str):
+                self.figures = replace(self.figures, model=body["model"])
+            call = parse_chat(body, cfg.catalog.resolve, cfg.default_temperature)
+        except AppError as exc:
+            return self._reject(wire_error(exc))
+        limit = cfg.queue_limit()
+        if len(cfg.runs) >= limit:
+            return self._reject(queue_full(limit))
+        run = cfg.scheduler.submit(call.request, on_event=self.events.put_nowait,
+                                   tag=f"{SERVED_TAG}:{self.figures.client}")  # fmt: skip
+        cfg.runs.add(run)
+        run.task.add_done_callback(lambda _t: cfg.runs.discard(run))  # type: ignore[union-attr]
+        cfg.report(self.figures)
+        try:
+            first = await self._first(run)
+        except BaseException:
+            run.cancel()
+            raise
+        if first is None:  # the client went away while the run waited or loaded
+            run.cancel()
+            self._end("cancelled", 499)
+            return Response(status_code=499)
+        if isinstance(first, RunFailed):
+            err = wire_error(first.error)
+            self._end("failed", err.status, err.message)
+            return _error(err)
+        if isinstance(first, RunCancelled):
+            self._end("cancelled", 499)
+            return Response(status_code=499)
+        if not call.stream:
+            return await self._whole(run, call, first)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(self._stream(run, call, first), media_type="text/event-stream", headers=headers)
+
+    async def _first(self, run: Run) -> RunText | RunFinished | RunFailed | RunCancelled | None:
+        """The first text or the end of the run; None when the client left first."""
+        gone = asyncio.ensure_future(_disconnected(self.request))
+        try:
+            while True:
+                getter = asyncio.ensure_future(self.events.get())
+                await asyncio.wait([getter, gone], return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    return None
+                event = getter.result()
+                if isinstance(event, RunText | RunFinished | RunFailed | RunCancelled):
+                    return event
+        finally:
+            gone.cancel()
+
+    async def _whole(self, run: Run, call: ChatCall, first: RunEvent) -> Response:
+        ended: RunEvent = first
+        if not isinstance(first, RunFinished):
+            gone = asyncio.ensure_future(_disconnected(self.request))
+            waiter = asyncio.ensure_future(run.wait())
+            try:
+                await asyncio.wait([waiter, gone], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gone.cancel()
+            if not waiter.done():
+                run.cancel()
+                await asyncio.wait([waiter], timeout=10)
+                self._end("cancelled", 499)
+                return Response(status_code=499)
+            ended = waiter.result()
+        if isinstance(ended, RunFinished):
+            self._finished(ended)
+            return JSONResponse(completion(f"chatcmpl-{run.id}", call.model_id, ended.result,
+                                           want_logprobs=call.logprobs))  # fmt: skip
+        if isinstance(ended, RunFailed):
+            err = wire_error(ended.error)
+            self._end("failed", err.status, err.message)
+            return _error(err)
+        self._end("cancelled", 499)
+        return Response(status_code=499)
+
+    def _finished(self, ended: RunFinished) -> None:
+        r = ended.result
+        self._end("finished", 200, tokens=r.usage.completion_tokens, ttft_s=r.ttft_s, tokens_per_s=r.tokens_per_s)
+
+    async def _stream(self, run: Run, call: ChatCall, first: RunEvent) -> AsyncIterator[bytes]:
+        """The SSE bytes; pieces that arrived together go out as one write (one chunk each
+        text burst); leaving early (the client went away) cancels the run."""
+        writer = ChunkWriter(f"chatcmpl-{run.id}", call.model_id, include_usage=call.include_usage,
+                             logprobs=call.logprobs)  # fmt: skip
+        events = self.events
+        pending: list[RunEvent] = [first]
+        ended = False
+        try:
+            yield writer.role()
+            while True:
+                while not events.empty():
+                    pending.append(events.get_nowait())
+                out, ended = self._encode(writer, pending)
+                pending = []
+                if out:
+                    yield out
+                if ended:
+                    return
+                pending.append(await events.get())
+        finally:
+            if not ended:
+                run.cancel()
+                self._end("cancelled", 499)
+
+    def _encode(self, writer: ChunkWriter, pending: list[RunEvent]) -> tuple[bytes, bool]:
+        """The bytes for a burst of events, and whether the run ended."""
+        out: list[bytes] = []
+        texts: list[str] = []
+        tokens: list[Any] = []
+        for event in pending:
+            if isinstance(event, RunText):
+                texts.append(event.text)
+                tokens.extend(event.tokens)
+                continue
+            if not isinstance(event, RunFinished | RunFailed | RunCancelled):
+                continue
+            if texts:
+                out.append(writer.text("".join(texts), tokens))
+                texts, tokens = [], []
+            if isinstance(event, RunFinished):
+                self._finished(event)
+                out.append(writer.end(event.result))
+            elif isinstance(event, RunFailed):
+                err = wire_error(event.error)
+                self._end("failed", err.status, err.message)
+                out.append(writer.error(err.body()))
+            else:
+                self._end("cancelled", 499)
+                out.append(writer.error(internal(RuntimeError("the run was cancelled by the server")).body()))
+            return b"".join(out), True
+        if texts:
+            out.append(writer.text("".join(texts), tokens))
+        return b"".join(out), False
