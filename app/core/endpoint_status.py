@@ -8,13 +8,12 @@ common local servers (Ollama, LM Studio, llama.cpp, vLLM) on their default ports
   event loop and never raises.
 - :func:`check` is the Settings dialog's Test button: one endpoint as edited (not saved yet).
 
-Plain ``http.client``: no SDK, no proxy (the servers are on this computer or named by URL).
+Plain ``http.client`` (imported on first use): no SDK, no proxy (the servers are on this computer or named by URL).
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import re
 import time
@@ -124,6 +123,8 @@ def model_ids(payload: Any) -> list[str] | None:
 
 
 def _get(url: str, key: str | None, connect_s: float, read_s: float) -> tuple[int, bytes]:
+    import http.client  # here, not at start (~6 ms, with the email parser): probes run in threads
+
     parts = urlsplit(url)
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = cls(parts.hostname or "", parts.port, timeout=connect_s)
@@ -153,6 +154,8 @@ def _describe_failure(exc: BaseException, where: str, connect_s: float, read_s: 
 def list_models_now(ep: EndpointConfig, key: str | None, *, connect_s: float = CHECK_CONNECT_S,
                     read_s: float = CHECK_READ_S) -> EndpointState:  # fmt: skip
     """Ask one endpoint for its models (blocking); never raises."""
+    import http.client
+
     where = clean_url(ep.base_url) or ep.base_url
     started = time.perf_counter()
     try:

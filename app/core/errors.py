@@ -23,8 +23,8 @@ def register_secret(value: str) -> None:
 
 def redact(text: str) -> str:
     """Replace anything that looks like an API key (or a registered secret) by ``***``."""
-    for secret in _known_secrets:
-        if secret in text:
+    for secret in sorted(_known_secrets, key=len, reverse=True):  # longest first: a short secret
+        if secret in text:  # inside a longer one must not leave the rest of the longer one showing
             text = text.replace(secret, "***")
     for pat in _KEY_PATTERNS:
         text = pat.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)

@@ -5,7 +5,7 @@ system prompt, figures, reasoning, and the tokens with their probabilities when 
 
 from __future__ import annotations
 
-import secrets
+import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ def choose_seed(params: GenerationParams) -> GenerationParams:
     replayed exactly (send the same request with that seed)."""
     if params.seed is not None:
         return params
-    return params.with_(seed=secrets.randbelow(SEED_LIMIT))
+    return params.with_(seed=random.SystemRandom().randrange(SEED_LIMIT))  # secrets.randbelow, without hashlib
 
 
 def title_for(text: str) -> str:

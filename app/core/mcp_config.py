@@ -14,9 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from app.core.errors import ConfigError, redact, register_secret
+from app.core.model_fields import Record, spec
 from app.core.urls import is_secret_param, url_secrets
 
 KEYRING_PREFIX = "keyring:"
@@ -54,7 +53,7 @@ def looks_like_secret(name: str, value: str) -> bool:
 def _check_values(values: Mapping[str, str], what: str) -> dict[str, str]:
     for name, value in values.items():
         if looks_like_secret(name, value):
-            register_secret(value.strip())  # pydantic's error text quotes the input
+            register_secret(value.strip())  # in case a caller's message quotes the input
             ref = re.sub(r"[^A-Za-z0-9_]", "_", name.strip()).upper() or "SECRET"
             raise ValueError(
                 f"{what} {name!r} holds a secret written in plain text; secrets are never stored in the "
@@ -64,46 +63,32 @@ def _check_values(values: Mapping[str, str], what: str) -> dict[str, str]:
     return dict(values)
 
 
-class McpServerConfig(BaseModel):
+def _server_name(value: str) -> str:
+    if not _NAME.match(value.strip()):
+        raise ValueError(f"the MCP server name {value!r} must be 1-48 letters, digits, '_' or '-'")
+    return value.strip()
+
+
+class McpServerConfig(Record):
     """One MCP server in the settings (``mcp_servers``)."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    name: str
+    name: str = spec(check=_server_name)
     """Letters, digits, ``_`` and ``-`` (it may prefix tool names: ``server__tool``)."""
     transport: McpTransport = "stdio"
     command: str = ""
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+    args: list[str] = spec(default_factory=list)
+    env: dict[str, str] = spec(default_factory=dict, check=lambda v: _check_values(v, "the environment variable"))
     url: str = ""
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = spec(default_factory=dict, check=lambda v: _check_values(v, "the header"))
     trusted: bool = False
     """Calls run without asking for approval."""
-    timeout_s: float = Field(30.0, gt=0, le=3600)
+    timeout_s: float = spec(default=30.0, gt=0, le=3600)
     """Longest wait for each call."""
-    start_timeout_s: float = Field(60.0, gt=0, le=3600)
+    start_timeout_s: float = spec(default=60.0, gt=0, le=3600)
     """Longest wait for the server to start and list its tools (``npx`` may download first)."""
     enabled: bool = True
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v.strip()):
-            raise ValueError(f"the MCP server name {v!r} must be 1-48 letters, digits, '_' or '-'")
-        return v.strip()
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_values(v, "the environment variable")
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_values(v, "the header")
-
-    @model_validator(mode="after")
-    def _transport(self) -> McpServerConfig:
+    def _check_record(self) -> None:
         if self.transport == "stdio" and not self.command.strip():
             raise ValueError(f"the MCP server {self.name!r} runs over stdio and needs a 'command'")
         if self.transport == "http":
@@ -113,7 +98,6 @@ class McpServerConfig(BaseModel):
                 raise ValueError(f"the URL of the MCP server {self.name!r} holds a secret; put it in a header "
                                  f"as '{KEYRING_PREFIX}NAME' (stored with `python -m app keys set "
                                  f"{SECRET_ENTRY_PREFIX}NAME`) instead")  # fmt: skip
-        return self
 
     def resolved(self, secrets: SecretLookup) -> tuple[dict[str, str], dict[str, str]]:
         """The env and the headers with each ``keyring:NAME`` replaced by its stored value.

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from app.core.errors import ConfigError
 from app.core.events import UsageReport
@@ -126,7 +126,7 @@ class PriceTable:
         parsed: dict[str, ModelPrice] = {}
         warnings: list[str] = []
         for key, ov in (overrides or {}).items():
-            data = ov.model_dump() if hasattr(ov, "model_dump") else dict(ov)
+            data = ov.model_dump() if hasattr(ov, "model_dump") else dict(cast(Mapping[str, Any], ov))
             try:
                 parsed[key] = _price(
                     data,

@@ -15,13 +15,14 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Literal
-
-import keyring.backend
-import keyring.errors
-from keyring.compat import properties
+from typing import TYPE_CHECKING, Any, Literal
 
 from app.core.errors import NoKeyringError, SecretsError, register_secret
+
+if TYPE_CHECKING:
+    import keyring.backend
+
+    from app.core.memory_keyring import MemoryKeyring as MemoryKeyring
 
 log = logging.getLogger(__name__)
 
@@ -35,35 +36,14 @@ _INSECURE_MODULE_PREFIXES = ("keyring.backends.fail", "keyring.backends.null", "
 _INSECURE_CLASS_NAMES = ("PlaintextKeyring", "EncryptedKeyring", "UncryptedFileKeyring")
 
 
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """An in-memory keyring backend for tests. Never picked automatically by ``keyring``."""
+def __getattr__(name: str) -> Any:
+    """``MemoryKeyring`` from :mod:`app.core.memory_keyring`, imported on first use: keyring
+    itself (~20-50 ms) is imported only when a key is first looked up, not at every start."""
+    if name == "MemoryKeyring":
+        from app.core.memory_keyring import MemoryKeyring as MemoryKeyring
 
-    @properties.classproperty
-    def priority(cls) -> float:  # noqa: N805 - a class property
-        """Not viable for auto-selection: this backend is only ever passed in explicitly."""
-        raise RuntimeError("MemoryKeyring is for tests and is only used when passed explicitly")
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def __str__(self) -> str:
-        return "app.core.secrets.MemoryKeyring (in memory)"
-
-    def get_password(self, service: str, username: str) -> str | None:
-        """The stored password, or None."""
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        """Store a password."""
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        """Delete a password; raise PasswordDeleteError when absent (like real backends)."""
-        try:
-            del self.entries[(service, username)]
-        except KeyError:
-            raise keyring.errors.PasswordDeleteError("not found") from None
+        return MemoryKeyring
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def skip_foreign_backends() -> None:
@@ -117,6 +97,8 @@ class SecretStore:
     def backend(self) -> keyring.backend.KeyringBackend:
         """The keyring backend (resolved with ``keyring.get_keyring()`` on first use)."""
         if self._backend is None:
+            import keyring
+
             skip_foreign_backends()
             self._backend = keyring.get_keyring()
         return self._backend
@@ -157,6 +139,8 @@ class SecretStore:
     # -- keyring access (errors wrapped; values never in messages) ------------------------
 
     def _kr_get(self, entry: str) -> str | None:
+        import keyring.errors  # cheap: a backend means keyring is imported already
+
         backend = self._require_keyring()
         try:
             return backend.get_password(SERVICE, entry)
@@ -169,6 +153,8 @@ class SecretStore:
             ) from None
 
     def _kr_set(self, entry: str, value: str) -> None:
+        import keyring.errors  # cheap: a backend means keyring is imported already
+
         backend = self._require_keyring()
         try:
             backend.set_password(SERVICE, entry, value)
@@ -179,6 +165,8 @@ class SecretStore:
             ) from None
 
     def _kr_delete(self, entry: str) -> None:
+        import keyring.errors  # cheap: a backend means keyring is imported already
+
         backend = self._require_keyring()
         try:
             backend.delete_password(SERVICE, entry)

@@ -11,6 +11,7 @@ from typing import cast
 from app.core import endpoint_status
 from app.core.endpoint_status import EndpointState
 from app.core.engine import Engine
+from app.core.errors import AppError
 from app.core.history import HistoryStore
 from app.core.paths import AppPaths
 from app.core.pricing import PriceTable
@@ -102,6 +103,26 @@ class Services:
             log.debug("no keyring while choosing the default model", exc_info=True)
         return BUNDLED_MODEL_ID if local_models_available() else FALLBACK_MODEL_ID
 
+    def start_model(self) -> tuple[str, str | None]:
+        """The model and endpoint the window starts on: the settings' default; else the one it
+        used last, while its endpoint still exists; else :meth:`default_model`, which asks the
+        keyring (slow at start: importing keyring and finding its backend), so only the first
+        start asks."""
+        settings = self.settings
+        if settings.default_model:
+            return settings.default_model, None
+        model, endpoint = settings.last_model, settings.last_endpoint
+        if model:
+            try:
+                ModelRef.parse(model)
+                if endpoint is not None:
+                    settings.resolve_endpoint(endpoint)
+            except AppError:
+                log.debug("the remembered model %s at %s is gone", model, endpoint)
+            else:
+                return model, endpoint
+        return self.default_model(), None
+
     async def list_all_models(self, *, probe: bool | None = None) -> ModelListing:
         """Ask every provider for its models; a provider that fails is reported, not raised.
         Every enabled endpoint gets a state; with ``probe`` (default:
@@ -109,6 +130,8 @@ class Services:
         same time, quietly, and those that answer are listed too."""
         if probe is None:
             probe = self.probe_local_servers
+        if not self.secrets.session_only:  # import keyring and find its backend off the GUI thread
+            await asyncio.to_thread(self.secrets.available)
         probing = asyncio.ensure_future(endpoint_status.probe(self.settings.endpoints)) if probe else None
         models: list[ModelInfo] = []
         errors: dict[str, str] = {}

@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from app.core.errors import ConfigError
 from app.core.mcp_config import McpServerConfig
+from app.core.model_fields import Record, ValidationError, spec
 from app.core.sqlite_db import aside_path
 from app.core.url_keys import accept_base_url, split_base_url
 
@@ -26,44 +25,39 @@ log = logging.getLogger(__name__)
 SETTINGS_VERSION = 1
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(Record):
     """One retry policy for remote providers (the SDK's own retries are switched off)."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    max_attempts: int = Field(3, ge=1, le=10)
-    base_delay_s: float = Field(0.5, ge=0.0, le=60.0)
-    max_delay_s: float = Field(8.0, ge=0.0, le=600.0)
-    jitter: float = Field(0.25, ge=0.0, le=1.0)
+    max_attempts: int = spec(default=3, ge=1, le=10)
+    base_delay_s: float = spec(default=0.5, ge=0.0, le=60.0)
+    max_delay_s: float = spec(default=8.0, ge=0.0, le=600.0)
+    jitter: float = spec(default=0.25, ge=0.0, le=1.0)
     respect_retry_after: bool = True
-    max_retry_after_s: float = Field(60.0, ge=0.0, le=3600.0)
+    max_retry_after_s: float = spec(default=60.0, ge=0.0, le=3600.0)
+
+
+def _base_url(value: str) -> str:
+    try:
+        return accept_base_url(value)  # a key inside it stays in memory, never in the file
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
 
 
 EndpointKind = Literal["openai", "ollama", "lmstudio", "llamacpp", "vllm", "custom"]
 
 
-class EndpointConfig(BaseModel):
+class EndpointConfig(Record):
     """A named OpenAI-compatible endpoint. Its key (if any) lives in the keyring under
     ``endpoint:<name>`` (the built-in OpenAI endpoint uses ``openai``)."""
 
-    model_config = ConfigDict(extra="ignore")
-
     name: str
-    base_url: str
+    base_url: str = spec(check=_base_url)
     kind: EndpointKind = "custom"
     needs_key: bool = False
     enabled: bool = True
-    timeout_s: float = Field(600.0, gt=0)
-    connect_timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = spec(default=600.0, gt=0)
+    connect_timeout_s: float = spec(default=10.0, gt=0)
     send_stream_options: bool = True
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        try:
-            return accept_base_url(v)  # a key inside it stays in memory, never in the file
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
 
     @property
     def secret_name(self) -> str:
@@ -114,7 +108,7 @@ def default_endpoints() -> list[EndpointConfig]:
     ]
 
 
-class PriceOverride(BaseModel):
+class PriceOverride(Record):
     """USD per 1M tokens for one model id (overrides resources/pricing.json)."""
 
     input: str
@@ -122,24 +116,22 @@ class PriceOverride(BaseModel):
     output: str
 
 
-class LocalModelSettings(BaseModel):
+class LocalModelSettings(Record):
     """Device, dtype and safety options for in-process models."""
-
-    model_config = ConfigDict(extra="ignore")
 
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     # int8 / int4 / int4-qkv8: weight-only quantized linear layers (CPU only; int4-qkv8: int8
     # q/k/v, int4 elsewhere); auto on CPU = int4 (measured in benchmarks/bench_local.py)
     dtype: Literal["auto", "float32", "bfloat16", "float16", "int8", "int4", "int4-qkv8"] = "auto"
-    threads: int | None = Field(None, ge=1, le=256)
-    trust_remote_code: list[str] = Field(default_factory=list)
+    threads: int | None = spec(default=None, ge=1, le=256)
+    trust_remote_code: list[str] = spec(default_factory=list)
     # prefix reuse: the KV of this many recent sequences is kept per loaded model, within this
     # many MB (0 turns it off); a request reuses the longest common token prefix
-    prefix_cache_entries: int = Field(4, ge=0, le=64)
-    prefix_cache_mb: int = Field(512, ge=0, le=65536)
+    prefix_cache_entries: int = spec(default=4, ge=0, le=64)
+    prefix_cache_mb: int = spec(default=512, ge=0, le=65536)
 
 
-class Preset(BaseModel):
+class Preset(Record):
     """A saved set of generation parameters (see GenerationParams.to_dict)."""
 
     name: str
@@ -147,48 +139,49 @@ class Preset(BaseModel):
     system_prompt: str = ""
 
 
-class UiSettings(BaseModel):
+class UiSettings(Record):
     """How the window looks and which key sends."""
 
-    model_config = ConfigDict(extra="ignore")
-
     theme: Literal["system", "light", "dark"] = "system"
-    font_size: int | None = Field(None, ge=6, le=32)
+    font_size: int | None = spec(default=None, ge=6, le=32)
     """Points; None: the system's size."""
     enter_sends: bool = False
     """Enter sends (Shift+Enter: a new line); Ctrl+Enter always sends."""
 
 
-class Settings(BaseModel):
+class Settings(Record):
     """All user settings. Bump SETTINGS_VERSION and migrate in :func:`_migrate` on changes."""
-
-    model_config = ConfigDict(extra="ignore")
 
     version: int = SETTINGS_VERSION
     default_model: str | None = None
-    endpoints: list[EndpointConfig] = Field(default_factory=default_endpoints)
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    price_overrides: dict[str, PriceOverride] = Field(default_factory=dict)
-    local: LocalModelSettings = Field(default_factory=LocalModelSettings)
-    presets: list[Preset] = Field(default_factory=list)
+    endpoints: list[EndpointConfig] = spec(default_factory=default_endpoints)
+    retry: RetryPolicy = spec(default_factory=RetryPolicy)
+    price_overrides: dict[str, PriceOverride] = spec(default_factory=dict)
+    local: LocalModelSettings = spec(default_factory=LocalModelSettings)
+    presets: list[Preset] = spec(default_factory=list)
     session_only_secrets: bool = False
     last_conversation_id: str | None = None
-    recent_local_models: list[str] = Field(default_factory=list)
-    max_concurrent_per_endpoint: int = Field(4, ge=1, le=64)
+    last_model: str | None = None
+    """The model the window used last; it starts on it when ``default_model`` is automatic
+    (so a start asks the keyring nothing)."""
+    last_endpoint: str | None = None
+    """The endpoint :attr:`last_model` was used at (None: the built-in one, or none)."""
+    recent_local_models: list[str] = spec(default_factory=list)
+    max_concurrent_per_endpoint: int = spec(default=4, ge=1, le=64)
     """How many requests the run scheduler sends to one remote endpoint at once."""
-    workbench_budget_usd: float = Field(0.10, ge=0.0, le=100_000.0)
+    workbench_budget_usd: float = spec(default=0.10, ge=0.0, le=100_000.0)
     """The Workbench asks before a run whose estimated cost may be above this (USD)."""
-    ui: UiSettings = Field(default_factory=lambda: UiSettings())
+    ui: UiSettings = spec(default_factory=lambda: UiSettings())
     """The window's appearance and keys."""
     show_probabilities: bool = False
     """View > Show probabilities: chat answers ask for token probabilities and show them."""
-    probabilities_top_k: int = Field(5, ge=0, le=20)
+    probabilities_top_k: int = spec(default=5, ge=0, le=20)
     """How many alternatives per token the probabilities view asks for (0-20)."""
-    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+    mcp_servers: list[McpServerConfig] = spec(default_factory=list)
     """MCP servers whose tools the model may call (secrets as ``keyring:NAME``, see mcp_config)."""
-    serve_queue_limit: int = Field(16, ge=1, le=1024)
+    serve_queue_limit: int = spec(default=16, ge=1, le=1024)
     """The local server (``serve``) answers 429 past this many requests waiting or running."""
-    max_tool_steps: int = Field(8, ge=1, le=100)
+    max_tool_steps: int = spec(default=8, ge=1, le=100)
     """The tool loop stops after this many model requests in one answer (said when reached)."""
     default_grader: str | None = None
     """The model id that grades a grid's llm-rubric when the file names none (None: OpenAI's)."""
@@ -239,26 +232,30 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _drop(data: Any, loc: tuple[int | str, ...]) -> bool:
-    """Remove the value at ``loc`` (or the nearest enclosing dict entry / list item)."""
+def _drop(data: Any, loc: tuple[int | str, ...]) -> Any:
+    """``data`` without the value at ``loc`` (or the nearest enclosing dict entry / list item),
+    or None when there is nothing to remove. Only the containers on the way are copied (a
+    deep copy of a file nested a few hundred levels deep would overflow the stack)."""
     path = list(loc)
     while path:
-        parent = data
+        chain = [data]
         try:
             for part in path[:-1]:
-                parent = parent[part]
+                chain.append(chain[-1][part])
         except (KeyError, IndexError, TypeError):
             path.pop()
             continue
-        last = path[-1]
-        if isinstance(parent, dict) and last in parent:
-            del parent[last]
-            return True
-        if isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
-            del parent[last]
-            return True
+        parent, last = chain[-1], path[-1]
+        if (isinstance(parent, dict) and last in parent) or (
+            isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent)
+        ):
+            copies = [container.copy() for container in chain]
+            for outer, part, inner in zip(copies, path, copies[1:], strict=False):
+                outer[part] = inner
+            del copies[-1][last]
+            return copies[0]
         path.pop()
-    return False
+    return None
 
 
 def _salvage(raw: Any, exc: ValidationError) -> tuple[Settings, list[str]] | None:
@@ -266,14 +263,13 @@ def _salvage(raw: Any, exc: ValidationError) -> tuple[Settings, list[str]] | Non
     dotted names of what was removed; None when nothing valid can be kept."""
     if not isinstance(raw, dict):
         return None
-    import copy
-
-    data = copy.deepcopy(raw)
+    data: Any = raw
     dropped: list[str] = []
     for _ in range(100):  # one invalid value per round: list indexes shift as items go
         errors = exc.errors()
         loc = tuple(errors[0]["loc"]) if errors else ()
-        if not loc or not _drop(data, loc):
+        data = _drop(data, loc) if loc else None
+        if data is None:
             return None
         dropped.append(".".join(str(part) for part in loc))
         try:

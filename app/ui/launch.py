@@ -26,9 +26,10 @@ if TYPE_CHECKING:
     from app.core.services import Services
     from app.ui.main_window import MainWindow
 
-HEAVY_MODULES = ("torch", "transformers", "peft", "openai", "httpx", "tiktoken", "jinja2", "pygments",
-                 "PySide6.QtCharts")
-"""Loaded on first use, never before the window is usable (tests/ui/test_launch.py checks)."""
+HEAVY_MODULES = ("torch", "transformers", "peft", "openai", "httpx", "tiktoken", "jinja2", "pygments", "pydantic",
+                 "PySide6.QtCharts", "keyring")
+"""Loaded on first use, never before the window is usable (tests/ui/test_launch.py checks);
+keyring only on a first start, to choose the automatic model (later starts reopen the last)."""
 PROBE_ENV = "LLM_PLAYGROUND_STARTUP_PROBE"
 DEMO_TURNS = (
     ("What can this playground do?",

@@ -135,7 +135,12 @@ class MainWindow(QMainWindow):
         from app.ui.session import ChatSession
 
         self.services = services
-        self.backend = backend or BackendManager(services, self)
+        if backend is None:
+            model, endpoint = services.start_model()  # the one used last: no keyring at start
+            backend = BackendManager(services, self, model_id=model)
+            backend.selection.endpoint = endpoint
+            services.settings.last_model = services.settings.last_model or model  # saved on close
+        self.backend = backend
         self.session = ChatSession(self.backend, self.transcript, self)
         self._build_controllers()
         self.picker.set_current(self.backend.current_model(), self.backend.current_endpoint())

@@ -47,6 +47,17 @@ def test_a_registered_secret_is_redacted_wherever_it_appears() -> None:
     assert redact("abc") == "abc"
 
 
+def test_a_secret_inside_a_longer_one_leaves_nothing_of_the_longer_one() -> None:
+    """The longer secret goes whole, whatever the order the set of secrets has in this run:
+    replacing a short one inside it first would leave the rest of the longer one readable."""
+    longs = [f"zz-{tag}-0123456789-abcdefghij-tail" for tag in ("one", "two", "three")]
+    for secret in longs:  # each with 11 secrets inside it: one comes first in almost any order
+        register_secret(secret)
+        for start in range(3, 25, 2):
+            register_secret(secret[start:start + 6])
+    assert redact(" ".join(longs)) == "*** *** ***"
+
+
 def test_every_error_says_what_to_do() -> None:
     err = ModelNotFound("The server has no model 'x'.")
     assert err.user_message() == f"{err.message} {err.default_hint}" and "python -m app models" in err.hint

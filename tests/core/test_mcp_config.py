@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from app.cli.keys import secret_name_for
 from app.core.errors import ConfigError, redact
 from app.core.mcp_config import McpServerConfig, looks_like_secret, secret_ref
+from app.core.model_fields import ValidationError
 from app.core.secrets import MemoryKeyring, SecretStore
 from app.core.settings import Settings, SettingsStore
 

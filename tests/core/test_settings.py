@@ -146,3 +146,21 @@ def test_window_settings_have_defaults_and_bounds() -> None:
     assert Settings().ui.theme == "system" and Settings().ui.font_size is None
     with pytest.raises(ValueError):
         Settings.model_validate({"ui": {"font_size": 99}})
+
+
+@pytest.mark.parametrize("depth", [150, 900])
+def test_a_value_nested_too_deeply_to_save_is_dropped_alone(tmp_path: Path, depth: int) -> None:
+    """json reads ~990 levels; a value nested deeper than 100 inside a free-form field (preset
+    parameters) is dropped like any invalid value, so the settings can still be saved."""
+    path = tmp_path / "settings.json"
+    deep = "[" * depth + "]" * depth
+    content = ('{"version": 1, "default_model": "mock:echo", "presets": [{"name": "p", "params": '
+               '{"temperature": 0.5, "x": ' + deep + '}}]}')  # fmt: skip
+    path.write_text(content)
+    store = SettingsStore(path)
+    s = store.load()
+    assert s.default_model == "mock:echo" and s.presets[0].params == {"temperature": 0.5}
+    assert len(store.warnings) == 1 and "presets.0.params.x" in store.warnings[0]
+    [aside] = [p for p in tmp_path.iterdir() if p.name.startswith("settings.json.corrupt-")]
+    assert aside.read_text() == content
+    assert SettingsStore(path).load() == s  # written back

@@ -20,10 +20,12 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("default_model", ["local:smollm2", "openai:gpt-4o-mini"])
-def test_window_shows_before_heavy_imports(app_home: Path, default_model: str) -> None:
+@pytest.mark.parametrize("model", [{"default_model": "local:smollm2"}, {"default_model": "openai:gpt-4o-mini"},
+                                   {"last_model": "openai:gpt-4o-mini"}])  # fmt: skip
+def test_window_shows_before_heavy_imports(app_home: Path, model: dict[str, str]) -> None:
+    """Nor keyring, settings permitting: the model to start on is set, or remembered."""
     (app_home / "config").mkdir(parents=True, exist_ok=True)
-    (app_home / "config" / "settings.json").write_text(json.dumps({"version": 1, "default_model": default_model}))
+    (app_home / "config" / "settings.json").write_text(json.dumps({"version": 1, **model}))
     out = subprocess.run(
         [sys.executable, "-m", "app"], cwd=ROOT, env=_env(app_home, LLM_PLAYGROUND_STARTUP_PROBE="1"),
         capture_output=True, text=True, timeout=60,

@@ -13,6 +13,7 @@ import pytest
 from app.core.events import Progress
 from app.core.provider import ProviderContext
 from app.core.run_events import RunRetrying
+from app.core.secrets import SecretStore
 from app.core.services import Services
 from app.core.settings import EndpointConfig
 from app.core.types import ModelInfo
@@ -212,3 +213,23 @@ def test_a_model_load_is_shown_apart_from_the_first_token(window: MainWindow, ql
     assert figures.index("loaded in") < figures.index("first token")
     dash = window.dashboard
     assert dash is not None and "loaded in" in dash.status_text()
+
+
+def test_the_next_start_reopens_on_the_model_used_last_without_the_keyring(qloop: Any, services: Services) -> None:
+    from tests.core.test_services import CountingKeyring
+
+    services.settings.endpoints.append(EndpointConfig(name="box", base_url="http://127.0.0.1:9/v1"))
+    first = MainWindow(services)  # the window picks the model to start on
+    first.backend.set_model("openai:llama3", endpoint="box")
+    first.close()  # saves the settings
+    qloop.run_until_complete(first.backend.aclose())
+    ring = CountingKeyring()
+    again = Services.create(secrets=SecretStore(backend=ring, environ={}))
+    second = MainWindow(again)
+    try:
+        assert (second.backend.current_model(), second.backend.current_endpoint()) == ("openai:llama3", "box")
+        assert second.picker.current_model() == "openai:llama3"
+        assert ring.reads == 0
+    finally:
+        second.close()
+        qloop.run_until_complete(asyncio.wait_for(again.aclose(), 30))

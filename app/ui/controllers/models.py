@@ -82,6 +82,8 @@ class ModelController(Controller):
             self.say(self.waiting_text(model))
 
     def _on_backend_model_changed(self, model_id: str) -> None:
+        settings = self.services.settings  # the next start reopens on it (saved with the settings)
+        settings.last_model, settings.last_endpoint = model_id, self.backend.current_endpoint()
         self.picker.set_current(model_id, self.backend.current_endpoint())
         self.say(f"Model: {model_id}. The next answer uses it.")
         self.model_switched.emit(model_id)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.core import endpoint_status
 from app.core.errors import AppError
+from app.core.model_fields import ValidationError
 from app.core.pricing import PriceTable
 from app.core.settings import (
     EndpointConfig,
@@ -54,7 +54,7 @@ KINDS = ("custom", "openai", "ollama", "lmstudio", "llamacpp", "vllm")
 PRICE_COLUMNS = ("Model id", "Input", "Cached input", "Output")
 
 
-def _pydantic_message(exc: ValidationError) -> str:
+def _validation_message(exc: ValidationError) -> str:
     """The first validation problem in plain words."""
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err.get("loc", ())) or "value"
@@ -77,9 +77,9 @@ def endpoint_problem(data: dict[str, Any], others: list[dict[str, Any]]) -> str 
     if not (url.startswith("http://") or url.startswith("https://")):
         return "The base URL must start with http:// or https://, e.g. http://localhost:8000/v1."
     try:
-        EndpointConfig(**data)
+        EndpointConfig.model_validate(data)
     except ValidationError as exc:
-        return _pydantic_message(exc)
+        return _validation_message(exc)
     return None
 
 
@@ -315,7 +315,7 @@ class SettingsDialog(QDialog, SettingsTabs):
             if key is not None:  # never saved in settings.json: the keyring keeps it
                 url_keys[i] = key
                 data = {**data, "base_url": clean, "needs_key": True}
-            endpoints.append(EndpointConfig(**data))
+            endpoints.append(EndpointConfig.model_validate(data))
         try:
             retry = RetryPolicy(
                 max_attempts=self._retry_attempts.value(),
@@ -326,7 +326,7 @@ class SettingsDialog(QDialog, SettingsTabs):
                 max_retry_after_s=self._retry_after_max.value(),
             )
         except ValidationError as exc:
-            return None, _pydantic_message(exc), 1
+            return None, _validation_message(exc), 1
         if retry.max_delay_s < retry.base_delay_s:
             return None, "The longest delay must be at least the first delay.", 1
         text = self._default_model.currentText().strip()
@@ -337,12 +337,12 @@ class SettingsDialog(QDialog, SettingsTabs):
                 ModelRef.parse(default)
             except AppError as exc:
                 return None, f"Default model: {exc.user_message()}", 2
-        local = LocalModelSettings(
-            device=self._device.currentText(),
-            dtype=self._dtype.currentText(),
-            threads=self._threads.value() or None,
-            trust_remote_code=list(self._services.settings.local.trust_remote_code),
-        )
+        local = LocalModelSettings.model_validate({
+            "device": self._device.currentText(),
+            "dtype": self._dtype.currentText(),
+            "threads": self._threads.value() or None,
+            "trust_remote_code": list(self._services.settings.local.trust_remote_code),
+        })
         overrides: dict[str, PriceOverride] = {}
         for r in range(self._prices.rowCount()):
             items = [self._prices.item(r, c) for c in range(4)]

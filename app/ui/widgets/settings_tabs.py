@@ -102,8 +102,7 @@ def endpoint_to_test(data: dict[str, object], stored_names: list[str], secrets: 
     one typed into the URL, else the stored one (under its new or old name). Raises AppError
     saying what to do when a key is needed and none is set (never "no keyring")."""
     clean, url_key = split_url_key(str(data.get("base_url", "")))
-    fields = {k: v for k, v in data.items() if k != "base_url"}
-    ep = EndpointConfig(base_url=clean, **fields)
+    ep = EndpointConfig.model_validate({**data, "base_url": clean})
     env = env_base_url() if ep.kind == "openai" and ep.name == "OpenAI" else None
     if env:
         ep = ep.model_copy(update={"base_url": env})
@@ -173,7 +172,7 @@ class SettingsTabs:
         form = QFormLayout(tab)
         self._default_model = QComboBox()
         self._default_model.setEditable(True)
-        self._default_model.addItem("(automatic: OpenAI with a key, else the bundled model)", "")
+        self._default_model.addItem("(automatic: the model used last; at first OpenAI with a key, else the bundled model)", "")
         for mid in dict.fromkeys(
             [m for m in (settings.default_model, "openai:gpt-4o-mini", "local:smollm2", "mock:echo") if m]
             + list(settings.recent_local_models)
