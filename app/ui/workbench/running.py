@@ -153,7 +153,7 @@ class RunActions:
             a, b = runner.cell(*keys[0]), runner.cell(*keys[1])
             if a is not None and b is not None:
                 w.diff.show_diff(a.current_text, b.current_text, self._title(*keys[0]), self._title(*keys[1]))
-                w.pair_effect.show(a, b)
+                w.pair_effect.show(a, b) if not w.blind else w.pair_effect.show(None, None)  # it names an adapter
                 if w.tabs.currentWidget() is not w.review_panel:  # rating pairs: the vote stays in view
                     w.tabs.setCurrentWidget(w.diff)
             w._review_selection()
