@@ -138,12 +138,14 @@ class ReviewPanel(QWidget):
             self.comment.setPlainText(text)
         self._comment_timer.stop()
 
-    def show_pair(self, titles: tuple[str, str] | None, winner: str | None = None) -> None:
+    def show_pair(self, titles: tuple[str, str] | None, winner: str | None = None, heading: str = "") -> None:
         """Two cells of a row are selected (their titles, left then right, and the vote on
-        them: "a", "b", "tie" or None); None hides the vote."""
+        them: "a", "b", "tie" or None; ``heading`` names the row); None hides the vote."""
         self.pair_box.setVisible(titles is not None)
         if titles is None:
             return
+        if heading:
+            self.title.setText(f"{heading}: which answer is better?")
         self.left_button.setText(f"◀ {titles[0]}")
         self.right_button.setText(f"{titles[1]} ▶")
         for button, w in ((self.left_button, "a"), (self.tie_button, "tie"), (self.right_button, "b")):

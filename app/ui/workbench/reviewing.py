@@ -142,7 +142,8 @@ class ReviewActions:
             row, left, right = pair
             vote = review.vote_on(row, left, right)
             winner = None if vote is None else (vote.winner if vote.a == left else SWAP[vote.winner])
-            w.review_panel.show_pair((self.variant_name(left), self.variant_name(right)), winner)
+            w.review_panel.show_pair((self.variant_name(left), self.variant_name(right)), winner,
+                                     w.model.rows[row].label)  # fmt: skip
         rates = review.win_rates(len(w.config.variants))
         shown = sorted(range(len(rates)), key=w.model.column_of)
         parts = [f"{self.variant_name(v)} {rates[v].sentence()}" for v in shown if rates[v].games]

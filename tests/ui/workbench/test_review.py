@@ -155,6 +155,7 @@ def test_pair_votes_give_each_variant_a_win_rate(bench: Any, drive: Callable[...
     bench.select_cell(1, 0)
     bench.select_cell(1, 1, add=True)
     assert bench.tabs.currentWidget() is panel and panel.pair_box.isVisibleTo(panel)
+    assert panel.title.text().endswith("which answer is better?") and not panel.cell_box.isVisibleTo(panel)
     assert panel.left_button.text() == f"◀ {LABELS[0]}" and panel.right_button.text() == f"{LABELS[1]} ▶"
     panel.left_button.click()  # alpha's "yes" beats bravo's "no"
     bench.select_cell(2, 1)
