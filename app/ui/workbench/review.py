@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.grid.review import SCORES, CellReview
+from app.ui.workbench.details import titled_pane
 
 HINT = "Select a cell to rate it: Pass / Fail, a score and a comment; select two cells of a row to pick the better."
 COMMENT_DEBOUNCE_MS = 600
@@ -42,12 +43,7 @@ class ReviewPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(6, 6, 6, 6)
-        lay.setSpacing(4)
-        self.title = QLabel(HINT)
-        self.title.setWordWrap(True)
-        self.title.setStyleSheet("font-weight: 600;")
+        lay, self.title = titled_pane(self, HINT)
         lay.addWidget(self.title)
         self.cell_box = QWidget()
         cell_lay = QVBoxLayout(self.cell_box)
