@@ -13,53 +13,58 @@ from typing import Any
 
 from app.core.errors import ConfigError, redact
 from app.core.figures import format_cost
+from app.core.grid import review_export as rx
+from app.core.grid.review import RunReview
 from app.core.grid.runner import GridRunner
 from app.core.history_export import redacted
 
 FORMATS = (".json", ".csv", ".html")
 CSV_COLUMNS = ("row", "col", "test", "description", "prompt", "vars", "provider", "label", "status", "pass",
                "text", "tool_calls", "asserts", "error", "prompt_tokens", "completion_tokens", "estimated", "cost_usd",
-               "ttft_s", "latency_s", "tokens_per_s", "score", "named_scores")  # fmt: skip
+               "ttft_s", "latency_s", "tokens_per_s", "score", "named_scores", *rx.CSV_COLUMNS)  # fmt: skip
 
 
 
 
 
-def _cells(runner: GridRunner) -> list[dict[str, Any]]:
+def _cells(runner: GridRunner, review: RunReview | None = None) -> list[dict[str, Any]]:
     out = []
     for key in sorted(runner.cells):
         cell = runner.cells[key]
         data: dict[str, Any] = {"row": cell.row, "col": cell.col, "status": cell.status}
         data.update(runner.cell_dict(cell))
+        data.update(rx.cell_fields(runner, rx.review_of(runner, review), *key))
         out.append(data)
     return out
 
 
-def _columns(runner: GridRunner) -> list[dict[str, Any]]:
+def _columns(runner: GridRunner, review: RunReview | None = None) -> list[dict[str, Any]]:
     cols = []
     for col, variant in enumerate(runner.config.variants):
         s = runner.column_summary(col)
         cols.append({"label": variant.title, "provider": variant.model, "cells": s.cells, "passed": s.passed,
                      "failed": s.failed, "errors": s.errors, "pass_rate": s.pass_rate, "cost_usd": float(s.cost_usd),
                      "mean_latency_s": s.mean_latency_s, "p95_latency_s": s.p95_latency_s,
-                     **runner.column_metrics(col).to_dict()})  # fmt: skip
+                     **runner.column_metrics(col).to_dict(),
+                     **rx.column_fields(runner, rx.review_of(runner, review), col)})  # fmt: skip
     return cols
 
 
-def export_json(runner: GridRunner) -> dict[str, Any]:
-    """The run as a JSON-ready dict."""
+def export_json(runner: GridRunner, review: RunReview | None = None) -> dict[str, Any]:
+    """The run as a JSON-ready dict (with its human ``review``: reviews, votes, win rates)."""
     data = {"format": "llm-playground.grid-run", "version": 1, "run_id": runner.run_id,
             "description": runner.config.description, "config": runner.config.to_dict(),
-            "cells": _cells(runner), "columns": _columns(runner), "summary": runner.summary_dict()}  # fmt: skip
+            "cells": _cells(runner, review), "columns": _columns(runner, review), "summary": runner.summary_dict(),
+            "review": rx.run_fields(runner, rx.review_of(runner, review))}  # fmt: skip
     return dict(redacted(data))
 
 
-def export_csv(runner: GridRunner) -> str:
-    """One CSV line per cell."""
+def export_csv(runner: GridRunner, review: RunReview | None = None) -> str:
+    """One CSV line per cell (its review, the verdict that counts and who gave it last)."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
-    for cell in _cells(runner):
+    for cell in _cells(runner, review):
         usage = cell["usage"] or {}
         asserts = "; ".join(f"{'PASS' if a['pass'] else 'FAIL'} {a['type']}: {a['reason']}" for a in cell["asserts"])
         values = [cell["row"], cell["col"], cell["test"], cell["description"], cell["prompt"],
@@ -68,7 +73,8 @@ def export_csv(runner: GridRunner) -> str:
                   json.dumps(cell["tool_calls"], ensure_ascii=False) if cell["tool_calls"] else None, asserts, cell["error"], usage.get("prompt_tokens"),
                   usage.get("completion_tokens"), usage.get("estimated"), cell["cost_usd"], cell["ttft_s"],
                   cell["latency_s"], cell["tokens_per_s"], cell["score"],
-                  json.dumps(cell["named_scores"]) if cell["named_scores"] else None]  # fmt: skip
+                  json.dumps(cell["named_scores"]) if cell["named_scores"] else None,
+                  *rx.csv_values(runner, rx.review_of(runner, review), cell["row"], cell["col"])]  # fmt: skip
         writer.writerow(["" if v is None else redact(str(v)) for v in values])
     return buf.getvalue()
 
@@ -97,9 +103,10 @@ def _badge(cell: dict[str, Any]) -> str:
     return '<span class="badge pass">PASS</span>' if cell["pass"] else '<span class="badge fail">FAIL</span>'
 
 
-def export_html(runner: GridRunner) -> str:
-    """A self-contained HTML report: the grid, each cell's answer, checks and figures, the
-    column summaries and the configuration."""
+def export_html(runner: GridRunner, review: RunReview | None = None) -> str:
+    """A self-contained HTML report: the grid, each cell's answer, checks, figures and human
+    review, the column summaries, the win rates and the configuration."""
+    review = rx.review_of(runner, review)
 
     def e(value: object) -> str:
         return html.escape(redact(str(value)))
@@ -108,7 +115,7 @@ def export_html(runner: GridRunner) -> str:
     variants = runner.config.variants
     summary = runner.summary()
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
-           f"<title>{e(runner.config.description or 'Workbench run')}</title><style>{_CSS}</style></head><body>",
+           f"<title>{e(runner.config.description or 'Workbench run')}</title><style>{_CSS}{rx.CSS}</style></head><body>",
            f"<h1>{e(runner.config.description or 'Workbench run')}</h1>",
            f"<div class='muted'>run {e(runner.run_id)} · {summary.cells} cells · {summary.sentence()}</div>",
            "<table><thead><tr><th>Case</th>"]  # fmt: skip
@@ -128,13 +135,14 @@ def export_html(runner: GridRunner) -> str:
             calls_html = f"<div class='text calls'>{e(calls)}</div>" if calls else ""
             error = f"<div class='badge error'>{e(cell['error'])}</div>" if cell["error"] else ""
             out.append(f"<td>{_badge(cell)}<div class='text'>{e(cell['text'])}</div>{calls_html}{error}"
-                       f"{'<ul>' + checks + '</ul>' if checks else ''}<div class='fig'>{e(figures)}</div></td>")  # fmt: skip
+                       f"{'<ul>' + checks + '</ul>' if checks else ''}<div class='fig'>{e(figures)}</div>"
+                       f"{rx.html_cell(runner, review, row.index, col)}</td>")  # fmt: skip
         out.append("</tr>")
     out.append("</tbody><tfoot><tr><td>Summary</td>")
-    out += [f"<td>{e(runner.column_summary(col).sentence())}</td>" for col in range(len(variants))]
+    out += [f"<td>{e(rx.html_footer(runner, review, col))}</td>" for col in range(len(variants))]
     cost = format_cost(summary.cost_usd)
     config = json.dumps(redacted(runner.config.to_dict()), indent=2, ensure_ascii=False, default=str)
-    out.append(f"</tr></tfoot></table><p class='muted'>Total cost {e(cost)}.</p>"
+    out.append(f"</tr></tfoot></table><p class='muted'>Total cost {e(cost)}.</p>{rx.html_section(runner, review)}"
                f"<details><summary>Configuration</summary><pre class='config'>{html.escape(config)}</pre></details>"
                "</body></html>\n")  # fmt: skip
     return "".join(out)
@@ -147,16 +155,17 @@ def check_export_path(path: Path) -> None:
                           hint="Pick one of those formats, e.g. -o results.html.")  # fmt: skip
 
 
-def write_export(runner: GridRunner, path: Path) -> None:
-    """Write the run to ``path`` in the format its suffix names (raises ConfigError)."""
+def write_export(runner: GridRunner, path: Path, review: RunReview | None = None) -> None:
+    """Write the run (and its human ``review``) to ``path`` in the format its suffix names
+    (raises ConfigError)."""
     check_export_path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        text = json.dumps(export_json(runner), indent=2, ensure_ascii=False, default=str) + "\n"
+        text = json.dumps(export_json(runner, review), indent=2, ensure_ascii=False, default=str) + "\n"
     elif suffix == ".csv":
-        text = export_csv(runner)
+        text = export_csv(runner, review)
     else:
-        text = export_html(runner)
+        text = export_html(runner, review)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8", newline="" if suffix == ".csv" else None)

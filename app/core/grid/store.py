@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,13 +22,15 @@ from app.core.grid.assert_result import AssertResult
 from app.core.grid.cells import Cell
 from app.core.grid.config import grid_from_dict
 from app.core.grid.model import GridConfig
+from app.core.grid.review import CellReview, PairVote, RunReview
 from app.core.grid.scoring import Grade
 from app.core.sqlite_db import open_database
 from app.core.tools import ToolCall
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: runs and cells; 2: adds the human review (``reviews``, ``votes``), nothing else changes."""
 DB_NAME = "workbench.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -55,6 +58,27 @@ CREATE TABLE IF NOT EXISTS cells (
     PRIMARY KEY (run_id, row, col)
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
+CREATE TABLE IF NOT EXISTS reviews (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    row INTEGER NOT NULL,
+    col INTEGER NOT NULL,
+    passed INTEGER,
+    score INTEGER,
+    comment TEXT NOT NULL DEFAULT '',
+    blind INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (run_id, row, col)
+);
+CREATE TABLE IF NOT EXISTS votes (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    row INTEGER NOT NULL,
+    a INTEGER NOT NULL,
+    b INTEGER NOT NULL,
+    winner TEXT NOT NULL,
+    blind INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (run_id, row, a, b)
+);
 """
 
 
@@ -155,6 +179,13 @@ def restore_cell(cell: Cell, record: dict[str, Any]) -> None:
     cell.grade = Grade.from_dict(grade) if isinstance(grade, dict) else None
 
 
+def _migrate(db: Any, found: int) -> None:
+    """Version 1 -> 2 only adds the review tables (the schema script creates them): the runs
+    and cells of an older file are read as they are."""
+    if found and found < SCHEMA_VERSION:
+        log.info("Workbench runs: schema %d -> %d (adding the review tables)", found, SCHEMA_VERSION)
+
+
 def _interrupt(db: Any) -> None:
     db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
 
@@ -169,7 +200,7 @@ class RunStore:
             path, what="Workbench runs", schema=_SCHEMA, version=SCHEMA_VERSION,
             newer_hint="Update the app to open it.",
             fresh_note="a new list of runs was started (the old file is kept for recovery)",
-            after_schema=_interrupt, pragmas=("foreign_keys=ON",),
+            after_schema=_interrupt, migrate=_migrate, pragmas=("foreign_keys=ON",),
         )  # fmt: skip
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -226,6 +257,53 @@ class RunStore:
                                            "request": _loads(c["request"], {}), "figures": _loads(c["figures"], {}),
                                            "asserts": _loads(c["asserts"], [])}  # fmt: skip
         return StoredRun(self._header(row), config, cells)
+
+    # -- the human review ------------------------------------------------------------------------
+    def has_run(self, run_id: str) -> bool:
+        """True when ``run_id`` is stored (a run's review can be saved from then on)."""
+        return self._exec("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+
+    def _keep(self, sql: str, params: tuple[Any, ...]) -> None:
+        try:
+            self._exec(sql, params)
+        except sqlite3.IntegrityError as exc:  # the run is not stored (never run)
+            raise ConfigError("This grid has not been run yet: ratings are kept with a run.",
+                              hint="Run the grid (▶ Run), then rate its cells.") from exc  # fmt: skip
+
+    def save_review(self, run_id: str, row: int, col: int, review: CellReview | None) -> None:
+        """Keep a person's review of a cell (None or an empty one: forget it). Raises
+        ConfigError when the run is not stored."""
+        if review is None or review.empty:
+            self._exec("DELETE FROM reviews WHERE run_id = ? AND row = ? AND col = ?", (run_id, row, col))
+            return
+        self._keep(
+            "INSERT OR REPLACE INTO reviews (run_id, row, col, passed, score, comment, blind, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, row, col, None if review.passed is None else int(review.passed), review.score, review.comment,
+             int(review.blind), review.updated_at or time.time()),
+        )
+
+    def save_vote(self, run_id: str, vote: PairVote) -> None:
+        """Keep a pair vote (replacing the earlier one on the same pair; ConfigError when the
+        run is not stored)."""
+        self._keep("INSERT OR REPLACE INTO votes (run_id, row, a, b, winner, blind, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (run_id, vote.row, vote.a, vote.b, vote.winner, int(vote.blind), vote.updated_at or time.time()))  # fmt: skip
+
+    def delete_vote(self, run_id: str, row: int, a: int, b: int) -> None:
+        """Forget the vote on a pair."""
+        self._exec("DELETE FROM votes WHERE run_id = ? AND row = ? AND a = ? AND b = ?", (run_id, row, min(a, b), max(a, b)))
+
+    def load_review(self, run_id: str) -> RunReview:
+        """The reviews and votes of a run (empty for a run without any, or not stored)."""
+        cells: dict[tuple[int, int], CellReview] = {}
+        for r in self._exec("SELECT * FROM reviews WHERE run_id = ?", (run_id,)).fetchall():
+            score = r["score"] if r["score"] in range(1, 6) else None
+            cells[(r["row"], r["col"])] = CellReview(None if r["passed"] is None else bool(r["passed"]), score,
+                                                     r["comment"] or "", bool(r["blind"]), r["updated_at"])  # fmt: skip
+        votes = [PairVote(v["row"], v["a"], v["b"], v["winner"], bool(v["blind"]), v["updated_at"])
+                 for v in self._exec("SELECT * FROM votes WHERE run_id = ?", (run_id,)).fetchall()
+                 if v["winner"] in ("a", "b", "tie") and v["a"] < v["b"]]  # fmt: skip
+        return RunReview(run_id, cells, votes)
 
     def delete(self, run_id: str) -> None:
         """Delete a run and its cells."""

@@ -20,6 +20,7 @@ from app.core.grid.export import write_export
 from app.core.grid.model import GridConfig, Prompt, Variant
 from app.ui.widgets.common import spawn
 from app.ui.workbench.edits import EditActions
+from app.ui.workbench.reviewing import ReviewActions
 from app.ui.workbench.running import RunActions
 
 if TYPE_CHECKING:
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 GRID_FILTER = "Grid files (*.yaml *.yml *.json);;All files (*)"
 
 
-class WorkbenchActions(EditActions, RunActions):
-    """See the module doc (the edits and the runs are in their own mixins)."""
+class WorkbenchActions(EditActions, RunActions, ReviewActions):
+    """See the module doc (the edits, the runs and the review are in their own mixins)."""
 
     # -- the document ---------------------------------------------------------------------------
     def _w(self) -> Bench:
@@ -214,8 +215,9 @@ class WorkbenchActions(EditActions, RunActions):
                                                   "HTML report (*.html);;JSON (*.json);;CSV (*.csv)")  # fmt: skip
             if not path:
                 return False
+        review = w.current_review() if runner is w.runner else w.store.load_review(runner.run_id)
         try:
-            write_export(runner, Path(path))
+            write_export(runner, Path(path), review)
         except AppError as exc:
             w.show_message(exc.user_message(), "error")
             return False
@@ -271,7 +273,7 @@ class WorkbenchActions(EditActions, RunActions):
 
         w = self._w()
         cell = self._one_cell()
-        if cell is None:
+        if cell is None or self._blind_refusal():
             return None
         if cell.request is None:
             w.show_message(cell.error or "This cell cannot be sent.", "error")
@@ -296,6 +298,8 @@ class WorkbenchActions(EditActions, RunActions):
         w = self._w()
         keys = w.selected_cells()
         cell = w.runner.cell(*keys[0]) if keys else None
+        if w.blind:
+            return
         if cell is None or cell.request is None:
             w.code.show_code("Select a cell to see its request as code.")
             return
@@ -310,7 +314,7 @@ class WorkbenchActions(EditActions, RunActions):
 
         w = self._w()
         cell = self._one_cell()
-        if cell is None or w.host is None:
+        if cell is None or w.host is None or self._blind_refusal():
             return None
         row = w.model.rows[cell.row]
         title = f"{self.config.description or 'Workbench'} · {row.label}"

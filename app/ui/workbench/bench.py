@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     )
 
     from app.core.grid.model import GridConfig, Variant
+    from app.core.grid.review import RunReview
     from app.core.grid.runner import GridRunner
     from app.core.grid.store import RunStore
     from app.core.services import Services
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
     from app.ui.widgets.model_picker import ModelPicker
     from app.ui.workbench.details import AnswerView, CodeView, DiffView
     from app.ui.workbench.effect import PairEffect
-    from app.ui.workbench.grid_model import GridTableModel
+    from app.ui.workbench.grid_model import FooterModel, GridTableModel
     from app.ui.workbench.host import WorkbenchHost
+    from app.ui.workbench.review import ReviewPanel
     from app.ui.workbench.runs_panel import RunsPanel
     from app.ui.workbench.variant_editor import VariantEditor
 
@@ -55,9 +57,11 @@ class Bench(Protocol):
     save_box: Any
     _picked: tuple[str, str | None] | None
     _tasks: set[Any]
+    _review: RunReview | None
 
     # -- widgets ------------------------------------------------------------------------------
     model: GridTableModel
+    footer_model: FooterModel
     table: QTableView
     tabs: QTabWidget
     description: QLineEdit
@@ -73,6 +77,11 @@ class Bench(Protocol):
     message: MessageLabel
     estimate_label: QLabel
     stop_action: QAction
+    review_panel: ReviewPanel
+    only_failures_action: QAction
+    only_differs_action: QAction
+    blind_action: QAction
+    reveal_action: QAction
 
     @property
     def run_finished(self) -> SignalInstance:
@@ -108,6 +117,9 @@ class Bench(Protocol):
 
     def size_columns(self) -> None:
         """Fit the columns to the window."""
+
+    def size_rows(self) -> None:
+        """The rows' heights."""
 
     def _new_runner(self, config: GridConfig, run_id: str | None = None) -> GridRunner:
         """A runner for ``config``."""
@@ -164,6 +176,26 @@ class Bench(Protocol):
 
     async def confirm(self, title: str, text: str) -> bool:
         """Ask Yes / Cancel."""
+        ...
+
+    @property
+    def blind(self) -> bool:
+        """True in blind mode."""
+        ...
+
+    def variant_name(self, variant: int) -> str:
+        """A variant's title (neutral in blind mode)."""
+        ...
+
+    def current_review(self) -> RunReview:
+        """The human review of the run on screen."""
+        ...
+
+    def _review_selection(self) -> None:
+        """The Review tab follows the selection."""
+
+    def _title(self, row: int, col: int) -> str:
+        """``case × variant`` (neutral in blind mode)."""
         ...
 
     def budget(self) -> Decimal:

@@ -1,4 +1,4 @@
-"""Painting of the Workbench's cells: a verdict badge and the figures line (tokens, cost,
+"""Painting of the Workbench's cells: a verdict badge (and a person's, purple: ``✔ ★4``) and the figures line (tokens, cost,
 time to first token, tok/s, latency) over the tool calls (``→ get_weather({...})``) and the
 start of the answer; case cells edit in place (assertions in a multi-line editor: one per
 line)."""
@@ -25,9 +25,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.grid.cells import Cell
-from app.ui.workbench.grid_model import CELL_ROLE, GridTableModel
+from app.core.grid.review import CellReview
+from app.ui.workbench.grid_model import CELL_ROLE, REVIEW_ROLE, GridTableModel
 
 PREVIEW_CHARS = 700
+REVIEW_COLOUR = "#7c3aed"
 BADGES = {  # verdict: (label, light tint, dark tint, badge colour)
     "PASS": ("PASS", "#e8f5ea", "#1f3323", "#2e7d32"),
     "FAIL": ("FAIL", "#fdecea", "#3d2222", "#c62828"),
@@ -111,17 +113,20 @@ class CellDelegate(QStyledItemDelegate):
         painter.setFont(small)
         metrics = painter.fontMetrics()
         x = inner.left()
-        if label:
+        review: CellReview | None = index.data(REVIEW_ROLE)
+        for text, fill in ((label, colour), (f"by hand {review.badge()}" if review is not None else "", REVIEW_COLOUR)):
+            if not text:
+                continue
             bold = QFont(small)
             bold.setBold(True)
             painter.setFont(bold)
-            width = painter.fontMetrics().horizontalAdvance(label) + 8
+            width = painter.fontMetrics().horizontalAdvance(text) + 8
             badge = QRect(x, inner.top(), width, metrics.height() + 2)
             painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(colour))
+            painter.setBrush(QColor(fill))
             painter.drawRoundedRect(badge, 3, 3)
             painter.setPen(QColor("#ffffff"))
-            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
             painter.setFont(small)
             x += width + 6
         figures = cell.short_figures() if cell is not None else ""

@@ -29,17 +29,23 @@ from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, StreamRender
 HINT = "Click a cell to read its whole answer; select two cells (Ctrl+click) for a word-level diff."
 
 
+def titled_pane(pane: QWidget, hint: str) -> tuple[QVBoxLayout, QLabel]:
+    """A details pane's layout and its bold, wrapping title line (showing ``hint``)."""
+    lay = QVBoxLayout(pane)
+    lay.setContentsMargins(6, 6, 6, 6)
+    lay.setSpacing(4)
+    title = QLabel(hint)
+    title.setWordWrap(True)
+    title.setStyleSheet("font-weight: 600;")
+    return lay, title
+
+
 class AnswerView(QWidget):
     """One cell: its title, figures, checks and the answer rendered as Markdown."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(6, 6, 6, 6)
-        lay.setSpacing(4)
-        self.title = QLabel(HINT)
-        self.title.setWordWrap(True)
-        self.title.setStyleSheet("font-weight: 600;")
+        lay, self.title = titled_pane(self, HINT)
         self.figures = QLabel("")
         self.figures.setStyleSheet("color: palette(placeholder-text);")
         self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

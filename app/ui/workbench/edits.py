@@ -151,7 +151,7 @@ class EditActions:
     def _on_header_clicked(self, section: int) -> None:
         w = self._ew()
         v = w.model.variant_of(section)
-        if v is not None:
+        if v is not None and not w.blind:
             w.variant_editor.set_variant(v, self._ew().config.variants[v])
             w.tabs.setCurrentWidget(w.variant_editor)
 

@@ -15,6 +15,7 @@ Signals:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import (
@@ -31,9 +32,13 @@ from app.core.errors import AppError
 from app.core.grid.cases import assertion_line, parse_assertion_lines
 from app.core.grid.cells import Cell
 from app.core.grid.model import GridConfig, Prompt, Row, TestCase, template_vars, var_text
+from app.core.grid.review import CellReview, RunReview, blind_label, blind_order
 from app.core.grid.runner import GridRunner
 
 CELL_ROLE = Qt.ItemDataRole.UserRole + 1
+REVIEW_ROLE = Qt.ItemDataRole.UserRole + 2
+"""A variant cell's :class:`~app.core.grid.review.CellReview` (None: not reviewed)."""
+BLIND_TIP = "Hidden in blind mode (Review > Reveal shows the variants)"
 FLUSH_MS = 50
 Index = QModelIndex | QPersistentModelIndex
 
@@ -64,6 +69,11 @@ class GridTableModel(QAbstractTableModel):
         self.rows: list[Row] = self.config.rows()
         self.var_names: list[str] = []
         self.editable = True
+        self.review_source: Callable[[], RunReview] | None = None
+        """The current run's human review (set by the window)."""
+        self.blind_seed: int | None = None
+        """Blind mode: the seed of the shuffled column order (None: not blind)."""
+        self._order: tuple[tuple[int, int], list[int]] | None = None
         self._dirty: set[tuple[int, int]] = set()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -76,14 +86,48 @@ class GridTableModel(QAbstractTableModel):
         """Columns before the variants: the variables, then Asserts."""
         return len(self.var_names) + 1
 
+    def order(self) -> list[int] | None:
+        """Blind mode's column order (position -> variant), None when not blind."""
+        if self.blind_seed is None:
+            return None
+        key = (len(self.config.variants), self.blind_seed)
+        if self._order is None or self._order[0] != key:
+            self._order = (key, blind_order(*key))
+        return self._order[1]
+
+    def set_blind(self, seed: int | None) -> None:
+        """Shuffle the variant columns by ``seed`` and hide their names (None: reveal)."""
+        self.beginResetModel()
+        self.blind_seed = seed
+        self.endResetModel()
+
     def variant_of(self, column: int) -> int | None:
         """The variant index shown in model column ``column`` (None: a case column)."""
         v = column - self.fixed
-        return v if 0 <= v < len(self.config.variants) else None
+        if not 0 <= v < len(self.config.variants):
+            return None
+        order = self.order()
+        return v if order is None else order[v]
 
     def column_of(self, variant: int) -> int:
         """The model column of variant ``variant``."""
-        return self.fixed + variant
+        order = self.order()
+        return self.fixed + (variant if order is None else order.index(variant))
+
+    def variant_name(self, variant: int) -> str:
+        """A variant's title, or its neutral name in blind mode (``Variant B``)."""
+        if self.blind_seed is not None:
+            return blind_label(self.column_of(variant) - self.fixed)
+        return self.config.variants[variant].title
+
+    def review(self) -> RunReview | None:
+        """The current run's human review."""
+        return None if self.review_source is None else self.review_source()
+
+    def cell_review(self, row: int, variant: int) -> CellReview | None:
+        """A person's review of a cell."""
+        review = self.review()
+        return None if review is None else review.get(row, variant)
 
     def is_footer(self, row: int) -> bool:
         """False: the footers are in :class:`FooterModel` (kept for the delegate's checks)."""
@@ -150,12 +194,17 @@ class GridTableModel(QAbstractTableModel):
             cell = self.cell(r, variant)
             if role == CELL_ROLE:
                 return cell
+            if role == REVIEW_ROLE:
+                return self.cell_review(r, variant)
             if role == Qt.ItemDataRole.DisplayRole:
                 return cell.current_text if cell is not None else ""
             if role == Qt.ItemDataRole.ToolTipRole and cell is not None:
                 lines = [cell.figures_line(), *(f"{'✔' if a.passed else '✘'} {a.type}: {a.reason}" for a in cell.asserts)]
                 if cell.error:
                     lines.append(cell.error)
+                mine = self.cell_review(r, variant)
+                if mine is not None:
+                    lines.append(f"By hand: {mine.badge()}" + (f" · {mine.comment}" if mine.comment.strip() else ""))
                 return "\n".join(line for line in lines if line) or None
             return None
         if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole, Qt.ItemDataRole.ToolTipRole):
@@ -182,6 +231,8 @@ class GridTableModel(QAbstractTableModel):
         variant = self.variant_of(section)
         if variant is not None:
             v = self.config.variants[variant]
+            if self.blind_seed is not None:
+                return self.variant_name(variant) if role == Qt.ItemDataRole.DisplayRole else BLIND_TIP
             return v.title if role == Qt.ItemDataRole.DisplayRole else f"{v.title}\n{v.model}"
         if section < len(self.var_names):
             return self.var_names[section] if role == Qt.ItemDataRole.DisplayRole else f"variable {{{{{self.var_names[section]}}}}}"
@@ -262,10 +313,15 @@ class FooterModel(QAbstractTableModel):
         runner = self.grid.runner
         if runner is None or not any(c.ended for c in runner.cells.values() if c.col == variant):
             return "not run"
-        return runner.column_summary(variant).sentence()
+        review = self.grid.review()
+        if review is None:
+            return runner.column_summary(variant).sentence()
+        win = review.win_rates(len(self.grid.config.variants))[variant]
+        return review.summarize((c for c in runner.cells.values() if c.col == variant), win).sentence()
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """``$0.0012 · mean 0.42 s · p95 0.80 s · 2/3 pass`` under each variant."""
+        """``$0.0012 · mean 0.42 s · p95 0.80 s · 2/3 pass`` under each variant (a person's
+        verdicts counting instead of the checks': ``(1 by hand)``, the mean score, the win rate)."""
         if not index.isValid():
             return None
         if role == Qt.ItemDataRole.FontRole:

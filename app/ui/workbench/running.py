@@ -153,21 +153,25 @@ class RunActions:
             a, b = runner.cell(*keys[0]), runner.cell(*keys[1])
             if a is not None and b is not None:
                 w.diff.show_diff(a.current_text, b.current_text, self._title(*keys[0]), self._title(*keys[1]))
-                w.pair_effect.show(a, b)
-                w.tabs.setCurrentWidget(w.diff)
+                w.pair_effect.show(a, b) if not w.blind else w.pair_effect.show(None, None)  # it names an adapter
+                if w.tabs.currentWidget() is not w.review_panel:  # rating pairs: the vote stays in view
+                    w.tabs.setCurrentWidget(w.diff)
+            w._review_selection()
             return
         if len(keys) == 1:
             cell = runner.cell(*keys[0])
             w.answer.show_cell(cell, self._title(*keys[0]))
             v = keys[0][1]
-            w.variant_editor.set_variant(v, w.config.variants[v])
+            if not w.blind:  # the Variant tab would name the model
+                w.variant_editor.set_variant(v, w.config.variants[v])
             if w.tabs.currentWidget() in (w.diff, w.variant_editor):
                 w.tabs.setCurrentWidget(w.answer)
             w._show_code()
+        w._review_selection()
 
     def _title(self, row: int, col: int) -> str:
         w = self._rw()
-        return f"{w.model.rows[row].label} × {w.config.variants[col].title}"
+        return f"{w.model.rows[row].label} × {w.variant_name(col)}"
 
     def _on_model_cells_flushed(self, keys: set[tuple[int, int]]) -> None:
         w = self._rw()

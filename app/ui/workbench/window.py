@@ -4,7 +4,8 @@ live through the run scheduler. Its operations live in :class:`WorkbenchActions`
 the main window only through :class:`~app.ui.workbench.host.WorkbenchHost`.
 
 Layout (fits 1024 x 700): a toolbar; the description and the prompt template; then the past
-runs (left, collapsible) beside the grid over the details tabs (Answer, Diff, Variant, Code);
+runs (left, collapsible) beside the grid over the details tabs (Answer, Diff, Review, Variant,
+Code);
 a status line at the bottom.
 
 Signals:
@@ -48,10 +49,12 @@ from app.ui.workbench.cell_delegate import CellDelegate
 from app.ui.workbench.details import AnswerView, CodeView, DiffView
 from app.ui.workbench.effect import PairEffect
 from app.ui.workbench.grid_model import FooterModel, GridTableModel
+from app.ui.workbench.review import ReviewPanel
 from app.ui.workbench.runs_panel import RunsPanel
 from app.ui.workbench.variant_editor import VariantEditor
 
 if TYPE_CHECKING:
+    from app.core.grid.review import RunReview
     from app.core.services import Services
     from app.ui.workbench.bench import Bench
     from app.ui.workbench.host import WorkbenchHost
@@ -68,6 +71,10 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
 
     run_finished = Signal(str)
     confirming = Signal(object)
+    only_failures_action: QAction
+    only_differs_action: QAction
+    blind_action: QAction
+    reveal_action: QAction
 
     def __init__(self, services: Services, host: WorkbenchHost | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,6 +98,8 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self.save_box: Any = None
         """The "save the edited grid?" question while it is open."""
         self.model = GridTableModel(self)
+        self._review: RunReview | None = None
+        self.model.review_source = self.current_review
         self.runner = self._new_runner(STARTER)
         self._build()
         self._wire()
@@ -162,9 +171,10 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self.pair_effect = PairEffect(self.diff.effect, self.services.registry)  # adapter effect of a selected pair
         self.variant_editor = VariantEditor()
         self.code = CodeView()
+        self.review_panel = ReviewPanel()
         self.tabs = QTabWidget()
-        for widget, title in ((self.answer, "Answer"), (self.diff, "Diff"), (self.variant_editor, "Variant"),
-                              (self.code, "Code")):  # fmt: skip
+        for widget, title in ((self.answer, "Answer"), (self.diff, "Diff"), (self.review_panel, "Review"),
+                              (self.variant_editor, "Variant"), (self.code, "Code")):  # fmt: skip
             self.tabs.addTab(widget, title)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(grid_box)
@@ -228,7 +238,7 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self.picker.setObjectName("workbenchPicker")  # not the main toolbar's wide picker style
         self.picker.setToolTip("Pick a model, then Add: a new column")
         self.picker.setSizeAdjustPolicy(self.picker.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.picker.setMinimumContentsLength(16)
+        self.picker.setMinimumContentsLength(12)
         self.picker.setMaximumWidth(220)
         bar.addWidget(self.picker)
         self.add_action = self._tool(bar, "+ Add", self.add_picked, "Add the picked model as a new column")
@@ -254,6 +264,7 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self.cell_menu.addSeparator()
         for label, language in (("Copy as curl", "curl"), ("Copy as Python (transformers + peft)", "transformers")):
             self.cell_menu.addAction(label).triggered.connect(lambda _c=False, lang=language: self.copy_selected_code(lang))
+        self.review_menu = self._menu_button(bar, "Review", [])
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
@@ -286,6 +297,7 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self.runs.rerun_requested.connect(self.rerun_stored)
         self.runs.export_requested.connect(self.export_stored)
         self.runs.delete_requested.connect(self.delete_stored)
+        self._fill_review_menu(self.review_menu)
 
     # -- helpers the actions use ----------------------------------------------------------------
     def _new_runner(self, config: GridConfig, run_id: str | None = None) -> GridRunner:
