@@ -207,7 +207,8 @@ async def run_loop(services: Services, args: argparse.Namespace, request: Genera
         loop = ToolLoop(services.scheduler, ResolverChain.standard(stubs(args), servers, approver), max_steps=steps,
                         on_event=on_event, conversation_id=exchange.ids()["conversation_id"] if exchange else None,
                         store=exchange.answers if exchange else None,
-                        answer=exchange.answer if exchange else None)  # fmt: skip
+                        answer=exchange.answer if exchange else None,
+                        stop_on_tool_error=services.settings.stop_on_tool_error)  # fmt: skip
         try:
             return await loop.run(request)
         finally:

@@ -183,6 +183,9 @@ class Settings(Record):
     """The local server (``serve``) answers 429 past this many requests waiting or running."""
     max_tool_steps: int = spec(default=8, ge=1, le=100)
     """The tool loop stops after this many model requests in one answer (said when reached)."""
+    stop_on_tool_error: bool = False
+    """An MCP server that fails a call (crash, hang, error): stop the answer there (True) or
+    give the model the error result and go on (False, the default)."""
     default_grader: str | None = None
     """The model id that grades a grid's llm-rubric when the file names none (None: OpenAI's)."""
 

@@ -53,7 +53,7 @@ from app.core.tool_events import (
     ToolResultReady,
     ToolStepStarted,
 )
-from app.core.tool_resolvers import ResolverChain, ToolResolver
+from app.core.tool_resolvers import DENIED, ResolverChain, ToolResolver
 from app.core.tools import ToolCall, validate_answer
 from app.core.types import ChatMessage, GenerationRequest
 
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_STEPS = 8
 LoopListener = Callable[["RunEvent | LoopEvent"], None]
-ENDED_EARLY = ("tool_calls", "max_tool_steps")
+ENDED_EARLY = ("tool_calls", "max_tool_steps", "tool_error")
 """The loop's own finish reasons: it stopped before the model's final answer."""
 
 
@@ -97,7 +97,8 @@ class ToolLoop:
     def __init__(self, scheduler: RunScheduler, resolver: ToolResolver | None = None, *,
                  max_steps: int = DEFAULT_MAX_STEPS, on_event: LoopListener | None = None,
                  review: Review | None = None, loop_id: str | None = None, conversation_id: str | None = None,
-                 store: AnswerStore | None = None, answer: StoredAnswer | None = None) -> None:  # fmt: skip
+                 store: AnswerStore | None = None, answer: StoredAnswer | None = None,
+                 stop_on_tool_error: bool = False) -> None:  # fmt: skip
         if max_steps < 1:
             raise InvalidParams(f"max_tool_steps must be at least 1 (got {max_steps}).")
         self.scheduler = scheduler
@@ -109,6 +110,8 @@ class ToolLoop:
         self.store = store
         self.answer = answer
         self.conversation_id = conversation_id or (answer.conversation_id if answer is not None else None)
+        self.stop_on_tool_error = stop_on_tool_error
+        """A failed MCP call ends the answer (settings.stop_on_tool_error) instead of going back."""
 
     def _emit(self, event: RunEvent) -> None:
         """A step's run event: to the listener first, then to the store."""
@@ -148,6 +151,15 @@ class ToolLoop:
                 out.note = (f"The model asked for {_names(missing)}, which no stub result or MCP server answers; "
                             "the run stopped at the call (finish_reason tool_calls). Give the function a result "
                             "or an MCP server that offers it.")  # fmt: skip
+                break
+            failed = [(r.call, r.result.content) for r in records if r.server is not None and r.result is not None
+                      and r.result.is_error and r.result.content != DENIED]  # fmt: skip
+            if failed and self.stop_on_tool_error:
+                self._store_results(records, step_request)
+                out.finish_reason = "tool_error"
+                out.note = (f"{_names([c for c, _ in failed])} failed on its MCP server ({failed[0][1]}); "
+                            "the run stopped there (stop_on_tool_error). Set it off to let the model see the "
+                            "error and go on.")  # fmt: skip
                 break
             step_request = dataclasses.replace(
                 request, messages=step_messages(step_request.messages, result.text, records), prefix="",

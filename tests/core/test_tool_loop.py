@@ -199,6 +199,29 @@ def test_mcp_denied_and_crashing_give_error_results(run: Any, tmp_path: Path) ->
     assert "Traceback" not in crashed.text and crashed.text.startswith("Results: crash=")
 
 
+def test_a_failing_server_stops_the_answer_when_the_setting_says_so(run: Any, tmp_path: Path) -> None:
+    """settings.stop_on_tool_error: a crashed (or erroring) MCP call ends the answer there,
+    said in the note; a denial is the user's choice and never counts as a failure."""
+    scheduler, _ = _scheduler(tmp_path)
+
+    async def deny(call: ToolCall, server: str) -> Any:
+        return "deny"
+
+    async def go() -> Any:
+        async with McpServers([_mcp()]) as servers:
+            specs = servers.tools()
+            denied = await ToolLoop(scheduler, ResolverChain.standard({}, servers, deny),
+                                    stop_on_tool_error=True).run(_request("mock:tools?call=add&args={}", specs))  # fmt: skip
+            stopped = await ToolLoop(scheduler, ResolverChain.standard({}, servers), stop_on_tool_error=True).run(
+                _request("mock:tools?call=crash", specs))  # the server dies here
+            return stopped, denied
+
+    stopped, denied = run(_closing(scheduler, go()), timeout=60)
+    assert stopped.finish_reason == "tool_error" and len(stopped.steps) == 1
+    assert "'crash' failed on its MCP server" in (stopped.note or "") and stopped.calls[0].result.is_error
+    assert denied.finish_reason == "stop" and denied.text == f"Results: add={DENIED}"
+
+
 def _store(tmp_path: Path) -> tuple[HistoryStore, AnswerStore]:
     history = HistoryStore(tmp_path / "history.sqlite3")
     return history, AnswerStore(history, save_every_s=0)
