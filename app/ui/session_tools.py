@@ -242,9 +242,10 @@ class SessionTools:
         meta = m.meta
         elapsed = meta.get("elapsed_s")
         server = meta.get("server")
+        approval = self.tool_source.approval_of(card.call.id) if self.tool_source is not None else None
         card.set_result(m.content, is_error=bool(meta.get("is_error")), source=str(meta.get("source") or ""),
                         elapsed_s=float(elapsed) if isinstance(elapsed, int | float) else None,
-                        server=server if isinstance(server, str) else None, message_id=m.id,
+                        server=server if isinstance(server, str) else None, approval=approval, message_id=m.id,
                         branch=self.tree.position(m.id), edited=bool(meta.get("edited")))  # fmt: skip
 
     # -- re-running from an edited result -------------------------------------------------------
