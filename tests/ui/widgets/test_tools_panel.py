@@ -12,7 +12,7 @@ from app.ui.widgets.tools_panel import ToolsPanel
 def test_a_function_is_checked_as_you_type(qtbot: Any) -> None:
     panel = ToolsPanel()
     qtbot.addWidget(panel)
-    panel.add_function()
+    panel.add_button.click()
     assert panel.function_error.text().startswith("\u2713 'get_weather'")
     assert panel.function_list.item(0).text() == "get_weather"
     panel.function_edit.setPlainText('{"type": "function", "function": {"name": "f", '
