@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
@@ -225,11 +225,15 @@ class BackendManager(QObject):
             self._listeners[rid] = on_event
         return self._runs[rid]
 
-    def compare(self, messages: Sequence[ChatMessage], params: GenerationParams) -> tuple[str, str]:
+    def compare(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                adjust: Callable[[GenerationRequest], GenerationRequest] | None = None) -> tuple[str, str]:
         """Answer with the base model and with the active adapters (the model worker runs them
-        one after the other); returns the two run ids."""
+        one after the other); returns the two run ids. ``adjust``: applied to both requests
+        (e.g. the Tools panel's tools and schema)."""
         self._refuse_when_busy()
         tuned = self.selection.request(messages, params)
+        if adjust is not None:
+            tuned = adjust(tuned)
         base = replace(tuned, adapters=())
         return self._submit(base, None, None), self._submit(tuned, None, None)
 
