@@ -39,7 +39,7 @@ from app.core.lens import tokens_from_meta
 from app.core.run_events import LiveFigures
 from app.ui.widgets.branch_switcher import BranchSwitcher
 from app.ui.widgets.card_lens import AnswerLens
-from app.ui.widgets.card_parts import MessageBody, ThinkingSection
+from app.ui.widgets.card_parts import MessageBody, ThinkingSection, card_button
 from app.ui.widgets.common import ElidedLabel
 from app.ui.widgets.tool_card import badge_label, show_verdict
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRenderer
@@ -178,12 +178,7 @@ class MessageCard(QFrame):
         self.status = "complete"
 
     def _action(self, text: str, slot: Callable[[], object]) -> QToolButton:
-        b = QToolButton(self)
-        b.setText(text)
-        b.setObjectName("cardAction")
-        b.setCursor(Qt.CursorShape.PointingHandCursor)
-        b.clicked.connect(slot)
-        return b
+        return card_button(self, text, slot)
 
     @property
     def text(self) -> str:

@@ -15,7 +15,7 @@ Signals of :class:`ToolCallCard`:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase
@@ -24,13 +24,13 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.core.tools import ToolCall
 from app.ui.widgets.branch_switcher import BranchSwitcher
+from app.ui.widgets.card_parts import card_button
 from app.ui.widgets.common import ElidedLabel
 
 ERROR_STYLE = "color: #c62828;"
@@ -108,15 +108,15 @@ class ToolCallCard(QFrame):
         self.info = ElidedLabel("waiting for the result\u2026", min_width=24)
         self.info.setObjectName("toolInfo")
         head.addWidget(self.info, 1)
-        self.edit_button = self._button("Edit result", self.start_edit)
+        self.edit_button = card_button(self, "Edit result", self.start_edit)
         self.edit_button.setToolTip("Change this result and run the turn again from it, as a new branch")
         self.edit_button.setVisible(False)
         head.addWidget(self.edit_button)
-        self.rerun_button = self._button("Re-run", self._on_rerun)
+        self.rerun_button = card_button(self, "Re-run", self._on_rerun)
         self.rerun_button.setToolTip("Send the edited result to the model: a new branch (the old one stays)")
         self.rerun_button.setVisible(False)
         head.addWidget(self.rerun_button)
-        self.cancel_button = self._button("Cancel", self.cancel_edit)
+        self.cancel_button = card_button(self, "Cancel", self.cancel_edit)
         self.cancel_button.setVisible(False)
         head.addWidget(self.cancel_button)
         lay.addLayout(head)
@@ -142,14 +142,6 @@ class ToolCallCard(QFrame):
         lay.addWidget(self.result)
         self.is_error = False
         self._shown = ""
-
-    def _button(self, text: str, slot: Callable[[], object]) -> QToolButton:
-        b = QToolButton(self)
-        b.setText(text)
-        b.setObjectName("cardAction")
-        b.setCursor(Qt.CursorShape.PointingHandCursor)
-        b.clicked.connect(slot)
-        return b
 
     @property
     def result_text(self) -> str:

@@ -19,7 +19,7 @@ Signals:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase
@@ -147,15 +147,21 @@ class ToolsPanel(QWidget):
         self._fill_choices()
         return page
 
-    def _build_mcp(self) -> QWidget:
+    def _page(self, check: str, tip: str, slot: Callable[[bool], object]) -> tuple[QWidget, QVBoxLayout, QCheckBox]:
+        """A tab's page, its layout and the check box that heads it."""
         page = QWidget(self)
         lay = QVBoxLayout(page)
         lay.setContentsMargins(2, 4, 2, 2)
-        self.mcp_check = QCheckBox("Offer the MCP servers' tools", page)
-        self.mcp_check.setToolTip("Start the MCP servers of the settings (mcp_servers) and offer their tools; "
-                                  "a server that is not trusted asks before each call")
-        self.mcp_check.toggled.connect(self._on_mcp_toggled)
-        lay.addWidget(self.mcp_check)
+        box = QCheckBox(check, page)
+        box.setToolTip(tip)
+        box.toggled.connect(slot)
+        lay.addWidget(box)
+        return page, lay, box
+
+    def _build_mcp(self) -> QWidget:
+        page, lay, self.mcp_check = self._page(
+            "Offer the MCP servers' tools", "Start the MCP servers of the settings (mcp_servers) and offer their "
+            "tools; a server that is not trusted asks before each call", self._on_mcp_toggled)
         self.server_tree = QTreeWidget(page)
         self.server_tree.setHeaderLabels(["Server / tool", "State"])
         self.server_tree.setRootIsDecorated(True)
@@ -167,14 +173,9 @@ class ToolsPanel(QWidget):
         return page
 
     def _build_schema(self) -> QWidget:
-        page = QWidget(self)
-        lay = QVBoxLayout(page)
-        lay.setContentsMargins(2, 4, 2, 2)
-        self.schema_check = QCheckBox("Ask for structured output", page)
-        self.schema_check.setToolTip("The answer must be JSON that follows the schema below (checked: a "
-                                     "valid / invalid badge on the answer)")
-        self.schema_check.toggled.connect(self._on_schema_changed)
-        lay.addWidget(self.schema_check)
+        page, lay, self.schema_check = self._page(
+            "Ask for structured output", "The answer must be JSON that follows the schema below (checked: a "
+            "valid / invalid badge on the answer)", lambda _on: self._on_schema_changed())
         self.json_mode_check = QCheckBox("JSON mode (any JSON object, no schema)", page)
         self.json_mode_check.toggled.connect(self._on_schema_changed)
         lay.addWidget(self.json_mode_check)
