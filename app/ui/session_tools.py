@@ -237,6 +237,9 @@ class SessionTools:
                 card = self.transcript.tool_card(_card_key(answer_id, str(m.meta.get("call_id", ""))))
                 if card is not None:
                     self._fill(card, m)
+        for card in self.transcript.tool_cards():
+            if card.message_id is None and not card.result.isVisibleTo(card):  # the run stopped at the call
+                card.set_pending("no result: the run stopped at this call")
 
     def _fill(self, card: ToolCallCard, m: StoredMessage) -> None:
         meta = m.meta

@@ -207,3 +207,53 @@ def test_presets_and_reopen_restore_the_tools(window: MainWindow, qloop: Any) ->
         assert panel.setup().functions[0].stub == "sunny"
 
     _run(qloop, scenario())
+
+
+def test_tools_to_a_model_without_tool_support_fail_inline_and_nothing_is_lost(
+    window: MainWindow, qloop: Any, tmp_path: Path
+) -> None:
+    from tests.providers.local_fixtures import build_tiny_llama
+
+    tiny = build_tiny_llama(tmp_path / "tiny-llama")  # its chat template never mentions tools
+    window.backend.set_model(f"local:{tiny}")
+    _weather(window)
+
+    async def scenario() -> None:
+        result = await _send(window, "Weather in Paris?", timeout=60)
+        assert result is None  # the step failed: no loop result
+        user, answer = _stored(window)
+        assert (user.role, user.content) == ("user", "Weather in Paris?")
+        assert answer.status == "error" and "no tool support" in (answer.error or "")
+        card = window.transcript.cards()[-1]
+        assert card.error_label.isVisibleTo(card) and "no tool support" in card.error_label.text()
+        assert window.transcript.tool_cards() == [] and not window.backend.is_busy()
+        window.tools_panel.set_setup(ToolSetup())  # type: ignore[union-attr]
+        result = await _send(window, "And without tools?", timeout=60)
+        assert result is not None and result.finish_reason in ("stop", "length")  # the model is still usable
+
+    _run(qloop, scenario(), timeout=90)
+
+
+def test_the_step_limit_and_calls_nobody_answers_are_said_on_the_answer(window: MainWindow, qloop: Any) -> None:
+    assert window.tools_panel is not None
+    window.backend.set_model("mock:tools?steps=5")
+
+    async def scenario() -> None:
+        window.tools_panel.set_setup(ToolSetup((FunctionEntry(WEATHER, True, "sunny"),), max_steps=2))
+        result = await _send(window, "Loop")
+        assert result.finish_reason == "max_tool_steps"
+        card = window.transcript.cards()[-1]
+        assert "Stopped after 2 steps (max_tool_steps = 2)" in card.note_label.text()
+        assert window.transcript.tool_cards()[-1].info.text() == "not run: the step limit was reached"
+        window.tools_panel.set_setup(ToolSetup((FunctionEntry(WEATHER, True, ""),)))  # no stub, no server
+        result = await _send(window, "Again")
+        assert result.finish_reason == "tool_calls"
+        assert "which no stub result or MCP server answers" in window.transcript.cards()[-1].note_label.text()
+        assert window.transcript.tool_cards()[-1].info.text().startswith("no result")
+        cid = window.session.conversation_id
+        assert cid is not None
+        window.conversations.new_conversation()
+        window.open_conversation(cid)  # reopened: the unanswered call says so
+        assert window.transcript.tool_cards()[-1].info.text() == "no result: the run stopped at this call"
+
+    _run(qloop, scenario())
