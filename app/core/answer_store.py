@@ -160,7 +160,10 @@ class AnswerStore:
         return answer
 
     def follow(self, answer: StoredAnswer, run: Run) -> None:
-        """Save what ``run`` streams as ``answer`` (its events come to :meth:`on_event`)."""
+        """Save what ``run`` streams as ``answer`` (its events come to :meth:`on_event`); a
+        run that already ended was followed before (nothing is left to save)."""
+        if run.ended is not None and answer.run is run:
+            return
         answer.run = run
         answer.saved_at = self._clock()
         self._answers[run.id] = answer
@@ -203,6 +206,10 @@ class AnswerStore:
         if summary.get("note"):
             meta["notes"] = [*meta.get("notes", []), summary["note"]]
         answer.final = meta
+        if answer.later:  # the tokens are written later with the whole meta: the summary with them
+            answer.later = {**answer.later, "loop": dict(summary)}
+            if "notes" in meta:
+                answer.later["notes"] = meta["notes"]
         try:
             self.history.update_message(answer.message_id, meta=split_lens(meta)[0] if self.lens_later else meta)
         except Exception:  # the answer itself is saved; the summary is extra

@@ -114,8 +114,8 @@ class Run:
         """The run's final event (waits for it; cancelling the waiter does not cancel the run)."""
         if self.task is not None and not self.task.done():
             await asyncio.wait([self.task])
-        if self.ended is None:  # cancelled before it ever ran
-            self.ended = RunCancelled(self.id)
+        if self.ended is None:  # cancelled before it ever ran; its final event is still to come
+            return RunCancelled(self.id)  # (not kept: the scheduler ends it and says so once)
         return self.ended
 
     def __await__(self) -> Generator[Any, None, GenerationResult]:

@@ -137,6 +137,8 @@ class Preset(Record):
     name: str
     params: dict[str, Any]
     system_prompt: str = ""
+    tools: dict[str, Any] | None = None
+    """The Tools panel's content (app.core.tool_setup.ToolSetup.to_json); None: leave it as it is."""
 
 
 class UiSettings(Record):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
@@ -47,7 +47,7 @@ from app.core.run_events import (
     RunReasoning,
     RunText,
 )
-from app.core.runs import Run
+from app.core.runs import Run, RunListener
 from app.core.selection import ModelSelection, SelectionHooks
 from app.core.services import Services
 from app.core.types import (
@@ -92,6 +92,9 @@ class BackendManager(QObject):
         self._loading_runs: set[str] = set()
         self._ended_figures: dict[str, MessageFigures] = {}
         self._tasks: set[asyncio.Task[object]] = set()
+        self._listeners: dict[str, RunListener] = {}
+        self._held: set[asyncio.Task[object]] = set()
+        """Tool loops under way: busy between their steps too (see :meth:`hold`)."""
 
     # -- tasks ---------------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[object, None, object]) -> asyncio.Task[object]:
@@ -101,8 +104,22 @@ class BackendManager(QObject):
         return task
 
     def is_busy(self) -> bool:
-        """True while one of this window's runs (an answer or a compare) is queued or running."""
-        return bool(self._runs)
+        """True while one of this window's runs (an answer or a compare) is queued or running,
+        or a tool loop is under way (between its steps too)."""
+        return bool(self._runs or self._held)
+
+    def hold(self, task: asyncio.Task[object]) -> None:
+        """Stay busy until ``task`` (a tool loop) ends; :meth:`stop` cancels it."""
+        was_busy = self.is_busy()
+        self._held.add(task)
+        task.add_done_callback(self._release)
+        if not was_busy:
+            self.busy_changed.emit(True)
+
+    def _release(self, task: asyncio.Task[object]) -> None:
+        self._held.discard(task)
+        if not self.is_busy():
+            self.busy_changed.emit(False)
 
     # -- the model (delegated to the selection) ------------------------------------------------
     def current_model(self) -> str:
@@ -187,17 +204,36 @@ class BackendManager(QObject):
         return self.selection.request(messages, params, model_id=model_id, endpoint=endpoint, adapters=adapters)
 
     def generate(self, request: GenerationRequest, *, conversation_id: str | None = None,
-                 message_id: int | None = None) -> str:
+                 message_id: int | None = None, tag: str | None = None) -> str:
         """Start one answer to ``request`` (sent as it is); return its run id. Raises AppError
-        while another one runs (nothing is sent then)."""
+        while another one runs (nothing is sent then). ``tag``: the ledger row's (a tool loop's id)."""
         self._refuse_when_busy()
-        return self._submit(request, conversation_id, message_id)
+        return self._submit(request, conversation_id, message_id, tag)
 
-    def compare(self, messages: Sequence[ChatMessage], params: GenerationParams) -> tuple[str, str]:
+    def listen(self, run_id: str, listener: RunListener) -> None:
+        """Also give ``listener`` every event of the run ``run_id`` (after the signals)."""
+        if run_id in self._runs:
+            self._listeners[run_id] = listener
+
+    def submit_step(self, request: GenerationRequest, *, on_event: RunListener | None = None,
+                    conversation_id: str | None = None, message_id: int | None = None, tag: str | None = None,
+                    run_id: str | None = None) -> Run:  # fmt: skip
+        """A tool loop's next step (the scheduler's ``submit``): a run of this window (its
+        events as signals, then to ``on_event``), even while the loop holds it busy."""
+        rid = self._submit(request, conversation_id, message_id, tag, run_id)
+        if on_event is not None:
+            self._listeners[rid] = on_event
+        return self._runs[rid]
+
+    def compare(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                adjust: Callable[[GenerationRequest], GenerationRequest] | None = None) -> tuple[str, str]:
         """Answer with the base model and with the active adapters (the model worker runs them
-        one after the other); returns the two run ids."""
+        one after the other); returns the two run ids. ``adjust``: applied to both requests
+        (e.g. the Tools panel's tools and schema)."""
         self._refuse_when_busy()
         tuned = self.selection.request(messages, params)
+        if adjust is not None:
+            tuned = adjust(tuned)
         base = replace(tuned, adapters=())
         return self._submit(base, None, None), self._submit(tuned, None, None)
 
@@ -209,19 +245,22 @@ class BackendManager(QObject):
         if self._runs:
             raise AppError("A generation is already running.", hint="Press Stop first, or wait for it to finish.")
 
-    def _submit(self, request: GenerationRequest, conversation_id: str | None, message_id: int | None) -> str:
-        was_busy = bool(self._runs)
+    def _submit(self, request: GenerationRequest, conversation_id: str | None, message_id: int | None,
+                tag: str | None = None, run_id: str | None = None) -> str:
+        was_busy = self.is_busy()
         run = self.scheduler.submit(request, on_event=self._on_run_event, conversation_id=conversation_id,
-                                    message_id=message_id)
+                                    message_id=message_id, tag=tag, run_id=run_id)
         self._runs[run.id] = run
         if not was_busy:
             self.busy_changed.emit(True)
         return run.id
 
     def stop(self) -> None:
-        """Stop this window's runs (their partial text is reported as cancelled)."""
+        """Stop this window's runs (their partial text is reported as cancelled) and tool loops."""
         for run in list(self._runs.values()):
             run.cancel()
+        for task in list(self._held):
+            task.cancel()
 
     def cancel(self, run_id: str) -> None:
         """Stop one of this window's runs."""
@@ -230,6 +269,16 @@ class BackendManager(QObject):
             run.cancel()
 
     def _on_run_event(self, event: RunEvent) -> None:
+        try:
+            self._dispatch(event)
+        finally:
+            listener = self._listeners.get(event.run_id)
+            if listener is not None:
+                if isinstance(event, RunFinished | RunFailed | RunCancelled):
+                    del self._listeners[event.run_id]
+                listener(event)
+
+    def _dispatch(self, event: RunEvent) -> None:
         rid = event.run_id
         if isinstance(event, RunText):  # the hot path: one event per streamed token
             if rid in self._loading_runs:
@@ -274,7 +323,7 @@ class BackendManager(QObject):
                 message = event.message if isinstance(event, RunFailed) else "The load was stopped."
                 self.model_load_failed.emit(self._runs[rid].info.model, message)
         self._runs.pop(rid, None)
-        if not self._runs:  # before the final event, so its handlers may send again
+        if not self.is_busy():  # before the final event, so its handlers may send again
             self.busy_changed.emit(False)
         self.run_event.emit(event)
         self.ledger_changed.emit()

@@ -305,6 +305,8 @@ async def _shutdown(window: MainWindow, services: Services) -> None:
 
     try:
         await asyncio.wait_for(window.backend.aclose(), 10)
+        if window.tools is not None:  # the MCP servers' processes end
+            await asyncio.wait_for(window.tools.aclose(), 15)
     finally:
         window.session.save_partials()
         await services.aclose()

@@ -36,10 +36,12 @@ if TYPE_CHECKING:
     from app.ui.controllers.counter import RequestCounter
     from app.ui.controllers.dialogs import DialogController
     from app.ui.controllers.models import ModelController
+    from app.ui.controllers.tools import ToolsController
     from app.ui.session import ChatSession
     from app.ui.widgets.dashboard import DashboardDock
     from app.ui.widgets.history_sidebar import HistorySidebar
     from app.ui.widgets.lora_panel import LoraPanel
+    from app.ui.widgets.tools_panel import ToolsPanel
 
 
 class MainWindow(QMainWindow):
@@ -80,6 +82,8 @@ class MainWindow(QMainWindow):
         self.dashboard: DashboardDock | None = None
         self.sidebar: HistorySidebar | None = None
         self.lora_panel: LoraPanel | None = None
+        self.tools_panel: ToolsPanel | None = None
+        self.tools: ToolsController = None  # type: ignore[assignment]
         self.chat: ChatController = None  # type: ignore[assignment]  # the controllers: made by attach()
         self.conversations: ConversationController = None  # type: ignore[assignment]
         self.models: ModelController = None  # type: ignore[assignment]
@@ -149,6 +153,7 @@ class MainWindow(QMainWindow):
 
         docks = build_docks(self, self.view_menu, services, self.backend)
         self.sidebar, self.dashboard, self.lora_panel = docks.sidebar, docks.dashboard, docks.lora_panel
+        self.tools_panel = docks.tools_panel
         self._wire()
         self.editor.set_presets(services.settings.presets)
         self.editor.set_counter(self.counter)  # once wired: its first count starts from here
@@ -177,7 +182,10 @@ class MainWindow(QMainWindow):
         self.models = ModelController(services, backend, session, self.picker, self.progress, self)
         self.dialog_control = DialogController(services, backend, session, editor, self.dialogs, self)
         self.counter = RequestCounter(services, backend, session)
-        # (a later concern, e.g. a Tools panel, adds its controller here)
+        from app.ui.controllers.tools import ToolsController
+
+        self.tools = ToolsController(services, session, editor, self)
+        # (a later concern adds its controller here)
 
     def _action(self, text: str, slot: Callable[[], object] | None = None,
                 shortcut: str | QKeySequence | QKeySequence.StandardKey | None = None, tip: str = "") -> QAction:
@@ -335,7 +343,12 @@ class MainWindow(QMainWindow):
         dialogs.settings_changed.connect(self.apply_appearance)
         if self.lora_panel is not None and hasattr(self.lora_panel, "compare_requested"):
             self.lora_panel.compare_requested.connect(dialogs.show_compare)
-        # (a later panel, e.g. Tools, wires its controller here the same way)
+        # the Tools panel: each send's tools, MCP servers, re-running from an edited result
+        self.tools.status.connect(self._on_controller_status)
+        if self.tools_panel is not None:
+            self.tools.attach(self.tools_panel)
+        transcript.tool_rerun_requested.connect(chat.rerun_tool_result)
+        # (a later panel wires its controller here the same way)
 
     # -- the Workbench's host (app.ui.workbench.host.WorkbenchHost) ----------------------------
     def show_workbench(self) -> None:

@@ -17,6 +17,8 @@ Signals:
     branch_changed(object state): another branch is shown; ``state`` (a ConversationState or
         None) is what its last answer was made with, for the window to restore.
     answer_done(str gen_id, str status): an answer of this conversation ended.
+    loop_done(str gen_id, object result): the answer ``gen_id`` and the tool loop it began
+        ended (``result`` a LoopResult; None when a step failed or was stopped).
     history_pending(bool pending): saving to the history began to wait for another program
         that holds it (True; the writes wait in its journal and are retried every second),
         or what waited is now written (False).
@@ -51,9 +53,12 @@ from app.core.run_events import (
     RunStats,
     RunText,
 )
+from app.core.runs import new_run_id
+from app.core.tool_loop import ToolLoop
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
 from app.ui.session_lens import LensWriter, SessionLens
+from app.ui.session_tools import SessionTools, ToolSource
 from app.ui.widgets.transcript import TranscriptView
 from app.ui.wiring import connect_slots
 
@@ -67,13 +72,14 @@ def _key(message_id: int) -> str:
     return f"m{message_id}"
 
 
-class ChatSession(QObject, SessionLens):
+class ChatSession(QObject, SessionLens, SessionTools):
     """The open conversation and the branch shown: sends, regenerates, edits, switches
     branches, forks, and persists streamed answers and the draft."""
 
     conversation_changed = Signal(object)
     branch_changed = Signal(object)
     answer_done = Signal(str, str)
+    loop_done = Signal(str, object)
     history_pending = Signal(bool)
 
     def __init__(self, backend: BackendManager, transcript: TranscriptView, parent: QObject | None = None) -> None:
@@ -105,6 +111,9 @@ class ChatSession(QObject, SessionLens):
         self._pending_timer.timeout.connect(self.retry_pending)
         self.lens_writer = LensWriter(self.answers, self._on_lens_written, self)
         self.lens_k: int | None = None
+        self.tool_source: ToolSource | None = None
+        """Gives each send its tools (the Tools panel); None: no tools."""
+        self.loops: dict[str, ToolLoop] = {}
         """Ask every answer for its tokens' probabilities with this many alternatives (None: no)."""
         connect_slots(backend, self, "_on_backend_")
 
@@ -143,8 +152,11 @@ class ChatSession(QObject, SessionLens):
         self.transcript.clear()
         for m in self.path:
             self._show_stored(m)
+        self._bind_results(self.path)
 
     def _show_stored(self, m: StoredMessage) -> None:
+        if m.role == "tool":  # shown on the card of its call (see _bind_results)
+            return
         meta = dict(m.meta or {})
         meta.setdefault("model", m.model)
         if m.adapter:
@@ -152,6 +164,8 @@ class ChatSession(QObject, SessionLens):
         self.transcript.add_message(_key(m.id), m.role, m.content, message_id=m.id,
                                     meta=meta if m.role == "assistant" else None,
                                     status=m.status, error=m.error, branch=self.tree.position(m.id))
+        if m.role == "assistant":
+            self._show_calls(m)
 
     def request_messages(self, system_prompt: str) -> list[ChatMessage]:
         """What the next request sends: the system prompt, then the shown branch."""
@@ -219,6 +233,11 @@ class ChatSession(QObject, SessionLens):
         model, endpoint and adapters instead of the current ones; ``prefix``: starting with it)."""
         assert self.conversation_id is not None and self.leaf_id is not None
         cid, parent = self.conversation_id, self.leaf_id
+        try:
+            tools = self.tool_config()
+        except AppError as exc:  # checked before sending too (the controller): nothing is stored here
+            self.transcript.show_note(_key(parent), exc.user_message())
+            return None
         seeded = choose_seed(params)
         if seeded.logprobs is None and self.lens_k is not None:
             seeded = seeded.with_(logprobs=self.lens_k)
@@ -228,8 +247,10 @@ class ChatSession(QObject, SessionLens):
                                        adapters=made.adapters if made is not None else None)
         if prefix:
             request = replace(request, prefix=prefix)
+        request = tools.apply(request)
         answer = self.answers.start(cid, parent, request, system_prompt, params=params, prefix_tokens=prefix_tokens,
                                     seed_chosen=seed_chosen or params.seed is None)  # fmt: skip
+        self._remember_tools(cid, params, tools)
         self._reload_tree()
         self.leaf_id = answer.message_id
         key = _key(answer.message_id)
@@ -237,8 +258,10 @@ class ChatSession(QObject, SessionLens):
         title = f"{request.model}" + (f"  +  LoRA {adapter}" if adapter else "")
         self.transcript.start_stream(key, title=title, message_id=answer.message_id,
                                      branch=self.tree.position(answer.message_id))
+        loop_id = new_run_id()
         try:
-            run_id = self.backend.generate(request, conversation_id=cid, message_id=answer.message_id)
+            run_id = self.backend.generate(request, conversation_id=cid, message_id=answer.message_id,
+                                          tag=loop_id if tools.active else None)
         except AppError as exc:
             self.answers.abandon(answer, exc.user_message())
             self.transcript.finish_stream(key, status="error", error=exc.user_message())
@@ -246,6 +269,7 @@ class ChatSession(QObject, SessionLens):
         run = self.backend.run(run_id)
         if run is not None:
             self.answers.follow(answer, run)
+            self._start_loop(tools, request, answer, run, loop_id)
         self._save_timer.start()
         self._watch_pending()
         return run_id

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from app.ui.widgets.dashboard import DashboardDock
     from app.ui.widgets.history_sidebar import HistorySidebar
     from app.ui.widgets.lora_panel import LoraPanel
+    from app.ui.widgets.tools_panel import ToolsPanel
 
 log = logging.getLogger(__name__)
 SIDEBAR_MIN_WIDTH = 170
@@ -30,6 +31,7 @@ class Docks:
     sidebar: HistorySidebar | None = None
     dashboard: DashboardDock | None = None
     lora_panel: LoraPanel | None = None
+    tools_panel: ToolsPanel | None = None
 
 
 def add_dock(window: QMainWindow, view_menu: QMenu, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -73,4 +75,14 @@ def build_docks(window: QMainWindow, view_menu: QMenu, services: Services, backe
             docks.dashboard.raise_()
     except ImportError as exc:
         log.warning("LoRA panel unavailable: %s", exc)
+    try:
+        from app.ui.widgets.tools_panel import ToolsPanel
+
+        docks.tools_panel = ToolsPanel(window)
+        tools_dock = add_dock(window, view_menu, "Tools", docks.tools_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        if docks.dashboard is not None:  # a tab beside Usage and LoRA adapters
+            window.tabifyDockWidget(docks.dashboard, tools_dock)
+            docks.dashboard.raise_()
+    except ImportError as exc:
+        log.warning("Tools panel unavailable: %s", exc)
     return docks

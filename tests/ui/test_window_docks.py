@@ -24,8 +24,10 @@ def test_the_docks_are_made_placed_and_listed_in_view(qloop: Any, services: Serv
         history = docks.sidebar.parentWidget()
         assert window.dockWidgetArea(history) == Qt.DockWidgetArea.LeftDockWidgetArea
         lora = docks.lora_panel.parentWidget()
-        assert window.tabifiedDockWidgets(lora) == [docks.dashboard]
-        assert [a.text() for a in view.actions()] == ["History", "Usage", "LoRA adapters"]
+        assert docks.tools_panel is not None
+        tools = docks.tools_panel.parentWidget()
+        assert set(window.tabifiedDockWidgets(lora)) == {docks.dashboard, tools}  # one tab group at the right
+        assert [a.text() for a in view.actions()] == ["History", "Usage", "LoRA adapters", "Tools"]
     finally:
         qloop.run_until_complete(asyncio.wait_for(backend.aclose(), 10))
         window.deleteLater()

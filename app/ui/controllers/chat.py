@@ -58,12 +58,36 @@ class ChatController(Controller):
         if not text.strip() or self.backend.is_busy():
             return None
         params = self._params()
-        if params is None:
+        if params is None or not self._tools_ok():
             return None
         gen_id = self.session.send(text, params, self.editor.system_prompt())
         self.editor.set_message("")  # only now: when saving the message fails, the text stays
         if gen_id is not None:
             self.sent.emit(gen_id)
+        return gen_id
+
+    def _tools_ok(self) -> bool:
+        """True when the Tools panel's functions and schema are valid (else it says why:
+        nothing is sent, the typed text stays)."""
+        try:
+            self.session.tool_config()
+        except AppError as exc:
+            self.say(f"Not sent: {exc.user_message()}", error=True)
+            return False
+        return True
+
+    def rerun_tool_result(self, message_id: int, content: str) -> str | None:
+        """Run the turn again from the tool result ``message_id`` with ``content`` instead: a
+        new branch (the old one stays)."""
+        if self.backend.is_busy():
+            self.say(BUSY.format("re-run from a tool result"), error=True)
+            return None
+        params = self._params()
+        if params is None or not self._tools_ok():
+            return None
+        gen_id = self.session.rerun_tool_result(message_id, content, params, self.editor.system_prompt())
+        if gen_id is not None:
+            self.say("Re-running from the edited result: a new branch (‹ › on the result switches back).")
         return gen_id
 
     def stop(self) -> None:

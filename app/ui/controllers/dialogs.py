@@ -98,7 +98,12 @@ class DialogController(Controller):
             self.dialogs["compare"] = view
         view.show()
         view.raise_()
-        view.start(self.compare_messages(), params)
+        try:
+            tools = self.session.tool_config()
+        except AppError as exc:
+            self.say(f"Not compared: {exc.user_message()}", error=True)
+            return
+        view.start(self.compare_messages(), params, tools.apply)
 
     def compare_messages(self) -> list[ChatMessage]:
         """The conversation plus the draft; without a draft, up to the last user message."""

@@ -3,6 +3,8 @@ collapsible reasoning section."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QSize, QSizeF, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
@@ -13,6 +15,16 @@ from PySide6.QtGui import (
     QTextOption,
 )
 from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QToolButton, QVBoxLayout, QWidget
+
+
+def card_button(parent: QWidget, text: str, slot: Callable[[], object]) -> QToolButton:
+    """A flat action of a card's header ("Copy", "Edit result", ...)."""
+    b = QToolButton(parent)
+    b.setText(text)
+    b.setObjectName("cardAction")
+    b.setCursor(Qt.CursorShape.PointingHandCursor)
+    b.clicked.connect(slot)
+    return b
 
 
 class MessageBody(QTextBrowser):

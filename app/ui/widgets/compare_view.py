@@ -13,7 +13,7 @@ adapter effect per token (:class:`EffectView`: the most-changed tokens highlight
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import GenerationResult
 from app.core.figures import plural
+from app.core.grid.assertions import call_text
 from app.core.run_events import (
     LiveFigures,
     RunCancelled,
@@ -91,8 +92,14 @@ class _Pane(QFrame):
         self.text.setFrameShape(QFrame.Shape.NoFrame)
         self.error = MessageLabel()
         self.renderer = StreamRenderer(self.text.document())
+        self.calls = QLabel("")
+        self.calls.setObjectName("compareCalls")
+        self.calls.setWordWrap(True)
+        self.calls.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.calls.setVisible(False)
         layout.addWidget(self.title)
         layout.addWidget(self.stats)
+        layout.addWidget(self.calls)
         layout.addWidget(self.text, 1)
         layout.addWidget(self.error)
 
@@ -109,6 +116,8 @@ class _Pane(QFrame):
     def reset(self) -> None:
         """Empty the pane for a new answer."""
         self.text.clear()
+        self.calls.clear()
+        self.calls.setVisible(False)
         dark = self.palette().color(QPalette.ColorRole.Base).lightness() < 128
         self.renderer = StreamRenderer(self.text.document(), DARK_CODE if dark else LIGHT_CODE)
         self.error.clear_message()
@@ -176,8 +185,11 @@ class CompareView(EscapeClosesWindow, RunEventSlots):
         super().closeEvent(event)
 
     # public API
-    def start(self, messages: list[ChatMessage], params: GenerationParams) -> tuple[str, str] | None:
-        """Ask the backend for both answers; returns the two generation ids (None on error)."""
+    def start(self, messages: list[ChatMessage], params: GenerationParams,
+              adjust: Callable[[GenerationRequest], GenerationRequest] | None = None) -> tuple[str, str] | None:
+        """Ask the backend for both answers (``adjust``: e.g. with the Tools panel's tools and
+        schema; each side then shows the tool calls it made); returns the two generation ids
+        (None on error)."""
         self._error.clear_message()
         if not any(m.role == "user" and m.content.strip() for m in messages):
             self._error.show_message("Type a prompt in the message box first, then press Compare again.", "warning")
@@ -200,7 +212,7 @@ class CompareView(EscapeClosesWindow, RunEventSlots):
         if adapters and not self._backend.is_remote() and params.logprobs is None:  # tokens for the effect
             params = params.with_(logprobs=self._backend.services.settings.probabilities_top_k)
         try:
-            base_id, adapter_id = self._backend.compare(list(messages), params)
+            base_id, adapter_id = self._backend.compare(list(messages), params, adjust)
         except Exception as exc:
             self._error.show_message(error_text(exc))
             for side in SIDES:
@@ -272,6 +284,10 @@ class CompareView(EscapeClosesWindow, RunEventSlots):
         st.stats = LiveFigures(rec.completion_tokens, rec.tokens_per_s, rec.ttft_s, result.cost_usd, final=True)
         st.estimated = rec.estimated
         self._results[side] = result
+        if result.tool_calls:  # one step: the calls it made, not run
+            pane = self._panes[side]
+            pane.calls.setText("\n".join(f"\u2192 {call_text(c)}" for c in result.tool_calls))
+            pane.calls.setVisible(True)
         self._end(side, "done", result.text)
 
     def _on_run_failed(self, event: RunFailed) -> None:

@@ -39,8 +39,9 @@ from app.core.lens import tokens_from_meta
 from app.core.run_events import LiveFigures
 from app.ui.widgets.branch_switcher import BranchSwitcher
 from app.ui.widgets.card_lens import AnswerLens
-from app.ui.widgets.card_parts import MessageBody, ThinkingSection
+from app.ui.widgets.card_parts import MessageBody, ThinkingSection, card_button
 from app.ui.widgets.common import ElidedLabel
+from app.ui.widgets.tool_card import badge_label, show_verdict
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRenderer
 
 __all__ = ["CODE_LANGUAGES", "MessageBody", "MessageCard", "Meta", "ThinkingSection", "format_figures"]
@@ -147,6 +148,9 @@ class MessageCard(QFrame):
         self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.figures.setWordWrap(True)  # a long figures line (the lens adds to it) never widens the card
         lay.addWidget(self.figures)
+        self.badge = badge_label(self)
+        """The response schema's verdict ("valid" / "invalid: path, reason")."""
+        lay.addWidget(self.badge)
         self.note_label = QLabel("")
         self.note_label.setObjectName("cardNote")
         self.note_label.setWordWrap(True)
@@ -174,12 +178,7 @@ class MessageCard(QFrame):
         self.status = "complete"
 
     def _action(self, text: str, slot: Callable[[], object]) -> QToolButton:
-        b = QToolButton(self)
-        b.setText(text)
-        b.setObjectName("cardAction")
-        b.setCursor(Qt.CursorShape.PointingHandCursor)
-        b.clicked.connect(slot)
-        return b
+        return card_button(self, text, slot)
 
     @property
     def text(self) -> str:
@@ -308,6 +307,7 @@ class MessageCard(QFrame):
         if self.lens_action is not None:
             self.lens_action.setEnabled(self.lens.has_tokens)
         self._show_figures(format_figures(meta))
+        show_verdict(self.badge, meta)
 
     def _show_figures(self, line: str) -> None:
         self._figures_line = line

@@ -23,14 +23,13 @@ from PySide6.QtWidgets import QComboBox, QCompleter, QLineEdit, QWidget
 from app.core.errors import AppError
 from app.core.registry import provider_spec, providers
 from app.core.settings import DEFAULT_ENDPOINT_NAME
-from app.core.types import ModelRef
+from app.core.types import ModelInfo, ModelRef
 from app.ui.widgets.common import ElidedLabel
 
 if TYPE_CHECKING:
     from app.core.endpoint_status import EndpointState
     from app.core.events import Progress
     from app.core.services import ModelListing
-    from app.core.types import ModelInfo
 
 ROLE_ID = Qt.ItemDataRole.UserRole + 1
 ROLE_ENDPOINT = Qt.ItemDataRole.UserRole + 2
@@ -65,6 +64,16 @@ def group_order() -> tuple[str, ...]:
 def typed_hints() -> tuple[str, ...]:
     """What the picker offers while typing: every provider's hints, by provider id."""
     return tuple(h for spec in sorted(providers(), key=lambda s: s.id) for h in spec.hints)
+
+
+def tools_note(info: ModelInfo) -> str:
+    """A tooltip line on tool calling: known for in-process models (their chat template)."""
+    supports = getattr(info, "supports_tools", None)  # a placeholder row (a typed id) does not know
+    if supports is None:
+        return ""
+    if supports:
+        return "\nTools: its chat template supports function calling."
+    return "\nTools: its chat template has no tool support (a send with tools is refused)."
 
 
 def group_of(info: ModelInfo) -> str:
@@ -320,7 +329,7 @@ class ModelPicker(QComboBox):
                     item.setData(info.endpoint, ROLE_ENDPOINT)
                     item.setData("model", ROLE_KIND)
                     item.setToolTip(f"{info.ref}" + (f" @ {info.endpoint}" if info.endpoint else "")
-                                    + (f"\n{info.description}" if info.description else ""))
+                                    + (f"\n{info.description}" if info.description else "") + tools_note(info))
                     if str(info.ref) == cur_id and (cur_ep is None or info.endpoint == cur_ep) and select_row < 0:
                         font = QFont(self.font())
                         font.setBold(True)
@@ -363,9 +372,12 @@ class ModelPicker(QComboBox):
         edit = self._edit()
         edit.setText(mid)
         edit.setModified(False)
-        edit.setToolTip(f"{mid}" + (f" @ {ep}" if ep else "") + "\nType another id and press Enter to switch.")
+        info = self._infos.get((mid, ep)) or next((i for (m, _e), i in self._infos.items() if m == mid), None)
+        note = tools_note(info) if isinstance(info, ModelInfo) else ""
+        edit.setToolTip(f"{mid}" + (f" @ {ep}" if ep else "") + note + "\nType another id and press Enter to switch.")
         state = self.state_of(mid, ep) if mid else ""
         self.state_label.setText(state)
+        self.state_label.setToolTip(note.strip())
 
     def _add_header(self, title: str) -> None:
         item = QStandardItem(title)

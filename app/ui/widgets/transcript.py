@@ -24,12 +24,18 @@ Signals:
     token_branch_requested(int message_id, int index, str text): branch from token ``index``
         of an answer with the alternative ``text``.
     regenerate_message_requested(int message_id): "Regenerate instead" of an answer.
+    tool_rerun_requested(int message_id, str content): re-run from the ``tool`` message
+        ``message_id`` with ``content`` as its result (a new branch).
+
+Tool calls show as :class:`~app.ui.widgets.tool_card.ToolCallCard` s under the answer that
+made them (:meth:`TranscriptView.add_tool_call`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -48,7 +54,11 @@ from app.ui.widgets.message_card import (
     ThinkingSection,
     format_figures,
 )
+from app.ui.widgets.tool_card import ToolCallCard
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle
+
+if TYPE_CHECKING:
+    from app.core.tools import ToolCall
 
 FLUSH_MS = 30
 FLUSH_CHUNK = 4000
@@ -80,6 +90,7 @@ class TranscriptView(QScrollArea):
     copy_code_requested = Signal(int, str)
     token_branch_requested = Signal(int, int, str)
     regenerate_message_requested = Signal(int)
+    tool_rerun_requested = Signal(int, str)
 
     def __init__(self, parent: QWidget | None = None, code_style: CodeStyle = LIGHT_CODE) -> None:
         super().__init__(parent)
@@ -107,6 +118,7 @@ class TranscriptView(QScrollArea):
         self.setWidget(inner)
         self._cards: dict[str, MessageCard] = {}
         self._order: list[str] = []
+        self._tools: dict[str, ToolCallCard] = {}
         self._streaming: set[str] = set()
         self._finishing: dict[str, _Ending] = {}
         self._stick = True
@@ -125,6 +137,9 @@ class TranscriptView(QScrollArea):
         self.empty_label.setText(empty_text)
         for key in list(self._order):
             self._dispose(self._cards.pop(key))
+        for tool in self._tools.values():
+            self._dispose(tool)
+        self._tools.clear()
         self._order.clear()
         self._streaming.clear()
         self._finishing.clear()
@@ -150,6 +165,29 @@ class TranscriptView(QScrollArea):
         self._stick = True
         self._update_regen()
         return card
+
+    def add_tool_call(self, key: str, call: ToolCall) -> ToolCallCard:
+        """A card for one tool call at the end (its result comes with :meth:`tool_card`)."""
+        old = self._tools.pop(key, None)
+        if old is not None:
+            self._dispose(old)
+        card = ToolCallCard(call)
+        card.rerun_requested.connect(self.tool_rerun_requested.emit)
+        card.branch_clicked.connect(self.branch_requested.emit)
+        card.setMaximumWidth(CARD_MAX_WIDTH)
+        self._layout.insertWidget(self._layout.count() - 1, card)
+        self._tools[key] = card
+        self.empty_label.setVisible(False)
+        self._stick = True
+        return card
+
+    def tool_card(self, key: str) -> ToolCallCard | None:
+        """The tool call card for ``key``."""
+        return self._tools.get(key)
+
+    def tool_cards(self) -> list[ToolCallCard]:
+        """Every tool call card, top to bottom."""
+        return sorted(self._tools.values(), key=self._layout.indexOf)
 
     def add_message(self, key: str, role: str, text: str, *, message_id: int | None = None,
                     meta: Meta | None = None, status: str = "complete",
@@ -282,7 +320,7 @@ class TranscriptView(QScrollArea):
         self.empty_label.setVisible(not self._order)
         self._update_regen()
 
-    def _dispose(self, card: MessageCard) -> None:
+    def _dispose(self, card: MessageCard | ToolCallCard) -> None:
         """Delete a card on the GUI thread (it keeps its Qt parent until deleteLater runs)."""
         self._layout.removeWidget(card)
         card.hide()

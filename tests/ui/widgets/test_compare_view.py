@@ -170,3 +170,25 @@ def test_close_button_and_esc_close_the_window_and_stop_its_answers(qtbot: Any, 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 30))
     assert not backend.is_busy()
     _close(qloop, backend, services)
+
+
+def test_each_side_shows_the_tool_calls_it_made(qtbot: Any, qloop: Any, services: Services) -> None:
+    from dataclasses import replace
+
+    from app.core.tools import ToolSpec
+
+    backend = BackendManager(services, model_id="mock:tools")
+    view = CompareView(backend)
+    qtbot.addWidget(view)
+    tool = ToolSpec("get_weather", "", {"type": "object", "properties": {"city": {"type": "string"}},
+                                        "required": ["city"]})  # fmt: skip
+    ends = qloop.run_until_complete(asyncio.wait_for(_both_done(
+        backend, lambda: view.start(PROMPT, GenerationParams(), lambda r: replace(r, tools=(tool,)))), 30))
+    assert [how for how, _ in ends] == ["finished", "finished"]
+    for side in ("base", "adapter"):
+        pane = view._panes[side]
+        assert pane.calls.isVisibleTo(view) and pane.calls.text() == '\u2192 get_weather({"city": "example"})'
+    view.start(PROMPT, GenerationParams())  # without tools: no calls shown
+    assert not view._panes["base"].calls.isVisibleTo(view)
+    view.close()
+    _close(qloop, backend, services)

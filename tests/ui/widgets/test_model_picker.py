@@ -151,3 +151,17 @@ def test_a_rows_own_text_in_the_field_means_that_row(qapp: Any) -> None:
     row_text = next(t for t in p.row_texts() if "llama3" in t)
     assert p.type_model(row_text)
     assert got == [("openai:llama3", "Ollama")] and p.state_label.text() != "not a model id"
+
+
+def test_tool_support_shows_in_the_tooltips(qapp: Any) -> None:
+    p = ModelPicker()
+    ref = ModelRef.parse("local:qwen")
+    p.set_listing(ModelListing(models=[ModelInfo(ref=ref, display_name="qwen", supports_tools=True),
+                                       ModelInfo(ref=ModelRef.parse("local:smol"), display_name="smol",
+                                                 supports_tools=False), _info("mock:echo")], errors={}))
+    tips = {p.model().item(i).data(0).strip(): p.model().item(i).toolTip() for i in range(p.count())}
+    assert "supports function calling" in next(t for k, t in tips.items() if k.startswith("qwen"))
+    assert "no tool support" in next(t for k, t in tips.items() if k.startswith("smol"))
+    assert "Tools" not in next(t for k, t in tips.items() if k.startswith("echo"))  # not known: not said
+    p.set_current("local:smol")
+    assert "no tool support" in p.state_label.toolTip() and "no tool support" in p.lineEdit().toolTip()

@@ -1,0 +1,201 @@
+"""The Tools panel's logic: each send's tools (:meth:`ToolsController.prepare`, the session's
+:class:`~app.ui.session_tools.ToolSource`), the MCP servers of the settings (started on the
+qasync loop when the panel offers their tools, listed with their state and tools, closed at
+quit), the approval of calls to servers that are not trusted (a non-modal dialog: allow once
+/ always for this server / deny), and the panel's content kept with presets and with each
+conversation (restored on reopen)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QMessageBox, QPushButton
+
+from app.core.errors import ToolSchemaError
+from app.core.tool_setup import SETUP_KEY, ToolSetup
+from app.core.tools import TOOL_CHOICES
+from app.ui.controllers.base import Controller
+from app.ui.session_tools import ToolRunConfig
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from PySide6.QtWidgets import QWidget
+
+    from app.core.services import Services
+    from app.core.tool_resolvers import Approval
+    from app.core.tools import ToolCall
+    from app.tools.mcp_client import McpServers, ServerState
+    from app.ui.session import ChatSession
+    from app.ui.widgets.prompt_editor import PromptEditor
+    from app.ui.widgets.tools_panel import ToolsPanel
+
+log = logging.getLogger(__name__)
+APPROVALS: dict[str, str] = {"once": "allowed once", "always": "always allowed for this server", "deny": "denied"}
+
+
+class ToolsController(Controller):
+    """Between the Tools panel, the session and the MCP servers (see the module doc).
+
+    Signals:
+        status(str message, bool error), hint(str message): see :class:`Controller`.
+    """
+
+    def __init__(self, services: Services, session: ChatSession, editor: PromptEditor, parent: QWidget) -> None:
+        super().__init__(services, parent)
+        self.session = session
+        self.editor = editor
+        self.panel: ToolsPanel | None = None
+        self.servers: McpServers | None = None
+        self.approval_box: QMessageBox | None = None
+        """The approval dialog shown now (None: none)."""
+        self._approvals: dict[str, str] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
+        session.tool_source = self
+
+    def attach(self, panel: ToolsPanel) -> None:
+        """Show and edit the tools in ``panel``."""
+        self.panel = panel
+        panel.mcp_toggled.connect(self._on_panel_mcp_toggled)
+        self.editor.preset_box.activated.connect(self._on_editor_preset_chosen)
+        self.editor.preset_saved.connect(self._on_editor_preset_saved)
+        self.session.conversation_changed.connect(self._on_session_conversation_changed)
+        self.refresh_servers()
+
+    # -- each send (the session's ToolSource) --------------------------------------------------
+    def prepare(self) -> ToolRunConfig:
+        """The next send's tools; raises ToolSchemaError naming the function or schema at fault."""
+        if self.panel is None:
+            return ToolRunConfig()
+        setup = self.panel.setup()
+        specs = list(setup.specs())
+        servers = self.start_servers() if setup.use_mcp else None
+        if servers is not None:
+            names = {s.name for s in specs}
+            specs += [s for s in servers.tools() if s.name not in names]
+        choice = setup.tool_choice
+        if choice not in TOOL_CHOICES and choice not in {s.name for s in specs}:
+            raise ToolSchemaError(f"tool_choice: no offered function is called '{choice}'.",
+                                  hint="Pick auto, or a function that is on.")  # fmt: skip
+        return ToolRunConfig(tuple(specs), setup.stubs(), choice, setup.max_steps or self.services.settings.max_tool_steps,
+                             setup.response_schema(), servers, self.approve, setup.to_json())  # fmt: skip
+
+    def approval_of(self, call_id: str) -> str | None:
+        """What the user answered when asked about ``call_id`` (None: not asked)."""
+        return self._approvals.get(call_id)
+
+    async def approve(self, call: ToolCall, server: str) -> Approval:
+        """Ask whether ``call`` may run on ``server`` (a non-modal dialog; closing it denies)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Run an MCP tool?",
+                          f"The model calls <b>{call.name}</b> on the MCP server <b>{server}</b>.",
+                          QMessageBox.StandardButton.NoButton, self.widget)  # fmt: skip
+        box.setInformativeText(f"Arguments: {call.arguments[:600] or '{}'}")
+        buttons: dict[Approval, QPushButton] = {"once": box.addButton("Allow once", QMessageBox.ButtonRole.AcceptRole),
+                   "always": box.addButton("Always for this server", QMessageBox.ButtonRole.YesRole),
+                   "deny": box.addButton("Deny", QMessageBox.ButtonRole.RejectRole)}  # fmt: skip
+        box.setDefaultButton(buttons["deny"])
+        box.setEscapeButton(buttons["deny"])
+        answered: asyncio.Future[Approval] = asyncio.get_event_loop().create_future()
+
+        def finished(_code: int) -> None:
+            clicked = box.clickedButton()
+            choice: Approval = "deny"
+            for key, button in buttons.items():
+                if button is clicked:
+                    choice = key
+            if not answered.done():
+                answered.set_result(choice)
+
+        box.finished.connect(finished)
+        self.approval_box = box
+        box.open()  # never exec() in a coroutine (PITFALLS: qasync)
+        try:
+            answer = await answered
+        finally:
+            self.approval_box = None
+            if box.isVisible():  # the run was stopped while asking
+                box.close()
+            box.deleteLater()
+        self._approvals[call.id] = APPROVALS[answer]
+        return answer
+
+    # -- MCP servers ------------------------------------------------------------------------------
+    def start_servers(self) -> McpServers:
+        """The MCP servers of the settings, started (in the background) the first time."""
+        if self.servers is None:
+            from app.tools.mcp_client import McpServers
+
+            self.servers = McpServers(self.services.settings.mcp_servers, self.services.secrets,
+                                      on_state=self._on_server_state)  # fmt: skip
+            self._spawn(self._start(self.servers))
+        return self.servers
+
+    async def _start(self, servers: McpServers) -> None:
+        servers.start()
+        await servers.wait_started()
+        self.refresh_servers()
+
+    def _spawn(self, coro: Coroutine[object, None, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def refresh_servers(self) -> None:
+        """Show each configured server with its state and tools."""
+        if self.panel is None:
+            return
+        configs = [c for c in self.services.settings.mcp_servers if c.enabled]
+        if self.servers is None:
+            rows: list[tuple[str, str, list[tuple[str, str]]]] = [(c.name, "not started", []) for c in configs]
+            self.panel.set_servers(rows, "Turn on \u201cOffer the MCP servers' tools\u201d to start them."
+                                   if configs else "")  # fmt: skip
+            return
+        servers = self.servers
+        tools = servers.tools()
+        rows = [(s.name, str(s), [(t.name, t.description) for t in tools if servers.server_of(t.name) == s.name])
+                for s in servers.states()]  # fmt: skip
+        self.panel.set_servers(rows, " ".join(servers.notes()))
+
+    def _on_server_state(self, _state: ServerState) -> None:
+        self.refresh_servers()
+
+    async def aclose(self) -> None:
+        """Stop the MCP servers (at quit)."""
+        if self.approval_box is not None:
+            self.approval_box.close()
+        servers, self.servers = self.servers, None
+        if servers is not None:
+            await servers.aclose()
+
+    # -- presets and conversations ----------------------------------------------------------------
+    def _on_panel_mcp_toggled(self, on: bool) -> None:
+        if on:
+            self.start_servers()
+            self.refresh_servers()
+
+    def _on_editor_preset_chosen(self, index: int) -> None:
+        if self.panel is None or index <= 0:
+            return
+        name = self.editor.preset_box.itemText(index)
+        preset = next((p for p in self.services.settings.presets if p.name == name), None)
+        if preset is not None and preset.tools is not None:
+            self.panel.set_setup(ToolSetup.from_json(preset.tools))
+
+    def _on_editor_preset_saved(self, name: str, _params: object, _system: str) -> None:
+        preset = next((p for p in self.services.settings.presets if p.name == name), None)
+        if preset is not None and self.panel is not None:
+            preset.tools = self.panel.setup().to_json()
+            self.save_settings()
+
+    def _on_session_conversation_changed(self, conversation_id: str | None) -> None:
+        conv = self.services.history.get_conversation(conversation_id) if conversation_id else None
+        stored = conv.params.get(SETUP_KEY) if conv is not None else None
+        if stored is not None and self.panel is not None:
+            setup = ToolSetup.from_json(stored)
+            if setup != self.panel.setup():
+                self.panel.set_setup(setup)
+                if setup.use_mcp:
+                    self.start_servers()
+                    self.refresh_servers()
