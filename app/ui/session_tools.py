@@ -147,7 +147,8 @@ class SessionTools:
         resolver = ResolverChain.standard(config.stubs, config.servers, config.approve)
         loop = ToolLoop(BackendSteps(self.backend, run), resolver, max_steps=config.max_steps, loop_id=loop_id,  # type: ignore[arg-type]
                         on_event=self._on_loop_event, store=self.answers if config.active else None,
-                        answer=answer if config.active else None, conversation_id=answer.conversation_id)  # fmt: skip
+                        answer=answer if config.active else None, conversation_id=answer.conversation_id,
+                        stop_on_tool_error=self.backend.services.settings.stop_on_tool_error)  # fmt: skip
         self.loops[run.id] = loop
 
         async def drive() -> None:
