@@ -303,6 +303,8 @@ async def _shutdown(window: MainWindow, services: Services) -> None:
     import asyncio
 
     try:
+        if window.server_control is not None:
+            await window.server_control.aclose()  # bounded; the served runs are cancelled first
         await asyncio.wait_for(window.backend.aclose(), 10)
     finally:
         window.session.save_partials()
