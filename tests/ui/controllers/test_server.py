@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from PySide6.QtGui import QGuiApplication
@@ -19,42 +16,8 @@ from app.core.run_events import RunFinished
 from app.core.types import AdapterInfo, ChatMessage, GenerationParams
 from app.ui.controllers.server import ENDPOINT_NAME, ServerController, indicator_text
 from tests.conftest import expect_signal, wait_run_event
+from tests.support.sdk_client import listens, stream_text, with_sdk
 from tests.ui.controllers.conftest import Parts, Said
-
-T = TypeVar("T")
-
-
-def in_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
-    """``fn()`` on its own thread (a blocking SDK call), as an awaitable future."""
-    fut: Future[T] = Future()
-
-    def body() -> None:
-        try:
-            fut.set_result(fn())
-        except BaseException as exc:  # handed to the test
-            fut.set_exception(exc)
-
-    threading.Thread(target=body, daemon=True).start()
-    return asyncio.wrap_future(fut)
-
-
-def with_sdk(control: ServerController, call: Callable[[Any], T]) -> asyncio.Future[T]:
-    """``call(client)`` with the sync openai SDK on a thread (the client closed after)."""
-    import openai
-
-    address, key = control.address, control.key or "none"
-
-    def body() -> T:
-        with openai.OpenAI(base_url=address, api_key=key, max_retries=0, timeout=30) as client:
-            return call(client)
-
-    return in_thread(body)
-
-
-def stream_text(client: Any, model: str) -> str:
-    """A streamed answer, every chunk read."""
-    chunks = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], stream=True)
-    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 async def started(control: ServerController, port: int = 0) -> None:
@@ -71,15 +34,6 @@ def control(parts: Parts, qloop: Any) -> Any:
     qloop.run_until_complete(asyncio.wait_for(made.aclose(), 20))
 
 
-def listens(port: int) -> bool:
-    """True when something accepts connections on 127.0.0.1:``port``."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    except ConnectionRefusedError:
-        return False
-    return True
-
-
 def test_start_stop_on_a_free_port_with_the_keyring_key(control: ServerController, parts: Parts, qloop: Any) -> None:
     async def scenario() -> None:
         await started(control)
@@ -87,7 +41,7 @@ def test_start_stop_on_a_free_port_with_the_keyring_key(control: ServerControlle
         port = control.port
         assert port and listens(port) and control.indicator() == f"Serving on 127.0.0.1:{port} · 0 active"
         assert control.key and control.key == parts.services.secrets.get("serve")  # made on first start, kept
-        answer = await asyncio.wait_for(with_sdk(control, lambda c: c.models.list()), 30)
+        answer = await asyncio.wait_for(with_sdk(control.address, control.key, lambda c: c.models.list()), 30)
         assert "mock:echo" in [m.id for m in answer.data]
         stopped = expect_signal(control.state_changed)
         control.stop()
@@ -137,7 +91,7 @@ def test_the_sdk_streams_while_the_log_sees_each_request_start_and_end(control: 
     async def scenario() -> None:
         await started(control)
         ended = expect_signal(control.request_seen, where=lambda f: f.status != "running")
-        stream = with_sdk(control, lambda c: stream_text(c, "mock:tokens?n=40"))
+        stream = with_sdk(control.address, control.key, lambda c: stream_text(c, "mock:tokens?n=40"))
         text = await asyncio.wait_for(stream, 30)
         await ended.wait(15)
         assert text
