@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QGuiApplication
 
-from app.core.errors import AppError, redact
+from app.core.errors import AppError, NoKeyringError, redact
 from app.core.settings import EndpointConfig
 from app.core.types import AdapterInfo, AdapterSpec
 from app.ui.controllers.base import Controller
@@ -128,6 +128,10 @@ class ServerController(Controller):
                              no_auth=not require_key, on_request=self._on_request)  # fmt: skip
         try:
             await server.start()
+        except NoKeyringError as exc:
+            self._fail(f"{exc.message} Choose 'session only' in API keys to keep the server's key in memory until "
+                       "the app closes, or untick 'Require a key' (then only this machine may connect).")  # fmt: skip
+            return
         except AppError as exc:
             self._fail(exc.user_message())
             return

@@ -3,13 +3,14 @@ OpenAI-compatible server, its address, its key (masked, with a reveal toggle and
 button), the models it offers, "Add as endpoint", and a live log of the requests with their
 figures. Plus the status-bar indicator ("Serving on 127.0.0.1:8080 · 2 active").
 
-The panel talks to a :class:`~app.ui.controllers.server.ServerController` only."""
+The panel talks to a :class:`ServerControl` only (the window's
+:class:`~app.ui.controllers.server.ServerController`)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -32,8 +33,9 @@ from app.ui.widgets.common import MessageLabel
 from app.ui.widgets.fitted_table import FittedTable
 
 if TYPE_CHECKING:
+    from asyncio import Task
+
     from app.serve.routes import RequestFigures
-    from app.ui.controllers.server import ServerController
 
 LOG_COLUMNS = ("Time", "Client", "Model", "Tokens", "TTFT", "tok/s", "Status")
 LOG_PRIORITY = ("Status", "Tokens", "tok/s", "TTFT", "Client", "Time")
@@ -43,7 +45,7 @@ MAX_LOG_ROWS = 500
 
 def _status_text(f: RequestFigures) -> str:
     if f.status == "running":
-        return "streaming"
+        return "live"  # short: the column is narrow in a 1024 px window
     if f.status == "finished":
         return str(f.http_status)
     return f"{f.http_status} {f.status}"
@@ -52,16 +54,43 @@ def _status_text(f: RequestFigures) -> str:
 def log_cells(f: RequestFigures, when: float) -> dict[str, str]:
     """The log row of one request (never the key or the prompt)."""
     ttft = "" if f.ttft_s is None else f"{f.ttft_s:.2f} s"
-    speed = "" if f.tokens_per_s is None else f"{f.tokens_per_s:.1f}"
+    speed = "" if f.tokens_per_s is None else f"{f.tokens_per_s:.0f}" if f.tokens_per_s >= 100 else f"{f.tokens_per_s:.1f}"
     return {"Time": time.strftime("%H:%M:%S", time.localtime(when)), "Client": f.client, "Model": f.model or "-",
             "Tokens": str(f.tokens) if f.status != "running" else "", "TTFT": ttft, "tok/s": speed,
             "Status": _status_text(f)}  # fmt: skip
 
 
+class ServerControl(Protocol):
+    """What the panel and the indicator need of the server's controller."""
+
+    state_changed: Any
+    """Signal(bool running)."""
+    request_seen: Any
+    """Signal(RequestFigures)."""
+    models_changed: Any
+    """Signal(list[str] ids)."""
+    failed: Any
+    """Signal(str message)."""
+
+    @property
+    def running(self) -> bool: ...
+    @property
+    def address(self) -> str | None: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def key(self) -> str | None: ...
+    def start(self, host: str = ..., port: int = ..., *, require_key: bool = ...) -> Task[object]: ...
+    def stop(self) -> Task[object]: ...
+    def copy_key(self) -> bool: ...
+    def add_as_endpoint(self) -> object: ...
+    def indicator(self) -> str: ...
+
+
 class ServerPanel(QWidget):
     """The Server panel over ``control``."""
 
-    def __init__(self, control: ServerController, parent: QWidget | None = None) -> None:
+    def __init__(self, control: ServerControl, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.control = control
         self._rows: dict[str, tuple[float, QTableWidgetItem]] = {}
@@ -213,7 +242,7 @@ class ServerPanel(QWidget):
 class ServerIndicator(QLabel):
     """The status bar's "Serving on 127.0.0.1:8080 · 2 active" (hidden while stopped)."""
 
-    def __init__(self, control: ServerController, bar: QStatusBar) -> None:
+    def __init__(self, control: ServerControl, bar: QStatusBar) -> None:
         super().__init__(bar)
         self.control = control
         self.setToolTip("The local OpenAI-compatible server (View > Server)")

@@ -144,3 +144,21 @@ def test_add_as_endpoint_makes_the_app_a_client_of_its_own_server(control: Serve
 def test_indicator_text() -> None:
     assert indicator_text(None, 3) == ""
     assert indicator_text("http://127.0.0.1:8080/v1", 2) == "Serving on 127.0.0.1:8080 · 2 active"
+
+
+def test_without_a_keyring_the_failure_says_what_to_do(parts: Parts, qloop: Any) -> None:
+    from keyring.backends.fail import Keyring as NoKeyring
+
+    from app.core.secrets import SecretStore
+
+    parts.services.secrets = SecretStore(backend=NoKeyring(), environ={})  # what keyring finds without one
+    control = ServerController(parts.services, parts.backend, parts.parent)
+
+    async def scenario() -> list[tuple[Any, ...]]:
+        failed = expect_signal(control.failed)
+        control.start(port=0)
+        return await failed.wait(15)
+
+    [(message,)] = qloop.run_until_complete(asyncio.wait_for(scenario(), 30))
+    assert "No secure keyring" in message and "session only" in message and "Require a key" in message
+    assert not control.running
