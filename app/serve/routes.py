@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 SERVED_TAG = "served"
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 UA_CHARS = 120
+FLUSH_INTERVAL_S = 0.004
+"""A streamed answer is written at most this often: tokens that come faster (a mock, a fast
+model) share a chunk, which saves each client a parse and each write a syscall; the first
+text and slower tokens go out at once."""
 Status = Literal["running", "finished", "cancelled", "failed", "rejected"]
 
 
@@ -115,6 +119,40 @@ class _TooLarge(Exception):
     pass
 
 
+class _Inbox:
+    """A run's events on their way to the response. The run puts one per token (the hot path:
+    a list append, and a wake-up only when the response waits); the response takes them in
+    bursts, so tokens that arrived together go out as one chunk."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[RunEvent] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, event: RunEvent) -> None:
+        """Add ``event`` (called by the run, on the loop)."""
+        self._items.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def take(self) -> list[RunEvent]:
+        """Every event put since the last take (maybe none)."""
+        items, self._items = self._items, []
+        return items
+
+    async def wait(self) -> None:
+        """Return once an event is there to take."""
+        if self._items:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
 async def _disconnected(request: Request) -> None:
     """Returns when the client goes away (the body has been read: only a disconnect is left)."""
     while (await request.receive())["type"] != "http.disconnect":
@@ -154,7 +192,7 @@ class _Exchange:
         self.request = request
         self.started = time.perf_counter()
         self.figures = RequestFigures(f"req-{id(self):x}", client_name(request), "", "running")
-        self.events: asyncio.Queue[RunEvent] = asyncio.Queue()
+        self.inbox = _Inbox()
 
     def _end(self, status: Status, http_status: int, error: str | None = None, **more: Any) -> None:
         self.figures = replace(self.figures, status=status, http_status=http_status, error=error,
@@ -186,20 +224,21 @@ class _Exchange:
         limit = cfg.queue_limit()
         if len(cfg.runs) >= limit:
             return self._reject(queue_full(limit))
-        run = cfg.scheduler.submit(call.request, on_event=self.events.put_nowait,
+        run = cfg.scheduler.submit(call.request, on_event=self.inbox.put,
                                    tag=f"{SERVED_TAG}:{self.figures.client}")  # fmt: skip
         cfg.runs.add(run)
         run.task.add_done_callback(lambda _t: cfg.runs.discard(run))  # type: ignore[union-attr]
         cfg.report(self.figures)
         try:
-            first = await self._first(run)
+            pending = await self._first(run)
         except BaseException:
             run.cancel()
             raise
-        if first is None:  # the client went away while the run waited or loaded
+        if not pending:  # the client went away while the run waited or loaded
             run.cancel()
             self._end("cancelled", 499)
             return Response(status_code=499)
+        first = pending[0]
         if isinstance(first, RunFailed):
             err = wire_error(first.error)
             self._end("failed", err.status, err.message)
@@ -210,21 +249,23 @@ class _Exchange:
         if not call.stream:
             return await self._whole(run, call, first)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(self._stream(run, call, first), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(self._stream(run, call, pending), media_type="text/event-stream", headers=headers)
 
-    async def _first(self, run: Run) -> RunText | RunFinished | RunFailed | RunCancelled | None:
-        """The first text or the end of the run; None when the client left first."""
+    async def _first(self, run: Run) -> list[RunEvent]:
+        """The events from the first text or the end of the run on (earlier ones dropped);
+        empty when the client left first."""
         gone = asyncio.ensure_future(_disconnected(self.request))
         try:
             while True:
-                getter = asyncio.ensure_future(self.events.get())
+                getter = asyncio.ensure_future(self.inbox.wait())
                 await asyncio.wait([getter, gone], return_when=asyncio.FIRST_COMPLETED)
                 if not getter.done():
                     getter.cancel()
-                    return None
-                event = getter.result()
-                if isinstance(event, RunText | RunFinished | RunFailed | RunCancelled):
-                    return event
+                    return []
+                events = self.inbox.take()
+                for n, event in enumerate(events):
+                    if isinstance(event, RunText | RunFinished | RunFailed | RunCancelled):
+                        return events[n:]
         finally:
             gone.cancel()
 
@@ -258,26 +299,28 @@ class _Exchange:
         r = ended.result
         self._end("finished", 200, tokens=r.usage.completion_tokens, ttft_s=r.ttft_s, tokens_per_s=r.tokens_per_s)
 
-    async def _stream(self, run: Run, call: ChatCall, first: RunEvent) -> AsyncIterator[bytes]:
+    async def _stream(self, run: Run, call: ChatCall, pending: list[RunEvent]) -> AsyncIterator[bytes]:
         """The SSE bytes; pieces that arrived together go out as one write (one chunk each
         text burst); leaving early (the client went away) cancels the run."""
         writer = ChunkWriter(f"chatcmpl-{run.id}", call.model_id, include_usage=call.include_usage,
                              logprobs=call.logprobs)  # fmt: skip
-        events = self.events
-        pending: list[RunEvent] = [first]
+        inbox, loop = self.inbox, asyncio.get_running_loop()
         ended = False
+        head = writer.role()  # goes out with the first text
         try:
-            yield writer.role()
             while True:
-                while not events.empty():
-                    pending.append(events.get_nowait())
+                pending.extend(inbox.take())
                 out, ended = self._encode(writer, pending)
                 pending = []
-                if out:
-                    yield out
+                if out or head:
+                    yield head + out
+                    head, flushed = b"", loop.time()
                 if ended:
                     return
-                pending.append(await events.get())
+                await inbox.wait()
+                pause = flushed + FLUSH_INTERVAL_S - loop.time()
+                if pause > 0:  # tokens that come faster than this join one chunk
+                    await asyncio.sleep(pause)
         finally:
             if not ended:
                 run.cancel()

@@ -304,6 +304,8 @@ async def _shutdown(window: MainWindow, services: Services) -> None:
     import asyncio
 
     try:
+        if window.server_control is not None:
+            await window.server_control.aclose()  # bounded; the served runs are cancelled first
         await asyncio.wait_for(window.backend.aclose(), 10)
         if window.tools is not None:  # the MCP servers' processes end
             await asyncio.wait_for(window.tools.aclose(), 15)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from app.ui.controllers.counter import RequestCounter
     from app.ui.controllers.dialogs import DialogController
     from app.ui.controllers.models import ModelController
+    from app.ui.controllers.server import ServerController
     from app.ui.controllers.tools import ToolsController
     from app.ui.session import ChatSession
     from app.ui.widgets.dashboard import DashboardDock
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self.models: ModelController = None  # type: ignore[assignment]
         self.dialog_control: DialogController = None  # type: ignore[assignment]
         self.counter: RequestCounter = None  # type: ignore[assignment]
+        self.server_control: ServerController = None  # type: ignore[assignment]
         self.dialogs: dict[str, Any] = {}
         """The open dialogs and side windows by name ("keys", "settings", "compare", "workbench")."""
         self._built = False
@@ -151,9 +153,10 @@ class MainWindow(QMainWindow):
         self.editor.suggest_temperature(default_temperature(self.backend.current_model()))
         from app.ui.window_docks import build_docks
 
-        docks = build_docks(self, self.view_menu, services, self.backend)
+        docks = build_docks(self, self.view_menu, services, self.backend, self.server_control)
         self.sidebar, self.dashboard, self.lora_panel = docks.sidebar, docks.dashboard, docks.lora_panel
         self.tools_panel = docks.tools_panel
+        self.server_panel = docks.server_panel
         self._wire()
         self.editor.set_presets(services.settings.presets)
         self.editor.set_counter(self.counter)  # once wired: its first count starts from here
@@ -185,6 +188,9 @@ class MainWindow(QMainWindow):
         from app.ui.controllers.tools import ToolsController
 
         self.tools = ToolsController(services, session, editor, self)
+        from app.ui.controllers.server import ServerController
+
+        self.server_control = ServerController(services, backend, self)
         # (a later concern adds its controller here)
 
     def _action(self, text: str, slot: Callable[[], object] | None = None,
@@ -348,6 +354,15 @@ class MainWindow(QMainWindow):
         if self.tools_panel is not None:
             self.tools.attach(self.tools_panel)
         transcript.tool_rerun_requested.connect(chat.rerun_tool_result)
+        # the local server: its panel (in the docks), the LoRA dock's adapters, the status-bar indicator
+        from app.ui.widgets.server_panel import ServerIndicator
+
+        server = self.server_control
+        server.status.connect(self._on_controller_status)
+        server.hint.connect(self.show_hint)
+        b.adapters_changed.connect(server.set_adapters)
+        server.set_adapters(b.adapters())
+        self.server_indicator = ServerIndicator(server, self.statusBar())
         # (a later panel wires its controller here the same way)
 
     # -- the Workbench's host (app.ui.workbench.host.WorkbenchHost) ----------------------------
@@ -470,5 +485,6 @@ class MainWindow(QMainWindow):
             self.session.save_partials()
             self.session.save_draft()
             self.dialog_control.save_settings()
+            self.server_control.close()  # launch awaits it (server_control.aclose) before closing the services
         super().closeEvent(event)
         self.closed.emit()

@@ -1,5 +1,5 @@
 """The main window's docks: the history sidebar (left), the usage dashboard and the LoRA
-adapters panel (right, tabbed). Each is optional at import time (a build without it still
+adapters panel and the local server's panel (right, tabbed). Each is optional at import time (a build without it still
 starts). A new panel (e.g. Tools) gets its dock here and its controller in the window's
 ``_wire``."""
 
@@ -15,9 +15,11 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QWidget
 if TYPE_CHECKING:
     from app.core.services import Services
     from app.ui.backend_manager import BackendManager
+    from app.ui.controllers.server import ServerController
     from app.ui.widgets.dashboard import DashboardDock
     from app.ui.widgets.history_sidebar import HistorySidebar
     from app.ui.widgets.lora_panel import LoraPanel
+    from app.ui.widgets.server_panel import ServerPanel
     from app.ui.widgets.tools_panel import ToolsPanel
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class Docks:
     dashboard: DashboardDock | None = None
     lora_panel: LoraPanel | None = None
     tools_panel: ToolsPanel | None = None
+    server_panel: ServerPanel | None = None
 
 
 def add_dock(window: QMainWindow, view_menu: QMenu, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -45,8 +48,9 @@ def add_dock(window: QMainWindow, view_menu: QMenu, title: str, widget: QWidget,
     return dock
 
 
-def build_docks(window: QMainWindow, view_menu: QMenu, services: Services, backend: BackendManager) -> Docks:
-    """Make the docks of ``window`` (each listed in ``view_menu``)."""
+def build_docks(window: QMainWindow, view_menu: QMenu, services: Services, backend: BackendManager,
+                server: ServerController | None = None) -> Docks:
+    """Make the docks of ``window`` (each listed in ``view_menu``; the Server panel with ``server``)."""
     docks = Docks()
     try:
         from app.ui.widgets.history_sidebar import HistorySidebar
@@ -85,4 +89,12 @@ def build_docks(window: QMainWindow, view_menu: QMenu, services: Services, backe
             docks.dashboard.raise_()
     except ImportError as exc:
         log.warning("Tools panel unavailable: %s", exc)
+    if server is not None:  # the local server's panel, a tab beside Usage (behind it)
+        from app.ui.widgets.server_panel import ServerPanel
+
+        docks.server_panel = ServerPanel(server, window)
+        dock = add_dock(window, view_menu, "Server", docks.server_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        if docks.dashboard is not None:
+            window.tabifyDockWidget(docks.dashboard, dock)
+            docks.dashboard.raise_()
     return docks

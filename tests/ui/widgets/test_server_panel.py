@@ -1,0 +1,163 @@
+"""The Server panel in the real window (offscreen, qasync loop): started and stopped by its
+buttons on a free port, the openai SDK streaming through it (in a thread) while the live log
+and the status-bar indicator follow, the key's mask and Copy button, the LoRA dock's adapters
+as BASE+NAME models, the app as a client of its own server, and closing the window."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QLineEdit
+
+from app.core.services import Services
+from app.ui.backend_manager import BackendManager
+from app.ui.controllers.server import ENDPOINT_NAME
+from app.ui.main_window import MainWindow
+from app.ui.widgets.server_panel import ServerPanel
+from tests.cli.conftest import tiny_local  # noqa: F401 - a tiny local model and its adapter
+from tests.conftest import expect_signal
+from tests.support.sdk_client import listens, stream_text, with_sdk
+
+
+@pytest.fixture
+def window(qloop: Any, qapp: Any, services: Services) -> Any:
+    backend = BackendManager(services, model_id="mock:echo")
+    win = MainWindow(services, backend=backend, restore=False)
+    win.resize(1024, 700)
+    win.show()
+    yield win
+    win.close()
+    qloop.run_until_complete(asyncio.wait_for(win.server_control.aclose(), 20))
+    qloop.run_until_complete(asyncio.wait_for(backend.aclose(), 20))
+
+
+def panel_of(win: MainWindow) -> ServerPanel:
+    assert win.server_panel is not None
+    return win.server_panel
+
+
+async def click_start(qtbot: Any, panel: ServerPanel) -> None:
+    """Start on a free port with the panel's button; wait until it serves."""
+    panel.port_spin.setValue(0)
+    changed = expect_signal(panel.control.state_changed)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert not panel.start_button.isEnabled()  # until it has started
+    assert await changed.wait(15) == [(True,)]
+
+
+def test_start_stream_log_indicator_and_stop_from_the_panel(window: MainWindow, qtbot: Any, qloop: Any) -> None:
+    panel, control = panel_of(window), window.server_control
+    indicator = window.server_indicator
+    assert indicator.isHidden() and panel.start_button.text() == "Start"
+    seen_while_streaming: list[str] = []
+    control.request_seen.connect(lambda f: seen_while_streaming.append(indicator.text()) if f.status == "running" else None)
+
+    async def scenario() -> None:
+        await click_start(qtbot, panel)
+        port = control.port
+        assert port and listens(port) and panel.start_button.text() == "Stop"
+        assert panel.address_label.text() == f"http://127.0.0.1:{port}/v1" and panel.port_spin.value() == port
+        assert not indicator.isHidden() and indicator.text() == f"Serving on 127.0.0.1:{port} · 0 active"
+        ended = expect_signal(control.request_seen, where=lambda f: f.status != "running")
+        text = await asyncio.wait_for(with_sdk(control.address, control.key,
+                                               lambda c: stream_text(c, "mock:tokens?n=30")), 30)  # fmt: skip
+        await ended.wait(15)
+        assert text
+        [row] = panel.log_rows()
+        assert (row["Model"], row["Tokens"], row["Status"]) == ("mock:tokens?n=30", "30", "200")
+        assert row["Client"].startswith("OpenAI/Python") and row["TTFT"].endswith(" s") and float(row["tok/s"]) > 0
+        assert indicator.text().endswith("· 0 active")
+        stopped = expect_signal(control.state_changed)
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+        assert await stopped.wait(15) == [(False,)]
+        assert not listens(port) and indicator.isHidden() and panel.start_button.text() == "Start"
+        assert panel.address_label.text() == "Stopped" and panel.key_edit.text() == ""
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 60))
+    assert seen_while_streaming == [seen_while_streaming[0]] and seen_while_streaming[0].endswith("· 1 active")
+
+
+def test_the_key_is_masked_revealed_copied_and_in_no_file(window: MainWindow, qtbot: Any, qloop: Any,
+                                                          app_home: Path) -> None:  # fmt: skip
+    panel = panel_of(window)
+    assert not panel.copy_button.isEnabled()
+    qloop.run_until_complete(asyncio.wait_for(click_start(qtbot, panel), 30))
+    key = window.server_control.key
+    assert key and key.startswith("sk-local-")
+    assert panel.key_edit.echoMode() == QLineEdit.EchoMode.Password and key not in panel.key_edit.displayText()
+    qtbot.mouseClick(panel.reveal_button, Qt.MouseButton.LeftButton)
+    assert panel.key_edit.displayText() == key and panel.reveal_button.text() == "Hide"
+    QGuiApplication.clipboard().clear()
+    qtbot.mouseClick(panel.copy_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == key
+    qtbot.mouseClick(panel.endpoint_button, Qt.MouseButton.LeftButton)  # writes the settings
+    window.dialog_control.save_settings()
+    files = [p for p in app_home.rglob("*") if p.is_file()]
+    assert files and not [p for p in files if key.encode() in p.read_bytes()]
+    assert key not in window.status_label.text()
+
+
+def test_lora_dock_adapters_appear_as_base_plus_name(window: MainWindow, qloop: Any,
+                                                     tiny_local: tuple[Path, Path]) -> None:  # noqa: F811  # fmt: skip
+    model, adapter = tiny_local
+    panel, backend = panel_of(window), window.backend
+
+    async def scenario() -> list[str]:
+        await click_start_quietly(window)
+        loaded = expect_signal(backend.model_loaded)
+        backend.set_model(f"local:{model}")
+        await loaded.wait(60)
+        listed = expect_signal(window.server_control.models_changed, where=lambda ids: any("+ada" in i for i in ids))
+        assert window.lora_panel is not None and window.lora_panel.load_path(str(adapter))
+        await listed.wait(60)
+        return panel.models()
+
+    ids = qloop.run_until_complete(asyncio.wait_for(scenario(), 120))
+    assert "local:smollm2+ada" in ids and f"local:{model}+ada" in ids
+    assert "mock:echo" in ids and "mock:echo+ada" not in ids
+    assert panel.models_label.text() == f"Models ({len(ids)})"
+
+
+async def click_start_quietly(window: MainWindow) -> None:
+    changed = expect_signal(window.server_control.state_changed)
+    window.server_control.start(port=0)
+    assert await changed.wait(15) == [(True,)]
+
+
+def test_the_window_answers_through_its_own_server(window: MainWindow, qtbot: Any, qloop: Any) -> None:
+    panel, control = panel_of(window), window.server_control
+
+    async def scenario() -> tuple[str, str]:
+        await click_start(qtbot, panel)
+        qtbot.mouseClick(panel.endpoint_button, Qt.MouseButton.LeftButton)
+        endpoint = window.services.settings.endpoint(ENDPOINT_NAME)
+        assert endpoint is not None and endpoint.base_url == control.address
+        assert window.services.secrets.get(endpoint.secret_name) == control.key
+        window.backend.set_model("openai:mock:echo", endpoint=ENDPOINT_NAME)
+        served = expect_signal(control.request_seen, where=lambda f: f.status == "finished")
+        done = expect_signal(window.session.answer_done)
+        window.editor.set_message("hello through my own server")
+        qtbot.mouseClick(window.editor.send_button, Qt.MouseButton.LeftButton)
+        [(_gen, status)] = await done.wait(30)
+        await served.wait(15)
+        return status, window.transcript.cards()[-1].body.toPlainText()
+
+    status, answer = qloop.run_until_complete(asyncio.wait_for(scenario(), 60))
+    assert (status, answer) == ("complete", "hello through my own server")
+    [row] = panel.log_rows()
+    assert row["Client"].startswith("AsyncOpenAI/Python") and row["Model"] == "mock:echo" and row["Status"] == "200"
+
+
+def test_closing_the_window_stops_the_server(window: MainWindow, qloop: Any) -> None:
+    qloop.run_until_complete(asyncio.wait_for(click_start_quietly(window), 30))
+    port = window.server_control.port
+    assert port and listens(port)
+    stopped = expect_signal(window.server_control.state_changed)
+    window.close()  # the window begins stopping it; launch awaits the end before closing the services
+    assert qloop.run_until_complete(asyncio.wait_for(stopped.wait(20), 25)) == [(False,)]
+    assert not window.server_control.running and not listens(port)
