@@ -1,0 +1,34 @@
+"""Tests of app/serve/routes.py: the key check and the body limit, through the real server and
+the ``openai`` SDK."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import openai
+import pytest
+
+from tests.serve.conftest import ServerThread
+from tests.serve.test_server import HELLO
+
+
+def test_wrong_or_missing_key_is_401_and_never_echoed(served: ServerThread) -> None:
+    assert served.key and served.key.startswith("sk-local-")
+    for key in ("wrong-key-123", ""):
+        with pytest.raises(openai.AuthenticationError) as info:
+            served.sdk(api_key=key or "x").chat.completions.create(model="mock:echo", messages=HELLO)
+        assert info.value.status_code == 401 and "--show-key" in info.value.message
+    request = urllib.request.Request(served.url + "/models")
+    with pytest.raises(urllib.error.HTTPError) as raw:
+        urllib.request.urlopen(request, timeout=10)
+    raw.value.close()
+    assert raw.value.code == 401
+    assert served.key not in json.dumps([repr(f) for f in served.figures])
+
+
+def test_huge_body_is_413(served: ServerThread) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        served.sdk().chat.completions.create(model="mock:echo", messages=[{"role": "user", "content": "x" * 9_000_000}])
+    assert info.value.status_code == 413 and "larger than" in info.value.message
