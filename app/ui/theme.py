@@ -130,8 +130,8 @@ def apply(app: QApplication, choice: str = "system", font_size: int | None = Non
         app.setStyle("Fusion")
         app.setProperty(FUSION, True)
     pal = QPalette()
-    for role, field in _PALETTE_ROLES.items():
-        pal.setColor(getattr(QPalette.ColorRole, role), QColor(getattr(t, field)))
+    for name, field in _PALETTE_ROLES.items():
+        pal.setColor(getattr(QPalette.ColorRole, name), QColor(getattr(t, field)))
     disabled = QPalette.ColorGroup.Disabled  # (setColor(role, c) above set every group)
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
         pal.setColor(disabled, role, QColor(t.muted))
