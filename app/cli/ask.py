@@ -22,13 +22,12 @@ from app.cli.common import (
     resolve_model_id,
     run_with_services,
     silence_stdout,
+    subcommand,
 )
 from app.cli.exchange import AskConversation, check_options
 from app.cli.stream_printer import StreamPrinter
 from app.core.errors import AppError, InvalidParams, StreamInterrupted
-from app.core.run_events import (
-    RunEvent,
-)
+from app.core.run_events import RunEvent
 from app.core.tool_events import ToolCallsMade, ToolLoopFinished, ToolResultReady, ToolStepStarted
 from app.core.tool_loop import LoopResult
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest
@@ -41,11 +40,8 @@ if TYPE_CHECKING:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``ask`` subcommand."""
-    p = sub.add_parser(
-        "ask", help="stream one answer to stdout", description="Stream one answer to stdout."
-    )
-    p.add_argument("prompt", metavar="PROMPT", help="the prompt; '-' reads it from stdin")
-    p.add_argument("-m", "--model", help="provider:model (default: the settings' default model)")
+    p = subcommand(sub, "ask", "stream one answer to stdout", "Stream one answer to stdout.",
+                   run_ask, text=("prompt", "prompt"))  # fmt: skip
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--endpoint", metavar="NAME", help="a named OpenAI-compatible endpoint from the settings"
@@ -112,7 +108,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(the key is read from an environment variable, never written)",
     )
     ask_tools.add_arguments(p)
-    p.set_defaults(func=run_ask, json_failure=json_failure)
+    p.set_defaults(json_failure=json_failure)
 
 
 def parse_lora(spec: str) -> AdapterSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -32,6 +33,24 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 """The reader of stdout went away (``... | head``): 128 + SIGPIPE, as the shell reports it."""
+
+
+MODEL_HELP = "provider:model (default: the settings' default model)"
+
+
+def subcommand(
+    sub: argparse._SubParsersAction, name: str, help: str, description: str,
+    func: Callable[[argparse.Namespace], int], text: tuple[str, str] | None = None,
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` that runs ``func``; ``text`` = (dest, what) adds a positional
+    argument that takes the text or '-' for stdin, plus ``-m/--model``."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description)
+    p.set_defaults(func=func)
+    if text is not None:
+        dest, what = text
+        p.add_argument(dest, metavar=dest.upper(), help=f"the {what}; '-' reads it from stdin")
+        p.add_argument("-m", "--model", help=MODEL_HELP)
+    return p
 
 
 class OutputClosed(AppError):

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from app.cli.common import EXIT_OK, read_text_arg, run_with_services
+from app.cli.common import EXIT_OK, read_text_arg, run_with_services, subcommand
 from app.core.types import ChatMessage, ModelRef, TokenCount
 
 if TYPE_CHECKING:
@@ -15,18 +15,14 @@ if TYPE_CHECKING:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``count`` subcommand."""
-    p = sub.add_parser(
-        "count", help="count tokens", description="Count the tokens of a text for a model."
-    )
-    p.add_argument("text", metavar="TEXT", help="the text; '-' reads it from stdin")
-    p.add_argument("-m", "--model", help="provider:model (default: the settings' default model)")
+    p = subcommand(sub, "count", "count tokens", "Count the tokens of a text for a model.",
+                   run_count, text=("text", "text"))  # fmt: skip
     p.add_argument(
         "--chat",
         action="store_true",
         help="count a one-message user chat request, with its overhead",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run_count)
 
 
 def count_for(services: Services, ref: ModelRef, text: str, chat: bool) -> TokenCount:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, run_with_services
+from app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, run_with_services, subcommand
 from app.cli.grid_output import GridProgress, table
 from app.core.errors import InvalidParams
 from app.core.grid.config import GridFileError, load_grid
@@ -34,12 +34,11 @@ if TYPE_CHECKING:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``grid`` subcommand."""
-    p = sub.add_parser(
-        "grid",
-        help="run a grid file (prompts x providers x tests) with its assertions",
-        description="Run a grid file (YAML or JSON in promptfoo's vocabulary: description, prompts, "
+    p = subcommand(
+        sub, "grid", "run a grid file (prompts x providers x tests) with its assertions",
+        "Run a grid file (YAML or JSON in promptfoo's vocabulary: description, prompts, "
         "providers, defaultTest, tests) and print a pass/fail table. Exit 0 when every assertion "
-        "passes, 1 when one fails or a cell errors, 2 for a bad file, 130 on Ctrl+C.",
+        "passes, 1 when one fails or a cell errors, 2 for a bad file, 130 on Ctrl+C.", run_grid,
     )
     p.add_argument("file", metavar="FILE", help="the grid file (.yaml, .yml or .json)")
     p.add_argument("--json", action="store_true",
@@ -54,7 +53,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exit-code", choices=("app", "promptfoo"), default="app",
                    help="promptfoo: exit 100 when an assertion fails or a cell errors, as promptfoo eval does "
                    "(default: app, exit 1)")  # fmt: skip
-    p.set_defaults(func=run_grid)
 
 
 def selected(config: GridConfig, needle: str | None) -> list[tuple[int, int]] | None:

@@ -7,7 +7,7 @@ import getpass
 import sys
 from typing import TYPE_CHECKING
 
-from app.cli.common import EXIT_OK, mask_secret, read_stdin_text, run_with_services
+from app.cli.common import EXIT_OK, mask_secret, read_stdin_text, run_with_services, subcommand
 from app.core.errors import (
     ConfigError,
     InvalidParams,
@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``keys`` subcommand."""
-    p = sub.add_parser(
-        "keys",
-        help="manage API keys",
-        description="Manage API keys in the OS keyring. 'set' reads the key from stdin "
+    p = subcommand(
+        sub, "keys", "manage API keys",
+        "Manage API keys in the OS keyring. 'set' reads the key from stdin "
         "(or asks for it, hidden, in a terminal) - never pass a key as an argument.",
+        run_keys,
     )
     p.add_argument("action", choices=("set", "delete", "list"))
     p.add_argument(
@@ -38,7 +38,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PROVIDER_OR_ENDPOINT",
         help="openai, an endpoint name, or endpoint:NAME",
     )
-    p.set_defaults(func=run_keys)
 
 
 def secret_name_for(settings: Settings, name: str) -> str:

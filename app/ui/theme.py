@@ -49,6 +49,13 @@ DARK = Theme(True, "#1b1d21", "#24272c", "#e6e8eb", "#9aa1ab", "#4f8cff", "#ffff
 
 SYSTEM_SIZE = "llmPlaygroundSystemPointSize"
 FUSION = "llmPlaygroundFusion"
+_PALETTE_ROLES = {
+    "Window": "window", "Base": "base", "AlternateBase": "window", "Text": "text",
+    "WindowText": "text", "Button": "base", "ButtonText": "text", "Highlight": "accent",
+    "HighlightedText": "accent_text", "Link": "accent", "PlaceholderText": "muted",
+    "ToolTipBase": "base", "ToolTipText": "text",
+}
+"""QPalette colour role -> the :class:`Theme` field that colours it (every colour group)."""
 
 
 def os_prefers_dark() -> bool:
@@ -123,24 +130,8 @@ def apply(app: QApplication, choice: str = "system", font_size: int | None = Non
         app.setStyle("Fusion")
         app.setProperty(FUSION, True)
     pal = QPalette()
-    r = QPalette.ColorRole
-    roles = (
-        (r.Window, t.window),
-        (r.Base, t.base),
-        (r.AlternateBase, t.window),
-        (r.Text, t.text),
-        (r.WindowText, t.text),
-        (r.Button, t.base),
-        (r.ButtonText, t.text),
-        (r.Highlight, t.accent),
-        (r.HighlightedText, t.accent_text),
-        (r.Link, t.accent),
-        (r.PlaceholderText, t.muted),
-        (r.ToolTipBase, t.base),
-        (r.ToolTipText, t.text),
-    )
-    for role, colour in roles:
-        pal.setColor(role, QColor(colour))
+    for name, field in _PALETTE_ROLES.items():
+        pal.setColor(getattr(QPalette.ColorRole, name), QColor(getattr(t, field)))
     disabled = QPalette.ColorGroup.Disabled  # (setColor(role, c) above set every group)
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
         pal.setColor(disabled, role, QColor(t.muted))

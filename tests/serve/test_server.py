@@ -73,20 +73,6 @@ def test_models_and_health(serve_factory: Callable[..., ServerThread], tiny_loca
         assert json.loads(r.read()) == {"status": "ok"}
 
 
-def test_wrong_or_missing_key_is_401_and_never_echoed(served: ServerThread) -> None:
-    assert served.key and served.key.startswith("sk-local-")
-    for key in ("wrong-key-123", ""):
-        with pytest.raises(openai.AuthenticationError) as info:
-            served.sdk(api_key=key or "x").chat.completions.create(model="mock:echo", messages=HELLO)
-        assert info.value.status_code == 401 and "--show-key" in info.value.message
-    request = urllib.request.Request(served.url + "/models")
-    with pytest.raises(urllib.error.HTTPError) as raw:
-        urllib.request.urlopen(request, timeout=10)
-    raw.value.close()
-    assert raw.value.code == 401
-    assert served.key not in json.dumps([repr(f) for f in served.figures])
-
-
 @pytest.mark.parametrize("model", ["nope:x", "mock:nope", "openai:gpt-4o-mini", "mock:echo+unknown"])
 def test_unknown_model_is_404(served: ServerThread, model: str) -> None:
     with pytest.raises(openai.NotFoundError) as info:
@@ -101,12 +87,6 @@ def test_bad_parameters_are_400(served: ServerThread) -> None:
         with pytest.raises(openai.BadRequestError) as info:
             client.chat.completions.create(**{"model": "mock:echo", "messages": HELLO, **kwargs})
         assert info.value.status_code == 400, kwargs
-
-
-def test_huge_body_is_413(served: ServerThread) -> None:
-    with pytest.raises(openai.APIStatusError) as info:
-        served.sdk().chat.completions.create(model="mock:echo", messages=[{"role": "user", "content": "x" * 9_000_000}])
-    assert info.value.status_code == 413 and "larger than" in info.value.message
 
 
 def test_full_queue_is_429_with_retry_after(serve_factory: Callable[..., ServerThread]) -> None:

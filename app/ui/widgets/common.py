@@ -22,7 +22,7 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPalette,
 )
-from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFormLayout, QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.core.errors import AppError, redact
 from app.core.figures import (
@@ -41,6 +41,12 @@ __all__ = [  # the figure formatters live in the Qt-free core; re-exported for t
     "format_rate", "format_seconds", "format_tokens", "is_dark", "message_style", "spawn", "to_decimal", "tone",
     "contrast_ratio", "message_colours",
 ]
+
+
+def add_rows(form: QFormLayout, *rows: tuple[str, QWidget]) -> None:
+    """Add ``(label, field)`` rows to ``form`` in order (an empty label: a checkbox's row)."""
+    for label, field in rows:
+        form.addRow(label, field)
 
 
 def error_text(exc: BaseException) -> str:

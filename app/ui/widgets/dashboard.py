@@ -28,18 +28,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.figures import plural
-from app.core.run_events import (
-    LiveFigures,
-    RunCancelled,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    RunStats,
-)
+from app.core.run_events import LiveFigures
 from app.core.usage import UsageTotals
 
 if TYPE_CHECKING:
-
+    from app.core.run_events import RunCancelled, RunFailed, RunFinished, RunStarted, RunStats
     from app.ui.backend_manager import BackendManager
 from app.ui.widgets.common import (
     DASH,

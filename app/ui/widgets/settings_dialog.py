@@ -38,7 +38,7 @@ from app.core.settings import (
     split_url_key,
 )
 from app.core.types import ModelRef
-from app.ui.widgets.common import MessageLabel, error_text, spawn
+from app.ui.widgets.common import MessageLabel, add_rows, error_text, spawn
 from app.ui.widgets.settings_tabs import (
     AppearanceTab,
     SettingsTabs,
@@ -150,13 +150,9 @@ class SettingsDialog(QDialog, SettingsTabs):
         self._ep_enabled = QCheckBox("Enabled (list its models in the picker)")
         self._ep_timeout = self._seconds(1, 3600, 600.0)  # values are set per endpoint below
         self._ep_connect = self._seconds(1, 600, 10.0)
-        form.addRow("Name", self._ep_name)
-        form.addRow("Base URL", self._ep_url)
-        form.addRow("Kind", self._ep_kind)
-        form.addRow("", self._ep_needs_key)
-        form.addRow("", self._ep_enabled)
-        form.addRow("Read timeout", self._ep_timeout)
-        form.addRow("Connect timeout", self._ep_connect)
+        add_rows(form, ("Name", self._ep_name), ("Base URL", self._ep_url),
+                 ("Kind", self._ep_kind), ("", self._ep_needs_key), ("", self._ep_enabled),
+                 ("Read timeout", self._ep_timeout), ("Connect timeout", self._ep_connect))  # fmt: skip
         self._ep_note = MessageLabel()
         form.addRow(self._ep_note)
         test_row = QHBoxLayout()

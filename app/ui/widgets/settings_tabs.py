@@ -23,20 +23,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AppError
-from app.core.settings import (
-    EndpointConfig,
-    LocalModelSettings,
-    PriceOverride,
-    RetryPolicy,
-    UiSettings,
-    env_base_url,
-    split_url_key,
-)
+from app.core.settings import EndpointConfig, UiSettings, env_base_url, split_url_key
 from app.core.urls import clean_url
+from app.ui.widgets.common import add_rows
 
 if TYPE_CHECKING:
     from app.core.secrets import SecretStore
-    from app.core.settings import Settings
+    from app.core.settings import LocalModelSettings, PriceOverride, RetryPolicy, Settings
 
 PRICE_COLUMNS = ("Model id", "Input", "Cached input", "Output")
 
@@ -62,9 +55,7 @@ class AppearanceTab(QWidget):
         self.enter_sends.setChecked(ui.enter_sends)
         note = QLabel("Ctrl+Enter always sends; Esc stops the answer.")
         note.setStyleSheet("color: palette(placeholder-text);")
-        form.addRow("Theme", self.theme)
-        form.addRow("Font size", self.font_size)
-        form.addRow("", self.enter_sends)
+        add_rows(form, ("Theme", self.theme), ("Font size", self.font_size), ("", self.enter_sends))  # fmt: skip
         form.addRow("", note)
 
     def values(self) -> UiSettings:
@@ -150,12 +141,10 @@ class SettingsTabs:
                        "connection are retried before the answer starts, with exponential backoff.")
         intro.setWordWrap(True)
         form.addRow(intro)
-        form.addRow("Attempts (1 = no retry)", self._retry_attempts)
-        form.addRow("First delay", self._retry_base)
-        form.addRow("Longest delay", self._retry_max)
-        form.addRow("Jitter (fraction)", self._retry_jitter)
-        form.addRow("", self._retry_after)
-        form.addRow("Longest Retry-After honoured", self._retry_after_max)
+        add_rows(form, ("Attempts (1 = no retry)", self._retry_attempts),
+                 ("First delay", self._retry_base), ("Longest delay", self._retry_max),
+                 ("Jitter (fraction)", self._retry_jitter), ("", self._retry_after),
+                 ("Longest Retry-After honoured", self._retry_after_max))  # fmt: skip
         return tab
 
     @staticmethod
@@ -195,9 +184,8 @@ class SettingsTabs:
         self._threads.setValue(local.threads or 0)
         form.addRow("Default model", self._default_model)
         form.addRow(QLabel("<b>Local models</b>"))
-        form.addRow("Device", self._device)
-        form.addRow("Weights precision", self._dtype)
-        form.addRow("CPU threads", self._threads)
+        add_rows(form, ("Device", self._device), ("Weights precision", self._dtype),
+                 ("CPU threads", self._threads))  # fmt: skip
         return tab
 
     def _build_prices_tab(self, overrides: dict[str, PriceOverride]) -> QWidget:
