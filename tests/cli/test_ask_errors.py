@@ -119,7 +119,7 @@ def test_json_line_of_a_request_cut_mid_stream(
     assert data["ttft_s"] is not None
     [row] = ledger_rows()  # issue 18: the same usage in --json as in the ledger (estimated from the partial text)
     assert data["usage"] == {"prompt_tokens": row["prompt_tokens"], "completion_tokens": row["completion_tokens"],
-                             "estimated": True} and row["completion_tokens"] > 0  # fmt: skip
+                             "cached_tokens": 0, "estimated": True} and row["completion_tokens"] > 0  # fmt: skip
 
 
 def test_json_line_of_a_refused_request_and_of_bad_input(
