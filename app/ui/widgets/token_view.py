@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import html
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,10 +41,12 @@ from PySide6.QtWidgets import (
 
 from app.core.events import TokenLogprob
 from app.core.lens import AdapterEffect, alternatives, percent, probability, signed, visible
+from app.core.token_tape import TokenTape
 
-Piece = str | TokenLogprob
-"""What a token view shows: a token (shaded, hoverable) or plain text (a given start whose
-tokens are not known, text a provider sent without tokens)."""
+Piece = str | TokenLogprob | int
+"""What a token view shows: a token (shaded, hoverable), given whole or as its index in the
+document's :class:`~app.core.token_tape.TokenTape` (already there, the next one to draw), or
+plain text (a given start whose tokens are not known, text a provider sent without tokens)."""
 RUN_BREAK = 1500
 """A paragraph longer than this is broken at the next token that starts with a space (Qt
 lays a whole paragraph out again on every append: quadratic for one huge paragraph)."""
@@ -147,12 +150,15 @@ class TokenDocument:
     overrides the probability shading (the adapter effect uses it)."""
 
     def __init__(self, document: QTextDocument, colours: LensColours,
-                 format_for: Callable[[int, TokenLogprob], QTextCharFormat] | None = None) -> None:
+                 format_for: Callable[[int, TokenLogprob], QTextCharFormat] | None = None,
+                 tokens: TokenTape | None = None) -> None:
         self.doc = document
         self.colours = colours
-        self.tokens: list[TokenLogprob] = []
-        self.starts: list[int] = []
-        self.ends: list[int] = []
+        self.tokens = TokenTape() if tokens is None else tokens
+        """The tokens (those drawn first): ``tokens`` when given, shared with its owner, who
+        appends to it and passes indices; else the document's own, filled by :meth:`append`."""
+        self.starts = array("q")
+        self.ends = array("q")
         self._run = 0
         self._format_for = format_for
         self._plain = QTextCharFormat()
@@ -167,7 +173,7 @@ class TokenDocument:
             self._levels.append(fmt)
 
     def __len__(self) -> int:
-        return len(self.tokens)
+        return len(self.starts)
 
     def append(self, pieces: Sequence[Piece]) -> None:
         """Append tokens and plain text at the end (one edit block). Neighbours that share a
@@ -187,8 +193,12 @@ class TokenDocument:
                 if isinstance(piece, str):
                     text, fmt = piece, self._plain
                 else:
-                    text = piece.text
-                    fmt = format_for(len(tokens), piece) if format_for is not None else levels[level(piece.logprob)]
+                    if not isinstance(piece, int):
+                        tokens.append(piece)
+                    index = len(starts)
+                    text = tokens.text(index)
+                    fmt = (format_for(index, tokens[index]) if format_for is not None
+                           else levels[level(tokens.logprob(index))])  # fmt: skip
                 if text:
                     if line + len(text) > RUN_BREAK and "\n" not in text and (text[0] == " " or line > HARD_BREAK):
                         run.block()
@@ -199,7 +209,6 @@ class TokenDocument:
                     line = len(text) - nl - 1 if nl >= 0 else line + len(text)
                 start, end = run.add(text, fmt)
                 if not isinstance(piece, str):
-                    tokens.append(piece)
                     starts.append(start)
                     ends.append(end)
             run.close()
@@ -210,7 +219,7 @@ class TokenDocument:
     def token_at(self, position: int) -> int | None:
         """The index of the token at document ``position`` (None: plain text or nothing)."""
         i = bisect.bisect_right(self.starts, position) - 1
-        if 0 <= i < len(self.tokens) and position < self.ends[i]:
+        if 0 <= i < len(self.starts) and position < self.ends[i]:
             return i
         return None
 
