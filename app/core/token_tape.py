@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from operator import attrgetter
 from typing import overload
 
 from app.core.events import TokenChoice, TokenLogprob
 
 NO_ID = -1
 """The stored id of a token without one (ids are never negative)."""
+_TEXT = attrgetter("text")
+_LOGPROB = attrgetter("logprob")
 
 
 class TokenTape(Sequence[TokenLogprob]):
@@ -36,19 +39,21 @@ class TokenTape(Sequence[TokenLogprob]):
 
     def append(self, token: TokenLogprob) -> None:
         """Keep one more token."""
-        self._text.append(token.text)
-        self._logprob.append(token.logprob)
-        self._ids.append(NO_ID if token.token_id is None else token.token_id)
-        if token.top:
-            for choice in token.top:
-                self._top_text.append(choice.text)
-                self._top_logprob.append(choice.logprob)
-        self._top_end.append(len(self._top_text))
+        self.extend((token,))
 
     def extend(self, tokens: Iterable[TokenLogprob]) -> None:
-        """Keep these tokens, in order."""
+        """Keep these tokens, in order (the hot path: one call per streamed token)."""
+        text, logprob, ids = self._text.append, self._logprob.append, self._ids.append
+        top_text, top_logprob, top_end = self._top_text, self._top_logprob, self._top_end.append
         for token in tokens:
-            self.append(token)
+            text(token.text)
+            logprob(token.logprob)
+            ids(NO_ID if token.token_id is None else token.token_id)
+            top = token.top
+            if top:
+                top_text.extend(map(_TEXT, top))
+                top_logprob.extend(map(_LOGPROB, top))
+            top_end(len(top_text))
 
     def __len__(self) -> int:
         return len(self._text)
