@@ -236,7 +236,7 @@ class Engine:
             reasoning=gen.reasoning,
             load_s=gen.load_s,
             reasoning_tokens=stats.reasoning_chunks,
-            tokens=tuple(gen.tokens),
+            tokens=gen.tokens,  # the compact tape itself: no 7 objects a token at the end
             notices=tuple(gen.notices),
             tool_calls=gen.calls.calls(),
         )

@@ -5,12 +5,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from app.core.events import StreamEvent, TokenLogprob, UsageReport
 from app.core.figures import MessageFigures
+from app.core.token_tape import TokenTape
 from app.core.tools import ToolCall, ToolCallAccumulator
 from app.core.types import GenerationRecord, GenerationRequest
 
@@ -104,8 +105,9 @@ class GenerationResult:
     """Seconds spent loading the model for this answer (None: it was loaded already)."""
     reasoning_tokens: int = 0
     """Reasoning chunks streamed (a thinking model's; each is about one token)."""
-    tokens: tuple[TokenLogprob, ...] = ()
-    """The generated tokens with their log-probabilities (when the request asked)."""
+    tokens: Sequence[TokenLogprob] = ()
+    """The generated tokens with their log-probabilities (when the request asked; a
+    :class:`~app.core.token_tape.TokenTape` from the engine)."""
     notices: tuple[str, ...] = ()
     """What the provider said about this answer that is not an error (e.g. no probabilities)."""
     tool_calls: tuple[ToolCall, ...] = ()
@@ -164,8 +166,9 @@ class Generation:
         self.reason = "stop"
         self.load_s: float | None = None
         """Time the provider spent loading the model (until its last ``Progress``)."""
-        self.tokens: list[TokenLogprob] = []
-        """The generated tokens with their log-probabilities (when the request asked)."""
+        self.tokens = TokenTape()
+        """The generated tokens with their log-probabilities (when the request asked), kept
+        compactly: a long answer adds no objects for the garbage collector to walk."""
         self.notices: list[str] = []
         """What the provider said about this answer that is not an error."""
         self.prompt_estimate: int | None = None

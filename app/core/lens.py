@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from operator import attrgetter
 
 from app.core.errors import AppError
 from app.core.events import TokenChoice, TokenLogprob
 from app.core.provider import LocalModelProvider
+from app.core.token_tape import logprobs_of
 from app.core.types import GenerationRequest
 
 MINUS = "\u2212"
@@ -21,7 +21,6 @@ EFFECT_TOP_N = 5
 """How many most-changed tokens the adapter effect names and marks."""
 EFFECT_THRESHOLD = 1.0
 """|Δ logprob| (nats) from which a token is marked even outside the top N (about 2.7x)."""
-_LOGPROB = attrgetter("logprob")
 STORED_TOKENS_MAX = 1024
 """An answer keeps the probabilities of at most this many tokens in the history (its first
 ones): with 5 alternatives a token takes ~200 bytes of JSON, and the whole meta is written
@@ -56,7 +55,7 @@ def signed(x: float, digits: int = 2) -> str:
 
 def mean_logprob(tokens: Sequence[TokenLogprob]) -> float | None:
     """The mean log-probability of the chosen tokens (None: no tokens)."""
-    values = [t.logprob for t in tokens if math.isfinite(t.logprob)]
+    values = [v for v in logprobs_of(tokens) if math.isfinite(v)]
     return sum(values) / len(values) if values else None
 
 
@@ -116,9 +115,10 @@ def stored_lens(start: Sequence[Mapping[str, object]], tokens: Sequence[TokenLog
     values = [float(d["logprob"]) for d in start if isinstance(d.get("logprob"), int | float)]  # type: ignore[arg-type]
     room = max(0, STORED_TOKENS_MAX - len(start))
     out: dict[str, object] = {"tokens": [dict(d) for d in start[:STORED_TOKENS_MAX]] + tokens_to_json(tokens[:room])}
-    count, total = len(values) + len(tokens), sum(values) + sum(map(_LOGPROB, tokens))  # linear, no copies
+    lps = logprobs_of(tokens)
+    count, total = len(values) + len(lps), sum(values) + sum(lps)  # linear, no copies
     if not math.isfinite(total):  # a -inf token: the mean of the others
-        finite = [v for v in [*values, *map(_LOGPROB, tokens)] if math.isfinite(v)]
+        finite = [v for v in [*values, *lps] if math.isfinite(v)]
         count, total = len(finite), sum(finite)
     if count:
         out["logprob_mean"] = total / count

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from app.core.events import TokenLogprob
 from app.core.lens import lens_sentence, text_around
+from app.core.token_tape import TokenTape
 from app.ui.widgets.token_view import (
     LensColours,
     Piece,
@@ -41,8 +42,10 @@ class AnswerLens(QObject):
         self._owner = owner
         self._make_view = make_view
         self._place = place
-        self.pieces: list[Piece] = []
-        self.tokens: list[TokenLogprob] = []
+        self._pieces: list[str | int] = []  # plain text, or a token's index in ``tokens``
+        self.tokens = TokenTape()
+        """The answer's tokens, kept compactly (a long answer adds nothing for the garbage
+        collector to walk); the token view reads them from here."""
         self.view: QTextBrowser | None = None
         self.document: TokenDocument | None = None
         self.interaction: TokenLens | None = None
@@ -63,28 +66,34 @@ class AnswerLens(QObject):
         return lens_sentence(self.tokens, mean) if self.tokens else ""
 
     # -- pieces ----------------------------------------------------------------------------------
+    @property
+    def pieces(self) -> list[Piece]:
+        """What the token view shows, in order: plain text and tokens."""
+        return [p if isinstance(p, str) else self.tokens[p] for p in self._pieces]
+
     def queue(self, text: str) -> None:
         """A streamed delta (plain until :meth:`attach` gives its tokens)."""
         if text:
-            self._last_plain = len(self.pieces)
-            self.pieces.append(text)
+            self._last_plain = len(self._pieces)
+            self._pieces.append(text)
 
     def attach(self, tokens: Sequence[TokenLogprob]) -> None:
         """The tokens of the delta queued last (they replace it in the token view)."""
         if not tokens:
             return
-        if self._last_plain == len(self.pieces) - 1 and self._last_plain >= self._drawn:
-            self.pieces.pop()
+        if self._last_plain == len(self._pieces) - 1 and self._last_plain >= self._drawn:
+            self._pieces.pop()
         self._last_plain = -1
-        self.pieces.extend(tokens)
+        first = len(self.tokens)
         self.tokens.extend(tokens)
+        self._pieces.extend(range(first, len(self.tokens)))
 
     def set_tokens(self, text: str, tokens: Sequence[TokenLogprob]) -> None:
         """A finished answer's tokens (from the history): the start the tokens do not cover,
         the tokens, then the rest of the text when the stored tokens were cut."""
         lead, tail = text_around(text, tokens)
-        self.pieces = ([lead] if lead else []) + list(tokens) + ([tail] if tail else [])
-        self.tokens = list(tokens)
+        self.tokens = TokenTape(tokens)
+        self._pieces = [*([lead] if lead else []), *range(len(self.tokens)), *([tail] if tail else [])]
         self._last_plain = -1
         self._reset_view()
 
@@ -92,7 +101,8 @@ class AnswerLens(QObject):
         """Characters not drawn yet in the shown token view."""
         if not self.shown:
             return 0
-        return sum(len(p) if isinstance(p, str) else len(p.text) for p in self.pieces[self._drawn:])
+        text = self.tokens.text
+        return sum(len(p) if isinstance(p, str) else len(text(p)) for p in self._pieces[self._drawn:])
 
     # -- the view --------------------------------------------------------------------------------
     def show(self, on: bool) -> None:
@@ -112,7 +122,7 @@ class AnswerLens(QObject):
         if self.view is None:
             return
         self.view.clear()
-        self.document = TokenDocument(self.view.document(), LensColours.for_widget(self._owner))
+        self.document = TokenDocument(self.view.document(), LensColours.for_widget(self._owner), tokens=self.tokens)
         self._drawn = 0
         if self.interaction is not None:
             self.interaction.document = self.document
@@ -128,16 +138,17 @@ class AnswerLens(QObject):
 
     def flush(self, max_chars: int | None = None) -> bool:
         """Draw pieces not drawn yet (about ``max_chars`` of them); True when more are left."""
-        if not self.shown or self.document is None or self._drawn >= len(self.pieces):
+        pieces, text = self._pieces, self.tokens.text
+        if not self.shown or self.document is None or self._drawn >= len(pieces):
             return False
         end, chars = self._drawn, 0
-        while end < len(self.pieces) and (max_chars is None or chars < max_chars):
-            piece = self.pieces[end]
-            chars += len(piece) if isinstance(piece, str) else len(piece.text)
+        while end < len(pieces) and (max_chars is None or chars < max_chars):
+            piece = pieces[end]
+            chars += len(piece) if isinstance(piece, str) else len(text(piece))
             end += 1
-        self.document.append(self.pieces[self._drawn:end])
+        self.document.append(pieces[self._drawn:end])
         self._drawn = end
-        return end < len(self.pieces)
+        return end < len(pieces)
 
     def plain_text(self) -> str:
         """What the token view shows (long paragraphs may be broken into lines)."""
@@ -153,7 +164,7 @@ class AnswerLens(QObject):
     def open_popup(self, index: int, where: QPoint | None = None) -> TokenPopup | None:
         """The alternatives of token ``index`` in a popup at ``where`` (global; default: under
         the token)."""
-        if self.document is None or not 0 <= index < len(self.document.tokens) or self.view is None:
+        if self.document is None or not 0 <= index < len(self.document) or self.view is None:
             return None
         if self.popup is not None:
             self.popup.close()

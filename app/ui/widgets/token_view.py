@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import html
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,10 +41,12 @@ from PySide6.QtWidgets import (
 
 from app.core.events import TokenLogprob
 from app.core.lens import AdapterEffect, alternatives, percent, probability, signed, visible
+from app.core.token_tape import TokenTape
 
-Piece = str | TokenLogprob
-"""What a token view shows: a token (shaded, hoverable) or plain text (a given start whose
-tokens are not known, text a provider sent without tokens)."""
+Piece = str | TokenLogprob | int
+"""What a token view shows: a token (shaded, hoverable), given whole or as its index in the
+document's :class:`~app.core.token_tape.TokenTape` (already there, the next one to draw), or
+plain text (a given start whose tokens are not known, text a provider sent without tokens)."""
 RUN_BREAK = 1500
 """A paragraph longer than this is broken at the next token that starts with a space (Qt
 lays a whole paragraph out again on every append: quadratic for one huge paragraph)."""
@@ -98,17 +101,64 @@ class LensColours:
         return _mix(self.base, QColor(RAISED_TINT if raised else LOWERED_TINT), self.strongest * strength)
 
 
+class _Run:
+    """Text of one format gathered for a single ``insertText`` at the end of a document; each
+    piece's start and end are counted in UTF-16 units, as Qt counts positions. A piece with a
+    carriage return goes in on its own and is measured (Qt makes "\\r\\n" one position)."""
+
+    __slots__ = ("cursor", "pos", "parts", "fmt")
+
+    def __init__(self, cursor: QTextCursor) -> None:
+        self.cursor = cursor
+        self.pos = cursor.position()
+        self.parts: list[str] = []
+        self.fmt: QTextCharFormat | None = None
+
+    def add(self, text: str, fmt: QTextCharFormat) -> tuple[int, int]:
+        """Queue ``text`` in ``fmt``; its (start, end) positions."""
+        if not text:
+            return self.pos, self.pos
+        if fmt is not self.fmt:
+            self.close()
+            self.fmt = fmt
+        if "\r" in text:
+            self.close()
+            start = self.cursor.position()
+            self.cursor.insertText(text, fmt)
+            self.pos = self.cursor.position()
+            return start, self.pos
+        start = self.pos
+        self.pos += len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
+        self.parts.append(text)
+        return start, self.pos
+
+    def block(self) -> None:
+        """A paragraph break here."""
+        self.close()
+        self.cursor.insertBlock()
+        self.pos += 1
+
+    def close(self) -> None:
+        """Insert what is queued."""
+        if self.parts and self.fmt is not None:
+            self.cursor.insertText("".join(self.parts), self.fmt)
+        self.parts.clear()
+
+
 class TokenDocument:
     """Tokens appended to a QTextDocument (see the module doc). ``format_for(index, token)``
     overrides the probability shading (the adapter effect uses it)."""
 
     def __init__(self, document: QTextDocument, colours: LensColours,
-                 format_for: Callable[[int, TokenLogprob], QTextCharFormat] | None = None) -> None:
+                 format_for: Callable[[int, TokenLogprob], QTextCharFormat] | None = None,
+                 tokens: TokenTape | None = None) -> None:
         self.doc = document
         self.colours = colours
-        self.tokens: list[TokenLogprob] = []
-        self.starts: list[int] = []
-        self.ends: list[int] = []
+        self.tokens = TokenTape() if tokens is None else tokens
+        """The tokens (those drawn first): ``tokens`` when given, shared with its owner, who
+        appends to it and passes indices; else the document's own, filled by :meth:`append`."""
+        self.starts = array("q")
+        self.ends = array("q")
         self._run = 0
         self._format_for = format_for
         self._plain = QTextCharFormat()
@@ -123,49 +173,53 @@ class TokenDocument:
             self._levels.append(fmt)
 
     def __len__(self) -> int:
-        return len(self.tokens)
+        return len(self.starts)
 
     def append(self, pieces: Sequence[Piece]) -> None:
-        """Append tokens and plain text at the end (one edit block)."""
+        """Append tokens and plain text at the end (one edit block). Neighbours that share a
+        format go in with one insert (a shade bucket is one run, not one run per token); each
+        token's place is counted, not asked of the cursor."""
         if not pieces:
             return
         cursor = QTextCursor(self.doc)
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.beginEditBlock()
+        run = _Run(cursor)
+        format_for, levels, level = self._format_for, self._levels, self.colours.level
+        tokens, starts, ends = self.tokens, self.starts, self.ends
+        line = self._run
         try:
             for piece in pieces:
                 if isinstance(piece, str):
-                    self._insert(cursor, piece, self._plain)
-                    continue
-                index = len(self.tokens)
-                fmt = (self._format_for(index, piece) if self._format_for is not None
-                       else self._levels[self.colours.level(piece.logprob)])  # fmt: skip
-                start, end = self._insert(cursor, piece.text, fmt)
-                self.tokens.append(piece)
-                self.starts.append(start)
-                self.ends.append(end)
+                    text, fmt = piece, self._plain
+                else:
+                    if not isinstance(piece, int):
+                        tokens.append(piece)
+                    index = len(starts)
+                    text = tokens.text(index)
+                    fmt = (format_for(index, tokens[index]) if format_for is not None
+                           else levels[level(tokens.logprob(index))])  # fmt: skip
+                if text:
+                    if line + len(text) > RUN_BREAK and "\n" not in text and (text[0] == " " or line > HARD_BREAK):
+                        run.block()
+                        line = 0
+                        if text[0] == " ":  # the break stands for the space
+                            text = text[1:]
+                    nl = text.rfind("\n")
+                    line = len(text) - nl - 1 if nl >= 0 else line + len(text)
+                start, end = run.add(text, fmt)
+                if not isinstance(piece, str):
+                    starts.append(start)
+                    ends.append(end)
+            run.close()
         finally:
+            self._run = line
             cursor.endEditBlock()
-
-    def _insert(self, cursor: QTextCursor, text: str, fmt: QTextCharFormat) -> tuple[int, int]:
-        if not text:
-            pos = cursor.position()
-            return pos, pos
-        if self._run + len(text) > RUN_BREAK and "\n" not in text and (text[0] == " " or self._run > HARD_BREAK):
-            cursor.insertBlock()
-            self._run = 0
-            if text[0] == " ":  # the break stands for the space
-                text = text[1:]
-        start = cursor.position()
-        cursor.insertText(text, fmt)
-        nl = text.rfind("\n")
-        self._run = len(text) - nl - 1 if nl >= 0 else self._run + len(text)
-        return start, cursor.position()
 
     def token_at(self, position: int) -> int | None:
         """The index of the token at document ``position`` (None: plain text or nothing)."""
         i = bisect.bisect_right(self.starts, position) - 1
-        if 0 <= i < len(self.tokens) and position < self.ends[i]:
+        if 0 <= i < len(self.starts) and position < self.ends[i]:
             return i
         return None
 

@@ -99,3 +99,21 @@ def test_an_alternative_in_the_popup_asks_to_branch(qtbot: Any) -> None:
         second.buttons[" Lyon"].click()
     assert asked.args == [0, " Lyon"]
     second.close()
+
+
+def test_a_long_streamed_answer_keeps_no_objects_per_token_for_the_collector(qtbot: Any) -> None:
+    import gc
+
+    _, lens, _ = make(qtbot)
+    lens.show(True)
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(5000):  # as a stream comes: each token in its own event, dropped once handled
+        lens.queue(f" w{i}")
+        lens.attach([tok(f" w{i}", 0.6, (f" w{i}", 0.6), (" alt", 0.3))])
+        if i % 500 == 499:
+            lens.flush()
+    gc.collect()
+    assert len(gc.get_objects()) - before < 500  # tokens in lists would leave ~20k objects
+    assert len(lens.tokens) == 5000 and lens.plain_text().endswith(" w4999")
+    assert lens.document is not None and lens.document.tokens[4999].top[1].text == " alt"

@@ -142,3 +142,21 @@ def test_the_popup_branches_with_an_alternative_but_not_the_chosen_token(qtbot: 
     readonly = TokenPopup(token, 0, can_branch=False)
     qtbot.addWidget(readonly)
     assert not any(b.isEnabled() for b in readonly.buttons.values())
+
+
+def test_positions_count_as_qt_does_for_emoji_accents_and_line_ends(qapp: Any) -> None:
+    doc = QTextDocument()
+    tokens = TokenDocument(doc, LIGHT)
+    texts = ["caf\u00e9", " \U0001f600", " ok", "\r\n", "x", "\n", "\U0001f680\U0001f680", " end"]
+    tokens.append(["Start: ", *(tok(t, 0.6 if i % 3 else 0.99) for i, t in enumerate(texts))])
+    tokens.append([tok(" more", 0.6), "plain", tok("\u00fc", 0.6)])
+    for i in range(len(tokens)):
+        cursor = QTextCursor(doc)
+        cursor.setPosition(tokens.starts[i])
+        cursor.setPosition(tokens.ends[i], QTextCursor.MoveMode.KeepAnchor)
+        want = tokens.tokens[i].text.replace("\r\n", "\n").replace("\n", "\u2029")
+        assert cursor.selectedText() == want, i  # each token's place is exactly its text
+        assert tokens.token_at(tokens.starts[i]) == i
+    assert tokens.ends[-1] == doc.characterCount() - 1
+    assert background(doc, tokens.starts[1]) == LIGHT.shade(LIGHT.level(math.log(0.6)))
+    assert background(doc, tokens.starts[0]) is None
