@@ -19,12 +19,15 @@ window for every layer as Mistral and Phi-3 set it): see :func:`layer_windows`.
 
 :func:`config_reason` says why a config cannot run on the lean step; it reads a transformers
 config or a ``config.json`` (as a namespace) alike, so the model picker can say it before a
-load. No torch here.
+load (:func:`folder_reason`). No torch here.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 FusedLayout = dict[str, tuple[tuple[str, tuple[str, ...]], ...]]
@@ -105,6 +108,15 @@ def config_reason(config: Any) -> str | None:
     if getattr(config, "use_bidirectional_attention", False):
         return "bidirectional attention"
     return None
+
+
+def folder_reason(folder: str | Path) -> str | None:
+    """:func:`config_reason` of the ``config.json`` in ``folder`` (None when it cannot be read)."""
+    try:
+        data = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config_reason(SimpleNamespace(**data)) if isinstance(data, dict) else None
 
 
 def _rope_dicts(config: Any) -> list[dict[str, Any]]:

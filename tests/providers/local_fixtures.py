@@ -188,6 +188,18 @@ def build_tiny_arch(folder: Path, model_type: str, seed: int = 0) -> Path:
     return folder
 
 
+def build_tiny_gpt2(folder: Path) -> Path:
+    """A 1-layer GPT-2 (an architecture the lean step does not run), with the ChatML tokenizer."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(folder)
+    config = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=256,
+                        bos_token_id=tok.bos_token_id, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"))
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
 def build_adapter(
     base_folder: Path, out: Path, *, r: int = 4, alpha: int = 8, targets: tuple[str, ...] = ("q_proj", "v_proj"), seed: int = 1
 ) -> Path:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from app.cli.models import format_listing
+from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
 from app.providers import local_quant
 from app.providers.local_arch import config_reason, layer_rope_types, layer_windows
-from tests.providers.local_fixtures import ARCH_CONFIGS, build_tiny_arch
+from app.providers.transformers import LocalProvider
+from tests.providers.local_fixtures import ARCH_CONFIGS, build_tiny_arch, build_tiny_gpt2
 
 ARCHS = sorted(ARCH_CONFIGS)
 IDS = [5, 17, 42, 99, 7, 3, 64, 11, 250, 31, 8, 120, 77, 19, 200, 45] * 5  # 80 tokens: past every window
@@ -117,3 +121,36 @@ def float32_reference(folder: Path, kinds: dict[str, str]) -> Any:
             if "lm_head" not in name and (p.dim() == 1 or "embed" in name):
                 p.copy_(p.to(torch.bfloat16).float())
     return model
+
+
+def test_models_say_why_one_runs_on_the_slow_path(local_ctx: Any, arch_models: dict[str, Path],
+                                                  tmp_path: Path, run: Callable[..., Any]) -> None:  # fmt: skip
+    """``models`` (and the picker, from the same ModelInfo) give the reason before and after a load."""
+    gpt2 = build_tiny_gpt2(tmp_path / "gpt2")
+    gemma = arch_models["gemma3_text"]
+    local_ctx.settings.local.dtype = "auto"  # int4 on the CPU
+    provider = LocalProvider(local_ctx)
+    before = provider.model_info(str(gpt2))
+    assert before.fast_path is not None and "'gpt2'" in before.fast_path and "gemma3_text" in before.fast_path
+    assert provider.model_info(str(gemma)).fast_path is None
+
+    def load(model: Path) -> None:
+        req = GenerationRequest(ModelRef("local", str(model)), (ChatMessage("user", "hi"),),
+                                GenerationParams(temperature=0.0, max_tokens=2))  # fmt: skip
+
+        async def go() -> None:
+            async for _ in provider.stream(req):
+                pass
+
+        run(go(), timeout=120)
+
+    load(gpt2)  # falls back to bfloat16 and says so
+    loaded = provider.model_info(str(gpt2))
+    assert loaded.state == "ready" and loaded.fast_path == "no int8/int4 path for 'gpt2'"
+    assert loaded.to_dict()["fast_path"] == "no int8/int4 path for 'gpt2'"  # models --json
+    assert "(slow path: no int8/int4 path for 'gpt2')" in format_listing([loaded], {})
+    load(gemma)
+    assert provider.model_info(str(gemma)).fast_path is None
+    assert provider.worker.call(lambda: provider._runtime().loaded.fast is not None)
+    local_ctx.settings.local.dtype = "float32"
+    assert provider.model_info(str(gpt2)).fast_path == "dtype float32 (the fast path runs int8/int4 weights)"
