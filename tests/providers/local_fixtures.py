@@ -150,7 +150,7 @@ ARCH_CONFIGS: dict[str, dict[str, Any]] = {
     "qwen3": {"head_dim": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2},
     "gemma3_text": {"head_dim": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 3,
                     "layer_types": ["sliding_attention", "full_attention", "sliding_attention"], "sliding_window": 24,
-                    "query_pre_attn_scalar": 24, "final_logit_softcapping": 30.0, "tie_word_embeddings": True,
+                    "query_pre_attn_scalar": 8, "final_logit_softcapping": 30.0, "tie_word_embeddings": True,
                     "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
                                         "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6}}},
     "phi3": {"num_attention_heads": 2, "num_key_value_heads": 2, "num_hidden_layers": 2, "sliding_window": 40},

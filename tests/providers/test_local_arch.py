@@ -17,6 +17,10 @@ from app.providers.transformers import LocalProvider
 from tests.providers.local_fixtures import ARCH_CONFIGS, build_tiny_arch, build_tiny_gpt2
 
 ARCHS = sorted(ARCH_CONFIGS)
+TOP_TOLERANCE = {"gemma3_text": 0.003, "qwen3": 0.012, "phi3": 0.04}
+"""Top-8 logits against transformers in float32, measured 0.0008, 0.004 and 0.013-0.02: bf16
+activations before each packed matmul (Gemma's norms after attention and MLP keep them small).
+Tight enough that SiLU for Gemma's GELU (0.005) or head_dim ** -0.5 for its query scale fail."""
 IDS = [5, 17, 42, 99, 7, 3, 64, 11, 250, 31, 8, 120, 77, 19, 200, 45] * 5  # 80 tokens: past every window
 
 
@@ -80,18 +84,18 @@ def test_lean_step_matches_transformers_on_each_architecture(arch_models: dict[s
     # transformers runs its residual stream in bf16, ours in float32: measured 3-7% apart
     assert relative(prefill, quant_ref) < 0.1
     # unquantized: transformers in float32 over the weights the packed ones stand for (lm_head: the
-    # bf16 rows the lean step refines its top logits from); only bf16 activations remain (measured <= 1.5%)
+    # bf16 rows the lean step refines its top logits from); only bf16 activations remain
     reference = float32_reference(folder, kinds)
     with torch.inference_mode():
         exact = reference(ids[None]).logits[0].float()
     top = prefill.topk(8, dim=-1).indices
-    assert relative(prefill.gather(1, top), exact.gather(1, top)) < 0.03
+    assert relative(prefill.gather(1, top), exact.gather(1, top)) < TOP_TOLERANCE[model_type]
     # the static cache: one token at a time after a prefill, past the sliding windows' edges
     stepper = FastDecoder(model, quantized)
     with torch.inference_mode():
         steps = [stepper.forward(ids[:20], 0)] + [stepper.forward(ids[i : i + 1], i) for i in range(20, len(IDS))]
     worst = max(relative(s, prefill[i]) for s, i in zip(steps, range(19, len(IDS)), strict=True))
-    assert worst < 0.03  # rounding only (random weights amplify it; measured <= 1.2%)
+    assert worst < 0.02  # rounding only (random weights amplify it; measured <= 0.9%)
     windows = [layer.window for layer in fast.layers]
     if any(windows):  # the windows are real: attending to every key gives other logits
         full = FastDecoder(model, quantized)

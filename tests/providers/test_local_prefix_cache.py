@@ -15,6 +15,7 @@ from app.core.provider import ProviderContext
 from app.core.settings import LocalModelSettings, Settings
 from app.core.tools import ResponseSchema
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest, ModelRef
+from app.providers import local_quant
 from app.providers.local_prefix_cache import ALIGN, MB, PrefixCache, common_prefix
 from app.providers.transformers import LocalProvider
 from tests.providers.local_fixtures import ARCH_CONFIGS, build_tiny_arch
@@ -145,6 +146,7 @@ def test_a_constrained_answer_reuses_the_prompt_and_keeps_its_grammar(make_provi
 @pytest.mark.parametrize("model_type", sorted(ARCH_CONFIGS))
 def test_reuse_on_each_architecture_answers_as_cold(make_provider: Callable[..., LocalProvider],
                                                     tmp_path_factory: pytest.TempPathFactory, model_type: str,
+                                                    monkeypatch: pytest.MonkeyPatch,
                                                     run: Callable[..., Any]) -> None:  # fmt: skip
     """Qwen3, Gemma 3 (sliding layers of 24 tokens, under a chunk) and Phi-3 (a 40-token window)
     on the lean step: reused prompts answer as cold runs, bit for bit; the cold provider loads
@@ -153,6 +155,11 @@ def test_reuse_on_each_architecture_answers_as_cold(make_provider: Callable[...,
     warm, cold = make_provider("int4"), make_provider("int4", entries=0)
     first, _ = ask(warm, run, model, LONG)
     assert warm.worker.call(lambda: warm._runtime().loaded.fast is not None)
+
+    def no_quantizing(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("quantized again")
+
+    monkeypatch.setattr(local_quant, "quantize_model", no_quantizing)  # the cold one loads the warm one's copy
     chat = LONG + (ChatMessage("assistant", first), ChatMessage("user", "And then?"))
     for name, messages, prefix in [("again", LONG, ""), ("next turn", chat, ""), ("branch", LONG, first[: len(first) // 2]),
                                    ("back to the turn", chat, "")]:  # fmt: skip
