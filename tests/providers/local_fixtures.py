@@ -147,7 +147,10 @@ def build_tiny_llama(folder: Path, hidden: int = 32, seed: int = 0, style: str =
 
 ARCH_CONFIGS: dict[str, dict[str, Any]] = {
     # hidden 64, head_dim 32: q/k/v start on multiples of 64 rows, so int4 packs them too
-    "qwen3": {"head_dim": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2},
+    "qwen3": {"head_dim": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2,
+              "use_sliding_window": True, "sliding_window": 24, "max_window_layers": 1},  # layer 1 slides
+    "mistral": {"head_dim": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2,
+                "sliding_window": 40},  # every layer slides
     "gemma3_text": {"head_dim": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 3,
                     "layer_types": ["sliding_attention", "full_attention", "sliding_attention"], "sliding_window": 24,
                     "query_pre_attn_scalar": 8, "final_logit_softcapping": 30.0, "tie_word_embeddings": True,

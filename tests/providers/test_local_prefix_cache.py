@@ -148,8 +148,8 @@ def test_reuse_on_each_architecture_answers_as_cold(make_provider: Callable[...,
                                                     tmp_path_factory: pytest.TempPathFactory, model_type: str,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     run: Callable[..., Any]) -> None:  # fmt: skip
-    """Qwen3, Gemma 3 (sliding layers of 24 tokens, under a chunk) and Phi-3 (a 40-token window)
-    on the lean step: reused prompts answer as cold runs, bit for bit; the cold provider loads
+    """Qwen3 and Gemma 3 (sliding layers of 24 tokens, under a chunk), Phi-3 and Mistral (every
+    layer a 40-token window) on the lean step: reused prompts answer as cold runs, bit for bit; the cold provider loads
     the quantized copy the warm one wrote (the cache file round trip)."""
     model = build_tiny_arch(tmp_path_factory.mktemp("reuse") / model_type, model_type)
     warm, cold = make_provider("int4"), make_provider("int4", entries=0)
