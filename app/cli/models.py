@@ -57,6 +57,7 @@ def format_listing(models: list[ModelInfo], errors: dict[str, str]) -> str:
         for m in infos:
             state = STATE_LABELS.get(m.state, m.state)
             extra = f"  [{m.endpoint}]" if m.endpoint else ""
+            extra += f"  (slow path: {m.fast_path})" if m.fast_path else ""
             lines.append(f"  {str(m.ref):<{width}}  {state:<14}  {m.display_name}{extra}")
         lines.append("")
     if not models:

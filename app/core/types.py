@@ -273,6 +273,10 @@ class ModelInfo:
     supports_tools: bool | None = None
     """Whether the model can call tools (for in-process models: its chat template has tool
     support); None: not known (e.g. before an in-process model's files are on disk)."""
+    fast_path: str | None = None
+    """Why an in-process model runs on transformers' generate instead of the lean CPU step
+    (e.g. "model type 'gpt2' ..."); None when it runs on the lean step, is not in-process, or
+    that is not known yet."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict with the same keys for every provider."""
@@ -289,6 +293,7 @@ class ModelInfo:
             "description": self.description,
             "tokenizer": self.tokenizer,
             "supports_tools": self.supports_tools,
+            "fast_path": self.fast_path,
         }
 
 

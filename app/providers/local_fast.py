@@ -1,12 +1,16 @@
 """A lean decode step for quantized Llama-style models on the CPU (the fast path).
 
+The architectures it runs (Llama, Mistral, Qwen2/3, Gemma 3, Phi-3) and how their layers
+differ are the table in :mod:`app.providers.local_arch`.
+
 ``generate`` in transformers spends several milliseconds per token around the model
 (cache objects, masks, logits processors, per-module hooks); with weight-only int8/int4
 matrices a token's matrix work is ~8 ms here, so that overhead halves the speed. This
 module runs the same model with a static KV cache and one call per fused projection:
 
-- per layer: RMSNorm, fused q/k/v, RoPE on q and k together, cache write, SDPA (GQA),
-  o, residual, RMSNorm, fused gate/up, SiLU, down, residual;
+- per layer: RMSNorm, fused q/k/v, (q/k norms), RoPE on q and k together, cache write, SDPA
+  (GQA; a sliding window reads only its own rows of the cache), o, (norm), residual, RMSNorm,
+  fused gate/up, SiLU or GELU, down, (norm), residual;
 - LoRA adapters loaded by peft on the quantized model are read from its layers and run
   unmerged as two small matrix products per fused projection (several adapters are
   concatenated along the rank, with their scales folded in);
@@ -19,9 +23,8 @@ the caller then uses ``model.generate``. Worker thread only.
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +32,15 @@ from typing import Any
 
 from app.core.tools import ToolSpec
 from app.core.types import ChatMessage, GenerationParams
+from app.providers.local_arch import (
+    LLAMA,
+    FusedLayout,
+    arch_of,
+    config_reason,
+    fused_layout,
+    layer_rope_types,
+    layer_windows,
+)
 from app.providers.local_generation import (
     CancelFlag,
     Emit,
@@ -36,12 +48,11 @@ from app.providers.local_generation import (
     prepare,
 )
 from app.providers.local_prefix_cache import ALIGN, PrefixCache, resume_fast
-from app.providers.local_quant import FUSED, QuantizedModel, qmm
+from app.providers.local_quant import QuantizedModel, qmm
+from app.providers.local_threads import ThreadTuner
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
-SUPPORTED_ROPE = ("default", "linear", "llama3")
 CACHE_STEP = 256
 REFINE = 64  # top logits recomputed in float32 (see FastDecoder._logits)
 # RoPE, the KV cache and attention run in float32 (torch.float32 below): torch's CPU SDPA is 6-9x slower on bf16
@@ -60,9 +71,14 @@ class _Lora:
 @dataclass
 class _Layer:
     in_norm: Any
-    post_norm: Any
+    post_norm: Any  # the MLP's input norm
     packs: dict[str, Any]
     lora: dict[str, _Lora]
+    attn_out_norm: Any = None  # Gemma's norm of the attention output
+    mlp_out_norm: Any = None  # Gemma's norm of the MLP output
+    qk_norm: Any = None  # [q heads + kv heads, head_dim]: per-head RMSNorm weights of q and k
+    window: int | None = None  # a sliding window: the keys q - window < k <= q
+    rope: int = 0  # index of its RoPE table
 
 
 def unsupported_reason(model: Any, quantized: QuantizedModel | None) -> str | None:
@@ -70,15 +86,9 @@ def unsupported_reason(model: Any, quantized: QuantizedModel | None) -> str | No
     config = getattr(model, "config", None)
     if quantized is None or config is None:
         return "not quantized"
-    if getattr(config, "model_type", None) not in SUPPORTED_TYPES:
-        return f"model type {getattr(config, 'model_type', None)!r}"
-    if getattr(config, "hidden_act", "silu") != "silu":
-        return f"activation {config.hidden_act!r}"
-    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
-    if isinstance(rope, dict) and rope.get("rope_type", rope.get("type", "default")) not in SUPPORTED_ROPE:
-        return f"rope type {rope.get('rope_type')!r}"
-    if getattr(config, "use_sliding_window", False) or (getattr(config, "sliding_window", None) or 0) > 0 and getattr(config, "model_type", "") == "mistral":
-        return "sliding-window attention"
+    reason = config_reason(config)
+    if reason is not None:
+        return reason
     if quantized.lm_head is None:
         return "lm_head not quantized"
     return None
@@ -89,10 +99,12 @@ class FastDecoder:
 
     def __init__(self, model: Any, quantized: QuantizedModel) -> None:
         import torch
+        import torch.nn.functional as F
 
         self.model = model
         self.quantized = quantized
         cfg = model.config
+        self.arch = arch = arch_of(cfg) or LLAMA
         self.hidden = int(cfg.hidden_size)
         self.heads = int(cfg.num_attention_heads)
         self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
@@ -100,24 +112,34 @@ class FastDecoder:
         self.eps = float(cfg.rms_norm_eps)
         # RMSNorm: h * rsqrt(mean(h^2) + eps) * w == h / hypot(|h|, sqrt(hidden * eps)) * (w * sqrt(hidden))
         self.norm_floor = torch.tensor((self.hidden * self.eps) ** 0.5)
+        self.qk_floor = torch.tensor((self.head_dim * self.eps) ** 0.5)
         self.max_positions = int(getattr(cfg, "max_position_embeddings", 2048) or 2048)
         inner = model.model
         self.embed = inner.embed_tokens.weight
+        # Gemma: embeddings times sqrt(hidden) rounded to the weights' dtype, as its embedding module does
+        self.embed_scale = inner.embed_tokens.embed_scale.to(self.embed.dtype) if arch.embed_scale else None
         self.final_norm = self._scaled(inner.norm.weight)
         self.rotary = inner.rotary_emb
-        self.layers = [
-            _Layer(self._scaled(layer.input_layernorm.weight), self._scaled(layer.post_attention_layernorm.weight), packs, {})
-            for layer, packs in zip(inner.layers, quantized.layers, strict=True)
-        ]
+        n = len(inner.layers)
+        rope_types = layer_rope_types(cfg, n)
+        self.rope_types = sorted(set(rope_types), key=str)  # one cos/sin table each
+        windows = layer_windows(cfg, n)
+        self.layers = [self._layer(layer, packs, windows[i], self.rope_types.index(rope_types[i]))
+                       for i, (layer, packs) in enumerate(zip(inner.layers, quantized.layers, strict=True))]
+        scalar = getattr(cfg, arch.query_scalar_key, None) if arch.query_scalar_key else None
+        self.scale = float(scalar) ** -0.5 if scalar else None  # SDPA's scale (None: head_dim ** -0.5)
+        self.softcap = float(getattr(cfg, "final_logit_softcapping", None) or 0.0)
+        act = str(getattr(cfg, arch.act_key, None) or "silu")
+        self.act: Callable[[Any], Any] = F.silu if act == "silu" else functools.partial(F.gelu, approximate="tanh")
         self.head = quantized.lm_head
         self.head_rows = self.embed if quantized.head_tied else quantized.head_rows
         self.capacity = 0
         self.k_cache: Any = None
         self.v_cache: Any = None
-        self.cos: Any = None
-        self.sin: Any = None
-        self.cos_halves: Any = None
-        self.sin_halves: Any = None
+        self.cos: list[Any] = []  # per RoPE table: [cap, 1, head_dim]
+        self.sin: list[Any] = []
+        self.cos_halves: list[Any] = []  # the same as [cap, 1, 2, head_dim / 2]
+        self.sin_halves: list[Any] = []
         self.k_layers: list[Any] = []
         self.v_layers: list[Any] = []
         self._capture: list[Any] | None = None
@@ -130,9 +152,27 @@ class FastDecoder:
         self.exact = 0  # rows 0..exact hold a cold prefill's exact KV (whole ALIGN chunks; see _attend)
         self.dtype = torch.bfloat16
 
-    def _scaled(self, weight: Any) -> Any:
-        """A norm weight times sqrt(hidden), float32: rms(h) = |h| / sqrt(hidden)."""
-        return weight.detach().float() * (self.hidden ** 0.5)
+    def _scaled(self, weight: Any, size: int | None = None) -> Any:
+        """A norm weight (plus the architecture's offset) times sqrt(size), float32: rms(h) = |h| / sqrt(size)."""
+        return (weight.detach().float() + self.arch.norm_offset) * ((size or self.hidden) ** 0.5)
+
+    def _layer(self, layer: Any, packs: dict[str, Any], window: int | None, rope: int) -> _Layer:
+        """The lean step's view of decoder ``layer`` (its norms; ``packs``: its packed weights)."""
+        import torch
+
+        sandwich = self.arch.sandwich
+        mlp_in = layer.pre_feedforward_layernorm if sandwich else layer.post_attention_layernorm
+        out = _Layer(self._scaled(layer.input_layernorm.weight), self._scaled(mlp_in.weight), packs, {},
+                     window=window, rope=rope)  # fmt: skip
+        if sandwich:
+            out.attn_out_norm = self._scaled(layer.post_attention_layernorm.weight)
+            out.mlp_out_norm = self._scaled(layer.post_feedforward_layernorm.weight)
+        if self.arch.qk_norm:
+            attn, hd = layer.self_attn, self.head_dim
+            q = self._scaled(attn.q_norm.weight, hd).expand(self.heads, hd)
+            k = self._scaled(attn.k_norm.weight, hd).expand(self.kv_heads, hd)
+            out.qk_norm = torch.cat([q, k]).contiguous()
+        return out
 
     # --- LoRA ----------------------------------------------------------------------------
     def refresh_lora(self) -> None:
@@ -166,13 +206,16 @@ class FastDecoder:
             v_cache[:, :, : self.capacity].copy_(self.v_cache)
         self.k_cache, self.v_cache = k_cache, v_cache
         pos = torch.arange(cap).unsqueeze(0)
-        cos, sin = self.rotary(torch.zeros(1, dtype=self.dtype), pos)
         half = self.head_dim // 2
-        sin = sin[0].float()
-        self.cos = cos[0].float().unsqueeze(1)  # [cap, 1, head_dim]
-        self.sin = torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).unsqueeze(1)  # rotate_half's signs
-        self.cos_halves = self.cos.view(cap, 1, 2, half)  # the one-token step's shapes (see _step)
-        self.sin_halves = self.sin.view(cap, 1, 2, half)
+        x = torch.zeros(1, dtype=self.dtype)
+        self.cos, self.sin = [], []
+        for kind in self.rope_types:
+            cos, sin = self.rotary(x, pos) if kind is None else self.rotary(x, pos, kind)
+            sin = sin[0].float()
+            self.cos.append(cos[0].float().unsqueeze(1))  # [cap, 1, head_dim]
+            self.sin.append(torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).unsqueeze(1))  # rotate_half's signs
+        self.cos_halves = [c.view(cap, 1, 2, half) for c in self.cos]  # the one-token step's shapes (see _step)
+        self.sin_halves = [s.view(cap, 1, 2, half) for s in self.sin]
         self.k_layers = list(self.k_cache.unbind(0))
         self.v_layers = list(self.v_cache.unbind(0))
         self.capacity = cap
@@ -185,7 +228,6 @@ class FastDecoder:
     def forward(self, ids: Any, pos: int) -> Any:
         """Run tokens ``ids`` (1-D) at positions ``pos..``; return the last position's logits (float)."""
         import torch
-        import torch.nn.functional as F
 
         m = int(ids.shape[0])
         self._ensure_capacity(pos + m)
@@ -195,8 +237,8 @@ class FastDecoder:
             self.seq.append(int(ids[0]))
             return logits
         end = pos + m
-        h = self.embed.index_select(0, ids).float()  # the residual stream stays float32
-        cos, sin = self.cos[pos:end], self.sin[pos:end]
+        h = self._embed(ids)  # the residual stream stays float32
+        tables = [(c[pos:end], s[pos:end]) for c, s in zip(self.cos, self.sin, strict=True)]
         nh, nkv, hd = self.heads, self.kv_heads, self.head_dim
         nq, nk = nh * hd, nkv * hd
         half = hd // 2
@@ -205,16 +247,19 @@ class FastDecoder:
         for i, layer in enumerate(self.layers):
             qkv = self._proj(layer, "qkv", norm(h, layer.in_norm, floor)).float()
             qk = qkv[:, : nq + nk].view(m, nh + nkv, hd)
+            if layer.qk_norm is not None:
+                qk = self._rms(qk, layer.qk_norm, self.qk_floor)
+            cos, sin = tables[layer.rope]
             qk = torch.addcmul(qk * cos, qk.roll(half, -1), sin)
             k_cache, v_cache = self.k_cache[i], self.v_cache[i]
             k_cache[:, pos:end].copy_(qk[:, nh:].transpose(0, 1))
             v_cache[:, pos:end].copy_(qkv[:, nq + nk :].view(m, nkv, hd).transpose(0, 1))
             q = qk[:, :nh].transpose(0, 1).unsqueeze(0)
-            attn = self._attend(q, k_cache, v_cache, pos, end)
-            h.add_(self._proj(layer, "o", attn[0].transpose(0, 1).reshape(m, nq).to(self.dtype)))
+            attn = self._attend(q, k_cache, v_cache, pos, end, layer.window)
+            self._add(h, self._proj(layer, "o", attn[0].transpose(0, 1).reshape(m, nq).to(self.dtype)), layer.attn_out_norm)
             gu = self._proj(layer, "gate_up", norm(h, layer.post_norm, floor))
             gate, up = gu.split(gu.shape[-1] // 2, dim=-1)
-            h.add_(self._proj(layer, "down", F.silu(gate).mul_(up)))
+            self._add(h, self._proj(layer, "down", self.act(gate).mul_(up)), layer.mlp_out_norm)
         self.seq.extend(ids.tolist())
         exact = pos == self.exact  # every row from 0 as a cold prefill computes it
         if exact:
@@ -225,9 +270,19 @@ class FastDecoder:
         self.tail = (end, logits.clone()) if exact else None
         return logits
 
-    def _attend(self, q: Any, k_cache: Any, v_cache: Any, pos: int, end: int) -> Any:
+    def _embed(self, ids: Any) -> Any:
+        """The float32 embeddings of ``ids`` (scaled as the model's embedding module does)."""
+        rows = self.embed.index_select(0, ids)
+        return (rows if self.embed_scale is None else rows * self.embed_scale).float()
+
+    def _add(self, h: Any, y: Any, norm: Any) -> None:
+        """``h += y``, or ``h += rms_norm(y)`` with a weight (Gemma's output norms)."""
+        h.add_(y if norm is None else self._rms(y.float(), norm, self.norm_floor))
+
+    def _attend(self, q: Any, k_cache: Any, v_cache: Any, pos: int, end: int, window: int | None = None) -> Any:
         """Attention of the query rows ``pos..end`` (``q``: [1, heads, rows, dim]), in chunks at
-        multiples of ``ALIGN``, each over the keys up to its own end.
+        multiples of ``ALIGN``, each over the keys up to its own end (with a sliding ``window``,
+        from the window's start for the chunk's first row).
 
         torch's SDPA gives a row slightly different bits depending on how many rows and keys
         it is called with. A chunk ``[j*ALIGN, (j+1)*ALIGN)`` is always computed alike, so its
@@ -240,11 +295,15 @@ class FastDecoder:
         parts = []
         start = pos
         while start < end:
-            stop = min(end, start - start % ALIGN + ALIGN)
-            mask = torch.ones(stop - start, stop, dtype=torch.bool).tril(diagonal=start)
+            chunk = start - start % ALIGN
+            stop = min(end, chunk + ALIGN)
+            lo = 0 if window is None else max(0, chunk - window + 1)  # a chunk's keys depend on the chunk alone
+            mask = torch.ones(stop - start, stop - lo, dtype=torch.bool).tril(diagonal=start - lo)
+            if window is not None:  # rows r see keys r - window < k <= r
+                mask &= ~torch.ones_like(mask).tril(diagonal=start - lo - window)
             parts.append(F.scaled_dot_product_attention(
-                q[:, :, start - pos : stop - pos], k_cache[:, :stop].unsqueeze(0), v_cache[:, :stop].unsqueeze(0),
-                attn_mask=mask, enable_gqa=gqa))  # fmt: skip
+                q[:, :, start - pos : stop - pos], k_cache[:, lo:stop].unsqueeze(0), v_cache[:, lo:stop].unsqueeze(0),
+                attn_mask=mask, enable_gqa=gqa, scale=self.scale))  # fmt: skip
             start = stop
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
 
@@ -277,25 +336,31 @@ class FastDecoder:
         import torch.nn.functional as F
 
         end = pos + 1
-        h = self.embed.index_select(0, ids).float()
-        cos, sin = self.cos_halves[pos], self.sin_halves[pos]  # [1, 2, half]
+        h = self._embed(ids)
+        tables = [(c[pos], s[pos]) for c, s in zip(self.cos_halves, self.sin_halves, strict=True)]  # [1, 2, half]
         nh, nkv, hd = self.heads, self.kv_heads, self.head_dim
         nq, nk = nh * hd, nkv * hd
         gqa = nkv != nh
         floor = self.norm_floor
         norm = self._norm
+        scale, act, add = self.scale, self.act, self._add
         for layer, k_cache, v_cache in zip(self.layers, self.k_layers, self.v_layers, strict=True):
             qkv = self._proj(layer, "qkv", norm(h, layer.in_norm, floor)).float()[0]
-            qk = qkv[: nq + nk].view(nh + nkv, 2, hd // 2)
+            qk = qkv[: nq + nk]
+            if layer.qk_norm is not None:
+                qk = self._rms(qk.view(nh + nkv, hd), layer.qk_norm, self.qk_floor)
+            qk = qk.view(nh + nkv, 2, hd // 2)
+            cos, sin = tables[layer.rope]
             qk = torch.addcmul(qk * cos, qk.flip(1), sin).view(nh + nkv, hd)  # RoPE: flip swaps the halves
             k_cache[:, pos].copy_(qk[nh:])
             v_cache[:, pos].copy_(qkv[nq + nk :].view(nkv, hd))
-            attn = F.scaled_dot_product_attention(qk[:nh].view(1, nh, 1, hd), k_cache[:, :end].unsqueeze(0),
-                                                  v_cache[:, :end].unsqueeze(0), enable_gqa=gqa)
-            h.add_(self._proj(layer, "o", attn.view(1, nq).to(self.dtype)))
+            lo = 0 if layer.window is None else max(0, end - layer.window)
+            attn = F.scaled_dot_product_attention(qk[:nh].view(1, nh, 1, hd), k_cache[:, lo:end].unsqueeze(0),
+                                                  v_cache[:, lo:end].unsqueeze(0), enable_gqa=gqa, scale=scale)
+            add(h, self._proj(layer, "o", attn.view(1, nq).to(self.dtype)), layer.attn_out_norm)
             gu = self._proj(layer, "gate_up", norm(h, layer.post_norm, floor))
             gate, up = gu.split(gu.shape[-1] // 2, dim=-1)
-            h.add_(self._proj(layer, "down", F.silu(gate).mul_(up)))
+            add(h, self._proj(layer, "down", act(gate).mul_(up)), layer.mlp_out_norm)
         return self._logits(h)[0]
 
     def _logits(self, h: Any) -> Any:
@@ -315,20 +380,19 @@ class FastDecoder:
         logits = qmm(head.kind, normed.to(torch.bfloat16), head.qweight, head.qscale).float()
         if head.bias is not None:
             logits += head.bias.float()
-        if not REFINE:
-            return logits
-        top = logits.topk(min(REFINE, logits.shape[-1]), dim=-1).indices  # [rows, k]
-        if head.kind == "int8":
-            rows = head.qweight[top.reshape(-1)].float().view(*top.shape, -1)  # [rows, k, hidden]
-            exact = torch.einsum("rkh,rh->rk", rows, normed) * head.qscale[top].float()
-        elif self.head_rows is not None:  # an int4 draft: the exact rows are bf16
-            rows = self.head_rows.index_select(0, top.reshape(-1)).float().view(*top.shape, -1)
-            exact = torch.einsum("rkh,rh->rk", rows, normed)
-        else:
-            return logits
-        if head.bias is not None:
-            exact += head.bias[top].float()
-        logits.scatter_(1, top, exact)
+        if REFINE and (head.kind == "int8" or self.head_rows is not None):
+            top = logits.topk(min(REFINE, logits.shape[-1]), dim=-1).indices  # [rows, k]
+            if head.kind == "int8":
+                rows = head.qweight[top.reshape(-1)].float().view(*top.shape, -1)  # [rows, k, hidden]
+                exact = torch.einsum("rkh,rh->rk", rows, normed) * head.qscale[top].float()
+            else:  # an int4 draft: the exact rows are bf16
+                rows = self.head_rows.index_select(0, top.reshape(-1)).float().view(*top.shape, -1)
+                exact = torch.einsum("rkh,rh->rk", rows, normed)
+            if head.bias is not None:
+                exact += head.bias[top].float()
+            logits.scatter_(1, top, exact)
+        if self.softcap:  # Gemma's final softcapping: tanh(x / c) * c (monotonic: the top stays the top)
+            logits = torch.tanh(logits.div_(self.softcap)).mul_(self.softcap)
         return logits
 
     def all_logits(self, ids: Any) -> Any:
@@ -378,10 +442,11 @@ def _lora_plans(model: Any, dtype: Any) -> tuple[tuple[Any, ...], dict[int, dict
     import torch
 
     layers = model.model.layers
+    layout = fused_layout(model)
     found: list[tuple[int, str, int, Any]] = []  # (layer, fused, member index, module)
     key: list[Any] = []
     names = {id(getattr(getattr(layer, group), member)): (i, fused_name, j)
-             for i, layer in enumerate(layers) for group, fused in FUSED.items()
+             for i, layer in enumerate(layers) for group, fused in layout.items()
              for fused_name, members in fused for j, member in enumerate(members)}
     for module in model.modules():
         if not hasattr(module, "lora_A") or not hasattr(module, "scaling"):
@@ -404,10 +469,10 @@ def _lora_plans(model: Any, dtype: Any) -> tuple[tuple[Any, ...], dict[int, dict
     groups: dict[tuple[int, str], list[tuple[int, Any]]] = {}
     for i, fused_name, j, module in found:
         groups.setdefault((i, fused_name), []).append((j, module))
-    splits = {fused_name: members for fused in FUSED.values() for fused_name, members in fused}
+    splits = {fused_name: members for fused in layout.values() for fused_name, members in fused}
     for (i, fused_name), members in groups.items():
         layer = layers[i]
-        outs = [getattr(_parent(layer, fused_name), m) for m in splits[fused_name]]
+        outs = [getattr(_parent(layer, fused_name, layout), m) for m in splits[fused_name]]
         widths = [int(getattr(o, "out_features", None) or o.base_layer.out_features) for o in outs]
         offsets = [sum(widths[:j]) for j in range(len(widths))]
         a_parts, b_parts = [], []
@@ -425,144 +490,11 @@ def _lora_plans(model: Any, dtype: Any) -> tuple[tuple[Any, ...], dict[int, dict
     return tuple(key), plans, None
 
 
-def _parent(layer: Any, fused_name: str) -> Any:
-    for group, fused in FUSED.items():
+def _parent(layer: Any, fused_name: str, layout: FusedLayout) -> Any:
+    for group, fused in layout.items():
         if any(name == fused_name for name, _ in fused):
             return getattr(layer, group)
     raise KeyError(fused_name)
-
-
-class OtherLoad:
-    """Cores kept busy by *other* processes, averaged since the previous call.
-
-    On Linux it reads the busy CPU time of the whole machine from ``/proc/stat`` and takes
-    away this process's own (``time.process_time``, all its threads). The load average,
-    the fallback elsewhere, counts our own last generation for a minute after it ends: on a
-    2-core machine that kept the next generation on one core (58 vs 76 tok/s measured).
-    Windows shorter than ``MIN_WINDOW`` keep the previous figure (the counters tick in 10 ms).
-    """
-
-    MIN_WINDOW = 0.2
-
-    def __init__(self, stat: str = "/proc/stat", clock: Callable[[], float] = time.monotonic,
-                 own: Callable[[], float] = time.process_time) -> None:  # fmt: skip
-        self.stat = stat
-        self.clock = clock
-        self.own = own
-        try:
-            self.tick = float(os.sysconf("SC_CLK_TCK"))
-        except (AttributeError, ValueError, OSError):
-            self.tick = 100.0
-        self.busy = 0.0
-        self._last = self._sample()
-
-    def _machine_busy(self) -> float | None:
-        """Busy CPU seconds of all cores since boot, or None without /proc/stat."""
-        try:
-            with open(self.stat, encoding="ascii") as f:
-                fields = f.readline().split()
-        except OSError:
-            return None
-        if not fields or fields[0] != "cpu" or len(fields) < 5:
-            return None
-        values = [float(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
-        return (sum(values) - values[3] - values[4]) / self.tick
-
-    def _sample(self) -> tuple[float, float | None, float]:
-        return self.clock(), self._machine_busy(), self.own()
-
-    def __call__(self) -> float:
-        """Busy cores of other processes since the previous call (0 on the first)."""
-        wall, machine, own = now = self._sample()
-        last_wall, last_machine, last_own = self._last
-        window = wall - last_wall
-        if window < self.MIN_WINDOW:
-            return self.busy
-        self._last = now
-        if machine is not None and last_machine is not None:
-            others = (machine - last_machine) - (own - last_own)
-        else:
-            loadavg = getattr(os, "getloadavg", None)
-            if loadavg is None:  # Windows: no figure; the tuner then probes every count
-                raise OSError("no load figures on this system")
-            others = loadavg()[0] * window - (own - last_own)
-        self.busy = max(0.0, others / window)
-        return self.busy
-
-
-class ThreadTuner:
-    """Picks torch's thread count from what is free now, by timing real decode steps.
-
-    Counts above what other processes leave free (:class:`OtherLoad`) are not tried. The first decode steps
-    of a generation run in turn with each remaining candidate count
-    (``PROBE_ROUNDS`` each); the rest of the generation uses the fastest, preferring fewer
-    threads when within 5%. On a 2-core machine the candidates are 1 and 2: two threads
-    win on an idle machine, one when another process keeps the second core busy (then a
-    step on two threads can take 10x longer, so a higher count that lost by more than 30%
-    is probed again only after ``BACKOFF`` generations).
-    """
-
-    PROBE_ROUNDS = 2
-    SKIP = 1  # the first decode step after the prefill is not representative
-    BACKOFF = 4
-
-    def __init__(self, cpu_count: int | None = None, others: Callable[[], float] | None = None) -> None:
-        n = max(1, cpu_count or os.cpu_count() or 1)
-        self.cpu_count = n
-        self.candidates = sorted({1, n} if n <= 2 else {max(1, n // 2), n - 1, n})
-        self.best = self.candidates[0]
-        self._others = others or OtherLoad()
-        self.history: list[dict[int, float]] = []  # per generation: median seconds per step
-        self._samples: dict[int, list[float]] = {}
-        self._probe: list[int] = []
-        self._rested: dict[int, int] = {}  # candidate -> generations left before probing it again
-        self.generations = 0
-
-    def free_cores(self) -> int:
-        """Cores that other processes leave free now (our own threads do not count)."""
-        try:
-            busy = self._others()
-        except OSError:
-            return self.cpu_count
-        return max(1, min(self.cpu_count, round(self.cpu_count - busy)))
-
-    def start(self) -> int:
-        """A generation starts: choose what to probe; threads for the prefill (the last choice)."""
-        self.generations += 1
-        free = self.free_cores()  # never probe more threads than the load leaves cores for
-        probe = [c for c in self.candidates
-                 if c == self.candidates[0] or (c <= free and (self._rested.get(c, 0) <= 0 or c == self.best))]
-        if self.best not in probe:
-            self.best = max(probe)
-        for c in self.candidates:
-            self._rested[c] = max(0, self._rested.get(c, 0) - 1)
-        self._probe = probe if len(probe) > 1 else []
-        self._samples = {c: [] for c in self._probe}
-        return self.best
-
-    def threads_for(self, step: int) -> int:
-        """Threads for decode step ``step`` (0-based) of this generation."""
-        probe = step - self.SKIP
-        if 0 <= probe < self.PROBE_ROUNDS * len(self._probe):
-            return self._probe[probe % len(self._probe)]
-        return self.best
-
-    def record(self, step: int, threads: int, seconds: float) -> None:
-        """The time of decode step ``step`` run with ``threads``; decides after the probes."""
-        probe = step - self.SKIP
-        total = self.PROBE_ROUNDS * len(self._probe)
-        if not 0 <= probe < total or threads not in self._samples:
-            return
-        self._samples[threads].append(seconds)
-        if probe == total - 1:
-            medians = {c: statistics.median(v) for c, v in self._samples.items() if v}
-            fastest = min(medians.values())
-            self.best = min(c for c, t in medians.items() if t <= fastest * 1.05)
-            for c, t in medians.items():
-                if c > self.best and t > fastest * 1.3:  # more threads collapsed: rest them a while
-                    self._rested[c] = self.BACKOFF
-            self.history.append(medians)
-            log.debug("threads: %s -> %d", {c: round(t * 1000, 2) for c, t in medians.items()}, self.best)
 
 
 def fast_generate(  # fmt: skip

@@ -61,6 +61,7 @@ class LoadedModel:
     folder: str = ""
     requested_dtype: str = ""  # the dtype asked for (``dtype`` is what runs: bf16 when int4 does not apply)
     fast: Any = None  # a FastDecoder when the lean CPU decode step runs this model
+    fast_reason: str | None = None  # why it does not (None when it does)
     load_seconds: float = 0.0
 
 
@@ -408,6 +409,12 @@ def load_model(
             loaded.fast = FastDecoder(model, quantized)
         else:
             log.info("%s: quantized, but the lean decode step cannot run it (%s)", source.model_id, reason)
+        loaded.fast_reason = reason
+    elif device != "cpu":
+        loaded.fast_reason = f"device {device} (the fast path runs on the CPU)"
+    else:
+        loaded.fast_reason = (f"no int8/int4 path for {getattr(model.config, 'model_type', 'this model')!r}"
+                              if requested in QUANT_VARIANTS else f"dtype {dtype_name} (the fast path runs int8/int4 weights)")
     loaded.load_seconds = lp.finish(source.display_name)
     return loaded
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.providers.local_arch import fused_layout
+
 log = logging.getLogger(__name__)
 
 VARIANTS = ("int8", "int4", "int4-qkv8")
@@ -45,11 +47,6 @@ KINDS = {
 }
 FORMAT_VERSION = 3  # 3: int4 zeros fitted by least squares
 GROUP_SIZE = 32
-# (fused name, member projections) of a Llama-style decoder layer
-FUSED = {
-    "self_attn": (("qkv", ("q_proj", "k_proj", "v_proj")), ("o", ("o_proj",))),
-    "mlp": (("gate_up", ("gate_proj", "up_proj")), ("down", ("down_proj",))),
-}
 
 
 @functools.cache
@@ -209,13 +206,15 @@ def pack(kind: str, weights: list[Any], biases: list[Any | None]) -> Packed:
 
 
 def decoder_layers(model: Any) -> list[Any] | None:
-    """The decoder layers of a Llama-style model (``model.model.layers``), else None."""
+    """The decoder layers of a Llama-style model (``model.model.layers``, with the projections
+    of its :func:`~app.providers.local_arch.fused_layout`), else None."""
     inner = getattr(model, "model", None)
     layers = getattr(inner, "layers", None)
     if layers is None:
         return None
+    layout = fused_layout(model)
     for layer in layers:
-        for group, fused in FUSED.items():
+        for group, fused in layout.items():
             parent = getattr(layer, group, None)
             if parent is None or any(not hasattr(parent, m) for _, members in fused for m in members):
                 return None
@@ -284,9 +283,10 @@ def quantize_model(
         raise ValueError("not a Llama-style decoder (model.model.layers with q/k/v/o and gate/up/down)")
     result = QuantizedModel(variant, [], None)
     total = len(layers) + 1
+    layout = fused_layout(model)
     for i, layer in enumerate(layers):
         packs: dict[str, Packed] = {}
-        for group, fused in FUSED.items():
+        for group, fused in layout.items():
             parent = getattr(layer, group)
             for fused_name, members in fused:
                 mods = [getattr(parent, m) for m in members]
@@ -381,9 +381,10 @@ def model_from_packed(config: Any, meta: dict[str, str], tensors: dict[str, Any]
                       tuple(int(s) for s in info["splits"]), tensors.get(f"q.{name}.bias"))
 
     result = QuantizedModel(meta["variant"], [], None)
+    groups = fused_layout(model)
     for i, layer in enumerate(layers):
         packs: dict[str, Packed] = {}
-        for group, fused in FUSED.items():
+        for group, fused in groups.items():
             for fused_name, members in fused:
                 packs[fused_name] = packed(f"layers.{i}.{fused_name}")
                 _install(getattr(layer, group), members, packs[fused_name])
@@ -411,8 +412,14 @@ def _untie_config(config: Any) -> None:
 
 
 def _rebuild_meta_buffers(model: Any) -> None:
-    """Recreate modules whose only meta tensors are computed buffers (rotary embeddings)."""
+    """Recreate modules whose only meta tensors are computed buffers (rotary embeddings, and
+    Gemma's embedding scale)."""
+    import torch
+
     for name, module in list(model.named_modules()):
+        scale = getattr(module, "embed_scale", None)
+        if isinstance(scale, torch.Tensor) and scale.device.type == "meta" and hasattr(module, "scalar_embed_scale"):
+            module.register_buffer("embed_scale", torch.tensor(float(module.scalar_embed_scale)), persistent=False)
         if "rotary" not in type(module).__name__.lower():
             continue
         if not any(b.device.type == "meta" for b in module.buffers(recurse=False)):

@@ -208,7 +208,7 @@ class LocalRuntime:
 
     def _tuner(self) -> Any:
         """The thread tuner of this runtime (measures what is free, per generation)."""
-        from app.providers.local_fast import ThreadTuner
+        from app.providers.local_threads import ThreadTuner
 
         if self.tuner is None:
             self.tuner = ThreadTuner()

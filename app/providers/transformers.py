@@ -384,8 +384,29 @@ class _LocalBase:
         return ModelInfo(
             ref=ref, display_name=display, context_length=rt_ctx, is_local=True, supports_adapters=True,
             state="ready" if loaded else "available", description=source.location, tokenizer=f"{source.kind} tokenizer",
-            supports_tools=self.supports_tools(model),
+            supports_tools=self.supports_tools(model), fast_path=self._fast_path(source, loaded),
         )
+
+    def _fast_path(self, source: ModelSource, loaded: bool) -> str | None:
+        """Why ``source`` runs on transformers' generate, not the lean CPU step (see ModelInfo.fast_path):
+        the loaded model's reason, else what the settings or the config on disk say."""
+        from app.providers.local_arch import folder_reason
+        from app.providers.local_loading import QUANT_VARIANTS
+
+        if loaded:
+            worker = self.context.extra.get("model_worker")
+            current = getattr(worker.state.get("runtime"), "loaded", None) if isinstance(worker, ModelWorker) else None
+            if current is not None:
+                fast = current.fast
+                reason = getattr(fast, "lora_reason", None)
+                return current.fast_reason if fast is None else (f"adapters: {reason}" if reason else None)
+        local = self.context.settings.local
+        if local.device not in ("auto", "cpu"):
+            return f"device {local.device} (the fast path runs on the CPU)"
+        if local.dtype not in ("auto", *QUANT_VARIANTS):
+            return f"dtype {local.dtype} (the fast path runs int8/int4 weights)"
+        folder = self._folder_on_disk(source)
+        return folder_reason(folder) if folder is not None else None
 
     async def aclose(self) -> None:
         """Stop the shared worker (unloading the model); another provider starts a new one."""

@@ -145,6 +145,64 @@ def build_tiny_llama(folder: Path, hidden: int = 32, seed: int = 0, style: str =
     return folder
 
 
+ARCH_CONFIGS: dict[str, dict[str, Any]] = {
+    # hidden 64, head_dim 32: q/k/v start on multiples of 64 rows, so int4 packs them too
+    "qwen3": {"head_dim": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2,
+              "use_sliding_window": True, "sliding_window": 24, "max_window_layers": 1},  # layer 1 slides
+    "mistral": {"head_dim": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2,
+                "sliding_window": 40},  # every layer slides
+    "gemma3_text": {"head_dim": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 3,
+                    "layer_types": ["sliding_attention", "full_attention", "sliding_attention"], "sliding_window": 24,
+                    "query_pre_attn_scalar": 8, "final_logit_softcapping": 30.0, "tie_word_embeddings": True,
+                    "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                        "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6}}},
+    "phi3": {"num_attention_heads": 2, "num_key_value_heads": 2, "num_hidden_layers": 2, "sliding_window": 40},
+}
+"""Tiny configs of the architectures the lean step runs besides Llama (sliding layers where they have them)."""
+
+
+def build_tiny_arch(folder: Path, model_type: str, seed: int = 0) -> Path:
+    """A tiny random model of ``model_type`` (see :data:`ARCH_CONFIGS`; hidden 64), saved with
+    the ChatML tokenizer; its norm weights are random too (Gemma's (1 + w) starts at w = 0)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(folder)
+    eos = tok.convert_tokens_to_ids(STYLES["chatml"]["eos"])
+    extra = dict(ARCH_CONFIGS[model_type])
+    config = AutoConfig.for_model(
+        model_type, vocab_size=len(tok), hidden_size=64, intermediate_size=128, max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id, eos_token_id=eos, pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=extra.pop("tie_word_embeddings", False), **extra,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.5)
+            elif "norm" in name:  # around Gemma's 1 + w = 1 and the others' w = 1
+                p.uniform_(-0.3, 0.3) if model_type == "gemma3_text" else p.uniform_(0.7, 1.3)
+        model.get_output_embeddings().weight[eos].zero_()
+        model.get_output_embeddings().weight[tok.pad_token_id].zero_()
+    model.generation_config = GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=eos, pad_token_id=tok.pad_token_id)
+    model.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_gpt2(folder: Path) -> Path:
+    """A 1-layer GPT-2 (an architecture the lean step does not run), with the ChatML tokenizer."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(folder)
+    config = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=256,
+                        bos_token_id=tok.bos_token_id, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"))
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
 def build_adapter(
     base_folder: Path, out: Path, *, r: int = 4, alpha: int = 8, targets: tuple[str, ...] = ("q_proj", "v_proj"), seed: int = 1
 ) -> Path:

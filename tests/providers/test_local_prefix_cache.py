@@ -15,8 +15,10 @@ from app.core.provider import ProviderContext
 from app.core.settings import LocalModelSettings, Settings
 from app.core.tools import ResponseSchema
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest, ModelRef
+from app.providers import local_quant
 from app.providers.local_prefix_cache import ALIGN, MB, PrefixCache, common_prefix
 from app.providers.transformers import LocalProvider
+from tests.providers.local_fixtures import ARCH_CONFIGS, build_tiny_arch
 
 SYSTEM = ChatMessage("system", "You are a careful assistant. " * 12)
 LONG = (SYSTEM, ChatMessage("user", "Tell me about the lighthouse keeper and the storm, in detail."))
@@ -139,6 +141,34 @@ def test_a_constrained_answer_reuses_the_prompt_and_keeps_its_grammar(make_provi
     cold_text, _ = ask(cold, run, tiny_model, LONG, schema=ResponseSchema(), max_tokens=40)
     assert texts[0][0] == texts[1][0] == cold_text and isinstance(json.loads(cold_text), dict)
     assert texts[1][1].cached_prompt_tokens > 0
+
+
+@pytest.mark.parametrize("model_type", sorted(ARCH_CONFIGS))
+def test_reuse_on_each_architecture_answers_as_cold(make_provider: Callable[..., LocalProvider],
+                                                    tmp_path_factory: pytest.TempPathFactory, model_type: str,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    run: Callable[..., Any]) -> None:  # fmt: skip
+    """Qwen3 and Gemma 3 (sliding layers of 24 tokens, under a chunk), Phi-3 and Mistral (every
+    layer a 40-token window) on the lean step: reused prompts answer as cold runs, bit for bit; the cold provider loads
+    the quantized copy the warm one wrote (the cache file round trip)."""
+    model = build_tiny_arch(tmp_path_factory.mktemp("reuse") / model_type, model_type)
+    warm, cold = make_provider("int4"), make_provider("int4", entries=0)
+    first, _ = ask(warm, run, model, LONG)
+    assert warm.worker.call(lambda: warm._runtime().loaded.fast is not None)
+
+    def no_quantizing(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("quantized again")
+
+    monkeypatch.setattr(local_quant, "quantize_model", no_quantizing)  # the cold one loads the warm one's copy
+    chat = LONG + (ChatMessage("assistant", first), ChatMessage("user", "And then?"))
+    for name, messages, prefix in [("again", LONG, ""), ("next turn", chat, ""), ("branch", LONG, first[: len(first) // 2]),
+                                   ("back to the turn", chat, "")]:  # fmt: skip
+        text, usage = ask(warm, run, model, messages, prefix, logprobs=0)
+        cold_text, cold_usage = ask(cold, run, model, messages, prefix, logprobs=0)
+        assert (text, usage.prompt_tokens) == (cold_text, cold_usage.prompt_tokens), name
+        assert LOGPROBS[-2] == LOGPROBS[-1] and LOGPROBS[-1], name
+        assert usage.cached_prompt_tokens >= 2 * ALIGN and cold_usage.cached_prompt_tokens == 0, name
+    assert cold.worker.call(lambda: cold._runtime().loaded.fast is not None)
 
 
 @pytest.mark.slow

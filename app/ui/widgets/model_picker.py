@@ -329,7 +329,8 @@ class ModelPicker(QComboBox):
                     item.setData(info.endpoint, ROLE_ENDPOINT)
                     item.setData("model", ROLE_KIND)
                     item.setToolTip(f"{info.ref}" + (f" @ {info.endpoint}" if info.endpoint else "")
-                                    + (f"\n{info.description}" if info.description else "") + tools_note(info))
+                                    + (f"\n{info.description}" if info.description else "") + tools_note(info)
+                                    + (f"\nSlower path: {info.fast_path}" if info.fast_path else ""))
                     if str(info.ref) == cur_id and (cur_ep is None or info.endpoint == cur_ep) and select_row < 0:
                         font = QFont(self.font())
                         font.setBold(True)
@@ -485,3 +486,4 @@ class _Placeholder:
         self.display_name = model_id
         self.state = "available"
         self.description = ""
+        self.fast_path: str | None = None

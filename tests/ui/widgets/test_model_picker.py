@@ -7,7 +7,7 @@ from typing import Any
 from app.core.events import Progress
 from app.core.services import ModelListing
 from app.core.types import ModelInfo, ModelRef
-from app.ui.widgets.model_picker import ROLE_KIND, ModelPicker
+from app.ui.widgets.model_picker import ROLE_ID, ROLE_KIND, ModelPicker
 
 
 def _info(mid: str, endpoint: str | None = None, state: str = "available") -> ModelInfo:
@@ -165,3 +165,14 @@ def test_tool_support_shows_in_the_tooltips(qapp: Any) -> None:
     assert "Tools" not in next(t for k, t in tips.items() if k.startswith("echo"))  # not known: not said
     p.set_current("local:smol")
     assert "no tool support" in p.state_label.toolTip() and "no tool support" in p.lineEdit().toolTip()
+
+
+def test_a_model_off_the_fast_path_says_why_in_its_tooltip(qapp: Any) -> None:
+    p = ModelPicker()
+    slow = ModelInfo(ref=ModelRef.parse("local:/m/gpt2"), display_name="gpt2", fast_path="model type 'gpt2'")
+    fast = ModelInfo(ref=ModelRef.parse("local:/m/gemma"), display_name="gemma")
+    p.set_listing(ModelListing(models=[slow, fast], errors={}))
+    tips = {p.model().item(i).data(ROLE_ID): p.model().item(i).toolTip() for i in range(p.count())
+            if p.model().item(i).data(ROLE_KIND) == "model"}
+    assert "Slower path: model type 'gpt2'" in tips["local:/m/gpt2"]
+    assert "Slower path" not in tips["local:/m/gemma"]
