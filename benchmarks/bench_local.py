@@ -276,7 +276,7 @@ def bench_schema(root: Path, tokens: int, rounds: int) -> None:
 
 def bench_adapters(root: Path, tokens: int, rounds: int) -> None:
     """LoRA on the fast path (dtype auto): switch time, and tok/s with adapters / base."""
-    from benchmarks.bench_lora import make_adapter
+    from benchmarks.bench_lora import activate, make_adapter
 
     provider, ctx = make(root, "auto", None)
     asyncio.run(provider.load("smollm2"))
@@ -285,10 +285,11 @@ def bench_adapters(root: Path, tokens: int, rounds: int) -> None:
     b = make_adapter(folder, root / "adapter_b", 2)
     asyncio.run(provider.load_adapter(str(a), "first"))
     asyncio.run(provider.load_adapter(str(b), "second"))
+    paths = {"first": a, "second": b}
     switches = []
     for i in range(10):
         start = time.perf_counter()
-        asyncio.run(provider.set_active_adapters({"first" if i % 2 else "second": 1.0}))
+        activate(provider, paths, {"first" if i % 2 else "second": 1.0})
         switches.append(time.perf_counter() - start)
     combos = {"base": {}, "one adapter": {"first": 1.0}, "two, scaled 0.7 + 0.5": {"first": 0.7, "second": 0.5}}
     speeds: dict[str, list[float]] = {k: [] for k in combos}
@@ -296,7 +297,7 @@ def bench_adapters(root: Path, tokens: int, rounds: int) -> None:
     asyncio.run(stream_once(provider, LONG, 4))
     for _ in range(rounds):
         for label, weights in combos.items():
-            asyncio.run(provider.set_active_adapters(weights))
+            activate(provider, paths, weights)
             speeds[label].append(asyncio.run(stream_timed(provider, LONG, tokens))[3])
             on_fast[label] = provider.worker.call(lambda: provider._runtime().loaded.fast.ready)  # type: ignore[union-attr]
     med = {k: statistics.median(v) for k, v in speeds.items()}

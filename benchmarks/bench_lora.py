@@ -2,7 +2,7 @@
 
 - time to validate + load an r=16 adapter (q/k/v/o projections, made on the fly with
   ``init_lora_weights=False`` and saved) through the provider;
-- time to switch between two loaded adapters (``set_active_adapters``);
+- time to switch between two loaded adapters (the request path: ``apply_request_adapters``);
 - generation tokens/s with the base model, one adapter unmerged, and the same adapter merged
   into the weights (peft ``merge_adapter``; not on the quantized fast path), each as a ratio
   to the base.
@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,6 +50,15 @@ def make_adapter(folder: str, out: Path, seed: int) -> Path:
 REPEATS = 3
 
 
+
+def activate(provider: Any, paths: dict[str, Path], weights: dict[str, float]) -> None:
+    """Make exactly ``weights`` (adapter name -> scale; {} = the base model) active, the way a
+    request with those adapters does it (on the model worker)."""
+    from app.core.types import AdapterSpec
+
+    specs = [AdapterSpec(str(paths[name]), scale, name) for name, scale in weights.items()]
+    provider.worker.call(lambda: provider._runtime().apply_request_adapters(specs))
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--tokens", type=int, default=128)
@@ -66,6 +76,7 @@ def main() -> None:
         folder = provider.worker.call(lambda: provider._runtime().loaded.folder)
         a = make_adapter(folder, root / "adapter_a", 1)
         b = make_adapter(folder, root / "adapter_b", 2)
+        paths = {"first": a, "second": b}
 
         loads = []
         for path, name in ((a, "first"), (b, "second")):
@@ -77,7 +88,7 @@ def main() -> None:
         switches = []
         for i in range(10):
             start = time.perf_counter()
-            asyncio.run(provider.set_active_adapters({"first" if i % 2 else "second": 1.0}))
+            activate(provider, paths, {"first" if i % 2 else "second": 1.0})
             switches.append(time.perf_counter() - start)
         print(f"switch between loaded adapters: median {statistics.median(switches) * 1000:.1f} ms (10 switches)")
 
@@ -98,11 +109,11 @@ def main() -> None:
         for _ in range(REPEATS):  # interleaved, so background load hits every variant alike
             for label in speeds:
                 if label == "base":
-                    asyncio.run(provider.set_active_adapters({}))
+                    activate(provider, paths, {})
                 elif label == "cat of two":
-                    asyncio.run(provider.set_active_adapters({"first": 0.5, "second": 0.5}))
+                    activate(provider, paths, {"first": 0.5, "second": 0.5})
                 else:
-                    asyncio.run(provider.set_active_adapters({"first": 1.0}))
+                    activate(provider, paths, {"first": 1.0})
                     if label == "merged":
                         provider.worker.call(merge)
                 text, n, dt = asyncio.run(stream_once(provider, LONG, args.tokens))
