@@ -159,14 +159,16 @@ class ServerController(Controller):
         self.say("The server stopped.")
 
     def close(self) -> None:
-        """Begin stopping as the window closes (:meth:`aclose` awaits the end)."""
-        if self._closing is None:
+        """Begin stopping as the window closes (:meth:`aclose` awaits the end); nothing to do
+        (and no task made) when the server is not running."""
+        if self._closing is None and self.server is not None and self.server.running:
             self._closing = asyncio.ensure_future(self.astop())
 
     async def aclose(self) -> None:
         """Stop serving as the window closes (bounded; a failure is logged, never raised)."""
         self.close()
-        assert self._closing is not None
+        if self._closing is None:  # it was not running
+            return
         try:
             await asyncio.wait_for(asyncio.shield(self._closing), STOP_TIMEOUT_S)
         except Exception:
