@@ -233,8 +233,14 @@ def ignore_further_interrupts() -> None:
     import signal
     import threading
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    while True:  # a Ctrl+C already pending fires the old handler inside this very call: again
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def run_interruptible(coro: Coroutine[Any, Any, T]) -> T:
