@@ -52,6 +52,8 @@ _JS_RUN = """
   return JSON.stringify(__r === undefined ? null : __r);
 })()
 """
+
+
 def _eval_js(call: str, prelude: str, limits: Limits) -> str:
     """The JSON text of ``call`` (after ``prelude``) in a fresh V8 context; raises ScriptError."""
     from py_mini_racer import (
