@@ -25,6 +25,7 @@ def window(qloop: Any, qapp: Any) -> Iterator[Any]:
     yield win
     bench = win.dialogs.get("workbench")
     if bench is not None:
+        bench.commit_edits()  # text typed but not applied yet would count as an edit at quit
         bench.dirty = False  # a test's edited grid: quitting would ask about it
     win.close()
     if bench is not None:
