@@ -27,9 +27,9 @@ def window(qloop: Any, qapp: Any) -> Iterator[Any]:
     if bench is not None:
         bench.commit_edits()  # text typed but not applied yet would count as an edit at quit
         bench.dirty = False  # a test's edited grid: quitting would ask about it
-    win.close()
-    if bench is not None:
+    if bench is not None:  # its runs and store close on the loop before the window goes
         qloop.run_until_complete(asyncio.wait_for(bench.aclose(), 10))
+    win.close()
     qloop.run_until_complete(backend.aclose())
     qloop.run_until_complete(services.aclose())
 
