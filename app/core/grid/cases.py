@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import replace
@@ -147,10 +148,27 @@ def expected_assertion(text: str, where: str) -> Assertion:
     return parse_assertion_line(text, where)
 
 
+_CSV_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_CONFIG_COLUMN = re.compile(r"__config:__expected(\d*):threshold")
+
+
+def _csv_number(value: str | None, where: str, column: str) -> float | None:
+    """A number cell (promptfoo's parseFiniteNumber); None when empty."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if not _CSV_NUMBER.fullmatch(text) or not math.isfinite(float(text)):
+        raise CasesFileError(f"{where}, column {column}: '{text[:40]}' is not a number.",
+                             hint="Write a number such as 0.8, or leave the cell empty.")  # fmt: skip
+    return float(text)
+
+
 def _from_row(row: dict[str, str], where: str) -> TestCase:
     variables: dict[str, Any] = {}
     asserts: list[Assertion] = []
     description = metric = prefix = suffix = ""
+    threshold: float | None = None
+    thresholds: dict[int, float] = {}  # __config:__expectedN:threshold, by the assertion's index
     for key, value in row.items():
         if key is None:
             raise CasesFileError(f"{where}: this row has more cells than the header has columns.",
@@ -165,14 +183,24 @@ def _from_row(row: dict[str, str], where: str) -> TestCase:
             metric = (value or "").strip()
         elif name in ("__prefix", "__suffix"):
             prefix, suffix = (value or "", suffix) if name == "__prefix" else (prefix, value or "")
+        elif name == "__threshold":
+            threshold = _csv_number(value, where, name)
+        elif name.startswith("__metadata:"):
+            continue  # the test's metadata: promptfoo's filters and reports, never a verdict
+        elif (m := _CONFIG_COLUMN.fullmatch(name)) is not None and m.group(1) != "0":
+            number = _csv_number(value, where, name)
+            if number is None:
+                raise CasesFileError(f"{where}, column {name}: the threshold is empty.", hint="Write a number such as 0.8.")
+            thresholds[int(m.group(1) or "1") - 1] = number
         elif name.startswith("__"):
             raise CasesFileError(f"{where}: the column {name} is not supported by this app.",
-                                 hint="Remove the column (supported: __expected, __description, __metric, __prefix, __suffix).")  # fmt: skip
+                                 hint="Remove the column (supported: __expected, __description, __metric, __prefix, "
+                                      "__suffix, __threshold, __metadata:NAME, __config:__expectedN:threshold).")  # fmt: skip
         elif name:
             variables[name] = value if value is not None else ""
-    if metric:
-        asserts = [replace(a, metric=metric) for a in asserts]
-    return TestCase(variables, tuple(asserts), description, prefix=prefix, suffix=suffix)
+    asserts = [replace(a, metric=metric or a.metric, threshold=thresholds.get(i, a.threshold))
+               for i, a in enumerate(asserts)]  # fmt: skip
+    return TestCase(variables, tuple(asserts), description, threshold=threshold, prefix=prefix, suffix=suffix)
 
 
 def cases_from_csv(text: str, source: str = "cases.csv") -> list[TestCase]:

@@ -39,6 +39,7 @@ from app.core.grid.entries import (
 from app.core.grid.files import looks_like_path, prompt_entries, resolve
 from app.core.grid.limits import LimitError, check_cells, compose_yaml, load_json, read_limited
 from app.core.grid.model import Assertion, GridConfig, Prompt, TestCase, Variant
+from app.core.grid.refs import dereference
 from app.core.grid.suite import (
     check_prompt_refs,
     default_options,
@@ -51,6 +52,8 @@ __all__ = ["FORMAT_HINT", "GridFileError", "dump_grid", "grid_from_dict", "key_p
            "normalize_model_id", "parse_grid_text"]
 TOP_KEYS = ("description", "prompts", "providers", "defaultTest", "tests", "scenarios", "evaluateOptions",
             "derivedMetrics")
+REF_KEYS = ("assertionTemplates",)
+"""promptfoo keys that only hold what ``$ref`` s point at (read through the references)."""
 IGNORED_KEYS = ("sharing", "outputPath", "tags", "metadata", "writeLatestResults", "$schema")
 """promptfoo keys that change nothing about what is sent or checked: ignored with a warning."""
 UNSUPPORTED_KEYS = ("env", "nunjucksFilters", "extensions", "redteam", "commandLineOptions")
@@ -142,11 +145,12 @@ def _grid(data: Any, doc: Doc) -> GridConfig:
     if not isinstance(data, dict):
         doc.fail((), "a grid file must be a mapping with prompts, providers and tests.",
                  "Start from the example in docs/grids.md.")  # fmt: skip
+    data = dereference(data, doc)
     for key in data:
         if key in UNSUPPORTED_KEYS:
             doc.fail((key,), f"promptfoo's '{key}' is not supported here, so the grid would not run as promptfoo runs it.",
                      "Remove it (docs/grids.md lists what is supported).")  # fmt: skip
-        if key not in TOP_KEYS:
+        if key not in TOP_KEYS and key not in REF_KEYS:
             doc.warn((key,), f"ignored (the Workbench reads {', '.join(TOP_KEYS)}).")
     description = data.get("description") or ""
     if not isinstance(description, str):

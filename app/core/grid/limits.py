@@ -111,9 +111,17 @@ def _loader_class() -> type[Any]:
 
     class DepthLimitedLoader(yaml.SafeLoader):  # type: ignore[misc]
         """SafeLoader that refuses nesting past :data:`MAX_DEPTH` while it composes (before
-        Python's recursion limit is near)."""
+        Python's recursion limit is near), with YAML 1.2's plain scalars as promptfoo's
+        js-yaml reads them: ``yes``/``no``/``on``/``off`` are text, ``12:30`` too, ``012`` is 12."""
 
         depth = 0
+
+        def construct_yaml_int(self, node: Any) -> int:
+            text = str(self.construct_scalar(node)).replace("_", "")
+            sign = -1 if text.startswith("-") else 1
+            digits = text.lstrip("+-")
+            base = {"0x": 16, "0o": 8, "0b": 2}.get(digits[:2].lower(), 10)
+            return sign * int(digits[2:] if base != 10 else digits, base)
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             self.depth += 1
@@ -124,7 +132,32 @@ def _loader_class() -> type[Any]:
             finally:
                 self.depth -= 1
 
+    _yaml_12_scalars(DepthLimitedLoader)
     return DepthLimitedLoader
+
+
+_YAML12 = (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+)$", "-+0123456789"),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+     "-+.0123456789"),
+)  # fmt: skip
+"""YAML 1.2 core schema booleans and numbers (js-yaml's, so promptfoo's)."""
+
+
+def _yaml_12_scalars(loader: Any) -> None:
+    """Give ``loader`` YAML 1.2's implicit booleans and numbers in place of YAML 1.1's."""
+    import re
+
+    replaced = {tag for tag, _, _ in _YAML12}
+    loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in replaced]
+        for first, resolvers in loader.yaml_implicit_resolvers.items()
+    }
+    for tag, pattern, firsts in _YAML12:
+        loader.add_implicit_resolver(tag, re.compile(pattern), list(firsts))
+    loader.add_constructor("tag:yaml.org,2002:int", loader.construct_yaml_int)
 
 
 def compose_yaml(text: str, source: str) -> tuple[Any, Any]:

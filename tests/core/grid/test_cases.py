@@ -67,3 +67,18 @@ def test_assertion_lines_read_and_write_back(line: str, expected: Assertion) -> 
 def test_a_threshold_that_is_no_number_is_refused() -> None:
     with pytest.raises(CasesFileError, match="threshold 'x' of levenshtein is not a number"):
         parse_assertion_line("levenshtein(x): a")
+
+
+def test_csv_threshold_metadata_and_config_columns_as_promptfoo_reads_them() -> None:
+    text = ("q,__expected1,__expected2,__threshold,__metadata:severity,__config:__expected2:threshold\n"
+            "a,contains: x,similar: y,0.5,high,0.9\n"
+            "b,contains: x,,,,0.7\n")  # fmt: skip
+    first, second = cases_from_csv(text)
+    assert first.threshold == 0.5 and second.threshold is None  # an empty __threshold: none
+    assert dict(first.vars) == {"q": "a"}  # metadata is no variable
+    assert [a.threshold for a in first.asserts] == [None, 0.9]
+    assert [a.threshold for a in second.asserts] == [None]  # the second assertion's cell is empty
+    with pytest.raises(CasesFileError, match=r"line 2, column __threshold: 'half' is not a number"):
+        cases_from_csv("q,__threshold\na,half\n")
+    with pytest.raises(CasesFileError, match=r"column __providerOutput is not supported"):
+        cases_from_csv("q,__providerOutput\na,b\n")

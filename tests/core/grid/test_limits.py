@@ -130,3 +130,8 @@ def test_files_and_prompts_of_a_whole_grid_are_bounded(tmp_path: Path, monkeypat
     runner = GridRunner(None, config)  # type: ignore[arg-type]  # planning only
     assert [c.status for c in runner.cells.values()] == ["idle", "idle", "invalid"]
     assert "prompts together are longer than 2,000 characters" in (runner.problems()[0].error or "")
+
+
+def test_yaml_plain_scalars_read_as_promptfoos_yaml_1_2() -> None:
+    _, data = limits.compose_yaml("a: Yes\nb: off\nc: true\nd: 12:30\ne: 012\nf: 0x1F\ng: 1e3\nh: 0o17\ni: FALSE\n", "g.yaml")
+    assert data == {"a": "Yes", "b": "off", "c": True, "d": "12:30", "e": 12, "f": 31, "g": 1000.0, "h": 15, "i": False}
