@@ -65,6 +65,16 @@ def run() -> Callable[..., Any]:
     return _run
 
 
+@pytest.fixture(scope="session")
+def qapp(qapp: Any) -> Any:
+    """pytest-qt's QApplication, set up like the app's (launch.py): it does not quit when its
+    last window closes. Otherwise a shown widget an earlier test left behind, freed by the
+    garbage collector while a later test runs the qasync loop, ends that loop ("Event loop
+    stopped before Future completed")."""
+    qapp.setQuitOnLastWindowClosed(False)
+    return qapp
+
+
 @pytest.fixture
 def qloop(qapp: Any) -> Iterator[Any]:
     """A qasync loop on the test QApplication, set as the current loop.

@@ -103,7 +103,7 @@ class ReviewPanel(QWidget):
             button.clicked.connect(lambda on, n=n: self._pick_score(n if on else None))
         self.clear_button.clicked.connect(self.clear)
         self.comment.textChanged.connect(self._on_comment_typed)
-        self._comment_timer.timeout.connect(self.commit)
+        self._comment_timer.timeout.connect(self._emit)  # a fired single-shot timer is no longer active
         for button, winner in ((self.left_button, "a"), (self.tie_button, "tie"), (self.right_button, "b")):
             button.clicked.connect(lambda _on, w=winner: self._vote(w))
         self.unvote_button.clicked.connect(lambda: self._vote(""))
