@@ -391,8 +391,10 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
 
     def commit_edits(self) -> None:
         """Take in what is typed but not applied yet: the description (applied when its field
-        loses focus) and the prompt (applied after a short pause)."""
+        loses focus), the prompt (applied after a short pause) and a review comment still being
+        typed (kept with the run a moment after typing stops)."""
         self._on_description_edited()
+        self.review_panel.commit()
         if self._prompt_timer.isActive():
             self._prompt_timer.stop()
             self._on_prompt_edited()

@@ -77,6 +77,18 @@ def test_rating_a_cell_shows_counts_and_comes_back_when_the_run_reopens(bench: A
     assert panel.comment.toPlainText() == "a fair answer to a bad question" and "(1 by hand)" in footer(bench, 1)
 
 
+def test_a_comment_typed_just_before_closing_is_kept(bench: Any, drive: Callable[..., Any]) -> None:
+    run_id = ran(bench, drive)
+    bench.select_cell(1, 1)
+    bench.tabs.setCurrentWidget(bench.review_panel)
+    bench.review_panel.comment.setPlainText("typed, then the window closed")
+    bench.commit_edits()  # what closing does first, before the comment's pause has passed
+    assert bench.runs.select(run_id)
+    bench.runs.reopen_button.click()
+    bench.select_cell(1, 1)
+    assert bench.review_panel.comment.toPlainText() == "typed, then the window closed"
+
+
 def test_a_grid_not_run_cannot_be_rated(bench: Any) -> None:
     bench.load_config(grid(), None)
     bench.select_cell(0, 0)
