@@ -163,6 +163,39 @@ tests: [{{assert: [{{type: cost, threshold: 1}}]}}]
     assert KEY not in err and KEY not in json.dumps(data)
 
 
+def test_an_unset_api_key_envar_falls_back_to_the_keyring_or_exits_2(server: OpenAIServer, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import keyring
+
+    from app.core.secrets import SERVICE
+
+    monkeypatch.delenv("GRID_UNSET_VAR", raising=False)
+    config = write(tmp_path, {"promptfooconfig.yaml": f"""\
+prompts: [Hi]
+providers: [{{id: openai:gpt-4o-mini, config: {{apiBaseUrl: "{server.base_url}", apiKeyEnvar: GRID_UNSET_VAR}}}}]
+"""})  # fmt: skip
+    code, _, err = run(capsys, ["grid", str(config)])
+    assert code == 2 and server.chat_requests == []
+    assert "GRID_UNSET_VAR is not set and the keyring has no env:GRID_UNSET_VAR key" in err
+    assert "python -m app keys set env:GRID_UNSET_VAR" in err and "export GRID_UNSET_VAR=" in err
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(KEY + "-kr\n"))
+    assert main(["keys", "set", "env:GRID_UNSET_VAR"]) == 0
+    assert keyring.get_password(SERVICE, "env:GRID_UNSET_VAR") == KEY + "-kr"
+    capsys.readouterr()
+    out = tmp_path / "results.json"
+    code, data, err = run(capsys, ["grid", str(config), "--json", "-o", str(out)])
+    assert code == 0, err
+    assert [r.authorization for r in server.chat_requests] == [f"Bearer {KEY}-kr"]
+    monkeypatch.setenv("GRID_UNSET_VAR", KEY + "-env")  # the environment comes first
+    assert run(capsys, ["grid", str(config)])[0] == 0
+    assert server.chat_requests[-1].authorization == f"Bearer {KEY}-env"
+    home = Path(os.environ["LLM_PLAYGROUND_HOME"])
+    for path in [*(p for p in home.rglob("*") if p.is_file()), out]:
+        assert KEY.encode() not in path.read_bytes(), path
+    assert KEY not in err and KEY not in json.dumps(data)
+
+
 def test_a_missing_file_or_unsupported_feature_exits_2_before_sending(server: OpenAIServer, tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     head = f'providers: [{{id: openai:gpt-4o-mini, config: {{apiBaseUrl: "{server.base_url}"}}}}]\n'

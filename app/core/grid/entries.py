@@ -27,6 +27,7 @@ from app.core.grid.tool_config import (
     read_tool_choice,
     read_tools,
 )
+from app.core.secrets import ENV_KEY_PREFIX
 from app.core.types import GenerationParams, ModelRef
 from app.core.url_keys import accept_endpoint, remember_key
 
@@ -171,11 +172,7 @@ def _api_key(variant: Variant, config: dict[str, Any], changes: dict[str, Any], 
     base URL (this process's requests to it), never in the variant, the stored run or an export."""
     key = config.get("apiKey") or config.get("api_key")
     if key is None and config.get("apiKeyEnvar"):
-        name = str(config["apiKeyEnvar"]).strip()
-        key = os.environ.get(name)
-        if not key:
-            doc.fail((*path, "apiKeyEnvar"), f"the environment variable {name} is not set.",
-                     f"Set it (export {name}=...), or remove apiKeyEnvar to use the key in the keyring.")  # fmt: skip
+        key = _env_key(str(config["apiKeyEnvar"]).strip(), (*path, "apiKeyEnvar"), doc)
     if not key:
         return
     if not variant.model.startswith("openai:"):
@@ -186,6 +183,24 @@ def _api_key(variant: Variant, config: dict[str, Any], changes: dict[str, Any], 
                  "a key in a grid file goes with an apiBaseUrl (it is used for that server only).",
                  "For OpenAI's own API keep the key in the keyring (python -m app keys set openai) or OPENAI_API_KEY.")  # fmt: skip
     changes["endpoint"] = remember_key(url, str(key).strip())
+
+
+def _env_key(name: str, path: Path_, doc: Doc) -> str:
+    """The key of ``apiKeyEnvar: NAME``: the environment variable, else the keyring entry
+    ``env:NAME``; neither: the file is refused (nothing sent)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        doc.fail(path, f"'{name}' is not an environment variable name.", "Write e.g. apiKeyEnvar: MY_API_KEY.")
+    key = (os.environ.get(name) or "").strip()
+    if not key and doc.keys is not None:
+        try:
+            key = (doc.keys(ENV_KEY_PREFIX + name) or "").strip()
+        except AppError:  # no keyring (or a locked one): as if nothing were stored
+            key = ""
+    if not key:
+        doc.fail(path, f"the environment variable {name} is not set and the keyring has no {ENV_KEY_PREFIX}{name} key.",
+                 f"Store the key with: python -m app keys set {ENV_KEY_PREFIX}{name} (it is read from stdin), "
+                 f"or export {name}=...")  # fmt: skip
+    return key
 
 
 def assertions(value: Any, path: Path_, doc: Doc) -> tuple[Assertion, ...]:
