@@ -1,8 +1,9 @@
 """Checking answers: the assertion types of promptfoo that this app supports, and the order
 promptfoo applies them in.
 
-- The output transform (``options.transform`` of the test, else of ``defaultTest``) runs
-  first; each assertion then sees its result, after its own ``transform`` if it has one.
+- The provider's ``transform`` runs first, then the output transform (``options.transform``
+  of the test, else of ``defaultTest``); each assertion then sees their result, after its
+  own ``transform`` if it has one (promptfoo's evaluator's order).
 - Checks from the text alone are in :mod:`~app.core.grid.assert_text`; ``javascript`` and
   ``python`` in :mod:`~app.core.grid.assert_scripts`; ``llm-rubric`` and ``similar`` in
   :mod:`~app.core.grid.assert_model`; the cell's verdict (weights, threshold, named scores)
@@ -47,9 +48,9 @@ AskGrader = Callable[[Variant, list[ChatMessage]], Awaitable[str]]
 """Sends a grader's request and gives back its answer's text (raises AppError)."""
 
 
-def needs_checker(asserts: Sequence[Assertion], transform: str | None) -> bool:
+def needs_checker(asserts: Sequence[Assertion], *transforms: str | None) -> bool:
     """True when checking needs scripts or models (so it runs as a task, not at once)."""
-    return bool(transform) or any(a.base in MODEL_TYPES | SCRIPT_TYPES or a.transform for a in asserts)
+    return any(transforms) or any(a.base in MODEL_TYPES | SCRIPT_TYPES or a.transform for a in asserts)
 
 
 def needs_logprobs(asserts: Sequence[Assertion]) -> bool:
@@ -83,13 +84,16 @@ def stopped(asserts: Sequence[Assertion], answer: Answer, variables: Mapping[str
 
 
 async def check_all(asserts: Sequence[Assertion], answer: Answer, variables: Mapping[str, Any],
-                    context: dict[str, Any], transform: str | None, checker: Checker) -> list[AssertResult]:  # fmt: skip
+                    context: dict[str, Any], transform: str | None, checker: Checker,
+                    provider_transform: str | None = None) -> list[AssertResult]:  # fmt: skip
     """Every assertion's result, in order (see the module doc for the transforms)."""
-    if transform:
+    for code, which in ((provider_transform, "provider's"), (transform, "output")):
+        if not code:
+            continue
         try:
-            answer = replace(answer, output=await apply_transform(transform, answer.value, context))
+            answer = replace(answer, output=await apply_transform(code, answer.value, context))
         except ScriptError as exc:
-            why = f"the output transform failed: {exc.message}"
+            why = f"the {which} transform failed: {exc.message}"
             return [AssertResult(a.type, False, why, 0.0, a.metric) for a in asserts]
     out: list[AssertResult] = []
     for a in asserts:

@@ -74,10 +74,10 @@ def variant_entry(item: Any, path: Path_, doc: Doc) -> Variant:
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
         doc.fail(path, "a provider is a model id or {id, label, config}.", "Write e.g. - openai:gpt-4o-mini.")
     for key in item:
-        if key in ("transform", "env", "delay"):
+        if key in ("env", "delay"):
             doc.fail((*path, key), f"a provider's '{key}' is not supported here.", "Remove it; nothing was sent.")
-        if key not in ("id", "label", "config", "prompts"):
-            doc.warn((*path, key), "ignored (a provider has id, label, config and prompts).")
+        if key not in ("id", "label", "config", "prompts", "transform"):
+            doc.warn((*path, key), "ignored (a provider has id, label, config, prompts and transform).")
     refs = as_list(item.get("prompts") or [])
     if not all(isinstance(r, str) and r.strip() for r in refs):
         doc.fail((*path, "prompts"), "must be a list of prompt labels.", "Write prompts: [my_prompt].")
@@ -91,7 +91,8 @@ def variant_entry(item: Any, path: Path_, doc: Doc) -> Variant:
     config = item.get("config") or {}
     if not isinstance(config, dict):
         doc.fail((*path, "config"), "must be a mapping (temperature, max_tokens, ...).")
-    variant = Variant(model, label, endpoint, prompts=tuple(r.strip() for r in refs))
+    transform = transform_value(item["transform"], (*path, "transform"), doc) if item.get("transform") is not None else None
+    variant = Variant(model, label, endpoint, prompts=tuple(r.strip() for r in refs), transform=transform)
     return _apply_config(variant, config, (*path, "config"), doc)
 
 

@@ -316,7 +316,7 @@ class GridRunner:
         answer = Answer(cell.text, cell.cost_usd, cell.latency_s, cell.tool_calls, offered, cell.finish_reason,
                         tuple(t.logprob for t in result.tokens))  # fmt: skip
         transform = row.test.transform or self.config.default_transform
-        if not needs_checker(row.asserts, transform):
+        if not needs_checker(row.asserts, transform, self.config.variants[cell.col].transform):
             cell.asserts = [check(a, answer, row.vars) for a in row.asserts]
             cell.grade = grade(row.asserts, cell.asserts, row.test.threshold) if row.asserts else None
             cell.status = "done"
@@ -338,7 +338,7 @@ class GridRunner:
                           row.test.provider or self.config.grader,  # options.provider, else defaultTest's
                           getattr(settings, "default_grader", None))  # fmt: skip
         try:
-            results = await check_all(row.asserts, answer, row.vars, context, transform, checker)
+            results = await check_all(row.asserts, answer, row.vars, context, transform, checker, variant.transform)
         except asyncio.CancelledError:
             cell.asserts, cell.grade = stopped(row.asserts, answer, row.vars), None
         else:
