@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import AppError
-from app.core.grid.assert_text import js_pattern
 from app.core.grid.cases import known_type
 from app.core.grid.doc import Doc, Path_
 from app.core.grid.model import (
@@ -20,6 +19,7 @@ from app.core.grid.model import (
     Variant,
     parse_adapter,
 )
+from app.core.grid.sandbox import regex_problem
 from app.core.grid.tool_config import (
     TOOL_KEYS,
     read_json_schema,
@@ -284,11 +284,9 @@ def _assertion(item: Any, path: Path_, doc: Doc) -> Assertion:
     else:
         if value is None or (isinstance(value, dict | list) and base != "equals"):
             doc.fail(path, f"{kind} needs a value (text).", f"Write {{type: {kind}, value: ...}}.")
-        if base == "regex":
-            try:
-                re.compile(js_pattern(str(value)))
-            except re.error as exc:
-                doc.fail((*path, "value"), f"not a valid regular expression: {exc}.", "Fix the pattern.")
+        if base == "regex" and (problem := regex_problem(str(value))) is not None:
+            doc.fail((*path, "value"), f"not a valid JavaScript regular expression: {problem}.",
+                     "Fix the pattern (promptfoo's regex is JavaScript's RegExp, without flags).")  # fmt: skip
         if base != "equals" or not isinstance(value, str):
             value = str(value) if not isinstance(value, str) else value
     grader = item.get("provider")

@@ -116,7 +116,8 @@ def test_assertions_are_read_with_their_defaults_and_shorthands() -> None:
         ({"type": "tool-call-f1", "value": ["a"], "threshold": 2}, "threshold: must be from 0 to 1"),
         ({"type": "not-is-valid-openai-tools-call"}, "is-valid-openai-tools-call has no not- form"),
         ({"type": "levenshtein"}, "levenshtein needs a value"),
-        ({"type": "regex", "value": "(("}, "not a valid regular expression"),
+        ({"type": "regex", "value": "(("}, "not a valid JavaScript regular expression: SyntaxError: Invalid"),
+        ({"type": "regex", "value": "(?i)x"}, "not a valid JavaScript regular expression"),  # Python would take it
         ({"type": "contains", "value": "x", "threshold": "2"}, "threshold: must be a number"),
     ],
 )
