@@ -154,7 +154,13 @@ tests: [{{assert: [{{type: cost, threshold: 1}}]}}]
     assert auth == [f"Bearer {KEY}", f"Bearer {KEY}-env"]
     # a server other than OpenAI's: the cost is unknown, so a cost check fails (never $0)
     assert code == 1 and data is not None
-    assert all(c["cost_usd"] is None and "cost is unknown" in c["asserts"][0]["reason"] for c in data["cells"])
+    assert all(c["cost_usd"] is None and "is unpriced" in c["asserts"][0]["reason"] for c in data["cells"])
+    assert data["summary"]["cost_usd"] is None and data["summary"]["unpriced_cells"] == 2
+    table = err.split("\n\n")[0]  # --json: the table goes to stderr
+    assert "unpriced" in table.split("cost", 1)[1].splitlines()[0] and "free" not in table
+    assert "2 failed, 0 errors · unpriced ·" in err
+    exported = json.loads(out.read_text(encoding="utf-8"))
+    assert [c["cost_usd"] for c in exported["columns"]] == [None, None]
     home = Path(os.environ["LLM_PLAYGROUND_HOME"])
     stored = [p for p in home.rglob("*") if p.is_file()]
     assert any(p.name.endswith(".sqlite3") for p in stored)

@@ -129,10 +129,8 @@ def _fact(a: Assertion, answer: Answer, value: Any) -> tuple[bool, str]:
         limit = a.threshold if a.threshold is not None else 5.0
         distance = levenshtein(text, str(value))
         return distance <= limit, f"edit distance {distance} to {_snip(str(value))} (at most {limit:g})"
-    if kind == "cost":
+    if kind == "cost" and answer.cost_usd is not None:  # (an unknown cost: see check())
         max_usd = Decimal(str(a.threshold if a.threshold is not None else 0))
-        if answer.cost_usd is None:
-            return False, "the cost is unknown (no price for this model)"
         ok = answer.cost_usd <= max_usd
         return ok, f"cost {format_cost(answer.cost_usd)} ({'within' if ok else 'over'} ${max_usd})"
     if kind == "latency":
@@ -285,6 +283,10 @@ def _schema_problem(a: Assertion, value: Any) -> tuple[Any, str | None]:
     return schema, None
 
 
+UNPRICED_REASON = ("the cost is unknown: this model is unpriced (no known price, or an apiBaseUrl server "
+                   "other than OpenAI's), so a cost check cannot pass")
+
+
 def check(a: Assertion, answer: Answer, variables: Mapping[str, Any] | None = None) -> AssertResult:
     """Check ``a`` against ``answer`` (the types of this module).
     An unusable schema fails the check, ``not-`` or not (as promptfoo)."""
@@ -293,6 +295,8 @@ def check(a: Assertion, answer: Answer, variables: Mapping[str, Any] | None = No
         value, problem = _schema_problem(a, value)
         if problem is not None:
             return AssertResult(a.type, False, problem, metric=a.metric)
+    if a.base == "cost" and answer.cost_usd is None:  # promptfoo errors: neither form can pass
+        return AssertResult(a.type, False, UNPRICED_REASON, metric=a.metric)
     true, reason = _fact(a, answer, value)
     return AssertResult(a.type, true != a.negated, reason, perplexity_score(a, answer), a.metric)
 
