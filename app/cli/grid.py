@@ -67,6 +67,13 @@ def selected(config: GridConfig, needle: str | None) -> list[tuple[int, int]] | 
     return keys
 
 
+def stored_key(name: str) -> str | None:
+    """The keyring's key ``name`` (for an ``apiKeyEnvar`` that is not set; read only then)."""
+    from app.core.secrets import SecretStore
+
+    return SecretStore().get(name)
+
+
 def run_grid(args: argparse.Namespace) -> int:
     """Run ``grid``; return the exit code."""
     out, err = sys.stdout, sys.stderr
@@ -77,7 +84,7 @@ def run_grid(args: argparse.Namespace) -> int:
         raise InvalidParams(f"--concurrency must be from 1 to 64 (got {args.concurrency}).", hint="Try --concurrency 4.")
     if args.repeat is not None and not 1 <= args.repeat <= 100:
         raise InvalidParams(f"--repeat must be from 1 to 100 (got {args.repeat}).", hint="Try --repeat 3.")
-    config = load_grid(path)  # a bad file: GridFileError, exit 2, nothing sent
+    config = load_grid(path, stored_key)  # a bad file: GridFileError, exit 2, nothing sent
     if args.repeat is not None:
         config = config.with_(repeat=args.repeat)
         check_cells(len(config.rows()) * len(config.variants), path.name)

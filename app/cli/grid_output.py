@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from typing import TextIO
 
 from app.cli.progress import TerminalFeedback, format_duration
-from app.core.figures import format_cost, format_seconds
-from app.core.grid.cells import Cell, GridEstimate
+from app.core.figures import format_seconds
+from app.core.grid.cells import Cell, GridEstimate, summarize
 from app.core.grid.model import Row, var_text
 from app.core.grid.repeats import repeat_stats
 from app.core.grid.runner import GridRunner
@@ -61,7 +60,7 @@ class GridProgress:
         cells = runner.cells.values()
         done = sum(1 for c in cells if c.ended)
         total = len(runner.cells)
-        cost = sum((c.cost_usd for c in cells if c.cost_usd is not None), Decimal(0))
+        cost = summarize(cells).cost_text
         if not self.tty:
             if what == "status" and cell.ended:
                 row, variant = runner.rows[cell.row], runner.config.variants[cell.col]
@@ -74,7 +73,7 @@ class GridProgress:
             return
         self._last = now
         sep = self.screen.sep
-        line = f"{self.screen.bar(done / max(1, total))} {done}/{total} cells{sep}{format_cost(cost)}"
+        line = f"{self.screen.bar(done / max(1, total))} {done}/{total} cells{sep}{cost}"
         elapsed = now - self._t0
         if 0 < done < total and elapsed > 0.5:
             line += f"{sep}ETA {format_duration(elapsed * (total - done) / done)}"
@@ -99,7 +98,7 @@ def table(runner: GridRunner, *, width: int = 18) -> str:
                      + "  ".join(f"{verdict(cell) if cell else '':<{width}}" for cell in cells))  # fmt: skip
     summaries = [runner.column_summary(c) for c in cols]
     footer = {
-        "cost": [format_cost(s.cost_usd) if s.cost_usd or not s.unknown_cost else "unknown" for s in summaries],
+        "cost": [s.cost_text for s in summaries],
         "latency mean": [format_seconds(s.mean_latency_s) for s in summaries],
         "latency p95": [format_seconds(s.p95_latency_s) for s in summaries],
         "pass rate": ["-" if s.pass_rate is None else f"{s.passed}/{s.passed + s.failed + s.errors}" for s in summaries],
@@ -130,7 +129,7 @@ def table(runner: GridRunner, *, width: int = 18) -> str:
     wall = runner.wall_s()
     lines += ["", f"{s.cells} cells: {s.passed} passed, {s.failed} failed, {s.errors} errors"
               + (f", {s.cancelled} stopped" if s.cancelled else "")
-              + f" · {format_cost(s.cost_usd)} · {format_seconds(wall)} · run {runner.run_id}"]  # fmt: skip
+              + f" · {s.cost_text} · {format_seconds(wall)} · run {runner.run_id}"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

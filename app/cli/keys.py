@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ from app.core.errors import (
     register_secret,
 )
 from app.core.mcp_config import KEYRING_PREFIX, SECRET_ENTRY_PREFIX, secret_ref
-from app.core.secrets import ENV_FALLBACK
+from app.core.secrets import ENV_FALLBACK, ENV_KEY_PREFIX
 
 if TYPE_CHECKING:
     from app.core.services import Services
@@ -36,13 +37,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "name",
         nargs="?",
         metavar="PROVIDER_OR_ENDPOINT",
-        help="openai, an endpoint name, or endpoint:NAME",
+        help="openai, an endpoint name, endpoint:NAME, mcp:NAME or env:VAR",
     )
 
 
 def secret_name_for(settings: Settings, name: str) -> str:
     """``openai`` for OpenAI; ``endpoint:<name>`` for a named endpoint (settings or explicit);
-    ``mcp:<name>`` for an MCP server's secret (referred to as ``keyring:<name>``)."""
+    ``mcp:<name>`` for an MCP server's secret (referred to as ``keyring:<name>``); ``env:<VAR>``
+    for a grid file's ``apiKeyEnvar: VAR`` when that variable is not set."""
     text = name.strip()
     if not text:
         raise InvalidParams(
@@ -52,6 +54,8 @@ def secret_name_for(settings: Settings, name: str) -> str:
         return "openai"
     if text.lower().startswith(SECRET_ENTRY_PREFIX) and secret_ref(KEYRING_PREFIX + text[len(SECRET_ENTRY_PREFIX):]):
         return SECRET_ENTRY_PREFIX + text[len(SECRET_ENTRY_PREFIX) :]  # an MCP server's secret (keyring:NAME)
+    if text.lower().startswith(ENV_KEY_PREFIX) and re.fullmatch(r"[A-Za-z_]\w*", text[len(ENV_KEY_PREFIX):], re.A):
+        return ENV_KEY_PREFIX + text[len(ENV_KEY_PREFIX) :]  # a grid file's apiKeyEnvar: NAME
     if text.lower().startswith("endpoint:") and text[len("endpoint:") :].strip():
         ep = settings.endpoint(text[len("endpoint:") :].strip())
         return ep.secret_name if ep is not None else "endpoint:" + text[len("endpoint:") :].strip()
@@ -61,7 +65,8 @@ def secret_name_for(settings: Settings, name: str) -> str:
     known = ", ".join(["openai"] + [e.name for e in settings.endpoints if e.kind != "openai"])
     raise ConfigError(
         f"'{text}' is neither 'openai' nor an endpoint in the settings.",
-        hint=f"Use one of: {known} (or endpoint:NAME, or mcp:NAME for an MCP server's secret).",
+        hint=f"Use one of: {known} (or endpoint:NAME, mcp:NAME for an MCP server's secret, "
+        "env:VAR for a grid file's apiKeyEnvar).",
     )
 
 

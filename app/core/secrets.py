@@ -1,7 +1,7 @@
 """API keys in the OS keyring (never in files), with a session-only fallback.
 
 One keyring service, ``llm-playground``; one entry per provider or endpoint (``openai``,
-``endpoint:<name>``) plus a reserved index entry listing the stored names (keyring cannot
+``endpoint:<name>``; ``mcp:<name>`` and ``env:<VAR>`` for MCP secrets and grid files) plus a reserved index entry listing the stored names (keyring cannot
 enumerate). ``OPENAI_API_KEY`` is read as a fallback for ``openai`` and never written.
 Every key read or written is registered with :func:`app.core.errors.register_secret`, so it is
 redacted from any error message or log line.
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 SERVICE = "llm-playground"
 INDEX_ENTRY = "__llm_playground_index__"
 ENV_FALLBACK: dict[str, str] = {"openai": "OPENAI_API_KEY"}
+ENV_KEY_PREFIX = "env:"
+"""``env:VAR``: the entry that stands in for a grid file's ``apiKeyEnvar: VAR`` when unset."""
 SecretSource = Literal["keyring", "session", "environment", "none"]
 
 # Backends that are not secure storage: failing, no-op, or plaintext files (keyrings.alt).

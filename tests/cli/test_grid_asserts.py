@@ -128,3 +128,45 @@ def test_bad_script_references_stop_the_file(tmp_path: Path, capsys: pytest.Capt
     path.write_text("prompts: [hi]\nproviders: [mock:echo]\nderivedMetrics: [{name: x, value: 'open(1)'}]\n", encoding="utf-8")
     assert main(["grid", str(path)]) == 2
     assert "derivedMetrics[0].value" in capsys.readouterr().err
+
+
+def test_a_provider_transform_runs_first_then_the_test_transform(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """promptfoo's evaluator: providers[].transform, then options.transform, then each
+    assertion's own transform; a failing provider transform fails that column's checks."""
+    (tmp_path / "shout.py").write_text("def get_transform(output, context):\n"
+                                       "    return output.upper() + '!' + context['vars']['country']\n",
+                                       encoding="utf-8")  # fmt: skip
+    with OpenAIServer(default=Behaviour(reply=lambda body: text("  paris  "))) as server:
+        path = tmp_path / "grid.yaml"
+        path.write_text(f"""\
+prompts: ["Capital of {{{{country}}}}?"]
+providers:
+  - id: openai:test-model
+    label: js
+    transform: "output.trim() + '|' + context.vars.country"
+    config: {{base_url: "{server.base_url}"}}
+  - id: openai:test-model
+    label: py
+    transform: file://shout.py
+    config: {{base_url: "{server.base_url}"}}
+  - id: openai:test-model
+    label: broken
+    transform: "output.nope.deeper"
+    config: {{base_url: "{server.base_url}"}}
+tests:
+  - vars: {{country: France}}
+    options: {{transform: "'<' + output + '>'"}}
+    assert:
+      - {{type: equals, value: "<paris|France>"}}
+      - {{type: equals, value: "<  PARIS  !France>"}}
+      - {{type: equals, value: "<PARIS", transform: "output.split('|')[0].toUpperCase()"}}
+""", encoding="utf-8")  # fmt: skip
+        code = main(["grid", str(path), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    js, py, broken = json.loads(out.splitlines()[-1])["cells"]
+    assert [a["pass"] for a in js["asserts"]] == [True, False, True]
+    assert [a["pass"] for a in py["asserts"]] == [False, True, False]
+    assert js["text"] == "  paris  "  # the answer itself is kept as the model gave it
+    assert not any(a["pass"] for a in broken["asserts"])
+    assert broken["asserts"][0]["reason"].startswith("the provider's transform failed: ")

@@ -154,11 +154,50 @@ tests: [{{assert: [{{type: cost, threshold: 1}}]}}]
     assert auth == [f"Bearer {KEY}", f"Bearer {KEY}-env"]
     # a server other than OpenAI's: the cost is unknown, so a cost check fails (never $0)
     assert code == 1 and data is not None
-    assert all(c["cost_usd"] is None and "cost is unknown" in c["asserts"][0]["reason"] for c in data["cells"])
+    assert all(c["cost_usd"] is None and "is unpriced" in c["asserts"][0]["reason"] for c in data["cells"])
+    assert data["summary"]["cost_usd"] is None and data["summary"]["unpriced_cells"] == 2
+    table = err.split("\n\n")[0]  # --json: the table goes to stderr
+    assert "unpriced" in table.split("cost", 1)[1].splitlines()[0] and "free" not in table
+    assert "2 failed, 0 errors · unpriced ·" in err
+    exported = json.loads(out.read_text(encoding="utf-8"))
+    assert [c["cost_usd"] for c in exported["columns"]] == [None, None]
     home = Path(os.environ["LLM_PLAYGROUND_HOME"])
     stored = [p for p in home.rglob("*") if p.is_file()]
     assert any(p.name.endswith(".sqlite3") for p in stored)
     for path in [*stored, out]:
+        assert KEY.encode() not in path.read_bytes(), path
+    assert KEY not in err and KEY not in json.dumps(data)
+
+
+def test_an_unset_api_key_envar_falls_back_to_the_keyring_or_exits_2(server: OpenAIServer, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import keyring
+
+    from app.core.secrets import SERVICE
+
+    monkeypatch.delenv("GRID_UNSET_VAR", raising=False)
+    config = write(tmp_path, {"promptfooconfig.yaml": f"""\
+prompts: [Hi]
+providers: [{{id: openai:gpt-4o-mini, config: {{apiBaseUrl: "{server.base_url}", apiKeyEnvar: GRID_UNSET_VAR}}}}]
+"""})  # fmt: skip
+    code, _, err = run(capsys, ["grid", str(config)])
+    assert code == 2 and server.chat_requests == []
+    assert "GRID_UNSET_VAR is not set and the keyring has no env:GRID_UNSET_VAR key" in err
+    assert "python -m app keys set env:GRID_UNSET_VAR" in err and "export GRID_UNSET_VAR=" in err
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(KEY + "-kr\n"))
+    assert main(["keys", "set", "env:GRID_UNSET_VAR"]) == 0
+    assert keyring.get_password(SERVICE, "env:GRID_UNSET_VAR") == KEY + "-kr"
+    capsys.readouterr()
+    out = tmp_path / "results.json"
+    code, data, err = run(capsys, ["grid", str(config), "--json", "-o", str(out)])
+    assert code == 0, err
+    assert [r.authorization for r in server.chat_requests] == [f"Bearer {KEY}-kr"]
+    monkeypatch.setenv("GRID_UNSET_VAR", KEY + "-env")  # the environment comes first
+    assert run(capsys, ["grid", str(config)])[0] == 0
+    assert server.chat_requests[-1].authorization == f"Bearer {KEY}-env"
+    home = Path(os.environ["LLM_PLAYGROUND_HOME"])
+    for path in [*(p for p in home.rglob("*") if p.is_file()), out]:
         assert KEY.encode() not in path.read_bytes(), path
     assert KEY not in err and KEY not in json.dumps(data)
 

@@ -4,7 +4,7 @@ pass when the fact is false.
 
 - ``equals``: the exact text, or with an object/array value the answer parsed as JSON and
   compared deeply; ``icontains-any`` / ``icontains-all`` ignore case;
-- ``regex``: promptfoo's patterns (``(?<name>...)`` groups too); promptfoo takes no flags;
+- ``regex``: promptfoo's JavaScript patterns, run by V8 (``check_regex``, async); no flags;
 - ``finish-reason``: the model's stop reason, ignoring case;
 - ``perplexity`` (at most ``threshold``) and ``perplexity-score`` (``1 / (1 + perplexity)``,
   at least ``threshold``) from the answer's token log-probabilities; without a threshold
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -36,6 +35,7 @@ from app.core.figures import format_cost
 from app.core.grid.assert_result import Answer, AssertResult, output_text
 from app.core.grid.assert_result import snip as _snip
 from app.core.grid.model import Assertion, MissingVariables, render
+from app.core.grid.sandbox import REGEX_TIMEOUT_S, ScriptError, run_regex
 from app.core.grid.tool_config import schema_from_text
 from app.core.tools import ToolCall, ToolSpec, check_schema, validate_instance
 
@@ -108,9 +108,6 @@ def _fact(a: Assertion, answer: Answer, value: Any) -> tuple[bool, str]:
     if kind == "starts-with":
         ok = text.startswith(str(value))
         return ok, f"the answer {'starts' if ok else 'does not start'} with {_snip(str(value))}"
-    if kind == "regex":
-        m = re.search(js_pattern(str(value)), text)
-        return m is not None, (f"/{value}/ matches {_snip(m.group(0))}" if m else f"/{value}/ does not match")
     if kind == "is-json":
         try:
             parsed = json.loads(text)
@@ -132,10 +129,8 @@ def _fact(a: Assertion, answer: Answer, value: Any) -> tuple[bool, str]:
         limit = a.threshold if a.threshold is not None else 5.0
         distance = levenshtein(text, str(value))
         return distance <= limit, f"edit distance {distance} to {_snip(str(value))} (at most {limit:g})"
-    if kind == "cost":
+    if kind == "cost" and answer.cost_usd is not None:  # (an unknown cost: see check())
         max_usd = Decimal(str(a.threshold if a.threshold is not None else 0))
-        if answer.cost_usd is None:
-            return False, "the cost is unknown (no price for this model)"
         ok = answer.cost_usd <= max_usd
         return ok, f"cost {format_cost(answer.cost_usd)} ({'within' if ok else 'over'} ${max_usd})"
     if kind == "latency":
@@ -147,9 +142,22 @@ def _fact(a: Assertion, answer: Answer, value: Any) -> tuple[bool, str]:
     raise ValueError(f"no synchronous check for {a.type}")
 
 
-def js_pattern(pattern: str) -> str:
-    """A JavaScript pattern (promptfoo's) in Python's syntax: ``(?<name>`` groups."""
-    return re.sub(r"\(\?<(?![=!])", "(?P<", pattern)
+async def check_regex(a: Assertion, answer: Answer, variables: Mapping[str, Any] | None = None) -> AssertResult:
+    """``regex`` / ``not-regex`` as promptfoo checks them: JavaScript's ``new RegExp(value)``
+    (no flags) tested on the answer, in V8 within a time limit. A pattern JavaScript rejects,
+    or one that runs past the limit, fails the check, ``not-`` or not (as promptfoo)."""
+    pattern = str(value_of(a, variables or {}))
+    try:
+        found = await run_regex(pattern, output_text(answer.value))
+    except ScriptError as exc:
+        why = exc.message
+        if "time limit" in why:
+            why = f"matching ran past its time limit of {REGEX_TIMEOUT_S:g} s (catastrophic backtracking?)"
+        elif why.startswith("threw "):
+            why = f"not a valid JavaScript regular expression ({why.removeprefix('threw ')})"
+        return AssertResult(a.type, False, f"/{pattern}/: {why}", metric=a.metric)
+    reason = f"/{pattern}/ matches {_snip(found)}" if found is not None else f"/{pattern}/ does not match"
+    return AssertResult(a.type, (found is not None) != a.negated, reason, metric=a.metric)
 
 
 def _icontains(kind: str, text: str, value: Any) -> tuple[bool, str]:
@@ -275,6 +283,10 @@ def _schema_problem(a: Assertion, value: Any) -> tuple[Any, str | None]:
     return schema, None
 
 
+UNPRICED_REASON = ("the cost is unknown: this model is unpriced (no known price, or an apiBaseUrl server "
+                   "other than OpenAI's), so a cost check cannot pass")
+
+
 def check(a: Assertion, answer: Answer, variables: Mapping[str, Any] | None = None) -> AssertResult:
     """Check ``a`` against ``answer`` (the types of this module).
     An unusable schema fails the check, ``not-`` or not (as promptfoo)."""
@@ -283,6 +295,8 @@ def check(a: Assertion, answer: Answer, variables: Mapping[str, Any] | None = No
         value, problem = _schema_problem(a, value)
         if problem is not None:
             return AssertResult(a.type, False, problem, metric=a.metric)
+    if a.base == "cost" and answer.cost_usd is None:  # promptfoo errors: neither form can pass
+        return AssertResult(a.type, False, UNPRICED_REASON, metric=a.metric)
     true, reason = _fact(a, answer, value)
     return AssertResult(a.type, true != a.negated, reason, perplexity_score(a, answer), a.metric)
 

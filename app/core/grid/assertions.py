@@ -1,9 +1,11 @@
 """Checking answers: the assertion types of promptfoo that this app supports, and the order
 promptfoo applies them in.
 
-- The output transform (``options.transform`` of the test, else of ``defaultTest``) runs
-  first; each assertion then sees its result, after its own ``transform`` if it has one.
-- Checks from the text alone are in :mod:`~app.core.grid.assert_text`; ``javascript`` and
+- The provider's ``transform`` runs first, then the output transform (``options.transform``
+  of the test, else of ``defaultTest``); each assertion then sees their result, after its
+  own ``transform`` if it has one (promptfoo's evaluator's order).
+- Checks from the text alone are in :mod:`~app.core.grid.assert_text` (``regex`` runs
+  JavaScript's RegExp in V8, so as a task like the scripts); ``javascript`` and
   ``python`` in :mod:`~app.core.grid.assert_scripts`; ``llm-rubric`` and ``similar`` in
   :mod:`~app.core.grid.assert_model`; the cell's verdict (weights, threshold, named scores)
   in :mod:`~app.core.grid.scoring`.
@@ -30,7 +32,7 @@ from app.core.grid.assert_model import (
 )
 from app.core.grid.assert_result import Answer, AssertResult, output_text
 from app.core.grid.assert_scripts import apply_transform, check_script, script_ref
-from app.core.grid.assert_text import call_text, check, json_objects, levenshtein
+from app.core.grid.assert_text import call_text, check, check_regex, json_objects, levenshtein
 from app.core.grid.model import Assertion, Variant
 from app.core.grid.sandbox import ScriptError
 from app.core.types import ChatMessage
@@ -42,14 +44,16 @@ __all__ = ["Answer", "AssertResult", "Checker", "call_text", "check", "check_all
 MODEL_TYPES = frozenset({"llm-rubric", "similar"})
 SCRIPT_TYPES = frozenset({"javascript", "python"})
 LOGPROB_TYPES = frozenset({"perplexity", "perplexity-score"})
+ASYNC_TYPES = MODEL_TYPES | SCRIPT_TYPES | {"regex"}
+"""Checked as a task: scripts, models, and ``regex`` (JavaScript's, in V8 off the loop)."""
 
 AskGrader = Callable[[Variant, list[ChatMessage]], Awaitable[str]]
 """Sends a grader's request and gives back its answer's text (raises AppError)."""
 
 
-def needs_checker(asserts: Sequence[Assertion], transform: str | None) -> bool:
+def needs_checker(asserts: Sequence[Assertion], *transforms: str | None) -> bool:
     """True when checking needs scripts or models (so it runs as a task, not at once)."""
-    return bool(transform) or any(a.base in MODEL_TYPES | SCRIPT_TYPES or a.transform for a in asserts)
+    return any(transforms) or any(a.base in ASYNC_TYPES or a.transform for a in asserts)
 
 
 def needs_logprobs(asserts: Sequence[Assertion]) -> bool:
@@ -79,17 +83,20 @@ def script_context(variables: Mapping[str, Any], prompt: str, test: Mapping[str,
 def stopped(asserts: Sequence[Assertion], answer: Answer, variables: Mapping[str, Any]) -> list[AssertResult]:
     """The results when checking was stopped: the plain checks done, the others failed."""
     return [AssertResult(a.type, False, "checking was stopped", 0.0, a.metric)
-            if a.base in MODEL_TYPES | SCRIPT_TYPES or a.transform else check(a, answer, variables) for a in asserts]  # fmt: skip
+            if a.base in ASYNC_TYPES or a.transform else check(a, answer, variables) for a in asserts]  # fmt: skip
 
 
 async def check_all(asserts: Sequence[Assertion], answer: Answer, variables: Mapping[str, Any],
-                    context: dict[str, Any], transform: str | None, checker: Checker) -> list[AssertResult]:  # fmt: skip
+                    context: dict[str, Any], transform: str | None, checker: Checker,
+                    provider_transform: str | None = None) -> list[AssertResult]:  # fmt: skip
     """Every assertion's result, in order (see the module doc for the transforms)."""
-    if transform:
+    for code, which in ((provider_transform, "provider's"), (transform, "output")):
+        if not code:
+            continue
         try:
-            answer = replace(answer, output=await apply_transform(transform, answer.value, context))
+            answer = replace(answer, output=await apply_transform(code, answer.value, context))
         except ScriptError as exc:
-            why = f"the output transform failed: {exc.message}"
+            why = f"the {which} transform failed: {exc.message}"
             return [AssertResult(a.type, False, why, 0.0, a.metric) for a in asserts]
     out: list[AssertResult] = []
     for a in asserts:
@@ -106,6 +113,8 @@ async def check_all(asserts: Sequence[Assertion], answer: Answer, variables: Map
 
 async def _one(a: Assertion, answer: Answer, variables: Mapping[str, Any], context: dict[str, Any],
                checker: Checker) -> AssertResult:  # fmt: skip
+    if a.base == "regex":
+        return await check_regex(a, answer, variables)
     if a.base in SCRIPT_TYPES:
         return await check_script(a, script_ref(str(a.value)), answer.value, context)
     if a.base == "similar":

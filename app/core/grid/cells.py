@@ -126,7 +126,7 @@ class Cell:
             parts.append(f"{format_tokens(self.usage.completion_tokens, estimated=self.usage.estimated)} tokens")
         if self.cost_usd is not None or self.usage is not None:
             provider = self.request.model.provider if self.request is not None else None
-            parts.append(format_cost(self.cost_usd, provider=provider))
+            parts.append(cost_text(self.cost_usd, provider))
         if self.ttft_s is not None:
             parts.append(f"first token {self.ttft_s:.2f} s")
         if self.tokens_per_s is not None:
@@ -149,7 +149,7 @@ class Cell:
             approx = "~" if live is None and self.usage is not None and self.usage.estimated else ""
             parts.append(f"{approx}{tokens:,} tok")
         if cost is not None or tokens is not None:
-            parts.append(format_cost(cost, provider=self.request.model.provider if self.request else None))
+            parts.append(cost_text(cost, self.request.model.provider if self.request else None))
         if ttft is not None:
             parts.append(f"ttft {ttft:.2f} s")
         if tps is not None:
@@ -182,6 +182,16 @@ class Cell:
 
 
 
+UNPRICED = "unpriced"
+"""A cost that is not known (no price for the model, or an ``apiBaseUrl`` server): never $0."""
+
+
+def cost_text(cost: Decimal | None, provider: str | None = None) -> str:
+    """``$0.0012``, ``free``, or ``unpriced`` when the cost is unknown."""
+    text = format_cost(cost, provider=provider)
+    return UNPRICED if text == format_cost(None) else text
+
+
 def p95(values: list[float]) -> float | None:
     """The 95th percentile (nearest rank), or None for no values."""
     if not values:
@@ -211,12 +221,23 @@ class ColumnSummary:
         judged = self.passed + self.failed + self.errors
         return None if not judged else self.passed / judged
 
+    @property
+    def cost_text(self) -> str:
+        """``$0.0012``, ``free``, ``unpriced``, or ``$0.0012 (+2 unpriced)`` (never $0 for
+        cells whose cost is unknown)."""
+        if self.unknown_cost and not self.cost_usd:
+            return UNPRICED
+        cost = format_cost(self.cost_usd)
+        return cost + (f" (+{self.unknown_cost} {UNPRICED})" if self.unknown_cost else "")
+
+    @property
+    def cost_json(self) -> float | None:
+        """The known cost for JSON: None (null) when every ended cell's cost is unknown."""
+        return None if self.unknown_cost and not self.cost_usd else float(self.cost_usd)
+
     def sentence(self) -> str:
         """``$0.0012 · mean 0.42 s · p95 0.80 s · 2/3 pass``."""
-        cost = format_cost(self.cost_usd) if self.cost_usd or not self.unknown_cost else "cost unknown"
-        if self.unknown_cost and self.cost_usd:
-            cost += f" (+{self.unknown_cost} unpriced)"
-        parts = [cost]
+        parts = [self.cost_text]
         if self.mean_latency_s is not None:
             parts += [f"mean {format_seconds(self.mean_latency_s)}", f"p95 {format_seconds(self.p95_latency_s)}"]
         judged = self.passed + self.failed + self.errors
@@ -275,6 +296,8 @@ class GridEstimate:
         text = f"{self.cells} cell{'s' if self.cells != 1 else ''} · {tokens} prompt tokens"
         if self.cost_max == 0 and not self.unpriced:
             return text + " · free"
+        if self.cost_max == 0:  # every cell with a price is free, the others unpriced
+            return text + f" · {UNPRICED}"
         text += f" · ≈ {format_cost(self.cost_in)} in + ≤ {format_cost(self.cost_out_max)} out"
         if self.unpriced:
             text += f" · {self.unpriced} cell{'s' if self.unpriced != 1 else ''} without a known price"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.grid.cases import CasesFileError, load_cases
-from app.core.grid.doc import FORMAT_HINT, Doc, GridFileError, Path_, key_path
+from app.core.grid.doc import FORMAT_HINT, Doc, GridFileError, KeyLookup, Path_, key_path
 from app.core.grid.entries import (
     as_list,
     assertions,
@@ -81,8 +81,9 @@ def _lines(node: Any, path: Path_, out: dict[Path_, int], dupes: list[tuple[Path
 
 
 def parse_grid_text(text: str, *, source: str = "grid file", base_dir: Path | None = None,
-                    is_json: bool = False) -> GridConfig:  # fmt: skip
-    """Parse a grid file's text (YAML, or JSON when ``is_json``); raises GridFileError."""
+                    is_json: bool = False, keys: KeyLookup | None = None) -> GridConfig:  # fmt: skip
+    """Parse a grid file's text (YAML, or JSON when ``is_json``); raises GridFileError.
+    ``keys`` reads stored keys (the keyring) for an ``apiKeyEnvar`` that is not set."""
     import yaml
 
     if is_json:
@@ -104,15 +105,15 @@ def parse_grid_text(text: str, *, source: str = "grid file", base_dir: Path | No
     dupes: list[tuple[Path_, int, int]] = []
     if node is not None:
         _lines(node, (), lines, dupes)
-    doc = Doc(source, lines, base_dir)
+    doc = Doc(source, lines, base_dir, keys)
     if dupes:
         path, first, again = dupes[0]
         doc.fail(path, f"this key is given twice (lines {first} and {again}).", "Keep one of them.")
     return _grid(data, doc)
 
 
-def load_grid(path: Path) -> GridConfig:
-    """Read a grid file (.yaml, .yml or .json)."""
+def load_grid(path: Path, keys: KeyLookup | None = None) -> GridConfig:
+    """Read a grid file (.yaml, .yml or .json); ``keys`` as for :func:`parse_grid_text`."""
     try:
         text = read_limited(path, GridFileError)
     except FileNotFoundError:
@@ -122,7 +123,8 @@ def load_grid(path: Path) -> GridConfig:
     except UnicodeDecodeError as exc:
         raise GridFileError(f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}).",
                             hint="Save the file as UTF-8.") from None  # fmt: skip
-    return parse_grid_text(text, source=path.name, base_dir=path.parent, is_json=path.suffix.lower() == ".json")
+    return parse_grid_text(text, source=path.name, base_dir=path.parent, is_json=path.suffix.lower() == ".json",
+                           keys=keys)  # fmt: skip
 
 
 def dump_grid(config: GridConfig, *, as_json: bool = False) -> str:

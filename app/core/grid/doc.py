@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -10,6 +11,8 @@ from app.core.errors import ConfigError
 
 Path_ = tuple[str | int, ...]
 FORMAT_HINT = "See docs/grids.md for the grid file format."
+KeyLookup = Callable[[str], str | None]
+"""Reads a stored key by its keyring entry name (``SecretStore.get``); None when none."""
 
 
 class GridFileError(ConfigError):
@@ -27,10 +30,13 @@ def key_path(path: Path_) -> str:
 class Doc:
     """The parsed document's line numbers (by key path), its name and folder, its warnings."""
 
-    def __init__(self, source: str, lines: dict[Path_, int], base_dir: Path | None) -> None:
+    def __init__(self, source: str, lines: dict[Path_, int], base_dir: Path | None,
+                 keys: KeyLookup | None = None) -> None:  # fmt: skip
         self.source = source
         self.lines = lines
         self.base_dir = base_dir
+        self.keys = keys
+        """Where an ``apiKeyEnvar`` that is not set is looked up (the keyring), if anywhere."""
         self.warnings: list[str] = []
         self.read_chars = 0
         """Characters of the prompt and variable files read so far (bounded)."""

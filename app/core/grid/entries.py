@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import AppError
-from app.core.grid.assert_text import js_pattern
 from app.core.grid.cases import known_type
 from app.core.grid.doc import Doc, Path_
 from app.core.grid.model import (
@@ -20,6 +19,7 @@ from app.core.grid.model import (
     Variant,
     parse_adapter,
 )
+from app.core.grid.sandbox import regex_problem
 from app.core.grid.tool_config import (
     TOOL_KEYS,
     read_json_schema,
@@ -27,6 +27,7 @@ from app.core.grid.tool_config import (
     read_tool_choice,
     read_tools,
 )
+from app.core.secrets import ENV_KEY_PREFIX
 from app.core.types import GenerationParams, ModelRef
 from app.core.url_keys import accept_endpoint, remember_key
 
@@ -73,10 +74,10 @@ def variant_entry(item: Any, path: Path_, doc: Doc) -> Variant:
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
         doc.fail(path, "a provider is a model id or {id, label, config}.", "Write e.g. - openai:gpt-4o-mini.")
     for key in item:
-        if key in ("transform", "env", "delay"):
+        if key in ("env", "delay"):
             doc.fail((*path, key), f"a provider's '{key}' is not supported here.", "Remove it; nothing was sent.")
-        if key not in ("id", "label", "config", "prompts"):
-            doc.warn((*path, key), "ignored (a provider has id, label, config and prompts).")
+        if key not in ("id", "label", "config", "prompts", "transform"):
+            doc.warn((*path, key), "ignored (a provider has id, label, config, prompts and transform).")
     refs = as_list(item.get("prompts") or [])
     if not all(isinstance(r, str) and r.strip() for r in refs):
         doc.fail((*path, "prompts"), "must be a list of prompt labels.", "Write prompts: [my_prompt].")
@@ -90,7 +91,8 @@ def variant_entry(item: Any, path: Path_, doc: Doc) -> Variant:
     config = item.get("config") or {}
     if not isinstance(config, dict):
         doc.fail((*path, "config"), "must be a mapping (temperature, max_tokens, ...).")
-    variant = Variant(model, label, endpoint, prompts=tuple(r.strip() for r in refs))
+    transform = transform_value(item["transform"], (*path, "transform"), doc) if item.get("transform") is not None else None
+    variant = Variant(model, label, endpoint, prompts=tuple(r.strip() for r in refs), transform=transform)
     return _apply_config(variant, config, (*path, "config"), doc)
 
 
@@ -171,11 +173,7 @@ def _api_key(variant: Variant, config: dict[str, Any], changes: dict[str, Any], 
     base URL (this process's requests to it), never in the variant, the stored run or an export."""
     key = config.get("apiKey") or config.get("api_key")
     if key is None and config.get("apiKeyEnvar"):
-        name = str(config["apiKeyEnvar"]).strip()
-        key = os.environ.get(name)
-        if not key:
-            doc.fail((*path, "apiKeyEnvar"), f"the environment variable {name} is not set.",
-                     f"Set it (export {name}=...), or remove apiKeyEnvar to use the key in the keyring.")  # fmt: skip
+        key = _env_key(str(config["apiKeyEnvar"]).strip(), (*path, "apiKeyEnvar"), doc)
     if not key:
         return
     if not variant.model.startswith("openai:"):
@@ -186,6 +184,24 @@ def _api_key(variant: Variant, config: dict[str, Any], changes: dict[str, Any], 
                  "a key in a grid file goes with an apiBaseUrl (it is used for that server only).",
                  "For OpenAI's own API keep the key in the keyring (python -m app keys set openai) or OPENAI_API_KEY.")  # fmt: skip
     changes["endpoint"] = remember_key(url, str(key).strip())
+
+
+def _env_key(name: str, path: Path_, doc: Doc) -> str:
+    """The key of ``apiKeyEnvar: NAME``: the environment variable, else the keyring entry
+    ``env:NAME``; neither: the file is refused (nothing sent)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        doc.fail(path, f"'{name}' is not an environment variable name.", "Write e.g. apiKeyEnvar: MY_API_KEY.")
+    key = (os.environ.get(name) or "").strip()
+    if not key and doc.keys is not None:
+        try:
+            key = (doc.keys(ENV_KEY_PREFIX + name) or "").strip()
+        except AppError:  # no keyring (or a locked one): as if nothing were stored
+            key = ""
+    if not key:
+        doc.fail(path, f"the environment variable {name} is not set and the keyring has no {ENV_KEY_PREFIX}{name} key.",
+                 f"Store the key with: python -m app keys set {ENV_KEY_PREFIX}{name} (it is read from stdin), "
+                 f"or export {name}=...")  # fmt: skip
+    return key
 
 
 def assertions(value: Any, path: Path_, doc: Doc) -> tuple[Assertion, ...]:
@@ -268,11 +284,9 @@ def _assertion(item: Any, path: Path_, doc: Doc) -> Assertion:
     else:
         if value is None or (isinstance(value, dict | list) and base != "equals"):
             doc.fail(path, f"{kind} needs a value (text).", f"Write {{type: {kind}, value: ...}}.")
-        if base == "regex":
-            try:
-                re.compile(js_pattern(str(value)))
-            except re.error as exc:
-                doc.fail((*path, "value"), f"not a valid regular expression: {exc}.", "Fix the pattern.")
+        if base == "regex" and (problem := regex_problem(str(value))) is not None:
+            doc.fail((*path, "value"), f"not a valid JavaScript regular expression: {problem}.",
+                     "Fix the pattern (promptfoo's regex is JavaScript's RegExp, without flags).")  # fmt: skip
         if base != "equals" or not isinstance(value, str):
             value = str(value) if not isinstance(value, str) else value
     grader = item.get("provider")

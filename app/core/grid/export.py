@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import ConfigError, redact
-from app.core.figures import format_cost
 from app.core.grid import review_export as rx
 from app.core.grid.review import RunReview
 from app.core.grid.runner import GridRunner
@@ -43,7 +42,8 @@ def _columns(runner: GridRunner, review: RunReview | None = None) -> list[dict[s
     for col, variant in enumerate(runner.config.variants):
         s = runner.column_summary(col)
         cols.append({"label": variant.title, "provider": variant.model, "cells": s.cells, "passed": s.passed,
-                     "failed": s.failed, "errors": s.errors, "pass_rate": s.pass_rate, "cost_usd": float(s.cost_usd),
+                     "failed": s.failed, "errors": s.errors, "pass_rate": s.pass_rate, "cost_usd": s.cost_json,
+                     "unpriced_cells": s.unknown_cost,
                      "mean_latency_s": s.mean_latency_s, "p95_latency_s": s.p95_latency_s,
                      **runner.column_metrics(col).to_dict(),
                      **rx.column_fields(runner, rx.review_of(runner, review), col)})  # fmt: skip
@@ -140,7 +140,7 @@ def export_html(runner: GridRunner, review: RunReview | None = None) -> str:
         out.append("</tr>")
     out.append("</tbody><tfoot><tr><td>Summary</td>")
     out += [f"<td>{e(rx.html_footer(runner, review, col))}</td>" for col in range(len(variants))]
-    cost = format_cost(summary.cost_usd)
+    cost = summary.cost_text
     config = json.dumps(redacted(runner.config.to_dict()), indent=2, ensure_ascii=False, default=str)
     out.append(f"</tr></tfoot></table><p class='muted'>Total cost {e(cost)}.</p>{rx.html_section(runner, review)}"
                f"<details><summary>Configuration</summary><pre class='config'>{html.escape(config)}</pre></details>"

@@ -253,6 +253,9 @@ class Variant:
     when empty)."""
     unpriced: bool = False
     """True for ``apiBaseUrl`` on a server that is not OpenAI's: its cost is unknown, never $0."""
+    transform: str | None = None
+    """promptfoo's ``providers[].transform``: applied to this variant's output first, before
+    the test's ``options.transform`` and the assertions."""
 
     def __post_init__(self) -> None:
         # a base URL's key goes to memory (grid files, the Workbench, stored runs): the
@@ -329,13 +332,15 @@ class Variant:
     def to_dict(self) -> str | dict[str, Any]:
         """The id alone, or ``{id, label, config}``."""
         config = self.config_dict()
-        if not config and not self.label and not self.prompts:
+        if not config and not self.label and not self.prompts and not self.transform:
             return self.model
         out: dict[str, Any] = {"id": self.model}
         if self.label:
             out["label"] = self.label
         if self.prompts:
             out["prompts"] = list(self.prompts)
+        if self.transform:
+            out["transform"] = self.transform
         if config:
             out["config"] = config
         return out

@@ -273,8 +273,8 @@ class GridRunner:
             if cell.t_first is None:
                 cell.t_first, cell.phase = now, None
             self._tell(cell, "text")
-        elif isinstance(event, RunStats):
-            cell.live = event.figures
+        elif isinstance(event, RunStats):  # an apiBaseUrl server's live cost is unknown too
+            cell.live = replace(event.figures, cost_usd=None) if self.config.variants[cell.col].unpriced else event.figures
             self._tell(cell, "stats")
         elif isinstance(event, RunStarted):
             cell.status, cell.t_started = "running", now
@@ -316,7 +316,7 @@ class GridRunner:
         answer = Answer(cell.text, cell.cost_usd, cell.latency_s, cell.tool_calls, offered, cell.finish_reason,
                         tuple(t.logprob for t in result.tokens))  # fmt: skip
         transform = row.test.transform or self.config.default_transform
-        if not needs_checker(row.asserts, transform):
+        if not needs_checker(row.asserts, transform, self.config.variants[cell.col].transform):
             cell.asserts = [check(a, answer, row.vars) for a in row.asserts]
             cell.grade = grade(row.asserts, cell.asserts, row.test.threshold) if row.asserts else None
             cell.status = "done"
@@ -338,7 +338,7 @@ class GridRunner:
                           row.test.provider or self.config.grader,  # options.provider, else defaultTest's
                           getattr(settings, "default_grader", None))  # fmt: skip
         try:
-            results = await check_all(row.asserts, answer, row.vars, context, transform, checker)
+            results = await check_all(row.asserts, answer, row.vars, context, transform, checker, variant.transform)
         except asyncio.CancelledError:
             cell.asserts, cell.grade = stopped(row.asserts, answer, row.vars), None
         else:
@@ -408,7 +408,7 @@ class GridRunner:
         repeats = [r.to_dict() for r in repeat_stats(self.rows, self.cells)] if self.config.repeat > 1 else None
         out: dict[str, object] = {**({"repeats": repeats} if repeats is not None else {}), "cells": s.cells,
                "passed": s.passed, "failed": s.failed, "errors": s.errors,
-               "cost_usd": float(s.cost_usd), "wall_s": self.wall_s(), "cancelled": s.cancelled,
+               "cost_usd": s.cost_json, "unpriced_cells": s.unknown_cost, "wall_s": self.wall_s(), "cancelled": s.cancelled,
                "grading_cost_usd": float(self.grading_cost), "run_id": self.run_id}  # fmt: skip
         metrics = {v.title: self.column_metrics(c) for c, v in enumerate(self.config.variants)}
         if any(m.sums or m.derived for m in metrics.values()):

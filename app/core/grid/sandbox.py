@@ -131,6 +131,36 @@ async def run_python(source: str, function: str, output: Any, context: Any, *, f
     return json.loads(text)
 
 
+REGEX_TIMEOUT_S = 2.0
+_REGEX_CALL = "(function(p, s){ const m = new RegExp(p).exec(s); return m === null ? null : m[0]; })(%s, %s)"
+
+
+def regex_match(pattern: str, text: str, *, timeout_s: float = REGEX_TIMEOUT_S) -> str | None:
+    """The first match of JavaScript's ``new RegExp(pattern)`` (no flags, as promptfoo's
+    ``regex``) in ``text``, or None; raises ScriptError for a pattern JavaScript rejects or a
+    match past ``timeout_s`` (catastrophic backtracking). It runs in this process, in a fresh
+    V8 context (a few ms; unlike :func:`run_js` no user code runs: only the RegExp built from
+    the pattern's string, with the time and heap limits), so call it off the event loop."""
+    call = _REGEX_CALL % (json.dumps(pattern), json.dumps(text))
+    found = json.loads(_eval_js(call, "", Limits(timeout_s)))
+    return found if isinstance(found, str) else None
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why JavaScript rejects ``pattern`` as a RegExp (its message), or None when it takes it."""
+    try:
+        regex_match(pattern, "")
+    except ScriptError as exc:
+        return exc.message.removeprefix("threw ")
+    return None
+
+
+async def run_regex(pattern: str, text: str) -> str | None:
+    """:func:`regex_match` in a worker thread (a slow pattern never holds up the loop)."""
+    async with _gate():
+        return await asyncio.to_thread(regex_match, pattern, text)
+
+
 MAX_AT_ONCE = min(4, max(2, os.cpu_count() or 2))
 """Scripts run at once (each a V8 isolate or a child process): a big grid waits its turn."""
 _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()

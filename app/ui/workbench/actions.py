@@ -123,7 +123,7 @@ class WorkbenchActions(EditActions, RunActions, ReviewActions):
             if not path:
                 return False
         try:
-            config = load_grid(Path(path))
+            config = load_grid(Path(path), self._w().services.secrets.get)
         except AppError as exc:
             w.show_message(exc.user_message(), "error")
             return False
@@ -170,7 +170,7 @@ class WorkbenchActions(EditActions, RunActions, ReviewActions):
         w = self._w()
         if not w.runner.running:  # (a running grid stays on screen until it ends)
             try:
-                config = load_grid(w.path) if w.path is not None else None
+                config = load_grid(w.path, w.services.secrets.get) if w.path is not None else None
             except AppError:
                 config = None
             if config is not None:

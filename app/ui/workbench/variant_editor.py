@@ -160,10 +160,12 @@ class VariantEditor(QWidget):
             self.max_tokens.value() or None, int(seed_text) if seed_text else None,
             parse_stop(self.stop.text()), self.system.toPlainText(), adapters,
         )  # fmt: skip
-        if self._variant is not None:  # tools and a response schema come from the grid file, kept as they are
-            variant = variant.with_(tools=self._variant.tools, tool_choice=self._variant.tool_choice,
-                                    parallel_tool_calls=self._variant.parallel_tool_calls,
-                                    response_schema=self._variant.response_schema)  # fmt: skip
+        if self._variant is not None:  # tools, a response schema, a transform come from the grid file, kept
+            old = self._variant
+            variant = variant.with_(tools=old.tools, tool_choice=old.tool_choice,
+                                    parallel_tool_calls=old.parallel_tool_calls, response_schema=old.response_schema,
+                                    prompts=old.prompts, transform=old.transform,
+                                    unpriced=old.unpriced and variant.endpoint == old.endpoint)  # fmt: skip
         if adapters and not variant.ref.takes_adapters:
             raise AppError(f"{model} cannot take LoRA adapters.", hint="Adapters work with local: and huggingface: models.")
         variant.params()  # validates

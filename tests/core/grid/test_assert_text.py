@@ -4,11 +4,14 @@ and -all, regex syntax, finish-reason and perplexity (promptfoo's formulas)."""
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from app.core.grid.assert_result import Answer
-from app.core.grid.assert_text import check
+from app.core.grid.assert_text import check, check_regex
 from app.core.grid.model import Assertion
 
 ANSWER = Answer("The capital of FRANCE is Paris.", finish_reason="stop", logprobs=(-0.5, -1.5))
@@ -22,8 +25,6 @@ ANSWER = Answer("The capital of FRANCE is Paris.", finish_reason="stop", logprob
         (Assertion("icontains-all", ["france", "PARIS"]), True),
         (Assertion("icontains-all", ["france", "rome"]), False),
         (Assertion("not-icontains-any", ["rome", "berlin"]), True),
-        (Assertion("regex", r"(?<city>Paris)\."), True),  # JavaScript's named groups
-        (Assertion("regex", r"^the"), False),  # promptfoo takes no flags: case counts
         (Assertion("finish-reason", "STOP"), True),  # ignoring case, as promptfoo
         (Assertion("finish-reason", "length"), False),
     ],
@@ -58,3 +59,35 @@ def test_perplexity_and_its_score() -> None:
     none = check(Assertion("perplexity", threshold=3.0), Answer("x"))
     assert not none.passed and "returned none" in none.reason
     assert not check(Assertion("finish-reason", "stop"), Answer("x")).passed
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "passed"),
+    [  # each pair where JavaScript's RegExp (promptfoo's) and Python's re disagree
+        (r"(?<city>Paris)\.", "in Paris.", True),  # JS named groups (Python: (?P<...>))
+        (r"(?<c>a)\k<c>", "aa", True),  # JS named back-references (Python: error)
+        (r"^\d+$", "\u0663\u0664", False),  # \d is ASCII only (Python: Arabic-Indic digits too)
+        (r"\w", "\u00e9", False),  # \w is ASCII only
+        (r"done$", "done\n", False),  # $ is the very end (Python: also before a final newline)
+        (r"[^]", "x", True),  # any character (Python: error)
+        (r"a.b", "a\rb", False),  # . stops at \r (Python: only at \n)
+        (r"\p{L}", "p{L}", True),  # no u flag: \p is a plain p (Python: error)
+        (r"\Z", "abc", False),  # an identity escape, a plain Z (Python: the end of the text)
+        (r"^the", "The end", False),  # promptfoo takes no flags: case counts
+    ],
+)
+def test_regex_is_javascripts(run: Callable[..., Any], pattern: str, text: str, passed: bool) -> None:
+    assert run(check_regex(Assertion("regex", pattern), Answer(text))).passed is passed
+    assert run(check_regex(Assertion("not-regex", pattern), Answer(text))).passed is not passed
+
+
+def test_a_bad_or_runaway_regex_fails_its_check_either_way(run: Callable[..., Any]) -> None:
+    for kind in ("regex", "not-regex"):  # as promptfoo: neither form passes
+        bad = run(check_regex(Assertion(kind, "(?i)paris"), Answer("Paris")))  # inline flags: not JavaScript
+        assert not bad.passed and "not a valid JavaScript regular expression (SyntaxError: Invalid" in bad.reason
+    t0 = time.monotonic()
+    slow = run(check_regex(Assertion("regex", "^(a+)+$"), Answer("a" * 40 + "b")))
+    assert not slow.passed and "matching ran past its time limit of 2 s" in slow.reason
+    assert time.monotonic() - t0 < 6
+    found = run(check_regex(Assertion("regex", "{{y}}-\\d+"), Answer("x 2024-05"), {"y": "2024"}))
+    assert found.passed and found.reason == "/2024-\\d+/ matches '2024-05'"

@@ -101,7 +101,16 @@ def test_summaries_count_cost_latency_and_pass_rate() -> None:
     assert s.pass_rate == pytest.approx(0.5)
     assert s.sentence() == "$0.003000 (+1 unpriced) · mean 2.00 s · p95 3.00 s · 2/4 pass · 1 stopped"
     assert ColumnSummary().pass_rate is None and ColumnSummary().sentence() == "free · not run"
-    assert summarize([done(cost=None)]).sentence().startswith("cost unknown")
+    unpriced = summarize([done(cost=None)])
+    assert unpriced.sentence().startswith("unpriced · ") and unpriced.cost_json is None  # never $0 or "free"
+    assert s.cost_json == pytest.approx(0.003) and ColumnSummary().cost_json == 0.0
+
+
+def test_a_cell_with_an_unknown_cost_says_unpriced() -> None:
+    cell = done(cost=None)
+    assert "· unpriced ·" in cell.figures_line() and "· unpriced ·" in cell.short_figures()
+    assert "$" not in cell.figures_line() and "—" not in cell.short_figures()
+    assert "$0.001000" in done().figures_line()
 
 
 def test_the_estimate_sentence() -> None:
@@ -110,3 +119,5 @@ def test_the_estimate_sentence() -> None:
     priced = GridEstimate(1, 1234, False, Decimal("0.0012"), Decimal("0.03"), 2)
     assert priced.cost_max == Decimal("0.0312")
     assert priced.sentence() == "1 cell · ~1,234 prompt tokens · ≈ $0.001200 in + ≤ $0.0300 out · 2 cells without a known price"
+    unpriced = GridEstimate(2, 16, False, Decimal(0), Decimal(0), 2)  # every cell: not "free"
+    assert unpriced.sentence() == "2 cells · ~16 prompt tokens · unpriced"

@@ -108,7 +108,7 @@ def test_save_and_read_back_gives_the_same_grid(tmp_path: Path) -> None:
         ("prompts: [hi]\nproviders: [mock:echo]\ntests:\n  - assert: [{type: javascript}]\n",
          "line 4: tests[0].assert[0].value: javascript needs code"),
         ("prompts: [hi]\nproviders: [mock:echo]\ntests:\n  - assert: [{type: regex, value: '(('}]\n",
-         "line 4: tests[0].assert[0].value: not a valid regular expression"),
+         "line 4: tests[0].assert[0].value: not a valid JavaScript regular expression"),
         ("prompts: [hi]\nproviders: [mock:echo]\ntests:\n  - assert: [{type: latency}]\n",
          "tests[0].assert[0]: latency needs a threshold (the maximum milliseconds)"),
     ],

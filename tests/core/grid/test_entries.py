@@ -116,7 +116,8 @@ def test_assertions_are_read_with_their_defaults_and_shorthands() -> None:
         ({"type": "tool-call-f1", "value": ["a"], "threshold": 2}, "threshold: must be from 0 to 1"),
         ({"type": "not-is-valid-openai-tools-call"}, "is-valid-openai-tools-call has no not- form"),
         ({"type": "levenshtein"}, "levenshtein needs a value"),
-        ({"type": "regex", "value": "(("}, "not a valid regular expression"),
+        ({"type": "regex", "value": "(("}, "not a valid JavaScript regular expression: SyntaxError: Invalid"),
+        ({"type": "regex", "value": "(?i)x"}, "not a valid JavaScript regular expression"),  # Python would take it
         ({"type": "contains", "value": "x", "threshold": "2"}, "threshold: must be a number"),
     ],
 )
@@ -127,3 +128,14 @@ def test_wrong_assertions_fail_with_a_hint(value: Any, expected: str) -> None:
 
 def test_assert_must_be_a_list() -> None:
     assert "must be a list of assertions" in fails({"type": "contains"}, lambda v: assertions(v, ("tests",), doc())).message
+
+
+def test_a_provider_transform_is_kept_with_its_file_made_absolute(tmp_path: Path) -> None:
+    (tmp_path / "t.py").write_text("def get_transform(output, context):\n    return output\n", encoding="utf-8")
+    v = variant_entry({"id": "echo", "transform": "file://t.py"}, ("providers", 0), doc(tmp_path))
+    assert v.transform == f"file://{(tmp_path / 't.py').resolve()}"
+    assert v.to_dict() == {"id": "mock:echo", "transform": v.transform}  # stored with the run, read back
+    assert variant_entry(v.to_dict(), ("providers", 0), doc()) == v
+    assert "a transform is JavaScript code" in fails({"id": "echo", "transform": 3}).message
+    assert "the file" in fails({"id": "echo", "transform": "file://gone.js"}, lambda v: variant_entry(v, ("providers", 0), doc(tmp_path))).message
+    assert "providers[0].env: a provider's 'env' is not supported" in fails({"id": "echo", "env": {}}).message

@@ -96,7 +96,7 @@ tests:
          r"line 5: tests\[0\].options.storeOutputAs: must be text \(a variable name\)"),
         ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    provider: echo\n",
          r"line 5: tests\[0\].provider: 'provider' is not supported in a test"),
-        ("prompts: [hi]\nproviders:\n  - id: echo\n    transform: x\n", r"line 4: providers\[0\].transform"),
+        ("prompts: [hi]\nproviders:\n  - id: echo\n    delay: 5\n", r"line 4: providers\[0\].delay"),
         ("prompts: [{raw: hi, function: x}]\nproviders: [echo]\n", r"prompts\[0\].function: 'function' is not supported"),
     ],
 )
