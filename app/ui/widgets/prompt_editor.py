@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import AppError
 from app.core.types import GenerationParams
-from app.ui.widgets.common import ElidedLabel
+from app.ui.widgets.common import ElidedLabel, laid_out
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -164,9 +164,7 @@ class PromptEditor(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("promptPanel")
-        lay = self._lay = QVBoxLayout(self)
-        lay.setContentsMargins(16, 10, 16, 12)
-        lay.setSpacing(8)
+        lay = self._lay = laid_out(self, QVBoxLayout, (16, 10, 16, 12), 8)
 
         sys_row = QHBoxLayout()
         self.system_toggle = QToolButton(self)
