@@ -266,9 +266,8 @@ class PromptEditor(QFrame):
         self.message_edit.escaped.connect(self.stop_requested.emit)
         self.send_button.clicked.connect(self.send_requested.emit)
         self.stop_button.clicked.connect(self.stop_requested.emit)
-        self.message_edit.textChanged.connect(self.schedule_count)
-        self.system_edit.textChanged.connect(self.schedule_count)
-        self.max_tokens.valueChanged.connect(self.schedule_count)
+        for counted in (self.message_edit.textChanged, self.system_edit.textChanged, self.max_tokens.valueChanged):
+            counted.connect(self.schedule_count)  # all that the count depends on
         self.preset_box.activated.connect(self._on_preset_chosen)
         self.save_preset_button.clicked.connect(self._on_save_preset)
         self.delete_preset_button.clicked.connect(self._on_delete_preset)
