@@ -1,8 +1,9 @@
 """Small helpers shared by the dashboard, history, keys, settings and LoRA widgets.
 
 Formatting of figures (cost, tokens, seconds, speed), a "tile" widget for big live numbers,
-an inline message label, and :func:`spawn` to run a coroutine as an asyncio task whose
-errors end up in a callback instead of being lost.
+an inline message label, :func:`laid_out` (a widget's layout with its margins and spacing),
+and :func:`spawn` to run a coroutine as an asyncio task whose errors end up in a callback
+instead of being lost.
 """
 
 from __future__ import annotations
