@@ -1,7 +1,7 @@
 """What the run scheduler tells its listeners, as frozen dataclasses.
 
-Every event names its run by ``run_id``. A run's life: ``RunQueued`` -> ``RunStarted`` ->
-``RunProgress`` (a model load) / ``RunRetrying`` / ``RunText`` / ``RunReasoning`` /
+Every event names its run by ``run_id`` (each is a :class:`RunEventBase`). A run's life:
+``RunQueued`` -> ``RunStarted`` -> ``RunProgress`` (a model load) / ``RunRetrying`` / ``RunText`` / ``RunReasoning`` /
 ``RunStats``... -> exactly one of ``RunFinished``, ``RunFailed`` (with the partial text) or
 ``RunCancelled`` (with the partial text).
 """
@@ -91,35 +91,38 @@ class LiveFigures:
 
 
 @dataclass(frozen=True, slots=True)
-class RunQueued:
+class RunEventBase:
+    """What every run event has: the ``run_id`` of the run it is about."""
+
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunQueued(RunEventBase):
     """The run was accepted; it waits for its lane (endpoint slot or the model worker)."""
 
-    run_id: str
     info: RunInfo
 
 
 @dataclass(frozen=True, slots=True)
-class RunStarted:
+class RunStarted(RunEventBase):
     """The run left the queue: its request is being sent (or its model loaded)."""
 
-    run_id: str
     info: RunInfo
 
 
 @dataclass(frozen=True, slots=True)
-class RunProgress:
+class RunProgress(RunEventBase):
     """The run's model is loading (or converting, downloading)."""
 
-    run_id: str
     progress: Progress
 
 
 @dataclass(frozen=True, slots=True)
-class RunRetrying:
+class RunRetrying(RunEventBase):
     """The run's request failed before any text and is tried again after ``delay_s`` (a
     countdown: reported about once a second with the ``seconds_left``)."""
 
-    run_id: str
     attempt: int
     delay_s: float
     message: str
@@ -127,51 +130,45 @@ class RunRetrying:
 
 
 @dataclass(frozen=True, slots=True)
-class RunText:
+class RunText(RunEventBase):
     """A piece of the answer (with its tokens' log-probabilities when they were asked for)."""
 
-    run_id: str
     text: str
     tokens: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class RunNotice:
+class RunNotice(RunEventBase):
     """Something to tell the user about the answer that is not an error; the run goes on."""
 
-    run_id: str
     message: str
 
 
 @dataclass(frozen=True, slots=True)
-class RunReasoning:
+class RunReasoning(RunEventBase):
     """A piece of a thinking model's reasoning (never part of the answer)."""
 
-    run_id: str
     text: str
 
 
 @dataclass(frozen=True, slots=True)
-class RunStats:
+class RunStats(RunEventBase):
     """Live figures of the run."""
 
-    run_id: str
     figures: LiveFigures
 
 
 @dataclass(frozen=True, slots=True)
-class RunFinished:
+class RunFinished(RunEventBase):
     """The answer is complete."""
 
-    run_id: str
     result: GenerationResult
 
 
 @dataclass(frozen=True, slots=True)
-class RunFailed:
+class RunFailed(RunEventBase):
     """The run failed; ``partial_text`` is what arrived before (kept, never lost)."""
 
-    run_id: str
     error: AppError
     partial_text: str = ""
     reasoning: str = ""
@@ -183,10 +180,9 @@ class RunFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class RunCancelled:
+class RunCancelled(RunEventBase):
     """The run was stopped; ``partial_text`` is what arrived before."""
 
-    run_id: str
     partial_text: str = ""
     reasoning: str = ""
 

@@ -123,30 +123,32 @@ class LoopResult:
 
 
 @dataclass(frozen=True, slots=True)
-class ToolStepStarted:
-    """Step ``step`` (1-based) sends its request as run ``run_id``."""
+class ToolStepEvent:
+    """What every event of one step has: the ``loop_id`` and the ``step`` (1-based)."""
 
     loop_id: str
     step: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStepStarted(ToolStepEvent):
+    """Step ``step`` sends its request as run ``run_id``."""
+
     run_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class ToolCallsMade:
+class ToolCallsMade(ToolStepEvent):
     """The model's answer in ``step`` asked for ``calls`` (whole, their arguments as written)."""
 
-    loop_id: str
-    step: int
     calls: tuple[ToolCall, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class ToolResultReady:
+class ToolResultReady(ToolStepEvent):
     """The result of one call (a stub, an MCP server's or an error), about to go back to the
     model; ``server`` names the MCP server that answered (None: not one)."""
 
-    loop_id: str
-    step: int
     call: ToolCall
     result: ToolResult
     server: str | None = None

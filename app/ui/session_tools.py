@@ -23,13 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from app.core.errors import AppError
 from app.core.exchange import stored_calls
-from app.core.tool_events import (
-    LoopResult,
-    ToolCallsMade,
-    ToolLoopFinished,
-    ToolResultReady,
-    ToolStepStarted,
-)
+from app.core.tool_events import ToolCallsMade, ToolLoopFinished, ToolResultReady, ToolStepStarted
 from app.core.tool_loop import DEFAULT_MAX_STEPS, ToolLoop
 from app.core.tool_resolvers import ApproveHook, McpTools, ResolverChain
 from app.core.tool_setup import SETUP_KEY
@@ -41,6 +35,7 @@ if TYPE_CHECKING:
     from app.core.history import ConversationTree, StoredMessage
     from app.core.run_events import RunEvent
     from app.core.runs import Run, RunListener
+    from app.core.tool_events import LoopResult
     from app.core.tools import ResponseSchema, ToolSpec
     from app.core.types import GenerationParams, GenerationRequest
     from app.ui.backend_manager import BackendManager

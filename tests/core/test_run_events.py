@@ -33,3 +33,14 @@ def test_run_failed_reads_the_errors_user_message() -> None:
     error = InvalidParams("Bad temperature.", hint="Use 0-2.")
     failed = RunFailed("r1", error, partial_text="half")
     assert failed.message == error.user_message() and "Bad temperature." in failed.message
+
+
+def test_every_run_event_names_its_run_through_the_base_and_keeps_its_field_order() -> None:
+    from typing import get_args
+
+    from app.core.run_events import RunEvent, RunEventBase, RunRetrying, RunText
+
+    assert all(issubclass(kind, RunEventBase) for kind in get_args(RunEvent))
+    retrying = RunRetrying("r1", 2, 3.0, "retrying in 3 s")  # run_id first, as before the base
+    assert (retrying.run_id, retrying.attempt, retrying.delay_s, retrying.seconds_left) == ("r1", 2, 3.0, None)
+    assert RunText("r1", "hi") == RunText("r1", "hi") and RunText("r1", "hi") != RunText("r2", "hi")

@@ -41,3 +41,13 @@ def test_loop_result_sums_its_steps_and_lists_pending_calls() -> None:
 def test_an_unknown_step_price_makes_the_loop_cost_unknown() -> None:
     loop = LoopResult("L2", [result(), result(cost=None)])
     assert loop.cost_usd is None and loop.summary()["cost_usd"] is None and loop.to_json()["cost_usd"] is None
+
+
+def test_step_events_share_the_loop_and_step_fields_in_order() -> None:
+    from app.core.tool_events import ToolCallsMade, ToolResultReady, ToolStepEvent, ToolStepStarted
+
+    call = ToolCall("c1", "add", "{}")
+    started, made = ToolStepStarted("loop", 2, "run-2"), ToolCallsMade("loop", 2, (call,))
+    ready = ToolResultReady("loop", 2, call, ToolResult("c1", "add", "3"), "calc")
+    assert all(isinstance(e, ToolStepEvent) and (e.loop_id, e.step) == ("loop", 2) for e in (started, made, ready))
+    assert (started.run_id, made.calls, ready.server) == ("run-2", (call,), "calc")

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from app.core.events import UsageReport
-from app.core.figures import format_cost, format_seconds, format_tokens
+from app.core.figures import format_cost, format_seconds, format_tokens, speed_parts
 from app.core.grid.assert_result import AssertResult
 from app.core.grid.assert_text import call_text
 from app.core.grid.scoring import Grade
@@ -127,10 +127,7 @@ class Cell:
         if self.cost_usd is not None or self.usage is not None:
             provider = self.request.model.provider if self.request is not None else None
             parts.append(cost_text(self.cost_usd, provider))
-        if self.ttft_s is not None:
-            parts.append(f"first token {self.ttft_s:.2f} s")
-        if self.tokens_per_s is not None:
-            parts.append(f"{self.tokens_per_s:.1f} tok/s")
+        parts += speed_parts(self.ttft_s, self.tokens_per_s)
         if self.latency_s is not None:
             parts.append(format_seconds(self.latency_s))
         return " · ".join(parts)

@@ -1,5 +1,5 @@
 """What every main-window controller shares: the status line it talks through and saving the
-settings."""
+settings; :class:`SessionController` adds the backend and the chat session most of them drive."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget
 
     from app.core.services import Services
+    from app.ui.backend_manager import BackendManager
+    from app.ui.session import ChatSession
 
 
 class Controller(QObject):
@@ -41,3 +43,12 @@ class Controller(QObject):
             self.services.save_settings()
         except OSError as exc:
             self.say(f"Settings could not be saved: {exc}", error=True)
+
+
+class SessionController(Controller):
+    """A controller of the chat: it drives the window's ``backend`` and its ``session``."""
+
+    def __init__(self, services: Services, backend: BackendManager, session: ChatSession, parent: QWidget) -> None:
+        super().__init__(services, parent)
+        self.backend = backend
+        self.session = session

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Signal
 
 from app.core.errors import AppError
-from app.ui.controllers.base import Controller
+from app.ui.controllers.base import SessionController
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 BUSY = "Stop the answer first (Esc or Stop), then {}."
 
 
-class ChatController(Controller):
+class ChatController(SessionController):
     """Between the prompt editor, the transcript and the session.
 
     Signals:
@@ -38,9 +38,7 @@ class ChatController(Controller):
 
     def __init__(self, services: Services, backend: BackendManager, session: ChatSession, editor: PromptEditor,
                  transcript: TranscriptView, parent: QWidget) -> None:
-        super().__init__(services, parent)
-        self.backend = backend
-        self.session = session
+        super().__init__(services, backend, session, parent)
         self.editor = editor
         self.transcript = transcript
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog
 
 from app.core.errors import AppError
-from app.ui.controllers.base import Controller
+from app.ui.controllers.base import SessionController
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,7 +30,7 @@ HISTORY_PENDING = ("Saving to history is pending (the history is busy in another
                    "and written as soon as it is free, or at the next start.")
 
 
-class ConversationController(Controller):
+class ConversationController(SessionController):
     """Opens conversations in the session and restores the editor and the model for them.
 
     Signals:
@@ -42,9 +42,7 @@ class ConversationController(Controller):
 
     def __init__(self, services: Services, backend: BackendManager, session: ChatSession, editor: PromptEditor,
                  parent: QWidget) -> None:
-        super().__init__(services, parent)
-        self.backend = backend
-        self.session = session
+        super().__init__(services, backend, session, parent)
         self.editor = editor
 
     def new_conversation(self) -> None:

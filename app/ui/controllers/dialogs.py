@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Signal
 
 from app.core.errors import AppError
-from app.ui.controllers.base import Controller
+from app.ui.controllers.base import SessionController
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from app.ui.widgets.prompt_editor import PromptEditor
 
 
-class DialogController(Controller):
+class DialogController(SessionController):
     """Opens the dialogs (never modal-blocking: ``open()``, not ``exec()``).
 
     ``dialogs`` is the window's registry of open dialogs and side windows by name ("keys",
@@ -36,9 +36,7 @@ class DialogController(Controller):
 
     def __init__(self, services: Services, backend: BackendManager, session: ChatSession, editor: PromptEditor,
                  dialogs: dict[str, Any], parent: QWidget) -> None:
-        super().__init__(services, parent)
-        self.backend = backend
-        self.session = session
+        super().__init__(services, backend, session, parent)
         self.editor = editor
         self.dialogs = dialogs
 

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from app.core.eta import format_eta
 from app.core.run_events import RunEvent, RunFailed, RunNotice, RunRetrying
-from app.ui.controllers.base import Controller
+from app.ui.controllers.base import SessionController
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QProgressBar, QWidget
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from app.ui.widgets.model_picker import ModelPicker
 
 
-class ModelController(Controller):
+class ModelController(SessionController):
     """Keeps the picker and the load progress bar in step with the backend's model.
 
     Signals:
@@ -36,9 +36,7 @@ class ModelController(Controller):
 
     def __init__(self, services: Services, backend: BackendManager, session: ChatSession, picker: ModelPicker,
                  progress: QProgressBar, parent: QWidget) -> None:
-        super().__init__(services, parent)
-        self.backend = backend
-        self.session = session
+        super().__init__(services, backend, session, parent)
         self.picker = picker
         self.progress = progress
         self.loading: tuple[str, Progress] | None = None

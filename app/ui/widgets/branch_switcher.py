@@ -10,6 +10,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QWidget
 
+from app.ui.widgets.common import laid_out
+
 
 class BranchSwitcher(QWidget):
     """Hidden while a message has no siblings."""
@@ -19,9 +21,7 @@ class BranchSwitcher(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("branchSwitcher")
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(0)
+        lay = laid_out(self, QHBoxLayout, (0, 0, 0, 0), 0)
         self.prev_button = self._button("\u2039", "Previous version (the old branch stays)", -1)
         self.label = QLabel("1/1", self)
         self.label.setObjectName("cardModel")

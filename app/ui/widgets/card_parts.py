@@ -16,6 +16,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QToolButton, QVBoxLayout, QWidget
 
+from app.ui.widgets.common import laid_out
+
 
 def card_button(parent: QWidget, text: str, slot: Callable[[], object]) -> QToolButton:
     """A flat action of a card's header ("Copy", "Edit result", ...)."""
@@ -74,9 +76,7 @@ class ThinkingSection(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("cardThinking")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 4)
-        lay.setSpacing(2)
+        lay = laid_out(self, QVBoxLayout, (0, 0, 0, 4), 2)
         self.toggle = QToolButton(self)
         self.toggle.setObjectName("cardAction")
         self.toggle.setCheckable(True)

@@ -1,8 +1,9 @@
 """Small helpers shared by the dashboard, history, keys, settings and LoRA widgets.
 
 Formatting of figures (cost, tokens, seconds, speed), a "tile" widget for big live numbers,
-an inline message label, and :func:`spawn` to run a coroutine as an asyncio task whose
-errors end up in a callback instead of being lost.
+an inline message label, :func:`laid_out` (a widget's layout with its margins and spacing),
+and :func:`spawn` to run a coroutine as an asyncio task whose errors end up in a callback
+instead of being lost.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from typing import TypeVar
 
 from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtGui import (
@@ -22,7 +24,15 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPalette,
 )
-from PySide6.QtWidgets import QFormLayout, QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QLabel,
+    QLayout,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core.errors import AppError, redact
 from app.core.figures import (
@@ -39,14 +49,25 @@ log = logging.getLogger(__name__)
 __all__ = [  # the figure formatters live in the Qt-free core; re-exported for the widgets
     "DASH", "ElidedLabel", "FitLabel", "MessageLabel", "Tile", "error_text", "format_cost",
     "format_rate", "format_seconds", "format_tokens", "is_dark", "message_style", "spawn", "to_decimal", "tone",
-    "contrast_ratio", "message_colours",
+    "contrast_ratio", "message_colours", "laid_out",
 ]
+
+L = TypeVar("L", bound=QLayout)
 
 
 def add_rows(form: QFormLayout, *rows: tuple[str, QWidget]) -> None:
     """Add ``(label, field)`` rows to ``form`` in order (an empty label: a checkbox's row)."""
     for label, field in rows:
         form.addRow(label, field)
+
+
+def laid_out(widget: QWidget, kind: type[L], margins: tuple[int, int, int, int], spacing: int) -> L:
+    """A new layout of ``kind`` on ``widget`` with ``margins`` (left, top, right, bottom) and
+    ``spacing`` between its items."""
+    layout = kind(widget)
+    layout.setContentsMargins(*margins)
+    layout.setSpacing(spacing)
+    return layout
 
 
 def error_text(exc: BaseException) -> str:
@@ -130,9 +151,7 @@ class Tile(QFrame):
         self.setObjectName("tile")
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 8, 10, 8)
-        layout.setSpacing(2)
+        layout = laid_out(self, QVBoxLayout, (10, 8, 10, 8), 2)
         self._caption = QLabel(caption.upper())
         self._caption.setObjectName("tileCaption")
         self._value = FitLabel(DASH)  # "51,143 tok/s" shrinks to fit a narrow tile: never cut

@@ -31,7 +31,7 @@ from app.core.events import TokenLogprob
 from app.core.lens import AdapterEffect, score_adapter_effect
 from app.core.provider import ProviderRegistry, as_local
 from app.core.types import GenerationRequest
-from app.ui.widgets.common import error_text
+from app.ui.widgets.common import error_text, laid_out
 from app.ui.widgets.token_view import LensColours, TokenDocument, TokenLens, effect_html
 
 
@@ -44,9 +44,7 @@ class EffectView(QWidget):
         self.setObjectName("effectView")
         self._markdown = markdown
         self._other = other
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(4)
+        lay = laid_out(self, QVBoxLayout, (0, 0, 0, 0), 4)
         row = QHBoxLayout()
         self.summary = QLabel("")
         self.summary.setWordWrap(True)

@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.widgets.common import laid_out
+
 if TYPE_CHECKING:
     from app.ui.widgets.transcript import MessageCard, TranscriptView
 
@@ -64,9 +66,7 @@ class FindBar(QFrame):
         self._transcript = transcript
         self._matches: list[Match] = []
         self._index = -1
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(24, 4, 24, 4)
-        lay.setSpacing(6)
+        lay = laid_out(self, QHBoxLayout, (24, 4, 24, 4), 6)
         lay.addWidget(QLabel("Find"))
         self.edit = _FindEdit(self)
         self.edit.setPlaceholderText("Find in the conversation")

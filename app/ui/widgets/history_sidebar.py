@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.widgets.common import MessageLabel, error_text
+from app.ui.widgets.common import MessageLabel, error_text, laid_out
 from app.ui.widgets.history_items import DETAIL_ROLE, TwoLineDelegate, as_datetime, detail_line
 
 if TYPE_CHECKING:
@@ -78,9 +78,7 @@ class HistorySidebar(QWidget):
         self._filling = False
         self._confirm: QMessageBox | None = None
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(6)
+        layout = laid_out(self, QVBoxLayout, (6, 6, 6, 6), 6)
         top = QHBoxLayout()
         self._search = QLineEdit()
         self._search.setPlaceholderText("Search conversations")

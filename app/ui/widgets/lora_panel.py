@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import AppError
 from app.core.types import AdapterInfo, ModelRef
-from app.ui.widgets.common import MessageLabel
+from app.ui.widgets.common import MessageLabel, laid_out
 from app.ui.wiring import connect_slots
 
 if TYPE_CHECKING:
@@ -92,9 +92,7 @@ class AdapterRow(QFrame):
         self.setObjectName("adapterRow")
         self.name = str(info.name)
         self._panel = panel
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 6, 6, 6)
-        layout.setSpacing(2)
+        layout = laid_out(self, QVBoxLayout, (8, 6, 6, 6), 2)
         top = QHBoxLayout()
         self.checkbox = QCheckBox(self.name)
         self.checkbox.setToolTip("Use this adapter for the next answers")
@@ -186,9 +184,7 @@ class LoraPanel(QWidget):
             " border-radius: 8px; padding: 14px; }"
         )
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(6)
+        layout = laid_out(self, QVBoxLayout, (6, 6, 6, 6), 6)
         self._explain = MessageLabel()
         layout.addWidget(self._explain)
         self._load = QPushButton("Load adapter\u2026")

@@ -40,7 +40,7 @@ from app.core.run_events import LiveFigures
 from app.ui.widgets.branch_switcher import BranchSwitcher
 from app.ui.widgets.card_lens import AnswerLens
 from app.ui.widgets.card_parts import MessageBody, ThinkingSection, card_button
-from app.ui.widgets.common import ElidedLabel
+from app.ui.widgets.common import ElidedLabel, laid_out
 from app.ui.widgets.tool_card import badge_label, show_verdict
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRenderer
 
@@ -79,9 +79,7 @@ class MessageCard(QFrame):
         self.role = role
         self.message_id = message_id
         self.setObjectName("card_user" if role == "user" else "card_assistant")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(14, 10, 14, 10)
-        lay.setSpacing(4)
+        lay = laid_out(self, QVBoxLayout, (14, 10, 14, 10), 4)
         head = QHBoxLayout()
         head.setSpacing(8)
         self.role_label = QLabel("You" if role == "user" else ("System" if role == "system" else "Assistant"))

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import AppError
 from app.core.types import GenerationParams
-from app.ui.widgets.common import ElidedLabel
+from app.ui.widgets.common import ElidedLabel, laid_out
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -164,9 +164,7 @@ class PromptEditor(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("promptPanel")
-        lay = self._lay = QVBoxLayout(self)
-        lay.setContentsMargins(16, 10, 16, 12)
-        lay.setSpacing(8)
+        lay = self._lay = laid_out(self, QVBoxLayout, (16, 10, 16, 12), 8)
 
         sys_row = QHBoxLayout()
         self.system_toggle = QToolButton(self)
@@ -268,9 +266,8 @@ class PromptEditor(QFrame):
         self.message_edit.escaped.connect(self.stop_requested.emit)
         self.send_button.clicked.connect(self.send_requested.emit)
         self.stop_button.clicked.connect(self.stop_requested.emit)
-        self.message_edit.textChanged.connect(self.schedule_count)
-        self.system_edit.textChanged.connect(self.schedule_count)
-        self.max_tokens.valueChanged.connect(self.schedule_count)
+        for counted in (self.message_edit.textChanged, self.system_edit.textChanged, self.max_tokens.valueChanged):
+            counted.connect(self.schedule_count)  # all that the count depends on
         self.preset_box.activated.connect(self._on_preset_chosen)
         self.save_preset_button.clicked.connect(self._on_save_preset)
         self.delete_preset_button.clicked.connect(self._on_delete_preset)

@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 from app.core.events import TokenLogprob
 from app.core.lens import AdapterEffect, alternatives, percent, probability, signed, visible
 from app.core.token_tape import TokenTape
+from app.ui.widgets.common import laid_out
 
 Piece = str | TokenLogprob | int
 """What a token view shows: a token (shaded, hoverable), given whole or as its index in the
@@ -308,9 +309,7 @@ class TokenPopup(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setStyleSheet("QFrame#tokenPopup { background: palette(base); border: 1px solid palette(mid);"
                            " border-radius: 6px; } QPushButton { text-align: left; padding: 3px 8px; }")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(8, 6, 8, 8)
-        lay.setSpacing(2)
+        lay = laid_out(self, QVBoxLayout, (8, 6, 8, 8), 2)
         head = QLabel(f"Token {index + 1}: <b>{html.escape(visible(token.text))}</b> {percent(token.logprob)}")
         head.setTextFormat(Qt.TextFormat.RichText)
         lay.addWidget(head)

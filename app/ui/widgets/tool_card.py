@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from app.core.tools import ToolCall
 from app.ui.widgets.branch_switcher import BranchSwitcher
 from app.ui.widgets.card_parts import card_button
-from app.ui.widgets.common import ElidedLabel
+from app.ui.widgets.common import ElidedLabel, laid_out
 
 ERROR_STYLE = "color: #c62828;"
 OK_STYLE = "color: #2e7d32;"
@@ -94,9 +94,7 @@ class ToolCallCard(QFrame):
         self.setObjectName("card_tool")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(12, 6, 12, 6)
-        lay.setSpacing(3)
+        lay = laid_out(self, QVBoxLayout, (12, 6, 12, 6), 3)
         head = QHBoxLayout()
         head.setSpacing(8)
         self.title = QLabel(f"\u2699 <b>{call.name or '?'}</b>")

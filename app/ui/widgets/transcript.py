@@ -157,14 +157,18 @@ class TranscriptView(QScrollArea):
         card.code_requested.connect(self.copy_code_requested.emit)
         card.token_branch_clicked.connect(self.token_branch_requested.emit)
         card.regenerate_message_clicked.connect(self.regenerate_message_requested.emit)
-        card.setMaximumWidth(CARD_MAX_WIDTH)
-        self._layout.insertWidget(self._layout.count() - 1, card)
+        self._place(card)
         self._cards[key] = card
         self._order.append(key)
-        self.empty_label.setVisible(False)
-        self._stick = True
         self._update_regen()
         return card
+
+    def _place(self, card: MessageCard | ToolCallCard) -> None:
+        """Put ``card`` at the end (the view follows it: the user sees what just came)."""
+        card.setMaximumWidth(CARD_MAX_WIDTH)
+        self._layout.insertWidget(self._layout.count() - 1, card)
+        self.empty_label.setVisible(False)
+        self._stick = True
 
     def add_tool_call(self, key: str, call: ToolCall) -> ToolCallCard:
         """A card for one tool call at the end (its result comes with :meth:`tool_card`)."""
@@ -174,11 +178,8 @@ class TranscriptView(QScrollArea):
         card = ToolCallCard(call)
         card.rerun_requested.connect(self.tool_rerun_requested.emit)
         card.branch_clicked.connect(self.branch_requested.emit)
-        card.setMaximumWidth(CARD_MAX_WIDTH)
-        self._layout.insertWidget(self._layout.count() - 1, card)
+        self._place(card)
         self._tools[key] = card
-        self.empty_label.setVisible(False)
-        self._stick = True
         return card
 
     def tool_card(self, key: str) -> ToolCallCard | None:

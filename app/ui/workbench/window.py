@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 from app.core.grid.model import GridConfig, Prompt, TestCase, Variant
 from app.core.grid.runner import GridRunner
 from app.core.grid.store import RunStore, store_path
-from app.ui.widgets.common import EscapeClosesWindow, MessageLabel, fit_to_screen
+from app.ui.widgets.common import EscapeClosesWindow, MessageLabel, fit_to_screen, laid_out
 from app.ui.widgets.model_picker import ModelPicker
 from app.ui.workbench.actions import WorkbenchActions
 from app.ui.workbench.cell_delegate import CellDelegate
@@ -114,9 +114,7 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
 
     # -- building -------------------------------------------------------------------------------
     def _build(self) -> None:
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(8, 6, 8, 6)
-        lay.setSpacing(6)
+        lay = laid_out(self, QVBoxLayout, (8, 6, 8, 6), 6)
         lay.addWidget(self._build_toolbar())
         head = QHBoxLayout()
         head.addWidget(QLabel("Description"))

@@ -1,6 +1,6 @@
 """Shared widgets and helpers (app/ui/widgets/common.py): error texts without keys, background
 tasks that report failures, values that shrink to fit and are never cut, readable banners on
-any palette, elided labels, Esc closing a window."""
+any palette, elided labels, Esc closing a window, layouts made with their margins."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QVBoxLayout, QWidget
 
 from app.core.errors import InvalidParams
 from app.core.services import Services
@@ -23,6 +23,7 @@ from app.ui.widgets.common import (
     error_text,
     fit_to_screen,
     is_dark,
+    laid_out,
     message_colours,
     spawn,
     tone,
@@ -151,3 +152,12 @@ def test_escape_closes_the_window_unless_a_child_takes_it(qtbot: Any) -> None:
 
 def test_fit_to_screen_leaves_sizes_alone_offscreen(qapp: Any) -> None:
     assert fit_to_screen(QSize(5000, 4000), QSize(0, 30)) == QSize(5000, 4000)
+
+
+def test_laid_out_gives_the_widget_a_layout_with_its_margins_and_spacing(qtbot: Any) -> None:
+    box = QWidget()
+    qtbot.addWidget(box)
+    lay = laid_out(box, QHBoxLayout, (1, 2, 3, 4), 5)
+    assert isinstance(lay, QHBoxLayout) and box.layout() is lay
+    m = lay.contentsMargins()
+    assert (m.left(), m.top(), m.right(), m.bottom(), lay.spacing()) == (1, 2, 3, 4, 5)
