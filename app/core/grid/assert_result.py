@@ -85,3 +85,12 @@ def snip(text: str) -> str:
     """``text`` on one line, cut at :data:`SNIPPET` characters, quoted."""
     flat = " ".join(text.split())
     return repr(flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1] + "…")
+
+
+def structured_output(text: str) -> Any:
+    """The output scripts see for an answer to a ``json_schema`` response format: the parsed
+    JSON (as promptfoo's OpenAI provider gives it), or None (the text) when it is not JSON."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
