@@ -9,7 +9,8 @@ depends only on what a request holds:
   with a score picked by a hash of the output and the rubric (some pass, some fail, some
   pass with a score under an assertion's threshold);
 - any other chat request gets a reply picked by the model and the prompt's text: a few
-  prompts have a reply written for them (valid JSON for the JSON examples), the rest one of
+  prompts have a reply written for them (valid JSON for the JSON examples; a sentiment verdict
+  in JSON, or now and then not JSON, for the f-score example's reviews), the rest one of
   :data:`REPLIES` by a hash, so some assertions pass and some fail;
 - ``/v1/embeddings`` are the server's bag-of-words vectors (``similar``).
 
@@ -47,6 +48,17 @@ WRITTEN = (
 )
 """(a piece of the prompt, the reply) for prompts whose answer must be JSON."""
 
+SENTIMENT = "Analyze the sentiment of the following movie review"
+VERDICTS_JSON = (
+    '{"sentiment": "positive", "confidence": 8, "reasoning": "The reviewer praises it."}',
+    '{"sentiment": "negative", "confidence": 7, "reasoning": "The reviewer pans it."}',
+    '{"sentiment": "positive", "confidence": 4, "reasoning": "Mixed, leaning kind."}',
+    '{"sentiment": "negative", "confidence": 3, "reasoning": "Mixed, leaning harsh."}',
+    "I cannot tell whether this review is positive or negative.",
+)
+"""The replies to the f-score example's sentiment prompt (by a hash of the model and the
+prompt): JSON with either sentiment, and one reply that is not JSON."""
+
 SCORES = (0.0, 0.3, 0.6, 0.8, 0.9, 1.0)
 """The grader's scores; a score of 0.5 or more passes (0.6 passes but is under 0.8)."""
 
@@ -83,6 +95,8 @@ def answer(body: dict[str, Any]) -> str:
     for piece, reply in WRITTEN:
         if piece in prompt:
             return reply
+    if SENTIMENT in prompt:
+        return VERDICTS_JSON[_digest(str(body.get("model", "")), prompt) % len(VERDICTS_JSON)]
     return REPLIES[_digest(str(body.get("model", "")), prompt) % len(REPLIES)]
 
 

@@ -75,13 +75,23 @@ class Answer:
 
 
 def output_text(value: Any) -> str:
-    """The text string checks look at: a transform's non-text result as JSON (promptfoo)."""
+    """The text string checks look at: a non-text output (a transform's result, a parsed JSON
+    answer) as compact JSON, as promptfoo's ``JSON.stringify`` writes it."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def snip(text: str) -> str:
     """``text`` on one line, cut at :data:`SNIPPET` characters, quoted."""
     flat = " ".join(text.split())
     return repr(flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1] + "…")
+
+
+def structured_output(text: str) -> Any:
+    """The output scripts see for an answer to a ``json_schema`` response format: the parsed
+    JSON (as promptfoo's OpenAI provider gives it), or None (the text) when it is not JSON."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None

@@ -37,7 +37,8 @@ from app.core.grid.model import Assertion, Variant
 from app.core.grid.sandbox import ScriptError
 from app.core.types import ChatMessage
 
-__all__ = ["Answer", "AssertResult", "Checker", "call_text", "check", "check_all", "json_objects", "levenshtein",
+__all__ = ["Answer", "AssertResult", "Checker", "call_text", "check", "check_all", "check_plain", "counted",
+           "json_objects", "levenshtein",
            "needs_checker", "needs_logprobs", "parse_grade", "rubric_messages", "rubric_result", "script_context",
            "stopped"]  # fmt: skip
 
@@ -80,6 +81,17 @@ def script_context(variables: Mapping[str, Any], prompt: str, test: Mapping[str,
             "providerResponse": {"output": answer.text, "finishReason": answer.finish_reason}}  # fmt: skip
 
 
+def counted(a: Assertion, result: AssertResult) -> AssertResult:
+    """``result`` as the cell counts it: an assertion of weight 0 passes whatever it found (as
+    promptfoo's do: it only feeds its ``metric``), keeping its score."""
+    return replace(result, passed=True, score=result.value) if a.weight == 0 and not result.passed else result
+
+
+def check_plain(asserts: Sequence[Assertion], answer: Answer, variables: Mapping[str, Any]) -> list[AssertResult]:
+    """Every assertion's result when none needs a script or a model (:func:`needs_checker`)."""
+    return [counted(a, check(a, answer, variables)) for a in asserts]
+
+
 def stopped(asserts: Sequence[Assertion], answer: Answer, variables: Mapping[str, Any]) -> list[AssertResult]:
     """The results when checking was stopped: the plain checks done, the others failed."""
     return [AssertResult(a.type, False, "checking was stopped", 0.0, a.metric)
@@ -107,7 +119,7 @@ async def check_all(asserts: Sequence[Assertion], answer: Answer, variables: Map
             except ScriptError as exc:
                 out.append(AssertResult(a.type, False, f"its transform failed: {exc.message}", 0.0, a.metric))
                 continue
-        out.append(await _one(a, seen, variables, context, checker))
+        out.append(counted(a, await _one(a, seen, variables, context, checker)))
     return out
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from app.core.grid.suite import (
     scenario_tests,
     test_options,
 )
+from app.core.grid.tool_config import read_response_format
 
 __all__ = ["FORMAT_HINT", "GridFileError", "dump_grid", "grid_from_dict", "key_path", "load_grid",
            "normalize_model_id", "parse_grid_text"]
@@ -199,22 +201,38 @@ def _prompts(value: Any, doc: Doc) -> tuple[Prompt, ...]:
     else:
         items = [(("prompts", i) if isinstance(value, list) else ("prompts",), item, "") for i, item in enumerate(as_list(value))]
     for path, item, label in items:
+        settings: dict[str, Any] = {}
         if isinstance(item, dict):
             for key in item:
-                if key not in ("raw", "id", "label"):
-                    doc.fail((*path, key), f"'{key}' is not supported in a prompt (a prompt has raw or id, and label).",
+                if key not in ("raw", "id", "label", "config"):
+                    doc.fail((*path, key), f"'{key}' is not supported in a prompt (a prompt has raw or id, label and config).",
                              "Remove it, or move the setting to the provider's config.")  # fmt: skip
             label = str(item.get("label") or "")
+            settings = _prompt_config(item.get("config"), (*path, "config"), doc)
             item = item.get("raw", item.get("id"))
         if not isinstance(item, str) or not item.strip():
             doc.fail(path, "a prompt must be non-empty text (or {raw, label}).", 'Write e.g. "Summarise: {{text}}".')
-        if looks_like_path(item, doc):
-            out += prompt_entries(item, label, path, doc)
-        else:
-            out.append(Prompt(item, label))
+        found = prompt_entries(item, label, path, doc) if looks_like_path(item, doc) else [Prompt(item, label)]
+        out += [replace(p, **settings) for p in found]
     if not out:
         doc.fail(("prompts",), "no prompts are listed.", 'Add one, e.g. prompts: ["Hello"].')
     return tuple(out)
+
+
+def _prompt_config(value: Any, path: Path_, doc: Doc) -> dict[str, Any]:
+    """A prompt's ``config``: its ``response_format`` (promptfoo merges it over the provider's)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        doc.fail(path, "must be a mapping (response_format).")
+    for key in value:
+        if key != "response_format":
+            doc.fail((*path, key), f"'{key}' is not supported in a prompt's config (it takes response_format).",
+                     "Move it to the provider's config.")  # fmt: skip
+    if "response_format" not in value:
+        return {}
+    return {"response_schema": read_response_format(value["response_format"], (*path, "response_format"), doc),
+            "has_response_format": True}  # fmt: skip
 
 
 def _default_test(value: Any, doc: Doc) -> tuple[dict[str, Any], tuple[Assertion, ...], Variant | None]:

@@ -201,10 +201,22 @@ class Prompt:
 
     template: str
     label: str = ""
+    response_schema: ResponseSchema | None = None
+    has_response_format: bool = False
+    """True when the prompt's ``config.response_format`` is given (``response_schema`` None:
+    text); it replaces the provider's, and a test's own replaces it (promptfoo's merge)."""
 
-    def to_dict(self) -> str | dict[str, str]:
-        """A plain string, or ``{raw, label}``."""
-        return {"raw": self.template, "label": self.label} if self.label else self.template
+    def to_dict(self) -> str | dict[str, Any]:
+        """A plain string, or ``{raw, label, config}``."""
+        if not self.label and not self.has_response_format:
+            return self.template
+        out: dict[str, Any] = {"raw": self.template}
+        if self.label:
+            out["label"] = self.label
+        if self.has_response_format:
+            out["config"] = {"response_format": self.response_schema.to_openai() if self.response_schema is not None
+                             else {"type": "text"}}  # fmt: skip
+        return out
 
     def render(self, variables: Mapping[str, Any]) -> Rendered:
         """The prompt's text for ``variables``, as promptfoo renders it: a template that is
@@ -395,7 +407,7 @@ class GridConfig:
         for p_index, prompt in enumerate(self.prompts):
             for t_index, test in tests:
                 variables = {**dict(self.default_vars), **dict(test.vars)}
-                shown = Prompt(test.prefix + prompt.template + test.suffix, prompt.label) if test.prefix or test.suffix else prompt
+                shown = replace(prompt, template=test.prefix + prompt.template + test.suffix) if test.prefix or test.suffix else prompt
                 for r in range(max(1, self.repeat)):
                     out.append(Row(len(out), p_index, t_index, shown, test,
                                    (*self.default_asserts, *test.asserts), variables, r))  # fmt: skip

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from app.core.errors import AppError
 from app.core.grid import limits
+from app.core.grid.assert_result import structured_output
 from app.core.grid.assertions import (
     Answer,
     Checker,
-    check,
     check_all,
+    check_plain,
     needs_checker,
     needs_logprobs,
     script_context,
@@ -137,8 +138,9 @@ class GridRunner:
             if self._chars > limits.MAX_GRID_CHARS:
                 raise LimitError(f"The grid's prompts together are longer than {limits.MAX_GRID_CHARS:,} characters "
                                  f"(the limit).", hint="Use fewer cells or shorter variables.")  # fmt: skip
-            if row.test.has_response_format:
-                variant = variant.with_(response_schema=row.test.response_schema)
+            for holder in (row.prompt, row.test):  # the prompt's config, then the test's options
+                if holder.has_response_format:
+                    variant = variant.with_(response_schema=holder.response_schema)
             cell.request = variant.request(chat_messages(rendered.text), self.default_temperature)
             if needs_logprobs(row.asserts) and cell.request.params.logprobs is None:  # perplexity checks
                 cell.request = replace(cell.request, params=cell.request.params.with_(logprobs=0))
@@ -313,11 +315,13 @@ class GridRunner:
         self._times(cell)
         row = self.rows[cell.row]
         offered = cell.request.tools if cell.request is not None else ()
+        schema = cell.request.response_schema if cell.request is not None else None
         answer = Answer(cell.text, cell.cost_usd, cell.latency_s, cell.tool_calls, offered, cell.finish_reason,
-                        tuple(t.logprob for t in result.tokens))  # fmt: skip
+                        tuple(t.logprob for t in result.tokens),
+                        structured_output(cell.text) if schema is not None and schema.schema is not None else None)  # fmt: skip
         transform = row.test.transform or self.config.default_transform
         if not needs_checker(row.asserts, transform, self.config.variants[cell.col].transform):
-            cell.asserts = [check(a, answer, row.vars) for a in row.asserts]
+            cell.asserts = check_plain(row.asserts, answer, row.vars)
             cell.grade = grade(row.asserts, cell.asserts, row.test.threshold) if row.asserts else None
             cell.status = "done"
             self._ended(cell)

@@ -43,7 +43,8 @@ def test_equals_compares_objects_deeply() -> None:
 
 def test_a_transformed_object_is_checked_as_json_text() -> None:
     answer = Answer("raw", output={"city": "Paris"})
-    assert check(Assertion("contains", '"city": "Paris"'), answer).passed
+    assert check(Assertion("contains", '"city":"Paris"'), answer).passed  # JSON.stringify: compact
+    assert not check(Assertion("contains", '"city": "Paris"'), answer).passed
     assert check(Assertion("equals", {"city": "Paris"}), answer).passed
 
 

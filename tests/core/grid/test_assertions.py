@@ -9,12 +9,14 @@ import pytest
 from app.core.grid.assertions import (
     Answer,
     check,
+    check_plain,
     levenshtein,
     parse_grade,
     rubric_messages,
     rubric_result,
 )
 from app.core.grid.model import Assertion
+from app.core.grid.scoring import grade
 
 TEXT = 'The capital of France is Paris. {"a": 1}'
 
@@ -83,3 +85,12 @@ def test_the_grader_reply_is_read_as_json_or_a_verdict_word() -> None:
     assert verdict is None and "no verdict" in reason
     assert not rubric_result(Assertion("llm-rubric", "x"), None, reason).passed
     assert rubric_result(Assertion("not-llm-rubric", "x"), False, "no").passed
+
+
+def test_an_assertion_of_weight_zero_passes_but_keeps_its_score() -> None:
+    asserts = (Assertion("contains", "Paris"), Assertion("contains", "Rome", weight=0, metric="rome"))
+    results = check_plain(asserts, Answer(TEXT), {})
+    assert [r.passed for r in results] == [True, True]
+    assert results[1].value == 0.0
+    verdict = grade(asserts, results, None)
+    assert verdict.passed and verdict.score == 1.0 and verdict.named == {"rome": 0.0}

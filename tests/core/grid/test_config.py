@@ -164,3 +164,17 @@ def test_relative_adapter_paths_start_at_the_grid_file(tmp_path: Path) -> None:
                     encoding="utf-8")
     (adapter,) = load_grid(grid).variants[0].adapters
     assert adapter.path == str((tmp_path / "lora" / "a").resolve()) and adapter.scale == 0.5
+
+
+def test_a_prompts_response_format_reaches_its_requests_and_survives_a_save() -> None:
+    text = ("prompts:\n  - label: json\n    raw: 'Judge {{x}}'\n    config:\n      response_format:\n"
+            "        type: json_schema\n        json_schema: {name: verdict, schema: {type: object}}\n"
+            "  - plain {{x}}\nproviders: [mock:echo]\ntests: [{vars: {x: 1}}]\n")  # fmt: skip
+    config = parse_grid_text(text)
+    json_prompt, plain = config.prompts
+    assert json_prompt.has_response_format and json_prompt.response_schema is not None
+    assert json_prompt.response_schema.schema == {"type": "object"}
+    assert not plain.has_response_format
+    assert grid_from_dict(config.to_dict()) == config
+    with pytest.raises(GridFileError, match=r"prompts\[0\]\.config\.temperature: 'temperature' is not supported"):
+        parse_grid_text("prompts:\n  - raw: hi\n    config: {temperature: 1}\nproviders: [mock:echo]\n")
