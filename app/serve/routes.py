@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app.core.errors import AppError, redact
+from app.core.errors import AppError, ConfigError, redact
 from app.core.run_events import RunCancelled, RunEnded, RunFailed, RunFinished
 from app.core.runs import Run, RunScheduler
 from app.serve.catalog import Catalog
@@ -124,6 +124,23 @@ async def _disconnected(request: Request) -> None:
     """Returns when the client goes away (the body has been read: only a disconnect is left)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """Web origins written by a user (``http://localhost:3000, https://app.example``; commas or
+    spaces between them, ``*`` for any) -> clean ones; :class:`ConfigError` names a bad one."""
+    out: list[str] = []
+    for item in text.replace(",", " ").split():
+        origin = item.rstrip("/")
+        scheme, sep, host = origin.partition("://")
+        if origin != "*" and not (sep and scheme.lower() in ("http", "https") and host
+                                  and not any(c in host for c in "/?#@ ")):  # fmt: skip
+            raise ConfigError(f"'{item}' is not a web origin.",
+                              hint="Write origins as scheme://host[:port] (e.g. http://localhost:3000), separated "
+                              "by commas; leave the field empty for no CORS.")  # fmt: skip
+        if origin not in out:
+            out.append(origin)
+    return tuple(out)
 
 
 def build_app(cfg: ServeConfig) -> Starlette:

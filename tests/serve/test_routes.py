@@ -10,6 +10,8 @@ import urllib.request
 import openai
 import pytest
 
+from app.core.errors import ConfigError
+from app.serve.routes import parse_origins
 from tests.serve.conftest import ServerThread
 from tests.serve.test_server import HELLO
 
@@ -32,3 +34,13 @@ def test_huge_body_is_413(served: ServerThread) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         served.sdk().chat.completions.create(model="mock:echo", messages=[{"role": "user", "content": "x" * 9_000_000}])
     assert info.value.status_code == 413 and "larger than" in info.value.message
+
+
+def test_origins_are_read_from_what_a_user_writes_and_a_bad_one_is_named() -> None:
+    assert parse_origins("") == ()
+    assert parse_origins(" http://localhost:3000/, https://app.example  http://localhost:3000 *") == (
+        "http://localhost:3000", "https://app.example", "*")  # fmt: skip
+    for bad in ("localhost:3000", "ftp://host", "http://", "http://host/path", "https://host?x=1"):
+        with pytest.raises(ConfigError, match="is not a web origin") as info:
+            parse_origins(f"http://ok.example, {bad}")
+        assert f"'{bad}'" in info.value.message and info.value.hint
