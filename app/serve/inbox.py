@@ -52,6 +52,8 @@ class Inbox:
         cls = event.__class__
         if cls is RunText or cls is RunFinished or cls is RunFailed or cls is RunCancelled:
             _resolve(self._waiter)
+            if self._parts is not None:  # the tokens until the response runs cost nothing either
+                self._run.on_event = None
 
     def has_text(self) -> bool:
         """True when text came since the last :meth:`take`."""
