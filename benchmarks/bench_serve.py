@@ -6,7 +6,10 @@
   chunk consumed) vs the engine directly (target: total time <= 1.15x). Printed for the
   server in its own process (``python -m app serve``, as every real client meets it) and on a
   loop thread of this process (where the SDK's parsing competes with the server for the
-  GIL), with the raw HTTP read (httpx, no SDK) beside each; all alternating in one run;
+  GIL), with the raw HTTP read (httpx, no SDK) beside each; all alternating in one run. Also
+  the CPU time the server's process spends on a request (the timed part only) against the
+  engine's run, which a loaded machine distorts less than the wall clock (Linux: 10 ms
+  ticks, summed over the runs);
 - single: the bundled model (greedy, N tokens) through server + SDK vs the run scheduler
   directly in the same process (target: decode tok/s >= 0.95x);
 - four: four concurrent SDK clients on the bundled model: aggregate tok/s, each one's TTFT.
@@ -25,6 +28,34 @@ import tempfile
 import threading
 import time
 from typing import Any
+
+
+class CpuMeter:
+    """CPU seconds of process ``pid`` (this one: None) over the measured parts, summed."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid
+        self.total = 0.0
+        self._at: float | None = None
+
+    def now(self) -> float | None:
+        if self.pid is None:
+            return time.process_time()
+        try:  # utime + stime from /proc (Linux)
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def start(self) -> None:
+        self._at = self.now()
+
+    def stop(self) -> None:
+        end = self.now()
+        if self._at is not None and end is not None:
+            self.total += end - self._at
+
 
 PROMPT = [{"role": "user", "content": "Write a short story about a robot who learns to paint."}]
 
@@ -48,7 +79,8 @@ def start(tmp: str) -> tuple[Any, Any, asyncio.AbstractEventLoop]:
     return services, server, loop
 
 
-async def via_sdk(url: str, model: str, max_tokens: int | None, warm: bool = True) -> tuple[float, float, int]:
+async def via_sdk(url: str, model: str, max_tokens: int | None, warm: bool = True,
+                  meter: CpuMeter | None = None) -> tuple[float, float, int]:
     """(ttft, total, chunks) of one streamed answer read with the SDK (on a client that has
     made a request already, when ``warm``: its set-up is not the server's time)."""
     import openai
@@ -56,6 +88,8 @@ async def via_sdk(url: str, model: str, max_tokens: int | None, warm: bool = Tru
     client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0)
     if warm:
         await client.models.list()
+    if meter is not None:
+        meter.start()
     t0 = time.perf_counter()
     ttft, n = 0.0, 0
     extra: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
@@ -66,6 +100,8 @@ async def via_sdk(url: str, model: str, max_tokens: int | None, warm: bool = Tru
                 ttft = time.perf_counter() - t0
             n += 1
     total = time.perf_counter() - t0
+    if meter is not None:
+        meter.stop()
     await client.close()
     return ttft, total, n
 
@@ -85,21 +121,27 @@ def spawn_server(tmp: str) -> tuple[Any, str]:
     raise RuntimeError("python -m app serve did not start")
 
 
-async def via_http(url: str, model: str) -> float:
+async def via_http(url: str, model: str, meter: CpuMeter | None = None) -> float:
     """Total time of one streamed answer read as raw SSE bytes with httpx (no SDK parsing)."""
     import httpx2 as httpx  # the HTTP client the openai SDK uses here
 
     body = {"model": model, "messages": PROMPT, "stream": True, "temperature": 0}
     async with httpx.AsyncClient(timeout=600) as client:
         await client.get(url + "/models")  # a warm connection, as via_sdk
+        if meter is not None:
+            meter.start()
         t0 = time.perf_counter()
         async with client.stream("POST", url + "/chat/completions", json=body) as response:
             async for _chunk in response.aiter_bytes():
                 pass
-        return time.perf_counter() - t0
+        total = time.perf_counter() - t0
+        if meter is not None:
+            meter.stop()
+        return total
 
 
-def direct(services: Any, loop: asyncio.AbstractEventLoop, model: str, max_tokens: int | None) -> tuple[float, float]:
+def direct(services: Any, loop: asyncio.AbstractEventLoop, model: str, max_tokens: int | None,
+           meter: CpuMeter | None = None) -> tuple[float, float]:
     """(ttft, total) of the same request through the scheduler, on the server's loop."""
     from app.core.types import ChatMessage, GenerationParams, GenerationRequest, ModelRef
 
@@ -107,9 +149,14 @@ def direct(services: Any, loop: asyncio.AbstractEventLoop, model: str, max_token
                             GenerationParams(temperature=0, max_tokens=max_tokens))
 
     async def go() -> tuple[float, float]:
+        if meter is not None:
+            meter.start()
         t0 = time.perf_counter()
         result = await services.scheduler.run(req)
-        return (result.ttft_s or 0.0), time.perf_counter() - t0
+        total = time.perf_counter() - t0
+        if meter is not None:
+            meter.stop()
+        return (result.ttft_s or 0.0), total
 
     return asyncio.run_coroutine_threadsafe(go(), loop).result(600)
 
@@ -131,11 +178,14 @@ def main() -> None:
     url = server.address
     mock = f"mock:tokens?n={args.tokens}"
     times: dict[str, list[float]] = {k: [] for k in ("engine", "process+SDK", "process+httpx", "thread+SDK", "thread+httpx")}
+    meters = {"engine": CpuMeter(), "process+SDK": CpuMeter(proc.pid), "process+httpx": CpuMeter(proc.pid)}
     try:
         for i in range(args.runs + 1):  # alternating; the first round warms up
-            got = {"engine": direct(services, loop, mock, None)[1],
-                   "process+SDK": asyncio.run(via_sdk(proc_url, mock, None))[1],
-                   "process+httpx": asyncio.run(via_http(proc_url, mock)),
+            if i == 1:
+                meters = {k: CpuMeter(m.pid) for k, m in meters.items()}
+            got = {"engine": direct(services, loop, mock, None, meters["engine"])[1],
+                   "process+SDK": asyncio.run(via_sdk(proc_url, mock, None, meter=meters["process+SDK"]))[1],
+                   "process+httpx": asyncio.run(via_http(proc_url, mock, meters["process+httpx"])),
                    "thread+SDK": asyncio.run(via_sdk(url, mock, None))[1],
                    "thread+httpx": asyncio.run(via_http(url, mock))}  # fmt: skip
             for k, v in got.items():
@@ -149,6 +199,11 @@ def main() -> None:
         print(f"mock {args.tokens} tokens, {name} of {args.runs}: engine {e * 1000:.1f} ms; "
               + "; ".join(f"{k} {pick(v) * 1000:.1f} ms x{pick(v) / e:.2f}"
                           for k, v in times.items() if k != "engine") + " (target <= 1.15)")  # fmt: skip
+    e_cpu = meters["engine"].total
+    if e_cpu > 0 and meters["process+httpx"].total > 0:
+        print(f"mock {args.tokens} tokens, CPU per request (mean of {args.runs}): engine {e_cpu / args.runs * 1000:.1f} ms; "
+              + "; ".join(f"server process ({k.split('+')[1]} client) {meters[k].total / args.runs * 1000:.1f} ms"
+                          f" x{meters[k].total / e_cpu:.2f}" for k in ("process+SDK", "process+httpx")))  # fmt: skip
     if args.skip_local:
         return
     model, n = "local:smollm2", args.local_tokens

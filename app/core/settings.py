@@ -183,6 +183,10 @@ class Settings(Record):
     """MCP servers whose tools the model may call (secrets as ``keyring:NAME``, see mcp_config)."""
     serve_queue_limit: int = spec(default=16, ge=1, le=1024)
     """The local server (``serve``) answers 429 past this many requests waiting or running."""
+    serve_proxy: bool = False
+    """The window's Server panel: also offer the configured endpoints' models (``--proxy``)."""
+    serve_cors_origins: list[str] = spec(default_factory=list)
+    """The window's Server panel: web origins allowed by CORS (empty: no CORS headers)."""
     max_tool_steps: int = spec(default=8, ge=1, le=100)
     """The tool loop stops after this many model requests in one answer (said when reached)."""
     stop_on_tool_error: bool = False

@@ -22,12 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app.core.errors import AppError, redact
-from app.core.run_events import RunCancelled, RunEvent, RunFailed, RunFinished, RunText
+from app.core.errors import AppError, ConfigError, redact
+from app.core.run_events import RunCancelled, RunEnded, RunFailed, RunFinished
 from app.core.runs import Run, RunScheduler
 from app.serve.catalog import Catalog
 from app.serve.chunks import ChunkWriter, completion
 from app.serve.errors import WireError, internal, queue_full, too_large, unauthorized, wire_error
+from app.serve.inbox import Inbox
 from app.serve.wire import ChatCall, bad, parse_chat
 
 log = logging.getLogger(__name__)
@@ -119,44 +120,27 @@ class _TooLarge(Exception):
     pass
 
 
-class _Inbox:
-    """A run's events on their way to the response. The run puts one per token (the hot path:
-    a list append, and a wake-up only when the response waits); the response takes them in
-    bursts, so tokens that arrived together go out as one chunk."""
-
-    __slots__ = ("_items", "_waiter")
-
-    def __init__(self) -> None:
-        self._items: list[RunEvent] = []
-        self._waiter: asyncio.Future[None] | None = None
-
-    def put(self, event: RunEvent) -> None:
-        """Add ``event`` (called by the run, on the loop)."""
-        self._items.append(event)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def take(self) -> list[RunEvent]:
-        """Every event put since the last take (maybe none)."""
-        items, self._items = self._items, []
-        return items
-
-    async def wait(self) -> None:
-        """Return once an event is there to take."""
-        if self._items:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-
 async def _disconnected(request: Request) -> None:
     """Returns when the client goes away (the body has been read: only a disconnect is left)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """Web origins written by a user (``http://localhost:3000, https://app.example``; commas or
+    spaces between them, ``*`` for any) -> clean ones; :class:`ConfigError` names a bad one."""
+    out: list[str] = []
+    for item in text.replace(",", " ").split():
+        origin = item.rstrip("/")
+        scheme, sep, host = origin.partition("://")
+        if origin != "*" and not (sep and scheme.lower() in ("http", "https") and host
+                                  and not any(c in host for c in "/?#@ ")):  # fmt: skip
+            raise ConfigError(f"'{item}' is not a web origin.",
+                              hint="Write origins as scheme://host[:port] (e.g. http://localhost:3000), separated "
+                              "by commas; leave the field empty for no CORS.")  # fmt: skip
+        if origin not in out:
+            out.append(origin)
+    return tuple(out)
 
 
 def build_app(cfg: ServeConfig) -> Starlette:
@@ -192,7 +176,6 @@ class _Exchange:
         self.request = request
         self.started = time.perf_counter()
         self.figures = RequestFigures(f"req-{id(self):x}", client_name(request), "", "running")
-        self.inbox = _Inbox()
 
     def _end(self, status: Status, http_status: int, error: str | None = None, **more: Any) -> None:
         self.figures = replace(self.figures, status=status, http_status=http_status, error=error,
@@ -224,54 +207,52 @@ class _Exchange:
         limit = cfg.queue_limit()
         if len(cfg.runs) >= limit:
             return self._reject(queue_full(limit))
-        run = cfg.scheduler.submit(call.request, on_event=self.inbox.put,
-                                   tag=f"{SERVED_TAG}:{self.figures.client}")  # fmt: skip
+        run = cfg.scheduler.submit(call.request, tag=f"{SERVED_TAG}:{self.figures.client}")
+        inbox = Inbox(run, tokens=call.logprobs)
         cfg.runs.add(run)
         run.task.add_done_callback(lambda _t: cfg.runs.discard(run))  # type: ignore[union-attr]
         cfg.report(self.figures)
         try:
-            pending = await self._first(run)
+            started = await self._first(inbox)
         except BaseException:
             run.cancel()
             raise
-        if not pending:  # the client went away while the run waited or loaded
+        if not started:  # the client went away while the run waited or loaded
             run.cancel()
             self._end("cancelled", 499)
             return Response(status_code=499)
-        first = pending[0]
-        if isinstance(first, RunFailed):
-            err = wire_error(first.error)
-            self._end("failed", err.status, err.message)
-            return _error(err)
-        if isinstance(first, RunCancelled):
-            self._end("cancelled", 499)
-            return Response(status_code=499)
+        end = inbox.end
+        if not inbox.has_text():
+            if isinstance(end, RunFailed):
+                err = wire_error(end.error)
+                self._end("failed", err.status, err.message)
+                return _error(err)
+            if isinstance(end, RunCancelled):
+                self._end("cancelled", 499)
+                return Response(status_code=499)
         if not call.stream:
-            return await self._whole(run, call, first)
+            return await self._whole(run, call, end)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(self._stream(run, call, pending), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(self._stream(run, call, inbox), media_type="text/event-stream", headers=headers)
 
-    async def _first(self, run: Run) -> list[RunEvent]:
-        """The events from the first text or the end of the run on (earlier ones dropped);
-        empty when the client left first."""
+    async def _first(self, inbox: Inbox) -> bool:
+        """Waits for the first text or the end of the run; False when the client left first."""
+        if inbox.ready():
+            return True
         gone = asyncio.ensure_future(_disconnected(self.request))
+        getter = asyncio.ensure_future(inbox.wait())
         try:
-            while True:
-                getter = asyncio.ensure_future(self.inbox.wait())
-                await asyncio.wait([getter, gone], return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    return []
-                events = self.inbox.take()
-                for n, event in enumerate(events):
-                    if isinstance(event, RunText | RunFinished | RunFailed | RunCancelled):
-                        return events[n:]
+            await asyncio.wait([getter, gone], return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
+        if getter.done():
+            return True
+        getter.cancel()
+        return False
 
-    async def _whole(self, run: Run, call: ChatCall, first: RunEvent) -> Response:
-        ended: RunEvent = first
-        if not isinstance(first, RunFinished):
+    async def _whole(self, run: Run, call: ChatCall, end: RunEnded | None) -> Response:
+        ended: RunEnded | None = end
+        if not isinstance(ended, RunFinished):
             gone = asyncio.ensure_future(_disconnected(self.request))
             waiter = asyncio.ensure_future(run.wait())
             try:
@@ -299,59 +280,45 @@ class _Exchange:
         r = ended.result
         self._end("finished", 200, tokens=r.usage.completion_tokens, ttft_s=r.ttft_s, tokens_per_s=r.tokens_per_s)
 
-    async def _stream(self, run: Run, call: ChatCall, pending: list[RunEvent]) -> AsyncIterator[bytes]:
-        """The SSE bytes; pieces that arrived together go out as one write (one chunk each
-        text burst); leaving early (the client went away) cancels the run."""
+    async def _stream(self, run: Run, call: ChatCall, inbox: Inbox) -> AsyncIterator[bytes]:
+        """The SSE bytes: the text that arrived since the last write goes out as one chunk, at
+        most every :data:`FLUSH_INTERVAL_S` (the end at once); leaving early (the client went
+        away) cancels the run."""
         writer = ChunkWriter(f"chatcmpl-{run.id}", call.model_id, include_usage=call.include_usage,
                              logprobs=call.logprobs)  # fmt: skip
-        inbox, loop = self.inbox, asyncio.get_running_loop()
-        ended = False
-        head = writer.role()  # goes out with the first text
+        loop = asyncio.get_running_loop()
+        end: RunEnded | None = None
+        out = writer.role()  # goes out with the first text
+        flushed = loop.time()
         try:
             while True:
-                pending.extend(inbox.take())
-                out, ended = self._encode(writer, pending)
-                pending = []
-                if out or head:
-                    yield head + out
-                    head, flushed = b"", loop.time()
-                if ended:
+                end = inbox.end  # before the text: all of a run's text comes before its end
+                text, tokens = inbox.take()
+                if text:
+                    out += writer.text(text, tokens)
+                if end is not None:
+                    yield out + self._ending(writer, end)
                     return
+                if out:
+                    yield out
+                    out, flushed = b"", loop.time()
                 await inbox.wait()
                 pause = flushed + FLUSH_INTERVAL_S - loop.time()
                 if pause > 0:  # tokens that come faster than this join one chunk
-                    await asyncio.sleep(pause)
+                    await inbox.pause(pause)
         finally:
-            if not ended:
+            if end is None:
                 run.cancel()
                 self._end("cancelled", 499)
 
-    def _encode(self, writer: ChunkWriter, pending: list[RunEvent]) -> tuple[bytes, bool]:
-        """The bytes for a burst of events, and whether the run ended."""
-        out: list[bytes] = []
-        texts: list[str] = []
-        tokens: list[Any] = []
-        for event in pending:
-            if isinstance(event, RunText):
-                texts.append(event.text)
-                tokens.extend(event.tokens)
-                continue
-            if not isinstance(event, RunFinished | RunFailed | RunCancelled):
-                continue
-            if texts:
-                out.append(writer.text("".join(texts), tokens))
-                texts, tokens = [], []
-            if isinstance(event, RunFinished):
-                self._finished(event)
-                out.append(writer.end(event.result))
-            elif isinstance(event, RunFailed):
-                err = wire_error(event.error)
-                self._end("failed", err.status, err.message)
-                out.append(writer.error(err.body()))
-            else:
-                self._end("cancelled", 499)
-                out.append(writer.error(internal(RuntimeError("the run was cancelled by the server")).body()))
-            return b"".join(out), True
-        if texts:
-            out.append(writer.text("".join(texts), tokens))
-        return b"".join(out), False
+    def _ending(self, writer: ChunkWriter, end: RunEnded) -> bytes:
+        """The last bytes of a stream: the finish (with usage and ``[DONE]``) or its error."""
+        if isinstance(end, RunFinished):
+            self._finished(end)
+            return writer.end(end.result)
+        if isinstance(end, RunFailed):
+            err = wire_error(end.error)
+            self._end("failed", err.status, err.message)
+            return writer.error(err.body())
+        self._end("cancelled", 499)
+        return writer.error(internal(RuntimeError("the run was cancelled by the server")).body())

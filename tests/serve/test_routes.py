@@ -1,10 +1,8 @@
 """Tests of app/serve/routes.py: the key check and the body limit through the real server and
-the ``openai`` SDK; the inbox: a run's events reach the response in order, in bursts, and a
-waiting response wakes at the next event."""
+the ``openai`` SDK."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -12,35 +10,10 @@ import urllib.request
 import openai
 import pytest
 
-from app.core.run_events import RunText
-from app.serve.routes import _Inbox
+from app.core.errors import ConfigError
+from app.serve.routes import parse_origins
 from tests.serve.conftest import ServerThread
 from tests.serve.test_server import HELLO
-
-
-def test_events_are_taken_in_bursts_in_order() -> None:
-    inbox = _Inbox()
-    events = [RunText("r1", f"t{i}") for i in range(1000)]
-    for event in events:
-        inbox.put(event)
-    assert inbox.take() == events and inbox.take() == []
-
-
-def test_a_waiting_response_wakes_at_the_next_event() -> None:
-    async def scenario() -> list[object]:
-        inbox = _Inbox()
-        inbox.put(RunText("r1", "a"))
-        await asyncio.wait_for(inbox.wait(), 1)  # something there: at once
-        first = inbox.take()
-        waiting = asyncio.ensure_future(inbox.wait())
-        await asyncio.sleep(0)
-        assert not waiting.done()  # nothing to take yet
-        inbox.put(RunText("r1", "b"))
-        inbox.put(RunText("r1", "c"))
-        await asyncio.wait_for(waiting, 1)
-        return [e.text for e in first + inbox.take()]  # type: ignore[attr-defined]
-
-    assert asyncio.run(scenario()) == ["a", "b", "c"]
 
 
 def test_wrong_or_missing_key_is_401_and_never_echoed(served: ServerThread) -> None:
@@ -61,3 +34,13 @@ def test_huge_body_is_413(served: ServerThread) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         served.sdk().chat.completions.create(model="mock:echo", messages=[{"role": "user", "content": "x" * 9_000_000}])
     assert info.value.status_code == 413 and "larger than" in info.value.message
+
+
+def test_origins_are_read_from_what_a_user_writes_and_a_bad_one_is_named() -> None:
+    assert parse_origins("") == ()
+    assert parse_origins(" http://localhost:3000/, https://app.example  http://localhost:3000 *") == (
+        "http://localhost:3000", "https://app.example", "*")  # fmt: skip
+    for bad in ("localhost:3000", "ftp://host", "http://", "http://host/path", "https://host?x=1"):
+        with pytest.raises(ConfigError, match="is not a web origin") as info:
+            parse_origins(f"http://ok.example, {bad}")
+        assert f"'{bad}'" in info.value.message and info.value.hint

@@ -106,10 +106,17 @@ class ServerController(Controller):
             if self.server.running:
                 self._spawn(self._list_models())
 
+    def saved_options(self) -> tuple[bool, str]:
+        """The proxy option and the CORS origins (as the panel writes them) of the last start."""
+        settings = self.services.settings
+        return settings.serve_proxy, ", ".join(settings.serve_cors_origins)
+
     # -- start and stop ------------------------------------------------------------------------
-    def start(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, require_key: bool = True) -> asyncio.Task[object]:
-        """Start serving on ``host:port`` (0: a free port) in a task; emits state_changed or failed."""
-        return self._spawn(self.astart(host, port, require_key=require_key))
+    def start(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, require_key: bool = True,
+              proxy: bool | None = None, cors_origins: str | None = None) -> asyncio.Task[object]:  # fmt: skip
+        """Start serving on ``host:port`` (0: a free port) in a task; emits state_changed or failed
+        (see :meth:`astart`)."""
+        return self._spawn(self.astart(host, port, require_key=require_key, proxy=proxy, cors_origins=cors_origins))
 
     def stop(self) -> asyncio.Task[object]:
         """Stop serving in a task (the served runs are cancelled); emits state_changed."""
@@ -118,14 +125,30 @@ class ServerController(Controller):
     def _spawn(self, coro: Coroutine[object, None, None]) -> asyncio.Task[object]:
         return spawn(coro, lambda message: self.say(message, error=True))
 
-    async def astart(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, require_key: bool = True) -> None:
-        """Start serving (returns once it accepts requests; a failure is emitted as ``failed``)."""
+    async def astart(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, require_key: bool = True,
+                     proxy: bool | None = None, cors_origins: str | None = None) -> None:  # fmt: skip
+        """Start serving (returns once it accepts requests; a failure is emitted as ``failed``).
+        ``proxy`` (also offer the configured endpoints' models) and ``cors_origins`` (web
+        origins, comma-separated; empty: no CORS) are kept in the settings for the next start;
+        None: the kept ones."""
+        from app.serve.routes import parse_origins
         from app.serve.server import LocalServer
 
         if self.running:
             return
+        settings = self.services.settings
+        try:
+            origins = parse_origins(", ".join(settings.serve_cors_origins) if cors_origins is None else cors_origins)
+        except AppError as exc:
+            self._fail(exc.user_message())
+            return
+        proxy = settings.serve_proxy if proxy is None else proxy
+        if (proxy, list(origins)) != (settings.serve_proxy, settings.serve_cors_origins):
+            settings.serve_proxy, settings.serve_cors_origins = proxy, list(origins)
+            self.save_settings()
         server = LocalServer(self.services, host=host.strip() or DEFAULT_HOST, port=port, adapters=self._adapters,
-                             no_auth=not require_key, on_request=self._on_request)  # fmt: skip
+                             no_auth=not require_key, proxy=proxy, cors_origins=origins,
+                             on_request=self._on_request)  # fmt: skip
         try:
             await server.start()
         except NoKeyringError as exc:

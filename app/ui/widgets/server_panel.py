@@ -1,6 +1,7 @@
 """The Server panel (a dock tabbed with Usage and LoRA adapters): start and stop the local
-OpenAI-compatible server, its address, its key (masked, with a reveal toggle and a Copy
-button), the models it offers, "Add as endpoint", and a live log of the requests with their
+OpenAI-compatible server (also proxying the remote endpoints, and with CORS origins, when
+asked: both kept in the settings), its address, its key (masked, with a reveal toggle and a
+Copy button), the models it offers, "Add as endpoint", and a live log of the requests with their
 figures. Plus the status-bar indicator ("Serving on 127.0.0.1:8080 · 2 active").
 
 The panel talks to a :class:`ServerControl` only (the window's
@@ -80,7 +81,9 @@ class ServerControl(Protocol):
     def port(self) -> int | None: ...
     @property
     def key(self) -> str | None: ...
-    def start(self, host: str = ..., port: int = ..., *, require_key: bool = ...) -> Task[object]: ...
+    def start(self, host: str = ..., port: int = ..., *, require_key: bool = ..., proxy: bool | None = ...,
+              cors_origins: str | None = ...) -> Task[object]: ...  # fmt: skip
+    def saved_options(self) -> tuple[bool, str]: ...
     def stop(self) -> Task[object]: ...
     def copy_key(self) -> bool: ...
     def add_as_endpoint(self) -> object: ...
@@ -117,6 +120,20 @@ class ServerPanel(QWidget):
         row.addWidget(self.key_check, 1)
         row.addWidget(self.start_button)
         lay.addLayout(row)
+        proxy, origins = control.saved_options()
+        self.proxy_check = QCheckBox("Also serve remote endpoints (proxy)")
+        self.proxy_check.setChecked(proxy)
+        self.proxy_check.setToolTip("Also offer the configured endpoints' models (openai:MODEL@ENDPOINT), forwarded "
+                                    "with the app's keyring keys: clients never see those keys")  # fmt: skip
+        lay.addWidget(self.proxy_check)
+        cors = QFormLayout()
+        cors.setContentsMargins(0, 0, 0, 0)
+        self.cors_edit = QLineEdit(origins)
+        self.cors_edit.setPlaceholderText("none")
+        self.cors_edit.setToolTip("Web pages allowed to call the server from a browser, e.g. http://localhost:3000 "
+                                  "(separate several with commas; * for any). Empty: no CORS.")  # fmt: skip
+        cors.addRow("CORS origins", self.cors_edit)
+        lay.addLayout(cors)
         self.message = MessageLabel(self)
         lay.addWidget(self.message)
 
@@ -211,12 +228,13 @@ class ServerPanel(QWidget):
         if self.control.running:
             self.control.stop()
         else:
-            self.control.start(self.host_edit.text(), self.port_spin.value(), require_key=self.key_check.isChecked())
+            self.control.start(self.host_edit.text(), self.port_spin.value(), require_key=self.key_check.isChecked(),
+                               proxy=self.proxy_check.isChecked(), cors_origins=self.cors_edit.text())  # fmt: skip
 
     def _on_state_changed(self, running: bool) -> None:
         self.start_button.setEnabled(True)
         self.start_button.setText("Stop" if running else "Start")
-        for w in (self.host_edit, self.port_spin, self.key_check):
+        for w in (self.host_edit, self.port_spin, self.key_check, self.proxy_check, self.cors_edit):
             w.setEnabled(not running)
         address, key = self.control.address, self.control.key
         self.address_label.setText(address or "Stopped")

@@ -1,11 +1,15 @@
 """The Server panel in the real window (offscreen, qasync loop): started and stopped by its
 buttons on a free port, the openai SDK streaming through it (in a thread) while the live log
 and the status-bar indicator follow, the key's mask and Copy button, the LoRA dock's adapters
-as BASE+NAME models, the app as a client of its own server, and closing the window."""
+as BASE+NAME models, the app as a client of its own server, the proxy option and the CORS
+origins (kept in the settings), and closing the window."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,8 @@ from app.ui.main_window import MainWindow
 from app.ui.widgets.server_panel import ServerPanel
 from tests.cli.conftest import tiny_local  # noqa: F401 - a tiny local model and its adapter
 from tests.conftest import expect_signal
-from tests.support.sdk_client import listens, stream_text, with_sdk
+from tests.support.openai_server import OpenAIServer, text
+from tests.support.sdk_client import in_thread, listens, stream_text, with_sdk
 
 
 @pytest.fixture
@@ -161,3 +166,84 @@ def test_closing_the_window_stops_the_server(window: MainWindow, qloop: Any) -> 
     window.close()  # the window begins stopping it; launch awaits the end before closing the services
     assert qloop.run_until_complete(asyncio.wait_for(stopped.wait(20), 25)) == [(False,)]
     assert not window.server_control.running and not listens(port)
+
+
+async def click_stop(qtbot: Any, panel: ServerPanel) -> None:
+    changed = expect_signal(panel.control.state_changed)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert await changed.wait(15) == [(False,)]
+
+
+def test_the_proxy_option_forwards_the_endpoints_models_with_the_keyring_key(
+    window: MainWindow, qtbot: Any, qloop: Any, openai_server: OpenAIServer,
+) -> None:  # fmt: skip
+    panel, control, services = panel_of(window), window.server_control, window.services
+    remote_key = "sk-remote-for-the-proxy-1234"
+    openai_server.require_key = remote_key
+    openai_server.default = text("proxied", " answer")
+    services.settings.endpoints = [*services.settings.endpoints, openai_server.endpoint("Remote", needs_key=True)]
+    services.secrets.set("endpoint:Remote", remote_key)
+    assert not panel.proxy_check.isChecked()  # off by default
+
+    async def scenario() -> tuple[list[str], str]:
+        panel.proxy_check.click()
+        listed = expect_signal(control.models_changed, where=lambda ids: any(i.endswith("@Remote") for i in ids))
+        await click_start(qtbot, panel)
+        assert not panel.proxy_check.isEnabled()  # applied on start; fixed while serving
+        [(ids,)] = await listed.wait(15)
+        answer = await asyncio.wait_for(with_sdk(control.address, control.key,
+                                                 lambda c: stream_text(c, "openai:test-model@Remote")), 30)  # fmt: skip
+        return ids, answer
+
+    ids, answer = qloop.run_until_complete(asyncio.wait_for(scenario(), 60))
+    assert "openai:test-model@Remote" in ids and answer == "proxied answer"
+    [request] = openai_server.chat_requests
+    assert request.authorization == f"Bearer {remote_key}" and request.json["model"] == "test-model"
+    assert services.settings.serve_proxy and ServerPanel(control).proxy_check.isChecked()  # kept for next time
+    assert json.loads(services.paths.settings_file.read_text())["serve_proxy"] is True
+
+
+def _preflight(address: str, origin: str) -> tuple[int, dict[str, str]]:
+    """A browser's CORS preflight of POST /v1/chat/completions: (status, headers lower-cased)."""
+    request = urllib.request.Request(address + "/chat/completions", method="OPTIONS", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}
+
+
+def test_cors_origins_answer_the_preflight_and_none_send_no_cors_headers(window: MainWindow, qtbot: Any,
+                                                                         qloop: Any) -> None:  # fmt: skip
+    panel, control, settings = panel_of(window), window.server_control, window.services.settings
+    page = "http://localhost:3000"
+
+    async def preflight(origin: str) -> tuple[int, dict[str, str]]:
+        assert control.address is not None
+        address = control.address
+        return await asyncio.wait_for(in_thread(lambda: _preflight(address, origin)), 15)
+
+    async def scenario() -> list[tuple[int, dict[str, str]]]:
+        failed = expect_signal(control.failed)
+        panel.cors_edit.setText("localhost:3000/app")
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+        [(message,)] = await failed.wait(15)
+        assert "'localhost:3000/app' is not a web origin" in message and "http://localhost:3000" in message
+        assert not control.running and panel.start_button.isEnabled() and settings.serve_cors_origins == []
+        panel.cors_edit.setText(page + "/")
+        await click_start(qtbot, panel)
+        got = [await preflight(page), await preflight("http://elsewhere.example")]
+        await click_stop(qtbot, panel)
+        assert settings.serve_cors_origins == [page] and ServerPanel(control).cors_edit.text() == page
+        panel.cors_edit.clear()
+        await click_start(qtbot, panel)
+        got.append(await preflight(page))
+        return got
+
+    allowed, other, without = qloop.run_until_complete(asyncio.wait_for(scenario(), 60))
+    assert allowed[0] == 200 and allowed[1]["access-control-allow-origin"] == page
+    assert "POST" in allowed[1]["access-control-allow-methods"]
+    assert "access-control-allow-origin" not in other[1]
+    assert not [h for h in without[1] if h.startswith("access-control-")] and settings.serve_cors_origins == []
