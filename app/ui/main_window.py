@@ -10,7 +10,7 @@ its :class:`~app.ui.workbench.host.WorkbenchHost`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence
@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from app.ui.widgets.dashboard import DashboardDock
     from app.ui.widgets.history_sidebar import HistorySidebar
     from app.ui.widgets.lora_panel import LoraPanel
+    from app.ui.widgets.server_panel import ServerPanel
     from app.ui.widgets.tools_panel import ToolsPanel
+    from app.ui.window_docks import LazyDock
 
 
 class MainWindow(QMainWindow):
@@ -83,7 +85,8 @@ class MainWindow(QMainWindow):
         self.dashboard: DashboardDock | None = None
         self.sidebar: HistorySidebar | None = None
         self.lora_panel: LoraPanel | None = None
-        self.tools_panel: ToolsPanel | None = None
+        self.tools_dock: LazyDock | None = None
+        self.server_dock: LazyDock | None = None
         self.tools: ToolsController = None  # type: ignore[assignment]
         self.chat: ChatController = None  # type: ignore[assignment]  # the controllers: made by attach()
         self.conversations: ConversationController = None  # type: ignore[assignment]
@@ -155,8 +158,7 @@ class MainWindow(QMainWindow):
 
         docks = build_docks(self, self.view_menu, services, self.backend, self.server_control)
         self.sidebar, self.dashboard, self.lora_panel = docks.sidebar, docks.dashboard, docks.lora_panel
-        self.tools_panel = docks.tools_panel
-        self.server_panel = docks.server_panel
+        self.tools_dock, self.server_dock = docks.tools_dock, docks.server_dock
         self._wire()
         self.editor.set_presets(services.settings.presets)
         self.editor.set_counter(self.counter)  # once wired: its first count starts from here
@@ -349,13 +351,19 @@ class MainWindow(QMainWindow):
         dialogs.settings_changed.connect(self.apply_appearance)
         if self.lora_panel is not None and hasattr(self.lora_panel, "compare_requested"):
             self.lora_panel.compare_requested.connect(dialogs.show_compare)
-        # the Tools panel: each send's tools, MCP servers, re-running from an edited result
-        self.tools.status.connect(self._on_controller_status)
-        if self.tools_panel is not None:
-            self.tools.attach(self.tools_panel)
+        # the Tools panel (made when its dock is first shown): each send's tools, MCP servers,
+        # presets and conversations keep them, re-running from an edited result
+        tools = self.tools
+        tools.status.connect(self._on_controller_status)
+        editor.preset_box.activated.connect(tools._on_editor_preset_chosen)
+        editor.preset_saved.connect(tools._on_editor_preset_saved)
+        session.conversation_changed.connect(tools._on_session_conversation_changed)
+        if self.tools_dock is not None:
+            self.tools_dock.on_built.append(lambda panel: tools.attach(cast("ToolsPanel", panel)))
+            tools.make_panel = self.tools_dock.content
         transcript.tool_rerun_requested.connect(chat.rerun_tool_result)
         # the local server: its panel (in the docks), the LoRA dock's adapters, the status-bar indicator
-        from app.ui.widgets.server_panel import ServerIndicator
+        from app.ui.widgets.server_indicator import ServerIndicator
 
         server = self.server_control
         server.status.connect(self._on_controller_status)
@@ -363,7 +371,20 @@ class MainWindow(QMainWindow):
         b.adapters_changed.connect(server.set_adapters)
         server.set_adapters(b.adapters())
         self.server_indicator = ServerIndicator(server, self.statusBar())
+        if self.server_dock is not None:  # its panel, made when first shown, sees each start
+            server_dock = self.server_dock
+            server.state_changed.connect(lambda running: server_dock.content() if running else None)
         # (a later panel wires its controller here the same way)
+
+    @property
+    def tools_panel(self) -> ToolsPanel | None:
+        """The Tools panel, made now if its dock was never shown (None: none in this build)."""
+        return cast("ToolsPanel", self.tools_dock.content()) if self.tools_dock is not None else None
+
+    @property
+    def server_panel(self) -> ServerPanel | None:
+        """The Server panel, made now if its dock was never shown (None: none in this build)."""
+        return cast("ServerPanel", self.server_dock.content()) if self.server_dock is not None else None
 
     # -- the Workbench's host (app.ui.workbench.host.WorkbenchHost) ----------------------------
     def show_workbench(self) -> None:
