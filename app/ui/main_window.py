@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal, SignalInstance
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
+from app.ui.wiring import connect_slots
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -298,54 +299,41 @@ class MainWindow(QMainWindow):
                              (self.settings_action, dialogs.show_settings), (self.open_model_action, models.open_model_file),
                              (self.add_endpoint_action, dialogs.add_endpoint)):  # fmt: skip
             action.triggered.connect(slot)
-        # the editor and the transcript: talking
-        editor.send_requested.connect(chat.send)
-        editor.stop_requested.connect(chat.stop)
-        editor.preset_saved.connect(chat._on_editor_preset_saved)
-        editor.preset_deleted.connect(chat._on_editor_preset_deleted)
-        editor.message_edit.textChanged.connect(chat._on_editor_draft_changed)
-        transcript.regenerate_requested.connect(chat.regenerate)
-        transcript.regenerate_message_requested.connect(chat.regenerate_message)
-        transcript.edit_requested.connect(chat.edit_message)
-        transcript.branch_requested.connect(chat.switch_branch)
-        transcript.token_branch_requested.connect(chat.branch_from_token)
-        transcript.fork_requested.connect(conversations.fork_from)
-        transcript.copied.connect(lambda _t: self.show_hint("Copied to the clipboard."))
-        transcript.copy_code_requested.connect(self._on_transcript_copy_code)
+        # the editor and the transcript: talking; the model: picked, loading, loaded, failed, the
+        # backend's notices; the open conversation (slots named _on_<source>_<signal> by name)
+        connect_slots(editor, chat, "_on_editor_")
+        connect_slots(self.picker, models, "_on_picker_")
+        connect_slots(b, models, "_on_backend_")
+        connect_slots(chat, models, "_on_chat_")
+        connect_slots(session, conversations, "_on_session_")
+        pairs: tuple[tuple[SignalInstance, Callable[..., object]], ...] = (
+            (editor.send_requested, chat.send), (editor.stop_requested, chat.stop),
+            (editor.message_edit.textChanged, chat._on_editor_draft_changed),
+            (transcript.regenerate_requested, chat.regenerate),
+            (transcript.regenerate_message_requested, chat.regenerate_message),
+            (transcript.edit_requested, chat.edit_message), (transcript.branch_requested, chat.switch_branch),
+            (transcript.token_branch_requested, chat.branch_from_token),
+            (transcript.fork_requested, conversations.fork_from),
+            (transcript.copied, lambda _t: self.show_hint("Copied to the clipboard.")),
+            (transcript.copy_code_requested, self._on_transcript_copy_code),
+            (self.picker.add_endpoint_requested, dialogs.add_endpoint),
+            (self.picker.open_model_requested, models.open_model_file),
+            (b.models_listed, self.picker.set_listing), (b.busy_changed, self._on_backend_busy_changed),
+            (b.busy_changed, lambda busy: self._drop_hint() if busy else None),  # an answer starts
+            (models.model_switched, self._on_models_model_switched),
+            (session.conversation_changed, self._on_session_conversation_changed),
+            (session.branch_changed, conversations.apply_state), (session.conversation_changed, self._drop_hint),
+            (session.branch_changed, self._drop_hint))  # fmt: skip
+        for signal, receiver in pairs:
+            signal.connect(receiver)
         self.probabilities_action.setChecked(self.services.settings.show_probabilities)
         chat.set_probabilities(self.services.settings.show_probabilities, save=False)
         self.probabilities_action.toggled.connect(chat.set_probabilities)
-        # the model: picked, loading, loaded, failed; the backend's notices
-        self.picker.model_selected.connect(models._on_picker_model_selected)
-        self.picker.add_endpoint_requested.connect(dialogs.add_endpoint)
-        self.picker.open_model_requested.connect(models.open_model_file)
-        b.models_listed.connect(self.picker.set_listing)
-        b.model_changed.connect(models._on_backend_model_changed)
-        b.model_loading.connect(models._on_backend_model_loading)
-        b.model_loaded.connect(models._on_backend_model_loaded)
-        b.model_load_failed.connect(models._on_backend_model_load_failed)
-        b.state_restored.connect(models._on_backend_state_restored)
-        b.adapter_failed.connect(models._on_backend_adapter_failed)
-        b.error_occurred.connect(models._on_backend_error_occurred)
-        b.run_event.connect(models._on_backend_run_event)
-        b.busy_changed.connect(self._on_backend_busy_changed)
-        b.busy_changed.connect(lambda busy: self._drop_hint() if busy else None)  # an answer starts
-        chat.sent.connect(models._on_chat_sent)
-        models.model_switched.connect(self._on_models_model_switched)
-        # the open conversation
-        session.conversation_changed.connect(conversations._on_session_conversation_changed)
-        session.conversation_changed.connect(self._on_session_conversation_changed)
-        session.branch_changed.connect(conversations.apply_state)
-        session.history_pending.connect(conversations._on_session_history_pending)
-        for moved_on in (session.conversation_changed, session.branch_changed):
-            moved_on.connect(self._drop_hint)
         conversations.title_changed.connect(self.setWindowTitle)
         if self.sidebar is not None:
             self.sidebar.conversation_selected.connect(conversations.open_conversation)
             self.sidebar.new_conversation_requested.connect(conversations.new_conversation)
-            self.sidebar.conversation_deleted.connect(conversations._on_sidebar_conversation_deleted)
-            self.sidebar.conversation_renamed.connect(conversations._on_sidebar_conversation_renamed)
-            self.sidebar.conversation_forked.connect(conversations._on_sidebar_conversation_forked)
+            connect_slots(self.sidebar, conversations, "_on_sidebar_")
             session.answer_done.connect(lambda _g, _s: self.refresh_sidebar())
         # dialogs
         dialogs.settings_changed.connect(self.apply_appearance)
@@ -356,8 +344,8 @@ class MainWindow(QMainWindow):
         tools = self.tools
         tools.status.connect(self._on_controller_status)
         editor.preset_box.activated.connect(tools._on_editor_preset_chosen)
-        editor.preset_saved.connect(tools._on_editor_preset_saved)
-        session.conversation_changed.connect(tools._on_session_conversation_changed)
+        connect_slots(editor, tools, "_on_editor_")
+        connect_slots(session, tools, "_on_session_")
         if self.tools_dock is not None:
             self.tools_dock.on_built.append(lambda panel: tools.attach(cast("ToolsPanel", panel)))
             tools.make_panel = self.tools_dock.content
