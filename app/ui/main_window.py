@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from app.ui.controllers.tools import ToolsController
     from app.ui.session import ChatSession
     from app.ui.widgets.dashboard import DashboardDock
+    from app.ui.widgets.find_bar import FindBar
     from app.ui.widgets.history_sidebar import HistorySidebar
     from app.ui.widgets.lora_panel import LoraPanel
     from app.ui.widgets.server_panel import ServerPanel
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         self.dialogs: dict[str, Any] = {}
         """The open dialogs and side windows by name ("keys", "settings", "compare", "workbench")."""
         self._built = False
+        self._find_bar: FindBar | None = None
         self._hint = ""
         """The status message that goes at the next action (see :meth:`show_hint`)."""
         if build or services is not None:
@@ -120,13 +122,9 @@ class MainWindow(QMainWindow):
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
-        from app.ui.widgets.find_bar import FindBar
-
-        self.find_bar = FindBar(self.transcript, self)
-        self.find_bar.closed.connect(lambda: self.editor.message_edit.setFocus())
-        lay.addWidget(self.transcript, 1)
-        lay.addWidget(self.find_bar)
+        lay.addWidget(self.transcript, 1)  # the find bar goes between them when first asked for
         lay.addWidget(self.editor)
+        self._column = lay
         self.setCentralWidget(central)
         self.picker = ModelPicker(self)
         self._build_actions()
@@ -211,8 +209,8 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         self.new_action = self._action("New chat", None, QKeySequence.StandardKey.New, "Start a new conversation (Ctrl+N)")
         self.regen_action = self._action("Regenerate", None, "Ctrl+R", "Answer the last message again")
-        self.find_action = self._action("Find in conversation…", self.find_bar.open_bar, QKeySequence.StandardKey.Find,
-                                        "Find text in the open conversation (Ctrl+F)")  # fmt: skip
+        self.find_action = self._action("Find in conversation…", lambda: self.find_bar.open_bar(),
+                                        QKeySequence.StandardKey.Find, "Find text in the open conversation (Ctrl+F)")
         self.find_next_action = self._action("Find next", lambda: self.find_bar.step(1), QKeySequence.StandardKey.FindNext)
         self.stop_action = self._action("Stop", None, None, "Stop the answer (Esc)")
         self.stop_action.setEnabled(False)
@@ -365,6 +363,17 @@ class MainWindow(QMainWindow):
         # (a later panel wires its controller here the same way)
 
     @property
+    def find_bar(self) -> FindBar:
+        """The find bar over the prompt editor (Ctrl+F), made the first time it is asked for."""
+        if self._find_bar is None:
+            from app.ui.widgets.find_bar import FindBar
+
+            self._find_bar = FindBar(self.transcript, self)
+            self._find_bar.closed.connect(lambda: self.editor.message_edit.setFocus())
+            self._column.insertWidget(self._column.indexOf(self.editor), self._find_bar)
+        return self._find_bar
+
+    @property
     def tools_panel(self) -> ToolsPanel | None:
         """The Tools panel, made now if its dock was never shown (None: none in this build)."""
         return cast("ToolsPanel", self.tools_dock.content()) if self.tools_dock is not None else None
@@ -424,7 +433,7 @@ class MainWindow(QMainWindow):
         self.refresh_sidebar()
         if self.sidebar is not None:
             self.sidebar.select(conversation_id)
-        if self.find_bar.isVisible():  # its matches were in the cards just replaced
+        if self._find_bar is not None and self._find_bar.isVisible():  # its matches were in the cards just replaced
             self.find_bar.search(self.find_bar.edit.text())
         self.editor.schedule_count()
 
