@@ -48,12 +48,18 @@ class LazyDock(QDockWidget):
         return self._make is None
 
     def content(self) -> QWidget:
-        """The dock's widget, made now if it was not yet."""
+        """The dock's widget, made now if it was not yet (a ``make()`` that raised is tried
+        again next time)."""
         make, self._make = self._make, None
         if make is not None:
-            self.setWidget(make())
+            try:
+                widget = make()
+            except BaseException:
+                self._make = make
+                raise
+            self.setWidget(widget)
             for call in self.on_built:
-                call(self.widget())
+                call(widget)
         return self.widget()
 
     def _on_visibility_changed(self, visible: bool) -> None:

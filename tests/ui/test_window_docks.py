@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QMainWindow, QWidget
 
@@ -77,4 +78,23 @@ def test_a_closed_lazy_dock_is_made_when_view_shows_it(qapp: Any) -> None:
     qapp.processEvents()
     assert lazy.built and isinstance(lazy.widget(), QLabel) and lazy.isVisible()
     window.close()
+    window.deleteLater()
+
+
+def test_a_lazy_dock_whose_widget_failed_tries_again(qapp: Any) -> None:
+    window = QMainWindow()
+    view = window.menuBar().addMenu("&View")
+    tries: list[int] = []
+
+    def make() -> QWidget:
+        tries.append(1)
+        if len(tries) == 1:
+            raise RuntimeError("not this time")
+        return QLabel("panel")
+
+    lazy = add_lazy_dock(window, view, "Lazy", make)
+    with pytest.raises(RuntimeError):
+        lazy.content()
+    assert not lazy.built and lazy.widget() is None
+    assert isinstance(lazy.content(), QLabel) and lazy.built and len(tries) == 2
     window.deleteLater()
