@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
         self.session: ChatSession = None  # type: ignore[assignment]
         self.dashboard: DashboardDock | None = None
         self.sidebar: HistorySidebar | None = None
-        self.lora_panel: LoraPanel | None = None
+        self.lora_dock: LazyDock | None = None
         self.tools_dock: LazyDock | None = None
         self.server_dock: LazyDock | None = None
         self.tools: ToolsController = None  # type: ignore[assignment]
@@ -156,7 +156,7 @@ class MainWindow(QMainWindow):
         from app.ui.window_docks import build_docks
 
         docks = build_docks(self, self.view_menu, services, self.backend, self.server_control)
-        self.sidebar, self.dashboard, self.lora_panel = docks.sidebar, docks.dashboard, docks.lora_panel
+        self.sidebar, self.dashboard, self.lora_dock = docks.sidebar, docks.dashboard, docks.lora_dock
         self.tools_dock, self.server_dock = docks.tools_dock, docks.server_dock
         self._wire()
         self.editor.set_presets(services.settings.presets)
@@ -335,8 +335,10 @@ class MainWindow(QMainWindow):
             session.answer_done.connect(lambda _g, _s: self.refresh_sidebar())
         # dialogs
         dialogs.settings_changed.connect(self.apply_appearance)
-        if self.lora_panel is not None and hasattr(self.lora_panel, "compare_requested"):
-            self.lora_panel.compare_requested.connect(dialogs.show_compare)
+        if self.lora_dock is not None:  # its panel is made when first shown, or when an adapter fails first
+            self.lora_dock.on_built.append(lambda panel: cast("LoraPanel", panel).compare_requested.connect(
+                dialogs.show_compare))  # fmt: skip
+            b.adapter_failed.connect(self._on_backend_adapter_failed)
         # the Tools panel (made when its dock is first shown): each send's tools, MCP servers,
         # presets and conversations keep them, re-running from an edited result
         tools = self.tools
@@ -372,6 +374,17 @@ class MainWindow(QMainWindow):
             self._find_bar.closed.connect(lambda: self.editor.message_edit.setFocus())
             self._column.insertWidget(self._column.indexOf(self.editor), self._find_bar)
         return self._find_bar
+
+    @property
+    def lora_panel(self) -> LoraPanel | None:
+        """The LoRA adapters panel, made now if its dock was never shown (None: none in this build)."""
+        return cast("LoraPanel", self.lora_dock.content()) if self.lora_dock is not None else None
+
+    def _on_backend_adapter_failed(self, message: str) -> None:
+        """The LoRA panel shows a failed adapter: made now if it was not, it missed this one."""
+        if self.lora_dock is not None and not self.lora_dock.built:
+            panel = cast("LoraPanel", self.lora_dock.content())
+            panel._on_backend_adapter_failed(message)
 
     @property
     def tools_panel(self) -> ToolsPanel | None:

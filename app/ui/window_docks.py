@@ -3,7 +3,7 @@ adapters panel, the Tools panel and the local server's panel (right, tabbed). Ea
 at import time (a build without it still starts). A new panel gets its dock here and its
 controller in the window's ``_wire``.
 
-The Tools and Server panels are tabs behind Usage at start: their docks are
+The LoRA adapters, Tools and Server panels are tabs behind Usage at start: their docks are
 :class:`LazyDock` s, whose panel is imported and made the first time the dock is shown (its
 tab raised, View ticked, a saved layout restored) or :meth:`LazyDock.content` is asked."""
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from app.ui.controllers.server import ServerController
     from app.ui.widgets.dashboard import DashboardDock
     from app.ui.widgets.history_sidebar import HistorySidebar
-    from app.ui.widgets.lora_panel import LoraPanel
 
 log = logging.getLogger(__name__)
 SIDEBAR_MIN_WIDTH = 170
@@ -69,12 +68,12 @@ class LazyDock(QDockWidget):
 
 @dataclass
 class Docks:
-    """The panels made (None: not available in this build); the Tools and Server docks make
-    their panels when first shown."""
+    """The panels made (None: not available in this build); the LoRA adapters, Tools and
+    Server docks make their panels when first shown."""
 
     sidebar: HistorySidebar | None = None
     dashboard: DashboardDock | None = None
-    lora_panel: LoraPanel | None = None
+    lora_dock: LazyDock | None = None
     tools_dock: LazyDock | None = None
     server_dock: LazyDock | None = None
 
@@ -128,16 +127,18 @@ def build_docks(window: QMainWindow, view_menu: QMenu, services: Services, backe
         view_menu.addAction(docks.dashboard.toggleViewAction())
     except ImportError as exc:
         log.warning("dashboard unavailable: %s", exc)
-    try:
-        from app.ui.widgets.lora_panel import LoraPanel
+    if find_spec("app.ui.widgets.lora_panel") is None:
+        log.warning("LoRA panel unavailable")
+    else:
+        def make_lora_panel() -> QWidget:
+            from app.ui.widgets.lora_panel import LoraPanel
 
-        docks.lora_panel = LoraPanel(backend, window)
-        dock = add_dock(window, view_menu, "LoRA adapters", docks.lora_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+            return LoraPanel(backend, window)
+
+        docks.lora_dock = add_lazy_dock(window, view_menu, "LoRA adapters", make_lora_panel)
         if docks.dashboard is not None:
-            window.tabifyDockWidget(dock, docks.dashboard)
+            window.tabifyDockWidget(docks.lora_dock, docks.dashboard)
             docks.dashboard.raise_()
-    except ImportError as exc:
-        log.warning("LoRA panel unavailable: %s", exc)
     if find_spec("app.ui.widgets.tools_panel") is None:
         log.warning("Tools panel unavailable")
     else:

@@ -285,6 +285,7 @@ def test_the_tools_and_server_panels_are_made_when_first_shown_with_what_they_ho
         qapp.processEvents()
         tools, server = win.tools_dock, win.server_dock
         assert tools is not None and server is not None
+        assert win.lora_dock is not None and not win.lora_dock.built
         assert not tools.built and not server.built and win.tools.panel is None  # tabs behind Usage
         assert win.dashboard is not None and win.dashboard.isVisible()
         tools.raise_()  # the user picks the Tools tab

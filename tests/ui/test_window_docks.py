@@ -20,11 +20,12 @@ def test_the_docks_are_made_placed_and_listed_in_view(qloop: Any, services: Serv
     view = window.menuBar().addMenu("&View")
     try:
         docks = build_docks(window, view, services, backend)
-        assert docks.sidebar is not None and docks.dashboard is not None and docks.lora_panel is not None
+        assert docks.sidebar is not None and docks.dashboard is not None and docks.lora_dock is not None
         assert docks.sidebar.minimumWidth() == SIDEBAR_MIN_WIDTH
         history = docks.sidebar.parentWidget()
         assert window.dockWidgetArea(history) == Qt.DockWidgetArea.LeftDockWidgetArea
-        lora = docks.lora_panel.parentWidget()
+        lora = docks.lora_dock
+        assert not lora.built  # a tab behind Usage: made when first shown
         tools = docks.tools_dock
         assert tools is not None and docks.server_dock is None  # no Server panel without its controller
         assert set(window.tabifiedDockWidgets(lora)) == {docks.dashboard, tools}  # one tab group at the right
@@ -98,3 +99,22 @@ def test_a_lazy_dock_whose_widget_failed_tries_again(qapp: Any) -> None:
     assert not lazy.built and lazy.widget() is None
     assert isinstance(lazy.content(), QLabel) and lazy.built and len(tries) == 2
     window.deleteLater()
+
+
+def test_the_lora_panel_made_late_shows_what_it_would_have(qloop: Any, qapp: Any, services: Services) -> None:
+    from app.ui.main_window import MainWindow
+
+    backend = BackendManager(services, model_id="mock:echo")
+    win = MainWindow(services, backend=backend, restore=False)
+    win.show()
+    try:
+        dock = win.lora_dock
+        assert dock is not None and not dock.built
+        backend.adapter_failed.emit("the adapter 'x' did not load")  # e.g. restoring the last session's
+        assert dock.built and win.lora_panel is dock.widget()  # made for it: the message is not lost
+        assert win.lora_panel.error_text() == "the adapter 'x' did not load"
+        backend.adapter_failed.emit("again")  # from now on the panel hears it itself, once
+        assert win.lora_panel.error_text() == "again"
+    finally:
+        win.close()
+        qloop.run_until_complete(asyncio.wait_for(backend.aclose(), 10))
