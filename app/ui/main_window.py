@@ -10,9 +10,9 @@ its :class:`~app.ui.workbench.host.WorkbenchHost`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal, SignalInstance
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.providers.bundled import default_temperature
 from app.ui import theme as theme_mod
+from app.ui.wiring import connect_slots
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,9 +41,12 @@ if TYPE_CHECKING:
     from app.ui.controllers.tools import ToolsController
     from app.ui.session import ChatSession
     from app.ui.widgets.dashboard import DashboardDock
+    from app.ui.widgets.find_bar import FindBar
     from app.ui.widgets.history_sidebar import HistorySidebar
     from app.ui.widgets.lora_panel import LoraPanel
+    from app.ui.widgets.server_panel import ServerPanel
     from app.ui.widgets.tools_panel import ToolsPanel
+    from app.ui.window_docks import LazyDock
 
 
 class MainWindow(QMainWindow):
@@ -82,8 +86,9 @@ class MainWindow(QMainWindow):
         self.session: ChatSession = None  # type: ignore[assignment]
         self.dashboard: DashboardDock | None = None
         self.sidebar: HistorySidebar | None = None
-        self.lora_panel: LoraPanel | None = None
-        self.tools_panel: ToolsPanel | None = None
+        self.lora_dock: LazyDock | None = None
+        self.tools_dock: LazyDock | None = None
+        self.server_dock: LazyDock | None = None
         self.tools: ToolsController = None  # type: ignore[assignment]
         self.chat: ChatController = None  # type: ignore[assignment]  # the controllers: made by attach()
         self.conversations: ConversationController = None  # type: ignore[assignment]
@@ -94,6 +99,7 @@ class MainWindow(QMainWindow):
         self.dialogs: dict[str, Any] = {}
         """The open dialogs and side windows by name ("keys", "settings", "compare", "workbench")."""
         self._built = False
+        self._find_bar: FindBar | None = None
         self._hint = ""
         """The status message that goes at the next action (see :meth:`show_hint`)."""
         if build or services is not None:
@@ -116,13 +122,9 @@ class MainWindow(QMainWindow):
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
-        from app.ui.widgets.find_bar import FindBar
-
-        self.find_bar = FindBar(self.transcript, self)
-        self.find_bar.closed.connect(lambda: self.editor.message_edit.setFocus())
-        lay.addWidget(self.transcript, 1)
-        lay.addWidget(self.find_bar)
+        lay.addWidget(self.transcript, 1)  # the find bar goes between them when first asked for
         lay.addWidget(self.editor)
+        self._column = lay
         self.setCentralWidget(central)
         self.picker = ModelPicker(self)
         self._build_actions()
@@ -154,9 +156,8 @@ class MainWindow(QMainWindow):
         from app.ui.window_docks import build_docks
 
         docks = build_docks(self, self.view_menu, services, self.backend, self.server_control)
-        self.sidebar, self.dashboard, self.lora_panel = docks.sidebar, docks.dashboard, docks.lora_panel
-        self.tools_panel = docks.tools_panel
-        self.server_panel = docks.server_panel
+        self.sidebar, self.dashboard, self.lora_dock = docks.sidebar, docks.dashboard, docks.lora_dock
+        self.tools_dock, self.server_dock = docks.tools_dock, docks.server_dock
         self._wire()
         self.editor.set_presets(services.settings.presets)
         self.editor.set_counter(self.counter)  # once wired: its first count starts from here
@@ -208,8 +209,8 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         self.new_action = self._action("New chat", None, QKeySequence.StandardKey.New, "Start a new conversation (Ctrl+N)")
         self.regen_action = self._action("Regenerate", None, "Ctrl+R", "Answer the last message again")
-        self.find_action = self._action("Find in conversation…", self.find_bar.open_bar, QKeySequence.StandardKey.Find,
-                                        "Find text in the open conversation (Ctrl+F)")  # fmt: skip
+        self.find_action = self._action("Find in conversation…", lambda: self.find_bar.open_bar(),
+                                        QKeySequence.StandardKey.Find, "Find text in the open conversation (Ctrl+F)")
         self.find_next_action = self._action("Find next", lambda: self.find_bar.step(1), QKeySequence.StandardKey.FindNext)
         self.stop_action = self._action("Stop", None, None, "Stop the answer (Esc)")
         self.stop_action.setEnabled(False)
@@ -296,66 +297,61 @@ class MainWindow(QMainWindow):
                              (self.settings_action, dialogs.show_settings), (self.open_model_action, models.open_model_file),
                              (self.add_endpoint_action, dialogs.add_endpoint)):  # fmt: skip
             action.triggered.connect(slot)
-        # the editor and the transcript: talking
-        editor.send_requested.connect(chat.send)
-        editor.stop_requested.connect(chat.stop)
-        editor.preset_saved.connect(chat._on_editor_preset_saved)
-        editor.preset_deleted.connect(chat._on_editor_preset_deleted)
-        editor.message_edit.textChanged.connect(chat._on_editor_draft_changed)
-        transcript.regenerate_requested.connect(chat.regenerate)
-        transcript.regenerate_message_requested.connect(chat.regenerate_message)
-        transcript.edit_requested.connect(chat.edit_message)
-        transcript.branch_requested.connect(chat.switch_branch)
-        transcript.token_branch_requested.connect(chat.branch_from_token)
-        transcript.fork_requested.connect(conversations.fork_from)
-        transcript.copied.connect(lambda _t: self.show_hint("Copied to the clipboard."))
-        transcript.copy_code_requested.connect(self._on_transcript_copy_code)
+        # the editor and the transcript: talking; the model: picked, loading, loaded, failed, the
+        # backend's notices; the open conversation (slots named _on_<source>_<signal> by name)
+        connect_slots(editor, chat, "_on_editor_")
+        connect_slots(self.picker, models, "_on_picker_")
+        connect_slots(b, models, "_on_backend_")
+        connect_slots(chat, models, "_on_chat_")
+        connect_slots(session, conversations, "_on_session_")
+        pairs: tuple[tuple[SignalInstance, Callable[..., object]], ...] = (
+            (editor.send_requested, chat.send), (editor.stop_requested, chat.stop),
+            (editor.message_edit.textChanged, chat._on_editor_draft_changed),
+            (transcript.regenerate_requested, chat.regenerate),
+            (transcript.regenerate_message_requested, chat.regenerate_message),
+            (transcript.edit_requested, chat.edit_message), (transcript.branch_requested, chat.switch_branch),
+            (transcript.token_branch_requested, chat.branch_from_token),
+            (transcript.fork_requested, conversations.fork_from),
+            (transcript.copied, lambda _t: self.show_hint("Copied to the clipboard.")),
+            (transcript.copy_code_requested, self._on_transcript_copy_code),
+            (self.picker.add_endpoint_requested, dialogs.add_endpoint),
+            (self.picker.open_model_requested, models.open_model_file),
+            (b.models_listed, self.picker.set_listing), (b.busy_changed, self._on_backend_busy_changed),
+            (b.busy_changed, lambda busy: self._drop_hint() if busy else None),  # an answer starts
+            (models.model_switched, self._on_models_model_switched),
+            (session.conversation_changed, self._on_session_conversation_changed),
+            (session.branch_changed, conversations.apply_state), (session.conversation_changed, self._drop_hint),
+            (session.branch_changed, self._drop_hint))  # fmt: skip
+        for signal, receiver in pairs:
+            signal.connect(receiver)
         self.probabilities_action.setChecked(self.services.settings.show_probabilities)
         chat.set_probabilities(self.services.settings.show_probabilities, save=False)
         self.probabilities_action.toggled.connect(chat.set_probabilities)
-        # the model: picked, loading, loaded, failed; the backend's notices
-        self.picker.model_selected.connect(models._on_picker_model_selected)
-        self.picker.add_endpoint_requested.connect(dialogs.add_endpoint)
-        self.picker.open_model_requested.connect(models.open_model_file)
-        b.models_listed.connect(self.picker.set_listing)
-        b.model_changed.connect(models._on_backend_model_changed)
-        b.model_loading.connect(models._on_backend_model_loading)
-        b.model_loaded.connect(models._on_backend_model_loaded)
-        b.model_load_failed.connect(models._on_backend_model_load_failed)
-        b.state_restored.connect(models._on_backend_state_restored)
-        b.adapter_failed.connect(models._on_backend_adapter_failed)
-        b.error_occurred.connect(models._on_backend_error_occurred)
-        b.run_event.connect(models._on_backend_run_event)
-        b.busy_changed.connect(self._on_backend_busy_changed)
-        b.busy_changed.connect(lambda busy: self._drop_hint() if busy else None)  # an answer starts
-        chat.sent.connect(models._on_chat_sent)
-        models.model_switched.connect(self._on_models_model_switched)
-        # the open conversation
-        session.conversation_changed.connect(conversations._on_session_conversation_changed)
-        session.conversation_changed.connect(self._on_session_conversation_changed)
-        session.branch_changed.connect(conversations.apply_state)
-        session.history_pending.connect(conversations._on_session_history_pending)
-        for moved_on in (session.conversation_changed, session.branch_changed):
-            moved_on.connect(self._drop_hint)
         conversations.title_changed.connect(self.setWindowTitle)
         if self.sidebar is not None:
             self.sidebar.conversation_selected.connect(conversations.open_conversation)
             self.sidebar.new_conversation_requested.connect(conversations.new_conversation)
-            self.sidebar.conversation_deleted.connect(conversations._on_sidebar_conversation_deleted)
-            self.sidebar.conversation_renamed.connect(conversations._on_sidebar_conversation_renamed)
-            self.sidebar.conversation_forked.connect(conversations._on_sidebar_conversation_forked)
+            connect_slots(self.sidebar, conversations, "_on_sidebar_")
             session.answer_done.connect(lambda _g, _s: self.refresh_sidebar())
         # dialogs
         dialogs.settings_changed.connect(self.apply_appearance)
-        if self.lora_panel is not None and hasattr(self.lora_panel, "compare_requested"):
-            self.lora_panel.compare_requested.connect(dialogs.show_compare)
-        # the Tools panel: each send's tools, MCP servers, re-running from an edited result
-        self.tools.status.connect(self._on_controller_status)
-        if self.tools_panel is not None:
-            self.tools.attach(self.tools_panel)
+        if self.lora_dock is not None:  # its panel is made when first shown, or when an adapter fails first
+            self.lora_dock.on_built.append(lambda panel: cast("LoraPanel", panel).compare_requested.connect(
+                dialogs.show_compare))  # fmt: skip
+            b.adapter_failed.connect(self._on_backend_adapter_failed)
+        # the Tools panel (made when its dock is first shown): each send's tools, MCP servers,
+        # presets and conversations keep them, re-running from an edited result
+        tools = self.tools
+        tools.status.connect(self._on_controller_status)
+        editor.preset_box.activated.connect(tools._on_editor_preset_chosen)
+        connect_slots(editor, tools, "_on_editor_")
+        connect_slots(session, tools, "_on_session_")
+        if self.tools_dock is not None:
+            self.tools_dock.on_built.append(lambda panel: tools.attach(cast("ToolsPanel", panel)))
+            tools.make_panel = self.tools_dock.content
         transcript.tool_rerun_requested.connect(chat.rerun_tool_result)
         # the local server: its panel (in the docks), the LoRA dock's adapters, the status-bar indicator
-        from app.ui.widgets.server_panel import ServerIndicator
+        from app.ui.widgets.server_indicator import ServerIndicator
 
         server = self.server_control
         server.status.connect(self._on_controller_status)
@@ -363,7 +359,42 @@ class MainWindow(QMainWindow):
         b.adapters_changed.connect(server.set_adapters)
         server.set_adapters(b.adapters())
         self.server_indicator = ServerIndicator(server, self.statusBar())
+        if self.server_dock is not None:  # its panel, made when first shown, sees each start
+            server_dock = self.server_dock
+            server.state_changed.connect(lambda running: server_dock.content() if running else None)
         # (a later panel wires its controller here the same way)
+
+    @property
+    def find_bar(self) -> FindBar:
+        """The find bar over the prompt editor (Ctrl+F), made the first time it is asked for."""
+        if self._find_bar is None:
+            from app.ui.widgets.find_bar import FindBar
+
+            self._find_bar = FindBar(self.transcript, self)
+            self._find_bar.closed.connect(lambda: self.editor.message_edit.setFocus())
+            self._column.insertWidget(self._column.indexOf(self.editor), self._find_bar)
+        return self._find_bar
+
+    @property
+    def lora_panel(self) -> LoraPanel | None:
+        """The LoRA adapters panel, made now if its dock was never shown (None: none in this build)."""
+        return cast("LoraPanel", self.lora_dock.content()) if self.lora_dock is not None else None
+
+    def _on_backend_adapter_failed(self, message: str) -> None:
+        """The LoRA panel shows a failed adapter: made now if it was not, it missed this one."""
+        if self.lora_dock is not None and not self.lora_dock.built:
+            panel = cast("LoraPanel", self.lora_dock.content())
+            panel._on_backend_adapter_failed(message)
+
+    @property
+    def tools_panel(self) -> ToolsPanel | None:
+        """The Tools panel, made now if its dock was never shown (None: none in this build)."""
+        return cast("ToolsPanel", self.tools_dock.content()) if self.tools_dock is not None else None
+
+    @property
+    def server_panel(self) -> ServerPanel | None:
+        """The Server panel, made now if its dock was never shown (None: none in this build)."""
+        return cast("ServerPanel", self.server_dock.content()) if self.server_dock is not None else None
 
     # -- the Workbench's host (app.ui.workbench.host.WorkbenchHost) ----------------------------
     def show_workbench(self) -> None:
@@ -415,7 +446,7 @@ class MainWindow(QMainWindow):
         self.refresh_sidebar()
         if self.sidebar is not None:
             self.sidebar.select(conversation_id)
-        if self.find_bar.isVisible():  # its matches were in the cards just replaced
+        if self._find_bar is not None and self._find_bar.isVisible():  # its matches were in the cards just replaced
             self.find_bar.search(self.find_bar.edit.text())
         self.editor.schedule_count()
 

@@ -67,3 +67,13 @@ def test_a_busy_history_at_start_is_a_message_not_a_crash(app_home: Path) -> Non
     assert out.returncode == 1
     assert "busy: another instance holds the history database" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(("argv", "screenshot", "demo"), [
+    ([], None, False), (["--demo"], None, True), (["--screenshot", "a.png", "-platform", "offscreen"], "a.png", False),
+    (["--screenshot=a.png", "--demo"], "a.png", True), (["--style", "fusion"], None, False)])  # fmt: skip
+def test_the_window_options_and_qt_options_pass_through(argv: list[str], screenshot: str | None, demo: bool) -> None:
+    from app.ui.launch import parse_args
+
+    args = parse_args(argv)
+    assert (args.screenshot, args.demo) == (screenshot, demo)

@@ -19,6 +19,7 @@ from app.core.settings import EndpointConfig
 from app.core.types import ModelInfo
 from app.ui.backend_manager import BackendManager
 from app.ui.main_window import MainWindow
+from app.ui.widgets.find_bar import FindBar
 from tests.conftest import expect_signal
 from tests.support.fakes import FakeLocal
 from tests.support.openai_server import OpenAIServer, rate_limited, text
@@ -180,9 +181,11 @@ def test_ctrl_f_finds_in_the_conversation(window: MainWindow, qloop: Any) -> Non
             await done.wait(10)
 
     _run(qloop, scenario())
+    assert window.findChild(FindBar) is None  # made at the first Ctrl+F, not at start
     QTest.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     bar = window.find_bar
-    assert bar.isVisible() and bar.edit.hasFocus()
+    assert bar.isVisible() and bar.edit.hasFocus() and window.findChild(FindBar) is bar
+    assert window.transcript.geometry().bottom() < bar.geometry().top() < window.editor.geometry().top()
     QTest.keyClicks(bar.edit, "FOX")
     assert bar.match_count() == 4  # the echo model repeats each message: two cards per fox
     assert bar.count_label.text() == "1 of 4"

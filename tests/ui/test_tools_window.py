@@ -15,7 +15,7 @@ import pytest
 from app.core.mcp_config import McpServerConfig
 from app.core.services import Services
 from app.core.settings import Preset
-from app.core.tool_setup import FunctionEntry, ToolSetup
+from app.core.tool_setup import SETUP_KEY, FunctionEntry, ToolSetup
 from app.ui.backend_manager import BackendManager
 from app.ui.main_window import MainWindow
 from tests.conftest import expect_signal
@@ -257,3 +257,71 @@ def test_the_step_limit_and_calls_nobody_answers_are_said_on_the_answer(window: 
         assert window.transcript.tool_cards()[-1].info.text() == "no result: the run stopped at this call"
 
     _run(qloop, scenario())
+
+
+def _window_on(services: Services, setup: ToolSetup) -> MainWindow:
+    """A window that reopens a conversation kept with ``setup`` (as a start does)."""
+    services.settings.mcp_servers = [McpServerConfig(name="local", command=sys.executable,
+                                                     args=[SERVER, "stdio"])]  # fmt: skip
+    conv = services.history.create_conversation(params={SETUP_KEY: setup.to_json()})
+    services.settings.last_conversation_id = conv.id
+    win = MainWindow(services, backend=BackendManager(services, model_id="mock:tools"))
+    win.show()
+    return win
+
+
+def _close(win: MainWindow, qloop: Any) -> None:
+    win.close()
+    qloop.run_until_complete(asyncio.wait_for(win.tools.aclose(), 20))
+    qloop.run_until_complete(asyncio.wait_for(win.backend.aclose(), 20))
+
+
+def test_the_tools_and_server_panels_are_made_when_first_shown_with_what_they_hold(
+    qloop: Any, qapp: Any, services: Services
+) -> None:
+    setup = ToolSetup((FunctionEntry(WEATHER, True, "sunny"),), "get_weather", 3, True, '{"type": "object"}')
+    win = _window_on(services, setup)
+    try:
+        qapp.processEvents()
+        tools, server = win.tools_dock, win.server_dock
+        assert tools is not None and server is not None
+        assert win.lora_dock is not None and not win.lora_dock.built
+        assert not tools.built and not server.built and win.tools.panel is None  # tabs behind Usage
+        assert win.dashboard is not None and win.dashboard.isVisible()
+        tools.raise_()  # the user picks the Tools tab
+        qapp.processEvents()
+        panel = win.tools.panel
+        assert tools.built and panel is tools.widget() and panel.isVisible()
+        assert panel.setup() == setup  # the reopened conversation's tools, as an eager panel shows them
+        assert panel.function_list.item(0).text() == "get_weather" and panel.stub_edit.toPlainText() == "sunny"
+        assert panel.choice_box.currentText() == "get_weather" and panel.steps_box.value() == 3
+        assert panel.schema_check.isChecked() and "valid JSON Schema" in panel.schema_error.text()
+        item = panel.server_tree.topLevelItem(0)
+        assert (item.text(0), item.text(1)) == ("local", "not started")  # the settings' MCP servers
+        assert not server.built
+        server.raise_()
+        qapp.processEvents()
+        assert server.built and win.server_panel is server.widget()
+        assert win.server_panel.start_button.text() == "Start" and win.server_panel.address_label.text() == "Stopped"
+    finally:
+        _close(win, qloop)
+
+
+def test_a_send_before_the_tools_dock_is_shown_offers_the_tools_it_holds(
+    qloop: Any, qapp: Any, services: Services
+) -> None:
+    win = _window_on(services, ToolSetup((FunctionEntry(WEATHER, True, '{"temp": 21}'),)))
+    try:
+        assert win.tools_dock is not None and not win.tools_dock.built
+        result: list[Any] = []
+
+        async def scenario() -> None:
+            result.append(await _send(win, "Weather in Paris?"))
+
+        _run(qloop, scenario())
+        assert result[0].finish_reason == "stop" and len(result[0].steps) == 2
+        (card,) = win.transcript.tool_cards()
+        assert card.result_text == '{"temp": 21}'
+        assert win.tools_dock.built and win.tools.panel is win.tools_dock.widget()  # made for the send
+    finally:
+        _close(win, qloop)

@@ -3,7 +3,9 @@
 qasync loop when the panel offers their tools, listed with their state and tools, closed at
 quit), the approval of calls to servers that are not trusted (a non-modal dialog: allow once
 / always for this server / deny), and the panel's content kept with presets and with each
-conversation (restored on reopen)."""
+conversation (restored on reopen). The panel is made when its dock is first shown: until
+then the controller holds its content (:meth:`ToolsController.setup`) and hands it over in
+:meth:`ToolsController.attach`."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from app.ui.controllers.base import Controller
 from app.ui.session_tools import ToolRunConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
     from PySide6.QtWidgets import QWidget
 
@@ -48,6 +50,10 @@ class ToolsController(Controller):
         self.session = session
         self.editor = editor
         self.panel: ToolsPanel | None = None
+        self.make_panel: Callable[[], object] | None = None
+        """Makes the panel (its dock's content; :meth:`attach` follows) when a send needs it first."""
+        self._setup = ToolSetup()
+        """The content while there is no panel (a fresh panel shows ``ToolSetup()``)."""
         self.servers: McpServers | None = None
         self.approval_box: QMessageBox | None = None
         """The approval dialog shown now (None: none)."""
@@ -56,20 +62,35 @@ class ToolsController(Controller):
         session.tool_source = self
 
     def attach(self, panel: ToolsPanel) -> None:
-        """Show and edit the tools in ``panel``."""
+        """Show and edit the tools in ``panel`` (made now: it takes the content held so far)."""
         self.panel = panel
+        if self._setup != panel.setup():
+            panel.set_setup(self._setup)
         panel.mcp_toggled.connect(self._on_panel_mcp_toggled)
-        self.editor.preset_box.activated.connect(self._on_editor_preset_chosen)
-        self.editor.preset_saved.connect(self._on_editor_preset_saved)
-        self.session.conversation_changed.connect(self._on_session_conversation_changed)
         self.refresh_servers()
+
+    def setup(self) -> ToolSetup:
+        """The Tools panel's content. Until the panel is made, the content held for it; when
+        that is not the default, the panel is made now, so that a send sees what the panel
+        shows (it evens out, e.g., a ``tool_choice`` no function has, or a step limit over 100)."""
+        if self.panel is None and self._setup != ToolSetup() and self.make_panel is not None:
+            self.make_panel()
+        return self._shown()
+
+    def _shown(self) -> ToolSetup:
+        return self.panel.setup() if self.panel is not None else self._setup
+
+    def set_setup(self, setup: ToolSetup) -> None:
+        """Show ``setup`` in the panel (or hold it for the panel until it is made)."""
+        if self.panel is not None:
+            self.panel.set_setup(setup)
+        else:
+            self._setup = setup
 
     # -- each send (the session's ToolSource) --------------------------------------------------
     def prepare(self) -> ToolRunConfig:
         """The next send's tools; raises ToolSchemaError naming the function or schema at fault."""
-        if self.panel is None:
-            return ToolRunConfig()
-        setup = self.panel.setup()
+        setup = self.setup()
         specs = list(setup.specs())
         servers = self.start_servers() if setup.use_mcp else None
         if servers is not None:
@@ -176,26 +197,26 @@ class ToolsController(Controller):
             self.refresh_servers()
 
     def _on_editor_preset_chosen(self, index: int) -> None:
-        if self.panel is None or index <= 0:
+        if index <= 0:
             return
         name = self.editor.preset_box.itemText(index)
         preset = next((p for p in self.services.settings.presets if p.name == name), None)
         if preset is not None and preset.tools is not None:
-            self.panel.set_setup(ToolSetup.from_json(preset.tools))
+            self.set_setup(ToolSetup.from_json(preset.tools))
 
     def _on_editor_preset_saved(self, name: str, _params: object, _system: str) -> None:
         preset = next((p for p in self.services.settings.presets if p.name == name), None)
-        if preset is not None and self.panel is not None:
-            preset.tools = self.panel.setup().to_json()
+        if preset is not None:
+            preset.tools = self.setup().to_json()
             self.save_settings()
 
     def _on_session_conversation_changed(self, conversation_id: str | None) -> None:
         conv = self.services.history.get_conversation(conversation_id) if conversation_id else None
         stored = conv.params.get(SETUP_KEY) if conv is not None else None
-        if stored is not None and self.panel is not None:
+        if stored is not None:
             setup = ToolSetup.from_json(stored)
-            if setup != self.panel.setup():
-                self.panel.set_setup(setup)
+            if setup != self._shown():
+                self.set_setup(setup)
                 if setup.use_mcp:
                     self.start_servers()
                     self.refresh_servers()

@@ -1,8 +1,10 @@
 """The Server panel (a dock tabbed with Usage and LoRA adapters): start and stop the local
 OpenAI-compatible server (also proxying the remote endpoints, and with CORS origins, when
 asked: both kept in the settings), its address, its key (masked, with a reveal toggle and a
-Copy button), the models it offers, "Add as endpoint", and a live log of the requests with their
-figures. Plus the status-bar indicator ("Serving on 127.0.0.1:8080 · 2 active").
+Copy button), the models it offers, "Add as endpoint", and a live log of the requests with
+their figures. The status-bar indicator is
+:class:`~app.ui.widgets.server_indicator.ServerIndicator` (the panel is made when its dock is
+first shown; the indicator is there from the start).
 
 The panel talks to a :class:`ServerControl` only (the window's
 :class:`~app.ui.controllers.server.ServerController`)."""
@@ -23,7 +25,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPushButton,
     QSpinBox,
-    QStatusBar,
     QTableWidgetItem,
     QToolButton,
     QVBoxLayout,
@@ -255,22 +256,3 @@ class ServerPanel(QWidget):
     def _on_failed(self, message: str) -> None:
         self.start_button.setEnabled(True)
         self.message.show_message(message)
-
-
-class ServerIndicator(QLabel):
-    """The status bar's "Serving on 127.0.0.1:8080 · 2 active" (hidden while stopped)."""
-
-    def __init__(self, control: ServerControl, bar: QStatusBar) -> None:
-        super().__init__(bar)
-        self.control = control
-        self.setToolTip("The local OpenAI-compatible server (View > Server)")
-        bar.addPermanentWidget(self)
-        control.state_changed.connect(self.refresh)
-        control.request_seen.connect(self.refresh)
-        self.refresh()
-
-    def refresh(self, *_args: object) -> None:
-        """Show the address and the requests in flight now."""
-        text = self.control.indicator()
-        self.setText(text)
-        self.setVisible(bool(text))

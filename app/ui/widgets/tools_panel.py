@@ -64,6 +64,15 @@ def _editor(parent: QWidget, placeholder: str, lines: int) -> QPlainTextEdit:
     return edit
 
 
+def _verdict_label(page: QWidget, lay: QVBoxLayout, name: str) -> QLabel:
+    """A wrapping label named ``name`` at the end of ``lay``, for :func:`_verdict`."""
+    label = QLabel(page)
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    lay.addWidget(label)
+    return label
+
+
 def _verdict(label: QLabel, error: str | None, ok: str) -> None:
     label.setText(error or ok)
     label.setStyleSheet(ERROR_STYLE if error else OK_STYLE)
@@ -116,10 +125,7 @@ class ToolsPanel(QWidget):
         self.function_edit = _editor(page, 'Select or add a function: {"type": "function", "function": {...}}', 5)
         self.function_edit.textChanged.connect(self._on_function_text)
         lay.addWidget(self.function_edit, 3)
-        self.function_error = QLabel(page)
-        self.function_error.setObjectName("functionError")
-        self.function_error.setWordWrap(True)
-        lay.addWidget(self.function_error)
+        self.function_error = _verdict_label(page, lay, "functionError")
         stub_label = QLabel("Stub result (sent back for every call of this function):", page)
         stub_label.setWordWrap(True)
         lay.addWidget(stub_label)
@@ -182,10 +188,7 @@ class ToolsPanel(QWidget):
         self.schema_edit = _editor(page, SCHEMA_EXAMPLE, 6)
         self.schema_edit.textChanged.connect(self._on_schema_changed)
         lay.addWidget(self.schema_edit, 1)
-        self.schema_error = QLabel(page)
-        self.schema_error.setObjectName("schemaError")
-        self.schema_error.setWordWrap(True)
-        lay.addWidget(self.schema_error)
+        self.schema_error = _verdict_label(page, lay, "schemaError")
         return page
 
     # -- the content ----------------------------------------------------------------------------
