@@ -343,9 +343,7 @@ class MainWindow(QMainWindow):
         # presets and conversations keep them, re-running from an edited result
         tools = self.tools
         tools.status.connect(self._on_controller_status)
-        editor.preset_box.activated.connect(tools._on_editor_preset_chosen)
-        connect_slots(editor, tools, "_on_editor_")
-        connect_slots(session, tools, "_on_session_")
+        tools.connect_sources()
         if self.tools_dock is not None:
             self.tools_dock.on_built.append(lambda panel: tools.attach(cast("ToolsPanel", panel)))
             tools.make_panel = self.tools_dock.content

@@ -61,6 +61,14 @@ class ToolsController(Controller):
         self._tasks: set[asyncio.Future[None]] = set()
         session.tool_source = self
 
+    def connect_sources(self) -> None:
+        """Follow the editor's presets and the session's conversations (both keep the tools).
+        The owner calls it after the chat controller's slots are connected: a saved preset is
+        stored by those first, then this adds its tools."""
+        self.editor.preset_box.activated.connect(self._on_editor_preset_chosen)
+        self.editor.preset_saved.connect(self._on_editor_preset_saved)
+        self.session.conversation_changed.connect(self._on_session_conversation_changed)
+
     def attach(self, panel: ToolsPanel) -> None:
         """Show and edit the tools in ``panel`` (made now: it takes the content held so far)."""
         self.panel = panel

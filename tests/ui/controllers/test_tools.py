@@ -30,6 +30,7 @@ WEATHER = json.dumps({"type": "function", "function": {
 @pytest.fixture
 def control(parts: Parts, qloop: Any) -> Any:
     made = ToolsController(parts.services, parts.session, parts.editor, parts.parent)
+    made.connect_sources()
     yield made
     qloop.run_until_complete(asyncio.wait_for(made.aclose(), 20))
 
