@@ -92,7 +92,9 @@ def test_scripts_graders_embeddings_and_scores(tmp_path: Path, capsys: pytest.Ca
     assert not contains["pass"] and perplexity["pass"] and 0.3 < perplexity["score"] < 1
     assert graded["named_scores"]["fluency"] == perplexity["score"]
     metrics = data["summary"]["metrics"]["openai:test-model"]
-    assert metrics["derived_metrics"] == {"doubled": 2.0} and metrics["named_scores"]["accuracy"] == 1.0
+    # two passing assertions share accuracy: promptfoo sums score x weight, 2, so doubled is 4
+    assert metrics["derived_metrics"] == {"doubled": 4.0} and metrics["named_scores"]["accuracy"] == 1.0
+    assert metrics["named_score_sums"]["accuracy"] == 2.0
     assert "doubled" in err and "accuracy" in err and "fluency" in err  # footer rows of the table
     chats = [r for r in requests if r.path.endswith("/chat/completions")]
     grader = [r for r in chats if r.json["model"] == DEFAULT_GRADER.split(":", 1)[1]]

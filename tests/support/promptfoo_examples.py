@@ -113,6 +113,7 @@ def server() -> OpenAIServer:
 # ------------------------------------------------------------------------------ verdicts
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "promptfoo_examples"
 VERDICTS = "promptfoo_verdicts.json"
+COLUMNS = "promptfoo_columns.json"
 SCORE_TOLERANCE = 1e-6
 
 
@@ -121,15 +122,21 @@ def examples() -> list[str]:
     return sorted(p.parent.name for p in EXAMPLES_DIR.glob("*/promptfooconfig.yaml"))
 
 
+def _ranks(results: dict[str, Any]) -> dict[str, dict[int, int]]:
+    """Per provider id, promptfoo's ``promptIdx`` -> the app's prompt number (1-based):
+    promptfoo numbers each provider's prompts apart."""
+    seen: dict[str, list[int]] = {}
+    for r in results["results"]["results"]:
+        seen.setdefault(r["provider"]["id"], []).append(r["promptIdx"])
+    return {p: {idx: i + 1 for i, idx in enumerate(sorted(set(ids)))} for p, ids in seen.items()}
+
+
 def promptfoo_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each cell's verdict from ``promptfoo eval --output results.json``: prompt and test
     (1-based, as the app numbers them: promptfoo numbers each provider's prompts apart),
-    provider id, vars, pass, score and each assertion's type, pass and score."""
+    provider id, vars, pass, score, named scores and each assertion's type, pass and score."""
     rows = results["results"]["results"]
-    seen: dict[str, list[int]] = {}
-    for r in rows:
-        seen.setdefault(r["provider"]["id"], []).append(r["promptIdx"])
-    rank = {p: {idx: i + 1 for i, idx in enumerate(sorted(set(ids)))} for p, ids in seen.items()}
+    rank = _ranks(results)
     cells = []
     for r in rows:
         grading = r.get("gradingResult") or {}
@@ -138,8 +145,30 @@ def promptfoo_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
         provider = r["provider"]["id"]
         cells.append({"prompt": rank[provider][r["promptIdx"]], "test": r["testIdx"] + 1, "provider": provider,
                       "vars": r.get("vars") or {}, "pass": bool(r["success"]), "score": r.get("score"),
-                      "error": bool(r.get("error")) and not grading, "asserts": asserts})  # fmt: skip
+                      "error": bool(r.get("error")) and not grading, "asserts": asserts,
+                      "named_scores": r.get("namedScores") or {}})  # fmt: skip
     return sorted(cells, key=key)
+
+
+COLUMN_FIELDS = ("score", "testPassCount", "testFailCount", "testErrorCount", "assertPassCount", "assertFailCount",
+                 "namedScores", "namedScoresCount", "namedScoreWeights")  # fmt: skip
+"""What is recorded of each prompt x provider's ``metrics`` (not latency, tokens or cost)."""
+
+
+def promptfoo_columns(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each prompt x provider's totals from ``results.prompts[].metrics``: prompt (1-based,
+    numbered as :func:`promptfoo_verdicts` numbers them), provider id and
+    :data:`COLUMN_FIELDS` (``namedScores`` holds the derived metrics too; null: NaN)."""
+    rank = _ranks(results)
+    ids = {r["promptIdx"]: r["provider"]["id"] for r in results["results"]["results"]}  # prompts[] name a label
+    out = []
+    for idx, p in enumerate(results["results"]["prompts"]):
+        if idx not in ids:
+            continue
+        metrics = p.get("metrics") or {}
+        out.append({"prompt": rank[ids[idx]][idx], "provider": ids[idx],
+                    **{f: metrics[f] for f in COLUMN_FIELDS if f in metrics}})  # fmt: skip
+    return sorted(out, key=lambda c: (c["prompt"], c["provider"]))
 
 
 def key(cell: dict[str, Any]) -> tuple[int, int, str]:
@@ -161,6 +190,8 @@ def _cell_differences(a: dict[str, Any], p: dict[str, Any]) -> list[str]:
     theirs, ours = _number(p["score"]), _number(a.get("score"))
     if theirs is not None and (ours is None or abs(ours - theirs) > SCORE_TOLERANCE):
         out.append(f"score {ours} != promptfoo's {theirs}")
+    if "named_scores" in p and (d := _numbers_differ(a.get("named_scores") or {}, p["named_scores"])):
+        out.append(f"named scores {d}")
     mine = [x["pass"] for x in a.get("asserts") or []]
     if p["asserts"] and mine != [x["pass"] for x in p["asserts"]]:
         out.append(f"assertions pass {mine} != promptfoo's {[x['pass'] for x in p['asserts']]}")
@@ -177,5 +208,51 @@ def differences(app_cells: list[dict[str, Any]], recorded: list[dict[str, Any]])
     out.update({k: ["only in the app"] for k in ours.keys() - theirs.keys()})
     for k in theirs.keys() & ours.keys():
         if diffs := _cell_differences(ours[k], theirs[k]):
+            out[k] = diffs
+    return dict(sorted(out.items()))
+
+
+def _numbers_differ(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """'' when both map the same names to the same numbers (None for promptfoo's null: NaN
+    or infinite), else what differs."""
+    bad = []
+    for name in sorted(ours.keys() | theirs.keys()):
+        a, b = _number(ours.get(name)), _number(theirs.get(name))
+        if name not in ours or name not in theirs or (a is None) != (b is None) or (
+                a is not None and b is not None and abs(a - b) > SCORE_TOLERANCE):  # fmt: skip
+            bad.append(f"{name}: {ours.get(name, 'missing')} != promptfoo's {theirs.get(name, 'missing')}")
+    return "; ".join(bad)
+
+
+_APP_FIELDS = {"score": "score", "testPassCount": "passed", "testFailCount": "failed", "testErrorCount": "errors",
+               "assertPassCount": "assert_passed", "assertFailCount": "assert_failed",
+               "namedScoresCount": "named_score_counts", "namedScoreWeights": "named_score_weights"}  # fmt: skip
+
+
+def column_key(column: dict[str, Any]) -> tuple[int, str]:
+    """A column's place: prompt, provider (as :func:`key` names it)."""
+    prompt, _, provider = key({**column, "test": 0})
+    return prompt, provider
+
+
+def column_differences(app_columns: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> dict[tuple[int, str], list[str]]:
+    """Where the app's prompt x column totals (``summary.prompt_columns`` of ``grid --json``)
+    differ from promptfoo's (:func:`promptfoo_columns`), by (prompt, provider): missing or
+    extra columns, :data:`COLUMN_FIELDS` (named scores and derived metrics together)."""
+    ours = {column_key(c): c for c in app_columns}
+    theirs = {column_key(c): c for c in recorded}
+    out: dict[tuple[int, str], list[str]] = {k: ["only in promptfoo"] for k in theirs.keys() - ours.keys()}
+    out.update({k: ["only in the app"] for k in ours.keys() - theirs.keys()})
+    for k in theirs.keys() & ours.keys():
+        a, p = ours[k], theirs[k]
+        diffs = [f"{f} {a.get(mine)} != promptfoo's {p[f]}" for f, mine in _APP_FIELDS.items()
+                 if f in p and not isinstance(p[f], dict) and _numbers_differ({f: a.get(mine)}, {f: p[f]})]  # fmt: skip
+        for f in ("namedScoresCount", "namedScoreWeights"):
+            if f in p and (d := _numbers_differ(a.get(_APP_FIELDS[f]) or {}, p[f])):
+                diffs.append(f"{f}: {d}")
+        named = {**(a.get("named_scores") or {}), **(a.get("derived_metrics") or {})}
+        if "namedScores" in p and (d := _numbers_differ(named, p["namedScores"])):
+            diffs.append(f"namedScores: {d}")
+        if diffs:
             out[k] = diffs
     return dict(sorted(out.items()))

@@ -40,6 +40,7 @@ from app.core.grid.model import GridConfig, MissingVariables, Row, Variant
 from app.core.grid.prompts import chat_messages, prompt_allowed
 from app.core.grid.repeats import repeat_stats
 from app.core.grid.scoring import ColumnMetrics, column_metrics, grade
+from app.core.grid.totals import prompt_columns
 from app.core.run_events import (
     RunCancelled,
     RunEvent,
@@ -417,6 +418,7 @@ class GridRunner:
         metrics = {v.title: self.column_metrics(c) for c, v in enumerate(self.config.variants)}
         if any(m.sums or m.derived for m in metrics.values()):
             out["metrics"] = {label: m.to_dict() for label, m in metrics.items()}
+        out["prompt_columns"] = prompt_columns(self.rows, self.cells, self.config.variants, self.config.derived_metrics)
         return out
 
     def cell_dict(self, cell: Cell) -> dict[str, object]:

@@ -36,16 +36,33 @@ def test_named_scores_and_derived_metrics() -> None:
     asserts = [Assertion("a", metric="accuracy", weight=2.0), Assertion("b", metric="accuracy"), Assertion("c", metric="tone")]
     g = grade(asserts, [r(True), r(False), r(True, 0.5)], None)
     assert g.named == {"accuracy": pytest.approx(2 / 3), "tone": 0.5}
-    other = Grade(True, 1.0, "", {"accuracy": 1.0, "tone": 1.0})
+    assert g.weights == {"accuracy": 3.0, "tone": 1.0} and g.counts == {"accuracy": 2, "tone": 1}
+    other = Grade(True, 1.0, "", {"accuracy": 1.0, "tone": 1.0})  # stored without weights: 1 each
     m = column_metrics([g, other, None], [("both", "accuracy + tone"), ("ratio", "accuracy / tone"),
                                           ("again", "both * 2"), ("bad", "accuracy / (tone - tone)")])  # fmt: skip
-    assert m.sums == {"accuracy": pytest.approx(5 / 3), "tone": 1.5}  # promptfoo sums per column
-    assert m.means["tone"] == 0.75
-    assert m.derived["both"] == pytest.approx(5 / 3 + 1.5) and m.derived["ratio"] == pytest.approx((5 / 3) / 1.5)
-    assert m.derived["again"] == pytest.approx(2 * (5 / 3 + 1.5))  # a derived metric can use an earlier one
+    assert m.sums == {"accuracy": pytest.approx(3.0), "tone": 1.5}  # promptfoo sums score x weight per column
+    assert m.means == {"accuracy": pytest.approx(3 / 4), "tone": 0.75}
+    assert m.derived["both"] == pytest.approx(4.5) and m.derived["ratio"] == pytest.approx(2.0)
+    assert m.derived["again"] == pytest.approx(9.0)  # a derived metric can use an earlier one
     assert m.derived["bad"] is None and m.errors["bad"] == "division by zero"
     assert m.to_dict()["derived_errors"] == {"bad": "division by zero"}
     assert Grade.from_dict(g.to_dict()) == g
+
+
+def test_a_column_sums_each_assertions_score_times_its_weight_as_promptfoo_does() -> None:
+    # promptfoo 0.121 (AssertionsResult.addResult, accumulateNamedMetric): a cell's named score
+    # is the weighted mean of its assertions; the column adds mean x the cell's weight for it
+    asserts = [Assertion("a", metric="pirate", weight=3.0), Assertion("b", metric="pirate", weight=0.5),
+               Assertion("c", metric="brevity", weight=2.0), Assertion("d", metric="tp", weight=0.0)]  # fmt: skip
+    one = grade(asserts, [r(True), r(False), r(True, 0.25), r(True)], None)
+    two = grade(asserts, [r(False), r(True), r(True), r(True)], None)
+    assert one.named == {"pirate": pytest.approx(3 / 3.5), "brevity": 0.25, "tp": 0.0}  # weight 0: no share
+    m = column_metrics([one, two, None], [("per_cell", "pirate / __count")])
+    assert m.sums == {"pirate": pytest.approx(3.5), "brevity": pytest.approx(2.5), "tp": 0.0}
+    assert m.weights == {"pirate": 7.0, "brevity": 4.0, "tp": 0.0} and m.counts == {"pirate": 4, "brevity": 2, "tp": 2}
+    assert m.means == {"pirate": pytest.approx(0.5), "brevity": pytest.approx(0.625), "tp": 0.0}
+    assert m.derived["per_cell"] == pytest.approx(3.5 / 3)  # __count: the column's cells
+    assert Grade.from_dict(one.to_dict()) == one
 
 
 @pytest.mark.parametrize("expression", ["__import__('os').system('x')", "a.b", "[1, 2]", "open('f')", "lambda: 1",
