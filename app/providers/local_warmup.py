@@ -83,7 +83,7 @@ class DynamicWarmUp:
                  valid: Callable[[], bool]) -> None:  # fmt: skip
         self.model = model
         self.cache = cache
-        self.entry = entry
+        self.entry: CacheEntry | None = entry
         self.ids = list(ids)
         self.valid = valid
         self.chunks = 0
@@ -93,10 +93,13 @@ class DynamicWarmUp:
         import torch
 
         entry = self.entry
+        if entry is None:
+            return False
         start = len(entry.ids)
         end = start + ALIGN
         if (end > len(self.ids) or not any(e is entry for e in self.cache.entries) or not self.valid()
                 or entry.ids != self.ids[:start]):  # fmt: skip
+            self.entry = None  # an evicted entry's memory goes now
             return False
         past = entry.payload
         device = next(self.model.parameters()).device
