@@ -4,7 +4,8 @@ A ~1,440-token prompt twice, then the prompt plus a few words, then a multi-turn
 greedy: prints each time to first token with the prompt tokens that came from the cache, and
 checks the targets (the same prompt again <= 0.1 s; the chat's last turn <= 1.5x its first)
 and that every text equals a cold run's (the same requests with the prefix cache off).
-Exits 1 when a check fails.
+Exits 1 when a check fails. Before each request it waits for the model worker to be idle
+(``ModelWorker.wait_idle``: the answer's rows were warmed up), as a user reading the answer.
 
 Usage: python -m benchmarks.check_prefix_reuse [--turns 6] [--tokens 150]
 """
@@ -37,6 +38,9 @@ def run_all(llm: Any, turns: int, tokens: int) -> list[tuple[str, str, float, in
 
     def ask(step: str, messages: tuple[ChatMessage, ...], max_tokens: int) -> str:
         request = GenerationRequest(llm.ref, messages, GenerationParams(temperature=0.0, max_tokens=max_tokens))
+        worker = getattr(llm._provider(), "worker", None)
+        if worker is not None and not worker.wait_idle(300):
+            raise SystemExit("the model worker did not become idle within 300 s")
         result = llm._run(llm.scheduler.run(request))
         out.append((step, result.text, result.ttft_s or 0.0, result.usage.prompt_tokens,
                     result.usage.cached_prompt_tokens))  # fmt: skip

@@ -149,6 +149,7 @@ class FastDecoder:
         self.seq: list[int] = []  # the tokens whose KV rows the static cache holds (-1: unknown)
         self.seq_key: Any = None  # the kv_key those rows were computed under
         self.tail: tuple[int, Any] | None = None  # (end, logits) of the last exact prefill: the same prompt again
+        self.saved: Any = None  # the last prefill's tail set aside by the idle warm-up (SavedTail)
         self.exact = 0  # rows 0..exact hold a cold prefill's exact KV (whole ALIGN chunks; see _attend)
         self.dtype = torch.bfloat16
 
@@ -564,6 +565,7 @@ def fast_generate(  # fmt: skip
             pos += 1
             step += 1
     streamer.end()
+    flag.stats.sequence = [*ids, *generated]
     return len(ids), len(generated), finish_reason(streamer, flag, generated, eos_ids, max_new)
 
 

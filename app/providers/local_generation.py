@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.core.errors import ContextTooLong
@@ -36,6 +36,7 @@ class GenStats:
     tokens_at_cancel: int | None = None
     prompt_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens whose KV came from the prefix cache
+    sequence: list[int] = field(default_factory=list)  # prompt and answer ids once done (for the idle warm-up)
 
 
 class CancelFlag:
@@ -280,6 +281,7 @@ def generate(  # fmt: skip
     with torch.inference_mode():
         out = model.generate(**kwargs)
     keep_dynamic(cache, key, ids, past)
+    flag.stats.sequence = out[0].tolist()
     generated = out[0, len(ids) :].tolist()
     eos = model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()

@@ -41,6 +41,20 @@ class CacheEntry:
     nbytes: int
 
 
+@dataclass
+class SavedTail:
+    """The lean step's last prefill of ``ids`` set aside by the idle warm-up: the rows from
+    ``start`` (its last whole chunk's end) to its end, and its last logits (the same prompt
+    again needs no prefill)."""
+
+    key: Hashable
+    ids: list[int]
+    start: int
+    k: Any
+    v: Any
+    logits: Any
+
+
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """How many leading tokens ``a`` and ``b`` share."""
     n = min(len(a), len(b))
@@ -133,6 +147,8 @@ def resume_fast(decoder: Any, cache: PrefixCache | None, ids: Sequence[int]) -> 
         return 0, None
     limit = len(ids) - 1
     same = decoder.seq_key == decoder.kv_key
+    if same and _restore_tail(decoder, cache, ids):
+        return len(ids), decoder.tail[1].clone()
     tail = decoder.tail
     if same and tail is not None and tail[0] == len(ids) and decoder.seq[: len(ids)] == list(ids):
         return len(ids), tail[1].clone()
@@ -152,6 +168,27 @@ def resume_fast(decoder: Any, cache: PrefixCache | None, ids: Sequence[int]) -> 
         decoder.tail = None
         return kept, None
     return live, None
+
+
+def _restore_tail(decoder: Any, cache: PrefixCache, ids: Sequence[int]) -> bool:
+    """When ``ids`` is the prefill set aside by the idle warm-up (``decoder.saved``) and its
+    whole chunks are still live, put its last rows and logits back (the warmed rows are saved
+    to ``cache`` first); True when done."""
+    saved = decoder.saved
+    if saved is None or saved.key != decoder.kv_key or saved.ids != list(ids):
+        return False
+    start, end = saved.start, len(ids)
+    if decoder.exact < start or decoder.seq[:start] != saved.ids[:start]:
+        return False
+    if decoder.exact > start:
+        _save_live(decoder, cache)
+    decoder.k_cache[:, :, start:end].copy_(saved.k)
+    decoder.v_cache[:, :, start:end].copy_(saved.v)
+    decoder.seq = list(ids)
+    decoder.exact = start
+    decoder.tail = (end, saved.logits)
+    decoder.saved = None
+    return True
 
 
 def _aligned(n: int) -> int:
@@ -228,8 +265,12 @@ def keep_dynamic(cache: PrefixCache | None, key: Hashable, ids: Sequence[int], p
     if n <= 0:
         return
     past.crop(n - past.get_seq_length())
-    size = sum(int(t.nbytes) for layer in past.layers for t in (layer.keys, layer.values) if t is not None)
-    cache.put(key, list(ids[:n]), past, size)
+    cache.put(key, list(ids[:n]), past, dynamic_bytes(past))
+
+
+def dynamic_bytes(past: Any) -> int:
+    """Bytes of the keys and values a DynamicCache holds."""
+    return sum(int(t.nbytes) for layer in past.layers for t in (layer.keys, layer.values) if t is not None)
 
 
 def croppable(past: Any) -> bool:

@@ -2,7 +2,8 @@
 
 Every method runs on the worker thread (the providers submit jobs that call them).
 Reading :attr:`LocalRuntime.loaded_id` / :attr:`LocalRuntime.context_length` from
-another thread is safe (plain attribute reads).
+another thread is safe (plain attribute reads). After an answer, with prefix reuse on, the
+runtime hands the worker an idle warm-up (:mod:`app.providers.local_warmup`) through ``idle``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from app.providers.local_prefix_cache import MB, PrefixCache
 from app.providers.local_progress import ProgressFn
 from app.providers.local_prompt import prompt_ids
 from app.providers.lora import AdapterInfo, AdapterSet
+from app.providers.worker import IdleTask
 
 if TYPE_CHECKING:
     from app.providers.local_constrain import LocalPlan
@@ -41,8 +43,11 @@ RUNTIME_KEY = "runtime"
 class LocalRuntime:
     """One loaded model (with tokenizer and adapters) owned by the model worker."""
 
-    def __init__(self, settings: Callable[[], LocalModelSettings], cache_root: Path) -> None:
+    def __init__(self, settings: Callable[[], LocalModelSettings], cache_root: Path,
+                 idle: Callable[[IdleTask | None], None] | None = None) -> None:  # fmt: skip
         self._settings = settings
+        self._idle = idle  # the worker's set_idle (None: no warm-up)
+        self.warmup: IdleTask | None = None  # the last answer's idle warm-up
         self.cache_root = cache_root
         self.loaded: LoadedModel | None = None
         self.adapters: AdapterSet | None = None
@@ -75,6 +80,7 @@ class LocalRuntime:
     def unload(self) -> None:
         """Drop the model and its adapters and free their memory."""
         device = self.loaded.device if self.loaded is not None else None
+        self._warm(None)
         self.loaded = None
         self.adapters = None
         self.prefix_cache.clear()
@@ -108,7 +114,9 @@ class LocalRuntime:
                 getattr(cfg, "rope_theta", None), adapters)  # fmt: skip
 
     def _adapters_changed(self) -> None:
-        """Let the lean decode step pick up the new adapter state now (part of the switch)."""
+        """Let the lean decode step pick up the new adapter state now (part of the switch);
+        the warm-up of rows computed under the old state stops."""
+        self._warm(None)
         if self.loaded is not None and self.loaded.fast is not None:
             self.loaded.fast.refresh_lora()
             self.loaded.fast.kv_key = self.kv_key()
@@ -172,13 +180,41 @@ class LocalRuntime:
             if tuner is None:
                 self._set_threads()
             fast.kv_key = self.kv_key()
-            return fast_generate(fast, loaded.tokenizer, messages, params, emit, flag, loaded.context_length,
-                                 _eos_ids(loaded), tuner, prefix, tools, constraint, self.prefix_cache)
+            result = fast_generate(fast, loaded.tokenizer, messages, params, emit, flag, loaded.context_length,
+                                   _eos_ids(loaded), tuner, prefix, tools, constraint, self.prefix_cache)
+            self._warm_up(loaded, flag.stats.sequence, None)
+            return result
         if fast is not None:
             log.info("adapters the lean step cannot run (%s): using transformers' generate", fast.lora_reason)
         self._set_threads()
-        return generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length, prefix,
-                        tools, constraint, self.prefix_cache, ("generate", *self.kv_key()))
+        key = ("generate", *self.kv_key())
+        result = generate(loaded.model, loaded.tokenizer, messages, params, emit, flag, loaded.context_length, prefix,
+                          tools, constraint, self.prefix_cache, key)
+        self._warm_up(loaded, flag.stats.sequence, key)
+        return result
+
+    def _warm_up(self, loaded: LoadedModel, ids: Sequence[int], key: Any) -> None:
+        """After an answer (``ids``: its prompt and tokens), let the worker prefill its rows
+        exactly while idle: on the lean step (``key`` None), or into the kept entry ``key``."""
+        from app.providers.local_warmup import DynamicWarmUp, FastWarmUp
+
+        if self._idle is None or not self.prefix_cache.enabled or not ids:
+            return self._warm(None)
+        state = self.kv_key()
+
+        def valid() -> bool:  # the same model, adapters and scales as the answer's
+            return self.loaded is loaded and self.kv_key() == state
+
+        if key is None:
+            return self._warm(FastWarmUp(loaded.fast, ids, valid))
+        entry, n = self.prefix_cache.best(key, ids)
+        self._warm(DynamicWarmUp(loaded.model, self.prefix_cache, entry, ids, valid)
+                   if entry is not None and n == len(entry.ids) else None)  # fmt: skip
+
+    def _warm(self, task: IdleTask | None) -> None:
+        self.warmup = task
+        if self._idle is not None:
+            self._idle(task)
 
     @staticmethod
     def _constraint(loaded: LoadedModel, plan: LocalPlan | None, prefix: str) -> Any:

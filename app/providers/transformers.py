@@ -80,7 +80,7 @@ class _LocalBase:
 
         rt = self.worker.state.get(RUNTIME_KEY)
         if rt is None:
-            rt = LocalRuntime(lambda: self.context.settings.local, self.context.paths.cache_dir)
+            rt = LocalRuntime(lambda: self.context.settings.local, self.context.paths.cache_dir, self.worker.set_idle)
             self.worker.state[RUNTIME_KEY] = rt
         assert isinstance(rt, LocalRuntime)
         return rt

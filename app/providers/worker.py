@@ -1,7 +1,9 @@
 """The one thread that owns all local model state.
 
 Jobs are plain callables run one at a time, in order, on the worker thread; each
-:meth:`ModelWorker.submit` returns an asyncio future of the caller's loop. Streaming jobs
+:meth:`ModelWorker.submit` returns an asyncio future of the caller's loop. While no job is
+queued the worker runs its idle task (:meth:`ModelWorker.set_idle`) one short slice at a time,
+so a job waits for one slice at most; :meth:`ModelWorker.wait_idle` waits until nothing is left. Streaming jobs
 push their events back with :class:`LoopSink` (``loop.call_soon_threadsafe`` into an
 ``asyncio.Queue``). Nothing here imports torch: the jobs do.
 """
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WORKER_KEY = "model_worker"
+IdleTask = Callable[[], bool]
+"""One slice of background work (a short step); returns False when nothing is left to do."""
 
 
 def default_threads(setting: int | None = None) -> int:
@@ -64,6 +68,9 @@ class ModelWorker:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._idle: IdleTask | None = None
+        self._pending = 0  # jobs queued or running
+        self._quiet = threading.Condition()
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -87,7 +94,7 @@ class ModelWorker:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._ensure_started()
-        self._queue.put(_Job(fn, loop, fut))
+        self._put(_Job(fn, loop, fut))
         return fut
 
     def call(self, fn: Callable[[], T], timeout: float | None = None) -> T:
@@ -96,12 +103,55 @@ class ModelWorker:
             return fn()
         self._ensure_started()
         job = _Job(fn, None, None)
-        self._queue.put(job)
+        self._put(job)
         if not job.done.wait(timeout):
             raise TimeoutError("The model worker did not answer in time.")
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[no-any-return]
+
+    def _put(self, job: _Job) -> None:
+        with self._quiet:
+            self._pending += 1
+        self._queue.put(job)
+
+    def set_idle(self, task: IdleTask | None) -> None:
+        """Run ``task`` (replacing the previous one; None: none) while no job is queued, a slice
+        per call, until it returns False or raises. Worker thread only (a job sets it)."""
+        with self._quiet:
+            self._idle = task
+            self._quiet.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no job is queued or running and the idle task is done; False on timeout
+        (benchmarks, and tests: a user reads an answer before asking the next question)."""
+        if self.on_worker_thread():
+            raise RuntimeError("wait_idle() on the model worker would wait for itself.")
+        with self._quiet:
+            return self._quiet.wait_for(lambda: self._pending == 0 and self._idle is None, timeout)
+
+    def _run_idle(self, task: IdleTask) -> None:
+        try:
+            more = task()
+        except Exception:  # background work only: nothing waits on it
+            log.exception("model worker idle task failed")
+            more = False
+        if not more:
+            with self._quiet:
+                if self._idle is task:
+                    self._idle = None
+                self._quiet.notify_all()
+
+    def _next(self) -> _Job | None:
+        """The next job; while none is queued, the idle task's slices run in between."""
+        while True:
+            task = self._idle
+            if task is None:
+                return self._queue.get()
+            try:
+                return self._queue.get_nowait()
+            except queue.Empty:
+                self._run_idle(task)
 
     def _main(self) -> None:
         try:
@@ -111,22 +161,31 @@ class ModelWorker:
         except ImportError:  # the lite flavour: jobs will report the missing library
             pass
         while True:
-            job = self._queue.get()
+            job = self._next()
             if job is None:
                 return
-            if job.future is not None and job.future.cancelled():
-                continue
             try:
-                job.result = job.fn()
-            except BaseException as exc:  # handed to the caller, never lost
-                job.error = exc
-            job.done.set()
-            if job.loop is not None and job.future is not None:
-                try:
-                    job.loop.call_soon_threadsafe(_resolve, job.future, job.result, job.error)
-                except RuntimeError:  # the caller's loop is closed: nobody waits any more
-                    log.debug("model worker result dropped: loop closed")
+                self._run(job)
+            finally:
+                with self._quiet:
+                    self._pending -= 1
+                    self._quiet.notify_all()
             del job  # drop references to results (a model must be freeable at once)
+
+    @staticmethod
+    def _run(job: _Job) -> None:
+        if job.future is not None and job.future.cancelled():
+            return
+        try:
+            job.result = job.fn()
+        except BaseException as exc:  # handed to the caller, never lost
+            job.error = exc
+        job.done.set()
+        if job.loop is not None and job.future is not None:
+            try:
+                job.loop.call_soon_threadsafe(_resolve, job.future, job.result, job.error)
+            except RuntimeError:  # the caller's loop is closed: nobody waits any more
+                log.debug("model worker result dropped: loop closed")
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the thread after the queued jobs (state is cleared by a final job)."""
@@ -136,9 +195,14 @@ class ModelWorker:
             self._closed = True
             thread = self._thread
         if thread is not None:
-            self._queue.put(_Job(self.state.clear, None, None))
+            self._put(_Job(self._clear, None, None))
             self._queue.put(None)
             thread.join(timeout)
+
+
+    def _clear(self) -> None:
+        self.set_idle(None)
+        self.state.clear()
 
 
 class LoopSink:

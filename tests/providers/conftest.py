@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.core.paths import AppPaths
+from app.core.provider import ProviderContext
+from app.core.settings import LocalModelSettings, Settings
+from app.providers.transformers import LocalProvider
 from tests.providers.local_fixtures import build_adapter, build_tiny_llama
 
 
@@ -59,3 +63,22 @@ def local_ctx(app_home: Path) -> Iterator[Any]:
     worker = ctx.extra.get("model_worker")
     if worker is not None:
         worker.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def make_provider(app_home: Path) -> Iterator[Callable[..., LocalProvider]]:
+    """Providers with their own model worker (a cold one beside a warm one)."""
+    contexts: list[ProviderContext] = []
+
+    def make(dtype: str, entries: int = 4) -> LocalProvider:
+        settings = Settings(local=LocalModelSettings(device="cpu", dtype=dtype, threads=1,  # type: ignore[arg-type]
+                                                     prefix_cache_entries=entries))  # fmt: skip
+        ctx = ProviderContext(settings=settings, secrets=None, paths=AppPaths.default().ensure())  # type: ignore[arg-type]
+        contexts.append(ctx)
+        return LocalProvider(ctx)
+
+    yield make
+    for ctx in contexts:
+        worker = ctx.extra.get("model_worker")
+        if worker is not None:
+            worker.close()  # type: ignore[attr-defined]

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.core.events import TextDelta, UsageReport
-from app.core.paths import AppPaths
-from app.core.provider import ProviderContext
-from app.core.settings import LocalModelSettings, Settings
 from app.core.tools import ResponseSchema
 from app.core.types import AdapterSpec, ChatMessage, GenerationParams, GenerationRequest, ModelRef
 from app.providers import local_quant
@@ -45,25 +42,6 @@ def test_common_prefix_and_lru_bounds() -> None:
     assert cache.nbytes <= 25 and [e.payload for e in cache.entries] == ["p7", "longer"]
     limits[0] = 0
     assert not cache.enabled and not cache.put("k", [8], "off", 1)
-
-
-@pytest.fixture
-def make_provider(app_home: Path) -> Iterator[Callable[..., LocalProvider]]:
-    """Providers with their own model worker (a cold one beside a warm one)."""
-    contexts: list[ProviderContext] = []
-
-    def make(dtype: str, entries: int = 4) -> LocalProvider:
-        settings = Settings(local=LocalModelSettings(device="cpu", dtype=dtype, threads=1,  # type: ignore[arg-type]
-                                                     prefix_cache_entries=entries))  # fmt: skip
-        ctx = ProviderContext(settings=settings, secrets=None, paths=AppPaths.default().ensure())  # type: ignore[arg-type]
-        contexts.append(ctx)
-        return LocalProvider(ctx)
-
-    yield make
-    for ctx in contexts:
-        worker = ctx.extra.get("model_worker")
-        if worker is not None:
-            worker.close()  # type: ignore[attr-defined]
 
 
 def ask(provider: LocalProvider, run: Callable[..., Any], model: Path, messages: tuple[ChatMessage, ...],

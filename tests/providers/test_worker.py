@@ -117,3 +117,64 @@ def test_one_worker_per_context_and_thread_default() -> None:
     assert default_threads(3) == 3
     assert default_threads(None) >= 1
     w.close()
+
+
+def test_idle_work_runs_between_jobs_and_a_job_waits_one_slice_at_most(worker: ModelWorker,
+                                                                        run: Callable[..., Any]) -> None:  # fmt: skip
+    """An idle task runs a slice at a time while nothing is queued; a job queued during a slice
+    runs right after that slice; then the task goes on until it says it is done."""
+    slices: list[int] = []
+    in_slice, queued = threading.Event(), threading.Event()
+
+    def task() -> bool:
+        slices.append(len(slices))
+        if len(slices) == 2:  # the job is queued while this slice runs
+            in_slice.set()
+            assert queued.wait(10)
+        return len(slices) < 6
+
+    async def scenario() -> int:
+        await worker.submit(lambda: worker.set_idle(task))
+        assert await asyncio.to_thread(in_slice.wait, 10)
+        job = worker.submit(lambda: len(slices))
+        queued.set()
+        return await asyncio.wait_for(job, 10)
+
+    assert run(scenario(), timeout=20) == 2  # no slice ran after the one in flight
+    assert worker.wait_idle(10)
+    assert slices == list(range(6))  # it went on after the job, to its end
+
+
+def test_an_idle_task_that_fails_or_is_replaced_stops(worker: ModelWorker) -> None:
+    calls: list[str] = []
+
+    def boom() -> bool:
+        calls.append("boom")
+        raise RuntimeError("bad")
+
+    def forever() -> bool:
+        calls.append("forever")
+        return True
+
+    worker.call(lambda: worker.set_idle(boom))
+    assert worker.wait_idle(10) and calls == ["boom"]  # logged, then dropped
+    worker.call(lambda: worker.set_idle(forever))
+    worker.call(lambda: worker.set_idle(None))  # replaced: it never runs again
+    assert worker.wait_idle(10)
+    n = len(calls)
+    assert worker.call(lambda: len(calls)) == n
+    with pytest.raises(RuntimeError, match="wait for itself"):
+        worker.call(lambda: worker.wait_idle(1))
+
+
+def test_wait_idle_times_out_while_a_job_runs(worker: ModelWorker, run: Callable[..., Any]) -> None:
+    release = threading.Event()
+
+    async def scenario() -> tuple[bool, bool]:
+        job = worker.submit(lambda: release.wait(10))
+        busy = await asyncio.to_thread(worker.wait_idle, 0.05)
+        release.set()
+        await asyncio.wait_for(job, 10)
+        return busy, await asyncio.to_thread(worker.wait_idle, 10)
+
+    assert run(scenario(), timeout=20) == (False, True)
