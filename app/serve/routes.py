@@ -239,27 +239,27 @@ class _Exchange:
         """Waits for the first text or the end of the run; False when the client left first."""
         if inbox.ready():
             return True
-        gone = asyncio.ensure_future(_disconnected(self.request))
         getter = asyncio.ensure_future(inbox.wait())
-        try:
-            await asyncio.wait([getter, gone], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
-        if getter.done():
+        if await self._unless_gone(getter):
             return True
         getter.cancel()
         return False
 
+    async def _unless_gone(self, waiter: asyncio.Future[Any]) -> bool:
+        """Wait for ``waiter`` or the client's disconnect, whichever comes first; True when
+        ``waiter`` is done (the caller cancels it otherwise)."""
+        gone = asyncio.ensure_future(_disconnected(self.request))
+        try:
+            await asyncio.wait([waiter, gone], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        return waiter.done()
+
     async def _whole(self, run: Run, call: ChatCall, end: RunEnded | None) -> Response:
         ended: RunEnded | None = end
         if not isinstance(ended, RunFinished):
-            gone = asyncio.ensure_future(_disconnected(self.request))
             waiter = asyncio.ensure_future(run.wait())
-            try:
-                await asyncio.wait([waiter, gone], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                gone.cancel()
-            if not waiter.done():
+            if not await self._unless_gone(waiter):
                 run.cancel()
                 await asyncio.wait([waiter], timeout=10)
                 self._end("cancelled", 499)
