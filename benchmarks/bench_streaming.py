@@ -99,12 +99,14 @@ async def run_window(n: int, probe: LagProbe, lens: bool = False) -> tuple[float
 
     backend.run_delta.connect(on_first_token)
     t0 = time.perf_counter()
-    win.send()
+    win.chat.send()
     status = await asyncio.wait_for(done, 600)
     while win.transcript.is_streaming():  # the transcript may still be drawing the end
         await asyncio.sleep(0.002)
-    QApplication.processEvents()
+    await asyncio.sleep(0)  # pending paints run on the loop (processEvents here would re-enter a task)
     total = time.perf_counter() - t0
+    while win.session.loops:  # the answer's run loop ends just after the answer: let it, before closing
+        await asyncio.sleep(0.002)
     await asyncio.sleep(0.05)
     probe.stop()
     assert status == "complete", status
