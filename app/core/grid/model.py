@@ -379,6 +379,17 @@ class Row:
         return name + (f" · run {self.repeat + 1}" if self.repeat else "")
 
 
+def _metric_rendered(a: Assertion, variables: Mapping[str, Any]) -> Assertion:
+    """``a`` with its ``metric`` name rendered with the test's vars (``metric: "{{topic}}"``), as
+    promptfoo does; a name that fails to render stays as written, as there."""
+    if not a.metric or "{" not in a.metric:
+        return a
+    try:
+        return replace(a, metric=render_template(a.metric, variables, where="A metric name").text)
+    except AppError:
+        return a
+
+
 @dataclass(frozen=True)
 class GridConfig:
     """A whole grid: prompts x test cases (rows) against variants (columns)."""
@@ -408,9 +419,9 @@ class GridConfig:
             for t_index, test in tests:
                 variables = {**dict(self.default_vars), **dict(test.vars)}
                 shown = replace(prompt, template=test.prefix + prompt.template + test.suffix) if test.prefix or test.suffix else prompt
+                asserts = tuple(_metric_rendered(a, variables) for a in (*self.default_asserts, *test.asserts))
                 for r in range(max(1, self.repeat)):
-                    out.append(Row(len(out), p_index, t_index, shown, test,
-                                   (*self.default_asserts, *test.asserts), variables, r))  # fmt: skip
+                    out.append(Row(len(out), p_index, t_index, shown, test, asserts, variables, r))
         return out
 
     def with_(self, **changes: Any) -> GridConfig:

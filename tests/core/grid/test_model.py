@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.core.grid.model import (
+    Assertion,
     GridConfig,
     MissingVariables,
     Prompt,
@@ -35,6 +36,16 @@ def test_a_grid_without_tests_is_one_row_per_prompt() -> None:
     assert [(r.prompt_index, r.test_index) for r in config.rows()] == [(0, None), (1, None)]
     two = config.with_(tests=(TestCase({"x": 1}), TestCase({"x": 2})))
     assert [(r.prompt_index, r.test_index) for r in two.rows()] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+def test_a_metric_name_is_rendered_with_each_tests_vars_as_promptfoo_does() -> None:
+    config = GridConfig(prompts=(Prompt("{{topic}}"),), variants=(Variant("mock:echo"),),
+                        default_asserts=(Assertion("contains", "a", metric="{{ topic | upper }}"),),
+                        tests=(TestCase({"topic": "tides"}, asserts=(Assertion("equals", "x", metric="exact-{{topic}}"),)),
+                               TestCase({"topic": "moon"})))  # fmt: skip
+    assert [[a.metric for a in r.asserts] for r in config.rows()] == [["TIDES", "exact-tides"], ["MOON"]]
+    broken = config.with_(default_asserts=(Assertion("contains", "a", metric="{{ topic | nosuchfilter }}"),))
+    assert [a.metric for a in broken.rows()[0].asserts][0] == "{{ topic | nosuchfilter }}"  # kept as written
 
 
 def test_variant_defaults_and_what_only_some_models_take() -> None:
