@@ -157,4 +157,21 @@ def build_docks(window: QMainWindow, view_menu: QMenu, services: Services, backe
 
         docks.server_dock = add_lazy_dock(window, view_menu, "Server", make_server_panel)
         _behind(window, docks.dashboard, docks.server_dock)
+    if docks.dashboard is not None:
+        _fit_tab_titles(docks.dashboard, [d for d in (docks.lora_dock, docks.tools_dock, docks.server_dock) if d])
     return docks
+
+
+TAB_PADDING = 26
+"""A dock tab's width beyond its title's text (margins and frame, Fusion style)."""
+
+
+def _fit_tab_titles(front: QDockWidget, behind: list[LazyDock]) -> None:
+    """Make the dock area wide enough for every tab's title in full ("LoRA adapters", "Usage",
+    "Tools", "Server"): the panels behind Usage are made only when shown, so their own minimum
+    widths do not widen the area at start; measured in the font, not fixed pixels."""
+    metrics = front.fontMetrics()
+    need = sum(metrics.horizontalAdvance(d.windowTitle()) + TAB_PADDING for d in (front, *behind))
+    widget = front.widget()
+    if widget is not None and widget.minimumWidth() < need:
+        widget.setMinimumWidth(need)
