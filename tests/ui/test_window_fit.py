@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QRect
-from PySide6.QtWidgets import QAbstractButton, QApplication, QWidget
+from PySide6.QtWidgets import QAbstractButton, QApplication, QTabBar, QWidget
 
 from app.core.run_events import LiveFigures, RunFinished
 from app.core.services import Services
@@ -88,6 +88,17 @@ def test_the_window_fits_with_its_default_docks(window: MainWindow, qloop: Any, 
         assert dash.messages_table().verticalScrollBar().isVisible()
     _assert_tables_fit(dash)
     assert {"Model", "Prompt", "Completion"} <= set(dash.messages_table().visible_columns())
+
+
+def test_the_right_docks_tab_titles_are_whole_at_1024(window: MainWindow) -> None:
+    _settle(window, 1024, 700)  # the panels behind Usage are not made yet: they do not widen the area
+    bars = [b for b in window.findChildren(QTabBar) if "Usage" in [b.tabText(i) for i in range(b.count())]]
+    assert len(bars) == 1
+    bar = bars[0]
+    titles = [bar.tabText(i) for i in range(bar.count())]
+    assert {"Usage", "LoRA adapters", "Tools", "Server"} <= set(titles)
+    for i, title in enumerate(titles):  # squeezed below its size hint, a title is elided ("Us…")
+        assert bar.tabRect(i).width() >= bar.tabSizeHint(i).width(), (title, bar.tabRect(i).width())
 
 
 def _assert_tables_fit(dash: Any) -> None:
