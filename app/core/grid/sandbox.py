@@ -146,8 +146,15 @@ def regex_match(pattern: str, text: str, *, timeout_s: float = REGEX_TIMEOUT_S) 
     return found if isinstance(found, str) else None
 
 
+IN_PROCESS_REGEX_CHARS = 100_000
+"""A pattern plus text longer than this is matched in a child process, as scripts are: a fresh
+V8 context's heap stays a few MB below it, far from the limit at which V8 aborts its host."""
+
+
 def regex_problem(pattern: str) -> str | None:
     """Why JavaScript rejects ``pattern`` as a RegExp (its message), or None when it takes it."""
+    if len(pattern) > IN_PROCESS_REGEX_CHARS:
+        return f"the pattern is longer than {IN_PROCESS_REGEX_CHARS:,} characters"
     try:
         regex_match(pattern, "")
     except ScriptError as exc:
@@ -156,7 +163,11 @@ def regex_problem(pattern: str) -> str | None:
 
 
 async def run_regex(pattern: str, text: str) -> str | None:
-    """:func:`regex_match` in a worker thread (a slow pattern never holds up the loop)."""
+    """:func:`regex_match` in a worker thread (a slow pattern never holds up the loop); a long
+    text goes to a child process instead (:data:`IN_PROCESS_REGEX_CHARS`)."""
+    if len(pattern) + len(text) > IN_PROCESS_REGEX_CHARS:
+        found = await run_js(_REGEX_CALL % (json.dumps(pattern), json.dumps(text)), limits=Limits(REGEX_TIMEOUT_S))
+        return found if isinstance(found, str) else None
     async with _gate():
         return await asyncio.to_thread(regex_match, pattern, text)
 

@@ -30,3 +30,25 @@ def test_python_runs_the_named_function_and_gives_back_json(run: Callable[..., A
     with pytest.raises(ScriptError):
         run(run_python("def f(o, c):\n    while True: pass\n", "f", "", {}, limits=Limits(0.5, 256)))
     assert time.monotonic() - t0 < 10
+
+
+def test_a_long_text_is_matched_in_a_child_process_with_the_same_answer(run: Callable[..., Any]) -> None:
+    from app.core.grid import sandbox
+
+    long_text = "x" * (sandbox.IN_PROCESS_REGEX_CHARS + 10) + " Paris 75001"
+    children: list[dict[str, Any]] = []
+    real_child = sandbox._child
+
+    async def counting_child(job: dict[str, Any], limits: Limits) -> str:
+        children.append(job)
+        return await real_child(job, limits)
+
+    sandbox._child = counting_child  # type: ignore[assignment]  # counts; the real child still runs
+    try:
+        assert run(sandbox.run_regex(r"(?<city>[A-Z]\w+) \d{5}$", long_text)) == "Paris 75001"
+        assert run(sandbox.run_regex(r"^y", long_text)) is None
+        assert run(sandbox.run_regex(r"Par", "short Paris")) == "Par"  # in this process
+    finally:
+        sandbox._child = real_child  # type: ignore[assignment]
+    assert len(children) == 2  # the two long texts only: V8 at its heap limit can abort its host process
+    assert sandbox.regex_problem("a" * (sandbox.IN_PROCESS_REGEX_CHARS + 1)) == "the pattern is longer than 100,000 characters"
