@@ -179,3 +179,18 @@ def test_connections_send_without_delay(served: ServerThread) -> None:
     finally:
         conn.close()
     assert flags and all(flags)
+
+
+def test_a_client_that_leaves_mid_stream_cancels_its_run(served: ServerThread) -> None:
+    """The disconnect is seen while the answer streams (not only while it waits for its first
+    text): the run is cancelled within tokens and its row says so."""
+    stream = served.sdk().chat.completions.create(model="mock:lorem?n=100000&rate=200", messages=HELLO, stream=True)
+    chunks = iter(stream)
+    for _ in range(4):
+        next(chunks)  # streaming: the role, then text
+    stream.close()  # the client goes away mid-stream
+    assert served.call(_until(lambda: served.server.active_requests() == 0))
+    rows = [dict(r) for r in ledger_rows()]
+    assert [r["finish_reason"] for r in rows] == ["cancelled"]
+    assert rows[0]["completion_tokens"] < 1000  # cut at once, not run to its 100000 words
+    assert [f.status for f in served.figures][-1] == "cancelled"
