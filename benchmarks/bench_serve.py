@@ -8,8 +8,8 @@
   loop thread of this process (where the SDK's parsing competes with the server for the
   GIL), with the raw HTTP read (httpx, no SDK) beside each; all alternating in one run. Also
   the CPU time the server's process spends on a request (the timed part only) against the
-  engine's run, which a loaded machine distorts less than the wall clock (Linux: 10 ms
-  ticks, summed over the runs);
+  engine's run, which a loaded machine distorts less than the wall clock (Linux: the
+  scheduler's per-thread run time, summed over the runs);
 - single: the bundled model (greedy, N tokens) through server + SDK vs the run scheduler
   directly in the same process (target: decode tok/s >= 0.95x);
 - four: four concurrent SDK clients on the bundled model: aggregate tok/s, each one's TTFT.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
@@ -41,10 +42,13 @@ class CpuMeter:
     def now(self) -> float | None:
         if self.pid is None:
             return time.process_time()
-        try:  # utime + stime from /proc (Linux)
-            with open(f"/proc/{self.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        try:  # the scheduler's run time of each thread, in ns (Linux; /proc/PID/stat counts 10 ms ticks)
+            total = 0
+            for tid in os.listdir(f"/proc/{self.pid}/task"):
+                with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                    with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
+                        total += int(f.read().split()[0])
+            return total / 1e9
         except (OSError, ValueError, IndexError):
             return None
 

@@ -25,7 +25,7 @@ class Inbox:
     """The text and end of ``run`` for its response (on the loop); ``tokens``: keep the text
     events with their tokens (else the text is read from the run's parts)."""
 
-    __slots__ = ("_run", "_parts", "_taken", "_texts", "_tokens", "_waiter")
+    __slots__ = ("_run", "_parts", "_taken", "_texts", "_tokens", "_waiter", "_pausing", "closed")
 
     def __init__(self, run: Run, *, tokens: bool = False) -> None:
         self._run = run
@@ -34,6 +34,9 @@ class Inbox:
         self._texts: list[str] = []
         self._tokens: list[TokenLogprob] = []
         self._waiter: asyncio.Future[None] | None = None
+        self._pausing: asyncio.Future[None] | None = None
+        self.closed = False
+        """True once :meth:`close` was called (the response has no one to write to)."""
         if tokens:
             run.on_event = self._keep
 
@@ -55,13 +58,20 @@ class Inbox:
             if self._parts is not None:  # the tokens until the response runs cost nothing either
                 self._run.on_event = None
 
+    def close(self) -> None:
+        """The client went away: wake a waiting or pausing response now, and every later
+        :meth:`wait` / :meth:`pause` returns at once (the response checks :attr:`closed`)."""
+        self.closed = True
+        _resolve(self._waiter)
+        _resolve(self._pausing)
+
     def has_text(self) -> bool:
         """True when text came since the last :meth:`take`."""
         return len(self._parts) > self._taken if self._parts is not None else bool(self._texts)
 
     def ready(self) -> bool:
-        """True when there is text to take or the run ended."""
-        return self._run.ended is not None or self.has_text()
+        """True when there is text to take, the run ended or the inbox was closed."""
+        return self._run.ended is not None or self.closed or self.has_text()
 
     def take(self) -> tuple[str, Sequence[TokenLogprob]]:
         """The text (and its tokens, when kept) since the last take, as one piece ('' for none)."""
@@ -94,12 +104,14 @@ class Inbox:
                 run.on_event = None
 
     async def pause(self, seconds: float) -> None:
-        """Wait ``seconds``, or less when the run ends meanwhile (more text does not wake it)."""
+        """Wait ``seconds``, or less when the run ends or the inbox is closed meanwhile (more
+        text does not wake it)."""
         task = self._run.task
-        if self._run.ended is not None or task is None or task.done():
+        if self._run.ended is not None or self.closed or task is None or task.done():
             return
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
+        self._pausing = waiter
 
         def ended(_task: Any) -> None:
             _resolve(waiter)
@@ -109,6 +121,7 @@ class Inbox:
         try:
             await waiter
         finally:
+            self._pausing = None
             timer.cancel()
             task.remove_done_callback(ended)
 

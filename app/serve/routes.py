@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.core.errors import AppError, ConfigError, redact
@@ -29,6 +29,7 @@ from app.serve.catalog import Catalog
 from app.serve.chunks import ChunkWriter, completion
 from app.serve.errors import WireError, internal, queue_full, too_large, unauthorized, wire_error
 from app.serve.inbox import Inbox
+from app.serve.sse import EventStream, Piece, disconnected
 from app.serve.wire import ChatCall, bad, parse_chat
 
 log = logging.getLogger(__name__)
@@ -118,12 +119,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 class _TooLarge(Exception):
     pass
-
-
-async def _disconnected(request: Request) -> None:
-    """Returns when the client goes away (the body has been read: only a disconnect is left)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 def parse_origins(text: str) -> tuple[str, ...]:
@@ -233,7 +228,7 @@ class _Exchange:
         if not call.stream:
             return await self._whole(run, call, end)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(self._stream(run, call, inbox), media_type="text/event-stream", headers=headers)
+        return EventStream(self._stream(run, call, inbox), inbox.close, headers)
 
     async def _first(self, inbox: Inbox) -> bool:
         """Waits for the first text or the end of the run; False when the client left first."""
@@ -248,7 +243,7 @@ class _Exchange:
     async def _unless_gone(self, waiter: asyncio.Future[Any]) -> bool:
         """Wait for ``waiter`` or the client's disconnect, whichever comes first; True when
         ``waiter`` is done (the caller cancels it otherwise)."""
-        gone = asyncio.ensure_future(_disconnected(self.request))
+        gone = asyncio.ensure_future(disconnected(self.request.receive))
         try:
             await asyncio.wait([waiter, gone], return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -280,10 +275,10 @@ class _Exchange:
         r = ended.result
         self._end("finished", 200, tokens=r.usage.completion_tokens, ttft_s=r.ttft_s, tokens_per_s=r.tokens_per_s)
 
-    async def _stream(self, run: Run, call: ChatCall, inbox: Inbox) -> AsyncIterator[bytes]:
+    async def _stream(self, run: Run, call: ChatCall, inbox: Inbox) -> AsyncIterator[Piece]:
         """The SSE bytes: the text that arrived since the last write goes out as one chunk, at
-        most every :data:`FLUSH_INTERVAL_S` (the end at once); leaving early (the client went
-        away) cancels the run."""
+        most every :data:`FLUSH_INTERVAL_S` (the end at once, as the last piece); leaving early
+        (the client went away: the inbox closed) cancels the run."""
         writer = ChunkWriter(f"chatcmpl-{run.id}", call.model_id, include_usage=call.include_usage,
                              logprobs=call.logprobs)  # fmt: skip
         loop = asyncio.get_running_loop()
@@ -297,15 +292,17 @@ class _Exchange:
                 if text:
                     out += writer.text(text, tokens)
                 if end is not None:
-                    yield out + self._ending(writer, end)
+                    yield out + self._ending(writer, end), False
                     return
                 if out:
-                    yield out
+                    yield out, True
                     out, flushed = b"", loop.time()
                 await inbox.wait()
                 pause = flushed + FLUSH_INTERVAL_S - loop.time()
                 if pause > 0:  # tokens that come faster than this join one chunk
                     await inbox.pause(pause)
+                if inbox.closed:
+                    return
         finally:
             if end is None:
                 run.cancel()

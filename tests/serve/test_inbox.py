@@ -105,3 +105,24 @@ def test_a_waiting_response_wakes_at_the_first_text_and_a_pacing_one_at_the_end(
     assert first
     assert 0.15 < paused < 5
     assert "".join(pieces) == "tok0 tok1 tok2 tok3"
+
+
+def test_closing_wakes_a_waiting_and_a_pausing_response_at_once(tmp_path: Path) -> None:
+    async def scenario(scheduler: RunScheduler) -> tuple[float, float, bool]:
+        loop = asyncio.get_running_loop()
+        run = scheduler.submit(_request("mock:tokens?n=4&rate=1&delay=30"))
+        inbox = Inbox(run)
+        t0 = loop.time()
+        loop.call_later(0.05, inbox.close)  # the client went away
+        await inbox.pause(30)  # no text for 30 s: only the close wakes it
+        paused = loop.time() - t0
+        t0 = loop.time()
+        await inbox.wait()  # closed: returns at once
+        waited = loop.time() - t0
+        ready = inbox.ready() and inbox.closed and not inbox.has_text()
+        run.cancel()
+        await run.wait()
+        return waited, paused, ready
+
+    waited, paused, ready = _scheduled(tmp_path, scenario)
+    assert waited < 5 and paused < 5 and ready

@@ -161,7 +161,8 @@ def test_non_loopback_without_a_key_is_refused(app_home: Path, run: Callable[...
 
 def test_connections_send_without_delay(served: ServerThread) -> None:
     """Nagle off (TCP_NODELAY) on the accepted connections: else an answer's last small write
-    waits for the client's delayed ACK, 40 ms per request on a kept-alive connection."""
+    waits for the client's delayed ACK, 40 ms per request on a kept-alive connection. And
+    the requests are parsed by httptools (a dependency), not h11."""
     import http.client
     import socket
 
@@ -175,7 +176,27 @@ def test_connections_send_without_delay(served: ServerThread) -> None:
             return [c.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
                     for c in connections]  # fmt: skip
 
+        async def parsers() -> list[str]:
+            return [type(c).__name__ for c in served.server._server.server_state.connections]
+
         flags = served.call(nodelay)
+        kinds = served.call(parsers)
     finally:
         conn.close()
     assert flags and all(flags)
+    assert kinds == ["HttpToolsProtocol"]  # httptools' C parser, not h11's pure Python one
+
+
+def test_a_client_that_leaves_mid_stream_cancels_its_run(served: ServerThread) -> None:
+    """The disconnect is seen while the answer streams (not only while it waits for its first
+    text): the run is cancelled within tokens and its row says so."""
+    stream = served.sdk().chat.completions.create(model="mock:lorem?n=100000&rate=200", messages=HELLO, stream=True)
+    chunks = iter(stream)
+    for _ in range(4):
+        next(chunks)  # streaming: the role, then text
+    stream.close()  # the client goes away mid-stream
+    assert served.call(_until(lambda: served.server.active_requests() == 0))
+    rows = [dict(r) for r in ledger_rows()]
+    assert [r["finish_reason"] for r in rows] == ["cancelled"]
+    assert rows[0]["completion_tokens"] < 1000  # cut at once, not run to its 100000 words
+    assert [f.status for f in served.figures][-1] == "cancelled"
