@@ -4,9 +4,10 @@ Prints, all measured in this run (rounds alternate, so background load hits ever
 - decode tok/s of raw bf16 ``model.generate``, of the provider on each dtype (bfloat16 on
   transformers' ``generate``; int8, int4 and int4-qkv8 on the fast path) and of the default
   (``dtype: auto``), each with the threads used;
-- with ``llama-cpp-python`` importable: llama.cpp's own decode tok/s on the same GGUF
-  (its default threads, and all cores) as the anchor, and ``python -m app ask -m
-  local:smollm2 --json`` (the shipped defaults, a fresh profile per run) next to it;
+- with ``llama-cpp-python`` importable: llama.cpp on the same GGUF (1 and 2 threads) as the
+  anchor against the app's default local path and ``python -m app ask -m local:smollm2
+  --json`` (decode tok/s, time to the first token of a ~1,440-token prompt, resident memory;
+  see benchmarks/local_anchor.py);
 - the same deep in the context: a ~1,900-token prompt (that text four times), 32 new tokens;
 - perplexity of each dtype on benchmarks/data/eval_text.txt (~460 tokens);
 - greedy answers of each dtype to five fixed questions;
@@ -17,18 +18,16 @@ Prints, all measured in this run (rounds alternate, so background load hits ever
 default (``dtype: auto``) answering with a JSON Schema against without, alternating rounds
 (target >= 0.8x), and whether each constrained answer validated.
 
-Usage: python -m benchmarks.bench_local [--tokens 128] [--rounds 3] [--no-anchor] [--no-ask] [--schema]
+Usage: python -m benchmarks.bench_local [--tokens 128] [--rounds 3] [--no-anchor] [--anchor-only] [--no-ask] [--schema]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -175,50 +174,6 @@ def timed_load(provider: LocalProvider) -> float:
     return time.perf_counter() - start
 
 
-# --- llama.cpp and the CLI, each in its own process (llama.cpp and torch bring their own OpenMP) ---
-LLAMA_WORKER = r"""
-import json, sys, time
-from llama_cpp import Llama
-path, tokens, threads, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-kw = {"n_threads": threads} if threads > 0 else {}
-if batch > 0:
-    kw.update(n_batch=batch, n_ubatch=batch)
-llm = Llama(model_path=path, n_ctx=2048, verbose=False, **kw)
-msgs = [{"role": "user", "content": sys.argv[5]}]
-llm.create_chat_completion(msgs, max_tokens=8, temperature=0.0)
-llm.reset()
-first = None; n = 0; start = time.perf_counter()
-for chunk in llm.create_chat_completion(msgs, max_tokens=tokens, temperature=0.0, stream=True):
-    if chunk["choices"][0]["delta"].get("content"):
-        n += 1; first = first or time.perf_counter()
-end = time.perf_counter()
-print(json.dumps({"tok_s": (n - 1) / (end - first), "n": n, "threads": llm.n_threads}))
-"""
-
-
-def llama_cpp(gguf: Path, tokens: int, threads: int, batch: int) -> dict[str, Any] | None:
-    """llama.cpp's decode speed (llama-cpp-python in a subprocess); None when it failed."""
-    out = subprocess.run([sys.executable, "-c", LLAMA_WORKER, str(gguf), str(tokens), str(threads), str(batch), LONG[0].content],
-                         capture_output=True, text=True, timeout=300)
-    if out.returncode != 0:
-        return None
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
-def ask_cli(home: Path, tokens: int, prompt: str) -> dict[str, Any]:
-    """``python -m app ask -m local:smollm2 --json`` with the shipped defaults in profile ``home``."""
-    env = dict(os.environ, LLM_PLAYGROUND_HOME=str(home))
-    start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "app", "ask", "-m", "local:smollm2", "--json", "--max-tokens", str(tokens), prompt],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
-    wall = time.perf_counter() - start
-    if out.returncode != 0:
-        raise RuntimeError(f"ask failed ({out.returncode}): {out.stderr[-500:]}")
-    data = dict(json.loads(out.stdout.strip().splitlines()[-1]))
-    data["wall_s"] = wall
-    return data
-
-
 # --- the sections ---------------------------------------------------------------------------
 def bench_variants(root: Path, tokens: int, rounds: int) -> dict[str, dict[str, Any]]:
     """Load every dtype (and auto), then alternate: raw generate, each provider, in rounds."""
@@ -307,67 +262,19 @@ def bench_adapters(root: Path, tokens: int, rounds: int) -> None:
     close(ctx)
 
 
-def bench_anchor(tokens: int, rounds: int, ask: bool) -> None:
-    """llama.cpp vs ``ask --json`` (default settings, fresh profile with the shipped cache)."""
-    import importlib.util
-
-    from app.providers.bundled import bundled_gguf_path
-
-    if importlib.util.find_spec("llama_cpp") is None:
-        print("llama.cpp anchor: llama-cpp-python is not installed (pip install llama-cpp-python)")
-        return
-    gguf = bundled_gguf_path()
-    batch = 0
-    if llama_cpp(gguf, 4, 0, 0) is None:  # some native builds crash in batched prompt processing
-        batch = 1
-        print("  (llama.cpp crashed with batched prompt processing; measuring with n_batch=1: decode is unchanged)")
-    rows: dict[str, list[float]] = {"llama.cpp default threads": [], f"llama.cpp {os.cpu_count()} threads": []}
-    if ask:
-        rows["ask --json (defaults)"] = []
-    home = Path(tempfile.mkdtemp(prefix="bench-ask-"))
-    first_ask: dict[str, Any] = {}
-    texts: list[str] = []
-    if ask:
-        first_ask = ask_cli(home, 30, PARIS[0].content)  # a fresh profile: the first answer
-        second = ask_cli(home, 30, PARIS[0].content)
-        print(f"ask on a fresh profile: first answer {first_ask['wall_s']:.1f} s, second {second['wall_s']:.1f} s "
-              f"(x{first_ask['wall_s'] / second['wall_s']:.2f}); answer {first_ask['text']!r}")
-    for _ in range(rounds):
-        for label in rows:
-            if label.startswith("ask"):
-                data = ask_cli(home, tokens, LONG[0].content)
-                rows[label].append(float(data["tokens_per_s"] or 0.0))
-                texts.append(str(data["text"]))
-            else:
-                threads = 0 if "default" in label else os.cpu_count() or 1
-                result = llama_cpp(gguf, tokens, threads, batch)
-                rows[label].append(result["tok_s"] if result else float("nan"))
-    anchor = statistics.median(rows["llama.cpp default threads"])
-    print(f"anchor ({tokens} new tokens, greedy, decode tok/s after the first token, median of {rounds} alternating rounds):")
-    for label, values in rows.items():
-        med = statistics.median(values)
-        print(f"  {label:<28} {med:6.1f} tok/s  x{med / anchor:.2f} vs llama.cpp default   ({', '.join(f'{v:.0f}' for v in values)})")
+def load() -> str:
+    """The 1-, 5- and 15-minute load averages."""
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokens", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--no-anchor", action="store_true", help="skip llama.cpp and the CLI")
-    ap.add_argument("--no-ask", action="store_true", help="skip the CLI runs next to llama.cpp")
-    ap.add_argument("--schema", action="store_true", help="only tok/s with a JSON Schema against without")
-    args = ap.parse_args()
-    if args.schema:
-        with tempfile.TemporaryDirectory() as tmp:
-            bench_schema(Path(tmp), args.tokens, args.rounds)
-        return
-    print(f"CPU cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f} (other work on the machine skews figures)")
+def other_sections(tokens: int, rounds: int) -> None:
+    """Every dtype's speed and quality, deep in the context, LoRA on the fast path."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        results = bench_variants(root, args.tokens, args.rounds)
+        results = bench_variants(root, tokens, rounds)
         base_ppl = results["bfloat16"]["ppl"]
         raw = statistics.median(results["bfloat16"]["raw"])
-        print(f"speed ({args.tokens} new tokens, greedy, decode tok/s, median of {args.rounds} alternating rounds):")
+        print(f"speed ({tokens} new tokens, greedy, decode tok/s, median of {rounds} alternating rounds):")
         print(f"  {'raw bf16 model.generate':<32} {raw:6.1f} tok/s  x1.00")
         for dtype in (*VARIANTS, "auto"):
             r = results[dtype]
@@ -390,10 +297,30 @@ def main() -> None:
             print(f"  {question}")
             for dtype in VARIANTS:
                 print(f"    {dtype:>9}: {results[dtype]['answers'][i][:90]!r}")
-        bench_adapters(root, args.tokens, args.rounds)
+        bench_adapters(root, tokens, rounds)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-anchor", action="store_true", help="skip llama.cpp and the CLI")
+    ap.add_argument("--no-ask", action="store_true", help="skip the CLI runs next to llama.cpp")
+    ap.add_argument("--anchor-only", action="store_true", help="only llama.cpp against the app (a few minutes)")
+    ap.add_argument("--schema", action="store_true", help="only tok/s with a JSON Schema against without")
+    args = ap.parse_args()
+    if args.schema:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_schema(Path(tmp), args.tokens, args.rounds)
+        return
+    print(f"CPU cores: {os.cpu_count()}, load average: {load()} (other work on the machine skews figures)")
+    if not args.anchor_only:
+        other_sections(args.tokens, args.rounds)
     if not args.no_anchor:
+        from benchmarks.local_anchor import bench_anchor
+
         bench_anchor(args.tokens, args.rounds, not args.no_ask)
-    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    print(f"load average at the end: {load()}")
 
 
 if __name__ == "__main__":
