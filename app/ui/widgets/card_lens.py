@@ -10,6 +10,7 @@ Signals of :class:`AnswerLens`:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QPoint, Signal
 from PySide6.QtGui import QTextCursor
@@ -18,14 +19,9 @@ from PySide6.QtWidgets import QTextBrowser, QWidget
 from app.core.events import TokenLogprob
 from app.core.lens import lens_sentence, text_around
 from app.core.token_tape import TokenTape
-from app.ui.widgets.token_view import (
-    LensColours,
-    Piece,
-    TokenDocument,
-    TokenLens,
-    TokenPopup,
-    alternatives_html,
-)
+
+if TYPE_CHECKING:  # the token view's module loads when a lens is first shown, not at start-up
+    from app.ui.widgets.token_view import Piece, TokenDocument, TokenLens, TokenPopup
 
 HOVER_HINT = "Click for the alternatives; click one to branch from here."
 
@@ -121,6 +117,8 @@ class AnswerLens(QObject):
     def _reset_view(self) -> None:
         if self.view is None:
             return
+        from app.ui.widgets.token_view import LensColours, TokenDocument, TokenLens
+
         self.view.clear()
         self.document = TokenDocument(self.view.document(), LensColours.for_widget(self._owner), tokens=self.tokens)
         self._drawn = 0
@@ -155,6 +153,8 @@ class AnswerLens(QObject):
         return self.view.document().toPlainText() if self.view is not None else ""
 
     def _tooltip(self, index: int) -> str:
+        from app.ui.widgets.token_view import alternatives_html
+
         assert self.document is not None
         return alternatives_html(self.document.tokens[index], hint=HOVER_HINT if self.can_branch else "")
 
@@ -169,6 +169,8 @@ class AnswerLens(QObject):
         if self.popup is not None:
             self.popup.close()
             self.popup.deleteLater()
+        from app.ui.widgets.token_view import TokenPopup
+
         popup = TokenPopup(self.document.tokens[index], index, self._owner, can_branch=self.can_branch)
         popup.chosen.connect(self.branch_requested.emit)
         if where is None:
