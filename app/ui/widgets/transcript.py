@@ -47,18 +47,30 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.events import TokenLogprob
-from app.ui.widgets.message_card import (
-    MessageBody,
-    MessageCard,
-    Meta,
-    ThinkingSection,
-    format_figures,
-)
-from app.ui.widgets.tool_card import ToolCallCard
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle
 
 if TYPE_CHECKING:
     from app.core.tools import ToolCall
+    from app.ui.widgets.message_card import (
+        MessageBody,
+        MessageCard,
+        Meta,
+        ThinkingSection,
+        format_figures,
+    )
+    from app.ui.widgets.tool_card import ToolCallCard
+
+_CARD_NAMES = ("MessageBody", "MessageCard", "Meta", "ThinkingSection", "format_figures")
+
+
+def __getattr__(name: str) -> object:
+    """The card module's names, loaded with the first card (not at start-up, when the
+    transcript is empty): ``from app.ui.widgets.transcript import MessageCard`` still works."""
+    if name in _CARD_NAMES:
+        from app.ui.widgets import message_card
+
+        return getattr(message_card, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 FLUSH_MS = 30
 FLUSH_CHUNK = 4000
@@ -175,6 +187,8 @@ class TranscriptView(QScrollArea):
         old = self._tools.pop(key, None)
         if old is not None:
             self._dispose(old)
+        from app.ui.widgets.tool_card import ToolCallCard
+
         card = ToolCallCard(call)
         card.rerun_requested.connect(self.tool_rerun_requested.emit)
         card.branch_clicked.connect(self.branch_requested.emit)
@@ -194,6 +208,8 @@ class TranscriptView(QScrollArea):
                     meta: Meta | None = None, status: str = "complete",
                     error: str | None = None, branch: tuple[int, int] = (1, 1)) -> MessageCard:
         """Add a finished message (``branch``: it is the k-th of n siblings)."""
+        from app.ui.widgets.message_card import MessageCard
+
         card = MessageCard(role, message_id=message_id, code_style=self.code_style, branch=branch)
         card.set_text(text)
         if meta:
@@ -210,6 +226,8 @@ class TranscriptView(QScrollArea):
     def start_stream(self, key: str, *, title: str = "", message_id: int | None = None,
                      branch: tuple[int, int] = (1, 1)) -> MessageCard:
         """Add an assistant card that will receive streamed text."""
+        from app.ui.widgets.message_card import MessageCard
+
         card = MessageCard("assistant", title=title, message_id=message_id, code_style=self.code_style,
                            branch=branch)
         card.streaming = True
