@@ -152,6 +152,11 @@ def test_schema_verdict(run: Any, tmp_path: Path) -> None:
     assert bad.valid is False and "'temp' is a required property" in (bad.invalid_reason or "")
 
 
+async def _deny(call: ToolCall, server: str) -> str:
+    """An approval that always says no (the user's choice, never a failure)."""
+    return "deny"
+
+
 def _mcp(name: str = "local") -> McpServerConfig:
     return McpServerConfig(name=name, command=sys.executable, args=[SERVER, "stdio"])
 
@@ -181,13 +186,10 @@ def test_mcp_tool_called_with_the_models_arguments(run: Any, tmp_path: Path) -> 
 def test_mcp_denied_and_crashing_give_error_results(run: Any, tmp_path: Path) -> None:
     scheduler, _ = _scheduler(tmp_path)
 
-    async def deny(call: ToolCall, server: str) -> Any:
-        return "deny"
-
     async def go() -> Any:
         async with McpServers([_mcp()]) as servers:
             specs = servers.tools()
-            denied = await ToolLoop(scheduler, ResolverChain.standard({}, servers, deny)).run(
+            denied = await ToolLoop(scheduler, ResolverChain.standard({}, servers, _deny)).run(
                 _request("mock:tools?call=add&args={}", specs))
             crashed = await ToolLoop(scheduler, ResolverChain.standard({}, servers)).run(
                 _request("mock:tools?call=crash", specs))
@@ -204,13 +206,10 @@ def test_a_failing_server_stops_the_answer_when_the_setting_says_so(run: Any, tm
     said in the note; a denial is the user's choice and never counts as a failure."""
     scheduler, _ = _scheduler(tmp_path)
 
-    async def deny(call: ToolCall, server: str) -> Any:
-        return "deny"
-
     async def go() -> Any:
         async with McpServers([_mcp()]) as servers:
             specs = servers.tools()
-            denied = await ToolLoop(scheduler, ResolverChain.standard({}, servers, deny),
+            denied = await ToolLoop(scheduler, ResolverChain.standard({}, servers, _deny),
                                     stop_on_tool_error=True).run(_request("mock:tools?call=add&args={}", specs))  # fmt: skip
             stopped = await ToolLoop(scheduler, ResolverChain.standard({}, servers), stop_on_tool_error=True).run(
                 _request("mock:tools?call=crash", specs))  # the server dies here
