@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from app.core.events import UsageReport
-from app.core.figures import format_cost, format_seconds, format_tokens, speed_parts
+from app.core.figures import DASH, format_cost, format_seconds, format_tokens, speed_parts
 from app.core.grid.assert_result import AssertResult
 from app.core.grid.assert_text import call_text
 from app.core.grid.scoring import Grade
@@ -186,7 +186,7 @@ UNPRICED = "unpriced"
 def cost_text(cost: Decimal | None, provider: str | None = None) -> str:
     """``$0.0012``, ``free``, or ``unpriced`` when the cost is unknown."""
     text = format_cost(cost, provider=provider)
-    return UNPRICED if text == format_cost(None) else text
+    return UNPRICED if text == DASH else text
 
 
 def p95(values: list[float]) -> float | None:
