@@ -239,13 +239,17 @@ def resume_dynamic(cache: PrefixCache | None, key: Hashable, ids: Sequence[int],
 def prefill_chunks(model: Any, past: Any, ids: Sequence[int], start: int) -> None:
     """Run ``ids[start:b]`` into ``past`` in ``ALIGN``-token forwards, ``b`` the start of the
     chunk holding the last token (``start`` is a chunk start)."""
+    for pos in range(start, _aligned(len(ids) - 1), ALIGN):
+        prefill_chunk(model, past, ids, pos)
+
+
+def prefill_chunk(model: Any, past: Any, ids: Sequence[int], pos: int) -> None:
+    """Run the ``ALIGN`` tokens of ``ids`` from ``pos`` into ``past`` (a cold prefill's chunk)."""
     import torch
 
-    end = _aligned(len(ids) - 1)
     device = next(model.parameters()).device
-    for pos in range(start, end, ALIGN):
-        chunk = torch.tensor([list(ids[pos : pos + ALIGN])], dtype=torch.long, device=device)
-        model(input_ids=chunk, use_cache=True, logits_to_keep=1, **{cache_argument(): past})
+    chunk = torch.tensor([list(ids[pos : pos + ALIGN])], dtype=torch.long, device=device)
+    model(input_ids=chunk, use_cache=True, logits_to_keep=1, **{cache_argument(): past})
 
 
 def cache_argument() -> str:

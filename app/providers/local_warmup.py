@@ -28,8 +28,8 @@ from app.providers.local_prefix_cache import (
     CacheEntry,
     PrefixCache,
     SavedTail,
-    cache_argument,
     dynamic_bytes,
+    prefill_chunk,
 )
 
 
@@ -77,7 +77,7 @@ def save_tail(decoder: Any) -> SavedTail | None:
 
 class DynamicWarmUp:
     """Extend ``entry`` (the kept ``DynamicCache`` of ``ids``' prompt) with ``ids``' next
-    ``ALIGN`` chunk per call, as :func:`~app.providers.local_prefix_cache.prefill_chunks` does."""
+    ``ALIGN`` chunk per call (:func:`~app.providers.local_prefix_cache.prefill_chunk`)."""
 
     def __init__(self, model: Any, cache: PrefixCache, entry: CacheEntry, ids: Sequence[int],
                  valid: Callable[[], bool]) -> None:  # fmt: skip
@@ -101,13 +101,10 @@ class DynamicWarmUp:
                 or entry.ids != self.ids[:start]):  # fmt: skip
             self.entry = None  # an evicted entry's memory goes now
             return False
-        past = entry.payload
-        device = next(self.model.parameters()).device
-        chunk = torch.tensor([self.ids[start:end]], dtype=torch.long, device=device)
         with torch.inference_mode():
-            self.model(input_ids=chunk, use_cache=True, logits_to_keep=1, **{cache_argument(): past})
+            prefill_chunk(self.model, entry.payload, self.ids, start)
         entry.ids.extend(self.ids[start:end])
-        entry.nbytes = dynamic_bytes(past)
+        entry.nbytes = dynamic_bytes(entry.payload)
         self.cache.trim()  # within the bounds: this entry may go (then the next call stops)
         self.chunks += 1
         return end + ALIGN <= len(self.ids)
