@@ -2,7 +2,7 @@
 
 Formatting of figures (cost, tokens, seconds, speed), a "tile" widget for big live numbers,
 an inline message label, :func:`laid_out` (a widget's layout with its margins and spacing),
-:func:`selectable_label` (a label whose text can be selected and copied),
+:func:`selectable_label` (a label whose text can be selected and copied), :func:`text_box`,
 and :func:`spawn` to run a coroutine as an asyncio task whose errors end up in a callback
 instead of being lost.
 """
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QLayout,
+    QPlainTextEdit,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 __all__ = [  # the figure formatters live in the Qt-free core; re-exported for the widgets
     "DASH", "ElidedLabel", "FitLabel", "MessageLabel", "Tile", "error_text", "format_cost",
     "format_rate", "format_seconds", "format_tokens", "is_dark", "message_style", "spawn", "to_decimal", "tone",
-    "contrast_ratio", "message_colours", "laid_out", "selectable_label",
+    "contrast_ratio", "message_colours", "laid_out", "selectable_label", "text_box",
 ]
 
 L = TypeVar("L", bound=QLayout)
@@ -82,6 +83,14 @@ def selectable_label(text: str = "", *, name: str = "", wrap: bool = True,
     if font is not None:
         label.setFont(font)
     return label
+
+
+def text_box(placeholder: str, height: int, parent: QWidget | None = None) -> QPlainTextEdit:
+    """A plain-text box of a few lines (a prompt, a system prompt), ``height`` pixels tall,
+    showing ``placeholder`` while it is empty."""
+    box = QPlainTextEdit(parent, placeholderText=placeholder)
+    box.setFixedHeight(height)
+    return box
 
 
 def error_text(exc: BaseException) -> str:

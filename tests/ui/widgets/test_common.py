@@ -1,7 +1,7 @@
 """Shared widgets and helpers (app/ui/widgets/common.py): error texts without keys, background
 tasks that report failures, values that shrink to fit and are never cut, readable banners on
 any palette, elided labels, Esc closing a window, layouts made with their margins, labels
-whose text can be selected."""
+whose text can be selected, short text boxes."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from app.ui.widgets.common import (
     message_colours,
     selectable_label,
     spawn,
+    text_box,
     tone,
 )
 
@@ -175,3 +176,11 @@ def test_a_selectable_label_can_be_selected_and_wraps_unless_told(qtbot: Any) ->
     plain = selectable_label(wrap=False)
     qtbot.addWidget(plain)
     assert not plain.wordWrap() and plain.textFormat() == Qt.TextFormat.AutoText and plain.objectName() == ""
+
+
+def test_a_text_box_shows_its_placeholder_at_its_fixed_height(qtbot: Any) -> None:
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    box = text_box("The prompt", 48, parent)
+    assert box.parent() is parent and box.placeholderText() == "The prompt"
+    assert box.minimumHeight() == box.maximumHeight() == 48 and box.toPlainText() == ""
