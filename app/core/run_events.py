@@ -98,17 +98,20 @@ class RunEventBase:
 
 
 @dataclass(frozen=True, slots=True)
-class RunQueued(RunEventBase):
-    """The run was accepted; it waits for its lane (endpoint slot or the model worker)."""
+class RunInfoEvent(RunEventBase):
+    """What the events of a run's start (queued, started) have: the run's :class:`RunInfo`."""
 
     info: RunInfo
 
 
 @dataclass(frozen=True, slots=True)
-class RunStarted(RunEventBase):
-    """The run left the queue: its request is being sent (or its model loaded)."""
+class RunQueued(RunInfoEvent):
+    """The run was accepted; it waits for its lane (endpoint slot or the model worker)."""
 
-    info: RunInfo
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(RunInfoEvent):
+    """The run left the queue: its request is being sent (or its model loaded)."""
 
 
 @dataclass(frozen=True, slots=True)

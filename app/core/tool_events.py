@@ -2,8 +2,8 @@
 run events of each step (:mod:`app.core.run_events`), as frozen dataclasses, and what a loop
 gives: :class:`CallRecord` (a call and its result) and :class:`LoopResult`.
 
-Every event names its loop by ``loop_id`` (the tag of the ledger rows of its steps). A
-loop's life: ``ToolStepStarted`` (step 1) -> the step's run events -> ``ToolCallsMade`` ->
+Every event names its loop by ``loop_id`` (each is a :class:`ToolEvent`; the id is the tag of
+the ledger rows of its steps). A loop's life: ``ToolStepStarted`` (step 1) -> the step's run events -> ``ToolCallsMade`` ->
 ``ToolResultReady`` per call -> ``ToolStepStarted`` (step 2) -> ... -> ``ToolLoopFinished``
 (or the step's ``RunFailed`` / ``RunCancelled``, after which the loop raises).
 """
@@ -123,10 +123,16 @@ class LoopResult:
 
 
 @dataclass(frozen=True, slots=True)
-class ToolStepEvent:
-    """What every event of one step has: the ``loop_id`` and the ``step`` (1-based)."""
+class ToolEvent:
+    """What every event of a loop has: the ``loop_id``."""
 
     loop_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStepEvent(ToolEvent):
+    """What every event of one step has: the ``loop_id`` and the ``step`` (1-based)."""
+
     step: int
 
 
@@ -160,10 +166,9 @@ class ToolResultReady(ToolStepEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class ToolLoopFinished:
+class ToolLoopFinished(ToolEvent):
     """The loop ended: the model answered, or it stopped (calls nobody answers, max steps)."""
 
-    loop_id: str
     result: LoopResult
 
 

@@ -44,3 +44,12 @@ def test_every_run_event_names_its_run_through_the_base_and_keeps_its_field_orde
     retrying = RunRetrying("r1", 2, 3.0, "retrying in 3 s")  # run_id first, as before the base
     assert (retrying.run_id, retrying.attempt, retrying.delay_s, retrying.seconds_left) == ("r1", 2, 3.0, None)
     assert RunText("r1", "hi") == RunText("r1", "hi") and RunText("r1", "hi") != RunText("r2", "hi")
+
+
+def test_queued_and_started_carry_the_run_info_after_the_run_id() -> None:
+    from app.core.run_events import RunInfoEvent, RunQueued, RunStarted
+
+    info = RunInfo("r1", GenerationRequest(ModelRef.parse("openai:gpt-x"), (ChatMessage("user", "q"),)))
+    queued, started = RunQueued("r1", info), RunStarted("r1", info)
+    assert all(isinstance(e, RunInfoEvent) and (e.run_id, e.info) == ("r1", info) for e in (queued, started))
+    assert queued != started  # the same fields, yet different events

@@ -51,3 +51,13 @@ def test_step_events_share_the_loop_and_step_fields_in_order() -> None:
     ready = ToolResultReady("loop", 2, call, ToolResult("c1", "add", "3"), "calc")
     assert all(isinstance(e, ToolStepEvent) and (e.loop_id, e.step) == ("loop", 2) for e in (started, made, ready))
     assert (started.run_id, made.calls, ready.server) == ("run-2", (call,), "calc")
+
+
+def test_every_loop_event_names_its_loop_through_the_base() -> None:
+    from typing import get_args
+
+    from app.core.tool_events import LoopEvent, ToolEvent, ToolLoopFinished
+
+    assert all(issubclass(kind, ToolEvent) for kind in get_args(LoopEvent))
+    finished = ToolLoopFinished("loop", LoopResult("loop", [result()]))  # loop_id first, as before the base
+    assert finished.loop_id == "loop" and finished.result.text == finished.result.last.text

@@ -2,6 +2,7 @@
 
 Formatting of figures (cost, tokens, seconds, speed), a "tile" widget for big live numbers,
 an inline message label, :func:`laid_out` (a widget's layout with its margins and spacing),
+:func:`selectable_label` (a label whose text can be selected and copied), :func:`text_box`,
 and :func:`spawn` to run a coroutine as an asyncio task whose errors end up in a callback
 instead of being lost.
 """
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QLayout,
+    QPlainTextEdit,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -49,7 +51,7 @@ log = logging.getLogger(__name__)
 __all__ = [  # the figure formatters live in the Qt-free core; re-exported for the widgets
     "DASH", "ElidedLabel", "FitLabel", "MessageLabel", "Tile", "error_text", "format_cost",
     "format_rate", "format_seconds", "format_tokens", "is_dark", "message_style", "spawn", "to_decimal", "tone",
-    "contrast_ratio", "message_colours", "laid_out",
+    "contrast_ratio", "message_colours", "laid_out", "selectable_label", "text_box",
 ]
 
 L = TypeVar("L", bound=QLayout)
@@ -68,6 +70,27 @@ def laid_out(widget: QWidget, kind: type[L], margins: tuple[int, int, int, int],
     layout.setContentsMargins(*margins)
     layout.setSpacing(spacing)
     return layout
+
+
+def selectable_label(text: str = "", *, name: str = "", wrap: bool = True,
+                     text_format: Qt.TextFormat = Qt.TextFormat.AutoText, font: QFont | None = None) -> QLabel:
+    """A label whose text the user can select and copy (figures, checks, tool calls, an
+    address), word-wrapped unless ``wrap`` is False; ``name`` is its object name."""
+    label = QLabel(text, wordWrap=wrap, textFormat=text_format,
+                   textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
+    if name:
+        label.setObjectName(name)
+    if font is not None:
+        label.setFont(font)
+    return label
+
+
+def text_box(placeholder: str, height: int, parent: QWidget | None = None) -> QPlainTextEdit:
+    """A plain-text box of a few lines (a prompt, a system prompt), ``height`` pixels tall,
+    showing ``placeholder`` while it is empty."""
+    box = QPlainTextEdit(parent, placeholderText=placeholder)
+    box.setFixedHeight(height)
+    return box
 
 
 def error_text(exc: BaseException) -> str:

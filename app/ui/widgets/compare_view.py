@@ -50,6 +50,7 @@ from app.ui.widgets.common import (
     format_rate,
     format_seconds,
     format_tokens,
+    selectable_label,
 )
 from app.ui.widgets.effect_view import EffectView, score_and_show
 from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, StreamRenderer
@@ -92,10 +93,7 @@ class _Pane(QFrame):
         self.text.setFrameShape(QFrame.Shape.NoFrame)
         self.error = MessageLabel()
         self.renderer = StreamRenderer(self.text.document())
-        self.calls = QLabel("")
-        self.calls.setObjectName("compareCalls")
-        self.calls.setWordWrap(True)
-        self.calls.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.calls = selectable_label(name="compareCalls")
         self.calls.setVisible(False)
         layout.addWidget(self.title)
         layout.addWidget(self.stats)

@@ -45,6 +45,7 @@ from app.ui.widgets.common import (
     format_rate,
     format_seconds,
     format_tokens,
+    selectable_label,
     to_decimal,
     tone,
 )
@@ -183,9 +184,7 @@ class DashboardDock(QDockWidget, RunEventSlots):
         ):
             head = QLabel(caption)
             head.setStyleSheet("font-weight: 600;")
-            value = QLabel(DASH)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            value.setWordWrap(True)
+            value = selectable_label(DASH)
             form.addWidget(head, row, 0, Qt.AlignmentFlag.AlignTop)
             form.addWidget(value, row, 1)
             self._totals_labels[key] = value

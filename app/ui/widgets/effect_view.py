@@ -19,7 +19,6 @@ from PySide6.QtGui import QTextCharFormat
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
-    QLabel,
     QTextBrowser,
     QToolButton,
     QVBoxLayout,
@@ -31,7 +30,7 @@ from app.core.events import TokenLogprob
 from app.core.lens import AdapterEffect, score_adapter_effect
 from app.core.provider import ProviderRegistry, as_local
 from app.core.types import GenerationRequest
-from app.ui.widgets.common import error_text, laid_out
+from app.ui.widgets.common import error_text, laid_out, selectable_label
 from app.ui.widgets.token_view import LensColours, TokenDocument, TokenLens, effect_html
 
 
@@ -46,10 +45,7 @@ class EffectView(QWidget):
         self._other = other
         lay = laid_out(self, QVBoxLayout, (0, 0, 0, 0), 4)
         row = QHBoxLayout()
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary = selectable_label(text_format=Qt.TextFormat.RichText)
         row.addWidget(self.summary, 1)
         self.toggle = QToolButton(self)
         self.toggle.setCheckable(True)

@@ -40,7 +40,7 @@ from app.core.run_events import LiveFigures
 from app.ui.widgets.branch_switcher import BranchSwitcher
 from app.ui.widgets.card_lens import AnswerLens
 from app.ui.widgets.card_parts import MessageBody, ThinkingSection, card_button
-from app.ui.widgets.common import ElidedLabel, laid_out
+from app.ui.widgets.common import ElidedLabel, laid_out, selectable_label
 from app.ui.widgets.tool_card import badge_label, show_verdict
 from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle, StreamRenderer
 
@@ -140,11 +140,9 @@ class MessageCard(QFrame):
         self.lens = AnswerLens(self, lambda: MessageBody(self), self._place_lens)
         """The probabilities view (its widget is made when first shown)."""
         self.lens.branch_requested.connect(self._on_token_branch)
-        self.figures = QLabel("")
-        self.figures.setObjectName("cardFigures")
+        # word-wrapped: a long figures line (the lens adds to it) never widens the card
+        self.figures = selectable_label(name="cardFigures")
         self.figures.setVisible(False)
-        self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.figures.setWordWrap(True)  # a long figures line (the lens adds to it) never widens the card
         lay.addWidget(self.figures)
         self.badge = badge_label(self)
         """The response schema's verdict ("valid" / "invalid: path, reason")."""

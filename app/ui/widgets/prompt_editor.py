@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import AppError
 from app.core.types import GenerationParams
-from app.ui.widgets.common import ElidedLabel, laid_out
+from app.ui.widgets.common import ElidedLabel, laid_out, text_box
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -189,10 +189,8 @@ class PromptEditor(QFrame):
         sys_row.addWidget(self.delete_preset_button)
         lay.addLayout(sys_row)
 
-        self.system_edit = QPlainTextEdit(self)
+        self.system_edit = text_box("You are a helpful assistant.", 42, self)
         self.system_edit.setObjectName("systemEdit")
-        self.system_edit.setPlaceholderText("You are a helpful assistant.")
-        self.system_edit.setFixedHeight(42)
         lay.addWidget(self.system_edit)
 
         self.message_edit = MessageEdit(self)

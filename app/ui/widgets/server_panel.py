@@ -15,7 +15,6 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -31,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.widgets.common import MessageLabel
+from app.ui.widgets.common import MessageLabel, selectable_label
 from app.ui.widgets.fitted_table import FittedTable
 
 if TYPE_CHECKING:
@@ -140,8 +139,7 @@ class ServerPanel(QWidget):
 
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
-        self.address_label = QLabel("Stopped")
-        self.address_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.address_label = selectable_label("Stopped", wrap=False)
         form.addRow("Address", self.address_label)
         keys = QHBoxLayout()
         self.key_edit = QLineEdit()

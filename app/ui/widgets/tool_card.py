@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from app.core.tools import ToolCall
 from app.ui.widgets.branch_switcher import BranchSwitcher
 from app.ui.widgets.card_parts import card_button
-from app.ui.widgets.common import ElidedLabel, laid_out
+from app.ui.widgets.common import ElidedLabel, laid_out, selectable_label
 
 ERROR_STYLE = "color: #c62828;"
 OK_STYLE = "color: #2e7d32;"
@@ -119,12 +119,7 @@ class ToolCallCard(QFrame):
         head.addWidget(self.cancel_button)
         lay.addLayout(head)
         pretty, why = pretty_arguments(call)
-        self.arguments = QLabel(pretty)
-        self.arguments.setObjectName("toolArguments")
-        self.arguments.setFont(mono)
-        self.arguments.setWordWrap(True)
-        self.arguments.setTextFormat(Qt.TextFormat.PlainText)
-        self.arguments.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.arguments = selectable_label(pretty, name="toolArguments", text_format=Qt.TextFormat.PlainText, font=mono)
         lay.addWidget(self.arguments)
         self.arguments_error = QLabel(why or "")
         self.arguments_error.setObjectName("toolArgumentsError")

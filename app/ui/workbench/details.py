@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from app.core.grid.cells import Cell
 from app.core.grid.diff import changed_words, similarity, word_diff
-from app.ui.widgets.common import is_dark
+from app.ui.widgets.common import is_dark, selectable_label
 from app.ui.widgets.effect_view import EffectView
 from app.ui.widgets.transcript_render import DARK_CODE, LIGHT_CODE, StreamRenderer
 
@@ -46,18 +46,12 @@ class AnswerView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         lay, self.title = titled_pane(self, HINT)
-        self.figures = QLabel("")
+        self.figures = selectable_label(wrap=False)
         self.figures.setStyleSheet("color: palette(placeholder-text);")
-        self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.checks = QLabel("")
-        self.checks.setTextFormat(Qt.TextFormat.RichText)
-        self.checks.setWordWrap(True)
-        self.checks.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.calls = QLabel("")
+        self.checks = selectable_label(text_format=Qt.TextFormat.RichText)
+        self.calls = selectable_label(wrap=False, text_format=Qt.TextFormat.PlainText,
+                                      font=QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         """The cell's tool calls, their arguments pretty-printed."""
-        self.calls.setTextFormat(Qt.TextFormat.PlainText)
-        self.calls.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.calls.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.calls.setVisible(False)
         self.body = QTextBrowser(self)
         self.body.setOpenExternalLinks(False)

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
     QSpinBox,
     QWidget,
 )
@@ -24,7 +23,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import AppError
 from app.core.grid.config import normalize_model_id
 from app.core.grid.model import Variant, adapter_text, parse_adapter
-from app.ui.widgets.common import MessageLabel
+from app.ui.widgets.common import MessageLabel, text_box
 from app.ui.widgets.prompt_editor import format_stop, parse_stop
 
 DEFAULT = "default"
@@ -59,9 +58,7 @@ class VariantEditor(QWidget):
         self.endpoint.setPlaceholderText("endpoint name or base URL (openai: models)")
         self.adapters = QLineEdit()
         self.adapters.setPlaceholderText("path[:scale], … (local models)")
-        self.system = QPlainTextEdit()
-        self.system.setPlaceholderText("system prompt (optional)")
-        self.system.setFixedHeight(48)
+        self.system = text_box("system prompt (optional)", 48)
         left.addRow("Model", self.model)
         left.addRow("Label", self.label)
         left.addRow("Endpoint", self.endpoint)

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
-    QPlainTextEdit,
     QPushButton,
     QSizePolicy,
     QSplitter,
@@ -42,7 +41,13 @@ from PySide6.QtWidgets import (
 from app.core.grid.model import GridConfig, Prompt, TestCase, Variant
 from app.core.grid.runner import GridRunner
 from app.core.grid.store import RunStore, store_path
-from app.ui.widgets.common import EscapeClosesWindow, MessageLabel, fit_to_screen, laid_out
+from app.ui.widgets.common import (
+    EscapeClosesWindow,
+    MessageLabel,
+    fit_to_screen,
+    laid_out,
+    text_box,
+)
 from app.ui.widgets.model_picker import ModelPicker
 from app.ui.workbench.actions import WorkbenchActions
 from app.ui.workbench.cell_delegate import CellDelegate
@@ -128,9 +133,7 @@ class WorkbenchWindow(EscapeClosesWindow, WorkbenchActions):
         self.add_prompt_button.setToolTip("Add another prompt template (its rows come after the first one's)")
         head.addWidget(self.add_prompt_button)
         lay.addLayout(head)
-        self.prompt_edit = QPlainTextEdit()
-        self.prompt_edit.setPlaceholderText("The prompt; {{name}} is a variable (a column of the cases).")
-        self.prompt_edit.setFixedHeight(48)
+        self.prompt_edit = text_box("The prompt; {{name}} is a variable (a column of the cases).", 48)
         lay.addWidget(self.prompt_edit)
         self.table = QTableView()
         self.table.setModel(self.model)

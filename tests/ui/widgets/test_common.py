@@ -1,6 +1,7 @@
 """Shared widgets and helpers (app/ui/widgets/common.py): error texts without keys, background
 tasks that report failures, values that shrink to fit and are never cut, readable banners on
-any palette, elided labels, Esc closing a window, layouts made with their margins."""
+any palette, elided labels, Esc closing a window, layouts made with their margins, labels
+whose text can be selected, short text boxes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QVBoxLayout, QWidget
 
 from app.core.errors import InvalidParams
@@ -25,7 +26,9 @@ from app.ui.widgets.common import (
     is_dark,
     laid_out,
     message_colours,
+    selectable_label,
     spawn,
+    text_box,
     tone,
 )
 
@@ -161,3 +164,23 @@ def test_laid_out_gives_the_widget_a_layout_with_its_margins_and_spacing(qtbot: 
     assert isinstance(lay, QHBoxLayout) and box.layout() is lay
     m = lay.contentsMargins()
     assert (m.left(), m.top(), m.right(), m.bottom(), lay.spacing()) == (1, 2, 3, 4, 5)
+
+
+def test_a_selectable_label_can_be_selected_and_wraps_unless_told(qtbot: Any) -> None:
+    mono = QFont("Monospace")
+    label = selectable_label("<b>x</b>", name="toolArguments", text_format=Qt.TextFormat.PlainText, font=mono)
+    qtbot.addWidget(label)
+    assert label.text() == "<b>x</b>" and label.objectName() == "toolArguments"
+    assert label.textInteractionFlags() == Qt.TextInteractionFlag.TextSelectableByMouse
+    assert label.wordWrap() and label.textFormat() == Qt.TextFormat.PlainText and label.font().family() == mono.family()
+    plain = selectable_label(wrap=False)
+    qtbot.addWidget(plain)
+    assert not plain.wordWrap() and plain.textFormat() == Qt.TextFormat.AutoText and plain.objectName() == ""
+
+
+def test_a_text_box_shows_its_placeholder_at_its_fixed_height(qtbot: Any) -> None:
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    box = text_box("The prompt", 48, parent)
+    assert box.parent() is parent and box.placeholderText() == "The prompt"
+    assert box.minimumHeight() == box.maximumHeight() == 48 and box.toPlainText() == ""
