@@ -296,7 +296,7 @@ class _Exchange:
                 if text:
                     out += writer.text(text, tokens)
                 if end is not None:
-                    yield out + self._ending(writer, end), False
+                    yield out + _last_bytes(writer, end), False
                     return
                 if out:
                     yield out, True
@@ -310,15 +310,23 @@ class _Exchange:
             if end is None:
                 run.cancel()
                 self._end("cancelled", 499)
+            else:  # once the last bytes are out: the request log is not in their way
+                self._ended(end)
 
-    def _ending(self, writer: ChunkWriter, end: RunEnded) -> bytes:
-        """The last bytes of a stream: the finish (with usage and ``[DONE]``) or its error."""
+    def _ended(self, end: RunEnded) -> None:
         if isinstance(end, RunFinished):
             self._finished(end)
-            return writer.end(end.result)
-        if isinstance(end, RunFailed):
+        elif isinstance(end, RunFailed):
             err = wire_error(end.error)
             self._end("failed", err.status, err.message)
-            return writer.error(err.body())
-        self._end("cancelled", 499)
-        return writer.error(internal(RuntimeError("the run was cancelled by the server")).body())
+        else:
+            self._end("cancelled", 499)
+
+
+def _last_bytes(writer: ChunkWriter, end: RunEnded) -> bytes:
+    """The last bytes of a stream: the finish (with usage and ``[DONE]``) or its error."""
+    if isinstance(end, RunFinished):
+        return writer.end(end.result)
+    if isinstance(end, RunFailed):
+        return writer.error(wire_error(end.error).body())
+    return writer.error(internal(RuntimeError("the run was cancelled by the server")).body())

@@ -41,6 +41,8 @@ def test_sync_sdk_streams_chunks_usage_and_done(served: ServerThread) -> None:
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == 30 == len(text.split())
+    # the request log hears of the end once the last bytes are out
+    assert served.call(_until(lambda: [(f.status, f.tokens) for f in served.figures][-1:] == [("finished", 30)]))
 
 
 def test_async_sdk_streams_with_logprobs(served: ServerThread, run: Callable[..., Any]) -> None:
