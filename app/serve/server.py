@@ -165,9 +165,11 @@ class LocalServer:
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
         # the protocol class named (httptools' C parser, a response's headers written with its
-        # first body bytes), not uvicorn's "auto" string: a bundler sees the import; no websockets
+        # first body bytes), not uvicorn's "auto" string: a bundler sees the import; no websockets;
+        # no X-Forwarded-For rewriting (a middleware per request; nothing here reads the client's address)
         config = uvicorn.Config(build_app(self._config), http=Protocol, ws="none", log_level="warning",
-                                access_log=False, lifespan="off", timeout_graceful_shutdown=2, server_header=False)  # fmt: skip
+                                access_log=False, lifespan="off", timeout_graceful_shutdown=2, server_header=False,
+                                proxy_headers=False)  # fmt: skip
         server = _EmbeddedServer(config)
         self._server = server
         self._task = asyncio.ensure_future(server.serve(sockets=[sock]))
