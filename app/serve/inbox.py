@@ -25,7 +25,7 @@ class Inbox:
     """The text and end of ``run`` for its response (on the loop); ``tokens``: keep the text
     events with their tokens (else the text is read from the run's parts)."""
 
-    __slots__ = ("_run", "_parts", "_taken", "_texts", "_tokens", "_waiter", "_pausing", "closed")
+    __slots__ = ("_run", "_parts", "_taken", "_texts", "_tokens", "_kept", "_waiter", "_pausing", "closed")
 
     def __init__(self, run: Run, *, tokens: bool = False) -> None:
         self._run = run
@@ -33,6 +33,7 @@ class Inbox:
         self._taken = 0
         self._texts: list[str] = []
         self._tokens: list[TokenLogprob] = []
+        self._kept = 0
         self._waiter: asyncio.Future[None] | None = None
         self._pausing: asyncio.Future[None] | None = None
         self.closed = False
@@ -49,6 +50,7 @@ class Inbox:
         if event.__class__ is RunText:
             self._texts.append(event.text)
             self._tokens.extend(event.tokens)
+            self._kept += 1
         self._wake(event)
 
     def _wake(self, event: RunEvent) -> None:
@@ -68,6 +70,10 @@ class Inbox:
     def has_text(self) -> bool:
         """True when text came since the last :meth:`take`."""
         return len(self._parts) > self._taken if self._parts is not None else bool(self._texts)
+
+    def arrived(self) -> int:
+        """How many pieces of text came so far (it grows with each)."""
+        return len(self._parts) if self._parts is not None else self._kept
 
     def ready(self) -> bool:
         """True when there is text to take, the run ended or the inbox was closed."""
@@ -124,6 +130,20 @@ class Inbox:
             self._pausing = None
             timer.cancel()
             task.remove_done_callback(ended)
+
+    async def linger(self, step: float, until: float) -> None:
+        """Wait while the text keeps coming: return after the first ``step`` seconds that
+        brought none (the producer paused: what came goes out now), when the run ends or the
+        inbox is closed, or at ``until`` (the loop's time) at the latest."""
+        loop = asyncio.get_running_loop()
+        while True:
+            left = until - loop.time()
+            if left <= 0:
+                return
+            seen = self.arrived()
+            await self.pause(min(step, left))
+            if self.arrived() == seen or self._run.ended is not None or self.closed:
+                return
 
 
 def _resolve(waiter: asyncio.Future[None] | None) -> None:

@@ -36,10 +36,13 @@ log = logging.getLogger(__name__)
 SERVED_TAG = "served"
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 UA_CHARS = 120
-FLUSH_INTERVAL_S = 0.004
-"""A streamed answer is written at most this often: tokens that come faster (a mock, a fast
-model) share a chunk, which saves each client a parse and each write a syscall; the first
-text and slower tokens go out at once."""
+LINGER_STEP_S = 0.002
+"""A streamed answer's text goes out as soon as its producer pauses this long: a token that
+comes after a longer gap (a local model, a remote API) is written at once, alone."""
+MAX_HOLD_S = 0.016
+"""Tokens that come faster (a mock, a fast model) are gathered into one chunk for at most this
+long after the last write (which saves each client a parse per chunk and each write a syscall),
+while the producer keeps producing; the first text goes out at once."""
 Status = Literal["running", "finished", "cancelled", "failed", "rejected"]
 
 
@@ -276,9 +279,10 @@ class _Exchange:
         self._end("finished", 200, tokens=r.usage.completion_tokens, ttft_s=r.ttft_s, tokens_per_s=r.tokens_per_s)
 
     async def _stream(self, run: Run, call: ChatCall, inbox: Inbox) -> AsyncIterator[Piece]:
-        """The SSE bytes: the text that arrived since the last write goes out as one chunk, at
-        most every :data:`FLUSH_INTERVAL_S` (the end at once, as the last piece); leaving early
-        (the client went away: the inbox closed) cancels the run."""
+        """The SSE bytes: the text that arrived since the last write goes out as one chunk, when
+        its producer pauses (:data:`LINGER_STEP_S`) or :data:`MAX_HOLD_S` after the last write
+        (the end at once, as the last piece); leaving early (the client went away: the inbox
+        closed) cancels the run."""
         writer = ChunkWriter(f"chatcmpl-{run.id}", call.model_id, include_usage=call.include_usage,
                              logprobs=call.logprobs)  # fmt: skip
         loop = asyncio.get_running_loop()
@@ -292,30 +296,37 @@ class _Exchange:
                 if text:
                     out += writer.text(text, tokens)
                 if end is not None:
-                    yield out + self._ending(writer, end), False
+                    yield out + _last_bytes(writer, end), False
                     return
                 if out:
                     yield out, True
                     out, flushed = b"", loop.time()
                 await inbox.wait()
-                pause = flushed + FLUSH_INTERVAL_S - loop.time()
-                if pause > 0:  # tokens that come faster than this join one chunk
-                    await inbox.pause(pause)
+                if loop.time() - flushed < LINGER_STEP_S:  # it came at once: gather while more comes
+                    await inbox.linger(LINGER_STEP_S, flushed + MAX_HOLD_S)
                 if inbox.closed:
                     return
         finally:
             if end is None:
                 run.cancel()
                 self._end("cancelled", 499)
+            else:  # once the last bytes are out: the request log is not in their way
+                self._ended(end)
 
-    def _ending(self, writer: ChunkWriter, end: RunEnded) -> bytes:
-        """The last bytes of a stream: the finish (with usage and ``[DONE]``) or its error."""
+    def _ended(self, end: RunEnded) -> None:
         if isinstance(end, RunFinished):
             self._finished(end)
-            return writer.end(end.result)
-        if isinstance(end, RunFailed):
+        elif isinstance(end, RunFailed):
             err = wire_error(end.error)
             self._end("failed", err.status, err.message)
-            return writer.error(err.body())
-        self._end("cancelled", 499)
-        return writer.error(internal(RuntimeError("the run was cancelled by the server")).body())
+        else:
+            self._end("cancelled", 499)
+
+
+def _last_bytes(writer: ChunkWriter, end: RunEnded) -> bytes:
+    """The last bytes of a stream: the finish (with usage and ``[DONE]``) or its error."""
+    if isinstance(end, RunFinished):
+        return writer.end(end.result)
+    if isinstance(end, RunFailed):
+        return writer.error(wire_error(end.error).body())
+    return writer.error(internal(RuntimeError("the run was cancelled by the server")).body())

@@ -19,13 +19,13 @@ from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING
 
 import uvicorn
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from app.core.errors import ConfigError, register_secret
 from app.core.secrets import SecretStore
 from app.core.types import AdapterSpec
 from app.serve.catalog import Catalog, Offered
 from app.serve.routes import DEFAULT_MAX_BODY, RequestFigures, ServeConfig, build_app
+from app.serve.transport import Protocol
 
 if TYPE_CHECKING:
     from app.core.services import Services
@@ -164,10 +164,12 @@ class LocalServer:
                                    self.max_body_bytes, self.cors_origins, self._report)  # fmt: skip
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
-        # the protocol class named (httptools' C parser when installed, else h11), not uvicorn's
-        # "auto" string: a bundler sees the import; no websockets
-        config = uvicorn.Config(build_app(self._config), http=AutoHTTPProtocol, ws="none", log_level="warning",
-                                access_log=False, lifespan="off", timeout_graceful_shutdown=2, server_header=False)  # fmt: skip
+        # the protocol class named (httptools' C parser, a response's headers written with its
+        # first body bytes), not uvicorn's "auto" string: a bundler sees the import; no websockets;
+        # no X-Forwarded-For rewriting (a middleware per request; nothing here reads the client's address)
+        config = uvicorn.Config(build_app(self._config), http=Protocol, ws="none", log_level="warning",
+                                access_log=False, lifespan="off", timeout_graceful_shutdown=2, server_header=False,
+                                proxy_headers=False)  # fmt: skip
         server = _EmbeddedServer(config)
         self._server = server
         self._task = asyncio.ensure_future(server.serve(sockets=[sock]))

@@ -1,7 +1,8 @@
 """Tests of app/serve/inbox.py on real runs (the run scheduler and the mock provider): the
 text since the last look comes as one piece, in order, read from the run's parts (or from its
 text events with their tokens); a waiting response wakes at the next text or the end and
-listens to the run only while it waits; a pacing one wakes early at the end only."""
+listens to the run only while it waits; a pacing one wakes early at the end only; a lingering
+one stays while text keeps coming and leaves when it pauses."""
 
 from __future__ import annotations
 
@@ -105,6 +106,33 @@ def test_a_waiting_response_wakes_at_the_first_text_and_a_pacing_one_at_the_end(
     assert first
     assert 0.15 < paused < 5
     assert "".join(pieces) == "tok0 tok1 tok2 tok3"
+
+
+def test_lingering_lasts_while_text_comes_and_ends_when_the_producer_pauses(tmp_path: Path) -> None:
+    async def scenario(scheduler: RunScheduler) -> tuple[float, float, float]:
+        loop = asyncio.get_running_loop()
+        fast = scheduler.submit(_request("mock:tokens?n=200000"))
+        inbox = Inbox(fast)
+        await inbox.wait()
+        t0 = loop.time()
+        await inbox.linger(0.002, t0 + 0.05)  # text comes at every step: until the deadline
+        busy = loop.time() - t0
+        fast.cancel()
+        await fast.wait()
+        slow = scheduler.submit(_request("mock:tokens?n=2&rate=4"))  # a token, a quarter second of nothing
+        inbox = Inbox(slow)
+        await inbox.wait()
+        t0 = loop.time()
+        await inbox.linger(0.002, t0 + 30)  # nothing more comes: back after a step
+        idle = loop.time() - t0
+        await inbox.linger(30, loop.time() + 30)  # a step longer than the run: its end (at 0.5 s) ends it
+        ended = loop.time() - t0
+        return busy, idle, ended
+
+    busy, idle, ended = _scheduled(tmp_path, scenario)
+    assert 0.049 < busy < 5
+    assert idle < 0.2
+    assert ended < 5
 
 
 def test_closing_wakes_a_waiting_and_a_pausing_response_at_once(tmp_path: Path) -> None:

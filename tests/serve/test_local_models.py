@@ -77,4 +77,5 @@ def test_the_app_is_a_client_of_its_own_server(served: ServerThread, capsys: pyt
     SecretStore().set(f"endpoint:{served.url}", served.key)  # the key as the app keeps any endpoint's
     text = ask_text(["-m", "openai:mock:echo", "--base-url", served.url], capsys)
     assert text == PROMPT
+    assert served.call(_until(lambda: any(f.status == "finished" for f in served.figures)))  # logged after the bytes
     assert [f.client.split("/")[0] for f in served.figures if f.status == "finished"] == ["AsyncOpenAI"]

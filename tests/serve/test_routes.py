@@ -1,5 +1,5 @@
-"""Tests of app/serve/routes.py: the key check and the body limit through the real server and
-the ``openai`` SDK."""
+"""Tests of app/serve/routes.py: the key check, the body limit and how a stream's tokens are
+gathered into chunks, through the real server and the ``openai`` SDK."""
 
 from __future__ import annotations
 
@@ -34,6 +34,22 @@ def test_huge_body_is_413(served: ServerThread) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         served.sdk().chat.completions.create(model="mock:echo", messages=[{"role": "user", "content": "x" * 9_000_000}])
     assert info.value.status_code == 413 and "larger than" in info.value.message
+
+
+def _pieces(served: ServerThread, model: str) -> list[str]:
+    stream = served.sdk().chat.completions.create(model=model, messages=HELLO, stream=True)
+    return [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+
+
+def test_a_slow_producer_s_tokens_go_out_one_by_one_and_a_fast_one_s_together(served: ServerThread) -> None:
+    """Gathering never holds a token back while the producer pauses: a model that makes one
+    token every 10 ms reaches the client token by token (not two to a chunk, as a fixed
+    pacing longer than the gap would do); tokens that come faster share a few chunks."""
+    slow = _pieces(served, "mock:tokens?n=30&rate=100")
+    assert "".join(slow) == " ".join(f"tok{i}" for i in range(30))
+    assert len(slow) >= 24  # one by one (a loop held up on a busy machine may join a few)
+    fast = _pieces(served, "mock:tokens?n=10000")
+    assert "".join(fast).endswith(" tok9999") and len(fast) < 60  # not one per token, nor per loop turn
 
 
 def test_origins_are_read_from_what_a_user_writes_and_a_bad_one_is_named() -> None:

@@ -41,6 +41,8 @@ def test_sync_sdk_streams_chunks_usage_and_done(served: ServerThread) -> None:
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == 30 == len(text.split())
+    # the request log hears of the end once the last bytes are out
+    assert served.call(_until(lambda: [(f.status, f.tokens) for f in served.figures][-1:] == [("finished", 30)]))
 
 
 def test_async_sdk_streams_with_logprobs(served: ServerThread, run: Callable[..., Any]) -> None:
@@ -162,7 +164,8 @@ def test_non_loopback_without_a_key_is_refused(app_home: Path, run: Callable[...
 def test_connections_send_without_delay(served: ServerThread) -> None:
     """Nagle off (TCP_NODELAY) on the accepted connections: else an answer's last small write
     waits for the client's delayed ACK, 40 ms per request on a kept-alive connection. And
-    the requests are parsed by httptools (a dependency), not h11."""
+    the requests are parsed by httptools (a dependency), not h11, in the protocol that writes a
+    response's headers with its first body bytes."""
     import http.client
     import socket
 
@@ -184,7 +187,7 @@ def test_connections_send_without_delay(served: ServerThread) -> None:
     finally:
         conn.close()
     assert flags and all(flags)
-    assert kinds == ["HttpToolsProtocol"]  # httptools' C parser, not h11's pure Python one
+    assert kinds == ["Protocol"]  # app.serve.transport's: httptools' C parser, not h11's pure Python one
 
 
 def test_a_client_that_leaves_mid_stream_cancels_its_run(served: ServerThread) -> None:
