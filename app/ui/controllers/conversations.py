@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog
 
 from app.core.errors import AppError
 from app.ui.controllers.base import SessionController
@@ -109,6 +108,8 @@ class ConversationController(SessionController):
             self.say("Nothing to export yet: send a message first.", error=True)
             return
         self.session.save_partials()
+        from PySide6.QtWidgets import QFileDialog  # made on first use, not at start-up
+
         path, _ = QFileDialog.getSaveFileName(self.widget, "Export conversation", f"conversation{suffix}", filt)
         if not path:
             return

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog
 
 from app.core.eta import format_eta
 from app.core.run_events import RunEvent, RunFailed, RunNotice, RunRetrying
@@ -44,6 +43,8 @@ class ModelController(SessionController):
 
     def open_model_file(self) -> None:
         """Pick a .gguf file or a model folder (a file inside it) and switch to it."""
+        from PySide6.QtWidgets import QFileDialog  # made on first use, not at start-up
+
         path, _ = QFileDialog.getOpenFileName(self.widget, "Open model file or folder", str(Path.home()),
                                               "Models (*.gguf *.safetensors config.json);;All files (*)")
         if path:

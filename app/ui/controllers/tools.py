@@ -13,8 +13,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QMessageBox, QPushButton
-
 from app.core.errors import ToolSchemaError
 from app.core.tool_setup import SETUP_KEY, ToolSetup
 from app.core.tools import TOOL_CHOICES
@@ -24,7 +22,7 @@ from app.ui.session_tools import ToolRunConfig
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
-    from PySide6.QtWidgets import QWidget
+    from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 
     from app.core.services import Services
     from app.core.tool_resolvers import Approval
@@ -117,6 +115,8 @@ class ToolsController(Controller):
 
     async def approve(self, call: ToolCall, server: str) -> Approval:
         """Ask whether ``call`` may run on ``server`` (a non-modal dialog; closing it denies)."""
+        from PySide6.QtWidgets import QMessageBox  # its type and enums are made on first use
+
         box = QMessageBox(QMessageBox.Icon.Question, "Run an MCP tool?",
                           f"The model calls <b>{call.name}</b> on the MCP server <b>{server}</b>.",
                           QMessageBox.StandardButton.NoButton, self.widget)  # fmt: skip

@@ -15,7 +15,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -63,6 +62,8 @@ RECENT_LIMIT = 200
 
 def choose_csv_path(parent: QWidget | None) -> str | None:
     """Ask where to save the CSV export (tests monkeypatch this)."""
+    from PySide6.QtWidgets import QFileDialog  # made on first use, not at start-up
+
     name = f"llm-usage-{dt.date.today().isoformat()}.csv"
     path, _ = QFileDialog.getSaveFileName(parent, "Export usage as CSV", name, "CSV files (*.csv)")
     return path or None

@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMenu,
-    QMessageBox,
     QPushButton,
     QSizePolicy,
     QVBoxLayout,
@@ -32,6 +31,8 @@ from app.ui.widgets.common import MessageLabel, error_text, laid_out
 from app.ui.widgets.history_items import DETAIL_ROLE, TwoLineDelegate, as_datetime, detail_line
 
 if TYPE_CHECKING:
+    from PySide6.QtWidgets import QMessageBox
+
     from app.core.history import HistoryStore
 
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -273,6 +274,8 @@ class HistorySidebar(QWidget):
 
     def confirm_delete(self, conversation_id: str) -> QMessageBox:
         """Ask (non-modally, via ``open()``) before deleting; returns the question box."""
+        from PySide6.QtWidgets import QMessageBox  # its type and enums are made on first use
+
         title = self._titles.get(conversation_id, "this conversation")
         box = QMessageBox(
             QMessageBox.Icon.Question,

@@ -47,7 +47,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.events import TokenLogprob
-from app.ui.widgets.transcript_render import LIGHT_CODE, CodeStyle
+from app.ui.theme import LIGHT_CODE, CodeStyle
 
 if TYPE_CHECKING:
     from app.core.tools import ToolCall
