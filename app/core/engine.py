@@ -107,8 +107,9 @@ class Engine:
                         if on_event is not None:
                             on_event(TextDelta(prefix), stats)
                         prefix = ""
+                    stats.last_token_at = time.perf_counter()
                     if stats.first_token_at is None:
-                        stats.first_token_at = time.perf_counter()
+                        stats.first_token_at = stats.last_token_at
                     stats.chunks += 1
                     stats.chars += len(text)
                     parts.append(text)
@@ -118,8 +119,9 @@ class Engine:
                     text = event.text
                     if not text:
                         continue
+                    stats.last_token_at = time.perf_counter()
                     if stats.first_reasoning_at is None:
-                        stats.first_reasoning_at = time.perf_counter()
+                        stats.first_reasoning_at = stats.last_token_at
                     stats.reasoning_chunks += 1
                     stats.reasoning_chars += len(text)
                     thoughts.append(text)
@@ -129,8 +131,9 @@ class Engine:
                     gen.load_s = now - stats.created
                     stats.started = now
                 elif isinstance(event, ToolCallDelta):
+                    stats.last_token_at = time.perf_counter()
                     if stats.first_token_at is None:  # a calls-only answer starts with its first call
-                        stats.first_token_at = time.perf_counter()
+                        stats.first_token_at = stats.last_token_at
                     gen.calls.add(event.index, event.id, event.name, event.arguments)
                 elif isinstance(event, Notice):
                     gen.notices.append(event.message)
@@ -196,7 +199,7 @@ class Engine:
             else:
                 usage = self._estimate_usage(request, provider, text[len(request.prefix):])
         cost = self.cost(request.model, usage, request.endpoint)
-        tps = stats.tokens_per_s(usage.completion_tokens, now=end) if usage.completion_tokens else None
+        tps = stats.tokens_per_s(usage.completion_tokens, now=stats.decode_end(end)) if usage.completion_tokens else None
         err_text = None
         if error is not None and not isinstance(error, asyncio.CancelledError):
             err_text = redact(str(error))

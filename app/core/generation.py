@@ -29,6 +29,8 @@ class LiveStats:
     created: float = field(default_factory=time.perf_counter)
     """When the generation began (a model load included)."""
     first_token_at: float | None = None
+    last_token_at: float | None = None
+    """When the latest answer, reasoning or tool-call chunk arrived."""
     chunks: int = 0
     chars: int = 0
     first_reasoning_at: float | None = None
@@ -64,6 +66,13 @@ class LiveStats:
         if n <= 1 or elapsed <= 0:
             return None
         return (n - 1) / elapsed
+
+    def decode_end(self, end: float) -> float:
+        """Where the decode of a stream that ended at ``end`` ended: its last chunk, so what a
+        provider does after it (closing a connection, a local model's cleanup) is not timed as
+        decoding; ``end`` when the answer came in one chunk."""
+        last, first = self.last_token_at, self.first_token_at
+        return last if last is not None and first is not None and last > first else end
 
 
 def record_figures(rec: GenerationRecord, request: GenerationRequest, load_s: float | None,

@@ -28,7 +28,7 @@ from app.core.types import (
     ModelRef,
     TokenCount,
 )
-from app.providers.bundled import BUNDLED_ALIAS, BUNDLED_DISPLAY_NAME, bundled_status
+from app.providers.bundled import BUNDLED_ALIAS, BUNDLED_DISPLAY_NAME, bundled_status, prebuilt_dirs
 from app.providers.local_loading import ModelSource, gguf_cache_dir, resolve_source
 from app.providers.worker import LoopSink, ModelWorker, worker_for
 
@@ -454,8 +454,9 @@ class HuggingFaceProvider(_LocalBase):
 
 
 def _converted_gguf_folder(gguf: Path, cache_root: Path) -> str | None:
-    """The safetensors copy of ``gguf`` made by an earlier load, found through the hash index
-    the load keeps (None when this file was never converted: hashing it here would be slow)."""
+    """The safetensors copy of ``gguf`` made by an earlier load or prebuilt at setup (the
+    bundled model's), found through the hash index the load keeps (None when this file was
+    never loaded: hashing it here would be slow)."""
     try:
         st = gguf.stat()
         index = json.loads((cache_root / "gguf" / "index.json").read_text(encoding="utf-8"))
@@ -464,8 +465,11 @@ def _converted_gguf_folder(gguf: Path, cache_root: Path) -> str | None:
     sha = index.get(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}") if isinstance(index, dict) else None
     if not isinstance(sha, str):
         return None
-    folder = gguf_cache_dir(cache_root, sha)
-    return str(folder) if (folder / "tokenizer.json").is_file() else None
+    for root in (*prebuilt_dirs(), cache_root):  # where gguf_folder looks, in its order
+        folder = gguf_cache_dir(root, sha)
+        if (folder / "tokenizer.json").is_file():
+            return str(folder)
+    return None
 
 
 def _cached_causal_lms() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -229,6 +230,31 @@ def test_tokens_per_second_is_computed_for_long_answers(run: Run, ctx: ProviderC
     result = run(engine.run(request("mock:tokens?n=50&rate=500")))
     assert result.usage.completion_tokens == 50
     assert result.tokens_per_s is not None and result.tokens_per_s > 0
+    assert ledger.recent()[0].tokens_per_s == result.tokens_per_s
+
+
+class SlowToCloseOpenAI(FakeOpenAI):
+    """Eleven tokens a few ms apart, then a long cleanup before the stream ends (as a local
+    model's garbage collection or a slow connection close)."""
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        try:
+            for i in range(11):
+                yield TextDelta(f"t{i} ")
+                await asyncio.sleep(0.002)
+            yield UsageReport(5, 11)
+            yield Finished("stop")
+        finally:
+            time.sleep(0.8)  # the cleanup itself (blocking the loop, as gc.collect does), not a wait for anything
+
+
+def test_tokens_per_second_ends_at_the_last_token_not_at_the_providers_cleanup(
+    run: Run, ctx: ProviderContext, ledger: UsageLedger, mock: MockProvider
+) -> None:
+    engine = make_engine(ctx, ledger, mock, SlowToCloseOpenAI())
+    result = run(engine.run(request("openai:gpt-4o-mini")))
+    assert result.duration_s >= 0.8  # the run's duration includes the cleanup
+    assert result.tokens_per_s is not None and result.tokens_per_s > 25  # 10 tokens / (10 x ~2 ms), not / 0.8 s
     assert ledger.recent()[0].tokens_per_s == result.tokens_per_s
 
 

@@ -35,6 +35,9 @@ def test_live_stats_measure_from_the_first_answer_token_and_speed_from_the_first
     assert not stats.thinking and stats.ttft_s == 2.0
     assert stats.tokens_per_s(now=13.0) == 5.0  # 11 chunks since 11.0 (reasoning first): 10 / 2 s
     assert stats.tokens_per_s(tokens=1, now=13.0) is None
+    assert stats.decode_end(20.0) == 20.0  # no later chunk: the stream's end
+    stats.last_token_at = 14.0
+    assert stats.decode_end(20.0) == 14.0  # the last chunk, not what the provider did after it
 
 
 def test_figures_keep_the_record_the_seed_and_the_load_time() -> None:

@@ -53,6 +53,18 @@ def test_the_same_model_is_kept_and_a_settings_change_reloads_it(
     assert runtime.garbage  # the provider collects on the loop thread
 
 
+def test_a_first_load_leaves_nothing_to_collect_and_starts_measuring_the_load(
+    settings: list[LocalModelSettings], tiny_model: Path, tmp_path: Path
+) -> None:
+    settings[0] = LocalModelSettings(device="cpu", dtype="float32")  # threads chosen by the tuner
+    runtime = LocalRuntime(lambda: settings[0], tmp_path / "cache")
+    runtime.load(resolve_source("local", str(tiny_model)))
+    assert not runtime.garbage  # no model was dropped: no full collection stalls the first answer
+    # the tuner's first look at the other processes' load spans the model load (not a 0 s window
+    # at the first answer, which reads as an idle machine and probes every core under load)
+    assert runtime.tuner is not None and runtime.tuner.free_cores() >= 1
+
+
 def test_a_failed_load_keeps_the_loaded_model(runtime: LocalRuntime, tiny_model: Path, tmp_path: Path) -> None:
     loaded = runtime.load(resolve_source("local", str(tiny_model)))
     broken = tmp_path / "broken"

@@ -103,6 +103,13 @@ def test_a_conversion_made_at_setup_is_found_by_a_fresh_profile(
     assert run(answer(provider, str(tiny_gguf)))[0]
     assert not list(prebuilt.rglob("quantized-*"))
     assert list((local_ctx.paths.cache_dir / "gguf" / sha).glob("quantized-int8-*.safetensors"))
+    ctx2 = fresh(local_ctx)  # the next process, before its load: the prompt is counted from the prebuilt
+    try:  # tokenizer (exact, and cheap: no cl100k estimate built while the model loads)
+        count = LocalProvider(ctx2).count_tokens(str(tiny_gguf), list(MSGS))
+    finally:
+        if "model_worker" in ctx2.extra:
+            ctx2.extra["model_worker"].close()  # type: ignore[attr-defined]
+    assert count.exact and count.method.startswith("tokenizer.json"), count
 
 
 def test_interrupted_conversion_leaves_no_cache(
