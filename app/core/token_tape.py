@@ -93,6 +93,11 @@ class TokenTape(Sequence[TokenLogprob]):
         return self._logprob[i]
 
     @property
+    def texts(self) -> Sequence[str]:
+        """Every token's text (a view to read, not to change)."""
+        return self._text
+
+    @property
     def logprobs(self) -> Sequence[float]:
         """Every token's log-probability (a view to read, not to change)."""
         return self._logprob

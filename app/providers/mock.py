@@ -24,6 +24,7 @@ A mock token is one whitespace-separated word (with its leading space); counts a
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 import re
@@ -274,9 +275,17 @@ def mock_logprobs(token: str, index: int, top: int) -> tuple[TokenLogprob]:
     """The mock's deterministic log-probabilities (a proper distribution): the chosen token is
     always the most likely (p 0.8 down to 0.5), alternative k gets half of what k-1 left."""
     p = 0.8 - 0.1 * (index % 4)
-    alternatives = [TokenChoice(token, math.log(p))]
-    alternatives += [TokenChoice(f" alt{k}", math.log((1 - p) * 0.5**k)) for k in range(1, top)]
-    return (TokenLogprob(token, math.log(p), tuple(alternatives[:top])),)
+    logprob = math.log(p)
+    chosen = (TokenChoice(token, logprob),)
+    return (TokenLogprob(token, logprob, (chosen + _alternatives(index % 4, top))[:top]),)
+
+
+@functools.cache
+def _alternatives(step: int, top: int) -> tuple[TokenChoice, ...]:
+    """The alternatives after the chosen token (the same for every token of a step: built once,
+    so a long stream's cost is the provider's, not the mock's own bookkeeping)."""
+    p = 0.8 - 0.1 * step
+    return tuple(TokenChoice(f" alt{k}", math.log((1 - p) * 0.5**k)) for k in range(1, top))
 
 
 def _parse(model: str) -> tuple[str, dict[str, str]]:

@@ -9,7 +9,10 @@ Signals of :class:`AnswerLens`:
 
 from __future__ import annotations
 
+import bisect
+from array import array
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QPoint, Signal
@@ -39,6 +42,7 @@ class AnswerLens(QObject):
         self._make_view = make_view
         self._place = place
         self._pieces: list[str | int] = []  # plain text, or a token's index in ``tokens``
+        self._ends = array("q")  # characters up to the end of each piece (pending and steps: no walk)
         self.tokens = TokenTape()
         """The answer's tokens, kept compactly (a long answer adds nothing for the garbage
         collector to walk); the token view reads them from here."""
@@ -72,17 +76,26 @@ class AnswerLens(QObject):
         if text:
             self._last_plain = len(self._pieces)
             self._pieces.append(text)
+            self._ends.append((self._ends[-1] if self._ends else 0) + len(text))
 
-    def attach(self, tokens: Sequence[TokenLogprob]) -> None:
-        """The tokens of the delta queued last (they replace it in the token view)."""
+    def attach(self, tokens: Sequence[TokenLogprob]) -> bool:
+        """The tokens of the delta queued last (they replace it in the token view); True when
+        they are the answer's first (one call per streamed token: kept lean)."""
         if not tokens:
-            return
-        if self._last_plain == len(self._pieces) - 1 and self._last_plain >= self._drawn:
-            self._pieces.pop()
+            return False
+        pieces, ends = self._pieces, self._ends
+        if self._last_plain == len(pieces) - 1 and self._last_plain >= self._drawn:
+            pieces.pop()
+            ends.pop()
         self._last_plain = -1
         first = len(self.tokens)
         self.tokens.extend(tokens)
-        self._pieces.extend(range(first, len(self.tokens)))
+        total = ends[-1] if ends else 0
+        for token in tokens:
+            total += len(token.text)
+            ends.append(total)
+        pieces.extend(range(first, first + len(tokens)))
+        return first == 0
 
     def set_tokens(self, text: str, tokens: Sequence[TokenLogprob]) -> None:
         """A finished answer's tokens (from the history): the start the tokens do not cover,
@@ -90,15 +103,15 @@ class AnswerLens(QObject):
         lead, tail = text_around(text, tokens)
         self.tokens = TokenTape(tokens)
         self._pieces = [*([lead] if lead else []), *range(len(self.tokens)), *([tail] if tail else [])]
+        self._ends = array("q", accumulate(len(p) if isinstance(p, str) else len(self.tokens.text(p)) for p in self._pieces))
         self._last_plain = -1
         self._reset_view()
 
     def pending_chars(self) -> int:
         """Characters not drawn yet in the shown token view."""
-        if not self.shown:
+        if not self.shown or not self._ends:
             return 0
-        text = self.tokens.text
-        return sum(len(p) if isinstance(p, str) else len(text(p)) for p in self._pieces[self._drawn:])
+        return self._ends[-1] - (self._ends[self._drawn - 1] if self._drawn else 0)
 
     # -- the view --------------------------------------------------------------------------------
     def show(self, on: bool) -> None:
@@ -136,15 +149,13 @@ class AnswerLens(QObject):
 
     def flush(self, max_chars: int | None = None) -> bool:
         """Draw pieces not drawn yet (about ``max_chars`` of them); True when more are left."""
-        pieces, text = self._pieces, self.tokens.text
-        if not self.shown or self.document is None or self._drawn >= len(pieces):
+        pieces, ends, drawn = self._pieces, self._ends, self._drawn
+        if not self.shown or self.document is None or drawn >= len(pieces):
             return False
-        end, chars = self._drawn, 0
-        while end < len(pieces) and (max_chars is None or chars < max_chars):
-            piece = pieces[end]
-            chars += len(piece) if isinstance(piece, str) else len(text(piece))
-            end += 1
-        self.document.append(pieces[self._drawn:end])
+        end = len(pieces)
+        if max_chars is not None:  # up to the piece that reaches ``max_chars``
+            end = min(end, bisect.bisect_left(ends, (ends[drawn - 1] if drawn else 0) + max_chars, drawn) + 1)
+        self.document.append(pieces[drawn:end])
         self._drawn = end
         return end < len(pieces)
 

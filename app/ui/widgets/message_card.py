@@ -198,9 +198,7 @@ class MessageCard(QFrame):
 
     def attach_tokens(self, tokens: Sequence[TokenLogprob]) -> None:
         """The tokens (with probabilities) of the delta queued last."""
-        was = self.lens.has_tokens
-        self.lens.attach(tokens)
-        if not was and self.lens_action is not None:
+        if self.lens.attach(tokens) and self.lens_action is not None:  # the first: the view can show
             self.lens_action.setEnabled(True)
 
     def queue_reasoning(self, delta: str) -> None:

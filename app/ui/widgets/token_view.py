@@ -53,9 +53,17 @@ RUN_BREAK = 1500
 lays a whole paragraph out again on every append: quadratic for one huge paragraph)."""
 HARD_BREAK = 2 * RUN_BREAK
 LEVELS = 8
+SURE = 0.95
+"""A token at least this likely is not shaded."""
 PROB_TINT = "#f97316"
 RAISED_TINT = "#10b981"
 LOWERED_TINT = "#a855f7"
+
+
+def shade_level(logprob: float) -> int:
+    """The probability level of a token: 0 (likely, no shade) .. LEVELS-1 (very unlikely)."""
+    p = probability(logprob)
+    return 0 if p >= SURE else min(LEVELS - 1, 1 + int((1.0 - p) * (LEVELS - 1)))
 
 
 def _mix(base: QColor, tint: QColor, amount: float) -> QColor:
@@ -88,8 +96,7 @@ class LensColours:
 
     def level(self, logprob: float) -> int:
         """0 (likely, no shade) .. LEVELS-1 (very unlikely)."""
-        p = probability(logprob)
-        return 0 if p >= 0.95 else min(LEVELS - 1, 1 + int((1.0 - p) * (LEVELS - 1)))
+        return shade_level(logprob)
 
     def shade(self, level: int) -> QColor | None:
         """The background of a probability level (None: level 0)."""
@@ -100,50 +107,6 @@ class LensColours:
     def effect(self, strength: float, raised: bool) -> QColor:
         """The highlight of a token the adapter moved (``strength`` 0..1)."""
         return _mix(self.base, QColor(RAISED_TINT if raised else LOWERED_TINT), self.strongest * strength)
-
-
-class _Run:
-    """Text of one format gathered for a single ``insertText`` at the end of a document; each
-    piece's start and end are counted in UTF-16 units, as Qt counts positions. A piece with a
-    carriage return goes in on its own and is measured (Qt makes "\\r\\n" one position)."""
-
-    __slots__ = ("cursor", "pos", "parts", "fmt")
-
-    def __init__(self, cursor: QTextCursor) -> None:
-        self.cursor = cursor
-        self.pos = cursor.position()
-        self.parts: list[str] = []
-        self.fmt: QTextCharFormat | None = None
-
-    def add(self, text: str, fmt: QTextCharFormat) -> tuple[int, int]:
-        """Queue ``text`` in ``fmt``; its (start, end) positions."""
-        if not text:
-            return self.pos, self.pos
-        if fmt is not self.fmt:
-            self.close()
-            self.fmt = fmt
-        if "\r" in text:
-            self.close()
-            start = self.cursor.position()
-            self.cursor.insertText(text, fmt)
-            self.pos = self.cursor.position()
-            return start, self.pos
-        start = self.pos
-        self.pos += len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
-        self.parts.append(text)
-        return start, self.pos
-
-    def block(self) -> None:
-        """A paragraph break here."""
-        self.close()
-        self.cursor.insertBlock()
-        self.pos += 1
-
-    def close(self) -> None:
-        """Insert what is queued."""
-        if self.parts and self.fmt is not None:
-            self.cursor.insertText("".join(self.parts), self.fmt)
-        self.parts.clear()
 
 
 class TokenDocument:
@@ -179,40 +142,60 @@ class TokenDocument:
     def append(self, pieces: Sequence[Piece]) -> None:
         """Append tokens and plain text at the end (one edit block). Neighbours that share a
         format go in with one insert (a shade bucket is one run, not one run per token); each
-        token's place is counted, not asked of the cursor."""
+        token's place is counted (in UTF-16 units, as Qt counts), not asked of the cursor. A
+        piece with a carriage return goes in on its own and is measured (Qt makes "\\r\\n" one
+        position). One tight loop: it runs for every streamed token on the GUI thread."""
         if not pieces:
             return
         cursor = QTextCursor(self.doc)
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.beginEditBlock()
-        run = _Run(cursor)
-        format_for, levels, level = self._format_for, self._levels, self.colours.level
-        tokens, starts, ends = self.tokens, self.starts, self.ends
-        line = self._run
+        insert, format_for, levels, plain = cursor.insertText, self._format_for, self._levels, self._plain
+        tokens, texts, logprobs = self.tokens, self.tokens.texts, self.tokens.logprobs
+        add_start, add_end, level = self.starts.append, self.ends.append, shade_level
+        index, pos, line = len(self.starts), cursor.position(), self._run
+        parts: list[str] = []  # text of ``run_fmt`` not inserted yet
+        run_fmt = plain
         try:
             for piece in pieces:
                 if isinstance(piece, str):
-                    text, fmt = piece, self._plain
+                    text, fmt, is_token = piece, plain, False
                 else:
                     if not isinstance(piece, int):
                         tokens.append(piece)
-                    index = len(starts)
-                    text = tokens.text(index)
-                    fmt = (format_for(index, tokens[index]) if format_for is not None
-                           else levels[level(tokens.logprob(index))])  # fmt: skip
+                    text, is_token = texts[index], True
+                    fmt = levels[level(logprobs[index])] if format_for is None else format_for(index, tokens[index])
+                start = pos
                 if text:
-                    if line + len(text) > RUN_BREAK and "\n" not in text and (text[0] == " " or line > HARD_BREAK):
-                        run.block()
-                        line = 0
+                    n = len(text)
+                    if line + n > RUN_BREAK and "\n" not in text and (text[0] == " " or line > HARD_BREAK):
+                        if parts:
+                            insert("".join(parts), run_fmt)
+                            parts.clear()
+                        cursor.insertBlock()
+                        pos, line = pos + 1, 0
                         if text[0] == " ":  # the break stands for the space
-                            text = text[1:]
+                            text, n = text[1:], n - 1
                     nl = text.rfind("\n")
-                    line = len(text) - nl - 1 if nl >= 0 else line + len(text)
-                start, end = run.add(text, fmt)
-                if not isinstance(piece, str):
-                    starts.append(start)
-                    ends.append(end)
-            run.close()
+                    line = n - nl - 1 if nl >= 0 else line + n
+                    if fmt is not run_fmt or "\r" in text:
+                        if parts:
+                            insert("".join(parts), run_fmt)
+                            parts.clear()
+                        run_fmt = fmt
+                    start = pos
+                    if "\r" in text:
+                        insert(text, fmt)
+                        pos = cursor.position()
+                    elif text:
+                        pos += n if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
+                        parts.append(text)
+                if is_token:
+                    add_start(start)
+                    add_end(pos)
+                    index += 1
+            if parts:
+                insert("".join(parts), run_fmt)
         finally:
             self._run = line
             cursor.endEditBlock()

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
 from app.core.events import TokenChoice, TokenLogprob
@@ -117,3 +118,59 @@ def test_a_long_streamed_answer_keeps_no_objects_per_token_for_the_collector(qtb
     assert len(gc.get_objects()) - before < 500  # tokens in lists would leave ~20k objects
     assert len(lens.tokens) == 5000 and lens.plain_text().endswith(" w4999")
     assert lens.document is not None and lens.document.tokens[4999].top[1].text == " alt"
+
+
+@pytest.mark.qt_log_ignore("does not support grabbing the keyboard")
+def test_a_long_stream_drawn_in_bounded_steps_ends_with_every_token_exact(qtbot: Any) -> None:
+    """Streamed in small deltas (some never get tokens) and drawn in 1000-character steps, the
+    view ends with the whole text, every token in its own place with the shade of its own
+    probability, and the pending count agrees with what is left at every step."""
+    from PySide6.QtGui import QTextCursor
+
+    from app.ui.widgets.token_view import RUN_BREAK, LensColours
+
+    _, lens, _ = make(qtbot)
+    lens.show(True)
+    words = [" w", "\u00e9t\u00e9", " \U0001f600", "\n", " long" * 3, "x", "\r\n", " end"]
+    probs = [0.99, 0.9, 0.7, 0.5, 0.3, 0.1, 0.01, 0.96]
+    text, steps = "", 0
+    for i in range(6000):
+        word = words[i % len(words)] + str(i % 10)
+        lens.queue(word)
+        text += word
+        if i % 97 != 0:  # a delta without tokens stays plain text
+            lens.attach([tok(word, probs[i % len(probs)])])
+        if i % 500 == 499:
+            more = True
+            while more:
+                before = lens.pending_chars()
+                more = lens.flush(1000)
+                steps += 1
+                rest = "".join(p if isinstance(p, str) else p.text for p in lens.pieces[lens._drawn:])
+                assert lens.pending_chars() == len(rest)
+                assert 1000 <= before - len(rest) < 1020 or not more  # a step draws about 1000 characters
+    while lens.flush(1000):
+        steps += 1
+    assert steps > 5 and lens.pending_chars() == 0
+    doc = lens.document
+    assert doc is not None and len(doc) == len(lens.tokens) == 6000 - len(range(0, 6000, 97))
+    shown = lens.plain_text().replace("\u2029", "\n")
+    assert shown.replace("\n", " ") == text.replace("\r\n", "\n").replace("\n", " ")  # breaks stand for spaces
+    assert max(len(line) for line in shown.split("\n")) <= 2 * RUN_BREAK
+    colours = LensColours.for_widget(lens.view)
+    for i in range(len(doc)):
+        token = lens.tokens[i]
+        cursor = QTextCursor(doc.doc)
+        cursor.setPosition(doc.starts[i])
+        cursor.setPosition(doc.ends[i], QTextCursor.MoveMode.KeepAnchor)
+        assert cursor.selectedText().replace("\u2029", "\n") in (token.text.replace("\r\n", "\n"),
+                                                                  token.text.lstrip(" "))
+        assert doc.token_at(doc.starts[i]) == i
+        if doc.ends[i] > doc.starts[i]:
+            cursor.setPosition(doc.ends[i])
+            fmt = cursor.charFormat()  # the format of the token's last character
+            shade = colours.shade(colours.level(token.logprob))
+            assert (fmt.background().color() if fmt.background().style() != Qt.BrushStyle.NoBrush else None) == shade, i
+    popup = lens.open_popup(len(doc) - 1)  # the last token still opens its alternatives
+    assert popup is not None and popup.index == len(doc) - 1
+    popup.close()
