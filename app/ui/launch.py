@@ -119,6 +119,10 @@ def _heavy_loaded() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the GUI; return the exit code."""
+    import gc
+
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # no collections while ~330 modules import (~75 passes); GuiThreadCollector settles it
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     probe = os.environ.get(PROBE_ENV) in ("1", "idle")
     demo_home: tempfile.TemporaryDirectory[str] | None = None
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if services is None:  # another instance holds a database, and the user chose not to wait
         window.close()
         loop.close()
+        if gc_was_enabled:
+            gc.enable()
         return 1
     setup_logging(services.paths.log_file)
     services.probe_local_servers = True  # Ollama, LM Studio, llama.cpp, vLLM found running are listed
@@ -192,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     reporter.install(loop)
     from app.ui.gc_guard import GuiThreadCollector
 
-    collector = GuiThreadCollector(parent=app)  # no gc on the model worker thread
+    collector = GuiThreadCollector(parent=app, was_enabled=gc_was_enabled)  # no gc on the model worker thread
+    collector.freeze_start()
     window.attach(services, restore=not args.demo)
     reporter.add_recovery(window.recover)
     reporter.error_reported.connect(lambda msg: window.show_status(msg, error=True))

@@ -52,3 +52,32 @@ def test_collection_happens_on_the_gui_thread_only(qloop: Any) -> None:
         gc.callbacks.remove(_seen)
         collector.stop()
     assert gc.isenabled() == was_enabled
+
+
+def test_a_start_up_run_with_collection_off_is_frozen_and_given_back(qloop: Any) -> None:
+    """The launcher turns collection off before its imports and hands the collector the state
+    it found: what the start-up made is frozen (never walked again), later cycles are still
+    collected, and stop() gives back both the frozen objects and automatic collection."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # as launch.main does before importing the window
+    collector = GuiThreadCollector(interval_ms=10, was_enabled=True)
+    try:
+        collector.freeze_start()
+        assert gc.get_freeze_count() > 0
+        later = _Node()
+        ref = weakref.ref(later)
+        del later
+        for _ in range(3 * gc.get_threshold()[0]):  # enough allocations for the timer to collect
+            _Node()
+
+        async def until_collected() -> None:
+            while ref() is not None:
+                await asyncio.sleep(0.01)
+
+        qloop.run_until_complete(asyncio.wait_for(until_collected(), 10))
+    finally:
+        collector.stop()
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled()  # the state the launcher found, not the one it made
+    if not was_enabled:
+        gc.disable()
