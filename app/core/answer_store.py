@@ -127,7 +127,7 @@ class AnswerStore:
     the ledger what happened (the CLI, which exits next; the window retries instead).
     ``lens_later``: the final write leaves out the tokens, kept in :attr:`StoredAnswer.later`
     for the caller to write a moment later (:meth:`write_later`; the window, to keep the end
-    of a long answer two short steps)."""
+    of a long answer a few short steps)."""
 
     def __init__(self, history: HistoryStore, ledger: LedgerNotes | None = None, *,
                  save_every_s: float = SAVE_EVERY_S, settle: bool = False, lens_later: bool = False,

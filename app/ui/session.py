@@ -98,7 +98,7 @@ class ChatSession(QObject, SessionLens, SessionTools):
         """Writes the answers (the partial text while they stream, their end)."""
         self._save_timer = QTimer(self)
         self._save_timer.setInterval(SAVE_INTERVAL_MS)
-        self._save_timer.timeout.connect(self.save_partials)
+        self._save_timer.timeout.connect(self._on_save_timer)
         self._draft: tuple[str, str] | None = None
         self.new_draft = ""
         """The message box's text in a new conversation (not stored: there is no row yet)."""
@@ -366,17 +366,22 @@ class ChatSession(QObject, SessionLens, SessionTools):
 
     _on_backend_run_delta = _on_backend_run_event  # the streamed pieces: RunText, RunReasoning
 
-    def save_partials(self) -> None:
-        """Write the partial answers to history (the save timer calls this). Never raises: a
-        busy history keeps them pending, any other failure is logged and retried next time."""
-        try:
-            self.lens_writer.flush()
-        except Exception:  # the probabilities are written again with the next flush
-            log.warning("could not save the probabilities now", exc_info=True)
+    def save_partials(self, *, tokens_now: bool = True) -> None:
+        """Write the partial answers to history (and, with ``tokens_now``, the tokens of ended
+        answers still waiting for their steps). Never raises: a busy history keeps them
+        pending, any other failure is logged and retried next time."""
+        if tokens_now:
+            try:
+                self.lens_writer.flush()
+            except Exception:  # the probabilities are written again with the next flush
+                log.warning("could not save the probabilities now", exc_info=True)
         self.answers.save_partials()
         if not self.answers.answers():
             self._save_timer.stop()
         self._watch_pending()
+
+    def _on_save_timer(self) -> None:
+        self.save_partials(tokens_now=False)  # ended answers' tokens are written in their own short steps
 
     def _watch_pending(self) -> None:
         """Saving waits for a busy history: say so once and retry every second."""
