@@ -34,13 +34,13 @@ class Encoded:
 
 
 def encode_steps(items: Sequence[Any], size: int = STEP_ITEMS) -> Iterator[Encoded | None]:
-    """Encode ``items`` ``size`` at a time: yields None after each piece but the last, then
-    the :class:`Encoded` list (``items`` must not change meanwhile)."""
+    """Encode ``items`` ``size`` at a time: yields None after each piece, then the
+    :class:`Encoded` list (``items`` must not change meanwhile): its caller's step that
+    receives it does nothing else but use it."""
     pieces: list[str] = []
     for start in range(0, len(items), size):
-        if pieces:
-            yield None
         pieces.append(_dumps(items[start : start + size])[1:-1])
+        yield None
     yield Encoded(items, "[" + ", ".join(pieces) + "]")
 
 

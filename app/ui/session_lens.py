@@ -29,10 +29,15 @@ if TYPE_CHECKING:
     from app.ui.widgets.transcript import TranscriptView
 
 
+_ENDED = object()
+"""What an answer's steps give once they are done (they end with an Encoded, so never)."""
+
+
 class LensWriter(QObject):
     """Writes ended answers' tokens (:attr:`StoredAnswer.later`, through the answer store) in
-    short steps on the next turns of the event loop: their JSON a piece a turn
-    (:func:`~app.core.json_steps.encode_steps`), then the write; ``written(message_id, meta)``
+    short steps on the next turns of the event loop: their stored list is made
+    (:meth:`AnswerStore.later_meta`), their JSON encoded a piece a turn
+    (:func:`~app.core.json_steps.encode_steps`), then written; ``written(message_id, meta)``
     is called after each write (the session updates its tree). Answers are written in the
     order they ended; :meth:`flush` finishes them all at once."""
 
@@ -61,14 +66,12 @@ class LensWriter(QObject):
         if not self._pending:
             return
         answer, steps = self._pending[0]
-        tokens = answer.later.get("tokens")
-        if steps is None and isinstance(tokens, list):
-            steps = encode_steps(tokens)
-            self._pending[0] = (answer, steps)
-        done = next(steps, None) if steps is not None else None
-        if done is not None or steps is None:  # encoded (or nothing to encode): the write
+        if steps is None:  # the first step makes the stored tokens
+            tokens = self._answers.later_meta(answer).get("tokens")
+            self._pending[0] = (answer, encode_steps(tokens if isinstance(tokens, list) else []))
+        elif (done := next(steps, _ENDED)) is not None:  # encoded: the write, a step of its own
             self._pending.pop(0)
-            self._write(answer, done)
+            self._write(answer, done if isinstance(done, Encoded) else None)
         if self._pending:
             self._timer.start()
 
@@ -81,7 +84,7 @@ class LensWriter(QObject):
             self._write(answer, rest[0] if rest else None)
 
     def _write(self, answer: StoredAnswer, encoded: Encoded | None) -> None:
-        meta = answer.later
+        meta = self._answers.later_meta(answer)
         if not meta:  # written already
             return
         if encoded is not None and meta.get("tokens") is encoded.value:  # else: changed meanwhile, as it is

@@ -147,8 +147,10 @@ def test_a_stopped_answer_keeps_its_partial_text_and_tokens(store: HistoryStore,
     ended = _answer(scheduler, answers, answer, request, stop_after_text=True)
     row = _row(store, answer)
     assert row.status == "cancelled" and row.content and row.content == ended.partial_text  # type: ignore[union-attr]
-    assert "tokens" not in row.meta and answer.later["tokens"]  # the tokens wait for the later write
-    assert answers.write_later(answer) and _row(store, answer).meta["tokens"] == answer.final["tokens"]
+    assert "tokens" not in row.meta and "tokens" not in answer.final  # not even made at the end
+    later = answers.later_meta(answer)  # made now, from the run's tokens
+    assert answer.run is not None and later["tokens"] == [t.to_json() for t in answer.run.generation.tokens[:1024]]
+    assert answers.write_later(answer) and _row(store, answer).meta == later
 
 
 def test_a_busy_history_never_stops_an_answer_and_the_ledger_says_so(store: HistoryStore, db_path: Path,

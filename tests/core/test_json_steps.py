@@ -29,7 +29,7 @@ def _encoded(items: list[dict[str, object]], size: int) -> tuple[Encoded, int]:
 
 
 def test_a_list_encoded_in_steps_is_the_text_of_one_encoding() -> None:
-    for n, size, count in [(0, 4, 1), (1, 4, 1), (8, 4, 2), (9, 4, 3), (1024, 256, 4)]:
+    for n, size, count in [(0, 4, 1), (1, 4, 2), (8, 4, 3), (9, 4, 4), (1024, 256, 5)]:
         items = _tokens(n)
         done, steps = _encoded(items, size)
         assert steps == count and done.text == dumps(items) and json.loads(done.text) == items
