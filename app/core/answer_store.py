@@ -261,12 +261,15 @@ class AnswerStore:
         elif isinstance(event, RunCancelled):
             self._end(answer, event.partial_text, "cancelled", None)
 
-    def save_partials(self) -> None:
-        """Write every streaming answer's unsaved text and reasoning now (a timer, a fork, the
-        close). Never raises: a busy history keeps them pending; any other failure is logged
-        and retried next time."""
+    def save_partials(self, *, due_only: bool = False) -> None:
+        """Write every streaming answer's unsaved text and reasoning now (a fork, the close;
+        ``due_only``: only those not saved for ``save_every_s``, for a timer beside the
+        stream's own saves). Never raises: a busy history keeps them pending; any other
+        failure is logged and retried next time."""
+        now = self._clock()
         for answer in list(self._answers.values()):
-            self._save_partial(answer)
+            if not due_only or now - answer.saved_at >= self.save_every_s:
+                self._save_partial(answer)
 
     def interrupt(self, run_id: str, error: str | None) -> StoredAnswer | None:
         """End the answer of ``run_id`` now with its text so far, as failed with ``error``

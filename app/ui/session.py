@@ -1,7 +1,8 @@
 """The main window's open conversation: turns the backend's run events into transcript cards,
 over the conversation's message tree. The answers are written by the core's
 :class:`~app.core.answer_store.AnswerStore` (the same as the CLI's): the partial answer is
-saved while it streams (at most every ~0.3 s), so a crash or a cut connection loses nothing.
+saved while it streams (every ~0.3 s, by its stream or, when that stalls, a timer), so a
+crash or a cut connection loses nothing.
 
 With probabilities asked for (:attr:`ChatSession.lens_k`), each answer's tokens are kept
 with it (meta ``tokens``); :meth:`ChatSession.branch_from_token` makes a sibling answer that
@@ -366,22 +367,26 @@ class ChatSession(QObject, SessionLens, SessionTools):
 
     _on_backend_run_delta = _on_backend_run_event  # the streamed pieces: RunText, RunReasoning
 
-    def save_partials(self, *, tokens_now: bool = True) -> None:
-        """Write the partial answers to history (and, with ``tokens_now``, the tokens of ended
-        answers still waiting for their steps). Never raises: a busy history keeps them
+    def save_partials(self) -> None:
+        """Write the partial answers to history now, and the tokens of ended answers still
+        waiting for their steps (a fork, the close). Never raises: a busy history keeps them
         pending, any other failure is logged and retried next time."""
-        if tokens_now:
-            try:
-                self.lens_writer.flush()
-            except Exception:  # the probabilities are written again with the next flush
-                log.warning("could not save the probabilities now", exc_info=True)
-        self.answers.save_partials()
+        try:
+            self.lens_writer.flush()
+        except Exception:  # the probabilities are written again with the next flush
+            log.warning("could not save the probabilities now", exc_info=True)
+        self._save_partials(due_only=False)
+
+    def _save_partials(self, *, due_only: bool) -> None:
+        self.answers.save_partials(due_only=due_only)
         if not self.answers.answers():
             self._save_timer.stop()
         self._watch_pending()
 
     def _on_save_timer(self) -> None:
-        self.save_partials(tokens_now=False)  # ended answers' tokens are written in their own short steps
+        # only answers not saved within the interval (their stream saves them as it goes: a
+        # stalled one is saved here); ended answers' tokens are written in their own short steps
+        self._save_partials(due_only=True)
 
     def _watch_pending(self) -> None:
         """Saving waits for a busy history: say so once and retry every second."""

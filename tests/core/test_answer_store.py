@@ -111,8 +111,15 @@ def test_the_partial_answer_is_saved_while_it_streams_at_most_every_interval(sto
     row = _row(store, answer)
     assert row.content == "Hello there" and row.meta["reasoning"] == "hmm" and row.status == "streaming"
     run.generation.parts.append("!")
-    answers.save_partials()  # the timer's tail save: whatever is unsaved, now
+    answers.save_partials(due_only=True)  # a timer beside the stream: saved just now by it, so not again
+    assert _row(store, answer).content == "Hello there"
+    clock.now += 0.31
+    answers.save_partials(due_only=True)  # the stream stalled for the interval: the timer saves
     assert _row(store, answer).content == "Hello there!"
+    run.generation.parts.append("?")
+    answers.save_partials()  # a fork, the close: whatever is unsaved, now
+    assert _row(store, answer).content == "Hello there!?"
+    run.generation.parts.pop()
     answers.on_event(RunFailed("r1", StreamInterrupted("The connection was cut."), "Hello there!"))
     row = _row(store, answer)
     assert (row.content, row.status) == ("Hello there!", "error") and "connection was cut" in (row.error or "")
