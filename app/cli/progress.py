@@ -18,7 +18,7 @@ from app.core.events import Progress
 
 if TYPE_CHECKING:
     from app.core.engine import GenerationResult
-    from app.core.run_events import LiveFigures
+    from app.core.live_figures import LiveFigures
 
 DIM, RESET, ERASE = "\x1b[2m", "\x1b[0m", "\x1b[K"
 BAR_WIDTH = 24

@@ -37,18 +37,11 @@ from app.core.exchange import (
     start_answer,
 )
 from app.core.lens import stored_tokens, tokens_to_json
-from app.core.run_events import (
-    RunCancelled,
-    RunEvent,
-    RunFailed,
-    RunFinished,
-    RunReasoning,
-    RunText,
-)
 
 if TYPE_CHECKING:
     from app.core.events import TokenLogprob
     from app.core.history import HistoryStore, MessageStatus, StoredMessage
+    from app.core.run_events import RunEvent
     from app.core.runs import Run
     from app.core.tools import ToolCall, ToolResult
     from app.core.types import GenerationParams, GenerationRequest
@@ -249,6 +242,8 @@ class AnswerStore:
         answer = self._answers.get(event.run_id)
         if answer is None:
             return
+        from app.core.run_events import RunCancelled, RunFailed, RunFinished, RunReasoning, RunText
+
         if isinstance(event, RunText | RunReasoning):
             if self._clock() - answer.saved_at >= self.save_every_s:
                 self._save_partial(answer)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from app.core import endpoint_status
 from app.core.endpoint_status import EndpointState
@@ -17,11 +17,13 @@ from app.core.paths import AppPaths
 from app.core.pricing import PriceTable
 from app.core.provider import EndpointProvider, ProviderContext, ProviderRegistry, as_endpoints
 from app.core.registry import endpoint_provider_id, provider_ids
-from app.core.runs import RunScheduler
 from app.core.secrets import SecretStore
 from app.core.settings import Settings, SettingsStore
 from app.core.types import ModelInfo, ModelRef
 from app.core.usage import UsageLedger
+
+if TYPE_CHECKING:
+    from app.core.runs import RunScheduler
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +56,9 @@ class Services:
     ledger: UsageLedger
     history: HistoryStore
     engine: Engine
-    scheduler: RunScheduler
     probe_local_servers: bool = False
     """Look for the switched-off local servers when listing (the window does; scripts do not)."""
+    _scheduler: RunScheduler | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def create(cls, paths: AppPaths | None = None, *, secrets: SecretStore | None = None) -> Services:
@@ -73,9 +75,17 @@ class Services:
         except BaseException:  # e.g. StorageBusy: another instance holds the history; try again later
             ledger.close()
             raise
-        engine = Engine(registry, prices, ledger)
-        scheduler = RunScheduler(engine)
-        return cls(paths, store, settings, secrets, registry, prices, ledger, history, engine, scheduler)
+        return cls(paths, store, settings, secrets, registry, prices, ledger, history, Engine(registry, prices, ledger))
+
+    @property
+    def scheduler(self) -> RunScheduler:
+        """The run scheduler over :attr:`engine`, built on first use (its run events, ~14
+        dataclasses, are not needed before the window is usable)."""
+        if self._scheduler is None:
+            from app.core.runs import RunScheduler
+
+            self._scheduler = RunScheduler(self.engine)
+        return self._scheduler
 
     def openai(self) -> EndpointProvider:
         """The provider that serves the endpoints (``openai``: endpoint tests, model lists per endpoint)."""
@@ -191,7 +201,8 @@ class Services:
 
     async def aclose(self) -> None:
         """Stop every run, then close providers and databases."""
-        await self.scheduler.aclose()
+        if self._scheduler is not None:
+            await self._scheduler.aclose()
         await self.registry.aclose()
         self.ledger.close()
         self.history.close()

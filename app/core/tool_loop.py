@@ -54,7 +54,7 @@ from app.core.tool_events import (
     ToolStepStarted,
 )
 from app.core.tool_resolvers import DENIED, ResolverChain, ToolResolver
-from app.core.tools import ToolCall, validate_answer
+from app.core.tools import DEFAULT_MAX_STEPS, ToolCall, validate_answer
 from app.core.types import ChatMessage, GenerationRequest
 
 if TYPE_CHECKING:
@@ -64,7 +64,6 @@ if TYPE_CHECKING:
     from app.core.run_events import RunEvent
     from app.core.runs import RunScheduler
 
-DEFAULT_MAX_STEPS = 8
 LoopListener = Callable[["RunEvent | LoopEvent"], None]
 ENDED_EARLY = ("tool_calls", "max_tool_steps", "tool_error")
 """The loop's own finish reasons: it stopped before the model's final answer."""

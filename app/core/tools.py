@@ -23,6 +23,8 @@ ToolChoice = Literal["auto", "none", "required"] | str
 TOOL_CHOICES: tuple[str, ...] = ("auto", "none", "required")
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 MAX_NAME = 64
+DEFAULT_MAX_STEPS = 8
+"""A tool loop's step limit unless asked otherwise (:class:`~app.core.tool_loop.ToolLoop`)."""
 
 
 @dataclass(frozen=True, slots=True)

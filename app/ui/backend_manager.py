@@ -32,22 +32,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from app.core.engine import GenerationResult
 from app.core.errors import AppError, redact
 from app.core.figures import MessageFigures
-from app.core.run_events import (
-    RunCancelled,
-    RunEvent,
-    RunFailed,
-    RunFinished,
-    RunProgress,
-    RunReasoning,
-    RunText,
-)
-from app.core.runs import Run, RunListener
 from app.core.selection import ModelSelection, SelectionHooks
 from app.core.services import Services
 from app.core.types import (
@@ -57,6 +48,10 @@ from app.core.types import (
     GenerationParams,
     GenerationRequest,
 )
+
+if TYPE_CHECKING:  # the runs' modules load with the first run (~14 dataclasses not needed at start)
+    from app.core.run_events import RunCancelled, RunEvent, RunFailed, RunFinished
+    from app.core.runs import Run, RunListener, RunScheduler
 
 log = logging.getLogger(__name__)
 ENDED_KEPT = 32
@@ -83,7 +78,6 @@ class BackendManager(QObject):
     def __init__(self, services: Services, parent: QObject | None = None, *, model_id: str | None = None) -> None:
         super().__init__(parent)
         self.services = services
-        self.scheduler = services.scheduler
         hooks = SelectionHooks(self.model_changed.emit, self.model_loading.emit, self.model_loaded.emit,
                                self.model_load_failed.emit, self.adapters_changed.emit, self.adapter_failed.emit,
                                self.error_occurred.emit)  # fmt: skip
@@ -95,6 +89,11 @@ class BackendManager(QObject):
         self._listeners: dict[str, RunListener] = {}
         self._held: set[asyncio.Task[object]] = set()
         """Tool loops under way: busy between their steps too (see :meth:`hold`)."""
+
+    @property
+    def scheduler(self) -> RunScheduler:
+        """The services' run scheduler (built on the first run)."""
+        return self.services.scheduler
 
     # -- tasks ---------------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[object, None, object]) -> asyncio.Task[object]:
@@ -269,6 +268,8 @@ class BackendManager(QObject):
             run.cancel()
 
     def _on_run_event(self, event: RunEvent) -> None:
+        from app.core.run_events import RunCancelled, RunFailed, RunFinished
+
         try:
             self._dispatch(event)
         finally:
@@ -279,6 +280,15 @@ class BackendManager(QObject):
                 listener(event)
 
     def _dispatch(self, event: RunEvent) -> None:
+        from app.core.run_events import (
+            RunCancelled,
+            RunFailed,
+            RunFinished,
+            RunProgress,
+            RunReasoning,
+            RunText,
+        )
+
         rid = event.run_id
         if isinstance(event, RunText):  # the hot path: one event per streamed token
             if rid in self._loading_runs:
@@ -308,6 +318,8 @@ class BackendManager(QObject):
         return self._ended_figures.get(run_id)
 
     def _ended(self, event: RunFinished | RunFailed | RunCancelled) -> None:
+        from app.core.run_events import RunFailed, RunFinished
+
         rid = event.run_id
         run = self._runs.get(rid)
         figures = run.generation.figures() if run is not None else None

@@ -27,9 +27,10 @@ if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
 
 HEAVY_MODULES = ("torch", "transformers", "peft", "openai", "httpx", "tiktoken", "jinja2", "pygments", "pydantic",
-                 "PySide6.QtCharts", "keyring")
+                 "PySide6.QtCharts", "keyring", "app.core.run_events", "app.core.tool_loop")
 """Loaded on first use, never before the window is usable (tests/ui/test_launch.py checks);
-keyring only on a first start, to choose the automatic model (later starts reopen the last)."""
+keyring only on a first start, to choose the automatic model (later starts reopen the last);
+the run events and the tool loop (~30 dataclasses) with the first send."""
 PROBE_ENV = "LLM_PLAYGROUND_STARTUP_PROBE"
 DEMO_TURNS = (
     ("What can this playground do?",

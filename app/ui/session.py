@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -44,24 +45,16 @@ from app.core.exchange import (
     title_for,
 )
 from app.core.history import Conversation, ConversationTree, StoredMessage
-from app.core.run_events import (
-    RunCancelled,
-    RunEvent,
-    RunFailed,
-    RunFinished,
-    RunNotice,
-    RunReasoning,
-    RunStats,
-    RunText,
-)
-from app.core.runs import new_run_id
-from app.core.tool_loop import ToolLoop
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
 from app.ui.session_lens import LensWriter, SessionLens
 from app.ui.session_tools import SessionTools, ToolSource
 from app.ui.widgets.transcript import TranscriptView
 from app.ui.wiring import connect_slots
+
+if TYPE_CHECKING:  # the runs' and the tool loop's modules load with the first send
+    from app.core.run_events import RunEvent
+    from app.core.tool_loop import ToolLoop
 
 log = logging.getLogger(__name__)
 SAVE_INTERVAL_MS = 300
@@ -259,6 +252,8 @@ class ChatSession(QObject, SessionLens, SessionTools):
         title = f"{request.model}" + (f"  +  LoRA {adapter}" if adapter else "")
         self.transcript.start_stream(key, title=title, message_id=answer.message_id,
                                      branch=self.tree.position(answer.message_id))
+        from app.core.runs import new_run_id
+
         loop_id = new_run_id()
         try:
             run_id = self.backend.generate(request, conversation_id=cid, message_id=answer.message_id,
@@ -340,6 +335,16 @@ class ChatSession(QObject, SessionLens, SessionTools):
 
     # -- streaming ------------------------------------------------------------------------------
     def _on_backend_run_event(self, event: RunEvent) -> None:
+        from app.core.run_events import (
+            RunCancelled,
+            RunFailed,
+            RunFinished,
+            RunNotice,
+            RunReasoning,
+            RunStats,
+            RunText,
+        )
+
         answer = self.answers.get(event.run_id)
         if answer is None:  # not an answer of this session (e.g. a comparison)
             return
@@ -408,6 +413,8 @@ class ChatSession(QObject, SessionLens, SessionTools):
 
     def _ended(self, answer: StoredAnswer, event: RunEvent) -> None:
         """The answer's card ends as the store saved it; the tree is read again."""
+        from app.core.run_events import RunFailed
+
         key, status = _key(answer.message_id), answer.status
         try:
             if answer.waited or self.history.pending:
@@ -431,6 +438,8 @@ class ChatSession(QObject, SessionLens, SessionTools):
         """After an unexpected error: end any answer the backend is no longer running."""
         if self.backend.is_busy():
             return
+        from app.core.run_events import RunFailed
+
         message = "Interrupted by an internal error (see the log)."
         for answer in self.answers.answers():
             try:

@@ -23,10 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from app.core.errors import AppError
 from app.core.exchange import stored_calls
-from app.core.tool_events import ToolCallsMade, ToolLoopFinished, ToolResultReady, ToolStepStarted
-from app.core.tool_loop import DEFAULT_MAX_STEPS, ToolLoop
-from app.core.tool_resolvers import ApproveHook, McpTools, ResolverChain
-from app.core.tool_setup import SETUP_KEY
+from app.core.tools import DEFAULT_MAX_STEPS
 
 if TYPE_CHECKING:
     from PySide6.QtCore import SignalInstance
@@ -36,6 +33,8 @@ if TYPE_CHECKING:
     from app.core.run_events import RunEvent
     from app.core.runs import Run, RunListener
     from app.core.tool_events import LoopResult
+    from app.core.tool_loop import ToolLoop
+    from app.core.tool_resolvers import ApproveHook, McpTools
     from app.core.tools import ResponseSchema, ToolSpec
     from app.core.types import GenerationParams, GenerationRequest
     from app.ui.backend_manager import BackendManager
@@ -139,6 +138,10 @@ class SessionTools:
     def _start_loop(self, config: ToolRunConfig, request: GenerationRequest, answer: StoredAnswer, run: Run,
                     loop_id: str) -> None:  # fmt: skip
         """Run the loop whose first step is ``run`` (the answer's)."""
+        # the loop, its events and resolvers load with the first send
+        from app.core.tool_loop import ToolLoop
+        from app.core.tool_resolvers import ResolverChain
+
         resolver = ResolverChain.standard(config.stubs, config.servers, config.approve)
         loop = ToolLoop(BackendSteps(self.backend, run), resolver, max_steps=config.max_steps, loop_id=loop_id,  # type: ignore[arg-type]
                         on_event=self._on_loop_event, store=self.answers if config.active else None,
@@ -164,6 +167,8 @@ class SessionTools:
         """Keep the Tools panel's content with the conversation's parameters (for a reopen)."""
         if tools.setup is None:
             return
+        from app.core.tool_setup import SETUP_KEY
+
         try:
             self.answers.history.update_conversation(cid, params={**params.to_dict(), SETUP_KEY: tools.setup})
         except Exception:  # a convenience: the answer goes on
@@ -174,6 +179,13 @@ class SessionTools:
         return next((lp for lp in self.loops.values() if lp.loop_id == loop_id), None)
 
     def _on_loop_event(self, event: RunEvent | object) -> None:
+        from app.core.tool_events import (
+            ToolCallsMade,
+            ToolLoopFinished,
+            ToolResultReady,
+            ToolStepStarted,
+        )
+
         loop = self._loop(getattr(event, "loop_id", ""))
         if loop is None or loop.answer is None:
             return

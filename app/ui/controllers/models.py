@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Signal
 
 from app.core.eta import format_eta
-from app.core.run_events import RunEvent, RunFailed, RunNotice, RunRetrying
 from app.ui.controllers.base import SessionController
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QProgressBar, QWidget
 
     from app.core.events import Progress
+    from app.core.run_events import RunEvent
     from app.core.services import Services
     from app.ui.backend_manager import BackendManager
     from app.ui.session import ChatSession
@@ -125,6 +125,8 @@ class ModelController(SessionController):
 
     def _on_backend_run_event(self, event: RunEvent) -> None:
         """A run's retry countdown (about once a second), notice or failure, in the status bar."""
+        from app.core.run_events import RunFailed, RunNotice, RunRetrying
+
         if isinstance(event, RunRetrying):  # a failed request is tried again
             self.say(event.message + "…")
         elif isinstance(event, RunNotice):

@@ -17,18 +17,14 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QGridLayout,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QSizePolicy,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from app.core.figures import plural
-from app.core.run_events import LiveFigures
-from app.core.usage import UsageTotals
+from app.core.live_figures import LiveFigures
 
 if TYPE_CHECKING:
     from app.core.run_events import RunCancelled, RunFailed, RunFinished, RunStarted, RunStats
@@ -44,19 +40,18 @@ from app.ui.widgets.common import (
     format_rate,
     format_seconds,
     format_tokens,
-    selectable_label,
     to_decimal,
     tone,
 )
 from app.ui.widgets.dashboard_chart import CHART_REQUESTS, ChartTab  # noqa: F401  (re-exported)
+from app.ui.widgets.dashboard_totals import TotalsTab
+from app.ui.widgets.dashboard_totals import table_item as _item
 from app.ui.widgets.fitted_table import FittedTable
 from app.ui.wiring import RunEventSlots, connect_slots
 
 MESSAGE_COLUMNS = ("Time", "Model", "Prompt", "Completion", "Cost", "Speed", "TTFT", "Adapter", "Finish")
 MESSAGE_PRIORITY = ("Prompt", "Completion", "Cost", "Speed", "Time", "TTFT", "Finish", "Adapter")
 """The order in which columns stay as the dock narrows (Model always stays, elided)."""
-MODEL_COLUMNS = ("Model", "Requests", "Prompt", "Completion", "Cost", "Avg speed")
-MODEL_PRIORITY = ("Cost", "Requests", "Prompt", "Completion", "Avg speed")
 RECENT_LIMIT = 200
 
 
@@ -67,42 +62,6 @@ def choose_csv_path(parent: QWidget | None) -> str | None:
     name = f"llm-usage-{dt.date.today().isoformat()}.csv"
     path, _ = QFileDialog.getSaveFileName(parent, "Export usage as CSV", name, "CSV files (*.csv)")
     return path or None
-
-
-def _today_start() -> float:
-    now = dt.datetime.now()
-    return dt.datetime(now.year, now.month, now.day).timestamp()
-
-
-def _summary(totals: UsageTotals) -> str:
-    """'3 requests · 1,234 tokens · $0.0012' for a UsageTotals."""
-    n = int(totals.requests)
-    if n == 0:
-        return "No requests yet"
-    tokens = int(totals.prompt_tokens) + int(totals.completion_tokens)
-    approx = totals.estimated_requests > 0
-    cost = format_cost(totals.cost_usd)
-    unpriced = totals.unknown_cost_requests
-    if unpriced:
-        cost = f"{cost} + {unpriced} unpriced" if totals.cost_usd else f"{unpriced} unpriced"
-    parts = [
-        f"{n:,} request{'s' if n != 1 else ''}",
-        f"{format_tokens(tokens, estimated=approx)} {plural(tokens, 'token', with_count=False)}",
-        cost,
-    ]
-    if totals.avg_tokens_per_s:
-        parts.append(f"avg {format_rate(totals.avg_tokens_per_s)}")
-    return " \u00b7 ".join(parts)
-
-
-def _item(text: str, *, align_right: bool = False, tooltip: str = "") -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-    if align_right:
-        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-    if tooltip:
-        item.setToolTip(tooltip)
-    return item
 
 
 MIN_WIDTH = 240
@@ -120,7 +79,6 @@ class DashboardDock(QDockWidget, RunEventSlots):
         self._live_gen: str | None = None
         self._live = LiveFigures()
         self._live_provider: str | None = None
-        self._totals: dict[str, str] = {"conversation": DASH, "today": DASH, "all_time": DASH}
         self._all = True
         """No conversation opened yet: the tables list every recent request."""
         self._warned = len(getattr(self._ledger, "warnings", []) or [])
@@ -152,7 +110,8 @@ class DashboardDock(QDockWidget, RunEventSlots):
         self._tabs.setDocumentMode(True)
         self._messages = FittedTable(MESSAGE_COLUMNS, stretch="Model", priority=MESSAGE_PRIORITY)
         self._tabs.addTab(self._messages, "Messages")
-        self._tabs.addTab(self._build_totals_tab(), "Totals")
+        self._totals_tab = TotalsTab(self._ledger)  # made and read when first shown
+        self._tabs.addTab(self._totals_tab, "Totals")
         self._chart_tab = ChartTab(self._ledger)
         self._tabs.addTab(self._chart_tab, "Chart")
         self._tabs.currentChanged.connect(self._on_tab_changed)
@@ -172,31 +131,6 @@ class DashboardDock(QDockWidget, RunEventSlots):
         connect_slots(backend, self, "_on_backend_")
         backend.ledger_changed.connect(self.refresh)
         self.refresh()
-
-    def _build_totals_tab(self) -> QWidget:
-        tab = QWidget()
-        layout = QVBoxLayout(tab)
-        layout.setContentsMargins(0, 6, 0, 0)
-        form = QGridLayout()
-        form.setHorizontalSpacing(12)
-        self._totals_labels: dict[str, QLabel] = {}
-        for row, (key, caption) in enumerate(
-            (("conversation", "This conversation"), ("today", "Today"), ("all_time", "All time"))
-        ):
-            head = QLabel(caption)
-            head.setStyleSheet("font-weight: 600;")
-            value = selectable_label(DASH)
-            form.addWidget(head, row, 0, Qt.AlignmentFlag.AlignTop)
-            form.addWidget(value, row, 1)
-            self._totals_labels[key] = value
-        form.setColumnStretch(1, 1)
-        layout.addLayout(form)
-        per_model = QLabel("Per model (all time)")
-        per_model.setStyleSheet("font-weight: 600; margin-top: 6px;")
-        layout.addWidget(per_model)
-        self._models = FittedTable(MODEL_COLUMNS, stretch="Model", priority=MODEL_PRIORITY)
-        layout.addWidget(self._models, 1)
-        return tab
 
     # public API
     def set_conversation(self, conversation_id: str | None) -> None:
@@ -232,7 +166,8 @@ class DashboardDock(QDockWidget, RunEventSlots):
 
     def models_table(self) -> FittedTable:
         """The per-model totals table."""
-        return self._models
+        self._totals_up_to_date()
+        return self._totals_tab.table()
 
     def status_text(self) -> str:
         """The line above the tiles (Idle, Streaming, Done in ...)."""
@@ -253,11 +188,12 @@ class DashboardDock(QDockWidget, RunEventSlots):
 
     def totals_text(self) -> dict[str, str]:
         """The totals lines shown: keys conversation, today, all_time."""
-        return dict(self._totals)
+        self._totals_up_to_date()
+        return self._totals_tab.totals()
 
     def model_rows(self) -> int:
         """Rows in the per-model totals table."""
-        return self._models.rowCount()
+        return self.models_table().rowCount()
 
     def chart_points(self) -> int:
         """Data points in the chart (0 until the chart tab was shown)."""
@@ -271,7 +207,10 @@ class DashboardDock(QDockWidget, RunEventSlots):
         """Re-read the table, totals and (if visible) the chart from the ledger."""
         try:
             self._refresh_messages()
-            self._refresh_totals()
+            self._totals_tab.conversation_id = self._conversation_id
+            self._totals_tab.dirty = True
+            if self._tabs.currentWidget() is self._totals_tab:
+                self._totals_tab.refresh()
             self._show_ledger_warnings()
             self._chart_tab.dirty = True
             if self._tabs.currentWidget() is self._chart_tab:
@@ -419,33 +358,17 @@ class DashboardDock(QDockWidget, RunEventSlots):
         table.fit()
         table.setUpdatesEnabled(True)
 
-    def _refresh_totals(self) -> None:
-        ledger = self._ledger
-        conv = ledger.totals(conversation_id=self._conversation_id) if self._conversation_id else None
-        self._totals = {
-            "conversation": _summary(conv) if conv is not None else "No conversation selected",
-            "today": _summary(ledger.totals(since=_today_start())),
-            "all_time": _summary(ledger.totals()),
-        }
-        for key, label in self._totals_labels.items():
-            label.setText(self._totals[key])
-        by_model = list(ledger.totals_by_model().items())  # most expensive first
-        table = self._models
-        table.setRowCount(len(by_model))
-        for row, (model, tot) in enumerate(by_model):
-            approx = tot.estimated_requests > 0
-            cells = [
-                _item(model),
-                _item(f"{tot.requests:,}", align_right=True),
-                _item(format_tokens(tot.prompt_tokens, estimated=approx), align_right=True),
-                _item(format_tokens(tot.completion_tokens, estimated=approx), align_right=True),
-                _item(format_cost(tot.cost_usd) if not tot.unknown_cost_requests else DASH, align_right=True),
-                _item(format_rate(tot.avg_tokens_per_s), align_right=True),
-            ]
-            table.set_row(row, dict(zip(MODEL_COLUMNS, cells, strict=True)))
-        table.fit()
-
     # chart
+    def _totals_up_to_date(self) -> None:
+        """Read the totals now if the ledger changed since (the tab is read when shown)."""
+        if self._totals_tab.dirty:
+            try:
+                self._totals_tab.refresh()
+            except Exception as exc:  # a broken ledger must not break the window
+                self._notice.show_message(f"Could not read the usage ledger: {error_text(exc)}")
+
     def _on_tab_changed(self, index: int) -> None:
+        if self._tabs.widget(index) is self._totals_tab:
+            self._totals_up_to_date()
         if self._tabs.widget(index) is self._chart_tab and self._chart_tab.dirty:
             self._chart_tab.refresh()

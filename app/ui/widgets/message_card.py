@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from app.core.events import TokenLogprob
 from app.core.figures import MessageFigures
 from app.core.lens import tokens_from_meta
-from app.core.run_events import LiveFigures
+from app.core.live_figures import LiveFigures
 from app.ui.widgets.branch_switcher import BranchSwitcher
 from app.ui.widgets.card_lens import AnswerLens
 from app.ui.widgets.card_parts import MessageBody, ThinkingSection, card_button

@@ -15,7 +15,7 @@ from app.core.services import Services
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
 from app.ui.widgets import dashboard as dashboard_mod
-from app.ui.widgets.common import format_cost
+from app.ui.widgets.common import MessageLabel, format_cost
 from app.ui.widgets.dashboard import DashboardDock
 from tests.conftest import wait_run_event, wait_signal
 
@@ -267,3 +267,55 @@ def test_the_chart_reads_whole_in_a_narrow_dock(qtbot: Any, services: Services) 
             assert not axis.labelsVisible()  # 20 numbers would be elided to "..."
             title = QFontMetrics(axis.titleFont()).horizontalAdvance(axis.titleText())
             assert 0 < title <= chart.plotArea().width(), (axis.titleText(), chart.plotArea().width())
+
+
+def test_the_totals_tab_is_made_and_read_when_first_shown(qtbot: Any, services: Services) -> None:
+    import time
+
+    from PySide6.QtWidgets import QTabWidget
+
+    from app.core.types import GenerationRecord
+    from app.ui.widgets.fitted_table import FittedTable
+
+    def record(model: str) -> None:
+        services.ledger.record(GenerationRecord(
+            started_at=time.time(), provider="openai", model=model, endpoint="OpenAI", adapter=None,
+            prompt_tokens=10, completion_tokens=5, cached_prompt_tokens=0, estimated=False, cost_usd="0.001",
+            ttft_s=0.2, duration_s=1.0, tokens_per_s=5.0, finish_reason="stop",
+        ))
+        backend.ledger_changed.emit()
+
+    backend = _backend(services, "mock:echo")
+    dock = DashboardDock(backend)
+    qtbot.addWidget(dock)
+    tabs = dock.findChild(QTabWidget)
+    assert len(dock.findChildren(FittedTable)) == 1  # only the Messages table at start
+    record("gpt-4o-mini")
+    assert len(dock.findChildren(FittedTable)) == 1  # a hidden Totals tab is not read on each change
+    tabs.setCurrentIndex(tabs.indexOf(dock.findChild(dashboard_mod.TotalsTab)))
+    assert len(dock.findChildren(FittedTable)) == 2
+    table = dock.models_table()
+    assert table.rowCount() == 1 and table.item(0, 0).text() == "openai:gpt-4o-mini"
+    record("gpt-4o")  # shown: read again at once
+    assert table.rowCount() == 2
+    assert dock.totals_text()["all_time"].startswith("2 requests")
+
+
+def test_a_broken_ledger_says_so_when_the_totals_are_shown(qtbot: Any, services: Services,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QTabWidget
+
+    from app.core.errors import StorageError
+
+    dock = DashboardDock(_backend(services, "mock:echo"))
+    qtbot.addWidget(dock)
+
+    def broken(**_kw: object) -> None:
+        raise StorageError("The usage ledger cannot be read.")
+
+    monkeypatch.setattr(services.ledger, "totals", broken)
+    tabs = dock.findChild(QTabWidget)
+    tabs.setCurrentIndex(tabs.indexOf(dock.findChild(dashboard_mod.TotalsTab)))
+    notice = dock.findChild(MessageLabel)
+    assert "Could not read the usage ledger" in notice.text() and "cannot be read" in notice.text()
+    assert dock.message_rows() == 0  # the window goes on
