@@ -36,6 +36,7 @@ from app.core.exchange import (
     remember_state,
     start_answer,
 )
+from app.core.lazy_events import run_events
 from app.core.lens import stored_tokens, tokens_to_json
 
 if TYPE_CHECKING:
@@ -242,18 +243,17 @@ class AnswerStore:
         answer = self._answers.get(event.run_id)
         if answer is None:
             return
-        from app.core.run_events import RunCancelled, RunFailed, RunFinished, RunReasoning, RunText
-
-        if isinstance(event, RunText | RunReasoning):
+        ev = run_events()  # not an import per token (see app.core.lazy_events)
+        if isinstance(event, ev.RunText | ev.RunReasoning):
             if self._clock() - answer.saved_at >= self.save_every_s:
                 self._save_partial(answer)
-        elif isinstance(event, RunFinished):
+        elif isinstance(event, ev.RunFinished):
             result = event.result
             self._end(answer, result.text, "complete", None,
                       final_meta(answer.meta, result, with_tokens=not self.lens_later), result.tokens)
-        elif isinstance(event, RunFailed):
+        elif isinstance(event, ev.RunFailed):
             self._end(answer, event.partial_text, "error", event.message)
-        elif isinstance(event, RunCancelled):
+        elif isinstance(event, ev.RunCancelled):
             self._end(answer, event.partial_text, "cancelled", None)
 
     def save_partials(self, *, due_only: bool = False) -> None:

@@ -45,6 +45,7 @@ from app.core.exchange import (
     title_for,
 )
 from app.core.history import Conversation, ConversationTree, StoredMessage
+from app.core.lazy_events import run_events
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
 from app.ui.session_lens import LensWriter, SessionLens
@@ -335,39 +336,30 @@ class ChatSession(QObject, SessionLens, SessionTools):
 
     # -- streaming ------------------------------------------------------------------------------
     def _on_backend_run_event(self, event: RunEvent) -> None:
-        from app.core.run_events import (
-            RunCancelled,
-            RunFailed,
-            RunFinished,
-            RunNotice,
-            RunReasoning,
-            RunStats,
-            RunText,
-        )
-
+        ev = run_events()  # not an import per token (see app.core.lazy_events)
         answer = self.answers.get(event.run_id)
         if answer is None:  # not an answer of this session (e.g. a comparison)
             return
-        ended = isinstance(event, RunFinished | RunFailed | RunCancelled)
+        ended = isinstance(event, ev.RunFinished | ev.RunFailed | ev.RunCancelled)
         try:
             self.answers.on_event(event)  # the history first: the card shows what is stored
         finally:
             if ended:
                 self._ended(answer, event)
         key = _key(answer.message_id)
-        if isinstance(event, RunText):
+        if isinstance(event, ev.RunText):
             self.transcript.append(key, event.text)
             if event.tokens:
                 self.transcript.attach_tokens(key, event.tokens)
             elif answer.prefix_tokens and answer.run is not None and len(answer.run.generation.parts) == 1:
                 self.transcript.attach_tokens(key, answer.prefix_tokens)  # the given start
-        elif isinstance(event, RunReasoning):
+        elif isinstance(event, ev.RunReasoning):
             self.transcript.append_reasoning(key, event.text)
-        elif isinstance(event, RunStats):
+        elif isinstance(event, ev.RunStats):
             card = self.transcript.card(key)
             if card is not None and card.streaming:
                 card.set_live(event.figures)
-        elif isinstance(event, RunNotice):
+        elif isinstance(event, ev.RunNotice):
             self.transcript.show_note(key, event.message)
 
     _on_backend_run_delta = _on_backend_run_event  # the streamed pieces: RunText, RunReasoning
