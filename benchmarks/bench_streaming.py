@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,7 +73,8 @@ class LagProbe:
         return p(0.50), p(0.99), lags[-1]
 
 
-async def run_window(n: int, probe: LagProbe, lens: bool = False) -> tuple[float, float, float, float]:
+async def run_window(n: int, probe: LagProbe, lens: bool = False,
+                     collector: Any = None) -> tuple[float, float, float, float]:
     from app.core.run_events import RunText
     from app.core.secrets import MemoryKeyring, SecretStore
     from app.core.services import Services
@@ -82,6 +84,8 @@ async def run_window(n: int, probe: LagProbe, lens: bool = False) -> tuple[float
     services = Services.create(secrets=SecretStore(backend=MemoryKeyring()))
     backend = BackendManager(services, model_id=f"mock:tokens?n={n}")
     win = MainWindow(services, backend=backend, restore=False)
+    if collector is not None:
+        collector.busy = backend.is_busy  # as launch.py wires it
     win.resize(1360, 860)
     win.show()
     win.probabilities_action.setChecked(lens)
@@ -198,9 +202,9 @@ def main() -> int:
             b_runs, w_runs, l_runs = [], [], []
             for _ in range(args.repeat):
                 b_runs.append(await run_baseline(n, probe))
-                w_runs.append(await run_window(n, probe))
+                w_runs.append(await run_window(n, probe, collector=collector))
                 if args.logprobs:
-                    l_runs.append(await run_window(n, probe, lens=True))
+                    l_runs.append(await run_window(n, probe, lens=True, collector=collector))
             base[n], rows[n] = median(b_runs), median(w_runs)
             if l_runs:
                 lens_rows[n] = median(l_runs)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from app.core.errors import InvalidParams
@@ -31,10 +32,12 @@ from app.core.exchange import (
     final_meta,
     history_note,
     lens_meta,
+    prefix_start,
     remember_state,
     start_answer,
 )
-from app.core.lens import tokens_to_json
+from app.core.lazy_events import run_events
+from app.core.lens import stored_tokens, tokens_to_json
 
 if TYPE_CHECKING:
     from app.core.events import TokenLogprob
@@ -84,9 +87,12 @@ class StoredAnswer:
     status: MessageStatus = "streaming"
     error: str | None = None
     final: dict[str, Any] = field(default_factory=dict)
-    """The whole meta once the answer ended."""
+    """The whole meta once the answer ended (``lens_later``: without the ``tokens`` list)."""
     later: dict[str, Any] = field(default_factory=dict)
-    """The whole meta (with tokens) still to write (``lens_later``; empty: written)."""
+    """The whole meta (with tokens) still to write (``lens_later``; empty: written); its
+    ``tokens`` list is made on first need (:meth:`AnswerStore.later_meta`)."""
+    later_tokens: Callable[[], list[dict[str, Any]]] | None = None
+    """Makes :attr:`later`'s ``tokens`` (None: made, or none to make)."""
     waited: bool = False
     """Some write of this answer found the history busy and waited in its journal."""
     saved_at: float = 0.0
@@ -120,7 +126,8 @@ class AnswerStore:
     the ledger what happened (the CLI, which exits next; the window retries instead).
     ``lens_later``: the final write leaves out the tokens, kept in :attr:`StoredAnswer.later`
     for the caller to write a moment later (:meth:`write_later`; the window, to keep the end
-    of a long answer two short steps)."""
+    of a long answer a few short steps): their stored list is not even made at the end
+    (:meth:`later_meta` makes it)."""
 
     def __init__(self, history: HistoryStore, ledger: LedgerNotes | None = None, *,
                  save_every_s: float = SAVE_EVERY_S, settle: bool = False, lens_later: bool = False,
@@ -236,25 +243,28 @@ class AnswerStore:
         answer = self._answers.get(event.run_id)
         if answer is None:
             return
-        from app.core.run_events import RunCancelled, RunFailed, RunFinished, RunReasoning, RunText
-
-        if isinstance(event, RunText | RunReasoning):
+        ev = run_events()  # not an import per token (see app.core.lazy_events)
+        if isinstance(event, ev.RunText | ev.RunReasoning):
             if self._clock() - answer.saved_at >= self.save_every_s:
                 self._save_partial(answer)
-        elif isinstance(event, RunFinished):
+        elif isinstance(event, ev.RunFinished):
             result = event.result
-            self._end(answer, result.text, "complete", None, final_meta(answer.meta, result))
-        elif isinstance(event, RunFailed):
+            self._end(answer, result.text, "complete", None,
+                      final_meta(answer.meta, result, with_tokens=not self.lens_later), result.tokens)
+        elif isinstance(event, ev.RunFailed):
             self._end(answer, event.partial_text, "error", event.message)
-        elif isinstance(event, RunCancelled):
+        elif isinstance(event, ev.RunCancelled):
             self._end(answer, event.partial_text, "cancelled", None)
 
-    def save_partials(self) -> None:
-        """Write every streaming answer's unsaved text and reasoning now (a timer, a fork, the
-        close). Never raises: a busy history keeps them pending; any other failure is logged
-        and retried next time."""
+    def save_partials(self, *, due_only: bool = False) -> None:
+        """Write every streaming answer's unsaved text and reasoning now (a fork, the close;
+        ``due_only``: only those not saved for ``save_every_s``, for a timer beside the
+        stream's own saves). Never raises: a busy history keeps them pending; any other
+        failure is logged and retried next time."""
+        now = self._clock()
         for answer in list(self._answers.values()):
-            self._save_partial(answer)
+            if not due_only or now - answer.saved_at >= self.save_every_s:
+                self._save_partial(answer)
 
     def interrupt(self, run_id: str, error: str | None) -> StoredAnswer | None:
         """End the answer of ``run_id`` now with its text so far, as failed with ``error``
@@ -264,10 +274,18 @@ class AnswerStore:
             self._end(answer, answer.text, "error" if error else "cancelled", error)
         return answer
 
+    def later_meta(self, answer: StoredAnswer) -> dict[str, Any]:
+        """What the final write left for later (``lens_later``), its ``tokens`` made now if
+        they were not yet ({}: nothing left)."""
+        make, answer.later_tokens = answer.later_tokens, None
+        if make is not None and answer.later:
+            answer.later = {**answer.later, "tokens": make()}
+        return answer.later
+
     def write_later(self, answer: StoredAnswer) -> bool:
         """Write what the final write left for later (``lens_later``); False when it failed
         (logged: the answer itself is saved)."""
-        meta, answer.later = answer.later, {}
+        meta, answer.later = self.later_meta(answer), {}
         if not meta:
             return True
         try:
@@ -296,22 +314,28 @@ class AnswerStore:
         self._note_pending()
 
     def _end(self, answer: StoredAnswer, text: str, status: MessageStatus, error: str | None,
-             meta: Mapping[str, Any] | None = None) -> None:
-        """The answer's final write: ``meta`` of a finished answer, else what it had so far."""
+             meta: Mapping[str, Any] | None = None, tokens: Sequence[TokenLogprob] | None = None) -> None:
+        """The answer's final write: ``meta`` of a finished answer (made of ``tokens``), else what
+        it had so far."""
         if answer.run is not None:
             self._answers.pop(answer.run.id, None)
         base = answer.live_meta()
-        tokens = answer.run.generation.tokens if answer.run is not None else []
+        if tokens is None:
+            tokens = answer.run.generation.tokens if answer.run is not None else []
         if meta:
             full = {**base, **meta}
         else:  # stopped or failed: its tokens so far, and the figures the ledger recorded
-            full = lens_meta(base, tokens, answer.asked)
+            full = lens_meta(base, tokens, answer.asked, with_tokens=not self.lens_later)
             figures = answer.run.generation.figures() if answer.run is not None else None
             if figures is not None:
                 full.update(figures.to_meta())
         full.pop(PREFIX_TOKENS, None)
         answer.status, answer.error, answer.final = status, error, full
-        written, answer.later = split_lens(full) if self.lens_later else (full, {})
+        if self.lens_later and answer.asked:  # the tokens' list is made when they are written
+            written, answer.later = split_lens(full)[0], full
+            answer.later_tokens = partial(stored_tokens, prefix_start(base), tokens)
+        else:
+            written, answer.later = split_lens(full) if self.lens_later else (full, {})
         self.history.update_message(answer.message_id, content=text, status=status, error=error, meta=written)
         self._note_pending(answer)
         if answer.waited:

@@ -123,21 +123,31 @@ PREFIX_TOKENS = "prefix_tokens"
 ``tokens`` when it ends)."""
 
 
-def lens_meta(base: Mapping[str, Any], tokens: Sequence[TokenLogprob], asked: bool) -> dict[str, Any]:
+def prefix_start(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The stored tokens of a branched answer's given start (``meta[PREFIX_TOKENS]``; none: ``[]``)."""
+    start = meta.get(PREFIX_TOKENS)
+    return [d for d in start if isinstance(d, dict)] if isinstance(start, list) else []
+
+
+def lens_meta(base: Mapping[str, Any], tokens: Sequence[TokenLogprob], asked: bool, *,
+              with_tokens: bool = True) -> dict[str, Any]:
     """``base`` with the answer's tokens (its given start's, then the generated ones) as
     ``tokens``, only when probabilities were asked for (``asked``): the history stays small
-    otherwise (and they are cut at :data:`~app.core.lens.STORED_TOKENS_MAX`)."""
+    otherwise (and they are cut at :data:`~app.core.lens.STORED_TOKENS_MAX`). Without
+    ``with_tokens``, their figures only (the caller makes the list later)."""
     meta = dict(base)
-    start = meta.pop(PREFIX_TOKENS, None)
+    start = prefix_start(meta)
+    meta.pop(PREFIX_TOKENS, None)
     if asked:
-        meta.update(stored_lens([d for d in start if isinstance(d, dict)] if isinstance(start, list) else [], tokens))
+        meta.update(stored_lens(start, tokens, with_tokens=with_tokens))
     return meta
 
 
-def final_meta(base: Mapping[str, Any], result: GenerationResult) -> dict[str, Any]:
+def final_meta(base: Mapping[str, Any], result: GenerationResult, *, with_tokens: bool = True) -> dict[str, Any]:
     """An ended answer's meta: ``base``, its figures, a thinking model's reasoning, its tokens
-    with their probabilities (when they were asked for) and the provider's notes."""
-    meta = {**lens_meta(base, result.tokens, result.request.params.logprobs is not None),
+    with their probabilities (when they were asked for; see :func:`lens_meta`) and the
+    provider's notes."""
+    meta = {**lens_meta(base, result.tokens, result.request.params.logprobs is not None, with_tokens=with_tokens),
             **result.figures().to_meta()}  # fmt: skip
     if result.reasoning:
         meta["reasoning"] = result.reasoning

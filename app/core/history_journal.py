@@ -31,6 +31,7 @@ from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from app.core.json_steps import dumps
 from app.core.process_id import writer_alive
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,6 @@ _CONV_FIELDS = ("model", "system_prompt", "params", "endpoint", "adapters")
 _JSON_FIELDS = ("params", "adapters", "meta")
 
 
-def dumps(value: Any) -> str:
-    """A JSON column's text (None is ``{}``)."""
-    return json.dumps(value if value is not None else {}, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def journals(db_path: Path) -> list[Path]:

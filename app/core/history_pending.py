@@ -41,6 +41,7 @@ from app.core.history_types import (
     pending_message,
     with_record,
 )
+from app.core.json_steps import plain
 from app.core.sqlite_db import busy_error, error_kind
 from app.core.usage_store import OPEN_WAIT_S
 
@@ -128,6 +129,8 @@ class PendingWrites:
     def _resolved(self, rec: Record) -> Record:
         """``rec`` (a copy) naming the real ids of provisional ones already written."""
         rec = {**rec, "by": self._writer}
+        if isinstance(rec.get("meta"), dict):  # kept and shown as values (an Encoded is for the write)
+            rec["meta"] = plain(rec["meta"])
         for key in ("id", "parent_id", "leaf"):
             value = rec.get(key)
             if isinstance(value, int):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 
 from app.core.errors import AppError
 from app.core.events import TokenChoice, TokenLogprob
 from app.core.provider import LocalModelProvider
-from app.core.token_tape import logprobs_of
+from app.core.token_tape import TokenTape, logprobs_of
 from app.core.types import GenerationRequest
 
 MINUS = "\u2212"
@@ -88,9 +89,12 @@ def visible(text: str) -> str:
 
 
 # -- storing -----------------------------------------------------------------------------------
-def tokens_to_json(tokens: Iterable[TokenLogprob]) -> list[dict[str, object]]:
-    """Tokens as a message's meta keeps them (:meth:`TokenLogprob.to_json` each)."""
-    return [t.to_json() for t in tokens]
+def tokens_to_json(tokens: Iterable[TokenLogprob], stop: int | None = None) -> list[dict[str, object]]:
+    """The first ``stop`` tokens (default all) as a message's meta keeps them
+    (:meth:`TokenLogprob.to_json` each; a :class:`TokenTape` makes them from its columns)."""
+    if isinstance(tokens, TokenTape):
+        return tokens.to_json(stop)
+    return [t.to_json() for t in (tokens if stop is None else islice(tokens, max(0, stop)))]
 
 
 def tokens_from_json(data: object) -> tuple[TokenLogprob, ...]:
@@ -108,13 +112,20 @@ def tokens_from_meta(meta: Mapping[str, object] | None) -> tuple[TokenLogprob, .
     return tokens_from_json(meta.get("tokens")) if meta else ()
 
 
-def stored_lens(start: Sequence[Mapping[str, object]], tokens: Sequence[TokenLogprob]) -> dict[str, object]:
-    """What an answer's meta keeps of its tokens: ``tokens`` (``start``, a branch's given start
-    already as JSON, then ``tokens``; at most :data:`STORED_TOKENS_MAX` of them), the
-    ``logprob_mean`` of all of them and, when they were cut, ``tokens_total``."""
-    values = [float(d["logprob"]) for d in start if isinstance(d.get("logprob"), int | float)]  # type: ignore[arg-type]
+def stored_tokens(start: Sequence[Mapping[str, object]], tokens: Sequence[TokenLogprob]) -> list[dict[str, object]]:
+    """The tokens an answer's meta keeps (``tokens``): ``start``, a branch's given start already
+    as JSON, then ``tokens``; at most :data:`STORED_TOKENS_MAX` of them."""
     room = max(0, STORED_TOKENS_MAX - len(start))
-    out: dict[str, object] = {"tokens": [dict(d) for d in start[:STORED_TOKENS_MAX]] + tokens_to_json(tokens[:room])}
+    return [dict(d) for d in start[:STORED_TOKENS_MAX]] + tokens_to_json(tokens, room)
+
+
+def stored_lens(start: Sequence[Mapping[str, object]], tokens: Sequence[TokenLogprob], *,
+                with_tokens: bool = True) -> dict[str, object]:
+    """What an answer's meta keeps of its tokens: ``tokens`` (:func:`stored_tokens`; not
+    without ``with_tokens``, for a caller that makes them later), the ``logprob_mean`` of all
+    of them and, when they were cut, ``tokens_total``."""
+    values = [float(d["logprob"]) for d in start if isinstance(d.get("logprob"), int | float)]  # type: ignore[arg-type]
+    out: dict[str, object] = {"tokens": stored_tokens(start, tokens)} if with_tokens else {}
     lps = logprobs_of(tokens)
     count, total = len(values) + len(lps), sum(values) + sum(lps)  # linear, no copies
     if not math.isfinite(total):  # a -inf token: the mean of the others

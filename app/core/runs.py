@@ -64,6 +64,17 @@ DEFAULT_BACKOFF_S = 5.0
 """How long a lane holds back after a 429 that named no Retry-After."""
 
 
+async def _next_turn() -> None:
+    """Let the event loop turn once. A stop that comes meanwhile is too late: the answer is
+    complete (and recorded so), and it ends as finished."""
+    try:
+        await asyncio.sleep(0)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+
+
 def new_run_id() -> str:
     """A short unique run id."""
     return uuid.uuid4().hex[:12]
@@ -277,6 +288,7 @@ class RunScheduler:
                 raise
             finally:
                 lane.release()
+            await _next_turn()  # the end's handlers get a loop turn of their own, apart from the last tokens'
             run.status = "finished"
             self._final_stats(run, result)
             final = RunFinished(run.id, result)

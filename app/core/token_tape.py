@@ -84,6 +84,27 @@ class TokenTape(Sequence[TokenLogprob]):
         token_id = self._ids[i]
         return TokenLogprob(self._text[i], self._logprob[i], top, None if token_id == NO_ID else token_id)
 
+    def to_json(self, stop: int | None = None) -> list[dict[str, object]]:
+        """The first ``stop`` tokens (default all) as :meth:`TokenLogprob.to_json` gives them,
+        made straight from the columns (no token objects: a 1,024-token answer's stored form
+        in ~1 ms instead of ~5)."""
+        n = len(self._text) if stop is None else max(0, min(stop, len(self._text)))
+        texts, logprobs, ids, ends = self._text, self._logprob, self._ids, self._top_end
+        top_text, top_logprob = self._top_text, self._top_logprob
+        out: list[dict[str, object]] = []
+        add = out.append
+        lo = 0
+        for i in range(n):
+            hi = ends[i]
+            token: dict[str, object] = {"text": texts[i], "logprob": logprobs[i],
+                                        "top": [{"text": t, "logprob": lp}
+                                                for t, lp in zip(top_text[lo:hi], top_logprob[lo:hi], strict=True)]}
+            if ids[i] != NO_ID:
+                token["id"] = ids[i]
+            add(token)
+            lo = hi
+        return out
+
     def text(self, i: int) -> str:
         """The text of token ``i`` (nothing built)."""
         return self._text[i]

@@ -224,6 +224,8 @@ class MockProvider:
         limit = request.params.max_tokens
         reason = "stop"
         sent: list[str] = []
+        words: int | None = 0  # counted as they go (a token holds one word, or whitespace only):
+        # counting the whole answer at its end took ~9 ms at 80k tokens (None: counted at the end)
         interval = 1.0 / rate if rate > 0 else 0.0
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -254,9 +256,11 @@ class MockProvider:
                 if rest:
                     sent.append(rest)
                     yield TextDelta(rest)
-                reason = "stop"
+                reason, words = "stop", None  # a piece of a token: counted at the end
                 break
             sent.append(tok)
+            if words is not None and not tok.isspace():
+                words += 1
             yield TextDelta(tok, mock_logprobs(tok, i, lens)) if lens is not None else TextDelta(tok)
             if interval:
                 wait = start + (i + 1) * interval - loop.time()
@@ -264,7 +268,7 @@ class MockProvider:
             elif i % 64 == 63:
                 await asyncio.sleep(0)
         prompt = self.count_tokens(request.model.name, list(request.messages)).tokens
-        yield UsageReport(prompt_tokens=prompt, completion_tokens=thought + count_mock_tokens("".join(sent)))
+        yield UsageReport(prompt_tokens=prompt, completion_tokens=thought + (count_mock_tokens("".join(sent)) if words is None else words))
         yield Finished(reason)
 
     async def aclose(self) -> None:

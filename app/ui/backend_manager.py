@@ -39,6 +39,7 @@ from PySide6.QtCore import QObject, Signal
 from app.core.engine import GenerationResult
 from app.core.errors import AppError, redact
 from app.core.figures import MessageFigures
+from app.core.lazy_events import run_events
 from app.core.selection import ModelSelection, SelectionHooks
 from app.core.services import Services
 from app.core.types import (
@@ -268,40 +269,31 @@ class BackendManager(QObject):
             run.cancel()
 
     def _on_run_event(self, event: RunEvent) -> None:
-        from app.core.run_events import RunCancelled, RunFailed, RunFinished
-
+        ev = run_events()  # not an import per token (see app.core.lazy_events)
         try:
             self._dispatch(event)
         finally:
             listener = self._listeners.get(event.run_id)
             if listener is not None:
-                if isinstance(event, RunFinished | RunFailed | RunCancelled):
+                if isinstance(event, ev.RunFinished | ev.RunFailed | ev.RunCancelled):
                     del self._listeners[event.run_id]
                 listener(event)
 
     def _dispatch(self, event: RunEvent) -> None:
-        from app.core.run_events import (
-            RunCancelled,
-            RunFailed,
-            RunFinished,
-            RunProgress,
-            RunReasoning,
-            RunText,
-        )
-
+        ev = run_events()
         rid = event.run_id
-        if isinstance(event, RunText):  # the hot path: one event per streamed token
+        if isinstance(event, ev.RunText):  # the hot path: one event per streamed token
             if rid in self._loading_runs:
                 self._loaded(rid)
             self.run_delta.emit(event)
             return
-        if isinstance(event, RunReasoning):
+        if isinstance(event, ev.RunReasoning):
             self.run_delta.emit(event)
             return
-        if isinstance(event, RunProgress):
+        if isinstance(event, ev.RunProgress):
             self._loading_runs.add(rid)
             self.model_loading.emit(self._runs[rid].info.model, event.progress)
-        elif isinstance(event, RunFinished | RunFailed | RunCancelled):
+        elif isinstance(event, ev.RunFinished | ev.RunFailed | ev.RunCancelled):
             self._ended(event)
             return
         self.run_event.emit(event)

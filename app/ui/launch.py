@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     collector = GuiThreadCollector(parent=app, was_enabled=gc_was_enabled)  # no gc on the model worker thread
     collector.freeze_start()
     window.attach(services, restore=not args.demo)
+    collector.busy = window.backend.is_busy  # no full collection mid-stream (bounded wait)
     reporter.add_recovery(window.recover)
     reporter.error_reported.connect(lambda msg: window.show_status(msg, error=True))
     show_start_warnings(window, services)

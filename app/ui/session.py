@@ -1,7 +1,8 @@
 """The main window's open conversation: turns the backend's run events into transcript cards,
 over the conversation's message tree. The answers are written by the core's
 :class:`~app.core.answer_store.AnswerStore` (the same as the CLI's): the partial answer is
-saved while it streams (at most every ~0.3 s), so a crash or a cut connection loses nothing.
+saved while it streams (every ~0.3 s, by its stream or, when that stalls, a timer), so a
+crash or a cut connection loses nothing.
 
 With probabilities asked for (:attr:`ChatSession.lens_k`), each answer's tokens are kept
 with it (meta ``tokens``); :meth:`ChatSession.branch_from_token` makes a sibling answer that
@@ -44,6 +45,7 @@ from app.core.exchange import (
     title_for,
 )
 from app.core.history import Conversation, ConversationTree, StoredMessage
+from app.core.lazy_events import run_events
 from app.core.types import ChatMessage, GenerationParams
 from app.ui.backend_manager import BackendManager
 from app.ui.session_lens import LensWriter, SessionLens
@@ -91,7 +93,7 @@ class ChatSession(QObject, SessionLens, SessionTools):
         """Writes the answers (the partial text while they stream, their end)."""
         self._save_timer = QTimer(self)
         self._save_timer.setInterval(SAVE_INTERVAL_MS)
-        self._save_timer.timeout.connect(self.save_partials)
+        self._save_timer.timeout.connect(self._on_save_timer)
         self._draft: tuple[str, str] | None = None
         self.new_draft = ""
         """The message box's text in a new conversation (not stored: there is no row yet)."""
@@ -334,54 +336,54 @@ class ChatSession(QObject, SessionLens, SessionTools):
 
     # -- streaming ------------------------------------------------------------------------------
     def _on_backend_run_event(self, event: RunEvent) -> None:
-        from app.core.run_events import (
-            RunCancelled,
-            RunFailed,
-            RunFinished,
-            RunNotice,
-            RunReasoning,
-            RunStats,
-            RunText,
-        )
-
+        ev = run_events()  # not an import per token (see app.core.lazy_events)
         answer = self.answers.get(event.run_id)
         if answer is None:  # not an answer of this session (e.g. a comparison)
             return
-        ended = isinstance(event, RunFinished | RunFailed | RunCancelled)
+        ended = isinstance(event, ev.RunFinished | ev.RunFailed | ev.RunCancelled)
         try:
             self.answers.on_event(event)  # the history first: the card shows what is stored
         finally:
             if ended:
                 self._ended(answer, event)
         key = _key(answer.message_id)
-        if isinstance(event, RunText):
+        if isinstance(event, ev.RunText):
             self.transcript.append(key, event.text)
             if event.tokens:
                 self.transcript.attach_tokens(key, event.tokens)
             elif answer.prefix_tokens and answer.run is not None and len(answer.run.generation.parts) == 1:
                 self.transcript.attach_tokens(key, answer.prefix_tokens)  # the given start
-        elif isinstance(event, RunReasoning):
+        elif isinstance(event, ev.RunReasoning):
             self.transcript.append_reasoning(key, event.text)
-        elif isinstance(event, RunStats):
+        elif isinstance(event, ev.RunStats):
             card = self.transcript.card(key)
             if card is not None and card.streaming:
                 card.set_live(event.figures)
-        elif isinstance(event, RunNotice):
+        elif isinstance(event, ev.RunNotice):
             self.transcript.show_note(key, event.message)
 
     _on_backend_run_delta = _on_backend_run_event  # the streamed pieces: RunText, RunReasoning
 
     def save_partials(self) -> None:
-        """Write the partial answers to history (the save timer calls this). Never raises: a
-        busy history keeps them pending, any other failure is logged and retried next time."""
+        """Write the partial answers to history now, and the tokens of ended answers still
+        waiting for their steps (a fork, the close). Never raises: a busy history keeps them
+        pending, any other failure is logged and retried next time."""
         try:
             self.lens_writer.flush()
         except Exception:  # the probabilities are written again with the next flush
             log.warning("could not save the probabilities now", exc_info=True)
-        self.answers.save_partials()
+        self._save_partials(due_only=False)
+
+    def _save_partials(self, *, due_only: bool) -> None:
+        self.answers.save_partials(due_only=due_only)
         if not self.answers.answers():
             self._save_timer.stop()
         self._watch_pending()
+
+    def _on_save_timer(self) -> None:
+        # only answers not saved within the interval (their stream saves them as it goes: a
+        # stalled one is saved here); ended answers' tokens are written in their own short steps
+        self._save_partials(due_only=True)
 
     def _watch_pending(self) -> None:
         """Saving waits for a busy history: say so once and retry every second."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from app.core.errors import AppError
 from app.core.exchange import stored_calls
+from app.core.lazy_events import tool_events
 from app.core.tools import DEFAULT_MAX_STEPS
 
 if TYPE_CHECKING:
@@ -179,29 +180,23 @@ class SessionTools:
         return next((lp for lp in self.loops.values() if lp.loop_id == loop_id), None)
 
     def _on_loop_event(self, event: RunEvent | object) -> None:
-        from app.core.tool_events import (
-            ToolCallsMade,
-            ToolLoopFinished,
-            ToolResultReady,
-            ToolStepStarted,
-        )
-
         loop = self._loop(getattr(event, "loop_id", ""))
         if loop is None or loop.answer is None:
             return
-        if isinstance(event, ToolCallsMade):
+        ev = tool_events()  # not an import per streamed token (see app.core.lazy_events)
+        if isinstance(event, ev.ToolCallsMade):
             for call in event.calls:
                 self.transcript.add_tool_call(_card_key(loop.answer.message_id, call.id), call)
-        elif isinstance(event, ToolResultReady):
+        elif isinstance(event, ev.ToolResultReady):
             card = self.transcript.tool_card(_card_key(loop.answer.message_id, event.call.id))
             if card is not None:
                 approval = self.tool_source.approval_of(event.call.id) if self.tool_source is not None else None
                 r = event.result
                 card.set_result(r.content, is_error=r.is_error, source=r.source, elapsed_s=r.elapsed_s,
                                 server=event.server, approval=approval)  # fmt: skip
-        elif isinstance(event, ToolStepStarted) and event.step > 1:
+        elif isinstance(event, ev.ToolStepStarted) and event.step > 1:
             self._step_started(loop.answer)
-        elif isinstance(event, ToolLoopFinished):
+        elif isinstance(event, ev.ToolLoopFinished):
             self._loop_finished(loop.answer, event.result)
 
     def _step_started(self, answer: StoredAnswer) -> None:

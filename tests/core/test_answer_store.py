@@ -111,8 +111,15 @@ def test_the_partial_answer_is_saved_while_it_streams_at_most_every_interval(sto
     row = _row(store, answer)
     assert row.content == "Hello there" and row.meta["reasoning"] == "hmm" and row.status == "streaming"
     run.generation.parts.append("!")
-    answers.save_partials()  # the timer's tail save: whatever is unsaved, now
+    answers.save_partials(due_only=True)  # a timer beside the stream: saved just now by it, so not again
+    assert _row(store, answer).content == "Hello there"
+    clock.now += 0.31
+    answers.save_partials(due_only=True)  # the stream stalled for the interval: the timer saves
     assert _row(store, answer).content == "Hello there!"
+    run.generation.parts.append("?")
+    answers.save_partials()  # a fork, the close: whatever is unsaved, now
+    assert _row(store, answer).content == "Hello there!?"
+    run.generation.parts.pop()
     answers.on_event(RunFailed("r1", StreamInterrupted("The connection was cut."), "Hello there!"))
     row = _row(store, answer)
     assert (row.content, row.status) == ("Hello there!", "error") and "connection was cut" in (row.error or "")
@@ -147,8 +154,10 @@ def test_a_stopped_answer_keeps_its_partial_text_and_tokens(store: HistoryStore,
     ended = _answer(scheduler, answers, answer, request, stop_after_text=True)
     row = _row(store, answer)
     assert row.status == "cancelled" and row.content and row.content == ended.partial_text  # type: ignore[union-attr]
-    assert "tokens" not in row.meta and answer.later["tokens"]  # the tokens wait for the later write
-    assert answers.write_later(answer) and _row(store, answer).meta["tokens"] == answer.final["tokens"]
+    assert "tokens" not in row.meta and "tokens" not in answer.final  # not even made at the end
+    later = answers.later_meta(answer)  # made now, from the run's tokens
+    assert answer.run is not None and later["tokens"] == [t.to_json() for t in answer.run.generation.tokens[:1024]]
+    assert answers.write_later(answer) and _row(store, answer).meta == later
 
 
 def test_a_busy_history_never_stops_an_answer_and_the_ledger_says_so(store: HistoryStore, db_path: Path,

@@ -239,3 +239,33 @@ def test_the_wait_in_a_lane_is_not_counted_as_the_run_s_time(run: Any, tmp_path:
         assert result.duration_s < 0.25 and (result.ttft_s or 0.0) < 0.25
 
     run(_closing(scheduler, scenario()), 10)
+
+
+def test_the_end_of_a_run_has_a_loop_turn_of_its_own_and_a_stop_then_is_too_late(run: Any, tmp_path: Any) -> None:
+    scheduler = _scheduler(provider_context([], home=tmp_path))
+    order: list[str] = []
+    runs: list[Any] = []
+
+    def on_event(event: Any) -> None:
+        order.append(type(event).__name__)
+        if isinstance(event, RunText) and event.text.strip() == "c":  # the last piece: stop now
+            order.append("stop")
+            runs[0].cancel()
+
+    async def turns() -> None:
+        while True:
+            order.append("turn")
+            await asyncio.sleep(0)
+
+    async def scenario() -> Any:
+        ticker = asyncio.ensure_future(turns())
+        runs.append(scheduler.submit(_request("mock:fixed?text=a b c"), on_event=on_event))
+        try:
+            return await runs[0].wait()
+        finally:
+            ticker.cancel()
+
+    ended = run(_closing(scheduler, scenario()), 10)
+    assert isinstance(ended, RunFinished) and ended.result.text == "a b c" and runs[0].status == "finished"
+    tail = order[order.index("stop"):]
+    assert "turn" in tail[: tail.index("RunStats")]  # another task ran between the last piece and the end

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from app.core.events import TokenChoice, TokenLogprob
-from app.core.lens import mean_logprob, stored_lens
+from app.core.lens import mean_logprob, stored_lens, tokens_to_json
 from app.core.token_tape import TokenTape, logprobs_of
 
 
@@ -46,3 +46,12 @@ def test_a_long_tape_leaves_nothing_per_token_for_the_collector() -> None:
     gc.collect()
     assert len(gc.get_objects()) - before < 100  # a list of tokens would leave ~50k objects
     assert len(tape) == 20000
+
+
+def test_the_tape_makes_the_stored_form_of_its_tokens_without_building_them() -> None:
+    tokens = [_token(i) for i in range(40)] + [TokenLogprob("", -math.inf, (), 0), TokenLogprob("\u00e9\n", -0.5)]
+    tape = TokenTape(tokens)
+    assert tape.to_json() == [t.to_json() for t in tokens]  # ids, empty alternatives and odd texts too
+    assert tape.to_json(7) == [t.to_json() for t in tokens[:7]] and tape.to_json(0) == []
+    assert tape.to_json(10_000) == tape.to_json()
+    assert tokens_to_json(tape, 5) == tokens_to_json(tokens, 5) == tokens_to_json(tokens[:5])

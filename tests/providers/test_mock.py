@@ -188,3 +188,15 @@ def test_think_respects_rate_and_max_tokens(run: Run) -> None:
     cut = run(collect(MockProvider(), req("fixed?text=a b c&think=4", max_tokens=5)))
     assert sum(isinstance(e, ReasoningDelta) for e in cut) == 4 and text_of(cut) == "a"
     assert cut[-1] == Finished("length")
+
+
+@pytest.mark.parametrize(("model", "text", "params"), [
+    ("echo", "  one  two\nthree  ", {}), ("lorem?n=40", "x", {}), ("markdown", "x", {}),
+    ("tokens?n=300", "x", {"max_tokens": 120}), ("echo", "ab cd ef gh", {"stop": ["d e"]}),
+    ("echo", "ab cd ef gh", {"stop": ["f g"]}),
+])
+def test_the_completion_count_is_the_words_of_the_answer(run: Run, model: str, text: str,
+                                                          params: dict[str, Any]) -> None:
+    events = run(collect(MockProvider(), req(model, text, **params)))
+    usage = next(e for e in events if isinstance(e, UsageReport))
+    assert usage.completion_tokens == len(text_of(events).split()) > 0

@@ -8,7 +8,7 @@ import threading
 import weakref
 from typing import Any
 
-from app.ui.gc_guard import GuiThreadCollector
+from app.ui.gc_guard import FULL_WAIT_MAX_S, GuiThreadCollector
 
 
 class _Node:
@@ -81,3 +81,38 @@ def test_a_start_up_run_with_collection_off_is_frozen_and_given_back(qloop: Any)
     assert gc.isenabled()  # the state the launcher found, not the one it made
     if not was_enabled:
         gc.disable()
+
+
+def test_a_full_collection_waits_while_an_answer_streams_but_not_for_long(qapp: Any) -> None:
+    now = [0.0]
+    busy = [True]
+    passes: list[int] = []
+
+    def _seen(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    collector = GuiThreadCollector(interval_ms=60_000, clock=lambda: now[0])
+    collector.busy = lambda: busy[0]
+    gc.callbacks.append(_seen)
+    try:
+        def full_due() -> None:
+            while gc.get_count()[2] <= gc.get_threshold()[2]:
+                gc.collect(1)
+            passes.clear()
+
+        full_due()
+        collector.check()
+        now[0] += FULL_WAIT_MAX_S - 1
+        collector.check()
+        assert 2 not in passes  # it waits while the answer streams (the younger ones may go on)
+        now[0] += 1
+        collector.check()
+        assert passes[-1] == 2  # but never longer than the bound
+        full_due()
+        busy[0] = False
+        collector.check()
+        assert passes == [2]  # nothing streams: at once
+    finally:
+        gc.callbacks.remove(_seen)
+        collector.stop()

@@ -238,3 +238,45 @@ def test_a_long_answer_reopens_with_its_first_tokens_and_the_mean_of_all(window:
     assert card.figures.text() == footer  # the mean of all 5 tokens
     assert window.chat.branch_from_token(answer.id, 4, " alt1") is None
     assert "first 3 tokens" in window.status_label.text()
+
+
+def _stored(window: MainWindow, message_id: int) -> dict[str, Any]:
+    row = window.services.history.get_message(message_id)
+    assert row is not None
+    return dict(row.meta)
+
+
+def _long_answer(window: MainWindow, qloop: Any) -> tuple[MessageCard, int]:
+    """A 1,500-token answer with probabilities (more than the history keeps): its card and id."""
+    window.backend.set_model("mock:tokens?n=1500")
+    window.editor.max_tokens.setValue(0)  # no limit: the whole answer
+    window.probabilities_action.trigger()
+    assert _run(qloop, _send(window, "count")) == "complete"
+    card, answer_id = window.transcript.cards()[-1], window.session.leaf_id
+    assert answer_id is not None and len(card.lens.tokens) == 1500
+    return card, answer_id
+
+
+def test_a_long_answers_tokens_are_stored_exactly_as_the_lens_has_them_in_short_steps(window: MainWindow,
+                                                                                      qloop: Any) -> None:
+    card, answer_id = _long_answer(window, qloop)
+    writer = window.session.lens_writer
+    while writer.pending():  # each step makes or encodes a piece; only the last writes
+        assert "tokens" not in _stored(window, answer_id)
+        writer.step()
+    meta = _stored(window, answer_id)
+    assert meta["tokens"] == [t.to_json() for t in card.lens.tokens[:1024]] and meta["tokens_total"] == 1500
+    assert tokens_from_meta(meta) == tuple(card.lens.tokens[:1024])  # every probability and alternative
+    assert window.session.tree.by_id[answer_id].meta["tokens"] == meta["tokens"]  # the session's tree too
+
+
+def test_closing_the_window_while_the_tokens_wait_writes_them(window: MainWindow, qloop: Any) -> None:
+    card, answer_id = _long_answer(window, qloop)
+    writer = window.session.lens_writer
+    for _ in range(2):
+        if writer.pending():
+            writer.step()  # the list made, a piece encoded: the rest waits
+    window.close()
+    assert not writer.pending()
+    meta = _stored(window, answer_id)
+    assert meta["tokens"] == [t.to_json() for t in card.lens.tokens[:1024]] and meta["tokens_total"] == 1500
