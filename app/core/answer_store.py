@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 
 SAVE_EVERY_S = 0.3
 """The partial answer is saved at most this often while it streams."""
+REWRITE_CHARS_PER_S = 256_000
+"""A partial save rewrites the whole message row (SQLite has no append), so a long answer's
+saves space out to rewrite at most this many characters a second: unchanged up to ~77k
+characters, every ~2.2 s at 560k (an 80k-token answer, where each save cost 2-3 ms of the GUI
+thread plus WAL checkpoints). A killed process still leaves the answer up to its last save."""
 LENS_KEYS = ("tokens", "tokens_total")
 """The meta keys an :class:`AnswerStore` made with ``lens_later`` leaves for a later write."""
 
@@ -98,6 +103,7 @@ class StoredAnswer:
     saved_at: float = 0.0
     saved_parts: int = 0
     saved_thoughts: int = 0
+    saved_chars: int = 0  # the length of the text the last partial save wrote
 
     @property
     def run_id(self) -> str | None:
@@ -245,7 +251,7 @@ class AnswerStore:
             return
         ev = run_events()  # not an import per token (see app.core.lazy_events)
         if isinstance(event, ev.RunText | ev.RunReasoning):
-            if self._clock() - answer.saved_at >= self.save_every_s:
+            if self._clock() - answer.saved_at >= self._interval(answer):
                 self._save_partial(answer)
         elif isinstance(event, ev.RunFinished):
             result = event.result
@@ -258,12 +264,12 @@ class AnswerStore:
 
     def save_partials(self, *, due_only: bool = False) -> None:
         """Write every streaming answer's unsaved text and reasoning now (a fork, the close;
-        ``due_only``: only those not saved for ``save_every_s``, for a timer beside the
+        ``due_only``: only those not saved for their interval, for a timer beside the
         stream's own saves). Never raises: a busy history keeps them pending; any other
         failure is logged and retried next time."""
         now = self._clock()
         for answer in list(self._answers.values()):
-            if not due_only or now - answer.saved_at >= self.save_every_s:
+            if not due_only or now - answer.saved_at >= self._interval(answer):
                 self._save_partial(answer)
 
     def interrupt(self, run_id: str, error: str | None) -> StoredAnswer | None:
@@ -296,6 +302,11 @@ class AnswerStore:
         return True
 
     # -- writing ------------------------------------------------------------------------------
+    def _interval(self, answer: StoredAnswer) -> float:
+        """Seconds between ``answer``'s partial saves: ``save_every_s``, longer for a long
+        text (:data:`REWRITE_CHARS_PER_S`)."""
+        return max(self.save_every_s, answer.saved_chars / REWRITE_CHARS_PER_S)
+
     def _save_partial(self, answer: StoredAnswer) -> None:
         gen = answer.run.generation if answer.run is not None else None
         if gen is None:
@@ -307,8 +318,10 @@ class AnswerStore:
                 self.history.update_message(answer.message_id, meta=answer.live_meta())
                 answer.saved_thoughts = thoughts
             if parts != answer.saved_parts:
-                self.history.update_message(answer.message_id, content=gen.text)
+                text = gen.text
+                self.history.update_message(answer.message_id, content=text)
                 answer.saved_parts = parts
+                answer.saved_chars = len(text)
         except Exception:  # the text is still in the run
             log.info("the partial answer was not saved now", exc_info=True)
         self._note_pending()

@@ -129,6 +129,44 @@ def test_the_partial_answer_is_saved_while_it_streams_at_most_every_interval(sto
     assert _row(store, answer).content == "Hello there!"
 
 
+def test_a_long_answers_partial_saves_space_out_with_its_length(store: HistoryStore) -> None:
+    """Each partial save rewrites the whole row: past REWRITE_CHARS_PER_S x the interval the
+    saves space out, by the stream and by the timer alike, and a short answer is unchanged."""
+    from app.core.answer_store import REWRITE_CHARS_PER_S
+
+    clock = Clock()
+    answers = AnswerStore(store, save_every_s=0.3, clock=clock)
+    request = _request()
+    answer = _start(store, answers, request)
+    run = Run(RunInfo("r1", request))
+    answers.follow(answer, run)
+    long = "x" * REWRITE_CHARS_PER_S  # one second's worth of rewriting
+
+    def text(piece: str, after_s: float) -> str:
+        clock.now += after_s
+        run.generation.parts.append(piece)
+        answers.on_event(RunText("r1", piece))
+        return str(_row(store, answer).content)
+
+    assert text(long, 0.31) == long  # the first save comes after the usual interval
+    assert text("a", 0.31) == long  # then not before a second has passed: not at 0.31 s
+    answers.save_partials(due_only=True)
+    assert _row(store, answer).content == long  # nor by the timer
+    assert text("b", 0.7) == long + "ab"  # 1.01 s after the last save
+    answers.save_partials()  # a fork, the close: at once, whatever the length
+    short = AnswerStore(store, save_every_s=0.3, clock=clock)
+    other = _start(store, short, request)
+    run2 = Run(RunInfo("r2", request))
+    short.follow(other, run2)
+    clock.now += 0.31
+    run2.generation.parts.append("Hi")
+    short.on_event(RunText("r2", "Hi"))
+    clock.now += 0.31
+    run2.generation.parts.append("!")
+    short.on_event(RunText("r2", "!"))
+    assert _row(store, other).content == "Hi!"  # a short answer: every 0.3 s, as before
+
+
 def test_a_finished_answer_keeps_its_text_seed_adapters_and_figures(store: HistoryStore,
                                                                     scheduler: RunScheduler) -> None:
     adapter = AdapterSpec("/adapters/a1", 0.5, "a1", "f" * 64)
