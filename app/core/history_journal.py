@@ -45,8 +45,6 @@ _CONV_FIELDS = ("model", "system_prompt", "params", "endpoint", "adapters")
 _JSON_FIELDS = ("params", "adapters", "meta")
 
 
-
-
 def journals(db_path: Path) -> list[Path]:
     """The journals beside ``db_path``, oldest first."""
     found = [p for p in db_path.parent.glob(f"{db_path.name}{_TAG}*") if p.is_file()]

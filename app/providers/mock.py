@@ -278,17 +278,22 @@ class MockProvider:
 def mock_logprobs(token: str, index: int, top: int) -> tuple[TokenLogprob]:
     """The mock's deterministic log-probabilities (a proper distribution): the chosen token is
     always the most likely (p 0.8 down to 0.5), alternative k gets half of what k-1 left."""
-    p = 0.8 - 0.1 * (index % 4)
-    logprob = math.log(p)
+    step = index % 4
+    logprob = math.log(_chosen_p(step))
     chosen = (TokenChoice(token, logprob),)
-    return (TokenLogprob(token, logprob, (chosen + _alternatives(index % 4, top))[:top]),)
+    return (TokenLogprob(token, logprob, (chosen + _alternatives(step, top))[:top]),)
+
+
+def _chosen_p(step: int) -> float:
+    """The chosen token's probability at ``step`` (0-3): 0.8 down to 0.5."""
+    return 0.8 - 0.1 * step
 
 
 @functools.cache
 def _alternatives(step: int, top: int) -> tuple[TokenChoice, ...]:
     """The alternatives after the chosen token (the same for every token of a step: built once,
     so a long stream's cost is the provider's, not the mock's own bookkeeping)."""
-    p = 0.8 - 0.1 * step
+    p = _chosen_p(step)
     return tuple(TokenChoice(f" alt{k}", math.log((1 - p) * 0.5**k)) for k in range(1, top))
 
 

@@ -32,6 +32,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
@@ -271,7 +272,7 @@ class BackendManager(QObject):
     def _on_run_event(self, event: RunEvent) -> None:
         ev = run_events()  # not an import per token (see app.core.lazy_events)
         try:
-            self._dispatch(event)
+            self._dispatch(event, ev)
         finally:
             listener = self._listeners.get(event.run_id)
             if listener is not None:
@@ -279,8 +280,7 @@ class BackendManager(QObject):
                     del self._listeners[event.run_id]
                 listener(event)
 
-    def _dispatch(self, event: RunEvent) -> None:
-        ev = run_events()
+    def _dispatch(self, event: RunEvent, ev: ModuleType) -> None:
         rid = event.run_id
         if isinstance(event, ev.RunText):  # the hot path: one event per streamed token
             if rid in self._loading_runs:
