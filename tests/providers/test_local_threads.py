@@ -41,6 +41,28 @@ def test_thread_tuner_measures_each_count_and_prefers_fewer_threads() -> None:
     assert ThreadTuner(cpu_count=1).candidates == [1]
 
 
+def test_thread_tuner_probes_again_during_a_long_generation() -> None:
+    """A choice made on the early steps is checked again every RECHECK steps: a core that was
+    busy then and is free now (or the other way round) changes the count mid-generation."""
+    from app.providers.local_threads import ThreadTuner
+
+    tuner = ThreadTuner(cpu_count=2, others=lambda: 0.0)
+    tuner.start()
+    seconds = {1: 0.020, 2: 0.0205}  # early steps: two threads no faster (a disturbance)
+    chosen = []
+    for step in range(ThreadTuner.SKIP + 2 * ThreadTuner.RECHECK):
+        if step == ThreadTuner.SKIP + ThreadTuner.RECHECK // 2:
+            seconds = {1: 0.020, 2: 0.012}  # the disturbance is over
+        threads = tuner.threads_for(step)
+        tuner.record(step, threads, seconds[threads])
+        chosen.append(threads)
+    after_first = ThreadTuner.SKIP + 2 * ThreadTuner.PROBE_ROUNDS
+    assert set(chosen[after_first : ThreadTuner.SKIP + ThreadTuner.RECHECK]) == {1}
+    assert set(chosen[ThreadTuner.SKIP + ThreadTuner.RECHECK + after_first - ThreadTuner.SKIP :]) == {2}
+    assert len(tuner.history) == 2
+    assert chosen[: ThreadTuner.SKIP] == [1] * ThreadTuner.SKIP  # the early steps: the last choice
+
+
 def test_other_load_leaves_out_our_own_cpu_time(tmp_path: Path) -> None:
     """Busy cores of other processes: the machine's busy time since the last call minus ours."""
     from app.providers.local_threads import OtherLoad, ThreadTuner
@@ -55,16 +77,23 @@ def test_other_load_leaves_out_our_own_cpu_time(tmp_path: Path) -> None:
     load = OtherLoad(str(stat), clock=lambda: clock[0], own=lambda: own[0])
     load.tick = 100.0
     assert load() == 0.0  # no window yet
-    clock[0], own[0] = 10.0, 15.0  # 10 s: we used 1.5 cores ...
-    machine(1000 + 1500, 5000 + 500)  # ... and the machine was 1.5 cores busy: only us
+    clock[0], own[0] = 1.0, 1.5  # 1 s: we used 1.5 cores ...
+    machine(1000 + 150, 5000 + 50)  # ... and the machine was 1.5 cores busy: only us
     assert load() == pytest.approx(0.0)
-    clock[0], own[0] = 20.0, 20.0  # next 10 s: us 0.5 cores, the machine 1.5: another process on one
-    machine(2500 + 1500, 5500 + 500)
+    clock[0], own[0] = 2.0, 2.0  # next 1 s: us 0.5 cores, the machine 1.5: another process on one
+    machine(1150 + 150, 5050 + 50)
     assert load() == pytest.approx(1.0)
-    clock[0] = 20.05  # too short a window: the last figure
+    clock[0] = 2.05  # too short a window: the last figure
     assert load() == pytest.approx(1.0)
     assert ThreadTuner(cpu_count=2, others=load).free_cores() == 1  # the tuner's view of it
+    clock[0] = 2.0 + OtherLoad.STALE_S + 1  # the other process was busy, but seconds ago: no figure
+    machine(1300 + 600, 5100 + 0)
+    assert load() == 0.0
+    assert ThreadTuner(cpu_count=2, others=load).free_cores() == 2
+    clock[0], own[0] = clock[0] + 1, 2.5  # a fresh window counts again
+    machine(1900 + 200, 5100 + 0)
+    assert load() == pytest.approx(1.5)
     stat.unlink()  # no /proc/stat: the load average minus our share, or no figure at all
-    clock[0], own[0] = 30.0, 20.0
+    clock[0], own[0] = clock[0] + 1, 2.5
     if hasattr(os, "getloadavg"):
         assert load() >= 0.0
