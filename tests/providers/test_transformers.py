@@ -273,6 +273,35 @@ def test_count_tokens_before_loading_uses_the_folders_template_exactly(
     assert after.exact and before == (after.tokens, True)
 
 
+def test_the_tokenizer_copy_for_counting_loads_on_its_own_thread(
+    local_ctx: Any, tiny_model: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting on the event loop (a run's live figures) never loads a tokenizer there: the
+    copy is made on a thread of its own once the model is loaded; until then it counts from
+    the files, exactly."""
+    import threading
+
+    from transformers import AutoTokenizer
+
+    real = AutoTokenizer.from_pretrained
+    loaded_on: list[str] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        loaded_on.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", recorded)
+    provider = LocalProvider(local_ctx)
+    run(collect(provider, request(tiny_model, max_tokens=2)))
+    during = provider.count_tokens(str(tiny_model), list(MSGS))
+    for thread in list(provider._tokenizer_loads.values()):
+        thread.join(timeout=30)
+    after = provider.count_tokens(str(tiny_model), list(MSGS))
+    assert during.exact and after.exact and during.tokens == after.tokens
+    assert after.method.startswith("tokenizer:")
+    assert "tokenizer-copy" in loaded_on and threading.current_thread().name not in loaded_on, loaded_on
+
+
 def test_changing_the_dtype_setting_reloads_the_model(local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> None:
     provider = LocalProvider(local_ctx)
     run(provider.load(str(tiny_model)))
