@@ -12,7 +12,11 @@ for the CLI and the window::
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import dataclasses
+import functools
+import weakref
 from collections.abc import Coroutine
 from enum import StrEnum
 from types import TracebackType
@@ -99,6 +103,16 @@ class SessionKeySecrets:
         return getattr(self._base, attr)
 
 
+def _close_at_exit(ref: weakref.ReferenceType[LLMModel]) -> None:
+    """Close a model its script left open, while the interpreter can still do it: a local
+    model's worker thread left running into the interpreter's exit aborted the process
+    (SIGABRT, "terminate called without an active exception") after the script's work."""
+    model = ref()
+    if model is not None:
+        with contextlib.suppress(Exception):  # exiting anyway: nothing to tell the script
+            model.close()
+
+
 class LLMModel:
     """A model you can call synchronously: generate, count tokens, switch, load LoRA, usage.
 
@@ -135,6 +149,8 @@ class LLMModel:
         else:
             self.registry, self.scheduler = services.registry, services.scheduler
         self.ref = self._ref(model_name)
+        self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
+        atexit.register(self._at_exit)
 
     # -- model selection -------------------------------------------------------------------
 
@@ -284,6 +300,7 @@ class LLMModel:
         """
         if self._closed:
             return
+        atexit.unregister(self._at_exit)
         try:
             if self.registry is not self.services.registry:
                 self._loop.run_until_complete(self.scheduler.aclose())

@@ -279,3 +279,46 @@ def test_closing_after_an_openai_generation_leaves_no_pending_task(
     assert run.stdout.splitlines() == ["Hello there", "Once more", "closed"]
     assert "Task was destroyed" not in run.stderr
     assert "Exception ignored" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_model_left_open_is_closed_at_exit() -> None:
+    """The at-exit hook closes a model the script did not close, and a closed model's hook is
+    gone (an open one would keep nothing alive: the hook holds it weakly)."""
+    import atexit
+    import gc
+    import weakref
+
+    model = LLMModel("echo", ModelType.mock)
+    model.generate_response("hi")
+    model._at_exit()  # what atexit runs
+    assert model._closed
+    assert atexit.unregister(model._at_exit) is None  # unregistered by close (no error either way)
+    left = LLMModel("echo", ModelType.mock)
+    ref = weakref.ref(left)
+    hook = left._at_exit
+    left.close()
+    del left
+    gc.collect()
+    assert ref() is None
+    hook()  # the model is gone: nothing to do
+
+
+@pytest.mark.slow
+def test_a_script_that_never_closes_its_local_model_exits_cleanly(tmp_path: Path) -> None:
+    """The bundled model's worker thread, left running into the interpreter's exit, aborted
+    the process (SIGABRT: "terminate called without an active exception")."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from app.llm import LLMModel\n"
+        "m = LLMModel('smollm2', 'local')\n"
+        "for _ in range(2):\n"
+        "    print(m.generate_response('Write a short story about a robot.', temperature=0, max_new_tokens=48)[:20])\n"
+    )
+    env = {**os.environ, "LLM_PLAYGROUND_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert "terminate called" not in done.stderr and done.stdout.strip()
+

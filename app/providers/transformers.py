@@ -440,7 +440,10 @@ class _LocalBase:
             flag.set()
         worker = self.context.extra.pop(WORKER_KEY, None)
         if isinstance(worker, ModelWorker):
-            await asyncio.to_thread(worker.close)
+            try:
+                await asyncio.to_thread(worker.close)
+            except RuntimeError:  # the interpreter is exiting (no executor threads): here then
+                worker.close()
 
 
 class LocalProvider(_LocalBase):

@@ -302,6 +302,28 @@ def test_the_tokenizer_copy_for_counting_loads_on_its_own_thread(
     assert "tokenizer-copy" in loaded_on and threading.current_thread().name not in loaded_on, loaded_on
 
 
+def test_closing_while_the_interpreter_exits_still_stops_the_worker(
+    local_ctx: Any, tiny_model: Path, run: Callable[..., Any]
+) -> None:
+    """At interpreter exit no executor takes work (``asyncio.to_thread`` raises): the worker
+    is then stopped on the calling thread, not left running into the exit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    provider = LocalProvider(local_ctx)
+    run(collect(provider, request(tiny_model, max_tokens=2)))
+    worker = provider.worker
+    assert worker._thread is not None and worker._thread.is_alive()
+
+    async def close_without_an_executor() -> None:
+        executor = ThreadPoolExecutor()
+        executor.shutdown()  # as concurrent.futures leaves them at exit
+        asyncio.get_running_loop().set_default_executor(executor)
+        await provider.aclose()
+
+    run(close_without_an_executor())
+    assert not worker._thread.is_alive()
+
+
 def test_changing_the_dtype_setting_reloads_the_model(local_ctx: Any, tiny_model: Path, run: Callable[..., Any]) -> None:
     provider = LocalProvider(local_ctx)
     run(provider.load(str(tiny_model)))
