@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from typing import TYPE_CHECKING
@@ -62,7 +63,8 @@ def run_count(args: argparse.Namespace) -> int:
 
     async def body(services: Services) -> tuple[ModelRef, TokenCount]:
         ref = ModelRef.parse(args.model or services.default_model())
-        return ref, count_for(services, ref, text, args.chat)
+        # off the loop: a local model's tokenizer is loaded for an exact count (see _tokenizer_for)
+        return ref, await asyncio.to_thread(count_for, services, ref, text, args.chat)
 
     ref, count = run_with_services(body)
     if args.json:

@@ -54,6 +54,15 @@ def _translate(exc: BaseException) -> BaseException:
     return ProviderError(f"Local generation failed: {type(exc).__name__}: {exc}", hint="Try again, or load the model again.")
 
 
+def _on_event_loop() -> bool:
+    """True on a thread that is running an asyncio event loop (it must not block)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class _LocalBase:
     """What the ``huggingface`` and ``local`` providers share."""
 
@@ -179,7 +188,6 @@ class _LocalBase:
         """Remember where the tokenizer is (for count_tokens) and the recent local models."""
         if folder:
             self._token_dirs[source.model_id] = folder
-            self._prepare_tokenizer(source)
         if self.id == "local" and source.model_id != f"local:{BUNDLED_ALIAS}":
             recent = self.context.settings.recent_local_models
             if source.model_id in recent:
@@ -318,33 +326,22 @@ class _LocalBase:
             return str(Path(found).parent) if isinstance(found, str) else None
         return _converted_gguf_folder(Path(source.location), self.context.paths.cache_dir)
 
-    def _prepare_tokenizer(self, source: ModelSource) -> None:
-        """Load the model's private tokenizer copy on a thread of its own, now that the model is
-        loaded: counting on the event loop (a run's live figures, a served request's) then
-        finds it ready instead of loading it there (200-350 ms for SmolLM2's, in the middle of
-        the next stream)."""
-        key = source.model_id
-        if key in self._tokenizers or key in self._tokenizer_loads or "transformers" not in sys.modules:
-            return
-        name = key.split(":", 1)[1]  # what _tokenizer_for is asked with: the model without its provider
-        thread = threading.Thread(target=self._tokenizer_for, args=(name,), name="tokenizer-copy", daemon=True)
-        self._tokenizer_loads[key] = thread
-        thread.start()
-
     def _tokenizer_for(self, model: str) -> Any:
-        """A private tokenizer copy (not the worker's), loaded only when that is cheap; None
-        while :meth:`_prepare_tokenizer` is loading it on its own thread (callers on other
-        threads then count from the files)."""
+        """A private tokenizer copy (not the worker's), loaded only when that is cheap. A
+        thread that runs an event loop (a run's live figures, a served request, the grid's
+        estimates) never loads it: the copy is then made on a thread of its own, and the
+        caller gets None (it counts from the files) until it is ready: 200-350 ms for
+        SmolLM2's, which stalled a stream in its middle."""
         try:
             source = self._source(model)
         except AppError:
             return None
-        if source.model_id in self._tokenizers:
-            return self._tokenizers[source.model_id]
-        loading = self._tokenizer_loads.get(source.model_id)
-        if loading is not None and loading is not threading.current_thread():
+        key = source.model_id
+        if key in self._tokenizers:
+            return self._tokenizers[key]
+        if key in self._tokenizer_loads:  # being made on its own thread
             return None
-        location = self._token_dirs.get(source.model_id)
+        location = self._token_dirs.get(key)
         if location is None and source.kind == "folder":
             location = source.location
         if location is None and source.kind == "hub" and "transformers" in sys.modules:
@@ -353,6 +350,15 @@ class _LocalBase:
             location = source.location if hub_cached(source.location) else None
         if location is None or "transformers" not in sys.modules:
             return None  # not loaded yet: importing transformers here would stall the caller
+        if _on_event_loop():
+            thread = threading.Thread(target=self._load_tokenizer, args=(source, location), name="tokenizer-copy",
+                                      daemon=True)  # fmt: skip
+            self._tokenizer_loads[key] = thread
+            thread.start()
+            return None
+        return self._load_tokenizer(source, location)
+
+    def _load_tokenizer(self, source: ModelSource, location: str) -> Any:
         try:
             from transformers import AutoTokenizer
 
@@ -361,12 +367,11 @@ class _LocalBase:
             # an explicit False also stops transformers from asking on stdin (15 s on this thread)
             tok = AutoTokenizer.from_pretrained(location, local_files_only=True, trust_remote_code=trust)
         except Exception:  # an estimate is better than an error here
-            log.debug("no tokenizer for %s", model, exc_info=True)
+            log.debug("no tokenizer for %s", source.model_id, exc_info=True)
             tok = None
-        finally:
-            self._tokenizer_loads.pop(source.model_id, None)
         if tok is not None:
             self._tokenizers[source.model_id] = tok
+        self._tokenizer_loads.pop(source.model_id, None)
         return tok
 
     def supports_tools(self, model: str) -> bool | None:
