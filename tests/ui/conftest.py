@@ -47,3 +47,15 @@ def gui_thread_gc(qapp: Any) -> Iterator[None]:
     finally:
         collector.stop()
         collector.deleteLater()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_qt_garbage_left() -> Iterator[None]:
+    """Qt objects left as cyclic garbage by a module's last test are freed at its end, on the
+    GUI thread. Left for later, the first automatic collection of a test that runs a loop or
+    a model worker thread freed them there ("QObject::~QObject: Timers cannot be stopped from
+    another thread"), and a timer of a freed object crashed the process a test later: this
+    happened with tests/serve run after tests/ui."""
+    yield
+    gc.collect()
+
