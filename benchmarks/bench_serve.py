@@ -233,25 +233,35 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="bench-serve-")
     proc, proc_url = spawn_server(tmp)
     services, server, loop = start(tmp)
-    url = server.address
+    try:
+        mock_stream(args, services, loop, server.address, proc, proc_url)
+        if not args.skip_local:
+            local(args, tmp, services, loop, server.address, proc_url)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
+        asyncio.run_coroutine_threadsafe(services.aclose(), loop).result(30)
+
+
+def mock_stream(args: argparse.Namespace, services: Any, loop: asyncio.AbstractEventLoop, url: str, proc: Any,
+                proc_url: str) -> None:
+    """``mock:tokens?n=N`` through the server (its own process and a loop thread of this one)
+    and the engine directly, alternating; wall and server CPU against the engine's."""
     mock = f"mock:tokens?n={args.tokens}"
     times: dict[str, list[float]] = {k: [] for k in ("engine", "process+SDK", "process+httpx", "thread+SDK", "thread+httpx")}
     meters = {"engine": CpuMeter(), "process+SDK": CpuMeter(proc.pid), "process+httpx": CpuMeter(proc.pid)}
-    try:
-        for i in range(args.runs + 1):  # alternating; the first round warms up
-            if i == 1:
-                meters = {k: CpuMeter(m.pid) for k, m in meters.items()}
-            got = {"engine": direct(services, loop, mock, None, meters["engine"])[1],
-                   "process+SDK": asyncio.run(via_sdk(proc_url, mock, None, meter=meters["process+SDK"]))[2],
-                   "process+httpx": asyncio.run(via_http(proc_url, mock, meters["process+httpx"])),
-                   "thread+SDK": asyncio.run(via_sdk(url, mock, None))[2],
-                   "thread+httpx": asyncio.run(via_http(url, mock))}  # fmt: skip
-            for k, v in got.items():
-                if i:
-                    times[k].append(v)
-    except BaseException:
-        proc.terminate()
-        raise
+    for i in range(args.runs + 1):  # alternating; the first round warms up
+        if i == 1:
+            meters = {k: CpuMeter(m.pid) for k, m in meters.items()}
+        got = {"engine": direct(services, loop, mock, None, meters["engine"])[1],
+               "process+SDK": asyncio.run(via_sdk(proc_url, mock, None, meter=meters["process+SDK"]))[2],
+               "process+httpx": asyncio.run(via_http(proc_url, mock, meters["process+httpx"])),
+               "thread+SDK": asyncio.run(via_sdk(url, mock, None))[2],
+               "thread+httpx": asyncio.run(via_http(url, mock))}  # fmt: skip
+        for k, v in got.items():
+            if i:
+                times[k].append(v)
     for name, pick in (("medians", statistics.median), ("minimums", min)):  # minimums: the least disturbed runs
         e = pick(times["engine"])
         print(f"mock {args.tokens} tokens, {name} of {args.runs}: engine {e * 1000:.1f} ms; "
@@ -262,14 +272,6 @@ def main() -> None:
         print(f"mock {args.tokens} tokens, CPU per request (mean of {args.runs}): engine {e_cpu / args.runs * 1000:.1f} ms; "
               + "; ".join(f"server process ({k.split('+')[1]} client) {meters[k].total / args.runs * 1000:.1f} ms"
                           f" x{meters[k].total / e_cpu:.2f}" for k in ("process+SDK", "process+httpx")))  # fmt: skip
-    try:
-        if not args.skip_local:
-            local(args, tmp, services, loop, url, proc_url)
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
-        asyncio.run_coroutine_threadsafe(services.aclose(), loop).result(30)
 
 
 def local(args: argparse.Namespace, tmp: str, services: Any, loop: asyncio.AbstractEventLoop, url: str,
