@@ -6,8 +6,9 @@ events are forwarded as they are, the streamed pieces in one signal and the rest
 
 Signals:
     run_delta(RunText | RunReasoning event): a piece of a run's answer (with its tokens'
-        probabilities when asked for) or of its reasoning: raw deltas, one per streamed token
-        (consumers coalesce); apart from run_event so that only who shows text pays for them.
+        probabilities when asked for) or of its reasoning, apart from run_event so that only
+        who shows text pays for them. Deltas come one per streamed token, except those with
+        tokens: a run's consecutive ones of one loop turn come merged (:mod:`app.ui.delta_batch`).
     run_event(RunEvent event): every other event of this window's runs, as the scheduler
         typed it (:mod:`app.core.run_events`): RunStarted, RunNotice, RunStats (at most ~10 per
         second, plus one final), RunRetrying, RunProgress, then exactly one of RunFinished /
@@ -50,6 +51,7 @@ from app.core.types import (
     GenerationParams,
     GenerationRequest,
 )
+from app.ui.delta_batch import DeltaBatch
 
 if TYPE_CHECKING:  # the runs' modules load with the first run (~14 dataclasses not needed at start)
     from app.core.run_events import RunCancelled, RunEvent, RunFailed, RunFinished
@@ -91,6 +93,7 @@ class BackendManager(QObject):
         self._listeners: dict[str, RunListener] = {}
         self._held: set[asyncio.Task[object]] = set()
         """Tool loops under way: busy between their steps too (see :meth:`hold`)."""
+        self._deltas = DeltaBatch(self.run_delta.emit)
 
     @property
     def scheduler(self) -> RunScheduler:
@@ -285,8 +288,9 @@ class BackendManager(QObject):
         if isinstance(event, ev.RunText):  # the hot path: one event per streamed token
             if rid in self._loading_runs:
                 self._loaded(rid)
-            self.run_delta.emit(event)
+            self._deltas.add(event)
             return
+        self._deltas.flush()  # the text before this event, in order
         if isinstance(event, ev.RunReasoning):
             self.run_delta.emit(event)
             return

@@ -199,3 +199,20 @@ def test_reasoning_is_signalled_apart_from_the_answer(qloop: Any, services: Serv
         assert stats[-1].reasoning_tokens == 4
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 15))
+
+
+def test_a_fast_stream_of_tokens_crosses_merged_and_before_its_end(qloop: Any, services: Services) -> None:
+    backend = BackendManager(services, model_id="mock:tokens?n=640")  # 64 tokens per loop turn
+    seen = collect_run_events(backend)
+
+    async def scenario() -> None:
+        backend.generate(backend.request(HI, GenerationParams(max_tokens=None, logprobs=2)))
+        finished = await wait_run_event(backend, RunFinished, timeout=10)
+        texts = [e for e in seen if isinstance(e, RunText)]
+        assert seen.index(finished) > seen.index(texts[-1])  # all text before the end
+        assert "".join(e.text for e in texts) == finished.result.text
+        tokens = [t for e in texts for t in e.tokens]
+        assert len(tokens) == 640 and "".join(t.text for t in tokens) == finished.result.text
+        assert len(texts) <= 640 // 32  # merged per loop turn, not one signal per token
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 15))
