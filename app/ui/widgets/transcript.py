@@ -33,6 +33,7 @@ made them (:meth:`TranscriptView.add_tool_call`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -74,6 +75,7 @@ def __getattr__(name: str) -> object:
 
 FLUSH_MS = 30
 FLUSH_CHUNK = 4000
+_clock = time.perf_counter  # how long a flush took (a test's clock in tests)
 CARD_MAX_WIDTH = 940
 EMPTY_TEXT = "Start a conversation: pick a model, type a message and press Ctrl+Enter."
 
@@ -284,7 +286,9 @@ class TranscriptView(QScrollArea):
 
     def flush(self) -> None:
         """Draw buffered deltas: at most FLUSH_CHUNK characters per card per tick, so a very fast
-        stream never stalls the event loop; with more pending the next tick comes at once."""
+        stream never stalls the event loop; with more pending the next tick comes after a pause
+        as long as this one took (FLUSH_MS at most)."""
+        start = _clock()
         more = False
         for key in list(self._streaming):
             card = self._cards.get(key)
@@ -298,7 +302,9 @@ class TranscriptView(QScrollArea):
         if not self._streaming:
             self._timer.stop()
         else:
-            self._timer.setInterval(0 if more else FLUSH_MS)
+            # more pending: come back after as long as this tick drew, so the timers that fell
+            # due meanwhile (and the paint of what was drawn) go first: draw half the time at most
+            self._timer.setInterval(min(FLUSH_MS, int((_clock() - start) * 1000)) if more else FLUSH_MS)
 
     def flush_all(self) -> None:
         """Draw everything buffered now (tests, benchmarks)."""

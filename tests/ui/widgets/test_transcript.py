@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication, QTextDocument
 
@@ -308,3 +309,19 @@ def test_answers_on_screen_follow_a_switch_to_the_dark_theme(qapp: Any) -> None:
     finally:
         theme.apply(qapp, "light")
         qapp.setStyleSheet("")
+
+
+def test_a_backlog_is_drawn_with_pauses_as_long_as_each_draw(qapp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.ui.widgets import transcript
+
+    ticks = iter(i * 0.007 for i in range(1000))  # each draw "takes" 7 ms
+    monkeypatch.setattr(transcript, "_clock", lambda: next(ticks))
+    view = TranscriptView()
+    view.show()
+    view.start_stream("k")
+    view.append("k", "".join(f" tok{i}" for i in range(5000)))  # more than one chunk
+    view.flush()
+    assert view._timer.isActive() and view._timer.interval() == 7  # timers due meanwhile go first
+    while view.card("k").pending_chars():
+        view.flush()
+    assert view._timer.interval() == transcript.FLUSH_MS  # caught up: the usual pace
