@@ -106,6 +106,7 @@ class LocalServer:
         self._config: ServeConfig | None = None
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sock: socket.socket | None = None
 
     # -- what it offers ------------------------------------------------------------------
     @property
@@ -171,7 +172,7 @@ class LocalServer:
                                 access_log=False, lifespan="off", timeout_graceful_shutdown=2, server_header=False,
                                 proxy_headers=False)  # fmt: skip
         server = _EmbeddedServer(config)
-        self._server = server
+        self._server, self._sock = server, sock
         self._task = asyncio.ensure_future(server.serve(sockets=[sock]))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT_S
@@ -194,6 +195,7 @@ class LocalServer:
         self._task = None
         if task is None or server is None:
             return
+        await self._settle_accepted()
         server.should_exit = True
         done, _ = await asyncio.wait([task], timeout=STOP_TIMEOUT_S)
         if not done:
@@ -202,6 +204,17 @@ class LocalServer:
             await asyncio.wait([task], timeout=STOP_TIMEOUT_S)
         if task.done() and not task.cancelled() and task.exception() is not None:
             log.warning("the server stopped with an error: %s", task.exception())
+
+
+    async def _settle_accepted(self) -> None:
+        """Accept nothing more, and let the connections accepted already be set up while the
+        server is open: asyncio 3.11 leaks the socket of a connection set up on a closed server
+        (one that waited while the loop was busy elsewhere is accepted in the turn it stops)."""
+        sock = self._sock
+        if sock is not None and sock.fileno() >= 0:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            for _ in range(2):  # the accepting callback schedules the set-up; the set-up runs next
+                await asyncio.sleep(0)
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -247,3 +247,24 @@ def test_cors_origins_answer_the_preflight_and_none_send_no_cors_headers(window:
     assert "POST" in allowed[1]["access-control-allow-methods"]
     assert "access-control-allow-origin" not in other[1]
     assert not [h for h in without[1] if h.startswith("access-control-")] and settings.serve_cors_origins == []
+
+
+def test_a_client_waiting_as_the_window_closes_leaves_no_socket_behind(window: MainWindow, qloop: Any) -> None:
+    """A client that connected while the loop was busy elsewhere (the prompt's counter probing
+    the server from its thread, say) is accepted in the turn the server stops: asyncio 3.11
+    builds its transport on a closed server and leaks the socket (a ResourceWarning later)."""
+    import gc
+    import socket
+    import time
+    import warnings
+
+    qloop.run_until_complete(asyncio.wait_for(click_start_quietly(window), 30))
+    client = socket.create_connection(("127.0.0.1", window.server_control.port), timeout=5)  # in the backlog
+    time.sleep(0.25)  # the loop stalls: the server's 0.1 s tick falls due with the connection
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ResourceWarning)
+        window.close()
+        qloop.run_until_complete(asyncio.wait_for(window.server_control.aclose(), 20))
+        client.close()
+        gc.collect()
+    assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == []
