@@ -151,3 +151,21 @@ def test_actions_name_their_message(qtbot: Any) -> None:
     assert not unsaved.menu_button.isVisible()  # nothing to fork or copy as code yet
     with qtbot.assertNotEmitted(unsaved.fork_clicked):
         unsaved.fork_action.trigger()
+
+
+def test_the_token_view_draws_a_share_of_each_flush(qtbot: Any) -> None:
+    from app.ui.widgets.message_card import LENS_SHARE
+
+    c = card(qtbot)
+    c.streaming = True
+    c.show_probabilities(True)
+    for i in range(2000):
+        c.queue(f" t{i:04d}")  # 6 characters a token
+        c.attach_tokens([tok(f" t{i:04d}")])
+    before = c.lens.pending_chars()
+    assert c.flush(3000) is True
+    drawn = before - c.lens.pending_chars()
+    assert 3000 // LENS_SHARE <= drawn <= 3000 // LENS_SHARE + 6
+    while c.flush(3000):
+        pass
+    assert c.lens.plain_text().split() == [f"t{i:04d}" for i in range(2000)]
