@@ -36,6 +36,7 @@ from dataclasses import replace
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+import shiboken6
 from PySide6.QtCore import QObject, Signal
 
 from app.core.engine import GenerationResult
@@ -54,7 +55,7 @@ from app.core.types import (
 from app.ui.delta_batch import DeltaBatch
 
 if TYPE_CHECKING:  # the runs' modules load with the first run (~14 dataclasses not needed at start)
-    from app.core.run_events import RunCancelled, RunEvent, RunFailed, RunFinished
+    from app.core.run_events import RunCancelled, RunEvent, RunFailed, RunFinished, RunText
     from app.core.runs import Run, RunListener, RunScheduler
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class BackendManager(QObject):
         self._listeners: dict[str, RunListener] = {}
         self._held: set[asyncio.Task[object]] = set()
         """Tool loops under way: busy between their steps too (see :meth:`hold`)."""
-        self._deltas = DeltaBatch(self.run_delta.emit)
+        self._deltas = DeltaBatch(self._emit_delta)
 
     @property
     def scheduler(self) -> RunScheduler:
@@ -282,6 +283,10 @@ class BackendManager(QObject):
                 if isinstance(event, ev.RunFinished | ev.RunFailed | ev.RunCancelled):
                     del self._listeners[event.run_id]
                 listener(event)
+
+    def _emit_delta(self, event: RunText) -> None:
+        if shiboken6.isValid(self):  # merged deltas come a turn later: the window may be gone
+            self.run_delta.emit(event)
 
     def _dispatch(self, event: RunEvent, ev: ModuleType) -> None:
         rid = event.run_id

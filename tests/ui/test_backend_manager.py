@@ -216,3 +216,21 @@ def test_a_fast_stream_of_tokens_crosses_merged_and_before_its_end(qloop: Any, s
         assert len(texts) <= 640 // 32  # merged per loop turn, not one signal per token
 
     qloop.run_until_complete(asyncio.wait_for(scenario(), 15))
+
+
+def test_merged_deltas_held_when_the_window_goes_are_dropped_quietly(qloop: Any, services: Services) -> None:
+    import shiboken6
+
+    from app.core.events import TokenLogprob
+
+    backend = BackendManager(services, model_id="mock:echo")
+    seen = collect_run_events(backend)
+
+    async def scenario() -> None:
+        backend._deltas.add(RunText("r1", "held", (TokenLogprob("held", -0.1),)))  # until the turn ends
+        shiboken6.delete(backend)  # the window and its manager are gone before that
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    qloop.run_until_complete(asyncio.wait_for(scenario(), 5))  # the loop saw no error
+    assert seen == []
