@@ -205,7 +205,6 @@ class LocalServer:
         if task.done() and not task.cancelled() and task.exception() is not None:
             log.warning("the server stopped with an error: %s", task.exception())
 
-
     async def _settle_accepted(self) -> None:
         """Accept nothing more, and let the connections accepted already be set up while the
         server is open: asyncio 3.11 leaks the socket of a connection set up on a closed server
