@@ -51,6 +51,40 @@ def test_lean_rms_norm_keeps_the_models_epsilon() -> None:
         assert relative(ours, theirs) < 0.01  # bf16 output
 
 
+@pytest.mark.parametrize("order", ["random", "rising", "ties"])
+def test_the_heads_top_indices_are_a_top_k_of_the_row(order: str) -> None:
+    """The blockwise top-k of one row returns k distinct indices, none below a value left out,
+    whatever the order of the values (rising rows cost torch's own topk the most)."""
+    import torch
+
+    from app.providers.local_fast import top_indices
+
+    gen = torch.Generator().manual_seed(3)
+    row = torch.randn(1, 49152, generator=gen) * 3
+    if order == "rising":
+        row = torch.linspace(-10, 10, 49152).unsqueeze(0) + row * 0.03
+    elif order == "ties":  # the int4 head's bf16 output: many equal values around the cut
+        row = row.to(torch.bfloat16).float().round()
+    top = top_indices(row, 64)
+    assert top.shape == (1, 64) and len(set(top[0].tolist())) == 64
+    chosen = row[0, top[0]]
+    rest = torch.ones(49152, dtype=torch.bool)
+    rest[top[0]] = False
+    assert float(chosen.min()) >= float(row[0, rest].max())
+    assert torch.equal(chosen.sort().values, row.topk(64).values[0].sort().values)
+
+
+def test_the_heads_top_indices_fall_back_to_topk_for_small_or_several_rows() -> None:
+    import torch
+
+    from app.providers.local_fast import top_indices
+
+    rows = torch.randn(3, 49152)
+    assert torch.equal(top_indices(rows, 8).sort().values, rows.topk(8).indices.sort().values)
+    small = torch.randn(1, 1000)
+    assert torch.equal(top_indices(small, 64).sort().values, small.topk(64).indices.sort().values)
+
+
 def test_the_decoders_own_norm_floor_matches_the_models_norm(tiny_model: Path) -> None:
     """The floor FastDecoder builds from the config (sqrt(hidden * eps)) gives the model's own
     RMSNorm where eps matters: states whose mean square is about eps."""
