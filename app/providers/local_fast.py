@@ -11,10 +11,12 @@ module runs the same model with a static KV cache and one call per fused project
 - per layer: RMSNorm, fused q/k/v, (q/k norms), RoPE on q and k together, cache write, SDPA
   (GQA; a sliding window reads only its own rows of the cache), o, (norm), residual, RMSNorm,
   fused gate/up, SiLU or GELU, down, (norm), residual;
-- LoRA adapters loaded by peft on the quantized model are read from its layers and run
-  unmerged as two small matrix products per fused projection (several adapters are
-  concatenated along the rank, with their scales folded in);
+- LoRA adapters loaded by peft on the quantized model run unmerged, as two small matrix
+  products per fused projection (:mod:`app.providers.local_fast_lora`);
 - logits only for the last position.
+
+The generation loop around it (prefix reuse, sampling, streaming) is
+:mod:`app.providers.local_fast_generate`.
 
 :class:`FastDecoder` shares the packed weights of the quantized transformers model (it
 owns no copy); it refuses models or adapters it cannot run exactly (``supported``), and
@@ -25,31 +27,20 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core.tools import ToolSpec
-from app.core.types import ChatMessage, GenerationParams
 from app.providers.local_arch import (
     LLAMA,
-    FusedLayout,
     arch_of,
     config_reason,
-    fused_layout,
     layer_rope_types,
     layer_windows,
 )
-from app.providers.local_generation import (
-    CancelFlag,
-    Emit,
-    finish_reason,
-    prepare,
-)
-from app.providers.local_prefix_cache import ALIGN, PrefixCache, resume_fast
+from app.providers.local_fast_lora import LoraPlan, lora_plans
+from app.providers.local_prefix_cache import ALIGN
 from app.providers.local_quant import QuantizedModel, packed_mm, qmm
-from app.providers.local_threads import ThreadTuner
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +53,11 @@ BLOCK = 64  # the head's top-k looks at the best blocks of BLOCK logits first (s
 
 
 @dataclass
-class _Lora:
-    """Unmerged LoRA of one fused projection: ``y += (x @ a) @ b`` (scales folded into b)."""
-
-    a: Any  # [K, R]
-    b: Any  # [R, N]
-
-
-@dataclass
 class _Layer:
     in_norm: Any
     post_norm: Any  # the MLP's input norm
     packs: dict[str, Any]
-    lora: dict[str, _Lora]
+    lora: dict[str, LoraPlan]
     attn_out_norm: Any = None  # Gemma's norm of the attention output
     mlp_out_norm: Any = None  # Gemma's norm of the MLP output
     qk_norm: Any = None  # [q heads + kv heads, head_dim]: per-head RMSNorm weights of q and k
@@ -83,7 +66,7 @@ class _Layer:
     calls: dict[str, Callable[[Any], Any]] = field(default_factory=dict)  # per packed projection: x -> y
 
 
-def _projection(packed: Any, lora: _Lora | None) -> Callable[[Any], Any]:
+def _projection(packed: Any, lora: LoraPlan | None) -> Callable[[Any], Any]:
     """``x -> x @ W.T`` of one packed projection, plus its bias and its unmerged LoRA."""
     mm = packed_mm(packed.kind, packed.qweight, packed.qscale)
     bias = packed.bias
@@ -218,7 +201,7 @@ class FastDecoder:
     # --- LoRA ----------------------------------------------------------------------------
     def refresh_lora(self) -> None:
         """Read the active LoRA adapters from the model's peft layers (cheap when unchanged)."""
-        key, plans, reason = _lora_plans(self.model, self.dtype)
+        key, plans, reason = lora_plans(self.model, self.dtype)
         if key == self._lora_key:
             return
         self._lora_key = key
@@ -470,157 +453,3 @@ class FastDecoder:
         import torch
 
         return cls._rms(h, weight, floor).to(torch.bfloat16)
-
-
-def _lora_plans(model: Any, dtype: Any) -> tuple[tuple[Any, ...], dict[int, dict[str, _Lora]], str | None]:
-    """(state key, per-layer LoRA plans, reason when the lean step cannot run these adapters)."""
-    import torch
-
-    layers = model.model.layers
-    layout = fused_layout(model)
-    found: list[tuple[int, str, int, Any]] = []  # (layer, fused, member index, module)
-    key: list[Any] = []
-    names = {id(getattr(getattr(layer, group), member)): (i, fused_name, j)
-             for i, layer in enumerate(layers) for group, fused in layout.items()
-             for fused_name, members in fused for j, member in enumerate(members)}
-    for module in model.modules():
-        if not hasattr(module, "lora_A") or not hasattr(module, "scaling"):
-            continue
-        if getattr(module, "disable_adapters", False) or getattr(module, "merged", False):
-            key.append((id(module), "off"))
-            continue
-        active = [a for a in getattr(module, "active_adapters", ()) if a in module.lora_A]
-        if not active:
-            continue
-        where = names.get(id(module))
-        if where is None:
-            return (object(),), {}, f"an adapter on {type(getattr(module, 'base_layer', module)).__name__} outside the decoder projections"
-        for a in active:
-            if a in getattr(module, "lora_variant", {}) or getattr(module, "use_dora", {}).get(a, False):
-                return (object(),), {}, "DoRA or another LoRA variant"
-            key.append((id(module), a, float(module.scaling[a]), id(module.lora_A[a].weight), module.lora_A[a].weight._version))
-        found.append((*where, module))
-    plans: dict[int, dict[str, _Lora]] = {}
-    groups: dict[tuple[int, str], list[tuple[int, Any]]] = {}
-    for i, fused_name, j, module in found:
-        groups.setdefault((i, fused_name), []).append((j, module))
-    splits = {fused_name: members for fused in layout.values() for fused_name, members in fused}
-    for (i, fused_name), members in groups.items():
-        layer = layers[i]
-        outs = [getattr(_parent(layer, fused_name, layout), m) for m in splits[fused_name]]
-        widths = [int(getattr(o, "out_features", None) or o.base_layer.out_features) for o in outs]
-        offsets = [sum(widths[:j]) for j in range(len(widths))]
-        a_parts, b_parts = [], []
-        for j, module in members:
-            for a in [x for x in module.active_adapters if x in module.lora_A]:
-                wa = module.lora_A[a].weight.detach().float()  # [r, K]
-                wb = module.lora_B[a].weight.detach().float() * float(module.scaling[a])  # [N_j, r]
-                full = torch.zeros(sum(widths), wb.shape[1])
-                full[offsets[j]: offsets[j] + widths[j]] = wb
-                a_parts.append(wa)
-                b_parts.append(full)
-        a_cat = torch.cat(a_parts, dim=0).t().contiguous().to(dtype)
-        b_cat = torch.cat(b_parts, dim=1).t().contiguous().to(dtype)
-        plans.setdefault(i, {})[fused_name] = _Lora(a_cat, b_cat)
-    return tuple(key), plans, None
-
-
-def _parent(layer: Any, fused_name: str, layout: FusedLayout) -> Any:
-    for group, fused in layout.items():
-        if any(name == fused_name for name, _ in fused):
-            return getattr(layer, group)
-    raise KeyError(fused_name)
-
-
-def fast_generate(  # fmt: skip
-    decoder: FastDecoder, tokenizer: Any, messages: Sequence[ChatMessage], params: GenerationParams, emit: Emit,
-    flag: CancelFlag, context_length: int | None, eos_ids: set[int], tuner: ThreadTuner | None = None,
-    prefix: str = "", tools: Sequence[ToolSpec] = (), constraint: Any = None, cache: PrefixCache | None = None,
-) -> tuple[int, int, str]:
-    """Generate on the lean step; the same contract as :func:`local_generation.generate`.
-
-    With a ``tuner`` the thread count is chosen per step (see :class:`ThreadTuner`); with a
-    ``constraint`` each step's logits are masked to the grammar before sampling (the token
-    lens records them before the mask); with a ``cache`` the longest kept prefix of the
-    prompt is reused (``flag.stats.cached_tokens``) and only the rest is prefilled.
-    """
-    import torch
-
-    job = prepare(tokenizer, messages, params, emit, flag, context_length or decoder.max_positions, prefix, tools)
-    ids, max_new, streamer = job.ids, job.max_new, job.streamer
-    recorder = streamer.recorder
-    processors = _processors(params)
-    sample = params.temperature > 0
-    if params.seed is not None:
-        torch.manual_seed(params.seed)
-    history = torch.tensor([ids], dtype=torch.long)
-    generated: list[int] = []
-    decoder.reserve(len(ids) + max_new)
-    streamer.put(history)
-    if tuner is not None:
-        torch.set_num_threads(tuner.start())
-    with torch.inference_mode():
-        start, logits = resume_fast(decoder, cache, ids)
-        flag.stats.cached_tokens = start
-        if logits is None:
-            logits = decoder.forward(history[0, start:], start)
-        pos = len(ids)
-        step = 0
-        while len(generated) < max_new:
-            if flag.is_set() or streamer.stopped:
-                break
-            if recorder is not None:  # the model's own probabilities at this step
-                recorder.observe(logits)
-            scores = logits.unsqueeze(0)
-            if constraint is not None:
-                constraint.mask(scores)
-            if processors:
-                scores = processors(history, scores)
-            if sample:
-                token = int(torch.multinomial(torch.softmax(scores, dim=-1), 1)[0, 0])
-            else:
-                token = int(scores[0].argmax())
-            generated.append(token)
-            if constraint is not None:
-                constraint.advance(token)
-            streamer.put(torch.tensor([token]))
-            if token in eos_ids or len(generated) >= max_new:
-                break
-            if processors:
-                history = torch.cat([history, torch.tensor([[token]])], dim=1)
-            if tuner is None:
-                logits = decoder.forward(torch.tensor([token]), pos)
-            else:
-                threads = tuner.threads_for(step)
-                torch.set_num_threads(threads)
-                started = time.perf_counter()
-                logits = decoder.forward(torch.tensor([token]), pos)
-                tuner.record(step, threads, time.perf_counter() - started)
-            pos += 1
-            step += 1
-    streamer.end()
-    flag.stats.sequence = [*ids, *generated]
-    return len(ids), len(generated), finish_reason(streamer, flag, generated, eos_ids, max_new)
-
-
-def _processors(params: GenerationParams) -> Any:
-    """transformers' logits processors for the request (None for plain greedy)."""
-    from transformers import LogitsProcessorList
-    from transformers.generation.logits_process import (
-        RepetitionPenaltyLogitsProcessor,
-        TemperatureLogitsWarper,
-        TopKLogitsWarper,
-        TopPLogitsWarper,
-    )
-
-    procs = LogitsProcessorList()
-    if params.repetition_penalty is not None and params.repetition_penalty != 1.0:
-        procs.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
-    if params.temperature > 0:
-        if params.temperature != 1.0:
-            procs.append(TemperatureLogitsWarper(params.temperature))
-        if params.top_k:
-            procs.append(TopKLogitsWarper(params.top_k))
-        if params.top_p is not None and params.top_p < 1.0:
-            procs.append(TopPLogitsWarper(params.top_p))
-    return procs or None

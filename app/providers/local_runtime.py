@@ -178,7 +178,7 @@ class LocalRuntime:
         constraint = self._constraint(loaded, plan, prefix)
         fast = loaded.fast
         if fast is not None and fast.ready:
-            from app.providers.local_fast import fast_generate
+            from app.providers.local_fast_generate import fast_generate
 
             tuner = None if self.settings.threads else self._tuner()
             if tuner is None:
