@@ -7,6 +7,9 @@ The interface a tool loop, the CLI or the window needs::
         server = servers.server_of(call.name)    # None: no MCP server offers it
         if server and servers.needs_approval(server): ...ask (allow once / always / deny)...
         result = await servers.call(call)        # a ToolResult, never an exception
+        prompts, resources = servers.prompts(), servers.resources()   # for the user to insert
+        text = await servers.get_prompt(prompt, {"who": "Ada"})      # ToolError when it fails
+        text = await servers.read_resource(resource)
 
 Works on any asyncio loop (the CLI's, or qasync's in the window); ``on_state`` is called on
 that loop's thread with each server's new :class:`ServerState`. Nothing here raises out of
@@ -27,6 +30,14 @@ from app.core.errors import ToolError, ToolSchemaError, redact
 from app.core.mcp_config import McpServerConfig, SecretLookup
 from app.core.tools import MAX_NAME, NAME_CHARS, ToolCall, ToolResult, ToolSpec, check_schema
 from app.tools.mcp_content import call_error, content_text, main_leaf
+from app.tools.mcp_library import (
+    McpPrompt,
+    McpResource,
+    prompt_of,
+    prompt_text,
+    resource_of,
+    resource_text,
+)
 from app.tools.mcp_server import McpConnection, ServerState, describe
 
 log = logging.getLogger(__name__)
@@ -153,9 +164,67 @@ class McpServers:
         return tuple(specs)
 
     def notes(self) -> list[str]:
-        """What :meth:`tools` had to say: renamed tools, tools left out."""
+        """What :meth:`tools` had to say (renamed tools, tools left out), and the servers
+        whose prompts or resources could not be listed."""
         self.tools()
-        return list(self._notes)
+        return list(self._notes) + [s.listing_note for s in self._ready() if s.listing_note]
+
+    def prompts(self) -> list[McpPrompt]:
+        """The prompts of the ready servers, in the settings' order."""
+        return [prompt_of(s.config.name, p) for s in self._ready() for p in s.prompts]
+
+    def resources(self) -> list[McpResource]:
+        """The resources of the ready servers, in the settings' order."""
+        return [resource_of(s.config.name, r) for s in self._ready() for r in s.resources]
+
+    async def get_prompt(self, prompt: McpPrompt, arguments: dict[str, str]) -> tuple[str, list[str]]:
+        """``prompt`` filled by its server with ``arguments``: its text and the roles of its
+        messages (see :func:`~app.tools.mcp_library.prompt_text`). Raises :class:`ToolError`
+        naming the server and the prompt: a required argument left empty (checked before
+        asking), a server that is not ready, answers an error or takes longer than its
+        ``timeout_s``."""
+        missing = prompt.missing(arguments)
+        if missing:
+            raise ToolError(f"The prompt '{prompt.name}' needs: {', '.join(missing)}.",
+                            hint="Fill in every argument marked *.")  # fmt: skip
+        values = {k: v for k, v in arguments.items() if v.strip()}  # an optional one left empty is not sent
+
+        async def op(session: Any) -> Any:
+            return await session.get_prompt(prompt.name, values)
+
+        result = await self._ask(prompt.server, f"prompt '{prompt.name}'", op)
+        return prompt_text(getattr(result, "messages", ()))
+
+    async def read_resource(self, resource: McpResource) -> str:
+        """The text of ``resource`` as its server reads it out. Raises :class:`ToolError`
+        naming the server and the URI (as :meth:`get_prompt` does), also when the
+        resource is binary only."""
+
+        async def op(session: Any) -> Any:
+            return await session.read_resource(resource.uri)
+
+        where = f"resource '{resource.uri}'"
+        result = await self._ask(resource.server, where, op)
+        try:
+            return resource_text(getattr(result, "contents", ()))
+        except ToolError as exc:
+            raise ToolError(f"MCP server '{resource.server}', {where}: {exc.message}", hint=exc.hint) from None
+
+    async def _ask(self, name: str, what: str, op: Callable[[Any], Any]) -> Any:
+        """Run ``op`` on server ``name``; its failures as a :class:`ToolError` naming ``what``."""
+        server = self._servers.get(name)
+        where = f"MCP server '{name}', {what}"
+        if server is None:
+            raise ToolError(f"{where}: the server is not in the settings.")
+        timeout = server.config.timeout_s
+        try:
+            return await server.request(op, timeout)
+        except TimeoutError:
+            raise ToolError(f"{where}: no answer within {timeout:g} s; the request was cancelled.") from None
+        except ToolError as exc:
+            raise ToolError(f"{where}: {exc.message}") from None
+        except Exception as exc:  # noqa: BLE001 - the user sees it; nothing breaks
+            raise ToolError(f"{where}: {call_error(main_leaf(exc), server.state.reason)}") from None
 
     def server_of(self, tool_name: str) -> str | None:
         """The server that offers ``tool_name`` (as named in :meth:`tools`), or None."""

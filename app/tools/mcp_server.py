@@ -43,10 +43,14 @@ class ServerState:
     status: Status
     tools: int = 0
     reason: str = ""
+    prompts: int = 0
+    resources: int = 0
 
     def __str__(self) -> str:
         if self.status == "ready":
-            return f"ready ({self.tools} tool{'s' if self.tools != 1 else ''})"
+            counts = [(self.tools, "tool")]
+            counts += [(n, what) for n, what in ((self.prompts, "prompt"), (self.resources, "resource")) if n]
+            return "ready (" + ", ".join(f"{n} {what}{'s' if n != 1 else ''}" for n, what in counts) + ")"
         if self.status == "failed":
             return f"failed: {self.reason}"
         return self.status
@@ -77,6 +81,12 @@ class McpConnection:
         self.state = ServerState(config.name, "starting")
         self.tools: list[Any] = []
         """The server's ``mcp.types.Tool`` s (once ready)."""
+        self.prompts: list[Any] = []
+        """Its ``mcp.types.Prompt`` s (once ready; none unless it declares the capability)."""
+        self.resources: list[Any] = []
+        """Its ``mcp.types.Resource`` s (likewise)."""
+        self.listing_note = ""
+        """Why its prompts or resources could not be listed (the server still serves its tools)."""
         self.capabilities: Any = None
         self._send: Any = None
         self._receive: Any = None
@@ -91,7 +101,9 @@ class McpConnection:
     # -- state ----------------------------------------------------------------------------
 
     def _set(self, status: Status, tools: int = 0, reason: str = "") -> None:
-        self.state = ServerState(self.config.name, status, tools, reason)
+        ready = status == "ready"
+        self.state = ServerState(self.config.name, status, tools, reason,
+                                 len(self.prompts) if ready else 0, len(self.resources) if ready else 0)  # fmt: skip
         if status != "starting":
             self.started.set()
         try:
@@ -130,7 +142,8 @@ class McpConnection:
                     session = await self._open(stack)
                     result = await session.initialize()
                     self.capabilities = result.capabilities
-                    self.tools = await self._list_tools(session)
+                    self.tools = await self._list_all(session.list_tools, "tools")
+                    await self._list_library(session)
                     start_scope.deadline = math.inf
                     self._set("ready", len(self.tools))
                     await self._serve(session, stack)
@@ -215,20 +228,33 @@ class McpConnection:
         group.start_soon(relay)
         return out_receive
 
-    async def _list_tools(self, session: Any) -> list[Any]:
-        tools: list[Any] = []
+    async def _list_all(self, method: Callable[..., Awaitable[Any]], field: str) -> list[Any]:
+        """Every page of a list request (``field``: the result's list)."""
+        from mcp.types import PaginatedRequestParams
+
+        items: list[Any] = []
         cursor: str | None = None
         for _ in range(100):  # a server that pages forever cannot hang the start
-            from mcp.types import PaginatedRequestParams
-
-            page = await session.list_tools(
-                params=PaginatedRequestParams(cursor=cursor) if cursor else None
-            )
-            tools.extend(page.tools)
+            page = await method(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
+            items.extend(getattr(page, field))
             cursor = page.next_cursor
             if not cursor:
                 break
-        return tools
+        return items
+
+    async def _list_library(self, session: Any) -> None:
+        """List the prompts and resources the server declares. A server whose list fails
+        still serves its tools; ``listing_note`` says what went wrong."""
+        caps = self.capabilities
+        notes = []
+        for field, method in (("prompts", session.list_prompts), ("resources", session.list_resources)):
+            if getattr(caps, field, None) is None:
+                continue
+            try:
+                setattr(self, field, await self._list_all(method, field))
+            except Exception as exc:  # noqa: BLE001 - tools still work; the panel says why
+                notes.append(f"its {field} could not be listed ({redact(str(main_leaf(exc)))[:200]})")
+        self.listing_note = f"MCP server '{self.config.name}': " + "; ".join(notes) + "." if notes else ""
 
     async def _serve(self, session: Any, stack: AsyncExitStack) -> None:
         import anyio

@@ -6,8 +6,9 @@ header ``HEADER: VALUE``; ``... exit`` exits at once with a message on stderr.
 
 Tools: ``echo(text)``, ``add(a, b)``, ``fail(reason)`` (an ``isError`` result), ``raise_error``
 (a JSON-RPC error), ``crash`` (the process exits mid-call), ``hang`` (sleeps until cancelled), ``hangs`` (how many hang now),
-``pid`` (the server's process id), ``picture`` (an image and a text item). One prompt
-(``greet``) and one resource (``note://hello``).
+``pid`` (the server's process id), ``picture`` (an image and a text item). Prompts: ``greet(who)``,
+``review(code, language?)`` (a user and an assistant message), ``broken`` (fails). Resources:
+``note://hello`` (text), ``blob://logo`` (binary only), ``note://big`` (200,000 characters).
 """
 
 from __future__ import annotations
@@ -90,10 +91,33 @@ def build(name: str = "test") -> MCPServer[Any]:
         """A greeting prompt."""
         return f"Say hello to {who}."
 
+    @server.prompt()
+    def review(code: str, language: str = "") -> list[Any]:
+        """A two-turn prompt: the user's request and the assistant's question."""
+        from mcp.server.mcpserver.prompts.base import AssistantMessage, UserMessage
+
+        return [UserMessage(f"Review this {language or 'unnamed language'} code: {code}"),
+                AssistantMessage("What should I look for first?")]  # fmt: skip
+
+    @server.prompt()
+    def broken() -> str:
+        """A prompt whose rendering fails on the server."""
+        raise ValueError("the template is broken")
+
     @server.resource("note://hello")
     def hello() -> str:
         """A short note."""
         return "hello from the resource"
+
+    @server.resource("blob://logo", mime_type="image/png")
+    def logo() -> bytes:
+        """Binary only."""
+        return b"\x89PNG\r\n\x1a\n"
+
+    @server.resource("note://big")
+    def big() -> str:
+        """A long text (200,000 characters)."""
+        return "x" * 200_000
 
     return server
 

@@ -83,7 +83,7 @@ def test_stdio_server_lists_and_calls_its_tools(scenario: Callable[..., Any]) ->
         servers = McpServers([stdio()], on_state=lambda s: seen.append(str(s)))
         async with servers:
             (state,) = servers.states()
-            assert state.status == "ready" and state.tools == 9 and str(state) == "ready (9 tools)"
+            assert state.status == "ready" and state.tools == 9 and str(state) == "ready (9 tools, 3 prompts, 3 resources)"
             specs = {s.name: s for s in servers.tools()}
             assert {
                 "echo",
@@ -115,7 +115,7 @@ def test_stdio_server_lists_and_calls_its_tools(scenario: Callable[..., Any]) ->
         assert servers.states()[0].status == "stopped"
 
     scenario(body())
-    assert seen == ["starting", "ready (9 tools)", "stopped"]
+    assert seen == ["starting", "ready (9 tools, 3 prompts, 3 resources)", "stopped"]
     assert mcp_children() == []
 
 

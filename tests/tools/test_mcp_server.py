@@ -14,6 +14,7 @@ from app.tools.mcp_server import McpConnection, ServerState, describe
 def test_server_state_reads_as_the_user_sees_it() -> None:
     assert str(ServerState("a", "ready", 1)) == "ready (1 tool)"
     assert str(ServerState("a", "ready", 3)) == "ready (3 tools)"
+    assert str(ServerState("a", "ready", 0, prompts=1, resources=2)) == "ready (0 tools, 1 prompt, 2 resources)"
     assert str(ServerState("a", "failed", reason="no such file")) == "failed: no such file"
     assert str(ServerState("a", "stopped")) == "stopped"
 

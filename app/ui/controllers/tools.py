@@ -2,8 +2,9 @@
 :class:`~app.ui.session_tools.ToolSource`), the MCP servers of the settings (started on the
 qasync loop when the panel offers their tools, listed with their state and tools, closed at
 quit), the approval of calls to servers that are not trusted (a non-modal dialog: allow once
-/ always for this server / deny), and the panel's content kept with presets and with each
-conversation (restored on reopen). The panel is made when its dock is first shown: until
+/ always for this server / deny), the servers' prompts and resources put into the message
+being written (a prompt's arguments asked first), and the panel's content kept with presets
+and with each conversation (restored on reopen). The panel is made when its dock is first shown: until
 then the controller holds its content (:meth:`ToolsController.setup`) and hands it over in
 :meth:`ToolsController.attach`."""
 
@@ -13,7 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from app.core.errors import ToolSchemaError
+from app.core.errors import ToolError, ToolSchemaError
 from app.core.tool_setup import SETUP_KEY, ToolSetup
 from app.core.tools import TOOL_CHOICES
 from app.ui.controllers.base import Controller
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from app.core.tool_resolvers import Approval
     from app.core.tools import ToolCall
     from app.tools.mcp_client import McpServers, ServerState
+    from app.tools.mcp_library import McpPrompt, McpResource
     from app.ui.session import ChatSession
     from app.ui.widgets.prompt_editor import PromptEditor
     from app.ui.widgets.tools_panel import ToolsPanel
@@ -55,6 +57,8 @@ class ToolsController(Controller):
         self.servers: McpServers | None = None
         self.approval_box: QMessageBox | None = None
         """The approval dialog shown now (None: none)."""
+        self.prompt_dialog: QWidget | None = None
+        """The last dialog that asked for a prompt's arguments."""
         self._approvals: dict[str, str] = {}
         self._tasks: set[asyncio.Future[None]] = set()
         session.tool_source = self
@@ -73,6 +77,8 @@ class ToolsController(Controller):
         if self._setup != panel.setup():
             panel.set_setup(self._setup)
         panel.mcp_toggled.connect(self._on_panel_mcp_toggled)
+        panel.insert_prompt.connect(self.insert_prompt)
+        panel.insert_resource.connect(self.insert_resource)
         self.refresh_servers()
 
     def setup(self) -> ToolSetup:
@@ -178,14 +184,83 @@ class ToolsController(Controller):
         configs = [c for c in self.services.settings.mcp_servers if c.enabled]
         if self.servers is None:
             rows: list[tuple[str, str, list[tuple[str, str]]]] = [(c.name, "not started", []) for c in configs]
-            self.panel.set_servers(rows, "Turn on \u201cOffer the MCP servers' tools\u201d to start them."
+            self.panel.set_servers(rows, "Turn on \u201cOffer the MCP servers' tools\u201d to start them (their tools, prompts and resources)."
                                    if configs else "")  # fmt: skip
             return
         servers = self.servers
         tools = servers.tools()
         rows = [(s.name, str(s), [(t.name, t.description) for t in tools if servers.server_of(t.name) == s.name])
                 for s in servers.states()]  # fmt: skip
-        self.panel.set_servers(rows, " ".join(servers.notes()))
+        self.panel.set_servers(rows, " ".join(servers.notes()), servers.prompts(), servers.resources())
+
+    # -- prompts and resources into the message ---------------------------------------------------
+    def insert_prompt(self, prompt: McpPrompt) -> None:
+        """Ask for ``prompt``'s arguments (when it has any), have its server fill it in, and put
+        the text into the message at the cursor."""
+        if not prompt.arguments:
+            self._spawn(self._insert_prompt(prompt, {}))
+            return
+        from app.ui.widgets.mcp_prompt_dialog import McpPromptDialog
+
+        dialog = McpPromptDialog(prompt, self.widget)
+        self.prompt_dialog = dialog
+        dialog.accepted.connect(lambda: self._spawn(self._insert_prompt(prompt, dialog.values())))
+        dialog.finished.connect(lambda _code: dialog.deleteLater())
+        dialog.open()  # never exec() on the qasync loop (PITFALLS)
+
+    def insert_resource(self, resource: McpResource) -> None:
+        """Have ``resource`` read by its server and put its text into the message at the cursor."""
+        self._spawn(self._insert_resource(resource))
+
+    async def _insert_prompt(self, prompt: McpPrompt, values: dict[str, str]) -> None:
+        servers = self.servers
+        if servers is None:
+            return
+        self.say(f"Asking the MCP server '{prompt.server}' for the prompt '{prompt.name}'\u2026")
+        try:
+            text, roles = await servers.get_prompt(prompt, values)
+        except ToolError as exc:
+            self.say(exc.user_message(), error=True)
+            return
+        what = f"the prompt '{prompt.name}' from '{prompt.server}'"
+        if len(roles) > 1:
+            what += f" ({len(roles)} messages: {', '.join(roles)})"
+        self._put(text, what)
+
+    async def _insert_resource(self, resource: McpResource) -> None:
+        servers = self.servers
+        if servers is None:
+            return
+        self.say(f"Reading '{resource.uri}' from the MCP server '{resource.server}'\u2026")
+        try:
+            text = await servers.read_resource(resource)
+        except ToolError as exc:
+            self.say(exc.user_message(), error=True)
+            return
+        self._put(text, f"'{resource.uri}' from '{resource.server}'")
+
+    def _put(self, text: str, what: str) -> None:
+        """Insert ``text`` at the message's cursor, a blank line between it and the text
+        around it, cut to MAX_INSERT_CHARS; the status line says what went in."""
+        from app.tools.mcp_library import MAX_INSERT_CHARS, bounded
+
+        text, cut = bounded(text)
+        edit = self.editor.message_edit
+        cursor = edit.textCursor()
+        whole = edit.toPlainText()
+        before, after = whole[: cursor.position()], whole[cursor.position() :]
+        if before and not before.endswith("\n\n"):
+            text = ("\n" if before.endswith("\n") else "\n\n") + text
+        if after and not after.startswith("\n"):
+            text += "\n\n"
+        cursor.insertText(text)
+        edit.setTextCursor(cursor)
+        edit.setFocus()
+        if cut:
+            self.say(f"Inserted {what}, cut to its first {MAX_INSERT_CHARS:,} characters ({cut:,} more were left "
+                     "out).", error=True)  # fmt: skip
+        else:
+            self.say(f"Inserted {what} into the message.")
 
     def _on_server_state(self, _state: ServerState) -> None:
         self.refresh_servers()

@@ -6,7 +6,9 @@ and what shape it asks for, in three tabs that fit a 1024 x 700 window:
   inline error naming the tool and the JSON path), its stub result, ``tool_choice`` (auto /
   none / required / a function) and the step limit;
 - **MCP**: "Offer the MCP servers' tools" and the servers from the settings with their
-  state (starting, ready with N tools, failed: why) and their tools;
+  state (starting, ready with N tools, failed: why), their tools, prompts and resources; a
+  prompt or resource goes into the message being written with "Insert into message" (or a
+  double-click);
 - **Schema**: the response schema (a JSON Schema, checked as you type) or JSON mode.
 
 Its content is a :class:`~app.core.tool_setup.ToolSetup` (:meth:`ToolsPanel.setup`,
@@ -15,11 +17,14 @@ Its content is a :class:`~app.core.tool_setup.ToolSetup` (:meth:`ToolsPanel.setu
 Signals:
     changed(): the content changed (typed text included).
     mcp_toggled(bool on): "Offer the MCP servers' tools" was switched.
+    insert_prompt(McpPrompt prompt), insert_resource(McpResource resource): the user asked to
+        put it into the message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase
@@ -49,6 +54,7 @@ from app.core.tool_setup import (
     check_response_schema,
 )
 from app.core.tools import TOOL_CHOICES
+from app.tools.mcp_library import McpPrompt, McpResource
 from app.ui.widgets.tool_card import ERROR_STYLE, OK_STYLE
 
 SCHEMA_EXAMPLE = ('{\n  "type": "object",\n  "properties": {"answer": {"type": "string"}},\n'
@@ -84,6 +90,8 @@ class ToolsPanel(QWidget):
 
     changed = Signal()
     mcp_toggled = Signal(bool)
+    insert_prompt = Signal(object)
+    insert_resource = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -172,7 +180,18 @@ class ToolsPanel(QWidget):
         self.server_tree.setHeaderLabels(["Server / tool", "State"])
         self.server_tree.setRootIsDecorated(True)
         self.server_tree.setColumnWidth(0, 150)
+        self.server_tree.currentItemChanged.connect(lambda _now, _before: self._on_server_item())
+        self.server_tree.itemDoubleClicked.connect(lambda item, _col: self._insert(item))
         lay.addWidget(self.server_tree, 1)
+        row = QHBoxLayout()
+        self.insert_button = QPushButton("Insert into message", page)
+        self.insert_button.setToolTip("Put the selected prompt (filled in by its server) or resource into the "
+                                      "message you are writing, at the cursor")  # fmt: skip
+        self.insert_button.setEnabled(False)
+        self.insert_button.clicked.connect(lambda: self._insert(self.server_tree.currentItem()))
+        row.addWidget(self.insert_button)
+        row.addStretch(1)
+        lay.addLayout(row)
         self.mcp_note = QLabel(page)
         self.mcp_note.setWordWrap(True)
         lay.addWidget(self.mcp_note)
@@ -239,8 +258,10 @@ class ToolsPanel(QWidget):
             self._show_entry()
             self._emit()
 
-    def set_servers(self, rows: Sequence[tuple[str, str, Sequence[tuple[str, str]]]], note: str = "") -> None:
-        """The MCP servers: (name, state, [(tool, description)]) each; ``note`` under them."""
+    def set_servers(self, rows: Sequence[tuple[str, str, Sequence[tuple[str, str]]]], note: str = "",
+                    prompts: Sequence[McpPrompt] = (), resources: Sequence[McpResource] = ()) -> None:  # fmt: skip
+        """The MCP servers: (name, state, [(tool, description)]) each, with the ``prompts``
+        and ``resources`` they offer under them; ``note`` below."""
         self.server_tree.clear()
         for name, state, tools in rows:
             item = QTreeWidgetItem([name, state])
@@ -251,13 +272,53 @@ class ToolsPanel(QWidget):
                 child = QTreeWidgetItem([tool, ""])
                 child.setToolTip(0, description or tool)
                 item.addChild(child)
+            self._add_group(item, "Prompts", [p for p in prompts if p.server == name])
+            self._add_group(item, "Resources", [r for r in resources if r.server == name])
             self.server_tree.addTopLevelItem(item)
             item.setExpanded(True)
+            for i in range(item.childCount()):  # the groups (expanding works once in the tree)
+                group = item.child(i)
+                if group is not None:
+                    group.setExpanded(group.childCount() > 0)
+        self._on_server_item()
         if not rows:
             note = note or "No MCP servers in the settings (mcp_servers in settings.json)."
         self.mcp_note.setText(note)
 
     # -- internals ------------------------------------------------------------------------------
+    def _add_group(self, server: QTreeWidgetItem, title: str, entries: Sequence[McpPrompt | McpResource]) -> None:
+        """A "Prompts" or "Resources" branch under ``server`` (none when it offers none)."""
+        if not entries:
+            return
+        group = QTreeWidgetItem([f"{title} ({len(entries)})", ""])
+        for entry in entries:
+            if isinstance(entry, McpPrompt):
+                args = ", ".join(a.name + ("*" if a.required else "") for a in entry.arguments)
+                child = QTreeWidgetItem([entry.label, "prompt"])
+                tip = "\n".join(t for t in (entry.description, f"Arguments: {args}" if args else "") if t)
+            else:
+                child = QTreeWidgetItem([entry.label, entry.mime_type or "resource"])
+                tip = "\n".join(t for t in (entry.uri, entry.description) if t)
+            child.setToolTip(0, tip or child.text(0))
+            child.setData(0, Qt.ItemDataRole.UserRole, entry)
+            group.addChild(child)
+        server.addChild(group)
+
+    @staticmethod
+    def _entry(item: QTreeWidgetItem | None) -> Any:
+        """The prompt or resource behind a tree item (None for a server, tool or group)."""
+        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def _on_server_item(self) -> None:
+        self.insert_button.setEnabled(isinstance(self._entry(self.server_tree.currentItem()), McpPrompt | McpResource))
+
+    def _insert(self, item: QTreeWidgetItem | None) -> None:
+        entry = self._entry(item)
+        if isinstance(entry, McpPrompt):
+            self.insert_prompt.emit(entry)
+        elif isinstance(entry, McpResource):
+            self.insert_resource.emit(entry)
+
     def _item(self, entry: FunctionEntry) -> QListWidgetItem:
         item = QListWidgetItem(entry.name())
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtGui import QTextCursor
 
 from app.core.errors import ToolSchemaError
 from app.core.mcp_config import McpServerConfig
@@ -190,3 +191,103 @@ def test_a_reopened_conversation_brings_its_tools_back(control: ToolsController,
     assert panel.setup() == setup
     parts.session.open(without)  # a conversation that kept no tools leaves the panel as it is
     assert panel.setup() == setup
+
+
+def _library_items(panel: ToolsPanel) -> dict[str, Any]:
+    """The panel's prompt and resource items by their text (under the first server)."""
+    server = panel.server_tree.topLevelItem(0)
+    found = {}
+    for i in range(server.childCount()):
+        group = server.child(i)
+        for j in range(group.childCount()):
+            found[group.child(j).text(0)] = group.child(j)
+    return found
+
+
+async def _started(control: ToolsController, panel: ToolsPanel) -> Any:
+    panel.mcp_check.setChecked(True)
+    assert control.servers is not None
+    await asyncio.wait_for(control.servers.wait_started(), 20)
+    for _ in range(100):  # the listing follows the state on the loop's next turn
+        if "prompt" in panel.server_tree.topLevelItem(0).text(1):
+            break
+        await asyncio.sleep(0.05)
+    return _library_items(panel)
+
+
+async def _settled(control: ToolsController) -> None:
+    while control._tasks:
+        await asyncio.wait(set(control._tasks), timeout=20)
+
+
+@pytest.fixture
+def said(control: ToolsController, parts: Parts) -> list[tuple[str, bool]]:
+    """The status messages (message, error) of a controller with the local test server."""
+    _local_server(parts)
+    seen: list[tuple[str, bool]] = []
+    control.status.connect(lambda message, error: seen.append((message, error)))
+    return seen
+
+
+def test_a_prompt_asks_its_arguments_and_goes_into_the_message_after_the_typed_text(
+    control: ToolsController, panel: ToolsPanel, parts: Parts, qloop: Any, said: list[tuple[str, bool]]
+) -> None:
+    parts.editor.set_message("My own words.")
+    parts.editor.message_edit.moveCursor(QTextCursor.MoveOperation.End)  # where typing leaves it
+
+    async def scenario() -> None:
+        items = await _started(control, panel)
+        assert {"greet", "review", "broken", "hello", "logo", "big"} <= set(items)
+        assert items["greet"].text(1) == "prompt" and "Arguments: who*" in items["greet"].toolTip(0)
+        panel.server_tree.setCurrentItem(panel.server_tree.topLevelItem(0))
+        assert not panel.insert_button.isEnabled()  # a server is not something to insert
+        panel.server_tree.setCurrentItem(items["greet"])
+        assert panel.insert_button.isEnabled()
+        panel.insert_button.click()
+        dialog = control.prompt_dialog
+        assert dialog is not None and dialog.isVisible()
+        assert not dialog.insert_button.isEnabled()  # "who" is required
+        dialog.fields["who"].setText("Ada")
+        assert dialog.insert_button.isEnabled()
+        dialog.insert_button.click()
+        await _settled(control)
+        assert parts.editor.message() == "My own words.\n\nSay hello to Ada."
+        assert said[-1] == ("Inserted the prompt 'greet' from 'local' into the message.", False)
+        panel.server_tree.setCurrentItem(items["broken"])
+        panel.insert_button.click()  # no arguments: no dialog
+        await _settled(control)
+        assert said[-1][1] and "prompt 'broken'" in said[-1][0] and "Error rendering prompt broken" in said[-1][0]
+        assert parts.editor.message() == "My own words.\n\nSay hello to Ada."  # nothing lost, nothing added
+
+    _drive(qloop, scenario())
+
+
+def test_resources_go_into_the_message_binary_refused_and_long_ones_cut(
+    control: ToolsController, panel: ToolsPanel, parts: Parts, qloop: Any, said: list[tuple[str, bool]]
+) -> None:
+    from app.tools.mcp_library import MAX_INSERT_CHARS
+
+    async def scenario() -> None:
+        items = await _started(control, panel)
+        panel._insert(items["hello"])  # a double-click on the item
+        await _settled(control)
+        assert parts.editor.message() == "hello from the resource"
+        panel._insert(items["logo"])
+        await _settled(control)
+        assert said[-1][1] and "blob://logo" in said[-1][0] and "no text" in said[-1][0]
+        assert parts.editor.message() == "hello from the resource"
+        parts.editor.set_message("above\nbelow")
+        cursor = parts.editor.message_edit.textCursor()
+        cursor.setPosition(len("above\n"))  # the cursor between two lines
+        parts.editor.message_edit.setTextCursor(cursor)
+        panel._insert(items["hello"])
+        await _settled(control)
+        assert parts.editor.message() == "above\n\nhello from the resource\n\nbelow"  # a blank line each side
+        parts.editor.set_message("")
+        panel._insert(items["big"])
+        await _settled(control)
+        assert parts.editor.message() == "x" * MAX_INSERT_CHARS
+        assert said[-1] == (f"Inserted 'note://big' from 'local', cut to its first {MAX_INSERT_CHARS:,} characters "
+                            f"({200_000 - MAX_INSERT_CHARS:,} more were left out).", True)  # fmt: skip
+
+    _drive(qloop, scenario())

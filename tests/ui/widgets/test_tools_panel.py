@@ -70,3 +70,41 @@ def test_mcp_servers_are_listed_with_state_and_tools(qtbot: Any) -> None:
     panel.set_servers([])
     assert "No MCP servers" in panel.mcp_note.text()
     assert ToolSetup(use_mcp=True).active and not ToolSetup((FunctionEntry("{}", False),)).active
+
+
+def test_prompts_and_resources_are_listed_under_their_server_and_inserted(qtbot: Any) -> None:
+    from app.tools.mcp_library import McpPrompt, McpPromptArgument, McpResource
+    from app.ui.widgets.mcp_prompt_dialog import McpPromptDialog
+
+    panel = ToolsPanel()
+    qtbot.addWidget(panel)
+    greet = McpPrompt("local", "greet", description="Say hello", arguments=(McpPromptArgument("who", "whom", True),
+                                                                           McpPromptArgument("tone")))  # fmt: skip
+    note = McpResource("local", "a", uri="note://a", mime_type="text/plain")
+    panel.set_servers([("local", "ready (1 tool, 1 prompt, 1 resource)", [("echo", "Echo")]), ("other", "ready", [])],
+                      prompts=[greet], resources=[note, McpResource("other", "", uri="note://b")])  # fmt: skip
+    top = panel.server_tree.topLevelItem(0)
+    assert [top.child(i).text(0) for i in range(top.childCount())] == ["echo", "Prompts (1)", "Resources (1)"]
+    assert top.child(1).isExpanded() and top.child(2).isExpanded() and not top.child(0).isExpanded()
+    prompt_item, resource_item = top.child(1).child(0), top.child(2).child(0)
+    assert (prompt_item.text(0), prompt_item.toolTip(0)) == ("greet", "Say hello\nArguments: who*, tone")
+    assert (resource_item.text(0), resource_item.text(1)) == ("a", "text/plain")
+    other = panel.server_tree.topLevelItem(1)
+    assert other.child(0).child(0).text(0) == "note://b"  # no name: its URI
+    asked: list[object] = []
+    panel.insert_prompt.connect(asked.append)
+    panel.insert_resource.connect(asked.append)
+    assert not panel.insert_button.isEnabled()
+    panel.server_tree.setCurrentItem(top.child(1))  # the group itself
+    assert not panel.insert_button.isEnabled()
+    panel.server_tree.setCurrentItem(prompt_item)
+    panel.insert_button.click()
+    panel.server_tree.itemDoubleClicked.emit(resource_item, 0)
+    assert asked == [greet, note]
+
+    dialog = McpPromptDialog(greet)
+    qtbot.addWidget(dialog)
+    assert list(dialog.fields) == ["who", "tone"] and dialog.fields["who"].placeholderText() == "whom"
+    assert not dialog.insert_button.isEnabled() and dialog.insert_button.toolTip() == "Fill in: who"
+    dialog.fields["who"].setText("Ada")
+    assert dialog.insert_button.isEnabled() and dialog.values() == {"who": "Ada", "tone": ""}
