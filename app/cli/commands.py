@@ -26,6 +26,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("grid", "grid", "run a grid file", "python -m app grid FILE [--json] [-o results.html]"),
     Command("serve", "serve", "local OpenAI-compatible API", "python -m app serve [--port 8080] [--lora NAME=PATH]"),
     Command("history", "history", "stored conversations", "python -m app history list|show|fork|export|delete"),
+    Command("mcp", "mcp", "MCP servers' offer", "python -m app mcp list|prompt|read [--mcp \"COMMAND ARGS\"]"),
 )
 
 NAMES: tuple[str, ...] = tuple(c.name for c in COMMANDS)
