@@ -2,8 +2,9 @@
 
 The SDK's context managers (the stdio or streamable-HTTP transport and the ``ClientSession``)
 hold anyio cancel scopes, which must be entered and left by the same task. So each server
-runs :meth:`McpConnection.run` as its own task: it starts the server, lists its tools, then
-serves requests that other tasks put on its queue, each in a child task of its own with a
+runs :meth:`McpConnection.run` as its own task: it starts the server, lists its tools (and its
+prompts and resources), then serves requests that other tasks put on its queue (a list the
+server says has changed is asked for again the same way), each in a child task of its own with a
 cancel scope (cancelled when the caller gives up or times out, which sends the server a
 ``notifications/cancelled`` and leaves it usable). Closing the queue ends the task and stops
 the server (the SDK closes stdin, then terminates, then kills the process group).
@@ -97,6 +98,8 @@ class McpConnection:
         self._lost = ""
         self.started = asyncio.Event()
         """Set when the server is ready or has failed."""
+        self._relists: set[asyncio.Task[None]] = set()
+        """Lists asked for again after the server said they changed (see _on_message)."""
 
     # -- state ----------------------------------------------------------------------------
 
@@ -200,7 +203,37 @@ class McpConnection:
             read, write = await stack.enter_async_context(
                 streamable_http_client(self.config.url, http_client=client)
             )
-        return await stack.enter_async_context(ClientSession(read, write))
+        return await stack.enter_async_context(ClientSession(read, write, message_handler=self._on_message))
+
+    async def _on_message(self, message: Any) -> None:
+        """A server's notification: when its tools, prompts or resources changed, list them
+        again (in a task of its own: the session's reader must not wait on a request)."""
+        from mcp import types
+
+        changed = {types.ToolListChangedNotification: "tools", types.PromptListChangedNotification: "prompts",
+                   types.ResourceListChangedNotification: "resources"}  # fmt: skip
+        field = next((f for kind, f in changed.items() if isinstance(message, kind)), None)
+        if field is None or self.state.status != "ready":
+            return
+        task = asyncio.get_running_loop().create_task(self._relist(field))
+        self._relists.add(task)
+        task.add_done_callback(self._relists.discard)
+
+    async def _relist(self, field: str) -> None:
+        """List ``field`` again and say the new state (its listeners refresh what they show)."""
+
+        async def op(session: Any) -> Any:
+            return await self._list_all(getattr(session, f"list_{field}"), field)
+
+        try:
+            items = await self.request(op, self.config.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - what was listed before stays; the panel says why
+            self.listing_note = (f"MCP server '{self.config.name}': its {field} changed but could not be listed "
+                                 f"again ({redact(str(main_leaf(exc)))[:200]}).")  # fmt: skip
+            return
+        setattr(self, field, items)
+        if self.state.status == "ready":
+            self._set("ready", len(self.tools))
 
     async def _watch_eof(self, stack: AsyncExitStack, read: Any) -> Any:
         """A relay of the stdio read stream that notices the server's exit even while idle:

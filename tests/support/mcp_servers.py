@@ -1,6 +1,7 @@
 """Small MCP servers for tests, written with the SDK's server API and run as real subprocesses.
 
-``python -m tests.support.mcp_servers stdio`` serves over stdio; ``... http PORT HEADER VALUE``
+``python -m tests.support.mcp_servers stdio`` serves over stdio (``dynamic``: the same plus a
+``grow`` tool that adds tools and prompts at run time); ``... http PORT HEADER VALUE``
 serves streamable HTTP on 127.0.0.1:PORT and answers 401 unless the request carries the
 header ``HEADER: VALUE``; ``... exit`` exits at once with a message on stderr.
 
@@ -17,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 
@@ -25,9 +26,11 @@ CLASH_TOOL = "echo"
 """A tool name every test server has (two servers listed together clash on it)."""
 
 
-def build(name: str = "test") -> MCPServer[Any]:
-    """The test server with its tools, prompt and resource."""
+def build(name: str = "test", dynamic: bool = False) -> MCPServer[Any]:
+    """The test server with its tools, prompts and resources (``dynamic``: and ``grow``)."""
     server: MCPServer[Any] = MCPServer(name)
+    if dynamic:
+        _add_grow(server)
 
     @server.tool()
     def echo(text: str) -> str:
@@ -122,6 +125,25 @@ def build(name: str = "test") -> MCPServer[Any]:
     return server
 
 
+def _add_grow(server: MCPServer[Any]) -> None:
+    """``grow(name)``: adds a tool and a prompt called ``name`` and tells the client that its
+    tool and prompt lists changed (``notifications/*/list_changed``)."""
+    from mcp.server.mcpserver.prompts.base import Prompt
+
+    @server.tool()
+    async def grow(name: str, ctx: Context) -> str:
+        """Add a tool and a prompt called ``name``."""
+
+        def grown() -> str:
+            return "grown"
+
+        server.add_tool(grown, name=name, description="A tool added at run time.")
+        server.add_prompt(Prompt.from_function(grown, name=name, description="A prompt added at run time."))
+        await ctx.session.send_tool_list_changed()
+        await ctx.session.send_prompt_list_changed()
+        return f"added {name}"
+
+
 def _serve_http(port: int, header: str, value: str) -> None:
     import uvicorn
     from starlette.responses import PlainTextResponse
@@ -150,6 +172,8 @@ def main(argv: list[str]) -> None:
     mode = argv[0] if argv else "stdio"
     if mode == "stdio":
         build().run("stdio")
+    elif mode == "dynamic":
+        build(dynamic=True).run("stdio")
     elif mode == "http":
         _serve_http(int(argv[1]), argv[2], argv[3])
     elif mode == "exit":

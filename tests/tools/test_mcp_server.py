@@ -9,6 +9,9 @@ from typing import Any
 
 from app.core.mcp_config import McpServerConfig
 from app.tools.mcp_server import McpConnection, ServerState, describe
+from tests.tools.test_mcp_client import scenario
+
+__all__ = ["scenario"]  # a fixture, used by name
 
 
 def test_server_state_reads_as_the_user_sees_it() -> None:
@@ -39,3 +42,30 @@ def test_a_server_that_cannot_start_fails_with_its_reason(run: Callable[..., Any
     run(start(), timeout=40)
     assert conn.state.status == "failed" and conn.state.reason
     assert seen and seen[0].status == "failed" and conn.tools == []
+
+
+def test_a_server_that_changes_its_lists_is_listed_again(scenario: Callable[..., Any]) -> None:
+    """``notifications/tools/list_changed`` and ``.../prompts/list_changed``: the lists are asked
+    for again, the new state is said, and the new tool can be called."""
+    from app.core.tools import ToolCall
+    from app.tools.mcp_client import McpServers
+    from tests.tools.test_mcp_client import stdio
+
+    async def body() -> None:
+        both_listed = asyncio.Event()
+
+        def seen(state: ServerState) -> None:
+            if state.status == "ready" and state.tools == 11 and state.prompts == 4:
+                both_listed.set()
+
+        async with McpServers([stdio(mode="dynamic")], on_state=seen) as servers:
+            assert servers.states()[0].tools == 10
+            grown = await servers.call(ToolCall("c1", "grow", '{"name": "fresh"}'))
+            assert grown.content == "added fresh" and not grown.is_error
+            await asyncio.wait_for(both_listed.wait(), 20)
+            assert "fresh" in {s.name for s in servers.tools()} and servers.server_of("fresh") == "local"
+            assert "fresh" in {p.name for p in servers.prompts()}
+            assert (await servers.call(ToolCall("c2", "fresh", "{}"))).content == "grown"
+            assert str(servers.states()[0]) == "ready (11 tools, 4 prompts, 3 resources)"
+
+    scenario(body())
