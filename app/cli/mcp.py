@@ -1,9 +1,10 @@
 """``mcp``: what the MCP servers offer, and their prompts and resources as text.
 
 - ``mcp list``: each server (the settings' and ``--mcp``'s) with its state, tools, prompts (their
-  arguments; ``*``: required) and resources; ``--json`` prints one object.
+  arguments; ``*``: required), resources and resource templates; ``--json`` prints one object.
 - ``mcp prompt SERVER NAME [ARG=VALUE ...]``: the prompt filled in by its server, on stdout.
-- ``mcp read SERVER URI``: the resource's text, on stdout.
+- ``mcp read SERVER URI``: the resource's text, on stdout (any URI the server reads, e.g. one
+  written from its resource templates).
 
 So a server's prompt or resource can go into another command, e.g.
 ``python -m app mcp read files file:///notes.txt | python -m app ask -m local:smollm2 -``.
@@ -129,7 +130,7 @@ def _signature(prompt: McpPrompt) -> str:
 
 def _list(servers: McpServers, as_json: bool) -> None:
     tools = servers.tools()
-    prompts, resources = servers.prompts(), servers.resources()
+    prompts, resources, templates = servers.prompts(), servers.resources(), servers.resource_templates()
     rows: list[dict[str, Any]] = []
     for state in servers.states():
         rows.append({
@@ -141,6 +142,8 @@ def _list(servers: McpServers, as_json: bool) -> None:
                                        for a in p.arguments]} for p in prompts if p.server == state.name],
             "resources": [{"uri": r.uri, "name": r.name, "mime_type": r.mime_type, "description": r.description}
                           for r in resources if r.server == state.name],
+            "resource_templates": [{"uri_template": t.uri_template, "name": t.name, "mime_type": t.mime_type,
+                                    "description": t.description} for t in templates if t.server == state.name],
         })  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps({"servers": rows, "notes": servers.notes()}, ensure_ascii=False, indent=2) + "\n")
@@ -153,5 +156,7 @@ def _list(servers: McpServers, as_json: bool) -> None:
                   for p in prompts if p.server == state.name]  # fmt: skip
         lines += [f"  resource  {r['uri']}" + (f" ({r['mime_type']})" if r["mime_type"] else "")
                   + (f" - {r['description']}" if r["description"] else "") for r in row["resources"]]  # fmt: skip
+        lines += [f"  template  {t['uri_template']}" + (f" - {t['description']}" if t["description"] else "")
+                  for t in row["resource_templates"]]  # fmt: skip
     lines += [f"note: {note}" for note in servers.notes()]
     sys.stdout.write("\n".join(lines) + "\n")

@@ -33,10 +33,12 @@ from app.tools.mcp_content import call_error, content_text, main_leaf
 from app.tools.mcp_library import (
     McpPrompt,
     McpResource,
+    McpResourceTemplate,
     prompt_of,
     prompt_text,
     resource_of,
     resource_text,
+    template_of,
 )
 from app.tools.mcp_server import McpConnection, ServerState, describe
 
@@ -167,7 +169,7 @@ class McpServers:
         """What :meth:`tools` had to say (renamed tools, tools left out), and the servers
         whose prompts or resources could not be listed."""
         self.tools()
-        return list(self._notes) + [s.listing_note for s in self._ready() if s.listing_note]
+        return [*self._notes, *(s.listing_note for s in self._ready() if s.listing_note), *self._templates()[1]]
 
     def prompts(self) -> list[McpPrompt]:
         """The prompts of the ready servers, in the settings' order."""
@@ -176,6 +178,22 @@ class McpServers:
     def resources(self) -> list[McpResource]:
         """The resources of the ready servers, in the settings' order."""
         return [resource_of(s.config.name, r) for s in self._ready() for r in s.resources]
+
+    def resource_templates(self) -> list[McpResourceTemplate]:
+        """The resource templates of the ready servers (one whose URI template does not parse
+        is left out, and said in :meth:`notes`)."""
+        return self._templates()[0]
+
+    def _templates(self) -> tuple[list[McpResourceTemplate], list[str]]:
+        templates: list[McpResourceTemplate] = []
+        notes: list[str] = []
+        for server in self._ready():
+            for template in server.resource_templates:
+                try:
+                    templates.append(template_of(server.config.name, template))
+                except ToolError as exc:
+                    notes.append(exc.message)
+        return templates, notes
 
     async def get_prompt(self, prompt: McpPrompt, arguments: dict[str, str]) -> tuple[str, list[str]]:
         """``prompt`` filled by its server with ``arguments``: its text and the roles of its
@@ -209,6 +227,17 @@ class McpServers:
             return resource_text(getattr(result, "contents", ()))
         except ToolError as exc:
             raise ToolError(f"MCP server '{resource.server}', {where}: {exc.message}", hint=exc.hint) from None
+
+    async def read_template(self, template: McpResourceTemplate, values: dict[str, str]) -> tuple[str, str]:
+        """(the URI, its text): ``template`` expanded with ``values`` and read (see
+        :meth:`read_resource`); a required variable left empty raises :class:`ToolError`."""
+        missing = template.missing(values)
+        if missing:
+            raise ToolError(f"The resource template '{template.uri_template}' needs: {', '.join(missing)}.",
+                            hint="Fill in every variable marked *.")  # fmt: skip
+        uri = template.expand(values)
+        resource = McpResource(template.server, template.name, uri=uri, mime_type=template.mime_type)
+        return uri, await self.read_resource(resource)
 
     async def _ask(self, name: str, what: str, op: Callable[[Any], Any]) -> Any:
         """Run ``op`` on server ``name``; its failures as a :class:`ToolError` naming ``what``."""

@@ -1,9 +1,10 @@
 """What an MCP server offers besides tools: its prompts and resources, as plain data and text.
 
 A prompt is a template the server fills (``prompts/get`` with string arguments) into messages;
-a resource is a piece of context the server reads out (``resources/read``) by its URI. The
-window inserts either into the message being written, where the user sees and edits it
-before sending. This module turns the SDK's types into :class:`McpPrompt` /
+a resource is a piece of context the server reads out (``resources/read``) by its URI, and a
+resource template is a URI with variables (RFC 6570, expanded by the SDK's ``UriTemplate``)
+that names many resources. The window inserts any of them into the message being written,
+where the user sees and edits it before sending. This module turns the SDK's types into :class:`McpPrompt` /
 :class:`McpResource` and their results into text; :class:`~app.tools.mcp_client.McpServers`
 makes the requests.
 """
@@ -46,14 +47,34 @@ class McpOffer:
 
 
 @dataclass(frozen=True, slots=True)
-class McpPrompt(McpOffer):
-    """A prompt a server offers."""
+class McpFillable(McpOffer):
+    """An offer the user fills in first: its ``arguments`` (strings)."""
 
     arguments: tuple[McpPromptArgument, ...] = ()
 
     def missing(self, values: Mapping[str, str]) -> list[str]:
         """The required arguments that ``values`` leaves empty."""
         return [a.name for a in self.arguments if a.required and not values.get(a.name, "").strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class McpPrompt(McpFillable):
+    """A prompt a server offers."""
+
+
+@dataclass(frozen=True, slots=True)
+class McpResourceTemplate(McpFillable):
+    """A resource template a server offers: each variable of ``uri_template`` is an argument,
+    required unless it is a query variable (``{?q}``)."""
+
+    uri_template: str = field(kw_only=True)
+    mime_type: str = ""
+
+    def expand(self, values: Mapping[str, str]) -> str:
+        """The URI for ``values`` (each percent-encoded as its place in the template wants)."""
+        from mcp.shared.uri_template import UriTemplate
+
+        return UriTemplate.parse(self.uri_template).expand({k: v for k, v in values.items() if v})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +96,24 @@ def prompt_of(server: str, prompt: Any) -> McpPrompt:
     args = tuple(McpPromptArgument(str(a.name), str(a.description or ""), bool(a.required))
                  for a in (prompt.arguments or ()))  # fmt: skip
     return McpPrompt(server, str(prompt.name), str(prompt.title or ""), str(prompt.description or ""), args)
+
+
+def template_of(server: str, template: Any) -> McpResourceTemplate:
+    """An ``mcp.types.ResourceTemplate`` of ``server``; raises ToolError when its URI template
+    does not parse (the template is then left out, and said)."""
+    from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
+
+    text = str(template.uri_template)
+    try:
+        parsed = UriTemplate.parse(text)
+    except InvalidUriTemplate as exc:
+        raise ToolError(f"MCP server '{server}': the resource template {text!r} is not a URI template ({exc}); "
+                        "it is left out.") from None  # fmt: skip
+    return McpResourceTemplate(server, str(template.name or ""), str(template.title or ""),
+                               str(template.description or ""),
+                               tuple(McpPromptArgument(n, "", n not in parsed.query_variable_names)
+                                     for n in parsed.variable_names),
+                               uri_template=text, mime_type=str(template.mime_type or ""))  # fmt: skip
 
 
 def resource_of(server: str, resource: Any) -> McpResource:

@@ -86,6 +86,8 @@ class McpConnection:
         """Its ``mcp.types.Prompt`` s (once ready; none unless it declares the capability)."""
         self.resources: list[Any] = []
         """Its ``mcp.types.Resource`` s (likewise)."""
+        self.resource_templates: list[Any] = []
+        """Its ``mcp.types.ResourceTemplate`` s (likewise)."""
         self.listing_note = ""
         """Why its prompts or resources could not be listed (the server still serves its tools)."""
         self.capabilities: Any = None
@@ -215,9 +217,10 @@ class McpConnection:
         field = next((f for kind, f in changed.items() if isinstance(message, kind)), None)
         if field is None or self.state.status != "ready":
             return
-        task = asyncio.get_running_loop().create_task(self._relist(field))
-        self._relists.add(task)
-        task.add_done_callback(self._relists.discard)
+        for name in (field, "resource_templates") if field == "resources" else (field,):
+            task = asyncio.get_running_loop().create_task(self._relist(name))
+            self._relists.add(task)
+            task.add_done_callback(self._relists.discard)
 
     async def _relist(self, field: str) -> None:
         """List ``field`` again and say the new state (its listeners refresh what they show)."""
@@ -228,7 +231,8 @@ class McpConnection:
         try:
             items = await self.request(op, self.config.timeout_s)
         except Exception as exc:  # noqa: BLE001 - what was listed before stays; the panel says why
-            self.listing_note = (f"MCP server '{self.config.name}': its {field} changed but could not be listed "
+            self.listing_note = (f"MCP server '{self.config.name}': its {field.replace('_', ' ')} changed but could "
+                                 "not be listed "
                                  f"again ({redact(str(main_leaf(exc)))[:200]}).")  # fmt: skip
             return
         setattr(self, field, items)
@@ -280,13 +284,15 @@ class McpConnection:
         still serves its tools; ``listing_note`` says what went wrong."""
         caps = self.capabilities
         notes = []
-        for field, method in (("prompts", session.list_prompts), ("resources", session.list_resources)):
-            if getattr(caps, field, None) is None:
+        for field, capability in (("prompts", "prompts"), ("resources", "resources"),
+                                  ("resource_templates", "resources")):  # fmt: skip
+            if getattr(caps, capability, None) is None:
                 continue
+            method = getattr(session, f"list_{field}")
             try:
                 setattr(self, field, await self._list_all(method, field))
             except Exception as exc:  # noqa: BLE001 - tools still work; the panel says why
-                notes.append(f"its {field} could not be listed ({redact(str(main_leaf(exc)))[:200]})")
+                notes.append(f"its {field.replace('_', ' ')} could not be listed ({redact(str(main_leaf(exc)))[:200]})")
         self.listing_note = f"MCP server '{self.config.name}': " + "; ".join(notes) + "." if notes else ""
 
     async def _serve(self, session: Any, stack: AsyncExitStack) -> None:

@@ -29,12 +29,14 @@ def test_list_shows_tools_prompts_and_resources(capsys: pytest.CaptureFixture[st
     assert "  tool      add - Add two integers." in lines
     assert "  prompt    review(code*, language) - A two-turn prompt: the user's request and the assistant's question." in lines
     assert "  resource  note://hello (text/plain) - A short note." in lines
+    assert "  template  topic://{topic}/notes{?lang} - Notes about a topic (a resource template)." in lines
     code, out, _ = _mcp(capsys, "list", "--json")
     (server,) = json.loads(out)["servers"]
     assert code == 0 and server["name"] == "cli1" and len(server["tools"]) == 9
     assert server["prompts"][0] == {"name": "greet", "description": "A greeting prompt.",
                                     "arguments": [{"name": "who", "required": True, "description": ""}]}  # fmt: skip
     assert {r["uri"] for r in server["resources"]} == {"note://hello", "blob://logo", "note://big"}
+    assert [t["uri_template"] for t in server["resource_templates"]] == ["topic://{topic}/notes{?lang}"]
 
 
 def test_a_prompt_and_a_resource_go_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,6 +44,7 @@ def test_a_prompt_and_a_resource_go_to_stdout(capsys: pytest.CaptureFixture[str]
     code, out, _ = _mcp(capsys, "prompt", "cli1", "review", "code=x", "language=python")
     assert (code, out) == (0, "User: Review this python code: x\n\nAssistant: What should I look for first?\n")
     assert _mcp(capsys, "read", "cli1", "note://hello") == (0, "hello from the resource\n", "")
+    assert _mcp(capsys, "read", "cli1", "topic://owls/notes?lang=de") == (0, "notes about owls (de)\n", "")
     code, out, _ = _mcp(capsys, "read", "cli1", "note://big")
     assert code == 0 and out == "x" * 200_000 + "\n"  # the whole text: a pipe has no message size
 

@@ -9,7 +9,8 @@ Tools: ``echo(text)``, ``add(a, b)``, ``fail(reason)`` (an ``isError`` result), 
 (a JSON-RPC error), ``crash`` (the process exits mid-call), ``hang`` (sleeps until cancelled), ``hangs`` (how many hang now),
 ``pid`` (the server's process id), ``picture`` (an image and a text item). Prompts: ``greet(who)``,
 ``review(code, language?)`` (a user and an assistant message), ``broken`` (fails). Resources:
-``note://hello`` (text), ``blob://logo`` (binary only), ``note://big`` (200,000 characters).
+``note://hello`` (text), ``blob://logo`` (binary only), ``note://big`` (200,000 characters); one
+template, ``topic://{topic}/notes{?lang}``.
 """
 
 from __future__ import annotations
@@ -116,6 +117,11 @@ def build(name: str = "test", dynamic: bool = False) -> MCPServer[Any]:
     def logo() -> bytes:
         """Binary only."""
         return b"\x89PNG\r\n\x1a\n"
+
+    @server.resource("topic://{topic}/notes{?lang}", mime_type="text/plain")
+    def topic_notes(topic: str, lang: str = "en") -> str:
+        """Notes about a topic (a resource template)."""
+        return f"notes about {topic} ({lang})"
 
     @server.resource("note://big")
     def big() -> str:

@@ -106,3 +106,35 @@ def test_prompt_and_resource_text() -> None:
     with pytest.raises(ToolError):
         resource_text([BlobResourceContents(uri="blob://b", blob="AAAA")])
     assert bounded("abc", 5) == ("abc", 0) and bounded("abcdef", 4) == ("abcd", 2)
+
+
+def test_a_resource_template_is_filled_in_and_read(scenario: Callable[..., Any]) -> None:
+    async def body() -> None:
+        async with McpServers([stdio()]) as servers:
+            (template,) = servers.resource_templates()
+            assert (template.server, template.name, template.uri_template, template.mime_type) == (
+                "local", "topic_notes", "topic://{topic}/notes{?lang}", "text/plain")
+            assert template.arguments == (McpPromptArgument("topic", "", True), McpPromptArgument("lang", "", False))
+            uri, text = await servers.read_template(template, {"topic": "dragons & bread", "lang": ""})
+            assert (uri, text) == ("topic://dragons%20%26%20bread/notes", "notes about dragons & bread (en)")
+            assert await servers.read_template(template, {"topic": "owls", "lang": "de"}) == (
+                "topic://owls/notes?lang=de", "notes about owls (de)")
+            with pytest.raises(ToolError) as missing:
+                await servers.read_template(template, {"lang": "de"})
+            assert missing.value.message == "The resource template 'topic://{topic}/notes{?lang}' needs: topic."
+
+    scenario(body())
+
+
+def test_a_template_that_does_not_parse_is_left_out_and_said() -> None:
+    from types import SimpleNamespace
+
+    from app.tools.mcp_library import template_of
+
+    bad = SimpleNamespace(uri_template="note://{a", name="bad", title=None, description=None, mime_type=None)
+    with pytest.raises(ToolError) as caught:
+        template_of("local", bad)
+    assert caught.value.message.startswith("MCP server 'local': the resource template 'note://{a' is not a URI template")
+    good = SimpleNamespace(uri_template="note://{a}", name="good", title="Good", description="d", mime_type=None)
+    made = template_of("local", good)
+    assert (made.label, made.expand({"a": "x/y"})) == ("Good", "note://x%2Fy")

@@ -21,7 +21,7 @@ from app.ui.controllers.base import Controller
 from app.ui.session_tools import ToolRunConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Awaitable, Callable, Coroutine
 
     from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from app.core.tool_resolvers import Approval
     from app.core.tools import ToolCall
     from app.tools.mcp_client import McpServers, ServerState
-    from app.tools.mcp_library import McpPrompt, McpResource
+    from app.tools.mcp_library import McpFillable, McpPrompt, McpResource, McpResourceTemplate
     from app.ui.session import ChatSession
     from app.ui.widgets.prompt_editor import PromptEditor
     from app.ui.widgets.tools_panel import ToolsPanel
@@ -79,6 +79,7 @@ class ToolsController(Controller):
         panel.mcp_toggled.connect(self._on_panel_mcp_toggled)
         panel.insert_prompt.connect(self.insert_prompt)
         panel.insert_resource.connect(self.insert_resource)
+        panel.insert_template.connect(self.insert_template)
         self.refresh_servers()
 
     def setup(self) -> ToolSetup:
@@ -191,53 +192,72 @@ class ToolsController(Controller):
         tools = servers.tools()
         rows = [(s.name, str(s), [(t.name, t.description) for t in tools if servers.server_of(t.name) == s.name])
                 for s in servers.states()]  # fmt: skip
-        self.panel.set_servers(rows, " ".join(servers.notes()), servers.prompts(), servers.resources())
+        self.panel.set_servers(rows, " ".join(servers.notes()), servers.prompts(), servers.resources(),
+                               servers.resource_templates())  # fmt: skip
 
     # -- prompts and resources into the message ---------------------------------------------------
     def insert_prompt(self, prompt: McpPrompt) -> None:
         """Ask for ``prompt``'s arguments (when it has any), have its server fill it in, and put
         the text into the message at the cursor."""
-        if not prompt.arguments:
-            self._spawn(self._insert_prompt(prompt, {}))
-            return
-        from app.ui.widgets.mcp_prompt_dialog import McpPromptDialog
 
-        dialog = McpPromptDialog(prompt, self.widget)
-        self.prompt_dialog = dialog
-        dialog.accepted.connect(lambda: self._spawn(self._insert_prompt(prompt, dialog.values())))
-        dialog.finished.connect(lambda _code: dialog.deleteLater())
-        dialog.open()  # never exec() on the qasync loop (PITFALLS)
+        async def fill(servers: McpServers, values: dict[str, str]) -> tuple[str, str]:
+            text, roles = await servers.get_prompt(prompt, values)
+            many = f" ({len(roles)} messages: {', '.join(roles)})" if len(roles) > 1 else ""
+            return text, f"the prompt '{prompt.name}' from '{prompt.server}'{many}"
+
+        asking = f"Asking the MCP server '{prompt.server}' for the prompt '{prompt.name}'\u2026"
+        if not prompt.arguments:
+            self._spawn(self._insert(asking, lambda servers: fill(servers, {})))
+        else:
+            self._ask_then(prompt, asking, fill)
 
     def insert_resource(self, resource: McpResource) -> None:
         """Have ``resource`` read by its server and put its text into the message at the cursor."""
-        self._spawn(self._insert_resource(resource))
 
-    async def _insert_prompt(self, prompt: McpPrompt, values: dict[str, str]) -> None:
+        async def read(servers: McpServers) -> tuple[str, str]:
+            return await servers.read_resource(resource), f"'{resource.uri}' from '{resource.server}'"
+
+        self._spawn(self._insert(f"Reading '{resource.uri}' from the MCP server '{resource.server}'\u2026", read))
+
+    def insert_template(self, template: McpResourceTemplate) -> None:
+        """Ask for ``template``'s variables, have its server read that resource, and put the
+        text into the message at the cursor."""
+
+        async def read(servers: McpServers, values: dict[str, str]) -> tuple[str, str]:
+            uri, text = await servers.read_template(template, values)
+            return text, f"'{uri}' from '{template.server}'"
+
+        self._ask_then(template, f"Reading from '{template.uri_template}' on the MCP server '{template.server}'\u2026",
+                       read)  # fmt: skip
+
+    def _ask_then(self, offer: McpFillable, asking: str, get: Callable[[McpServers, dict[str, str]], Awaitable[tuple[str, str]]]) -> None:
+        """Ask for ``offer``'s arguments in a dialog; on Insert, :meth:`_insert` what ``get`` gives for them."""
+        from app.ui.widgets.mcp_prompt_dialog import McpPromptDialog
+
+        dialog = McpPromptDialog(offer, self.widget)
+        self.prompt_dialog = dialog
+
+        def accepted() -> None:
+            values = dialog.values()  # now: the dialog is gone when the request runs
+            self._spawn(self._insert(asking, lambda servers: get(servers, values)))
+
+        dialog.accepted.connect(accepted)
+        dialog.finished.connect(lambda _code: dialog.deleteLater())
+        dialog.open()  # never exec() on the qasync loop (PITFALLS)
+
+    async def _insert(self, asking: str, get: Callable[[McpServers], Awaitable[tuple[str, str]]]) -> None:
+        """Say ``asking``, then put the text of ``get(servers)`` (text, what it is) into the
+        message; a ToolError is said instead (the message stays as it was)."""
         servers = self.servers
         if servers is None:
             return
-        self.say(f"Asking the MCP server '{prompt.server}' for the prompt '{prompt.name}'\u2026")
+        self.say(asking)
         try:
-            text, roles = await servers.get_prompt(prompt, values)
+            text, what = await get(servers)
         except ToolError as exc:
             self.say(exc.user_message(), error=True)
             return
-        what = f"the prompt '{prompt.name}' from '{prompt.server}'"
-        if len(roles) > 1:
-            what += f" ({len(roles)} messages: {', '.join(roles)})"
         self._put(text, what)
-
-    async def _insert_resource(self, resource: McpResource) -> None:
-        servers = self.servers
-        if servers is None:
-            return
-        self.say(f"Reading '{resource.uri}' from the MCP server '{resource.server}'\u2026")
-        try:
-            text = await servers.read_resource(resource)
-        except ToolError as exc:
-            self.say(exc.user_message(), error=True)
-            return
-        self._put(text, f"'{resource.uri}' from '{resource.server}'")
 
     def _put(self, text: str, what: str) -> None:
         """Insert ``text`` at the message's cursor, a blank line between it and the text

@@ -1,4 +1,5 @@
-"""The arguments of an MCP prompt, asked before its server fills it in.
+"""The arguments of an MCP prompt (or the variables of a resource template), asked before its
+server fills it in (or reads the resource).
 
 One line per argument (a required one is marked ``*``; its description is the placeholder and
 the tooltip); Insert stays disabled until every required argument has a value. Opened with
@@ -6,6 +7,8 @@ the tooltip); Insert stays disabled until every required argument has a value. O
 """
 
 from __future__ import annotations
+
+import html
 
 from PySide6.QtWidgets import (
     QDialog,
@@ -17,19 +20,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.tools.mcp_library import McpPrompt
+from app.tools.mcp_library import McpFillable, McpResourceTemplate
 
 
 class McpPromptDialog(QDialog):
     """Asks for ``prompt``'s arguments (see the module doc)."""
 
-    def __init__(self, prompt: McpPrompt, parent: QWidget | None = None) -> None:
+    def __init__(self, prompt: McpFillable, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.prompt = prompt
-        self.setWindowTitle(f"MCP prompt: {prompt.label}")
+        template = prompt.uri_template if isinstance(prompt, McpResourceTemplate) else ""
+        self.setWindowTitle(f"MCP {'resource' if template else 'prompt'}: {prompt.label}")
         lay = QVBoxLayout(self)
-        head = QLabel(f"<b>{prompt.label}</b> from the MCP server <b>{prompt.server}</b>"
-                      + (f"<br>{prompt.description}" if prompt.description else ""), self)  # fmt: skip
+        head = QLabel(f"<b>{html.escape(prompt.label)}</b> from the MCP server <b>{html.escape(prompt.server)}</b>"
+                      + (f"<br><code>{html.escape(template)}</code>" if template else "")
+                      + (f"<br>{html.escape(prompt.description)}" if prompt.description else ""), self)  # fmt: skip
         head.setWordWrap(True)
         lay.addWidget(head)
         form = QFormLayout()

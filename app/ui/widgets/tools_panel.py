@@ -17,8 +17,8 @@ Its content is a :class:`~app.core.tool_setup.ToolSetup` (:meth:`ToolsPanel.setu
 Signals:
     changed(): the content changed (typed text included).
     mcp_toggled(bool on): "Offer the MCP servers' tools" was switched.
-    insert_prompt(McpPrompt prompt), insert_resource(McpResource resource): the user asked to
-        put it into the message.
+    insert_prompt(McpPrompt prompt), insert_resource(McpResource resource),
+        insert_template(McpResourceTemplate template): the user asked to put it into the message.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from app.core.tool_setup import (
     check_response_schema,
 )
 from app.core.tools import TOOL_CHOICES
-from app.tools.mcp_library import McpPrompt, McpResource
+from app.tools.mcp_library import McpPrompt, McpResource, McpResourceTemplate
 from app.ui.widgets.tool_card import ERROR_STYLE, OK_STYLE
 
 SCHEMA_EXAMPLE = ('{\n  "type": "object",\n  "properties": {"answer": {"type": "string"}},\n'
@@ -92,6 +92,7 @@ class ToolsPanel(QWidget):
     mcp_toggled = Signal(bool)
     insert_prompt = Signal(object)
     insert_resource = Signal(object)
+    insert_template = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -259,9 +260,10 @@ class ToolsPanel(QWidget):
             self._emit()
 
     def set_servers(self, rows: Sequence[tuple[str, str, Sequence[tuple[str, str]]]], note: str = "",
-                    prompts: Sequence[McpPrompt] = (), resources: Sequence[McpResource] = ()) -> None:  # fmt: skip
-        """The MCP servers: (name, state, [(tool, description)]) each, with the ``prompts``
-        and ``resources`` they offer under them; ``note`` below."""
+                    prompts: Sequence[McpPrompt] = (), resources: Sequence[McpResource] = (),
+                    templates: Sequence[McpResourceTemplate] = ()) -> None:  # fmt: skip
+        """The MCP servers: (name, state, [(tool, description)]) each, with the ``prompts``,
+        ``resources`` and resource ``templates`` they offer under them; ``note`` below."""
         self.server_tree.clear()
         for name, state, tools in rows:
             item = QTreeWidgetItem([name, state])
@@ -274,6 +276,7 @@ class ToolsPanel(QWidget):
                 item.addChild(child)
             self._add_group(item, "Prompts", [p for p in prompts if p.server == name])
             self._add_group(item, "Resources", [r for r in resources if r.server == name])
+            self._add_group(item, "Templates", [t for t in templates if t.server == name])
             self.server_tree.addTopLevelItem(item)
             item.setExpanded(True)
             for i in range(item.childCount()):  # the groups (expanding works once in the tree)
@@ -286,16 +289,23 @@ class ToolsPanel(QWidget):
         self.mcp_note.setText(note)
 
     # -- internals ------------------------------------------------------------------------------
-    def _add_group(self, server: QTreeWidgetItem, title: str, entries: Sequence[McpPrompt | McpResource]) -> None:
-        """A "Prompts" or "Resources" branch under ``server`` (none when it offers none)."""
+    def _add_group(self, server: QTreeWidgetItem, title: str,
+                   entries: Sequence[McpPrompt | McpResource | McpResourceTemplate]) -> None:  # fmt: skip
+        """A "Prompts", "Resources" or "Templates" (resource templates) branch under ``server``
+        (none when it offers none)."""
         if not entries:
             return
         group = QTreeWidgetItem([f"{title} ({len(entries)})", ""])
+        if title == "Templates":
+            group.setToolTip(0, "Resource templates: URIs with variables, asked for before the resource is read")
         for entry in entries:
             if isinstance(entry, McpPrompt):
                 args = ", ".join(a.name + ("*" if a.required else "") for a in entry.arguments)
                 child = QTreeWidgetItem([entry.label, "prompt"])
                 tip = "\n".join(t for t in (entry.description, f"Arguments: {args}" if args else "") if t)
+            elif isinstance(entry, McpResourceTemplate):
+                child = QTreeWidgetItem([entry.label, "template"])
+                tip = "\n".join(t for t in (entry.uri_template, entry.description) if t)
             else:
                 child = QTreeWidgetItem([entry.label, entry.mime_type or "resource"])
                 tip = "\n".join(t for t in (entry.uri, entry.description) if t)
@@ -310,7 +320,8 @@ class ToolsPanel(QWidget):
         return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
 
     def _on_server_item(self) -> None:
-        self.insert_button.setEnabled(isinstance(self._entry(self.server_tree.currentItem()), McpPrompt | McpResource))
+        entry = self._entry(self.server_tree.currentItem())
+        self.insert_button.setEnabled(isinstance(entry, McpPrompt | McpResource | McpResourceTemplate))
 
     def _insert(self, item: QTreeWidgetItem | None) -> None:
         entry = self._entry(item)
@@ -318,6 +329,8 @@ class ToolsPanel(QWidget):
             self.insert_prompt.emit(entry)
         elif isinstance(entry, McpResource):
             self.insert_resource.emit(entry)
+        elif isinstance(entry, McpResourceTemplate):
+            self.insert_template.emit(entry)
 
     def _item(self, entry: FunctionEntry) -> QListWidgetItem:
         item = QListWidgetItem(entry.name())

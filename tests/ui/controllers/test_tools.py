@@ -291,3 +291,21 @@ def test_resources_go_into_the_message_binary_refused_and_long_ones_cut(
                             f"({200_000 - MAX_INSERT_CHARS:,} more were left out).", True)  # fmt: skip
 
     _drive(qloop, scenario())
+
+
+def test_a_resource_template_asks_its_variables_and_the_resource_goes_in(
+    control: ToolsController, panel: ToolsPanel, parts: Parts, qloop: Any, said: list[tuple[str, bool]]
+) -> None:
+    async def scenario() -> None:
+        items = await _started(control, panel)
+        panel._insert(items["topic_notes"])
+        dialog = control.prompt_dialog
+        assert dialog is not None and list(dialog.fields) == ["topic", "lang"]
+        assert not dialog.insert_button.isEnabled()
+        dialog.fields["topic"].setText("owls")
+        dialog.insert_button.click()
+        await _settled(control)
+        assert parts.editor.message() == "notes about owls (en)"
+        assert said[-1] == ("Inserted 'topic://owls/notes' from 'local' into the message.", False)
+
+    _drive(qloop, scenario())

@@ -73,7 +73,7 @@ def test_mcp_servers_are_listed_with_state_and_tools(qtbot: Any) -> None:
 
 
 def test_prompts_and_resources_are_listed_under_their_server_and_inserted(qtbot: Any) -> None:
-    from app.tools.mcp_library import McpPrompt, McpPromptArgument, McpResource
+    from app.tools.mcp_library import McpPrompt, McpPromptArgument, McpResource, McpResourceTemplate
     from app.ui.widgets.mcp_prompt_dialog import McpPromptDialog
 
     panel = ToolsPanel()
@@ -81,10 +81,15 @@ def test_prompts_and_resources_are_listed_under_their_server_and_inserted(qtbot:
     greet = McpPrompt("local", "greet", description="Say hello", arguments=(McpPromptArgument("who", "whom", True),
                                                                            McpPromptArgument("tone")))  # fmt: skip
     note = McpResource("local", "a", uri="note://a", mime_type="text/plain")
+    topic = McpResourceTemplate("local", "topic", arguments=(McpPromptArgument("t", "", True),), uri_template="t://{t}")
     panel.set_servers([("local", "ready (1 tool, 1 prompt, 1 resource)", [("echo", "Echo")]), ("other", "ready", [])],
-                      prompts=[greet], resources=[note, McpResource("other", "", uri="note://b")])  # fmt: skip
+                      prompts=[greet], resources=[note, McpResource("other", "", uri="note://b")],
+                      templates=[topic])  # fmt: skip
     top = panel.server_tree.topLevelItem(0)
-    assert [top.child(i).text(0) for i in range(top.childCount())] == ["echo", "Prompts (1)", "Resources (1)"]
+    assert [top.child(i).text(0) for i in range(top.childCount())] == ["echo", "Prompts (1)", "Resources (1)",
+                                                                       "Templates (1)"]  # fmt: skip
+    template_item = top.child(3).child(0)
+    assert (template_item.text(1), template_item.toolTip(0)) == ("template", "t://{t}")
     assert top.child(1).isExpanded() and top.child(2).isExpanded() and not top.child(0).isExpanded()
     prompt_item, resource_item = top.child(1).child(0), top.child(2).child(0)
     assert (prompt_item.text(0), prompt_item.toolTip(0)) == ("greet", "Say hello\nArguments: who*, tone")
@@ -94,13 +99,15 @@ def test_prompts_and_resources_are_listed_under_their_server_and_inserted(qtbot:
     asked: list[object] = []
     panel.insert_prompt.connect(asked.append)
     panel.insert_resource.connect(asked.append)
+    panel.insert_template.connect(asked.append)
     assert not panel.insert_button.isEnabled()
     panel.server_tree.setCurrentItem(top.child(1))  # the group itself
     assert not panel.insert_button.isEnabled()
     panel.server_tree.setCurrentItem(prompt_item)
     panel.insert_button.click()
     panel.server_tree.itemDoubleClicked.emit(resource_item, 0)
-    assert asked == [greet, note]
+    panel.server_tree.itemDoubleClicked.emit(template_item, 0)
+    assert asked == [greet, note, topic]
 
     dialog = McpPromptDialog(greet)
     qtbot.addWidget(dialog)
@@ -108,3 +115,6 @@ def test_prompts_and_resources_are_listed_under_their_server_and_inserted(qtbot:
     assert not dialog.insert_button.isEnabled() and dialog.insert_button.toolTip() == "Fill in: who"
     dialog.fields["who"].setText("Ada")
     assert dialog.insert_button.isEnabled() and dialog.values() == {"who": "Ada", "tone": ""}
+    asking = McpPromptDialog(topic)
+    qtbot.addWidget(asking)
+    assert asking.windowTitle() == "MCP resource: topic" and list(asking.fields) == ["t"]
