@@ -80,6 +80,7 @@ class ToolsController(Controller):
         panel.insert_prompt.connect(self.insert_prompt)
         panel.insert_resource.connect(self.insert_resource)
         panel.insert_template.connect(self.insert_template)
+        panel.start_requested.connect(self._on_panel_start)
         self.refresh_servers()
 
     def setup(self) -> ToolSetup:
@@ -185,8 +186,9 @@ class ToolsController(Controller):
         configs = [c for c in self.services.settings.mcp_servers if c.enabled]
         if self.servers is None:
             rows: list[tuple[str, str, list[tuple[str, str]]]] = [(c.name, "not started", []) for c in configs]
-            self.panel.set_servers(rows, "Turn on \u201cOffer the MCP servers' tools\u201d to start them (their tools, prompts and resources)."
-                                   if configs else "")  # fmt: skip
+            self.panel.set_servers(rows, "Start them to use their prompts and resources, or turn on \u201cOffer the "
+                                   "MCP servers' tools\u201d to also offer their tools." if configs else "",
+                                   startable=bool(configs))  # fmt: skip
             return
         servers = self.servers
         tools = servers.tools()
@@ -294,6 +296,10 @@ class ToolsController(Controller):
             await servers.aclose()
 
     # -- presets and conversations ----------------------------------------------------------------
+    def _on_panel_start(self) -> None:
+        self.start_servers()
+        self.refresh_servers()
+
     def _on_panel_mcp_toggled(self, on: bool) -> None:
         if on:
             self.start_servers()

@@ -19,6 +19,7 @@ Signals:
     mcp_toggled(bool on): "Offer the MCP servers' tools" was switched.
     insert_prompt(McpPrompt prompt), insert_resource(McpResource resource),
         insert_template(McpResourceTemplate template): the user asked to put it into the message.
+    start_requested(): "Start servers" was clicked (start them without offering their tools).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class ToolsPanel(QWidget):
     insert_prompt = Signal(object)
     insert_resource = Signal(object)
     insert_template = Signal(object)
+    start_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -192,6 +194,12 @@ class ToolsPanel(QWidget):
         self.insert_button.clicked.connect(lambda: self._insert(self.server_tree.currentItem()))
         row.addWidget(self.insert_button)
         row.addStretch(1)
+        self.start_button = QPushButton("Start servers", page)
+        self.start_button.setToolTip("Start the MCP servers to use their prompts and resources, without offering "
+                                     "their tools to the model")  # fmt: skip
+        self.start_button.clicked.connect(self.start_requested)
+        self.start_button.setVisible(False)  # shown by set_servers while there are servers to start
+        row.addWidget(self.start_button)
         lay.addLayout(row)
         self.mcp_note = QLabel(page)
         self.mcp_note.setWordWrap(True)
@@ -261,9 +269,11 @@ class ToolsPanel(QWidget):
 
     def set_servers(self, rows: Sequence[tuple[str, str, Sequence[tuple[str, str]]]], note: str = "",
                     prompts: Sequence[McpPrompt] = (), resources: Sequence[McpResource] = (),
-                    templates: Sequence[McpResourceTemplate] = ()) -> None:  # fmt: skip
+                    templates: Sequence[McpResourceTemplate] = (), startable: bool = False) -> None:  # fmt: skip
         """The MCP servers: (name, state, [(tool, description)]) each, with the ``prompts``,
-        ``resources`` and resource ``templates`` they offer under them; ``note`` below."""
+        ``resources`` and resource ``templates`` they offer under them; ``note`` below;
+        ``startable``: they are not started yet (Start servers is shown)."""
+        self.start_button.setVisible(startable)
         self.server_tree.clear()
         for name, state, tools in rows:
             item = QTreeWidgetItem([name, state])

@@ -87,7 +87,8 @@ def test_configured_servers_are_listed_before_they_start(control: ToolsControlle
     control.attach(panel)
     assert panel.server_tree.topLevelItemCount() == 1  # the disabled one is not listed
     item = panel.server_tree.topLevelItem(0)
-    assert (item.text(0), item.text(1)) == ("local", "not started") and "Turn on" in panel.mcp_note.text()
+    assert (item.text(0), item.text(1)) == ("local", "not started") and "turn on" in panel.mcp_note.text()
+    assert not panel.start_button.isHidden()
     assert control.servers is None  # listing does not start anything
 
 
@@ -307,5 +308,25 @@ def test_a_resource_template_asks_its_variables_and_the_resource_goes_in(
         await _settled(control)
         assert parts.editor.message() == "notes about owls (en)"
         assert said[-1] == ("Inserted 'topic://owls/notes' from 'local' into the message.", False)
+
+    _drive(qloop, scenario())
+
+
+def test_start_servers_lists_their_prompts_without_offering_their_tools(
+    control: ToolsController, panel: ToolsPanel, parts: Parts, qloop: Any
+) -> None:
+    _local_server(parts)
+    control.refresh_servers()
+
+    async def scenario() -> None:
+        panel.start_button.click()
+        servers = control.servers
+        assert servers is not None and not panel.mcp_check.isChecked()
+        await asyncio.wait_for(servers.wait_started(), 20)
+        control.refresh_servers()
+        assert panel.start_button.isHidden()
+        assert "greet" in _library_items(panel)
+        config = control.prepare()
+        assert config.servers is None and not config.specs  # nothing offered to the model
 
     _drive(qloop, scenario())
