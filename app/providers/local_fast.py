@@ -40,13 +40,14 @@ from app.providers.local_arch import (
 )
 from app.providers.local_fast_lora import LoraPlan, lora_plans
 from app.providers.local_prefix_cache import ALIGN
-from app.providers.local_quant import QuantizedModel, packed_mm, qmm
+from app.providers.local_quant import GROUP_SIZE, QuantizedModel, packed_mm, qmm
 
 log = logging.getLogger(__name__)
 
 CACHE_STEP = 256
 REFINE = 64  # top logits recomputed in float32 (see FastDecoder._logits)
 BLOCK = 64  # the head's top-k looks at the best blocks of BLOCK logits first (see top_indices)
+STEP_PROJECTIONS = ("qkv", "o", "gate_up", "down")  # a layer's packed projections, in StepPlan's order
 # RoPE, the KV cache and attention run in float32 (torch.float32 below): torch's CPU SDPA is 6-9x slower on bf16
 # inputs than on float32 ones for one query row (measured: 230 vs 39 us a layer at 200
 # positions, 5.3 vs 0.57 ms at 4,000), which outweighs reading a cache twice the size.
@@ -78,7 +79,7 @@ def _projection(packed: Any, lora: LoraPlan | None) -> Callable[[Any], Any]:
         if bias is not None:
             y = y + bias
         if lora is not None:
-            y = y.addmm(x.mm(lora.a), lora.b)
+            y = y + x.mm(lora.a).mm(lora.b)  # as the one-token step does (local_step.project)
         return y
 
     return project
@@ -172,6 +173,12 @@ class FastDecoder:
         self.seq_key: Any = None  # the kv_key those rows were computed under
         self.tail: tuple[int, Any] | None = None  # (end, logits) of the last exact prefill: the same prompt again
         self.saved: Any = None  # the last prefill's tail set aside by the idle warm-up (SavedTail)
+        from app.providers.local_step import StepShape, scripted
+
+        self.shape = StepShape(self.heads, self.kv_heads, self.head_dim, GROUP_SIZE, self.kv_heads != self.heads,
+                               act != "silu", self.scale)  # fmt: skip
+        self.plan: Any = self._make_plan()
+        self._decode_layers = scripted()
         self.exact = 0  # rows 0..exact hold a cold prefill's exact KV (whole ALIGN chunks; see _attend)
         self.dtype = torch.bfloat16
 
@@ -209,6 +216,30 @@ class FastDecoder:
         for i, layer in enumerate(self.layers):
             layer.lora = plans.get(i, {})
             layer.calls = {name: _projection(packed, layer.lora.get(name)) for name, packed in layer.packs.items()}
+        self.plan = self._make_plan()
+
+    def _make_plan(self) -> Any:
+        """The one-token step's view of the layers (a :class:`~app.providers.local_step.StepPlan`)."""
+        from app.providers.local_step import INT4, INT8, StepPlan
+
+        plan = StepPlan([], [], [], [], [], [], [], [], [], [], [], [], [])
+        for layer in self.layers:
+            plan.in_norms.append(layer.in_norm)
+            plan.post_norms.append(layer.post_norm)
+            plan.attn_out_norms.append(layer.attn_out_norm)
+            plan.mlp_out_norms.append(layer.mlp_out_norm)
+            plan.qk_norms.append(layer.qk_norm)
+            plan.windows.append(layer.window or 0)
+            plan.ropes.append(layer.rope)
+            for name in STEP_PROJECTIONS:
+                packed, lora = layer.packs[name], layer.lora.get(name)
+                plan.kinds.append(INT8 if packed.kind == "int8" else INT4)
+                plan.qweights.append(packed.qweight)
+                plan.qscales.append(packed.qscale)
+                plan.biases.append(packed.bias)
+                plan.lora_a.append(None if lora is None else lora.a)
+                plan.lora_b.append(None if lora is None else lora.b)
+        return plan
 
     @property
     def ready(self) -> bool:
@@ -302,7 +333,9 @@ class FastDecoder:
 
     def _add(self, h: Any, y: Any, norm: Any) -> None:
         """``h += y``, or ``h += rms_norm(y)`` with a weight (Gemma's output norms)."""
-        h.add_(y if norm is None else self._rms(y.float(), norm, self.norm_floor))
+        from app.providers.local_step import add_out
+
+        add_out(h, y, norm, self.norm_floor)
 
     def _attend(self, q: Any, k_cache: Any, v_cache: Any, pos: int, end: int, window: int | None = None) -> Any:
         """Attention of the query rows ``pos..end`` (``q``: [1, heads, rows, dim]), in chunks at
@@ -350,45 +383,21 @@ class FastDecoder:
             seq.extend([-1] * (pos - len(seq)))
 
     def _step(self, ids: Any, pos: int) -> Any:
-        """One decode token (``forward`` with one id): the same arithmetic in fewer tensor calls.
+        """One decode token (``forward`` with one id): the same arithmetic in fewer tensor calls,
+        all the layers in one call of :func:`~app.providers.local_step.decode_layers` (compiled
+        by TorchScript; see that module).
 
         At SmolLM2's size a call costs ~1.5-3 us whatever it computes, and a layer made ~75 of
         them; this one makes ~35 (no roll, no slicing of per-token tables, RoPE written in place,
-        the cache written at one position through per-layer views, the projections bound to
-        their weights). Attention stays the prefill's SDPA: a token decoded here and the
-        same token prefilled (a branch, ``--assistant-prefix``) then score alike.
+        the cache written at one position through per-layer views). Attention stays the prefill's
+        SDPA: a token decoded here and the same token prefilled (a branch, ``--assistant-prefix``)
+        then score alike.
         """
-        import torch
-        import torch.nn.functional as F
-
-        end = pos + 1
         h = self._embed(ids)
-        tables = [(c[pos], s[pos]) for c, s in zip(self.cos_halves, self.sin_halves, strict=True)]  # [1, 2, half]
-        nh, nkv, hd = self.heads, self.kv_heads, self.head_dim
-        nq, nk = nh * hd, nkv * hd
-        gqa = nkv != nh
-        floor = self.norm_floor
-        norm = self._norm
-        scale, act, add = self.scale, self.act, self._add
-        for layer, k_cache, v_cache in zip(self.layers, self.k_layers, self.v_layers, strict=True):
-            calls = layer.calls
-            qkv = calls["qkv"](norm(h, layer.in_norm, floor)).float().view(-1)
-            qk = qkv[: nq + nk]
-            if layer.qk_norm is not None:
-                qk = self._rms(qk.view(nh + nkv, hd), layer.qk_norm, self.qk_floor)
-            qk = qk.view(nh + nkv, 2, hd // 2)
-            cos, sin = tables[layer.rope]
-            torch.addcmul(qk * cos, qk.flip(1), sin, out=qk)  # RoPE in place: flip swaps the halves
-            qk = qk.view(nh + nkv, hd)
-            k_cache[:, pos].copy_(qk[nh:])
-            v_cache[:, pos].copy_(qkv[nq + nk :].view(nkv, hd))
-            lo = 0 if layer.window is None else max(0, end - layer.window)
-            attn = F.scaled_dot_product_attention(qk[:nh].view(1, nh, 1, hd), k_cache[:, lo:end].unsqueeze(0),
-                                                  v_cache[:, lo:end].unsqueeze(0), enable_gqa=gqa, scale=scale)
-            add(h, calls["o"](attn.view(1, nq).to(self.dtype)), layer.attn_out_norm)
-            gu = calls["gate_up"](norm(h, layer.post_norm, floor))
-            gate, up = gu.split(gu.shape[-1] // 2, dim=-1)
-            add(h, calls["down"](act(gate).mul_(up)), layer.mlp_out_norm)
+        cos = [c[pos] for c in self.cos_halves]  # [1, 2, head_dim / 2] each
+        sin = [s[pos] for s in self.sin_halves]
+        self._decode_layers(h, pos, cos, sin, self.k_layers, self.v_layers, self.plan, self.shape,
+                            self.norm_floor, self.qk_floor)  # fmt: skip
         return self._logits(h)[0]
 
     def _logits(self, h: Any) -> Any:
@@ -437,15 +446,11 @@ class FastDecoder:
 
     @staticmethod
     def _rms(h: Any, weight: Any, floor: Any) -> Any:
-        """RMSNorm of the float32 stream, float32.
+        """RMSNorm of the float32 stream, float32 (:func:`app.providers.local_step.rms`;
+        ``weight`` is pre-scaled by sqrt(hidden), see _scaled)."""
+        from app.providers.local_step import rms
 
-        ``weight`` is pre-scaled by sqrt(hidden) (see _scaled) and ``floor`` is
-        sqrt(hidden * eps), so ``hypot`` adds the model's epsilon exactly (leaving it out
-        moved SmolLM2's logits by up to 0.4 and flipped near-ties).
-        """
-        import torch
-
-        return torch.div(h, torch.hypot(torch.linalg.vector_norm(h, dim=-1, keepdim=True), floor)).mul_(weight)
+        return rms(h, weight, floor)
 
     @classmethod
     def _norm(cls, h: Any, weight: Any, floor: Any) -> Any:
