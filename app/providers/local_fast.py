@@ -333,9 +333,10 @@ class FastDecoder:
 
     def _add(self, h: Any, y: Any, norm: Any) -> None:
         """``h += y``, or ``h += rms_norm(y)`` with a weight (Gemma's output norms)."""
-        from app.providers.local_step import add_out
+        from app.providers import local_step
 
-        add_out(h, y, norm, self.norm_floor)
+        local_step.ensure_torch()
+        local_step.add_out(h, y, norm, self.norm_floor)
 
     def _attend(self, q: Any, k_cache: Any, v_cache: Any, pos: int, end: int, window: int | None = None) -> Any:
         """Attention of the query rows ``pos..end`` (``q``: [1, heads, rows, dim]), in chunks at
@@ -448,9 +449,10 @@ class FastDecoder:
     def _rms(h: Any, weight: Any, floor: Any) -> Any:
         """RMSNorm of the float32 stream, float32 (:func:`app.providers.local_step.rms`;
         ``weight`` is pre-scaled by sqrt(hidden), see _scaled)."""
-        from app.providers.local_step import rms
+        from app.providers import local_step
 
-        return rms(h, weight, floor)
+        local_step.ensure_torch()
+        return local_step.rms(h, weight, floor)
 
     @classmethod
     def _norm(cls, h: Any, weight: Any, floor: Any) -> Any:

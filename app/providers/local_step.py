@@ -12,8 +12,9 @@ this same function run as Python when scripting fails (a frozen app without its 
 torch without TorchScript), and a test checks that both give the same logits.
 
 The code keeps to what TorchScript compiles: typed lists and ``Optional``, a NamedTuple of
-per-layer lists (:class:`StepPlan`), no closures. Imported by the fast path only (it imports
-torch); worker thread only.
+per-layer lists (:class:`StepPlan`), no closures. TorchScript reads the annotations' and calls'
+names from this module's globals, so :func:`ensure_torch` puts torch there before anything
+runs (importing the module loads no heavy library). Worker thread only.
 """
 
 from __future__ import annotations
@@ -21,12 +22,22 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
+
+
+def ensure_torch() -> None:
+    """Import torch into this module's globals (``torch``, ``F``), once."""
+    if "torch" not in globals():
+        import torch
+        import torch.nn.functional
+
+        globals().update(torch=torch, F=torch.nn.functional)
 
 INT4, INT8 = 4, 8  # StepPlan.kinds (TorchScript cannot read module globals: project() writes 8)
 
@@ -142,6 +153,7 @@ _SCRIPTED: list[DecodeLayers] = []
 def scripted() -> DecodeLayers:
     """:func:`decode_layers` compiled by TorchScript (once a process), or as Python when that
     fails (said once in the log)."""
+    ensure_torch()
     if not _SCRIPTED:
         try:
             with warnings.catch_warnings():  # torch.jit's deprecation notice (see the module doc)
