@@ -15,7 +15,8 @@ module runs the same model with a static KV cache and one call per fused project
   products per fused projection (:mod:`app.providers.local_fast_lora`);
 - logits only for the last position.
 
-The generation loop around it (prefix reuse, sampling, streaming) is
+The one-token step's layer loop is :mod:`app.providers.local_step` (one TorchScript
+function); the generation loop around the decoder (prefix reuse, sampling, streaming) is
 :mod:`app.providers.local_fast_generate`.
 
 :class:`FastDecoder` shares the packed weights of the quantized transformers model (it
