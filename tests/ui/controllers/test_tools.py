@@ -221,6 +221,12 @@ async def _settled(control: ToolsController) -> None:
         await asyncio.wait(set(control._tasks), timeout=20)
 
 
+async def _inserted(control: ToolsController, panel: ToolsPanel, item: Any) -> None:
+    """Insert ``item`` as a double-click does, and wait until its request is done."""
+    panel._insert(item)
+    await _settled(control)
+
+
 @pytest.fixture
 def said(control: ToolsController, parts: Parts) -> list[tuple[str, bool]]:
     """The status messages (message, error) of a controller with the local test server."""
@@ -270,23 +276,19 @@ def test_resources_go_into_the_message_binary_refused_and_long_ones_cut(
 
     async def scenario() -> None:
         items = await _started(control, panel)
-        panel._insert(items["hello"])  # a double-click on the item
-        await _settled(control)
+        await _inserted(control, panel, items["hello"])  # a double-click on the item
         assert parts.editor.message() == "hello from the resource"
-        panel._insert(items["logo"])
-        await _settled(control)
+        await _inserted(control, panel, items["logo"])
         assert said[-1][1] and "blob://logo" in said[-1][0] and "no text" in said[-1][0]
         assert parts.editor.message() == "hello from the resource"
         parts.editor.set_message("above\nbelow")
         cursor = parts.editor.message_edit.textCursor()
         cursor.setPosition(len("above\n"))  # the cursor between two lines
         parts.editor.message_edit.setTextCursor(cursor)
-        panel._insert(items["hello"])
-        await _settled(control)
+        await _inserted(control, panel, items["hello"])
         assert parts.editor.message() == "above\n\nhello from the resource\n\nbelow"  # a blank line each side
         parts.editor.set_message("")
-        panel._insert(items["big"])
-        await _settled(control)
+        await _inserted(control, panel, items["big"])
         assert parts.editor.message() == "x" * MAX_INSERT_CHARS
         assert said[-1] == (f"Inserted 'note://big' from 'local', cut to its first {MAX_INSERT_CHARS:,} characters "
                             f"({200_000 - MAX_INSERT_CHARS:,} more were left out).", True)  # fmt: skip
