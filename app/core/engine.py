@@ -107,11 +107,7 @@ class Engine:
                         if on_event is not None:
                             on_event(TextDelta(prefix), stats)
                         prefix = ""
-                    stats.last_token_at = time.perf_counter()
-                    if stats.first_token_at is None:
-                        stats.first_token_at = stats.last_token_at
-                    stats.chunks += 1
-                    stats.chars += len(text)
+                    stats.add_answer(text)
                     parts.append(text)
                     if event.tokens:
                         gen.tokens.extend(event.tokens)
@@ -119,11 +115,7 @@ class Engine:
                     text = event.text
                     if not text:
                         continue
-                    stats.last_token_at = time.perf_counter()
-                    if stats.first_reasoning_at is None:
-                        stats.first_reasoning_at = stats.last_token_at
-                    stats.reasoning_chunks += 1
-                    stats.reasoning_chars += len(text)
+                    stats.add_reasoning(text)
                     thoughts.append(text)
                 elif isinstance(event, Progress):
                     # a model load is shown apart: time to first token counts from its end
@@ -131,9 +123,7 @@ class Engine:
                     gen.load_s = now - stats.created
                     stats.started = now
                 elif isinstance(event, ToolCallDelta):
-                    stats.last_token_at = time.perf_counter()
-                    if stats.first_token_at is None:  # a calls-only answer starts with its first call
-                        stats.first_token_at = stats.last_token_at
+                    stats.first_token_at = stats.arrived(stats.first_token_at)  # a calls-only answer starts with its first call
                     gen.calls.add(event.index, event.id, event.name, event.arguments)
                 elif isinstance(event, Notice):
                     gen.notices.append(event.message)

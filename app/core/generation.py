@@ -37,6 +37,24 @@ class LiveStats:
     reasoning_chunks: int = 0
     reasoning_chars: int = 0
 
+    def arrived(self, first: float | None) -> float:
+        """A chunk arrived now (``last_token_at``); returns ``first``, or now when it is None:
+        the first arrival of its kind to keep."""
+        self.last_token_at = time.perf_counter()
+        return self.last_token_at if first is None else first
+
+    def add_answer(self, text: str) -> None:
+        """An answer chunk ``text`` arrived now."""
+        self.first_token_at = self.arrived(self.first_token_at)
+        self.chunks += 1
+        self.chars += len(text)
+
+    def add_reasoning(self, text: str) -> None:
+        """A reasoning chunk ``text`` arrived now."""
+        self.first_reasoning_at = self.arrived(self.first_reasoning_at)
+        self.reasoning_chunks += 1
+        self.reasoning_chars += len(text)
+
     @property
     def ttft_s(self) -> float | None:
         """Time to the first answer token so far (reasoning excluded)."""

@@ -40,6 +40,24 @@ def test_live_stats_measure_from_the_first_answer_token_and_speed_from_the_first
     assert stats.decode_end(20.0) == 14.0  # the last chunk, not what the provider did after it
 
 
+def test_live_stats_count_each_chunk_and_keep_the_first_arrival_of_each_kind() -> None:
+    stats = LiveStats()
+    stats.add_reasoning("let me")
+    first_reasoning = stats.first_reasoning_at
+    assert first_reasoning is not None and stats.last_token_at == first_reasoning and stats.first_token_at is None
+    stats.add_reasoning(" think")
+    stats.add_answer("Hi")
+    first_answer = stats.first_token_at
+    assert first_answer is not None and first_answer >= first_reasoning
+    stats.add_answer(" there")
+    assert stats.first_reasoning_at == first_reasoning and stats.first_token_at == first_answer  # kept
+    assert stats.last_token_at is not None and stats.last_token_at >= first_answer
+    assert (stats.chunks, stats.chars, stats.reasoning_chunks, stats.reasoning_chars) == (2, 8, 2, 12)
+    calls_only = LiveStats()
+    assert calls_only.arrived(None) == calls_only.last_token_at  # a tool call first: its time starts the answer
+    assert calls_only.arrived(1.0) == 1.0
+
+
 def test_figures_keep_the_record_the_seed_and_the_load_time() -> None:
     figures = result().figures()
     assert (figures.prompt_tokens, figures.completion_tokens, figures.cached_prompt_tokens) == (10, 4, 2)
