@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from app.providers.local_arch import (
@@ -41,7 +41,7 @@ from app.providers.local_arch import (
 )
 from app.providers.local_fast_lora import LoraPlan, lora_plans
 from app.providers.local_prefix_cache import ALIGN
-from app.providers.local_quant import GROUP_SIZE, QuantizedModel, packed_mm, qmm
+from app.providers.local_quant import GROUP_SIZE, QuantizedModel, qmm
 
 log = logging.getLogger(__name__)
 
@@ -65,25 +65,6 @@ class _Layer:
     qk_norm: Any = None  # [q heads + kv heads, head_dim]: per-head RMSNorm weights of q and k
     window: int | None = None  # a sliding window: the keys q - window < k <= q
     rope: int = 0  # index of its RoPE table
-    calls: dict[str, Callable[[Any], Any]] = field(default_factory=dict)  # per packed projection: x -> y
-
-
-def _projection(packed: Any, lora: LoraPlan | None) -> Callable[[Any], Any]:
-    """``x -> x @ W.T`` of one packed projection, plus its bias and its unmerged LoRA."""
-    mm = packed_mm(packed.kind, packed.qweight, packed.qscale)
-    bias = packed.bias
-    if bias is None and lora is None:
-        return mm
-
-    def project(x: Any) -> Any:
-        y = mm(x)
-        if bias is not None:
-            y = y + bias
-        if lora is not None:
-            y = y + x.mm(lora.a).mm(lora.b)  # as the one-token step does (local_step.project)
-        return y
-
-    return project
 
 
 def top_indices(logits: Any, k: int) -> Any:
@@ -195,7 +176,6 @@ class FastDecoder:
         mlp_in = layer.pre_feedforward_layernorm if sandwich else layer.post_attention_layernorm
         out = _Layer(self._scaled(layer.input_layernorm.weight), self._scaled(mlp_in.weight), packs, {},
                      window=window, rope=rope)  # fmt: skip
-        out.calls = {name: _projection(packed, None) for name, packed in packs.items()}
         if sandwich:
             out.attn_out_norm = self._scaled(layer.post_attention_layernorm.weight)
             out.mlp_out_norm = self._scaled(layer.post_feedforward_layernorm.weight)
@@ -216,7 +196,6 @@ class FastDecoder:
         self.lora_reason = reason
         for i, layer in enumerate(self.layers):
             layer.lora = plans.get(i, {})
-            layer.calls = {name: _projection(packed, layer.lora.get(name)) for name, packed in layer.packs.items()}
         self.plan = self._make_plan()
 
     def _make_plan(self) -> Any:
@@ -286,6 +265,8 @@ class FastDecoder:
         """Run tokens ``ids`` (1-D) at positions ``pos..``; return the last position's logits (float)."""
         import torch
 
+        from app.providers.local_step import project
+
         m = int(ids.shape[0])
         self._ensure_capacity(pos + m)
         self._forget_from(pos)
@@ -301,8 +282,10 @@ class FastDecoder:
         half = hd // 2
         floor = self.norm_floor
         norm = self._norm
+        plan = self.plan  # the projections as the one-token step runs them (4 a layer, STEP_PROJECTIONS)
         for i, layer in enumerate(self.layers):
-            qkv = layer.calls["qkv"](norm(h, layer.in_norm, floor)).float()
+            p = 4 * i
+            qkv = project(norm(h, layer.in_norm, floor), plan, p, GROUP_SIZE).float()
             qk = qkv[:, : nq + nk].view(m, nh + nkv, hd)
             if layer.qk_norm is not None:
                 qk = self._rms(qk, layer.qk_norm, self.qk_floor)
@@ -313,10 +296,11 @@ class FastDecoder:
             v_cache[:, pos:end].copy_(qkv[:, nq + nk :].view(m, nkv, hd).transpose(0, 1))
             q = qk[:, :nh].transpose(0, 1).unsqueeze(0)
             attn = self._attend(q, k_cache, v_cache, pos, end, layer.window)
-            self._add(h, layer.calls["o"](attn[0].transpose(0, 1).reshape(m, nq).to(self.dtype)), layer.attn_out_norm)
-            gu = layer.calls["gate_up"](norm(h, layer.post_norm, floor))
+            self._add(h, project(attn[0].transpose(0, 1).reshape(m, nq).to(self.dtype), plan, p + 1, GROUP_SIZE),
+                      layer.attn_out_norm)  # fmt: skip
+            gu: Any = project(norm(h, layer.post_norm, floor), plan, p + 2, GROUP_SIZE)
             gate, up = gu.split(gu.shape[-1] // 2, dim=-1)
-            self._add(h, layer.calls["down"](self.act(gate).mul_(up)), layer.mlp_out_norm)
+            self._add(h, project(self.act(gate).mul_(up), plan, p + 3, GROUP_SIZE), layer.mlp_out_norm)
         self.seq.extend(ids.tolist())
         exact = pos == self.exact  # every row from 0 as a cold prefill computes it
         if exact:

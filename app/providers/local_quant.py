@@ -98,21 +98,6 @@ def qmm(kind: str, x: Any, qweight: Any, qscale: Any, group_size: int = GROUP_SI
     return torch._weight_int4pack_mm_for_cpu(x, qweight, group_size, qscale)
 
 
-def packed_mm(kind: str, qweight: Any, qscale: Any, group_size: int = GROUP_SIZE) -> Callable[[Any], Any]:
-    """:func:`qmm` bound to one packed weight: ``f(x) == x @ W.T``.
-
-    The decode step makes ~120 of these calls a token; binding the weight and calling torch's
-    function itself (not ``torch.ops.aten``'s Python packet) saves ~1.5 us a call.
-    """
-    import torch
-
-    if kind == "int8":
-        int8_mm = torch._weight_int8pack_mm
-        return lambda x: int8_mm(x, qweight, qscale)
-    int4_mm = torch._weight_int4pack_mm_for_cpu
-    return lambda x: int4_mm(x, qweight, group_size, qscale)
-
-
 def quantize_int8(w: Any) -> tuple[Any, Any]:
     """Symmetric int8 per output row: (int8 [N, K], bf16 scales [N])."""
     import torch
