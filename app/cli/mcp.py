@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.cli.ask_tools import mcp_config
 from app.cli.common import EXIT_OK, run_with_services, subcommand
-from app.core.errors import InvalidParams
+from app.core.errors import InvalidParams, ToolError
 
 if TYPE_CHECKING:
     from app.core.services import Services
@@ -82,8 +82,6 @@ def _ready(servers: McpServers, name: str) -> None:
     if state is None:
         raise InvalidParams(f"No MCP server is called '{name}'.", hint=f"The servers: {', '.join(states)}.")
     if state.status != "ready":
-        from app.core.errors import ToolError
-
         raise ToolError(f"The MCP server '{name}' is not ready: {state}.")
 
 

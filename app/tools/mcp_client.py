@@ -239,17 +239,18 @@ class McpServers:
         resource = McpResource(template.server, template.name, uri=uri, mime_type=template.mime_type)
         return uri, await self.read_resource(resource)
 
-    async def _ask(self, name: str, what: str, op: Callable[[Any], Any]) -> Any:
-        """Run ``op`` on server ``name``; its failures as a :class:`ToolError` naming ``what``."""
+    async def _ask(self, name: str, what: str, op: Callable[[Any], Any], timeout_s: float | None = None) -> Any:
+        """Run ``op`` on server ``name`` (``timeout_s``: its ``timeout_s`` when None); its
+        failures as a :class:`ToolError` naming the server and ``what``."""
         server = self._servers.get(name)
         where = f"MCP server '{name}', {what}"
         if server is None:
             raise ToolError(f"{where}: the server is not in the settings.")
-        timeout = server.config.timeout_s
+        timeout = server.config.timeout_s if timeout_s is None else timeout_s
         try:
             return await server.request(op, timeout)
         except TimeoutError:
-            raise ToolError(f"{where}: no answer within {timeout:g} s; the request was cancelled.") from None
+            raise ToolError(f"{where}: no answer within {timeout:g} s; the call was cancelled.") from None
         except ToolError as exc:
             raise ToolError(f"{where}: {exc.message}") from None
         except Exception as exc:  # noqa: BLE001 - the user sees it; nothing breaks
@@ -288,26 +289,19 @@ class McpServers:
         route = self._routes.get(call.name)
         if route is None:
             return error(f"No ready MCP server offers the tool '{call.name}'.")
-        server = self._servers[route[0]]
         arguments = call.parsed_arguments()
         if arguments is None:
             return error(f"The arguments of '{call.name}' are not a JSON object: {call.arguments[:200]!r}. "
                          "Call the tool again with a JSON object that follows its parameters.")  # fmt: skip
-        timeout = server.config.timeout_s if timeout_s is None else timeout_s
-        tool = route[1]
+        server, tool = route
 
         async def op(session: Any) -> Any:
             return await session.call_tool(tool, arguments)
 
-        where = f"MCP server '{server.config.name}', tool '{tool}'"
         try:
-            result = await server.request(op, timeout)
-        except TimeoutError:
-            return error(f"{where}: no answer within {timeout:g} s; the call was cancelled.")
-        except ToolError as exc:
-            return error(f"{where}: {exc.message}")
-        except Exception as exc:  # noqa: BLE001 - the model and the user see it; nothing breaks
-            return error(f"{where}: {call_error(main_leaf(exc), server.state.reason)}")
+            result = await self._ask(server, f"tool '{tool}'", op, timeout_s)
+        except ToolError as exc:  # the model and the user see it; nothing breaks
+            return error(exc.message)
         text = content_text(result.content, getattr(result, "structured_content", None))
         return ToolResult(call.id, call.name, text, is_error=bool(result.is_error), source="mcp",
                           elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
