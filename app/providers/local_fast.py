@@ -42,6 +42,17 @@ from app.providers.local_arch import (
 from app.providers.local_fast_lora import LoraPlan, lora_plans
 from app.providers.local_prefix_cache import ALIGN
 from app.providers.local_quant import GROUP_SIZE, QuantizedModel, qmm
+from app.providers.local_step import (
+    INT4,
+    INT8,
+    StepPlan,
+    StepShape,
+    add_out,
+    ensure_torch,
+    project,
+    rms,
+    scripted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +166,9 @@ class FastDecoder:
         self.seq_key: Any = None  # the kv_key those rows were computed under
         self.tail: tuple[int, Any] | None = None  # (end, logits) of the last exact prefill: the same prompt again
         self.saved: Any = None  # the last prefill's tail set aside by the idle warm-up (SavedTail)
-        from app.providers.local_step import StepShape, scripted
-
         self.shape = StepShape(self.heads, self.kv_heads, self.head_dim, GROUP_SIZE, self.kv_heads != self.heads,
                                act != "silu", self.scale)  # fmt: skip
-        self.plan: Any = self._make_plan()
+        self.plan = self._make_plan()
         self._decode_layers = scripted()
         self.exact = 0  # rows 0..exact hold a cold prefill's exact KV (whole ALIGN chunks; see _attend)
         self.dtype = torch.bfloat16
@@ -198,10 +207,8 @@ class FastDecoder:
             layer.lora = plans.get(i, {})
         self.plan = self._make_plan()
 
-    def _make_plan(self) -> Any:
-        """The one-token step's view of the layers (a :class:`~app.providers.local_step.StepPlan`)."""
-        from app.providers.local_step import INT4, INT8, StepPlan
-
+    def _make_plan(self) -> StepPlan:
+        """The one-token step's view of the layers (the prefill projects through it too)."""
         plan = StepPlan([], [], [], [], [], [], [], [], [], [], [], [], [])
         for layer in self.layers:
             plan.in_norms.append(layer.in_norm)
@@ -265,8 +272,6 @@ class FastDecoder:
         """Run tokens ``ids`` (1-D) at positions ``pos..``; return the last position's logits (float)."""
         import torch
 
-        from app.providers.local_step import project
-
         m = int(ids.shape[0])
         self._ensure_capacity(pos + m)
         self._forget_from(pos)
@@ -318,10 +323,8 @@ class FastDecoder:
 
     def _add(self, h: Any, y: Any, norm: Any) -> None:
         """``h += y``, or ``h += rms_norm(y)`` with a weight (Gemma's output norms)."""
-        from app.providers import local_step
-
-        local_step.ensure_torch()
-        local_step.add_out(h, y, norm, self.norm_floor)
+        ensure_torch()
+        add_out(h, y, norm, self.norm_floor)
 
     def _attend(self, q: Any, k_cache: Any, v_cache: Any, pos: int, end: int, window: int | None = None) -> Any:
         """Attention of the query rows ``pos..end`` (``q``: [1, heads, rows, dim]), in chunks at
@@ -434,10 +437,8 @@ class FastDecoder:
     def _rms(h: Any, weight: Any, floor: Any) -> Any:
         """RMSNorm of the float32 stream, float32 (:func:`app.providers.local_step.rms`;
         ``weight`` is pre-scaled by sqrt(hidden), see _scaled)."""
-        from app.providers import local_step
-
-        local_step.ensure_torch()
-        return local_step.rms(h, weight, floor)
+        ensure_torch()
+        return rms(h, weight, floor)
 
     @classmethod
     def _norm(cls, h: Any, weight: Any, floor: Any) -> Any:
